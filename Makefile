@@ -1,0 +1,82 @@
+# kstep: one entry point. `make help` lists the targets.
+#
+#   make run-guest [WORKLOAD=..] [HALT=1] [ACCEL=auto|kvm|tcg] [SMP=N] [MEM=MiB]
+#                  [NIC=e1000|virtio] [GDB_PORT=N | GDB_SOCK=path] [COUNT=N]
+#   make test      install what is missing, build everything, run every test
+#   make V=1 ...   show full commands
+
+IMAGES   ?= $(CURDIR)/images
+BUILD    ?= $(CURDIR)/build
+KSTEP    := $(BUILD)/kstep
+export IMAGES KERNEL_SRC WORKLOAD HALT ACCEL SMP MEM NIC GDB_PORT GDB_SOCK COUNT KSTEP_RUNDIR
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# Debian packages that the targets below need (kernel build, guest, host, tests).
+DEB_PACKAGES := qemu-system-x86 busybox-static linux-source-6.1 gdb build-essential \
+	flex bison bc libssl-dev libelf-dev libdw-dev cpio xz-utils file pkg-config \
+	babeltrace2 libcapstone-dev libjson-c-dev libcmocka-dev python3 iproute2 binutils
+
+.PHONY: all help deps images kernel initramfs host run-guest attach trace test \
+	unit-test guest-test kstep-test bench clean distclean
+all: images host
+
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
+
+## deps        install missing Debian packages (apt-get, as root)
+deps:
+	$(Q)missing=$$(for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "deps: missing packages; as root run: apt-get install" $$missing >&2; exit 1; \
+		fi; \
+		echo "deps: installing" $$missing; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $$missing; } >$(IMAGES)/.apt.log 2>&1 || \
+			{ cat $(IMAGES)/.apt.log >&2; echo "deps: apt-get install failed" >&2; exit 1; }; \
+	fi
+
+## images      debug kernel (bzImage, vmlinux, gdb scripts) + busybox initramfs
+images: kernel initramfs
+kernel: deps
+	$(Q)guest/build-kernel.sh
+initramfs: $(IMAGES)/initramfs.cpio.gz
+$(IMAGES)/initramfs.cpio.gz: guest/init $(wildcard guest/workloads/*) guest/rxload.c \
+		guest/build-initramfs.sh | deps
+	$(Q)guest/build-initramfs.sh
+
+## host        build the kstep driver (build/kstep)
+host: deps
+	$(Q)$(MAKE) -s -C host BUILD=$(BUILD)
+
+## run-guest   boot the guest on the serial console, gdbstub on 127.0.0.1:$$GDB_PORT
+run-guest: images
+	$(Q)guest/run-guest.sh
+
+## attach      gdb on images/vmlinux with the kernel's lx-* helpers, attached to run-guest
+attach: deps
+	$(Q)gdbscripts/attach.sh
+
+## trace       kstep trace --workload $${WORKLOAD:-rx-icmp} -o trace.out
+trace: images host
+	$(Q)$(KSTEP) trace --workload $(or $(WORKLOAD),rx-icmp) -o $(or $(OUT),trace.out)
+
+## test        everything: unit tests, guest boot tests, kstep integration tests
+test: images host
+	$(Q)tests/run-all
+
+## bench       kstep vs gdb vs raw RSP, and kstep oops vs decode_stacktrace.sh
+bench: images host
+	$(Q)bench/run
+
+clean:
+	rm -rf $(BUILD)
+distclean: clean
+	rm -rf $(IMAGES)/*

@@ -1,0 +1,137 @@
+#!/bin/bash
+# Boot the kstep guest under QEMU with its gdbstub on a private endpoint.
+#
+# Settings come from the environment (the Makefile passes its variables):
+#   WORKLOAD=shell|rx-icmp|rx-udp|rx-tcp|oops   COUNT=N (workload size)
+#   HALT=1 (start halted, -S)   ACCEL=auto|kvm|tcg   SMP=N   MEM=MiB
+#   NIC=e1000|virtio   GDB_PORT=1234 (127.0.0.1 only) or GDB_SOCK=/path (unix)
+#   KSTEP_RUNDIR=dir (0700; holds qmp.sock and guest.env for `make attach`)
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+images=${IMAGES:-$top/images}
+workload=${WORKLOAD:-shell}
+accel=${ACCEL:-auto}
+smp=${SMP:-1}
+mem=${MEM:-256}
+nic=${NIC:-e1000}
+halt=${HALT:-0}
+gdb_port=${GDB_PORT:-1234}
+gdb_sock=${GDB_SOCK:-}
+rundir=${KSTEP_RUNDIR:-${XDG_RUNTIME_DIR:-/tmp}/kstep-$(id -u)}
+qemu=${QEMU:-qemu-system-x86_64}
+
+die() { echo "run-guest: $*" >&2; exit 2; }
+say() { echo "run-guest: $*" >&2; }
+
+# --- check every setting before anything starts
+[ -x "$here/workloads/$workload" ] ||
+	die "unknown WORKLOAD '$workload' (choose one of: $(ls "$here/workloads" | tr '\n' ' '))"
+case "$accel" in auto|kvm|tcg) ;; *) die "ACCEL must be auto, kvm or tcg, not '$accel'" ;; esac
+# e1000: no emulated autonegotiation (the link would come up 2 s late) and no
+# interrupt mitigation (each received packet raises its interrupt at once).
+case "$nic" in e1000) nic_dev=e1000,autonegotiation=off,mitigation=off ;; virtio) nic_dev=virtio-net-pci ;;
+	*) die "NIC must be e1000 or virtio, not '$nic'" ;; esac
+[[ "$smp" =~ ^[1-9][0-9]*$ ]] || die "SMP must be a positive number, not '$smp'"
+[[ "$mem" =~ ^[1-9][0-9]*$ ]] || die "MEM must be a size in MiB, not '$mem'"
+[ -n "${COUNT:-}" ] && { [[ "$COUNT" =~ ^[1-9][0-9]*$ ]] || die "COUNT must be a positive number, not '$COUNT'"; }
+for f in bzImage initramfs.cpio.gz; do
+	[ -f "$images/$f" ] || die "missing $images/$f: run 'make images' first"
+done
+command -v "$qemu" >/dev/null || die "$qemu not found: run 'make deps'"
+
+if [ -n "$gdb_sock" ]; then
+	[ -e "$gdb_sock" ] && die "GDB_SOCK=$gdb_sock already exists (another guest?); remove it or pick another path"
+	gdb_dev="unix:$gdb_sock,server=on,wait=off"
+	gdb_target="$gdb_sock"
+else
+	[[ "$gdb_port" =~ ^[0-9]+$ ]] && [ "$gdb_port" -ge 1 ] && [ "$gdb_port" -le 65535 ] ||
+		die "GDB_PORT must be a TCP port number, not '$gdb_port'"
+	if ss -Hltn "sport = :$gdb_port" 2>/dev/null | grep -q .; then
+		die "GDB_PORT=$gdb_port is already in use (another guest?); pick another with GDB_PORT=N"
+	fi
+	gdb_dev="tcp:127.0.0.1:$gdb_port"
+	gdb_target="127.0.0.1:$gdb_port"
+fi
+
+mkdir -p "$rundir" && chmod 700 "$rundir" || die "cannot create private run directory $rundir"
+qmp_sock=$rundir/qmp.sock
+rm -f "$qmp_sock"
+
+# --- accelerator: KVM only when a guest really boots under it
+kvm_boots() { # cached per kernel image and QEMU version
+	local key cache=$images/accel.probe out
+	key="$(sha256sum < "$images/bzImage" | cut -c1-16) $($qemu --version | head -1)"
+	if [ -f "$cache" ] && [ "$(head -1 "$cache")" = "$key" ]; then
+		[ "$(sed -n 2p "$cache")" = kvm ]
+		return
+	fi
+	say "probing KVM: does the guest reach start_kernel within 8 s?"
+	out=$(timeout 8 "$qemu" -accel kvm -cpu host -m 128 -display none -no-reboot \
+		-kernel "$images/bzImage" -append "console=ttyS0 earlyprintk=serial,ttyS0 kstep.workload=none" \
+		-serial stdio -monitor none </dev/null 2>&1 | head -c 65536)
+	if grep -q "Linux version" <<<"$out"; then
+		printf '%s\nkvm\n' "$key" > "$cache"; return 0
+	fi
+	printf '%s\ntcg\n' "$key" > "$cache"; return 1
+}
+case "$accel" in
+tcg) accel_opts=(-accel tcg) ;;
+kvm) [ -w /dev/kvm ] || die "ACCEL=kvm but /dev/kvm is missing or not writable"
+     accel_opts=(-accel kvm -cpu host) ;;
+auto)
+	if [ ! -w /dev/kvm ]; then
+		say "ACCEL=auto: no usable /dev/kvm, using TCG (software emulation)"
+		accel_opts=(-accel tcg)
+	elif kvm_boots; then
+		accel_opts=(-accel kvm -cpu host)
+	else
+		say "ACCEL=auto: /dev/kvm is present but the guest never reached start_kernel under it; using TCG (force with ACCEL=kvm)"
+		accel_opts=(-accel tcg)
+	fi ;;
+esac
+
+append="console=ttyS0 nokaslr kstep.workload=$workload${COUNT:+ kstep.count=$COUNT}"
+panic_action=exit-failure
+[ "$halt" = 1 ] && panic_action=pause   # a debugger is attached: keep the dying guest
+args=("${accel_opts[@]}" -smp "$smp" -m "$mem" -display none -vga none -no-reboot
+	-kernel "$images/bzImage" -initrd "$images/initramfs.cpio.gz" -append "$append"
+	-netdev "user,id=n0,tftp=$images/tftp,guestfwd=tcp:10.0.2.100:5000-cmd:dd if=/dev/zero bs=65536 count=16 status=none"
+	-device "$nic_dev,netdev=n0"
+	-device isa-debug-exit,iobase=0xf4,iosize=0x04
+	-device pvpanic-pci -action "panic=$panic_action"
+	-gdb "$gdb_dev" -qmp "unix:$qmp_sock,server=on,wait=off")
+[ "$halt" = 1 ] && args+=(-S)
+
+printf 'GDB_TARGET=%s\nQMP_SOCK=%s\n' "$gdb_target" "$qmp_sock" > "$rundir/guest.env"
+say "${accel_opts[1]} guest, workload $workload, $smp vCPU, $mem MiB, NIC $nic"
+say "gdbstub on $gdb_target (private), QMP on $qmp_sock"
+say "attach: gdb $images/vmlinux -ex 'target remote $gdb_target'   (or: make attach)"
+[ "$halt" = 1 ] && say "HALT=1: the guest is stopped at reset until a debugger continues it"
+[ "${DRY_RUN:-0}" = 1 ] && { printf '%q ' "$qemu" "${args[@]}"; echo; exit 0; }
+
+if [ "$workload" = shell ]; then
+	say "serial console follows; Ctrl-A X quits QEMU, Ctrl-A C toggles its monitor"
+	"$qemu" "${args[@]}" -serial mon:stdio
+	rc=$?
+else
+	# Read the console line by line to time the boot on the host clock.
+	start=$(date +%s.%N)
+	"$qemu" "${args[@]}" -serial stdio -monitor none </dev/null 2>&1 |
+		while IFS= read -r line; do
+			printf '%s\n' "$line"
+			case "$line" in *KSTEP-READY*)
+				printf 'run-guest: KSTEP-READY %.2f s after QEMU started\n' \
+					"$(echo "$(date +%s.%N) - $start" | bc)" >&2 ;;
+			esac
+		done
+	rc=${PIPESTATUS[0]}
+fi
+rm -f "$rundir/guest.env"
+case $rc in
+0) say "guest finished: success" ;;
+1) say "guest finished: kernel panic (QEMU exit 1)" ;;
+*) if [ $((rc % 2)) = 1 ]; then say "guest finished: workload failed with rc $((rc / 2)) (QEMU exit $rc)"
+   else say "QEMU exited with status $rc"; fi ;;
+esac
+exit $rc

@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: MIT
+/*
+ * rxload: receive-side load for the kstep guest, where busybox has no UDP
+ * netcat. Static, no options beyond the mode:
+ *
+ *   rxload tcp-recv HOST PORT   connect, read to EOF, print the byte count
+ *   rxload tcp-loop BYTES       stream BYTES over 127.0.0.1 to ourselves
+ *   rxload udp-loop COUNT       send COUNT datagrams over 127.0.0.1 to ourselves
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int fail(const char *what)
+{
+	fprintf(stderr, "rxload: %s: %s\n", what, strerror(errno));
+	return 1;
+}
+
+static int loopback_socket(int type, struct sockaddr_in *addr)
+{
+	socklen_t len = sizeof(*addr);
+	int fd = socket(AF_INET, type, 0);
+
+	if (fd < 0)
+		return -1;
+	memset(addr, 0, sizeof(*addr));
+	addr->sin_family = AF_INET;
+	addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)addr, sizeof(*addr)) ||
+	    getsockname(fd, (struct sockaddr *)addr, &len)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static long long drain(int fd)
+{
+	char buf[65536];
+	long long total = 0;
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		total += n;
+	return n < 0 ? -1 : total;
+}
+
+static int tcp_recv(const char *host, const char *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(atoi(port)) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	long long got;
+
+	if (fd < 0 || inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+		return fail("socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		return fail("connect");
+	got = drain(fd);
+	if (got < 0)
+		return fail("read");
+	printf("%lld\n", got);
+	return 0;
+}
+
+static int tcp_loop(long long bytes)
+{
+	struct sockaddr_in sa;
+	char buf[65536] = { 0 };
+	int lfd = loopback_socket(SOCK_STREAM, &sa), cfd;
+	long long got;
+	pid_t pid;
+
+	if (lfd < 0 || listen(lfd, 1))
+		return fail("listen");
+	pid = fork();
+	if (pid == 0) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+			_exit(1);
+		for (long long left = bytes; left > 0;) {
+			ssize_t n = write(fd, buf, left < (long long)sizeof(buf) ? (size_t)left : sizeof(buf));
+
+			if (n <= 0)
+				_exit(1);
+			left -= n;
+		}
+		_exit(0);
+	}
+	cfd = accept(lfd, NULL, NULL);
+	if (cfd < 0)
+		return fail("accept");
+	got = drain(cfd);
+	waitpid(pid, NULL, 0);
+	printf("rxload: tcp-loop received %lld of %lld bytes\n", got, bytes);
+	return got == bytes ? 0 : 1;
+}
+
+static int udp_loop(int count)
+{
+	struct sockaddr_in sa;
+	struct timeval tv = { .tv_sec = 2 };
+	char buf[1400] = { 0 };
+	int rfd = loopback_socket(SOCK_DGRAM, &sa), sfd = socket(AF_INET, SOCK_DGRAM, 0);
+	int rcvbuf = 4 << 20, got = 0;
+
+	if (rfd < 0 || sfd < 0)
+		return fail("socket");
+	setsockopt(rfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	setsockopt(rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	for (int i = 0; i < count; i++) {
+		if (sendto(sfd, buf, sizeof(buf), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			return fail("sendto");
+		/* Receive as we go so that a small socket buffer drops nothing. */
+		if (recv(rfd, buf, sizeof(buf), 0) > 0)
+			got++;
+	}
+	printf("rxload: udp-loop received %d of %d datagrams\n", got, count);
+	return got == count ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && !strcmp(argv[1], "tcp-recv"))
+		return tcp_recv(argv[2], argv[3]);
+	if (argc == 3 && !strcmp(argv[1], "tcp-loop"))
+		return tcp_loop(atoll(argv[2]));
+	if (argc == 3 && !strcmp(argv[1], "udp-loop"))
+		return udp_loop(atoi(argv[2]));
+	fprintf(stderr, "usage: rxload tcp-recv HOST PORT | tcp-loop BYTES | udp-loop COUNT\n");
+	return 2;
+}
