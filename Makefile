@@ -19,7 +19,7 @@ endif
 # Debian packages that the targets below need (kernel build, guest, host, tests).
 DEB_PACKAGES := qemu-system-x86 busybox-static linux-source-6.1 gdb build-essential \
 	flex bison bc libssl-dev libelf-dev libdw-dev cpio xz-utils file pkg-config \
-	babeltrace2 libcapstone-dev libjson-c-dev libcmocka-dev python3 iproute2 binutils
+	babeltrace2 libcapstone-dev libjson-c-dev libcmocka-dev libxml2-dev python3 iproute2 binutils
 
 .PHONY: all help deps images kernel initramfs host run-guest attach trace test \
 	unit-test guest-test kstep-test bench clean distclean

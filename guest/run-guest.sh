@@ -6,6 +6,8 @@
 #   HALT=1 (start halted, -S)   ACCEL=auto|kvm|tcg   SMP=N   MEM=MiB
 #   NIC=e1000|virtio   GDB_PORT=1234 (127.0.0.1 only) or GDB_SOCK=/path (unix)
 #   KSTEP_RUNDIR=dir (0700; holds qmp.sock and guest.env for `make attach`)
+#   PRINT_ARGS=1: print QEMU's arguments NUL-separated and exit (kstep uses
+#   this so the command line is defined once; it adds -serial itself).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
@@ -61,7 +63,8 @@ rm -f "$qmp_sock"
 # --- accelerator: KVM only when a guest really boots under it
 kvm_boots() { # cached per kernel image and QEMU version
 	local key cache=$images/accel.probe out
-	key="$(sha256sum < "$images/bzImage" | cut -c1-16) $($qemu --version | head -1)"
+	# The same key is computed by kstep (host/qemu.c): keep them in step.
+	key="$(stat -c %s-%Y "$images/bzImage") $($qemu --version | head -1)"
 	if [ -f "$cache" ] && [ "$(head -1 "$cache")" = "$key" ]; then
 		[ "$(sed -n 2p "$cache")" = kvm ]
 		return
@@ -103,6 +106,10 @@ args=("${accel_opts[@]}" -smp "$smp" -m "$mem" -display none -vga none -no-reboo
 	-gdb "$gdb_dev" -qmp "unix:$qmp_sock,server=on,wait=off")
 [ "$halt" = 1 ] && args+=(-S)
 
+if [ "${PRINT_ARGS:-0}" = 1 ]; then
+	printf '%s\0' "${args[@]}"
+	exit 0
+fi
 printf 'GDB_TARGET=%s\nQMP_SOCK=%s\n' "$gdb_target" "$qmp_sock" > "$rundir/guest.env"
 say "${accel_opts[1]} guest, workload $workload, $smp vCPU, $mem MiB, NIC $nic"
 say "gdbstub on $gdb_target (private), QMP on $qmp_sock"

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/* buf: a growable byte buffer. Lengths are size_t; every append is checked. */
+#ifndef KSTEP_BUF_H
+#define KSTEP_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+};
+
+/* Make room for @extra more bytes. Returns 0 or -ENOMEM (the buffer is unchanged). */
+int buf_reserve(struct buf *b, size_t extra);
+int buf_append(struct buf *b, const void *data, size_t len);
+int buf_putc(struct buf *b, uint8_t c);
+int buf_puts(struct buf *b, const char *s);
+/* printf-style append; the result is NUL-terminated but the NUL is not counted. */
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append @len bytes of little-endian @value (len <= 8). */
+int buf_put_le(struct buf *b, uint64_t value, size_t len);
+void buf_reset(struct buf *b);
+void buf_free(struct buf *b);
+/* NUL-terminated view of the contents (adds a NUL past len). NULL on -ENOMEM. */
+const char *buf_cstr(struct buf *b);
+
+#endif

@@ -1,0 +1,828 @@
+// SPDX-License-Identifier: MIT
+/*
+ * kstep: boot (or attach to) the debug guest, stop it along the network
+ * receive path and record every stop and step into a CTF trace.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "oops.h"
+#include "probes.h"
+#include "qemu.h"
+#include "qmp.h"
+#include "rsp.h"
+#include "symbols.h"
+#include "target.h"
+#include "trace.h"
+
+#define KSTEP_VERSION "1.0"
+/* Under TCG the kernel is decompressed and at start_kernel in about 1 s. */
+#define BOOT_TIMEOUT_TCG_MS 60000
+/* Under a KVM that works, start_kernel comes sooner than this; a guest that
+ * has not got there by then is the hang DESIGN.md describes. */
+#define BOOT_TIMEOUT_KVM_MS 10000
+
+static volatile sig_atomic_t interrupted;
+static bool color;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void die_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void die_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%skstep%s: ", color ? "\033[1;31m" : "", color ? "\033[0m" : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see 'kstep %s--help')\n", cmd ? cmd : "");
+	exit(2);
+}
+
+static void error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%skstep%s: ", color ? "\033[1;31m" : "", color ? "\033[0m" : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void info(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%skstep%s: ", color ? "\033[1;36m" : "", color ? "\033[0m" : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static uint64_t parse_u64(const char *cmd, const char *opt, const char *v, uint64_t min)
+{
+	char *end;
+	unsigned long long n;
+
+	errno = 0;
+	n = strtoull(v, &end, 0);
+	if (errno || *end || end == v || v[0] == '-' || n < min)
+		die_usage(cmd, "%s wants a whole number%s, not '%s'", opt, min ? " above 0" : "", v);
+	return n;
+}
+
+/* The source tree: the parent of build/ where this binary lives. */
+static void find_tree(char *tree, size_t len)
+{
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	if (getenv("KSTEP_TREE")) {
+		snprintf(tree, len, "%s", getenv("KSTEP_TREE"));
+		return;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0) {
+		snprintf(tree, len, ".");
+		return;
+	}
+	exe[n] = '\0';
+	snprintf(tree, len, "%s", dirname(dirname(exe)));
+}
+
+struct guest_opts {
+	char tree[PATH_MAX - 16];
+	char images[PATH_MAX - 8];
+	char vmlinux[PATH_MAX + 16];
+	const char *attach;
+	const char *workload, *count, *accel, *smp, *mem, *nic;
+	const char *out;
+	bool wire, keep;
+	struct engine_opts eng;
+};
+
+/* Options every guest command takes. */
+#define GUEST_LONGOPTS                                                                          \
+	{ "vmlinux", required_argument, NULL, 'V' }, { "images", required_argument, NULL, 'I' },   \
+	{ "attach", required_argument, NULL, 'A' }, { "workload", required_argument, NULL, 'w' }, \
+	{ "count", required_argument, NULL, 'n' }, { "accel", required_argument, NULL, 'a' },     \
+	{ "smp", required_argument, NULL, 'S' }, { "mem", required_argument, NULL, 'M' },         \
+	{ "nic", required_argument, NULL, 'N' }, { "output", required_argument, NULL, 'o' },      \
+	{ "stack-bytes", required_argument, NULL, 'B' }, { "step-irqs", no_argument, NULL, 'i' }, \
+	{ "wire", no_argument, NULL, 'W' }, { "keep-guest", no_argument, NULL, 'K' },             \
+	{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' }
+
+static const char guest_help[] =
+	"Guest options:\n"
+	"  -w, --workload NAME    shell, rx-icmp, rx-udp, rx-tcp, oops (default rx-icmp)\n"
+	"  -n, --count N          workload size (pings, datagrams, bytes)\n"
+	"  -a, --accel MODE       auto (KVM if the guest boots under it, else TCG), kvm, tcg\n"
+	"      --smp N, --mem MiB, --nic e1000|virtio\n"
+	"  -A, --attach EP        use a running gdbstub (unix:PATH or 127.0.0.1:PORT,\n"
+	"                         e.g. from 'make run-guest HALT=1') instead of starting QEMU\n"
+	"  -K, --keep-guest       leave the guest running when kstep ends\n"
+	"      --vmlinux PATH     kernel with symbols (default images/vmlinux)\n"
+	"      --images DIR       bzImage, initramfs, vmlinux (default: the tree's images/)\n"
+	"  -o, --output DIR       trace directory (default trace.out)\n"
+	"      --stack-bytes N    stack bytes recorded from rsp at each snapshot (default 256)\n"
+	"      --step-irqs        let interrupts and timers in while single-stepping\n"
+	"      --wire             print every RSP packet (=> sent, <= received)\n"
+	"  -q, --quiet            no live counter\n";
+
+/* Returns true if it handled @c. */
+static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *arg)
+{
+	switch (c) {
+	case 'V':
+		snprintf(g->vmlinux, sizeof(g->vmlinux), "%s", arg);
+		return true;
+	case 'I':
+		snprintf(g->images, sizeof(g->images), "%s", arg);
+		return true;
+	case 'A':
+		g->attach = arg;
+		return true;
+	case 'w':
+		g->workload = arg;
+		return true;
+	case 'n':
+		parse_u64(cmd, "--count", arg, 1);
+		g->count = arg;
+		return true;
+	case 'a':
+		if (strcmp(arg, "auto") && strcmp(arg, "kvm") && strcmp(arg, "tcg"))
+			die_usage(cmd, "--accel must be auto, kvm or tcg, not '%s'", arg);
+		g->accel = arg;
+		return true;
+	case 'S':
+		parse_u64(cmd, "--smp", arg, 1);
+		g->smp = arg;
+		return true;
+	case 'M':
+		parse_u64(cmd, "--mem", arg, 1);
+		g->mem = arg;
+		return true;
+	case 'N':
+		if (strcmp(arg, "e1000") && strcmp(arg, "virtio"))
+			die_usage(cmd, "--nic must be e1000 or virtio, not '%s'", arg);
+		g->nic = arg;
+		return true;
+	case 'o':
+		g->out = arg;
+		return true;
+	case 'B':
+		g->eng.stack_bytes = parse_u64(cmd, "--stack-bytes", arg, 8);
+		if (g->eng.stack_bytes > 2048 || g->eng.stack_bytes % 8)
+			die_usage(cmd, "--stack-bytes must be a multiple of 8 up to 2048, not '%s'", arg);
+		return true;
+	case 'i':
+		g->eng.step_irqs = true;
+		return true;
+	case 'W':
+		g->wire = true;
+		return true;
+	case 'K':
+		g->keep = true;
+		return true;
+	case 'q':
+		g->eng.progress = false;
+		return true;
+	}
+	return false;
+}
+
+static void guest_defaults(struct guest_opts *g)
+{
+	memset(g, 0, sizeof(*g));
+	find_tree(g->tree, sizeof(g->tree));
+	g->workload = "rx-icmp";
+	g->accel = "auto";
+	g->nic = "e1000";
+	g->out = "trace.out";
+	g->eng.stack_bytes = 256;
+	g->eng.progress = isatty(2);
+	g->eng.interrupted = &interrupted;
+}
+
+static void guest_finish_defaults(struct guest_opts *g)
+{
+	if (!g->images[0]) {
+		if (getenv("KSTEP_IMAGES"))
+			snprintf(g->images, sizeof(g->images), "%s", getenv("KSTEP_IMAGES"));
+		else
+			snprintf(g->images, sizeof(g->images), "%s/images", g->tree);
+	}
+	if (!g->vmlinux[0])
+		snprintf(g->vmlinux, sizeof(g->vmlinux), "%s/vmlinux", g->images);
+}
+
+/* A connected, halted guest at (or past) start_kernel with a checked vmlinux. */
+struct session {
+	struct guest_opts *g;
+	struct symtab *syms;
+	struct qemu *qemu;
+	struct rsp_conn *rsp;
+	struct target *target;
+	struct engine *engine;
+	struct trace *trace;
+	const char *accel;
+	char serial_log[PATH_MAX + 32];
+};
+
+static int launch(struct session *s, const char *accel)
+{
+	struct qemu_opts qo = {
+		.tree = s->g->tree, .images = s->g->images, .workload = s->g->workload,
+		.count = s->g->count, .accel = accel, .smp = s->g->smp, .mem = s->g->mem,
+		.nic = s->g->nic, .serial_log = s->serial_log,
+	};
+	char err[512];
+	int ret;
+
+	ret = qemu_launch(&s->qemu, &qo, err, sizeof(err));
+	if (!ret)
+		ret = qemu_wait_ready(s->qemu, 10000, err, sizeof(err));
+	if (!ret)
+		ret = rsp_connect(&s->rsp, qemu_gdb_socket(s->qemu), err, sizeof(err));
+	if (ret) {
+		error("%s", err);
+		return ret;
+	}
+	s->accel = accel;
+	return 0;
+}
+
+static int connect_target(struct session *s)
+{
+	char err[512];
+	int ret;
+
+	if (s->g->wire)
+		rsp_set_wire_log(s->rsp, stderr);
+	rsp_set_interrupt_flag(s->rsp, &interrupted);
+	ret = target_open(&s->target, s->rsp, err, sizeof(err));
+	if (ret) {
+		error("%s", err);
+		return ret;
+	}
+	ret = engine_new(&s->engine, s->target, s->syms, NULL, &s->g->eng);
+	if (ret)
+		error("the target is not x86-64 (no rip/rsp/rbp in its description)");
+	return ret;
+}
+
+static void drop_guest(struct session *s)
+{
+	engine_free(s->engine);
+	target_close(s->target);
+	rsp_close(s->rsp);
+	qemu_free(s->qemu);
+	s->engine = NULL;
+	s->target = NULL;
+	s->rsp = NULL;
+	s->qemu = NULL;
+}
+
+static int boot(struct session *s)
+{
+	const char *accel = s->g->accel;
+	bool before = false;
+	int ret;
+
+	if (s->g->attach) {
+		char err[512];
+
+		ret = rsp_connect(&s->rsp, s->g->attach, err, sizeof(err));
+		if (ret) {
+			error("%s (is the guest running? start it with: make run-guest HALT=1)", err);
+			return ret;
+		}
+		if ((ret = connect_target(s)))
+			return ret;
+		/* QEMU stops the guest when a debugger connects. */
+		if ((ret = engine_before_kernel(s->engine, &before)))
+			goto fail;
+		if (before && (ret = engine_run_to_start_kernel(s->engine, BOOT_TIMEOUT_TCG_MS)))
+			goto fail;
+		goto check;
+	}
+
+	snprintf(s->serial_log, sizeof(s->serial_log), "%s/guest/serial.log", s->g->out);
+	if (!strcmp(accel, "auto")) {
+		const char *cached = qemu_accel_cached(s->g->images);
+
+		if (cached)
+			accel = cached;
+		else
+			accel = access("/dev/kvm", R_OK | W_OK) ? "tcg" : "kvm";
+		if (!cached && !strcmp(accel, "tcg"))
+			info("no usable /dev/kvm: running under TCG (software emulation)");
+	}
+	ret = launch(s, accel);
+	if (!ret && !(ret = connect_target(s)))
+		ret = engine_run_to_start_kernel(s->engine,
+						 strcmp(accel, "kvm") ? BOOT_TIMEOUT_TCG_MS : BOOT_TIMEOUT_KVM_MS);
+	if (ret && ret != -EINTR && !strcmp(accel, "kvm") && !strcmp(s->g->accel, "auto")) {
+		/* A KVM that cannot run this guest either kills QEMU at once or
+		 * hangs it before start_kernel (DESIGN.md); both mean TCG. */
+		char why[256] = "the guest never reached start_kernel";
+		FILE *log = fopen(s->serial_log, "r");
+
+		if (ret != -ETIMEDOUT && log && fgets(why, sizeof(why), log))
+			why[strcspn(why, "\n")] = '\0';
+		if (log)
+			fclose(log);
+		info("KVM does not run this guest (%s); falling back to TCG "
+		     "(remembered for this kernel; force with --accel kvm)", why);
+		qemu_accel_remember(s->g->images, "tcg");
+		drop_guest(s);
+		ret = launch(s, "tcg");
+		if (!ret && !(ret = connect_target(s)))
+			ret = engine_run_to_start_kernel(s->engine, BOOT_TIMEOUT_TCG_MS);
+	} else if (!ret && !strcmp(s->g->accel, "auto")) {
+		qemu_accel_remember(s->g->images, accel);
+	}
+	if (ret && !s->engine)
+		return ret;
+	if (ret)
+		goto fail;
+check:
+	if ((ret = engine_check_banner(s->engine)))
+		goto fail;
+	return 0;
+fail:
+	error("%s", engine_errmsg(s->engine));
+	return ret;
+}
+
+static int open_trace(struct session *s, const char *command)
+{
+	char err[512], banner[256] = "";
+	const struct sym *b = sym_lookup_name(s->syms, "linux_banner");
+	struct trace_env env = { .vmlinux = s->g->vmlinux, .banner = banner, .command = command };
+	int ret;
+
+	if (b && b->size)
+		sym_read_bytes(s->syms, b->addr, banner, b->size < sizeof(banner) - 1 ? b->size : sizeof(banner) - 1);
+	banner[strcspn(banner, "\n")] = '\0';
+	ret = trace_open(&s->trace, s->g->out, target_desc(s->target), &env, err, sizeof(err));
+	if (ret) {
+		error("%s", err);
+		return ret;
+	}
+	/* The engine was made before the trace existed: make it again with it. */
+	engine_free(s->engine);
+	s->engine = NULL;
+	ret = engine_new(&s->engine, s->target, s->syms, s->trace, &s->g->eng);
+	return ret;
+}
+
+static int prepare_out(struct guest_opts *g)
+{
+	char path[PATH_MAX + 16];
+	struct stat st;
+
+	if (!stat(g->out, &st) && !S_ISDIR(st.st_mode)) {
+		error("-o %s exists and is not a directory", g->out);
+		return -EEXIST;
+	}
+	if (mkdir(g->out, 0755) && errno != EEXIST) {
+		error("cannot create %s: %s", g->out, strerror(errno));
+		return -errno;
+	}
+	snprintf(path, sizeof(path), "%s/guest", g->out);
+	if (mkdir(path, 0755) && errno != EEXIST) {
+		error("cannot create %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/* Write where gdb can find a frozen guest (make attach reads it). */
+static void publish_frozen(struct session *s)
+{
+	const char *base = getenv("XDG_RUNTIME_DIR");
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "%s/kstep-%u", base && *base ? base : "/tmp", (unsigned)getuid());
+	mkdir(dir, 0700);
+	snprintf(path, sizeof(path), "%s/guest.env", dir);
+	f = fopen(path, "w");
+	if (f) {
+		fprintf(f, "GDB_TARGET=%s\nQMP_SOCK=%s\n", qemu_gdb_socket(s->qemu), qemu_qmp_socket(s->qemu));
+		fclose(f);
+	}
+}
+
+static const char *end_str(enum engine_end end)
+{
+	switch (end) {
+	case ENGINE_END_NONE:
+		return "stopped";
+	case ENGINE_END_MAX_STOPS:
+		return "reached --max-stops";
+	case ENGINE_END_DURATION:
+		return "reached --duration";
+	case ENGINE_END_INTERRUPTED:
+		return "interrupted";
+	case ENGINE_END_GUEST_EXITED:
+		return "the guest ended";
+	case ENGINE_END_OOPS:
+		return "the kernel is dying (oops caught)";
+	case ENGINE_END_RETURNED:
+		return "returned to the caller";
+	case ENGINE_END_COUNT:
+		return "reached --count instructions";
+	}
+	return "?";
+}
+
+/* Leave the guest as the result and the user ask; returns QEMU's exit status
+ * or -1 when it is still running. */
+static int finish_guest(struct session *s, const struct engine_result *res)
+{
+	int status = -1;
+
+	if (res->end == ENGINE_END_OOPS && s->qemu) {
+		struct qmp *q;
+		char err[256];
+
+		/* Pause through QMP and drop the gdb connection without 'D' (which
+		 * would resume): nothing more runs until a debugger says so. */
+		if (!qmp_open(&q, qemu_qmp_socket(s->qemu), err, sizeof(err))) {
+			qmp_execute(q, "stop");
+			qmp_close(q);
+		}
+		rsp_close(s->rsp);
+		s->rsp = NULL;
+		qemu_keep(s->qemu);
+		publish_frozen(s);
+		return -1;
+	}
+	if (s->target && res->end != ENGINE_END_GUEST_EXITED)
+		engine_clear_breakpoints(s->engine);
+	if (!s->qemu) {
+		/* Attached: hand the guest back running. */
+		if (s->target && res->end != ENGINE_END_GUEST_EXITED)
+			target_detach(s->target);
+		return -1;
+	}
+	if (s->g->keep && res->end != ENGINE_END_GUEST_EXITED) {
+		target_detach(s->target);
+		qemu_keep(s->qemu);
+		publish_frozen(s);
+		return -1;
+	}
+	if (res->end == ENGINE_END_GUEST_EXITED) {
+		qemu_wait_exit(s->qemu, 5000, &status);
+	} else {
+		struct qmp *q;
+		char err[256];
+
+		if (!qmp_open(&q, qemu_qmp_socket(s->qemu), err, sizeof(err))) {
+			qmp_execute(q, "quit");
+			qmp_close(q);
+		}
+		qemu_wait_exit(s->qemu, 5000, &status);
+	}
+	return status;
+}
+
+static void session_end(struct session *s)
+{
+	engine_free(s->engine);
+	target_close(s->target);
+	rsp_close(s->rsp);
+	qemu_free(s->qemu);
+	trace_close(s->trace);
+	sym_close(s->syms);
+}
+
+static int session_start(struct session *s, struct guest_opts *g, const char *command)
+{
+	char err[512];
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	s->g = g;
+	ret = sym_open(&s->syms, g->vmlinux, err, sizeof(err));
+	if (ret) {
+		error("%s", err);
+		return ret;
+	}
+	(void)command;
+	return 0;
+}
+
+static void report_guest_exit(int status)
+{
+	if (status == 0)
+		info("the guest finished its workload (QEMU exit 0)");
+	else if (status == 1)
+		info("the guest kernel panicked (QEMU exit 1)");
+	else if (status > 1 && status < 128 && status % 2)
+		info("the guest workload failed with rc %d (QEMU exit %d)", status / 2, status);
+	else if (status >= 0)
+		info("QEMU exited with status %d", status);
+}
+
+/* ---- kstep trace ------------------------------------------------------- */
+
+static void trace_usage(FILE *f)
+{
+	fprintf(f, "Usage: kstep trace [OPTIONS]\n"
+		   "Boot the guest (or attach), stop at each probe, write a snapshot of every stop.\n\n"
+		   "Probe options:\n"
+		   "  -p, --probes SET|FILE  replace the probe set: rx (receive path), oops, none,\n"
+		   "                         or a file of 'SPEC [STAGE]' / 'set NAME' lines\n"
+		   "                         (default: rx + oops)\n"
+		   "  -b, --break SPEC       add a breakpoint: NAME, NAME+OFFSET or 0xADDRESS\n"
+		   "  -m, --max-stops N      stop after N stops\n"
+		   "  -d, --duration S       stop after S seconds\n"
+		   "\n%s\nThe trace is CTF: read it with 'babeltrace2 DIR'. The guest console is in\n"
+		   "DIR/guest/serial.log. A hit on an oops probe freezes the guest for gdb.\n",
+		   guest_help);
+}
+
+static void print_summary(struct session *s, struct probe_set *ps, const struct engine_result *res)
+{
+	fprintf(stdout, "kstep: %" PRIu64 " stops in %.1f s (%.0f/s): %s\n", res->stops, res->seconds,
+		res->seconds > 0 ? (double)res->stops / res->seconds : 0.0, end_str(res->end));
+	fprintf(stdout, "hits per probe:\n");
+	for (size_t i = 0; i < ps->n; i++)
+		fprintf(stdout, "  %8" PRIu64 "  %-10s %s\n", ps->v[i].hits, ps->v[i].stage, ps->v[i].spec);
+	for (size_t i = 0; i < ps->nskipped; i++)
+		fprintf(stdout, "         -  %-10s %s (not in this vmlinux: skipped)\n", "", ps->skipped[i]);
+	report_print(engine_report(s->engine), stdout);
+	fprintf(stdout, "trace: %s (read it with: babeltrace2 %s)\n", s->g->out, s->g->out);
+}
+
+static int cmd_trace(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		GUEST_LONGOPTS,
+		{ "probes", required_argument, NULL, 'p' },
+		{ "break", required_argument, NULL, 'b' },
+		{ "max-stops", required_argument, NULL, 'm' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct guest_opts g;
+	struct probe_set ps = { 0 };
+	struct engine_result res = { 0 };
+	struct session s;
+	const char *probes = NULL, *breaks[64];
+	size_t nbreaks = 0;
+	char err[512];
+	int c, ret, status;
+
+	guest_defaults(&g);
+	while ((c = getopt_long(argc, argv, "p:b:m:d:w:n:a:A:o:qKh", longopts, NULL)) != -1) {
+		if (guest_opt("trace ", &g, c, optarg))
+			continue;
+		switch (c) {
+		case 'p':
+			probes = optarg;
+			break;
+		case 'b':
+			if (nbreaks == sizeof(breaks) / sizeof(breaks[0]))
+				die_usage("trace ", "too many --break options (at most 64)");
+			breaks[nbreaks++] = optarg;
+			break;
+		case 'm':
+			g.eng.max_stops = parse_u64("trace ", "--max-stops", optarg, 1);
+			break;
+		case 'd': {
+			char *end;
+
+			g.eng.duration = strtod(optarg, &end);
+			if (*end || g.eng.duration <= 0)
+				die_usage("trace ", "--duration wants seconds above 0, not '%s'", optarg);
+			break;
+		}
+		case 'h':
+			trace_usage(stdout);
+			return 0;
+		default:
+			die_usage("trace ", "unknown option");
+		}
+	}
+	if (optind < argc)
+		die_usage("trace ", "unexpected argument '%s'", argv[optind]);
+	guest_finish_defaults(&g);
+	if ((ret = session_start(&s, &g, "trace")))
+		return 1;
+
+	/* Resolve every probe before anything boots: a typo fails at once. */
+	if (!probes) {
+		probes_add_set(&ps, "rx", g.nic, s.syms);
+		probes_add_set(&ps, "oops", g.nic, s.syms);
+	} else if (probes_add_set(&ps, probes, g.nic, s.syms) == -ENOENT) {
+		if (probes_load_file(&ps, probes, g.nic, s.syms, err, sizeof(err))) {
+			error("%s", err);
+			goto fail;
+		}
+	}
+	for (size_t i = 0; i < nbreaks; i++)
+		if (probes_add_spec(&ps, breaks[i], NULL, s.syms, err, sizeof(err))) {
+			error("%s", err);
+			goto fail;
+		}
+	if (!ps.n) {
+		error("no probes to set (--probes none and no --break)");
+		goto fail;
+	}
+	if (prepare_out(&g) || boot(&s) || open_trace(&s, "trace"))
+		goto fail;
+	info("tracing %zu probes on %s guest (workload %s); Ctrl-C ends it", ps.n, g.attach ? "an attached" : s.accel,
+	     g.workload);
+	ret = engine_trace(s.engine, &ps, &res);
+	if (ret)
+		error("%s", engine_errmsg(s.engine));
+	status = finish_guest(&s, &res);
+	print_summary(&s, &ps, &res);
+	if (res.end == ENGINE_END_OOPS) {
+		info("%sOOPS caught at %s (event #%" PRIu64 ")%s; the guest is frozen (QMP stop), backtrace:\n%s",
+		     color ? "\033[1;31m" : "", res.oops_probe->spec, res.oops_seq, color ? "\033[0m" : "",
+		     res.oops_bt);
+		info("attach gdb: make attach   (or: gdb %s -ex 'target remote %s')", g.vmlinux,
+		     qemu_gdb_socket(s.qemu));
+		info("in gdb, 'monitor quit' ends the frozen QEMU");
+	} else if (res.end == ENGINE_END_GUEST_EXITED) {
+		report_guest_exit(status);
+	}
+	probes_free(&ps);
+	session_end(&s);
+	return ret ? 1 : 0;
+fail:
+	if (s.target)
+		finish_guest(&s, &res);
+	probes_free(&ps);
+	session_end(&s);
+	return 1;
+}
+
+/* ---- kstep step -------------------------------------------------------- */
+
+static void step_usage(FILE *f)
+{
+	fprintf(f, "Usage: kstep step --at SPEC [--count N | --until-return] [--hits K] [OPTIONS]\n"
+		   "At the K-th hit of SPEC, single-step and record a snapshot (with the\n"
+		   "instruction, disassembled) at every instruction.\n\n"
+		   "  -t, --at SPEC          NAME, NAME+OFFSET or 0xADDRESS\n"
+		   "  -c, --instructions N   stop after N instructions\n"
+		   "  -r, --until-return     stop when the function returns to its caller\n"
+		   "                         (SPEC must be a function's first instruction)\n"
+		   "  -k, --hits K           start at the K-th hit (default 1)\n"
+		   "\n%s",
+		   guest_help);
+}
+
+static int cmd_step(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		GUEST_LONGOPTS,
+		{ "at", required_argument, NULL, 't' },
+		{ "instructions", required_argument, NULL, 'c' },
+		{ "until-return", no_argument, NULL, 'r' },
+		{ "hits", required_argument, NULL, 'k' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct guest_opts g;
+	struct engine_result res = { 0 };
+	struct session s;
+	const char *at = NULL;
+	uint64_t count = 0, hits = 1, addr = 0;
+	bool until_return = false;
+	char err[512];
+	int c, ret, status;
+
+	guest_defaults(&g);
+	while ((c = getopt_long(argc, argv, "t:c:rk:w:n:a:A:o:qKh", longopts, NULL)) != -1) {
+		if (guest_opt("step ", &g, c, optarg))
+			continue;
+		switch (c) {
+		case 't':
+			at = optarg;
+			break;
+		case 'c':
+			count = parse_u64("step ", "--instructions", optarg, 1);
+			break;
+		case 'r':
+			until_return = true;
+			break;
+		case 'k':
+			hits = parse_u64("step ", "--hits", optarg, 1);
+			break;
+		case 'h':
+			step_usage(stdout);
+			return 0;
+		default:
+			die_usage("step ", "unknown option");
+		}
+	}
+	if (optind < argc)
+		die_usage("step ", "unexpected argument '%s'", argv[optind]);
+	if (!at)
+		die_usage("step ", "--at SPEC is required");
+	if (!count && !until_return)
+		die_usage("step ", "say how far to step: --instructions N or --until-return");
+	guest_finish_defaults(&g);
+	if ((ret = session_start(&s, &g, "step")))
+		return 1;
+	ret = sym_resolve(s.syms, at, &addr);
+	if (ret) {
+		struct probe_set tmp = { 0 };
+
+		probes_add_spec(&tmp, at, NULL, s.syms, err, sizeof(err));
+		probes_free(&tmp);
+		error("%s", err);
+		session_end(&s);
+		return 1;
+	}
+	if (prepare_out(&g) || boot(&s) || open_trace(&s, "step")) {
+		if (s.target)
+			finish_guest(&s, &res);
+		session_end(&s);
+		return 1;
+	}
+	info("waiting for hit %" PRIu64 " of %s, then stepping%s", hits, at, until_return ? " until it returns" : "");
+	ret = engine_step(s.engine, at, addr, hits, count, until_return, &res);
+	if (ret)
+		error("%s", engine_errmsg(s.engine));
+	status = finish_guest(&s, &res);
+	fprintf(stdout, "kstep: %" PRIu64 " instructions in %.2f s (%.0f/s): %s\n", res.steps, res.seconds,
+		res.seconds > 0 ? (double)res.steps / res.seconds : 0.0, end_str(res.end));
+	fprintf(stdout, "trace: %s (read it with: babeltrace2 %s)\n", g.out, g.out);
+	if (res.end == ENGINE_END_GUEST_EXITED)
+		report_guest_exit(status);
+	session_end(&s);
+	return ret ? 1 : 0;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: kstep COMMAND [OPTIONS]\n"
+		   "Trace a Linux guest's network receive path over QEMU's gdbstub.\n\n"
+		   "Commands:\n"
+		   "  trace    stop at each receive-path stage and record snapshots\n"
+		   "  step     single-step a function, recording every instruction\n"
+		   "  oops     decode kernel oops reports in a log (file or stdin)\n"
+		   "\n'kstep COMMAND --help' shows a command's options. kstep --version.\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	color = isatty(2) && !getenv("NO_COLOR");
+	/* No SA_RESTART: a blocked poll() must return so that kstep can stop
+	 * the guest and close the trace cleanly. */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("kstep %s\n", KSTEP_VERSION);
+		return 0;
+	}
+	if (!strcmp(argv[1], "trace"))
+		return cmd_trace(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "step"))
+		return cmd_step(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "oops"))
+		return oops_main(argc - 1, argv + 1);
+	fprintf(stderr, "kstep: unknown command '%s' (try 'kstep --help')\n", argv[1]);
+	return 2;
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/* disasm: x86-64 disassembly through Capstone (AT&T syntax, as objdump and
+ * the kernel's decode scripts print it). */
+#ifndef KSTEP_DISASM_H
+#define KSTEP_DISASM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "unwind.h"
+
+struct disasm;
+
+int disasm_open(struct disasm **out);
+void disasm_close(struct disasm *d);
+
+/* Decode one instruction at @addr from @code. Returns its length (0: invalid)
+ * and writes "mnemonic operands" into @text. */
+size_t disasm_one(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, char *text, size_t textlen);
+
+/* True if the instruction at @code is a return (ret/iret/sysret). */
+bool disasm_is_return(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr);
+/* True if the instruction at @code is a call. */
+bool disasm_is_call(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr);
+
+/*
+ * How far the function starting at @func_code (@func_addr) is in setting up
+ * its frame when at @pc: before "push %rbp", between it and "mov %rsp,%rbp",
+ * or after. Scans at most the first instructions of @func_code.
+ */
+enum unwind_entry disasm_frame_state(struct disasm *d, const uint8_t *func_code, size_t len,
+				     uint64_t func_addr, uint64_t pc);
+
+#endif

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine: drives a target through boot, breakpoint stops and single steps,
+ * taking a snapshot (registers, stack window, frame-pointer backtrace, skb
+ * tag, instruction) at each and writing it to the trace.
+ */
+#ifndef KSTEP_ENGINE_H
+#define KSTEP_ENGINE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "probes.h"
+#include "report.h"
+#include "symbols.h"
+#include "target.h"
+#include "trace.h"
+
+struct engine_opts {
+	size_t stack_bytes;          /* recorded stack window (--stack-bytes) */
+	uint64_t max_stops;          /* 0: no limit */
+	double duration;             /* seconds, 0: no limit */
+	bool step_irqs;              /* let interrupts and timers in while stepping */
+	bool progress;               /* live counter on stderr */
+	volatile sig_atomic_t *interrupted; /* set by SIGINT */
+};
+
+enum engine_end {
+	ENGINE_END_NONE,
+	ENGINE_END_MAX_STOPS,
+	ENGINE_END_DURATION,
+	ENGINE_END_INTERRUPTED,
+	ENGINE_END_GUEST_EXITED,     /* the stub reported exit or closed: QEMU ended */
+	ENGINE_END_OOPS,             /* an oops probe hit: the guest is frozen */
+	ENGINE_END_RETURNED,         /* step: back in the caller */
+	ENGINE_END_COUNT,            /* step: instruction count reached */
+};
+
+struct engine_result {
+	enum engine_end end;
+	uint64_t stops, steps;
+	double seconds;
+	struct probe *oops_probe;
+	uint64_t oops_seq;
+	char oops_bt[1024];          /* decoded backtrace at the oops, one frame a line */
+};
+
+struct engine;
+
+int engine_new(struct engine **out, struct target *t, struct symtab *syms, struct trace *trace,
+	       const struct engine_opts *o);
+void engine_free(struct engine *e);
+const char *engine_errmsg(const struct engine *e);
+struct report *engine_report(struct engine *e);
+
+/* True if the guest has not started the kernel yet (halted at reset or in
+ * the boot loader / decompressor). */
+int engine_before_kernel(struct engine *e, bool *before);
+/* From reset: a hardware breakpoint at start_kernel (software ones placed
+ * before decompression are lost under KVM), continue, wait. -ETIMEDOUT if the
+ * guest never got there. */
+int engine_run_to_start_kernel(struct engine *e, int timeout_ms);
+/* Compare the guest's linux_banner with vmlinux's; -ESTALE on mismatch. */
+int engine_check_banner(struct engine *e);
+/* Stop a running guest (^C) so that it can be inspected. */
+int engine_halt(struct engine *e);
+
+int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *res);
+/* Single-step from the @hits-th hit of @at: @count instructions (0: no limit)
+ * and/or until the function returns to its caller. */
+int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hits, uint64_t count,
+		bool until_return, struct engine_result *res);
+/* Remove breakpoints this engine placed. */
+int engine_clear_breakpoints(struct engine *e);
+
+#endif

@@ -1,0 +1,478 @@
+// SPDX-License-Identifier: MIT
+#include "oops.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "disasm.h"
+#include "symbols.h"
+
+#define MAX_INLINE 16
+/* The Code: line holds 64 bytes at most (show_opcodes in arch/x86/kernel/dumpstack.c). */
+#define MAX_CODE 128
+
+static bool is_ident(int c)
+{
+	return isalnum(c) || c == '_' || c == '.' || c == '$';
+}
+
+bool oops_parse_frame(const char *line, struct oops_frame *f)
+{
+	const char *p = line;
+
+	memset(f, 0, sizeof(*f));
+	while ((p = strstr(p, "+0x"))) {
+		const char *name = p, *seg = NULL, *q;
+		char *end;
+		uint64_t off, size;
+
+		while (name > line && is_ident((unsigned char)name[-1]))
+			name--;
+		if (name == p) {
+			p += 3;
+			continue;
+		}
+		off = strtoull(p + 3, &end, 16);
+		if (end == p + 3 || end[0] != '/' || strncmp(end + 1, "0x", 2)) {
+			p += 3;
+			continue;
+		}
+		q = end + 3;
+		size = strtoull(q, &end, 16);
+		if (end == q || (end[0] && !isspace((unsigned char)end[0]) && end[0] != ']' && end[0] != ')')) {
+			p += 3;
+			continue;
+		}
+		/* "RIP: 0010:func+0x1/0x2": the code segment is part of the token. */
+		if (name - line >= 5 && name[-1] == ':' && isxdigit((unsigned char)name[-2]))
+			for (seg = name - 1; seg > line && isxdigit((unsigned char)seg[-1]);)
+				seg--;
+		f->start = (size_t)((seg ? seg : name) - line);
+		f->end = (size_t)(end - line);
+		if (seg)
+			snprintf(f->segment, sizeof(f->segment), "%.*s", (int)(name - seg), seg);
+		snprintf(f->name, sizeof(f->name), "%.*s", (int)(p - name), name);
+		f->offset = off;
+		f->size = size;
+		/* " [module]" or " [module buildid]" right after */
+		if (end[0] == ' ' && end[1] == '[') {
+			const char *close = strchr(end + 2, ']');
+
+			if (close) {
+				const char *sp = memchr(end + 2, ' ', (size_t)(close - end - 2));
+
+				snprintf(f->module, sizeof(f->module), "%.*s",
+					 (int)((sp ? sp : close) - (end + 2)), end + 2);
+			}
+		}
+		for (q = line + f->start; q > line && q[-1] == ' ';)
+			q--;
+		f->unreliable = q > line && q[-1] == '?';
+		return true;
+	}
+	return false;
+}
+
+struct decoder {
+	struct symtab *syms;
+	struct disasm *dis;
+	char basepath[PATH_MAX];
+	bool raw;         /* look return addresses up as printed (decode_stacktrace.sh 6.1) */
+	bool json;
+	json_object *reports;     /* JSON: array of reports */
+	json_object *cur;         /* JSON: the report being filled */
+	int nreports, nframes, nundecoded;
+	bool in_report, ended;
+	uint64_t rip;             /* of the current report, for Code: */
+};
+
+/* Strip the tree's prefix as decode_stacktrace.sh does (base path "auto":
+ * the directory of kernel_init's init/main.c). */
+static void find_basepath(struct decoder *d)
+{
+	const struct sym *ki = sym_lookup_name(d->syms, "kernel_init");
+	struct sym_srcloc loc[MAX_INLINE];
+	char *p;
+
+	if (!ki || sym_srclocs(d->syms, ki->addr, loc, MAX_INLINE) < 1)
+		return;
+	p = strstr(loc[0].file, "/init/main.c");
+	if (p)
+		snprintf(d->basepath, sizeof(d->basepath), "%.*s", (int)(p - loc[0].file), loc[0].file);
+}
+
+static const char *strip_base(const struct decoder *d, const char *file)
+{
+	size_t n = strlen(d->basepath);
+
+	if (n && !strncmp(file, d->basepath, n) && file[n] == '/')
+		return file + n + 1;
+	return file;
+}
+
+static bool report_header(const char *s)
+{
+	static const char *const heads[] = {
+		"BUG: ", "Oops: ", "WARNING: CPU:", "Kernel panic - not syncing", "kernel BUG at",
+		"general protection fault", "Internal error:", "Unable to handle kernel",
+	};
+
+	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++)
+		if (strstr(s, heads[i]))
+			return true;
+	return false;
+}
+
+static void begin_report(struct decoder *d, const char *title)
+{
+	char t[256];
+
+	d->nreports++;
+	d->in_report = true;
+	d->ended = false;
+	d->rip = 0;
+	if (!d->json)
+		return;
+	snprintf(t, sizeof(t), "%s", title);
+	t[strcspn(t, "\r\n")] = '\0';
+	d->cur = json_object_new_object();
+	json_object_object_add(d->cur, "title", json_object_new_string(t));
+	json_object_object_add(d->cur, "frames", json_object_new_array());
+	json_object_array_add(d->reports, d->cur);
+}
+
+/* Decode one frame: "func (loc loc ...)" into @out, JSON into the report. */
+static void decode_frame(struct decoder *d, const struct oops_frame *f, bool is_rip, char *out, size_t outlen)
+{
+	const struct sym *s;
+	struct sym_srcloc loc[MAX_INLINE];
+	uint64_t addr, lookup;
+	size_t off = 0;
+	int n = 0;
+
+	off += (size_t)snprintf(out, outlen, "%s%s", f->segment, f->name);
+	if (f->module[0]) {
+		snprintf(out + off, outlen - off, " (in module %s: not in vmlinux, not decoded)", f->module);
+		d->nundecoded++;
+		goto json;
+	}
+	s = sym_lookup_name(d->syms, f->name);
+	if (!s || (s->size && f->size && s->size != f->size)) {
+		snprintf(out + off, outlen - off, " (%s)",
+			 s ? "size differs from vmlinux: wrong vmlinux?" : "not in vmlinux, not decoded");
+		d->nundecoded++;
+		goto json;
+	}
+	addr = s->addr + f->offset;
+	/* A Call Trace entry is a return address: the call is the instruction
+	 * before it, and at offset 0 there is no call to go back to. */
+	lookup = !is_rip && !d->raw && f->offset ? addr - 1 : addr;
+	if (is_rip)
+		d->rip = addr;
+	n = sym_srclocs(d->syms, lookup, loc, MAX_INLINE);
+	if (n <= 0) {
+		snprintf(out + off, outlen - off, " (no line information)");
+		d->nundecoded++;
+		goto json;
+	}
+	off += (size_t)snprintf(out + off, outlen - off, " (");
+	for (int i = 0; i < n && off < outlen; i++)
+		off += (size_t)snprintf(out + off, outlen - off, "%s%s:%d", i ? " " : "", strip_base(d, loc[i].file),
+					loc[i].line);
+	if (off < outlen)
+		snprintf(out + off, outlen - off, ")%s", f->unreliable ? " [unreliable]" : "");
+	d->nframes++;
+json:
+	if (d->json && d->cur) {
+		json_object *fr = json_object_new_object(), *locs = json_object_new_array(), *frames;
+
+		json_object_object_add(fr, "function", json_object_new_string(f->name));
+		json_object_object_add(fr, "offset", json_object_new_uint64(f->offset));
+		json_object_object_add(fr, "size", json_object_new_uint64(f->size));
+		json_object_object_add(fr, "rip", json_object_new_boolean(is_rip));
+		json_object_object_add(fr, "reliable", json_object_new_boolean(!f->unreliable));
+		if (f->module[0])
+			json_object_object_add(fr, "module", json_object_new_string(f->module));
+		for (int i = 0; i < n; i++) {
+			json_object *l = json_object_new_object();
+
+			json_object_object_add(l, "function", json_object_new_string(loc[i].function));
+			json_object_object_add(l, "file", json_object_new_string(strip_base(d, loc[i].file)));
+			json_object_object_add(l, "line", json_object_new_int(loc[i].line));
+			json_object_array_add(locs, l);
+		}
+		json_object_object_add(fr, "locations", locs);
+		if (json_object_object_get_ex(d->cur, "frames", &frames))
+			json_object_array_add(frames, fr);
+	}
+}
+
+/* "Code: 48 89 e5 <0f> 0b ..." with the trapping byte in <>; "(bad)" ones skipped. */
+static int parse_code(const char *s, uint8_t *bytes, int *marker)
+{
+	int n = 0;
+
+	*marker = -1;
+	s = strstr(s, "Code:") + 5;
+	while (*s && n < MAX_CODE) {
+		char *end;
+		unsigned long v;
+		bool mark = false;
+
+		while (*s == ' ')
+			s++;
+		if (*s == '<' || *s == '(') {
+			mark = true;
+			s++;
+		}
+		if (!isxdigit((unsigned char)*s))
+			break;
+		v = strtoul(s, &end, 16);
+		if (end - s != 2)
+			break;
+		if (mark)
+			*marker = n;
+		bytes[n++] = (uint8_t)v;
+		s = end;
+		if (*s == '>' || *s == ')')
+			s++;
+	}
+	return n;
+}
+
+/* Decode from the first start offset whose instructions land on the marker
+ * (the Code: bytes start mid-instruction more often than not). */
+static void decode_code(struct decoder *d, const char *line, FILE *out)
+{
+	uint8_t bytes[MAX_CODE];
+	int marker, n = parse_code(line, bytes, &marker), start = 0;
+	uint64_t base;
+	json_object *code = d->json ? json_object_new_array() : NULL;
+
+	if (n == 0) {
+		if (!d->json)
+			fprintf(out, "%s\n", line);
+		if (code)
+			json_object_put(code);
+		return;
+	}
+	if (marker >= 0) {
+		for (start = 0; start < marker && start < 16; start++) {
+			int pos = start;
+			char text[128];
+
+			while (pos < marker) {
+				size_t l = disasm_one(d->dis, bytes + pos, (size_t)(n - pos), 0, text, sizeof(text));
+
+				if (!l)
+					break;
+				pos += (int)l;
+			}
+			if (pos == marker)
+				break;
+		}
+		if (start >= marker || start >= 16)
+			start = marker; /* nothing lines up: decode from the trap on */
+	}
+	base = d->rip && marker >= 0 ? d->rip - (uint64_t)marker : 0;
+	if (!d->json) {
+		fprintf(out, "%s\n", line);
+		fprintf(out, "Code starting with the faulting instruction%s\n", base ? " (addresses from RIP)" : "");
+		fprintf(out, "===========================================\n");
+	}
+	for (int pos = start; pos < n;) {
+		char text[128], hex[64] = "";
+		size_t l = disasm_one(d->dis, bytes + pos, (size_t)(n - pos), base + (uint64_t)pos, text, sizeof(text));
+		bool trap = pos == marker;
+
+		if (!l)
+			break;
+		for (size_t i = 0, o = 0; i < l && o + 4 < sizeof(hex); i++)
+			o += (size_t)snprintf(hex + o, sizeof(hex) - o, "%02x ", bytes[pos + (int)i]);
+		if (!d->json) {
+			if (base)
+				fprintf(out, "  %016" PRIx64 ":%s %-24s %s%s\n", base + (uint64_t)pos, trap ? "*" : " ", hex,
+					text, trap ? "\t\t<-- trapping instruction" : "");
+			else
+				fprintf(out, "  %4x:%s %-24s %s%s\n", pos, trap ? "*" : " ", hex, text,
+					trap ? "\t\t<-- trapping instruction" : "");
+		} else {
+			json_object *i = json_object_new_object();
+
+			json_object_object_add(i, "offset", json_object_new_int(pos - (marker >= 0 ? marker : 0)));
+			if (base)
+				json_object_object_add(i, "address", json_object_new_uint64(base + (uint64_t)pos));
+			json_object_object_add(i, "text", json_object_new_string(text));
+			json_object_object_add(i, "trapping", json_object_new_boolean(trap));
+			json_object_array_add(code, i);
+		}
+		pos += (int)l;
+	}
+	if (code) {
+		if (d->cur)
+			json_object_object_add(d->cur, "code", code);
+		else
+			json_object_put(code);
+	}
+}
+
+static void handle_line(struct decoder *d, char *line, FILE *out)
+{
+	struct oops_frame f;
+	char decoded[4096];
+	const char *body = line;
+
+	line[strcspn(line, "\r\n")] = '\0';
+	/* printk timestamps "[    1.234567] " are not part of the message */
+	if (body[0] == '[' && strchr(body, ']'))
+		body = strchr(body, ']') + 1;
+	while (*body == ' ')
+		body++;
+	if (report_header(body) && (!d->in_report || d->ended || !strstr(body, "Kernel panic")))
+		begin_report(d, body);
+	if (strstr(body, "---[ end "))
+		d->ended = true;
+	if (oops_parse_frame(line, &f)) {
+		bool is_rip = !strncmp(body, "RIP:", 4);
+
+		if (!d->in_report)
+			begin_report(d, "(stack trace without a report header)");
+		decode_frame(d, &f, is_rip, decoded, sizeof(decoded));
+		if (!d->json)
+			fprintf(out, "%.*s%s%s\n", (int)f.start, line, decoded, line + f.end);
+	} else if (strstr(line, "Code:") && strchr(line, '<')) {
+		decode_code(d, line, out);
+	} else if (!d->json) {
+		fprintf(out, "%s\n", line);
+	}
+}
+
+static void oops_usage(FILE *f)
+{
+	fprintf(f, "Usage: kstep oops [OPTIONS] [FILE|-]\n"
+		   "Decode the oops, BUG, WARNING and panic reports in a kernel log (serial console\n"
+		   "or dmesg, with or without timestamps): RIP and Call Trace entries to file:line\n"
+		   "with inlined frames, Code: bytes disassembled. Prints the log with decoded lines.\n\n"
+		   "  --vmlinux PATH     kernel with debug info (default: the tree's images/vmlinux)\n"
+		   "  --json             one JSON document with every report, for tools\n"
+		   "  --raw-addresses    look return addresses up as printed, not at address-1\n"
+		   "                     (what scripts/decode_stacktrace.sh of 6.1 does)\n"
+		   "  -h, --help\n");
+}
+
+int oops_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "vmlinux", required_argument, NULL, 'V' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "raw-addresses", no_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct decoder d = { 0 };
+	char vmlinux[PATH_MAX] = "", err[512], *line = NULL;
+	const char *path = "-";
+	size_t cap = 0;
+	long nlines = 0;
+	FILE *in;
+	int c, ret = 0;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'V':
+			snprintf(vmlinux, sizeof(vmlinux), "%s", optarg);
+			break;
+		case 'j':
+			d.json = true;
+			break;
+		case 'r':
+			d.raw = true;
+			break;
+		case 'h':
+			oops_usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "kstep oops: unknown option (see 'kstep oops --help')\n");
+			return 2;
+		}
+	}
+	if (argc - optind > 1) {
+		fprintf(stderr, "kstep oops: one log at a time (see 'kstep oops --help')\n");
+		return 2;
+	}
+	if (optind < argc)
+		path = argv[optind];
+	if (!vmlinux[0]) {
+		char exe[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		const char *images = getenv("KSTEP_IMAGES");
+
+		exe[n > 0 ? n : 0] = '\0';
+		if (images)
+			snprintf(vmlinux, sizeof(vmlinux), "%s/vmlinux", images);
+		else if (n > 0 && strrchr(exe, '/'))
+			snprintf(vmlinux, sizeof(vmlinux), "%.*s/../images/vmlinux", (int)(strrchr(exe, '/') - exe), exe);
+	}
+	in = strcmp(path, "-") ? fopen(path, "r") : stdin;
+	if (!in) {
+		fprintf(stderr, "kstep oops: cannot read %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	if (sym_open(&d.syms, vmlinux, err, sizeof(err))) {
+		fprintf(stderr, "kstep oops: %s\n", err);
+		if (in != stdin)
+			fclose(in);
+		return 1;
+	}
+	if (disasm_open(&d.dis)) {
+		fprintf(stderr, "kstep oops: cannot start the disassembler\n");
+		ret = 1;
+		goto out;
+	}
+	find_basepath(&d);
+	if (d.json)
+		d.reports = json_object_new_array();
+	while (getline(&line, &cap, in) > 0) {
+		nlines++;
+		handle_line(&d, line, stdout);
+	}
+	if (nlines == 0) {
+		fprintf(stderr, "kstep oops: %s is empty: give it a kernel log (serial console or dmesg)\n",
+			strcmp(path, "-") ? path : "standard input");
+		ret = 1;
+	} else if (d.nreports == 0) {
+		fprintf(stderr, "kstep oops: no oops, BUG, WARNING or panic report in %s (%ld lines)\n",
+			strcmp(path, "-") ? path : "standard input", nlines);
+		ret = 1;
+	} else {
+		if (d.in_report && !d.ended)
+			fprintf(stderr, "kstep oops: the last report has no end marker (log cut short?); "
+					"decoded what is there\n");
+		if (d.nundecoded)
+			fprintf(stderr, "kstep oops: %d frame(s) outside vmlinux or without line info were not decoded\n",
+				d.nundecoded);
+	}
+	if (d.json) {
+		json_object *doc = json_object_new_object();
+
+		json_object_object_add(doc, "vmlinux", json_object_new_string(vmlinux));
+		json_object_object_add(doc, "reports", d.reports);
+		puts(json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(doc);
+	}
+out:
+	free(line);
+	disasm_close(d.dis);
+	sym_close(d.syms);
+	if (in != stdin)
+		fclose(in);
+	return ret;
+}

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: MIT
+#include "probes.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct builtin {
+	const char *stage;
+	const char *func;
+	const char *nic;   /* only for this NIC, NULL: always */
+};
+
+/* The receive path of 6.1 from the driver to the socket (DESIGN.md). */
+static const struct builtin rx_set[] = {
+	{ "driver", "e1000_clean_rx_irq", "e1000" },
+	{ "driver", "virtnet_poll", "virtio" },
+	{ "softirq", "net_rx_action", NULL },
+	{ "gro", "napi_gro_receive", NULL },
+	{ "core", "__netif_receive_skb_core", NULL },
+	{ "core", "__netif_receive_skb_list_core", NULL },
+	{ "ip", "ip_rcv", NULL },
+	{ "ip", "ip_list_rcv", NULL },
+	{ "ip-local", "ip_local_deliver", NULL },
+	{ "tcp", "tcp_v4_rcv", NULL },
+	{ "udp", "udp_rcv", NULL },
+	{ "icmp", "icmp_rcv", NULL },
+	{ "copy", "skb_copy_datagram_iter", NULL },
+};
+
+/* The earliest points of a dying kernel: before the report is printed. */
+static const struct builtin oops_set[] = {
+	{ "oops", "oops_begin", NULL },
+	{ "oops", "__warn", NULL },
+	{ "oops", "panic", NULL },
+};
+
+static int add(struct probe_set *ps, const char *spec, const char *stage, uint64_t addr, bool entry,
+	       struct symtab *syms)
+{
+	struct probe *tmp, *p;
+
+	if (probes_find(ps, addr))
+		return 0; /* one breakpoint per address */
+	tmp = realloc(ps->v, (ps->n + 1) * sizeof(*tmp));
+	if (!tmp)
+		return -ENOMEM;
+	ps->v = tmp;
+	p = &ps->v[ps->n];
+	memset(p, 0, sizeof(*p));
+	p->spec = strdup(spec);
+	p->stage = strdup(stage);
+	if (!p->spec || !p->stage) {
+		free(p->spec);
+		free(p->stage);
+		return -ENOMEM;
+	}
+	p->addr = addr;
+	p->at_entry = entry;
+	p->skb_arg = -1;
+	p->oops = !strcmp(stage, "oops");
+	/* Arguments are only where the ABI puts them at the first instruction. */
+	if (entry && sym_skb_param(syms, addr, &p->skb_arg, &p->skb_levels))
+		p->skb_arg = -1;
+	ps->n++;
+	return 0;
+}
+
+static int add_builtin(struct probe_set *ps, const struct builtin *set, size_t n, const char *nic,
+		       struct symtab *syms)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct sym *s;
+		int err;
+
+		if (set[i].nic && nic && strcmp(set[i].nic, nic))
+			continue;
+		s = sym_lookup_name(syms, set[i].func);
+		if (!s || !s->func) {
+			char **tmp = realloc(ps->skipped, (ps->nskipped + 1) * sizeof(*tmp));
+
+			if (!tmp)
+				return -ENOMEM;
+			ps->skipped = tmp;
+			ps->skipped[ps->nskipped] = strdup(set[i].func);
+			if (!ps->skipped[ps->nskipped])
+				return -ENOMEM;
+			ps->nskipped++;
+			continue;
+		}
+		err = add(ps, set[i].func, set[i].stage, s->addr, true, syms);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int probes_add_set(struct probe_set *ps, const char *name, const char *nic, struct symtab *syms)
+{
+	if (!strcmp(name, "rx"))
+		return add_builtin(ps, rx_set, sizeof(rx_set) / sizeof(rx_set[0]), nic, syms);
+	if (!strcmp(name, "oops"))
+		return add_builtin(ps, oops_set, sizeof(oops_set) / sizeof(oops_set[0]), nic, syms);
+	if (!strcmp(name, "none"))
+		return 0;
+	return -ENOENT;
+}
+
+int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, struct symtab *syms,
+		    char *err, size_t errlen)
+{
+	const struct sym *s;
+	uint64_t addr;
+	int ret = sym_resolve(syms, spec, &addr);
+
+	if (ret == -ENOENT) {
+		snprintf(err, errlen, "unknown symbol '%s' in %s (check the name with: nm %s | grep -w NAME)",
+			 spec, sym_path(syms), sym_path(syms));
+		return ret;
+	}
+	if (ret) {
+		snprintf(err, errlen, "cannot parse breakpoint '%s': use NAME, NAME+OFFSET or 0xADDRESS", spec);
+		return ret;
+	}
+	s = sym_lookup_addr(syms, addr);
+	if (!sym_in_text(syms, addr)) {
+		snprintf(err, errlen, "'%s' (0x%llx) is not in the kernel's text", spec, (unsigned long long)addr);
+		return -EINVAL;
+	}
+	ret = add(ps, spec, stage ? stage : "user", addr, s && s->addr == addr && s->func, syms);
+	if (ret)
+		snprintf(err, errlen, "out of memory");
+	return ret;
+}
+
+int probes_load_file(struct probe_set *ps, const char *path, const char *nic, struct symtab *syms,
+		     char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char line[512];
+	int lineno = 0, ret = 0;
+
+	if (!f) {
+		snprintf(err, errlen, "cannot read probe file %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	while (!ret && fgets(line, sizeof(line), f)) {
+		char *save = NULL, *a, *b;
+
+		lineno++;
+		line[strcspn(line, "#\n")] = '\0';
+		a = strtok_r(line, " \t", &save);
+		if (!a)
+			continue;
+		b = strtok_r(NULL, " \t", &save);
+		if (!strcmp(a, "set")) {
+			ret = b ? probes_add_set(ps, b, nic, syms) : -EINVAL;
+			if (ret)
+				snprintf(err, errlen, "%s:%d: unknown probe set '%s' (have rx, oops, none)", path,
+					 lineno, b ? b : "");
+		} else {
+			char msg[384];
+
+			ret = probes_add_spec(ps, a, b, syms, msg, sizeof(msg));
+			if (ret)
+				snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+struct probe *probes_find(struct probe_set *ps, uint64_t addr)
+{
+	for (size_t i = 0; i < ps->n; i++)
+		if (ps->v[i].addr == addr)
+			return &ps->v[i];
+	return NULL;
+}
+
+void probes_free(struct probe_set *ps)
+{
+	for (size_t i = 0; i < ps->n; i++) {
+		free(ps->v[i].spec);
+		free(ps->v[i].stage);
+	}
+	for (size_t i = 0; i < ps->nskipped; i++)
+		free(ps->skipped[i]);
+	free(ps->v);
+	free(ps->skipped);
+	memset(ps, 0, sizeof(*ps));
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * probes: named sets of breakpoints. A probe is a code address with a stage
+ * name and, where the DWARF says so, the argument that carries the skb.
+ *   rx    the network receive path, stage by stage (the default)
+ *   oops  where the kernel dies: oops_begin, __warn, panic (live catch)
+ */
+#ifndef KSTEP_PROBES_H
+#define KSTEP_PROBES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "symbols.h"
+
+struct probe {
+	char *spec;        /* as given: name, name+off or 0xaddr */
+	char *stage;       /* receive-path stage, "oops", or "user" */
+	uint64_t addr;
+	bool at_entry;     /* addr is a function's first instruction */
+	int skb_arg;       /* argument register index, -1: none */
+	int skb_levels;    /* 1: sk_buff *, 2: sk_buff **, 0: list_head of skbs */
+	bool oops;         /* hitting it freezes the guest for gdb */
+	uint64_t hits;
+};
+
+struct probe_set {
+	struct probe *v;
+	size_t n;
+	char **skipped;    /* functions of a builtin set this vmlinux lacks */
+	size_t nskipped;
+};
+
+/* Add builtin set @name ("rx", "oops"). @nic picks the driver stage. -ENOENT
+ * for an unknown set name. */
+int probes_add_set(struct probe_set *ps, const char *name, const char *nic, struct symtab *syms);
+/* Add one SPEC; -ENOENT with a message for an unknown symbol. */
+int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, struct symtab *syms,
+		    char *err, size_t errlen);
+/* A file of lines "SPEC [STAGE]" or "set NAME", '#' comments. */
+int probes_load_file(struct probe_set *ps, const char *path, const char *nic, struct symtab *syms,
+		     char *err, size_t errlen);
+struct probe *probes_find(struct probe_set *ps, uint64_t addr);
+void probes_free(struct probe_set *ps);
+
+#endif

@@ -1,0 +1,476 @@
+// SPDX-License-Identifier: MIT
+#include "qemu.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+
+/* How long QEMU gets to leave after SIGTERM before SIGKILL. */
+#define QEMU_TERM_GRACE_MS 3000
+#define KEEPER_POLL_MS 20
+
+struct qemu {
+	pid_t keeper;
+	int ctl;          /* write end: 'K' = keep QEMU; EOF = stop it */
+	int status;       /* read end: QEMU's exit status (int) */
+	bool exited, kept;
+	int exit_status;
+	char dir[PATH_MAX];
+	char gdb[PATH_MAX + 16];
+	char qmp[PATH_MAX + 16];
+};
+
+const char *qemu_gdb_socket(const struct qemu *q)
+{
+	return q->gdb;
+}
+
+const char *qemu_qmp_socket(const struct qemu *q)
+{
+	return q->qmp;
+}
+
+const char *qemu_dir(const struct qemu *q)
+{
+	return q->dir;
+}
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Ask run-guest.sh for QEMU's arguments (NUL-separated). */
+static int qemu_args(const struct qemu_opts *o, const char *gdb, const char *rundir, char ***argv_out,
+		     char *err, size_t errlen)
+{
+	char script[PATH_MAX + 32], errpath[PATH_MAX + 32];
+	struct buf out = { 0 };
+	int pipefd[2], status, ret = 0, errfd;
+	size_t n = 0;
+	char **argv;
+	pid_t pid;
+
+	snprintf(script, sizeof(script), "%s/guest/run-guest.sh", o->tree);
+	snprintf(errpath, sizeof(errpath), "%s/args.err", rundir);
+	if (pipe2(pipefd, O_CLOEXEC))
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		errfd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(pipefd[1], 1);
+		if (errfd >= 0)
+			dup2(errfd, 2);
+		setenv("PRINT_ARGS", "1", 1);
+		setenv("HALT", "1", 1);
+		setenv("IMAGES", o->images, 1);
+		setenv("WORKLOAD", o->workload, 1);
+		setenv("ACCEL", o->accel, 1);
+		setenv("GDB_SOCK", gdb, 1);
+		setenv("KSTEP_RUNDIR", rundir, 1);
+		o->count ? setenv("COUNT", o->count, 1) : unsetenv("COUNT");
+		o->smp ? setenv("SMP", o->smp, 1) : unsetenv("SMP");
+		o->mem ? setenv("MEM", o->mem, 1) : unsetenv("MEM");
+		o->nic ? setenv("NIC", o->nic, 1) : unsetenv("NIC");
+		execl("/bin/bash", "bash", script, (char *)NULL);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	for (;;) {
+		char chunk[4096];
+		ssize_t r = read(pipefd[0], chunk, sizeof(chunk));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		if (buf_append(&out, chunk, (size_t)r)) {
+			ret = -ENOMEM;
+			break;
+		}
+	}
+	close(pipefd[0]);
+	waitpid(pid, &status, 0);
+	if (!ret && (!WIFEXITED(status) || WEXITSTATUS(status))) {
+		/* run-guest.sh explains itself in one line: pass it on. */
+		FILE *f = fopen(errpath, "r");
+		char line[512] = "guest/run-guest.sh failed";
+
+		if (f) {
+			if (fgets(line, sizeof(line), f))
+				line[strcspn(line, "\n")] = '\0';
+			fclose(f);
+		}
+		snprintf(err, errlen, "%s", !strncmp(line, "run-guest: ", 11) ? line + 11 : line);
+		ret = -EINVAL;
+	}
+	unlink(errpath);
+	if (ret) {
+		buf_free(&out);
+		return ret;
+	}
+	for (size_t i = 0; i < out.len; i++)
+		n += out.data[i] == '\0';
+	argv = calloc(n + 1, sizeof(*argv));
+	if (!argv) {
+		buf_free(&out);
+		return -ENOMEM;
+	}
+	for (size_t i = 0, k = 0; i < out.len && k < n; k++) {
+		argv[k] = strdup((char *)out.data + i);
+		if (!argv[k]) {
+			ret = -ENOMEM;
+			break;
+		}
+		i += strlen((char *)out.data + i) + 1;
+	}
+	buf_free(&out);
+	if (ret) {
+		for (size_t k = 0; k < n; k++)
+			free(argv[k]);
+		free(argv);
+		return ret;
+	}
+	*argv_out = argv;
+	return 0;
+}
+
+static void stop_child(pid_t pid)
+{
+	struct timespec t0;
+	int st;
+
+	kill(pid, SIGTERM);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (ms_since(&t0) < QEMU_TERM_GRACE_MS) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return;
+		usleep(KEEPER_POLL_MS * 1000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+}
+
+/* The keeper: runs QEMU, reports its exit, stops it when kstep goes away. */
+static void __attribute__((noreturn)) keeper(int ctl, int status_fd, char **argv, const char *serial_log)
+{
+	int st, code, logfd;
+	pid_t pid;
+
+	setpgid(0, 0);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	logfd = open(serial_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	pid = fork();
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDONLY);
+
+		dup2(devnull, 0);
+		if (logfd >= 0) {
+			dup2(logfd, 1);
+			dup2(logfd, 2);
+		}
+		execvp(argv[0], argv);
+		fprintf(stderr, "kstep: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	for (;;) {
+		struct pollfd pfd = { .fd = ctl, .events = POLLIN };
+		pid_t w = waitpid(pid, &st, WNOHANG);
+
+		if (w == pid) {
+			code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			if (write(status_fd, &code, sizeof(code)) < 0)
+				_exit(1);
+			_exit(0);
+		}
+		if (poll(&pfd, 1, KEEPER_POLL_MS) > 0) {
+			char c = 0;
+			ssize_t r = read(ctl, &c, 1);
+
+			if (r == 1 && c == 'K')
+				_exit(0); /* QEMU is reparented and keeps running */
+			if (r <= 0) {
+				stop_child(pid);
+				_exit(0);
+			}
+		}
+	}
+}
+
+int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t errlen)
+{
+	struct qemu *q = calloc(1, sizeof(*q));
+	const char *base = getenv("XDG_RUNTIME_DIR");
+	char tmpl[PATH_MAX], **argv = NULL;
+	int ctl[2] = { -1, -1 }, status[2] = { -1, -1 }, ret;
+
+	if (!q)
+		return -ENOMEM;
+	q->ctl = q->status = -1;
+	/* A private directory: only we can reach the sockets inside. */
+	snprintf(tmpl, sizeof(tmpl), "%s/kstep-%u-XXXXXX", base && *base ? base : "/tmp", (unsigned)getuid());
+	if (!mkdtemp(tmpl)) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot create a private directory %s: %s", tmpl, strerror(errno));
+		goto fail;
+	}
+	chmod(tmpl, 0700);
+	snprintf(q->dir, sizeof(q->dir), "%s", tmpl);
+	snprintf(q->gdb, sizeof(q->gdb), "%s/gdb.sock", q->dir);
+	snprintf(q->qmp, sizeof(q->qmp), "%s/qmp.sock", q->dir);
+
+	ret = qemu_args(o, q->gdb, q->dir, &argv, err, errlen);
+	if (ret)
+		goto fail;
+	{
+		/* argv[0] is QEMU itself; run-guest.sh gives only the options. */
+		size_t n = 0;
+		char **full;
+
+		while (argv[n])
+			n++;
+		full = calloc(n + 6, sizeof(*full));
+		if (!full) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+		full[0] = strdup(getenv("QEMU") ? getenv("QEMU") : "qemu-system-x86_64");
+		memcpy(full + 1, argv, n * sizeof(*argv));
+		full[n + 1] = strdup("-serial");
+		if (asprintf(&full[n + 2], "file:%s", o->serial_log) < 0)
+			full[n + 2] = NULL;
+		full[n + 3] = strdup("-monitor");
+		full[n + 4] = strdup("none");
+		free(argv);
+		argv = full;
+		for (size_t i = 0; i < n + 5; i++)
+			if (!argv[i]) {
+				ret = -ENOMEM;
+				goto fail;
+			}
+	}
+	if (pipe2(ctl, O_CLOEXEC) || pipe2(status, O_CLOEXEC)) {
+		ret = -errno;
+		goto fail;
+	}
+	q->keeper = fork();
+	if (q->keeper < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	if (q->keeper == 0) {
+		close(ctl[1]);
+		close(status[0]);
+		keeper(ctl[0], status[1], argv, o->serial_log);
+	}
+	close(ctl[0]);
+	close(status[1]);
+	q->ctl = ctl[1];
+	q->status = status[0];
+	for (size_t i = 0; argv[i]; i++)
+		free(argv[i]);
+	free(argv);
+	*out = q;
+	return 0;
+fail:
+	if (argv) {
+		for (size_t i = 0; argv[i]; i++)
+			free(argv[i]);
+		free(argv);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (ctl[i] >= 0)
+			close(ctl[i]);
+		if (status[i] >= 0)
+			close(status[i]);
+	}
+	qemu_free(q);
+	return ret;
+}
+
+static bool can_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		close(fd);
+		return false;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	ok = !connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	return ok;
+}
+
+int qemu_wait_ready(struct qemu *q, int timeout_ms, char *err, size_t errlen)
+{
+	struct timespec t0;
+	struct stat st;
+	int status;
+
+	/* Poll for the sockets instead of sleeping a fixed time. The gdb socket
+	 * is probed only by its existence: a connect would count as gdb's. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		if (qemu_exited(q, &status)) {
+			snprintf(err, errlen, "QEMU exited with status %d before it was ready", status);
+			return -ECHILD;
+		}
+		if (!stat(q->gdb, &st) && S_ISSOCK(st.st_mode) && can_connect(q->qmp)) {
+			/* can_connect used up QEMU's single QMP client slot briefly;
+			 * QEMU accepts the next one once it has seen the close. */
+			return 0;
+		}
+		if (ms_since(&t0) > timeout_ms) {
+			snprintf(err, errlen, "QEMU did not open its sockets within %d ms", timeout_ms);
+			return -ETIMEDOUT;
+		}
+		usleep(5000);
+	}
+}
+
+bool qemu_exited(struct qemu *q, int *status)
+{
+	if (!q->exited && q->status >= 0) {
+		struct pollfd pfd = { .fd = q->status, .events = POLLIN };
+
+		if (poll(&pfd, 1, 0) > 0) {
+			int code;
+
+			if (read(q->status, &code, sizeof(code)) == sizeof(code)) {
+				q->exit_status = code;
+				q->exited = true;
+			} else if (!q->kept) {
+				q->exit_status = -1; /* keeper died: treat QEMU as gone */
+				q->exited = true;
+			}
+		}
+	}
+	if (q->exited && status)
+		*status = q->exit_status;
+	return q->exited;
+}
+
+bool qemu_wait_exit(struct qemu *q, int timeout_ms, int *status)
+{
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!qemu_exited(q, status)) {
+		if (ms_since(&t0) >= timeout_ms)
+			return false;
+		usleep(KEEPER_POLL_MS * 1000);
+	}
+	return true;
+}
+
+void qemu_keep(struct qemu *q)
+{
+	if (q->ctl >= 0 && write(q->ctl, "K", 1) == 1)
+		q->kept = true;
+}
+
+static void remove_dir(const char *dir)
+{
+	static const char *const names[] = { "gdb.sock", "qmp.sock", "args.err" };
+	char path[PATH_MAX + 16];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+void qemu_free(struct qemu *q)
+{
+	int st;
+
+	if (!q)
+		return;
+	if (q->ctl >= 0)
+		close(q->ctl); /* EOF: the keeper stops QEMU unless told 'K' */
+	if (q->keeper > 0)
+		waitpid(q->keeper, &st, 0);
+	if (q->status >= 0)
+		close(q->status);
+	if (q->dir[0] && !q->kept)
+		remove_dir(q->dir);
+	free(q);
+}
+
+static void accel_key(const char *images, char *key, size_t len)
+{
+	char path[PATH_MAX], ver[256] = "";
+	struct stat st;
+	FILE *p;
+
+	snprintf(path, sizeof(path), "%s/bzImage", images);
+	if (stat(path, &st)) {
+		key[0] = '\0';
+		return;
+	}
+	p = popen("${QEMU:-qemu-system-x86_64} --version 2>/dev/null", "r");
+	if (p) {
+		if (fgets(ver, sizeof(ver), p))
+			ver[strcspn(ver, "\n")] = '\0';
+		pclose(p);
+	}
+	/* Same key as run-guest.sh: "size-mtime version-line". */
+	snprintf(key, len, "%lld-%lld %s", (long long)st.st_size, (long long)st.st_mtime, ver);
+}
+
+const char *qemu_accel_cached(const char *images)
+{
+	char path[PATH_MAX], key[512], line[512], accel[16] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/accel.probe", images);
+	f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	accel_key(images, key, sizeof(key));
+	if (fgets(line, sizeof(line), f) && (line[strcspn(line, "\n")] = '\0', !strcmp(line, key)) &&
+	    fgets(accel, sizeof(accel), f))
+		accel[strcspn(accel, "\n")] = '\0';
+	fclose(f);
+	return !strcmp(accel, "kvm") ? "kvm" : !strcmp(accel, "tcg") ? "tcg" : NULL;
+}
+
+void qemu_accel_remember(const char *images, const char *accel)
+{
+	char path[PATH_MAX], key[512];
+	FILE *f;
+
+	accel_key(images, key, sizeof(key));
+	snprintf(path, sizeof(path), "%s/accel.probe", images);
+	f = fopen(path, "w");
+	if (f) {
+		fprintf(f, "%s\n%s\n", key, accel);
+		fclose(f);
+	}
+}

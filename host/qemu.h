@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * qemu: launch the kstep guest with its gdbstub and QMP on unix sockets in a
+ * private 0700 directory, halted at reset (-S). The command line comes from
+ * guest/run-guest.sh (PRINT_ARGS=1), so it is defined once.
+ *
+ * QEMU runs under a small keeper process in its own process group: Ctrl-C
+ * reaches only kstep, and if kstep dies for any reason the keeper sees its
+ * control pipe close and stops QEMU. Only qemu_keep() leaves QEMU running.
+ */
+#ifndef KSTEP_QEMU_H
+#define KSTEP_QEMU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct qemu_opts {
+	const char *tree;        /* kstep source tree (guest/run-guest.sh) */
+	const char *images;      /* bzImage, initramfs.cpio.gz */
+	const char *workload;
+	const char *count;       /* workload size, NULL for the default */
+	const char *accel;       /* "kvm" or "tcg" */
+	const char *smp, *mem, *nic;
+	const char *serial_log;  /* where the guest console goes */
+};
+
+struct qemu;
+
+int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t errlen);
+/* Wait until both sockets accept connections. -ECHILD if QEMU exited. */
+int qemu_wait_ready(struct qemu *q, int timeout_ms, char *err, size_t errlen);
+const char *qemu_gdb_socket(const struct qemu *q);
+const char *qemu_qmp_socket(const struct qemu *q);
+const char *qemu_dir(const struct qemu *q);
+/* Non-blocking: true once QEMU has exited; *status is its exit status
+ * (128+N for a signal). */
+bool qemu_exited(struct qemu *q, int *status);
+/* Wait up to @timeout_ms for QEMU to exit by itself. */
+bool qemu_wait_exit(struct qemu *q, int timeout_ms, int *status);
+/* Leave QEMU running after kstep exits (a frozen guest for gdb). */
+void qemu_keep(struct qemu *q);
+/* Stop QEMU (unless kept) and free; removes the private directory. */
+void qemu_free(struct qemu *q);
+
+/* "kvm" if KVM really boots this kernel, from the cache run-guest.sh shares;
+ * NULL when unknown. */
+const char *qemu_accel_cached(const char *images);
+void qemu_accel_remember(const char *images, const char *accel);
+
+#endif

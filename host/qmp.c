@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT
+#include "qmp.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define QMP_TIMEOUT_MS 5000
+
+struct qmp {
+	int fd;
+	json_tokener *tok;
+	char in[4096];
+	size_t in_off, in_len;
+	char err[256];
+};
+
+static int qerr(struct qmp *q, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int qerr(struct qmp *q, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(q->err, sizeof(q->err), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+const char *qmp_errmsg(const struct qmp *q)
+{
+	return q->err;
+}
+
+/* Next complete JSON object from the socket; the caller puts it. */
+static int qmp_read(struct qmp *q, json_object **obj)
+{
+	for (;;) {
+		while (q->in_off < q->in_len) {
+			size_t n = q->in_len - q->in_off;
+			json_object *o = json_tokener_parse_ex(q->tok, q->in + q->in_off, (int)n);
+			enum json_tokener_error e = json_tokener_get_error(q->tok);
+
+			if (o) {
+				q->in_off += json_tokener_get_parse_end(q->tok);
+				*obj = o;
+				return 0;
+			}
+			if (e != json_tokener_continue) {
+				json_tokener_reset(q->tok);
+				return qerr(q, -EPROTO, "QMP: bad JSON: %s", json_tokener_error_desc(e));
+			}
+			q->in_off = q->in_len;
+		}
+		struct pollfd pfd = { .fd = q->fd, .events = POLLIN };
+		int r = poll(&pfd, 1, QMP_TIMEOUT_MS);
+
+		if (r == 0)
+			return qerr(q, -ETIMEDOUT, "QMP: no answer within %d ms", QMP_TIMEOUT_MS);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return qerr(q, -errno, "QMP: %s", strerror(errno));
+		}
+		ssize_t n = read(q->fd, q->in, sizeof(q->in));
+
+		if (n <= 0)
+			return qerr(q, -ECONNRESET, "QMP: QEMU closed the connection");
+		q->in_off = 0;
+		q->in_len = (size_t)n;
+	}
+}
+
+/* Send @cmd and wait for its return, skipping asynchronous events. */
+static int qmp_call(struct qmp *q, const char *cmd, json_object **ret)
+{
+	json_object *req = json_object_new_object(), *reply;
+	const char *text;
+	int err = 0;
+
+	if (!req)
+		return qerr(q, -ENOMEM, "out of memory");
+	json_object_object_add(req, "execute", json_object_new_string(cmd));
+	text = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+	if (write(q->fd, text, strlen(text)) != (ssize_t)strlen(text))
+		err = qerr(q, -ECONNRESET, "QMP: cannot send %s", cmd);
+	json_object_put(req);
+	while (!err) {
+		json_object *val;
+
+		err = qmp_read(q, &reply);
+		if (err)
+			break;
+		if (json_object_object_get_ex(reply, "return", &val)) {
+			if (ret)
+				*ret = json_object_get(val);
+			json_object_put(reply);
+			return 0;
+		}
+		if (json_object_object_get_ex(reply, "error", &val)) {
+			json_object *desc;
+			const char *d = json_object_object_get_ex(val, "desc", &desc) ? json_object_get_string(desc) : "?";
+
+			err = qerr(q, -EIO, "QMP %s: %s", cmd, d);
+		}
+		json_object_put(reply); /* events ("event": ...) are skipped */
+	}
+	return err;
+}
+
+int qmp_open(struct qmp **out, const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct qmp *q = calloc(1, sizeof(*q));
+	json_object *greeting = NULL;
+	int ret;
+
+	if (!q)
+		return -ENOMEM;
+	q->tok = json_tokener_new();
+	q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (!q->tok || q->fd < 0 || strlen(path) >= sizeof(sa.sun_path)) {
+		ret = -EINVAL;
+		snprintf(err, errlen, "QMP: cannot use socket %s", path);
+		goto fail;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if (connect(q->fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		ret = -errno;
+		snprintf(err, errlen, "QMP: cannot connect to %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	ret = qmp_read(q, &greeting); /* {"QMP": {...}} */
+	if (!ret && !json_object_object_get_ex(greeting, "QMP", NULL))
+		ret = qerr(q, -EPROTO, "QMP: %s did not greet like QEMU", path);
+	json_object_put(greeting);
+	if (!ret)
+		ret = qmp_call(q, "qmp_capabilities", NULL);
+	if (ret) {
+		snprintf(err, errlen, "%s", q->err);
+		goto fail;
+	}
+	*out = q;
+	return 0;
+fail:
+	qmp_close(q);
+	return ret;
+}
+
+void qmp_close(struct qmp *q)
+{
+	if (!q)
+		return;
+	if (q->fd >= 0)
+		close(q->fd);
+	if (q->tok)
+		json_tokener_free(q->tok);
+	free(q);
+}
+
+int qmp_execute(struct qmp *q, const char *command)
+{
+	return qmp_call(q, command, NULL);
+}
+
+int qmp_status(struct qmp *q, char *status, size_t len, bool *running)
+{
+	json_object *ret = NULL, *v;
+	int err = qmp_call(q, "query-status", &ret);
+
+	if (err)
+		return err;
+	snprintf(status, len, "%s",
+		 json_object_object_get_ex(ret, "status", &v) ? json_object_get_string(v) : "?");
+	*running = json_object_object_get_ex(ret, "running", &v) && json_object_get_boolean(v);
+	json_object_put(ret);
+	return 0;
+}

@@ -1,0 +1,526 @@
+// SPDX-License-Identifier: MIT
+#include "rsp.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* A stub that keeps sending garbage gets this many naks before we give up. */
+#define RSP_MAX_RETRIES 5
+
+struct rsp_conn {
+	int fd;
+	struct rsp_parser parser;
+	uint8_t in[65536];     /* bytes read but not yet parsed */
+	size_t in_off, in_len;
+	struct buf out;        /* bytes queued for the next write */
+	struct buf unacked;    /* framed packets sent and not yet acked, back to back */
+	size_t unacked_count;
+	bool noack;
+	FILE *wire;
+	volatile sig_atomic_t *interrupt;
+	char err[256];
+};
+
+int rsp_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int rsp_hex_decode(const char *hex, size_t hexlen, uint8_t *out, size_t outlen)
+{
+	size_t n = hexlen / 2;
+
+	if (hexlen % 2 || n > outlen)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		int hi = rsp_hexval(hex[2 * i]), lo = rsp_hexval(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return (int)n;
+}
+
+void rsp_hex_encode(const uint8_t *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+void rsp_parser_init(struct rsp_parser *p, size_t max_packet)
+{
+	memset(p, 0, sizeof(*p));
+	p->max_packet = max_packet ? max_packet : RSP_MAX_PACKET_DEFAULT;
+}
+
+void rsp_parser_free(struct rsp_parser *p)
+{
+	buf_free(&p->pkt);
+}
+
+static void parser_add(struct rsp_parser *p, uint8_t c)
+{
+	if (p->pkt.len >= p->max_packet) {
+		p->error = -EMSGSIZE;
+		p->state = RS_DISCARD;
+	} else if (buf_putc(&p->pkt, c)) {
+		p->error = -ENOMEM;
+		p->state = RS_DISCARD;
+	}
+}
+
+size_t rsp_parser_feed(struct rsp_parser *p, const uint8_t *data, size_t len, enum rsp_event *ev)
+{
+	size_t i;
+
+	*ev = RSP_EV_NONE;
+	for (i = 0; i < len && *ev == RSP_EV_NONE; i++) {
+		uint8_t c = data[i];
+		int v;
+
+		switch (p->state) {
+		case RS_IDLE:
+			/* Anything but a packet start or an ack is line noise. */
+			if (c == '+') {
+				*ev = RSP_EV_ACK;
+			} else if (c == '-') {
+				*ev = RSP_EV_NAK;
+			} else if (c == '$' || c == '%') {
+				buf_reset(&p->pkt);
+				p->sum = 0;
+				p->error = 0;
+				p->notification = c == '%';
+				p->state = RS_DATA;
+			}
+			break;
+		case RS_DISCARD:
+			/* An oversized packet: skip to its checksum, then report it. */
+			if (c == '#')
+				p->state = RS_CSUM1;
+			else
+				p->sum += c;
+			break;
+		case RS_DATA:
+			if (c == '#') {
+				p->state = RS_CSUM1;
+				break;
+			}
+			p->sum += c;
+			if (c == '}')
+				p->state = RS_DATA_ESC;
+			else if (c == '*')
+				p->state = RS_DATA_RLE;
+			else
+				parser_add(p, c);
+			break;
+		case RS_DATA_ESC:
+			p->sum += c;
+			p->state = RS_DATA;
+			parser_add(p, c ^ 0x20);
+			break;
+		case RS_DATA_RLE:
+			/* '*' N repeats the previous byte N - 29 more times (E.1 Overview);
+			 * a count with no byte before it cannot be decoded. */
+			p->sum += c;
+			p->state = RS_DATA;
+			if (!p->pkt.len || c < 29) {
+				p->error = p->error ? p->error : -EPROTO;
+				break;
+			}
+			for (int n = c - 29; n > 0 && p->state == RS_DATA; n--)
+				parser_add(p, p->pkt.data[p->pkt.len - 1]);
+			break;
+		case RS_CSUM1:
+			v = rsp_hexval(c);
+			p->csum = (uint8_t)((v < 0 ? 0xf0 : v) << 4);
+			if (v < 0)
+				p->error = p->error ? p->error : -EPROTO;
+			p->state = RS_CSUM2;
+			break;
+		case RS_CSUM2:
+			v = rsp_hexval(c);
+			p->state = RS_IDLE;
+			if (p->error == -EMSGSIZE || p->error == -ENOMEM) {
+				*ev = RSP_EV_OVERSIZE;
+				break;
+			}
+			if (v < 0 || p->error || (uint8_t)(p->csum | v) != p->sum) {
+				*ev = RSP_EV_BAD_CSUM;
+				break;
+			}
+			*ev = RSP_EV_PACKET;
+			buf_cstr(&p->pkt); /* NUL-terminate for convenience; may fail harmlessly */
+			break;
+		}
+	}
+	return i;
+}
+
+static int set_err(struct rsp_conn *c, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int set_err(struct rsp_conn *c, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+const char *rsp_errmsg(const struct rsp_conn *c)
+{
+	return c->err;
+}
+
+int rsp_fd(const struct rsp_conn *c)
+{
+	return c->fd;
+}
+
+int rsp_conn_from_fd(struct rsp_conn **out, int fd)
+{
+	struct rsp_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->fd = fd;
+	rsp_parser_init(&c->parser, 0);
+	*out = c;
+	return 0;
+}
+
+static int connect_unix(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int connect_tcp(const char *host, const char *port)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	int fd = -ECONNREFUSED;
+
+	if (getaddrinfo(host, port, &hints, &res))
+		return -EHOSTUNREACH;
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0) {
+			fd = -errno;
+			continue;
+		}
+		if (!connect(fd, ai->ai_addr, ai->ai_addrlen))
+			break;
+		close(fd);
+		fd = -errno;
+	}
+	freeaddrinfo(res);
+	if (fd >= 0) {
+		int one = 1;
+
+		/* Packets are tiny and strictly request/reply: Nagle only adds latency. */
+		setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof(one));
+	}
+	return fd;
+}
+
+int rsp_connect(struct rsp_conn **out, const char *endpoint, char *err, size_t errlen)
+{
+	const char *colon;
+	struct stat st;
+	int fd, ret;
+
+	if (!strncmp(endpoint, "unix:", 5)) {
+		fd = connect_unix(endpoint + 5);
+	} else if (!stat(endpoint, &st) && S_ISSOCK(st.st_mode)) {
+		fd = connect_unix(endpoint);
+	} else if ((colon = strrchr(endpoint, ':')) && colon[1]) {
+		char host[256];
+		size_t hl = (size_t)(colon - endpoint);
+
+		if (hl >= sizeof(host))
+			hl = sizeof(host) - 1;
+		memcpy(host, endpoint, hl);
+		host[hl] = '\0';
+		fd = connect_tcp(hl ? host : "127.0.0.1", colon + 1);
+	} else {
+		snprintf(err, errlen, "'%s' is not an endpoint: use unix:PATH or HOST:PORT", endpoint);
+		return -EINVAL;
+	}
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot connect to gdbstub at %s: %s", endpoint, strerror(-fd));
+		return fd;
+	}
+	ret = rsp_conn_from_fd(out, fd);
+	if (ret)
+		close(fd);
+	return ret;
+}
+
+void rsp_close(struct rsp_conn *c)
+{
+	if (!c)
+		return;
+	if (c->fd >= 0) {
+		rsp_flush(c);
+		close(c->fd);
+	}
+	rsp_parser_free(&c->parser);
+	buf_free(&c->out);
+	buf_free(&c->unacked);
+	free(c);
+}
+
+void rsp_set_wire_log(struct rsp_conn *c, FILE *log)
+{
+	c->wire = log;
+}
+
+void rsp_set_noack(struct rsp_conn *c, bool noack)
+{
+	c->noack = noack;
+}
+
+void rsp_set_max_packet(struct rsp_conn *c, size_t max)
+{
+	c->parser.max_packet = max;
+}
+
+void rsp_set_interrupt_flag(struct rsp_conn *c, volatile sig_atomic_t *flag)
+{
+	c->interrupt = flag;
+}
+
+static void wire_log(struct rsp_conn *c, const char *dir, const uint8_t *data, size_t len)
+{
+	if (!c->wire)
+		return;
+	fputs(dir, c->wire);
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] >= 0x20 && data[i] < 0x7f)
+			fputc(data[i], c->wire);
+		else
+			fprintf(c->wire, "\\x%02x", data[i]);
+	}
+	fputc('\n', c->wire);
+}
+
+/* Frame @payload as $payload#cs, escaping the bytes the protocol reserves. */
+static int frame(struct buf *b, const char *payload, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+	uint8_t sum = 0;
+	int err = buf_reserve(b, len + 4);
+
+	if (err)
+		return err;
+	b->data[b->len++] = '$';
+	for (size_t i = 0; i < len; i++) {
+		uint8_t ch = (uint8_t)payload[i];
+
+		if (ch == '$' || ch == '#' || ch == '}' || ch == '*') {
+			if ((err = buf_putc(b, '}')))
+				return err;
+			sum += '}';
+			ch ^= 0x20;
+		}
+		if ((err = buf_putc(b, ch)))
+			return err;
+		sum += ch;
+	}
+	if ((err = buf_reserve(b, 3)))
+		return err;
+	b->data[b->len++] = '#';
+	b->data[b->len++] = (uint8_t)digits[sum >> 4];
+	b->data[b->len++] = (uint8_t)digits[sum & 15];
+	return 0;
+}
+
+int rsp_queue(struct rsp_conn *c, const char *payload, size_t len)
+{
+	size_t start = c->out.len;
+	int err = frame(&c->out, payload, len);
+
+	if (err)
+		return set_err(c, err, "out of memory framing a packet");
+	if (!c->noack) {
+		err = buf_append(&c->unacked, c->out.data + start, c->out.len - start);
+		if (err)
+			return set_err(c, err, "out of memory");
+		c->unacked_count++;
+	}
+	wire_log(c, "=> ", (const uint8_t *)payload, len);
+	return 0;
+}
+
+int rsp_send_raw(struct rsp_conn *c, const void *data, size_t len)
+{
+	int err = buf_append(&c->out, data, len);
+
+	if (err)
+		return set_err(c, err, "out of memory");
+	wire_log(c, "=> ", data, len);
+	return 0;
+}
+
+int rsp_flush(struct rsp_conn *c)
+{
+	size_t off = 0;
+
+	while (off < c->out.len) {
+		ssize_t n = send(c->fd, c->out.data + off, c->out.len - off, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			c->out.len = 0;
+			return set_err(c, errno == EPIPE ? -ECONNRESET : -errno,
+				       "gdbstub connection lost while sending: %s", strerror(errno));
+		}
+		off += (size_t)n;
+	}
+	c->out.len = 0;
+	return 0;
+}
+
+/* Length of the first framed packet in c->unacked ('$' ... '#xx'). */
+static size_t first_unacked_len(const struct rsp_conn *c)
+{
+	for (size_t i = 0; i + 2 < c->unacked.len; i++)
+		if (c->unacked.data[i] == '#' && (i == 0 || c->unacked.data[i - 1] != '}'))
+			return i + 3;
+	return c->unacked.len;
+}
+
+static void drop_first_unacked(struct rsp_conn *c)
+{
+	size_t n = first_unacked_len(c);
+
+	memmove(c->unacked.data, c->unacked.data + n, c->unacked.len - n);
+	c->unacked.len -= n;
+	c->unacked_count--;
+}
+
+static int fill(struct rsp_conn *c, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	ssize_t n;
+	int err, r;
+
+	if ((err = rsp_flush(c)))
+		return err;
+	for (;;) {
+		r = poll(&pfd, 1, timeout_ms);
+		if (r > 0)
+			break;
+		if (r == 0)
+			return set_err(c, -ETIMEDOUT, "gdbstub did not answer within %d ms", timeout_ms);
+		if (errno != EINTR)
+			return set_err(c, -errno, "poll: %s", strerror(errno));
+		if (c->interrupt && *c->interrupt)
+			return set_err(c, -EINTR, "interrupted");
+	}
+	n = recv(c->fd, c->in, sizeof(c->in), 0);
+	if (n == 0)
+		return set_err(c, -ECONNRESET, "gdbstub closed the connection (QEMU exited?)");
+	if (n < 0)
+		return set_err(c, errno == ECONNRESET ? -ECONNRESET : -errno,
+			       "gdbstub connection lost: %s", strerror(errno));
+	c->in_off = 0;
+	c->in_len = (size_t)n;
+	return 0;
+}
+
+int rsp_recv(struct rsp_conn *c, const char **payload, size_t *len, int timeout_ms)
+{
+	int bad = 0, err;
+
+	for (;;) {
+		enum rsp_event ev;
+		size_t used;
+
+		if (c->in_off == c->in_len && (err = fill(c, timeout_ms)))
+			return err;
+		used = rsp_parser_feed(&c->parser, c->in + c->in_off, c->in_len - c->in_off, &ev);
+		c->in_off += used;
+		switch (ev) {
+		case RSP_EV_NONE:
+			break;
+		case RSP_EV_ACK:
+			if (c->unacked_count)
+				drop_first_unacked(c);
+			break;
+		case RSP_EV_NAK:
+			/* Resend the oldest packet the stub has not acknowledged (E.3). */
+			if (c->unacked_count) {
+				if (++bad > RSP_MAX_RETRIES)
+					return set_err(c, -EPROTO, "gdbstub rejected a packet %d times", bad);
+				err = buf_append(&c->out, c->unacked.data, first_unacked_len(c));
+				if (err || (err = rsp_flush(c)))
+					return err;
+			}
+			break;
+		case RSP_EV_BAD_CSUM:
+			wire_log(c, "<= (bad checksum) ", c->parser.pkt.data, c->parser.pkt.len);
+			if (++bad > RSP_MAX_RETRIES)
+				return set_err(c, -EPROTO, "%d packets with bad checksums in a row", bad);
+			if (!c->noack && ((err = rsp_send_raw(c, "-", 1)) || (err = rsp_flush(c))))
+				return err;
+			break;
+		case RSP_EV_OVERSIZE:
+			return set_err(c, -EMSGSIZE, "gdbstub sent a packet over %zu bytes",
+				       c->parser.max_packet);
+		case RSP_EV_PACKET:
+			if (c->parser.notification)
+				break; /* non-stop notifications: we run all-stop */
+			wire_log(c, "<= ", c->parser.pkt.data, c->parser.pkt.len);
+			/* The ack goes out with the next request: one write instead of two. */
+			if (!c->noack && buf_putc(&c->out, '+'))
+				return set_err(c, -ENOMEM, "out of memory");
+			*payload = (const char *)c->parser.pkt.data;
+			*len = c->parser.pkt.len;
+			return 0;
+		}
+	}
+}
+
+int rsp_request(struct rsp_conn *c, const char *req, const char **reply, size_t *len, int timeout_ms)
+{
+	int err = rsp_queue(c, req, strlen(req));
+
+	return err ? err : rsp_recv(c, reply, len, timeout_ms);
+}

@@ -1,0 +1,491 @@
+// SPDX-License-Identifier: MIT
+#include "symbols.h"
+
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct symtab {
+	char *path;
+	int fd;
+	Elf *elf;
+	struct sym *syms;        /* sorted by address */
+	size_t nsyms;
+	struct sym **by_name;    /* sorted by name */
+	char *strings;           /* copy of .strtab */
+	uint64_t stext, etext;
+	Dwfl *dwfl;              /* opened on first use */
+	Dwfl_Module *mod;
+	bool dwfl_failed;
+};
+
+static const Dwfl_Callbacks offline_callbacks = {
+	.find_debuginfo = dwfl_standard_find_debuginfo,
+	.section_address = dwfl_offline_section_address,
+};
+
+static int cmp_addr(const void *a, const void *b)
+{
+	const struct sym *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	/* Among aliases, sized functions first: they give the best name. */
+	if (x->func != y->func)
+		return x->func ? -1 : 1;
+	return (x->size < y->size) - (x->size > y->size);
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	const struct sym *const *x = a, *const *y = b;
+	int c = strcmp((*x)->name, (*y)->name);
+
+	if (c)
+		return c;
+	return (*x)->func == (*y)->func ? 0 : (*x)->func ? -1 : 1;
+}
+
+const char *sym_path(const struct symtab *s)
+{
+	return s->path;
+}
+
+static int load_symtab(struct symtab *s, char *err, size_t errlen)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+
+	while ((scn = elf_nextscn(s->elf, scn))) {
+		Elf_Data *data, *strdata;
+		size_t n;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_SYMTAB)
+			continue;
+		data = elf_getdata(scn, NULL);
+		strdata = elf_getdata(elf_getscn(s->elf, sh.sh_link), NULL);
+		if (!data || !strdata)
+			break;
+		s->strings = malloc(strdata->d_size + 1);
+		n = sh.sh_entsize ? sh.sh_size / sh.sh_entsize : 0;
+		s->syms = calloc(n ? n : 1, sizeof(*s->syms));
+		if (!s->strings || !s->syms)
+			return -ENOMEM;
+		memcpy(s->strings, strdata->d_buf, strdata->d_size);
+		s->strings[strdata->d_size] = '\0';
+		for (size_t i = 0; i < n; i++) {
+			GElf_Sym es;
+			int type;
+
+			if (!gelf_getsym(data, (int)i, &es) || !es.st_value || es.st_name >= strdata->d_size)
+				continue;
+			type = GELF_ST_TYPE(es.st_info);
+			if (type != STT_FUNC && type != STT_OBJECT && type != STT_NOTYPE)
+				continue;
+			if (es.st_shndx == SHN_UNDEF || es.st_shndx == SHN_ABS)
+				continue;
+			s->syms[s->nsyms++] = (struct sym){
+				.name = s->strings + es.st_name,
+				.addr = es.st_value,
+				.size = es.st_size,
+				.func = type == STT_FUNC,
+			};
+			if (!strcmp(s->strings + es.st_name, "_stext"))
+				s->stext = es.st_value;
+			else if (!strcmp(s->strings + es.st_name, "_etext"))
+				s->etext = es.st_value;
+		}
+		break;
+	}
+	if (!s->nsyms) {
+		snprintf(err, errlen, "%s has no symbol table (build the kernel with symbols: make images)", s->path);
+		return -ENOEXEC;
+	}
+	qsort(s->syms, s->nsyms, sizeof(*s->syms), cmp_addr);
+	s->by_name = malloc(s->nsyms * sizeof(*s->by_name));
+	if (!s->by_name)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->nsyms; i++)
+		s->by_name[i] = &s->syms[i];
+	qsort(s->by_name, s->nsyms, sizeof(*s->by_name), cmp_name);
+	return 0;
+}
+
+int sym_open(struct symtab **out, const char *path, char *err, size_t errlen)
+{
+	struct symtab *s = calloc(1, sizeof(*s));
+	int ret;
+
+	if (!s)
+		return -ENOMEM;
+	s->fd = -1;
+	s->path = strdup(path);
+	if (!s->path) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	elf_version(EV_CURRENT);
+	s->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (s->fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot open %s: %s (build it with 'make images' or pass --vmlinux)",
+			 path, strerror(errno));
+		goto fail;
+	}
+	s->elf = elf_begin(s->fd, ELF_C_READ_MMAP, NULL);
+	if (!s->elf || elf_kind(s->elf) != ELF_K_ELF) {
+		snprintf(err, errlen, "%s is not an ELF file (want the kernel's vmlinux, not bzImage)", path);
+		ret = -ENOEXEC;
+		goto fail;
+	}
+	ret = load_symtab(s, err, errlen);
+	if (ret)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	if (ret == -ENOMEM)
+		snprintf(err, errlen, "out of memory reading %s", path);
+	sym_close(s);
+	return ret;
+}
+
+void sym_close(struct symtab *s)
+{
+	if (!s)
+		return;
+	if (s->dwfl)
+		dwfl_end(s->dwfl);
+	if (s->elf)
+		elf_end(s->elf);
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->syms);
+	free(s->by_name);
+	free(s->strings);
+	free(s->path);
+	free(s);
+}
+
+const struct sym *sym_lookup_addr(const struct symtab *s, uint64_t addr)
+{
+	size_t lo = 0, hi = s->nsyms;
+	const struct sym *best;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->syms[mid].addr <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!lo)
+		return NULL;
+	best = &s->syms[lo - 1];
+	/* Step back over aliases at the same address to the preferred one. */
+	while (best > s->syms && best[-1].addr == best->addr)
+		best--;
+	if (best->size && addr >= best->addr + best->size) {
+		/* Past the end of a sized symbol: only unsized labels may cover it. */
+		const struct sym *next = best + 1 < s->syms + s->nsyms ? best + 1 : NULL;
+
+		if (!next || next->addr > addr)
+			return addr - best->addr < 0x1000 && !best->func ? best : NULL;
+	}
+	return best;
+}
+
+const struct sym *sym_lookup_name(const struct symtab *s, const char *name)
+{
+	size_t lo = 0, hi = s->nsyms;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(s->by_name[mid]->name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < s->nsyms && !strcmp(s->by_name[lo]->name, name))
+		return s->by_name[lo];
+	/* GCC clones keep the name with a suffix: foo.constprop.0, foo.isra.0,
+	 * foo.part.0. The first one (sorted) stands for the function. */
+	if (lo < s->nsyms && !strncmp(s->by_name[lo]->name, name, strlen(name)) &&
+	    s->by_name[lo]->name[strlen(name)] == '.' && s->by_name[lo]->func)
+		return s->by_name[lo];
+	return NULL;
+}
+
+int sym_resolve(const struct symtab *s, const char *spec, uint64_t *addr)
+{
+	char name[256], *end;
+	const char *plus = strchr(spec, '+');
+	const struct sym *sym;
+	uint64_t off = 0;
+	size_t nl;
+
+	if (!*spec)
+		return -EINVAL;
+	if (!strncmp(spec, "0x", 2) || !strncmp(spec, "0X", 2)) {
+		*addr = strtoull(spec, &end, 16);
+		return *end || end == spec + 2 ? -EINVAL : 0;
+	}
+	nl = plus ? (size_t)(plus - spec) : strlen(spec);
+	if (!nl || nl >= sizeof(name))
+		return -EINVAL;
+	memcpy(name, spec, nl);
+	name[nl] = '\0';
+	if (plus) {
+		errno = 0;
+		off = strtoull(plus + 1, &end, 0);
+		if (*end || end == plus + 1 || errno)
+			return -EINVAL;
+	}
+	sym = sym_lookup_name(s, name);
+	if (!sym)
+		return -ENOENT;
+	*addr = sym->addr + off;
+	return 0;
+}
+
+void sym_format(const struct symtab *s, uint64_t addr, char *out, size_t len)
+{
+	const struct sym *sym = sym_lookup_addr(s, addr);
+
+	if (!sym)
+		snprintf(out, len, "0x%" PRIx64, addr);
+	else if (addr == sym->addr)
+		snprintf(out, len, "%s", sym->name);
+	else
+		snprintf(out, len, "%s+0x%" PRIx64, sym->name, addr - sym->addr);
+}
+
+bool sym_in_text(const struct symtab *s, uint64_t addr)
+{
+	if (s->stext && s->etext)
+		return addr >= s->stext && addr < s->etext;
+	return sym_lookup_addr(s, addr) != NULL;
+}
+
+int sym_read_bytes(const struct symtab *s, uint64_t addr, void *out, size_t len)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+
+	while ((scn = elf_nextscn(s->elf, scn))) {
+		Elf_Data *data;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS)
+			continue;
+		if (addr < sh.sh_addr || addr + len > sh.sh_addr + sh.sh_size)
+			continue;
+		data = elf_getdata(scn, NULL);
+		if (!data || !data->d_buf || addr - sh.sh_addr + len > data->d_size)
+			return -EIO;
+		memcpy(out, (char *)data->d_buf + (addr - sh.sh_addr), len);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* Lazily report the vmlinux to an offline Dwfl. Dwfl opens its own fd. */
+static Dwfl_Module *dwarf_module(struct symtab *s)
+{
+	if (s->mod || s->dwfl_failed)
+		return s->mod;
+	s->dwfl = dwfl_begin(&offline_callbacks);
+	if (s->dwfl) {
+		dwfl_report_begin(s->dwfl);
+		s->mod = dwfl_report_offline(s->dwfl, "vmlinux", s->path, -1);
+		dwfl_report_end(s->dwfl, NULL, NULL);
+	}
+	s->dwfl_failed = !s->mod;
+	return s->mod;
+}
+
+static const char *die_name(Dwarf_Die *die)
+{
+	Dwarf_Attribute attr;
+	Dwarf_Die origin;
+	const char *name = dwarf_diename(die);
+
+	/* Inlined instances and out-of-line copies name their origin. */
+	if (!name && dwarf_attr_integrate(die, DW_AT_abstract_origin, &attr) &&
+	    dwarf_formref_die(&attr, &origin))
+		name = dwarf_diename(&origin);
+	return name ? name : "??";
+}
+
+static void set_file(struct sym_srcloc *loc, const char *file)
+{
+	snprintf(loc->file, sizeof(loc->file), "%s", file ? file : "??");
+}
+
+int sym_srclocs(struct symtab *s, uint64_t addr, struct sym_srcloc *out, int max)
+{
+	Dwfl_Module *mod = dwarf_module(s);
+	Dwarf_Addr bias = 0;
+	Dwarf_Die *cudie, *scopes = NULL;
+	Dwfl_Line *line;
+	const char *file;
+	int lineno = 0, col = 0, nscopes, n = 0;
+
+	if (!mod || max <= 0)
+		return mod ? 0 : -ENOENT;
+	line = dwfl_module_getsrc(mod, addr);
+	if (!line)
+		return 0;
+	file = dwfl_lineinfo(line, NULL, &lineno, &col, NULL, NULL);
+	cudie = dwfl_module_addrdie(mod, addr, &bias);
+	nscopes = cudie ? dwarf_getscopes(cudie, addr - bias, &scopes) : 0;
+	/*
+	 * dwarf_getscopes continues past the innermost inline into its abstract
+	 * origin; the concrete callers come from dwarf_getscopes_die on the
+	 * innermost function scope (elfutils addr2line -i does the same).
+	 */
+	for (int i = 0; i < nscopes; i++) {
+		int tag = dwarf_tag(&scopes[i]);
+
+		if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) {
+			Dwarf_Die inner = scopes[i];
+
+			free(scopes);
+			scopes = NULL;
+			nscopes = dwarf_getscopes_die(&inner, &scopes);
+			break;
+		}
+	}
+
+	/* Each inlined subroutine is a frame positioned at the line info
+	 * (innermost) or at the call site recorded on the inline below it. */
+	for (int i = 0; i < nscopes && n < max; i++) {
+		Dwarf_Die *d = &scopes[i];
+		int tag = dwarf_tag(d);
+		Dwarf_Attribute attr;
+		Dwarf_Word v;
+		Dwarf_Files *files;
+		size_t nfiles;
+
+		if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
+			continue;
+		snprintf(out[n].function, sizeof(out[n].function), "%s", die_name(d));
+		set_file(&out[n], file);
+		out[n].line = lineno;
+		out[n].column = col;
+		n++;
+		if (tag == DW_TAG_subprogram)
+			break;
+		lineno = 0;
+		col = 0;
+		if (dwarf_attr(d, DW_AT_call_line, &attr) && !dwarf_formudata(&attr, &v))
+			lineno = (int)v;
+		if (dwarf_attr(d, DW_AT_call_column, &attr) && !dwarf_formudata(&attr, &v))
+			col = (int)v;
+		if (dwarf_attr(d, DW_AT_call_file, &attr) && !dwarf_formudata(&attr, &v) &&
+		    !dwarf_getsrcfiles(cudie, &files, &nfiles) && v < nfiles)
+			file = dwarf_filesrc(files, v, NULL, NULL);
+		else
+			file = NULL;
+	}
+	if (!n) {
+		const char *fn = dwfl_module_addrname(mod, addr);
+
+		snprintf(out[0].function, sizeof(out[0].function), "%s", fn ? fn : "??");
+		set_file(&out[0], file);
+		out[0].line = lineno;
+		out[0].column = col;
+		n = 1;
+	}
+	free(scopes);
+	return n;
+}
+
+/* Follow typedefs and qualifiers. */
+static bool strip_type(Dwarf_Die *type)
+{
+	for (int i = 0; i < 16; i++) {
+		int tag = dwarf_tag(type);
+		Dwarf_Attribute attr;
+
+		if (tag != DW_TAG_typedef && tag != DW_TAG_const_type && tag != DW_TAG_volatile_type &&
+		    tag != DW_TAG_restrict_type)
+			return true;
+		if (!dwarf_attr_integrate(type, DW_AT_type, &attr) || !dwarf_formref_die(&attr, type))
+			return false;
+	}
+	return false;
+}
+
+static bool pointee(Dwarf_Die *type)
+{
+	Dwarf_Attribute attr;
+
+	return strip_type(type) && dwarf_tag(type) == DW_TAG_pointer_type &&
+	       dwarf_attr_integrate(type, DW_AT_type, &attr) && dwarf_formref_die(&attr, type) &&
+	       strip_type(type);
+}
+
+int sym_skb_param(struct symtab *s, uint64_t func_addr, int *index, int *levels)
+{
+	Dwfl_Module *mod = dwarf_module(s);
+	Dwarf_Addr bias = 0;
+	Dwarf_Die *cudie, *scopes = NULL, child;
+	int nscopes, i, idx = 0, ret = -ENOENT;
+
+	if (!mod)
+		return -ENOENT;
+	cudie = dwfl_module_addrdie(mod, func_addr, &bias);
+	nscopes = cudie ? dwarf_getscopes(cudie, func_addr - bias, &scopes) : 0;
+	for (i = 0; i < nscopes; i++)
+		if (dwarf_tag(&scopes[i]) == DW_TAG_subprogram)
+			break;
+	if (i == nscopes || dwarf_child(&scopes[i], &child))
+		goto out;
+	/* Parameters of an out-of-line copy may live on its abstract origin. */
+	do {
+		Dwarf_Attribute attr;
+		Dwarf_Die type;
+		const char *name, *pname;
+		int depth = 0;
+
+		if (dwarf_tag(&child) != DW_TAG_formal_parameter)
+			continue;
+		if (!dwarf_attr_integrate(&child, DW_AT_type, &attr) || !dwarf_formref_die(&attr, &type)) {
+			idx++;
+			continue;
+		}
+		pname = die_name(&child);
+		while (depth < 3 && pointee(&type))
+			depth++;
+		name = dwarf_diename(&type);
+		if (depth >= 1 && dwarf_tag(&type) == DW_TAG_structure_type && name) {
+			if (!strcmp(name, "sk_buff")) {
+				*index = idx;
+				*levels = depth;
+				ret = 0;
+				break;
+			}
+			/* ip_list_rcv(struct list_head *head, ...): a list of skbs */
+			if (!strcmp(name, "list_head") && depth == 1 && strstr(pname, "head")) {
+				*index = idx;
+				*levels = 0;
+				ret = 0;
+				break;
+			}
+		}
+		idx++;
+	} while (!dwarf_siblingof(&child, &child));
+out:
+	free(scopes);
+	return ret;
+}

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * symbols: vmlinux's symbol table (libelf) and line/inline information
+ * (libdw through an offline Dwfl, as perf's debuginfo.c does).
+ */
+#ifndef KSTEP_SYMBOLS_H
+#define KSTEP_SYMBOLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sym {
+	const char *name;
+	uint64_t addr;
+	uint64_t size;
+	bool func;
+};
+
+struct symtab;
+
+/* Open @path and read its symbols. Errors: -ENOENT, -ENOEXEC (not an ELF with
+ * a symbol table), -ENOMEM; a message goes to @err. */
+int sym_open(struct symtab **out, const char *path, char *err, size_t errlen);
+void sym_close(struct symtab *s);
+const char *sym_path(const struct symtab *s);
+
+/* Symbol containing @addr (functions and objects), or NULL. */
+const struct sym *sym_lookup_addr(const struct symtab *s, uint64_t addr);
+/* First symbol named @name, preferring functions, else a GCC clone of it
+ * (name.constprop.0, name.isra.0, ...), or NULL. */
+const struct sym *sym_lookup_name(const struct symtab *s, const char *name);
+/* Resolve "name", "name+0xoff", "name+off" or "0xaddr". -ENOENT for an unknown
+ * name, -EINVAL for a malformed spec. */
+int sym_resolve(const struct symtab *s, const char *spec, uint64_t *addr);
+/* "name+0xoff" (or "0x..." when unknown) into @out. */
+void sym_format(const struct symtab *s, uint64_t addr, char *out, size_t len);
+/* True if @addr is inside the kernel's text (_stext .. _etext). */
+bool sym_in_text(const struct symtab *s, uint64_t addr);
+/* The bytes of a section-backed symbol as they are in the file (e.g. linux_banner). */
+int sym_read_bytes(const struct symtab *s, uint64_t addr, void *out, size_t len);
+
+/* One frame of source position; an address gives its inline chain innermost first. */
+struct sym_srcloc {
+	char function[128];
+	char file[512];
+	int line;
+	int column;
+};
+
+/* Source position of @addr with its inline chain (innermost first). Returns the
+ * number of entries written (<= max), 0 if there is no line info, or < 0. */
+int sym_srclocs(struct symtab *s, uint64_t addr, struct sym_srcloc *out, int max);
+
+/* Which argument of the function at @func_addr is a struct sk_buff (0-based),
+ * and how many pointer levels (1: sk_buff *, 2: sk_buff **). For a struct
+ * list_head * argument named like a list of skbs, *levels is 0. -ENOENT if none. */
+int sym_skb_param(struct symtab *s, uint64_t func_addr, int *index, int *levels);
+
+#endif

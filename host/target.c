@@ -1,0 +1,850 @@
+// SPDX-License-Identifier: MIT
+#include "target.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
+/* Plain requests and replies that involve no guest execution. */
+#define TARGET_TIMEOUT_MS 10000
+/* Nested xi:include deeper than this is a loop. */
+#define TARGET_MAX_INCLUDE_DEPTH 8
+
+struct target {
+	struct rsp_conn *rsp;
+	struct target_desc desc;
+	size_t packet_size;     /* stub's PacketSize */
+	bool multiprocess;
+	bool qemu;              /* the stub has qemu.* queries */
+	bool vcont;
+	int cur_thread;         /* what 'g'/'m' act on, 0 unknown */
+	int stop_thread;        /* thread of the last stop */
+	uint8_t *regs;          /* last 'g' */
+	char *req;              /* request scratch */
+	size_t req_cap;
+	char err[256];
+};
+
+static int terr(struct target *t, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int terr(struct target *t, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(t->err, sizeof(t->err), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+/* Errors from the connection carry their own text. */
+static int rerr(struct target *t, int err, const char *what)
+{
+	return terr(t, err, "%s: %s", what, rsp_errmsg(t->rsp));
+}
+
+const char *target_errmsg(const struct target *t)
+{
+	return t->err;
+}
+
+const struct target_desc *target_desc(const struct target *t)
+{
+	return &t->desc;
+}
+
+struct rsp_conn *target_rsp(const struct target *t)
+{
+	return t->rsp;
+}
+
+bool target_is_qemu(const struct target *t)
+{
+	return t->qemu;
+}
+
+int target_current_thread(const struct target *t)
+{
+	return t->stop_thread;
+}
+
+/* ---- target description ------------------------------------------------ */
+
+struct desc_parse {
+	struct target_desc *d;
+	target_fetch_fn fetch;
+	void *ctx;
+	unsigned int next_regnum;
+	char *err;
+	size_t errlen;
+};
+
+static int desc_add_reg(struct desc_parse *p, xmlNode *n)
+{
+	xmlChar *name = xmlGetProp(n, BAD_CAST "name");
+	xmlChar *bits = xmlGetProp(n, BAD_CAST "bitsize");
+	xmlChar *regnum = xmlGetProp(n, BAD_CAST "regnum");
+	struct target_reg *tmp, *r;
+	int err = 0;
+	char *end;
+
+	if (!name || !bits) {
+		snprintf(p->err, p->errlen, "target description: <reg> without name or bitsize");
+		err = -EINVAL;
+		goto out;
+	}
+	tmp = realloc(p->d->regs, (p->d->nregs + 1) * sizeof(*tmp));
+	if (!tmp) {
+		err = -ENOMEM;
+		goto out;
+	}
+	p->d->regs = tmp;
+	r = &p->d->regs[p->d->nregs];
+	memset(r, 0, sizeof(*r));
+	r->bitsize = (unsigned int)strtoul((char *)bits, &end, 10);
+	if (*end || !r->bitsize || r->bitsize % 8 || r->bitsize > 4096) {
+		snprintf(p->err, p->errlen, "target description: register %s has bitsize '%s'",
+			 (char *)name, (char *)bits);
+		err = -EINVAL;
+		goto out;
+	}
+	if (regnum)
+		p->next_regnum = (unsigned int)strtoul((char *)regnum, NULL, 0);
+	r->regnum = p->next_regnum++;
+	r->name = strdup((char *)name);
+	if (!r->name) {
+		err = -ENOMEM;
+		goto out;
+	}
+	p->d->nregs++;
+out:
+	xmlFree(name);
+	xmlFree(bits);
+	xmlFree(regnum);
+	return err;
+}
+
+static int desc_walk(struct desc_parse *p, xmlNode *node, int depth);
+
+static int desc_parse_doc(struct desc_parse *p, const char *xml, size_t len, const char *name, int depth)
+{
+	xmlDoc *doc;
+	int err;
+
+	if (depth > TARGET_MAX_INCLUDE_DEPTH) {
+		snprintf(p->err, p->errlen, "target description: xi:include nested too deep at %s", name);
+		return -EINVAL;
+	}
+	doc = xmlReadMemory(xml, (int)len, name, NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (!doc) {
+		snprintf(p->err, p->errlen, "target description: %s is not well-formed XML", name);
+		return -EINVAL;
+	}
+	err = desc_walk(p, xmlDocGetRootElement(doc), depth);
+	xmlFreeDoc(doc);
+	return err;
+}
+
+static int desc_walk(struct desc_parse *p, xmlNode *node, int depth)
+{
+	for (xmlNode *n = node; n; n = n->next) {
+		int err = 0;
+
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		if (!xmlStrcmp(n->name, BAD_CAST "reg")) {
+			err = desc_add_reg(p, n);
+		} else if (!xmlStrcmp(n->name, BAD_CAST "architecture")) {
+			xmlChar *arch = xmlNodeGetContent(n);
+
+			free(p->d->arch);
+			p->d->arch = arch ? strdup((char *)arch) : NULL;
+			xmlFree(arch);
+		} else if (!xmlStrcmp(n->name, BAD_CAST "include") ||
+			   !xmlStrcmp(n->name, BAD_CAST "xi:include")) {
+			/* QEMU uses the xi: prefix without declaring it, so libxml2
+			 * keeps it in the element name. */
+			xmlChar *href = xmlGetProp(n, BAD_CAST "href");
+			size_t len = 0;
+			char *text = href && p->fetch ? p->fetch(p->ctx, (char *)href, &len) : NULL;
+
+			if (!text) {
+				snprintf(p->err, p->errlen, "target description: cannot read included %s",
+					 href ? (char *)href : "(no href)");
+				err = -EINVAL;
+			} else {
+				err = desc_parse_doc(p, text, len, (char *)href, depth + 1);
+			}
+			free(text);
+			xmlFree(href);
+		} else if (n->children) {
+			err = desc_walk(p, n->children, depth);
+		}
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int reg_cmp(const void *a, const void *b)
+{
+	const struct target_reg *x = a, *y = b;
+
+	return (x->regnum > y->regnum) - (x->regnum < y->regnum);
+}
+
+int target_desc_parse(struct target_desc *d, const char *xml, size_t len,
+		      target_fetch_fn fetch, void *ctx, char *err, size_t errlen)
+{
+	struct desc_parse p = { .d = d, .fetch = fetch, .ctx = ctx, .err = err, .errlen = errlen };
+	size_t off = 0;
+	int ret;
+
+	memset(d, 0, sizeof(*d));
+	ret = desc_parse_doc(&p, xml, len, "target.xml", 0);
+	if (!ret && !d->nregs) {
+		snprintf(err, errlen, "target description has no registers");
+		ret = -EINVAL;
+	}
+	if (ret) {
+		target_desc_free(d);
+		return ret;
+	}
+	/* 'g' carries the registers in regnum order (E.2, the 'g' packet). */
+	qsort(d->regs, d->nregs, sizeof(*d->regs), reg_cmp);
+	for (size_t i = 0; i < d->nregs; i++) {
+		d->regs[i].offset = off;
+		off += d->regs[i].bitsize / 8;
+	}
+	d->g_size = off;
+	return 0;
+}
+
+void target_desc_free(struct target_desc *d)
+{
+	for (size_t i = 0; i < d->nregs; i++)
+		free(d->regs[i].name);
+	free(d->regs);
+	free(d->arch);
+	memset(d, 0, sizeof(*d));
+}
+
+int target_desc_find(const struct target_desc *d, const char *name)
+{
+	for (size_t i = 0; i < d->nregs; i++)
+		if (!strcmp(d->regs[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+/* ---- stop replies ------------------------------------------------------- */
+
+static unsigned long long hexnum(const char *s, size_t len, bool *ok)
+{
+	unsigned long long v = 0;
+
+	*ok = len > 0 && len <= 16;
+	for (size_t i = 0; i < len && *ok; i++) {
+		int d = rsp_hexval(s[i]);
+
+		if (d < 0)
+			*ok = false;
+		v = v << 4 | (unsigned)(d < 0 ? 0 : d);
+	}
+	return v;
+}
+
+/* "pP.T", "P.T" is not valid; "T" alone, "-1" all. */
+static bool parse_thread_id(const char *s, size_t len, int *pid, int *tid)
+{
+	const char *dot;
+	bool ok;
+
+	*pid = 0;
+	if (len && s[0] == 'p') {
+		dot = memchr(s, '.', len);
+		if (!dot)
+			return false;
+		*pid = (int)hexnum(s + 1, (size_t)(dot - s - 1), &ok);
+		if (!ok)
+			return false;
+		len -= (size_t)(dot + 1 - s);
+		s = dot + 1;
+	}
+	if (len == 2 && !memcmp(s, "-1", 2)) {
+		*tid = -1;
+		return true;
+	}
+	*tid = (int)hexnum(s, len, &ok);
+	return ok;
+}
+
+int target_parse_stop(const char *pkt, size_t len, struct target_stop *st)
+{
+	bool ok;
+
+	memset(st, 0, sizeof(*st));
+	if (len < 1)
+		return -EINVAL;
+	switch (pkt[0]) {
+	case 'O':
+		/* Console output, hex-encoded; 'OK' is not a stop reply. */
+		if (len == 2 && pkt[1] == 'K')
+			return -EINVAL;
+		st->kind = TARGET_STOP_OUTPUT;
+		return (len - 1) % 2 ? -EINVAL : 0;
+	case 'W':
+	case 'X':
+		if (len < 3)
+			return -EINVAL;
+		st->kind = pkt[0] == 'W' ? TARGET_STOP_EXITED : TARGET_STOP_KILLED;
+		st->signal = (int)hexnum(pkt + 1, 2, &ok);
+		if (!ok)
+			return -EINVAL;
+		if (len > 3) {
+			static const char proc[] = ";process:";
+
+			if (len < 3 + sizeof(proc) || memcmp(pkt + 3, proc, sizeof(proc) - 1))
+				return -EINVAL;
+			st->pid = (int)hexnum(pkt + 3 + sizeof(proc) - 1, len - 3 - (sizeof(proc) - 1), &ok);
+			if (!ok)
+				return -EINVAL;
+		}
+		return 0;
+	case 'S':
+	case 'T':
+		if (len < 3)
+			return -EINVAL;
+		st->kind = TARGET_STOP_SIGNAL;
+		st->signal = (int)hexnum(pkt + 1, 2, &ok);
+		if (!ok || (pkt[0] == 'S' && len != 3))
+			return -EINVAL;
+		/* T: "n:r;" pairs; unknown keys are skipped as E.3 requires. */
+		for (size_t i = 3; i < len;) {
+			const char *key = pkt + i, *colon = memchr(key, ':', len - i), *semi;
+			size_t klen, vlen;
+
+			if (!colon)
+				return -EINVAL;
+			semi = memchr(colon, ';', len - (size_t)(colon - pkt));
+			if (!semi)
+				semi = pkt + len; /* be lenient about a missing final ';' */
+			klen = (size_t)(colon - key);
+			vlen = (size_t)(semi - colon - 1);
+			if (klen == 6 && !memcmp(key, "thread", 6)) {
+				if (!parse_thread_id(colon + 1, vlen, &st->pid, &st->thread))
+					return -EINVAL;
+			} else if (klen == 7 && !memcmp(key, "swbreak", 7)) {
+				st->swbreak = true;
+			} else if (klen == 7 && !memcmp(key, "hwbreak", 7)) {
+				st->hwbreak = true;
+			} else if ((klen == 5 && !memcmp(key, "watch", 5)) ||
+				   (klen == 6 && !memcmp(key, "rwatch", 6)) ||
+				   (klen == 6 && !memcmp(key, "awatch", 6))) {
+				st->watch = true;
+				st->watch_addr = hexnum(colon + 1, vlen, &ok);
+			}
+			i = (size_t)(semi - pkt) + 1;
+		}
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static char *reqf(struct target *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *reqf(struct target *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(t->req, t->req_cap, fmt, ap);
+		va_end(ap);
+		if (n >= 0 && (size_t)n < t->req_cap)
+			return t->req;
+		char *tmp = realloc(t->req, (size_t)n + 64);
+
+		if (!tmp)
+			return NULL;
+		t->req = tmp;
+		t->req_cap = (size_t)n + 64;
+	}
+}
+
+static char *thread_str(const struct target *t, int thread, char *out, size_t len)
+{
+	if (t->multiprocess)
+		snprintf(out, len, "p1.%x", (unsigned int)thread);
+	else
+		snprintf(out, len, "%x", (unsigned int)thread);
+	return out;
+}
+
+static int request(struct target *t, const char *req, const char **reply, size_t *len)
+{
+	int err;
+
+	if (!req)
+		return terr(t, -ENOMEM, "out of memory");
+	err = rsp_request(t->rsp, req, reply, len, TARGET_TIMEOUT_MS);
+	return err ? rerr(t, err, req) : 0;
+}
+
+/* "Exx" is an error only where the request cannot be answered with data of odd
+ * length 3 (hex data is always even); a caller decides which requests. */
+static bool is_error_reply(const char *r, size_t len)
+{
+	return len == 3 && r[0] == 'E' && rsp_hexval(r[1]) >= 0 && rsp_hexval(r[2]) >= 0;
+}
+
+static int request_ok(struct target *t, const char *req)
+{
+	const char *r;
+	size_t len;
+	int err = request(t, req, &r, &len);
+
+	if (err)
+		return err;
+	if (len == 2 && !memcmp(r, "OK", 2))
+		return 0;
+	if (len == 0)
+		return terr(t, -EOPNOTSUPP, "%s: not supported by the stub", req);
+	return terr(t, -EIO, "%s: stub answered '%.*s'", req, (int)(len > 40 ? 40 : len), r);
+}
+
+static char *fetch_xfer(void *ctx, const char *name, size_t *out_len)
+{
+	struct target *t = ctx;
+	struct buf doc = { 0 };
+	size_t chunk = t->packet_size > 64 ? t->packet_size - 32 : 1000;
+
+	for (;;) {
+		const char *r;
+		size_t len;
+
+		if (request(t, reqf(t, "qXfer:features:read:%s:%zx,%zx", name, doc.len, chunk), &r, &len))
+			goto fail;
+		if (len < 1 || (r[0] != 'm' && r[0] != 'l'))
+			goto fail;
+		if (buf_append(&doc, r + 1, len - 1))
+			goto fail;
+		if (r[0] == 'l' || len == 1)
+			break;
+	}
+	*out_len = doc.len;
+	if (!buf_cstr(&doc))
+		goto fail;
+	return (char *)doc.data;
+fail:
+	buf_free(&doc);
+	return NULL;
+}
+
+static void parse_supported(struct target *t, const char *r, size_t len)
+{
+	char *copy = strndup(r, len), *save = NULL;
+
+	if (!copy)
+		return;
+	for (char *f = strtok_r(copy, ";", &save); f; f = strtok_r(NULL, ";", &save)) {
+		if (!strncmp(f, "PacketSize=", 11))
+			t->packet_size = strtoul(f + 11, NULL, 16);
+		else if (!strcmp(f, "multiprocess+"))
+			t->multiprocess = true;
+	}
+	free(copy);
+}
+
+int target_open(struct target **out, struct rsp_conn *rsp, char *err, size_t errlen)
+{
+	struct target *t = calloc(1, sizeof(*t));
+	const char *r;
+	size_t len;
+	char *xml = NULL;
+	int ret;
+
+	if (!t)
+		return -ENOMEM;
+	t->rsp = rsp;
+	t->packet_size = 400;
+	ret = request(t, "qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=i386;vContSupported+", &r, &len);
+	if (ret)
+		goto fail;
+	parse_supported(t, r, len);
+	rsp_set_max_packet(rsp, RSP_MAX_PACKET_DEFAULT);
+	/* No-ack mode where offered; QEMU 7.2 answers empty and keeps acks. */
+	if (!request(t, "QStartNoAckMode", &r, &len) && len == 2 && !memcmp(r, "OK", 2))
+		rsp_set_noack(rsp, true);
+	ret = request(t, "vCont?", &r, &len);
+	if (ret)
+		goto fail;
+	t->vcont = len >= 5 && !memcmp(r, "vCont", 5) && strstr(r, ";s") && strstr(r, ";c");
+	if (!request(t, "qqemu.sstepbits", &r, &len) && len > 0)
+		t->qemu = true;
+
+	xml = fetch_xfer(t, "target.xml", &len);
+	if (!xml) {
+		ret = terr(t, -EOPNOTSUPP, "the stub gave no target description (qXfer:features:read)");
+		goto fail;
+	}
+	ret = target_desc_parse(&t->desc, xml, len, fetch_xfer, t, t->err, sizeof(t->err));
+	if (ret)
+		goto fail;
+	t->regs = calloc(1, t->desc.g_size);
+	if (!t->regs) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	ret = request(t, "?", &r, &len);
+	if (!ret) {
+		struct target_stop st;
+
+		if (!target_parse_stop(r, len, &st) && st.thread > 0)
+			t->stop_thread = t->cur_thread = st.thread;
+	}
+	free(xml);
+	*out = t;
+	return 0;
+fail:
+	snprintf(err, errlen, "%s", t->err);
+	free(xml);
+	target_close(t);
+	return ret;
+}
+
+void target_close(struct target *t)
+{
+	if (!t)
+		return;
+	target_desc_free(&t->desc);
+	free(t->regs);
+	free(t->req);
+	free(t);
+}
+
+static int parse_g(struct target *t, const char *r, size_t len)
+{
+	size_t n = len / 2;
+
+	if (is_error_reply(r, len))
+		return terr(t, -EIO, "reading registers: stub answered %.3s", r);
+	if (len % 2)
+		return terr(t, -EPROTO, "reading registers: odd-length reply");
+	if (n > t->desc.g_size)
+		n = t->desc.g_size;
+	/* 'x' marks registers the stub cannot read: leave them zero. */
+	for (size_t i = 0; i < n; i++) {
+		int hi = rsp_hexval(r[2 * i]), lo = rsp_hexval(r[2 * i + 1]);
+
+		t->regs[i] = hi < 0 || lo < 0 ? 0 : (uint8_t)(hi << 4 | lo);
+	}
+	for (size_t i = 0; i < t->desc.nregs; i++)
+		t->desc.regs[i].in_g = t->desc.regs[i].offset + t->desc.regs[i].bitsize / 8 <= n;
+	return 0;
+}
+
+int target_read_regs(struct target *t, const uint8_t **raw)
+{
+	const char *r;
+	size_t len;
+	int err = request(t, "g", &r, &len);
+
+	if (err || (err = parse_g(t, r, len)))
+		return err;
+	*raw = t->regs;
+	return 0;
+}
+
+uint64_t target_reg_u64(const struct target *t, const uint8_t *raw, int idx)
+{
+	const struct target_reg *reg;
+	uint64_t v = 0;
+
+	if (idx < 0 || (size_t)idx >= t->desc.nregs)
+		return 0;
+	reg = &t->desc.regs[idx];
+	for (unsigned int i = 0; i < reg->bitsize / 8 && i < 8; i++)
+		v |= (uint64_t)raw[reg->offset + i] << (8 * i);
+	return v;
+}
+
+static size_t mem_chunk(const struct target *t)
+{
+	/* A reply of 2 hex digits per byte plus framing must fit PacketSize. */
+	return t->packet_size > 32 ? (t->packet_size - 16) / 2 : 256;
+}
+
+/* Decode an 'm' reply; returns bytes or a negative errno. */
+static int parse_m(struct target *t, const char *r, size_t len, uint8_t *out, size_t want, uint64_t addr)
+{
+	int n;
+
+	if (is_error_reply(r, len) || len == 0)
+		return terr(t, -EFAULT, "cannot read guest memory at 0x%" PRIx64, addr);
+	n = rsp_hex_decode(r, len, out, want);
+	if (n < 0)
+		return terr(t, -EPROTO, "malformed memory reply at 0x%" PRIx64, addr);
+	return n;
+}
+
+int target_read_mem(struct target *t, uint64_t addr, void *out, size_t len)
+{
+	uint8_t *dst = out;
+
+	while (len) {
+		size_t n = len < mem_chunk(t) ? len : mem_chunk(t);
+		const char *r;
+		size_t rl;
+		int got, err = request(t, reqf(t, "m%" PRIx64 ",%zx", addr, n), &r, &rl);
+
+		if (err)
+			return err;
+		got = parse_m(t, r, rl, dst, n, addr);
+		if (got <= 0)
+			return got < 0 ? got : terr(t, -EFAULT, "short read at 0x%" PRIx64, addr);
+		dst += got;
+		addr += (uint64_t)got;
+		len -= (size_t)got;
+	}
+	return 0;
+}
+
+int target_read_regs_mem(struct target *t, const uint8_t **raw, uint64_t addr,
+			 uint8_t *mem, size_t mem_len, size_t *mem_got)
+{
+	const char *r;
+	size_t len;
+	int err, got;
+
+	/*
+	 * Two requests in one write, replies read in order: the stub is stopped,
+	 * answers each packet as it parses it and (QEMU, system mode) does not
+	 * wait for our ack before the next. Saves a round trip per stop.
+	 */
+	if (mem_len > mem_chunk(t))
+		mem_len = mem_chunk(t);
+	if ((err = rsp_queue(t->rsp, "g", 1)))
+		return rerr(t, err, "g");
+	if (!reqf(t, "m%" PRIx64 ",%zx", addr, mem_len))
+		return terr(t, -ENOMEM, "out of memory");
+	if ((err = rsp_queue(t->rsp, t->req, strlen(t->req))))
+		return rerr(t, err, "m");
+	if ((err = rsp_recv(t->rsp, &r, &len, TARGET_TIMEOUT_MS)))
+		return rerr(t, err, "g");
+	if ((err = parse_g(t, r, len))) {
+		/* still consume the 'm' reply to keep replies paired with requests */
+		rsp_recv(t->rsp, &r, &len, TARGET_TIMEOUT_MS);
+		return err;
+	}
+	*raw = t->regs;
+	if ((err = rsp_recv(t->rsp, &r, &len, TARGET_TIMEOUT_MS)))
+		return rerr(t, err, "m");
+	got = parse_m(t, r, len, mem, mem_len, addr);
+	*mem_got = got < 0 ? 0 : (size_t)got;
+	return 0;
+}
+
+int target_write_mem(struct target *t, uint64_t addr, const void *data, size_t len)
+{
+	char *hex = malloc(len * 2 + 1);
+	int err;
+
+	if (!hex)
+		return terr(t, -ENOMEM, "out of memory");
+	rsp_hex_encode(data, len, hex);
+	err = request_ok(t, reqf(t, "M%" PRIx64 ",%zx:%s", addr, len, hex));
+	free(hex);
+	return err;
+}
+
+int target_breakpoint(struct target *t, bool insert, enum target_bp type, uint64_t addr)
+{
+	/* kind 1 for x86 breakpoints (E.2, 'z type,addr,kind'). */
+	return request_ok(t, reqf(t, "%c%d,%" PRIx64 ",1", insert ? 'Z' : 'z', (int)type, addr));
+}
+
+int target_select_thread(struct target *t, int thread)
+{
+	char id[32];
+	int err;
+
+	if (thread <= 0 || thread == t->cur_thread)
+		return 0;
+	err = request_ok(t, reqf(t, "Hg%s", thread_str(t, thread, id, sizeof(id))));
+	if (!err)
+		t->cur_thread = thread;
+	return err;
+}
+
+int target_threads(struct target *t, int **ids, size_t *n)
+{
+	const char *q = "qfThreadInfo";
+	int *list = NULL;
+	size_t count = 0;
+
+	for (;;) {
+		const char *r;
+		size_t len;
+		int err = request(t, q, &r, &len);
+
+		if (err) {
+			free(list);
+			return err;
+		}
+		if (len == 0 || r[0] == 'l')
+			break;
+		if (r[0] != 'm') {
+			free(list);
+			return terr(t, -EPROTO, "qfThreadInfo: unexpected reply");
+		}
+		for (size_t i = 1; i < len;) {
+			const char *comma = memchr(r + i, ',', len - i);
+			size_t end = comma ? (size_t)(comma - r) : len;
+			int pid, tid, *tmp;
+
+			if (parse_thread_id(r + i, end - i, &pid, &tid) && tid > 0) {
+				tmp = realloc(list, (count + 1) * sizeof(*list));
+				if (!tmp) {
+					free(list);
+					return terr(t, -ENOMEM, "out of memory");
+				}
+				list = tmp;
+				list[count++] = tid;
+			}
+			i = end + 1;
+		}
+		q = "qsThreadInfo";
+	}
+	*ids = list;
+	*n = count;
+	return 0;
+}
+
+int target_set_sstep(struct target *t, unsigned int flags)
+{
+	if (!t->qemu)
+		return 0; /* other stubs have no such knob */
+	return request_ok(t, reqf(t, "Qqemu.sstep=%x", flags));
+}
+
+int target_continue(struct target *t)
+{
+	int err = rsp_queue(t->rsp, t->vcont ? "vCont;c" : "c", t->vcont ? 7 : 1);
+
+	if (!err)
+		err = rsp_flush(t->rsp);
+	return err ? rerr(t, err, "continue") : 0;
+}
+
+/* Read a reply that must be "OK". */
+static int expect_ok(struct target *t, const char *what)
+{
+	const char *r;
+	size_t len;
+	int err = rsp_recv(t->rsp, &r, &len, TARGET_TIMEOUT_MS);
+
+	if (err)
+		return rerr(t, err, what);
+	if (len != 2 || memcmp(r, "OK", 2))
+		return terr(t, -EIO, "%s: stub answered '%.*s'", what, (int)(len > 40 ? 40 : len), r);
+	return 0;
+}
+
+static int queue(struct target *t, const char *req)
+{
+	int err;
+
+	if (!req)
+		return terr(t, -ENOMEM, "out of memory");
+	err = rsp_queue(t->rsp, req, strlen(req));
+	return err ? rerr(t, err, req) : 0;
+}
+
+int target_continue_over(struct target *t, uint64_t addr, int thread)
+{
+	struct target_stop st;
+	char id[32];
+	int err;
+
+	if (thread <= 0)
+		thread = t->stop_thread;
+	if ((err = queue(t, reqf(t, "z0,%" PRIx64 ",1", addr))))
+		return err;
+	if ((err = queue(t, t->vcont && thread > 0 ? reqf(t, "vCont;s:%s", thread_str(t, thread, id, sizeof(id)))
+						   : "s")))
+		return err;
+	if ((err = expect_ok(t, "removing a breakpoint to step over it")))
+		return err;
+	do {
+		err = target_wait(t, &st, TARGET_TIMEOUT_MS);
+	} while (!err && st.kind == TARGET_STOP_OUTPUT);
+	if (err)
+		return err;
+	if (st.kind != TARGET_STOP_SIGNAL)
+		return terr(t, -ECONNRESET, "the guest ended while stepping over a breakpoint");
+	if ((err = queue(t, reqf(t, "Z0,%" PRIx64 ",1", addr))) ||
+	    (err = queue(t, t->vcont ? "vCont;c" : "c")))
+		return err;
+	return expect_ok(t, "putting a breakpoint back");
+}
+
+int target_step(struct target *t, int thread)
+{
+	char id[32], *req;
+	int err;
+
+	if (thread <= 0)
+		thread = t->stop_thread;
+	if (t->vcont && thread > 0)
+		req = reqf(t, "vCont;s:%s", thread_str(t, thread, id, sizeof(id)));
+	else
+		req = "s";
+	if (!req)
+		return terr(t, -ENOMEM, "out of memory");
+	err = rsp_queue(t->rsp, req, strlen(req));
+	if (!err)
+		err = rsp_flush(t->rsp);
+	return err ? rerr(t, err, "step") : 0;
+}
+
+int target_wait(struct target *t, struct target_stop *st, int timeout_ms)
+{
+	const char *r;
+	size_t len;
+	int err = rsp_recv(t->rsp, &r, &len, timeout_ms);
+
+	if (err)
+		return err == -ETIMEDOUT || err == -EINTR ? err : rerr(t, err, "waiting for a stop");
+	if (target_parse_stop(r, len, st))
+		return terr(t, -EPROTO, "unexpected reply while running: '%.*s'", (int)(len > 40 ? 40 : len), r);
+	if (st->kind == TARGET_STOP_SIGNAL && st->thread > 0) {
+		t->stop_thread = st->thread;
+		/* QEMU makes the stopped vCPU the one 'g' and 'm' act on
+		 * (gdbstub: gdb_vm_state_change sets c_cpu and g_cpu). Others: unknown. */
+		t->cur_thread = t->qemu ? st->thread : 0;
+	}
+	return 0;
+}
+
+int target_interrupt(struct target *t)
+{
+	int err = rsp_send_raw(t->rsp, "\x03", 1);
+
+	if (!err)
+		err = rsp_flush(t->rsp);
+	return err ? rerr(t, err, "interrupt") : 0;
+}
+
+int target_detach(struct target *t)
+{
+	return request_ok(t, "D");
+}

@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: MIT
+#include "trace.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CTF_MAGIC 0xC1FC1FC1u
+
+struct trace {
+	int fd;
+	const struct target_desc *desc;
+	struct buf ev;
+	char err[256];
+};
+
+uint64_t trace_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void uuid_str(const uint8_t u[16], char out[37])
+{
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+		 u[14], u[15]);
+}
+
+/* TSDL string literal: escape quotes and backslashes, drop control bytes. */
+static int put_tsdl_string(struct buf *b, const char *s)
+{
+	int err = buf_putc(b, '"');
+
+	for (; s && *s && !err; s++) {
+		if (*s == '"' || *s == '\\')
+			err = buf_putc(b, '\\');
+		if (!err)
+			err = buf_putc(b, (uint8_t)*s >= 0x20 ? (uint8_t)*s : ' ');
+	}
+	return err ? err : buf_putc(b, '"');
+}
+
+/* Register names become TSDL identifiers. */
+static int put_ident(struct buf *b, const char *name)
+{
+	int err = 0;
+
+	if (isdigit((unsigned char)name[0]))
+		err = buf_putc(b, '_');
+	for (; *name && !err; name++)
+		err = buf_putc(b, isalnum((unsigned char)*name) ? (uint8_t)*name : '_');
+	return err;
+}
+
+static int put_regs_struct(struct buf *b, const struct target_desc *desc)
+{
+	int err = buf_puts(b, "\t\tstruct {\n");
+
+	for (size_t i = 0; i < desc->nregs && !err; i++) {
+		const struct target_reg *r = &desc->regs[i];
+
+		if (r->bitsize == 64 || r->bitsize == 32 || r->bitsize == 16 || r->bitsize == 8)
+			err = buf_printf(b, "\t\t\txint%u_t ", r->bitsize);
+		else
+			err = buf_puts(b, "\t\t\txint8_t ");
+		if (!err)
+			err = put_ident(b, r->name);
+		if (!err && !(r->bitsize == 64 || r->bitsize == 32 || r->bitsize == 16 || r->bitsize == 8))
+			err = buf_printf(b, "[%u]", r->bitsize / 8);
+		if (!err)
+			err = buf_puts(b, ";\n");
+	}
+	return err ? err : buf_puts(b, "\t\t} regs;\n");
+}
+
+static int put_event(struct buf *b, const struct target_desc *desc, int id, const char *name,
+		     const char *extra)
+{
+	int err = buf_printf(b,
+			     "event {\n\tname = \"%s\";\n\tid = %d;\n\tstream_id = 0;\n\tfields := struct {\n"
+			     "\t\tuint64_t seq;\n\t\tuint32_t vcpu;\n\t\txint64_t pc;\n"
+			     "\t\tstring probe;\n\t\tstring symbol;\n\t\txint64_t skb;\n%s",
+			     name, id, extra);
+
+	if (!err)
+		err = put_regs_struct(b, desc);
+	if (!err)
+		err = buf_puts(b, "\t\tuint32_t stack_len;\n\t\txint64_t stack[stack_len];\n"
+				  "\t\tuint32_t bt_len;\n"
+				  "\t\tstruct { xint64_t addr; string func; string src; } backtrace[bt_len];\n"
+				  "\t};\n};\n\n");
+	return err;
+}
+
+int trace_metadata(struct buf *out, const struct target_desc *desc, const struct trace_env *env,
+		   const uint8_t uuid[16], int64_t offset_s, int64_t offset_ns)
+{
+	char u[37];
+	int err;
+
+	uuid_str(uuid, u);
+	err = buf_printf(out,
+		"/* CTF 1.8 */\n\n"
+		"typealias integer { size = 8; align = 8; signed = false; } := uint8_t;\n"
+		"typealias integer { size = 32; align = 8; signed = false; } := uint32_t;\n"
+		"typealias integer { size = 64; align = 8; signed = false; } := uint64_t;\n"
+		"typealias integer { size = 8; align = 8; signed = false; base = 16; } := xint8_t;\n"
+		"typealias integer { size = 16; align = 8; signed = false; base = 16; } := xint16_t;\n"
+		"typealias integer { size = 32; align = 8; signed = false; base = 16; } := xint32_t;\n"
+		"typealias integer { size = 64; align = 8; signed = false; base = 16; } := xint64_t;\n\n"
+		"trace {\n\tmajor = 1;\n\tminor = 8;\n\tuuid = \"%s\";\n\tbyte_order = le;\n"
+		"\tpacket.header := struct {\n\t\tuint32_t magic;\n\t\tuint8_t uuid[16];\n"
+		"\t\tuint32_t stream_id;\n\t};\n};\n\n"
+		"env {\n\tdomain = \"kstep\";\n\ttracer_name = \"kstep\";\n"
+		"\ttracer_major = 1;\n\ttracer_minor = 0;\n\tarchitecture = ", u);
+	if (!err)
+		err = put_tsdl_string(out, desc->arch ? desc->arch : "unknown");
+	if (!err)
+		err = buf_puts(out, ";\n\tvmlinux = ");
+	if (!err)
+		err = put_tsdl_string(out, env && env->vmlinux ? env->vmlinux : "");
+	if (!err)
+		err = buf_puts(out, ";\n\tkernel = ");
+	if (!err)
+		err = put_tsdl_string(out, env && env->banner ? env->banner : "");
+	if (!err)
+		err = buf_puts(out, ";\n\tcommand = ");
+	if (!err)
+		err = put_tsdl_string(out, env && env->command ? env->command : "");
+	if (!err)
+		err = buf_printf(out,
+			";\n};\n\n"
+			"clock {\n\tname = \"monotonic\";\n\tuuid = \"%s\";\n"
+			"\tdescription = \"host CLOCK_MONOTONIC\";\n\tfreq = 1000000000;\n"
+			"\tprecision = 1;\n\toffset_s = %" PRId64 ";\n\toffset = %" PRId64 ";\n"
+			"\tabsolute = FALSE;\n};\n\n"
+			"typealias integer { size = 64; align = 8; signed = false; "
+			"map = clock.monotonic.value; } := uint64_clock_monotonic_t;\n\n"
+			"stream {\n\tid = 0;\n\tevent.header := struct {\n\t\tuint32_t id;\n"
+			"\t\tuint64_clock_monotonic_t timestamp;\n\t};\n};\n\n",
+			u, offset_s, offset_ns);
+	if (!err)
+		err = put_event(out, desc, TRACE_STOP, "kstep:stop", "");
+	if (!err)
+		err = put_event(out, desc, TRACE_STEP, "kstep:step",
+				"\t\tstring insn;\n\t\tuint8_t insn_len;\n\t\txint8_t insn_bytes[insn_len];\n");
+	return err;
+}
+
+static int put_str(struct buf *b, const char *s)
+{
+	return buf_append(b, s ? s : "", strlen(s ? s : "") + 1);
+}
+
+int trace_encode(struct buf *b, const struct target_desc *desc, const struct trace_event *ev)
+{
+	int err = 0;
+
+	/* Field order must match put_event exactly. */
+	err = err ? err : buf_put_le(b, (uint64_t)ev->kind, 4);
+	err = err ? err : buf_put_le(b, ev->ts_ns, 8);
+	err = err ? err : buf_put_le(b, ev->seq, 8);
+	err = err ? err : buf_put_le(b, ev->vcpu, 4);
+	err = err ? err : buf_put_le(b, ev->pc, 8);
+	err = err ? err : put_str(b, ev->probe);
+	err = err ? err : put_str(b, ev->symbol);
+	err = err ? err : buf_put_le(b, ev->skb, 8);
+	if (ev->kind == TRACE_STEP) {
+		err = err ? err : put_str(b, ev->insn);
+		err = err ? err : buf_put_le(b, ev->insn_len, 1);
+		err = err ? err : buf_append(b, ev->insn_bytes, ev->insn_len);
+	}
+	/* The raw register block is already little-endian in regnum order. */
+	err = err ? err : buf_append(b, ev->regs, desc->g_size);
+	err = err ? err : buf_put_le(b, ev->stack_len, 4);
+	for (uint32_t i = 0; i < ev->stack_len && !err; i++)
+		err = buf_put_le(b, ev->stack[i], 8);
+	err = err ? err : buf_put_le(b, ev->bt_len, 4);
+	for (uint32_t i = 0; i < ev->bt_len && !err; i++) {
+		err = buf_put_le(b, ev->bt[i].addr, 8);
+		err = err ? err : put_str(b, ev->bt[i].func);
+		err = err ? err : put_str(b, ev->bt[i].src);
+	}
+	return err;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int write_file(const char *dir, const char *name, const void *data, size_t len)
+{
+	char path[4096];
+	int fd, err;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	err = write_all(fd, data, len);
+	if (close(fd) && !err)
+		err = -errno;
+	return err;
+}
+
+int trace_open(struct trace **out, const char *dir, const struct target_desc *desc,
+	       const struct trace_env *env, char *err, size_t errlen)
+{
+	struct trace *t = calloc(1, sizeof(*t));
+	struct buf meta = { 0 }, hdr = { 0 };
+	struct timespec rt, mono;
+	uint8_t uuid[16];
+	char path[4096];
+	int ret;
+
+	if (!t)
+		return -ENOMEM;
+	t->fd = -1;
+	t->desc = desc;
+	if (mkdir(dir, 0755) && errno != EEXIST) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot create trace directory %s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	if (getrandom(uuid, sizeof(uuid), 0) != sizeof(uuid)) {
+		ret = -EIO;
+		snprintf(err, errlen, "getrandom failed");
+		goto fail;
+	}
+	uuid[6] = (uuid[6] & 0x0f) | 0x40; /* RFC 4122 version 4 */
+	uuid[8] = (uuid[8] & 0x3f) | 0x80;
+	/* The clock's offset maps host monotonic time onto wall-clock time. */
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	int64_t off = ((int64_t)rt.tv_sec - mono.tv_sec) * 1000000000 + (rt.tv_nsec - mono.tv_nsec);
+
+	ret = trace_metadata(&meta, desc, env, uuid, off / 1000000000, off % 1000000000);
+	if (!ret)
+		ret = write_file(dir, "metadata", meta.data, meta.len);
+	if (ret) {
+		snprintf(err, errlen, "cannot write %s/metadata: %s", dir, strerror(-ret));
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/stream_0", dir);
+	t->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (t->fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	/* One packet without a context: it extends to the end of the file
+	 * (CTF 1.8, 5. "Event Packet Header"), so appending events is enough. */
+	ret = buf_put_le(&hdr, CTF_MAGIC, 4);
+	ret = ret ? ret : buf_append(&hdr, uuid, 16);
+	ret = ret ? ret : buf_put_le(&hdr, 0, 4);
+	ret = ret ? ret : write_all(t->fd, hdr.data, hdr.len);
+	if (ret) {
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(-ret));
+		goto fail;
+	}
+	buf_free(&meta);
+	buf_free(&hdr);
+	*out = t;
+	return 0;
+fail:
+	buf_free(&meta);
+	buf_free(&hdr);
+	trace_close(t);
+	return ret;
+}
+
+int trace_write(struct trace *t, const struct trace_event *ev)
+{
+	int err;
+
+	buf_reset(&t->ev);
+	err = trace_encode(&t->ev, t->desc, ev);
+	if (!err)
+		err = write_all(t->fd, t->ev.data, t->ev.len);
+	return err;
+}
+
+int trace_close(struct trace *t)
+{
+	int err = 0;
+
+	if (!t)
+		return 0;
+	if (t->fd >= 0 && close(t->fd))
+		err = -errno;
+	buf_free(&t->ev);
+	free(t);
+	return err;
+}

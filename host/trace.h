@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * trace: a CTF 1.8 trace directory (metadata + one binary stream) that
+ * babeltrace2 and Trace Compass read. The register fields are generated from
+ * the target description. Each event goes out in one write(), so a trace cut
+ * short by Ctrl-C, a dead QEMU or a crash of kstep itself is readable up to
+ * its last complete event.
+ */
+#ifndef KSTEP_TRACE_H
+#define KSTEP_TRACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "target.h"
+
+enum trace_kind { TRACE_STOP = 0, TRACE_STEP = 1 };
+
+struct trace_frame {
+	uint64_t addr;
+	const char *func;    /* "name+0xoff" */
+	const char *src;     /* "file:line" or "" */
+};
+
+struct trace_event {
+	enum trace_kind kind;
+	uint64_t ts_ns;      /* CLOCK_MONOTONIC */
+	uint64_t seq;
+	uint32_t vcpu;
+	uint64_t pc;
+	const char *probe;   /* probe name (stop) or "" */
+	const char *symbol;
+	uint64_t skb;
+	const uint8_t *regs; /* raw register block, target_desc g_size bytes */
+	const uint64_t *stack;
+	uint32_t stack_len;  /* in 8-byte words */
+	const struct trace_frame *bt;
+	uint32_t bt_len;
+	const char *insn;        /* step: disassembly */
+	const uint8_t *insn_bytes;
+	uint8_t insn_len;
+};
+
+struct trace_env {
+	const char *vmlinux;
+	const char *banner;
+	const char *command;
+};
+
+struct trace;
+
+/* Create @dir (or reuse an empty one) and write its metadata. */
+int trace_open(struct trace **out, const char *dir, const struct target_desc *desc,
+	       const struct trace_env *env, char *err, size_t errlen);
+int trace_write(struct trace *t, const struct trace_event *ev);
+/* Close; the trace stays valid whatever happened before. */
+int trace_close(struct trace *t);
+uint64_t trace_now_ns(void);
+
+/* Generate the TSDL metadata text into @out (socket- and file-free, for tests). */
+int trace_metadata(struct buf *out, const struct target_desc *desc, const struct trace_env *env,
+		   const uint8_t uuid[16], int64_t offset_s, int64_t offset_ns);
+/* Encode one event (header + fields) into @out. */
+int trace_encode(struct buf *out, const struct target_desc *desc, const struct trace_event *ev);
+
+#endif

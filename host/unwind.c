@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT
+#include "unwind.h"
+
+/* x86-64 kernel addresses live in the upper half (canonical, bit 63 set). */
+#define KERNEL_MIN 0xffff800000000000ull
+/* Kernel stacks are at most this large (THREAD_SIZE 16 KiB with KASAN off;
+ * IRQ stacks likewise): a frame further away than this is not a frame. */
+#define STACK_SPAN 0x8000ull
+/* A walk may hop from the IRQ stack to the task stack, not more often. */
+#define MAX_STACK_SWITCHES 3
+
+static int read_u64(unwind_read_fn read, void *ctx, uint64_t addr, uint64_t *v)
+{
+	return read(ctx, addr, v, sizeof(*v));
+}
+
+size_t unwind_fp(const struct unwind_regs *regs, enum unwind_entry entry, uint64_t *pcs, size_t max,
+		 unwind_read_fn read, unwind_text_fn is_text, void *ctx, enum unwind_end *end)
+{
+	uint64_t fp = regs->fp, ret;
+	size_t n = 0;
+	int switches = 0;
+
+	*end = UNWIND_END_MAX;
+	if (!max)
+		return 0;
+	pcs[n++] = regs->pc;
+
+	/* At entry the caller's frame is still in rbp; its return address is on
+	 * the stack top instead of at [rbp+8]. */
+	if (entry != UNWIND_FRAME_SET) {
+		uint64_t at = regs->sp + (entry == UNWIND_AFTER_PUSH ? 8 : 0);
+
+		if (n >= max)
+			return n;
+		if (read_u64(read, ctx, at, &ret)) {
+			*end = UNWIND_END_BADPTR;
+			return n;
+		}
+		if (!is_text(ctx, ret)) {
+			*end = UNWIND_END_NOTTEXT;
+			return n;
+		}
+		pcs[n++] = ret;
+	}
+
+	while (n < max) {
+		uint64_t next;
+
+		if (!fp) {
+			*end = UNWIND_END_BOTTOM;
+			return n;
+		}
+		if (fp & 7 || fp < KERNEL_MIN) {
+			*end = UNWIND_END_BADPTR;
+			return n;
+		}
+		if (read_u64(read, ctx, fp, &next) || read_u64(read, ctx, fp + 8, &ret)) {
+			*end = UNWIND_END_BADPTR;
+			return n;
+		}
+		if (!ret) {
+			*end = UNWIND_END_BOTTOM;
+			return n;
+		}
+		if (!is_text(ctx, ret)) {
+			*end = UNWIND_END_NOTTEXT;
+			return n;
+		}
+		pcs[n++] = ret;
+		if (!next) {
+			*end = UNWIND_END_BOTTOM;
+			return n;
+		}
+		/* Callers' frames are higher on the same stack; anything else is
+		 * either a switch to another stack (bounded) or a corrupt chain. */
+		if (next <= fp || next - fp > STACK_SPAN) {
+			if (next == fp || (next < fp && fp - next < STACK_SPAN) ||
+			    ++switches > MAX_STACK_SWITCHES) {
+				*end = UNWIND_END_LOOP;
+				return n;
+			}
+		}
+		fp = next;
+	}
+	return n;
+}
+
+const char *unwind_end_str(enum unwind_end end)
+{
+	switch (end) {
+	case UNWIND_END_BOTTOM:
+		return "bottom of stack";
+	case UNWIND_END_MAX:
+		return "frame limit";
+	case UNWIND_END_BADPTR:
+		return "bad frame pointer";
+	case UNWIND_END_LOOP:
+		return "frame pointer loop";
+	case UNWIND_END_NOTTEXT:
+		return "return address outside kernel text";
+	}
+	return "?";
+}
