@@ -192,8 +192,8 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 		return true;
 	case 'B':
 		g->eng.stack_bytes = parse_u64(cmd, "--stack-bytes", arg, 8);
-		if (g->eng.stack_bytes > 2048 || g->eng.stack_bytes % 8)
-			die_usage(cmd, "--stack-bytes must be a multiple of 8 up to 2048, not '%s'", arg);
+		if (g->eng.stack_bytes > 2040 || g->eng.stack_bytes % 8)
+			die_usage(cmd, "--stack-bytes must be a multiple of 8 up to 2040, not '%s'", arg);
 		return true;
 	case 'i':
 		g->eng.step_irqs = true;

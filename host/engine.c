@@ -15,8 +15,9 @@
 /* Frames recorded per backtrace. */
 #define BT_MAX 32
 /* Stack fetched per stop: enough to hold most of the frame chain, never past
- * the 16 KiB-aligned end of the kernel stack it is on. */
-#define STOP_WINDOW 2048
+ * the 16 KiB-aligned end of the kernel stack it is on. 2040 bytes is what one
+ * 'm' reply carries within QEMU's PacketSize of 4096. */
+#define STOP_WINDOW 2040
 #define KSTACK_ALIGN 16384
 /* Lines of guest memory cached for frame records outside the window. */
 #define LINE_SIZE 64
@@ -155,14 +156,19 @@ static void lines_clear(struct engine *e)
 	memset(e->lines, 0, sizeof(e->lines));
 }
 
-/* Lines the fresh window covers may hold older bytes: drop them. */
-static void lines_drop_window(struct engine *e)
+/* Lines the fresh window overlaps get its bytes: a frame record pushed
+ * while inside the window stays right once rsp moves below it again. */
+static void lines_update_from_window(struct engine *e)
 {
-	for (uint64_t a = e->win_addr & ~(uint64_t)(LINE_SIZE - 1); a < e->win_addr + e->win_len; a += LINE_SIZE) {
+	uint64_t end = e->win_addr + e->win_len;
+
+	for (uint64_t a = e->win_addr & ~(uint64_t)(LINE_SIZE - 1); a < end; a += LINE_SIZE) {
 		struct line *l = &e->lines[slot(a, LINE_SLOTS)];
+		uint64_t from = a > e->win_addr ? a : e->win_addr;
+		uint64_t to = a + LINE_SIZE < end ? a + LINE_SIZE : end;
 
 		if (l->addr == a)
-			l->addr = 0;
+			memcpy(l->data + (from - a), e->window + (from - e->win_addr), (size_t)(to - from));
 	}
 }
 
@@ -253,33 +259,52 @@ static int code_read(struct engine *e, uint64_t addr, uint8_t *out, size_t len)
 
 /* ---- snapshot ------------------------------------------------------------ */
 
+/* Registers and the stack window in one round trip. rsp is only known after
+ * 'g', so the window is fetched around the last rsp with a margin below it
+ * (pushes and calls move rsp down a little); a second read is needed only
+ * when rsp moved further than that. */
+#define WINDOW_MARGIN 256
+
 static int fetch(struct engine *e, size_t want)
 {
-	uint64_t sp;
-	size_t len, got = 0;
+	static uint8_t raw[STOP_WINDOW];
+	uint64_t sp, start, lo;
+	size_t len, got = 0, fetch_len;
 	int err;
 
-	/* rsp is not known before 'g'; fetch both with last stop's guess, and
-	 * redo the memory read if the guess was wrong (rare: rsp moved). */
-	err = target_read_regs_mem(e->t, &e->regs, e->win_addr, e->window, want ? want : 8, &got);
+	start = e->win_addr > WINDOW_MARGIN ? e->win_addr - WINDOW_MARGIN : e->win_addr;
+	lo = e->win_addr & ~(uint64_t)(KSTACK_ALIGN - 1);
+	if (start < lo)
+		start = lo; /* stay on the same stack */
+	fetch_len = want + (size_t)(e->win_addr - start);
+	if (fetch_len > STOP_WINDOW)
+		fetch_len = STOP_WINDOW;
+	if ((start & (KSTACK_ALIGN - 1)) + fetch_len > KSTACK_ALIGN)
+		fetch_len = KSTACK_ALIGN - (start & (KSTACK_ALIGN - 1));
+	err = target_read_regs_mem(e->t, &e->regs, start, raw, fetch_len, &got);
 	if (err)
 		return terr(e, err);
 	sp = reg(e, e->sp_idx);
 	len = want;
 	if ((sp & (KSTACK_ALIGN - 1)) + len > KSTACK_ALIGN)
 		len = KSTACK_ALIGN - (sp & (KSTACK_ALIGN - 1));
-	if (sp != e->win_addr || got < len) {
+	if (sp >= start && sp < start + got) {
+		got = (size_t)(start + got - sp);
+		if (got > len)
+			got = len;
+		memmove(e->window, raw + (sp - start), got);
+	} else {
 		got = 0;
-		while (got < len) {
-			size_t n = len - got < 1024 ? len - got : 1024;
+	}
+	while (got < len) {
+		size_t n = len - got < 1024 ? len - got : 1024;
 
-			if (target_read_mem(e->t, sp + got, e->window + got, n))
-				break;
-			got += n;
-		}
+		if (target_read_mem(e->t, sp + got, e->window + got, n))
+			break;
+		got += n;
 	}
 	e->win_addr = sp;
-	e->win_len = got < len ? got : len;
+	e->win_len = got;
 	return 0;
 }
 
@@ -727,7 +752,7 @@ int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hit
 
 		if ((err = fetch(e, want)))
 			break;
-		lines_drop_window(e);
+		lines_update_from_window(e);
 		pc = reg(e, e->pc_idx);
 		sp = reg(e, e->sp_idx);
 		if (res->steps == 0 && until_return) {

@@ -24,6 +24,7 @@ struct rsp_conn {
 	struct buf unacked;    /* framed packets sent and not yet acked, back to back */
 	size_t unacked_count;
 	bool noack;
+	unsigned int skip_acks;
 	FILE *wire;
 	volatile sig_atomic_t *interrupt;
 	char err[256];
@@ -125,13 +126,29 @@ size_t rsp_parser_feed(struct rsp_parser *p, const uint8_t *data, size_t len, en
 				p->state = RS_CSUM1;
 				break;
 			}
+			if (c != '}' && c != '*') {
+				/* Fast path: take the run of plain bytes up to the next
+				 * special one in one append (hex replies are all plain). */
+				size_t run = 1;
+
+				while (i + run < len && data[i + run] != '#' && data[i + run] != '}' &&
+				       data[i + run] != '*')
+					run++;
+				if (p->pkt.len + run > p->max_packet) {
+					parser_add(p, c); /* lets parser_add report the overflow */
+					break;
+				}
+				for (size_t k = 0; k < run; k++)
+					p->sum += data[i + k];
+				if (buf_append(&p->pkt, data + i, run)) {
+					p->error = -ENOMEM;
+					p->state = RS_DISCARD;
+				}
+				i += run - 1;
+				break;
+			}
 			p->sum += c;
-			if (c == '}')
-				p->state = RS_DATA_ESC;
-			else if (c == '*')
-				p->state = RS_DATA_RLE;
-			else
-				parser_add(p, c);
+			p->state = c == '}' ? RS_DATA_ESC : RS_DATA_RLE;
 			break;
 		case RS_DATA_ESC:
 			p->sum += c;
@@ -313,6 +330,11 @@ void rsp_set_wire_log(struct rsp_conn *c, FILE *log)
 void rsp_set_noack(struct rsp_conn *c, bool noack)
 {
 	c->noack = noack;
+}
+
+void rsp_skip_next_ack(struct rsp_conn *c)
+{
+	c->skip_acks++;
 }
 
 void rsp_set_max_packet(struct rsp_conn *c, size_t max)
@@ -509,7 +531,9 @@ int rsp_recv(struct rsp_conn *c, const char **payload, size_t *len, int timeout_
 				break; /* non-stop notifications: we run all-stop */
 			wire_log(c, "<= ", c->parser.pkt.data, c->parser.pkt.len);
 			/* The ack goes out with the next request: one write instead of two. */
-			if (!c->noack && buf_putc(&c->out, '+'))
+			if (c->skip_acks)
+				c->skip_acks--;
+			else if (!c->noack && buf_putc(&c->out, '+'))
 				return set_err(c, -ENOMEM, "out of memory");
 			*payload = (const char *)c->parser.pkt.data;
 			*len = c->parser.pkt.len;

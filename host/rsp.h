@@ -99,6 +99,13 @@ int rsp_send_raw(struct rsp_conn *c, const void *data, size_t len);
  * checksums), -EMSGSIZE (oversized packet), -EINTR, -ENOMEM.
  */
 int rsp_recv(struct rsp_conn *c, const char **payload, size_t *len, int timeout_ms);
+/*
+ * Do not ack the next packet received. Only for QEMU (system mode), which
+ * abandons a reply's pending ack when the next '$' arrives: a late '+' would
+ * reach a guest already resumed by that next packet and stop it (QEMU
+ * gdbstub: gdb_read_byte stops a running VM on any byte).
+ */
+void rsp_skip_next_ack(struct rsp_conn *c);
 /* Queue + flush + receive: a request and its reply. */
 int rsp_request(struct rsp_conn *c, const char *req, const char **reply, size_t *len, int timeout_ms);
 /* Human detail of the last error, for the edge to print. */

@@ -346,6 +346,17 @@ int sym_srclocs(struct symtab *s, uint64_t addr, struct sym_srcloc *out, int max
 	if (!line)
 		return 0;
 	file = dwfl_lineinfo(line, NULL, &lineno, &col, NULL, NULL);
+	if (max == 1) {
+		/* Only the innermost position: the line table is enough, and the
+		 * scope walk below costs far more than the lookup itself. */
+		const struct sym *fn = sym_lookup_addr(s, addr);
+
+		snprintf(out[0].function, sizeof(out[0].function), "%s", fn ? fn->name : "??");
+		set_file(&out[0], file);
+		out[0].line = lineno;
+		out[0].column = col;
+		return 1;
+	}
 	cudie = dwfl_module_addrdie(mod, addr, &bias);
 	nscopes = cudie ? dwarf_getscopes(cudie, addr - bias, &scopes) : 0;
 	/*
@@ -398,9 +409,9 @@ int sym_srclocs(struct symtab *s, uint64_t addr, struct sym_srcloc *out, int max
 			file = NULL;
 	}
 	if (!n) {
-		const char *fn = dwfl_module_addrname(mod, addr);
+		const struct sym *fn = sym_lookup_addr(s, addr);
 
-		snprintf(out[0].function, sizeof(out[0].function), "%s", fn ? fn : "??");
+		snprintf(out[0].function, sizeof(out[0].function), "%s", fn ? fn->name : "??");
 		set_file(&out[0], file);
 		out[0].line = lineno;
 		out[0].column = col;

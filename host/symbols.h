@@ -49,7 +49,9 @@ struct sym_srcloc {
 };
 
 /* Source position of @addr with its inline chain (innermost first). Returns the
- * number of entries written (<= max), 0 if there is no line info, or < 0. */
+ * number of entries written (<= max), 0 if there is no line info, or < 0.
+ * With @max 1 only the line table is consulted (fast); the function is then
+ * the outermost one containing @addr. */
 int sym_srclocs(struct symtab *s, uint64_t addr, struct sym_srcloc *out, int max);
 
 /* Which argument of the function at @func_addr is a struct sk_buff (0-based),

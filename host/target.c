@@ -632,6 +632,12 @@ int target_read_regs_mem(struct target *t, const uint8_t **raw, uint64_t addr,
 	 */
 	if (mem_len > mem_chunk(t))
 		mem_len = mem_chunk(t);
+	if (!t->qemu) {
+		err = target_read_regs(t, raw);
+		got = err ? err : target_read_mem(t, addr, mem, mem_len);
+		*mem_got = got ? 0 : mem_len;
+		return err;
+	}
 	if ((err = rsp_queue(t->rsp, "g", 1)))
 		return rerr(t, err, "g");
 	if (!reqf(t, "m%" PRIx64 ",%zx", addr, mem_len))
@@ -771,18 +777,35 @@ static int queue(struct target *t, const char *req)
 
 int target_continue_over(struct target *t, uint64_t addr, int thread)
 {
+	const char *step, *cont = t->vcont ? "vCont;c" : "c";
 	struct target_stop st;
 	char id[32];
 	int err;
 
 	if (thread <= 0)
 		thread = t->stop_thread;
-	if ((err = queue(t, reqf(t, "z0,%" PRIx64 ",1", addr))))
-		return err;
-	if ((err = queue(t, t->vcont && thread > 0 ? reqf(t, "vCont;s:%s", thread_str(t, thread, id, sizeof(id)))
-						   : "s")))
-		return err;
-	if ((err = expect_ok(t, "removing a breakpoint to step over it")))
+	step = t->vcont && thread > 0 ? reqf(t, "vCont;s:%s", thread_str(t, thread, id, sizeof(id))) : "s";
+	if (!step || !(step = strdup(step)))
+		return terr(t, -ENOMEM, "out of memory");
+	if (t->qemu) {
+		/* One write per resume: the breakpoint change rides along, and
+		 * its OK goes unacked (see rsp_skip_next_ack). */
+		err = queue(t, reqf(t, "z0,%" PRIx64 ",1", addr));
+		if (!err)
+			err = queue(t, step);
+		if (!err) {
+			rsp_skip_next_ack(t->rsp);
+			err = expect_ok(t, "removing a breakpoint to step over it");
+		}
+	} else {
+		err = request_ok(t, reqf(t, "z0,%" PRIx64 ",1", addr));
+		if (!err)
+			err = queue(t, step);
+		if (!err && (err = rsp_flush(t->rsp)))
+			err = rerr(t, err, step);
+	}
+	free((char *)step);
+	if (err)
 		return err;
 	do {
 		err = target_wait(t, &st, TARGET_TIMEOUT_MS);
@@ -791,9 +814,13 @@ int target_continue_over(struct target *t, uint64_t addr, int thread)
 		return err;
 	if (st.kind != TARGET_STOP_SIGNAL)
 		return terr(t, -ECONNRESET, "the guest ended while stepping over a breakpoint");
-	if ((err = queue(t, reqf(t, "Z0,%" PRIx64 ",1", addr))) ||
-	    (err = queue(t, t->vcont ? "vCont;c" : "c")))
+	if (!t->qemu) {
+		err = request_ok(t, reqf(t, "Z0,%" PRIx64 ",1", addr));
+		return err ? err : target_continue(t);
+	}
+	if ((err = queue(t, reqf(t, "Z0,%" PRIx64 ",1", addr))) || (err = queue(t, cont)))
 		return err;
+	rsp_skip_next_ack(t->rsp);
 	return expect_ok(t, "putting a breakpoint back");
 }
 
