@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests of oops log parsing and of the packet report. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "oops.h"
+#include "report.h"
+
+static void test_frames(void **state)
+{
+	struct oops_frame f;
+	const char *l1 = "[    2.345678]  sysrq_handle_crash+0x16/0x20";
+	const char *l2 = "[    2.345678]  ? __die_body.cold+0x1a/0x1f";
+	const char *l3 = "RIP: 0010:sysrq_handle_crash+0x16/0x20";
+	const char *l4 = " e1000_clean+0x566/0x700 [e1000 a1b2c3]";
+
+	(void)state;
+	assert_true(oops_parse_frame(l1, &f));
+	assert_string_equal(f.name, "sysrq_handle_crash");
+	assert_true(f.offset == 0x16 && f.size == 0x20);
+	assert_false(f.unreliable);
+	assert_int_equal(f.start, 16);
+	assert_int_equal(f.end, strlen(l1));
+	assert_true(oops_parse_frame(l2, &f));
+	assert_string_equal(f.name, "__die_body.cold");
+	assert_true(f.unreliable);
+	assert_true(oops_parse_frame(l3, &f));
+	assert_string_equal(f.segment, "0010:");
+	assert_string_equal(f.name, "sysrq_handle_crash");
+	assert_int_equal(f.start, 5);
+	assert_true(oops_parse_frame(l4, &f));
+	assert_string_equal(f.module, "e1000");
+	/* not frames */
+	assert_false(oops_parse_frame("Call Trace:", &f));
+	assert_false(oops_parse_frame("x+0x12 without size", &f));
+	assert_false(oops_parse_frame("+0x12/0x34 no name", &f));
+	assert_false(oops_parse_frame("f+0xzz/0x10", &f));
+	assert_false(oops_parse_frame("", &f));
+}
+
+static void test_report_paths(void **state)
+{
+	struct report *r;
+	char out[1024] = "";
+	FILE *f = fmemopen(out, sizeof(out), "w");
+
+	(void)state;
+	assert_int_equal(report_new(&r), 0);
+	/* two packets through the same buffer, one through another */
+	report_add(r, 0x1000, "ip_rcv");
+	report_add(r, 0x2000, "ip_rcv");
+	report_add(r, 0x1000, "icmp_rcv");
+	report_add(r, 0x1000, "ip_rcv"); /* recycled buffer: a new packet */
+	report_add(r, 0x1000, "icmp_rcv");
+	report_add(r, 0x2000, "udp_rcv");
+	report_add(r, 0, "ignored");
+	assert_int_equal(report_packets(r), 3);
+	report_print(r, f);
+	fclose(f);
+	assert_non_null(strstr(out, "packets: 3"));
+	assert_non_null(strstr(out, "2  ip_rcv -> icmp_rcv"));
+	assert_non_null(strstr(out, "1  ip_rcv -> udp_rcv"));
+	report_free(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_frames),
+		cmocka_unit_test(test_report_paths),
+	};
+
+	return cmocka_run_group_tests_name("oops", tests, NULL, NULL);
+}

@@ -1,0 +1,384 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests of the RSP parser and connection: canned transcripts, split
+ * reads, escapes, RLE, checksums, oversized packets, and faults QEMU cannot
+ * produce on demand (bad checksums, naks, a reset connection) from a fake
+ * stub on the other end of a socketpair. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "rsp.h"
+
+/* Feed @s in pieces of @step bytes; collect events and the last packet. */
+struct fed {
+	int packets, bad, acks, naks, oversize;
+	char last[256];
+};
+
+static void feed(struct rsp_parser *p, const char *s, size_t step, struct fed *out)
+{
+	size_t len = strlen(s), off = 0;
+
+	memset(out, 0, sizeof(*out));
+	while (off < len) {
+		size_t n = len - off < step ? len - off : step, used = 0;
+
+		while (used < n) {
+			enum rsp_event ev;
+
+			used += rsp_parser_feed(p, (const uint8_t *)s + off + used, n - used, &ev);
+			switch (ev) {
+			case RSP_EV_PACKET:
+				out->packets++;
+				snprintf(out->last, sizeof(out->last), "%.*s", (int)p->pkt.len, (char *)p->pkt.data);
+				break;
+			case RSP_EV_BAD_CSUM:
+				out->bad++;
+				break;
+			case RSP_EV_ACK:
+				out->acks++;
+				break;
+			case RSP_EV_NAK:
+				out->naks++;
+				break;
+			case RSP_EV_OVERSIZE:
+				out->oversize++;
+				break;
+			case RSP_EV_NONE:
+				break;
+			}
+		}
+		off += n;
+	}
+}
+
+static void test_simple_packet(void **state)
+{
+	struct rsp_parser p;
+	struct fed f;
+
+	(void)state;
+	rsp_parser_init(&p, 0);
+	feed(&p, "+$OK#9a", 100, &f);
+	assert_int_equal(f.acks, 1);
+	assert_int_equal(f.packets, 1);
+	assert_string_equal(f.last, "OK");
+	rsp_parser_free(&p);
+}
+
+static void test_split_reads_byte_by_byte(void **state)
+{
+	const char *s = "junk+$T05thread:p01.01;#06-$OK#9a";
+	struct rsp_parser p;
+	struct fed f;
+
+	(void)state;
+	rsp_parser_init(&p, 0);
+	for (size_t step = 1; step <= strlen(s); step++) {
+		feed(&p, s, step, &f);
+		assert_int_equal(f.packets, 2);
+		assert_int_equal(f.acks, 1);
+		assert_int_equal(f.naks, 1);
+		assert_int_equal(f.bad, 0);
+		assert_string_equal(f.last, "OK");
+	}
+	rsp_parser_free(&p);
+}
+
+static void test_escapes(void **state)
+{
+	struct rsp_parser p;
+	struct fed f;
+	/* "a}]b" decodes to "a}b": '}' escaped as 0x7d ^ 0x20 = 0x5d ']' */
+	char pkt[32];
+	unsigned sum = 'a' + '}' + ']' + 'b';
+
+	(void)state;
+	snprintf(pkt, sizeof(pkt), "$a}]b#%02x", sum & 0xff);
+	rsp_parser_init(&p, 0);
+	feed(&p, pkt, 1, &f);
+	assert_int_equal(f.packets, 1);
+	assert_string_equal(f.last, "a}b");
+	/* escaped '#', '$' and '*' too */
+	sum = '}' + ('#' ^ 0x20) + '}' + ('$' ^ 0x20) + '}' + ('*' ^ 0x20);
+	snprintf(pkt, sizeof(pkt), "$}%c}%c}%c#%02x", '#' ^ 0x20, '$' ^ 0x20, '*' ^ 0x20, sum & 0xff);
+	feed(&p, pkt, 3, &f);
+	assert_int_equal(f.packets, 1);
+	assert_string_equal(f.last, "#$*");
+	rsp_parser_free(&p);
+}
+
+static void test_run_length(void **state)
+{
+	struct rsp_parser p;
+	struct fed f;
+	char pkt[32];
+	/* "0* " = '0' then 3 more: "0000"; "x*\"" = x + 5 more */
+	unsigned sum = '0' + '*' + ' ' + 'x' + '*' + '"';
+
+	(void)state;
+	snprintf(pkt, sizeof(pkt), "$0* x*\"#%02x", sum & 0xff);
+	rsp_parser_init(&p, 0);
+	feed(&p, pkt, 1, &f);
+	assert_int_equal(f.packets, 1);
+	assert_string_equal(f.last, "0000xxxxxx");
+	/* a count with nothing to repeat is a framing error */
+	sum = '*' + ' ';
+	snprintf(pkt, sizeof(pkt), "$* #%02x", sum & 0xff);
+	feed(&p, pkt, 100, &f);
+	assert_int_equal(f.packets, 0);
+	assert_int_equal(f.bad, 1);
+	rsp_parser_free(&p);
+}
+
+static void test_checksums(void **state)
+{
+	struct rsp_parser p;
+	struct fed f;
+
+	(void)state;
+	rsp_parser_init(&p, 0);
+	feed(&p, "$OK#9b", 100, &f); /* off by one */
+	assert_int_equal(f.packets, 0);
+	assert_int_equal(f.bad, 1);
+	feed(&p, "$OK#zz", 100, &f); /* not hex */
+	assert_int_equal(f.bad, 1);
+	feed(&p, "$OK#9A", 100, &f); /* upper-case hex is fine */
+	assert_int_equal(f.packets, 1);
+	/* after a bad one the next good one still parses */
+	feed(&p, "$OK#00$OK#9a", 2, &f);
+	assert_int_equal(f.bad, 1);
+	assert_int_equal(f.packets, 1);
+	rsp_parser_free(&p);
+}
+
+static void test_oversized(void **state)
+{
+	struct rsp_parser p;
+	struct fed f;
+	char big[200];
+
+	(void)state;
+	memset(big, 'a', sizeof(big));
+	big[0] = '$';
+	memcpy(big + 150, "#00$OK#9a", 10);
+	rsp_parser_init(&p, 64);
+	feed(&p, big, 7, &f);
+	assert_int_equal(f.oversize, 1);
+	assert_int_equal(f.packets, 1); /* resynchronised on the next packet */
+	assert_string_equal(f.last, "OK");
+	rsp_parser_free(&p);
+}
+
+static void test_hex(void **state)
+{
+	uint8_t out[4];
+	char hex[9];
+
+	(void)state;
+	assert_int_equal(rsp_hex_decode("deadBEEF", 8, out, 4), 4);
+	assert_int_equal(out[0], 0xde);
+	assert_int_equal(out[3], 0xef);
+	assert_int_equal(rsp_hex_decode("abc", 3, out, 4), -EINVAL);
+	assert_int_equal(rsp_hex_decode("zz", 2, out, 4), -EINVAL);
+	assert_int_equal(rsp_hex_decode("0011223344", 10, out, 4), -EINVAL);
+	rsp_hex_encode(out, 4, hex);
+	assert_string_equal(hex, "deadbeef");
+}
+
+/* ---- the connection against a fake stub on a socketpair ---------------- */
+
+static int pair(int fds[2], struct rsp_conn **c)
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	assert_int_equal(rsp_conn_from_fd(c, fds[0]), 0);
+	return fds[1];
+}
+
+static size_t stub_read(int fd, char *buf, size_t len)
+{
+	ssize_t n = recv(fd, buf, len - 1, MSG_DONTWAIT);
+
+	buf[n > 0 ? n : 0] = '\0';
+	return n > 0 ? (size_t)n : 0;
+}
+
+static void test_conn_frames_and_acks(void **state)
+{
+	int fds[2], stub;
+	struct rsp_conn *c;
+	const char *reply;
+	size_t len;
+	char got[256];
+
+	(void)state;
+	stub = pair(fds, &c);
+	/* The stub acks our request and answers. */
+	assert_int_equal(write(stub, "+$OK#9a", 7), 7);
+	assert_int_equal(rsp_request(c, "Z0,1000,1", &reply, &len, 1000), 0);
+	assert_int_equal(len, 2);
+	assert_memory_equal(reply, "OK", 2);
+	stub_read(stub, got, sizeof(got));
+	assert_string_equal(got, "$Z0,1000,1#d4");
+	/* Our ack of "OK" goes out with the next request, in one write. */
+	assert_int_equal(rsp_queue(c, "g", 1), 0);
+	assert_int_equal(rsp_flush(c), 0);
+	stub_read(stub, got, sizeof(got));
+	assert_string_equal(got, "+$g#67");
+	rsp_close(c);
+	close(stub);
+}
+
+static void test_conn_nak_retransmits(void **state)
+{
+	int fds[2], stub;
+	struct rsp_conn *c;
+	const char *reply;
+	size_t len;
+	char got[256];
+
+	(void)state;
+	stub = pair(fds, &c);
+	assert_int_equal(rsp_queue(c, "m1000,4", 7), 0);
+	assert_int_equal(rsp_flush(c), 0);
+	stub_read(stub, got, sizeof(got));
+	assert_string_equal(got, "$m1000,4#8e");
+	/* The stub says it got garbage, then acks the resend and answers. */
+	assert_int_equal(write(stub, "-", 1), 1);
+	assert_int_equal(write(stub, "+$01020304#8a", 13), 13);
+	assert_int_equal(rsp_recv(c, &reply, &len, 1000), 0);
+	assert_memory_equal(reply, "01020304", 8);
+	stub_read(stub, got, sizeof(got));
+	assert_string_equal(got, "$m1000,4#8e");
+	rsp_close(c);
+	close(stub);
+}
+
+static void test_conn_bad_checksum_naks(void **state)
+{
+	int fds[2], stub;
+	struct rsp_conn *c;
+	const char *reply;
+	size_t len;
+	char got[256];
+
+	(void)state;
+	stub = pair(fds, &c);
+	/* A corrupted reply, then the good one as a stub resends it. */
+	assert_int_equal(write(stub, "$OK#00$OK#9a", 12), 12);
+	assert_int_equal(rsp_recv(c, &reply, &len, 1000), 0);
+	assert_memory_equal(reply, "OK", 2);
+	stub_read(stub, got, sizeof(got));
+	assert_string_equal(got, "-");
+	/* Endless garbage ends with -EPROTO, not a hang. */
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(write(stub, "$OK#00", 6), 6);
+	assert_int_equal(rsp_recv(c, &reply, &len, 1000), -EPROTO);
+	rsp_close(c);
+	close(stub);
+}
+
+static void test_conn_reset_and_timeout(void **state)
+{
+	int fds[2], stub;
+	struct rsp_conn *c;
+	const char *reply;
+	size_t len;
+
+	(void)state;
+	stub = pair(fds, &c);
+	assert_int_equal(rsp_recv(c, &reply, &len, 50), -ETIMEDOUT);
+	/* Half a packet, then the stub goes away. */
+	assert_int_equal(write(stub, "$T05thr", 7), 7);
+	close(stub);
+	assert_int_equal(rsp_recv(c, &reply, &len, 1000), -ECONNRESET);
+	assert_non_null(strstr(rsp_errmsg(c), "closed"));
+	rsp_close(c);
+}
+
+static void test_conn_oversized(void **state)
+{
+	int fds[2], stub;
+	struct rsp_conn *c;
+	const char *reply;
+	size_t len;
+	char big[5000];
+
+	(void)state;
+	stub = pair(fds, &c);
+	rsp_set_max_packet(c, 1024);
+	memset(big, '0', sizeof(big));
+	big[0] = '$';
+	memcpy(big + sizeof(big) - 3, "#00", 3);
+	assert_int_equal(write(stub, big, sizeof(big)), (ssize_t)sizeof(big));
+	assert_int_equal(rsp_recv(c, &reply, &len, 1000), -EMSGSIZE);
+	rsp_close(c);
+	close(stub);
+}
+
+static void test_conn_escapes_outgoing(void **state)
+{
+	int fds[2], stub;
+	struct rsp_conn *c;
+	char got[64];
+
+	(void)state;
+	stub = pair(fds, &c);
+	assert_int_equal(rsp_queue(c, "X0,1:#", 6), 0);
+	assert_int_equal(rsp_flush(c), 0);
+	stub_read(stub, got, sizeof(got));
+	/* '#' goes out as "}\x03" */
+	assert_int_equal(memcmp(got, "$X0,1:}\x03#", 9), 0);
+	rsp_close(c);
+	close(stub);
+}
+
+static void test_skip_next_ack(void **state)
+{
+	int fds[2], stub;
+	struct rsp_conn *c;
+	const char *reply;
+	size_t len;
+	char got[64];
+
+	(void)state;
+	stub = pair(fds, &c);
+	rsp_skip_next_ack(c);
+	assert_int_equal(write(stub, "$OK#9a$T05#b9", 13), 13);
+	assert_int_equal(rsp_recv(c, &reply, &len, 1000), 0);
+	assert_int_equal(rsp_recv(c, &reply, &len, 1000), 0);
+	assert_int_equal(rsp_flush(c), 0);
+	stub_read(stub, got, sizeof(got));
+	assert_string_equal(got, "+"); /* only the second was acked */
+	rsp_close(c);
+	close(stub);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_simple_packet),
+		cmocka_unit_test(test_split_reads_byte_by_byte),
+		cmocka_unit_test(test_escapes),
+		cmocka_unit_test(test_run_length),
+		cmocka_unit_test(test_checksums),
+		cmocka_unit_test(test_oversized),
+		cmocka_unit_test(test_hex),
+		cmocka_unit_test(test_conn_frames_and_acks),
+		cmocka_unit_test(test_conn_nak_retransmits),
+		cmocka_unit_test(test_conn_bad_checksum_naks),
+		cmocka_unit_test(test_conn_reset_and_timeout),
+		cmocka_unit_test(test_conn_oversized),
+		cmocka_unit_test(test_conn_escapes_outgoing),
+		cmocka_unit_test(test_skip_next_ack),
+	};
+
+	return cmocka_run_group_tests_name("rsp", tests, NULL, NULL);
+}
