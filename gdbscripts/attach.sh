@@ -1,0 +1,40 @@
+#!/bin/bash
+# gdb on images/vmlinux with the kernel's gdb scripts and kstep's helpers,
+# attached to the guest of `make run-guest` (or a guest kstep left frozen).
+# Extra arguments go to gdb, e.g.: attach.sh -batch -ex bt -ex lx-dmesg
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+images=${IMAGES:-$top/images}
+rundir=${KSTEP_RUNDIR:-${XDG_RUNTIME_DIR:-/tmp}/kstep-$(id -u)}
+
+die() { echo "attach: $*" >&2; exit 2; }
+[ -f "$images/vmlinux" ] || die "no $images/vmlinux: run 'make images' first"
+[ -f "$images/vmlinux-gdb.py" ] || die "no $images/vmlinux-gdb.py: run 'make images' (CONFIG_GDB_SCRIPTS)"
+command -v gdb >/dev/null || die "gdb not found: run 'make deps'"
+
+# Where to attach: explicit settings first, then what the running guest wrote.
+if [ -n "${GDB_SOCK:-}" ]; then
+	target=$GDB_SOCK
+elif [ -n "${GDB_PORT:-}" ]; then
+	target=127.0.0.1:$GDB_PORT
+elif [ -n "${GDB_TARGET:-}" ]; then
+	target=$GDB_TARGET
+elif [ -f "$rundir/guest.env" ]; then
+	target=$(sed -n 's/^GDB_TARGET=//p' "$rundir/guest.env")
+else
+	target=127.0.0.1:1234
+fi
+case "$target" in
+/*) [ -S "$target" ] || die "no gdbstub socket at $target (is the guest running? make run-guest HALT=1)" ;;
+*) timeout 1 bash -c "exec 3<>/dev/tcp/${target%:*}/${target##*:}" 2>/dev/null ||
+	die "nothing listens on $target (start the guest first: make run-guest HALT=1)" ;;
+esac
+
+export KSTEP_GDBSCRIPTS=$here
+interactive=1
+for a in "$@"; do [ "$a" = -batch ] && interactive=0; done
+banner=()
+[ $interactive = 1 ] && banner=(-ex "echo kstep: attached to $target; 'kstep-help' lists kstep's commands\n")
+exec gdb -q -iex "add-auto-load-safe-path $images" -ex "source $images/vmlinux-gdb.py" \
+	-x "$here/kstep.gdb" -ex "target remote $target" "${banner[@]}" "$@" "$images/vmlinux"

@@ -1,0 +1,24 @@
+# Receive-path breakpoints in plain gdb, logging one line per hit.
+#
+#   make run-guest HALT=1 WORKLOAD=rx-icmp &     (in another terminal)
+#   gdb -batch -x gdbscripts/rx-path.gdb images/vmlinux
+#
+# Environment: GDB_TARGET (default 127.0.0.1:1234, or a unix socket path),
+# KSTEP_RX_LIMIT (hits before it detaches, default 50). Run it from the kstep
+# tree, or set KSTEP_GDBSCRIPTS to this directory.
+set pagination off
+set confirm off
+python
+import os, sys
+sys.path.insert(0, os.environ.get("KSTEP_GDBSCRIPTS", "gdbscripts"))
+import kstep_skb
+gdb.execute("target remote " + os.environ.get("GDB_TARGET", "127.0.0.1:1234"))
+# A hardware breakpoint first: software ones set before the kernel is
+# decompressed are lost under KVM. Skip it if the kernel already runs.
+if int(gdb.parse_and_eval("$pc")) & (2**64 - 1) < 0xffffffff80000000:
+    gdb.execute("hbreak start_kernel")
+    gdb.execute("continue")
+    gdb.execute("delete")
+gdb.execute("kstep-rx-break " + os.environ.get("KSTEP_RX_LIMIT", "50"))
+end
+continue
