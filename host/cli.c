@@ -576,6 +576,7 @@ static void print_summary(struct session *s, struct probe_set *ps, const struct 
 		fprintf(stdout, "         -  %-10s %s (not in this vmlinux: skipped)\n", "", ps->skipped[i]);
 	report_print(engine_report(s->engine), stdout);
 	fprintf(stdout, "trace: %s (read it with: babeltrace2 %s)\n", s->g->out, s->g->out);
+	fflush(stdout); /* before the notes that follow on stderr */
 }
 
 static int cmd_trace(int argc, char **argv)

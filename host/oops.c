@@ -184,9 +184,12 @@ static void decode_frame(struct decoder *d, const struct oops_frame *f, bool is_
 		goto json;
 	}
 	off += (size_t)snprintf(out + off, outlen - off, " (");
-	for (int i = 0; i < n && off < outlen; i++)
+	for (int i = 0; i < n && off < outlen; i++) {
 		off += (size_t)snprintf(out + off, outlen - off, "%s%s:%d", i ? " " : "", strip_base(d, loc[i].file),
 					loc[i].line);
+		if (loc[i].discriminator && off < outlen)
+			off += (size_t)snprintf(out + off, outlen - off, " (discriminator %u)", loc[i].discriminator);
+	}
 	if (off < outlen)
 		snprintf(out + off, outlen - off, ")%s", f->unreliable ? " [unreliable]" : "");
 	d->nframes++;
@@ -207,6 +210,8 @@ json:
 			json_object_object_add(l, "function", json_object_new_string(loc[i].function));
 			json_object_object_add(l, "file", json_object_new_string(strip_base(d, loc[i].file)));
 			json_object_object_add(l, "line", json_object_new_int(loc[i].line));
+			if (loc[i].discriminator)
+				json_object_object_add(l, "discriminator", json_object_new_int((int)loc[i].discriminator));
 			json_object_array_add(locs, l);
 		}
 		json_object_object_add(fr, "locations", locs);

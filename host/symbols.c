@@ -326,9 +326,30 @@ static const char *die_name(Dwarf_Die *die)
 	return name ? name : "??";
 }
 
-static void set_file(struct sym_srcloc *loc, const char *file)
+/* Relative file names are relative to the CU's compilation directory;
+ * addr2line joins them the same way, without normalising "./". */
+static void set_file(struct sym_srcloc *loc, const char *file, Dwarf_Die *cudie)
 {
-	snprintf(loc->file, sizeof(loc->file), "%s", file ? file : "??");
+	Dwarf_Attribute attr;
+	const char *dir = NULL;
+
+	if (file && file[0] != '/' && cudie && dwarf_attr(cudie, DW_AT_comp_dir, &attr))
+		dir = dwarf_formstring(&attr);
+	if (dir)
+		snprintf(loc->file, sizeof(loc->file), "%s/%s", dir, file);
+	else
+		snprintf(loc->file, sizeof(loc->file), "%s", file ? file : "??");
+}
+
+static unsigned int discriminator(Dwfl_Line *line)
+{
+	Dwarf_Addr bias;
+	Dwarf_Line *dl = dwfl_dwarf_line(line, &bias);
+	unsigned int d = 0;
+
+	if (dl)
+		dwarf_linediscriminator(dl, &d);
+	return d;
 }
 
 int sym_srclocs(struct symtab *s, uint64_t addr, struct sym_srcloc *out, int max)
@@ -346,18 +367,20 @@ int sym_srclocs(struct symtab *s, uint64_t addr, struct sym_srcloc *out, int max
 	if (!line)
 		return 0;
 	file = dwfl_lineinfo(line, NULL, &lineno, &col, NULL, NULL);
+	cudie = dwfl_module_addrdie(mod, addr, &bias);
+	memset(out, 0, sizeof(*out));
+	out[0].discriminator = discriminator(line);
 	if (max == 1) {
 		/* Only the innermost position: the line table is enough, and the
 		 * scope walk below costs far more than the lookup itself. */
 		const struct sym *fn = sym_lookup_addr(s, addr);
 
 		snprintf(out[0].function, sizeof(out[0].function), "%s", fn ? fn->name : "??");
-		set_file(&out[0], file);
+		set_file(&out[0], file, cudie);
 		out[0].line = lineno;
 		out[0].column = col;
 		return 1;
 	}
-	cudie = dwfl_module_addrdie(mod, addr, &bias);
 	nscopes = cudie ? dwarf_getscopes(cudie, addr - bias, &scopes) : 0;
 	/*
 	 * dwarf_getscopes continues past the innermost inline into its abstract
@@ -390,9 +413,11 @@ int sym_srclocs(struct symtab *s, uint64_t addr, struct sym_srcloc *out, int max
 		if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
 			continue;
 		snprintf(out[n].function, sizeof(out[n].function), "%s", die_name(d));
-		set_file(&out[n], file);
+		set_file(&out[n], file, cudie);
 		out[n].line = lineno;
 		out[n].column = col;
+		if (n)
+			out[n].discriminator = 0;
 		n++;
 		if (tag == DW_TAG_subprogram)
 			break;
@@ -412,7 +437,7 @@ int sym_srclocs(struct symtab *s, uint64_t addr, struct sym_srcloc *out, int max
 		const struct sym *fn = sym_lookup_addr(s, addr);
 
 		snprintf(out[0].function, sizeof(out[0].function), "%s", fn ? fn->name : "??");
-		set_file(&out[0], file);
+		set_file(&out[0], file, cudie);
 		out[0].line = lineno;
 		out[0].column = col;
 		n = 1;

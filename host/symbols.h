@@ -43,9 +43,10 @@ int sym_read_bytes(const struct symtab *s, uint64_t addr, void *out, size_t len)
 /* One frame of source position; an address gives its inline chain innermost first. */
 struct sym_srcloc {
 	char function[128];
-	char file[512];
+	char file[512];      /* relative DWARF names joined to the CU's comp_dir */
 	int line;
 	int column;
+	unsigned int discriminator; /* innermost entry only, as addr2line shows it */
 };
 
 /* Source position of @addr with its inline chain (innermost first). Returns the
