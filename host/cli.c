@@ -675,7 +675,8 @@ static int cmd_trace(int argc, char **argv)
 	}
 	probes_free(&ps);
 	session_end(&s);
-	return ret ? 1 : 0;
+	/* The trace is kept either way; a guest that died is still a failure. */
+	return ret || (res.end == ENGINE_END_GUEST_EXITED && status != 0) ? 1 : 0;
 fail:
 	if (s.target)
 		finish_guest(&s, &res);
@@ -775,11 +776,14 @@ static int cmd_step(int argc, char **argv)
 	status = finish_guest(&s, &res);
 	fprintf(stdout, "kstep: %" PRIu64 " instructions in %.2f s (%.0f/s): %s\n", res.steps, res.seconds,
 		res.seconds > 0 ? (double)res.steps / res.seconds : 0.0, end_str(res.end));
+	if (res.null_steps)
+		fprintf(stdout, "kstep: the stub reported %" PRIu64 " steps that executed nothing; "
+				"they were stepped again and not recorded\n", res.null_steps);
 	fprintf(stdout, "trace: %s (read it with: babeltrace2 %s)\n", g.out, g.out);
 	if (res.end == ENGINE_END_GUEST_EXITED)
 		report_guest_exit(status);
 	session_end(&s);
-	return ret ? 1 : 0;
+	return ret || (res.end == ENGINE_END_GUEST_EXITED && status != 0) ? 1 : 0;
 }
 
 /* ---- main ---------------------------------------------------------------- */

@@ -29,6 +29,9 @@
 #define SRC_SLOTS 8192
 /* How often the live counter and limits are checked while the guest runs. */
 #define POLL_MS 200
+/* QEMU (TCG) now and then reports a single step that executed nothing; a
+ * long run of them means the vCPU cannot make progress at all. */
+#define MAX_NULL_STEPS 1000
 /* A stop after ^C should come at once; anything slower means a wedged stub. */
 #define HALT_TIMEOUT_MS 5000
 
@@ -327,6 +330,7 @@ static const char *src_of(struct engine *e, uint64_t addr)
 struct snapshot {
 	uint64_t pcs[BT_MAX];
 	char names[BT_MAX][96];
+	char srcs[BT_MAX][256];  /* copies: a cache slot may be reused within one backtrace */
 	struct trace_frame bt[BT_MAX];
 	uint64_t stack[STOP_WINDOW / 8];
 	size_t nbt;
@@ -361,7 +365,8 @@ static void snapshot_take(struct engine *e, struct snapshot *sn, enum unwind_ent
 		uint64_t a = i ? sn->pcs[i] - 1 : sn->pcs[i];
 
 		sym_format(e->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
-		sn->bt[i] = (struct trace_frame){ sn->pcs[i], sn->names[i], src_of(e, a) };
+		snprintf(sn->srcs[i], sizeof(sn->srcs[i]), "%s", src_of(e, a));
+		sn->bt[i] = (struct trace_frame){ sn->pcs[i], sn->names[i], sn->srcs[i] };
 	}
 }
 
@@ -695,6 +700,7 @@ int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hit
 	size_t want = e->o.stack_bytes < 512 ? 512 : e->o.stack_bytes;
 	uint64_t ret_addr = 0, entry_sp = 0, seen = 0;
 	const struct sym *fn = sym_lookup_addr(e->syms, at);
+	uint8_t *prev = NULL;
 	int thread, err = 0;
 
 	memset(res, 0, sizeof(*res));
@@ -743,7 +749,12 @@ int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hit
 	thread = target_current_thread(e->t);
 	lines_clear(e);
 	e->t0_ns = trace_now_ns();
-	for (;;) {
+	prev = malloc(target_desc(e->t)->g_size);
+	if (!prev) {
+		err = eerr(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (uint64_t nulls = 0;;) {
 		struct target_stop st;
 		uint8_t insn[16] = { 0 };
 		char text[128];
@@ -752,6 +763,18 @@ int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hit
 
 		if ((err = fetch(e, want)))
 			break;
+		if (res->steps && !memcmp(prev, e->regs, target_desc(e->t)->g_size)) {
+			/* Not one register moved, not even rip: nothing ran. Step again. */
+			res->null_steps++;
+			if (++nulls > MAX_NULL_STEPS) {
+				err = eerr(e, -EIO, "%d single steps in a row executed nothing at 0x%" PRIx64,
+					   MAX_NULL_STEPS, reg(e, e->pc_idx));
+				break;
+			}
+			goto step;
+		}
+		nulls = 0;
+		memcpy(prev, e->regs, target_desc(e->t)->g_size);
 		lines_update_from_window(e);
 		pc = reg(e, e->pc_idx);
 		sp = reg(e, e->sp_idx);
@@ -789,6 +812,7 @@ int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hit
 			res->end = ENGINE_END_INTERRUPTED;
 			break;
 		}
+step:
 		if ((err = target_step(e->t, thread)) || (err = wait_stop(e, &st, HALT_TIMEOUT_MS))) {
 			if (err == -ECONNRESET) {
 				res->end = ENGINE_END_GUEST_EXITED;
@@ -806,6 +830,7 @@ int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hit
 out:
 	res->seconds = since(e);
 	progress(e, res->steps, "steps", NULL, true);
+	free(prev);
 	free(sn);
 	return err;
 }

@@ -41,6 +41,7 @@ enum engine_end {
 struct engine_result {
 	enum engine_end end;
 	uint64_t stops, steps;
+	uint64_t null_steps;         /* steps the stub reported without executing */
 	double seconds;
 	struct probe *oops_probe;
 	uint64_t oops_seq;

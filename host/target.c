@@ -873,5 +873,7 @@ int target_interrupt(struct target *t)
 
 int target_detach(struct target *t)
 {
-	return request_ok(t, "D");
+	/* With multiprocess the stub wants the process too (E.2 'D;pid');
+	 * QEMU answers a bare "D" with E22 and keeps the guest stopped. */
+	return request_ok(t, t->multiprocess ? "D;1" : "D");
 }

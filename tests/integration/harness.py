@@ -1,0 +1,145 @@
+# SPDX-License-Identifier: MIT
+"""Helpers for the integration tests: they boot the real guest under TCG."""
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+TREE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+IMAGES = os.environ.get("IMAGES", os.path.join(TREE, "images"))
+KSTEP = os.path.join(TREE, "build", "kstep")
+RUN_GUEST = os.path.join(TREE, "guest", "run-guest.sh")
+VMLINUX = os.path.join(IMAGES, "vmlinux")
+DECODE = os.path.join(IMAGES, "build", "linux-source-6.1", "scripts", "decode_stacktrace.sh")
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def run(cmd, timeout=300, env=None, input=None, check=False):
+    e = dict(os.environ)
+    e.update(env or {})
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e, input=input,
+                       errors="replace", stdin=None if input is not None else subprocess.DEVNULL)
+    if check and p.returncode:
+        raise AssertionError("%s failed (%d): %s" % (cmd[0], p.returncode, (p.stderr or p.stdout)[-400:]))
+    return p
+
+
+def kstep(*args, timeout=300, **kw):
+    return run([KSTEP, *args], timeout=timeout, **kw)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout, what):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def tcp_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def guest(workload="rx-icmp", count=None, halt=True, extra=None):
+    """A guest from run-guest.sh, halted at reset, its gdbstub on a unix socket
+    in a private directory. Yields (info dict, Popen)."""
+    d = tempfile.mkdtemp(prefix="kstep-it-")
+    os.chmod(d, 0o700)
+    sock = os.path.join(d, "gdb.sock")
+    env = dict(os.environ, WORKLOAD=workload, ACCEL="tcg", GDB_SOCK=sock, KSTEP_RUNDIR=d,
+               HALT="1" if halt else "0")
+    if count:
+        env["COUNT"] = str(count)
+    env.update(extra or {})
+    log = open(os.path.join(d, "console.log"), "w+")
+    p = subprocess.Popen([RUN_GUEST], env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         start_new_session=True)
+    try:
+        wait_for(lambda: os.path.exists(sock) or p.poll() is not None, 20, "the gdbstub socket")
+        assert p.poll() is None, "run-guest.sh exited early: " + open(log.name).read()[-400:]
+        yield {"dir": d, "sock": sock, "qmp": os.path.join(d, "qmp.sock"), "log": log.name}, p
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        log.close()
+        subprocess.run(["rm", "-rf", d])
+
+
+def qmp(path, command):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(path)
+        f = s.makefile("rw")
+        json.loads(f.readline())
+        f.write(json.dumps({"execute": "qmp_capabilities"}) + "\n")
+        f.flush()
+        json.loads(f.readline())
+        f.write(json.dumps({"execute": command}) + "\n")
+        f.flush()
+        while True:
+            r = json.loads(f.readline())
+            if "return" in r or "error" in r:
+                return r
+
+
+def babeltrace(path):
+    p = run(["babeltrace2", path], timeout=120)
+    assert p.returncode == 0, "babeltrace2 could not read %s: %s" % (path, p.stderr[-400:])
+    return p.stdout
+
+
+EVENT = re.compile(r"kstep:(stop|step): \{ seq = (\d+), vcpu = (\d+), pc = (0x[0-9A-F]+), probe = \"([^\"]*)\", "
+                   r"symbol = \"([^\"]*)\", skb = (0x[0-9A-F]+)")
+
+
+def events(text):
+    """Parse babeltrace2's text output into a list of dicts."""
+    out = []
+    for line in text.splitlines():
+        m = EVENT.search(line)
+        if not m:
+            continue
+        ev = {"kind": m.group(1), "seq": int(m.group(2)), "vcpu": int(m.group(3)), "pc": int(m.group(4), 16),
+              "probe": m.group(5), "symbol": m.group(6), "skb": int(m.group(7), 16),
+              "bt": re.findall(r'func = "([^"]*)"', line)}
+        im = re.search(r'insn = "([^"]*)", insn_len = (\d+)', line)
+        if im:
+            ev["insn"], ev["insn_len"] = im.group(1), int(im.group(2))
+        sm = re.search(r"stack = \[ \[0\] = (0x[0-9A-F]+)", line)
+        ev["stack0"] = int(sm.group(1), 16) if sm else None
+        rm = re.search(r"rsp = (0x[0-9A-F]+)", line)
+        ev["rsp"] = int(rm.group(1), 16) if rm else None
+        out.append(ev)
+    return out
+
+
+def qemu_pids(pattern):
+    p = run(["pgrep", "-f", pattern])
+    return [int(x) for x in p.stdout.split()]

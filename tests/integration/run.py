@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Integration tests against the real guest under TCG.
+   run.py [-k SUBSTRING]    ends with 'integration: N passed, N failed'"""
+import argparse
+import os
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import test_guest  # noqa: E402,F401  issue 2: images, workloads, run-guest
+import test_kstep  # noqa: E402,F401  issue 3: the RSP driver
+import test_gdb_oops  # noqa: E402,F401  issue 4: gdb side and oops decoding
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-k", default="", help="run the tests whose name contains this")
+    args = ap.parse_args()
+    passed = failed = 0
+    for fn in harness.TESTS:
+        name = "%s.%s" % (fn.__module__, fn.__name__)
+        if args.k not in name:
+            continue
+        t0 = time.monotonic()
+        try:
+            fn()
+        except Exception as e:  # a failing test must not stop the others
+            failed += 1
+            detail = str(e) or traceback.format_exc(limit=3)
+            print("FAIL %s (%.1fs): %s" % (name, time.monotonic() - t0, detail), flush=True)
+            if not isinstance(e, AssertionError):
+                traceback.print_exc()
+        else:
+            passed += 1
+            print("ok   %s (%.1fs)" % (name, time.monotonic() - t0), flush=True)
+    print("integration: %d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+# SPDX-License-Identifier: MIT
+"""Issue 3: kstep, the RSP driver, against the real guest under TCG."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from harness import (IMAGES, KSTEP, VMLINUX, babeltrace, events, guest, kstep, qemu_pids, run, test, wait_for)
+
+# Instructions after which the next pc is not pc + length: branches, and rep
+# string instructions, which step one iteration at a time.
+BRANCH = re.compile(r"^(j|call|ret|iret|sysret|syscall|int|ud2|loop|jrcxz|hlt|rep)")
+
+
+def outdir():
+    return tempfile.mkdtemp(prefix="kstep-trace-")
+
+
+def nm_has(name):
+    out = run(["nm", VMLINUX], check=True).stdout
+    return re.search(r" [tT] %s(\.\w+\.\d+)?$" % re.escape(name), out, re.M) is not None
+
+
+@test
+def test_trace_rx_icmp():
+    d = outdir()
+    p = kstep("trace", "--workload", "rx-icmp", "--count", "4", "--max-stops", "400", "-o", d, "-q")
+    assert p.returncode == 0, p.stderr[-800:]
+    evs = events(babeltrace(d))
+    assert evs and all(e["kind"] == "stop" for e in evs)
+    m = re.search(r"kstep: (\d+) stops", p.stdout)
+    assert m and int(m.group(1)) == len(evs), "summary and trace disagree"
+    hit = {e["symbol"] for e in evs}
+    # Every stage of the ICMP receive path that this vmlinux has is hit.
+    for stage in (["e1000_clean_rx_irq"], ["net_rx_action"], ["napi_gro_receive"],
+                  ["__netif_receive_skb_core", "__netif_receive_skb_list_core"], ["ip_rcv", "ip_list_rcv"],
+                  ["ip_local_deliver"], ["icmp_rcv"], ["skb_copy_datagram_iter"]):
+        present = [f for f in stage if nm_has(f)]
+        if present:
+            assert any(f in hit for f in present), "no stop at %s: hit %s" % (stage, sorted(hit))
+    # Backtraces at icmp_rcv go up through ip_local_deliver and then
+    # __netif_receive_skb*, in that order.
+    icmp = [e for e in evs if e["symbol"] == "icmp_rcv"]
+    assert len(icmp) >= 4, "expected a stop per echo reply"
+    for e in icmp:
+        names = [f.split("+")[0] for f in e["bt"]]
+        assert names[0] == "icmp_rcv", names
+        assert "ip_local_deliver" in names, names
+        core = [i for i, n in enumerate(names) if n.startswith("__netif_receive_skb")]
+        assert core and core[0] > names.index("ip_local_deliver"), names
+    # One packet carries the same skb from the IP layer to ICMP.
+    ip_skbs = {e["skb"] for e in evs if e["symbol"] in ("ip_rcv", "ip_list_rcv") and e["skb"]}
+    icmp_skbs = {e["skb"] for e in icmp}
+    assert ip_skbs & icmp_skbs, "no skb seen at both ip_rcv/ip_list_rcv and icmp_rcv"
+    # A snapshot has every register, rip == pc, and the stack window.
+    text = babeltrace(d).splitlines()[0]
+    for reg in ("rax", "rsp", "rip", "eflags", "cr3", "fs_base", "st0", "xmm15", "mxcsr"):
+        assert " %s = " % reg in text, reg + " missing from the snapshot"
+    first = evs[0]
+    assert re.search(r"rip = 0x%X\b" % first["pc"], text), "rip differs from pc"
+    assert "stack_len = 32," in text, "--stack-bytes 256 means 32 words"
+    assert "packets:" in p.stdout and "icmp_rcv" in p.stdout
+    shutil.rmtree(d)
+
+
+@test
+def test_trace_udp_and_tcp_stages():
+    d = outdir()
+    p = kstep("trace", "--workload", "rx-udp", "--count", "20", "--probes", "rx", "--max-stops", "300", "-o", d, "-q")
+    assert p.returncode == 0, p.stderr[-600:]
+    assert any(e["symbol"] == "udp_rcv" for e in events(babeltrace(d))), "udp_rcv never hit"
+    shutil.rmtree(d)
+    probes = tempfile.NamedTemporaryFile("w", suffix=".probes", delete=False)
+    probes.write("# transport only\ntcp_v4_rcv tcp\nip_rcv ip\n")
+    probes.close()
+    d = outdir()
+    p = kstep("trace", "--workload", "rx-tcp", "--probes", probes.name, "--max-stops", "40", "-o", d, "-q")
+    assert p.returncode == 0, p.stderr[-600:]
+    evs = events(babeltrace(d))
+    assert {e["probe"] for e in evs} <= {"tcp", "ip"}, "probes from the file only"
+    assert any(e["symbol"] == "tcp_v4_rcv" and e["skb"] for e in evs), "tcp_v4_rcv never hit"
+    os.unlink(probes.name)
+    shutil.rmtree(d)
+
+
+def check_step_trace(evs, until_return):
+    assert evs and all(e["kind"] == "step" for e in evs)
+    for a, b in zip(evs, evs[1:]):
+        if a["vcpu"] == b["vcpu"] and not BRANCH.match(a["insn"]):
+            assert b["pc"] == a["pc"] + a["insn_len"], \
+                "instruction skipped after %s (%s): 0x%x -> 0x%x" % (a["symbol"], a["insn"], a["pc"], b["pc"])
+    if until_return:
+        # The return address was on top of the stack at entry.
+        assert evs[-1]["pc"] == evs[0]["stack0"], "did not end at the return address"
+        assert not evs[-1]["symbol"].startswith(evs[0]["symbol"] + "+"), evs[-1]["symbol"]
+        assert BRANCH.match(evs[-2]["insn"]) and evs[-2]["insn"].startswith("ret"), evs[-2]
+
+
+@test
+def test_step_until_return():
+    d = outdir()
+    # ip_rcv is on the loopback path (rx-udp); e1000 + GRO uses ip_list_rcv.
+    p = kstep("step", "--workload", "rx-udp", "--count", "20", "--at", "ip_rcv", "--until-return", "-o", d, "-q")
+    assert p.returncode == 0, p.stderr[-600:]
+    assert "returned to the caller" in p.stdout, p.stdout
+    evs = events(babeltrace(d))
+    assert evs[0]["symbol"] == "ip_rcv" and evs[0]["insn"].startswith("push"), evs[0]
+    check_step_trace(evs, True)
+    n = int(re.search(r"kstep: (\d+) instructions", p.stdout).group(1))
+    assert n == len(evs) and n > 50, "%d instructions, %d events" % (n, len(evs))
+    # Callees are stepped into, and each step has a backtrace.
+    assert any(not e["symbol"].startswith("ip_rcv") for e in evs[1:-1])
+    assert all(e["bt"] and e["bt"][0] == e["symbol"] for e in evs)
+    shutil.rmtree(d)
+
+
+@test
+def test_step_count_and_hits():
+    d = outdir()
+    p = kstep("step", "--workload", "rx-icmp", "--count", "3", "--at", "icmp_rcv", "--hits", "2",
+              "--instructions", "120", "-o", d, "-q")
+    assert p.returncode == 0, p.stderr[-600:]
+    evs = events(babeltrace(d))
+    assert len(evs) == 120 and evs[0]["symbol"] == "icmp_rcv"
+    check_step_trace(evs, False)
+    shutil.rmtree(d)
+
+
+@test
+def test_smp2():
+    d = outdir()
+    p = kstep("trace", "--smp", "2", "--workload", "rx-icmp", "--count", "3", "--max-stops", "80", "-o", d, "-q")
+    assert p.returncode == 0, p.stderr[-600:]
+    evs = events(babeltrace(d))
+    assert evs and {e["vcpu"] for e in evs} <= {0, 1}
+    assert any(e["symbol"] == "icmp_rcv" for e in evs)
+    shutil.rmtree(d)
+    d = outdir()
+    p = kstep("step", "--smp", "2", "--workload", "rx-icmp", "--count", "3", "--at", "icmp_rcv",
+              "--instructions", "60", "-o", d, "-q")
+    assert p.returncode == 0, p.stderr[-600:]
+    evs = events(babeltrace(d))
+    assert len(evs) == 60 and len({e["vcpu"] for e in evs}) == 1, "a step stays on its vCPU"
+    check_step_trace(evs, False)
+    shutil.rmtree(d)
+
+
+def long_trace(d):
+    return subprocess.Popen([KSTEP, "trace", "--workload", "rx-tcp", "--count", "500000000", "-o", d, "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stream_size(d):
+    try:
+        return os.path.getsize(os.path.join(d, "stream_0"))
+    except OSError:
+        return 0
+
+
+@test
+def test_ctrl_c_leaves_a_readable_trace():
+    d = outdir()
+    p = long_trace(d)
+    wait_for(lambda: stream_size(d) > 200000, 60, "stops in the trace")
+    assert qemu_pids(d), "no QEMU for this trace?"
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err[-600:]
+    assert "interrupted" in out, out
+    n = int(re.search(r"kstep: (\d+) stops", out).group(1))
+    assert len(events(babeltrace(d))) == n
+    wait_for(lambda: not qemu_pids(d), 10, "QEMU to go away")
+    shutil.rmtree(d)
+
+
+@test
+def test_killed_qemu_leaves_a_readable_trace():
+    d = outdir()
+    p = long_trace(d)
+    wait_for(lambda: stream_size(d) > 200000, 60, "stops in the trace")
+    for pid in qemu_pids(os.path.join(d, "guest", "serial.log")):
+        os.kill(pid, signal.SIGKILL)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 1, "a dead guest is a failure"
+    assert "QEMU exited with status 137" in err, err
+    n = int(re.search(r"kstep: (\d+) stops", out).group(1))
+    assert n > 0 and len(events(babeltrace(d))) == n
+    shutil.rmtree(d)
+
+
+@test
+def test_unknown_symbol_fails_before_booting():
+    t0 = time.monotonic()
+    p = kstep("trace", "--break", "no_such_function_xyz", "-o", outdir())
+    assert p.returncode == 1
+    assert "unknown symbol 'no_such_function_xyz'" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert time.monotonic() - t0 < 5, "it booted a guest first"
+    p = kstep("step", "--at", "no_such_function_xyz", "--instructions", "5")
+    assert p.returncode == 1 and "unknown symbol" in p.stderr
+    p = kstep("trace", "--break", "icmp_rcv+zz")
+    assert p.returncode == 1 and "cannot parse breakpoint" in p.stderr
+
+
+@test
+def test_mismatched_vmlinux_is_refused():
+    d = tempfile.mkdtemp(prefix="kstep-it-")
+    other = os.path.join(d, "vmlinux")
+    shutil.copy(VMLINUX, other)
+    data = bytearray(open(other, "rb").read())
+    for banner in re.finditer(rb"Linux version (\d+\.\d+\.\d+)", data):
+        data[banner.start(1):banner.end(1)] = b"9" * (banner.end(1) - banner.start(1))
+    open(other, "wb").write(data)
+    p = kstep("trace", "--vmlinux", other, "--max-stops", "5", "-o", os.path.join(d, "t"), timeout=120)
+    assert p.returncode == 1
+    assert "does not match the running guest" in p.stderr and "--vmlinux" in p.stderr, p.stderr
+    wait_for(lambda: not qemu_pids(os.path.join(d, "t")), 10, "QEMU to go away")
+    shutil.rmtree(d)
+
+
+@test
+def test_bad_arguments_and_help():
+    for args, text in ((["trace", "--max-stops", "abc"], "--max-stops wants a whole number"),
+                       (["trace", "--accel", "xen"], "--accel must be auto, kvm or tcg"),
+                       (["trace", "--stack-bytes", "7"], "--stack-bytes"),
+                       (["step", "--instructions", "5"], "--at SPEC is required"),
+                       (["step", "--at", "icmp_rcv"], "--instructions N or --until-return"),
+                       (["frobnicate"], "unknown command")):
+        p = kstep(*args)
+        assert p.returncode == 2 and text in p.stderr, (args, p.stderr)
+    p = kstep("trace", "--vmlinux", "/nonexistent/vmlinux")
+    assert p.returncode == 1 and "cannot open /nonexistent/vmlinux" in p.stderr, p.stderr
+    p = kstep("trace", "--workload", "nope", "-o", outdir(), timeout=60)
+    assert p.returncode == 1 and "unknown WORKLOAD 'nope'" in p.stderr, p.stderr
+    for cmd in ("trace", "step", "oops"):
+        p = kstep(cmd, "--help")
+        assert p.returncode == 0 and p.stdout.startswith("Usage: kstep " + cmd)
+    assert kstep("--help").returncode == 0 and kstep("--version").stdout.startswith("kstep ")
+
+
+@test
+def test_attach_to_a_running_guest():
+    with guest("rx-icmp", count=6) as (g, proc):
+        d = outdir()
+        p = kstep("trace", "--attach", "unix:" + g["sock"], "--max-stops", "25", "-o", d, "-q")
+        assert p.returncode == 0, p.stderr[-600:]
+        assert len(events(babeltrace(d))) == 25
+        # Detached: the guest goes on and finishes its workload.
+        assert proc.wait(60) == 0, "the guest did not finish after kstep detached"
+        shutil.rmtree(d)
+
+
+@test
+def test_accel_auto_falls_back_or_uses_kvm():
+    probe = os.path.join(IMAGES, "accel.probe")
+    if os.path.exists(probe):
+        os.unlink(probe)
+    d = outdir()
+    p = kstep("trace", "--accel", "auto", "--max-stops", "3", "-o", d, "-q", timeout=120)
+    assert p.returncode == 0, p.stderr[-600:]
+    kvm_ok = os.access("/dev/kvm", os.R_OK | os.W_OK)
+    if kvm_ok and "falling back to TCG" not in p.stderr:
+        assert "on kvm guest" in p.stderr, p.stderr
+    else:
+        assert "falling back to TCG" in p.stderr or "no usable /dev/kvm" in p.stderr, p.stderr
+        assert "on tcg guest" in p.stderr
+    # Remembered: the second run does not probe again.
+    p = kstep("trace", "--accel", "auto", "--max-stops", "3", "-o", d, "-q", timeout=120)
+    assert p.returncode == 0 and "falling back" not in p.stderr, p.stderr
+    shutil.rmtree(d)
+
+
+@test
+def test_wire_switch_prints_packets():
+    d = outdir()
+    p = kstep("trace", "--wire", "--max-stops", "2", "-o", d, "-q")
+    assert p.returncode == 0
+    assert "=> qSupported" in p.stderr and "<= PacketSize=" in p.stderr and "=> Z0," in p.stderr
+    shutil.rmtree(d)
