@@ -664,9 +664,10 @@ static int cmd_trace(int argc, char **argv)
 	status = finish_guest(&s, &res);
 	print_summary(&s, &ps, &res);
 	if (res.end == ENGINE_END_OOPS) {
-		info("%sOOPS caught at %s (event #%" PRIu64 ")%s; the guest is frozen (QMP stop), backtrace:\n%s",
+		info("%sOOPS caught at %s (event #%" PRIu64 ")%s; the kernel printed its report and is frozen "
+		     "(QMP stop); backtrace at %s:\n%s",
 		     color ? "\033[1;31m" : "", res.oops_probe->spec, res.oops_seq, color ? "\033[0m" : "",
-		     res.oops_bt);
+		     res.oops_probe->spec, res.oops_bt);
 		info("attach gdb: make attach   (or: gdb %s -ex 'target remote %s')", g.vmlinux,
 		     qemu_gdb_socket(s.qemu));
 		info("in gdb, 'monitor quit' ends the frozen QEMU");

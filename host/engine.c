@@ -32,6 +32,9 @@
 /* QEMU (TCG) now and then reports a single step that executed nothing; a
  * long run of them means the vCPU cannot make progress at all. */
 #define MAX_NULL_STEPS 1000
+/* Printing an oops report over the emulated serial console takes well
+ * under a second under TCG. */
+#define REPORT_TIMEOUT_MS 10000
 /* A stop after ^C should come at once; anything slower means a wedged stub. */
 #define HALT_TIMEOUT_MS 5000
 
@@ -364,7 +367,10 @@ static void snapshot_take(struct engine *e, struct snapshot *sn, enum unwind_ent
 		 * at address - 1 (decode_stacktrace.sh and gdb do the same). */
 		uint64_t a = i ? sn->pcs[i] - 1 : sn->pcs[i];
 
-		sym_format(e->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
+		if (i)
+			sym_format_return(e->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
+		else
+			sym_format(e->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
 		snprintf(sn->srcs[i], sizeof(sn->srcs[i]), "%s", src_of(e, a));
 		sn->bt[i] = (struct trace_frame){ sn->pcs[i], sn->names[i], sn->srcs[i] };
 	}
@@ -621,6 +627,56 @@ static int run_until_stop(struct engine *e, struct target_stop *st, enum engine_
 	}
 }
 
+/* Where the kernel has printed its whole report: panic() calls the panic
+ * notifiers (pvpanic among them) right after it; an oops ends in oops_exit's
+ * kmsg_dump; a WARN is done when __warn returns. */
+static uint64_t report_end(struct engine *e, const struct probe *p, uint64_t ret_addr)
+{
+	const char *fn = NULL;
+	const struct sym *s;
+
+	if (!strcmp(p->spec, "panic"))
+		fn = "atomic_notifier_call_chain";
+	else if (!strcmp(p->spec, "oops_begin"))
+		fn = "kmsg_dump";
+	s = fn ? sym_lookup_name(e->syms, fn) : NULL;
+	return s ? s->addr : ret_addr;
+}
+
+/* Let the dying kernel print its report, then stop it there for good. */
+static int finish_report(struct engine *e, struct probe_set *ps, struct probe *p, struct snapshot *sn,
+			 struct engine_result *res)
+{
+	uint64_t end = report_end(e, p, sn->nbt > 1 ? sn->pcs[1] : 0);
+	struct target_stop st;
+	int err;
+
+	if ((err = engine_clear_breakpoints(e)))
+		return err;
+	if (!end || !sym_in_text(e->syms, end) || (err = place(e, end)))
+		return err;
+	if ((err = target_continue(e->t)))
+		return terr(e, err);
+	err = wait_stop(e, &st, REPORT_TIMEOUT_MS);
+	if (err == -ETIMEDOUT)
+		err = engine_halt(e); /* froze before the end: still a dying guest */
+	else if (!err && st.kind != TARGET_STOP_SIGNAL)
+		return eerr(e, -ECHILD, "the guest ended while printing its report");
+	if (err)
+		return err == -ECONNRESET ? eerr(e, err, "QEMU went away during the report") : terr(e, err);
+	if ((err = engine_clear_breakpoints(e)))
+		return err;
+	lines_clear(e);
+	if ((err = fetch(e, STOP_WINDOW)))
+		return err;
+	snapshot_take(e, sn, frame_state(e, reg(e, e->pc_idx)));
+	(void)ps;
+	if ((err = write_event(e, sn, TRACE_STOP, "oops-end", 0, NULL, NULL, 0)))
+		return err;
+	res->stops++;
+	return 0;
+}
+
 int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *res)
 {
 	struct snapshot *sn = calloc(1, sizeof(*sn));
@@ -680,6 +736,7 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 			for (size_t i = 0; i < sn->nbt && off < sizeof(res->oops_bt); i++)
 				off += (size_t)snprintf(res->oops_bt + off, sizeof(res->oops_bt) - off, "  %s %s\n",
 							sn->names[i], sn->bt[i].src);
+			err = finish_report(e, ps, p, sn, res);
 			break;
 		}
 		if (e->o.max_stops && res->stops >= e->o.max_stops) {

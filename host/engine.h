@@ -45,7 +45,7 @@ struct engine_result {
 	double seconds;
 	struct probe *oops_probe;
 	uint64_t oops_seq;
-	char oops_bt[1024];          /* decoded backtrace at the oops, one frame a line */
+	char oops_bt[4096];          /* decoded backtrace at the oops, one frame a line */
 };
 
 struct engine;

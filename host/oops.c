@@ -90,6 +90,7 @@ struct decoder {
 	json_object *reports;     /* JSON: array of reports */
 	json_object *cur;         /* JSON: the report being filled */
 	int nreports, nframes, nundecoded;
+	int report_frames;        /* frames in the current report */
 	bool in_report, ended;
 	uint64_t rip;             /* of the current report, for Code: */
 };
@@ -138,6 +139,7 @@ static void begin_report(struct decoder *d, const char *title)
 	d->nreports++;
 	d->in_report = true;
 	d->ended = false;
+	d->report_frames = 0;
 	d->rip = 0;
 	if (!d->json)
 		return;
@@ -341,7 +343,9 @@ static void handle_line(struct decoder *d, char *line, FILE *out)
 		body = strchr(body, ']') + 1;
 	while (*body == ' ')
 		body++;
-	if (report_header(body) && (!d->in_report || d->ended || !strstr(body, "Kernel panic")))
+	/* "BUG: ..." then "Oops: ..." head one report; a header after frames or
+	 * after an end marker starts the next one. */
+	if (report_header(body) && (!d->in_report || d->ended || d->report_frames))
 		begin_report(d, body);
 	if (strstr(body, "---[ end "))
 		d->ended = true;
@@ -350,6 +354,7 @@ static void handle_line(struct decoder *d, char *line, FILE *out)
 
 		if (!d->in_report)
 			begin_report(d, "(stack trace without a report header)");
+		d->report_frames++;
 		decode_frame(d, &f, is_rip, decoded, sizeof(decoded));
 		if (!d->json)
 			fprintf(out, "%.*s%s%s\n", (int)f.start, line, decoded, line + f.end);

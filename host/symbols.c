@@ -270,6 +270,16 @@ void sym_format(const struct symtab *s, uint64_t addr, char *out, size_t len)
 		snprintf(out, len, "%s+0x%" PRIx64, sym->name, addr - sym->addr);
 }
 
+void sym_format_return(const struct symtab *s, uint64_t addr, char *out, size_t len)
+{
+	const struct sym *sym = addr ? sym_lookup_addr(s, addr - 1) : NULL;
+
+	if (!sym)
+		snprintf(out, len, "0x%" PRIx64, addr);
+	else
+		snprintf(out, len, "%s+0x%" PRIx64, sym->name, addr - sym->addr);
+}
+
 bool sym_in_text(const struct symtab *s, uint64_t addr)
 {
 	if (s->stext && s->etext)

@@ -35,6 +35,10 @@ const struct sym *sym_lookup_name(const struct symtab *s, const char *name);
 int sym_resolve(const struct symtab *s, const char *spec, uint64_t *addr);
 /* "name+0xoff" (or "0x..." when unknown) into @out. */
 void sym_format(const struct symtab *s, uint64_t addr, char *out, size_t len);
+/* The same for a return address: named after the call before it (address-1),
+ * as the kernel's %pB does, since a call to a noreturn function can be the
+ * last instruction of its function. */
+void sym_format_return(const struct symtab *s, uint64_t addr, char *out, size_t len);
 /* True if @addr is inside the kernel's text (_stext .. _etext). */
 bool sym_in_text(const struct symtab *s, uint64_t addr);
 /* The bytes of a section-backed symbol as they are in the file (e.g. linux_banner). */

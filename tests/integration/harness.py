@@ -26,10 +26,20 @@ def test(fn):
 
 
 def run(cmd, timeout=300, env=None, input=None, check=False):
+    """Run to completion; on timeout the whole process group goes (a QEMU
+    started by run-guest.sh must not outlive its test)."""
     e = dict(os.environ)
     e.update(env or {})
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e, input=input,
-                       errors="replace", stdin=None if input is not None else subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e,
+                            errors="replace", start_new_session=True,
+                            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise AssertionError("%s timed out after %d s" % (os.path.basename(cmd[0]), timeout))
+    p = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     if check and p.returncode:
         raise AssertionError("%s failed (%d): %s" % (cmd[0], p.returncode, (p.stderr or p.stdout)[-400:]))
     return p
