@@ -74,6 +74,7 @@ test: images host
 
 ## bench       kstep vs gdb vs raw RSP, and kstep oops vs decode_stacktrace.sh
 bench: images host
+	$(Q)$(MAKE) -s -C bench BUILD=$(BUILD)
 	$(Q)bench/run
 
 clean:

@@ -569,6 +569,9 @@ static void print_summary(struct session *s, struct probe_set *ps, const struct 
 {
 	fprintf(stdout, "kstep: %" PRIu64 " stops in %.1f s (%.0f/s): %s\n", res->stops, res->seconds,
 		res->seconds > 0 ? (double)res->stops / res->seconds : 0.0, end_str(res->end));
+	if (res->stops)
+		fprintf(stdout, "kstep: %.2f ms a stop in kstep (snapshot, backtrace, resume); "
+				"the rest is the guest running\n", res->own_seconds * 1000 / (double)res->stops);
 	fprintf(stdout, "hits per probe:\n");
 	for (size_t i = 0; i < ps->n; i++)
 		fprintf(stdout, "  %8" PRIu64 "  %-10s %s\n", ps->v[i].hits, ps->v[i].stage, ps->v[i].spec);
@@ -656,8 +659,10 @@ static int cmd_trace(int argc, char **argv)
 	}
 	if (prepare_out(&g) || boot(&s) || open_trace(&s, "trace"))
 		goto fail;
-	info("tracing %zu probes on %s guest (workload %s); Ctrl-C ends it", ps.n, g.attach ? "an attached" : s.accel,
-	     g.workload);
+	if (g.attach)
+		info("tracing %zu probes on the guest at %s; Ctrl-C ends it", ps.n, g.attach);
+	else
+		info("tracing %zu probes on a %s guest (workload %s); Ctrl-C ends it", ps.n, s.accel, g.workload);
 	ret = engine_trace(s.engine, &ps, &res);
 	if (ret)
 		error("%s", engine_errmsg(s.engine));

@@ -73,6 +73,9 @@ struct engine {
 	uint64_t *bp;     /* software breakpoints placed */
 	size_t nbp;
 	uint64_t t0_ns, last_progress_ns;
+	/* While a step runs the guest's memory cannot be read: caches only.
+	 * A miss sets @missed and the work is redone once the guest stopped. */
+	bool offline, missed;
 	char err[512];
 };
 
@@ -184,7 +187,13 @@ static int read_line(struct engine *e, uint64_t addr, const uint8_t **data)
 	struct line *l = &e->lines[slot(base, LINE_SLOTS)];
 
 	if (l->addr != base) {
-		int err = target_read_mem(e->t, base, l->data, LINE_SIZE);
+		int err;
+
+		if (e->offline) {
+			e->missed = true;
+			return -EAGAIN;
+		}
+		err = target_read_mem(e->t, base, l->data, LINE_SIZE);
 
 		if (err) {
 			l->addr = 0;
@@ -208,8 +217,13 @@ static int mem_read(void *ctx, uint64_t addr, void *out, size_t len)
 		memcpy(out, e->window + (addr - e->win_addr), len);
 		return 0;
 	}
-	if (addr + len > base + LINE_SIZE) /* straddles lines: go direct */
+	if (addr + len > base + LINE_SIZE) { /* straddles lines: go direct */
+		if (e->offline) {
+			e->missed = true;
+			return -EAGAIN;
+		}
 		return target_read_mem(e->t, addr, out, len);
+	}
 	if ((err = read_line(e, addr, &p)))
 		return err;
 	memcpy(out, p, len);
@@ -230,7 +244,13 @@ static int code_at(struct engine *e, uint64_t addr, const uint8_t **data, size_t
 	struct code *c = &e->code[slot(base, CODE_SLOTS)];
 
 	if (c->addr != base) {
-		int err = target_read_mem(e->t, base, c->data, CODE_CHUNK);
+		int err;
+
+		if (e->offline) {
+			e->missed = true;
+			return -EAGAIN;
+		}
+		err = target_read_mem(e->t, base, c->data, CODE_CHUNK);
 
 		if (err) {
 			c->addr = 0;
@@ -271,7 +291,7 @@ static int code_read(struct engine *e, uint64_t addr, uint8_t *out, size_t len)
  * when rsp moved further than that. */
 #define WINDOW_MARGIN 256
 
-static int fetch(struct engine *e, size_t want)
+static int fetch_and_maybe_step(struct engine *e, size_t want, int step_thread, bool *complete)
 {
 	static uint8_t raw[STOP_WINDOW];
 	uint64_t sp, start, lo;
@@ -287,7 +307,9 @@ static int fetch(struct engine *e, size_t want)
 		fetch_len = STOP_WINDOW;
 	if ((start & (KSTACK_ALIGN - 1)) + fetch_len > KSTACK_ALIGN)
 		fetch_len = KSTACK_ALIGN - (start & (KSTACK_ALIGN - 1));
-	err = target_read_regs_mem(e->t, &e->regs, start, raw, fetch_len, &got);
+	err = step_thread >= 0
+		      ? target_read_regs_mem_step(e->t, &e->regs, start, raw, fetch_len, &got, step_thread)
+		      : target_read_regs_mem(e->t, &e->regs, start, raw, fetch_len, &got);
 	if (err)
 		return terr(e, err);
 	sp = reg(e, e->sp_idx);
@@ -302,7 +324,10 @@ static int fetch(struct engine *e, size_t want)
 	} else {
 		got = 0;
 	}
-	while (got < len) {
+	*complete = got >= len;
+	/* Top up what the guess missed; only while the guest is stopped (after
+	 * a step has started, this memory belongs to the next instruction). */
+	while (step_thread < 0 && got < len) {
 		size_t n = len - got < 1024 ? len - got : 1024;
 
 		if (target_read_mem(e->t, sp + got, e->window + got, n))
@@ -312,6 +337,13 @@ static int fetch(struct engine *e, size_t want)
 	e->win_addr = sp;
 	e->win_len = got;
 	return 0;
+}
+
+static int fetch(struct engine *e, size_t want)
+{
+	bool complete;
+
+	return fetch_and_maybe_step(e, want, -1, &complete);
 }
 
 static const char *src_of(struct engine *e, uint64_t addr)
@@ -355,13 +387,19 @@ static enum unwind_entry frame_state(struct engine *e, uint64_t pc)
 	return disasm_frame_state(e->dis, code, sizeof(code), s->addr, pc);
 }
 
-static void snapshot_take(struct engine *e, struct snapshot *sn, enum unwind_entry entry)
+/* The frame chain: may read guest memory, so the guest must be stopped. */
+static void snapshot_unwind(struct engine *e, struct snapshot *sn, enum unwind_entry entry)
 {
 	struct unwind_regs ur = {
 		.pc = reg(e, e->pc_idx), .sp = reg(e, e->sp_idx), .fp = reg(e, e->fp_idx),
 	};
 
 	sn->nbt = unwind_fp(&ur, entry, sn->pcs, BT_MAX, mem_read, is_text, e, &sn->end);
+}
+
+/* Names and lines: vmlinux only, so this can run while the guest does. */
+static void snapshot_symbolize(struct engine *e, struct snapshot *sn)
+{
 	for (size_t i = 0; i < sn->nbt; i++) {
 		/* A return address points after the call: its line is the call's
 		 * at address - 1 (decode_stacktrace.sh and gdb do the same). */
@@ -374,6 +412,12 @@ static void snapshot_take(struct engine *e, struct snapshot *sn, enum unwind_ent
 		snprintf(sn->srcs[i], sizeof(sn->srcs[i]), "%s", src_of(e, a));
 		sn->bt[i] = (struct trace_frame){ sn->pcs[i], sn->names[i], sn->srcs[i] };
 	}
+}
+
+static void snapshot_take(struct engine *e, struct snapshot *sn, enum unwind_entry entry)
+{
+	snapshot_unwind(e, sn, entry);
+	snapshot_symbolize(e, sn);
 }
 
 static uint64_t skb_of(struct engine *e, const struct probe *p)
@@ -534,12 +578,56 @@ static bool placed(const struct engine *e, uint64_t addr)
 	return false;
 }
 
-/* Resume from where the guest stopped: over our breakpoint if it sits there. */
+/*
+ * Carry out the instruction under a breakpoint ourselves when it is a push
+ * of a register (a function's first instruction, "push %rbp", nearly
+ * always): [rsp-8] = reg, rsp -= 8, rip += length, then continue. Under TCG
+ * this avoids single-stepping, whose mode switch makes QEMU flush all its
+ * translated code (cpu_single_step -> tb_flush) and the guest crawl after
+ * every stop. -ENOTSUP for any other instruction.
+ */
+static int continue_by_emulation(struct engine *e, uint64_t pc)
+{
+	static const char *const regs[16] = { "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+					      "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15" };
+	const struct target_desc *d = target_desc(e->t);
+	uint8_t insn[2];
+	size_t len;
+	int r, idx;
+
+	if (!e->regs || reg(e, e->pc_idx) != pc || code_read(e, pc, insn, sizeof(insn)))
+		return -ENOTSUP;
+	if (insn[0] >= 0x50 && insn[0] <= 0x57) {
+		r = insn[0] - 0x50;
+		len = 1;
+	} else if (insn[0] == 0x41 && insn[1] >= 0x50 && insn[1] <= 0x57) {
+		r = 8 + insn[1] - 0x50;
+		len = 2;
+	} else {
+		return -ENOTSUP;
+	}
+	idx = target_desc_find(d, regs[r]);
+	if (idx < 0)
+		return -ENOTSUP;
+	uint64_t sp = reg(e, e->sp_idx), value = reg(e, idx); /* push %rsp pushes the old rsp */
+	struct target_write w[3] = {
+		{ .addr = sp - 8, .value = value, .len = 8 },
+		{ .is_reg = true, .reg = e->sp_idx, .value = sp - 8 },
+		{ .is_reg = true, .reg = e->pc_idx, .value = pc + len },
+	};
+
+	return target_continue_with(e->t, w, 3);
+}
+
+/* Resume from where the guest stopped: past our breakpoint if it sits there. */
 static int resume(struct engine *e, uint64_t pc)
 {
-	int err = placed(e, pc) ? target_continue_over(e->t, pc, target_current_thread(e->t))
-				: target_continue(e->t);
+	int err;
 
+	if (!placed(e, pc))
+		err = target_continue(e->t);
+	else if ((err = continue_by_emulation(e, pc)) == -ENOTSUP)
+		err = target_continue_over(e->t, pc, target_current_thread(e->t));
 	return err == -ECONNRESET ? err : err ? terr(e, err) : 0;
 }
 
@@ -691,7 +779,7 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 	for (size_t i = 0; i < ps->n && !err; i++)
 		err = place(e, ps->v[i].addr);
 	e->t0_ns = trace_now_ns();
-	uint64_t pc = 0;
+	uint64_t pc = 0, own_ns = 0, stopped_at = 0;
 
 	while (!err) {
 		struct target_stop st;
@@ -699,7 +787,10 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 		struct probe *p;
 		uint64_t skb;
 
-		if ((err = resume(e, pc))) {
+		err = resume(e, pc);
+		if (stopped_at)
+			own_ns += trace_now_ns() - stopped_at;
+		if (err) {
 			if (err == -ECONNRESET) {
 				res->end = ENGINE_END_GUEST_EXITED;
 				err = 0;
@@ -711,6 +802,7 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 			res->end = end;
 			break;
 		}
+		stopped_at = trace_now_ns();
 		lines_clear(e);
 		if ((err = fetch(e, want)))
 			break;
@@ -744,6 +836,13 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 			break;
 		}
 	}
+	if (err == -ECONNRESET) {
+		/* QEMU went away in the middle of a snapshot: the trace so far
+		 * stands, the caller reports how QEMU ended. */
+		res->end = ENGINE_END_GUEST_EXITED;
+		err = 0;
+	}
+	res->own_seconds = (double)own_ns / 1e9;
 	res->seconds = since(e);
 	progress(e, res->stops, "stops", NULL, true);
 	free(sn);
@@ -754,10 +853,11 @@ int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hit
 		bool until_return, struct engine_result *res)
 {
 	struct snapshot *sn = calloc(1, sizeof(*sn));
-	size_t want = e->o.stack_bytes < 512 ? 512 : e->o.stack_bytes;
+	size_t want = e->o.stack_bytes < 256 ? 256 : e->o.stack_bytes;
 	uint64_t ret_addr = 0, entry_sp = 0, seen = 0;
 	const struct sym *fn = sym_lookup_addr(e->syms, at);
 	uint8_t *prev = NULL;
+	bool returning = false;
 	int thread, err = 0;
 
 	memset(res, 0, sizeof(*res));
@@ -765,10 +865,10 @@ int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hit
 		return eerr(e, -ENOMEM, "out of memory");
 	if (want > STOP_WINDOW)
 		want = STOP_WINDOW;
-	if ((err = place(e, at)))
+	if (hits && (err = place(e, at)))
 		goto out;
 	e->t0_ns = trace_now_ns();
-	/* Run to the hits-th hit of the breakpoint. */
+	/* Run to the hits-th hit of the breakpoint (0: step from where it is). */
 	while (seen < hits) {
 		struct target_stop st;
 		enum engine_end end = ENGINE_END_NONE;
@@ -805,37 +905,60 @@ int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hit
 	}
 	thread = target_current_thread(e->t);
 	lines_clear(e);
+	/* Where the stack is now, so that the first batched fetch finds it. */
+	if ((err = fetch(e, want)))
+		goto out;
 	e->t0_ns = trace_now_ns();
 	prev = malloc(target_desc(e->t)->g_size);
 	if (!prev) {
 		err = eerr(e, -ENOMEM, "out of memory");
 		goto out;
 	}
+	/*
+	 * One round trip per instruction: registers and stack of this
+	 * instruction, and the step to the next, go out in one write. So the
+	 * end must be known one instruction ahead: by count, or because the
+	 * instruction just stepped was the ret that pops the return address.
+	 */
 	for (uint64_t nulls = 0;;) {
 		struct target_stop st;
 		uint8_t insn[16] = { 0 };
 		char text[128];
 		size_t ilen;
 		uint64_t pc, sp;
+		bool last, complete, stopped;
 
-		if ((err = fetch(e, want)))
+		last = (count && res->steps + 1 >= count) || returning ||
+		       (e->o.interrupted && *e->o.interrupted);
+		if ((err = fetch_and_maybe_step(e, want, last ? -1 : thread, &complete)))
 			break;
+		stopped = last;
 		if (res->steps && !memcmp(prev, e->regs, target_desc(e->t)->g_size)) {
-			/* Not one register moved, not even rip: nothing ran. Step again. */
+			/* Not one register moved, not even rip: nothing ran (the
+			 * stub reported a step that executed nothing). */
 			res->null_steps++;
 			if (++nulls > MAX_NULL_STEPS) {
 				err = eerr(e, -EIO, "%d single steps in a row executed nothing at 0x%" PRIx64,
 					   MAX_NULL_STEPS, reg(e, e->pc_idx));
 				break;
 			}
-			goto step;
+			if (last)
+				break;
+			goto next;
+		}
+		if (res->steps == 0 && !stopped) {
+			/* The first instruction reads the return address: stop first. */
+			if ((err = wait_stop(e, &st, HALT_TIMEOUT_MS)))
+				break;
+			stopped = true;
 		}
 		nulls = 0;
 		memcpy(prev, e->regs, target_desc(e->t)->g_size);
-		lines_update_from_window(e);
+		if (complete)
+			lines_update_from_window(e);
 		pc = reg(e, e->pc_idx);
 		sp = reg(e, e->sp_idx);
-		if (res->steps == 0 && until_return) {
+		if (res->steps == 0 && until_return && hits) {
 			if (!fn || pc != fn->addr) {
 				err = eerr(e, -EINVAL, "--until-return needs --at at a function's first instruction");
 				break;
@@ -847,12 +970,36 @@ int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hit
 			}
 			entry_sp = sp;
 		}
-		if (code_read(e, pc, insn, sizeof(insn))) {
-			err = eerr(e, -EFAULT, "cannot read code at 0x%" PRIx64, pc);
-			break;
+		/*
+		 * The guest may be running the next step now. Work from the caches
+		 * meanwhile; on a miss, wait for it to stop and read then (code
+		 * does not change under us, and the frame records above the window
+		 * are not written by the instruction that ran).
+		 */
+		for (e->offline = !stopped;; e->offline = false) {
+			e->missed = false;
+			if (code_read(e, pc, insn, sizeof(insn)) && !e->missed) {
+				err = eerr(e, -EFAULT, "cannot read code at 0x%" PRIx64, pc);
+				break;
+			}
+			snapshot_unwind(e, sn, frame_state(e, pc));
+			if (until_return && !e->missed && disasm_is_return(e->dis, insn, sizeof(insn), pc)) {
+				uint64_t to;
+
+				/* The ret back to the caller? Then the next is the last. */
+				returning = !mem_read(e, sp, &to, 8) && to == ret_addr && sp >= entry_sp;
+			}
+			if (!e->missed || !e->offline)
+				break;
+			if ((err = wait_stop(e, &st, HALT_TIMEOUT_MS)))
+				break;
+			stopped = true;
 		}
+		e->offline = false;
+		if (err)
+			break;
 		ilen = disasm_one(e->dis, insn, sizeof(insn), pc, text, sizeof(text));
-		snapshot_take(e, sn, frame_state(e, pc));
+		snapshot_symbolize(e, sn);
 		if ((err = write_event(e, sn, TRACE_STEP, "", 0, text, insn, (uint8_t)(ilen ? ilen : 1))))
 			break;
 		res->steps++;
@@ -861,30 +1008,25 @@ int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hit
 			res->end = ENGINE_END_RETURNED;
 			break;
 		}
-		if (count && res->steps >= count) {
-			res->end = ENGINE_END_COUNT;
+		if (last) {
+			res->end = count && res->steps >= count ? ENGINE_END_COUNT : ENGINE_END_INTERRUPTED;
 			break;
 		}
-		if (e->o.interrupted && *e->o.interrupted) {
-			res->end = ENGINE_END_INTERRUPTED;
+next:
+		if (!stopped && (err = wait_stop(e, &st, HALT_TIMEOUT_MS)))
 			break;
-		}
-step:
-		if ((err = target_step(e->t, thread)) || (err = wait_stop(e, &st, HALT_TIMEOUT_MS))) {
-			if (err == -ECONNRESET) {
-				res->end = ENGINE_END_GUEST_EXITED;
-				err = 0;
-			} else {
-				err = terr(e, err);
-			}
-			break;
-		}
-		if (st.kind != TARGET_STOP_SIGNAL) {
+		if (!stopped && st.kind != TARGET_STOP_SIGNAL) {
 			res->end = ENGINE_END_GUEST_EXITED;
 			break;
 		}
 	}
+	if (err && err != -ECONNRESET && !e->err[0])
+		err = terr(e, err);
 out:
+	if (err == -ECONNRESET) {
+		res->end = ENGINE_END_GUEST_EXITED;
+		err = 0;
+	}
 	res->seconds = since(e);
 	progress(e, res->steps, "steps", NULL, true);
 	free(prev);

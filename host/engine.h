@@ -43,6 +43,7 @@ struct engine_result {
 	uint64_t stops, steps;
 	uint64_t null_steps;         /* steps the stub reported without executing */
 	double seconds;
+	double own_seconds;          /* of those, kstep's own (snapshot and resume) */
 	struct probe *oops_probe;
 	uint64_t oops_seq;
 	char oops_bt[4096];          /* decoded backtrace at the oops, one frame a line */
@@ -69,8 +70,9 @@ int engine_check_banner(struct engine *e);
 int engine_halt(struct engine *e);
 
 int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *res);
-/* Single-step from the @hits-th hit of @at: @count instructions (0: no limit)
- * and/or until the function returns to its caller. */
+/* Single-step from the @hits-th hit of @at (0: from where the guest stands):
+ * @count instructions (0: no limit) and/or until the function returns to its
+ * caller. */
 int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hits, uint64_t count,
 		bool until_return, struct engine_result *res);
 /* Remove breakpoints this engine placed. */

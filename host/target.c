@@ -23,6 +23,11 @@ struct target {
 	bool multiprocess;
 	bool qemu;              /* the stub has qemu.* queries */
 	bool vcont;
+	/* Can a single step leave a software breakpoint in place? QEMU's TCG
+	 * steps through its own breakpoints ("singlestep overrides
+	 * breakpoints"); KVM's int3 does not. Found out on the first try. */
+	enum { STEP_OVER_UNKNOWN, STEP_OVER_IN_PLACE, STEP_OVER_REMOVE } step_over;
+	int pc_regnum;          /* for the one-register read that finds that out */
 	int cur_thread;         /* what 'g'/'m' act on, 0 unknown */
 	int stop_thread;        /* thread of the last stop */
 	uint8_t *regs;          /* last 'g' */
@@ -389,6 +394,23 @@ static char *thread_str(const struct target *t, int thread, char *out, size_t le
 	return out;
 }
 
+/*
+ * QEMU stops a running guest when a client connects and reports it with a
+ * stop reply nobody asked for: it arrives before the answer to our first
+ * request. Only '?' is answered with a stop reply among the requests that
+ * come through here, so for the others a stop packet is that notice.
+ */
+static bool unsolicited_stop(struct target *t, const char *req, const char *r, size_t len)
+{
+	struct target_stop st;
+
+	if (req[0] == '?' || len < 3 || (r[0] != 'T' && r[0] != 'S') || target_parse_stop(r, len, &st))
+		return false;
+	if (st.thread > 0)
+		t->stop_thread = t->cur_thread = st.thread;
+	return true;
+}
+
 static int request(struct target *t, const char *req, const char **reply, size_t *len)
 {
 	int err;
@@ -396,6 +418,8 @@ static int request(struct target *t, const char *req, const char **reply, size_t
 	if (!req)
 		return terr(t, -ENOMEM, "out of memory");
 	err = rsp_request(t->rsp, req, reply, len, TARGET_TIMEOUT_MS);
+	while (!err && unsolicited_stop(t, req, *reply, *len))
+		err = rsp_recv(t->rsp, reply, len, TARGET_TIMEOUT_MS);
 	return err ? rerr(t, err, req) : 0;
 }
 
@@ -464,10 +488,43 @@ static void parse_supported(struct target *t, const char *r, size_t len)
 	free(copy);
 }
 
+/* Feature negotiation and the halt reason: everything but the description. */
+static int negotiate(struct target *t)
+{
+	const char *r;
+	size_t len;
+	int ret;
+
+	ret = request(t, "qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=i386;vContSupported+", &r, &len);
+	if (ret)
+		return ret;
+	parse_supported(t, r, len);
+	rsp_set_max_packet(t->rsp, RSP_MAX_PACKET_DEFAULT);
+	/* No-ack mode where offered; QEMU 7.2 answers empty and keeps acks. */
+	if (!request(t, "QStartNoAckMode", &r, &len) && len == 2 && !memcmp(r, "OK", 2))
+		rsp_set_noack(t->rsp, true);
+	ret = request(t, "vCont?", &r, &len);
+	if (ret)
+		return ret;
+	t->vcont = len >= 5 && !memcmp(r, "vCont", 5) && strstr(r, ";s") && strstr(r, ";c");
+	if (!request(t, "qqemu.sstepbits", &r, &len) && len > 0)
+		t->qemu = true;
+	return 0;
+}
+
+static void halt_reason(struct target *t)
+{
+	struct target_stop st;
+	const char *r;
+	size_t len;
+
+	if (!request(t, "?", &r, &len) && !target_parse_stop(r, len, &st) && st.thread > 0)
+		t->stop_thread = t->cur_thread = st.thread;
+}
+
 int target_open(struct target **out, struct rsp_conn *rsp, char *err, size_t errlen)
 {
 	struct target *t = calloc(1, sizeof(*t));
-	const char *r;
 	size_t len;
 	char *xml = NULL;
 	int ret;
@@ -476,21 +533,8 @@ int target_open(struct target **out, struct rsp_conn *rsp, char *err, size_t err
 		return -ENOMEM;
 	t->rsp = rsp;
 	t->packet_size = 400;
-	ret = request(t, "qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=i386;vContSupported+", &r, &len);
-	if (ret)
+	if ((ret = negotiate(t)))
 		goto fail;
-	parse_supported(t, r, len);
-	rsp_set_max_packet(rsp, RSP_MAX_PACKET_DEFAULT);
-	/* No-ack mode where offered; QEMU 7.2 answers empty and keeps acks. */
-	if (!request(t, "QStartNoAckMode", &r, &len) && len == 2 && !memcmp(r, "OK", 2))
-		rsp_set_noack(rsp, true);
-	ret = request(t, "vCont?", &r, &len);
-	if (ret)
-		goto fail;
-	t->vcont = len >= 5 && !memcmp(r, "vCont", 5) && strstr(r, ";s") && strstr(r, ";c");
-	if (!request(t, "qqemu.sstepbits", &r, &len) && len > 0)
-		t->qemu = true;
-
 	xml = fetch_xfer(t, "target.xml", &len);
 	if (!xml) {
 		ret = terr(t, -EOPNOTSUPP, "the stub gave no target description (qXfer:features:read)");
@@ -499,18 +543,15 @@ int target_open(struct target **out, struct rsp_conn *rsp, char *err, size_t err
 	ret = target_desc_parse(&t->desc, xml, len, fetch_xfer, t, t->err, sizeof(t->err));
 	if (ret)
 		goto fail;
+	t->pc_regnum = target_desc_find(&t->desc, "rip");
+	if (t->pc_regnum < 0)
+		t->pc_regnum = target_desc_find(&t->desc, "pc");
 	t->regs = calloc(1, t->desc.g_size);
 	if (!t->regs) {
 		ret = -ENOMEM;
 		goto fail;
 	}
-	ret = request(t, "?", &r, &len);
-	if (!ret) {
-		struct target_stop st;
-
-		if (!target_parse_stop(r, len, &st) && st.thread > 0)
-			t->stop_thread = t->cur_thread = st.thread;
-	}
+	halt_reason(t);
 	free(xml);
 	*out = t;
 	return 0;
@@ -618,32 +659,44 @@ int target_read_mem(struct target *t, uint64_t addr, void *out, size_t len)
 	return 0;
 }
 
-int target_read_regs_mem(struct target *t, const uint8_t **raw, uint64_t addr,
-			 uint8_t *mem, size_t mem_len, size_t *mem_got)
+static void step_request(struct target *t, int thread, char *buf, size_t len);
+
+/* g, m and (if @step) a single step in one write; replies read in order. */
+static int regs_mem(struct target *t, const uint8_t **raw, uint64_t addr, uint8_t *mem, size_t mem_len,
+		    size_t *mem_got, int step_thread)
 {
+	char step[64];
 	const char *r;
 	size_t len;
 	int err, got;
 
-	/*
-	 * Two requests in one write, replies read in order: the stub is stopped,
-	 * answers each packet as it parses it and (QEMU, system mode) does not
-	 * wait for our ack before the next. Saves a round trip per stop.
-	 */
 	if (mem_len > mem_chunk(t))
 		mem_len = mem_chunk(t);
 	if (!t->qemu) {
 		err = target_read_regs(t, raw);
 		got = err ? err : target_read_mem(t, addr, mem, mem_len);
 		*mem_got = got ? 0 : mem_len;
-		return err;
+		return err ? err : step_thread >= 0 ? target_step(t, step_thread) : 0;
 	}
+	/*
+	 * The stub is stopped, answers each packet as it parses it and (QEMU,
+	 * system mode) does not wait for our ack before the next. A step last
+	 * in the batch starts after both replies went out; their acks would then
+	 * reach a running guest and stop it, so they are not sent.
+	 */
 	if ((err = rsp_queue(t->rsp, "g", 1)))
 		return rerr(t, err, "g");
 	if (!reqf(t, "m%" PRIx64 ",%zx", addr, mem_len))
 		return terr(t, -ENOMEM, "out of memory");
 	if ((err = rsp_queue(t->rsp, t->req, strlen(t->req))))
 		return rerr(t, err, "m");
+	if (step_thread >= 0) {
+		step_request(t, step_thread, step, sizeof(step));
+		if ((err = rsp_queue(t->rsp, step, strlen(step))))
+			return rerr(t, err, "step");
+		rsp_skip_next_ack(t->rsp);
+		rsp_skip_next_ack(t->rsp);
+	}
 	if ((err = rsp_recv(t->rsp, &r, &len, TARGET_TIMEOUT_MS)))
 		return rerr(t, err, "g");
 	if ((err = parse_g(t, r, len))) {
@@ -657,6 +710,18 @@ int target_read_regs_mem(struct target *t, const uint8_t **raw, uint64_t addr,
 	got = parse_m(t, r, len, mem, mem_len, addr);
 	*mem_got = got < 0 ? 0 : (size_t)got;
 	return 0;
+}
+
+int target_read_regs_mem(struct target *t, const uint8_t **raw, uint64_t addr,
+			 uint8_t *mem, size_t mem_len, size_t *mem_got)
+{
+	return regs_mem(t, raw, addr, mem, mem_len, mem_got, -1);
+}
+
+int target_read_regs_mem_step(struct target *t, const uint8_t **raw, uint64_t addr, uint8_t *mem,
+			      size_t mem_len, size_t *mem_got, int thread)
+{
+	return regs_mem(t, raw, addr, mem, mem_len, mem_got, thread > 0 ? thread : 0);
 }
 
 int target_write_mem(struct target *t, uint64_t addr, const void *data, size_t len)
@@ -775,10 +840,44 @@ static int queue(struct target *t, const char *req)
 	return err ? rerr(t, err, req) : 0;
 }
 
+/* rip through 'p' (one register, no full 'g'): -1 if the stub cannot. */
+static int read_pc(struct target *t, uint64_t *pc)
+{
+	const struct target_reg *r;
+	uint8_t b[8] = { 0 };
+	const char *rep;
+	size_t len;
+
+	if (t->pc_regnum < 0)
+		return -1;
+	r = &t->desc.regs[t->pc_regnum];
+	if (request(t, reqf(t, "p%x", r->regnum), &rep, &len) || len != r->bitsize / 4 ||
+	    rsp_hex_decode(rep, len, b, sizeof(b)) < 0)
+		return -1;
+	*pc = 0;
+	for (int i = 7; i >= 0; i--)
+		*pc = *pc << 8 | b[i];
+	return 0;
+}
+
+static int step_and_wait(struct target *t, const char *step)
+{
+	struct target_stop st;
+	int err;
+
+	do {
+		err = target_wait(t, &st, TARGET_TIMEOUT_MS);
+	} while (!err && st.kind == TARGET_STOP_OUTPUT);
+	if (err)
+		return err;
+	if (st.kind != TARGET_STOP_SIGNAL)
+		return terr(t, -ECONNRESET, "the guest ended while stepping over a breakpoint (%s)", step);
+	return 0;
+}
+
 int target_continue_over(struct target *t, uint64_t addr, int thread)
 {
 	const char *step, *cont = t->vcont ? "vCont;c" : "c";
-	struct target_stop st;
 	char id[32];
 	int err;
 
@@ -787,6 +886,28 @@ int target_continue_over(struct target *t, uint64_t addr, int thread)
 	step = t->vcont && thread > 0 ? reqf(t, "vCont;s:%s", thread_str(t, thread, id, sizeof(id))) : "s";
 	if (!step || !(step = strdup(step)))
 		return terr(t, -ENOMEM, "out of memory");
+	if (t->step_over != STEP_OVER_REMOVE) {
+		uint64_t pc;
+
+		/* Step with the breakpoint where it is: no breakpoint churn, which
+		 * costs QEMU a retranslation of the guest's code. */
+		err = queue(t, step);
+		if (!err && (err = rsp_flush(t->rsp)))
+			err = rerr(t, err, step);
+		if (!err)
+			err = step_and_wait(t, step);
+		if (!err && t->step_over == STEP_OVER_UNKNOWN)
+			t->step_over = !read_pc(t, &pc) && pc != addr ? STEP_OVER_IN_PLACE : STEP_OVER_REMOVE;
+		if (!err && t->step_over == STEP_OVER_IN_PLACE) {
+			free((char *)step);
+			return target_continue(t);
+		}
+		if (err) {
+			free((char *)step);
+			return err;
+		}
+		/* It hit the breakpoint again: remove it for the step from now on. */
+	}
 	if (t->qemu) {
 		/* One write per resume: the breakpoint change rides along, and
 		 * its OK goes unacked (see rsp_skip_next_ack). */
@@ -804,16 +925,11 @@ int target_continue_over(struct target *t, uint64_t addr, int thread)
 		if (!err && (err = rsp_flush(t->rsp)))
 			err = rerr(t, err, step);
 	}
+	if (!err)
+		err = step_and_wait(t, step);
 	free((char *)step);
 	if (err)
 		return err;
-	do {
-		err = target_wait(t, &st, TARGET_TIMEOUT_MS);
-	} while (!err && st.kind == TARGET_STOP_OUTPUT);
-	if (err)
-		return err;
-	if (st.kind != TARGET_STOP_SIGNAL)
-		return terr(t, -ECONNRESET, "the guest ended while stepping over a breakpoint");
 	if (!t->qemu) {
 		err = request_ok(t, reqf(t, "Z0,%" PRIx64 ",1", addr));
 		return err ? err : target_continue(t);
@@ -824,19 +940,64 @@ int target_continue_over(struct target *t, uint64_t addr, int thread)
 	return expect_ok(t, "putting a breakpoint back");
 }
 
-int target_step(struct target *t, int thread)
+static char *write_req(struct target *t, const struct target_write *w)
 {
-	char id[32], *req;
+	char hex[2 * 8 + 1];
+	uint8_t b[8];
+	size_t len = w->is_reg ? t->desc.regs[w->reg].bitsize / 8 : w->len;
+
+	if (len > 8)
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		b[i] = (uint8_t)(w->value >> (8 * i)); /* little-endian target */
+	rsp_hex_encode(b, len, hex);
+	if (w->is_reg)
+		return reqf(t, "P%x=%s", t->desc.regs[w->reg].regnum, hex);
+	return reqf(t, "M%" PRIx64 ",%zx:%s", w->addr, len, hex);
+}
+
+int target_continue_with(struct target *t, const struct target_write *w, size_t n)
+{
 	int err;
+
+	if (!t->qemu) {
+		for (size_t i = 0; i < n; i++)
+			if ((err = request_ok(t, write_req(t, &w[i]))))
+				return err;
+		return target_continue(t);
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((err = queue(t, write_req(t, &w[i]))))
+			return err;
+	if ((err = queue(t, t->vcont ? "vCont;c" : "c")))
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		rsp_skip_next_ack(t->rsp);
+		if ((err = expect_ok(t, "writing before resuming")))
+			return err;
+	}
+	return 0;
+}
+
+/* "vCont;s:THREAD" (others held) or plain "s" into @buf. */
+static void step_request(struct target *t, int thread, char *buf, size_t len)
+{
+	char id[32];
 
 	if (thread <= 0)
 		thread = t->stop_thread;
 	if (t->vcont && thread > 0)
-		req = reqf(t, "vCont;s:%s", thread_str(t, thread, id, sizeof(id)));
+		snprintf(buf, len, "vCont;s:%s", thread_str(t, thread, id, sizeof(id)));
 	else
-		req = "s";
-	if (!req)
-		return terr(t, -ENOMEM, "out of memory");
+		snprintf(buf, len, "s");
+}
+
+int target_step(struct target *t, int thread)
+{
+	char req[64];
+	int err;
+
+	step_request(t, thread, req, sizeof(req));
 	err = rsp_queue(t->rsp, req, strlen(req));
 	if (!err)
 		err = rsp_flush(t->rsp);

@@ -85,6 +85,14 @@ uint64_t target_reg_u64(const struct target *t, const uint8_t *raw, int idx);
  * *mem_got < mem_len when the window runs into unreadable memory. */
 int target_read_regs_mem(struct target *t, const uint8_t **raw, uint64_t addr,
 			 uint8_t *mem, size_t mem_len, size_t *mem_got);
+/*
+ * The same, and then single-step @thread (others held), all in one write:
+ * the snapshot of this instruction and the step to the next one cost one
+ * round trip. The stop comes through target_wait. QEMU only (it answers the
+ * reads before it starts the step); other stubs get them one after another.
+ */
+int target_read_regs_mem_step(struct target *t, const uint8_t **raw, uint64_t addr, uint8_t *mem,
+			      size_t mem_len, size_t *mem_got, int thread);
 int target_read_mem(struct target *t, uint64_t addr, void *out, size_t len);
 int target_write_mem(struct target *t, uint64_t addr, const void *data, size_t len);
 int target_breakpoint(struct target *t, bool insert, enum target_bp type, uint64_t addr);
@@ -102,6 +110,22 @@ int target_continue(struct target *t);
  * step @thread alone, put it back and continue, in two round trips.
  */
 int target_continue_over(struct target *t, uint64_t addr, int thread);
+/* A write to do before resuming: @len bytes of memory at @addr, or a
+ * register (index into the description) set to @value. */
+struct target_write {
+	bool is_reg;
+	int reg;
+	uint64_t addr;
+	uint64_t value;
+	size_t len;
+};
+
+/*
+ * Make the writes, then continue every vCPU: with QEMU in one write and one
+ * round trip (the replies before the resume go unacked, as rsp_skip_next_ack
+ * explains). Used to carry out an instruction instead of single-stepping it.
+ */
+int target_continue_with(struct target *t, const struct target_write *w, size_t n);
 /* Single-step @thread, the other vCPUs held (0: the current thread). */
 int target_step(struct target *t, int thread);
 /* Wait for a stop reply; 'O' output is handed to the caller too. */
