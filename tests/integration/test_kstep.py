@@ -254,6 +254,23 @@ def test_attach_to_a_running_guest():
 
 
 @test
+def test_attach_to_a_guest_that_is_already_running():
+    # Connecting stops a running guest and QEMU says so with a stop reply
+    # that no request asked for; kstep must not take it for an answer.
+    with guest("rx-udp", count=5000000, halt=False) as (g, proc):
+        wait_for(lambda: "udp-loop" in open(g["log"]).read() or "tftp received" in open(g["log"]).read(),
+                 30, "the workload to run")
+        d = outdir()
+        p = kstep("trace", "--attach", "unix:" + g["sock"], "--probes", "none", "--break", "udp_rcv",
+                  "--max-stops", "10", "-o", d, "-q")
+        assert p.returncode == 0, p.stderr[-600:]
+        evs = events(babeltrace(d))
+        assert len(evs) == 10 and all(e["symbol"] == "udp_rcv" for e in evs)
+        assert re.search(r"\d+\.\d+ ms a stop in kstep", p.stdout), p.stdout
+        shutil.rmtree(d)
+
+
+@test
 def test_accel_auto_falls_back_or_uses_kvm():
     probe = os.path.join(IMAGES, "accel.probe")
     if os.path.exists(probe):
