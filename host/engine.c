@@ -181,28 +181,37 @@ static void lines_update_from_window(struct engine *e)
 	}
 }
 
+/* Guest memory, unless a step is running (then: a miss, redone later). */
+static int guest_read(struct engine *e, uint64_t addr, void *out, size_t len)
+{
+	if (e->offline) {
+		e->missed = true;
+		return -EAGAIN;
+	}
+	return target_read_mem(e->t, addr, out, len);
+}
+
+/* Make a cache slot hold the @size bytes at @base. */
+static int cache_fill(struct engine *e, uint64_t *slot_addr, uint8_t *data, size_t size, uint64_t base)
+{
+	int err;
+
+	if (*slot_addr == base)
+		return 0;
+	err = guest_read(e, base, data, size);
+	*slot_addr = err ? 0 : base;
+	return err;
+}
+
 static int read_line(struct engine *e, uint64_t addr, const uint8_t **data)
 {
 	uint64_t base = addr & ~(uint64_t)(LINE_SIZE - 1);
 	struct line *l = &e->lines[slot(base, LINE_SLOTS)];
+	int err = cache_fill(e, &l->addr, l->data, LINE_SIZE, base);
 
-	if (l->addr != base) {
-		int err;
-
-		if (e->offline) {
-			e->missed = true;
-			return -EAGAIN;
-		}
-		err = target_read_mem(e->t, base, l->data, LINE_SIZE);
-
-		if (err) {
-			l->addr = 0;
-			return err;
-		}
-		l->addr = base;
-	}
-	*data = l->data + (addr - base);
-	return 0;
+	if (!err)
+		*data = l->data + (addr - base);
+	return err;
 }
 
 /* The unwinder's memory: window first, then cached lines. */
@@ -217,13 +226,8 @@ static int mem_read(void *ctx, uint64_t addr, void *out, size_t len)
 		memcpy(out, e->window + (addr - e->win_addr), len);
 		return 0;
 	}
-	if (addr + len > base + LINE_SIZE) { /* straddles lines: go direct */
-		if (e->offline) {
-			e->missed = true;
-			return -EAGAIN;
-		}
-		return target_read_mem(e->t, addr, out, len);
-	}
+	if (addr + len > base + LINE_SIZE) /* straddles lines: go direct */
+		return guest_read(e, addr, out, len);
 	if ((err = read_line(e, addr, &p)))
 		return err;
 	memcpy(out, p, len);
@@ -237,30 +241,18 @@ static int is_text(void *ctx, uint64_t addr)
 	return sym_in_text(e->syms, addr);
 }
 
-/* Code bytes at @addr (up to @len, not crossing a chunk). */
+/* Code bytes at @addr, up to the end of its chunk. */
 static int code_at(struct engine *e, uint64_t addr, const uint8_t **data, size_t *avail)
 {
 	uint64_t base = addr & ~(uint64_t)(CODE_CHUNK - 1);
 	struct code *c = &e->code[slot(base, CODE_SLOTS)];
+	int err = cache_fill(e, &c->addr, c->data, CODE_CHUNK, base);
 
-	if (c->addr != base) {
-		int err;
-
-		if (e->offline) {
-			e->missed = true;
-			return -EAGAIN;
-		}
-		err = target_read_mem(e->t, base, c->data, CODE_CHUNK);
-
-		if (err) {
-			c->addr = 0;
-			return err;
-		}
-		c->addr = base;
+	if (!err) {
+		*data = c->data + (addr - base);
+		*avail = CODE_CHUNK - (size_t)(addr - base);
 	}
-	*data = c->data + (addr - base);
-	*avail = CODE_CHUNK - (size_t)(addr - base);
-	return 0;
+	return err;
 }
 
 /* @len code bytes at @addr, across chunk boundaries. */
