@@ -56,7 +56,7 @@ $(IMAGES)/initramfs.cpio.gz: guest/init $(wildcard guest/workloads/*) guest/rxlo
 host: deps
 	$(Q)$(MAKE) -s -C host BUILD=$(BUILD)
 
-## run-guest   boot the guest on the serial console, gdbstub on 127.0.0.1:$$GDB_PORT
+## run-guest   boot the guest on the serial console, gdbstub on 127.0.0.1:$GDB_PORT
 run-guest: images
 	$(Q)guest/run-guest.sh
 
@@ -64,7 +64,7 @@ run-guest: images
 attach: deps
 	$(Q)gdbscripts/attach.sh
 
-## trace       kstep trace --workload $${WORKLOAD:-rx-icmp} -o trace.out
+## trace       kstep trace --workload ${WORKLOAD:-rx-icmp} -o trace.out
 trace: images host
 	$(Q)$(KSTEP) trace --workload $(or $(WORKLOAD),rx-icmp) -o $(or $(OUT),trace.out)
 

@@ -14,8 +14,10 @@ sys.path.insert(0, os.environ.get("KSTEP_GDBSCRIPTS", "gdbscripts"))
 import kstep_skb
 gdb.execute("target remote " + os.environ.get("GDB_TARGET", "127.0.0.1:1234"))
 # A hardware breakpoint first: software ones set before the kernel is
-# decompressed are lost under KVM. Skip it if the kernel already runs.
-if int(gdb.parse_and_eval("$pc")) & (2**64 - 1) < 0xffffffff80000000:
+# decompressed are lost under KVM. Skip it if the kernel already runs (a guest
+# stopped in user space is below the kernel's text too, but in ring 3).
+pc = int(gdb.parse_and_eval("$pc")) & (2**64 - 1)
+if pc < 0xffffffff80000000 and int(gdb.parse_and_eval("$cs")) & 3 == 0:
     gdb.execute("hbreak start_kernel")
     gdb.execute("continue")
     gdb.execute("delete")

@@ -470,11 +470,14 @@ static int write_event(struct engine *e, struct snapshot *sn, enum trace_kind ki
 
 int engine_before_kernel(struct engine *e, bool *before)
 {
+	int cs = target_desc_find(target_desc(e->t), "cs");
 	int err = target_read_regs(e->t, &e->regs);
 
 	if (err)
 		return terr(e, err);
-	*before = reg(e, e->pc_idx) < KERNEL_TEXT_MIN;
+	/* Firmware, boot loader and decompressor run in ring 0 below the
+	 * kernel's text; user space is below it too, but in ring 3. */
+	*before = reg(e, e->pc_idx) < KERNEL_TEXT_MIN && (cs < 0 || (reg(e, cs) & 3) == 0);
 	return 0;
 }
 
