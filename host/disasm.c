@@ -83,6 +83,39 @@ bool disasm_is_call(struct disasm *d, const uint8_t *code, size_t len, uint64_t 
 	return decode(d, code, len, addr) && in_group(d, CS_GRP_CALL);
 }
 
+bool disasm_keeps_stack(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
+{
+	cs_regs read, written;
+	uint8_t nread, nwritten;
+	cs_x86 *x;
+
+	if (!decode(d, code, len, addr))
+		return false;
+	/* Calls, interrupts and string instructions write memory implicitly. */
+	if (in_group(d, CS_GRP_CALL) || in_group(d, CS_GRP_INT) || in_group(d, CS_GRP_IRET) ||
+	    d->insn->detail->x86.prefix[0])
+		return false;
+	x = &d->insn->detail->x86;
+	for (int i = 0; i < x->op_count; i++)
+		if (x->operands[i].type == X86_OP_MEM && (x->operands[i].access & CS_AC_WRITE))
+			return false;
+	if (cs_regs_access(d->handle, d->insn, read, &nread, written, &nwritten))
+		return false;
+	for (int i = 0; i < nwritten; i++)
+		if (written[i] == X86_REG_RSP || written[i] == X86_REG_ESP || written[i] == X86_REG_SP)
+			return false;
+	/* Implicit stack writers not caught above (push, enter, ...). */
+	switch (d->insn->id) {
+	case X86_INS_PUSH: case X86_INS_PUSHFQ: case X86_INS_PUSHAL: case X86_INS_ENTER:
+	case X86_INS_MOVSB: case X86_INS_MOVSD: case X86_INS_MOVSQ: case X86_INS_MOVSW:
+	case X86_INS_STOSB: case X86_INS_STOSD: case X86_INS_STOSQ: case X86_INS_STOSW:
+	case X86_INS_CMPXCHG16B: case X86_INS_XSAVE: case X86_INS_FXSAVE:
+		return false;
+	default:
+		return true;
+	}
+}
+
 enum unwind_entry disasm_frame_state(struct disasm *d, const uint8_t *func_code, size_t len,
 				     uint64_t func_addr, uint64_t pc)
 {

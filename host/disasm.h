@@ -24,6 +24,10 @@ bool disasm_is_return(struct disasm *d, const uint8_t *code, size_t len, uint64_
 /* True if the instruction at @code is a call. */
 bool disasm_is_call(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr);
 
+/* True if the instruction writes no memory and leaves rsp alone: after it
+ * the stack (with interrupts masked and other vCPUs held) is unchanged. */
+bool disasm_keeps_stack(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr);
+
 /*
  * How far the function starting at @func_code (@func_addr) is in setting up
  * its frame when at @pc: before "push %rbp", between it and "mov %rsp,%rbp",

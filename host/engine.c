@@ -76,6 +76,9 @@ struct engine {
 	/* While a step runs the guest's memory cannot be read: caches only.
 	 * A miss sets @missed and the work is redone once the guest stopped. */
 	bool offline, missed;
+	/* The instruction being stepped writes no memory and keeps rsp: the
+	 * next snapshot can reuse this stack window as it is. */
+	bool stack_kept;
 	char err[512];
 };
 
@@ -289,6 +292,24 @@ static int fetch_and_maybe_step(struct engine *e, size_t want, int step_thread, 
 	uint64_t sp, start, lo;
 	size_t len, got = 0, fetch_len;
 	int err;
+
+	if (e->stack_kept && step_thread >= 0) {
+		/* The last instruction left the stack alone: registers only. */
+		uint64_t old_sp = e->win_addr;
+
+		err = target_read_regs_mem_step(e->t, &e->regs, 0, raw, 0, &got, step_thread);
+		if (err)
+			return terr(e, err);
+		if (reg(e, e->sp_idx) == old_sp) {
+			*complete = e->win_len >= want;
+			return 0;
+		}
+		/* rsp moved after all (it should not have): nothing to go on. */
+		e->win_addr = reg(e, e->sp_idx);
+		e->win_len = 0;
+		*complete = false;
+		return 0;
+	}
 
 	start = e->win_addr > WINDOW_MARGIN ? e->win_addr - WINDOW_MARGIN : e->win_addr;
 	lo = e->win_addr & ~(uint64_t)(KSTACK_ALIGN - 1);
@@ -900,6 +921,7 @@ int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hit
 	}
 	thread = target_current_thread(e->t);
 	lines_clear(e);
+	e->stack_kept = false;
 	/* Where the stack is now, so that the first batched fetch finds it. */
 	if ((err = fetch(e, want)))
 		goto out;
@@ -997,6 +1019,7 @@ int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hit
 		snapshot_symbolize(e, sn);
 		if ((err = write_event(e, sn, TRACE_STEP, "", 0, text, insn, (uint8_t)(ilen ? ilen : 1))))
 			break;
+		e->stack_kept = complete && disasm_keeps_stack(e->dis, insn, sizeof(insn), pc);
 		res->steps++;
 		progress(e, res->steps, "steps", NULL, false);
 		if (until_return && res->steps > 1 && pc == ret_addr && sp > entry_sp) {

@@ -686,16 +686,19 @@ static int regs_mem(struct target *t, const uint8_t **raw, uint64_t addr, uint8_
 	 */
 	if ((err = rsp_queue(t->rsp, "g", 1)))
 		return rerr(t, err, "g");
-	if (!reqf(t, "m%" PRIx64 ",%zx", addr, mem_len))
-		return terr(t, -ENOMEM, "out of memory");
-	if ((err = rsp_queue(t->rsp, t->req, strlen(t->req))))
-		return rerr(t, err, "m");
+	if (mem_len) {
+		if (!reqf(t, "m%" PRIx64 ",%zx", addr, mem_len))
+			return terr(t, -ENOMEM, "out of memory");
+		if ((err = rsp_queue(t->rsp, t->req, strlen(t->req))))
+			return rerr(t, err, "m");
+	}
 	if (step_thread >= 0) {
 		step_request(t, step_thread, step, sizeof(step));
 		if ((err = rsp_queue(t->rsp, step, strlen(step))))
 			return rerr(t, err, "step");
 		rsp_skip_next_ack(t->rsp);
-		rsp_skip_next_ack(t->rsp);
+		if (mem_len)
+			rsp_skip_next_ack(t->rsp);
 	}
 	if ((err = rsp_recv(t->rsp, &r, &len, TARGET_TIMEOUT_MS)))
 		return rerr(t, err, "g");
@@ -705,6 +708,9 @@ static int regs_mem(struct target *t, const uint8_t **raw, uint64_t addr, uint8_
 		return err;
 	}
 	*raw = t->regs;
+	*mem_got = 0;
+	if (!mem_len)
+		return 0;
 	if ((err = rsp_recv(t->rsp, &r, &len, TARGET_TIMEOUT_MS)))
 		return rerr(t, err, "m");
 	got = parse_m(t, r, len, mem, mem_len, addr);

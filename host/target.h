@@ -90,6 +90,7 @@ int target_read_regs_mem(struct target *t, const uint8_t **raw, uint64_t addr,
  * the snapshot of this instruction and the step to the next one cost one
  * round trip. The stop comes through target_wait. QEMU only (it answers the
  * reads before it starts the step); other stubs get them one after another.
+ * @mem_len 0 reads registers only.
  */
 int target_read_regs_mem_step(struct target *t, const uint8_t **raw, uint64_t addr, uint8_t *mem,
 			      size_t mem_len, size_t *mem_got, int thread);

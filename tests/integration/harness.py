@@ -146,6 +146,8 @@ def events(text):
         ev["stack0"] = int(sm.group(1), 16) if sm else None
         rm = re.search(r"rsp = (0x[0-9A-F]+)", line)
         ev["rsp"] = int(rm.group(1), 16) if rm else None
+        regs = re.search(r"regs = \{ (.*?) \}, stack_len", line)
+        ev["regs"] = {k: int(v, 16) for k, v in re.findall(r"(\w+) = (0x[0-9A-F]+)", regs.group(1))} if regs else {}
         out.append(ev)
     return out
 

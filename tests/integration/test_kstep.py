@@ -88,10 +88,23 @@ def test_trace_udp_and_tcp_stages():
 
 def check_step_trace(evs, until_return):
     assert evs and all(e["kind"] == "step" for e in evs)
+    pushes = pops = 0
     for a, b in zip(evs, evs[1:]):
         if a["vcpu"] == b["vcpu"] and not BRANCH.match(a["insn"]):
             assert b["pc"] == a["pc"] + a["insn_len"], \
                 "instruction skipped after %s (%s): 0x%x -> 0x%x" % (a["symbol"], a["insn"], a["pc"], b["pc"])
+        # The stack window must be this instruction's, not a stale copy:
+        # what a push stored is on top of the next one, what a pop loaded
+        # was on top of this one.
+        m = re.match(r"push[qw]? %(\w+)$", a["insn"])
+        if m and m.group(1) in a["regs"]:
+            assert b["stack0"] == a["regs"][m.group(1)], "stale stack after %s at %s" % (a["insn"], a["symbol"])
+            pushes += 1
+        m = re.match(r"pop[qw]? %(\w+)$", a["insn"])
+        if m and m.group(1) in b["regs"] and m.group(1) != "rsp":
+            assert b["regs"][m.group(1)] == a["stack0"], "stack top was not what %s loaded" % a["insn"]
+            pops += 1
+    assert len(evs) < 30 or pushes + pops, "no push/pop seen to check the stack against"
     if until_return:
         # The return address was on top of the stack at entry.
         assert evs[-1]["pc"] == evs[0]["stack0"], "did not end at the return address"
