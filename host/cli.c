@@ -458,6 +458,18 @@ static const char *end_str(enum engine_end end)
 	return "?";
 }
 
+/* One lifecycle command to the launched QEMU; best effort (QEMU may be gone). */
+static void qemu_command(struct session *s, const char *command)
+{
+	struct qmp *q;
+	char err[256];
+
+	if (!qmp_open(&q, qemu_qmp_socket(s->qemu), err, sizeof(err))) {
+		qmp_execute(q, command);
+		qmp_close(q);
+	}
+}
+
 /* Leave the guest as the result and the user ask; returns QEMU's exit status
  * or -1 when it is still running. */
 static int finish_guest(struct session *s, const struct engine_result *res)
@@ -465,15 +477,9 @@ static int finish_guest(struct session *s, const struct engine_result *res)
 	int status = -1;
 
 	if (res->end == ENGINE_END_OOPS && s->qemu) {
-		struct qmp *q;
-		char err[256];
-
 		/* Pause through QMP and drop the gdb connection without 'D' (which
 		 * would resume): nothing more runs until a debugger says so. */
-		if (!qmp_open(&q, qemu_qmp_socket(s->qemu), err, sizeof(err))) {
-			qmp_execute(q, "stop");
-			qmp_close(q);
-		}
+		qemu_command(s, "stop");
 		rsp_close(s->rsp);
 		s->rsp = NULL;
 		qemu_keep(s->qemu);
@@ -494,32 +500,20 @@ static int finish_guest(struct session *s, const struct engine_result *res)
 		publish_frozen(s);
 		return -1;
 	}
-	if (res->end == ENGINE_END_GUEST_EXITED) {
-		qemu_wait_exit(s->qemu, 5000, &status);
-	} else {
-		struct qmp *q;
-		char err[256];
-
-		if (!qmp_open(&q, qemu_qmp_socket(s->qemu), err, sizeof(err))) {
-			qmp_execute(q, "quit");
-			qmp_close(q);
-		}
-		qemu_wait_exit(s->qemu, 5000, &status);
-	}
+	if (res->end != ENGINE_END_GUEST_EXITED)
+		qemu_command(s, "quit");
+	qemu_wait_exit(s->qemu, 5000, &status);
 	return status;
 }
 
 static void session_end(struct session *s)
 {
-	engine_free(s->engine);
-	target_close(s->target);
-	rsp_close(s->rsp);
-	qemu_free(s->qemu);
+	drop_guest(s);
 	trace_close(s->trace);
 	sym_close(s->syms);
 }
 
-static int session_start(struct session *s, struct guest_opts *g, const char *command)
+static int session_start(struct session *s, struct guest_opts *g)
 {
 	char err[512];
 	int ret;
@@ -531,7 +525,6 @@ static int session_start(struct session *s, struct guest_opts *g, const char *co
 		error("%s", err);
 		return ret;
 	}
-	(void)command;
 	return 0;
 }
 
@@ -635,7 +628,7 @@ static int cmd_trace(int argc, char **argv)
 	if (optind < argc)
 		die_usage("trace ", "unexpected argument '%s'", argv[optind]);
 	guest_finish_defaults(&g);
-	if ((ret = session_start(&s, &g, "trace")))
+	if ((ret = session_start(&s, &g)))
 		return 1;
 
 	/* Resolve every probe before anything boots: a typo fails at once. */
@@ -757,7 +750,7 @@ static int cmd_step(int argc, char **argv)
 	if (!count && !until_return)
 		die_usage("step ", "say how far to step: --instructions N or --until-return");
 	guest_finish_defaults(&g);
-	if ((ret = session_start(&s, &g, "step")))
+	if ((ret = session_start(&s, &g)))
 		return 1;
 	ret = sym_resolve(s.syms, at, &addr);
 	if (ret) {
@@ -832,8 +825,13 @@ int main(int argc, char **argv)
 		return cmd_trace(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "step"))
 		return cmd_step(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "oops"))
-		return oops_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "oops")) {
+		struct guest_opts g;
+
+		guest_defaults(&g);
+		guest_finish_defaults(&g);
+		return oops_main(argc - 1, argv + 1, g.vmlinux);
+	}
 	fprintf(stderr, "kstep: unknown command '%s' (try 'kstep --help')\n", argv[1]);
 	return 2;
 }

@@ -748,8 +748,7 @@ static uint64_t report_end(struct engine *e, const struct probe *p, uint64_t ret
 }
 
 /* Let the dying kernel print its report, then stop it there for good. */
-static int finish_report(struct engine *e, struct probe_set *ps, struct probe *p, struct snapshot *sn,
-			 struct engine_result *res)
+static int finish_report(struct engine *e, struct probe *p, struct snapshot *sn, struct engine_result *res)
 {
 	uint64_t end = report_end(e, p, sn->nbt > 1 ? sn->pcs[1] : 0);
 	struct target_stop st;
@@ -774,7 +773,6 @@ static int finish_report(struct engine *e, struct probe_set *ps, struct probe *p
 	if ((err = fetch(e, STOP_WINDOW)))
 		return err;
 	snapshot_take(e, sn, frame_state(e, reg(e, e->pc_idx)));
-	(void)ps;
 	if ((err = write_event(e, sn, TRACE_STOP, "oops-end", 0, NULL, NULL, 0)))
 		return err;
 	res->stops++;
@@ -784,14 +782,14 @@ static int finish_report(struct engine *e, struct probe_set *ps, struct probe *p
 int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *res)
 {
 	struct snapshot *sn = calloc(1, sizeof(*sn));
-	size_t want = e->o.stack_bytes > STOP_WINDOW ? STOP_WINDOW : e->o.stack_bytes;
+	/* The whole window, whatever --stack-bytes records: the frame chain is
+	 * read from it too. */
+	const size_t want = STOP_WINDOW;
 	int err = 0;
 
 	memset(res, 0, sizeof(*res));
 	if (!sn)
 		return eerr(e, -ENOMEM, "out of memory");
-	if (want < STOP_WINDOW)
-		want = STOP_WINDOW; /* the frame chain is read from the same window */
 	for (size_t i = 0; i < ps->n && !err; i++)
 		err = place(e, ps->v[i].addr);
 	e->t0_ns = trace_now_ns();
@@ -844,7 +842,7 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 			for (size_t i = 0; i < sn->nbt && off < sizeof(res->oops_bt); i++)
 				off += (size_t)snprintf(res->oops_bt + off, sizeof(res->oops_bt) - off, "  %s %s\n",
 							sn->names[i], sn->bt[i].src);
-			err = finish_report(e, ps, p, sn, res);
+			err = finish_report(e, p, sn, res);
 			break;
 		}
 		if (e->o.max_stops && res->stops >= e->o.max_stops) {

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "disasm.h"
 #include "symbols.h"
@@ -378,7 +377,7 @@ static void oops_usage(FILE *f)
 		   "  -h, --help\n");
 }
 
-int oops_main(int argc, char **argv)
+int oops_main(int argc, char **argv, const char *default_vmlinux)
 {
 	static const struct option longopts[] = {
 		{ "vmlinux", required_argument, NULL, 'V' },
@@ -420,17 +419,8 @@ int oops_main(int argc, char **argv)
 	}
 	if (optind < argc)
 		path = argv[optind];
-	if (!vmlinux[0]) {
-		char exe[PATH_MAX];
-		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-		const char *images = getenv("KSTEP_IMAGES");
-
-		exe[n > 0 ? n : 0] = '\0';
-		if (images)
-			snprintf(vmlinux, sizeof(vmlinux), "%s/vmlinux", images);
-		else if (n > 0 && strrchr(exe, '/'))
-			snprintf(vmlinux, sizeof(vmlinux), "%.*s/../images/vmlinux", (int)(strrchr(exe, '/') - exe), exe);
-	}
+	if (!vmlinux[0])
+		snprintf(vmlinux, sizeof(vmlinux), "%s", default_vmlinux);
 	in = strcmp(path, "-") ? fopen(path, "r") : stdin;
 	if (!in) {
 		fprintf(stderr, "kstep oops: cannot read %s: %s\n", path, strerror(errno));

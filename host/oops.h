@@ -27,6 +27,7 @@ struct oops_frame {
 bool oops_parse_frame(const char *line, struct oops_frame *f);
 
 /* The kstep oops command. */
-int oops_main(int argc, char **argv);
+/* The kstep oops command; @default_vmlinux is used without --vmlinux. */
+int oops_main(int argc, char **argv, const char *default_vmlinux);
 
 #endif

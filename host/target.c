@@ -430,19 +430,23 @@ static bool is_error_reply(const char *r, size_t len)
 	return len == 3 && r[0] == 'E' && rsp_hexval(r[1]) >= 0 && rsp_hexval(r[2]) >= 0;
 }
 
+/* A reply that must be "OK"; empty means the stub does not know the request. */
+static int check_ok(struct target *t, const char *what, const char *r, size_t len)
+{
+	if (len == 2 && !memcmp(r, "OK", 2))
+		return 0;
+	if (len == 0)
+		return terr(t, -EOPNOTSUPP, "%s: not supported by the stub", what);
+	return terr(t, -EIO, "%s: stub answered '%.*s'", what, (int)(len > 40 ? 40 : len), r);
+}
+
 static int request_ok(struct target *t, const char *req)
 {
 	const char *r;
 	size_t len;
 	int err = request(t, req, &r, &len);
 
-	if (err)
-		return err;
-	if (len == 2 && !memcmp(r, "OK", 2))
-		return 0;
-	if (len == 0)
-		return terr(t, -EOPNOTSUPP, "%s: not supported by the stub", req);
-	return terr(t, -EIO, "%s: stub answered '%.*s'", req, (int)(len > 40 ? 40 : len), r);
+	return err ? err : check_ok(t, req, r, len);
 }
 
 static char *fetch_xfer(void *ctx, const char *name, size_t *out_len)
@@ -829,11 +833,7 @@ static int expect_ok(struct target *t, const char *what)
 	size_t len;
 	int err = rsp_recv(t->rsp, &r, &len, TARGET_TIMEOUT_MS);
 
-	if (err)
-		return rerr(t, err, what);
-	if (len != 2 || memcmp(r, "OK", 2))
-		return terr(t, -EIO, "%s: stub answered '%.*s'", what, (int)(len > 40 ? 40 : len), r);
-	return 0;
+	return err ? rerr(t, err, what) : check_ok(t, what, r, len);
 }
 
 static int queue(struct target *t, const char *req)

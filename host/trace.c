@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -69,14 +70,13 @@ static int put_regs_struct(struct buf *b, const struct target_desc *desc)
 
 	for (size_t i = 0; i < desc->nregs && !err; i++) {
 		const struct target_reg *r = &desc->regs[i];
+		/* Up to 64 bits an integer; wider ones (st0, xmm0) as bytes. */
+		bool integer = r->bitsize == 64 || r->bitsize == 32 || r->bitsize == 16 || r->bitsize == 8;
 
-		if (r->bitsize == 64 || r->bitsize == 32 || r->bitsize == 16 || r->bitsize == 8)
-			err = buf_printf(b, "\t\t\txint%u_t ", r->bitsize);
-		else
-			err = buf_puts(b, "\t\t\txint8_t ");
+		err = integer ? buf_printf(b, "\t\t\txint%u_t ", r->bitsize) : buf_puts(b, "\t\t\txint8_t ");
 		if (!err)
 			err = put_ident(b, r->name);
-		if (!err && !(r->bitsize == 64 || r->bitsize == 32 || r->bitsize == 16 || r->bitsize == 8))
+		if (!err && !integer)
 			err = buf_printf(b, "[%u]", r->bitsize / 8);
 		if (!err)
 			err = buf_puts(b, ";\n");
