@@ -1,14 +1,14 @@
 # kstep: one entry point. `make help` lists the targets.
 #
 #   make run-guest [WORKLOAD=..] [HALT=1] [ACCEL=auto|kvm|tcg] [SMP=N] [MEM=MiB]
-#                  [NIC=e1000|virtio] [GDB_PORT=N | GDB_SOCK=path] [COUNT=N]
+#                  [NIC=e1000|virtio] [GDB_PORT=N | GDB_SOCK=path] [COUNT=N] [PIN=auto|off]
 #   make test      install what is missing, build everything, run every test
 #   make V=1 ...   show full commands
 
 IMAGES   ?= $(CURDIR)/images
 BUILD    ?= $(CURDIR)/build
 KSTEP    := $(BUILD)/kstep
-export IMAGES KERNEL_SRC WORKLOAD HALT ACCEL SMP MEM NIC GDB_PORT GDB_SOCK COUNT KSTEP_RUNDIR
+export IMAGES KERNEL_SRC WORKLOAD HALT ACCEL SMP MEM NIC PIN GDB_PORT GDB_SOCK COUNT KSTEP_RUNDIR
 
 ifeq ($(V),1)
 Q :=

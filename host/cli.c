@@ -115,7 +115,7 @@ struct guest_opts {
 	char images[PATH_MAX - 8];
 	char vmlinux[PATH_MAX + 16];
 	const char *attach;
-	const char *workload, *count, *accel, *smp, *mem, *nic;
+	const char *workload, *count, *accel, *smp, *mem, *nic, *pin;
 	const char *out;
 	bool wire, keep;
 	struct engine_opts eng;
@@ -127,7 +127,8 @@ struct guest_opts {
 	{ "attach", required_argument, NULL, 'A' }, { "workload", required_argument, NULL, 'w' }, \
 	{ "count", required_argument, NULL, 'n' }, { "accel", required_argument, NULL, 'a' },     \
 	{ "smp", required_argument, NULL, 'S' }, { "mem", required_argument, NULL, 'M' },         \
-	{ "nic", required_argument, NULL, 'N' }, { "output", required_argument, NULL, 'o' },      \
+	{ "nic", required_argument, NULL, 'N' }, { "pin", required_argument, NULL, 'P' },         \
+	{ "output", required_argument, NULL, 'o' },                                                \
 	{ "stack-bytes", required_argument, NULL, 'B' }, { "step-irqs", no_argument, NULL, 'i' }, \
 	{ "wire", no_argument, NULL, 'W' }, { "keep-guest", no_argument, NULL, 'K' },             \
 	{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' }
@@ -138,6 +139,8 @@ static const char guest_help[] =
 	"  -n, --count N          workload size (pings, datagrams, bytes)\n"
 	"  -a, --accel MODE       auto (KVM if the guest boots under it, else TCG), kvm, tcg\n"
 	"      --smp N, --mem MiB, --nic e1000|virtio\n"
+	"      --pin MODE         auto (QEMU on CPUs of its own when there are more than\n"
+	"                         --smp; steps run faster), off\n"
 	"  -A, --attach EP        use a running gdbstub (unix:PATH or 127.0.0.1:PORT,\n"
 	"                         e.g. from 'make run-guest HALT=1') instead of starting QEMU\n"
 	"  -K, --keep-guest       leave the guest running when kstep ends\n"
@@ -186,6 +189,11 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 		if (strcmp(arg, "e1000") && strcmp(arg, "virtio"))
 			die_usage(cmd, "--nic must be e1000 or virtio, not '%s'", arg);
 		g->nic = arg;
+		return true;
+	case 'P':
+		if (strcmp(arg, "auto") && strcmp(arg, "off"))
+			die_usage(cmd, "--pin must be auto or off, not '%s'", arg);
+		g->pin = arg;
 		return true;
 	case 'o':
 		g->out = arg;
@@ -253,7 +261,7 @@ static int launch(struct session *s, const char *accel)
 {
 	struct qemu_opts qo = {
 		.tree = s->g->tree, .images = s->g->images, .workload = s->g->workload,
-		.count = s->g->count, .accel = accel, .smp = s->g->smp, .mem = s->g->mem,
+		.count = s->g->count, .accel = accel, .smp = s->g->smp, .mem = s->g->mem, .pin = s->g->pin,
 		.nic = s->g->nic, .serial_log = s->serial_log,
 	};
 	char err[512];

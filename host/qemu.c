@@ -57,7 +57,7 @@ static long ms_since(const struct timespec *t0)
 	return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-/* Ask run-guest.sh for QEMU's arguments (NUL-separated). */
+/* Ask run-guest.sh for QEMU's command line (NUL-separated). */
 static int qemu_args(const struct qemu_opts *o, const char *gdb, const char *rundir, char ***argv_out,
 		     char *err, size_t errlen)
 {
@@ -91,6 +91,7 @@ static int qemu_args(const struct qemu_opts *o, const char *gdb, const char *run
 		o->smp ? setenv("SMP", o->smp, 1) : unsetenv("SMP");
 		o->mem ? setenv("MEM", o->mem, 1) : unsetenv("MEM");
 		o->nic ? setenv("NIC", o->nic, 1) : unsetenv("NIC");
+		o->pin ? setenv("PIN", o->pin, 1) : unsetenv("PIN");
 		execl("/bin/bash", "bash", script, (char *)NULL);
 		_exit(127);
 	}
@@ -243,31 +244,34 @@ int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t 
 	if (ret)
 		goto fail;
 	{
-		/* argv[0] is QEMU itself; run-guest.sh gives only the options. */
+		/* run-guest.sh gives the command; the console goes to the log. */
+		const char *tail[] = { "-serial", NULL, "-monitor", "none" };
 		size_t n = 0;
 		char **full;
 
 		while (argv[n])
 			n++;
-		full = calloc(n + 6, sizeof(*full));
+		full = realloc(argv, (n + 5) * sizeof(*full));
 		if (!full) {
 			ret = -ENOMEM;
 			goto fail;
 		}
-		full[0] = strdup(getenv("QEMU") ? getenv("QEMU") : "qemu-system-x86_64");
-		memcpy(full + 1, argv, n * sizeof(*argv));
-		full[n + 1] = strdup("-serial");
-		if (asprintf(&full[n + 2], "file:%s", o->serial_log) < 0)
-			full[n + 2] = NULL;
-		full[n + 3] = strdup("-monitor");
-		full[n + 4] = strdup("none");
-		free(argv);
 		argv = full;
-		for (size_t i = 0; i < n + 5; i++)
-			if (!argv[i]) {
+		for (size_t i = 0; i < 4; i++)
+			argv[n + i] = tail[i] ? strdup(tail[i]) : NULL;
+		if (asprintf(&argv[n + 1], "file:%s", o->serial_log) < 0)
+			argv[n + 1] = NULL;
+		argv[n + 4] = NULL;
+		for (size_t i = n; i < n + 4; i++)
+			if (!argv[i])
 				ret = -ENOMEM;
-				goto fail;
+		if (ret) {
+			for (size_t i = n; i < n + 4; i++) {
+				free(argv[i]);
+				argv[i] = NULL;
 			}
+			goto fail;
+		}
 	}
 	if (pipe2(ctl, O_CLOEXEC) || pipe2(status, O_CLOEXEC)) {
 		ret = -errno;

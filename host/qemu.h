@@ -21,6 +21,7 @@ struct qemu_opts {
 	const char *count;       /* workload size, NULL for the default */
 	const char *accel;       /* "kvm" or "tcg" */
 	const char *smp, *mem, *nic;
+	const char *pin;         /* "auto" or "off": see PIN in run-guest.sh */
 	const char *serial_log;  /* where the guest console goes */
 };
 

@@ -155,3 +155,14 @@ def events(text):
 def qemu_pids(pattern):
     p = run(["pgrep", "-f", pattern])
     return [int(x) for x in p.stdout.split()]
+
+
+def thread_cpus(pid):
+    """The CPUs each thread of @pid may run on: {tid: set of CPUs}."""
+    return {int(t): os.sched_getaffinity(int(t)) for t in os.listdir("/proc/%d/task" % pid)}
+
+
+def pinned_cpus(smp=1):
+    """Where PIN=auto puts QEMU: the last @smp of our CPUs, if more remain."""
+    mine = sorted(os.sched_getaffinity(0))
+    return set(mine[-smp:]) if len(mine) > smp else set(mine)

@@ -8,7 +8,8 @@ import subprocess
 import tempfile
 import time
 
-from harness import (IMAGES, RUN_GUEST, TREE, VMLINUX, free_port, guest, run, tcp_open, test, wait_for)
+from harness import (IMAGES, RUN_GUEST, TREE, VMLINUX, free_port, guest, pinned_cpus, qemu_pids, run, tcp_open, test,
+                     thread_cpus, wait_for)
 
 
 def shell_session(commands, timeout=120):
@@ -175,6 +176,22 @@ def test_bad_input_fails_at_once():
         assert time.monotonic() - t0 < 5
     p = run(["make", "-s", "-C", TREE, "images", "KERNEL_SRC=/nonexistent/linux"], timeout=60)
     assert p.returncode != 0 and "KERNEL_SRC=/nonexistent/linux: no such directory" in p.stderr, p.stderr
+
+
+@test
+def test_qemu_runs_on_cpus_of_its_own():
+    """PIN=auto: every QEMU thread on the last SMP CPUs (when more remain),
+    the rest left for the debugger; PIN=off and SMP=all: anywhere."""
+    mine = os.sched_getaffinity(0)
+    for extra, want in (({}, pinned_cpus()), ({"PIN": "off"}, mine), ({"SMP": str(len(mine))}, mine)):
+        with guest("rx-icmp", extra=extra) as (g, proc):
+            wait_for(lambda: qemu_pids(g["sock"]), 10, "QEMU")
+            cpus = thread_cpus(qemu_pids(g["sock"])[0])
+            assert len(cpus) > 1 and all(c == want for c in cpus.values()), (extra, cpus, want)
+            log = open(g["log"]).read()
+            assert ("QEMU on CPU" in log) == (want != mine), log
+    p = boot("rx-icmp", timeout=20, PIN="always")
+    assert p.returncode == 2 and "PIN must be auto or off, not 'always'" in p.stderr, p.stderr
 
 
 @test

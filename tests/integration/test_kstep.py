@@ -8,7 +8,8 @@ import subprocess
 import tempfile
 import time
 
-from harness import (IMAGES, KSTEP, VMLINUX, babeltrace, events, guest, kstep, qemu_pids, run, test, wait_for)
+from harness import (IMAGES, KSTEP, VMLINUX, babeltrace, events, guest, kstep, pinned_cpus, qemu_pids, run, test,
+                     thread_cpus, wait_for)
 
 # Instructions after which the next pc is not pc + length: branches, and rep
 # string instructions, which step one iteration at a time.
@@ -179,6 +180,9 @@ def test_ctrl_c_leaves_a_readable_trace():
     p = long_trace(d)
     wait_for(lambda: stream_size(d) > 200000, 60, "stops in the trace")
     assert qemu_pids(d), "no QEMU for this trace?"
+    # --pin auto (the default): QEMU on a CPU of its own when there is a spare
+    cpus = thread_cpus(qemu_pids(os.path.join(d, "guest", "serial.log"))[0])
+    assert all(c == pinned_cpus() for c in cpus.values()), cpus
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=30)
     assert p.returncode == 0, err[-600:]
@@ -238,6 +242,7 @@ def test_mismatched_vmlinux_is_refused():
 def test_bad_arguments_and_help():
     for args, text in ((["trace", "--max-stops", "abc"], "--max-stops wants a whole number"),
                        (["trace", "--accel", "xen"], "--accel must be auto, kvm or tcg"),
+                       (["step", "--pin", "yes"], "--pin must be auto or off"),
                        (["trace", "--stack-bytes", "7"], "--stack-bytes"),
                        (["step", "--instructions", "5"], "--at SPEC is required"),
                        (["step", "--at", "icmp_rcv"], "--instructions N or --until-return"),
