@@ -64,9 +64,9 @@ run-guest: images
 attach: deps
 	$(Q)gdbscripts/attach.sh
 
-## trace       kstep trace --workload ${WORKLOAD:-rx-icmp} -o trace.out
+## trace       kstep trace --workload ${WORKLOAD:-rx-icmp} [--size COUNT] -o trace.out
 trace: images host
-	$(Q)$(KSTEP) trace --workload $(or $(WORKLOAD),rx-icmp) -o $(or $(OUT),trace.out)
+	$(Q)$(KSTEP) trace --workload $(or $(WORKLOAD),rx-icmp) $(if $(COUNT),--size $(COUNT)) -o $(or $(OUT),trace.out)
 
 ## test        everything: unit tests, guest boot tests, kstep integration tests
 test: images host

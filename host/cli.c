@@ -125,7 +125,7 @@ struct guest_opts {
 #define GUEST_LONGOPTS                                                                          \
 	{ "vmlinux", required_argument, NULL, 'V' }, { "images", required_argument, NULL, 'I' },   \
 	{ "attach", required_argument, NULL, 'A' }, { "workload", required_argument, NULL, 'w' }, \
-	{ "count", required_argument, NULL, 'n' }, { "accel", required_argument, NULL, 'a' },     \
+	{ "size", required_argument, NULL, 'n' }, { "accel", required_argument, NULL, 'a' },      \
 	{ "smp", required_argument, NULL, 'S' }, { "mem", required_argument, NULL, 'M' },         \
 	{ "nic", required_argument, NULL, 'N' }, { "pin", required_argument, NULL, 'P' },         \
 	{ "output", required_argument, NULL, 'o' },                                                \
@@ -136,7 +136,7 @@ struct guest_opts {
 static const char guest_help[] =
 	"Guest options:\n"
 	"  -w, --workload NAME    shell, rx-icmp, rx-udp, rx-tcp, oops (default rx-icmp)\n"
-	"  -n, --count N          workload size (pings, datagrams, bytes)\n"
+	"  -n, --size N           workload size (pings, datagrams, bytes)\n"
 	"  -a, --accel MODE       auto (KVM if the guest boots under it, else TCG), kvm, tcg\n"
 	"      --smp N, --mem MiB, --nic e1000|virtio\n"
 	"      --pin MODE         auto (QEMU on CPUs of its own when there are more than\n"
@@ -169,7 +169,7 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 		g->workload = arg;
 		return true;
 	case 'n':
-		parse_u64(cmd, "--count", arg, 1);
+		parse_u64(cmd, "--size", arg, 1);
 		g->count = arg;
 		return true;
 	case 'a':
@@ -700,7 +700,7 @@ static void step_usage(FILE *f)
 		   "At the K-th hit of SPEC, single-step and record a snapshot (with the\n"
 		   "instruction, disassembled) at every instruction.\n\n"
 		   "  -t, --at SPEC          NAME, NAME+OFFSET or 0xADDRESS\n"
-		   "  -c, --instructions N   stop after N instructions\n"
+		   "  -c, --count N          stop after N instructions (also --instructions N)\n"
 		   "  -r, --until-return     stop when the function returns to its caller\n"
 		   "                         (SPEC must be a function's first instruction)\n"
 		   "  -k, --hits K           start at the K-th hit (default 1)\n"
@@ -713,6 +713,7 @@ static int cmd_step(int argc, char **argv)
 	static const struct option longopts[] = {
 		GUEST_LONGOPTS,
 		{ "at", required_argument, NULL, 't' },
+		{ "count", required_argument, NULL, 'c' },
 		{ "instructions", required_argument, NULL, 'c' },
 		{ "until-return", no_argument, NULL, 'r' },
 		{ "hits", required_argument, NULL, 'k' },
@@ -736,7 +737,7 @@ static int cmd_step(int argc, char **argv)
 			at = optarg;
 			break;
 		case 'c':
-			count = parse_u64("step ", "--instructions", optarg, 1);
+			count = parse_u64("step ", "--count", optarg, 1);
 			break;
 		case 'r':
 			until_return = true;
@@ -756,7 +757,7 @@ static int cmd_step(int argc, char **argv)
 	if (!at)
 		die_usage("step ", "--at SPEC is required");
 	if (!count && !until_return)
-		die_usage("step ", "say how far to step: --instructions N or --until-return");
+		die_usage("step ", "say how far to step: --count N or --until-return");
 	guest_finish_defaults(&g);
 	if ((ret = session_start(&s, &g)))
 		return 1;

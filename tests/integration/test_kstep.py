@@ -28,7 +28,7 @@ def nm_has(name):
 @test
 def test_trace_rx_icmp():
     d = outdir()
-    p = kstep("trace", "--workload", "rx-icmp", "--count", "4", "--max-stops", "400", "-o", d, "-q")
+    p = kstep("trace", "--workload", "rx-icmp", "--size", "4", "--max-stops", "400", "-o", d, "-q")
     assert p.returncode == 0, p.stderr[-800:]
     evs = events(babeltrace(d))
     assert evs and all(e["kind"] == "stop" for e in evs)
@@ -70,7 +70,7 @@ def test_trace_rx_icmp():
 @test
 def test_trace_udp_and_tcp_stages():
     d = outdir()
-    p = kstep("trace", "--workload", "rx-udp", "--count", "20", "--probes", "rx", "--max-stops", "300", "-o", d, "-q")
+    p = kstep("trace", "--workload", "rx-udp", "--size", "20", "--probes", "rx", "--max-stops", "300", "-o", d, "-q")
     assert p.returncode == 0, p.stderr[-600:]
     assert any(e["symbol"] == "udp_rcv" for e in events(babeltrace(d))), "udp_rcv never hit"
     shutil.rmtree(d)
@@ -117,7 +117,7 @@ def check_step_trace(evs, until_return):
 def test_step_until_return():
     d = outdir()
     # ip_rcv is on the loopback path (rx-udp); e1000 + GRO uses ip_list_rcv.
-    p = kstep("step", "--workload", "rx-udp", "--count", "20", "--at", "ip_rcv", "--until-return", "-o", d, "-q")
+    p = kstep("step", "--workload", "rx-udp", "--size", "20", "--at", "ip_rcv", "--until-return", "-o", d, "-q")
     assert p.returncode == 0, p.stderr[-600:]
     assert "returned to the caller" in p.stdout, p.stdout
     evs = events(babeltrace(d))
@@ -134,8 +134,8 @@ def test_step_until_return():
 @test
 def test_step_count_and_hits():
     d = outdir()
-    p = kstep("step", "--workload", "rx-icmp", "--count", "3", "--at", "icmp_rcv", "--hits", "2",
-              "--instructions", "120", "-o", d, "-q")
+    p = kstep("step", "--workload", "rx-icmp", "--size", "3", "--at", "icmp_rcv", "--hits", "2",
+              "--count", "120", "-o", d, "-q")
     assert p.returncode == 0, p.stderr[-600:]
     evs = events(babeltrace(d))
     assert len(evs) == 120 and evs[0]["symbol"] == "icmp_rcv"
@@ -146,15 +146,15 @@ def test_step_count_and_hits():
 @test
 def test_smp2():
     d = outdir()
-    p = kstep("trace", "--smp", "2", "--workload", "rx-icmp", "--count", "3", "--max-stops", "80", "-o", d, "-q")
+    p = kstep("trace", "--smp", "2", "--workload", "rx-icmp", "--size", "3", "--max-stops", "80", "-o", d, "-q")
     assert p.returncode == 0, p.stderr[-600:]
     evs = events(babeltrace(d))
     assert evs and {e["vcpu"] for e in evs} <= {0, 1}
     assert any(e["symbol"] == "icmp_rcv" for e in evs)
     shutil.rmtree(d)
     d = outdir()
-    p = kstep("step", "--smp", "2", "--workload", "rx-icmp", "--count", "3", "--at", "icmp_rcv",
-              "--instructions", "60", "-o", d, "-q")
+    p = kstep("step", "--smp", "2", "--workload", "rx-icmp", "--size", "3", "--at", "icmp_rcv",
+              "--count", "60", "-o", d, "-q")
     assert p.returncode == 0, p.stderr[-600:]
     evs = events(babeltrace(d))
     assert len(evs) == 60 and len({e["vcpu"] for e in evs}) == 1, "a step stays on its vCPU"
@@ -163,7 +163,7 @@ def test_smp2():
 
 
 def long_trace(d):
-    return subprocess.Popen([KSTEP, "trace", "--workload", "rx-tcp", "--count", "500000000", "-o", d, "-q"],
+    return subprocess.Popen([KSTEP, "trace", "--workload", "rx-tcp", "--size", "500000000", "-o", d, "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -216,7 +216,7 @@ def test_unknown_symbol_fails_before_booting():
     assert "unknown symbol 'no_such_function_xyz'" in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert time.monotonic() - t0 < 5, "it booted a guest first"
-    p = kstep("step", "--at", "no_such_function_xyz", "--instructions", "5")
+    p = kstep("step", "--at", "no_such_function_xyz", "--count", "5")
     assert p.returncode == 1 and "unknown symbol" in p.stderr
     p = kstep("trace", "--break", "icmp_rcv+zz")
     assert p.returncode == 1 and "cannot parse breakpoint" in p.stderr
@@ -244,8 +244,8 @@ def test_bad_arguments_and_help():
                        (["trace", "--accel", "xen"], "--accel must be auto, kvm or tcg"),
                        (["step", "--pin", "yes"], "--pin must be auto or off"),
                        (["trace", "--stack-bytes", "7"], "--stack-bytes"),
-                       (["step", "--instructions", "5"], "--at SPEC is required"),
-                       (["step", "--at", "icmp_rcv"], "--instructions N or --until-return"),
+                       (["step", "--count", "5"], "--at SPEC is required"),
+                       (["step", "--at", "icmp_rcv"], "--count N or --until-return"),
                        (["frobnicate"], "unknown command")):
         p = kstep(*args)
         assert p.returncode == 2 and text in p.stderr, (args, p.stderr)
