@@ -22,7 +22,7 @@ DEB_PACKAGES := qemu-system-x86 busybox-static linux-source-6.1 gdb build-essent
 	babeltrace2 libcapstone-dev libjson-c-dev libcmocka-dev libxml2-dev python3 iproute2 binutils
 
 .PHONY: all help deps images kernel initramfs host run-guest attach trace test \
-	unit-test guest-test kstep-test bench clean distclean
+	bench clean distclean
 all: images host
 
 help:

@@ -22,6 +22,7 @@
 /* Lines of guest memory cached for frame records outside the window. */
 #define LINE_SIZE 64
 #define LINE_SLOTS 512
+#define LINE_BURST 31 /* 1984 bytes: one m packet under QEMU's PacketSize */
 /* Code is fetched in aligned chunks and kept for the session. */
 #define CODE_CHUNK 256
 #define CODE_SLOTS 256
@@ -206,11 +207,38 @@ static int cache_fill(struct engine *e, uint64_t *slot_addr, uint8_t *data, size
 	return err;
 }
 
+/*
+ * Frame records lie one above the other on the same stack, so a miss reads
+ * on towards the stack's end, LINE_BURST lines in one round trip: a chain
+ * that leaves the window (an interrupt on the task stack, say) costs one
+ * read instead of one per frame.
+ */
+static void read_burst(struct engine *e, uint64_t base)
+{
+	uint8_t burst[LINE_SIZE * LINE_BURST];
+	size_t n = KSTACK_ALIGN - (size_t)(base & (KSTACK_ALIGN - 1));
+
+	if (n > sizeof(burst))
+		n = sizeof(burst);
+	if (e->offline || n <= LINE_SIZE || target_read_mem(e->t, base, burst, n))
+		return; /* the line alone, then */
+	for (size_t off = 0; off < n; off += LINE_SIZE) {
+		struct line *l = &e->lines[slot(base + off, LINE_SLOTS)];
+
+		l->addr = base + off;
+		memcpy(l->data, burst + off, LINE_SIZE);
+	}
+}
+
 static int read_line(struct engine *e, uint64_t addr, const uint8_t **data)
 {
 	uint64_t base = addr & ~(uint64_t)(LINE_SIZE - 1);
 	struct line *l = &e->lines[slot(base, LINE_SLOTS)];
-	int err = cache_fill(e, &l->addr, l->data, LINE_SIZE, base);
+	int err;
+
+	if (l->addr != base)
+		read_burst(e, base);
+	err = cache_fill(e, &l->addr, l->data, LINE_SIZE, base);
 
 	if (!err)
 		*data = l->data + (addr - base);
@@ -315,7 +343,8 @@ static int fetch_and_maybe_step(struct engine *e, size_t want, int step_thread, 
 	lo = e->win_addr & ~(uint64_t)(KSTACK_ALIGN - 1);
 	if (start < lo)
 		start = lo; /* stay on the same stack */
-	fetch_len = want + (size_t)(e->win_addr - start);
+	/* A step to follow: no more than needed, it is paid at every step. */
+	fetch_len = step_thread >= 0 ? want + (size_t)(e->win_addr - start) : STOP_WINDOW;
 	if (fetch_len > STOP_WINDOW)
 		fetch_len = STOP_WINDOW;
 	if ((start & (KSTACK_ALIGN - 1)) + fetch_len > KSTACK_ALIGN)
@@ -330,9 +359,8 @@ static int fetch_and_maybe_step(struct engine *e, size_t want, int step_thread, 
 	if ((sp & (KSTACK_ALIGN - 1)) + len > KSTACK_ALIGN)
 		len = KSTACK_ALIGN - (sp & (KSTACK_ALIGN - 1));
 	if (sp >= start && sp < start + got) {
+		/* All of it, past @want too: the unwinder reads on from it. */
 		got = (size_t)(start + got - sp);
-		if (got > len)
-			got = len;
 		memmove(e->window, raw + (sp - start), got);
 	} else {
 		got = 0;
@@ -340,13 +368,8 @@ static int fetch_and_maybe_step(struct engine *e, size_t want, int step_thread, 
 	*complete = got >= len;
 	/* Top up what the guess missed; only while the guest is stopped (after
 	 * a step has started, this memory belongs to the next instruction). */
-	while (step_thread < 0 && got < len) {
-		size_t n = len - got < 1024 ? len - got : 1024;
-
-		if (target_read_mem(e->t, sp + got, e->window + got, n))
-			break;
-		got += n;
-	}
+	if (step_thread < 0 && got < len && !target_read_mem(e->t, sp + got, e->window + got, len - got))
+		got = len;
 	e->win_addr = sp;
 	e->win_len = got;
 	return 0;
@@ -782,9 +805,10 @@ static int finish_report(struct engine *e, struct probe *p, struct snapshot *sn,
 int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *res)
 {
 	struct snapshot *sn = calloc(1, sizeof(*sn));
-	/* The whole window, whatever --stack-bytes records: the frame chain is
-	 * read from it too. */
-	const size_t want = STOP_WINDOW;
+	/* What --stack-bytes records; the fetch brings a whole window around
+	 * it when rsp is near where it was, and the frame chain beyond comes
+	 * in bursts (read_burst). */
+	const size_t want = e->o.stack_bytes < 256 ? 256 : e->o.stack_bytes;
 	int err = 0;
 
 	memset(res, 0, sizeof(*res));

@@ -315,3 +315,25 @@ def test_wire_switch_prints_packets():
     assert p.returncode == 0
     assert "=> qSupported" in p.stderr and "<= PacketSize=" in p.stderr and "=> Z0," in p.stderr
     shutil.rmtree(d)
+
+
+@test
+def test_a_stop_reads_memory_in_few_round_trips():
+    """At ip_rcv over loopback the frame chain runs from the softirq stack
+    onto the task stack: the window comes with the registers, the rest of the
+    chain in one burst, not a read per frame."""
+    d = outdir()
+    p = kstep("trace", "--wire", "--workload", "rx-udp", "--size", "200", "--probes", "none", "--break", "ip_rcv",
+              "--max-stops", "30", "-o", d, "-q")
+    assert p.returncode == 0, p.stderr[-600:]
+    reads, n = [], 0
+    for line in p.stderr.splitlines():
+        if line.startswith("<= T05"):
+            reads.append(n)
+            n = 0
+        elif line.startswith("=> m"):
+            n += 1
+    reads = sorted(reads[1:])  # after the first stop at ip_rcv
+    assert len(reads) >= 20 and reads[len(reads) // 2] <= 2, reads
+    assert all(len(e["bt"]) >= 8 for e in events(babeltrace(d))), "the chain reaches the task stack"
+    shutil.rmtree(d)
