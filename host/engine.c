@@ -620,10 +620,11 @@ static bool placed(const struct engine *e, uint64_t addr)
 /*
  * Carry out the instruction under a breakpoint ourselves when it is a push
  * of a register (a function's first instruction, "push %rbp", nearly
- * always): [rsp-8] = reg, rsp -= 8, rip += length, then continue. Under TCG
- * this avoids single-stepping, whose mode switch makes QEMU flush all its
- * translated code (cpu_single_step -> tb_flush) and the guest crawl after
- * every stop. -ENOTSUP for any other instruction.
+ * always): [rsp-8] = reg, rsp -= 8, rip += length, then continue. This
+ * spares the stub a single step (a stop of its own) and kstep a round trip
+ * at every hit. Under TCG the gain is within the noise of what QEMU spends
+ * re-translating after every debug stop (bench/ceiling measures both ways).
+ * -ENOTSUP for any other instruction.
  */
 static int continue_by_emulation(struct engine *e, uint64_t pc)
 {
