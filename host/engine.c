@@ -854,7 +854,7 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 		skb = skb_of(e, p);
 		if ((err = write_event(e, sn, TRACE_STOP, p->stage, skb, NULL, NULL, 0)))
 			break;
-		if (skb && (err = report_add(e->report, skb, p->spec)))
+		if (skb && (err = report_add(e->report, skb, p->spec, p->order)))
 			break;
 		res->stops++;
 		progress(e, res->stops, "stops", p->spec, false);

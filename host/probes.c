@@ -29,6 +29,24 @@ static const struct builtin rx_set[] = {
 	{ "copy", "skb_copy_datagram_iter", NULL },
 };
 
+/* Where each stage sits on the receive path, for the packet report: a buffer
+ * seen at an earlier stage than its last one carries a new packet. */
+static const struct {
+	const char *stage;
+	unsigned int order;
+} rx_order[] = {
+	{ "driver", 1 }, { "softirq", 2 }, { "gro", 3 }, { "core", 4 }, { "ip", 5 },
+	{ "ip-local", 6 }, { "tcp", 7 }, { "udp", 7 }, { "icmp", 7 }, { "copy", 8 },
+};
+
+static unsigned int stage_order(const char *stage)
+{
+	for (size_t i = 0; i < sizeof(rx_order) / sizeof(rx_order[0]); i++)
+		if (!strcmp(rx_order[i].stage, stage))
+			return rx_order[i].order;
+	return 0;
+}
+
 /* The earliest points of a dying kernel: before the report is printed. */
 static const struct builtin oops_set[] = {
 	{ "oops", "oops_begin", NULL },
@@ -60,6 +78,7 @@ static int add(struct probe_set *ps, const char *spec, const char *stage, uint64
 	p->at_entry = entry;
 	p->skb_arg = -1;
 	p->oops = !strcmp(stage, "oops");
+	p->order = stage_order(stage);
 	/* Arguments are only where the ABI puts them at the first instruction. */
 	if (entry && sym_skb_param(syms, addr, &p->skb_arg, &p->skb_levels))
 		p->skb_arg = -1;

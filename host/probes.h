@@ -17,6 +17,7 @@
 struct probe {
 	char *spec;        /* as given: name, name+off or 0xaddr */
 	char *stage;       /* receive-path stage, "oops", or "user" */
+	unsigned int order; /* the stage's place on the receive path, 0: none */
 	uint64_t addr;
 	bool at_entry;     /* addr is a function's first instruction */
 	int skb_arg;       /* argument register index, -1: none */

@@ -12,6 +12,7 @@
 
 struct live {
 	uint64_t skb;
+	unsigned int order;   /* of the furthest stage on the path so far */
 	char path[REPORT_PATH_MAX];
 };
 
@@ -75,7 +76,7 @@ static bool path_has(const char *path, const char *stage)
 	return false;
 }
 
-int report_add(struct report *r, uint64_t skb, const char *stage)
+int report_add(struct report *r, uint64_t skb, const char *stage, unsigned int order)
 {
 	struct live *l = NULL;
 	int err;
@@ -87,11 +88,12 @@ int report_add(struct report *r, uint64_t skb, const char *stage)
 			l = &r->live[i];
 			break;
 		}
-	if (l && path_has(l->path, stage)) {
-		/* Same buffer, a stage it already passed: the previous packet is done. */
+	if (l && (path_has(l->path, stage) || (order && order < l->order))) {
+		/* Same buffer, back where it was or before: the previous packet is done. */
 		if ((err = finish(r, l)))
 			return err;
 		l->path[0] = '\0';
+		l->order = 0;
 	}
 	if (!l) {
 		if (r->nlive == REPORT_LIVE) {
@@ -102,8 +104,11 @@ int report_add(struct report *r, uint64_t skb, const char *stage)
 		}
 		l = &r->live[r->nlive++];
 		l->skb = skb;
+		l->order = 0;
 		l->path[0] = '\0';
 	}
+	if (order > l->order)
+		l->order = order;
 	size_t len = strlen(l->path);
 
 	if (len + strlen(stage) + 5 < sizeof(l->path))

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of oops log parsing and of the packet report. */
+/* Unit tests of oops log parsing. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "oops.h"
-#include "report.h"
 
 static void test_frames(void **state)
 {
@@ -43,36 +42,10 @@ static void test_frames(void **state)
 	assert_false(oops_parse_frame("", &f));
 }
 
-static void test_report_paths(void **state)
-{
-	struct report *r;
-	char out[1024] = "";
-	FILE *f = fmemopen(out, sizeof(out), "w");
-
-	(void)state;
-	assert_int_equal(report_new(&r), 0);
-	/* two packets through the same buffer, one through another */
-	report_add(r, 0x1000, "ip_rcv");
-	report_add(r, 0x2000, "ip_rcv");
-	report_add(r, 0x1000, "icmp_rcv");
-	report_add(r, 0x1000, "ip_rcv"); /* recycled buffer: a new packet */
-	report_add(r, 0x1000, "icmp_rcv");
-	report_add(r, 0x2000, "udp_rcv");
-	report_add(r, 0, "ignored");
-	assert_int_equal(report_packets(r), 3);
-	report_print(r, f);
-	fclose(f);
-	assert_non_null(strstr(out, "packets: 3"));
-	assert_non_null(strstr(out, "2  ip_rcv -> icmp_rcv"));
-	assert_non_null(strstr(out, "1  ip_rcv -> udp_rcv"));
-	report_free(r);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_frames),
-		cmocka_unit_test(test_report_paths),
 	};
 
 	return cmocka_run_group_tests_name("oops", tests, NULL, NULL);
