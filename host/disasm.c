@@ -116,6 +116,73 @@ bool disasm_keeps_stack(struct disasm *d, const uint8_t *code, size_t len, uint6
 	}
 }
 
+static bool is_reg(const cs_x86_op *op, x86_reg reg)
+{
+	return op->type == X86_OP_REG && op->reg == reg;
+}
+
+bool disasm_next_sp(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, uint64_t sp, uint64_t rbp,
+		    uint64_t *next)
+{
+	cs_regs read, written;
+	uint8_t nread, nwritten;
+	const cs_x86_op *src, *dst;
+	cs_x86 *x;
+
+	if (!decode(d, code, len, addr))
+		return false;
+	x = &d->insn->detail->x86;
+	if (x->prefix[2] == X86_PREFIX_OPSIZE)
+		return false; /* 16-bit pushes and pops */
+	src = x->op_count > 0 ? &x->operands[0] : NULL;
+	dst = x->op_count > 1 ? &x->operands[1] : NULL; /* AT&T: source first */
+	switch (d->insn->id) {
+	case X86_INS_PUSH: case X86_INS_PUSHFQ: case X86_INS_CALL:
+		*next = sp - 8;
+		return true;
+	case X86_INS_POP:
+		if (src && is_reg(src, X86_REG_RSP))
+			return false;
+		/* fall through */
+	case X86_INS_POPFQ:
+		*next = sp + 8;
+		return true;
+	case X86_INS_RET:
+		*next = sp + 8 + (src && src->type == X86_OP_IMM ? (uint64_t)src->imm : 0);
+		return true;
+	case X86_INS_LEAVE:
+		*next = rbp + 8;
+		return true;
+	default:
+		break;
+	}
+	if (dst && is_reg(dst, X86_REG_RSP)) {
+		if (d->insn->id == X86_INS_ADD && src->type == X86_OP_IMM)
+			*next = sp + (uint64_t)src->imm;
+		else if (d->insn->id == X86_INS_SUB && src->type == X86_OP_IMM)
+			*next = sp - (uint64_t)src->imm;
+		else if (d->insn->id == X86_INS_AND && src->type == X86_OP_IMM)
+			*next = sp & (uint64_t)src->imm;
+		else if (d->insn->id == X86_INS_MOV && is_reg(src, X86_REG_RBP))
+			*next = rbp;
+		else if (d->insn->id == X86_INS_LEA && src->type == X86_OP_MEM && src->mem.base == X86_REG_RSP &&
+			 src->mem.index == X86_REG_INVALID)
+			*next = sp + (uint64_t)src->mem.disp;
+		else
+			return false;
+		return true;
+	}
+	/* Anything else that touches rsp, or may leave the function's flow. */
+	if (in_group(d, CS_GRP_INT) || in_group(d, CS_GRP_IRET) || d->insn->id == X86_INS_ENTER ||
+	    cs_regs_access(d->handle, d->insn, read, &nread, written, &nwritten))
+		return false;
+	for (int i = 0; i < nwritten; i++)
+		if (written[i] == X86_REG_RSP || written[i] == X86_REG_ESP || written[i] == X86_REG_SP)
+			return false;
+	*next = sp;
+	return true;
+}
+
 enum unwind_entry disasm_frame_state(struct disasm *d, const uint8_t *func_code, size_t len,
 				     uint64_t func_addr, uint64_t pc)
 {

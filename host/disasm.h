@@ -29,6 +29,15 @@ bool disasm_is_call(struct disasm *d, const uint8_t *code, size_t len, uint64_t 
 bool disasm_keeps_stack(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr);
 
 /*
+ * Where rsp will be after the instruction at @code runs with rsp = @sp and
+ * rbp = @rbp: unchanged, push/pop, call/ret, leave, or add/sub/and/lea/mov
+ * into rsp. False when the instruction is none of these or rsp depends on
+ * more than that (an exception it raises is not foreseen).
+ */
+bool disasm_next_sp(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, uint64_t sp, uint64_t rbp,
+		    uint64_t *next);
+
+/*
  * How far the function starting at @func_code (@func_addr) is in setting up
  * its frame when at @pc: before "push %rbp", between it and "mov %rsp,%rbp",
  * or after. Scans at most the first instructions of @func_code.

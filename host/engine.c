@@ -80,6 +80,9 @@ struct engine {
 	/* The instruction being stepped writes no memory and keeps rsp: the
 	 * next snapshot can reuse this stack window as it is. */
 	bool stack_kept;
+	/* Otherwise, where it leaves rsp, when that follows from its code. */
+	bool sp_known;
+	uint64_t next_sp;
 	char err[512];
 };
 
@@ -308,17 +311,23 @@ static int code_read(struct engine *e, uint64_t addr, uint8_t *out, size_t len)
 
 /* ---- snapshot ------------------------------------------------------------ */
 
-/* Registers and the stack window in one round trip. rsp is only known after
- * 'g', so the window is fetched around the last rsp with a margin below it
- * (pushes and calls move rsp down a little); a second read is needed only
- * when rsp moved further than that. */
+/*
+ * Registers and the stack window in one round trip. rsp is only known after
+ * 'g', so while stepping the window is fetched where the instruction just
+ * stepped leaves rsp (from its code), or else around the last rsp with a
+ * margin either way; a stop fetches a whole window below and above the
+ * last rsp. A second read is needed only when rsp is not in what came.
+ */
 #define WINDOW_MARGIN 256
+/* Below a foreseen rsp: room for the frame of an exception the instruction
+ * raised instead (a page fault in copy_to_user, say). */
+#define TRAP_MARGIN 64
 
 static int fetch_and_maybe_step(struct engine *e, size_t want, int step_thread, bool *complete)
 {
 	static uint8_t raw[STOP_WINDOW];
 	uint64_t sp, start, lo;
-	size_t len, got = 0, fetch_len;
+	size_t len, got = 0, fetch_len, below;
 	int err;
 
 	if (e->stack_kept && step_thread >= 0) {
@@ -339,12 +348,24 @@ static int fetch_and_maybe_step(struct engine *e, size_t want, int step_thread, 
 		return 0;
 	}
 
-	start = e->win_addr > WINDOW_MARGIN ? e->win_addr - WINDOW_MARGIN : e->win_addr;
-	lo = e->win_addr & ~(uint64_t)(KSTACK_ALIGN - 1);
-	if (start < lo)
+	if (step_thread >= 0 && e->sp_known) {
+		sp = e->next_sp;
+		below = TRAP_MARGIN;
+	} else {
+		sp = e->win_addr;
+		below = WINDOW_MARGIN;
+	}
+	if (step_thread >= 0 && below > STOP_WINDOW - want)
+		below = STOP_WINDOW - want; /* all of @want first */
+	start = sp - below;
+	lo = sp & ~(uint64_t)(KSTACK_ALIGN - 1);
+	if (start > sp || start < lo)
 		start = lo; /* stay on the same stack */
 	/* A step to follow: no more than needed, it is paid at every step. */
-	fetch_len = step_thread >= 0 ? want + (size_t)(e->win_addr - start) : STOP_WINDOW;
+	if (step_thread < 0)
+		fetch_len = STOP_WINDOW;
+	else
+		fetch_len = (size_t)(sp - start) + want + (e->sp_known ? 0 : WINDOW_MARGIN);
 	if (fetch_len > STOP_WINDOW)
 		fetch_len = STOP_WINDOW;
 	if ((start & (KSTACK_ALIGN - 1)) + fetch_len > KSTACK_ALIGN)
@@ -944,7 +965,7 @@ int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hit
 	}
 	thread = target_current_thread(e->t);
 	lines_clear(e);
-	e->stack_kept = false;
+	e->stack_kept = e->sp_known = false;
 	/* Where the stack is now, so that the first batched fetch finds it. */
 	if ((err = fetch(e, want)))
 		goto out;
@@ -1043,6 +1064,7 @@ int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hit
 		if ((err = write_event(e, sn, TRACE_STEP, "", 0, text, insn, (uint8_t)(ilen ? ilen : 1))))
 			break;
 		e->stack_kept = complete && disasm_keeps_stack(e->dis, insn, sizeof(insn), pc);
+		e->sp_known = disasm_next_sp(e->dis, insn, sizeof(insn), pc, sp, reg(e, e->fp_idx), &e->next_sp);
 		res->steps++;
 		progress(e, res->steps, "steps", NULL, false);
 		if (until_return && res->steps > 1 && pc == ret_addr && sp > entry_sp) {

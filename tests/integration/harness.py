@@ -142,6 +142,8 @@ def events(text):
         im = re.search(r'insn = "([^"]*)", insn_len = (\d+)', line)
         if im:
             ev["insn"], ev["insn_len"] = im.group(1), int(im.group(2))
+        lm = re.search(r"stack_len = (\d+)", line)
+        ev["stack_len"] = int(lm.group(1)) if lm else None
         sm = re.search(r"stack = \[ \[0\] = (0x[0-9A-F]+)", line)
         ev["stack0"] = int(sm.group(1), 16) if sm else None
         rm = re.search(r"rsp = (0x[0-9A-F]+)", line)

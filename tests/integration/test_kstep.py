@@ -115,6 +115,11 @@ def check_step_trace(evs, until_return):
             assert b["regs"][m.group(1)] == a["stack0"], "stack top was not what %s loaded" % a["insn"]
             pops += 1
     assert len(evs) < 30 or pushes + pops, "no push/pop seen to check the stack against"
+    # Every step has its whole stack window (default 256 bytes), unless the
+    # stack ends before that.
+    short = [e for e in evs if e["stack_len"] != 32 and (e["rsp"] + 8 * e["stack_len"]) % 16384]
+    assert not short, "%d of %d steps without the whole window, first at %s (%s)" % (
+        len(short), len(evs), short[0]["symbol"], short[0].get("insn"))
     if until_return:
         # The return address was on top of the stack at entry.
         assert evs[-1]["pc"] == evs[0]["stack0"], "did not end at the return address"

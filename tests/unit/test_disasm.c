@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests of what the stepper learns from an instruction's code. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdint.h>
+
+#include "disasm.h"
+
+#define PC 0xffffffff81000000ull
+#define SP 0xffffc90000013e40ull
+#define BP 0xffffc90000013e90ull
+
+enum expect { FROM_SP, FROM_BP, MASKED, UNKNOWN };
+
+struct case_ {
+	uint8_t code[8];
+	size_t len;
+	enum expect expect;
+	int64_t delta;   /* next rsp - SP (FROM_SP) or - BP (FROM_BP) */
+};
+
+static void test_next_sp(void **state)
+{
+	static const struct case_ cases[] = {
+		{ { 0x55 }, 1, FROM_SP, -8 },                                  /* push %rbp */
+		{ { 0x41, 0x54 }, 2, FROM_SP, -8 },                            /* push %r12 */
+		{ { 0x6a, 0x10 }, 2, FROM_SP, -8 },                            /* push $0x10 */
+		{ { 0x9c }, 1, FROM_SP, -8 },                                  /* pushfq */
+		{ { 0x5b }, 1, FROM_SP, 8 },                                   /* pop %rbx */
+		{ { 0x9d }, 1, FROM_SP, 8 },                                   /* popfq */
+		{ { 0xe8, 0, 0, 0, 0 }, 5, FROM_SP, -8 },                      /* call rel32 */
+		{ { 0xff, 0xd0 }, 2, FROM_SP, -8 },                            /* call *%rax */
+		{ { 0xc3 }, 1, FROM_SP, 8 },                                   /* ret */
+		{ { 0xc2, 0x10, 0x00 }, 3, FROM_SP, 0x18 },                    /* ret $0x10 */
+		{ { 0xc9 }, 1, FROM_BP, 8 },                                   /* leave */
+		{ { 0x48, 0x83, 0xec, 0x28 }, 4, FROM_SP, -0x28 },             /* sub $0x28,%rsp */
+		{ { 0x48, 0x81, 0xc4, 0x00, 0x01, 0, 0 }, 7, FROM_SP, 0x100 }, /* add $0x100,%rsp */
+		{ { 0x48, 0x8d, 0x64, 0x24, 0x08 }, 5, FROM_SP, 8 },           /* lea 0x8(%rsp),%rsp */
+		{ { 0x48, 0x89, 0xec }, 3, FROM_BP, 0 },                       /* mov %rbp,%rsp */
+		{ { 0x48, 0x83, 0xe4, 0xf0 }, 4, MASKED, 0 },                  /* and $-16,%rsp */
+		{ { 0x48, 0x89, 0xf8 }, 3, FROM_SP, 0 },                       /* mov %rdi,%rax */
+		{ { 0x48, 0x89, 0x44, 0x24, 0x08 }, 5, FROM_SP, 0 },           /* mov %rax,0x8(%rsp) */
+		{ { 0xeb, 0x00 }, 2, FROM_SP, 0 },                             /* jmp */
+		{ { 0x5c }, 1, UNKNOWN, 0 },                                   /* pop %rsp */
+		{ { 0x48, 0x89, 0xc4 }, 3, UNKNOWN, 0 },                       /* mov %rax,%rsp */
+		{ { 0x48, 0x8d, 0x65, 0xf0 }, 4, UNKNOWN, 0 },                 /* lea -0x10(%rbp),%rsp */
+		{ { 0x48, 0x94 }, 2, UNKNOWN, 0 },                             /* xchg %rax,%rsp */
+		{ { 0x66, 0x50 }, 2, UNKNOWN, 0 },                             /* push %ax */
+		{ { 0xcc }, 1, UNKNOWN, 0 },                                   /* int3 */
+		{ { 0x48, 0xcf }, 2, UNKNOWN, 0 },                             /* iretq */
+		{ { 0xff, 0xff }, 2, UNKNOWN, 0 },                             /* (bad) */
+	};
+	struct disasm *d;
+
+	(void)state;
+	assert_int_equal(disasm_open(&d), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct case_ *c = &cases[i];
+		uint64_t next = 0;
+		bool known = disasm_next_sp(d, c->code, c->len, PC, SP, BP, &next);
+
+		print_message("case %zu\n", i);
+		assert_int_equal(known, c->expect != UNKNOWN);
+		if (c->expect == MASKED)
+			assert_true(next == (SP & ~0xfull));
+		else if (c->expect != UNKNOWN)
+			assert_true(next == (c->expect == FROM_BP ? BP : SP) + (uint64_t)c->delta);
+	}
+	disasm_close(d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_next_sp),
+	};
+
+	return cmocka_run_group_tests_name("disasm", tests, NULL, NULL);
+}
