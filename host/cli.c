@@ -32,6 +32,8 @@
 /* Under a KVM that works, start_kernel comes sooner than this; a guest that
  * has not got there by then is the hang DESIGN.md describes. */
 #define BOOT_TIMEOUT_KVM_MS 10000
+/* The step summary lists this many functions, the rest in one line. */
+#define PROFILE_LINES 15
 
 static volatile sig_atomic_t interrupted;
 static bool color;
@@ -708,6 +710,24 @@ static void step_usage(FILE *f)
 		   guest_help);
 }
 
+/* Where the instructions went: the functions that took the most. */
+static void print_profile(struct engine *e)
+{
+	const struct engine_fn_steps *fs;
+	size_t n = engine_step_profile(e, &fs), shown = n < PROFILE_LINES ? n : PROFILE_LINES;
+	uint64_t rest = 0;
+
+	if (!n)
+		return;
+	fprintf(stdout, "instructions per function:\n");
+	for (size_t i = 0; i < shown; i++)
+		fprintf(stdout, "  %8" PRIu64 "  %s\n", fs[i].steps, fs[i].name);
+	for (size_t i = shown; i < n; i++)
+		rest += fs[i].steps;
+	if (rest)
+		fprintf(stdout, "  %8" PRIu64 "  (%zu more functions)\n", rest, n - shown);
+}
+
 static int cmd_step(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -787,6 +807,7 @@ static int cmd_step(int argc, char **argv)
 	if (res.null_steps)
 		fprintf(stdout, "kstep: the stub reported %" PRIu64 " steps that executed nothing; "
 				"they were stepped again and not recorded\n", res.null_steps);
+	print_profile(s.engine);
 	fprintf(stdout, "trace: %s (read it with: babeltrace2 %s)\n", g.out, g.out);
 	if (res.end == ENGINE_END_GUEST_EXITED)
 		report_guest_exit(status);

@@ -73,6 +73,8 @@ struct engine {
 	struct src src[SRC_SLOTS];
 	uint64_t *bp;     /* software breakpoints placed */
 	size_t nbp;
+	struct engine_fn_steps *prof; /* steps per function */
+	size_t nprof, last_prof;
 	uint64_t t0_ns, last_progress_ns;
 	/* While a step runs the guest's memory cannot be read: caches only.
 	 * A miss sets @missed and the work is redone once the guest stopped. */
@@ -152,6 +154,7 @@ void engine_free(struct engine *e)
 	disasm_close(e->dis);
 	report_free(e->report);
 	free(e->bp);
+	free(e->prof);
 	free(e);
 }
 
@@ -909,6 +912,48 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 	return err;
 }
 
+/* Count a recorded step in its function's entry. */
+static int profile_add(struct engine *e, uint64_t pc)
+{
+	const struct sym *s = sym_lookup_addr(e->syms, pc);
+	const char *name = s ? s->name : "?";
+	struct engine_fn_steps *tmp;
+
+	/* Steps run in one function for a while: look at the last one first. */
+	if (e->nprof && e->prof[e->last_prof].name == name) {
+		e->prof[e->last_prof].steps++;
+		return 0;
+	}
+	for (size_t i = 0; i < e->nprof; i++)
+		if (e->prof[i].name == name) {
+			e->prof[i].steps++;
+			e->last_prof = i;
+			return 0;
+		}
+	tmp = realloc(e->prof, (e->nprof + 1) * sizeof(*tmp));
+	if (!tmp)
+		return eerr(e, -ENOMEM, "out of memory");
+	e->prof = tmp;
+	e->prof[e->nprof] = (struct engine_fn_steps){ name, 1 };
+	e->last_prof = e->nprof++;
+	return 0;
+}
+
+static int by_steps(const void *a, const void *b)
+{
+	const struct engine_fn_steps *x = a, *y = b;
+
+	return (x->steps < y->steps) - (x->steps > y->steps);
+}
+
+size_t engine_step_profile(struct engine *e, const struct engine_fn_steps **out)
+{
+	qsort(e->prof, e->nprof, sizeof(*e->prof), by_steps);
+	e->last_prof = 0;
+	*out = e->prof;
+	return e->nprof;
+}
+
 int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hits, uint64_t count,
 		bool until_return, struct engine_result *res)
 {
@@ -921,6 +966,7 @@ int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hit
 	int thread, err = 0;
 
 	memset(res, 0, sizeof(*res));
+	e->nprof = 0;
 	if (!sn)
 		return eerr(e, -ENOMEM, "out of memory");
 	if (want > STOP_WINDOW)
@@ -1065,6 +1111,8 @@ int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hit
 			break;
 		e->stack_kept = complete && disasm_keeps_stack(e->dis, insn, sizeof(insn), pc);
 		e->sp_known = disasm_next_sp(e->dis, insn, sizeof(insn), pc, sp, reg(e, e->fp_idx), &e->next_sp);
+		if ((err = profile_add(e, pc)))
+			break;
 		res->steps++;
 		progress(e, res->steps, "steps", NULL, false);
 		if (until_return && res->steps > 1 && pc == ret_addr && sp > entry_sp) {

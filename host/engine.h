@@ -75,6 +75,13 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
  * caller. */
 int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hits, uint64_t count,
 		bool until_return, struct engine_result *res);
+/* Instructions recorded per function by engine_step, most first. */
+struct engine_fn_steps {
+	const char *name;            /* the function's symbol, "?" outside any */
+	uint64_t steps;
+};
+/* Valid until the next engine_step or engine_free. */
+size_t engine_step_profile(struct engine *e, const struct engine_fn_steps **out);
 /* Remove breakpoints this engine placed. */
 int engine_clear_breakpoints(struct engine *e);
 

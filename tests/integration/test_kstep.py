@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Issue 3: kstep, the RSP driver, against the real guest under TCG."""
+import collections
 import os
 import re
 import shutil
@@ -142,6 +143,14 @@ def test_step_until_return():
     # Callees are stepped into, and each step has a backtrace.
     assert any(not e["symbol"].startswith("ip_rcv") for e in evs[1:-1])
     assert all(e["bt"] and e["bt"][0] == e["symbol"] for e in evs)
+    # The summary's instructions per function agree with the trace.
+    per_fn = collections.Counter(e["symbol"].split("+")[0] for e in evs)
+    lines = re.findall(r"^ +(\d+)  (\S+)$", p.stdout.split("instructions per function:")[1], re.M)
+    assert lines and [int(c) for c, _ in lines] == sorted((int(c) for c, _ in lines), reverse=True), lines
+    assert all(per_fn[fn] == int(c) for c, fn in lines), (lines, per_fn.most_common(5))
+    more = re.search(r"^ +(\d+)  \((\d+) more functions\)$", p.stdout, re.M)
+    assert sum(int(c) for c, _ in lines) + (int(more.group(1)) if more else 0) == n
+    assert len(lines) + (int(more.group(2)) if more else 0) == len(per_fn)
     shutil.rmtree(d)
 
 
