@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -195,13 +196,36 @@ static void test_hex(void **state)
 
 /* ---- the connection against a fake stub on a socketpair ---------------- */
 
-static int pair(int fds[2], struct rsp_conn **c)
+struct stub_conn {
+	int stub;                 /* our end of the fake stub, -1 once closed */
+	struct rsp_conn *c;
+};
+
+static int conn_setup(void **state)
 {
+	struct stub_conn *s = calloc(1, sizeof(*s));
+	int fds[2];
+
+	assert_non_null(s);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
-	assert_int_equal(rsp_conn_from_fd(c, fds[0]), 0);
-	return fds[1];
+	assert_int_equal(rsp_conn_from_fd(&s->c, fds[0]), 0);
+	s->stub = fds[1];
+	*state = s;
+	return 0;
 }
 
+static int conn_teardown(void **state)
+{
+	struct stub_conn *s = *state;
+
+	rsp_close(s->c);
+	if (s->stub >= 0)
+		close(s->stub);
+	free(s);
+	return 0;
+}
+
+/* What the connection has sent the stub so far (NUL-terminated). */
 static size_t stub_read(int fd, char *buf, size_t len)
 {
 	ssize_t n = recv(fd, buf, len - 1, MSG_DONTWAIT);
@@ -210,155 +234,120 @@ static size_t stub_read(int fd, char *buf, size_t len)
 	return n > 0 ? (size_t)n : 0;
 }
 
-static void test_conn_frames_and_acks(void **state)
+static void expect_sent(int fd, const char *want)
 {
-	int fds[2], stub;
-	struct rsp_conn *c;
-	const char *reply;
-	size_t len;
 	char got[256];
 
-	(void)state;
-	stub = pair(fds, &c);
+	stub_read(fd, got, sizeof(got));
+	assert_string_equal(got, want);
+}
+
+static void test_conn_frames_and_acks(void **state)
+{
+	struct stub_conn *s = *state;
+	const char *reply;
+	size_t len;
+
 	/* The stub acks our request and answers. */
-	assert_int_equal(write(stub, "+$OK#9a", 7), 7);
-	assert_int_equal(rsp_request(c, "Z0,1000,1", &reply, &len, 1000), 0);
+	assert_int_equal(write(s->stub, "+$OK#9a", 7), 7);
+	assert_int_equal(rsp_request(s->c, "Z0,1000,1", &reply, &len, 1000), 0);
 	assert_int_equal(len, 2);
 	assert_memory_equal(reply, "OK", 2);
-	stub_read(stub, got, sizeof(got));
-	assert_string_equal(got, "$Z0,1000,1#d4");
+	expect_sent(s->stub, "$Z0,1000,1#d4");
 	/* Our ack of "OK" goes out with the next request, in one write. */
-	assert_int_equal(rsp_queue(c, "g", 1), 0);
-	assert_int_equal(rsp_flush(c), 0);
-	stub_read(stub, got, sizeof(got));
-	assert_string_equal(got, "+$g#67");
-	rsp_close(c);
-	close(stub);
+	assert_int_equal(rsp_queue(s->c, "g", 1), 0);
+	assert_int_equal(rsp_flush(s->c), 0);
+	expect_sent(s->stub, "+$g#67");
 }
 
 static void test_conn_nak_retransmits(void **state)
 {
-	int fds[2], stub;
-	struct rsp_conn *c;
+	struct stub_conn *s = *state;
 	const char *reply;
 	size_t len;
-	char got[256];
 
-	(void)state;
-	stub = pair(fds, &c);
-	assert_int_equal(rsp_queue(c, "m1000,4", 7), 0);
-	assert_int_equal(rsp_flush(c), 0);
-	stub_read(stub, got, sizeof(got));
-	assert_string_equal(got, "$m1000,4#8e");
+	assert_int_equal(rsp_queue(s->c, "m1000,4", 7), 0);
+	assert_int_equal(rsp_flush(s->c), 0);
+	expect_sent(s->stub, "$m1000,4#8e");
 	/* The stub says it got garbage, then acks the resend and answers. */
-	assert_int_equal(write(stub, "-", 1), 1);
-	assert_int_equal(write(stub, "+$01020304#8a", 13), 13);
-	assert_int_equal(rsp_recv(c, &reply, &len, 1000), 0);
+	assert_int_equal(write(s->stub, "-", 1), 1);
+	assert_int_equal(write(s->stub, "+$01020304#8a", 13), 13);
+	assert_int_equal(rsp_recv(s->c, &reply, &len, 1000), 0);
 	assert_memory_equal(reply, "01020304", 8);
-	stub_read(stub, got, sizeof(got));
-	assert_string_equal(got, "$m1000,4#8e");
-	rsp_close(c);
-	close(stub);
+	expect_sent(s->stub, "$m1000,4#8e");
 }
 
 static void test_conn_bad_checksum_naks(void **state)
 {
-	int fds[2], stub;
-	struct rsp_conn *c;
+	struct stub_conn *s = *state;
 	const char *reply;
 	size_t len;
-	char got[256];
 
-	(void)state;
-	stub = pair(fds, &c);
 	/* A corrupted reply, then the good one as a stub resends it. */
-	assert_int_equal(write(stub, "$OK#00$OK#9a", 12), 12);
-	assert_int_equal(rsp_recv(c, &reply, &len, 1000), 0);
+	assert_int_equal(write(s->stub, "$OK#00$OK#9a", 12), 12);
+	assert_int_equal(rsp_recv(s->c, &reply, &len, 1000), 0);
 	assert_memory_equal(reply, "OK", 2);
-	stub_read(stub, got, sizeof(got));
-	assert_string_equal(got, "-");
+	expect_sent(s->stub, "-");
 	/* Endless garbage ends with -EPROTO, not a hang. */
 	for (int i = 0; i < 8; i++)
-		assert_int_equal(write(stub, "$OK#00", 6), 6);
-	assert_int_equal(rsp_recv(c, &reply, &len, 1000), -EPROTO);
-	rsp_close(c);
-	close(stub);
+		assert_int_equal(write(s->stub, "$OK#00", 6), 6);
+	assert_int_equal(rsp_recv(s->c, &reply, &len, 1000), -EPROTO);
 }
 
 static void test_conn_reset_and_timeout(void **state)
 {
-	int fds[2], stub;
-	struct rsp_conn *c;
+	struct stub_conn *s = *state;
 	const char *reply;
 	size_t len;
 
-	(void)state;
-	stub = pair(fds, &c);
-	assert_int_equal(rsp_recv(c, &reply, &len, 50), -ETIMEDOUT);
+	assert_int_equal(rsp_recv(s->c, &reply, &len, 50), -ETIMEDOUT);
 	/* Half a packet, then the stub goes away. */
-	assert_int_equal(write(stub, "$T05thr", 7), 7);
-	close(stub);
-	assert_int_equal(rsp_recv(c, &reply, &len, 1000), -ECONNRESET);
-	assert_non_null(strstr(rsp_errmsg(c), "closed"));
-	rsp_close(c);
+	assert_int_equal(write(s->stub, "$T05thr", 7), 7);
+	close(s->stub);
+	s->stub = -1;
+	assert_int_equal(rsp_recv(s->c, &reply, &len, 1000), -ECONNRESET);
+	assert_non_null(strstr(rsp_errmsg(s->c), "closed"));
 }
 
 static void test_conn_oversized(void **state)
 {
-	int fds[2], stub;
-	struct rsp_conn *c;
+	struct stub_conn *s = *state;
 	const char *reply;
 	size_t len;
 	char big[5000];
 
-	(void)state;
-	stub = pair(fds, &c);
-	rsp_set_max_packet(c, 1024);
+	rsp_set_max_packet(s->c, 1024);
 	memset(big, '0', sizeof(big));
 	big[0] = '$';
 	memcpy(big + sizeof(big) - 3, "#00", 3);
-	assert_int_equal(write(stub, big, sizeof(big)), (ssize_t)sizeof(big));
-	assert_int_equal(rsp_recv(c, &reply, &len, 1000), -EMSGSIZE);
-	rsp_close(c);
-	close(stub);
+	assert_int_equal(write(s->stub, big, sizeof(big)), (ssize_t)sizeof(big));
+	assert_int_equal(rsp_recv(s->c, &reply, &len, 1000), -EMSGSIZE);
 }
 
 static void test_conn_escapes_outgoing(void **state)
 {
-	int fds[2], stub;
-	struct rsp_conn *c;
+	struct stub_conn *s = *state;
 	char got[64];
 
-	(void)state;
-	stub = pair(fds, &c);
-	assert_int_equal(rsp_queue(c, "X0,1:#", 6), 0);
-	assert_int_equal(rsp_flush(c), 0);
-	stub_read(stub, got, sizeof(got));
+	assert_int_equal(rsp_queue(s->c, "X0,1:#", 6), 0);
+	assert_int_equal(rsp_flush(s->c), 0);
+	stub_read(s->stub, got, sizeof(got));
 	/* '#' goes out as "}\x03" */
 	assert_int_equal(memcmp(got, "$X0,1:}\x03#", 9), 0);
-	rsp_close(c);
-	close(stub);
 }
 
 static void test_skip_next_ack(void **state)
 {
-	int fds[2], stub;
-	struct rsp_conn *c;
+	struct stub_conn *s = *state;
 	const char *reply;
 	size_t len;
-	char got[64];
 
-	(void)state;
-	stub = pair(fds, &c);
-	rsp_skip_next_ack(c);
-	assert_int_equal(write(stub, "$OK#9a$T05#b9", 13), 13);
-	assert_int_equal(rsp_recv(c, &reply, &len, 1000), 0);
-	assert_int_equal(rsp_recv(c, &reply, &len, 1000), 0);
-	assert_int_equal(rsp_flush(c), 0);
-	stub_read(stub, got, sizeof(got));
-	assert_string_equal(got, "+"); /* only the second was acked */
-	rsp_close(c);
-	close(stub);
+	rsp_skip_next_ack(s->c);
+	assert_int_equal(write(s->stub, "$OK#9a$T05#b9", 13), 13);
+	assert_int_equal(rsp_recv(s->c, &reply, &len, 1000), 0);
+	assert_int_equal(rsp_recv(s->c, &reply, &len, 1000), 0);
+	assert_int_equal(rsp_flush(s->c), 0);
+	expect_sent(s->stub, "+"); /* only the second was acked */
 }
 
 int main(void)
@@ -371,13 +360,13 @@ int main(void)
 		cmocka_unit_test(test_checksums),
 		cmocka_unit_test(test_oversized),
 		cmocka_unit_test(test_hex),
-		cmocka_unit_test(test_conn_frames_and_acks),
-		cmocka_unit_test(test_conn_nak_retransmits),
-		cmocka_unit_test(test_conn_bad_checksum_naks),
-		cmocka_unit_test(test_conn_reset_and_timeout),
-		cmocka_unit_test(test_conn_oversized),
-		cmocka_unit_test(test_conn_escapes_outgoing),
-		cmocka_unit_test(test_skip_next_ack),
+		cmocka_unit_test_setup_teardown(test_conn_frames_and_acks, conn_setup, conn_teardown),
+		cmocka_unit_test_setup_teardown(test_conn_nak_retransmits, conn_setup, conn_teardown),
+		cmocka_unit_test_setup_teardown(test_conn_bad_checksum_naks, conn_setup, conn_teardown),
+		cmocka_unit_test_setup_teardown(test_conn_reset_and_timeout, conn_setup, conn_teardown),
+		cmocka_unit_test_setup_teardown(test_conn_oversized, conn_setup, conn_teardown),
+		cmocka_unit_test_setup_teardown(test_conn_escapes_outgoing, conn_setup, conn_teardown),
+		cmocka_unit_test_setup_teardown(test_skip_next_ack, conn_setup, conn_teardown),
 	};
 
 	return cmocka_run_group_tests_name("rsp", tests, NULL, NULL);
