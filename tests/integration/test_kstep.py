@@ -21,6 +21,19 @@ def outdir():
     return tempfile.mkdtemp(prefix="kstep-trace-")
 
 
+def recorded(*args, timeout=300):
+    """Run kstep with @args into a fresh trace directory, require success,
+    read the trace with babeltrace2 and remove it: (process, events, text)."""
+    d = outdir()
+    try:
+        p = kstep(*args, "-o", d, "-q", timeout=timeout)
+        assert p.returncode == 0, p.stderr[-800:]
+        text = babeltrace(d)
+        return p, events(text), text
+    finally:
+        shutil.rmtree(d)
+
+
 def nm_has(name):
     out = run(["nm", VMLINUX], check=True).stdout
     return re.search(r" [tT] %s(\.\w+\.\d+)?$" % re.escape(name), out, re.M) is not None
@@ -28,10 +41,7 @@ def nm_has(name):
 
 @test
 def test_trace_rx_icmp():
-    d = outdir()
-    p = kstep("trace", "--workload", "rx-icmp", "--size", "4", "--max-stops", "400", "-o", d, "-q")
-    assert p.returncode == 0, p.stderr[-800:]
-    evs = events(babeltrace(d))
+    p, evs, text = recorded("trace", "--workload", "rx-icmp", "--size", "4", "--max-stops", "400")
     assert evs and all(e["kind"] == "stop" for e in evs)
     m = re.search(r"kstep: (\d+) stops", p.stdout)
     assert m and int(m.group(1)) == len(evs), "summary and trace disagree"
@@ -58,7 +68,7 @@ def test_trace_rx_icmp():
     icmp_skbs = {e["skb"] for e in icmp}
     assert ip_skbs & icmp_skbs, "no skb seen at both ip_rcv/ip_list_rcv and icmp_rcv"
     # A snapshot has every register, rip == pc, and the stack window.
-    text = babeltrace(d).splitlines()[0]
+    text = text.splitlines()[0]
     for reg in ("rax", "rsp", "rip", "eflags", "cr3", "fs_base", "st0", "xmm15", "mxcsr"):
         assert " %s = " % reg in text, reg + " missing from the snapshot"
     first = evs[0]
@@ -74,27 +84,19 @@ def test_trace_rx_icmp():
     for path in paths:
         places = [order[s] for s in path.split(" -> ") if s in order]
         assert places == sorted(places), path
-    shutil.rmtree(d)
 
 
 @test
 def test_trace_udp_and_tcp_stages():
-    d = outdir()
-    p = kstep("trace", "--workload", "rx-udp", "--size", "20", "--probes", "rx", "--max-stops", "300", "-o", d, "-q")
-    assert p.returncode == 0, p.stderr[-600:]
-    assert any(e["symbol"] == "udp_rcv" for e in events(babeltrace(d))), "udp_rcv never hit"
-    shutil.rmtree(d)
+    p, evs, _ = recorded("trace", "--workload", "rx-udp", "--size", "20", "--probes", "rx", "--max-stops", "300")
+    assert any(e["symbol"] == "udp_rcv" for e in evs), "udp_rcv never hit"
     probes = tempfile.NamedTemporaryFile("w", suffix=".probes", delete=False)
     probes.write("# transport only\ntcp_v4_rcv tcp\nip_rcv ip\n")
     probes.close()
-    d = outdir()
-    p = kstep("trace", "--workload", "rx-tcp", "--probes", probes.name, "--max-stops", "40", "-o", d, "-q")
-    assert p.returncode == 0, p.stderr[-600:]
-    evs = events(babeltrace(d))
+    p, evs, _ = recorded("trace", "--workload", "rx-tcp", "--probes", probes.name, "--max-stops", "40")
     assert {e["probe"] for e in evs} <= {"tcp", "ip"}, "probes from the file only"
     assert any(e["symbol"] == "tcp_v4_rcv" and e["skb"] for e in evs), "tcp_v4_rcv never hit"
     os.unlink(probes.name)
-    shutil.rmtree(d)
 
 
 def check_step_trace(evs, until_return):
@@ -130,12 +132,9 @@ def check_step_trace(evs, until_return):
 
 @test
 def test_step_until_return():
-    d = outdir()
     # ip_rcv is on the loopback path (rx-udp); e1000 + GRO uses ip_list_rcv.
-    p = kstep("step", "--workload", "rx-udp", "--size", "20", "--at", "ip_rcv", "--until-return", "-o", d, "-q")
-    assert p.returncode == 0, p.stderr[-600:]
+    p, evs, _ = recorded("step", "--workload", "rx-udp", "--size", "20", "--at", "ip_rcv", "--until-return")
     assert "returned to the caller" in p.stdout, p.stdout
-    evs = events(babeltrace(d))
     assert evs[0]["symbol"] == "ip_rcv" and evs[0]["insn"].startswith("push"), evs[0]
     check_step_trace(evs, True)
     n = int(re.search(r"kstep: (\d+) instructions", p.stdout).group(1))
@@ -151,38 +150,25 @@ def test_step_until_return():
     more = re.search(r"^ +(\d+)  \((\d+) more functions\)$", p.stdout, re.M)
     assert sum(int(c) for c, _ in lines) + (int(more.group(1)) if more else 0) == n
     assert len(lines) + (int(more.group(2)) if more else 0) == len(per_fn)
-    shutil.rmtree(d)
 
 
 @test
 def test_step_count_and_hits():
-    d = outdir()
-    p = kstep("step", "--workload", "rx-icmp", "--size", "3", "--at", "icmp_rcv", "--hits", "2",
-              "--count", "120", "-o", d, "-q")
-    assert p.returncode == 0, p.stderr[-600:]
-    evs = events(babeltrace(d))
+    p, evs, _ = recorded("step", "--workload", "rx-icmp", "--size", "3", "--at", "icmp_rcv", "--hits", "2",
+                         "--count", "120")
     assert len(evs) == 120 and evs[0]["symbol"] == "icmp_rcv"
     check_step_trace(evs, False)
-    shutil.rmtree(d)
 
 
 @test
 def test_smp2():
-    d = outdir()
-    p = kstep("trace", "--smp", "2", "--workload", "rx-icmp", "--size", "3", "--max-stops", "80", "-o", d, "-q")
-    assert p.returncode == 0, p.stderr[-600:]
-    evs = events(babeltrace(d))
+    p, evs, _ = recorded("trace", "--smp", "2", "--workload", "rx-icmp", "--size", "3", "--max-stops", "80")
     assert evs and {e["vcpu"] for e in evs} <= {0, 1}
     assert any(e["symbol"] == "icmp_rcv" for e in evs)
-    shutil.rmtree(d)
-    d = outdir()
-    p = kstep("step", "--smp", "2", "--workload", "rx-icmp", "--size", "3", "--at", "icmp_rcv",
-              "--count", "60", "-o", d, "-q")
-    assert p.returncode == 0, p.stderr[-600:]
-    evs = events(babeltrace(d))
+    p, evs, _ = recorded("step", "--smp", "2", "--workload", "rx-icmp", "--size", "3", "--at", "icmp_rcv",
+                         "--count", "60")
     assert len(evs) == 60 and len({e["vcpu"] for e in evs}) == 1, "a step stays on its vCPU"
     check_step_trace(evs, False)
-    shutil.rmtree(d)
 
 
 def long_trace(d):
@@ -285,13 +271,10 @@ def test_bad_arguments_and_help():
 @test
 def test_attach_to_a_running_guest():
     with guest("rx-icmp", count=6) as (g, proc):
-        d = outdir()
-        p = kstep("trace", "--attach", "unix:" + g["sock"], "--max-stops", "25", "-o", d, "-q")
-        assert p.returncode == 0, p.stderr[-600:]
-        assert len(events(babeltrace(d))) == 25
+        p, evs, _ = recorded("trace", "--attach", "unix:" + g["sock"], "--max-stops", "25")
+        assert len(evs) == 25
         # Detached: the guest goes on and finishes its workload.
         assert proc.wait(60) == 0, "the guest did not finish after kstep detached"
-        shutil.rmtree(d)
 
 
 @test
@@ -301,14 +284,10 @@ def test_attach_to_a_guest_that_is_already_running():
     with guest("rx-udp", count=5000000, halt=False) as (g, proc):
         wait_for(lambda: "udp-loop" in open(g["log"]).read() or "tftp received" in open(g["log"]).read(),
                  30, "the workload to run")
-        d = outdir()
-        p = kstep("trace", "--attach", "unix:" + g["sock"], "--probes", "none", "--break", "udp_rcv",
-                  "--max-stops", "10", "-o", d, "-q")
-        assert p.returncode == 0, p.stderr[-600:]
-        evs = events(babeltrace(d))
+        p, evs, _ = recorded("trace", "--attach", "unix:" + g["sock"], "--probes", "none", "--break", "udp_rcv",
+                             "--max-stops", "10")
         assert len(evs) == 10 and all(e["symbol"] == "udp_rcv" for e in evs)
         assert re.search(r"\d+\.\d+ ms a stop in kstep", p.stdout), p.stdout
-        shutil.rmtree(d)
 
 
 @test
@@ -345,10 +324,8 @@ def test_a_stop_reads_memory_in_few_round_trips():
     """At ip_rcv over loopback the frame chain runs from the softirq stack
     onto the task stack: the window comes with the registers, the rest of the
     chain in one burst, not a read per frame."""
-    d = outdir()
-    p = kstep("trace", "--wire", "--workload", "rx-udp", "--size", "200", "--probes", "none", "--break", "ip_rcv",
-              "--max-stops", "30", "-o", d, "-q")
-    assert p.returncode == 0, p.stderr[-600:]
+    p, evs, _ = recorded("trace", "--wire", "--workload", "rx-udp", "--size", "200", "--probes", "none",
+                         "--break", "ip_rcv", "--max-stops", "30")
     reads, n = [], 0
     for line in p.stderr.splitlines():
         if line.startswith("<= T05"):
@@ -358,5 +335,4 @@ def test_a_stop_reads_memory_in_few_round_trips():
             n += 1
     reads = sorted(reads[1:])  # after the first stop at ip_rcv
     assert len(reads) >= 20 and reads[len(reads) // 2] <= 2, reads
-    assert all(len(e["bt"]) >= 8 for e in events(babeltrace(d))), "the chain reaches the task stack"
-    shutil.rmtree(d)
+    assert all(len(e["bt"]) >= 8 for e in evs), "the chain reaches the task stack"
