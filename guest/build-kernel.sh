@@ -88,15 +88,17 @@ install_outputs() { # from $1 (a build dir or a cache entry)
 	cp -L "$1"/scripts/gdb/linux/*.py "$images/scripts/gdb/linux/"
 }
 
+# The source tree is part of the images even when the build comes from the
+# cache: its scripts (decode_stacktrace.sh) and sources serve gdb and oopses.
+if [ -z "${KERNEL_SRC:-}" ] && [ ! -f "$src/Makefile" ]; then
+	say "unpacking $tarball"
+	mkdir -p "$images/build"
+	tar -C "$images/build" -xJf "$tarball"
+fi
 if [ -z "${KERNEL_SRC:-}" ] && [ -n "$cache" ] && [ -f "$cache/$key/vmlinux" ]; then
 	say "using cached build $cache/$key"
 	install_outputs "$cache/$key"
 else
-	if [ -z "${KERNEL_SRC:-}" ] && [ ! -f "$src/Makefile" ]; then
-		say "unpacking $tarball"
-		mkdir -p "$images/build"
-		tar -C "$images/build" -xJf "$tarball"
-	fi
 	mkdir -p "$builddir"
 	say "configuring (tinyconfig + $(basename "$fragment")) in $builddir"
 	make -s -C "$src" O="$builddir" ARCH=x86_64 tinyconfig >/dev/null
