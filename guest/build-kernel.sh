@@ -42,7 +42,7 @@ else
 	builddir=$images/build/kernel
 fi
 # Bump the recipe number when this script changes what ends up in the build.
-config_hash=$( { echo "recipe=1"; cat "$fragment"; } | sha256sum | cut -c1-16)
+config_hash=$( { echo "recipe=3"; cat "$fragment"; } | sha256sum | cut -c1-16)
 stamp=$images/kernel.stamp
 want="source=$source_id
 config=$config_hash"
@@ -117,7 +117,13 @@ else
 	say "compiling with $jobs jobs (a few minutes; progress below)"
 	start=$(date +%s)
 	# One line per 200 compiled files keeps the log short but shows it moving.
-	make -C "$src" O="$builddir" ARCH=x86_64 -j"$jobs" bzImage vmlinux scripts_gdb 2>&1 |
+	# Debug info names sources relative to the kernel tree (./net/ipv4/icmp.c),
+	# not by this clone's absolute path: a cached build then serves any clone,
+	# and gdb and kstep look the files up in the tree they run from.
+	make -C "$src" O="$builddir" ARCH=x86_64 -j"$jobs" \
+		KCFLAGS="-ffile-prefix-map=$src/=./ -ffile-prefix-map=$builddir=." \
+		KAFLAGS="-ffile-prefix-map=$src/=./ -ffile-prefix-map=$builddir=." \
+		bzImage vmlinux scripts_gdb 2>&1 |
 		awk -v t0="$start" '
 			/^  (CC|AS|LD|AR)/ { n++; if (n % 200 == 0) { printf "build-kernel: %d objects, %ds\n", n, systime() - t0 > "/dev/stderr" } }
 			/: error:|\*\*\*/ { print > "/dev/stderr" }'
