@@ -1,14 +1,15 @@
 # kstep: one entry point. `make help` lists the targets.
 #
 #   make run-guest [WORKLOAD=..] [HALT=1] [ACCEL=auto|kvm|tcg] [SMP=N] [MEM=MiB]
-#                  [NIC=e1000|virtio] [GDB_PORT=N | GDB_SOCK=path] [COUNT=N] [PIN=auto|off]
+#                  [NIC=e1000|virtio] [GDB_SOCK=path | GDB_PORT=N] [COUNT=N] [PIN=auto|off]
+#                  [WORKLOAD_CPU=N]
 #   make test      install what is missing, build everything, run every test
 #   make V=1 ...   show full commands
 
 IMAGES   ?= $(CURDIR)/images
 BUILD    ?= $(CURDIR)/build
 KSTEP    := $(BUILD)/kstep
-export IMAGES KERNEL_SRC WORKLOAD HALT ACCEL SMP MEM NIC PIN GDB_PORT GDB_SOCK COUNT KSTEP_RUNDIR
+export IMAGES KERNEL_SRC WORKLOAD HALT ACCEL SMP MEM NIC PIN GDB_PORT GDB_SOCK COUNT KSTEP_RUNDIR WORKLOAD_CPU
 
 ifeq ($(V),1)
 Q :=
@@ -56,7 +57,7 @@ $(IMAGES)/initramfs.cpio.gz: guest/init $(wildcard guest/workloads/*) guest/rxlo
 host: deps
 	$(Q)$(MAKE) -s -C host BUILD=$(BUILD)
 
-## run-guest   boot the guest on the serial console, gdbstub on 127.0.0.1:$GDB_PORT
+## run-guest   boot the guest on the serial console, gdbstub on a private unix socket
 run-guest: images
 	$(Q)guest/run-guest.sh
 

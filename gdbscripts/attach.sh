@@ -6,24 +6,26 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 images=${IMAGES:-$top/images}
-rundir=${KSTEP_RUNDIR:-${XDG_RUNTIME_DIR:-/tmp}/kstep-$(id -u)}
+. "$top/guest/rundir.sh"
+rundir=$(kstep_rundir)
 
 die() { echo "attach: $*" >&2; exit 2; }
 [ -f "$images/vmlinux" ] || die "no $images/vmlinux: run 'make images' first"
 [ -f "$images/vmlinux-gdb.py" ] || die "no $images/vmlinux-gdb.py: run 'make images' (CONFIG_GDB_SCRIPTS)"
 command -v gdb >/dev/null || die "gdb not found: run 'make deps'"
 
-# Where to attach: explicit settings first, then what the running guest wrote.
+# Where to attach: explicit settings first, then what the running guest wrote
+# (only from a run directory that is really ours), then its default socket.
 if [ -n "${GDB_SOCK:-}" ]; then
 	target=$GDB_SOCK
 elif [ -n "${GDB_PORT:-}" ]; then
 	target=127.0.0.1:$GDB_PORT
 elif [ -n "${GDB_TARGET:-}" ]; then
 	target=$GDB_TARGET
-elif [ -f "$rundir/guest.env" ]; then
-	target=$(sed -n 's/^GDB_TARGET=//p' "$rundir/guest.env")
 else
-	target=127.0.0.1:1234
+	why=$(private_rundir "$rundir") || die "$why"
+	target=$rundir/gdb.sock
+	[ -f "$rundir/guest.env" ] && target=$(sed -n 's/^GDB_TARGET=//p' "$rundir/guest.env")
 fi
 case "$target" in
 /*) [ -S "$target" ] || die "no gdbstub socket at $target (is the guest running? make run-guest HALT=1)" ;;

@@ -3,7 +3,8 @@
 #   make run-guest HALT=1 WORKLOAD=rx-icmp &     (in another terminal)
 #   gdb -batch -x gdbscripts/rx-path.gdb images/vmlinux
 #
-# Environment: GDB_TARGET (default 127.0.0.1:1234, or a unix socket path),
+# Environment: GDB_TARGET (default: the gdb.sock of make run-guest's private
+# run directory; a unix socket path or HOST:PORT),
 # KSTEP_RX_LIMIT (hits before it detaches, default 50). Run it from the kstep
 # tree, or set KSTEP_GDBSCRIPTS to this directory.
 set pagination off
@@ -12,7 +13,8 @@ python
 import os, sys
 sys.path.insert(0, os.environ.get("KSTEP_GDBSCRIPTS", "gdbscripts"))
 import kstep_skb
-gdb.execute("target remote " + os.environ.get("GDB_TARGET", "127.0.0.1:1234"))
+rundir = os.environ.get("KSTEP_RUNDIR") or "%s/kstep-%d" % (os.environ.get("XDG_RUNTIME_DIR") or "/tmp", os.getuid())
+gdb.execute("target remote " + os.environ.get("GDB_TARGET", rundir + "/gdb.sock"))
 # A hardware breakpoint first: software ones set before the kernel is
 # decompressed are lost under KVM. Skip it if the kernel already runs (a guest
 # stopped in user space is below the kernel's text too, but in ring 3).

@@ -4,9 +4,12 @@
 # Settings come from the environment (the Makefile passes its variables):
 #   WORKLOAD=shell|rx-icmp|rx-udp|rx-tcp|oops   COUNT=N (workload size)
 #   HALT=1 (start halted, -S)   ACCEL=auto|kvm|tcg   SMP=N   MEM=MiB
-#   NIC=e1000|virtio   GDB_PORT=1234 (127.0.0.1 only) or GDB_SOCK=/path (unix)
+#   WORKLOAD_CPU=N (run the workload on the guest's CPU N)
+#   NIC=e1000|virtio
+#   GDB_SOCK=/path (default: gdb.sock in the run directory) or GDB_PORT=N
+#   (TCP on 127.0.0.1, reachable by every local user: only when asked for)
 #   PIN=auto|off (auto: QEMU on the last SMP of our CPUs when there are more)
-#   KSTEP_RUNDIR=dir (0700; holds qmp.sock and guest.env for `make attach`)
+#   KSTEP_RUNDIR=dir (private, 0700; holds the sockets and guest.env for `make attach`)
 #   PRINT_ARGS=1: print QEMU's command line NUL-separated and exit (kstep uses
 #   this so the command line is defined once; it adds -serial itself).
 set -uo pipefail
@@ -20,9 +23,10 @@ mem=${MEM:-256}
 nic=${NIC:-e1000}
 halt=${HALT:-0}
 pin=${PIN:-auto}
-gdb_port=${GDB_PORT:-1234}
+gdb_port=${GDB_PORT:-}
 gdb_sock=${GDB_SOCK:-}
-rundir=${KSTEP_RUNDIR:-${XDG_RUNTIME_DIR:-/tmp}/kstep-$(id -u)}
+. "$here/rundir.sh"
+rundir=$(kstep_rundir)
 qemu=${QEMU:-qemu-system-x86_64}
 
 die() { echo "run-guest: $*" >&2; exit 2; }
@@ -45,11 +49,11 @@ for f in bzImage initramfs.cpio.gz; do
 done
 command -v "$qemu" >/dev/null || die "$qemu not found: run 'make deps'"
 
-if [ -n "$gdb_sock" ]; then
-	[ -e "$gdb_sock" ] && die "GDB_SOCK=$gdb_sock already exists (another guest?); remove it or pick another path"
-	gdb_dev="unix:$gdb_sock,server=on,wait=off"
-	gdb_target="$gdb_sock"
-else
+why=$(private_rundir "$rundir") || die "$why"
+# A socket someone still listens on belongs to another guest; one left by a
+# guest that died is stale (QEMU would replace it anyway).
+listening() { ss -xlH 2>/dev/null | awk '{ print $5 }' | grep -qxF "$1"; }
+if [ -n "$gdb_port" ]; then
 	[[ "$gdb_port" =~ ^[0-9]+$ ]] && [ "$gdb_port" -ge 1 ] && [ "$gdb_port" -le 65535 ] ||
 		die "GDB_PORT must be a TCP port number, not '$gdb_port'"
 	if ss -Hltn "sport = :$gdb_port" 2>/dev/null | grep -q .; then
@@ -57,10 +61,25 @@ else
 	fi
 	gdb_dev="tcp:127.0.0.1:$gdb_port"
 	gdb_target="127.0.0.1:$gdb_port"
+	say "WARNING: GDB_PORT=$gdb_port puts the gdbstub on TCP 127.0.0.1:$gdb_port, where every local" \
+		"user can connect: whoever does controls the guest and, through 'monitor', runs commands" \
+		"as $(id -un) on this host. Leave GDB_PORT unset for a private unix socket."
+else
+	gdb_sock=${gdb_sock:-$rundir/gdb.sock}
+	[ "$(dirname "$gdb_sock")" = "$rundir" ] || { why=$(private_rundir "$(dirname "$gdb_sock")") ||
+		die "GDB_SOCK: $why"; }
+	if [ -e "$gdb_sock" ] || [ -L "$gdb_sock" ]; then
+		{ [ -S "$gdb_sock" ] && ! [ -L "$gdb_sock" ] && ! listening "$gdb_sock"; } ||
+			die "$gdb_sock is in use by another guest (or is not a socket); stop it or set GDB_SOCK"
+		rm -f "$gdb_sock"
+	fi
+	gdb_dev="unix:$gdb_sock,server=on,wait=off"
+	gdb_target="$gdb_sock"
 fi
-
-mkdir -p "$rundir" && chmod 700 "$rundir" || die "cannot create private run directory $rundir"
 qmp_sock=$rundir/qmp.sock
+if [ -S "$qmp_sock" ] && listening "$qmp_sock"; then
+	die "$qmp_sock is in use by another guest; stop it or set KSTEP_RUNDIR"
+fi
 rm -f "$qmp_sock"
 
 # --- accelerator: KVM only when a guest really boots under it
@@ -77,9 +96,9 @@ kvm_boots() { # cached per kernel image and QEMU version
 		-kernel "$images/bzImage" -append "console=ttyS0 earlyprintk=serial,ttyS0 kstep.workload=none" \
 		-serial stdio -monitor none </dev/null 2>&1 | head -c 65536)
 	if grep -q "Linux version" <<<"$out"; then
-		printf '%s\nkvm\n' "$key" > "$cache"; return 0
+		printf '%s\nkvm\n' "$key" | write_private "$cache"; return 0
 	fi
-	printf '%s\ntcg\n' "$key" > "$cache"; return 1
+	printf '%s\ntcg\n' "$key" | write_private "$cache"; return 1
 }
 case "$accel" in
 tcg) accel_opts=(-accel tcg) ;;
@@ -120,12 +139,19 @@ if [ "$pin" = auto ] && command -v taskset >/dev/null; then
 	fi
 fi
 
-append="console=ttyS0 nokaslr kstep.workload=$workload${COUNT:+ kstep.count=$COUNT}"
+[ -n "${WORKLOAD_CPU:-}" ] && { [[ "$WORKLOAD_CPU" =~ ^[0-9]+$ ]] && [ "$WORKLOAD_CPU" -lt "$smp" ] ||
+	die "WORKLOAD_CPU must be a CPU of the guest (0 to $((smp - 1))), not '$WORKLOAD_CPU'"; }
+append="console=ttyS0 nokaslr kstep.workload=$workload${COUNT:+ kstep.count=$COUNT}${WORKLOAD_CPU:+ kstep.cpu=$WORKLOAD_CPU}"
 panic_action=exit-failure
 [ "$halt" = 1 ] && panic_action=pause   # a debugger is attached: keep the dying guest
-args=("${accel_opts[@]}" -smp "$smp" -m "$mem" -display none -vga none -no-reboot
+# One socket per vCPU: the kernel (no ACPI) finds its CPUs in SeaBIOS's MP
+# table, which has one entry per package; -smp 2 alone is one package of two
+# cores, and the guest would boot with one CPU.
+args=("${accel_opts[@]}" -smp "$smp,sockets=$smp,cores=1,threads=1" -m "$mem" -display none -vga none -no-reboot
 	-kernel "$images/bzImage" -initrd "$images/initramfs.cpio.gz" -append "$append"
-	-netdev "user,id=n0,tftp=$images/tftp,guestfwd=tcp:10.0.2.100:5000-cmd:dd if=/dev/zero bs=65536 count=16 status=none"
+	# restrict=on: the guest reaches only slirp's own services (gateway ping,
+	# TFTP) and the guestfwd below, never the host's loopback services.
+	-netdev "user,id=n0,restrict=on,tftp=$images/tftp,guestfwd=tcp:10.0.2.100:5000-cmd:dd if=/dev/zero bs=65536 count=16 status=none"
 	-device "$nic_dev,netdev=n0"
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04
 	-device pvpanic-pci -action "panic=$panic_action"
@@ -136,13 +162,14 @@ if [ "${PRINT_ARGS:-0}" = 1 ]; then
 	printf '%s\0' "${cmd[@]}" "${args[@]}"
 	exit 0
 fi
-printf 'GDB_TARGET=%s\nQMP_SOCK=%s\n' "$gdb_target" "$qmp_sock" > "$rundir/guest.env"
 say "${accel_opts[1]} guest, workload $workload, $smp vCPU, $mem MiB, NIC $nic"
 [ -n "$qemu_cpus" ] && say "QEMU on CPU $qemu_cpus, the other CPUs left for the debugger (PIN=off: anywhere)"
-say "gdbstub on $gdb_target (private), QMP on $qmp_sock"
+say "gdbstub on $gdb_target$([ -n "$gdb_port" ] || echo ' (private)'), QMP on $qmp_sock"
 say "attach: gdb $images/vmlinux -ex 'target remote $gdb_target'   (or: make attach)"
 [ "$halt" = 1 ] && say "HALT=1: the guest is stopped at reset until a debugger continues it"
 [ "${DRY_RUN:-0}" = 1 ] && { printf '%q ' "${cmd[@]}" "${args[@]}"; echo; exit 0; }
+printf 'GDB_TARGET=%s\nQMP_SOCK=%s\n' "$gdb_target" "$qmp_sock" | write_private "$rundir/guest.env" ||
+	die "cannot write $rundir/guest.env"
 
 if [ "$workload" = shell ]; then
 	say "serial console follows; Ctrl-A X quits QEMU, Ctrl-A C toggles its monitor"
