@@ -73,7 +73,10 @@ static int steps(struct conn *c, const char *spec, const char *tracedir, uint64_
 	char err[512];
 	bool before;
 
-	if (trace_open(&tr, tracedir, target_desc(c->t), &env, err, sizeof(err)))
+	int dfd;
+
+	if (trace_prepare_dir(tracedir, true, &dfd, err, sizeof(err)) ||
+	    trace_open(&tr, dfd, tracedir, target_desc(c->t), &env, err, sizeof(err)))
 		return fail(err);
 	if (engine_new(&e, c->t, c->syms, tr, &o) || engine_before_kernel(e, &before) ||
 	    (before && engine_run_to_start_kernel(e, 60000)))

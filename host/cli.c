@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "files.h"
 #include "oops.h"
 #include "probes.h"
 #include "qemu.h"
@@ -34,6 +35,21 @@
 #define BOOT_TIMEOUT_KVM_MS 10000
 /* The step summary lists this many functions, the rest in one line. */
 #define PROFILE_LINES 15
+/* QEMU binds its stub's socket before it listens on it: a connect in
+ * between is refused. Retry this long (a loaded host can be slow there). */
+#define STUB_CONNECT_MS 10000
+
+/* kstep's exit status: what happened, documented in README "Exit status". */
+enum kstep_exit {
+	EXIT_DONE = 0,            /* as asked: workload done with rc 0, or a limit reached */
+	EXIT_FAILED = 1,          /* kstep could not do it (the reason is on stderr) */
+	EXIT_USAGE = 2,           /* bad command line */
+	EXIT_WORKLOAD_FAILED = 3, /* the guest's workload ended with a non-zero rc */
+	EXIT_KERNEL_DIED = 4,     /* an oops or panic: caught live, or the guest panicked */
+	EXIT_GUEST_RESET = 5,     /* the guest reset or powered off before its workload finished */
+	EXIT_QEMU_ENDED = 6,      /* QEMU quit, was killed or closed the stub before the end */
+	EXIT_INTERRUPTED = 130,   /* Ctrl-C or SIGTERM: the trace holds everything up to then */
+};
 
 static volatile sig_atomic_t interrupted;
 static bool color;
@@ -117,9 +133,9 @@ struct guest_opts {
 	char images[PATH_MAX - 8];
 	char vmlinux[PATH_MAX + 16];
 	const char *attach;
-	const char *workload, *count, *accel, *smp, *mem, *nic, *pin;
+	const char *workload, *count, *accel, *smp, *mem, *nic, *pin, *workload_cpu;
 	const char *out;
-	bool wire, keep;
+	bool wire, keep, force;
 	struct engine_opts eng;
 };
 
@@ -130,7 +146,8 @@ struct guest_opts {
 	{ "size", required_argument, NULL, 'n' }, { "accel", required_argument, NULL, 'a' },      \
 	{ "smp", required_argument, NULL, 'S' }, { "mem", required_argument, NULL, 'M' },         \
 	{ "nic", required_argument, NULL, 'N' }, { "pin", required_argument, NULL, 'P' },         \
-	{ "output", required_argument, NULL, 'o' },                                                \
+	{ "workload-cpu", required_argument, NULL, 'U' },                                          \
+	{ "output", required_argument, NULL, 'o' }, { "force", no_argument, NULL, 'F' },          \
 	{ "stack-bytes", required_argument, NULL, 'B' }, { "step-irqs", no_argument, NULL, 'i' }, \
 	{ "wire", no_argument, NULL, 'W' }, { "keep-guest", no_argument, NULL, 'K' },             \
 	{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' }
@@ -141,6 +158,7 @@ static const char guest_help[] =
 	"  -n, --size N           workload size (pings, datagrams, bytes)\n"
 	"  -a, --accel MODE       auto (KVM if the guest boots under it, else TCG), kvm, tcg\n"
 	"      --smp N, --mem MiB, --nic e1000|virtio\n"
+	"      --workload-cpu N   run the workload on the guest's CPU N (with --smp)\n"
 	"      --pin MODE         auto (QEMU on CPUs of its own when there are more than\n"
 	"                         --smp; steps run faster), off\n"
 	"  -A, --attach EP        use a running gdbstub (unix:PATH or 127.0.0.1:PORT,\n"
@@ -148,7 +166,8 @@ static const char guest_help[] =
 	"  -K, --keep-guest       leave the guest running when kstep ends\n"
 	"      --vmlinux PATH     kernel with symbols (default images/vmlinux)\n"
 	"      --images DIR       bzImage, initramfs, vmlinux (default: the tree's images/)\n"
-	"  -o, --output DIR       trace directory (default trace.out)\n"
+	"  -o, --output DIR       trace directory (default trace.out; private, 0700)\n"
+	"      --force            replace the kstep trace already in DIR\n"
 	"      --stack-bytes N    stack bytes recorded from rsp at each snapshot (default 256)\n"
 	"      --step-irqs        let interrupts and timers in while single-stepping\n"
 	"      --wire             print every RSP packet (=> sent, <= received)\n"
@@ -183,6 +202,10 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 		parse_u64(cmd, "--smp", arg, 1);
 		g->smp = arg;
 		return true;
+	case 'U':
+		parse_u64(cmd, "--workload-cpu", arg, 0);
+		g->workload_cpu = arg;
+		return true;
 	case 'M':
 		parse_u64(cmd, "--mem", arg, 1);
 		g->mem = arg;
@@ -213,6 +236,9 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 		return true;
 	case 'K':
 		g->keep = true;
+		return true;
+	case 'F':
+		g->force = true;
 		return true;
 	case 'q':
 		g->eng.progress = false;
@@ -256,15 +282,28 @@ struct session {
 	struct engine *engine;
 	struct trace *trace;
 	const char *accel;
-	char serial_log[PATH_MAX + 32];
+	int out_dfd;      /* the trace directory */
+	int serial_fd;    /* its guest/serial.log, -1 when attached */
 };
+
+/* The launched QEMU's stub, retried while QEMU is between bind and listen. */
+static int connect_stub(struct session *s, char *err, size_t errlen)
+{
+	uint64_t deadline = trace_now_ns() + STUB_CONNECT_MS * 1000000ull;
+	int ret;
+
+	while ((ret = rsp_connect(&s->rsp, qemu_gdb_socket(s->qemu), err, errlen)) == -ECONNREFUSED &&
+	       trace_now_ns() < deadline && !qemu_exited(s->qemu, NULL))
+		usleep(10000);
+	return ret;
+}
 
 static int launch(struct session *s, const char *accel)
 {
 	struct qemu_opts qo = {
 		.tree = s->g->tree, .images = s->g->images, .workload = s->g->workload,
 		.count = s->g->count, .accel = accel, .smp = s->g->smp, .mem = s->g->mem, .pin = s->g->pin,
-		.nic = s->g->nic, .serial_log = s->serial_log,
+		.nic = s->g->nic, .serial_fd = s->serial_fd, .workload_cpu = s->g->workload_cpu,
 	};
 	char err[512];
 	int ret;
@@ -273,7 +312,7 @@ static int launch(struct session *s, const char *accel)
 	if (!ret)
 		ret = qemu_wait_ready(s->qemu, 10000, err, sizeof(err));
 	if (!ret)
-		ret = rsp_connect(&s->rsp, qemu_gdb_socket(s->qemu), err, sizeof(err));
+		ret = connect_stub(s, err, sizeof(err));
 	if (ret) {
 		error("%s", err);
 		return ret;
@@ -313,6 +352,32 @@ static void drop_guest(struct session *s)
 	s->qemu = NULL;
 }
 
+/* The start of the guest's console log, NUL-terminated; bytes read. */
+static ssize_t serial_log_read(struct session *s, char *out, size_t len)
+{
+	ssize_t n = s->serial_fd >= 0 ? pread(s->serial_fd, out, len - 1, 0) : -1;
+
+	out[n > 0 ? n : 0] = '\0';
+	return n;
+}
+
+/*
+ * Before anything boots: is --vmlinux the kernel in bzImage? A vmlinux
+ * from another build would let the guest run its whole workload past a
+ * start_kernel breakpoint at the wrong address.
+ */
+static int check_images(struct session *s)
+{
+	char path[PATH_MAX + 16], err[1024];
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/bzImage", s->g->images);
+	ret = sym_check_bzimage(s->syms, path, err, sizeof(err));
+	if (ret)
+		error("%s", err);
+	return ret;
+}
+
 static int boot(struct session *s)
 {
 	const char *accel = s->g->accel;
@@ -337,7 +402,13 @@ static int boot(struct session *s)
 		goto check;
 	}
 
-	snprintf(s->serial_log, sizeof(s->serial_log), "%s/guest/serial.log", s->g->out);
+	if ((ret = check_images(s)))
+		return ret;
+	s->serial_fd = trace_create_serial_log(s->out_dfd);
+	if (s->serial_fd < 0) {
+		error("cannot create %s/guest/serial.log: %s", s->g->out, strerror(-s->serial_fd));
+		return s->serial_fd;
+	}
 	if (!strcmp(accel, "auto")) {
 		const char *cached = qemu_accel_cached(s->g->images);
 
@@ -356,16 +427,15 @@ static int boot(struct session *s)
 		/* A KVM that cannot run this guest either kills QEMU at once or
 		 * hangs it before start_kernel (DESIGN.md); both mean TCG. */
 		char why[256] = "the guest never reached start_kernel";
-		FILE *log = fopen(s->serial_log, "r");
 
-		if (ret != -ETIMEDOUT && log && fgets(why, sizeof(why), log))
+		if (ret != -ETIMEDOUT && serial_log_read(s, why, sizeof(why)) > 0)
 			why[strcspn(why, "\n")] = '\0';
-		if (log)
-			fclose(log);
 		info("KVM does not run this guest (%s); falling back to TCG "
 		     "(remembered for this kernel; force with --accel kvm)", why);
 		qemu_accel_remember(s->g->images, "tcg");
 		drop_guest(s);
+		if (ftruncate(s->serial_fd, 0) == 0) /* the log of this boot only */
+			lseek(s->serial_fd, 0, SEEK_SET);
 		ret = launch(s, "tcg");
 		if (!ret && !(ret = connect_target(s)))
 			ret = engine_run_to_start_kernel(s->engine, BOOT_TIMEOUT_TCG_MS);
@@ -395,7 +465,7 @@ static int open_trace(struct session *s, const char *command)
 	if (b && b->size)
 		sym_read_bytes(s->syms, b->addr, banner, b->size < sizeof(banner) - 1 ? b->size : sizeof(banner) - 1);
 	banner[strcspn(banner, "\n")] = '\0';
-	ret = trace_open(&s->trace, s->g->out, target_desc(s->target), &env, err, sizeof(err));
+	ret = trace_open(&s->trace, s->out_dfd, s->g->out, target_desc(s->target), &env, err, sizeof(err));
 	if (ret) {
 		error("%s", err);
 		return ret;
@@ -407,42 +477,31 @@ static int open_trace(struct session *s, const char *command)
 	return ret;
 }
 
-static int prepare_out(struct guest_opts *g)
+static int prepare_out(struct session *s)
 {
-	char path[PATH_MAX + 16];
-	struct stat st;
+	char err[PATH_MAX + 128];
+	int ret = trace_prepare_dir(s->g->out, s->g->force, &s->out_dfd, err, sizeof(err));
 
-	if (!stat(g->out, &st) && !S_ISDIR(st.st_mode)) {
-		error("-o %s exists and is not a directory", g->out);
-		return -EEXIST;
-	}
-	if (mkdir(g->out, 0755) && errno != EEXIST) {
-		error("cannot create %s: %s", g->out, strerror(errno));
-		return -errno;
-	}
-	snprintf(path, sizeof(path), "%s/guest", g->out);
-	if (mkdir(path, 0755) && errno != EEXIST) {
-		error("cannot create %s: %s", path, strerror(errno));
-		return -errno;
-	}
-	return 0;
+	if (ret)
+		error("%s", err);
+	return ret;
 }
 
-/* Write where gdb can find a frozen guest (make attach reads it). */
+/* Write where gdb can find a frozen guest (make attach reads it), in the
+ * per-user run directory, which must be private (files.h). */
 static void publish_frozen(struct session *s)
 {
-	const char *base = getenv("XDG_RUNTIME_DIR");
-	char dir[PATH_MAX], path[PATH_MAX + 16];
-	FILE *f;
+	char dir[PATH_MAX], err[PATH_MAX + 128], text[2 * PATH_MAX + 64];
+	int ret;
 
-	snprintf(dir, sizeof(dir), "%s/kstep-%u", base && *base ? base : "/tmp", (unsigned)getuid());
-	mkdir(dir, 0700);
-	snprintf(path, sizeof(path), "%s/guest.env", dir);
-	f = fopen(path, "w");
-	if (f) {
-		fprintf(f, "GDB_TARGET=%s\nQMP_SOCK=%s\n", qemu_gdb_socket(s->qemu), qemu_qmp_socket(s->qemu));
-		fclose(f);
-	}
+	files_rundir(dir, sizeof(dir));
+	snprintf(text, sizeof(text), "GDB_TARGET=%s\nQMP_SOCK=%s\n", qemu_gdb_socket(s->qemu),
+		 qemu_qmp_socket(s->qemu));
+	ret = files_private_dir(dir, err, sizeof(err));
+	if (!ret && (ret = files_replace(dir, "guest.env", text)))
+		snprintf(err, sizeof(err), "cannot write %s/guest.env: %s", dir, strerror(-ret));
+	if (ret)
+		error("make attach will not find the guest: %s", err);
 }
 
 static const char *end_str(enum engine_end end)
@@ -521,6 +580,10 @@ static void session_end(struct session *s)
 	drop_guest(s);
 	trace_close(s->trace);
 	sym_close(s->syms);
+	if (s->serial_fd >= 0)
+		close(s->serial_fd);
+	if (s->out_dfd >= 0)
+		close(s->out_dfd);
 }
 
 static int session_start(struct session *s, struct guest_opts *g)
@@ -530,6 +593,7 @@ static int session_start(struct session *s, struct guest_opts *g)
 
 	memset(s, 0, sizeof(*s));
 	s->g = g;
+	s->out_dfd = s->serial_fd = -1;
 	ret = sym_open(&s->syms, g->vmlinux, err, sizeof(err));
 	if (ret) {
 		error("%s", err);
@@ -538,16 +602,76 @@ static int session_start(struct session *s, struct guest_opts *g)
 	return 0;
 }
 
-static void report_guest_exit(int status)
+/* The rc of the last "KSTEP-WORKLOAD-DONE NAME RC" the guest printed. */
+static bool workload_done(struct session *s, int *rc)
 {
-	if (status == 0)
-		info("the guest finished its workload (QEMU exit 0)");
-	else if (status == 1)
-		info("the guest kernel panicked (QEMU exit 1)");
-	else if (status > 1 && status < 128 && status % 2)
-		info("the guest workload failed with rc %d (QEMU exit %d)", status / 2, status);
-	else if (status >= 0)
-		info("QEMU exited with status %d", status);
+	static char log[1 << 20];
+	const char *p, *last = NULL;
+
+	if (serial_log_read(s, log, sizeof(log)) <= 0)
+		return false;
+	for (p = log; (p = strstr(p, "KSTEP-WORKLOAD-DONE ")); p++)
+		last = p;
+	return last && sscanf(last, "KSTEP-WORKLOAD-DONE %*s %d", rc) == 1;
+}
+
+/* The guest went away under us: say why, from what the guest printed and
+ * how QEMU ended, and pick the exit status. */
+static int guest_ending(struct session *s, int status)
+{
+	const char *reason = s->qemu ? qemu_shutdown_reason(s->qemu) : "";
+	int rc;
+
+	if (!s->qemu) {
+		error("the stub closed the connection: the guest's QEMU ended (attached: kstep cannot see why)");
+		return EXIT_QEMU_ENDED;
+	}
+	if (workload_done(s, &rc)) {
+		if (rc == 0 && status == 0) {
+			info("the guest finished its workload (QEMU exit 0)");
+			return EXIT_DONE;
+		}
+		error("the guest's workload %s failed with rc %d (QEMU exit %d; console: %s/guest/serial.log)",
+		      s->g->workload, rc, status, s->g->out);
+		return EXIT_WORKLOAD_FAILED;
+	}
+	if (status == 1) {
+		error("the guest kernel panicked (QEMU exit 1; its report is in %s/guest/serial.log)", s->g->out);
+		return EXIT_KERNEL_DIED;
+	}
+	if (!strcmp(reason, "guest-reset") || !strcmp(reason, "guest-shutdown")) {
+		error("the guest %s before its workload finished (console: %s/guest/serial.log)",
+		      !strcmp(reason, "guest-reset") ? "reset" : "powered off", s->g->out);
+		return EXIT_GUEST_RESET;
+	}
+	if (!strcmp(reason, "host-qmp-quit"))
+		error("QEMU was told to quit (QMP quit) before the workload finished");
+	else if (status >= 128)
+		error("QEMU was killed by signal %d before the workload finished (QEMU exited with status %d)",
+		      status - 128, status);
+	else
+		error("QEMU ended before the workload finished (QEMU exited with status %d%s%s)", status,
+		      *reason ? ", " : "", reason);
+	return EXIT_QEMU_ENDED;
+}
+
+/* kstep's exit status for how the run ended (@failed: the engine failed,
+ * which it already said). */
+static int conclude(struct session *s, const struct engine_result *res, int status, bool failed)
+{
+	if (failed)
+		return EXIT_FAILED;
+	switch (res->end) {
+	case ENGINE_END_OOPS:
+		return EXIT_KERNEL_DIED;
+	case ENGINE_END_INTERRUPTED:
+		info("interrupted: the trace holds everything up to here");
+		return EXIT_INTERRUPTED;
+	case ENGINE_END_GUEST_EXITED:
+		return guest_ending(s, status);
+	default:
+		return EXIT_DONE;
+	}
 }
 
 /* ---- kstep trace ------------------------------------------------------- */
@@ -660,7 +784,7 @@ static int cmd_trace(int argc, char **argv)
 		error("no probes to set (--probes none and no --break)");
 		goto fail;
 	}
-	if (prepare_out(&g) || boot(&s) || open_trace(&s, "trace"))
+	if (prepare_out(&s) || boot(&s) || open_trace(&s, "trace"))
 		goto fail;
 	if (g.attach)
 		info("tracing %zu probes on the guest at %s; Ctrl-C ends it", ps.n, g.attach);
@@ -679,13 +803,12 @@ static int cmd_trace(int argc, char **argv)
 		info("attach gdb: make attach   (or: gdb %s -ex 'target remote %s')", g.vmlinux,
 		     qemu_gdb_socket(s.qemu));
 		info("in gdb, 'monitor quit' ends the frozen QEMU");
-	} else if (res.end == ENGINE_END_GUEST_EXITED) {
-		report_guest_exit(status);
 	}
+	/* The trace is kept whichever way it ended. */
+	ret = conclude(&s, &res, status, ret != 0);
 	probes_free(&ps);
 	session_end(&s);
-	/* The trace is kept either way; a guest that died is still a failure. */
-	return ret || (res.end == ENGINE_END_GUEST_EXITED && status != 0) ? 1 : 0;
+	return ret;
 fail:
 	if (s.target)
 		finish_guest(&s, &res);
@@ -791,7 +914,7 @@ static int cmd_step(int argc, char **argv)
 		session_end(&s);
 		return 1;
 	}
-	if (prepare_out(&g) || boot(&s) || open_trace(&s, "step")) {
+	if (prepare_out(&s) || boot(&s) || open_trace(&s, "step")) {
 		if (s.target)
 			finish_guest(&s, &res);
 		session_end(&s);
@@ -809,10 +932,10 @@ static int cmd_step(int argc, char **argv)
 				"they were stepped again and not recorded\n", res.null_steps);
 	print_profile(s.engine);
 	fprintf(stdout, "trace: %s (read it with: babeltrace2 %s)\n", g.out, g.out);
-	if (res.end == ENGINE_END_GUEST_EXITED)
-		report_guest_exit(status);
+	fflush(stdout);
+	ret = conclude(&s, &res, status, ret != 0);
 	session_end(&s);
-	return ret || (res.end == ENGINE_END_GUEST_EXITED && status != 0) ? 1 : 0;
+	return ret;
 }
 
 /* ---- main ---------------------------------------------------------------- */

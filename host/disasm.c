@@ -78,11 +78,6 @@ bool disasm_is_return(struct disasm *d, const uint8_t *code, size_t len, uint64_
 	return decode(d, code, len, addr) && (in_group(d, CS_GRP_RET) || in_group(d, CS_GRP_IRET));
 }
 
-bool disasm_is_call(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
-{
-	return decode(d, code, len, addr) && in_group(d, CS_GRP_CALL);
-}
-
 bool disasm_keeps_stack(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
 {
 	cs_regs read, written;

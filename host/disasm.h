@@ -21,8 +21,6 @@ size_t disasm_one(struct disasm *d, const uint8_t *code, size_t len, uint64_t ad
 
 /* True if the instruction at @code is a return (ret/iret/sysret). */
 bool disasm_is_return(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr);
-/* True if the instruction at @code is a call. */
-bool disasm_is_call(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr);
 
 /* True if the instruction writes no memory and leaves rsp alone: after it
  * the stack (with interrupts masked and other vCPUs held) is unchanged. */

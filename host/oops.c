@@ -86,8 +86,8 @@ struct decoder {
 	char basepath[PATH_MAX];
 	bool raw;         /* look return addresses up as printed (decode_stacktrace.sh 6.1) */
 	bool json;
-	json_object *reports;     /* JSON: array of reports */
 	json_object *cur;         /* JSON: the report being filled */
+	int printed;              /* JSON: reports written out so far */
 	int nreports, nframes, nundecoded;
 	int report_frames;        /* frames in the current report */
 	bool in_report, ended;
@@ -131,6 +131,18 @@ static bool report_header(const char *s)
 	return false;
 }
 
+/* JSON goes out a report at a time, so a large log never sits in memory
+ * as one document: "{ vmlinux, reports: [" first, "] }" at the end. */
+static void flush_report(struct decoder *d)
+{
+	if (!d->cur)
+		return;
+	printf("%s%s", d->printed++ ? ",\n" : "\n",
+	       json_object_to_json_string_ext(d->cur, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(d->cur);
+	d->cur = NULL;
+}
+
 static void begin_report(struct decoder *d, const char *title)
 {
 	char t[256];
@@ -142,12 +154,12 @@ static void begin_report(struct decoder *d, const char *title)
 	d->rip = 0;
 	if (!d->json)
 		return;
+	flush_report(d);
 	snprintf(t, sizeof(t), "%s", title);
 	t[strcspn(t, "\r\n")] = '\0';
 	d->cur = json_object_new_object();
 	json_object_object_add(d->cur, "title", json_object_new_string(t));
 	json_object_object_add(d->cur, "frames", json_object_new_array());
-	json_object_array_add(d->reports, d->cur);
 }
 
 /* Decode one frame: "func (loc loc ...)" into @out, JSON into the report. */
@@ -438,8 +450,12 @@ int oops_main(int argc, char **argv, const char *default_vmlinux)
 		goto out;
 	}
 	find_basepath(&d);
-	if (d.json)
-		d.reports = json_object_new_array();
+	if (d.json) {
+		json_object *name = json_object_new_string(vmlinux);
+
+		printf("{\n  \"vmlinux\": %s,\n  \"reports\": [", json_object_to_json_string(name));
+		json_object_put(name);
+	}
 	while (getline(&line, &cap, in) > 0) {
 		nlines++;
 		handle_line(&d, line, stdout);
@@ -461,12 +477,8 @@ int oops_main(int argc, char **argv, const char *default_vmlinux)
 				d.nundecoded);
 	}
 	if (d.json) {
-		json_object *doc = json_object_new_object();
-
-		json_object_object_add(doc, "vmlinux", json_object_new_string(vmlinux));
-		json_object_object_add(doc, "reports", d.reports);
-		puts(json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(doc);
+		flush_report(&d);
+		printf("%s]\n}\n", d.printed ? "\n  " : "");
 	}
 out:
 	free(line);

@@ -138,6 +138,12 @@ int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, s
 			 spec, sym_path(syms), sym_path(syms));
 		return ret;
 	}
+	if (ret == -ERANGE) {
+		s = sym_lookup_addr(syms, addr);
+		snprintf(err, errlen, "'%s' is past the end of its function (%s)", spec,
+			 s ? "it lands in another symbol" : "outside any symbol");
+		return -EINVAL;
+	}
 	if (ret) {
 		snprintf(err, errlen, "cannot parse breakpoint '%s': use NAME, NAME+OFFSET or 0xADDRESS", spec);
 		return ret;

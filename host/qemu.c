@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "qmp.h"
 
 /* How long QEMU gets to leave after SIGTERM before SIGKILL. */
 #define QEMU_TERM_GRACE_MS 3000
@@ -32,6 +34,8 @@ struct qemu {
 	char dir[PATH_MAX];
 	char gdb[PATH_MAX + 16];
 	char qmp[PATH_MAX + 16];
+	char events[PATH_MAX + 16];  /* the keeper's QMP socket */
+	char reason[32];             /* of QEMU's SHUTDOWN event */
 };
 
 const char *qemu_gdb_socket(const struct qemu *q)
@@ -42,11 +46,6 @@ const char *qemu_gdb_socket(const struct qemu *q)
 const char *qemu_qmp_socket(const struct qemu *q)
 {
 	return q->qmp;
-}
-
-const char *qemu_dir(const struct qemu *q)
-{
-	return q->dir;
 }
 
 static long ms_since(const struct timespec *t0)
@@ -76,7 +75,7 @@ static int qemu_args(const struct qemu_opts *o, const char *gdb, const char *run
 	if (pid < 0)
 		return -errno;
 	if (pid == 0) {
-		errfd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		errfd = open(errpath, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
 		dup2(pipefd[1], 1);
 		if (errfd >= 0)
 			dup2(errfd, 2);
@@ -92,6 +91,7 @@ static int qemu_args(const struct qemu_opts *o, const char *gdb, const char *run
 		o->mem ? setenv("MEM", o->mem, 1) : unsetenv("MEM");
 		o->nic ? setenv("NIC", o->nic, 1) : unsetenv("NIC");
 		o->pin ? setenv("PIN", o->pin, 1) : unsetenv("PIN");
+		o->workload_cpu ? setenv("WORKLOAD_CPU", o->workload_cpu, 1) : unsetenv("WORKLOAD_CPU");
 		execl("/bin/bash", "bash", script, (char *)NULL);
 		_exit(127);
 	}
@@ -171,46 +171,86 @@ static void stop_child(pid_t pid)
 	waitpid(pid, &st, 0);
 }
 
-/* The keeper: runs QEMU, reports its exit, stops it when kstep goes away. */
-static void __attribute__((noreturn)) keeper(int ctl, int status_fd, char **argv, const char *serial_log)
+/* The keeper: runs QEMU, reports its exit, stops it when kstep goes away
+ * unless told to keep it. QEMU dies with the keeper (PR_SET_PDEATHSIG), so
+ * killing kstep and the keeper together cannot orphan it; a kept QEMU keeps
+ * its keeper, which then only waits for it. */
+/* What the keeper reports when QEMU has ended. */
+struct qemu_end {
+	int status;
+	char reason[32];  /* of QEMU's SHUTDOWN event, "" if none came */
+};
+
+/* QEMU's events, on a QMP socket of the keeper's own: a SHUTDOWN event
+ * says why QEMU ends (a guest reset and a QMP quit both exit 0). */
+static void keeper_events(struct qmp **events, bool *gone, const char *path, char *reason, size_t len)
 {
-	int st, code, logfd;
-	pid_t pid;
+	char err[256];
+
+	if (*gone)
+		return;
+	if (!*events && qmp_open(events, path, err, sizeof(err)))
+		return; /* not there yet: next round */
+	if (qmp_drain_events(*events, reason, len)) {
+		qmp_close(*events);
+		*events = NULL;
+		*gone = true;
+	}
+}
+
+static void __attribute__((noreturn)) keeper(int ctl, int status_fd, char **argv, int serial_fd,
+					     const char *events_path)
+{
+	struct qemu_end end = { 0 };
+	struct qmp *events = NULL;
+	pid_t parent = getpid(), pid;
+	bool kept = false, events_gone = false;
+	int st;
 
 	setpgid(0, 0);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
-	logfd = open(serial_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	signal(SIGPIPE, SIG_IGN); /* kstep may be gone when QEMU's status comes */
 	pid = fork();
 	if (pid == 0) {
 		int devnull = open("/dev/null", O_RDONLY);
 
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127); /* the keeper died before the line above */
 		dup2(devnull, 0);
-		if (logfd >= 0) {
-			dup2(logfd, 1);
-			dup2(logfd, 2);
+		if (serial_fd >= 0) {
+			dup2(serial_fd, 1);
+			dup2(serial_fd, 2);
 		}
 		execvp(argv[0], argv);
 		fprintf(stderr, "kstep: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
 	for (;;) {
-		struct pollfd pfd = { .fd = ctl, .events = POLLIN };
-		pid_t w = waitpid(pid, &st, WNOHANG);
+		struct pollfd pfd[2] = {
+			{ .fd = kept ? -1 : ctl, .events = POLLIN },
+			{ .fd = events ? qmp_fd(events) : -1, .events = POLLIN },
+		};
 
-		if (w == pid) {
-			code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-			if (write(status_fd, &code, sizeof(code)) < 0)
-				_exit(1);
-			_exit(0);
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			keeper_events(&events, &events_gone, events_path, end.reason, sizeof(end.reason));
+			end.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			_exit(write(status_fd, &end, sizeof(end)) == sizeof(end) ? 0 : 1);
 		}
-		if (poll(&pfd, 1, KEEPER_POLL_MS) > 0) {
+		if (!events)
+			keeper_events(&events, &events_gone, events_path, end.reason, sizeof(end.reason));
+		if (poll(pfd, 2, KEEPER_POLL_MS) <= 0)
+			continue;
+		if (pfd[1].revents)
+			keeper_events(&events, &events_gone, events_path, end.reason, sizeof(end.reason));
+		if (pfd[0].revents) {
 			char c = 0;
 			ssize_t r = read(ctl, &c, 1);
 
 			if (r == 1 && c == 'K')
-				_exit(0); /* QEMU is reparented and keeps running */
-			if (r <= 0) {
+				kept = true; /* from now on only wait for QEMU */
+			else if (r <= 0) {
 				stop_child(pid);
 				_exit(0);
 			}
@@ -239,34 +279,36 @@ int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t 
 	snprintf(q->dir, sizeof(q->dir), "%s", tmpl);
 	snprintf(q->gdb, sizeof(q->gdb), "%s/gdb.sock", q->dir);
 	snprintf(q->qmp, sizeof(q->qmp), "%s/qmp.sock", q->dir);
+	snprintf(q->events, sizeof(q->events), "%s/events.sock", q->dir);
 
 	ret = qemu_args(o, q->gdb, q->dir, &argv, err, errlen);
 	if (ret)
 		goto fail;
 	{
-		/* run-guest.sh gives the command; the console goes to the log. */
-		const char *tail[] = { "-serial", NULL, "-monitor", "none" };
+		/* run-guest.sh gives the command; the console goes to QEMU's
+		 * stdout, which the keeper points at the log kstep created. */
+		const char *tail[] = { "-serial", "stdio", "-monitor", "none", "-qmp", NULL };
 		size_t n = 0;
 		char **full;
 
 		while (argv[n])
 			n++;
-		full = realloc(argv, (n + 5) * sizeof(*full));
+		full = realloc(argv, (n + 7) * sizeof(*full));
 		if (!full) {
 			ret = -ENOMEM;
 			goto fail;
 		}
 		argv = full;
-		for (size_t i = 0; i < 4; i++)
-			argv[n + i] = tail[i] ? strdup(tail[i]) : NULL;
-		if (asprintf(&argv[n + 1], "file:%s", o->serial_log) < 0)
-			argv[n + 1] = NULL;
-		argv[n + 4] = NULL;
-		for (size_t i = n; i < n + 4; i++)
+		for (size_t i = 0; i < 5; i++)
+			argv[n + i] = strdup(tail[i]);
+		if (asprintf(&argv[n + 5], "unix:%s,server=on,wait=off", q->events) < 0)
+			argv[n + 5] = NULL;
+		argv[n + 6] = NULL;
+		for (size_t i = n; i < n + 6; i++)
 			if (!argv[i])
 				ret = -ENOMEM;
 		if (ret) {
-			for (size_t i = n; i < n + 4; i++) {
+			for (size_t i = n; i < n + 6; i++) {
 				free(argv[i]);
 				argv[i] = NULL;
 			}
@@ -285,7 +327,7 @@ int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t 
 	if (q->keeper == 0) {
 		close(ctl[1]);
 		close(status[0]);
-		keeper(ctl[0], status[1], argv, o->serial_log);
+		keeper(ctl[0], status[1], argv, o->serial_fd, q->events);
 	}
 	close(ctl[0]);
 	close(status[1]);
@@ -363,10 +405,12 @@ bool qemu_exited(struct qemu *q, int *status)
 		struct pollfd pfd = { .fd = q->status, .events = POLLIN };
 
 		if (poll(&pfd, 1, 0) > 0) {
-			int code;
+			struct qemu_end end;
 
-			if (read(q->status, &code, sizeof(code)) == sizeof(code)) {
-				q->exit_status = code;
+			if (read(q->status, &end, sizeof(end)) == sizeof(end)) {
+				q->exit_status = end.status;
+				memcpy(q->reason, end.reason, sizeof(q->reason));
+				q->reason[sizeof(q->reason) - 1] = '\0';
 				q->exited = true;
 			} else if (!q->kept) {
 				q->exit_status = -1; /* keeper died: treat QEMU as gone */
@@ -377,6 +421,11 @@ bool qemu_exited(struct qemu *q, int *status)
 	if (q->exited && status)
 		*status = q->exit_status;
 	return q->exited;
+}
+
+const char *qemu_shutdown_reason(const struct qemu *q)
+{
+	return q->reason;
 }
 
 bool qemu_wait_exit(struct qemu *q, int timeout_ms, int *status)
@@ -400,7 +449,7 @@ void qemu_keep(struct qemu *q)
 
 static void remove_dir(const char *dir)
 {
-	static const char *const names[] = { "gdb.sock", "qmp.sock", "args.err" };
+	static const char *const names[] = { "gdb.sock", "qmp.sock", "events.sock", "args.err" };
 	char path[PATH_MAX + 16];
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -418,8 +467,8 @@ void qemu_free(struct qemu *q)
 		return;
 	if (q->ctl >= 0)
 		close(q->ctl); /* EOF: the keeper stops QEMU unless told 'K' */
-	if (q->keeper > 0)
-		waitpid(q->keeper, &st, 0);
+	if (q->keeper > 0 && !q->kept)
+		waitpid(q->keeper, &st, 0); /* a kept QEMU's keeper outlives kstep */
 	if (q->status >= 0)
 		close(q->status);
 	if (q->dir[0] && !q->kept)

@@ -6,7 +6,8 @@
  *
  * QEMU runs under a small keeper process in its own process group: Ctrl-C
  * reaches only kstep, and if kstep dies for any reason the keeper sees its
- * control pipe close and stops QEMU. Only qemu_keep() leaves QEMU running.
+ * control pipe close and stops QEMU; QEMU itself dies with its keeper. Only
+ * qemu_keep() leaves QEMU running (its keeper stays, waiting for it).
  */
 #ifndef KSTEP_QEMU_H
 #define KSTEP_QEMU_H
@@ -22,7 +23,8 @@ struct qemu_opts {
 	const char *accel;       /* "kvm" or "tcg" */
 	const char *smp, *mem, *nic;
 	const char *pin;         /* "auto" or "off": see PIN in run-guest.sh */
-	const char *serial_log;  /* where the guest console goes */
+	const char *workload_cpu; /* the guest CPU the workload runs on, NULL: any */
+	int serial_fd;           /* where the guest console goes (-1: nowhere) */
 };
 
 struct qemu;
@@ -32,10 +34,13 @@ int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t 
 int qemu_wait_ready(struct qemu *q, int timeout_ms, char *err, size_t errlen);
 const char *qemu_gdb_socket(const struct qemu *q);
 const char *qemu_qmp_socket(const struct qemu *q);
-const char *qemu_dir(const struct qemu *q);
 /* Non-blocking: true once QEMU has exited; *status is its exit status
  * (128+N for a signal). */
 bool qemu_exited(struct qemu *q, int *status);
+/* Why QEMU ended, from its SHUTDOWN event: "guest-reset", "host-qmp-quit",
+ * "host-signal", "guest-shutdown", ...; "" when none came (a panic's exit,
+ * a kill). Valid once qemu_exited() said so. */
+const char *qemu_shutdown_reason(const struct qemu *q);
 /* Wait up to @timeout_ms for QEMU to exit by itself. */
 bool qemu_wait_exit(struct qemu *q, int timeout_ms, int *status);
 /* Leave QEMU running after kstep exits (a frozen guest for gdb). */

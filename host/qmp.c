@@ -33,13 +33,9 @@ static int qerr(struct qmp *q, int err, const char *fmt, ...)
 	return err;
 }
 
-const char *qmp_errmsg(const struct qmp *q)
-{
-	return q->err;
-}
-
-/* Next complete JSON object from the socket; the caller puts it. */
-static int qmp_read(struct qmp *q, json_object **obj)
+/* Next complete JSON object from the socket, waiting up to @timeout_ms
+ * (0: -EAGAIN unless one is there already); the caller puts it. */
+static int qmp_read(struct qmp *q, json_object **obj, int timeout_ms)
 {
 	for (;;) {
 		while (q->in_off < q->in_len) {
@@ -59,10 +55,12 @@ static int qmp_read(struct qmp *q, json_object **obj)
 			q->in_off = q->in_len;
 		}
 		struct pollfd pfd = { .fd = q->fd, .events = POLLIN };
-		int r = poll(&pfd, 1, QMP_TIMEOUT_MS);
+		int r = poll(&pfd, 1, timeout_ms);
 
+		if (r == 0 && !timeout_ms)
+			return -EAGAIN;
 		if (r == 0)
-			return qerr(q, -ETIMEDOUT, "QMP: no answer within %d ms", QMP_TIMEOUT_MS);
+			return qerr(q, -ETIMEDOUT, "QMP: no answer within %d ms", timeout_ms);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -94,7 +92,7 @@ static int qmp_call(struct qmp *q, const char *cmd, json_object **ret)
 	while (!err) {
 		json_object *val;
 
-		err = qmp_read(q, &reply);
+		err = qmp_read(q, &reply, QMP_TIMEOUT_MS);
 		if (err)
 			break;
 		if (json_object_object_get_ex(reply, "return", &val)) {
@@ -136,7 +134,7 @@ int qmp_open(struct qmp **out, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "QMP: cannot connect to %s: %s", path, strerror(errno));
 		goto fail;
 	}
-	ret = qmp_read(q, &greeting); /* {"QMP": {...}} */
+	ret = qmp_read(q, &greeting, QMP_TIMEOUT_MS); /* {"QMP": {...}} */
 	if (!ret && !json_object_object_get_ex(greeting, "QMP", NULL))
 		ret = qerr(q, -EPROTO, "QMP: %s did not greet like QEMU", path);
 	json_object_put(greeting);
@@ -169,16 +167,29 @@ int qmp_execute(struct qmp *q, const char *command)
 	return qmp_call(q, command, NULL);
 }
 
-int qmp_status(struct qmp *q, char *status, size_t len, bool *running)
+int qmp_fd(const struct qmp *q)
 {
-	json_object *ret = NULL, *v;
-	int err = qmp_call(q, "query-status", &ret);
+	return q->fd;
+}
 
-	if (err)
-		return err;
-	snprintf(status, len, "%s",
-		 json_object_object_get_ex(ret, "status", &v) ? json_object_get_string(v) : "?");
-	*running = json_object_object_get_ex(ret, "running", &v) && json_object_get_boolean(v);
-	json_object_put(ret);
-	return 0;
+/* The reason of a SHUTDOWN event ("guest-reset", "host-qmp-quit", ...). */
+static void shutdown_reason(json_object *ev, char *reason, size_t len)
+{
+	json_object *name, *data, *why;
+
+	if (json_object_object_get_ex(ev, "event", &name) && !strcmp(json_object_get_string(name), "SHUTDOWN") &&
+	    json_object_object_get_ex(ev, "data", &data) && json_object_object_get_ex(data, "reason", &why))
+		snprintf(reason, len, "%s", json_object_get_string(why));
+}
+
+int qmp_drain_events(struct qmp *q, char *reason, size_t len)
+{
+	json_object *ev;
+	int err;
+
+	while (!(err = qmp_read(q, &ev, 0))) {
+		shutdown_reason(ev, reason, len);
+		json_object_put(ev);
+	}
+	return err == -EAGAIN ? 0 : err;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* qmp: QEMU Machine Protocol client (json-c) for VM lifecycle only:
- * stop, cont, quit, query-status. */
+ * stop, cont, quit, and the SHUTDOWN event that says why
+ * QEMU ended. */
 #ifndef KSTEP_QMP_H
 #define KSTEP_QMP_H
 
@@ -14,8 +15,10 @@ int qmp_open(struct qmp **out, const char *path, char *err, size_t errlen);
 void qmp_close(struct qmp *q);
 /* Run a command without arguments; 0 on {"return": ...}, -EIO on {"error"}. */
 int qmp_execute(struct qmp *q, const char *command);
-/* "running", "paused", "debug", "guest-panicked", ...; *running as QEMU says. */
-int qmp_status(struct qmp *q, char *status, size_t len, bool *running);
-const char *qmp_errmsg(const struct qmp *q);
+int qmp_fd(const struct qmp *q);
+/* Read the events that have arrived, without waiting for more; @reason gets
+ * the reason of a SHUTDOWN event among them ("guest-reset", "host-qmp-quit",
+ * "host-signal", ...). 0, or -ECONNRESET once QEMU closed the connection. */
+int qmp_drain_events(struct qmp *q, char *reason, size_t len);
 
 #endif

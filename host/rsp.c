@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A stub that keeps sending garbage gets this many naks before we give up. */
@@ -208,11 +209,6 @@ static int set_err(struct rsp_conn *c, int err, const char *fmt, ...)
 const char *rsp_errmsg(const struct rsp_conn *c)
 {
 	return c->err;
-}
-
-int rsp_fd(const struct rsp_conn *c)
-{
-	return c->fd;
 }
 
 int rsp_conn_from_fd(struct rsp_conn **out, int fd)
@@ -487,16 +483,39 @@ static int fill(struct rsp_conn *c, int timeout_ms)
 	return 0;
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 int rsp_recv(struct rsp_conn *c, const char **payload, size_t *len, int timeout_ms)
 {
+	/* One deadline for the whole call: a stub that streams bytes which
+	 * never make a packet must not keep us here for ever. */
+	uint64_t deadline = timeout_ms < 0 ? 0 : now_ms() + (uint64_t)timeout_ms;
+	size_t noise = 0;
 	int bad = 0, err;
 
 	for (;;) {
 		enum rsp_event ev;
 		size_t used;
 
-		if (c->in_off == c->in_len && (err = fill(c, timeout_ms)))
-			return err;
+		if (c->in_off == c->in_len) {
+			int left = timeout_ms < 0 ? -1 : deadline > now_ms() ? (int)(deadline - now_ms()) : 0;
+
+			err = left ? fill(c, left) : -ETIMEDOUT;
+			if (err == -ETIMEDOUT && noise)
+				return set_err(c, err, "gdbstub sent %zu bytes but no packet within %d ms "
+					       "(is it a gdbstub?)", noise, timeout_ms);
+			if (err == -ETIMEDOUT)
+				return set_err(c, err, "gdbstub did not answer within %d ms", timeout_ms);
+			if (err)
+				return err;
+			noise += c->in_len;
+		}
 		used = rsp_parser_feed(&c->parser, c->in + c->in_off, c->in_len - c->in_off, &ev);
 		c->in_off += used;
 		switch (ev) {

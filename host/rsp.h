@@ -110,6 +110,5 @@ void rsp_skip_next_ack(struct rsp_conn *c);
 int rsp_request(struct rsp_conn *c, const char *req, const char **reply, size_t *len, int timeout_ms);
 /* Human detail of the last error, for the edge to print. */
 const char *rsp_errmsg(const struct rsp_conn *c);
-int rsp_fd(const struct rsp_conn *c);
 
 #endif

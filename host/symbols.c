@@ -255,7 +255,7 @@ int sym_resolve(const struct symtab *s, const char *spec, uint64_t *addr)
 	if (!sym)
 		return -ENOENT;
 	*addr = sym->addr + off;
-	return 0;
+	return sym->size && off >= sym->size ? -ERANGE : 0;
 }
 
 void sym_format(const struct symtab *s, uint64_t addr, char *out, size_t len)
@@ -534,4 +534,76 @@ int sym_skb_param(struct symtab *s, uint64_t func_addr, int *index, int *levels)
 out:
 	free(scopes);
 	return ret;
+}
+
+/* From the bzImage's setup header (Documentation/x86/boot.rst): "HdrS" at
+ * 0x202, and at 0x20e the offset (from 0x200) of a string that repeats the
+ * banner without its compiler part: "6.1.0 (user@host) #1 SMP ...". */
+#define BZ_MAGIC_OFF 0x202
+#define BZ_VERSION_PTR_OFF 0x20e
+#define BZ_SETUP_BASE 0x200
+
+static int bzimage_version(const char *path, char *out, size_t len)
+{
+	uint8_t hdr[BZ_VERSION_PTR_OFF + 2];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, hdr, sizeof(hdr), 0);
+	if (n != (ssize_t)sizeof(hdr) || memcmp(hdr + BZ_MAGIC_OFF, "HdrS", 4)) {
+		close(fd);
+		return -ENOEXEC;
+	}
+	n = pread(fd, out, len - 1, BZ_SETUP_BASE + (hdr[BZ_VERSION_PTR_OFF] | hdr[BZ_VERSION_PTR_OFF + 1] << 8));
+	close(fd);
+	if (n <= 0)
+		return -ENOEXEC;
+	out[n] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+	return 0;
+}
+
+/* Does the banner "Linux version REL (BY@HOST) (COMPILER) UTSVERSION" match
+ * the bzImage's "REL (BY@HOST) UTSVERSION"? */
+static bool banner_matches(const char *banner, const char *version)
+{
+	const char *by_end = strstr(version, ") ");
+	size_t head = by_end ? (size_t)(by_end - version) + 1 : strlen(version);
+	size_t blen = strlen(banner), vlen;
+
+	if (strncmp(banner, "Linux version ", 14) || strncmp(banner + 14, version, head))
+		return false;
+	version = by_end ? by_end + 2 : "";
+	vlen = strlen(version);
+	while (blen && (banner[blen - 1] == '\n' || banner[blen - 1] == '\0'))
+		blen--;
+	return blen >= vlen && !memcmp(banner + blen - vlen, version, vlen);
+}
+
+int sym_check_bzimage(const struct symtab *s, const char *bzimage, char *err, size_t errlen)
+{
+	const struct sym *b = sym_lookup_name(s, "linux_banner");
+	char banner[512] = "", version[512];
+	int ret = bzimage_version(bzimage, version, sizeof(version));
+
+	if (ret) {
+		snprintf(err, errlen, "%s is not a kernel image (%s)", bzimage,
+			 ret == -ENOEXEC ? "no bzImage setup header" : strerror(-ret));
+		return ret;
+	}
+	if (!b || !b->size || sym_read_bytes(s, b->addr, banner, b->size < sizeof(banner) ? b->size : sizeof(banner) - 1)) {
+		snprintf(err, errlen, "%s has no linux_banner: is it a vmlinux?", s->path);
+		return -ENOENT;
+	}
+	banner[sizeof(banner) - 1] = '\0';
+	if (!banner_matches(banner, version)) {
+		banner[strcspn(banner, "\n")] = '\0';
+		snprintf(err, errlen, "%s is from another build than %s: the image is '%.150s', the vmlinux '%.200s'; "
+			 "pass the vmlinux built with it (--vmlinux PATH) or rebuild both (make images)",
+			 s->path, bzimage, version, banner);
+		return -ESTALE;
+	}
+	return 0;
 }

@@ -31,7 +31,8 @@ const struct sym *sym_lookup_addr(const struct symtab *s, uint64_t addr);
  * (name.constprop.0, name.isra.0, ...), or NULL. */
 const struct sym *sym_lookup_name(const struct symtab *s, const char *name);
 /* Resolve "name", "name+0xoff", "name+off" or "0xaddr". -ENOENT for an unknown
- * name, -EINVAL for a malformed spec. */
+ * name, -EINVAL for a malformed spec, -ERANGE for an offset past the symbol's
+ * end (*addr is set all the same). */
 int sym_resolve(const struct symtab *s, const char *spec, uint64_t *addr);
 /* "name+0xoff" (or "0x..." when unknown) into @out. */
 void sym_format(const struct symtab *s, uint64_t addr, char *out, size_t len);
@@ -43,6 +44,11 @@ void sym_format_return(const struct symtab *s, uint64_t addr, char *out, size_t 
 bool sym_in_text(const struct symtab *s, uint64_t addr);
 /* The bytes of a section-backed symbol as they are in the file (e.g. linux_banner). */
 int sym_read_bytes(const struct symtab *s, uint64_t addr, void *out, size_t len);
+
+/* Is the kernel image @bzimage the build this vmlinux comes from? Compares
+ * the version string of its setup header with linux_banner, before anything
+ * boots. -ESTALE (with both in @err) when not. */
+int sym_check_bzimage(const struct symtab *s, const char *bzimage, char *err, size_t errlen);
 
 /* One frame of source position; an address gives its inline chain innermost first. */
 struct sym_srcloc {

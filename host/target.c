@@ -63,16 +63,6 @@ const struct target_desc *target_desc(const struct target *t)
 	return &t->desc;
 }
 
-struct rsp_conn *target_rsp(const struct target *t)
-{
-	return t->rsp;
-}
-
-bool target_is_qemu(const struct target *t)
-{
-	return t->qemu;
-}
-
 int target_current_thread(const struct target *t)
 {
 	return t->stop_thread;
@@ -500,6 +490,11 @@ static int negotiate(struct target *t)
 	int ret;
 
 	ret = request(t, "qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=i386;vContSupported+", &r, &len);
+	if (ret == -ETIMEDOUT && !strstr(t->err, "no packet"))
+		/* QEMU's stub serves one debugger; a second connection is
+		 * accepted by the kernel and then never read. */
+		return terr(t, -EBUSY, "the gdbstub took the connection but never answered: it is probably "
+			    "in use by another debugger (QEMU serves one at a time); detach that one first");
 	if (ret)
 		return ret;
 	parse_supported(t, r, len);
@@ -707,8 +702,11 @@ static int regs_mem(struct target *t, const uint8_t **raw, uint64_t addr, uint8_
 	if ((err = rsp_recv(t->rsp, &r, &len, TARGET_TIMEOUT_MS)))
 		return rerr(t, err, "g");
 	if ((err = parse_g(t, r, len))) {
-		/* still consume the 'm' reply to keep replies paired with requests */
-		rsp_recv(t->rsp, &r, &len, TARGET_TIMEOUT_MS);
+		/* Still consume the 'm' reply, if one was asked for, to keep
+		 * replies paired with requests (without one, the next reply is
+		 * the step's stop, which is the caller's). */
+		if (mem_len)
+			rsp_recv(t->rsp, &r, &len, TARGET_TIMEOUT_MS);
 		return err;
 	}
 	*raw = t->regs;
@@ -734,80 +732,10 @@ int target_read_regs_mem_step(struct target *t, const uint8_t **raw, uint64_t ad
 	return regs_mem(t, raw, addr, mem, mem_len, mem_got, thread > 0 ? thread : 0);
 }
 
-int target_write_mem(struct target *t, uint64_t addr, const void *data, size_t len)
-{
-	char *hex = malloc(len * 2 + 1);
-	int err;
-
-	if (!hex)
-		return terr(t, -ENOMEM, "out of memory");
-	rsp_hex_encode(data, len, hex);
-	err = request_ok(t, reqf(t, "M%" PRIx64 ",%zx:%s", addr, len, hex));
-	free(hex);
-	return err;
-}
-
 int target_breakpoint(struct target *t, bool insert, enum target_bp type, uint64_t addr)
 {
 	/* kind 1 for x86 breakpoints (E.2, 'z type,addr,kind'). */
 	return request_ok(t, reqf(t, "%c%d,%" PRIx64 ",1", insert ? 'Z' : 'z', (int)type, addr));
-}
-
-int target_select_thread(struct target *t, int thread)
-{
-	char id[32];
-	int err;
-
-	if (thread <= 0 || thread == t->cur_thread)
-		return 0;
-	err = request_ok(t, reqf(t, "Hg%s", thread_str(t, thread, id, sizeof(id))));
-	if (!err)
-		t->cur_thread = thread;
-	return err;
-}
-
-int target_threads(struct target *t, int **ids, size_t *n)
-{
-	const char *q = "qfThreadInfo";
-	int *list = NULL;
-	size_t count = 0;
-
-	for (;;) {
-		const char *r;
-		size_t len;
-		int err = request(t, q, &r, &len);
-
-		if (err) {
-			free(list);
-			return err;
-		}
-		if (len == 0 || r[0] == 'l')
-			break;
-		if (r[0] != 'm') {
-			free(list);
-			return terr(t, -EPROTO, "qfThreadInfo: unexpected reply");
-		}
-		for (size_t i = 1; i < len;) {
-			const char *comma = memchr(r + i, ',', len - i);
-			size_t end = comma ? (size_t)(comma - r) : len;
-			int pid, tid, *tmp;
-
-			if (parse_thread_id(r + i, end - i, &pid, &tid) && tid > 0) {
-				tmp = realloc(list, (count + 1) * sizeof(*list));
-				if (!tmp) {
-					free(list);
-					return terr(t, -ENOMEM, "out of memory");
-				}
-				list = tmp;
-				list[count++] = tid;
-			}
-			i = end + 1;
-		}
-		q = "qsThreadInfo";
-	}
-	*ids = list;
-	*n = count;
-	return 0;
 }
 
 int target_set_sstep(struct target *t, unsigned int flags)

@@ -73,8 +73,6 @@ int target_open(struct target **out, struct rsp_conn *rsp, char *err, size_t err
 void target_close(struct target *t);
 const char *target_errmsg(const struct target *t);
 const struct target_desc *target_desc(const struct target *t);
-struct rsp_conn *target_rsp(const struct target *t);
-bool target_is_qemu(const struct target *t);
 int target_current_thread(const struct target *t);
 
 /* All registers of the selected thread; *raw holds desc->g_size bytes and is
@@ -95,12 +93,7 @@ int target_read_regs_mem(struct target *t, const uint8_t **raw, uint64_t addr,
 int target_read_regs_mem_step(struct target *t, const uint8_t **raw, uint64_t addr, uint8_t *mem,
 			      size_t mem_len, size_t *mem_got, int thread);
 int target_read_mem(struct target *t, uint64_t addr, void *out, size_t len);
-int target_write_mem(struct target *t, uint64_t addr, const void *data, size_t len);
 int target_breakpoint(struct target *t, bool insert, enum target_bp type, uint64_t addr);
-/* Make @thread the one 'g'/'m' act on (sends Hg only when it changes). */
-int target_select_thread(struct target *t, int thread);
-/* List thread ids (vCPUs). *ids is malloc'd. */
-int target_threads(struct target *t, int **ids, size_t *n);
 int target_set_sstep(struct target *t, unsigned int flags);
 
 /* Continue every vCPU. */

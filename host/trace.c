@@ -2,6 +2,7 @@
 #include "trace.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
@@ -14,10 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "files.h"
+
 #define CTF_MAGIC 0xC1FC1FC1u
 
 struct trace {
 	int fd;
+	size_t size;      /* bytes of complete events (and the header) in stream_0 */
 	const struct target_desc *desc;
 	struct buf ev;
 	char err[256];
@@ -52,35 +56,78 @@ static int put_tsdl_string(struct buf *b, const char *s)
 	return err ? err : buf_putc(b, '"');
 }
 
-/* Register names become TSDL identifiers. */
-static int put_ident(struct buf *b, const char *name)
+/* Keywords of the TSDL grammar (CTF 1.8, 7.1 "Lexical conventions"): a
+ * register of that name would make the metadata unreadable. */
+static const char *const tsdl_keywords[] = {
+	"align", "callsite", "const", "char", "clock", "double", "enum", "env", "event", "floating_point",
+	"float", "integer", "int", "long", "short", "signed", "stream", "string", "struct", "trace",
+	"typealias", "typedef", "unsigned", "variant", "void", "_Bool", "_Complex", "_Imaginary",
+};
+
+static bool is_keyword(const char *s)
 {
+	for (size_t i = 0; i < sizeof(tsdl_keywords) / sizeof(tsdl_keywords[0]); i++)
+		if (!strcmp(s, tsdl_keywords[i]))
+			return true;
+	return false;
+}
+
+/* A register name as a TSDL identifier: letters, digits and '_', not a
+ * keyword, and unlike any of the @n names before it ("r.1" and "r_1" would
+ * both give "r_1": the second becomes "r_1_2"). */
+static int reg_ident(const char *name, char **done, size_t n, char **out)
+{
+	struct buf b = { 0 };
+	size_t base_len;
 	int err = 0;
 
-	if (isdigit((unsigned char)name[0]))
-		err = buf_putc(b, '_');
+	if (!*name || isdigit((unsigned char)name[0]))
+		err = buf_putc(&b, '_');
 	for (; *name && !err; name++)
-		err = buf_putc(b, isalnum((unsigned char)*name) ? (uint8_t)*name : '_');
-	return err;
+		err = buf_putc(&b, isalnum((unsigned char)*name) ? (uint8_t)*name : '_');
+	if (!err && is_keyword(buf_cstr(&b)))
+		err = buf_putc(&b, '_');
+	base_len = b.len;
+	for (unsigned int k = 2; !err; k++) {
+		const char *s = buf_cstr(&b);
+		bool taken = false;
+
+		for (size_t i = 0; s && i < n && !taken; i++)
+			taken = !strcmp(done[i], s);
+		if (!s || !taken)
+			break;
+		b.len = base_len;
+		err = buf_printf(&b, "_%u", k);
+	}
+	if (!err && !buf_cstr(&b))
+		err = -ENOMEM;
+	if (err) {
+		buf_free(&b);
+		return err;
+	}
+	*out = (char *)b.data;
+	return 0;
 }
 
 static int put_regs_struct(struct buf *b, const struct target_desc *desc)
 {
-	int err = buf_puts(b, "\t\tstruct {\n");
+	char **idents = calloc(desc->nregs ? desc->nregs : 1, sizeof(*idents));
+	int err = idents ? buf_puts(b, "\t\tstruct {\n") : -ENOMEM;
 
 	for (size_t i = 0; i < desc->nregs && !err; i++) {
 		const struct target_reg *r = &desc->regs[i];
 		/* Up to 64 bits an integer; wider ones (st0, xmm0) as bytes. */
 		bool integer = r->bitsize == 64 || r->bitsize == 32 || r->bitsize == 16 || r->bitsize == 8;
 
-		err = integer ? buf_printf(b, "\t\t\txint%u_t ", r->bitsize) : buf_puts(b, "\t\t\txint8_t ");
-		if (!err)
-			err = put_ident(b, r->name);
-		if (!err && !integer)
-			err = buf_printf(b, "[%u]", r->bitsize / 8);
-		if (!err)
-			err = buf_puts(b, ";\n");
+		err = reg_ident(r->name, idents, i, &idents[i]);
+		if (!err && integer)
+			err = buf_printf(b, "\t\t\txint%u_t %s;\n", r->bitsize, idents[i]);
+		else if (!err)
+			err = buf_printf(b, "\t\t\txint8_t %s[%u];\n", idents[i], r->bitsize / 8);
 	}
+	for (size_t i = 0; idents && i < desc->nregs; i++)
+		free(idents[i]);
+	free(idents);
 	return err ? err : buf_puts(b, "\t\t} regs;\n");
 }
 
@@ -213,40 +260,150 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-static int write_file(const char *dir, const char *name, const void *data, size_t len)
-{
-	char path[4096];
-	int fd, err;
+/* Files a kstep trace directory may hold: --force replaces only such a
+ * directory, never one with anything else in it. */
+static const char *const trace_files[] = { "metadata", "stream_0", "vmcore" };
+#define TRACE_GUEST_DIR "guest"
+#define TRACE_SERIAL_LOG "serial.log"
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
+/* Is @name in @dfd a kstep trace's metadata? */
+static bool kstep_metadata(int dfd)
+{
+	char head[4096];
+	int fd = openat(dfd, "metadata", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, head, sizeof(head) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return false;
+	head[n] = '\0';
+	return !strncmp(head, "/* CTF 1.8 */", 13) && strstr(head, "tracer_name = \"kstep\";");
+}
+
+static bool known_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(trace_files) / sizeof(trace_files[0]); i++)
+		if (!strcmp(name, trace_files[i]))
+			return true;
+	return !strcmp(name, TRACE_GUEST_DIR);
+}
+
+/* 0: empty; 1: a kstep trace and nothing else; -1: anything else. */
+static int dir_contents(int dfd)
+{
+	int fd = dup(dfd), kind = 0;
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *de;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)) && kind >= 0) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		kind = known_name(de->d_name) ? 1 : -1;
+	}
+	closedir(d);
+	return kind == 1 && !kstep_metadata(dfd) ? -1 : kind;
+}
+
+static void remove_old_trace(int dfd)
+{
+	int gfd = openat(dfd, TRACE_GUEST_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (gfd >= 0) {
+		unlinkat(gfd, TRACE_SERIAL_LOG, 0);
+		close(gfd);
+	}
+	unlinkat(dfd, TRACE_GUEST_DIR, AT_REMOVEDIR);
+	for (size_t i = 0; i < sizeof(trace_files) / sizeof(trace_files[0]); i++)
+		unlinkat(dfd, trace_files[i], 0);
+}
+
+int trace_prepare_dir(const char *dir, bool force, int *dfd_out, char *err, size_t errlen)
+{
+	bool fresh = !mkdir(dir, 0700);
+	struct stat st;
+	int dfd, kind, ret;
+
+	if (!fresh && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create trace directory %s: %s", dir, strerror(errno));
 		return -errno;
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, errno == ELOOP || errno == ENOTDIR
+			 ? "-o %s is not a directory (a symlink or a file): refusing to write through it"
+			 : "cannot open trace directory %s", dir);
+		return ret;
+	}
+	if (fstat(dfd, &st) || st.st_uid != geteuid()) {
+		snprintf(err, errlen, "-o %s belongs to another user: refusing to write into it", dir);
+		close(dfd);
+		return -EPERM;
+	}
+	kind = fresh ? 0 : dir_contents(dfd);
+	if (kind == 1 && force) {
+		remove_old_trace(dfd);
+		kind = dir_contents(dfd);
+	}
+	if (kind) {
+		snprintf(err, errlen, kind == 1 ? "-o %s already holds a kstep trace: pass --force to replace it"
+						: "-o %s is not empty and is not a kstep trace: pick another directory",
+			 dir);
+		close(dfd);
+		return -EEXIST;
+	}
+	if (mkdirat(dfd, TRACE_GUEST_DIR, 0700)) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot create %s/%s: %s", dir, TRACE_GUEST_DIR, strerror(errno));
+		close(dfd);
+		return ret;
+	}
+	*dfd_out = dfd;
+	return 0;
+}
+
+int trace_create_serial_log(int dfd)
+{
+	int gfd = openat(dfd, TRACE_GUEST_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), fd;
+
+	if (gfd < 0)
+		return -errno;
+	fd = files_create(gfd, TRACE_SERIAL_LOG, 0600);
+	close(gfd);
+	return fd;
+}
+
+static int write_new_file(int dfd, const char *name, const void *data, size_t len)
+{
+	int fd = files_create(dfd, name, 0600), err;
+
+	if (fd < 0)
+		return fd;
 	err = write_all(fd, data, len);
 	if (close(fd) && !err)
 		err = -errno;
 	return err;
 }
 
-int trace_open(struct trace **out, const char *dir, const struct target_desc *desc,
+int trace_open(struct trace **out, int dfd, const char *dir, const struct target_desc *desc,
 	       const struct trace_env *env, char *err, size_t errlen)
 {
 	struct trace *t = calloc(1, sizeof(*t));
 	struct buf meta = { 0 }, hdr = { 0 };
 	struct timespec rt, mono;
 	uint8_t uuid[16];
-	char path[4096];
 	int ret;
 
 	if (!t)
 		return -ENOMEM;
 	t->fd = -1;
 	t->desc = desc;
-	if (mkdir(dir, 0755) && errno != EEXIST) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot create trace directory %s: %s", dir, strerror(errno));
-		goto fail;
-	}
 	if (getrandom(uuid, sizeof(uuid), 0) != sizeof(uuid)) {
 		ret = -EIO;
 		snprintf(err, errlen, "getrandom failed");
@@ -261,16 +418,15 @@ int trace_open(struct trace **out, const char *dir, const struct target_desc *de
 
 	ret = trace_metadata(&meta, desc, env, uuid, off / 1000000000, off % 1000000000);
 	if (!ret)
-		ret = write_file(dir, "metadata", meta.data, meta.len);
+		ret = write_new_file(dfd, "metadata", meta.data, meta.len);
 	if (ret) {
 		snprintf(err, errlen, "cannot write %s/metadata: %s", dir, strerror(-ret));
 		goto fail;
 	}
-	snprintf(path, sizeof(path), "%s/stream_0", dir);
-	t->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	t->fd = files_create(dfd, "stream_0", 0600);
 	if (t->fd < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+		ret = t->fd;
+		snprintf(err, errlen, "cannot create %s/stream_0: %s", dir, strerror(-ret));
 		goto fail;
 	}
 	/* One packet without a context: it extends to the end of the file
@@ -280,9 +436,10 @@ int trace_open(struct trace **out, const char *dir, const struct target_desc *de
 	ret = ret ? ret : buf_put_le(&hdr, 0, 4);
 	ret = ret ? ret : write_all(t->fd, hdr.data, hdr.len);
 	if (ret) {
-		snprintf(err, errlen, "cannot write %s: %s", path, strerror(-ret));
+		snprintf(err, errlen, "cannot write %s/stream_0: %s", dir, strerror(-ret));
 		goto fail;
 	}
+	t->size = hdr.len;
 	buf_free(&meta);
 	buf_free(&hdr);
 	*out = t;
@@ -302,7 +459,15 @@ int trace_write(struct trace *t, const struct trace_event *ev)
 	err = trace_encode(&t->ev, t->desc, ev);
 	if (!err)
 		err = write_all(t->fd, t->ev.data, t->ev.len);
-	return err;
+	if (err) {
+		/* A full disk took part of the event: cut it off, so that the
+		 * trace still ends with its last complete event. */
+		if (ftruncate(t->fd, (off_t)t->size) == 0)
+			lseek(t->fd, (off_t)t->size, SEEK_SET);
+		return err;
+	}
+	t->size += t->ev.len;
+	return 0;
 }
 
 int trace_close(struct trace *t)

@@ -9,6 +9,7 @@
 #ifndef KSTEP_TRACE_H
 #define KSTEP_TRACE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,9 +50,21 @@ struct trace_env {
 
 struct trace;
 
-/* Create @dir (or reuse an empty one) and write its metadata. */
-int trace_open(struct trace **out, const char *dir, const struct target_desc *desc,
+/*
+ * Make the trace directory @dir, private (0700: a trace holds guest memory),
+ * or take an existing one of ours that is empty, or that holds an old kstep
+ * trace and nothing else when @force says to replace it. Never through a
+ * symlink. *dfd is the open directory; -EEXIST for a directory in use.
+ */
+int trace_prepare_dir(const char *dir, bool force, int *dfd, char *err, size_t errlen);
+/* Create guest/serial.log in a prepared directory: the fd or -errno. */
+int trace_create_serial_log(int dfd);
+/* Write metadata and the stream header into the prepared directory @dfd
+ * (@dir names it in messages). Files are new, 0600. */
+int trace_open(struct trace **out, int dfd, const char *dir, const struct target_desc *desc,
 	       const struct trace_env *env, char *err, size_t errlen);
+/* Append one event in one write. An event that could not be written whole
+ * (a full disk) is cut off again: the stream ends at its last complete event. */
 int trace_write(struct trace *t, const struct trace_event *ev);
 /* Close; the trace stays valid whatever happened before. */
 int trace_close(struct trace *t);

@@ -86,19 +86,3 @@ size_t unwind_fp(const struct unwind_regs *regs, enum unwind_entry entry, uint64
 	return n;
 }
 
-const char *unwind_end_str(enum unwind_end end)
-{
-	switch (end) {
-	case UNWIND_END_BOTTOM:
-		return "bottom of stack";
-	case UNWIND_END_MAX:
-		return "frame limit";
-	case UNWIND_END_BADPTR:
-		return "bad frame pointer";
-	case UNWIND_END_LOOP:
-		return "frame pointer loop";
-	case UNWIND_END_NOTTEXT:
-		return "return address outside kernel text";
-	}
-	return "?";
-}

@@ -41,6 +41,5 @@ struct unwind_regs {
 size_t unwind_fp(const struct unwind_regs *regs, enum unwind_entry entry, uint64_t *pcs, size_t max,
 		 unwind_read_fn read, unwind_text_fn is_text, void *ctx, enum unwind_end *end);
 
-const char *unwind_end_str(enum unwind_end end);
 
 #endif

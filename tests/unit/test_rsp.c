@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* Unit tests of the RSP parser and connection: canned transcripts, split
  * reads, escapes, RLE, checksums, oversized packets, and faults QEMU cannot
- * produce on demand (bad checksums, naks, a reset connection) from a fake
+ * produce on demand (bad checksums, naks, a reset connection, a stub that
+ * streams noise) from a fake
  * stub on the other end of a socketpair. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rsp.h"
@@ -350,6 +354,35 @@ static void test_skip_next_ack(void **state)
 	expect_sent(s->stub, "+"); /* only the second was acked */
 }
 
+/* A stub that streams bytes which never make a packet: the call ends at
+ * its timeout, not when the noise stops. */
+static void test_conn_noise_times_out_on_time(void **state)
+{
+	struct stub_conn *s = *state;
+	struct timespec t0, t1;
+	const char *reply;
+	size_t len;
+	pid_t pid;
+	int st;
+
+	pid = fork();
+	if (pid == 0) {
+		for (int i = 0; i < 400; i++) { /* 2 s of noise, 5 ms apart */
+			if (write(s->stub, "xyz", 3) != 3)
+				_exit(0);
+			usleep(5000);
+		}
+		_exit(0);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(rsp_recv(s->c, &reply, &len, 300), -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 600);
+	assert_non_null(strstr(rsp_errmsg(s->c), "but no packet"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -367,6 +400,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_conn_oversized, conn_setup, conn_teardown),
 		cmocka_unit_test_setup_teardown(test_conn_escapes_outgoing, conn_setup, conn_teardown),
 		cmocka_unit_test_setup_teardown(test_skip_next_ack, conn_setup, conn_teardown),
+		cmocka_unit_test_setup_teardown(test_conn_noise_times_out_on_time, conn_setup, conn_teardown),
 	};
 
 	return cmocka_run_group_tests_name("rsp", tests, NULL, NULL);

@@ -1,16 +1,22 @@
 // SPDX-License-Identifier: MIT
 /* Unit tests of the CTF writer: metadata text, event layout, and a trace that
  * babeltrace2 (the real reader) decodes to the values written, also when the
- * stream is cut after its last complete event. */
+ * stream is cut after its last complete event or the disk fills up; the
+ * trace directory's rules (private, no links, no reuse without --force). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "trace.h"
@@ -92,11 +98,15 @@ static void test_babeltrace_reads_it(void **state)
 	char err[256];
 	struct stat st;
 
+	int dfd;
+
 	(void)state;
 	assert_non_null(mkdtemp(dir));
 	memset(raw, 0, sizeof(raw));
 	raw[0] = 0x42;
-	assert_int_equal(trace_open(&t, dir, &desc, &env, err, sizeof(err)), 0);
+	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
+	assert_int_equal(trace_open(&t, dfd, dir, &desc, &env, err, sizeof(err)), 0);
+	close(dfd);
 	struct trace_event ev = { TRACE_STOP, trace_now_ns(), 1, 1, 0xffffffff81000000ull, "icmp", "icmp_rcv",
 				  0xffff888000001000ull, raw, stack, 2, bt, 2, NULL, NULL, 0 };
 	assert_int_equal(trace_write(t, &ev), 0);
@@ -127,12 +137,168 @@ static void test_babeltrace_reads_it(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* A fresh trace directory of @n_ev events written with @d; returns its
+ * path in @dir (a mkdtemp template). */
+static void write_trace(char *dir, const struct target_desc *d, int n_ev)
+{
+	static uint8_t raw[64];
+	uint64_t stack[1] = { 1 };
+	struct trace_event ev = { TRACE_STOP, 1, 0, 0, 0x1000, "p", "f", 0, raw, stack, 1, NULL, 0, NULL, NULL, 0 };
+	struct trace *t;
+	char err[256];
+	int dfd;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
+	assert_int_equal(trace_open(&t, dfd, dir, d, &env, err, sizeof(err)), 0);
+	for (int i = 0; i < n_ev; i++) {
+		ev.seq = (uint64_t)i + 1;
+		assert_int_equal(trace_write(t, &ev), 0);
+	}
+	trace_close(t);
+	close(dfd);
+}
+
+static void rm_rf(const char *dir)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* Register names that mangle alike, or are TSDL keywords, still give a
+ * trace babeltrace2 reads, each register under a name of its own. */
+static void test_register_names_unique_and_not_keywords(void **state)
+{
+	static struct target_reg odd[] = {
+		{ "r.1", 64, 0, 0, true }, { "r_1", 64, 1, 8, true }, { "event", 32, 2, 16, true },
+		{ "1st", 32, 3, 20, true }, { "struct", 16, 4, 24, true },
+	};
+	struct target_desc d = { "i386:x86-64", odd, 5, 26 };
+	char dir[] = "/tmp/kstep-test-names-XXXXXX", cmd[256];
+	static char out[65536];
+	struct buf b = { 0 };
+	uint8_t uuid[16] = { 0 };
+	const char *m;
+
+	(void)state;
+	assert_int_equal(trace_metadata(&b, &d, &env, uuid, 0, 0), 0);
+	m = buf_cstr(&b);
+	assert_non_null(strstr(m, "xint64_t r_1;"));
+	assert_non_null(strstr(m, "xint64_t r_1_2;"));
+	assert_non_null(strstr(m, "xint32_t event_;"));
+	assert_non_null(strstr(m, "xint32_t _1st;"));
+	assert_non_null(strstr(m, "xint16_t struct_;"));
+	buf_free(&b);
+	write_trace(dir, &d, 2);
+	snprintf(cmd, sizeof(cmd), "babeltrace2 %s 2>&1", dir);
+	assert_int_equal(run(cmd, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "r_1_2 = "));
+	assert_non_null(strstr(out, "seq = 2"));
+	rm_rf(dir);
+}
+
+/* The disk fills up in the middle of an event (RLIMIT_FSIZE makes write()
+ * stop at the limit as ENOSPC does): the event is cut off again and the
+ * trace reads up to the last complete one. */
+static void test_full_disk_keeps_complete_events(void **state)
+{
+	char dir[] = "/tmp/kstep-test-full-XXXXXX", cmd[256], err[256], path[128];
+	static char out[1 << 20];
+	static uint8_t raw[38];
+	uint64_t stack[32] = { 0 };
+	struct trace_event ev = { TRACE_STOP, 1, 0, 0, 0x1000, "p", "f", 0, raw, stack, 32, NULL, 0, NULL, NULL, 0 };
+	struct trace *t;
+	struct stat st;
+	int dfd, status, written = 0, fds[2];
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	if (pid == 0) {
+		struct rlimit lim = { 20000, 20000 };
+		int ret = 0;
+
+		signal(SIGXFSZ, SIG_IGN);
+		setrlimit(RLIMIT_FSIZE, &lim);
+		if (trace_prepare_dir(dir, false, &dfd, err, sizeof(err)) ||
+		    trace_open(&t, dfd, dir, &desc, &env, err, sizeof(err)))
+			_exit(2);
+		while (!ret) {
+			ev.seq = (uint64_t)written + 1;
+			if (!(ret = trace_write(t, &ev)))
+				written++;
+		}
+		if (write(fds[1], &written, sizeof(written)) != sizeof(written))
+			_exit(3);
+		_exit(ret == -EFBIG || ret == -ENOSPC ? 0 : 4);
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], &written, sizeof(written)), sizeof(written));
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(written > 10);
+	snprintf(path, sizeof(path), "%s/stream_0", dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size < 20000); /* the partial event was cut off */
+	snprintf(cmd, sizeof(cmd), "babeltrace2 %s 2>&1 | grep -c 'kstep:stop'", dir);
+	run(cmd, out, sizeof(out));
+	assert_int_equal(atoi(out), written);
+	rm_rf(dir);
+}
+
+/* -o DIR: private, never through a symlink, never someone's files mixed
+ * with ours, an old kstep trace replaced only with --force. */
+static void test_trace_directory_rules(void **state)
+{
+	char base[] = "/tmp/kstep-test-dir-XXXXXX", dir[128], link[128], err[512];
+	struct stat st;
+	int dfd, fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(base));
+	snprintf(dir, sizeof(dir), "%s/new", base);
+	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
+	assert_int_equal(fstat(dfd, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	close(dfd);
+
+	/* A symlink to a directory someone wants written: refused. */
+	snprintf(link, sizeof(link), "%s/link", base);
+	assert_int_equal(symlink(dir, link), 0);
+	assert_true(trace_prepare_dir(link, true, &dfd, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "refusing to write through it"));
+
+	/* An old kstep trace: replaced only with --force. Not empty and
+	 * not a trace: refused even with --force. */
+	write_trace(strcpy(dir, "/tmp/kstep-test-old-XXXXXX"), &desc, 1);
+	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "pass --force"));
+	assert_int_equal(trace_prepare_dir(dir, true, &dfd, err, sizeof(err)), 0);
+	close(dfd);
+	snprintf(link, sizeof(link), "%s/notes.txt", dir);
+	fd = open(link, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(trace_prepare_dir(dir, true, &dfd, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "not a kstep trace"));
+	rm_rf(dir);
+	rm_rf(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_metadata),
 		cmocka_unit_test(test_encoding_layout),
 		cmocka_unit_test(test_babeltrace_reads_it),
+		cmocka_unit_test(test_register_names_unique_and_not_keywords),
+		cmocka_unit_test(test_full_disk_keeps_complete_events),
+		cmocka_unit_test(test_trace_directory_rules),
 	};
 
 	return cmocka_run_group_tests_name("trace", tests, NULL, NULL);

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT
+/*
+ * files: private directories and files created without following links
+ * (see files.h for why).
+ */
+#include "files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int files_private_dir(const char *dir, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	if (lstat(dir, &st)) {
+		snprintf(err, errlen, "cannot look at %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a directory of yours (a symlink or a file): refusing it", dir);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(err, errlen, "%s belongs to uid %u, not to you: refusing it (someone else may have prepared it)",
+			 dir, (unsigned)st.st_uid);
+		return -EPERM;
+	}
+	if ((st.st_mode & 07777) != 0700) {
+		snprintf(err, errlen, "%s has mode %03o, not 700: refusing it (chmod 700 %s if it is yours)", dir,
+			 (unsigned)(st.st_mode & 07777), dir);
+		return -EPERM;
+	}
+	return 0;
+}
+
+void files_rundir(char *out, size_t len)
+{
+	const char *own = getenv("KSTEP_RUNDIR"), *base = getenv("XDG_RUNTIME_DIR");
+
+	if (own && *own)
+		snprintf(out, len, "%s", own);
+	else
+		snprintf(out, len, "%s/kstep-%u", base && *base ? base : "/tmp", (unsigned)getuid());
+}
+
+int files_create(int dirfd, const char *name, mode_t mode)
+{
+	int fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+
+	return fd < 0 ? -errno : fd;
+}
+
+int files_replace(const char *dir, const char *name, const char *text)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+	size_t len = strlen(text);
+	int fd, err = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, name);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = mkostemp(tmp, O_CLOEXEC); /* O_EXCL, mode 0600 */
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, len) != (ssize_t)len)
+		err = errno ? -errno : -EIO;
+	if (close(fd) && !err)
+		err = -errno;
+	if (!err && rename(tmp, path))
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * files: creating files and directories where another local user may have
+ * been first. A predictable path (/tmp/kstep-UID, a trace directory in a
+ * shared place) can hold a symlink or a directory someone else prepared;
+ * kstep never writes through a link, never reuses a file it did not create
+ * and uses a run directory only when it is its own with mode 0700.
+ */
+#ifndef KSTEP_FILES_H
+#define KSTEP_FILES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * Make @dir (mode 0700) or accept an existing one only if it is a real
+ * directory owned by us with mode 0700. 0, or -EPERM / -ENOTDIR / -errno
+ * with the reason in @err.
+ */
+int files_private_dir(const char *dir, char *err, size_t errlen);
+/* The per-user run directory: $KSTEP_RUNDIR, else
+ * ${XDG_RUNTIME_DIR:-/tmp}/kstep-UID (what guest/rundir.sh computes). */
+void files_rundir(char *out, size_t len);
+/* Create @name in @dirfd (read-write): never through a link, never an
+ * existing file. Returns the fd or -errno (-EEXIST: something is there). */
+int files_create(int dirfd, const char *name, mode_t mode);
+/* Replace @dir/@name with @text atomically (a new file renamed over it). */
+int files_replace(const char *dir, const char *name, const char *text);
+
+#endif
