@@ -5,6 +5,7 @@
 #   WORKLOAD=shell|rx-icmp|rx-udp|rx-tcp|oops   COUNT=N (workload size)
 #   HALT=1 (start halted, -S)   ACCEL=auto|kvm|tcg   SMP=N   MEM=MiB
 #   WORKLOAD_CPU=N (run the workload on the guest's CPU N)
+#   PANIC=exit|pause (what a kernel panic does to QEMU; default pause with HALT=1)
 #   NIC=e1000|virtio
 #   GDB_SOCK=/path (default: gdb.sock in the run directory) or GDB_PORT=N
 #   (TCP on 127.0.0.1, reachable by every local user: only when asked for)
@@ -142,8 +143,11 @@ fi
 [ -n "${WORKLOAD_CPU:-}" ] && { [[ "$WORKLOAD_CPU" =~ ^[0-9]+$ ]] && [ "$WORKLOAD_CPU" -lt "$smp" ] ||
 	die "WORKLOAD_CPU must be a CPU of the guest (0 to $((smp - 1))), not '$WORKLOAD_CPU'"; }
 append="console=ttyS0 nokaslr kstep.workload=$workload${COUNT:+ kstep.count=$COUNT}${WORKLOAD_CPU:+ kstep.cpu=$WORKLOAD_CPU}"
-panic_action=exit-failure
-[ "$halt" = 1 ] && panic_action=pause   # a debugger is attached: keep the dying guest
+# A panic ends QEMU with status 1, or (HALT=1: a debugger is attached)
+# pauses it so the dying kernel can be read; PANIC=exit|pause overrides.
+panic=${PANIC:-$([ "$halt" = 1 ] && echo pause || echo exit)}
+case "$panic" in exit) panic_action=exit-failure ;; pause) panic_action=pause ;;
+	*) die "PANIC must be exit or pause, not '$panic'" ;; esac
 # One socket per vCPU: the kernel (no ACPI) finds its CPUs in SeaBIOS's MP
 # table, which has one entry per package; -smp 2 alone is one package of two
 # cores, and the guest would boot with one CPU.

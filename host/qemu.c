@@ -81,6 +81,9 @@ static int qemu_args(const struct qemu_opts *o, const char *gdb, const char *run
 			dup2(errfd, 2);
 		setenv("PRINT_ARGS", "1", 1);
 		setenv("HALT", "1", 1);
+		/* kstep catches oopses with its probes; one it does not catch
+		 * ends QEMU (exit 1) rather than pausing it for ever. */
+		setenv("PANIC", "exit", 1);
 		setenv("IMAGES", o->images, 1);
 		setenv("WORKLOAD", o->workload, 1);
 		setenv("ACCEL", o->accel, 1);
@@ -211,14 +214,15 @@ static void __attribute__((noreturn)) keeper(int ctl, int status_fd, char **argv
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN); /* kstep may be gone when QEMU's status comes */
+	/* A kept QEMU's keeper outlives kstep: it must not hold kstep's
+	 * standard streams (a pipe to whoever ran kstep would never end). */
+	for (int fd = 0, devnull = open("/dev/null", O_RDWR); fd < 3 && devnull >= 0; fd++)
+		dup2(devnull, fd);
 	pid = fork();
 	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDONLY);
-
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(127); /* the keeper died before the line above */
-		dup2(devnull, 0);
 		if (serial_fd >= 0) {
 			dup2(serial_fd, 1);
 			dup2(serial_fd, 2);
