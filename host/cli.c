@@ -225,8 +225,9 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 		return true;
 	case 'B':
 		g->eng.stack_bytes = parse_u64(cmd, "--stack-bytes", arg, 8);
-		if (g->eng.stack_bytes > 2040 || g->eng.stack_bytes % 8)
-			die_usage(cmd, "--stack-bytes must be a multiple of 8 up to 2040, not '%s'", arg);
+		if (g->eng.stack_bytes > ENGINE_STACK_BYTES_MAX || g->eng.stack_bytes % 8)
+			die_usage(cmd, "--stack-bytes must be a multiple of 8 up to %d, not '%s'", ENGINE_STACK_BYTES_MAX,
+				  arg);
 		return true;
 	case 'i':
 		g->eng.step_irqs = true;
@@ -334,9 +335,9 @@ static int connect_target(struct session *s)
 		error("%s", err);
 		return ret;
 	}
-	ret = engine_new(&s->engine, s->target, s->syms, NULL, &s->g->eng);
+	ret = engine_new(&s->engine, s->target, s->syms, NULL, &s->g->eng, err, sizeof(err));
 	if (ret)
-		error("the target is not x86-64 (no rip/rsp/rbp in its description)");
+		error("%s", err);
 	return ret;
 }
 
@@ -473,7 +474,9 @@ static int open_trace(struct session *s, const char *command)
 	/* The engine was made before the trace existed: make it again with it. */
 	engine_free(s->engine);
 	s->engine = NULL;
-	ret = engine_new(&s->engine, s->target, s->syms, s->trace, &s->g->eng);
+	ret = engine_new(&s->engine, s->target, s->syms, s->trace, &s->g->eng, err, sizeof(err));
+	if (ret)
+		error("%s", err);
 	return ret;
 }
 
@@ -639,9 +642,15 @@ static int guest_ending(struct session *s, int status)
 		error("the guest kernel panicked (QEMU exit 1; its report is in %s/guest/serial.log)", s->g->out);
 		return EXIT_KERNEL_DIED;
 	}
-	if (!strcmp(reason, "guest-reset") || !strcmp(reason, "guest-shutdown")) {
-		error("the guest %s before its workload finished (console: %s/guest/serial.log)",
-		      !strcmp(reason, "guest-reset") ? "reset" : "powered off", s->g->out);
+	/* Under -no-reboot a reset ends QEMU: "guest-reset" when the guest did
+	 * it, "host-qmp-system-reset" when asked through QMP. */
+	if (strlen(reason) > 5 && !strcmp(reason + strlen(reason) - 5, "reset")) {
+		error("the guest was reset (%s) before its workload finished (console: %s/guest/serial.log)", reason,
+		      s->g->out);
+		return EXIT_GUEST_RESET;
+	}
+	if (!strcmp(reason, "guest-shutdown")) {
+		error("the guest powered off before its workload finished (console: %s/guest/serial.log)", s->g->out);
 		return EXIT_GUEST_RESET;
 	}
 	if (!strcmp(reason, "host-qmp-quit"))

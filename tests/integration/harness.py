@@ -155,8 +155,18 @@ def events(text):
 
 
 def qemu_pids(pattern):
-    p = run(["pgrep", "-f", pattern])
-    return [int(x) for x in p.stdout.split()]
+    """QEMUs whose command line, or whose console (stdout: kstep hands QEMU
+    the trace's guest/serial.log as an fd), names @pattern."""
+    pids = []
+    for pid in run(["pgrep", "-f", "qemu-system"]).stdout.split():
+        try:
+            cmd = open("/proc/%s/cmdline" % pid, "rb").read().replace(b"\0", b" ").decode(errors="replace")
+            out = os.readlink("/proc/%s/fd/1" % pid)
+        except OSError:
+            continue
+        if pattern in cmd or pattern in out:
+            pids.append(int(pid))
+    return pids
 
 
 def thread_cpus(pid):
