@@ -78,7 +78,9 @@ static int steps(struct conn *c, const char *spec, const char *tracedir, uint64_
 	if (trace_prepare_dir(tracedir, true, &dfd, err, sizeof(err)) ||
 	    trace_open(&tr, dfd, tracedir, target_desc(c->t), &env, err, sizeof(err)))
 		return fail(err);
-	if (engine_new(&e, c->t, c->syms, tr, &o) || engine_before_kernel(e, &before) ||
+	if (engine_new(&e, c->t, c->syms, tr, &o, err, sizeof(err)))
+		return fail(err);
+	if (engine_before_kernel(e, &before) ||
 	    (before && engine_run_to_start_kernel(e, 60000)))
 		return fail(engine_errmsg(e));
 	target_set_sstep(c->t, TARGET_SSTEP_ENABLE | TARGET_SSTEP_NOIRQ | TARGET_SSTEP_NOTIMER);

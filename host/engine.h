@@ -2,7 +2,9 @@
 /*
  * engine: drives a target through boot, breakpoint stops and single steps,
  * taking a snapshot (registers, stack window, frame-pointer backtrace, skb
- * tag, instruction) at each and writing it to the trace.
+ * tag, instruction) at each and writing it to the trace. Its parts:
+ * engine.c (handle, fetch, the stop loop), engine_boot.c, engine_bp.c,
+ * engine_step.c; memory goes through memcache, backtraces through snapshot.
  */
 #ifndef KSTEP_ENGINE_H
 #define KSTEP_ENGINE_H
@@ -51,8 +53,16 @@ struct engine_result {
 
 struct engine;
 
+/* --stack-bytes at most: what one 'm' reply carries within QEMU's PacketSize
+ * of 4096 ((4096 - 16) / 2 bytes, see target_max_read); a stub that
+ * negotiated less gets its own limit. */
+#define ENGINE_STACK_BYTES_MAX 2040
+
+/* The error convention: functions return 0 or a negative errno and leave
+ * the detail in engine_errmsg(); each one clears it first. The constructor,
+ * having no handle yet, writes its reason into @err. */
 int engine_new(struct engine **out, struct target *t, struct symtab *syms, struct trace *trace,
-	       const struct engine_opts *o);
+	       const struct engine_opts *o, char *err, size_t errlen);
 void engine_free(struct engine *e);
 const char *engine_errmsg(const struct engine *e);
 struct report *engine_report(struct engine *e);

@@ -617,7 +617,7 @@ uint64_t target_reg_u64(const struct target *t, const uint8_t *raw, int idx)
 	return v;
 }
 
-static size_t mem_chunk(const struct target *t)
+size_t target_max_read(const struct target *t)
 {
 	/* A reply of 2 hex digits per byte plus framing must fit PacketSize. */
 	return t->packet_size > 32 ? (t->packet_size - 16) / 2 : 256;
@@ -641,7 +641,7 @@ int target_read_mem(struct target *t, uint64_t addr, void *out, size_t len)
 	uint8_t *dst = out;
 
 	while (len) {
-		size_t n = len < mem_chunk(t) ? len : mem_chunk(t);
+		size_t n = len < target_max_read(t) ? len : target_max_read(t);
 		const char *r;
 		size_t rl;
 		int got, err = request(t, reqf(t, "m%" PRIx64 ",%zx", addr, n), &r, &rl);
@@ -669,8 +669,8 @@ static int regs_mem(struct target *t, const uint8_t **raw, uint64_t addr, uint8_
 	size_t len;
 	int err, got;
 
-	if (mem_len > mem_chunk(t))
-		mem_len = mem_chunk(t);
+	if (mem_len > target_max_read(t))
+		mem_len = target_max_read(t);
 	if (!t->qemu) {
 		err = target_read_regs(t, raw);
 		got = err ? err : target_read_mem(t, addr, mem, mem_len);

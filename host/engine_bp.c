@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MIT
+/*
+ * engine_bp: the software breakpoints the engine places, and resuming past
+ * one: by carrying out its instruction (a push, nearly always) or else by
+ * stepping over it.
+ */
+#include "engine_priv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+static bool placed(const struct engine *e, uint64_t addr)
+{
+	for (size_t i = 0; i < e->nbp; i++)
+		if (e->bp[i] == addr)
+			return true;
+	return false;
+}
+
+/*
+ * Carry out the instruction under a breakpoint ourselves when it is a push
+ * of a register (a function's first instruction, "push %rbp", nearly
+ * always): [rsp-8] = reg, rsp -= 8, rip += length, then continue. This
+ * spares the stub a single step (a stop of its own) and kstep a round trip
+ * at every hit. Under TCG the gain is within the noise of what QEMU spends
+ * re-translating after every debug stop (bench/ceiling measures both ways).
+ * -ENOTSUP for any other instruction.
+ */
+static int continue_by_emulation(struct engine *e, uint64_t pc)
+{
+	static const char *const regs[16] = { "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+					      "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15" };
+	const struct target_desc *d = target_desc(e->t);
+	uint8_t insn[2];
+	size_t len;
+	int r, idx;
+
+	if (!e->regs || engine_reg(e, e->pc_idx) != pc || memcache_code(e->mc, pc, insn, sizeof(insn)))
+		return -ENOTSUP;
+	if (insn[0] >= 0x50 && insn[0] <= 0x57) {
+		r = insn[0] - 0x50;
+		len = 1;
+	} else if (insn[0] == 0x41 && insn[1] >= 0x50 && insn[1] <= 0x57) {
+		r = 8 + insn[1] - 0x50;
+		len = 2;
+	} else {
+		return -ENOTSUP;
+	}
+	idx = target_desc_find(d, regs[r]);
+	if (idx < 0)
+		return -ENOTSUP;
+	uint64_t sp = engine_reg(e, e->sp_idx), value = engine_reg(e, idx); /* push %rsp pushes the old rsp */
+	struct target_write w[3] = {
+		{ .addr = sp - 8, .value = value, .len = 8 },
+		{ .is_reg = true, .reg = e->sp_idx, .value = sp - 8 },
+		{ .is_reg = true, .reg = e->pc_idx, .value = pc + len },
+	};
+
+	return target_continue_with(e->t, w, 3);
+}
+
+/* Resume from where the guest stopped: past our breakpoint if it sits there. */
+int engine_resume(struct engine *e, uint64_t pc)
+{
+	int err;
+
+	if (!placed(e, pc))
+		err = target_continue(e->t);
+	else if ((err = continue_by_emulation(e, pc)) == -ENOTSUP)
+		err = target_continue_over(e->t, pc, target_current_thread(e->t));
+	return err == -ECONNRESET ? err : err ? engine_target_fail(e, err) : 0;
+}
+
+int engine_place(struct engine *e, uint64_t addr)
+{
+	uint64_t *tmp = realloc(e->bp, (e->nbp + 1) * sizeof(*tmp));
+	int err;
+
+	if (!tmp)
+		return engine_fail(e, -ENOMEM, "out of memory");
+	e->bp = tmp;
+	if ((err = target_breakpoint(e->t, true, TARGET_BP_SW, addr)))
+		return engine_target_fail(e, err);
+	e->bp[e->nbp++] = addr;
+	return 0;
+}
+
+int engine_clear_breakpoints(struct engine *e)
+{
+	int first = 0;
+
+	engine_clear_err(e);
+	for (size_t i = 0; i < e->nbp; i++) {
+		int err = target_breakpoint(e->t, false, TARGET_BP_SW, e->bp[i]);
+
+		if (err && !first)
+			first = engine_target_fail(e, err);
+	}
+	e->nbp = 0;
+	return first;
+}

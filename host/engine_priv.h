@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine_priv: what the engine's files share (engine.c: the handle and the
+ * breakpoint-stop loop; engine_boot.c: reaching start_kernel and checking
+ * the vmlinux; engine_bp.c: placing and passing breakpoints; engine_step.c:
+ * the single-step loop). Not for use outside the engine.
+ */
+#ifndef KSTEP_ENGINE_PRIV_H
+#define KSTEP_ENGINE_PRIV_H
+
+#include "disasm.h"
+#include "engine.h"
+#include "memcache.h"
+#include "snapshot.h"
+
+/* A stop after ^C should come at once; anything slower means a wedged stub. */
+#define HALT_TIMEOUT_MS 5000
+
+struct engine {
+	struct target *t;
+	struct symtab *syms;
+	struct trace *trace;
+	struct disasm *dis;
+	struct report *report;
+	struct memcache *mc;
+	struct snapshot_ctx *snap;
+	struct engine_opts o;
+	int pc_idx, sp_idx, fp_idx, arg_idx[6];
+	uint64_t seq;
+	const uint8_t *regs;          /* of the current snapshot */
+	uint8_t *raw;                 /* what the window fetch brought */
+	uint64_t *bp;                 /* software breakpoints placed */
+	size_t nbp;
+	struct engine_fn_steps *prof; /* steps per function */
+	size_t nprof, last_prof;
+	uint64_t t0_ns, last_progress_ns;
+	/* The instruction being stepped writes no memory and keeps rsp: the
+	 * next snapshot can reuse this stack window as it is. */
+	bool stack_kept;
+	/* Otherwise, where it leaves rsp, when that follows from its code. */
+	bool sp_known;
+	uint64_t next_sp;
+	char err[512];
+};
+
+/* The error convention (DESIGN.md): return 0 or a negative errno; the
+ * detail goes to e->err, which every public entry point clears first. */
+int engine_fail(struct engine *e, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The target's message for @err. */
+int engine_target_fail(struct engine *e, int err);
+void engine_clear_err(struct engine *e);
+
+uint64_t engine_reg(const struct engine *e, int idx);
+double engine_since(const struct engine *e);
+void engine_progress(struct engine *e, uint64_t n, const char *what, const char *last, bool final);
+
+/* Registers and the stack window in one round trip, and a single step of
+ * @step_thread after them in the same write when it is >= 0. *complete:
+ * the window holds @want bytes from rsp. */
+int engine_fetch(struct engine *e, size_t want, int step_thread, bool *complete);
+/* The unwinder's view of the current registers. */
+struct unwind_regs engine_unwind_regs(const struct engine *e);
+int engine_write_event(struct engine *e, struct snapshot *sn, enum trace_kind kind, const char *probe,
+		       uint64_t skb, const char *insn, const uint8_t *ibytes, uint8_t ilen);
+
+/* The next stop reply, 'O' console output skipped. */
+int engine_wait_stop(struct engine *e, struct target_stop *st, int timeout_ms);
+/* Wait for the next stop while the guest runs, watching limits and ^C. */
+int engine_run_until_stop(struct engine *e, struct target_stop *st, enum engine_end *end);
+
+/* engine_bp.c */
+int engine_place(struct engine *e, uint64_t addr);
+/* Resume from where the guest stopped: past our breakpoint if it sits there. */
+int engine_resume(struct engine *e, uint64_t pc);
+
+#endif

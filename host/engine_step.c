@@ -1,0 +1,304 @@
+// SPDX-License-Identifier: MIT
+/*
+ * engine_step: kstep step. Run to the K-th hit of a breakpoint, then
+ * single-step that vCPU alone (the others held), recording a snapshot and
+ * the instruction at every step, for N instructions or until the function
+ * returns to its caller.
+ *
+ * One round trip per instruction: the registers and stack of this
+ * instruction and the step to the next go out in one write, so the end must
+ * be known one instruction ahead (by count, or because the instruction just
+ * stepped was the ret back to the caller). While the next step runs, the
+ * snapshot is worked out from the caches; a miss waits for the stop and
+ * reads then (code does not change under us, and frame records above the
+ * window are not written by the instruction that ran).
+ */
+#include "engine_priv.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* QEMU (TCG) now and then reports a single step that executed nothing; a
+ * long run of them means the vCPU cannot make progress at all. */
+#define MAX_NULL_STEPS 1000
+
+/* One engine_step run. */
+struct step_run {
+	const char *at_spec;
+	uint64_t at, hits, count;
+	bool until_return;
+	const struct sym *fn;     /* the function at @at */
+	struct snapshot *sn;
+	uint8_t *prev;            /* registers of the last recorded step */
+	size_t want;              /* stack bytes a step records */
+	int thread;               /* the vCPU stepped */
+	uint64_t nulls;           /* steps in a row that executed nothing */
+	uint64_t ret_addr, entry_sp;
+	bool returning;           /* the instruction just stepped returns to the caller */
+};
+
+/* Count a recorded step in its function's entry. */
+static int profile_add(struct engine *e, uint64_t pc)
+{
+	const struct sym *s = sym_lookup_addr(e->syms, pc);
+	const char *name = s ? s->name : "?";
+	struct engine_fn_steps *tmp;
+
+	/* Steps run in one function for a while: look at the last one first. */
+	if (e->nprof && e->prof[e->last_prof].name == name) {
+		e->prof[e->last_prof].steps++;
+		return 0;
+	}
+	for (size_t i = 0; i < e->nprof; i++)
+		if (e->prof[i].name == name) {
+			e->prof[i].steps++;
+			e->last_prof = i;
+			return 0;
+		}
+	tmp = realloc(e->prof, (e->nprof + 1) * sizeof(*tmp));
+	if (!tmp)
+		return engine_fail(e, -ENOMEM, "out of memory");
+	e->prof = tmp;
+	e->prof[e->nprof] = (struct engine_fn_steps){ name, 1 };
+	e->last_prof = e->nprof++;
+	return 0;
+}
+
+static int by_steps(const void *a, const void *b)
+{
+	const struct engine_fn_steps *x = a, *y = b;
+
+	return (x->steps < y->steps) - (x->steps > y->steps);
+}
+
+size_t engine_step_profile(struct engine *e, const struct engine_fn_steps **out)
+{
+	qsort(e->prof, e->nprof, sizeof(*e->prof), by_steps);
+	e->last_prof = 0;
+	*out = e->prof;
+	return e->nprof;
+}
+
+static int guest_ended(struct engine *e, struct step_run *r, uint64_t seen)
+{
+	return engine_fail(e, -ECHILD, "the guest ended after %" PRIu64 " of %" PRIu64 " hits of %s", seen, r->hits,
+			   r->at_spec);
+}
+
+/* Run to the hits-th hit of the breakpoint at @at. */
+static int run_to_hit(struct engine *e, struct step_run *r, struct engine_result *res)
+{
+	uint64_t seen = 0;
+	int err;
+
+	if ((err = engine_place(e, r->at)))
+		return err;
+	while (seen < r->hits) {
+		struct target_stop st;
+		enum engine_end end = ENGINE_END_NONE;
+
+		if ((err = engine_resume(e, seen ? r->at : 0)) || (err = engine_run_until_stop(e, &st, &end)))
+			return err == -ECONNRESET ? guest_ended(e, r, seen) : err;
+		if (end != ENGINE_END_NONE) {
+			res->end = end;
+			return end == ENGINE_END_GUEST_EXITED ? guest_ended(e, r, seen) : 0;
+		}
+		if ((err = target_read_regs(e->t, &e->regs)))
+			return engine_target_fail(e, err);
+		if (engine_reg(e, e->pc_idx) == r->at)
+			seen++;
+	}
+	return 0;
+}
+
+/* Step alone: no breakpoint in the way, the other vCPUs held, and the
+ * stack where it is now, so that the first batched fetch finds it. */
+static int start_stepping(struct engine *e, struct step_run *r)
+{
+	bool complete;
+	int err;
+
+	if ((err = engine_clear_breakpoints(e)))
+		return err;
+	err = target_set_sstep(e->t, e->o.step_irqs ? TARGET_SSTEP_ENABLE
+						    : TARGET_SSTEP_ENABLE | TARGET_SSTEP_NOIRQ | TARGET_SSTEP_NOTIMER);
+	if (err)
+		return engine_target_fail(e, err);
+	r->thread = target_current_thread(e->t);
+	memcache_clear_lines(e->mc);
+	e->stack_kept = e->sp_known = false;
+	return engine_fetch(e, r->want, -1, &complete);
+}
+
+/* At the first instruction of --until-return: where it will return to. */
+static int note_entry(struct engine *e, struct step_run *r, uint64_t pc, uint64_t sp)
+{
+	if (!r->fn || pc != r->fn->addr)
+		return engine_fail(e, -EINVAL, "--until-return needs --at at a function's first instruction");
+	/* At entry the return address is on top of the stack. */
+	if (memcache_read(e->mc, sp, &r->ret_addr, 8))
+		return engine_fail(e, -EFAULT, "cannot read the return address at 0x%" PRIx64, sp);
+	r->entry_sp = sp;
+	return 0;
+}
+
+/* The instruction's code, its backtrace and whether it returns to the
+ * caller, from the caches while the next step runs (*stopped false); on a
+ * miss, once the guest has stopped. */
+static int analyse(struct engine *e, struct step_run *r, uint64_t pc, uint64_t sp, uint8_t insn[16], bool *stopped)
+{
+	struct unwind_regs ur = engine_unwind_regs(e);
+	struct target_stop st;
+	int err = 0;
+
+	for (bool offline = !*stopped;; offline = false) {
+		memcache_set_offline(e->mc, offline);
+		if (memcache_code(e->mc, pc, insn, 16) && !memcache_missed(e->mc)) {
+			err = engine_fail(e, -EFAULT, "cannot read code at 0x%" PRIx64, pc);
+			break;
+		}
+		snapshot_unwind(e->snap, r->sn, &ur, snapshot_frame_state(e->snap, pc));
+		if (r->until_return && !memcache_missed(e->mc) && disasm_is_return(e->dis, insn, 16, pc)) {
+			uint64_t to;
+
+			/* The ret back to the caller? Then the next is the last. */
+			r->returning = !memcache_read(e->mc, sp, &to, 8) && to == r->ret_addr && sp >= r->entry_sp;
+		}
+		if (!memcache_missed(e->mc) || !offline)
+			break;
+		if ((err = engine_wait_stop(e, &st, HALT_TIMEOUT_MS)))
+			break;
+		*stopped = true;
+	}
+	memcache_set_offline(e->mc, false);
+	return err;
+}
+
+/* Record the instruction the registers just fetched stand at. */
+static int record(struct engine *e, struct step_run *r, struct engine_result *res, bool complete, bool *stopped)
+{
+	uint8_t insn[16] = { 0 };
+	uint64_t pc, sp;
+	char text[128];
+	size_t ilen;
+	int err;
+
+	if (res->steps == 0 && !*stopped) {
+		/* The first instruction reads the return address: stop first. */
+		struct target_stop st;
+
+		if ((err = engine_wait_stop(e, &st, HALT_TIMEOUT_MS)))
+			return err;
+		*stopped = true;
+	}
+	memcpy(r->prev, e->regs, target_desc(e->t)->g_size);
+	if (complete)
+		memcache_window_to_lines(e->mc);
+	pc = engine_reg(e, e->pc_idx);
+	sp = engine_reg(e, e->sp_idx);
+	if (res->steps == 0 && r->until_return && r->hits && (err = note_entry(e, r, pc, sp)))
+		return err;
+	if ((err = analyse(e, r, pc, sp, insn, stopped)))
+		return err;
+	ilen = disasm_one(e->dis, insn, sizeof(insn), pc, text, sizeof(text));
+	snapshot_symbolize(e->snap, r->sn);
+	if ((err = engine_write_event(e, r->sn, TRACE_STEP, "", 0, text, insn, (uint8_t)(ilen ? ilen : 1))))
+		return err;
+	e->stack_kept = complete && disasm_keeps_stack(e->dis, insn, sizeof(insn), pc);
+	e->sp_known = disasm_next_sp(e->dis, insn, sizeof(insn), pc, sp, engine_reg(e, e->fp_idx), &e->next_sp);
+	if ((err = profile_add(e, pc)))
+		return err;
+	res->steps++;
+	engine_progress(e, res->steps, "steps", NULL, false);
+	if (r->until_return && res->steps > 1 && pc == r->ret_addr && sp > r->entry_sp)
+		res->end = ENGINE_END_RETURNED;
+	return 0;
+}
+
+/* Not one register moved, not even rip: the stub reported a step that
+ * executed nothing. It is stepped again and not recorded. */
+static int null_step(struct engine *e, struct step_run *r, struct engine_result *res)
+{
+	res->null_steps++;
+	if (++r->nulls > MAX_NULL_STEPS)
+		return engine_fail(e, -EIO, "%d single steps in a row executed nothing at 0x%" PRIx64,
+				   MAX_NULL_STEPS, engine_reg(e, e->pc_idx));
+	return 0;
+}
+
+static int step_loop(struct engine *e, struct step_run *r, struct engine_result *res)
+{
+	size_t g_size = target_desc(e->t)->g_size;
+	int err = 0;
+
+	for (;;) {
+		struct target_stop st;
+		bool last, complete, stopped;
+
+		last = (r->count && res->steps + 1 >= r->count) || r->returning ||
+		       (e->o.interrupted && *e->o.interrupted);
+		if ((err = engine_fetch(e, r->want, last ? -1 : r->thread, &complete)))
+			return err;
+		stopped = last;
+		if (res->steps && !memcmp(r->prev, e->regs, g_size)) {
+			if ((err = null_step(e, r, res)) || last)
+				return err;
+		} else {
+			r->nulls = 0;
+			if ((err = record(e, r, res, complete, &stopped)) || res->end != ENGINE_END_NONE)
+				return err;
+			if (last) {
+				res->end = r->count && res->steps >= r->count ? ENGINE_END_COUNT : ENGINE_END_INTERRUPTED;
+				return 0;
+			}
+		}
+		if (!stopped && (err = engine_wait_stop(e, &st, HALT_TIMEOUT_MS)))
+			return err;
+		if (!stopped && st.kind != TARGET_STOP_SIGNAL) {
+			res->end = ENGINE_END_GUEST_EXITED;
+			return 0;
+		}
+	}
+}
+
+int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hits, uint64_t count,
+		bool until_return, struct engine_result *res)
+{
+	struct step_run r = {
+		.at_spec = at_spec, .at = at, .hits = hits, .count = count, .until_return = until_return,
+		.fn = sym_lookup_addr(e->syms, at),
+		.want = e->o.stack_bytes < 256 ? 256 : e->o.stack_bytes,
+	};
+	int err;
+
+	engine_clear_err(e);
+	memset(res, 0, sizeof(*res));
+	e->nprof = 0;
+	if (r.want > memcache_window_max(e->mc))
+		r.want = memcache_window_max(e->mc);
+	if (snapshot_new(&r.sn, e->mc) || !(r.prev = malloc(target_desc(e->t)->g_size))) {
+		err = engine_fail(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	e->t0_ns = trace_now_ns();
+	if (hits && ((err = run_to_hit(e, &r, res)) || res->end != ENGINE_END_NONE))
+		goto out;
+	if ((err = start_stepping(e, &r)))
+		goto out;
+	e->t0_ns = trace_now_ns();
+	err = step_loop(e, &r, res);
+	if (err && err != -ECONNRESET && !e->err[0])
+		err = engine_target_fail(e, err);
+out:
+	if (err == -ECONNRESET) {
+		res->end = ENGINE_END_GUEST_EXITED;
+		err = 0;
+	}
+	res->seconds = engine_since(e);
+	engine_progress(e, res->steps, "steps", NULL, true);
+	free(r.prev);
+	snapshot_free(r.sn);
+	return err;
+}

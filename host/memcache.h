@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memcache: guest memory as the engine reads it at stops and steps. The
+ * stack window comes with the registers (one round trip); frame records
+ * beyond it are read in bursts into 64-byte lines; code is kept in 256-byte
+ * chunks for the session. While a single step runs, the guest's memory
+ * cannot be read: the cache is then "offline", answers from what it holds
+ * and notes a miss, to be redone once the guest has stopped.
+ */
+#ifndef KSTEP_MEMCACHE_H
+#define KSTEP_MEMCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "target.h"
+
+/* Kernel stacks are 16 KiB and aligned to their size (x86-64 THREAD_SIZE
+ * without KASAN): a window never crosses the end of the stack it is on. */
+#define KSTACK_ALIGN 16384
+
+struct memcache;
+
+/* @window_max: the most one 'm' reply carries (target_max_read). */
+int memcache_new(struct memcache **out, struct target *t, size_t window_max);
+void memcache_free(struct memcache *mc);
+
+/* Forget the lines (the guest ran: frame records may have changed). Code
+ * chunks stay: kernel text does not change under us. */
+void memcache_clear_lines(struct memcache *mc);
+/* The stack window of this snapshot: @len bytes from @addr. */
+uint8_t *memcache_window(struct memcache *mc, uint64_t *addr, size_t *len);
+size_t memcache_window_max(const struct memcache *mc);
+void memcache_set_window(struct memcache *mc, uint64_t addr, size_t len);
+/* Copy the fresh window into the lines it overlaps, so a frame record
+ * pushed while inside it stays right once rsp moves below it again. */
+void memcache_window_to_lines(struct memcache *mc);
+
+/* While offline, reads that miss return -EAGAIN and set the miss flag. */
+void memcache_set_offline(struct memcache *mc, bool offline);
+bool memcache_missed(const struct memcache *mc);
+
+/* Guest memory: the window first, then lines (read in bursts towards the
+ * end of the stack), else straight from the target. */
+int memcache_read(struct memcache *mc, uint64_t addr, void *out, size_t len);
+/* @len code bytes at @addr, across chunk boundaries. */
+int memcache_code(struct memcache *mc, uint64_t addr, uint8_t *out, size_t len);
+
+/*
+ * Where to fetch the stack window with the registers, before rsp is known.
+ * A stop fetches a whole window around the last rsp (@last_sp). A step
+ * fetches no more than needed, since it pays that at every step: from
+ * where the instruction leaves rsp (@next_sp) when that follows from its
+ * code (@sp_known), else around the last rsp with a margin either way.
+ * Never past the end of the 16 KiB stack.
+ */
+struct window_plan {
+	uint64_t start;
+	size_t len;
+};
+struct window_plan memcache_plan_window(uint64_t last_sp, uint64_t next_sp, bool stepping, bool sp_known,
+					size_t want, size_t window_max);
+
+#endif

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: MIT
+/*
+ * snapshot: the backtrace and stack words recorded at each stop and step
+ * (see snapshot.h).
+ */
+#include "snapshot.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* file:line of return addresses, kept for the session. */
+#define SRC_SLOTS 8192
+
+struct src {
+	uint64_t addr;
+	char *text;
+};
+
+struct snapshot_ctx {
+	struct symtab *syms;
+	struct memcache *mc;
+	struct disasm *dis;
+	struct src src[SRC_SLOTS];
+};
+
+int snapshot_ctx_new(struct snapshot_ctx **out, struct symtab *syms, struct memcache *mc, struct disasm *dis)
+{
+	struct snapshot_ctx *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->syms = syms;
+	c->mc = mc;
+	c->dis = dis;
+	*out = c;
+	return 0;
+}
+
+void snapshot_ctx_free(struct snapshot_ctx *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < SRC_SLOTS; i++)
+		free(c->src[i].text);
+	free(c);
+}
+
+int snapshot_new(struct snapshot **out, const struct memcache *mc)
+{
+	struct snapshot *sn = calloc(1, sizeof(*sn));
+
+	if (!sn)
+		return -ENOMEM;
+	sn->stack = calloc(memcache_window_max(mc) / 8 + 1, sizeof(*sn->stack));
+	if (!sn->stack) {
+		free(sn);
+		return -ENOMEM;
+	}
+	*out = sn;
+	return 0;
+}
+
+void snapshot_free(struct snapshot *sn)
+{
+	if (sn)
+		free(sn->stack);
+	free(sn);
+}
+
+static const char *src_of(struct snapshot_ctx *c, uint64_t addr)
+{
+	struct src *s = &c->src[(size_t)((addr * 0x9E3779B97F4A7C15ull) >> 40) % SRC_SLOTS];
+	struct sym_srcloc loc[1];
+
+	if (s->addr == addr && s->text)
+		return s->text;
+	free(s->text);
+	s->text = NULL;
+	s->addr = addr;
+	if (sym_srclocs(c->syms, addr, loc, 1) > 0 && asprintf(&s->text, "%s:%d", loc[0].file, loc[0].line) < 0)
+		s->text = NULL;
+	return s->text ? s->text : "";
+}
+
+enum unwind_entry snapshot_frame_state(struct snapshot_ctx *c, uint64_t pc)
+{
+	const struct sym *s = sym_lookup_addr(c->syms, pc);
+	uint8_t code[32], insn[16];
+
+	if (!s || pc == s->addr)
+		return UNWIND_AT_ENTRY;
+	/* In the epilogue, after "pop %rbp" or "leave": the ret is next. */
+	if (!memcache_code(c->mc, pc, insn, sizeof(insn)) && disasm_is_return(c->dis, insn, sizeof(insn), pc))
+		return UNWIND_AT_ENTRY;
+	if (memcache_code(c->mc, s->addr, code, sizeof(code)))
+		return UNWIND_FRAME_SET;
+	return disasm_frame_state(c->dis, code, sizeof(code), s->addr, pc);
+}
+
+static int read_mem(void *ctx, uint64_t addr, void *out, size_t len)
+{
+	struct snapshot_ctx *c = ctx;
+
+	return memcache_read(c->mc, addr, out, len);
+}
+
+static int is_text(void *ctx, uint64_t addr)
+{
+	struct snapshot_ctx *c = ctx;
+
+	return sym_in_text(c->syms, addr);
+}
+
+void snapshot_unwind(struct snapshot_ctx *c, struct snapshot *sn, const struct unwind_regs *regs,
+		     enum unwind_entry entry)
+{
+	sn->nbt = unwind_fp(regs, entry, sn->pcs, SNAPSHOT_FRAMES, read_mem, is_text, c, &sn->end);
+}
+
+void snapshot_symbolize(struct snapshot_ctx *c, struct snapshot *sn)
+{
+	for (size_t i = 0; i < sn->nbt; i++) {
+		/* A return address points after the call: its line is the call's
+		 * at address - 1 (decode_stacktrace.sh and gdb do the same). */
+		uint64_t a = i ? sn->pcs[i] - 1 : sn->pcs[i];
+
+		if (i)
+			sym_format_return(c->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
+		else
+			sym_format(c->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
+		snprintf(sn->srcs[i], sizeof(sn->srcs[i]), "%s", src_of(c, a));
+		sn->bt[i] = (struct trace_frame){ sn->pcs[i], sn->names[i], sn->srcs[i] };
+	}
+}
+
+size_t snapshot_stack(struct snapshot_ctx *c, struct snapshot *sn, size_t words)
+{
+	size_t len;
+	const uint8_t *w = memcache_window(c->mc, NULL, &len);
+
+	if (words > len / 8)
+		words = len / 8;
+	for (size_t i = 0; i < words; i++)
+		memcpy(&sn->stack[i], w + 8 * i, 8);
+	return words;
+}
