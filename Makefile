@@ -9,7 +9,7 @@
 IMAGES   ?= $(CURDIR)/images
 BUILD    ?= $(CURDIR)/build
 KSTEP    := $(BUILD)/kstep
-export IMAGES KERNEL_SRC WORKLOAD HALT ACCEL SMP MEM NIC PIN GDB_PORT GDB_SOCK COUNT KSTEP_RUNDIR WORKLOAD_CPU
+export IMAGES KERNEL_SRC WORKLOAD HALT ACCEL SMP MEM NIC PIN GDB_PORT GDB_SOCK COUNT KSTEP_RUNDIR WORKLOAD_CPU PANIC
 
 ifeq ($(V),1)
 Q :=
@@ -20,10 +20,11 @@ endif
 # Debian packages that the targets below need (kernel build, guest, host, tests).
 DEB_PACKAGES := qemu-system-x86 busybox-static linux-source-6.1 gdb build-essential \
 	flex bison bc libssl-dev libelf-dev libdw-dev cpio xz-utils file pkg-config \
-	babeltrace2 libcapstone-dev libjson-c-dev libcmocka-dev libxml2-dev python3 iproute2 binutils
+	babeltrace2 libcapstone-dev libjson-c-dev libcmocka-dev libxml2-dev python3 iproute2 binutils \
+	clang libclang-rt-14-dev util-linux passwd
 
 .PHONY: all help deps images kernel initramfs host run-guest attach trace test \
-	bench clean distclean
+	bench fuzz clean distclean
 all: images host
 
 help:
@@ -72,6 +73,10 @@ trace: images host
 ## test        everything: unit tests, guest boot tests, kstep integration tests
 test: images host
 	$(Q)tests/run-all
+
+## fuzz        run each fuzz target for FUZZ_SECONDS (default 60; make test runs them for 5)
+fuzz: deps
+	$(Q)$(MAKE) -s -C tests/fuzz BUILD=$(BUILD) run
 
 ## bench       kstep vs gdb vs raw RSP, and kstep oops vs decode_stacktrace.sh
 bench: images host
