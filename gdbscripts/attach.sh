@@ -33,10 +33,18 @@ case "$target" in
 	die "nothing listens on $target (start the guest first: make run-guest HALT=1)" ;;
 esac
 
+# The debug info names sources relative to the kernel tree (./net/...):
+# look them up in this tree's sources and generated files.
+srcdirs=()
+for key in srcdir objdir; do
+	d=$(sed -n "s/^$key=//p" "$images/kernel.stamp" 2>/dev/null)
+	[ -n "$d" ] && [ -d "$d" ] && srcdirs+=(-ex "directory $d")
+done
+
 export KSTEP_GDBSCRIPTS=$here
 interactive=1
 for a in "$@"; do [ "$a" = -batch ] && interactive=0; done
 banner=()
 [ $interactive = 1 ] && banner=(-ex "echo kstep: attached to $target; 'kstep-help' lists kstep's commands\n")
 exec gdb -q -iex "add-auto-load-safe-path $images" -ex "source $images/vmlinux-gdb.py" \
-	-x "$here/kstep.gdb" -ex "target remote $target" "${banner[@]}" "$@" "$images/vmlinux"
+	-x "$here/kstep.gdb" "${srcdirs[@]}" -ex "target remote $target" "${banner[@]}" "$@" "$images/vmlinux"

@@ -67,6 +67,8 @@ elif tree_changed; then
 fi
 
 if [ -z "$reason" ]; then
+	# A stamp from before srcdir/objdir were recorded: add them.
+	[ $check = 1 ] || grep -q '^srcdir=' "$stamp" || printf 'srcdir=%s\nobjdir=%s\n' "$src" "$builddir" >> "$stamp"
 	say "kernel up to date ($source_id, config $config_hash)"
 	exit 0
 fi
@@ -140,5 +142,7 @@ else
 fi
 
 version=$(strings "$images/vmlinux" | grep -m1 '^Linux version ' || true)
-printf '%s\nbanner=%s\nbuilt=%s\n' "$want" "$version" "$(date -u +%FT%TZ)" > "$stamp"
+# Where this tree's sources and generated files are: the debug info names
+# them relative to these (gdbscripts/attach.sh adds them to gdb's path).
+printf '%s\nbanner=%s\nbuilt=%s\nsrcdir=%s\nobjdir=%s\n' "$want" "$version" "$(date -u +%FT%TZ)" "$src" "$builddir" > "$stamp"
 say "images ready: $images/bzImage, $images/vmlinux ($version)"

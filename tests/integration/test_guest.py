@@ -229,9 +229,13 @@ def test_gdb_attach_hbreak_start_kernel_and_lx_dmesg():
         p = run([os.path.join(TREE, "gdbscripts", "attach.sh"), "-batch",
                  "-ex", "hbreak start_kernel", "-ex", "continue", "-ex", "delete",
                  "-ex", "break icmp_rcv", "-ex", "continue", "-ex", "lx-dmesg", "-ex", "lx-ps",
-                 "-ex", "detach"], env={"GDB_SOCK": g["sock"]}, timeout=120)
+                 "-ex", "list icmp_rcv", "-ex", "info source", "-ex", "detach"], env={"GDB_SOCK": g["sock"]},
+                timeout=120)
         out = p.stdout + p.stderr
         assert "Breakpoint 1, start_kernel ()" in out, out[-800:]
         assert "icmp_rcv (skb=" in out, out[-800:]
+        # Sources come from this tree (the debug info names them relative).
+        assert re.search(r"^\d+\t.*skb", out, re.M), "gdb listed no source: " + out[-1500:]
+        assert "Located in %s/" % IMAGES in out, out[-800:]
         assert "Linux version 6.1" in out, "lx-dmesg printed no kernel log: " + out[-800:]
         assert "ksoftirqd/0" in out or "swapper" in out, "lx-ps printed no tasks"
