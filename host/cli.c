@@ -171,7 +171,10 @@ static const char guest_help[] =
 	"      --stack-bytes N    stack bytes recorded from rsp at each snapshot (default 256)\n"
 	"      --step-irqs        let interrupts and timers in while single-stepping\n"
 	"      --wire             print every RSP packet (=> sent, <= received)\n"
-	"  -q, --quiet            no live counter\n";
+	"  -q, --quiet            no live counter\n"
+	"\nExit status: 0 done as asked, 1 failed, 2 bad usage, 3 the workload failed,\n"
+	"4 the kernel died (oops/panic), 5 the guest reset, 6 QEMU ended early,\n"
+	"130 interrupted.\n";
 
 /* Returns true if it handled @c. */
 static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *arg)
