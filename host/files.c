@@ -71,6 +71,7 @@ int files_replace(const char *dir, const char *name, const char *text)
 	fd = mkostemp(tmp, O_CLOEXEC); /* O_EXCL, mode 0600 */
 	if (fd < 0)
 		return -errno;
+	errno = 0;
 	if (write(fd, text, len) != (ssize_t)len)
 		err = errno ? -errno : -EIO;
 	if (close(fd) && !err)

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "files.h"
 #include "qmp.h"
 
 /* How long QEMU gets to leave after SIGTERM before SIGKILL. */
@@ -520,14 +521,9 @@ const char *qemu_accel_cached(const char *images)
 
 void qemu_accel_remember(const char *images, const char *accel)
 {
-	char path[PATH_MAX], key[512];
-	FILE *f;
+	char key[512], text[600];
 
 	accel_key(images, key, sizeof(key));
-	snprintf(path, sizeof(path), "%s/accel.probe", images);
-	f = fopen(path, "w");
-	if (f) {
-		fprintf(f, "%s\n%s\n", key, accel);
-		fclose(f);
-	}
+	snprintf(text, sizeof(text), "%s\n%s\n", key, accel);
+	files_replace(images, "accel.probe", text); /* a cache: losing it costs a probe */
 }
