@@ -551,14 +551,20 @@ static int finish_guest(struct session *s, const struct engine_result *res)
 {
 	int status = -1;
 
-	if (res->end == ENGINE_END_OOPS && s->qemu) {
-		/* Pause through QMP and drop the gdb connection without 'D' (which
-		 * would resume): nothing more runs until a debugger says so. */
-		qemu_command(s, "stop");
+	if (res->end == ENGINE_END_OOPS) {
+		/* Drop the gdb connection without 'D' (which would resume): the
+		 * guest stays stopped until a debugger says otherwise. Ours is
+		 * also paused through QMP and kept. */
+		if (s->qemu)
+			qemu_command(s, "stop");
+		target_close(s->target);
+		s->target = NULL;
 		rsp_close(s->rsp);
 		s->rsp = NULL;
-		qemu_keep(s->qemu);
-		publish_frozen(s);
+		if (s->qemu) {
+			qemu_keep(s->qemu);
+			publish_frozen(s);
+		}
 		return -1;
 	}
 	if (s->target && res->end != ENGINE_END_GUEST_EXITED)
@@ -808,12 +814,15 @@ static int cmd_trace(int argc, char **argv)
 	status = finish_guest(&s, &res);
 	print_summary(&s, &ps, &res);
 	if (res.end == ENGINE_END_OOPS) {
-		info("%sOOPS caught at %s (event #%" PRIu64 ")%s; the kernel printed its report and is frozen "
-		     "(QMP stop); backtrace at %s:\n%s",
+		info("%sOOPS caught at %s (event #%" PRIu64 ")%s; the kernel printed its report and is frozen; "
+		     "backtrace at %s:\n%s",
 		     color ? "\033[1;31m" : "", res.oops_probe->spec, res.oops_seq, color ? "\033[0m" : "",
 		     res.oops_probe->spec, res.oops_bt);
-		info("attach gdb: make attach   (or: gdb %s -ex 'target remote %s')", g.vmlinux,
-		     qemu_gdb_socket(s.qemu));
+		if (s.qemu)
+			info("attach gdb: make attach   (or: gdb %s -ex 'target remote %s')", g.vmlinux,
+			     qemu_gdb_socket(s.qemu));
+		else
+			info("attach gdb to the same stub: gdb %s -ex 'target remote %s'", g.vmlinux, g.attach);
 		info("in gdb, 'monitor quit' ends the frozen QEMU");
 	}
 	/* The trace is kept whichever way it ended. */

@@ -157,3 +157,22 @@ def test_kstep_skb_decodes_headers():
         assert re.search(r"ipv4 +10\.0\.2\.2 -> 10\.0\.2\.15 proto 1 \(ICMP\)", out), out[-1000:]
         assert re.search(r"icmp +type 0 code 0", out), "an echo reply"
         assert "cannot read the skb at 0x0" in out
+
+
+@test
+def test_attached_oops_catch_leaves_the_guest_frozen():
+    """Issue 8: attached, a caught oops used to detach (resuming the dying
+    guest) and then crash kstep (SIGSEGV)."""
+    with guest("oops") as (g, proc):
+        d = tempfile.mkdtemp(prefix="kstep-trace-")
+        try:
+            p = kstep("trace", "--attach", "unix:" + g["sock"], "-o", d, "-q", timeout=120)
+            assert p.returncode == 4, "a caught oops exits 4, not %d: %s" % (p.returncode, p.stderr[-600:])
+            assert "OOPS caught at panic" in p.stderr and "attach gdb to the same stub" in p.stderr, p.stderr
+            assert g["sock"] in p.stderr
+            assert proc.poll() is None, "the dying guest was let go"
+            assert qmp(g["qmp"], "query-status")["return"]["running"] is False
+            evs = events(babeltrace(d))
+            assert evs[-1]["probe"] == "oops-end", evs[-1]
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
