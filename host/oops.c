@@ -88,7 +88,8 @@ struct decoder {
 	bool json;
 	json_object *cur;         /* JSON: the report being filled */
 	int printed;              /* JSON: reports written out so far */
-	int nreports, nframes, nundecoded;
+	int nreports, nframes;
+	int nmodule, nmismatch, nunknown, nnoline; /* frames not decoded, by why */
 	int report_frames;        /* frames in the current report */
 	bool in_report, ended;
 	uint64_t rip;             /* of the current report, for Code: */
@@ -174,14 +175,19 @@ static void decode_frame(struct decoder *d, const struct oops_frame *f, bool is_
 	off += (size_t)snprintf(out, outlen, "%s%s", f->segment, f->name);
 	if (f->module[0]) {
 		snprintf(out + off, outlen - off, " (in module %s: not in vmlinux, not decoded)", f->module);
-		d->nundecoded++;
+		d->nmodule++;
 		goto json;
 	}
 	s = sym_lookup_name(d->syms, f->name);
-	if (!s || (s->size && f->size && s->size != f->size)) {
-		snprintf(out + off, outlen - off, " (%s)",
-			 s ? "size differs from vmlinux: wrong vmlinux?" : "not in vmlinux, not decoded");
-		d->nundecoded++;
+	if (!s) {
+		snprintf(out + off, outlen - off, " (not in vmlinux, not decoded)");
+		d->nunknown++;
+		goto json;
+	}
+	if (!oops_size_fits(f->size, s->size, sym_span(d->syms, s))) {
+		snprintf(out + off, outlen - off, " (size 0x%" PRIx64 " does not fit this vmlinux's %s: another build?)",
+			 f->size, s->name);
+		d->nmismatch++;
 		goto json;
 	}
 	addr = s->addr + f->offset;
@@ -193,7 +199,7 @@ static void decode_frame(struct decoder *d, const struct oops_frame *f, bool is_
 	n = sym_srclocs(d->syms, lookup, loc, MAX_INLINE);
 	if (n <= 0) {
 		snprintf(out + off, outlen - off, " (no line information)");
-		d->nundecoded++;
+		d->nnoline++;
 		goto json;
 	}
 	off += (size_t)snprintf(out + off, outlen - off, " (");
@@ -376,6 +382,31 @@ static void handle_line(struct decoder *d, char *line, FILE *out)
 	}
 }
 
+/* Say why frames were not decoded, one line a reason. */
+static void summarize_undecoded(const struct decoder *d)
+{
+	if (d->nmodule)
+		fprintf(stderr, "kstep oops: %d frame(s) in modules were not decoded (kstep has no module debug info)\n",
+			d->nmodule);
+	if (d->nunknown)
+		fprintf(stderr, "kstep oops: %d frame(s) name functions this vmlinux lacks: another kernel's log?\n",
+			d->nunknown);
+	if (d->nmismatch)
+		fprintf(stderr, "kstep oops: %d frame(s) have sizes that do not fit this vmlinux: another build?\n",
+			d->nmismatch);
+	if (d->nnoline)
+		fprintf(stderr, "kstep oops: %d frame(s) have no line information in this vmlinux\n", d->nnoline);
+}
+
+bool oops_size_fits(uint64_t printed, uint64_t elf_size, uint64_t span)
+{
+	if (!printed)
+		return true;
+	if (elf_size && printed < elf_size)
+		return false;
+	return !span || printed <= span;
+}
+
 static void oops_usage(FILE *f)
 {
 	fprintf(f, "Usage: kstep oops [OPTIONS] [FILE|-]\n"
@@ -472,9 +503,7 @@ int oops_main(int argc, char **argv, const char *default_vmlinux)
 		if (d.in_report && !d.ended)
 			fprintf(stderr, "kstep oops: the last report has no end marker (log cut short?); "
 					"decoded what is there\n");
-		if (d.nundecoded)
-			fprintf(stderr, "kstep oops: %d frame(s) outside vmlinux or without line info were not decoded\n",
-				d.nundecoded);
+		summarize_undecoded(&d);
 	}
 	if (d.json) {
 		flush_report(&d);

@@ -26,7 +26,14 @@ struct oops_frame {
 /* Parse the first frame entry of @line. Returns true if there is one. */
 bool oops_parse_frame(const char *line, struct oops_frame *f);
 
-/* The kstep oops command. */
+/*
+ * Does the size printed after '/' fit a symbol of this vmlinux? The kernel
+ * prints kallsyms' size: the distance to the next symbol, alignment padding
+ * included, so it is at least the ELF st_size (@elf_size) and at most the
+ * distance to the next function (@span). 0 for either: unknown.
+ */
+bool oops_size_fits(uint64_t printed, uint64_t elf_size, uint64_t span);
+
 /* The kstep oops command; @default_vmlinux is used without --vmlinux. */
 int oops_main(int argc, char **argv, const char *default_vmlinux);
 

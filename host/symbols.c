@@ -204,6 +204,15 @@ const struct sym *sym_lookup_addr(const struct symtab *s, uint64_t addr)
 	return best;
 }
 
+uint64_t sym_span(const struct symtab *s, const struct sym *sym)
+{
+	/* syms is sorted by address and @sym points into it. */
+	for (const struct sym *n = sym + 1; n < s->syms + s->nsyms; n++)
+		if (n->func && n->addr > sym->addr)
+			return n->addr - sym->addr;
+	return 0;
+}
+
 const struct sym *sym_lookup_name(const struct symtab *s, const char *name)
 {
 	size_t lo = 0, hi = s->nsyms;

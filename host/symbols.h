@@ -27,6 +27,9 @@ const char *sym_path(const struct symtab *s);
 
 /* Symbol containing @addr (functions and objects), or NULL. */
 const struct sym *sym_lookup_addr(const struct symtab *s, uint64_t addr);
+/* Distance from @sym (from sym_lookup_*) to the next function after it: the
+ * most the kernel's kallsyms can call its size. 0 if it is the last. */
+uint64_t sym_span(const struct symtab *s, const struct sym *sym);
 /* First symbol named @name, preferring functions, else a GCC clone of it
  * (name.constprop.0, name.isra.0, ...), or NULL. */
 const struct sym *sym_lookup_name(const struct symtab *s, const char *name);

@@ -42,10 +42,25 @@ static void test_frames(void **state)
 	assert_false(oops_parse_frame("", &f));
 }
 
+/* The size after '/' is kallsyms' distance to the next symbol: padding
+ * included, so it may exceed the ELF size, up to the next function. */
+static void test_size_rule(void **state)
+{
+	(void)state;
+	assert_true(oops_size_fits(0x20, 0x20, 0x20));   /* no padding */
+	assert_true(oops_size_fits(0x30, 0x1d, 0x30));   /* padded to 16 */
+	assert_true(oops_size_fits(0x40, 0x1d, 0x50));   /* an unsized label before the next function */
+	assert_false(oops_size_fits(0x10, 0x1d, 0x30));  /* smaller than the function: another build */
+	assert_false(oops_size_fits(0x80, 0x1d, 0x30));  /* past the next function: another build */
+	assert_true(oops_size_fits(0, 0x1d, 0x30));      /* no size printed */
+	assert_true(oops_size_fits(0x30, 0, 0));         /* nothing known */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_frames),
+		cmocka_unit_test(test_size_rule),
 	};
 
 	return cmocka_run_group_tests_name("oops", tests, NULL, NULL);
