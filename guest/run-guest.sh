@@ -6,6 +6,7 @@
 #   HALT=1 (start halted, -S)   ACCEL=auto|kvm|tcg   SMP=N   MEM=MiB
 #   WORKLOAD_CPU=N (run the workload on the guest's CPU N)
 #   PANIC=exit|pause (what a kernel panic does to QEMU; default pause with HALT=1)
+#   KASLR=1 (let the kernel randomize its base; default nokaslr)
 #   NIC=e1000|virtio
 #   GDB_SOCK=/path (default: gdb.sock in the run directory) or GDB_PORT=N
 #   (TCP on 127.0.0.1, reachable by every local user: only when asked for)
@@ -142,7 +143,9 @@ fi
 
 [ -n "${WORKLOAD_CPU:-}" ] && { [[ "$WORKLOAD_CPU" =~ ^[0-9]+$ ]] && [ "$WORKLOAD_CPU" -lt "$smp" ] ||
 	die "WORKLOAD_CPU must be a CPU of the guest (0 to $((smp - 1))), not '$WORKLOAD_CPU'"; }
-append="console=ttyS0 nokaslr kstep.workload=$workload${COUNT:+ kstep.count=$COUNT}${WORKLOAD_CPU:+ kstep.cpu=$WORKLOAD_CPU}"
+# The kernel has KASLR built in; KASLR=1 lets it move the kernel.
+kaslr=$([ "${KASLR:-0}" = 1 ] || echo " nokaslr")
+append="console=ttyS0$kaslr kstep.workload=$workload${COUNT:+ kstep.count=$COUNT}${WORKLOAD_CPU:+ kstep.cpu=$WORKLOAD_CPU}"
 # A panic ends QEMU with status 1, or (HALT=1: a debugger is attached)
 # pauses it so the dying kernel can be read; PANIC=exit|pause overrides.
 panic=${PANIC:-$([ "$halt" = 1 ] && echo pause || echo exit)}

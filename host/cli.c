@@ -136,6 +136,9 @@ struct guest_opts {
 	const char *workload, *count, *accel, *smp, *mem, *nic, *pin, *workload_cpu;
 	const char *out;
 	bool wire, keep, force;
+	bool kaslr;                  /* boot our guest with KASLR on */
+	bool kaslr_offset_given;     /* --kaslr-offset: skip the search */
+	uint64_t kaslr_offset;
 	struct engine_opts eng;
 };
 
@@ -146,7 +149,8 @@ struct guest_opts {
 	{ "size", required_argument, NULL, 'n' }, { "accel", required_argument, NULL, 'a' },      \
 	{ "smp", required_argument, NULL, 'S' }, { "mem", required_argument, NULL, 'M' },         \
 	{ "nic", required_argument, NULL, 'N' }, { "pin", required_argument, NULL, 'P' },         \
-	{ "workload-cpu", required_argument, NULL, 'U' },                                          \
+	{ "workload-cpu", required_argument, NULL, 'U' }, { "kaslr", no_argument, NULL, 'L' },     \
+	{ "kaslr-offset", required_argument, NULL, 'O' },                                          \
 	{ "output", required_argument, NULL, 'o' }, { "force", no_argument, NULL, 'F' },          \
 	{ "stack-bytes", required_argument, NULL, 'B' }, { "step-irqs", no_argument, NULL, 'i' }, \
 	{ "wire", no_argument, NULL, 'W' }, { "keep-guest", no_argument, NULL, 'K' },             \
@@ -159,6 +163,9 @@ static const char guest_help[] =
 	"  -a, --accel MODE       auto (KVM if the guest boots under it, else TCG), kvm, tcg\n"
 	"      --smp N, --mem MiB, --nic e1000|virtio\n"
 	"      --workload-cpu N   run the workload on the guest's CPU N (with --smp)\n"
+	"      --kaslr            boot the guest with KASLR on (it is built in, off by default)\n"
+	"      --kaslr-offset OFF the kernel runs OFF above vmlinux's addresses (the 'Kernel\n"
+	"                         Offset:' of a panic log); found from guest memory otherwise\n"
 	"      --pin MODE         auto (QEMU on CPUs of its own when there are more than\n"
 	"                         --smp; steps run faster), off\n"
 	"  -A, --attach EP        use a running gdbstub (unix:PATH or 127.0.0.1:PORT,\n"
@@ -244,6 +251,13 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 	case 'F':
 		g->force = true;
 		return true;
+	case 'L':
+		g->kaslr = true;
+		return true;
+	case 'O':
+		g->kaslr_offset = parse_u64(cmd, "--kaslr-offset", arg, 0);
+		g->kaslr_offset_given = true;
+		return true;
 	case 'q':
 		g->eng.progress = false;
 		return true;
@@ -307,7 +321,7 @@ static int launch(struct session *s, const char *accel)
 	struct qemu_opts qo = {
 		.tree = s->g->tree, .images = s->g->images, .workload = s->g->workload,
 		.count = s->g->count, .accel = accel, .smp = s->g->smp, .mem = s->g->mem, .pin = s->g->pin,
-		.nic = s->g->nic, .serial_fd = s->serial_fd, .workload_cpu = s->g->workload_cpu,
+		.nic = s->g->nic, .serial_fd = s->serial_fd, .workload_cpu = s->g->workload_cpu, .kaslr = s->g->kaslr,
 	};
 	char err[512];
 	int ret;
@@ -382,12 +396,34 @@ static int check_images(struct session *s)
 	return ret;
 }
 
+/* Where KASLR put the kernel: said once, when it moved it. */
+static int locate_kernel(struct session *s)
+{
+	char where[128];
+	uint64_t offset;
+	int ret = engine_locate_kernel(s->engine, &offset);
+
+	if (ret || !offset)
+		return ret;
+	sym_format(s->syms, engine_pc(s->engine), where, sizeof(where));
+	info("KASLR: the kernel runs 0x%" PRIx64 " above vmlinux's addresses (%s)%s%s", offset,
+	     s->g->kaslr_offset_given && offset == s->g->kaslr_offset ? "--kaslr-offset, checked in guest memory"
+								      : "found from linux_banner in guest memory",
+	     engine_caught_early(s->engine) ? "; the guest is stopped early in its boot, at " : "",
+	     engine_caught_early(s->engine) ? where : "");
+	return 0;
+}
+
 static int boot(struct session *s)
 {
 	const char *accel = s->g->accel;
 	bool before = false;
 	int ret;
 
+	/* Probes and --at were resolved at vmlinux's addresses; the offset is
+	 * applied to them once the kernel is found (relocate_probes). */
+	if (s->g->kaslr_offset_given)
+		sym_relocate(s->syms, s->g->kaslr_offset);
 	if (s->g->attach) {
 		char err[512];
 
@@ -451,7 +487,7 @@ static int boot(struct session *s)
 	if (ret)
 		goto fail;
 check:
-	if ((ret = engine_check_banner(s->engine)))
+	if ((ret = locate_kernel(s)) || (ret = engine_check_banner(s->engine)))
 		goto fail;
 	return 0;
 fail:
@@ -804,6 +840,7 @@ static int cmd_trace(int argc, char **argv)
 	}
 	if (prepare_out(&s) || boot(&s) || open_trace(&s, "trace"))
 		goto fail;
+	probes_relocate(&ps, sym_offset(s.syms));
 	if (g.attach)
 		info("tracing %zu probes on the guest at %s; Ctrl-C ends it", ps.n, g.attach);
 	else
@@ -941,6 +978,7 @@ static int cmd_step(int argc, char **argv)
 		session_end(&s);
 		return 1;
 	}
+	addr += sym_offset(s.syms); /* resolved at vmlinux's address */
 	info("waiting for hit %" PRIu64 " of %s, then stepping%s", hits, at, until_return ? " until it returns" : "");
 	ret = engine_step(s.engine, at, addr, hits, count, until_return, &res);
 	if (ret)

@@ -115,6 +115,11 @@ uint64_t engine_reg(const struct engine *e, int idx)
 	return target_reg_u64(e->t, e->regs, idx);
 }
 
+uint64_t engine_pc(const struct engine *e)
+{
+	return e->regs ? engine_reg(e, e->pc_idx) : 0;
+}
+
 struct unwind_regs engine_unwind_regs(const struct engine *e)
 {
 	return (struct unwind_regs){ .pc = engine_reg(e, e->pc_idx), .sp = engine_reg(e, e->sp_idx),

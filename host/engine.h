@@ -71,9 +71,24 @@ struct report *engine_report(struct engine *e);
  * the boot loader / decompressor). */
 int engine_before_kernel(struct engine *e, bool *before);
 /* From reset: a hardware breakpoint at start_kernel (software ones placed
- * before decompression are lost under KVM), continue, wait. -ETIMEDOUT if the
- * guest never got there. */
+ * before decompression are lost under KVM), continue, wait; with KASLR, the
+ * guest is stopped where kstep first sees the moved kernel instead, and the
+ * symbols are relocated. -ETIMEDOUT if the guest never got there. */
 int engine_run_to_start_kernel(struct engine *e, int timeout_ms);
+/*
+ * Where KASLR put the kernel (the guest stopped, the kernel in memory): the
+ * offset above its link address at which vmlinux's linux_banner is in guest
+ * memory. Tries the symbols' current offset first, then the ones that put
+ * the pc in the kernel's text, then all KASLR can pick. Relocates the
+ * symbols. -ENOENT with a message naming KASLR and a foreign vmlinux.
+ */
+int engine_locate_kernel(struct engine *e, uint64_t *offset);
+/* True when engine_run_to_start_kernel stopped the guest where it first saw
+ * the kernel moved by KASLR (within a few ms of its start), not at
+ * start_kernel itself. */
+bool engine_caught_early(const struct engine *e);
+/* The pc of the last registers read. */
+uint64_t engine_pc(const struct engine *e);
 /* Compare the guest's linux_banner with vmlinux's; -ESTALE on mismatch. */
 int engine_check_banner(struct engine *e);
 /* Stop a running guest (^C) so that it can be inspected. */

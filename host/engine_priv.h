@@ -40,6 +40,9 @@ struct engine {
 	/* Otherwise, where it leaves rsp, when that follows from its code. */
 	bool sp_known;
 	uint64_t next_sp;
+	/* engine_run_to_start_kernel stopped the guest where it found the
+	 * kernel moved by KASLR, not at start_kernel. */
+	bool caught_early;
 	char err[512];
 };
 

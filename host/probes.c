@@ -196,6 +196,12 @@ int probes_load_file(struct probe_set *ps, const char *path, const char *nic, st
 	return ret;
 }
 
+void probes_relocate(struct probe_set *ps, uint64_t offset)
+{
+	for (size_t i = 0; i < ps->n; i++)
+		ps->v[i].addr += offset;
+}
+
 struct probe *probes_find(struct probe_set *ps, uint64_t addr)
 {
 	for (size_t i = 0; i < ps->n; i++)

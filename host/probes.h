@@ -43,6 +43,9 @@ int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, s
 int probes_load_file(struct probe_set *ps, const char *path, const char *nic, struct symtab *syms,
 		     char *err, size_t errlen);
 struct probe *probes_find(struct probe_set *ps, uint64_t addr);
+/* KASLR: probes are resolved against vmlinux before anything boots; move
+ * them where the kernel runs, @offset above its link address. Once. */
+void probes_relocate(struct probe_set *ps, uint64_t offset);
 void probes_free(struct probe_set *ps);
 
 #endif

@@ -96,6 +96,7 @@ static int qemu_args(const struct qemu_opts *o, const char *gdb, const char *run
 		o->nic ? setenv("NIC", o->nic, 1) : unsetenv("NIC");
 		o->pin ? setenv("PIN", o->pin, 1) : unsetenv("PIN");
 		o->workload_cpu ? setenv("WORKLOAD_CPU", o->workload_cpu, 1) : unsetenv("WORKLOAD_CPU");
+		setenv("KASLR", o->kaslr ? "1" : "0", 1);
 		execl("/bin/bash", "bash", script, (char *)NULL);
 		_exit(127);
 	}

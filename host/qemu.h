@@ -24,6 +24,7 @@ struct qemu_opts {
 	const char *smp, *mem, *nic;
 	const char *pin;         /* "auto" or "off": see PIN in run-guest.sh */
 	const char *workload_cpu; /* the guest CPU the workload runs on, NULL: any */
+	bool kaslr;              /* let the kernel randomize its base (no nokaslr) */
 	int serial_fd;           /* where the guest console goes (-1: nowhere) */
 };
 

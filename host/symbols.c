@@ -22,6 +22,7 @@ struct symtab {
 	struct sym **by_name;    /* sorted by name */
 	char *strings;           /* copy of .strtab */
 	uint64_t stext, etext;
+	uint64_t offset;         /* KASLR: where the kernel runs minus its link address */
 	Dwfl *dwfl;              /* opened on first use */
 	Dwfl_Module *mod;
 	bool dwfl_failed;
@@ -204,6 +205,30 @@ const struct sym *sym_lookup_addr(const struct symtab *s, uint64_t addr)
 	return best;
 }
 
+void sym_relocate(struct symtab *s, uint64_t offset)
+{
+	uint64_t delta = offset - s->offset; /* modulo 2^64: may move down again */
+
+	for (size_t i = 0; i < s->nsyms; i++)
+		s->syms[i].addr += delta;
+	if (s->stext && s->etext) {
+		s->stext += delta;
+		s->etext += delta;
+	}
+	s->offset = offset;
+}
+
+uint64_t sym_offset(const struct symtab *s)
+{
+	return s->offset;
+}
+
+void sym_text_range(const struct symtab *s, uint64_t *start, uint64_t *end)
+{
+	*start = s->stext;
+	*end = s->etext;
+}
+
 uint64_t sym_span(const struct symtab *s, const struct sym *sym)
 {
 	/* syms is sorted by address and @sym points into it. */
@@ -301,6 +326,7 @@ int sym_read_bytes(const struct symtab *s, uint64_t addr, void *out, size_t len)
 	Elf_Scn *scn = NULL;
 	GElf_Shdr sh;
 
+	addr -= s->offset;
 	while ((scn = elf_nextscn(s->elf, scn))) {
 		Elf_Data *data;
 
@@ -354,7 +380,11 @@ static void set_file(struct sym_srcloc *loc, const char *file, Dwarf_Die *cudie)
 
 	if (file && file[0] != '/' && cudie && dwarf_attr(cudie, DW_AT_comp_dir, &attr))
 		dir = dwarf_formstring(&attr);
-	if (dir)
+	/* A kernel built with its paths mapped to '.' (guest/build-kernel.sh)
+	 * names ./net/ipv4/icmp.c in comp_dir '.': say net/ipv4/icmp.c. */
+	while (file && !strncmp(file, "./", 2))
+		file += 2;
+	if (dir && strcmp(dir, "."))
 		snprintf(loc->file, sizeof(loc->file), "%s/%s", dir, file);
 	else
 		snprintf(loc->file, sizeof(loc->file), "%s", file ? file : "??");
@@ -374,6 +404,7 @@ static unsigned int discriminator(Dwfl_Line *line)
 int sym_srclocs(struct symtab *s, uint64_t addr, struct sym_srcloc *out, int max)
 {
 	Dwfl_Module *mod = dwarf_module(s);
+	uint64_t link = addr - s->offset; /* the DWARF has link-time addresses */
 	Dwarf_Addr bias = 0;
 	Dwarf_Die *cudie, *scopes = NULL;
 	Dwfl_Line *line;
@@ -382,11 +413,11 @@ int sym_srclocs(struct symtab *s, uint64_t addr, struct sym_srcloc *out, int max
 
 	if (!mod || max <= 0)
 		return mod ? 0 : -ENOENT;
-	line = dwfl_module_getsrc(mod, addr);
+	line = dwfl_module_getsrc(mod, link);
 	if (!line)
 		return 0;
 	file = dwfl_lineinfo(line, NULL, &lineno, &col, NULL, NULL);
-	cudie = dwfl_module_addrdie(mod, addr, &bias);
+	cudie = dwfl_module_addrdie(mod, link, &bias);
 	memset(out, 0, sizeof(*out));
 	out[0].discriminator = discriminator(line);
 	if (max == 1) {
@@ -400,7 +431,7 @@ int sym_srclocs(struct symtab *s, uint64_t addr, struct sym_srcloc *out, int max
 		out[0].column = col;
 		return 1;
 	}
-	nscopes = cudie ? dwarf_getscopes(cudie, addr - bias, &scopes) : 0;
+	nscopes = cudie ? dwarf_getscopes(cudie, link - bias, &scopes) : 0;
 	/*
 	 * dwarf_getscopes continues past the innermost inline into its abstract
 	 * origin; the concrete callers come from dwarf_getscopes_die on the
@@ -499,6 +530,7 @@ int sym_skb_param(struct symtab *s, uint64_t func_addr, int *index, int *levels)
 
 	if (!mod)
 		return -ENOENT;
+	func_addr -= s->offset;
 	cudie = dwfl_module_addrdie(mod, func_addr, &bias);
 	nscopes = cudie ? dwarf_getscopes(cudie, func_addr - bias, &scopes) : 0;
 	for (i = 0; i < nscopes; i++)

@@ -25,6 +25,17 @@ int sym_open(struct symtab **out, const char *path, char *err, size_t errlen);
 void sym_close(struct symtab *s);
 const char *sym_path(const struct symtab *s);
 
+/*
+ * KASLR: the kernel runs @offset bytes above its link address. Every address
+ * in and out of this module is then a running one (symbols, lookups, text
+ * range); DWARF and file reads are translated back inside. Cheap to call
+ * again with another offset.
+ */
+void sym_relocate(struct symtab *s, uint64_t offset);
+uint64_t sym_offset(const struct symtab *s);
+/* _stext .. _etext, relocated (0, 0 if the vmlinux lacks them). */
+void sym_text_range(const struct symtab *s, uint64_t *start, uint64_t *end);
+
 /* Symbol containing @addr (functions and objects), or NULL. */
 const struct sym *sym_lookup_addr(const struct symtab *s, uint64_t addr);
 /* Distance from @sym (from sym_lookup_*) to the next function after it: the

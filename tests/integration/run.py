@@ -14,6 +14,7 @@ import test_guest  # noqa: E402,F401  issue 2: images, workloads, run-guest
 import test_kstep  # noqa: E402,F401  issue 3: the RSP driver
 import test_gdb_oops  # noqa: E402,F401  issue 4: gdb side and oops decoding
 import test_hardening  # noqa: E402,F401  issue 9: security, endings, durability, SMP
+import test_kernels  # noqa: E402,F401  issue 8: KASLR (modules, CFI and distro kernels to come)
 
 
 def main():

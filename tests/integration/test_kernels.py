@@ -1,0 +1,124 @@
+# SPDX-License-Identifier: MIT
+"""Issue 8: kernels as people run them. KASLR on the project's own kernel
+(built with RANDOMIZE_BASE, booted without nokaslr): kstep's own boot, attach
+to a guest halted at reset and to one already running, steps, the offset
+override, and a foreign vmlinux named as such."""
+import os
+import re
+import shutil
+import tempfile
+
+from harness import VMLINUX, babeltrace, events, guest, kstep, run, test, wait_for
+
+KASLR_MSG = re.compile(r"KASLR: the kernel runs 0x([0-9a-f]+) above vmlinux's addresses \(([^)]*)\)")
+
+_nm = {}
+
+
+def link_address(name):
+    if not _nm:
+        for line in run(["nm", VMLINUX]).stdout.splitlines():
+            f = line.split()
+            if len(f) == 3 and f[1] in "tTwW":
+                _nm.setdefault(f[2], int(f[0], 16))
+    return _nm[name]
+
+
+def traced(*args, timeout=300):
+    """kstep with @args into a fresh directory: (process, events)."""
+    d = tempfile.mkdtemp(prefix="kstep-trace-")
+    try:
+        p = kstep(*args, "-o", d, "-q", timeout=timeout)
+        evs = events(babeltrace(d)) if p.returncode == 0 else []
+        return p, evs
+    finally:
+        shutil.rmtree(d)
+
+
+def offset_of(p):
+    m = KASLR_MSG.search(p.stderr)
+    return (int(m.group(1), 16), m.group(2)) if m else (0, None)
+
+
+def check_at_moved_addresses(evs, offset):
+    """Every stop at a function's entry is at its link address + offset, and
+    its backtrace is named all the way (no bare addresses in the kernel)."""
+    entries = [e for e in evs if "+" not in e["symbol"]]
+    assert entries, "no stop at a function entry"
+    for e in entries:
+        assert e["pc"] == link_address(e["symbol"]) + offset, (e["symbol"], hex(e["pc"]), hex(offset))
+        assert e["bt"] and not any(f.startswith("0x") for f in e["bt"][:3]), e["bt"]
+
+
+@test
+def test_kaslr_own_boot_trace_and_step():
+    # KASLR may pick offset 0 (one chance in hundreds): boot again then.
+    for _ in range(3):
+        p, evs = traced("trace", "--kaslr", "--workload", "rx-icmp", "--size", "3", "--max-stops", "60")
+        assert p.returncode == 0, p.stderr[-800:]
+        offset, how = offset_of(p)
+        if offset:
+            break
+    assert offset and how.startswith("found from linux_banner"), p.stderr
+    assert offset % 0x200000 == 0
+    assert "the guest is stopped early in its boot" in p.stderr, p.stderr
+    assert any(e["symbol"] == "icmp_rcv" for e in evs), {e["symbol"] for e in evs}
+    check_at_moved_addresses(evs, offset)
+    p, evs = traced("step", "--kaslr", "--workload", "rx-icmp", "--size", "2", "--at", "icmp_rcv", "--count", "80")
+    assert p.returncode == 0, p.stderr[-800:]
+    offset, _ = offset_of(p)
+    assert len(evs) == 80 and evs[0]["symbol"] == "icmp_rcv"
+    assert evs[0]["pc"] == link_address("icmp_rcv") + offset
+
+
+def attach_trace(sock, *extra):
+    return traced("trace", "--attach", "unix:" + sock, "--probes", "none", "--break", "udp_rcv", "--max-stops",
+                  "5", *extra)
+
+
+@test
+def test_kaslr_attach_halted_running_and_override():
+    # A guest whose KASLR picked offset 0 (one chance in hundreds) shows
+    # nothing: take another.
+    for _ in range(3):
+        with guest("rx-udp", count=5000000, extra={"KASLR": "1"}) as (g, proc):
+            # Halted at reset: kstep catches the moved kernel early in its boot.
+            p, evs = attach_trace(g["sock"])
+            assert p.returncode == 0, p.stderr[-800:]
+            offset, how = offset_of(p)
+            if not offset:
+                continue
+            assert "the guest is stopped early in its boot" in p.stderr, p.stderr
+            check_at_moved_addresses(evs, offset)
+            # The same kernel, now running: taken from --kaslr-offset
+            # (checked against guest memory), or found from where it stands.
+            p, evs = attach_trace(g["sock"], "--kaslr-offset", hex(offset))
+            assert p.returncode == 0, p.stderr[-800:]
+            assert offset_of(p) == (offset, "--kaslr-offset, checked in guest memory"), p.stderr
+            check_at_moved_addresses(evs, offset)
+            p, evs = attach_trace(g["sock"])
+            assert p.returncode == 0 and offset_of(p)[0] == offset, p.stderr[-800:]
+            check_at_moved_addresses(evs, offset)
+            return
+    raise AssertionError("three KASLR guests in a row at offset 0")
+
+
+@test
+def test_foreign_vmlinux_on_a_kaslr_guest_is_named():
+    d = tempfile.mkdtemp(prefix="kstep-it-")
+    other = os.path.join(d, "vmlinux")
+    shutil.copy(VMLINUX, other)
+    data = bytearray(open(other, "rb").read())
+    for banner in re.finditer(rb"Linux version (\d+\.\d+\.\d+)", data):
+        data[banner.start(1):banner.end(1)] = b"9" * (banner.end(1) - banner.start(1))
+    open(other, "wb").write(data)
+    try:
+        with guest("rx-icmp", count=50, extra={"KASLR": "1"}) as (g, proc):
+            p, _ = traced("trace", "--attach", "unix:" + g["sock"], "--vmlinux", other, "--max-stops", "3",
+                          timeout=120)
+            assert p.returncode == 1, p.stderr
+            assert "none of the places KASLR can move it to" in p.stderr and "runs another kernel" in p.stderr, \
+                p.stderr
+            assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    finally:
+        shutil.rmtree(d)
