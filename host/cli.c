@@ -137,6 +137,7 @@ struct guest_opts {
 	const char *out;
 	bool wire, keep, force;
 	bool kaslr;                  /* boot our guest with KASLR on */
+	const char *unwind;          /* auto, cfi, fp */
 	bool kaslr_offset_given;     /* --kaslr-offset: skip the search */
 	uint64_t kaslr_offset;
 	struct engine_opts eng;
@@ -150,7 +151,7 @@ struct guest_opts {
 	{ "smp", required_argument, NULL, 'S' }, { "mem", required_argument, NULL, 'M' },         \
 	{ "nic", required_argument, NULL, 'N' }, { "pin", required_argument, NULL, 'P' },         \
 	{ "workload-cpu", required_argument, NULL, 'U' }, { "kaslr", no_argument, NULL, 'L' },     \
-	{ "kaslr-offset", required_argument, NULL, 'O' },                                          \
+	{ "kaslr-offset", required_argument, NULL, 'O' }, { "unwind", required_argument, NULL, 'X' }, \
 	{ "output", required_argument, NULL, 'o' }, { "force", no_argument, NULL, 'F' },          \
 	{ "stack-bytes", required_argument, NULL, 'B' }, { "step-irqs", no_argument, NULL, 'i' }, \
 	{ "wire", no_argument, NULL, 'W' }, { "keep-guest", no_argument, NULL, 'K' },             \
@@ -176,6 +177,10 @@ static const char guest_help[] =
 	"  -o, --output DIR       trace directory (default trace.out; private, 0700)\n"
 	"      --force            replace the kstep trace already in DIR\n"
 	"      --stack-bytes N    stack bytes recorded from rsp at each snapshot (default 256)\n"
+	"      --unwind MODE      backtraces from: auto (the debug info's call frame\n"
+	"                         information, carried on by frame pointers where it has\n"
+	"                         none and they agree), cfi, fp (frame pointers only),\n"
+	"                         check (record cfi's, say where frame pointers differ)\n"
 	"      --step-irqs        let interrupts and timers in while single-stepping\n"
 	"      --wire             print every RSP packet (=> sent, <= received)\n"
 	"  -q, --quiet            no live counter\n"
@@ -254,6 +259,15 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 	case 'L':
 		g->kaslr = true;
 		return true;
+	case 'X':
+		if (strcmp(arg, "auto") && strcmp(arg, "cfi") && strcmp(arg, "fp") && strcmp(arg, "check"))
+			die_usage(cmd, "--unwind must be auto, cfi, fp or check, not '%s'", arg);
+		g->unwind = arg;
+		g->eng.unwind = !strcmp(arg, "cfi")   ? SNAPSHOT_UNWIND_CFI
+			      : !strcmp(arg, "fp")    ? SNAPSHOT_UNWIND_FP
+			      : !strcmp(arg, "check") ? SNAPSHOT_UNWIND_CHECK
+						      : SNAPSHOT_UNWIND_AUTO;
+		return true;
 	case 'O':
 		g->kaslr_offset = parse_u64(cmd, "--kaslr-offset", arg, 0);
 		g->kaslr_offset_given = true;
@@ -274,6 +288,7 @@ static void guest_defaults(struct guest_opts *g)
 	g->nic = "e1000";
 	g->out = "trace.out";
 	g->eng.stack_bytes = 256;
+	g->unwind = "auto";
 	g->eng.progress = isatty(2);
 	g->eng.interrupted = &interrupted;
 }
@@ -499,7 +514,8 @@ static int open_trace(struct session *s, const char *command)
 {
 	char err[512], banner[256] = "";
 	const struct sym *b = sym_lookup_name(s->syms, "linux_banner");
-	struct trace_env env = { .vmlinux = s->g->vmlinux, .banner = banner, .command = command };
+	struct trace_env env = { .unwinder = s->g->unwind, .vmlinux = s->g->vmlinux, .banner = banner,
+				 .command = command };
 	int ret;
 
 	if (b && b->size)
@@ -626,6 +642,8 @@ static int finish_guest(struct session *s, const struct engine_result *res)
 static void session_end(struct session *s)
 {
 	drop_guest(s);
+	cfi_free(s->g->eng.cfi);
+	s->g->eng.cfi = NULL;
 	trace_close(s->trace);
 	sym_close(s->syms);
 	if (s->serial_fd >= 0)
@@ -646,6 +664,14 @@ static int session_start(struct session *s, struct guest_opts *g)
 	if (ret) {
 		error("%s", err);
 		return ret;
+	}
+	if (g->eng.unwind != SNAPSHOT_UNWIND_FP && (ret = cfi_new(&g->eng.cfi, g->vmlinux, err, sizeof(err)))) {
+		if (g->eng.unwind != SNAPSHOT_UNWIND_AUTO) {
+			error("--unwind %s: %s", g->unwind, err);
+			sym_close(s->syms);
+			return ret;
+		}
+		info("%s: backtraces follow frame pointers only", err);
 	}
 	return 0;
 }
@@ -728,6 +754,33 @@ static int conclude(struct session *s, const struct engine_result *res, int stat
 	}
 }
 
+/* How the recorded backtraces ended: whole, or cut short and why. */
+static void print_bt_ends(struct session *s, const struct engine_result *res)
+{
+	const struct snapshot_agreement *a = engine_unwind_agreement(s->engine);
+	uint64_t whole = 0, cut = 0;
+
+	if (a->compared) {
+		char where[128] = "";
+
+		if (a->first_pc)
+			sym_format(s->syms, a->first_pc, where, sizeof(where));
+		fprintf(stdout, "unwinders: cfi and frame pointers agreed on %" PRIu64 " of %" PRIu64 " backtraces%s%s\n",
+			a->agreed, a->compared, a->first_pc ? "; first difference at " : "", where);
+	}
+	for (int i = 0; i < UNWIND_NENDS; i++)
+		*(unwind_end_reliable(i) ? &whole : &cut) += res->bt_ends[i];
+	if (!whole && !cut)
+		return;
+	fprintf(stdout, "backtraces: %" PRIu64 " whole, %" PRIu64 " cut short (", whole, cut);
+	for (int i = 0, first = 1; i < UNWIND_NENDS; i++)
+		if (res->bt_ends[i]) {
+			fprintf(stdout, "%s%s %" PRIu64, first ? "" : ", ", unwind_end_name(i), res->bt_ends[i]);
+			first = 0;
+		}
+	fprintf(stdout, ")\n");
+}
+
 /* ---- kstep trace ------------------------------------------------------- */
 
 static void trace_usage(FILE *f)
@@ -758,6 +811,7 @@ static void print_summary(struct session *s, struct probe_set *ps, const struct 
 		fprintf(stdout, "  %8" PRIu64 "  %-10s %s\n", ps->v[i].hits, ps->v[i].stage, ps->v[i].spec);
 	for (size_t i = 0; i < ps->nskipped; i++)
 		fprintf(stdout, "         -  %-10s %s (not in this vmlinux: skipped)\n", "", ps->skipped[i]);
+	print_bt_ends(s, res);
 	report_print(engine_report(s->engine), stdout);
 	fprintf(stdout, "trace: %s (read it with: babeltrace2 %s)\n", s->g->out, s->g->out);
 	fflush(stdout); /* before the notes that follow on stderr */
@@ -990,6 +1044,7 @@ static int cmd_step(int argc, char **argv)
 		fprintf(stdout, "kstep: the stub reported %" PRIu64 " steps that executed nothing; "
 				"they were stepped again and not recorded\n", res.null_steps);
 	print_profile(s.engine);
+	print_bt_ends(&s, &res);
 	fprintf(stdout, "trace: %s (read it with: babeltrace2 %s)\n", g.out, g.out);
 	fflush(stdout);
 	ret = conclude(&s, &res, status, ret != 0);

@@ -54,6 +54,9 @@ int engine_new(struct engine **out, struct target *t, struct symtab *syms, struc
 	       const struct engine_opts *o, char *err, size_t errlen)
 {
 	static const char *const args[6] = { "rdi", "rsi", "rdx", "rcx", "r8", "r9" };
+	static const char *const dwarf_names[CFI_NREGS] = { "rax", "rdx", "rcx", "rbx", "rsi", "rdi",
+							    "rbp", "rsp", "r8",  "r9",  "r10", "r11",
+							    "r12", "r13", "r14", "r15", "rip" };
 	const struct target_desc *d = target_desc(t);
 	struct engine *e = calloc(1, sizeof(*e));
 	size_t window_max = target_max_read(t);
@@ -72,6 +75,8 @@ int engine_new(struct engine **out, struct target *t, struct symtab *syms, struc
 	e->fp_idx = target_desc_find(d, "rbp");
 	for (int i = 0; i < 6; i++)
 		e->arg_idx[i] = target_desc_find(d, args[i]);
+	for (int i = 0; i < CFI_NREGS; i++)
+		e->dwarf_idx[i] = target_desc_find(d, dwarf_names[i]);
 	if (e->pc_idx < 0 || e->sp_idx < 0 || e->fp_idx < 0) {
 		snprintf(err, errlen, "the target is not x86-64 (no rip/rsp/rbp in its description, arch %s)",
 			 d->arch ? d->arch : "unknown");
@@ -85,7 +90,7 @@ int engine_new(struct engine **out, struct target *t, struct symtab *syms, struc
 		goto fail;
 	}
 	if (report_new(&e->report) || memcache_new(&e->mc, t, window_max) ||
-	    snapshot_ctx_new(&e->snap, syms, e->mc, e->dis) || !(e->raw = malloc(window_max))) {
+	    snapshot_ctx_new(&e->snap, syms, e->mc, e->dis, o->cfi, o->unwind) || !(e->raw = malloc(window_max))) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -115,9 +120,20 @@ uint64_t engine_reg(const struct engine *e, int idx)
 	return target_reg_u64(e->t, e->regs, idx);
 }
 
+const struct snapshot_agreement *engine_unwind_agreement(const struct engine *e)
+{
+	return snapshot_agreement(e->snap);
+}
+
 uint64_t engine_pc(const struct engine *e)
 {
 	return e->regs ? engine_reg(e, e->pc_idx) : 0;
+}
+
+void engine_dwarf_regs(const struct engine *e, uint64_t out[CFI_NREGS])
+{
+	for (int i = 0; i < CFI_NREGS; i++)
+		out[i] = e->dwarf_idx[i] >= 0 ? engine_reg(e, e->dwarf_idx[i]) : 0;
 }
 
 struct unwind_regs engine_unwind_regs(const struct engine *e)
@@ -248,11 +264,16 @@ int engine_write_event(struct engine *e, struct snapshot *sn, enum trace_kind ki
 		.stack_len = (uint32_t)words,
 		.bt = sn->bt,
 		.bt_len = (uint32_t)sn->nbt,
+		.bt_end = unwind_end_name(sn->end),
+		.bt_reliable = unwind_end_reliable(sn->end),
 		.insn = insn,
 		.insn_bytes = ibytes,
 		.insn_len = ilen,
 	};
 	int err = trace_write(e->trace, &ev);
+
+	if (!err && e->bt_ends)
+		e->bt_ends[sn->end]++;
 
 	return err ? engine_fail(e, err, "writing the trace: %s", strerror(-err)) : 0;
 }
@@ -261,8 +282,10 @@ int engine_write_event(struct engine *e, struct snapshot *sn, enum trace_kind ki
 static void take(struct engine *e, struct snapshot *sn, enum unwind_entry entry)
 {
 	struct unwind_regs ur = engine_unwind_regs(e);
+	uint64_t dwarf[CFI_NREGS];
 
-	snapshot_unwind(e->snap, sn, &ur, entry);
+	engine_dwarf_regs(e, dwarf);
+	snapshot_unwind(e->snap, sn, &ur, dwarf, entry);
 	snapshot_symbolize(e->snap, sn);
 }
 
@@ -378,6 +401,7 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 
 	engine_clear_err(e);
 	memset(res, 0, sizeof(*res));
+	e->bt_ends = res->bt_ends;
 	if (snapshot_new(&sn, e->mc))
 		return engine_fail(e, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < ps->n && !err; i++)

@@ -14,8 +14,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cfi.h"
 #include "probes.h"
 #include "report.h"
+#include "snapshot.h"
 #include "symbols.h"
 #include "target.h"
 #include "trace.h"
@@ -26,6 +28,8 @@ struct engine_opts {
 	double duration;             /* seconds, 0: no limit */
 	bool step_irqs;              /* let interrupts and timers in while stepping */
 	bool progress;               /* live counter on stderr */
+	struct cfi *cfi;             /* call frame information, NULL: frame pointers only */
+	enum snapshot_unwind_mode unwind;
 	volatile sig_atomic_t *interrupted; /* set by SIGINT */
 };
 
@@ -46,6 +50,7 @@ struct engine_result {
 	uint64_t null_steps;         /* steps the stub reported without executing */
 	double seconds;
 	double own_seconds;          /* of those, kstep's own (snapshot and resume) */
+	uint64_t bt_ends[UNWIND_NENDS]; /* backtraces recorded, by how they ended */
 	struct probe *oops_probe;
 	uint64_t oops_seq;
 	char oops_bt[4096];          /* decoded backtrace at the oops, one frame a line */
@@ -87,6 +92,8 @@ int engine_locate_kernel(struct engine *e, uint64_t *offset);
  * the kernel moved by KASLR (within a few ms of its start), not at
  * start_kernel itself. */
 bool engine_caught_early(const struct engine *e);
+/* --unwind check: how far the two unwinders agreed. */
+const struct snapshot_agreement *engine_unwind_agreement(const struct engine *e);
 /* The pc of the last registers read. */
 uint64_t engine_pc(const struct engine *e);
 /* Compare the guest's linux_banner with vmlinux's; -ESTALE on mismatch. */

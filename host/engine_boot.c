@@ -103,6 +103,8 @@ int engine_locate_kernel(struct engine *e, uint64_t *offset)
 			   "the offset (--kaslr-offset: the 'Kernel Offset:' of a panic log)", sym_path(e->syms));
 found:
 	sym_relocate(e->syms, *offset);
+	if (e->o.cfi && (err = cfi_relocate(e->o.cfi, *offset)))
+		return engine_fail(e, err, "the CFI unwinder cannot follow the kernel to 0x%" PRIx64, *offset);
 	return 0;
 }
 

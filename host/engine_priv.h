@@ -26,6 +26,8 @@ struct engine {
 	struct snapshot_ctx *snap;
 	struct engine_opts o;
 	int pc_idx, sp_idx, fp_idx, arg_idx[6];
+	int dwarf_idx[CFI_NREGS];     /* description index of each DWARF register */
+	uint64_t *bt_ends;            /* the running result's counts, NULL: none */
 	uint64_t seq;
 	const uint8_t *regs;          /* of the current snapshot */
 	uint8_t *raw;                 /* what the window fetch brought */
@@ -61,8 +63,9 @@ void engine_progress(struct engine *e, uint64_t n, const char *what, const char 
  * @step_thread after them in the same write when it is >= 0. *complete:
  * the window holds @want bytes from rsp. */
 int engine_fetch(struct engine *e, size_t want, int step_thread, bool *complete);
-/* The unwinder's view of the current registers. */
+/* The unwinders' view of the current registers. */
 struct unwind_regs engine_unwind_regs(const struct engine *e);
+void engine_dwarf_regs(const struct engine *e, uint64_t out[CFI_NREGS]);
 int engine_write_event(struct engine *e, struct snapshot *sn, enum trace_kind kind, const char *probe,
 		       uint64_t skb, const char *insn, const uint8_t *ibytes, uint8_t ilen);
 

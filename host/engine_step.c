@@ -150,16 +150,18 @@ static int note_entry(struct engine *e, struct step_run *r, uint64_t pc, uint64_
 static int analyse(struct engine *e, struct step_run *r, uint64_t pc, uint64_t sp, uint8_t insn[16], bool *stopped)
 {
 	struct unwind_regs ur = engine_unwind_regs(e);
+	uint64_t dwarf[CFI_NREGS];
 	struct target_stop st;
 	int err = 0;
 
+	engine_dwarf_regs(e, dwarf);
 	for (bool offline = !*stopped;; offline = false) {
 		memcache_set_offline(e->mc, offline);
 		if (memcache_code(e->mc, pc, insn, 16) && !memcache_missed(e->mc)) {
 			err = engine_fail(e, -EFAULT, "cannot read code at 0x%" PRIx64, pc);
 			break;
 		}
-		snapshot_unwind(e->snap, r->sn, &ur, snapshot_frame_state(e->snap, pc));
+		snapshot_unwind(e->snap, r->sn, &ur, dwarf, snapshot_frame_state(e->snap, pc));
 		if (r->until_return && !memcache_missed(e->mc) && disasm_is_return(e->dis, insn, 16, pc)) {
 			uint64_t to;
 
@@ -275,6 +277,7 @@ int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hit
 
 	engine_clear_err(e);
 	memset(res, 0, sizeof(*res));
+	e->bt_ends = res->bt_ends;
 	e->nprof = 0;
 	if (r.want > memcache_window_max(e->mc))
 		r.want = memcache_window_max(e->mc);

@@ -119,8 +119,7 @@ void memcache_window_to_lines(struct memcache *mc)
 void memcache_set_offline(struct memcache *mc, bool offline)
 {
 	mc->offline = offline;
-	if (offline)
-		mc->missed = false;
+	mc->missed = false; /* a miss counts for the pass that follows */
 }
 
 bool memcache_missed(const struct memcache *mc)

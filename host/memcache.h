@@ -37,7 +37,8 @@ void memcache_set_window(struct memcache *mc, uint64_t addr, size_t len);
  * pushed while inside it stays right once rsp moves below it again. */
 void memcache_window_to_lines(struct memcache *mc);
 
-/* While offline, reads that miss return -EAGAIN and set the miss flag. */
+/* While offline, reads that miss return -EAGAIN and set the miss flag;
+ * each call starts a pass with the flag clear. */
 void memcache_set_offline(struct memcache *mc, bool offline);
 bool memcache_missed(const struct memcache *mc);
 

@@ -22,10 +22,14 @@ struct snapshot_ctx {
 	struct symtab *syms;
 	struct memcache *mc;
 	struct disasm *dis;
+	struct cfi *cfi;
+	enum snapshot_unwind_mode mode;
+	struct snapshot_agreement agreement;
 	struct src src[SRC_SLOTS];
 };
 
-int snapshot_ctx_new(struct snapshot_ctx **out, struct symtab *syms, struct memcache *mc, struct disasm *dis)
+int snapshot_ctx_new(struct snapshot_ctx **out, struct symtab *syms, struct memcache *mc, struct disasm *dis,
+		     struct cfi *cfi, enum snapshot_unwind_mode mode)
 {
 	struct snapshot_ctx *c = calloc(1, sizeof(*c));
 
@@ -34,6 +38,8 @@ int snapshot_ctx_new(struct snapshot_ctx **out, struct symtab *syms, struct memc
 	c->syms = syms;
 	c->mc = mc;
 	c->dis = dis;
+	c->cfi = cfi;
+	c->mode = cfi ? mode : SNAPSHOT_UNWIND_FP;
 	*out = c;
 	return 0;
 }
@@ -114,9 +120,41 @@ static int is_text(void *ctx, uint64_t addr)
 }
 
 void snapshot_unwind(struct snapshot_ctx *c, struct snapshot *sn, const struct unwind_regs *regs,
-		     enum unwind_entry entry)
+		     const uint64_t dwarf[CFI_NREGS], enum unwind_entry entry)
 {
-	sn->nbt = unwind_fp(regs, entry, sn->pcs, SNAPSHOT_FRAMES, read_mem, is_text, c, &sn->end);
+	uint64_t fp_pcs[SNAPSHOT_FRAMES];
+	enum unwind_end fp_end;
+	size_t fp_n;
+
+	if (c->mode == SNAPSHOT_UNWIND_FP) {
+		sn->nbt = unwind_fp(regs, entry, sn->pcs, SNAPSHOT_FRAMES, read_mem, is_text, c, &sn->end);
+		sn->unwinder = "fp";
+		return;
+	}
+	sn->nbt = cfi_unwind(c->cfi, dwarf, sn->pcs, SNAPSHOT_FRAMES, read_mem, is_text, c, &sn->end);
+	sn->unwinder = "cfi";
+	if (c->mode == SNAPSHOT_UNWIND_CHECK) {
+		fp_n = unwind_fp(regs, entry, fp_pcs, SNAPSHOT_FRAMES, read_mem, is_text, c, &fp_end);
+		if (memcache_missed(c->mc))
+			return; /* a step's cache missed: it is redone once the guest stopped */
+		c->agreement.compared++;
+		if (fp_n == sn->nbt && !memcmp(fp_pcs, sn->pcs, fp_n * sizeof(*fp_pcs)))
+			c->agreement.agreed++;
+		else if (!c->agreement.first_pc)
+			c->agreement.first_pc = sn->pcs[0];
+		return;
+	}
+	if (c->mode != SNAPSHOT_UNWIND_AUTO || sn->end == UNWIND_END_BOTTOM || sn->end == UNWIND_END_MAX)
+		return;
+	/* CFI stopped (assembly has none): a frame-pointer chain that agrees
+	 * with every frame CFI found and goes further carries it on. */
+	fp_n = unwind_fp(regs, entry, fp_pcs, SNAPSHOT_FRAMES, read_mem, is_text, c, &fp_end);
+	if (fp_n > sn->nbt && !memcmp(fp_pcs, sn->pcs, sn->nbt * sizeof(*fp_pcs))) {
+		memcpy(sn->pcs, fp_pcs, fp_n * sizeof(*fp_pcs));
+		sn->nbt = fp_n;
+		sn->end = fp_end;
+		sn->unwinder = "cfi+fp";
+	}
 }
 
 void snapshot_symbolize(struct snapshot_ctx *c, struct snapshot *sn)
@@ -133,6 +171,11 @@ void snapshot_symbolize(struct snapshot_ctx *c, struct snapshot *sn)
 		snprintf(sn->srcs[i], sizeof(sn->srcs[i]), "%s", src_of(c, a));
 		sn->bt[i] = (struct trace_frame){ sn->pcs[i], sn->names[i], sn->srcs[i] };
 	}
+}
+
+const struct snapshot_agreement *snapshot_agreement(const struct snapshot_ctx *c)
+{
+	return &c->agreement;
 }
 
 size_t snapshot_stack(struct snapshot_ctx *c, struct snapshot *sn, size_t words)

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cfi.h"
 #include "disasm.h"
 #include "memcache.h"
 #include "symbols.h"
@@ -28,7 +29,20 @@ struct snapshot {
 	struct trace_frame bt[SNAPSHOT_FRAMES];
 	uint64_t *stack;                 /* the window's words, memcache_window_max / 8 */
 	size_t nbt;
-	enum unwind_end end;
+	enum unwind_end end;             /* how the backtrace ended */
+	const char *unwinder;            /* "cfi", "fp" or "cfi+fp" */
+};
+
+/* Which unwinder a snapshot uses: the debug info's call frame information,
+ * the frame-pointer chain, or CFI continued by the frame-pointer chain
+ * where CFI stops (assembly) and the chain agrees with every CFI frame.
+ * CHECK records CFI's and compares the frame-pointer chain with it. */
+enum snapshot_unwind_mode { SNAPSHOT_UNWIND_AUTO, SNAPSHOT_UNWIND_CFI, SNAPSHOT_UNWIND_FP, SNAPSHOT_UNWIND_CHECK };
+
+/* --unwind check: how many backtraces both unwinders gave frame for frame. */
+struct snapshot_agreement {
+	uint64_t compared, agreed;
+	uint64_t first_pc;               /* where they first differed, 0: never */
 };
 
 /* What snapshots are taken with, for a session: symbols, memory, the
@@ -36,18 +50,22 @@ struct snapshot {
  * of file:line by address. */
 struct snapshot_ctx;
 
-int snapshot_ctx_new(struct snapshot_ctx **out, struct symtab *syms, struct memcache *mc, struct disasm *dis);
+/* @cfi may be NULL (frame pointers only); the context does not own it. */
+int snapshot_ctx_new(struct snapshot_ctx **out, struct symtab *syms, struct memcache *mc, struct disasm *dis,
+		     struct cfi *cfi, enum snapshot_unwind_mode mode);
 void snapshot_ctx_free(struct snapshot_ctx *c);
 int snapshot_new(struct snapshot **out, const struct memcache *mc);
 void snapshot_free(struct snapshot *sn);
 
 /* Where the function at @pc is in building its frame (reads its code). */
 enum unwind_entry snapshot_frame_state(struct snapshot_ctx *c, uint64_t pc);
-/* The frame chain from these registers. */
+/* The frame chain from these registers (@dwarf: all of them in DWARF
+ * order, for CFI; @entry: the frame state, for the frame-pointer walk). */
 void snapshot_unwind(struct snapshot_ctx *c, struct snapshot *sn, const struct unwind_regs *regs,
-		     enum unwind_entry entry);
+		     const uint64_t dwarf[CFI_NREGS], enum unwind_entry entry);
 /* Names and lines of the frames (vmlinux only). */
 void snapshot_symbolize(struct snapshot_ctx *c, struct snapshot *sn);
+const struct snapshot_agreement *snapshot_agreement(const struct snapshot_ctx *c);
 /* Up to @words stack words from the window into sn->stack; how many. */
 size_t snapshot_stack(struct snapshot_ctx *c, struct snapshot *sn, size_t words);
 

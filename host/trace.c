@@ -146,6 +146,7 @@ static int put_event(struct buf *b, const struct target_desc *desc, int id, cons
 		err = buf_puts(b, "\t\tuint32_t stack_len;\n\t\txint64_t stack[stack_len];\n"
 				  "\t\tuint32_t bt_len;\n"
 				  "\t\tstruct { xint64_t addr; string func; string src; } backtrace[bt_len];\n"
+				  "\t\tstring bt_end;\n\t\tuint8_t bt_reliable;\n"
 				  "\t};\n};\n\n");
 	return err;
 }
@@ -181,6 +182,10 @@ int trace_metadata(struct buf *out, const struct target_desc *desc, const struct
 		err = buf_puts(out, ";\n\tkernel = ");
 	if (!err)
 		err = put_tsdl_string(out, env && env->banner ? env->banner : "");
+	if (!err)
+		err = buf_puts(out, ";\n\tunwinder = ");
+	if (!err)
+		err = put_tsdl_string(out, env && env->unwinder ? env->unwinder : "");
 	if (!err)
 		err = buf_puts(out, ";\n\tcommand = ");
 	if (!err)
@@ -239,6 +244,8 @@ int trace_encode(struct buf *b, const struct target_desc *desc, const struct tra
 		err = err ? err : put_str(b, ev->bt[i].func);
 		err = err ? err : put_str(b, ev->bt[i].src);
 	}
+	err = err ? err : put_str(b, ev->bt_end);
+	err = err ? err : buf_put_le(b, ev->bt_reliable, 1);
 	return err;
 }
 

@@ -37,12 +37,15 @@ struct trace_event {
 	uint32_t stack_len;  /* in 8-byte words */
 	const struct trace_frame *bt;
 	uint32_t bt_len;
+	const char *bt_end;      /* how the backtrace ended: unwind_end_name() */
+	uint8_t bt_reliable;     /* it reached a natural end (unwind_end_reliable) */
 	const char *insn;        /* step: disassembly */
 	const uint8_t *insn_bytes;
 	uint8_t insn_len;
 };
 
 struct trace_env {
+	const char *unwinder;    /* "auto" (cfi, then fp), "cfi" or "fp" */
 	const char *vmlinux;
 	const char *banner;
 	const char *command;

@@ -86,3 +86,27 @@ size_t unwind_fp(const struct unwind_regs *regs, enum unwind_entry entry, uint64
 	return n;
 }
 
+
+const char *unwind_end_name(enum unwind_end end)
+{
+	switch (end) {
+	case UNWIND_END_BOTTOM:
+		return "stack-end";
+	case UNWIND_END_MAX:
+		return "depth-limit";
+	case UNWIND_END_BADPTR:
+		return "bad-pointer";
+	case UNWIND_END_LOOP:
+		return "loop";
+	case UNWIND_END_NOTTEXT:
+		return "not-text";
+	case UNWIND_END_NOCFI:
+		return "unknown-code";
+	}
+	return "?";
+}
+
+bool unwind_end_reliable(enum unwind_end end)
+{
+	return end == UNWIND_END_BOTTOM || end == UNWIND_END_NOCFI;
+}

@@ -7,6 +7,7 @@
 #ifndef KSTEP_UNWIND_H
 #define KSTEP_UNWIND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,7 +29,15 @@ enum unwind_end {
 	UNWIND_END_BADPTR,   /* unaligned, non-kernel or unreadable frame pointer */
 	UNWIND_END_LOOP,     /* the chain went backwards or repeated */
 	UNWIND_END_NOTTEXT,  /* a return address outside kernel text */
+	UNWIND_END_NOCFI,    /* code without call frame information (CFI unwinder) */
 };
+#define UNWIND_NENDS (UNWIND_END_NOCFI + 1)
+
+/* How a backtrace ended, as the trace's bt_end field says it. */
+const char *unwind_end_name(enum unwind_end end);
+/* Did the walk reach the stack's natural end (or the end of what the
+ * debug info describes) rather than stop on something it could not follow? */
+bool unwind_end_reliable(enum unwind_end end);
 
 struct unwind_regs {
 	uint64_t pc, sp, fp;

@@ -26,7 +26,9 @@ static struct target_reg regs[] = {
 	{ "st0", 80, 2, 12, true }, { "xmm0", 128, 3, 22, true },
 };
 static struct target_desc desc = { "i386:x86-64", regs, 4, 38 };
-static const struct trace_env env = { "/k/vmlinux", "Linux version \"6.1\" test", "trace" };
+static const struct trace_env env = {
+	.unwinder = "auto", .vmlinux = "/k/vmlinux", .banner = "Linux version \"6.1\" test", .command = "trace"
+};
 
 static void test_metadata(void **state)
 {
@@ -60,7 +62,8 @@ static void test_encoding_layout(void **state)
 				  .probe = "ip", .symbol = "ip_rcv", .skb = 0x55, .regs = raw,
 				  .stack = stack, .stack_len = 1, .bt = bt, .bt_len = 1 };
 	struct buf b = { 0 };
-	size_t want = 4 + 8 + 8 + 4 + 8 + 3 + 7 + 8 + 38 + 4 + 8 + 4 + 8 + 2 + 6;
+	/* ... + backtrace, then bt_end (NULL: "") and bt_reliable */
+	size_t want = 4 + 8 + 8 + 4 + 8 + 3 + 7 + 8 + 38 + 4 + 8 + 4 + 8 + 2 + 6 + 1 + 1;
 
 	(void)state;
 	memset(raw, 0xaa, sizeof(raw));
@@ -108,10 +111,10 @@ static void test_babeltrace_reads_it(void **state)
 	assert_int_equal(trace_open(&t, dfd, dir, &desc, &env, err, sizeof(err)), 0);
 	close(dfd);
 	struct trace_event ev = { TRACE_STOP, trace_now_ns(), 1, 1, 0xffffffff81000000ull, "icmp", "icmp_rcv",
-				  0xffff888000001000ull, raw, stack, 2, bt, 2, NULL, NULL, 0 };
+				  0xffff888000001000ull, raw, stack, 2, bt, 2, "stack-end", 1, NULL, NULL, 0 };
 	assert_int_equal(trace_write(t, &ev), 0);
 	struct trace_event ev2 = { TRACE_STEP, trace_now_ns(), 2, 0, 0xffffffff81000001ull, "", "icmp_rcv+0x1",
-				   0, raw, stack, 1, bt, 1, "movq %rsp, %rbp", ib, 3 };
+				   0, raw, stack, 1, bt, 1, "not-text", 0, "movq %rsp, %rbp", ib, 3 };
 	assert_int_equal(trace_write(t, &ev2), 0);
 	snprintf(path, sizeof(path), "%s/stream_0", dir);
 	stat(path, &st);
@@ -126,6 +129,8 @@ static void test_babeltrace_reads_it(void **state)
 	assert_non_null(strstr(out, "rax = 0x42"));
 	assert_non_null(strstr(out, "func = \"ip_local_deliver+0x10\""));
 	assert_non_null(strstr(out, "insn = \"movq %rsp, %rbp\""));
+	assert_non_null(strstr(out, "bt_end = \"stack-end\", bt_reliable = 1"));
+	assert_non_null(strstr(out, "bt_end = \"not-text\", bt_reliable = 0"));
 	assert_non_null(strstr(out, "seq = 3"));
 
 	/* Cut after the second event, as a crash after two writes leaves it. */
@@ -143,7 +148,7 @@ static void write_trace(char *dir, const struct target_desc *d, int n_ev)
 {
 	static uint8_t raw[64];
 	uint64_t stack[1] = { 1 };
-	struct trace_event ev = { TRACE_STOP, 1, 0, 0, 0x1000, "p", "f", 0, raw, stack, 1, NULL, 0, NULL, NULL, 0 };
+	struct trace_event ev = { TRACE_STOP, 1, 0, 0, 0x1000, "p", "f", 0, raw, stack, 1, NULL, 0, "", 0, NULL, NULL, 0 };
 	struct trace *t;
 	char err[256];
 	int dfd;
@@ -208,7 +213,7 @@ static void test_full_disk_keeps_complete_events(void **state)
 	static char out[1 << 20];
 	static uint8_t raw[38];
 	uint64_t stack[32] = { 0 };
-	struct trace_event ev = { TRACE_STOP, 1, 0, 0, 0x1000, "p", "f", 0, raw, stack, 32, NULL, 0, NULL, NULL, 0 };
+	struct trace_event ev = { TRACE_STOP, 1, 0, 0, 0x1000, "p", "f", 0, raw, stack, 32, NULL, 0, "", 0, NULL, NULL, 0 };
 	struct trace *t;
 	struct stat st;
 	int dfd, status, written = 0, fds[2];

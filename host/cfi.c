@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cfi: libdwfl's DWARF unwinder over kstep's view of guest memory (see
+ * cfi.h). The Dwfl holds vmlinux as one module at its running address and
+ * one thread whose registers are those of the snapshot being taken.
+ */
+#include "cfi.h"
+
+#include <elfutils/libdwfl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct cfi {
+	char *path;
+	Dwfl *dwfl;
+	uint64_t lo, hi;          /* vmlinux's loaded range at its link address */
+	uint64_t offset;
+	/* the unwind under way */
+	const uint64_t *regs;
+	unwind_read_fn read;
+	unwind_text_fn is_text;
+	void *ctx;
+	uint64_t *pcs;
+	size_t n, max;
+	bool read_failed;        /* the unwinder asked for memory it could not have */
+	bool reached_end;        /* a return address of 0 ended the chain */
+	bool left_text;          /* a return address outside the kernel's text */
+};
+
+static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base, char **file_name,
+		    Elf **elfp)
+{
+	struct cfi *c = *userdata;
+
+	(void)mod;
+	(void)name;
+	(void)base;
+	*elfp = NULL;
+	*file_name = strdup(c->path);
+	return open(c->path, O_RDONLY | O_CLOEXEC); /* Dwfl owns it */
+}
+
+static const Dwfl_Callbacks callbacks = {
+	.find_elf = find_elf,
+	.find_debuginfo = dwfl_standard_find_debuginfo,
+};
+
+/* One thread, tid 1: the snapshot's registers. */
+static pid_t next_thread(Dwfl *dwfl, void *arg, void **thread_argp)
+{
+	(void)dwfl;
+	if (*thread_argp)
+		return 0;
+	*thread_argp = arg;
+	return 1;
+}
+
+static bool memory_read(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result, void *arg)
+{
+	struct cfi *c = arg;
+	uint64_t v;
+
+	(void)dwfl;
+	if (c->read(c->ctx, addr, &v, sizeof(v))) {
+		c->read_failed = true;
+		return false;
+	}
+	*result = v;
+	return true;
+}
+
+static bool set_initial_registers(Dwfl_Thread *thread, void *arg)
+{
+	struct cfi *c = arg;
+
+	/* Register 16 is the return-address column, which is the pc here. */
+	return dwfl_thread_state_registers(thread, 0, CFI_NREGS, c->regs);
+}
+
+static const Dwfl_Thread_Callbacks thread_callbacks = {
+	.next_thread = next_thread,
+	.memory_read = memory_read,
+	.set_initial_registers = set_initial_registers,
+};
+
+/* vmlinux's range at its link address, from its loadable segments. */
+static int load_range(struct cfi *c, bool *has_cfi, char *err, size_t errlen)
+{
+	int fd = open(c->path, O_RDONLY | O_CLOEXEC), ret = 0;
+	Elf *elf = fd < 0 ? NULL : elf_begin(fd, ELF_C_READ, NULL);
+	Elf_Scn *scn = NULL;
+	size_t nph = 0, shstrndx;
+
+	*has_cfi = false;
+	c->lo = UINT64_MAX;
+	c->hi = 0;
+	if (!elf || elf_getphdrnum(elf, &nph) || elf_getshdrstrndx(elf, &shstrndx)) {
+		snprintf(err, errlen, "cannot read %s as ELF", c->path);
+		ret = -ENOEXEC;
+		goto out;
+	}
+	for (size_t i = 0; i < nph; i++) {
+		GElf_Phdr ph;
+
+		/* x86-64 links the per-CPU segment at virtual address 0: it is
+		 * not where the kernel's code is. */
+		if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD && ph.p_vaddr) {
+			c->lo = ph.p_vaddr < c->lo ? ph.p_vaddr : c->lo;
+			c->hi = ph.p_vaddr + ph.p_memsz > c->hi ? ph.p_vaddr + ph.p_memsz : c->hi;
+		}
+	}
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+		const char *name = gelf_getshdr(scn, &sh) ? elf_strptr(elf, shstrndx, sh.sh_name) : NULL;
+
+		if (name && (!strcmp(name, ".debug_frame") || !strcmp(name, ".eh_frame")))
+			*has_cfi = true;
+	}
+	if (!*has_cfi || c->lo >= c->hi) {
+		snprintf(err, errlen, "%s has no call frame information (.debug_frame or .eh_frame)", c->path);
+		ret = -ENOENT;
+	}
+out:
+	if (elf)
+		elf_end(elf);
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* A Dwfl with vmlinux at lo + offset and the one thread attached. */
+static int open_dwfl(struct cfi *c)
+{
+	Dwfl_Module *mod;
+	void **userdata;
+
+	if (c->dwfl)
+		dwfl_end(c->dwfl);
+	c->dwfl = dwfl_begin(&callbacks);
+	if (!c->dwfl)
+		return -ENOMEM;
+	dwfl_report_begin(c->dwfl);
+	mod = dwfl_report_module(c->dwfl, "kernel", c->lo + c->offset, c->hi + c->offset);
+	if (mod) {
+		dwfl_module_info(mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL);
+		*userdata = c;
+	}
+	dwfl_report_end(c->dwfl, NULL, NULL);
+	if (!mod || !dwfl_attach_state(c->dwfl, NULL, 1, &thread_callbacks, c))
+		return -EINVAL;
+	return 0;
+}
+
+int cfi_new(struct cfi **out, const char *vmlinux, char *err, size_t errlen)
+{
+	struct cfi *c = calloc(1, sizeof(*c));
+	bool has_cfi;
+	int ret;
+
+	if (!c || !(c->path = strdup(vmlinux))) {
+		free(c);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	elf_version(EV_CURRENT);
+	ret = load_range(c, &has_cfi, err, errlen);
+	if (!ret && (ret = open_dwfl(c)))
+		snprintf(err, errlen, "libdwfl cannot unwind %s: %s", vmlinux, dwfl_errmsg(-1));
+	if (ret) {
+		cfi_free(c);
+		return ret;
+	}
+	*out = c;
+	return 0;
+}
+
+void cfi_free(struct cfi *c)
+{
+	if (!c)
+		return;
+	if (c->dwfl)
+		dwfl_end(c->dwfl);
+	free(c->path);
+	free(c);
+}
+
+int cfi_relocate(struct cfi *c, uint64_t offset)
+{
+	if (offset == c->offset)
+		return 0;
+	c->offset = offset;
+	return open_dwfl(c);
+}
+
+static int frame_cb(Dwfl_Frame *state, void *arg)
+{
+	struct cfi *c = arg;
+	Dwarf_Addr pc;
+
+	if (!dwfl_frame_pc(state, &pc, NULL))
+		return DWARF_CB_ABORT;
+	if (!pc) {
+		/* Past the last frame (libdwfl's own frame-pointer fallback
+		 * reads the 0 that ends a chain): the stack's end. */
+		c->reached_end = true;
+		return DWARF_CB_ABORT;
+	}
+	if (c->n && !c->is_text(c->ctx, pc)) {
+		/* Where CFI ends (assembly), libdwfl follows rbp on its own:
+		 * past an interrupt from user space that lands outside. */
+		c->left_text = true;
+		return DWARF_CB_ABORT;
+	}
+	c->pcs[c->n++] = pc;
+	return c->n < c->max ? DWARF_CB_OK : DWARF_CB_ABORT;
+}
+
+size_t cfi_unwind(struct cfi *c, const uint64_t regs[CFI_NREGS], uint64_t *pcs, size_t max,
+		  unwind_read_fn read, unwind_text_fn is_text, void *ctx, enum unwind_end *end)
+{
+	int ret;
+
+	c->regs = regs;
+	c->read = read;
+	c->is_text = is_text;
+	c->ctx = ctx;
+	c->pcs = pcs;
+	c->n = 0;
+	c->max = max;
+	c->read_failed = false;
+	c->reached_end = false;
+	c->left_text = false;
+	ret = max ? dwfl_getthread_frames(c->dwfl, 1, frame_cb, c) : DWARF_CB_ABORT;
+	/* libdwfl ends "normally" also when a return address could not be
+	 * read: what kstep saw comes first. */
+	if (c->reached_end)
+		*end = UNWIND_END_BOTTOM;
+	else if (c->n >= max)
+		*end = UNWIND_END_MAX;
+	else if (c->left_text)
+		*end = UNWIND_END_NOTTEXT;
+	else if (c->read_failed)
+		*end = UNWIND_END_BADPTR;
+	else
+		*end = ret == 0 ? UNWIND_END_BOTTOM : UNWIND_END_NOCFI;
+	return c->n;
+}

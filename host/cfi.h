@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cfi: backtraces from the call frame information in vmlinux's debug info
+ * (.debug_frame / .eh_frame), with libdwfl's unwinder, as eu-stack uses it:
+ * kstep's memory is the "process" and the snapshot's registers its only
+ * thread. Needs no frame pointers, so it works on kernels built with ORC.
+ * A KASLR-moved kernel is reported at its running address (libdwfl then
+ * treats the ET_EXEC vmlinux as relocatable).
+ */
+#ifndef KSTEP_CFI_H
+#define KSTEP_CFI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "unwind.h"
+
+/* x86-64 DWARF register numbers: rax rdx rcx rbx rsi rdi rbp rsp r8-r15 rip. */
+#define CFI_NREGS 17
+
+struct cfi;
+
+/* -ENOENT (with @err) when @vmlinux has no call frame information. */
+int cfi_new(struct cfi **out, const char *vmlinux, char *err, size_t errlen);
+void cfi_free(struct cfi *c);
+/* KASLR: the kernel runs @offset above its link address. */
+int cfi_relocate(struct cfi *c, uint64_t offset);
+/*
+ * Unwind from @regs (DWARF order) reading memory through @read. Fills @pcs
+ * with the pc and each return address, up to @max. *end: UNWIND_END_BOTTOM
+ * (the CFI says this is the outermost frame, or a return address of 0),
+ * UNWIND_END_MAX, UNWIND_END_NOTTEXT (a return address @is_text refuses),
+ * UNWIND_END_NOCFI (code without call frame information: assembly, a
+ * module), or UNWIND_END_BADPTR (memory it needed could not be read).
+ */
+size_t cfi_unwind(struct cfi *c, const uint64_t regs[CFI_NREGS], uint64_t *pcs, size_t max,
+		  unwind_read_fn read, unwind_text_fn is_text, void *ctx, enum unwind_end *end);
+
+#endif
