@@ -122,3 +122,69 @@ def test_foreign_vmlinux_on_a_kaslr_guest_is_named():
             assert len(p.stderr.strip().splitlines()) == 1, p.stderr
     finally:
         shutil.rmtree(d)
+
+
+def unwinders_agreed(p):
+    m = re.search(r"unwinders: cfi and frame pointers agreed on (\d+) of (\d+) backtraces", p.stdout)
+    assert m, p.stdout[-800:] + p.stderr[-400:]
+    return int(m.group(1)), int(m.group(2))
+
+
+@test
+def test_cfi_and_frame_pointers_agree_on_this_kernel():
+    """The project's kernel has both frame pointers and CFI: at every stop
+    and every step the two unwinders give the same frames."""
+    d = tempfile.mkdtemp(prefix="kstep-trace-")
+    try:
+        p = kstep("trace", "--unwind", "check", "--workload", "rx-tcp", "--max-stops", "150", "-o", d, "-q")
+        assert p.returncode == 0, p.stderr[-600:]
+        agreed, compared = unwinders_agreed(p)
+        assert compared == 150 and agreed == compared, p.stdout
+        # Each event says how its backtrace ended; the summary counts them.
+        text = babeltrace(d)
+        ends = re.findall(r'bt_end = "([a-z-]+)", bt_reliable = ([01])', text)
+        assert len(ends) == 150 and {e for e, _ in ends} <= {"stack-end", "depth-limit", "bad-pointer", "loop",
+                                                             "not-text", "unknown-code"}, set(ends)
+        m = re.search(r"backtraces: (\d+) whole, (\d+) cut short", p.stdout)
+        assert m and int(m.group(1)) + int(m.group(2)) == 150, p.stdout
+        assert int(m.group(1)) == sum(1 for _, r in ends if r == "1")
+        # A stop in the protocol handler reaches the softirq and its entry.
+        bts = [e["bt"] for e in events(text) if e["symbol"] in ("tcp_v4_rcv", "ip_rcv", "ip_list_rcv")]
+        assert bts and all(any(f.startswith("net_rx_action") for f in bt) for bt in bts), bts[:2]
+        assert all(any(f.split("+")[0] in ("common_interrupt", "run_ksoftirqd", "do_softirq", "__do_softirq")
+                       for f in bt) for bt in bts), bts[:2]
+    finally:
+        shutil.rmtree(d)
+    p, evs = traced("step", "--unwind", "check", "--workload", "rx-icmp", "--size", "2", "--at", "icmp_rcv",
+                    "--count", "200")
+    assert p.returncode == 0, p.stderr[-600:]
+    agreed, compared = unwinders_agreed(p)
+    assert compared >= 200 and agreed == compared, p.stdout
+
+
+@test
+def test_cfi_steps_name_the_real_caller():
+    """Steps through icmp_rcv's prologue and body: every backtrace's second
+    frame is icmp_rcv's caller, never a value left on the stack."""
+    p, evs = traced("step", "--unwind", "cfi", "--workload", "rx-icmp", "--size", "2", "--at", "icmp_rcv",
+                    "--count", "200")
+    assert p.returncode == 0, p.stderr[-600:]
+    own = [e for e in evs if e["symbol"].split("+")[0] == "icmp_rcv"]
+    assert len(own) > 20
+    callers = {e["bt"][1].split("+")[0] for e in own}
+    assert callers == {"ip_protocol_deliver_rcu"}, callers
+
+
+@test
+def test_vmlinux_without_cfi():
+    d = tempfile.mkdtemp(prefix="kstep-it-")
+    bare = os.path.join(d, "vmlinux")
+    try:
+        run(["objcopy", "--remove-section", ".debug_frame", "--remove-section", ".rela.debug_frame", VMLINUX,
+             bare], check=True, timeout=300)
+        p = kstep("trace", "--unwind", "cfi", "--vmlinux", bare, "--max-stops", "3", "-o", os.path.join(d, "a"))
+        assert p.returncode == 1 and "has no call frame information" in p.stderr, p.stderr
+        p = kstep("trace", "--vmlinux", bare, "--max-stops", "3", "-o", os.path.join(d, "b"), "-q")
+        assert p.returncode == 0 and "backtraces follow frame pointers only" in p.stderr, p.stderr[-600:]
+    finally:
+        shutil.rmtree(d)
