@@ -28,6 +28,7 @@ struct rsp_conn {
 	unsigned int skip_acks;
 	FILE *wire;
 	volatile sig_atomic_t *interrupt;
+	bool interruptible;      /* rsp_wait: the interrupt flag ends the wait */
 	char err[256];
 };
 
@@ -469,7 +470,7 @@ static int fill(struct rsp_conn *c, int timeout_ms)
 			return set_err(c, -ETIMEDOUT, "gdbstub did not answer within %d ms", timeout_ms);
 		if (errno != EINTR)
 			return set_err(c, -errno, "poll: %s", strerror(errno));
-		if (c->interrupt && *c->interrupt)
+		if (c->interruptible && c->interrupt && *c->interrupt)
 			return set_err(c, -EINTR, "interrupted");
 	}
 	n = recv(c->fd, c->in, sizeof(c->in), 0);
@@ -559,6 +560,16 @@ int rsp_recv(struct rsp_conn *c, const char **payload, size_t *len, int timeout_
 			return 0;
 		}
 	}
+}
+
+int rsp_wait(struct rsp_conn *c, const char **payload, size_t *len, int timeout_ms)
+{
+	int err;
+
+	c->interruptible = true;
+	err = rsp_recv(c, payload, len, timeout_ms);
+	c->interruptible = false;
+	return err;
 }
 
 int rsp_request(struct rsp_conn *c, const char *req, const char **reply, size_t *len, int timeout_ms)

@@ -80,7 +80,9 @@ void rsp_set_wire_log(struct rsp_conn *c, FILE *log);
 /* After the stub agreed to QStartNoAckMode. */
 void rsp_set_noack(struct rsp_conn *c, bool noack);
 void rsp_set_max_packet(struct rsp_conn *c, size_t max);
-/* poll() returning EINTR while *flag is set makes rsp_recv return -EINTR. */
+/* poll() returning EINTR while *flag is set makes rsp_wait return -EINTR
+ * (a reply to a request is waited for regardless: it comes at once, and
+ * leaving it unread would pair the next request with it). */
 void rsp_set_interrupt_flag(struct rsp_conn *c, volatile sig_atomic_t *flag);
 
 /*
@@ -96,9 +98,11 @@ int rsp_send_raw(struct rsp_conn *c, const void *data, size_t len);
  * Wait up to @timeout_ms (-1: forever) for the next packet, acking it and
  * retransmitting on '-'. The payload stays valid until the next call on @c.
  * Errors: -ETIMEDOUT, -ECONNRESET (stub went away), -EPROTO (repeated bad
- * checksums), -EMSGSIZE (oversized packet), -EINTR, -ENOMEM.
+ * checksums), -EMSGSIZE (oversized packet), -ENOMEM.
  */
 int rsp_recv(struct rsp_conn *c, const char **payload, size_t *len, int timeout_ms);
+/* rsp_recv for a running target's stop: the interrupt flag ends the wait. */
+int rsp_wait(struct rsp_conn *c, const char **payload, size_t *len, int timeout_ms);
 /*
  * Do not ack the next packet received. Only for QEMU (system mode), which
  * abandons a reply's pending ack when the next '$' arrives: a late '+' would

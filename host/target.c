@@ -942,7 +942,7 @@ int target_wait(struct target *t, struct target_stop *st, int timeout_ms)
 {
 	const char *r;
 	size_t len;
-	int err = rsp_recv(t->rsp, &r, &len, timeout_ms);
+	int err = rsp_wait(t->rsp, &r, &len, timeout_ms);
 
 	if (err)
 		return err == -ETIMEDOUT || err == -EINTR ? err : rerr(t, err, "waiting for a stop");
