@@ -119,6 +119,26 @@ def qmp(path, command):
                 return r
 
 
+def foreign_vmlinux(d):
+    """A copy of vmlinux in @d whose banner names another release: what a
+    vmlinux of another build looks like to kstep."""
+    other = os.path.join(d, "vmlinux")
+    data = bytearray(open(VMLINUX, "rb").read())
+    for banner in re.finditer(rb"Linux version (\d+\.\d+\.\d+)", data):
+        data[banner.start(1):banner.end(1)] = b"9" * (banner.end(1) - banner.start(1))
+    open(other, "wb").write(data)
+    return other
+
+
+def halt_reason(s):
+    """Send '?' on a connected raw RSP socket; the stop reply's payload."""
+    s.sendall(b"+$?#3f")
+    data = b""
+    while b"#" not in data.split(b"$", 1)[-1]:
+        data += s.recv(4096)
+    return data.split(b"$", 1)[-1]
+
+
 def babeltrace(path):
     p = run(["babeltrace2", path], timeout=120)
     assert p.returncode == 0, "babeltrace2 could not read %s: %s" % (path, p.stderr[-400:])

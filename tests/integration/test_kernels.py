@@ -8,7 +8,7 @@ import re
 import shutil
 import tempfile
 
-from harness import VMLINUX, babeltrace, events, guest, kstep, run, test, wait_for
+from harness import VMLINUX, babeltrace, events, foreign_vmlinux, guest, kstep, run, test
 
 KASLR_MSG = re.compile(r"KASLR: the kernel runs 0x([0-9a-f]+) above vmlinux's addresses \(([^)]*)\)")
 
@@ -106,12 +106,7 @@ def test_kaslr_attach_halted_running_and_override():
 @test
 def test_foreign_vmlinux_on_a_kaslr_guest_is_named():
     d = tempfile.mkdtemp(prefix="kstep-it-")
-    other = os.path.join(d, "vmlinux")
-    shutil.copy(VMLINUX, other)
-    data = bytearray(open(other, "rb").read())
-    for banner in re.finditer(rb"Linux version (\d+\.\d+\.\d+)", data):
-        data[banner.start(1):banner.end(1)] = b"9" * (banner.end(1) - banner.start(1))
-    open(other, "wb").write(data)
+    other = foreign_vmlinux(d)
     try:
         with guest("rx-icmp", count=50, extra={"KASLR": "1"}) as (g, proc):
             p, _ = traced("trace", "--attach", "unix:" + g["sock"], "--vmlinux", other, "--max-stops", "3",

@@ -9,8 +9,8 @@ import subprocess
 import tempfile
 import time
 
-from harness import (IMAGES, KSTEP, VMLINUX, babeltrace, events, guest, kstep, pinned_cpus, qemu_pids, run, test,
-                     thread_cpus, wait_for)
+from harness import (IMAGES, KSTEP, VMLINUX, babeltrace, events, foreign_vmlinux, guest, kstep, pinned_cpus,
+                     qemu_pids, run, test, thread_cpus, wait_for)
 
 # Instructions after which the next pc is not pc + length: branches, and rep
 # string instructions, which step one iteration at a time.
@@ -243,12 +243,7 @@ def test_unknown_symbol_fails_before_booting():
 @test
 def test_mismatched_vmlinux_is_refused():
     d = tempfile.mkdtemp(prefix="kstep-it-")
-    other = os.path.join(d, "vmlinux")
-    shutil.copy(VMLINUX, other)
-    data = bytearray(open(other, "rb").read())
-    for banner in re.finditer(rb"Linux version (\d+\.\d+\.\d+)", data):
-        data[banner.start(1):banner.end(1)] = b"9" * (banner.end(1) - banner.start(1))
-    open(other, "wb").write(data)
+    other = foreign_vmlinux(d)
     # Refused before anything boots, for the right reason.
     t0 = time.monotonic()
     p = kstep("trace", "--vmlinux", other, "--max-stops", "5", "-o", os.path.join(d, "t"), timeout=120)
