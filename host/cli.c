@@ -319,16 +319,15 @@ struct session {
 	int serial_fd;    /* its guest/serial.log, -1 when attached */
 };
 
+static bool qemu_gone(void *ctx)
+{
+	return qemu_exited(ctx, NULL);
+}
+
 /* The launched QEMU's stub, retried while QEMU is between bind and listen. */
 static int connect_stub(struct session *s, char *err, size_t errlen)
 {
-	uint64_t deadline = trace_now_ns() + STUB_CONNECT_MS * 1000000ull;
-	int ret;
-
-	while ((ret = rsp_connect(&s->rsp, qemu_gdb_socket(s->qemu), err, errlen)) == -ECONNREFUSED &&
-	       trace_now_ns() < deadline && !qemu_exited(s->qemu, NULL))
-		usleep(10000);
-	return ret;
+	return rsp_connect_retry(&s->rsp, qemu_gdb_socket(s->qemu), STUB_CONNECT_MS, qemu_gone, s->qemu, err, errlen);
 }
 
 static int launch(struct session *s, const char *accel)

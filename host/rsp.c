@@ -212,6 +212,28 @@ const char *rsp_errmsg(const struct rsp_conn *c)
 	return c->err;
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int rsp_connect_retry(struct rsp_conn **out, const char *endpoint, int timeout_ms, bool (*gone)(void *ctx),
+		      void *ctx, char *err, size_t errlen)
+{
+	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+	int ret;
+
+	/* Refused: the socket is bound and not listening yet (QEMU between
+	 * bind() and listen()), or listening with a full backlog. */
+	while ((ret = rsp_connect(out, endpoint, err, errlen)) == -ECONNREFUSED && now_ms() < deadline &&
+	       !(gone && gone(ctx)))
+		usleep(10000);
+	return ret;
+}
+
 int rsp_conn_from_fd(struct rsp_conn **out, int fd)
 {
 	struct rsp_conn *c = calloc(1, sizeof(*c));
@@ -482,14 +504,6 @@ static int fill(struct rsp_conn *c, int timeout_ms)
 	c->in_off = 0;
 	c->in_len = (size_t)n;
 	return 0;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 int rsp_recv(struct rsp_conn *c, const char **payload, size_t *len, int timeout_ms)

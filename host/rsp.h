@@ -71,6 +71,10 @@ struct rsp_conn;
 
 /* Open "unix:PATH", "PATH" (a socket file) or "HOST:PORT". */
 int rsp_connect(struct rsp_conn **out, const char *endpoint, char *err, size_t errlen);
+/* rsp_connect, again while the stub refuses (bound, not yet listening) for
+ * up to @timeout_ms or until @gone(@ctx) says it will never listen. */
+int rsp_connect_retry(struct rsp_conn **out, const char *endpoint, int timeout_ms, bool (*gone)(void *ctx),
+		      void *ctx, char *err, size_t errlen);
 /* Take over an already connected fd (tests). */
 int rsp_conn_from_fd(struct rsp_conn **out, int fd);
 void rsp_close(struct rsp_conn *c);

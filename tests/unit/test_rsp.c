@@ -15,6 +15,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -383,6 +384,36 @@ static void test_conn_noise_times_out_on_time(void **state)
 	assert_non_null(strstr(rsp_errmsg(s->c), "but no packet"));
 }
 
+/* QEMU binds its stub's socket before it listens: a connect in between is
+ * refused, and must be tried again rather than reported. */
+static void test_connect_waits_for_listen(void **state)
+{
+	char dir[] = "/tmp/kstep-test-rsp-XXXXXX", path[64], err[256];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct rsp_conn *c = NULL;
+	int fd, st;
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/gdb.sock", dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(rsp_connect(&c, path, err, sizeof(err)), -ECONNREFUSED);
+	pid = fork();
+	if (pid == 0) {
+		usleep(300000);
+		_exit(listen(fd, 1) ? 1 : (usleep(1000000), 0));
+	}
+	assert_int_equal(rsp_connect_retry(&c, path, 5000, NULL, NULL, err, sizeof(err)), 0);
+	rsp_close(c);
+	waitpid(pid, &st, 0);
+	close(fd);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -401,6 +432,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_conn_escapes_outgoing, conn_setup, conn_teardown),
 		cmocka_unit_test_setup_teardown(test_skip_next_ack, conn_setup, conn_teardown),
 		cmocka_unit_test_setup_teardown(test_conn_noise_times_out_on_time, conn_setup, conn_teardown),
+		cmocka_unit_test(test_connect_waits_for_listen),
 	};
 
 	return cmocka_run_group_tests_name("rsp", tests, NULL, NULL);

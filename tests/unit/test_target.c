@@ -1,13 +1,19 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of target description and stop reply parsing (socket-free). */
+/* Unit tests of target description and stop reply parsing (socket-free),
+ * and of the pipelined register read before a step against a scripted fake
+ * stub for a fault QEMU does not produce on demand (a 'g' it refuses). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "target.h"
 
@@ -141,6 +147,96 @@ static void test_stop_reply_errors(void **state)
 	assert_int_equal(target_parse_stop("W0", 2, &st), -EINVAL);
 }
 
+/* The fake stub: answers each packet by the first entry whose request
+ * starts the packet, no acks (kstep's client does not wait for them). */
+struct scripted {
+	const char *request, *reply;
+};
+
+static void stub_send(int fd, const char *payload)
+{
+	char pkt[2048];
+	unsigned int sum = 0;
+
+	for (const char *p = payload; *p; p++)
+		sum += (unsigned char)*p;
+	snprintf(pkt, sizeof(pkt), "$%s#%02x", payload, sum & 0xff);
+	if (write(fd, pkt, strlen(pkt)) < 0)
+		_exit(1);
+}
+
+static void __attribute__((noreturn)) stub(int fd, const struct scripted *script, size_t n)
+{
+	char in[8192], pkt[4096];
+	size_t have = 0;
+	ssize_t r;
+
+	while ((r = read(fd, in + have, sizeof(in) - have - 1)) > 0) {
+		char *start, *end;
+
+		have += (size_t)r;
+		in[have] = '\0';
+		while ((start = strchr(in, '$')) && (end = strchr(start, '#')) && end[1] && end[2]) {
+			snprintf(pkt, sizeof(pkt), "%.*s", (int)(end - start - 1), start + 1);
+			for (size_t i = 0; i < n; i++)
+				if (!strncmp(pkt, script[i].request, strlen(script[i].request))) {
+					stub_send(fd, script[i].reply);
+					break;
+				}
+			have -= (size_t)(end + 3 - in);
+			memmove(in, end + 3, have + 1);
+		}
+	}
+	_exit(0);
+}
+
+/* After a 'g' the stub refuses, the step's stop reply that follows in the
+ * same pipelined batch is left for target_wait, not eaten as an 'm' reply
+ * that was never asked for. */
+static void test_refused_g_keeps_the_stop_reply(void **state)
+{
+	static const char xml[] = "l<?xml version=\"1.0\"?><target><architecture>i386:x86-64</architecture>"
+				  "<feature name=\"org.gnu.gdb.i386.core\"><reg name=\"rip\" bitsize=\"64\"/>"
+				  "<reg name=\"rsp\" bitsize=\"64\"/></feature></target>";
+	const struct scripted script[] = {
+		{ "qSupported", "PacketSize=1000;qXfer:features:read+;vContSupported+;multiprocess+" },
+		{ "QStartNoAckMode", "" },
+		{ "vCont?", "vCont;c;C;s;S" },
+		{ "qqemu.sstepbits", "ENABLE=1,NOIRQ=2,NOTIMER=4" },
+		{ "qXfer:features:read:target.xml", xml },
+		{ "?", "T05thread:p01.01;" },
+		{ "g", "E01" },
+		{ "vCont;s", "T05thread:p01.01;" },
+	};
+	struct rsp_conn *rsp;
+	struct target *t;
+	struct target_stop st;
+	const uint8_t *raw;
+	uint8_t mem[8];
+	size_t got;
+	char err[256];
+	int fds[2], status;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		stub(fds[1], script, sizeof(script) / sizeof(script[0]));
+	}
+	close(fds[1]);
+	assert_int_equal(rsp_conn_from_fd(&rsp, fds[0]), 0);
+	assert_int_equal(target_open(&t, rsp, err, sizeof(err)), 0);
+	assert_true(target_read_regs_mem_step(t, &raw, 0, mem, 0, &got, 1) < 0);
+	assert_int_equal(target_wait(t, &st, 2000), 0);
+	assert_int_equal(st.kind, TARGET_STOP_SIGNAL);
+	assert_int_equal(st.signal, 5);
+	target_close(t);
+	rsp_close(rsp);
+	waitpid(pid, &status, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -148,6 +244,7 @@ int main(void)
 		cmocka_unit_test(test_desc_errors),
 		cmocka_unit_test(test_stop_replies),
 		cmocka_unit_test(test_stop_reply_errors),
+		cmocka_unit_test(test_refused_g_keeps_the_stop_reply),
 	};
 
 	return cmocka_run_group_tests_name("target", tests, NULL, NULL);
