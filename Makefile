@@ -23,7 +23,7 @@ DEB_PACKAGES := qemu-system-x86 busybox-static linux-source-6.1 gdb build-essent
 	babeltrace2 libcapstone-dev libjson-c-dev libcmocka-dev libxml2-dev python3 iproute2 binutils \
 	clang libclang-rt-14-dev util-linux passwd
 
-.PHONY: all help deps images kernel initramfs host run-guest attach trace test \
+.PHONY: all help deps images kernel initramfs distro host run-guest attach trace test \
 	bench fuzz clean distclean
 all: images host
 
@@ -54,6 +54,11 @@ $(IMAGES)/initramfs.cpio.gz: guest/init $(wildcard guest/workloads/*) guest/rxlo
 		guest/build-initramfs.sh | deps
 	$(Q)guest/build-initramfs.sh
 
+## distro      Debian's cloud kernel (KASLR, ORC, NIC as modules) with its debug vmlinux,
+##             booted with the project's initramfs: images/distro (installs ~300 MB once)
+distro: images
+	$(Q)guest/build-distro.sh
+
 ## host        build the kstep driver (build/kstep)
 host: deps
 	$(Q)$(MAKE) -s -C host BUILD=$(BUILD)
@@ -71,7 +76,7 @@ trace: images host
 	$(Q)$(KSTEP) trace --workload $(or $(WORKLOAD),rx-icmp) $(if $(COUNT),--size $(COUNT)) -o $(or $(OUT),trace.out)
 
 ## test        everything: unit tests, guest boot tests, kstep integration tests
-test: images host
+test: images host distro
 	$(Q)tests/run-all
 
 ## fuzz        run each fuzz target for FUZZ_SECONDS (default 60; make test runs them for 5)
