@@ -2,6 +2,7 @@
 #include "oops.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "disasm.h"
 #include "symbols.h"
@@ -80,6 +82,9 @@ bool oops_parse_frame(const char *line, struct oops_frame *f)
 	return false;
 }
 
+/* Modules of one log whose debug info is kept open. */
+#define MAX_MODULES 64
+
 struct decoder {
 	struct symtab *syms;
 	struct disasm *dis;
@@ -93,6 +98,12 @@ struct decoder {
 	int report_frames;        /* frames in the current report */
 	bool in_report, ended;
 	uint64_t rip;             /* of the current report, for Code: */
+	char moddir[PATH_MAX];    /* where modules' debug info is looked for */
+	struct {
+		char name[64];
+		struct symtab *syms;  /* NULL: looked for, not found */
+	} mods[MAX_MODULES];
+	size_t nmods;
 };
 
 /* Strip the tree's prefix as decode_stacktrace.sh does (base path "auto":
@@ -164,8 +175,82 @@ static void begin_report(struct decoder *d, const char *title)
 }
 
 /* Decode one frame: "func (loc loc ...)" into @out, JSON into the report. */
+/* Is @file the module @name? The file may spell '_' as '-'. */
+static bool module_file(const char *file, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (strlen(file) != n + 3 || strcmp(file + n, ".ko"))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (file[i] != name[i] && !(strchr("_-", file[i]) && strchr("_-", name[i])))
+			return false;
+	return true;
+}
+
+/* Find @name.ko below @dir (depth-first), into @out. */
+static bool find_module_file(const char *dir, const char *name, char *out, size_t len, int depth)
+{
+	DIR *d = depth < 8 ? opendir(dir) : NULL;
+	struct dirent *de;
+	bool found = false;
+
+	while (d && !found && (de = readdir(d))) {
+		char path[PATH_MAX];
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (de->d_type == DT_DIR)
+			found = find_module_file(path, name, out, len, depth + 1);
+		else if (module_file(de->d_name, name) && (size_t)snprintf(out, len, "%s", path) < len)
+			found = true;
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* The symbols of module @name from its debug info, opened once; NULL if
+ * it is not in moddir. */
+static struct symtab *module_syms(struct decoder *d, const char *name)
+{
+	char path[PATH_MAX], err[256];
+	size_t i;
+
+	for (i = 0; i < d->nmods; i++)
+		if (!strcmp(d->mods[i].name, name))
+			return d->mods[i].syms;
+	if (i == MAX_MODULES)
+		return NULL;
+	snprintf(d->mods[i].name, sizeof(d->mods[i].name), "%s", name);
+	d->mods[i].syms = NULL;
+	if (d->moddir[0] && find_module_file(d->moddir, name, path, sizeof(path), 0))
+		sym_open(&d->mods[i].syms, path, err, sizeof(err));
+	d->nmods++;
+	return d->mods[i].syms;
+}
+
+/* Where the debug info of the vmlinux's modules is, as decode_stacktrace.sh
+ * looks for it: /usr/lib/debug/lib/modules/RELEASE, else /lib/modules/RELEASE. */
+static void default_moddir(struct decoder *d)
+{
+	const struct sym *b = sym_lookup_name(d->syms, "linux_banner");
+	char banner[128] = "", release[64], path[PATH_MAX];
+
+	if (!b || sym_read_bytes(d->syms, b->addr, banner, sizeof(banner) - 1) ||
+	    sscanf(banner, "Linux version %63s", release) != 1)
+		return;
+	snprintf(path, sizeof(path), "/usr/lib/debug/lib/modules/%s", release);
+	if (access(path, R_OK))
+		snprintf(path, sizeof(path), "/lib/modules/%s", release);
+	if (!access(path, R_OK))
+		snprintf(d->moddir, sizeof(d->moddir), "%s", path);
+}
+
 static void decode_frame(struct decoder *d, const struct oops_frame *f, bool is_rip, char *out, size_t outlen)
 {
+	struct symtab *syms = d->syms;
 	const struct sym *s;
 	struct sym_srcloc loc[MAX_INLINE];
 	uint64_t addr, lookup;
@@ -173,18 +258,19 @@ static void decode_frame(struct decoder *d, const struct oops_frame *f, bool is_
 	int n = 0;
 
 	off += (size_t)snprintf(out, outlen, "%s%s", f->segment, f->name);
-	if (f->module[0]) {
-		snprintf(out + off, outlen - off, " (in module %s: not in vmlinux, not decoded)", f->module);
+	if (f->module[0] && !(syms = module_syms(d, f->module))) {
+		snprintf(out + off, outlen - off, " (in module %s: no debug info for it%s%s, not decoded)", f->module,
+			 d->moddir[0] ? " in " : "; give --modules DIR", d->moddir);
 		d->nmodule++;
 		goto json;
 	}
-	s = sym_lookup_name(d->syms, f->name);
+	s = sym_lookup_name(syms, f->name);
 	if (!s) {
 		snprintf(out + off, outlen - off, " (not in vmlinux, not decoded)");
 		d->nunknown++;
 		goto json;
 	}
-	if (!oops_size_fits(f->size, s->size, sym_span(d->syms, s))) {
+	if (!oops_size_fits(f->size, s->size, sym_span(syms, s))) {
 		snprintf(out + off, outlen - off, " (size 0x%" PRIx64 " does not fit this vmlinux's %s: another build?)",
 			 f->size, s->name);
 		d->nmismatch++;
@@ -194,9 +280,9 @@ static void decode_frame(struct decoder *d, const struct oops_frame *f, bool is_
 	/* A Call Trace entry is a return address: the call is the instruction
 	 * before it, and at offset 0 there is no call to go back to. */
 	lookup = !is_rip && !d->raw && f->offset ? addr - 1 : addr;
-	if (is_rip)
-		d->rip = addr;
-	n = sym_srclocs(d->syms, lookup, loc, MAX_INLINE);
+	if (is_rip && syms == d->syms)
+		d->rip = addr; /* a module's addresses here are not where it ran */
+	n = sym_srclocs(syms, lookup, loc, MAX_INLINE);
 	if (n <= 0) {
 		snprintf(out + off, outlen - off, " (no line information)");
 		d->nnoline++;
@@ -386,8 +472,8 @@ static void handle_line(struct decoder *d, char *line, FILE *out)
 static void summarize_undecoded(const struct decoder *d)
 {
 	if (d->nmodule)
-		fprintf(stderr, "kstep oops: %d frame(s) in modules were not decoded (kstep has no module debug info)\n",
-			d->nmodule);
+		fprintf(stderr, "kstep oops: %d frame(s) in modules were not decoded (no debug info for them%s%s)\n",
+			d->nmodule, d->moddir[0] ? " in " : "; give --modules DIR", d->moddir);
 	if (d->nunknown)
 		fprintf(stderr, "kstep oops: %d frame(s) name functions this vmlinux lacks: another kernel's log?\n",
 			d->nunknown);
@@ -416,6 +502,8 @@ static void oops_usage(FILE *f)
 		   "  --vmlinux PATH     kernel with debug info (default: the tree's images/vmlinux)\n"
 		   "  --json             one JSON document with every report, for tools\n"
 		   "  --raw-addresses    look return addresses up as printed, not at address-1\n"
+		   "  --modules DIR      where modules' debug info is (NAME.ko below it); default:\n"
+		   "                     /usr/lib/debug/lib/modules/RELEASE of the vmlinux\n"
 		   "                     (what scripts/decode_stacktrace.sh of 6.1 does)\n"
 		   "  -h, --help\n");
 }
@@ -426,6 +514,7 @@ int oops_main(int argc, char **argv, const char *default_vmlinux)
 		{ "vmlinux", required_argument, NULL, 'V' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "raw-addresses", no_argument, NULL, 'r' },
+		{ "modules", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -444,6 +533,9 @@ int oops_main(int argc, char **argv, const char *default_vmlinux)
 			break;
 		case 'j':
 			d.json = true;
+			break;
+		case 'm':
+			snprintf(d.moddir, sizeof(d.moddir), "%s", optarg);
 			break;
 		case 'r':
 			d.raw = true;
@@ -481,6 +573,8 @@ int oops_main(int argc, char **argv, const char *default_vmlinux)
 		goto out;
 	}
 	find_basepath(&d);
+	if (!d.moddir[0])
+		default_moddir(&d);
 	if (d.json) {
 		json_object *name = json_object_new_string(vmlinux);
 
@@ -512,6 +606,8 @@ int oops_main(int argc, char **argv, const char *default_vmlinux)
 out:
 	free(line);
 	disasm_close(d.dis);
+	for (size_t i = 0; i < d.nmods; i++)
+		sym_close(d.mods[i].syms);
 	sym_close(d.syms);
 	if (in != stdin)
 		fclose(in);

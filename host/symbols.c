@@ -60,10 +60,53 @@ const char *sym_path(const struct symtab *s)
 	return s->path;
 }
 
+static Dwfl_Module *dwarf_module(struct symtab *s);
+
+/*
+ * A kernel module (ET_REL): its symbols' values are offsets in their
+ * sections. libdwfl lays the sections out when it reports the file, and
+ * its line table uses that layout: take the symbols from it, so names and
+ * lines agree.
+ */
+static int load_relocatable_symtab(struct symtab *s)
+{
+	Dwfl_Module *mod = dwarf_module(s);
+	int n = mod ? dwfl_module_getsymtab(mod) : -1;
+
+	if (n <= 0)
+		return -ENOEXEC;
+	s->syms = calloc((size_t)n, sizeof(*s->syms));
+	if (!s->syms)
+		return -ENOMEM;
+	for (int i = 1; i < n; i++) {
+		GElf_Sym es;
+		GElf_Addr addr;
+		GElf_Word shndx;
+		const char *name = dwfl_module_getsym_info(mod, i, &es, &addr, &shndx, NULL, NULL);
+		int type = GELF_ST_TYPE(es.st_info);
+
+		if (!name || !*name || shndx == SHN_UNDEF || shndx == SHN_ABS ||
+		    (type != STT_FUNC && type != STT_OBJECT && type != STT_NOTYPE))
+			continue;
+		s->syms[s->nsyms++] = (struct sym){ .name = name, .addr = addr, .size = es.st_size,
+						    .func = type == STT_FUNC };
+	}
+	return 0;
+}
+
 static int load_symtab(struct symtab *s, char *err, size_t errlen)
 {
 	Elf_Scn *scn = NULL;
+	GElf_Ehdr eh;
 	GElf_Shdr sh;
+
+	if (gelf_getehdr(s->elf, &eh) && eh.e_type == ET_REL) {
+		int ret = load_relocatable_symtab(s);
+
+		if (ret == -ENOMEM)
+			return ret;
+		goto sort;
+	}
 
 	while ((scn = elf_nextscn(s->elf, scn))) {
 		Elf_Data *data, *strdata;
@@ -106,6 +149,7 @@ static int load_symtab(struct symtab *s, char *err, size_t errlen)
 		}
 		break;
 	}
+sort:
 	if (!s->nsyms) {
 		snprintf(err, errlen, "%s has no symbol table (build the kernel with symbols: make images)", s->path);
 		return -ENOEXEC;

@@ -236,3 +236,20 @@ def test_distro_oops_matches_decode_stacktrace():
     assert p.returncode == 0, p.stderr
     assert len(frames(ref)) >= 10 and frames(p.stdout) == frames(ref), (frames(ref), frames(p.stdout))
     assert "do not fit" not in p.stderr and "another build" not in p.stdout
+    # A frame in a module is decoded from the module's debug info, found
+    # where decode_stacktrace.sh looks (the -dbg package's modules path).
+    release = open(os.path.join(DISTRO, "release")).read().split()[0]
+    moddir = "/usr/lib/debug/lib/modules/" + release
+    ko = run(["find", moddir, "-name", "virtio_net.ko"]).stdout.split()[0]
+    size = next(int(f[2]) for f in (l.split() for l in run(["readelf", "-sW", ko]).stdout.splitlines())
+                if len(f) == 8 and f[7] == "virtnet_poll")
+    lines = log.splitlines(True)
+    at = next(i for i, l in enumerate(lines) if "Call Trace:" in l) + 1
+    lines.insert(at, "%s] virtnet_poll+0x2e/0x%x [virtio_net]\n" % (lines[at].split("]")[0], size))
+    log = "".join(lines)
+    ref = run([DECODE, DISTRO_VMLINUX, "auto", moddir], input=log, timeout=300).stdout
+    p = kstep("oops", "--raw-addresses", "--vmlinux", DISTRO_VMLINUX, "-", input=log)
+    assert re.search(r"virtnet_poll \(drivers/net/virtio_net\.c:\d+\) \[virtio_net\]", p.stdout), p.stdout[-1500:]
+    assert frames(p.stdout) == frames(ref), (frames(ref), frames(p.stdout))
+    p = kstep("oops", "--modules", "/nonexistent", "--vmlinux", DISTRO_VMLINUX, "-", input=log)
+    assert "(in module virtio_net: no debug info for it in /nonexistent, not decoded)" in p.stdout, p.stdout[-800:]
