@@ -10,15 +10,26 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+/* What libdwfl's callbacks get for each module they ask about. */
+struct cfi_mod {
+	struct cfi *c;
+	const struct kmod *km;   /* NULL: vmlinux */
+	Dwfl_Module *mod;
+};
+
 struct cfi {
 	char *path;
 	Dwfl *dwfl;
+	struct cfi_mod vmlinux;
+	struct cfi_mod *mods;    /* the guest's modules with debug info */
+	size_t nmods;
 	uint64_t lo, hi;          /* vmlinux's loaded range at its link address */
 	uint64_t offset;
 	/* the unwind under way */
@@ -36,19 +47,39 @@ struct cfi {
 static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base, char **file_name,
 		    Elf **elfp)
 {
-	struct cfi *c = *userdata;
+	struct cfi_mod *m = *userdata;
+	const char *path = m->km ? m->km->path : m->c->path;
 
 	(void)mod;
 	(void)name;
 	(void)base;
 	*elfp = NULL;
-	*file_name = strdup(c->path);
-	return open(c->path, O_RDONLY | O_CLOEXEC); /* Dwfl owns it */
+	*file_name = strdup(path);
+	return open(path, O_RDONLY | O_CLOEXEC); /* Dwfl owns it */
+}
+
+/* A module's sections are where the guest's section attributes say. */
+static int section_address(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+			   const char *secname, GElf_Word shndx, const GElf_Shdr *shdr, Dwarf_Addr *addr)
+{
+	struct cfi_mod *m = *userdata;
+
+	(void)mod;
+	(void)modname;
+	(void)base;
+	(void)shndx;
+	(void)shdr;
+	*addr = (Dwarf_Addr)-1; /* not loaded (.init freed, or not listed) */
+	for (size_t i = 0; m->km && i < m->km->nsects; i++)
+		if (!strcmp(m->km->sects[i].name, secname))
+			*addr = m->km->sects[i].addr;
+	return 0;
 }
 
 static const Dwfl_Callbacks callbacks = {
 	.find_elf = find_elf,
 	.find_debuginfo = dwfl_standard_find_debuginfo,
+	.section_address = section_address,
 };
 
 /* One thread, tid 1: the snapshot's registers. */
@@ -134,27 +165,112 @@ out:
 	return ret;
 }
 
-/* A Dwfl with vmlinux at lo + offset and the one thread attached. */
-static int open_dwfl(struct cfi *c)
+static Dwfl_Module *report(struct cfi *c, struct cfi_mod *m, const char *name, uint64_t lo, uint64_t hi)
 {
-	Dwfl_Module *mod;
+	Dwfl_Module *mod = dwfl_report_module(c->dwfl, name, lo, hi);
 	void **userdata;
 
+	if (mod) {
+		dwfl_module_info(mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL);
+		*userdata = m;
+	}
+	return mod;
+}
+
+/* A Dwfl with vmlinux at lo + offset, the modules where they run and the
+ * one thread attached. */
+static int open_dwfl(struct cfi *c)
+{
 	if (c->dwfl)
 		dwfl_end(c->dwfl);
 	c->dwfl = dwfl_begin(&callbacks);
 	if (!c->dwfl)
 		return -ENOMEM;
 	dwfl_report_begin(c->dwfl);
-	mod = dwfl_report_module(c->dwfl, "kernel", c->lo + c->offset, c->hi + c->offset);
-	if (mod) {
-		dwfl_module_info(mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL);
-		*userdata = c;
-	}
+	c->vmlinux = (struct cfi_mod){ .c = c };
+	c->vmlinux.mod = report(c, &c->vmlinux, "kernel", c->lo + c->offset, c->hi + c->offset);
+	for (size_t i = 0; i < c->nmods; i++)
+		c->mods[i].mod = report(c, &c->mods[i], c->mods[i].km->name, c->mods[i].km->base,
+					c->mods[i].km->base + c->mods[i].km->size);
 	dwfl_report_end(c->dwfl, NULL, NULL);
-	if (!mod || !dwfl_attach_state(c->dwfl, NULL, 1, &thread_callbacks, c))
+	if (!c->vmlinux.mod || !dwfl_attach_state(c->dwfl, NULL, 1, &thread_callbacks, c))
 		return -EINVAL;
 	return 0;
+}
+
+int cfi_set_modules(struct cfi *c, const struct kmod *mods, size_t n)
+{
+	struct cfi_mod *v = calloc(n ? n : 1, sizeof(*v));
+	size_t k = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (mods[i].path[0] && mods[i].size)
+			v[k++] = (struct cfi_mod){ .c = c, .km = &mods[i] };
+	free(c->mods);
+	c->mods = v;
+	c->nmods = k;
+	return open_dwfl(c);
+}
+
+static const struct cfi_mod *module_at(const struct cfi *c, uint64_t addr)
+{
+	for (size_t i = 0; i < c->nmods; i++)
+		if (addr >= c->mods[i].km->base && addr < c->mods[i].km->base + c->mods[i].km->text_size)
+			return &c->mods[i];
+	return NULL;
+}
+
+bool cfi_module_text(const struct cfi *c, uint64_t addr)
+{
+	return module_at(c, addr) != NULL;
+}
+
+bool cfi_describe(struct cfi *c, uint64_t addr, bool is_return, char *name, size_t nlen, char *src, size_t slen)
+{
+	uint64_t at = is_return ? addr - 1 : addr; /* a return address: the call's line */
+	const struct cfi_mod *m = module_at(c, at);
+	GElf_Off off;
+	GElf_Sym sym;
+	const char *fn = m && m->mod ? dwfl_module_addrinfo(m->mod, at, &off, &sym, NULL, NULL, NULL) : NULL;
+	Dwfl_Line *line = fn ? dwfl_module_getsrc(m->mod, at) : NULL;
+	const char *file;
+	int lineno = 0;
+
+	if (!fn)
+		return false;
+	off += at != addr;
+	if (off)
+		snprintf(name, nlen, "%s+0x%" PRIx64 " [%s]", fn, (uint64_t)off, m->km->name);
+	else
+		snprintf(name, nlen, "%s [%s]", fn, m->km->name);
+	file = line ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
+	if (file)
+		snprintf(src, slen, "%s:%d", file, lineno);
+	else if (slen)
+		src[0] = '\0';
+	return true;
+}
+
+int cfi_lookup(struct cfi *c, const char *module, const char *symbol, uint64_t *addr)
+{
+	for (size_t i = 0; i < c->nmods; i++) {
+		Dwfl_Module *mod = c->mods[i].mod;
+		int n = mod && !strcmp(c->mods[i].km->name, module) ? dwfl_module_getsymtab(mod) : 0;
+
+		for (int k = 1; k < n; k++) {
+			GElf_Sym sym;
+			GElf_Addr value;
+			const char *name = dwfl_module_getsym_info(mod, k, &sym, &value, NULL, NULL, NULL);
+
+			if (name && GELF_ST_TYPE(sym.st_info) == STT_FUNC && !strcmp(name, symbol)) {
+				*addr = value;
+				return 0;
+			}
+		}
+	}
+	return -ENOENT;
 }
 
 int cfi_new(struct cfi **out, const char *vmlinux, char *err, size_t errlen)
@@ -186,6 +302,7 @@ void cfi_free(struct cfi *c)
 		return;
 	if (c->dwfl)
 		dwfl_end(c->dwfl);
+	free(c->mods);
 	free(c->path);
 	free(c);
 }

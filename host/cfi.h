@@ -10,9 +10,11 @@
 #ifndef KSTEP_CFI_H
 #define KSTEP_CFI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kmod.h"
 #include "unwind.h"
 
 /* x86-64 DWARF register numbers: rax rdx rcx rbx rsi rdi rbp rsp r8-r15 rip. */
@@ -23,6 +25,17 @@ struct cfi;
 /* -ENOENT (with @err) when @vmlinux has no call frame information. */
 int cfi_new(struct cfi **out, const char *vmlinux, char *err, size_t errlen);
 void cfi_free(struct cfi *c);
+/* The guest's modules (kmods_list): those with debug info join the
+ * address space at their running addresses. @mods must stay valid until
+ * the next call. */
+int cfi_set_modules(struct cfi *c, const struct kmod *mods, size_t n);
+/* In a known module's code? */
+bool cfi_module_text(const struct cfi *c, uint64_t addr);
+/* "fn+0xoff [module]" and "file:line" of a module address (a return
+ * address: the line of the call); false outside modules. */
+bool cfi_describe(struct cfi *c, uint64_t addr, bool is_return, char *name, size_t nlen, char *src, size_t slen);
+/* A function of @module where it runs; -ENOENT if not (yet) known. */
+int cfi_lookup(struct cfi *c, const char *module, const char *symbol, uint64_t *addr);
 /* KASLR: the kernel runs @offset above its link address. */
 int cfi_relocate(struct cfi *c, uint64_t offset);
 /*

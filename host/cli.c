@@ -18,6 +18,7 @@
 
 #include "engine.h"
 #include "files.h"
+#include "kmod.h"
 #include "oops.h"
 #include "probes.h"
 #include "qemu.h"
@@ -138,6 +139,7 @@ struct guest_opts {
 	bool wire, keep, force;
 	bool kaslr;                  /* boot our guest with KASLR on */
 	const char *unwind;          /* auto, cfi, fp */
+	const char *moddir;          /* --modules: modules' debug info, NULL: the release's */
 	bool kaslr_offset_given;     /* --kaslr-offset: skip the search */
 	uint64_t kaslr_offset;
 	struct engine_opts eng;
@@ -152,6 +154,7 @@ struct guest_opts {
 	{ "nic", required_argument, NULL, 'N' }, { "pin", required_argument, NULL, 'P' },         \
 	{ "workload-cpu", required_argument, NULL, 'U' }, { "kaslr", no_argument, NULL, 'L' },     \
 	{ "kaslr-offset", required_argument, NULL, 'O' }, { "unwind", required_argument, NULL, 'X' }, \
+	{ "modules", required_argument, NULL, 'Y' },                                               \
 	{ "output", required_argument, NULL, 'o' }, { "force", no_argument, NULL, 'F' },          \
 	{ "stack-bytes", required_argument, NULL, 'B' }, { "step-irqs", no_argument, NULL, 'i' }, \
 	{ "wire", no_argument, NULL, 'W' }, { "keep-guest", no_argument, NULL, 'K' },             \
@@ -173,6 +176,8 @@ static const char guest_help[] =
 	"                         e.g. from 'make run-guest HALT=1') instead of starting QEMU\n"
 	"  -K, --keep-guest       leave the guest running when kstep ends\n"
 	"      --vmlinux PATH     kernel with symbols (default images/vmlinux)\n"
+	"      --modules DIR      debug info of the guest's modules (NAME.ko below DIR;\n"
+	"                         default /usr/lib/debug/lib/modules/RELEASE)\n"
 	"      --images DIR       bzImage, initramfs, vmlinux (default: the tree's images/)\n"
 	"  -o, --output DIR       trace directory (default trace.out; private, 0700)\n"
 	"      --force            replace the kstep trace already in DIR\n"
@@ -259,6 +264,9 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 	case 'L':
 		g->kaslr = true;
 		return true;
+	case 'Y':
+		g->moddir = arg;
+		return true;
 	case 'X':
 		if (strcmp(arg, "auto") && strcmp(arg, "cfi") && strcmp(arg, "fp") && strcmp(arg, "check"))
 			die_usage(cmd, "--unwind must be auto, cfi, fp or check, not '%s'", arg);
@@ -315,6 +323,8 @@ struct session {
 	struct engine *engine;
 	struct trace *trace;
 	const char *accel;
+	struct kmods *kmods;     /* the guest's modules, NULL: a kernel without them */
+	struct probe_set *ps;    /* kstep trace's probes: some wait for their module */
 	int out_dfd;      /* the trace directory */
 	int serial_fd;    /* its guest/serial.log, -1 when attached */
 };
@@ -410,6 +420,60 @@ static int check_images(struct session *s)
 	return ret;
 }
 
+static int read_guest(void *ctx, uint64_t addr, void *out, size_t len)
+{
+	return target_read_mem(ctx, addr, out, len);
+}
+
+static int lookup_in_module(void *ctx, const char *module, const char *symbol, uint64_t *addr)
+{
+	return cfi_lookup(ctx, module, symbol, addr);
+}
+
+/* Read the guest's module list again; say which came, and give probes in
+ * them their addresses. Best effort: a list that cannot be read is said,
+ * and the trace goes on. */
+static int scan_modules(void *ctx)
+{
+	struct session *s = ctx;
+	const struct kmod *v;
+	size_t added, n, before = 0;
+	int ret;
+
+	kmods_list(s->kmods, &before);
+	if ((ret = kmods_scan(s->kmods, read_guest, s->target, &added)) || !added) {
+		if (ret)
+			info("cannot read the guest's module list (%s); modules stay as they were", strerror(-ret));
+		return ret == -ENOMEM ? ret : 0;
+	}
+	v = kmods_list(s->kmods, &n);
+	if ((ret = cfi_set_modules(s->g->eng.cfi, v, n)))
+		return ret;
+	for (size_t i = 0; i < n && added; i++)
+		if (!v[i].path[0])
+			info("module %s at 0x%" PRIx64 ": no debug info for it in %s (--modules DIR)", v[i].name, v[i].base,
+			     *kmods_dir(s->kmods) ? kmods_dir(s->kmods) : "any known place");
+	if (s->ps)
+		probes_resolve_modules(s->ps, lookup_in_module, s->g->eng.cfi);
+	return 0;
+}
+
+/* A kernel with loadable modules: read the ones loaded so far and stop at
+ * the module loader for those that come later. Needs the CFI address space
+ * (the modules' names, lines and unwinding live there). */
+static int setup_modules(struct session *s)
+{
+	const struct sym *loader = sym_lookup_name(s->syms, "do_init_module");
+	char err[512];
+
+	if (!s->g->eng.cfi || !loader || kmods_new(&s->kmods, s->syms, s->g->moddir, err, sizeof(err)))
+		return 0;
+	s->g->eng.module_loader = loader->addr;
+	s->g->eng.modules_changed = scan_modules;
+	s->g->eng.modules_ctx = s;
+	return scan_modules(s);
+}
+
 /* Where KASLR put the kernel: said once, when it moved it. */
 static int locate_kernel(struct session *s)
 {
@@ -435,7 +499,7 @@ static int boot(struct session *s)
 	int ret;
 
 	/* Probes and --at were resolved at vmlinux's addresses; the offset is
-	 * applied to them once the kernel is found (relocate_probes). */
+	 * applied to them once the kernel is found (probes_relocate, --at). */
 	if (s->g->kaslr_offset_given)
 		sym_relocate(s->syms, s->g->kaslr_offset);
 	if (s->g->attach) {
@@ -503,7 +567,7 @@ static int boot(struct session *s)
 check:
 	if ((ret = locate_kernel(s)) || (ret = engine_check_banner(s->engine)))
 		goto fail;
-	return 0;
+	return setup_modules(s);
 fail:
 	error("%s", engine_errmsg(s->engine));
 	return ret;
@@ -643,6 +707,8 @@ static void session_end(struct session *s)
 	drop_guest(s);
 	cfi_free(s->g->eng.cfi);
 	s->g->eng.cfi = NULL;
+	kmods_free(s->kmods);
+	s->kmods = NULL;
 	trace_close(s->trace);
 	sym_close(s->syms);
 	if (s->serial_fd >= 0)
@@ -806,8 +872,14 @@ static void print_summary(struct session *s, struct probe_set *ps, const struct 
 		fprintf(stdout, "kstep: %.2f ms a stop in kstep (snapshot, backtrace, resume); "
 				"the rest is the guest running\n", res->own_seconds * 1000 / (double)res->stops);
 	fprintf(stdout, "hits per probe:\n");
-	for (size_t i = 0; i < ps->n; i++)
-		fprintf(stdout, "  %8" PRIu64 "  %-10s %s\n", ps->v[i].hits, ps->v[i].stage, ps->v[i].spec);
+	for (size_t i = 0; i < ps->n; i++) {
+		if (ps->v[i].module && !ps->v[i].addr)
+			fprintf(stdout, "         -  %-10s %s (%s)\n", ps->v[i].stage, ps->v[i].spec,
+				!s->kmods ? "modules are read with --unwind auto or cfi, on a kernel with modules"
+					  : "its module was not loaded, or has no debug info");
+		else
+			fprintf(stdout, "  %8" PRIu64 "  %-10s %s\n", ps->v[i].hits, ps->v[i].stage, ps->v[i].spec);
+	}
 	for (size_t i = 0; i < ps->nskipped; i++)
 		fprintf(stdout, "         -  %-10s %s (not in this vmlinux: skipped)\n", "", ps->skipped[i]);
 	print_bt_ends(s, res);
@@ -891,6 +963,7 @@ static int cmd_trace(int argc, char **argv)
 		error("no probes to set (--probes none and no --break)");
 		goto fail;
 	}
+	s.ps = &ps; /* probes in modules get their addresses as modules come */
 	if (prepare_out(&s) || boot(&s) || open_trace(&s, "trace"))
 		goto fail;
 	probes_relocate(&ps, sym_offset(s.syms));

@@ -404,8 +404,9 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 	e->bt_ends = res->bt_ends;
 	if (snapshot_new(&sn, e->mc))
 		return engine_fail(e, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < ps->n && !err; i++)
-		err = engine_place(e, ps->v[i].addr);
+	err = engine_place_probes(e, ps);
+	if (!err && e->o.module_loader)
+		err = engine_place(e, e->o.module_loader);
 	e->t0_ns = trace_now_ns();
 	uint64_t pc = 0, own_ns = 0, stopped_at = 0;
 
@@ -436,6 +437,12 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 			break;
 		pc = engine_reg(e, e->pc_idx);
 		p = probes_find(ps, pc);
+		if (!p && pc && pc == e->o.module_loader) {
+			res->module_loads++;
+			if (!(err = e->o.modules_changed(e->o.modules_ctx)))
+				err = engine_place_probes(e, ps);
+			continue;
+		}
 		if (!p)
 			continue; /* not ours (e.g. a stop we did not ask for) */
 		p->hits++;

@@ -30,6 +30,13 @@ struct engine_opts {
 	bool progress;               /* live counter on stderr */
 	struct cfi *cfi;             /* call frame information, NULL: frame pointers only */
 	enum snapshot_unwind_mode unwind;
+	/* Modules loaded while tracing: a stop at @module_loader (the kernel's
+	 * do_init_module, where a new module's sections are known) calls
+	 * @modules_changed, which gives probes in modules their addresses;
+	 * the engine then places them. 0: no such stop. */
+	uint64_t module_loader;
+	int (*modules_changed)(void *ctx);
+	void *modules_ctx;
 	volatile sig_atomic_t *interrupted; /* set by SIGINT */
 };
 
@@ -47,6 +54,7 @@ enum engine_end {
 struct engine_result {
 	enum engine_end end;
 	uint64_t stops, steps;
+	uint64_t module_loads;        /* stops at the module loader */
 	uint64_t null_steps;         /* steps the stub reported without executing */
 	double seconds;
 	double own_seconds;          /* of those, kstep's own (snapshot and resume) */

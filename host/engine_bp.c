@@ -85,6 +85,16 @@ int engine_place(struct engine *e, uint64_t addr)
 	return 0;
 }
 
+int engine_place_probes(struct engine *e, struct probe_set *ps)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < ps->n && !err; i++)
+		if (ps->v[i].addr && !placed(e, ps->v[i].addr))
+			err = engine_place(e, ps->v[i].addr);
+	return err;
+}
+
 int engine_clear_breakpoints(struct engine *e)
 {
 	int first = 0;

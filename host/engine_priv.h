@@ -76,6 +76,8 @@ int engine_run_until_stop(struct engine *e, struct target_stop *st, enum engine_
 
 /* engine_bp.c */
 int engine_place(struct engine *e, uint64_t addr);
+/* Place every probe of @ps that has an address and no breakpoint yet. */
+int engine_place_probes(struct engine *e, struct probe_set *ps);
 /* Resume from where the guest stopped: past our breakpoint if it sits there. */
 int engine_resume(struct engine *e, uint64_t pc);
 

@@ -2,7 +2,6 @@
 #include "oops.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "disasm.h"
+#include "kmod.h"
 #include "symbols.h"
 
 #define MAX_INLINE 16
@@ -175,42 +175,6 @@ static void begin_report(struct decoder *d, const char *title)
 }
 
 /* Decode one frame: "func (loc loc ...)" into @out, JSON into the report. */
-/* Is @file the module @name? The file may spell '_' as '-'. */
-static bool module_file(const char *file, const char *name)
-{
-	size_t n = strlen(name);
-
-	if (strlen(file) != n + 3 || strcmp(file + n, ".ko"))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (file[i] != name[i] && !(strchr("_-", file[i]) && strchr("_-", name[i])))
-			return false;
-	return true;
-}
-
-/* Find @name.ko below @dir (depth-first), into @out. */
-static bool find_module_file(const char *dir, const char *name, char *out, size_t len, int depth)
-{
-	DIR *d = depth < 8 ? opendir(dir) : NULL;
-	struct dirent *de;
-	bool found = false;
-
-	while (d && !found && (de = readdir(d))) {
-		char path[PATH_MAX];
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (de->d_type == DT_DIR)
-			found = find_module_file(path, name, out, len, depth + 1);
-		else if (module_file(de->d_name, name) && (size_t)snprintf(out, len, "%s", path) < len)
-			found = true;
-	}
-	if (d)
-		closedir(d);
-	return found;
-}
-
 /* The symbols of module @name from its debug info, opened once; NULL if
  * it is not in moddir. */
 static struct symtab *module_syms(struct decoder *d, const char *name)
@@ -225,27 +189,10 @@ static struct symtab *module_syms(struct decoder *d, const char *name)
 		return NULL;
 	snprintf(d->mods[i].name, sizeof(d->mods[i].name), "%s", name);
 	d->mods[i].syms = NULL;
-	if (d->moddir[0] && find_module_file(d->moddir, name, path, sizeof(path), 0))
+	if (kmods_find_file(d->moddir, name, path, sizeof(path)))
 		sym_open(&d->mods[i].syms, path, err, sizeof(err));
 	d->nmods++;
 	return d->mods[i].syms;
-}
-
-/* Where the debug info of the vmlinux's modules is, as decode_stacktrace.sh
- * looks for it: /usr/lib/debug/lib/modules/RELEASE, else /lib/modules/RELEASE. */
-static void default_moddir(struct decoder *d)
-{
-	const struct sym *b = sym_lookup_name(d->syms, "linux_banner");
-	char banner[128] = "", release[64], path[PATH_MAX];
-
-	if (!b || sym_read_bytes(d->syms, b->addr, banner, sizeof(banner) - 1) ||
-	    sscanf(banner, "Linux version %63s", release) != 1)
-		return;
-	snprintf(path, sizeof(path), "/usr/lib/debug/lib/modules/%s", release);
-	if (access(path, R_OK))
-		snprintf(path, sizeof(path), "/lib/modules/%s", release);
-	if (!access(path, R_OK))
-		snprintf(d->moddir, sizeof(d->moddir), "%s", path);
 }
 
 static void decode_frame(struct decoder *d, const struct oops_frame *f, bool is_rip, char *out, size_t outlen)
@@ -574,7 +521,7 @@ int oops_main(int argc, char **argv, const char *default_vmlinux)
 	}
 	find_basepath(&d);
 	if (!d.moddir[0])
-		default_moddir(&d);
+		kmods_default_dir(d.syms, d.moddir, sizeof(d.moddir)); /* as decode_stacktrace.sh looks */
 	if (d.json) {
 		json_object *name = json_object_new_string(vmlinux);
 

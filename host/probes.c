@@ -9,24 +9,25 @@
 struct builtin {
 	const char *stage;
 	const char *func;
-	const char *nic;   /* only for this NIC, NULL: always */
+	const char *nic;    /* only for this NIC, NULL: always */
+	const char *module; /* where it is when vmlinux lacks it */
 };
 
-/* The receive path of 6.1 from the driver to the socket (DESIGN.md). */
+/* The receive path of 6.1 from the driver to the socket (DESIGN.md, facts). */
 static const struct builtin rx_set[] = {
-	{ "driver", "e1000_clean_rx_irq", "e1000" },
-	{ "driver", "virtnet_poll", "virtio" },
-	{ "softirq", "net_rx_action", NULL },
-	{ "gro", "napi_gro_receive", NULL },
-	{ "core", "__netif_receive_skb_core", NULL },
-	{ "core", "__netif_receive_skb_list_core", NULL },
-	{ "ip", "ip_rcv", NULL },
-	{ "ip", "ip_list_rcv", NULL },
-	{ "ip-local", "ip_local_deliver", NULL },
-	{ "tcp", "tcp_v4_rcv", NULL },
-	{ "udp", "udp_rcv", NULL },
-	{ "icmp", "icmp_rcv", NULL },
-	{ "copy", "skb_copy_datagram_iter", NULL },
+	{ "driver", "e1000_clean_rx_irq", "e1000", NULL },
+	{ "driver", "virtnet_poll", "virtio", "virtio_net" },
+	{ "softirq", "net_rx_action", NULL, NULL },
+	{ "gro", "napi_gro_receive", NULL, NULL },
+	{ "core", "__netif_receive_skb_core", NULL, NULL },
+	{ "core", "__netif_receive_skb_list_core", NULL, NULL },
+	{ "ip", "ip_rcv", NULL, NULL },
+	{ "ip", "ip_list_rcv", NULL, NULL },
+	{ "ip-local", "ip_local_deliver", NULL, NULL },
+	{ "tcp", "tcp_v4_rcv", NULL, NULL },
+	{ "udp", "udp_rcv", NULL, NULL },
+	{ "icmp", "icmp_rcv", NULL, NULL },
+	{ "copy", "skb_copy_datagram_iter", NULL, NULL },
 };
 
 /* Where each stage sits on the receive path, for the packet report: a buffer
@@ -49,9 +50,9 @@ static unsigned int stage_order(const char *stage)
 
 /* The earliest points of a dying kernel: before the report is printed. */
 static const struct builtin oops_set[] = {
-	{ "oops", "oops_begin", NULL },
-	{ "oops", "__warn", NULL },
-	{ "oops", "panic", NULL },
+	{ "oops", "oops_begin", NULL, NULL },
+	{ "oops", "__warn", NULL, NULL },
+	{ "oops", "panic", NULL, NULL },
 };
 
 static int add(struct probe_set *ps, const char *spec, const char *stage, uint64_t addr, bool entry,
@@ -59,7 +60,7 @@ static int add(struct probe_set *ps, const char *spec, const char *stage, uint64
 {
 	struct probe *tmp, *p;
 
-	if (probes_find(ps, addr))
+	if (addr && probes_find(ps, addr))
 		return 0; /* one breakpoint per address */
 	tmp = realloc(ps->v, (ps->n + 1) * sizeof(*tmp));
 	if (!tmp)
@@ -79,11 +80,30 @@ static int add(struct probe_set *ps, const char *spec, const char *stage, uint64
 	p->skb_arg = -1;
 	p->oops = !strcmp(stage, "oops");
 	p->order = stage_order(stage);
+	if (!addr)
+		goto done; /* in a module: resolved when it is loaded */
 	/* Arguments are only where the ABI puts them at the first instruction. */
 	if (entry && sym_skb_param(syms, addr, &p->skb_arg, &p->skb_levels))
 		p->skb_arg = -1;
+done:
 	ps->n++;
 	return 0;
+}
+
+/* MODULE:NAME[+OFF]: a probe in a module, placed once it is loaded. */
+static int add_in_module(struct probe_set *ps, const char *spec, const char *stage, struct symtab *syms)
+{
+	const char *colon = strchr(spec, ':');
+	char module[64];
+	int err;
+
+	if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(module) || !colon[1])
+		return -EINVAL;
+	snprintf(module, sizeof(module), "%.*s", (int)(colon - spec), spec);
+	err = add(ps, spec, stage, 0, false, syms);
+	if (!err && !(ps->v[ps->n - 1].module = strdup(module)))
+		err = -ENOMEM;
+	return err;
 }
 
 static int add_builtin(struct probe_set *ps, const struct builtin *set, size_t n, const char *nic,
@@ -96,6 +116,14 @@ static int add_builtin(struct probe_set *ps, const struct builtin *set, size_t n
 		if (set[i].nic && nic && strcmp(set[i].nic, nic))
 			continue;
 		s = sym_lookup_name(syms, set[i].func);
+		if ((!s || !s->func) && set[i].module) {
+			char spec[128];
+
+			snprintf(spec, sizeof(spec), "%s:%s", set[i].module, set[i].func);
+			if ((err = add_in_module(ps, spec, set[i].stage, syms)))
+				return err;
+			continue;
+		}
 		if (!s || !s->func) {
 			char **tmp = realloc(ps->skipped, (ps->nskipped + 1) * sizeof(*tmp));
 
@@ -131,8 +159,16 @@ int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, s
 {
 	const struct sym *s;
 	uint64_t addr;
-	int ret = sym_resolve(syms, spec, &addr);
+	int ret;
 
+	if (strchr(spec, ':')) {
+		ret = add_in_module(ps, spec, stage ? stage : "user", syms);
+		if (ret)
+			snprintf(err, errlen, ret == -EINVAL ? "cannot parse breakpoint '%s': use MODULE:NAME[+OFFSET]"
+							     : "out of memory", spec);
+		return ret;
+	}
+	ret = sym_resolve(syms, spec, &addr);
 	if (ret == -ENOENT) {
 		snprintf(err, errlen, "unknown symbol '%s' in %s (check the name with: nm %s | grep -w NAME)",
 			 spec, sym_path(syms), sym_path(syms));
@@ -145,7 +181,8 @@ int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, s
 		return -EINVAL;
 	}
 	if (ret) {
-		snprintf(err, errlen, "cannot parse breakpoint '%s': use NAME, NAME+OFFSET or 0xADDRESS", spec);
+		snprintf(err, errlen, "cannot parse breakpoint '%s': use NAME, NAME+OFFSET, 0xADDRESS or MODULE:NAME",
+			 spec);
 		return ret;
 	}
 	s = sym_lookup_addr(syms, addr);
@@ -199,12 +236,39 @@ int probes_load_file(struct probe_set *ps, const char *path, const char *nic, st
 void probes_relocate(struct probe_set *ps, uint64_t offset)
 {
 	for (size_t i = 0; i < ps->n; i++)
-		ps->v[i].addr += offset;
+		if (!ps->v[i].module)
+			ps->v[i].addr += offset;
+}
+
+size_t probes_resolve_modules(struct probe_set *ps, probes_lookup_fn lookup, void *ctx)
+{
+	size_t resolved = 0;
+
+	for (size_t i = 0; i < ps->n; i++) {
+		struct probe *p = &ps->v[i];
+		char symbol[128], *plus;
+		unsigned long long off = 0;
+		uint64_t addr;
+
+		if (!p->module || p->addr)
+			continue;
+		snprintf(symbol, sizeof(symbol), "%s", strchr(p->spec, ':') + 1);
+		if ((plus = strchr(symbol, '+'))) {
+			*plus = '\0';
+			off = strtoull(plus + 1, NULL, 0);
+		}
+		if (lookup(ctx, p->module, symbol, &addr))
+			continue;
+		p->addr = addr + off;
+		p->at_entry = !off;
+		resolved++;
+	}
+	return resolved;
 }
 
 struct probe *probes_find(struct probe_set *ps, uint64_t addr)
 {
-	for (size_t i = 0; i < ps->n; i++)
+	for (size_t i = 0; addr && i < ps->n; i++)
 		if (ps->v[i].addr == addr)
 			return &ps->v[i];
 	return NULL;
@@ -215,6 +279,7 @@ void probes_free(struct probe_set *ps)
 	for (size_t i = 0; i < ps->n; i++) {
 		free(ps->v[i].spec);
 		free(ps->v[i].stage);
+		free(ps->v[i].module);
 	}
 	for (size_t i = 0; i < ps->nskipped; i++)
 		free(ps->skipped[i]);

@@ -15,10 +15,11 @@
 #include "symbols.h"
 
 struct probe {
-	char *spec;        /* as given: name, name+off or 0xaddr */
+	char *spec;        /* as given: name, name+off, 0xaddr or module:name[+off] */
+	char *module;      /* code in this module, NULL: vmlinux */
 	char *stage;       /* receive-path stage, "oops", or "user" */
 	unsigned int order; /* the stage's place on the receive path, 0: none */
-	uint64_t addr;
+	uint64_t addr;     /* 0: in a module not loaded yet */
 	bool at_entry;     /* addr is a function's first instruction */
 	int skb_arg;       /* argument register index, -1: none */
 	int skb_levels;    /* 1: sk_buff *, 2: sk_buff **, 0: list_head of skbs */
@@ -36,13 +37,19 @@ struct probe_set {
 /* Add builtin set @name ("rx", "oops"). @nic picks the driver stage. -ENOENT
  * for an unknown set name. */
 int probes_add_set(struct probe_set *ps, const char *name, const char *nic, struct symtab *syms);
-/* Add one SPEC; -ENOENT with a message for an unknown symbol. */
+/* Add one SPEC; -ENOENT with a message for an unknown symbol. MODULE:NAME
+ * [+OFF] waits for MODULE to be loaded (probes_resolve_modules). */
 int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, struct symtab *syms,
 		    char *err, size_t errlen);
 /* A file of lines "SPEC [STAGE]" or "set NAME", '#' comments. */
 int probes_load_file(struct probe_set *ps, const char *path, const char *nic, struct symtab *syms,
 		     char *err, size_t errlen);
 struct probe *probes_find(struct probe_set *ps, uint64_t addr);
+/* Where module @module's function @symbol runs; 0 or -ENOENT. */
+typedef int (*probes_lookup_fn)(void *ctx, const char *module, const char *symbol, uint64_t *addr);
+/* Give the probes in modules their addresses where @lookup knows them.
+ * Returns how many got one. */
+size_t probes_resolve_modules(struct probe_set *ps, probes_lookup_fn lookup, void *ctx);
 /* KASLR: probes are resolved against vmlinux before anything boots; move
  * them where the kernel runs, @offset above its link address. Once. */
 void probes_relocate(struct probe_set *ps, uint64_t offset);

@@ -116,7 +116,7 @@ static int is_text(void *ctx, uint64_t addr)
 {
 	struct snapshot_ctx *c = ctx;
 
-	return sym_in_text(c->syms, addr);
+	return sym_in_text(c->syms, addr) || (c->cfi && cfi_module_text(c->cfi, addr));
 }
 
 void snapshot_unwind(struct snapshot_ctx *c, struct snapshot *sn, const struct unwind_regs *regs,
@@ -164,11 +164,16 @@ void snapshot_symbolize(struct snapshot_ctx *c, struct snapshot *sn)
 		 * at address - 1 (decode_stacktrace.sh and gdb do the same). */
 		uint64_t a = i ? sn->pcs[i] - 1 : sn->pcs[i];
 
-		if (i)
+		if (c->cfi && cfi_module_text(c->cfi, a) &&
+		    cfi_describe(c->cfi, sn->pcs[i], i > 0, sn->names[i], sizeof(sn->names[i]), sn->srcs[i],
+				 sizeof(sn->srcs[i])))
+			; /* in a module: named from its own debug info */
+		else if (i)
 			sym_format_return(c->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
 		else
 			sym_format(c->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
-		snprintf(sn->srcs[i], sizeof(sn->srcs[i]), "%s", src_of(c, a));
+		if (!c->cfi || !cfi_module_text(c->cfi, a))
+			snprintf(sn->srcs[i], sizeof(sn->srcs[i]), "%s", src_of(c, a));
 		sn->bt[i] = (struct trace_frame){ sn->pcs[i], sn->names[i], sn->srcs[i] };
 	}
 }

@@ -692,3 +692,103 @@ int sym_check_bzimage(const struct symtab *s, const char *bzimage, char *err, si
 	}
 	return 0;
 }
+
+/* A complete definition of struct @name (not a declaration) in any CU. */
+static bool find_struct(struct symtab *s, const char *name, Dwarf_Die *out)
+{
+	Dwfl_Module *mod = dwarf_module(s);
+	Dwarf_Addr bias;
+	Dwarf *dw = mod ? dwfl_module_getdwarf(mod, &bias) : NULL;
+	Dwarf_Off off = 0, next;
+	size_t hsize;
+
+	while (dw && !dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL)) {
+		Dwarf_Die cu, child;
+
+		if (dwarf_offdie(dw, off + hsize, &cu) && !dwarf_child(&cu, &child)) {
+			do {
+				const char *n = dwarf_diename(&child);
+
+				if (dwarf_tag(&child) == DW_TAG_structure_type && n && !strcmp(n, name) &&
+				    !dwarf_hasattr(&child, DW_AT_declaration)) {
+					*out = child;
+					return true;
+				}
+			} while (!dwarf_siblingof(&child, &child));
+		}
+		off = next;
+	}
+	return false;
+}
+
+/* @member of the struct @type, looked for in anonymous members too; *at
+ * accumulates the offset. */
+static bool find_member(Dwarf_Die *type, const char *member, Dwarf_Die *out, uint64_t *at)
+{
+	Dwarf_Die child;
+
+	if (dwarf_child(type, &child))
+		return false;
+	do {
+		Dwarf_Attribute attr;
+		Dwarf_Word loc = 0;
+		const char *n = dwarf_diename(&child);
+
+		if (dwarf_tag(&child) != DW_TAG_member)
+			continue;
+		if (dwarf_attr(&child, DW_AT_data_member_location, &attr))
+			dwarf_formudata(&attr, &loc);
+		if (n && !strcmp(n, member)) {
+			*out = child;
+			*at += loc;
+			return true;
+		}
+		if (!n) { /* an anonymous struct or union: look inside */
+			Dwarf_Die inner;
+			uint64_t sub = *at + loc;
+
+			if (dwarf_attr_integrate(&child, DW_AT_type, &attr) && dwarf_formref_die(&attr, &inner) &&
+			    strip_type(&inner) && find_member(&inner, member, out, &sub)) {
+				*at = sub;
+				return true;
+			}
+		}
+	} while (!dwarf_siblingof(&child, &child));
+	return false;
+}
+
+int sym_member(struct symtab *s, const char *type, const char *path, uint64_t *offset, uint64_t *size)
+{
+	char copy[256], *save = NULL;
+	Dwarf_Die die, member;
+	Dwarf_Attribute attr;
+
+	*offset = 0;
+	if (!find_struct(s, type, &die) || (size_t)snprintf(copy, sizeof(copy), "%s", path) >= sizeof(copy))
+		return -ENOENT;
+	for (char *m = strtok_r(copy, ".", &save); m; m = strtok_r(NULL, ".", &save)) {
+		if (!find_member(&die, m, &member, offset))
+			return -ENOENT;
+		if (!dwarf_attr_integrate(&member, DW_AT_type, &attr) || !dwarf_formref_die(&attr, &die) ||
+		    !strip_type(&die))
+			return -ENOENT;
+	}
+	if (size) {
+		int sz = dwarf_aggregate_size(&die, (Dwarf_Word *)size);
+
+		if (sz)
+			*size = 0;
+	}
+	return 0;
+}
+
+int sym_struct_size(struct symtab *s, const char *type, uint64_t *size)
+{
+	Dwarf_Die die;
+	Dwarf_Word sz;
+
+	if (!find_struct(s, type, &die) || dwarf_aggregate_size(&die, &sz))
+		return -ENOENT;
+	*size = sz;
+	return 0;
+}

@@ -84,4 +84,10 @@ int sym_srclocs(struct symtab *s, uint64_t addr, struct sym_srcloc *out, int max
  * list_head * argument named like a list of skbs, *levels is 0. -ENOENT if none. */
 int sym_skb_param(struct symtab *s, uint64_t func_addr, int *index, int *levels);
 
+/* Offset (and size, if @size) of the member @path ("a.b.c", through nested
+ * and anonymous structs) in struct @type, from the DWARF. -ENOENT if the
+ * debug info has no such struct or member. */
+int sym_member(struct symtab *s, const char *type, const char *path, uint64_t *offset, uint64_t *size);
+int sym_struct_size(struct symtab *s, const char *type, uint64_t *size);
+
 #endif
