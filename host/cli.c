@@ -902,6 +902,7 @@ static int cmd_trace(int argc, char **argv)
 	struct probe_set ps = { 0 };
 	struct engine_result res = { 0 };
 	struct session s;
+	char moddir[PATH_MAX];
 	const char *probes = NULL, *breaks[64];
 	size_t nbreaks = 0;
 	char err[512];
@@ -944,7 +945,10 @@ static int cmd_trace(int argc, char **argv)
 	if ((ret = session_start(&s, &g)))
 		return 1;
 
-	/* Resolve every probe before anything boots: a typo fails at once. */
+	/* Resolve every probe before anything boots: a typo fails at once.
+	 * Names vmlinux lacks are looked for in its modules' debug info. */
+	kmods_default_dir(s.syms, moddir, sizeof(moddir));
+	ps.moddir = g.moddir ? g.moddir : moddir[0] ? moddir : NULL;
 	if (!probes) {
 		probes_add_set(&ps, "rx", g.nic, s.syms);
 		probes_add_set(&ps, "oops", g.nic, s.syms);

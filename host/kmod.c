@@ -6,6 +6,8 @@
 #include "kmod.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <gelf.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,4 +255,67 @@ void kmods_default_dir(struct symtab *vmlinux, char *out, size_t len)
 		snprintf(out, len, "/lib/modules/%s", release);
 	if (access(out, R_OK))
 		out[0] = '\0';
+}
+
+/* Does the ELF file @path define function @name? */
+static bool defines(const char *path, const char *name)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	Elf *elf = fd < 0 ? NULL : elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	Elf_Scn *scn = NULL;
+	bool found = false;
+	GElf_Shdr sh;
+
+	while (elf && !found && (scn = elf_nextscn(elf, scn))) {
+		Elf_Data *data;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_SYMTAB || !(data = elf_getdata(scn, NULL)))
+			continue;
+		for (size_t i = 0; !found && sh.sh_entsize && i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Sym sym;
+			const char *n;
+
+			found = gelf_getsym(data, (int)i, &sym) && GELF_ST_TYPE(sym.st_info) == STT_FUNC &&
+				sym.st_shndx != SHN_UNDEF && (n = elf_strptr(elf, sh.sh_link, sym.st_name)) &&
+				!strcmp(n, name);
+		}
+	}
+	if (elf)
+		elf_end(elf);
+	if (fd >= 0)
+		close(fd);
+	return found;
+}
+
+static bool find_symbol_below(const char *dir, const char *name, char *module, size_t len, int depth)
+{
+	DIR *d = depth < 8 ? opendir(dir) : NULL;
+	struct dirent *de;
+	bool found = false;
+
+	while (d && !found && (de = readdir(d))) {
+		char path[PATH_MAX];
+		size_t n = strlen(de->d_name);
+
+		if (de->d_name[0] == '.' || (size_t)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= sizeof(path))
+			continue;
+		if (de->d_type == DT_DIR) {
+			found = find_symbol_below(path, name, module, len, depth + 1);
+		} else if (n > 3 && !strcmp(de->d_name + n - 3, ".ko") && defines(path, name)) {
+			/* The module's name: the file's, with '-' as '_'. */
+			snprintf(module, len, "%.*s", (int)(n - 3), de->d_name);
+			for (char *p = module; *p; p++)
+				*p = *p == '-' ? '_' : *p;
+			found = true;
+		}
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+bool kmods_find_symbol(const char *dir, const char *name, char *module, size_t len)
+{
+	elf_version(EV_CURRENT);
+	return dir && *dir && find_symbol_below(dir, name, module, len, 0);
 }

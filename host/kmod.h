@@ -41,6 +41,10 @@ const struct kmod *kmods_list(const struct kmods *k, size_t *n);
 const char *kmods_dir(const struct kmods *k);
 /* Find @name.ko below @dir ('_' and '-' alike) into @out. */
 bool kmods_find_file(const char *dir, const char *name, char *out, size_t len);
+/* Which module below @dir defines function @name (the first found), into
+ * @module; false if none. Reads every module's symbol table: for a name
+ * vmlinux lacks, once. */
+bool kmods_find_symbol(const char *dir, const char *name, char *module, size_t len);
 /* /usr/lib/debug/lib/modules/RELEASE of @vmlinux's banner, else /lib/modules/RELEASE. */
 void kmods_default_dir(struct symtab *vmlinux, char *out, size_t len);
 

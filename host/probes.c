@@ -1,10 +1,17 @@
 // SPDX-License-Identifier: MIT
+/*
+ * probes: the builtin probe sets, probe specs and probe files, resolved
+ * against vmlinux before anything boots; probes in modules get their
+ * addresses once their module is loaded (see probes.h).
+ */
 #include "probes.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "kmod.h"
 
 struct builtin {
 	const char *stage;
@@ -154,6 +161,20 @@ int probes_add_set(struct probe_set *ps, const char *name, const char *nic, stru
 	return -ENOENT;
 }
 
+/* NAME[+OFF] that vmlinux lacks: a probe in the module that defines it.
+ * True when one does (*ret: add_in_module's result). */
+static bool in_a_module(struct probe_set *ps, const char *spec, const char *stage, struct symtab *syms, int *ret)
+{
+	char name[128], module[64], full[256];
+
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(spec, "+"), spec);
+	if (!ps->moddir || !kmods_find_symbol(ps->moddir, name, module, sizeof(module)))
+		return false;
+	snprintf(full, sizeof(full), "%s:%s", module, spec);
+	*ret = add_in_module(ps, full, stage ? stage : "user", syms);
+	return true;
+}
+
 int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, struct symtab *syms,
 		    char *err, size_t errlen)
 {
@@ -169,9 +190,12 @@ int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, s
 		return ret;
 	}
 	ret = sym_resolve(syms, spec, &addr);
+	if (ret == -ENOENT && in_a_module(ps, spec, stage, syms, &ret))
+		return ret;
 	if (ret == -ENOENT) {
-		snprintf(err, errlen, "unknown symbol '%s' in %s (check the name with: nm %s | grep -w NAME)",
-			 spec, sym_path(syms), sym_path(syms));
+		snprintf(err, errlen, "unknown symbol '%s' in %s%s%s (check the name with: nm %s | grep -w NAME)", spec,
+			 sym_path(syms), ps->moddir ? " and its modules in " : "", ps->moddir ? ps->moddir : "",
+			 sym_path(syms));
 		return ret;
 	}
 	if (ret == -ERANGE) {

@@ -32,13 +32,15 @@ struct probe_set {
 	size_t n;
 	char **skipped;    /* functions of a builtin set this vmlinux lacks */
 	size_t nskipped;
+	const char *moddir; /* modules' debug info, for names vmlinux lacks; NULL: none */
 };
 
 /* Add builtin set @name ("rx", "oops"). @nic picks the driver stage. -ENOENT
  * for an unknown set name. */
 int probes_add_set(struct probe_set *ps, const char *name, const char *nic, struct symtab *syms);
 /* Add one SPEC; -ENOENT with a message for an unknown symbol. MODULE:NAME
- * [+OFF] waits for MODULE to be loaded (probes_resolve_modules). */
+ * [+OFF] waits for MODULE to be loaded (probes_resolve_modules); so does a
+ * NAME that vmlinux lacks and a module below ps->moddir defines. */
 int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, struct symtab *syms,
 		    char *err, size_t errlen);
 /* A file of lines "SPEC [STAGE]" or "set NAME", '#' comments. */

@@ -82,7 +82,8 @@ def test_oops_bad_input():
     missing = kstep("oops", "/nonexistent.log")
     assert missing.returncode == 1 and "cannot read /nonexistent.log" in missing.stderr
     module = kstep("oops", "-", input="BUG: x\nCall Trace:\n e1000_clean+0x10/0x700 [e1000]\n nosuchfn+0x1/0x2\n")
-    assert "in module e1000: not in vmlinux" in module.stdout and "nosuchfn (not in vmlinux" in module.stdout
+    assert "(in module e1000: no debug info for it" in module.stdout and "nosuchfn (not in vmlinux" in module.stdout
+    assert "frame(s) in modules were not decoded" in module.stderr, module.stderr
     wrong = kstep("oops", "--vmlinux", "/etc/passwd", "-", input=log)
     assert wrong.returncode == 1 and "not an ELF file" in wrong.stderr
 

@@ -234,6 +234,13 @@ def test_distro_kernel_trace():
         assert "virtnet_poll [virtio_net]" in [f.split("+")[0] + (" [virtio_net]" if "[virtio_net]" in f else "")
                                               for f in e["bt"]], e["bt"]
         assert "net_rx_action" in names and "handle_softirqs" in names, names
+    # A function vmlinux lacks is looked for in its modules' debug info.
+    p, evs = traced("trace", "--images", DISTRO, "--nic", "virtio", "--kaslr", "--workload", "rx-icmp", "--size",
+                    "3", "--probes", "none", "--break", "virtnet_poll", "--max-stops", "3")
+    assert p.returncode == 0 and len(evs) == 3, p.stdout + p.stderr[-600:]
+    assert all(e["symbol"] == "virtnet_poll [virtio_net]" for e in evs), evs
+    p = kstep("trace", "--images", DISTRO, "--break", "no_such_function_xyz", "-o", tempfile.mkdtemp())
+    assert p.returncode == 1 and "and its modules in /usr/lib/debug/lib/modules/" in p.stderr, p.stderr
 
 
 @test
