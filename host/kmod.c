@@ -213,7 +213,10 @@ static bool module_file(const char *file, const char *name)
 	return true;
 }
 
-static bool find_below(const char *dir, const char *name, char *out, size_t len, int depth)
+/* Depth-first over the .ko files below @dir until @match(path, file, ctx)
+ * says true. */
+static bool walk_ko(const char *dir, int depth, bool (*match)(const char *path, const char *file, void *ctx),
+		    void *ctx)
 {
 	DIR *d = depth < 8 ? opendir(dir) : NULL;
 	struct dirent *de;
@@ -221,24 +224,39 @@ static bool find_below(const char *dir, const char *name, char *out, size_t len,
 
 	while (d && !found && (de = readdir(d))) {
 		char path[PATH_MAX];
+		size_t n = strlen(de->d_name);
 
-		if (de->d_name[0] == '.')
-			continue;
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= sizeof(path))
+		if (de->d_name[0] == '.' || (size_t)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= sizeof(path))
 			continue;
 		if (de->d_type == DT_DIR)
-			found = find_below(path, name, out, len, depth + 1);
-		else if (module_file(de->d_name, name) && (size_t)snprintf(out, len, "%s", path) < len)
-			found = true;
+			found = walk_ko(path, depth + 1, match, ctx);
+		else if (n > 3 && !strcmp(de->d_name + n - 3, ".ko"))
+			found = match(path, de->d_name, ctx);
 	}
 	if (d)
 		closedir(d);
 	return found;
 }
 
+/* What a walk looks for and where the answer goes. */
+struct ko_query {
+	const char *name;
+	char *out;
+	size_t len;
+};
+
+static bool file_is_module(const char *path, const char *file, void *ctx)
+{
+	struct ko_query *q = ctx;
+
+	return module_file(file, q->name) && (size_t)snprintf(q->out, q->len, "%s", path) < q->len;
+}
+
 bool kmods_find_file(const char *dir, const char *name, char *out, size_t len)
 {
-	return dir && *dir && find_below(dir, name, out, len, 0);
+	struct ko_query q = { name, out, len };
+
+	return dir && *dir && walk_ko(dir, 0, file_is_module, &q);
 }
 
 void kmods_default_dir(struct symtab *vmlinux, char *out, size_t len)
@@ -287,35 +305,23 @@ static bool defines(const char *path, const char *name)
 	return found;
 }
 
-static bool find_symbol_below(const char *dir, const char *name, char *module, size_t len, int depth)
+static bool module_defines(const char *path, const char *file, void *ctx)
 {
-	DIR *d = depth < 8 ? opendir(dir) : NULL;
-	struct dirent *de;
-	bool found = false;
+	struct ko_query *q = ctx;
 
-	while (d && !found && (de = readdir(d))) {
-		char path[PATH_MAX];
-		size_t n = strlen(de->d_name);
-
-		if (de->d_name[0] == '.' || (size_t)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= sizeof(path))
-			continue;
-		if (de->d_type == DT_DIR) {
-			found = find_symbol_below(path, name, module, len, depth + 1);
-		} else if (n > 3 && !strcmp(de->d_name + n - 3, ".ko") && defines(path, name)) {
-			/* The module's name: the file's, with '-' as '_'. */
-			snprintf(module, len, "%.*s", (int)(n - 3), de->d_name);
-			for (char *p = module; *p; p++)
-				*p = *p == '-' ? '_' : *p;
-			found = true;
-		}
-	}
-	if (d)
-		closedir(d);
-	return found;
+	if (!defines(path, q->name))
+		return false;
+	/* The module's name: the file's, with '-' as '_'. */
+	snprintf(q->out, q->len, "%.*s", (int)(strlen(file) - 3), file);
+	for (char *p = q->out; *p; p++)
+		*p = *p == '-' ? '_' : *p;
+	return true;
 }
 
 bool kmods_find_symbol(const char *dir, const char *name, char *module, size_t len)
 {
+	struct ko_query q = { name, module, len };
+
 	elf_version(EV_CURRENT);
-	return dir && *dir && find_symbol_below(dir, name, module, len, 0);
+	return dir && *dir && walk_ko(dir, 0, module_defines, &q);
 }
