@@ -871,6 +871,9 @@ static void print_summary(struct session *s, struct probe_set *ps, const struct 
 	if (res->stops)
 		fprintf(stdout, "kstep: %.2f ms a stop in kstep (snapshot, backtrace, resume); "
 				"the rest is the guest running\n", res->own_seconds * 1000 / (double)res->stops);
+	if (res->module_loads)
+		fprintf(stdout, "kstep: %" PRIu64 " modules loaded meanwhile; reading the module list took %.0f ms\n",
+			res->module_loads, res->module_seconds * 1000);
 	fprintf(stdout, "hits per probe:\n");
 	for (size_t i = 0; i < ps->n; i++) {
 		if (ps->v[i].module && !ps->v[i].addr)

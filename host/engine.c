@@ -408,7 +408,7 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 	if (!err && e->o.module_loader)
 		err = engine_place(e, e->o.module_loader);
 	e->t0_ns = trace_now_ns();
-	uint64_t pc = 0, own_ns = 0, stopped_at = 0;
+	uint64_t pc = 0, own_ns = 0, module_ns = 0, stopped_at = 0, *spent = &own_ns;
 
 	while (!err) {
 		struct target_stop st;
@@ -418,7 +418,8 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 
 		err = engine_resume(e, pc);
 		if (stopped_at)
-			own_ns += trace_now_ns() - stopped_at;
+			*spent += trace_now_ns() - stopped_at;
+		spent = &own_ns;
 		if (err) {
 			if (err == -ECONNRESET) {
 				res->end = ENGINE_END_GUEST_EXITED;
@@ -438,7 +439,9 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 		pc = engine_reg(e, e->pc_idx);
 		p = probes_find(ps, pc);
 		if (!p && pc && pc == e->o.module_loader) {
+			/* Not a probe's stop: its time is counted apart. */
 			res->module_loads++;
+			spent = &module_ns;
 			if (!(err = e->o.modules_changed(e->o.modules_ctx)))
 				err = engine_place_probes(e, ps);
 			continue;
@@ -478,6 +481,7 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 		err = 0;
 	}
 	res->own_seconds = (double)own_ns / 1e9;
+	res->module_seconds = (double)module_ns / 1e9;
 	res->seconds = engine_since(e);
 	engine_progress(e, res->stops, "stops", NULL, true);
 	snapshot_free(sn);

@@ -58,6 +58,7 @@ struct engine_result {
 	uint64_t null_steps;         /* steps the stub reported without executing */
 	double seconds;
 	double own_seconds;          /* of those, kstep's own (snapshot and resume) */
+	double module_seconds;       /* kstep's at the module loader (reading the module list) */
 	uint64_t bt_ends[UNWIND_NENDS]; /* backtraces recorded, by how they ended */
 	struct probe *oops_probe;
 	uint64_t oops_seq;
