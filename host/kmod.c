@@ -264,15 +264,17 @@ void kmods_default_dir(struct symtab *vmlinux, char *out, size_t len)
 	const struct sym *b = sym_lookup_name(vmlinux, "linux_banner");
 	char banner[128] = "", release[64];
 
+	char path[PATH_MAX];
+
 	out[0] = '\0';
 	if (!b || sym_read_bytes(vmlinux, b->addr, banner, sizeof(banner) - 1) ||
 	    sscanf(banner, "Linux version %63s", release) != 1)
 		return;
-	snprintf(out, len, "/usr/lib/debug/lib/modules/%s", release);
-	if (access(out, R_OK))
-		snprintf(out, len, "/lib/modules/%s", release);
-	if (access(out, R_OK))
-		out[0] = '\0';
+	snprintf(path, sizeof(path), "/usr/lib/debug/lib/modules/%s", release);
+	if (access(path, R_OK))
+		snprintf(path, sizeof(path), "/lib/modules/%s", release);
+	if (!access(path, R_OK) && strlen(path) < len)
+		memcpy(out, path, strlen(path) + 1);
 }
 
 /* Does the ELF file @path define function @name? */
