@@ -88,7 +88,9 @@ static int steps(struct conn *c, const char *spec, const char *tracedir, uint64_
 		uint64_t t0;
 
 		/* kstep first: the first round also runs to the breakpoint. */
-		if (engine_step(e, spec, c->at, r ? 0 : 1, n, false, &res))
+		struct probe at = { .spec = (char *)spec, .addr = c->at, .at_entry = true };
+
+		if (engine_step(e, &at, r ? 0 : 1, n, false, &res))
 			return fail(engine_errmsg(e));
 		printf("kstep %" PRIu64 " %.6f\n", res.steps, res.seconds);
 		t0 = trace_now_ns();

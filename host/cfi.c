@@ -253,6 +253,13 @@ bool cfi_describe(struct cfi *c, uint64_t addr, bool is_return, char *name, size
 	return true;
 }
 
+const char *cfi_function(struct cfi *c, uint64_t addr)
+{
+	const struct cfi_mod *m = module_at(c, addr);
+
+	return m && m->mod ? dwfl_module_addrname(m->mod, addr) : NULL;
+}
+
 int cfi_lookup(struct cfi *c, const char *module, const char *symbol, uint64_t *addr)
 {
 	for (size_t i = 0; i < c->nmods; i++) {

@@ -34,6 +34,9 @@ bool cfi_module_text(const struct cfi *c, uint64_t addr);
 /* "fn+0xoff [module]" and "file:line" of a module address (a return
  * address: the line of the call); false outside modules. */
 bool cfi_describe(struct cfi *c, uint64_t addr, bool is_return, char *name, size_t nlen, char *src, size_t slen);
+/* The name of the module function at @addr (stable until the modules
+ * change), NULL outside modules. */
+const char *cfi_function(struct cfi *c, uint64_t addr);
 /* A function of @module where it runs; -ENOENT if not (yet) known. */
 int cfi_lookup(struct cfi *c, const char *module, const char *symbol, uint64_t *addr);
 /* KASLR: the kernel runs @offset above its link address. */

@@ -1057,9 +1057,10 @@ static int cmd_step(int argc, char **argv)
 	struct engine_result res = { 0 };
 	struct session s;
 	const char *at = NULL;
-	uint64_t count = 0, hits = 1, addr = 0;
+	uint64_t count = 0, hits = 1;
+	struct probe_set atp = { 0 };  /* --at, as a probe: it may be in a module */
 	bool until_return = false;
-	char err[512];
+	char err[512], moddir[PATH_MAX];
 	int c, ret, status;
 
 	guest_defaults(&g);
@@ -1095,25 +1096,32 @@ static int cmd_step(int argc, char **argv)
 	guest_finish_defaults(&g);
 	if ((ret = session_start(&s, &g)))
 		return 1;
-	ret = sym_resolve(s.syms, at, &addr);
-	if (ret) {
-		struct probe_set tmp = { 0 };
-
-		probes_add_spec(&tmp, at, NULL, s.syms, err, sizeof(err));
-		probes_free(&tmp);
+	kmods_default_dir(s.syms, moddir, sizeof(moddir));
+	atp.moddir = g.moddir ? g.moddir : moddir[0] ? moddir : NULL;
+	if (probes_add_spec(&atp, at, "step", s.syms, err, sizeof(err))) {
 		error("%s", err);
-		session_end(&s);
-		return 1;
+		goto fail;
 	}
-	if (prepare_out(&s) || boot(&s) || open_trace(&s, "step")) {
-		if (s.target)
-			finish_guest(&s, &res);
-		session_end(&s);
-		return 1;
+	s.ps = &atp;
+	if (prepare_out(&s) || boot(&s) || open_trace(&s, "step"))
+		goto fail;
+	probes_relocate(&atp, sym_offset(s.syms));
+	if (!atp.v[0].addr) {
+		info("waiting for module %s to be loaded", atp.v[0].module);
+		if ((ret = engine_run_to_modules(s.engine, &atp, &res)) || res.end != ENGINE_END_NONE) {
+			if (ret)
+				error("%s", engine_errmsg(s.engine));
+			else
+				error("the guest ended before module %s was loaded (or has no debug info for it)",
+				      atp.v[0].module);
+			/* Nothing was stepped: a failure, unless the user ended it. */
+			status = finish_guest(&s, &res);
+			ret = !ret && res.end == ENGINE_END_INTERRUPTED ? conclude(&s, &res, status, false) : EXIT_FAILED;
+			goto out;
+		}
 	}
-	addr += sym_offset(s.syms); /* resolved at vmlinux's address */
 	info("waiting for hit %" PRIu64 " of %s, then stepping%s", hits, at, until_return ? " until it returns" : "");
-	ret = engine_step(s.engine, at, addr, hits, count, until_return, &res);
+	ret = engine_step(s.engine, &atp.v[0], hits, count, until_return, &res);
 	if (ret)
 		error("%s", engine_errmsg(s.engine));
 	status = finish_guest(&s, &res);
@@ -1127,8 +1135,16 @@ static int cmd_step(int argc, char **argv)
 	fprintf(stdout, "trace: %s (read it with: babeltrace2 %s)\n", g.out, g.out);
 	fflush(stdout);
 	ret = conclude(&s, &res, status, ret != 0);
+out:
+	probes_free(&atp);
 	session_end(&s);
 	return ret;
+fail:
+	if (s.target)
+		finish_guest(&s, &res);
+	probes_free(&atp);
+	session_end(&s);
+	return EXIT_FAILED;
 }
 
 /* ---- main ---------------------------------------------------------------- */

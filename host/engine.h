@@ -111,11 +111,15 @@ int engine_check_banner(struct engine *e);
 int engine_halt(struct engine *e);
 
 int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *res);
-/* Single-step from the @hits-th hit of @at (0: from where the guest stands):
- * @count instructions (0: no limit) and/or until the function returns to its
- * caller. */
-int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hits, uint64_t count,
-		bool until_return, struct engine_result *res);
+/* Single-step from the @hits-th hit of probe @at (0: from where the guest
+ * stands): @count instructions (0: no limit) and/or until the function
+ * returns to its caller. */
+int engine_step(struct engine *e, const struct probe *at, uint64_t hits, uint64_t count, bool until_return,
+		struct engine_result *res);
+/* Run the guest, stopping only at the module loader, until every probe of
+ * @ps has an address (its module is loaded), or the guest ends or ^C
+ * (res->end says which). */
+int engine_run_to_modules(struct engine *e, struct probe_set *ps, struct engine_result *res);
 /* Instructions recorded per function by engine_step, most first. */
 struct engine_fn_steps {
 	const char *name;            /* the function's symbol, "?" outside any */

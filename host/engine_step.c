@@ -29,7 +29,7 @@ struct step_run {
 	const char *at_spec;
 	uint64_t at, hits, count;
 	bool until_return;
-	const struct sym *fn;     /* the function at @at */
+	bool at_entry;            /* @at is a function's first instruction */
 	struct snapshot *sn;
 	uint8_t *prev;            /* registers of the last recorded step */
 	size_t want;              /* stack bytes a step records */
@@ -43,7 +43,8 @@ struct step_run {
 static int profile_add(struct engine *e, uint64_t pc)
 {
 	const struct sym *s = sym_lookup_addr(e->syms, pc);
-	const char *name = s ? s->name : "?";
+	const char *in_module = e->o.cfi && cfi_module_text(e->o.cfi, pc) ? cfi_function(e->o.cfi, pc) : NULL;
+	const char *name = in_module ? in_module : s ? s->name : "?";
 	struct engine_fn_steps *tmp;
 
 	/* Steps run in one function for a while: look at the last one first. */
@@ -135,7 +136,7 @@ static int start_stepping(struct engine *e, struct step_run *r)
 /* At the first instruction of --until-return: where it will return to. */
 static int note_entry(struct engine *e, struct step_run *r, uint64_t pc, uint64_t sp)
 {
-	if (!r->fn || pc != r->fn->addr)
+	if (!r->at_entry || pc != r->at)
 		return engine_fail(e, -EINVAL, "--until-return needs --at at a function's first instruction");
 	/* At entry the return address is on top of the stack. */
 	if (memcache_read(e->mc, sp, &r->ret_addr, 8))
@@ -265,12 +266,12 @@ static int step_loop(struct engine *e, struct step_run *r, struct engine_result 
 	}
 }
 
-int engine_step(struct engine *e, const char *at_spec, uint64_t at, uint64_t hits, uint64_t count,
-		bool until_return, struct engine_result *res)
+int engine_step(struct engine *e, const struct probe *at, uint64_t hits, uint64_t count, bool until_return,
+		struct engine_result *res)
 {
 	struct step_run r = {
-		.at_spec = at_spec, .at = at, .hits = hits, .count = count, .until_return = until_return,
-		.fn = sym_lookup_addr(e->syms, at),
+		.at_spec = at->spec, .at = at->addr, .hits = hits, .count = count, .until_return = until_return,
+		.at_entry = at->at_entry,
 		.want = e->o.stack_bytes < 256 ? 256 : e->o.stack_bytes,
 	};
 	int err;
@@ -304,4 +305,48 @@ out:
 	free(r.prev);
 	snapshot_free(r.sn);
 	return err;
+}
+
+static bool all_placed(const struct probe_set *ps)
+{
+	for (size_t i = 0; i < ps->n; i++)
+		if (!ps->v[i].addr)
+			return false;
+	return true;
+}
+
+int engine_run_to_modules(struct engine *e, struct probe_set *ps, struct engine_result *res)
+{
+	uint64_t pc = 0;
+	int err;
+
+	engine_clear_err(e);
+	memset(res, 0, sizeof(*res));
+	if (!e->o.module_loader)
+		return engine_fail(e, -ENOENT, "this kernel has no module loader to wait at (no modules?)");
+	if ((err = engine_place(e, e->o.module_loader)))
+		return err;
+	while (!all_placed(ps)) {
+		struct target_stop st;
+		enum engine_end end = ENGINE_END_NONE;
+
+		if ((err = engine_resume(e, pc)) || (err = engine_run_until_stop(e, &st, &end)))
+			break;
+		if (end != ENGINE_END_NONE) {
+			res->end = end;
+			break;
+		}
+		if ((err = target_read_regs(e->t, &e->regs))) {
+			err = engine_target_fail(e, err);
+			break;
+		}
+		pc = engine_reg(e, e->pc_idx);
+		if (pc == e->o.module_loader && (err = e->o.modules_changed(e->o.modules_ctx)))
+			break;
+	}
+	if (err == -ECONNRESET) {
+		res->end = ENGINE_END_GUEST_EXITED;
+		err = 0;
+	}
+	return err ? err : res->end == ENGINE_END_GUEST_EXITED ? 0 : engine_clear_breakpoints(e);
 }

@@ -239,6 +239,12 @@ def test_distro_kernel_trace():
                     "3", "--probes", "none", "--break", "virtnet_poll", "--max-stops", "3")
     assert p.returncode == 0 and len(evs) == 3, p.stdout + p.stderr[-600:]
     assert all(e["symbol"] == "virtnet_poll [virtio_net]" for e in evs), evs
+    # Steps too: kstep waits for the module, then steps its function.
+    p, evs = traced("step", "--images", DISTRO, "--nic", "virtio", "--kaslr", "--workload", "rx-icmp", "--size",
+                    "2", "--at", "virtnet_poll", "--count", "100")
+    assert p.returncode == 0 and "waiting for module virtio_net to be loaded" in p.stderr, p.stderr[-600:]
+    assert len(evs) == 100 and evs[0]["symbol"] == "virtnet_poll [virtio_net]", evs[:1]
+    assert re.search(r"^ +\d+  virtnet_poll$", p.stdout, re.M), p.stdout
     p = kstep("trace", "--images", DISTRO, "--break", "no_such_function_xyz", "-o", tempfile.mkdtemp())
     assert p.returncode == 1 and "and its modules in /usr/lib/debug/lib/modules/" in p.stderr, p.stderr
 
