@@ -390,13 +390,56 @@ static int finish_report(struct engine *e, struct probe *p, struct snapshot *sn,
 	return 0;
 }
 
+/* A stop at probe @p: its event, the packet report, and the oops catch.
+ * Sets res->end when the trace ends here. */
+static int record_stop(struct engine *e, struct probe *p, struct snapshot *sn, struct engine_result *res)
+{
+	uint64_t skb;
+	int err;
+
+	p->hits++;
+	take(e, sn, p->at_entry ? UNWIND_AT_ENTRY : snapshot_frame_state(e->snap, p->addr));
+	skb = skb_of(e, p);
+	if ((err = engine_write_event(e, sn, TRACE_STOP, p->stage, skb, NULL, NULL, 0)))
+		return err;
+	if (skb && (err = report_add(e->report, skb, p->spec, p->order)))
+		return err;
+	res->stops++;
+	engine_progress(e, res->stops, "stops", p->spec, false);
+	if (p->oops) {
+		size_t off = 0;
+
+		res->end = ENGINE_END_OOPS;
+		res->oops_probe = p;
+		res->oops_seq = e->seq;
+		for (size_t i = 0; i < sn->nbt && off < sizeof(res->oops_bt); i++)
+			off += (size_t)snprintf(res->oops_bt + off, sizeof(res->oops_bt) - off, "  %s %s\n",
+						sn->names[i], sn->bt[i].src);
+		return finish_report(e, p, sn, res);
+	}
+	if (e->o.max_stops && res->stops >= e->o.max_stops)
+		res->end = ENGINE_END_MAX_STOPS;
+	return 0;
+}
+
+/* A stop at the module loader: read the modules, place the probes that now
+ * have an address. */
+static int module_loaded(struct engine *e, struct probe_set *ps, struct engine_result *res)
+{
+	int err = e->o.modules_changed(e->o.modules_ctx);
+
+	res->module_loads++;
+	return err ? err : engine_place_probes(e, ps);
+}
+
 int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *res)
 {
-	struct snapshot *sn = NULL;
 	/* What --stack-bytes records; the fetch brings a whole window around
 	 * it when rsp is near where it was, and the frame chain beyond comes
-	 * in bursts (read_burst). */
+	 * in bursts (memcache). */
 	const size_t want = e->o.stack_bytes < 256 ? 256 : e->o.stack_bytes;
+	uint64_t pc = 0, own_ns = 0, module_ns = 0, stopped_at = 0, *spent = &own_ns;
+	struct snapshot *sn = NULL;
 	int err = 0;
 
 	engine_clear_err(e);
@@ -408,75 +451,31 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 	if (!err && e->o.module_loader)
 		err = engine_place(e, e->o.module_loader);
 	e->t0_ns = trace_now_ns();
-	uint64_t pc = 0, own_ns = 0, module_ns = 0, stopped_at = 0, *spent = &own_ns;
-
-	while (!err) {
+	while (!err && res->end == ENGINE_END_NONE) {
 		struct target_stop st;
-		enum engine_end end = ENGINE_END_NONE;
 		struct probe *p;
-		uint64_t skb;
 
 		err = engine_resume(e, pc);
 		if (stopped_at)
 			*spent += trace_now_ns() - stopped_at;
 		spent = &own_ns;
-		if (err) {
-			if (err == -ECONNRESET) {
-				res->end = ENGINE_END_GUEST_EXITED;
-				err = 0;
-			}
+		if (err || (err = engine_run_until_stop(e, &st, &res->end)) || res->end != ENGINE_END_NONE)
 			break;
-		}
-		err = engine_run_until_stop(e, &st, &end);
-		if (err || end != ENGINE_END_NONE) {
-			res->end = end;
-			break;
-		}
 		stopped_at = trace_now_ns();
 		memcache_clear_lines(e->mc);
 		if ((err = fetch(e, want)))
 			break;
 		pc = engine_reg(e, e->pc_idx);
-		p = probes_find(ps, pc);
-		if (!p && pc && pc == e->o.module_loader) {
-			/* Not a probe's stop: its time is counted apart. */
-			res->module_loads++;
-			spent = &module_ns;
-			if (!(err = e->o.modules_changed(e->o.modules_ctx)))
-				err = engine_place_probes(e, ps);
-			continue;
-		}
-		if (!p)
-			continue; /* not ours (e.g. a stop we did not ask for) */
-		p->hits++;
-		take(e, sn, p->at_entry ? UNWIND_AT_ENTRY : snapshot_frame_state(e->snap, pc));
-		skb = skb_of(e, p);
-		if ((err = engine_write_event(e, sn, TRACE_STOP, p->stage, skb, NULL, NULL, 0)))
-			break;
-		if (skb && (err = report_add(e->report, skb, p->spec, p->order)))
-			break;
-		res->stops++;
-		engine_progress(e, res->stops, "stops", p->spec, false);
-		if (p->oops) {
-			size_t off = 0;
-
-			res->end = ENGINE_END_OOPS;
-			res->oops_probe = p;
-			res->oops_seq = e->seq;
-			for (size_t i = 0; i < sn->nbt && off < sizeof(res->oops_bt); i++)
-				off += (size_t)snprintf(res->oops_bt + off, sizeof(res->oops_bt) - off, "  %s %s\n",
-							sn->names[i], sn->bt[i].src);
-			err = finish_report(e, p, sn, res);
-			break;
-		}
-		if (e->o.max_stops && res->stops >= e->o.max_stops) {
-			res->end = ENGINE_END_MAX_STOPS;
-			break;
-		}
+		if ((p = probes_find(ps, pc)))
+			err = record_stop(e, p, sn, res);
+		else if (pc && pc == e->o.module_loader) {
+			spent = &module_ns; /* not a probe's stop: counted apart */
+			err = module_loaded(e, ps, res);
+		} /* else not ours (a stop we did not ask for) */
 	}
 	if (err == -ECONNRESET) {
-		/* QEMU went away in the middle of a snapshot: the trace so far
-		 * stands, the caller reports how QEMU ended. */
+		/* QEMU went away (at a resume or in the middle of a snapshot):
+		 * the trace so far stands, the caller reports how QEMU ended. */
 		res->end = ENGINE_END_GUEST_EXITED;
 		err = 0;
 	}
