@@ -492,33 +492,60 @@ static int locate_kernel(struct session *s)
 	return 0;
 }
 
-static int boot(struct session *s)
+/* Attached to a stub: QEMU stopped the guest when kstep connected; one
+ * still at reset or in its boot loader is run to start_kernel. */
+static int boot_attached(struct session *s)
 {
-	const char *accel = s->g->accel;
+	char err[512];
 	bool before = false;
-	int ret;
+	int ret = rsp_connect(&s->rsp, s->g->attach, err, sizeof(err));
 
-	/* Probes and --at were resolved at vmlinux's addresses; the offset is
-	 * applied to them once the kernel is found (probes_relocate, --at). */
-	if (s->g->kaslr_offset_given)
-		sym_relocate(s->syms, s->g->kaslr_offset);
-	if (s->g->attach) {
-		char err[512];
-
-		ret = rsp_connect(&s->rsp, s->g->attach, err, sizeof(err));
-		if (ret) {
-			error("%s (is the guest running? start it with: make run-guest HALT=1)", err);
-			return ret;
-		}
-		if ((ret = connect_target(s)))
-			return ret;
-		/* QEMU stops the guest when a debugger connects. */
-		if ((ret = engine_before_kernel(s->engine, &before)))
-			goto fail;
-		if (before && (ret = engine_run_to_start_kernel(s->engine, BOOT_TIMEOUT_TCG_MS)))
-			goto fail;
-		goto check;
+	if (ret) {
+		error("%s (is the guest running? start it with: make run-guest HALT=1)", err);
+		return ret;
 	}
+	if ((ret = connect_target(s)))
+		return ret;
+	if ((ret = engine_before_kernel(s->engine, &before)) ||
+	    (before && (ret = engine_run_to_start_kernel(s->engine, BOOT_TIMEOUT_TCG_MS))))
+		error("%s", engine_errmsg(s->engine));
+	return ret;
+}
+
+/* The accelerator --accel auto means: the one remembered for this kernel,
+ * else KVM if there is a /dev/kvm to try. */
+static const char *pick_accel(struct session *s)
+{
+	const char *cached = qemu_accel_cached(s->g->images);
+
+	if (strcmp(s->g->accel, "auto"))
+		return s->g->accel;
+	if (cached)
+		return cached;
+	if (access("/dev/kvm", R_OK | W_OK)) {
+		info("no usable /dev/kvm: running under TCG (software emulation)");
+		return "tcg";
+	}
+	return "kvm";
+}
+
+static int launch_to_start_kernel(struct session *s, const char *accel)
+{
+	int ret = launch(s, accel);
+
+	if (!ret && !(ret = connect_target(s)))
+		ret = engine_run_to_start_kernel(s->engine, strcmp(accel, "kvm") ? BOOT_TIMEOUT_TCG_MS
+										 : BOOT_TIMEOUT_KVM_MS);
+	return ret;
+}
+
+/* Our own QEMU, halted at reset, run to start_kernel; under --accel auto a
+ * KVM that cannot run the guest (it kills QEMU at once or hangs it before
+ * start_kernel: DESIGN.md) means TCG, remembered for this kernel. */
+static int boot_launched(struct session *s)
+{
+	const char *accel;
+	int ret;
 
 	if ((ret = check_images(s)))
 		return ret;
@@ -527,23 +554,9 @@ static int boot(struct session *s)
 		error("cannot create %s/guest/serial.log: %s", s->g->out, strerror(-s->serial_fd));
 		return s->serial_fd;
 	}
-	if (!strcmp(accel, "auto")) {
-		const char *cached = qemu_accel_cached(s->g->images);
-
-		if (cached)
-			accel = cached;
-		else
-			accel = access("/dev/kvm", R_OK | W_OK) ? "tcg" : "kvm";
-		if (!cached && !strcmp(accel, "tcg"))
-			info("no usable /dev/kvm: running under TCG (software emulation)");
-	}
-	ret = launch(s, accel);
-	if (!ret && !(ret = connect_target(s)))
-		ret = engine_run_to_start_kernel(s->engine,
-						 strcmp(accel, "kvm") ? BOOT_TIMEOUT_TCG_MS : BOOT_TIMEOUT_KVM_MS);
+	accel = pick_accel(s);
+	ret = launch_to_start_kernel(s, accel);
 	if (ret && ret != -EINTR && !strcmp(accel, "kvm") && !strcmp(s->g->accel, "auto")) {
-		/* A KVM that cannot run this guest either kills QEMU at once or
-		 * hangs it before start_kernel (DESIGN.md); both mean TCG. */
 		char why[256] = "the guest never reached start_kernel";
 
 		if (ret != -ETIMEDOUT && serial_log_read(s, why, sizeof(why)) > 0)
@@ -554,23 +567,32 @@ static int boot(struct session *s)
 		drop_guest(s);
 		if (ftruncate(s->serial_fd, 0) == 0) /* the log of this boot only */
 			lseek(s->serial_fd, 0, SEEK_SET);
-		ret = launch(s, "tcg");
-		if (!ret && !(ret = connect_target(s)))
-			ret = engine_run_to_start_kernel(s->engine, BOOT_TIMEOUT_TCG_MS);
+		ret = launch_to_start_kernel(s, "tcg");
 	} else if (!ret && !strcmp(s->g->accel, "auto")) {
 		qemu_accel_remember(s->g->images, accel);
 	}
-	if (ret && !s->engine)
-		return ret;
-	if (ret)
-		goto fail;
-check:
-	if ((ret = locate_kernel(s)) || (ret = engine_check_banner(s->engine)))
-		goto fail;
-	return setup_modules(s);
-fail:
-	error("%s", engine_errmsg(s->engine));
+	if (ret && s->engine)
+		error("%s", engine_errmsg(s->engine));
 	return ret;
+}
+
+/* A connected guest, stopped in its kernel, KASLR found, vmlinux checked,
+ * modules read. */
+static int boot(struct session *s)
+{
+	int ret;
+
+	/* Probes and --at were resolved at vmlinux's addresses; the offset is
+	 * applied to them once the kernel is found (probes_relocate). */
+	if (s->g->kaslr_offset_given)
+		sym_relocate(s->syms, s->g->kaslr_offset);
+	if ((ret = s->g->attach ? boot_attached(s) : boot_launched(s)))
+		return ret;
+	if ((ret = locate_kernel(s)) || (ret = engine_check_banner(s->engine))) {
+		error("%s", engine_errmsg(s->engine));
+		return ret;
+	}
+	return setup_modules(s);
 }
 
 static int open_trace(struct session *s, const char *command)
