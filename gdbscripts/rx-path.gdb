@@ -13,8 +13,18 @@ python
 import os, sys
 sys.path.insert(0, os.environ.get("KSTEP_GDBSCRIPTS", "gdbscripts"))
 import kstep_skb
-rundir = os.environ.get("KSTEP_RUNDIR") or "%s/kstep-%d" % (os.environ.get("XDG_RUNTIME_DIR") or "/tmp", os.getuid())
-gdb.execute("target remote " + os.environ.get("GDB_TARGET", rundir + "/gdb.sock"))
+import stat
+target = os.environ.get("GDB_TARGET")
+if not target:
+    # The run directory of make run-guest, only if it is ours and private
+    # (guest/rundir.sh): someone else's could hold a stub of their own.
+    rundir = os.environ.get("KSTEP_RUNDIR") or "%s/kstep-%d" % (os.environ.get("XDG_RUNTIME_DIR") or "/tmp",
+                                                               os.getuid())
+    st = os.lstat(rundir)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) != 0o700:
+        raise gdb.GdbError("%s is not a private directory of yours: refusing it (set GDB_TARGET)" % rundir)
+    target = rundir + "/gdb.sock"
+gdb.execute("target remote " + target)
 # A hardware breakpoint first: software ones set before the kernel is
 # decompressed are lost under KVM. Skip it if the kernel already runs (a guest
 # stopped in user space is below the kernel's text too, but in ring 3).

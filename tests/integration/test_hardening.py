@@ -118,6 +118,9 @@ def test_run_directory_prepared_by_someone_else_is_refused():
                 assert p.returncode == 2 and why in err, (why, dry, err)
             a = run([os.path.join(TREE, "gdbscripts", "attach.sh"), "-batch"], env={"XDG_RUNTIME_DIR": base})
             assert a.returncode == 2 and why in a.stderr, (why, a.stderr)
+            g = run(["gdb", "-batch", "-nx", "-x", os.path.join(TREE, "gdbscripts", "rx-path.gdb")],
+                    env={"XDG_RUNTIME_DIR": base, "KSTEP_GDBSCRIPTS": os.path.join(TREE, "gdbscripts")})
+            assert "is not a private directory of yours: refusing it" in g.stdout + g.stderr, g.stderr[-400:]
             if os.path.islink(rundir):
                 os.unlink(rundir)
             else:
