@@ -30,11 +30,17 @@ installed_releases() {
 
 release=${DISTRO_RELEASE:-$(installed_releases | tail -1)}
 if [ -z "$release" ] || [ ! -f "/usr/lib/debug/boot/vmlinux-$release" ]; then
-	if [ -z "$release" ]; then
-		release=$(apt-cache search --names-only '^linux-image-[0-9.]+-[0-9]+-cloud-amd64-dbg$' 2>/dev/null |
-			sed -n 's/^linux-image-\(.*\)-dbg .*/\1/p' | sort -V | tail -1)
-		[ -n "$release" ] || die "no Debian cloud kernel in the package lists (run apt-get update, or set DISTRO_RELEASE)"
+	newest() {
+		apt-cache search --names-only '^linux-image-[0-9.]+-[0-9]+-cloud-amd64-dbg$' 2>/dev/null |
+			sed -n 's/^linux-image-\(.*\)-dbg .*/\1/p' | sort -V | tail -1
+	}
+	[ -z "$release" ] && release=$(newest)
+	# Package lists never fetched on this machine (make deps had nothing to install).
+	if [ -z "$release" ] && [ "$(id -u)" = 0 ]; then
+		apt-get update -qq >/dev/null 2>&1
+		release=$(newest)
 	fi
+	[ -n "$release" ] || die "no Debian cloud kernel in the package lists (run apt-get update, or set DISTRO_RELEASE)"
 	[ "$(id -u)" = 0 ] || die "as root run: apt-get install linux-image-$release-unsigned linux-image-$release-dbg"
 	say "installing linux-image-$release-unsigned and -dbg (about 300 MB, once)"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
