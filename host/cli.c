@@ -913,6 +913,57 @@ static void print_summary(struct session *s, struct probe_set *ps, const struct 
 	fflush(stdout); /* before the notes that follow on stderr */
 }
 
+/* Every probe resolved before anything boots, so a typo fails at once:
+ * the builtin sets (or a probe file), then each --break. Names vmlinux
+ * lacks are looked for in its modules' debug info (ps->moddir). */
+static int resolve_probes(struct session *s, struct probe_set *ps, const char *probes, const char *const *breaks,
+			  size_t nbreaks)
+{
+	const char *nic = s->g->nic;
+	char err[512];
+	int ret;
+
+	if (!probes) {
+		if ((ret = probes_add_set(ps, "rx", nic, s->syms)) || (ret = probes_add_set(ps, "oops", nic, s->syms))) {
+			error("cannot set up the probe sets: %s", strerror(-ret));
+			return ret;
+		}
+	} else if ((ret = probes_add_set(ps, probes, nic, s->syms)) == -ENOENT) {
+		if ((ret = probes_load_file(ps, probes, nic, s->syms, err, sizeof(err)))) {
+			error("%s", err);
+			return ret;
+		}
+	} else if (ret) {
+		error("cannot set up the probe set %s: %s", probes, strerror(-ret));
+		return ret;
+	}
+	for (size_t i = 0; i < nbreaks; i++)
+		if ((ret = probes_add_spec(ps, breaks[i], NULL, s->syms, err, sizeof(err)))) {
+			error("%s", err);
+			return ret;
+		}
+	if (!ps->n) {
+		error("no probes to set (--probes none and no --break)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* A caught oops: where, and how to look at the frozen guest. */
+static void say_oops(struct session *s, const struct engine_result *res)
+{
+	info("%sOOPS caught at %s (event #%" PRIu64 ")%s; the kernel printed its report and is frozen; "
+	     "backtrace at %s:\n%s",
+	     color ? "\033[1;31m" : "", res->oops_probe->spec, res->oops_seq, color ? "\033[0m" : "",
+	     res->oops_probe->spec, res->oops_bt);
+	if (s->qemu)
+		info("attach gdb: make attach   (or: gdb %s -ex 'target remote %s')", s->g->vmlinux,
+		     qemu_gdb_socket(s->qemu));
+	else
+		info("attach gdb to the same stub: gdb %s -ex 'target remote %s'", s->g->vmlinux, s->g->attach);
+	info("in gdb, 'monitor quit' ends the frozen QEMU");
+}
+
 static int cmd_trace(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -930,7 +981,6 @@ static int cmd_trace(int argc, char **argv)
 	char moddir[PATH_MAX];
 	const char *probes = NULL, *breaks[64];
 	size_t nbreaks = 0;
-	char err[512];
 	int c, ret, status;
 
 	guest_defaults(&g);
@@ -970,28 +1020,10 @@ static int cmd_trace(int argc, char **argv)
 	if ((ret = session_start(&s, &g)))
 		return 1;
 
-	/* Resolve every probe before anything boots: a typo fails at once.
-	 * Names vmlinux lacks are looked for in its modules' debug info. */
 	kmods_default_dir(s.syms, moddir, sizeof(moddir));
 	ps.moddir = g.moddir ? g.moddir : moddir[0] ? moddir : NULL;
-	if (!probes) {
-		probes_add_set(&ps, "rx", g.nic, s.syms);
-		probes_add_set(&ps, "oops", g.nic, s.syms);
-	} else if (probes_add_set(&ps, probes, g.nic, s.syms) == -ENOENT) {
-		if (probes_load_file(&ps, probes, g.nic, s.syms, err, sizeof(err))) {
-			error("%s", err);
-			goto fail;
-		}
-	}
-	for (size_t i = 0; i < nbreaks; i++)
-		if (probes_add_spec(&ps, breaks[i], NULL, s.syms, err, sizeof(err))) {
-			error("%s", err);
-			goto fail;
-		}
-	if (!ps.n) {
-		error("no probes to set (--probes none and no --break)");
+	if (resolve_probes(&s, &ps, probes, breaks, nbreaks))
 		goto fail;
-	}
 	s.ps = &ps; /* probes in modules get their addresses as modules come */
 	if (prepare_out(&s) || boot(&s) || open_trace(&s, "trace"))
 		goto fail;
@@ -1005,18 +1037,8 @@ static int cmd_trace(int argc, char **argv)
 		error("%s", engine_errmsg(s.engine));
 	status = finish_guest(&s, &res);
 	print_summary(&s, &ps, &res);
-	if (res.end == ENGINE_END_OOPS) {
-		info("%sOOPS caught at %s (event #%" PRIu64 ")%s; the kernel printed its report and is frozen; "
-		     "backtrace at %s:\n%s",
-		     color ? "\033[1;31m" : "", res.oops_probe->spec, res.oops_seq, color ? "\033[0m" : "",
-		     res.oops_probe->spec, res.oops_bt);
-		if (s.qemu)
-			info("attach gdb: make attach   (or: gdb %s -ex 'target remote %s')", g.vmlinux,
-			     qemu_gdb_socket(s.qemu));
-		else
-			info("attach gdb to the same stub: gdb %s -ex 'target remote %s'", g.vmlinux, g.attach);
-		info("in gdb, 'monitor quit' ends the frozen QEMU");
-	}
+	if (res.end == ENGINE_END_OOPS)
+		say_oops(&s, &res);
 	/* The trace is kept whichever way it ended. */
 	ret = conclude(&s, &res, status, ret != 0);
 	probes_free(&ps);
