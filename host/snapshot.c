@@ -164,16 +164,18 @@ void snapshot_symbolize(struct snapshot_ctx *c, struct snapshot *sn)
 		 * at address - 1 (decode_stacktrace.sh and gdb do the same). */
 		uint64_t a = i ? sn->pcs[i] - 1 : sn->pcs[i];
 
-		if (c->cfi && cfi_module_text(c->cfi, a) &&
-		    cfi_describe(c->cfi, sn->pcs[i], i > 0, sn->names[i], sizeof(sn->names[i]), sn->srcs[i],
-				 sizeof(sn->srcs[i])))
-			; /* in a module: named from its own debug info */
-		else if (i)
-			sym_format_return(c->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
-		else
-			sym_format(c->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
-		if (!c->cfi || !cfi_module_text(c->cfi, a))
+		/* In a module: named from its own debug info, name and line. */
+		bool named = c->cfi && cfi_module_text(c->cfi, a) &&
+			     cfi_describe(c->cfi, sn->pcs[i], i > 0, sn->names[i], sizeof(sn->names[i]), sn->srcs[i],
+					  sizeof(sn->srcs[i]));
+
+		if (!named) {
+			if (i)
+				sym_format_return(c->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
+			else
+				sym_format(c->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
 			snprintf(sn->srcs[i], sizeof(sn->srcs[i]), "%s", src_of(c, a));
+		}
 		sn->bt[i] = (struct trace_frame){ sn->pcs[i], sn->names[i], sn->srcs[i] };
 	}
 }
