@@ -21,7 +21,7 @@
 /* Where struct module and its section attributes keep what kstep reads
  * (6.1's layout; from the vmlinux's DWARF, so other versions work alike). */
 struct layout {
-	uint64_t list, name, base, size, text_size, sect_attrs;
+	uint64_t list, name, name_len, base, size, text_size, sect_attrs;
 	uint64_t nsections, attrs, attr_size, attr_name, attr_addr;
 };
 
@@ -54,6 +54,9 @@ static int find_layout(struct symtab *s, struct layout *at)
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		if (sym_member(s, want[i].type, want[i].member, (uint64_t *)((char *)at + want[i].field), NULL))
 			return -ENOTSUP;
+	/* char name[MODULE_NAME_LEN]: 56 on 64-bit, but the DWARF says. */
+	if (sym_member(s, "module", "name", &at->name, &at->name_len) || !at->name_len)
+		return -ENOTSUP;
 	return sym_struct_size(s, "module_sect_attr", &at->attr_size) ? -ENOTSUP : 0;
 }
 
@@ -147,14 +150,16 @@ static int read_sections(struct kmods *k, unwind_read_fn read, void *ctx, uint64
 
 static int read_module(struct kmods *k, unwind_read_fn read, void *ctx, uint64_t mod, struct kmod *km)
 {
+	/* Below sizeof(km->name), so the terminator fits after it. */
+	size_t name_len = k->at.name_len < sizeof(km->name) ? k->at.name_len : sizeof(km->name) - 1;
 	uint32_t size = 0, text = 0;
 
 	memset(km, 0, sizeof(*km));
-	if (read(ctx, mod + k->at.name, km->name, sizeof(km->name) - 8) ||
+	if (read(ctx, mod + k->at.name, km->name, name_len) ||
 	    read_u64(read, ctx, mod + k->at.base, &km->base) || read(ctx, mod + k->at.size, &size, 4) ||
 	    read(ctx, mod + k->at.text_size, &text, 4))
 		return -EFAULT;
-	km->name[sizeof(km->name) - 8] = '\0';
+	km->name[name_len] = '\0';
 	km->size = size;
 	km->text_size = text;
 	if (!kmods_find_file(k->dir, km->name, km->path, sizeof(km->path)))
