@@ -218,8 +218,8 @@ static void __attribute__((noreturn)) keeper(int ctl, int status_fd, char **argv
 	signal(SIGPIPE, SIG_IGN); /* kstep may be gone when QEMU's status comes */
 	/* A kept QEMU's keeper outlives kstep: it must not hold kstep's
 	 * standard streams (a pipe to whoever ran kstep would never end). */
-	for (int fd = 0, devnull = open("/dev/null", O_RDWR); fd < 3 && devnull >= 0; fd++)
-		dup2(devnull, fd);
+	for (int fd = 0, devnull = open("/dev/null", O_RDWR | O_CLOEXEC); fd < 3 && devnull >= 0; fd++)
+		dup2(devnull, fd); /* the copies on 0-2 are not close-on-exec; the original is */
 	pid = fork();
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
