@@ -8,6 +8,8 @@
 #   PANIC=exit|pause (what a kernel panic does to QEMU; default pause with HALT=1)
 #   KASLR=1 (let the kernel randomize its base; default nokaslr)
 #   NIC=e1000|virtio
+#   ICOUNT=1 (TCG: the guest's clock counts instructions, 8 ns each, and stands
+#   still while the VM is stopped: kstep reads it at every stop as guest time)
 #   GDB_SOCK=/path (default: gdb.sock in the run directory) or GDB_PORT=N
 #   (TCP on 127.0.0.1, reachable by every local user: only when asked for)
 #   PIN=auto|off (auto: QEMU on the last SMP of our CPUs when there are more)
@@ -164,6 +166,11 @@ args=("${accel_opts[@]}" -smp "$smp,sockets=$smp,cores=1,threads=1" -m "$mem" -d
 	-device pvpanic-pci -action "panic=$panic_action"
 	-gdb "$gdb_dev" -qmp "unix:$qmp_sock,server=on,wait=off")
 [ "$halt" = 1 ] && args+=(-S)
+# sleep=off: an idle guest's clock jumps to its next timer instead of waiting.
+if [ "${ICOUNT:-0}" = 1 ]; then
+	[ "${accel_opts[1]}" = tcg ] || die "ICOUNT=1 needs TCG (instruction counting is TCG's), not ${accel_opts[1]}"
+	args+=(-icount shift=3,sleep=off)
+fi
 
 if [ "${PRINT_ARGS:-0}" = 1 ]; then
 	printf '%s\0' "${cmd[@]}" "${args[@]}"

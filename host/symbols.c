@@ -415,6 +415,13 @@ static const char *die_name(Dwarf_Die *die)
 	return name ? name : "??";
 }
 
+const char *sym_dwarf_name(Dwarf_Die *die)
+{
+	const char *name = die_name(die);
+
+	return strcmp(name, "??") ? name : NULL;
+}
+
 /* Relative file names are relative to the CU's compilation directory;
  * addr2line joins them the same way, without normalising "./". */
 static void set_file(struct sym_srcloc *loc, const char *file, Dwarf_Die *cudie)
@@ -541,7 +548,7 @@ int sym_srclocs(struct symtab *s, uint64_t addr, struct sym_srcloc *out, int max
 }
 
 /* Follow typedefs and qualifiers. */
-static bool strip_type(Dwarf_Die *type)
+bool sym_dwarf_strip(Dwarf_Die *type)
 {
 	for (int i = 0; i < 16; i++) {
 		int tag = dwarf_tag(type);
@@ -560,9 +567,9 @@ static bool pointee(Dwarf_Die *type)
 {
 	Dwarf_Attribute attr;
 
-	return strip_type(type) && dwarf_tag(type) == DW_TAG_pointer_type &&
+	return sym_dwarf_strip(type) && dwarf_tag(type) == DW_TAG_pointer_type &&
 	       dwarf_attr_integrate(type, DW_AT_type, &attr) && dwarf_formref_die(&attr, type) &&
-	       strip_type(type);
+	       sym_dwarf_strip(type);
 }
 
 int sym_skb_param(struct symtab *s, uint64_t func_addr, int *index, int *levels)
@@ -693,8 +700,9 @@ int sym_check_bzimage(const struct symtab *s, const char *bzimage, char *err, si
 	return 0;
 }
 
-/* A complete definition of struct @name (not a declaration) in any CU. */
-static bool find_struct(struct symtab *s, const char *name, Dwarf_Die *out)
+/* The first top-level DIE with @tag named @name that is a definition (not
+ * a declaration), in any CU. */
+static bool find_top_level(struct symtab *s, int tag, const char *name, Dwarf_Die *out)
 {
 	Dwfl_Module *mod = dwarf_module(s);
 	Dwarf_Addr bias;
@@ -709,7 +717,7 @@ static bool find_struct(struct symtab *s, const char *name, Dwarf_Die *out)
 			do {
 				const char *n = dwarf_diename(&child);
 
-				if (dwarf_tag(&child) == DW_TAG_structure_type && n && !strcmp(n, name) &&
+				if (dwarf_tag(&child) == tag && n && !strcmp(n, name) &&
 				    !dwarf_hasattr(&child, DW_AT_declaration)) {
 					*out = child;
 					return true;
@@ -721,9 +729,17 @@ static bool find_struct(struct symtab *s, const char *name, Dwarf_Die *out)
 	return false;
 }
 
-/* @member of the struct @type, looked for in anonymous members too; *at
- * accumulates the offset. */
-static bool find_member(Dwarf_Die *type, const char *member, Dwarf_Die *out, uint64_t *at)
+static bool find_struct(struct symtab *s, const char *name, Dwarf_Die *out)
+{
+	return find_top_level(s, DW_TAG_structure_type, name, out);
+}
+
+bool sym_dwarf_variable(struct symtab *s, const char *name, Dwarf_Die *out)
+{
+	return find_top_level(s, DW_TAG_variable, name, out);
+}
+
+bool sym_dwarf_member(Dwarf_Die *type, const char *member, Dwarf_Die *out, uint64_t *at)
 {
 	Dwarf_Die child;
 
@@ -748,7 +764,7 @@ static bool find_member(Dwarf_Die *type, const char *member, Dwarf_Die *out, uin
 			uint64_t sub = *at + loc;
 
 			if (dwarf_attr_integrate(&child, DW_AT_type, &attr) && dwarf_formref_die(&attr, &inner) &&
-			    strip_type(&inner) && find_member(&inner, member, out, &sub)) {
+			    sym_dwarf_strip(&inner) && sym_dwarf_member(&inner, member, out, &sub)) {
 				*at = sub;
 				return true;
 			}
@@ -767,10 +783,10 @@ int sym_member(struct symtab *s, const char *type, const char *path, uint64_t *o
 	if (!find_struct(s, type, &die) || (size_t)snprintf(copy, sizeof(copy), "%s", path) >= sizeof(copy))
 		return -ENOENT;
 	for (char *m = strtok_r(copy, ".", &save); m; m = strtok_r(NULL, ".", &save)) {
-		if (!find_member(&die, m, &member, offset))
+		if (!sym_dwarf_member(&die, m, &member, offset))
 			return -ENOENT;
 		if (!dwarf_attr_integrate(&member, DW_AT_type, &attr) || !dwarf_formref_die(&attr, &die) ||
-		    !strip_type(&die))
+		    !sym_dwarf_strip(&die))
 			return -ENOENT;
 	}
 	if (size) {
@@ -791,4 +807,22 @@ int sym_struct_size(struct symtab *s, const char *type, uint64_t *size)
 		return -ENOENT;
 	*size = sz;
 	return 0;
+}
+
+bool sym_dwarf_function(struct symtab *s, uint64_t addr, Dwarf_Die *out, uint64_t *dwarf_pc)
+{
+	Dwfl_Module *mod = dwarf_module(s);
+	Dwarf_Addr bias = 0, link = addr - s->offset;
+	Dwarf_Die *cudie = mod ? dwfl_module_addrdie(mod, link, &bias) : NULL, *scopes = NULL;
+	int n = cudie ? dwarf_getscopes(cudie, link - bias, &scopes) : 0;
+	bool found = false;
+
+	for (int i = 0; i < n && !found; i++)
+		if (dwarf_tag(&scopes[i]) == DW_TAG_subprogram) {
+			*out = scopes[i];
+			found = true;
+		}
+	free(scopes);
+	*dwarf_pc = link - bias;
+	return found;
 }

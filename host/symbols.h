@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <elfutils/libdw.h>
+
 struct sym {
 	const char *name;
 	uint64_t addr;
@@ -89,5 +91,19 @@ int sym_skb_param(struct symtab *s, uint64_t func_addr, int *index, int *levels)
  * debug info has no such struct or member. */
 int sym_member(struct symtab *s, const char *type, const char *path, uint64_t *offset, uint64_t *size);
 int sym_struct_size(struct symtab *s, const char *type, uint64_t *size);
+
+/* DWARF for the modules that walk types themselves (fetcharg). */
+/* The subprogram that holds @addr (a running address), and @addr as the
+ * DWARF's own address (*dwarf_pc). False if the debug info has none. */
+bool sym_dwarf_function(struct symtab *s, uint64_t addr, Dwarf_Die *out, uint64_t *dwarf_pc);
+/* A global variable's definition (for its type), false if none. */
+bool sym_dwarf_variable(struct symtab *s, const char *name, Dwarf_Die *out);
+/* Follow typedefs and qualifiers to the type itself; false on broken DWARF. */
+bool sym_dwarf_strip(Dwarf_Die *type);
+/* @member of struct or union @type, anonymous members included; *at gets
+ * its offset added. */
+bool sym_dwarf_member(Dwarf_Die *type, const char *member, Dwarf_Die *out, uint64_t *at);
+/* The name of a DIE, or of its abstract origin (inlined and cloned copies). */
+const char *sym_dwarf_name(Dwarf_Die *die);
 
 #endif

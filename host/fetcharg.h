@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fetcharg: what a probe fetches at each hit and the filter that decides
+ * whether the hit is kept, in the spirit of perf probe and kprobe events:
+ *
+ *   NAME=EXPR[:TYPE]      a named field (NAME defaults to the expression)
+ *   EXPR  := PARAM | $argN | $retval | $current | $comm | %REG
+ *            | [+-]OFF(EXPR)            (kprobe style: the memory at EXPR+OFF)
+ *            | EXPR->MEMBER | EXPR.MEMBER | EXPR[INDEX]
+ *   TYPE  := u8..u64 s8..s64 x8..x64 string ip4 be16 be32 symbol
+ *
+ * Expressions are compiled once against vmlinux's DWARF at the probe's
+ * address (parameter locations, struct layouts, enum names); a bad one is
+ * refused with the reason before the guest runs. A compiled expression is a
+ * short program of register reads, offsets and loads, run at every hit
+ * against the registers and guest memory.
+ */
+#ifndef KSTEP_FETCHARG_H
+#define KSTEP_FETCHARG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfi.h"
+#include "symbols.h"
+
+/* How a value is recorded: the CTF field type it gets. */
+enum farg_out { FARG_OUT_U64, FARG_OUT_S64, FARG_OUT_X64, FARG_OUT_STRING };
+
+/* What a probe is, for what its expressions may use. */
+struct farg_scope {
+	uint64_t addr;        /* where the probe is (running address) */
+	bool at_entry;        /* the function's first instruction: the ABI holds */
+	bool at_return;       /* a return probe: only $retval, registers, globals */
+	uint64_t func;        /* the function (running address) */
+};
+
+struct farg;              /* one compiled field */
+
+/* Compile "NAME=EXPR[:TYPE]" for a probe at @scope. -EINVAL with the reason in @err. */
+int farg_compile(struct farg **out, const char *text, struct symtab *syms, const struct farg_scope *scope,
+		 char *err, size_t errlen);
+void farg_free(struct farg *a);
+const char *farg_name(const struct farg *a);
+enum farg_out farg_out_type(const struct farg *a);
+
+/* What evaluation reads: registers in DWARF numbering (cfi.h), the per-CPU
+ * base (gs_base) for $current, and guest memory. */
+struct farg_env {
+	const uint64_t *regs;      /* CFI_NREGS values */
+	uint64_t percpu_base;
+	int (*read)(void *ctx, uint64_t addr, void *out, size_t len);
+	void *ctx;
+};
+
+/* A fetched value: an integer, or text (strings, enum names, addresses). */
+#define FARG_STR_MAX 96
+struct farg_value {
+	uint64_t u;
+	char str[FARG_STR_MAX];
+	bool fault;               /* memory it needed could not be read */
+};
+
+void farg_eval(const struct farg *a, const struct farg_env *env, struct farg_value *out);
+
+/*
+ * A filter: comparisons "OPERAND OP CONST" (== != < <= > >= &) joined by
+ * && and || (&& first). An OPERAND is a field of the probe (by its NAME)
+ * or an expression; CONST a number, an enum name, or a "string". A hit
+ * whose operand could not be read does not match.
+ */
+struct filter;
+int filter_compile(struct filter **out, const char *text, struct farg *const *fields, size_t nfields,
+		   struct symtab *syms, const struct farg_scope *scope, char *err, size_t errlen);
+/* @values are those of @fields (as given to filter_compile), already fetched. */
+bool filter_match(const struct filter *f, const struct farg_value *values, const struct farg_env *env);
+void filter_free(struct filter *f);
+
+#endif
