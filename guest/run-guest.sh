@@ -8,8 +8,9 @@
 #   PANIC=exit|pause (what a kernel panic does to QEMU; default pause with HALT=1)
 #   KASLR=1 (let the kernel randomize its base; default nokaslr)
 #   NIC=e1000|virtio
-#   ICOUNT=1 (TCG: the guest's clock counts instructions, 8 ns each, and stands
-#   still while the VM is stopped: kstep reads it at every stop as guest time)
+#   ICOUNT=1 (TCG: the guest's clock counts instructions, 2^ICOUNT_SHIFT ns each
+#   (default 3: 8 ns), and stands still while the VM is stopped: kstep reads it
+#   at every stop as guest time)
 #   GDB_SOCK=/path (default: gdb.sock in the run directory) or GDB_PORT=N
 #   (TCP on 127.0.0.1, reachable by every local user: only when asked for)
 #   PIN=auto|off (auto: QEMU on the last SMP of our CPUs when there are more)
@@ -169,7 +170,7 @@ args=("${accel_opts[@]}" -smp "$smp,sockets=$smp,cores=1,threads=1" -m "$mem" -d
 # sleep=off: an idle guest's clock jumps to its next timer instead of waiting.
 if [ "${ICOUNT:-0}" = 1 ]; then
 	[ "${accel_opts[1]}" = tcg ] || die "ICOUNT=1 needs TCG (instruction counting is TCG's), not ${accel_opts[1]}"
-	args+=(-icount shift=3,sleep=off)
+	args+=(-icount "shift=${ICOUNT_SHIFT:-3},sleep=off")
 fi
 
 if [ "${PRINT_ARGS:-0}" = 1 ]; then

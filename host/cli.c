@@ -325,6 +325,9 @@ struct session {
 	const char *accel;
 	struct kmods *kmods;     /* the guest's modules, NULL: a kernel without them */
 	struct probe_set *ps;    /* kstep trace's probes: some wait for their module */
+	struct qmp *clock;       /* QMP for the guest's instruction count, NULL: no guest time */
+	struct trace_class *classes; /* the probes' event classes in the trace */
+	size_t nclasses;
 	int out_dfd;      /* the trace directory */
 	int serial_fd;    /* its guest/serial.log, -1 when attached */
 };
@@ -340,12 +343,33 @@ static int connect_stub(struct session *s, char *err, size_t errlen)
 	return rsp_connect_retry(&s->rsp, qemu_gdb_socket(s->qemu), STUB_CONNECT_MS, qemu_gone, s->qemu, err, errlen);
 }
 
+static int guest_icount(void *ctx, uint64_t *icount)
+{
+	return qmp_icount(ctx, icount);
+}
+
+/* Guest time: QEMU counts the guest's instructions (-icount); kstep asks at
+ * every stop over a QMP connection of its own. */
+static void open_guest_clock(struct session *s)
+{
+	char err[256];
+
+	if (qmp_open(&s->clock, qemu_qmp_socket(s->qemu), err, sizeof(err))) {
+		info("no guest time in this trace: %s", err);
+		return;
+	}
+	s->g->eng.guest_clock = guest_icount;
+	s->g->eng.clock_ctx = s->clock;
+	s->g->eng.icount_shift = QEMU_ICOUNT_SHIFT;
+}
+
 static int launch(struct session *s, const char *accel)
 {
 	struct qemu_opts qo = {
 		.tree = s->g->tree, .images = s->g->images, .workload = s->g->workload,
 		.count = s->g->count, .accel = accel, .smp = s->g->smp, .mem = s->g->mem, .pin = s->g->pin,
 		.nic = s->g->nic, .serial_fd = s->serial_fd, .workload_cpu = s->g->workload_cpu, .kaslr = s->g->kaslr,
+		.icount = !strcmp(accel, "tcg"),
 	};
 	char err[512];
 	int ret;
@@ -360,6 +384,8 @@ static int launch(struct session *s, const char *accel)
 		return ret;
 	}
 	s->accel = accel;
+	if (qo.icount)
+		open_guest_clock(s);
 	return 0;
 }
 
@@ -384,6 +410,9 @@ static int connect_target(struct session *s)
 
 static void drop_guest(struct session *s)
 {
+	qmp_close(s->clock);
+	s->clock = NULL;
+	s->g->eng.guest_clock = NULL;
 	engine_free(s->engine);
 	target_close(s->target);
 	rsp_close(s->rsp);
@@ -597,11 +626,17 @@ static int boot(struct session *s)
 
 static int open_trace(struct session *s, const char *command)
 {
-	char err[512], banner[256] = "";
+	char err[512], banner[256] = "", clock[96] = "";
 	const struct sym *b = sym_lookup_name(s->syms, "linux_banner");
 	struct trace_env env = { .unwinder = s->g->unwind, .vmlinux = s->g->vmlinux, .banner = banner,
-				 .command = command };
+				 .command = command, .guest_clock = clock };
 	int ret;
+
+	if (s->g->eng.guest_clock)
+		snprintf(clock, sizeof(clock), "QEMU icount, %u ns an instruction, stopped while kstep holds the guest",
+			 1u << s->g->eng.icount_shift);
+	env.classes = s->classes;
+	env.nclasses = s->nclasses;
 
 	if (b && b->size)
 		sym_read_bytes(s->syms, b->addr, banner, b->size < sizeof(banner) - 1 ? b->size : sizeof(banner) - 1);
@@ -732,6 +767,8 @@ static void session_end(struct session *s)
 	kmods_free(s->kmods);
 	s->kmods = NULL;
 	trace_close(s->trace);
+	probes_free_classes(s->classes, s->nclasses);
+	s->classes = NULL;
 	sym_close(s->syms);
 	if (s->serial_fd >= 0)
 		close(s->serial_fd);
@@ -875,10 +912,23 @@ static void trace_usage(FILE *f)
 	fprintf(f, "Usage: kstep trace [OPTIONS]\n"
 		   "Boot the guest (or attach), stop at each probe, write a snapshot of every stop.\n\n"
 		   "Probe options:\n"
-		   "  -p, --probes SET|FILE  replace the probe set: rx (receive path), oops, none,\n"
-		   "                         or a file of 'SPEC [STAGE]' / 'set NAME' lines\n"
-		   "                         (default: rx + oops)\n"
-		   "  -b, --break SPEC       add a breakpoint: NAME, NAME+OFFSET or 0xADDRESS\n"
+		   "  -p, --probes SET|FILE  replace the probe set: rx (receive path), rx-full\n"
+		   "                         (NIC interrupt to recvfrom), tx, drops, syscalls,\n"
+		   "                         oops, none, or a file of 'SPEC [STAGE]' / 'set NAME'\n"
+		   "                         lines (default: rx + oops)\n"
+		   "  -b, --break 'SPEC [FETCHARG...]'\n"
+		   "                         add a probe. SPEC: [p:EVENT ]NAME[+OFF], 0xADDR,\n"
+		   "                         MODULE:NAME, or NAME%%return (r:EVENT NAME) for the\n"
+		   "                         return with $retval and the call's duration.\n"
+		   "                         FETCHARG: [FIELD=]EXPR[:TYPE], EXPR a parameter with\n"
+		   "                         ->member .member [N], $argN, $retval, $current, $comm,\n"
+		   "                         %%REG, +OFF(EXPR); TYPE u8..u64 s8..s64 x8..x64 string\n"
+		   "                         ip4 be16 be32 symbol. e.g.\n"
+		   "                         --break 'tcp_v4_rcv len=skb->len dev=skb->dev->name'\n"
+		   "  -f, --filter EXPR      keep only the hits of the --break before it (before any\n"
+		   "                         --break: of the set's probes it fits) that match:\n"
+		   "                         FIELD|EXPR OP VALUE (== != < <= > >= &), && and ||,\n"
+		   "                         VALUE a number, an enum name or a \"string\"\n"
 		   "  -m, --max-stops N      stop after N stops\n"
 		   "  -d, --duration S       stop after S seconds\n"
 		   "\n%s\nThe trace is CTF: read it with 'babeltrace2 DIR'. The guest console is in\n"
@@ -886,8 +936,24 @@ static void trace_usage(FILE *f)
 		   guest_help);
 }
 
+/* " (N returns, filtered)" after a probe's hits. */
+static const char *probe_notes(const struct probe *p, char *out, size_t len)
+{
+	char ret[48] = "";
+
+	if (p->on_return)
+		snprintf(ret, sizeof(ret), "%" PRIu64 " returns", p->returns);
+	if (p->on_return || p->filter)
+		snprintf(out, len, " (%s%s%s)", ret, p->on_return && p->filter ? ", " : "", p->filter ? "filtered" : "");
+	else
+		out[0] = '\0';
+	return out;
+}
+
 static void print_summary(struct session *s, struct probe_set *ps, const struct engine_result *res)
 {
+	char notes[96];
+
 	fprintf(stdout, "kstep: %" PRIu64 " stops in %.1f s (%.0f/s): %s\n", res->stops, res->seconds,
 		res->seconds > 0 ? (double)res->stops / res->seconds : 0.0, end_str(res->end));
 	if (res->stops)
@@ -903,8 +969,12 @@ static void print_summary(struct session *s, struct probe_set *ps, const struct 
 				!s->kmods ? "modules are read with --unwind auto or cfi, on a kernel with modules"
 					  : "its module was not loaded, or has no debug info");
 		else
-			fprintf(stdout, "  %8" PRIu64 "  %-10s %s\n", ps->v[i].hits, ps->v[i].stage, ps->v[i].spec);
+			fprintf(stdout, "  %8" PRIu64 "  %-10s %s%s\n", ps->v[i].hits, ps->v[i].stage, ps->v[i].spec,
+				probe_notes(&ps->v[i], notes, sizeof(notes)));
 	}
+	if (res->filtered)
+		fprintf(stdout, "kstep: %" PRIu64 " hits did not match their --filter and were not recorded\n",
+			res->filtered);
 	for (size_t i = 0; i < ps->nskipped; i++)
 		fprintf(stdout, "         -  %-10s %s (not in this vmlinux: skipped)\n", "", ps->skipped[i]);
 	print_bt_ends(s, res);
@@ -913,40 +983,79 @@ static void print_summary(struct session *s, struct probe_set *ps, const struct 
 	fflush(stdout); /* before the notes that follow on stderr */
 }
 
-/* Every probe resolved before anything boots, so a typo fails at once:
- * the builtin sets (or a probe file), then each --break. Names vmlinux
- * lacks are looked for in its modules' debug info (ps->moddir). */
-static int resolve_probes(struct session *s, struct probe_set *ps, const char *probes, const char *const *breaks,
-			  size_t nbreaks)
+/* A --filter, and the --break it follows (-1: before any, the set's). */
+struct probe_filter {
+	const char *text;
+	int after_break;
+};
+
+/* The filters given after --break @after (-1: before any) on the probes
+ * from @first on. */
+static int apply_filters(struct session *s, struct probe_set *ps, size_t first, const struct probe_filter *filters,
+			 size_t nfilters, int after)
 {
-	const char *nic = s->g->nic;
+	char err[768];
+	int ret;
+
+	for (size_t i = 0; i < nfilters; i++)
+		if (filters[i].after_break == after &&
+		    (ret = probes_set_filter(ps, first, filters[i].text, s->syms, err, sizeof(err)))) {
+			error("%s", err);
+			return ret;
+		}
+	return 0;
+}
+
+static int add_set(struct session *s, struct probe_set *ps, const char *probes)
+{
 	char err[512];
 	int ret;
 
 	if (!probes) {
-		if ((ret = probes_add_set(ps, "rx", nic, s->syms)) || (ret = probes_add_set(ps, "oops", nic, s->syms))) {
+		if ((ret = probes_add_set(ps, "rx", s->g->nic, s->syms)) ||
+		    (ret = probes_add_set(ps, "oops", s->g->nic, s->syms)))
 			error("cannot set up the probe sets: %s", strerror(-ret));
-			return ret;
-		}
-	} else if ((ret = probes_add_set(ps, probes, nic, s->syms)) == -ENOENT) {
-		if ((ret = probes_load_file(ps, probes, nic, s->syms, err, sizeof(err)))) {
-			error("%s", err);
-			return ret;
-		}
-	} else if (ret) {
-		error("cannot set up the probe set %s: %s", probes, strerror(-ret));
 		return ret;
 	}
-	for (size_t i = 0; i < nbreaks; i++)
+	if ((ret = probes_add_set(ps, probes, s->g->nic, s->syms)) == -ENOENT) {
+		if ((ret = probes_load_file(ps, probes, s->g->nic, s->syms, err, sizeof(err))))
+			error("%s%s%s%s", err, ret == -ENOENT ? " (nor is it a probe set: have " : "",
+			      ret == -ENOENT ? probes_set_names : "", ret == -ENOENT ? ")" : "");
+	} else if (ret) {
+		error("cannot set up the probe set %s: %s", probes, strerror(-ret));
+	}
+	return ret;
+}
+
+/* Every probe resolved before anything boots, so a typo fails at once:
+ * the builtin sets (or a probe file), then each --break, each with the
+ * filters that follow it; then the trace's event classes. Names vmlinux
+ * lacks are looked for in its modules' debug info (ps->moddir). */
+static int resolve_probes(struct session *s, struct probe_set *ps, const char *probes, const char *const *breaks,
+			  size_t nbreaks, const struct probe_filter *filters, size_t nfilters)
+{
+	char err[768];
+	int ret;
+
+	if ((ret = add_set(s, ps, probes)) || (ret = apply_filters(s, ps, 0, filters, nfilters, -1)))
+		return ret;
+	for (size_t i = 0; i < nbreaks; i++) {
+		size_t first = ps->n;
+
 		if ((ret = probes_add_spec(ps, breaks[i], NULL, s->syms, err, sizeof(err)))) {
 			error("%s", err);
 			return ret;
 		}
+		if ((ret = apply_filters(s, ps, first, filters, nfilters, (int)i)))
+			return ret;
+	}
 	if (!ps->n) {
 		error("no probes to set (--probes none and no --break)");
 		return -EINVAL;
 	}
-	return 0;
+	if ((ret = probes_trace_classes(ps, &s->classes, &s->nclasses, err, sizeof(err))))
+		error("%s", err);
+	return ret;
 }
 
 /* A caught oops: where, and how to look at the frozen guest. */
@@ -970,6 +1079,7 @@ static int cmd_trace(int argc, char **argv)
 		GUEST_LONGOPTS,
 		{ "probes", required_argument, NULL, 'p' },
 		{ "break", required_argument, NULL, 'b' },
+		{ "filter", required_argument, NULL, 'f' },
 		{ "max-stops", required_argument, NULL, 'm' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ NULL, 0, NULL, 0 },
@@ -980,11 +1090,12 @@ static int cmd_trace(int argc, char **argv)
 	struct session s;
 	char moddir[PATH_MAX];
 	const char *probes = NULL, *breaks[64];
-	size_t nbreaks = 0;
+	struct probe_filter filters[64];
+	size_t nbreaks = 0, nfilters = 0;
 	int c, ret, status;
 
 	guest_defaults(&g);
-	while ((c = getopt_long(argc, argv, "p:b:m:d:w:n:a:A:o:qKh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:b:f:m:d:w:n:a:A:o:qKh", longopts, NULL)) != -1) {
 		if (guest_opt("trace ", &g, c, optarg))
 			continue;
 		switch (c) {
@@ -995,6 +1106,11 @@ static int cmd_trace(int argc, char **argv)
 			if (nbreaks == sizeof(breaks) / sizeof(breaks[0]))
 				die_usage("trace ", "too many --break options (at most 64)");
 			breaks[nbreaks++] = optarg;
+			break;
+		case 'f':
+			if (nfilters == sizeof(filters) / sizeof(filters[0]))
+				die_usage("trace ", "too many --filter options (at most 64)");
+			filters[nfilters++] = (struct probe_filter){ optarg, (int)nbreaks - 1 };
 			break;
 		case 'm':
 			g.eng.max_stops = parse_u64("trace ", "--max-stops", optarg, 1);
@@ -1022,7 +1138,7 @@ static int cmd_trace(int argc, char **argv)
 
 	kmods_default_dir(s.syms, moddir, sizeof(moddir));
 	ps.moddir = g.moddir ? g.moddir : moddir[0] ? moddir : NULL;
-	if (resolve_probes(&s, &ps, probes, breaks, nbreaks))
+	if (resolve_probes(&s, &ps, probes, breaks, nbreaks, filters, nfilters))
 		goto fail;
 	s.ps = &ps; /* probes in modules get their addresses as modules come */
 	if (prepare_out(&s) || boot(&s) || open_trace(&s, "trace"))
@@ -1064,6 +1180,8 @@ static void step_usage(FILE *f)
 		   "  -r, --until-return     stop when the function returns to its caller\n"
 		   "                         (SPEC must be a function's first instruction)\n"
 		   "  -k, --hits K           start at the K-th hit (default 1)\n"
+		   "  -f, --filter EXPR      count only the hits that match (see kstep trace --help),\n"
+		   "                         e.g. --at 'udp_rcv' --filter 'skb->len > 100'\n"
 		   "\n%s",
 		   guest_help);
 }
@@ -1095,12 +1213,13 @@ static int cmd_step(int argc, char **argv)
 		{ "instructions", required_argument, NULL, 'c' },
 		{ "until-return", no_argument, NULL, 'r' },
 		{ "hits", required_argument, NULL, 'k' },
+		{ "filter", required_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct guest_opts g;
 	struct engine_result res = { 0 };
 	struct session s;
-	const char *at = NULL;
+	const char *at = NULL, *filter = NULL;
 	uint64_t count = 0, hits = 1;
 	struct probe_set atp = { 0 };  /* --at, as a probe: it may be in a module */
 	bool until_return = false;
@@ -1108,7 +1227,7 @@ static int cmd_step(int argc, char **argv)
 	int c, ret, status;
 
 	guest_defaults(&g);
-	while ((c = getopt_long(argc, argv, "t:c:rk:w:n:a:A:o:qKh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:c:rk:f:w:n:a:A:o:qKh", longopts, NULL)) != -1) {
 		if (guest_opt("step ", &g, c, optarg))
 			continue;
 		switch (c) {
@@ -1123,6 +1242,9 @@ static int cmd_step(int argc, char **argv)
 			break;
 		case 'k':
 			hits = parse_u64("step ", "--hits", optarg, 1);
+			break;
+		case 'f':
+			filter = optarg;
 			break;
 		case 'h':
 			step_usage(stdout);
@@ -1142,7 +1264,8 @@ static int cmd_step(int argc, char **argv)
 		return 1;
 	kmods_default_dir(s.syms, moddir, sizeof(moddir));
 	atp.moddir = g.moddir ? g.moddir : moddir[0] ? moddir : NULL;
-	if (probes_add_spec(&atp, at, "step", s.syms, err, sizeof(err))) {
+	if (probes_add_spec(&atp, at, "step", s.syms, err, sizeof(err)) ||
+	    (filter && probes_set_filter(&atp, 0, filter, s.syms, err, sizeof(err)))) {
 		error("%s", err);
 		goto fail;
 	}

@@ -73,6 +73,8 @@ int engine_new(struct engine **out, struct target *t, struct symtab *syms, struc
 	e->pc_idx = target_desc_find(d, "rip");
 	e->sp_idx = target_desc_find(d, "rsp");
 	e->fp_idx = target_desc_find(d, "rbp");
+	e->gs_idx = target_desc_find(d, "gs_base");
+	packet_layout_init(&e->pkt, syms);
 	for (int i = 0; i < 6; i++)
 		e->arg_idx[i] = target_desc_find(d, args[i]);
 	for (int i = 0; i < CFI_NREGS; i++)
@@ -111,6 +113,7 @@ void engine_free(struct engine *e)
 	report_free(e->report);
 	free(e->raw);
 	free(e->bp);
+	free(e->holds);
 	free(e->prof);
 	free(e);
 }
@@ -225,7 +228,7 @@ int engine_wait_stop(struct engine *e, struct target_stop *st, int timeout_ms)
 	return err;
 }
 
-static uint64_t skb_of(struct engine *e, const struct probe *p)
+uint64_t engine_skb_at(struct engine *e, const struct probe *p)
 {
 	uint64_t v, next;
 
@@ -246,19 +249,23 @@ static uint64_t skb_of(struct engine *e, const struct probe *p)
 	return 0;
 }
 
-int engine_write_event(struct engine *e, struct snapshot *sn, enum trace_kind kind, const char *probe,
-		       uint64_t skb, const char *insn, const uint8_t *ibytes, uint8_t ilen)
+int engine_write_event(struct engine *e, struct snapshot *sn, enum trace_kind kind, uint32_t class_id,
+		       const char *probe, uint64_t skb, const struct trace_value *values, const char *insn,
+		       const uint8_t *ibytes, uint8_t ilen)
 {
 	size_t words = snapshot_stack(e->snap, sn, e->o.stack_bytes / 8);
 	struct trace_event ev = {
 		.kind = kind,
+		.class_id = class_id,
 		.ts_ns = trace_now_ns(),
 		.seq = ++e->seq,
+		.guest_ns = e->guest_ns,
 		.vcpu = (uint32_t)(target_current_thread(e->t) > 0 ? target_current_thread(e->t) - 1 : 0),
 		.pc = sn->pcs[0],
 		.probe = probe,
 		.symbol = sn->names[0],
 		.skb = skb,
+		.values = values,
 		.regs = e->regs,
 		.stack = sn->stack,
 		.stack_len = (uint32_t)words,
@@ -384,7 +391,7 @@ static int finish_report(struct engine *e, struct probe *p, struct snapshot *sn,
 	if ((err = fetch(e, memcache_window_max(e->mc))))
 		return err;
 	take(e, sn, snapshot_frame_state(e->snap, engine_reg(e, e->pc_idx)));
-	if ((err = engine_write_event(e, sn, TRACE_STOP, "oops-end", 0, NULL, NULL, 0)))
+	if ((err = engine_write_event(e, sn, TRACE_STOP, 0, "oops-end", 0, NULL, NULL, NULL, 0)))
 		return err;
 	res->stops++;
 	return 0;
@@ -394,17 +401,19 @@ static int finish_report(struct engine *e, struct probe *p, struct snapshot *sn,
  * Sets res->end when the trace ends here. */
 static int record_stop(struct engine *e, struct probe *p, struct snapshot *sn, struct engine_result *res)
 {
-	uint64_t skb;
+	uint64_t skb = engine_skb_at(e, p);
 	int err;
 
 	p->hits++;
+	if (p->filter && !engine_probe_matches(e, p, skb)) {
+		res->filtered++;
+		return 0; /* before the snapshot: a filtered hit costs only its fields */
+	}
 	take(e, sn, p->at_entry ? UNWIND_AT_ENTRY : snapshot_frame_state(e->snap, p->addr));
-	skb = skb_of(e, p);
-	if ((err = engine_write_event(e, sn, TRACE_STOP, p->stage, skb, NULL, NULL, 0)))
+	if ((err = engine_probe_hit(e, p, skb, sn, res)) <= 0)
 		return err;
 	if (skb && (err = report_add(e->report, skb, p->spec, p->order)))
 		return err;
-	res->stops++;
 	engine_progress(e, res->stops, "stops", p->spec, false);
 	if (p->oops) {
 		size_t off = 0;
@@ -419,6 +428,17 @@ static int record_stop(struct engine *e, struct probe *p, struct snapshot *sn, s
 	}
 	if (e->o.max_stops && res->stops >= e->o.max_stops)
 		res->end = ENGINE_END_MAX_STOPS;
+	return 0;
+}
+
+/* Calls returning here: a snapshot for their events, only when one is due. */
+static int returns_at(struct engine *e, uint64_t pc, struct snapshot *sn, struct engine_result *res)
+{
+	for (size_t i = 0; i < e->ncalls; i++)
+		if (e->calls[i].ret == pc) {
+			take(e, sn, snapshot_frame_state(e->snap, pc));
+			return engine_returns_at(e, pc, sn, res);
+		}
 	return 0;
 }
 
@@ -466,6 +486,9 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 		if ((err = fetch(e, want)))
 			break;
 		pc = engine_reg(e, e->pc_idx);
+		engine_update_guest_clock(e);
+		if (e->ncalls && (err = returns_at(e, pc, sn, res)))
+			break;
 		if ((p = probes_find(ps, pc)))
 			err = record_stop(e, p, sn, res);
 		else if (pc && pc == e->o.module_loader) {

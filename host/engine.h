@@ -38,6 +38,11 @@ struct engine_opts {
 	int (*modules_changed)(void *ctx);
 	void *modules_ctx;
 	volatile sig_atomic_t *interrupted; /* set by SIGINT */
+	/* The guest's clock: its instruction count, one instruction taking
+	 * 2^@icount_shift ns (QEMU's -icount shift). NULL: not known. */
+	int (*guest_clock)(void *ctx, uint64_t *icount);
+	void *clock_ctx;
+	unsigned int icount_shift;
 };
 
 enum engine_end {
@@ -54,6 +59,7 @@ enum engine_end {
 struct engine_result {
 	enum engine_end end;
 	uint64_t stops, steps;
+	uint64_t filtered;           /* probe hits their filter did not keep */
 	uint64_t module_loads;        /* stops at the module loader */
 	uint64_t null_steps;         /* steps the stub reported without executing */
 	double seconds;

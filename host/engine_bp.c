@@ -85,6 +85,52 @@ int engine_place(struct engine *e, uint64_t addr)
 	return 0;
 }
 
+/* Remove the breakpoint at @addr from the guest and from the list. */
+static int unplace(struct engine *e, uint64_t addr)
+{
+	int err = target_breakpoint(e->t, false, TARGET_BP_SW, addr);
+
+	for (size_t i = 0; i < e->nbp; i++)
+		if (e->bp[i] == addr) {
+			e->bp[i] = e->bp[--e->nbp];
+			break;
+		}
+	return err == -ECONNRESET ? err : err ? engine_target_fail(e, err) : 0;
+}
+
+int engine_hold(struct engine *e, uint64_t addr)
+{
+	struct hold *h = NULL, *tmp;
+
+	for (size_t i = 0; i < e->nholds && !h; i++)
+		if (e->holds[i].addr == addr)
+			h = &e->holds[i];
+	if (h) {
+		h->count++;
+		return 0;
+	}
+	tmp = realloc(e->holds, (e->nholds + 1) * sizeof(*tmp));
+	if (!tmp)
+		return engine_fail(e, -ENOMEM, "out of memory");
+	e->holds = tmp;
+	h = &e->holds[e->nholds++];
+	*h = (struct hold){ .addr = addr, .count = 1, .temporary = !placed(e, addr) };
+	return h->temporary ? engine_place(e, addr) : 0;
+}
+
+int engine_release(struct engine *e, uint64_t addr)
+{
+	for (size_t i = 0; i < e->nholds; i++) {
+		struct hold h = e->holds[i];
+
+		if (h.addr != addr || --e->holds[i].count)
+			continue;
+		e->holds[i] = e->holds[--e->nholds];
+		return h.temporary ? unplace(e, addr) : 0;
+	}
+	return 0;
+}
+
 int engine_place_probes(struct engine *e, struct probe_set *ps)
 {
 	int err = 0;
@@ -107,5 +153,7 @@ int engine_clear_breakpoints(struct engine *e)
 			first = engine_target_fail(e, err);
 	}
 	e->nbp = 0;
+	e->nholds = 0;
+	e->ncalls = 0;
 	return first;
 }

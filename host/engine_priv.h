@@ -11,10 +11,29 @@
 #include "disasm.h"
 #include "engine.h"
 #include "memcache.h"
+#include "packet.h"
 #include "snapshot.h"
 
 /* A stop after ^C should come at once; anything slower means a wedged stub. */
 #define HALT_TIMEOUT_MS 5000
+/* Fields one event carries at most: fetch arguments, the packet, durations. */
+#define ENGINE_MAX_VALUES 48
+/* Calls waiting for their return at once; the oldest goes when more come. */
+#define ENGINE_PENDING_CALLS 256
+
+/* A call whose return a probe records. */
+struct pending_call {
+	uint64_t ret, sp;            /* the return address, and rsp after the return */
+	uint64_t guest_ns, host_ns;  /* at the call */
+	struct probe *p;
+};
+
+/* A breakpoint kept while calls wait on it; @temporary: placed for them. */
+struct hold {
+	uint64_t addr;
+	unsigned int count;
+	bool temporary;
+};
 
 struct engine {
 	struct target *t;
@@ -25,7 +44,7 @@ struct engine {
 	struct memcache *mc;
 	struct snapshot_ctx *snap;
 	struct engine_opts o;
-	int pc_idx, sp_idx, fp_idx, arg_idx[6];
+	int pc_idx, sp_idx, fp_idx, gs_idx, arg_idx[6];
 	int dwarf_idx[CFI_NREGS];     /* description index of each DWARF register */
 	uint64_t *bt_ends;            /* the running result's counts, NULL: none */
 	uint64_t seq;
@@ -33,6 +52,12 @@ struct engine {
 	uint8_t *raw;                 /* what the window fetch brought */
 	uint64_t *bp;                 /* software breakpoints placed */
 	size_t nbp;
+	struct hold *holds;           /* breakpoints calls wait on */
+	size_t nholds;
+	struct pending_call calls[ENGINE_PENDING_CALLS];
+	size_t ncalls;
+	struct packet_layout pkt;
+	uint64_t guest_ns;            /* the guest's clock at the current stop */
 	struct engine_fn_steps *prof; /* steps per function */
 	size_t nprof, last_prof;
 	uint64_t t0_ns, last_progress_ns;
@@ -63,11 +88,15 @@ void engine_progress(struct engine *e, uint64_t n, const char *what, const char 
  * @step_thread after them in the same write when it is >= 0. *complete:
  * the window holds @want bytes from rsp. */
 int engine_fetch(struct engine *e, size_t want, int step_thread, bool *complete);
+/* The skb probe @p's argument carries at this stop, 0: none. */
+uint64_t engine_skb_at(struct engine *e, const struct probe *p);
 /* The unwinders' view of the current registers. */
 struct unwind_regs engine_unwind_regs(const struct engine *e);
 void engine_dwarf_regs(const struct engine *e, uint64_t out[CFI_NREGS]);
-int engine_write_event(struct engine *e, struct snapshot *sn, enum trace_kind kind, const char *probe,
-		       uint64_t skb, const char *insn, const uint8_t *ibytes, uint8_t ilen);
+/* @class_id: the event's class (0: the kind's own), @values its fields. */
+int engine_write_event(struct engine *e, struct snapshot *sn, enum trace_kind kind, uint32_t class_id,
+		       const char *probe, uint64_t skb, const struct trace_value *values, const char *insn,
+		       const uint8_t *ibytes, uint8_t ilen);
 
 /* The next stop reply, 'O' console output skipped. */
 int engine_wait_stop(struct engine *e, struct target_stop *st, int timeout_ms);
@@ -80,5 +109,21 @@ int engine_place(struct engine *e, uint64_t addr);
 int engine_place_probes(struct engine *e, struct probe_set *ps);
 /* Resume from where the guest stopped: past our breakpoint if it sits there. */
 int engine_resume(struct engine *e, uint64_t pc);
+/* A breakpoint at @addr for as long as it is held (counted); one that was
+ * not there before goes with the last release. */
+int engine_hold(struct engine *e, uint64_t addr);
+int engine_release(struct engine *e, uint64_t addr);
+
+/* engine_probe.c */
+/* Read the guest's clock (opts.guest_clock) into e->guest_ns. */
+void engine_update_guest_clock(struct engine *e);
+/* Does the hit of @p (with @skb) pass its filter? */
+bool engine_probe_matches(struct engine *e, const struct probe *p, uint64_t skb);
+/* A hit of @p that its filter kept: fields, the call's return to wait for,
+ * the event (snapshot @sn taken). 1: recorded, 0: not (a bare %return). */
+int engine_probe_hit(struct engine *e, struct probe *p, uint64_t skb, struct snapshot *sn,
+		     struct engine_result *res);
+/* A stop at @pc: the returns of the calls waiting there. */
+int engine_returns_at(struct engine *e, uint64_t pc, struct snapshot *sn, struct engine_result *res);
 
 #endif

@@ -37,6 +37,8 @@ struct step_run {
 	uint64_t nulls;           /* steps in a row that executed nothing */
 	uint64_t ret_addr, entry_sp;
 	bool returning;           /* the instruction just stepped returns to the caller */
+	uint64_t guest_ns0;       /* the guest's clock at the first step */
+	const struct probe *probe; /* --at, with its filter */
 };
 
 /* Count a recorded step in its function's entry. */
@@ -108,7 +110,9 @@ static int run_to_hit(struct engine *e, struct step_run *r, struct engine_result
 		}
 		if ((err = target_read_regs(e->t, &e->regs)))
 			return engine_target_fail(e, err);
-		if (engine_reg(e, e->pc_idx) == r->at)
+		memcache_clear_lines(e->mc);
+		memcache_set_window(e->mc, 0, 0);
+		if (engine_reg(e, e->pc_idx) == r->at && engine_probe_matches(e, r->probe, engine_skb_at(e, r->probe)))
 			seen++;
 	}
 	return 0;
@@ -130,6 +134,9 @@ static int start_stepping(struct engine *e, struct step_run *r)
 	r->thread = target_current_thread(e->t);
 	memcache_clear_lines(e->mc);
 	e->stack_kept = e->sp_known = false;
+	/* Each step is one instruction: the guest's clock follows from here. */
+	engine_update_guest_clock(e);
+	r->guest_ns0 = e->guest_ns;
 	return engine_fetch(e, r->want, -1, &complete);
 }
 
@@ -207,7 +214,9 @@ static int record(struct engine *e, struct step_run *r, struct engine_result *re
 		return err;
 	ilen = disasm_one(e->dis, insn, sizeof(insn), pc, text, sizeof(text));
 	snapshot_symbolize(e->snap, r->sn);
-	if ((err = engine_write_event(e, r->sn, TRACE_STEP, "", 0, text, insn, (uint8_t)(ilen ? ilen : 1))))
+	if (e->o.guest_clock)
+		e->guest_ns = r->guest_ns0 + (res->steps << e->o.icount_shift);
+	if ((err = engine_write_event(e, r->sn, TRACE_STEP, 0, "", 0, NULL, text, insn, (uint8_t)(ilen ? ilen : 1))))
 		return err;
 	e->stack_kept = complete && disasm_keeps_stack(e->dis, insn, sizeof(insn), pc);
 	e->sp_known = disasm_next_sp(e->dis, insn, sizeof(insn), pc, sp, engine_reg(e, e->fp_idx), &e->next_sp);
@@ -271,7 +280,7 @@ int engine_step(struct engine *e, const struct probe *at, uint64_t hits, uint64_
 {
 	struct step_run r = {
 		.at_spec = at->spec, .at = at->addr, .hits = hits, .count = count, .until_return = until_return,
-		.at_entry = at->at_entry,
+		.at_entry = at->at_entry, .probe = at,
 		.want = e->o.stack_bytes < 256 ? 256 : e->o.stack_bytes,
 	};
 	int err;

@@ -807,9 +807,10 @@ fault:
 enum cmp_op { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_AND };
 
 struct comparison {
-	int field;              /* index into the probe's fields, -1: @own */
+	int field;              /* index into the probe's values, -1: @own */
 	struct farg *own;       /* an expression of its own */
-	const struct farg *operand; /* the field or @own */
+	const struct farg *operand; /* the field or @own, NULL: an extra field */
+	bool text_operand;      /* (an extra field) is text */
 	enum cmp_op op;
 	uint64_t value;
 	char *text;             /* a string constant, NULL: numeric */
@@ -880,11 +881,13 @@ static char *trim(char *s)
 static int parse_constant(struct comparison *cmp, const struct farg *operand, const char *rhs, char *err,
 			  size_t errlen)
 {
+	bool text = operand ? farg_out_type(operand) == FARG_OUT_STRING : cmp->text_operand;
+	size_t nenums = operand ? operand->nenums : 0;
 	char *end;
 	size_t len = strlen(rhs);
 
 	if (len >= 2 && rhs[0] == '"' && rhs[len - 1] == '"') {
-		if (farg_out_type(operand) != FARG_OUT_STRING || (cmp->op != CMP_EQ && cmp->op != CMP_NE)) {
+		if (!text || (cmp->op != CMP_EQ && cmp->op != CMP_NE)) {
 			snprintf(err, errlen, "a string compares only with == or != against a string field");
 			return -EINVAL;
 		}
@@ -895,21 +898,44 @@ static int parse_constant(struct comparison *cmp, const struct farg *operand, co
 	cmp->value = rhs[0] == '-' ? (uint64_t)strtoll(rhs, &end, 0) : strtoull(rhs, &end, 0);
 	if (*rhs && !*end && !errno)
 		return 0;
-	for (size_t i = 0; i < operand->nenums; i++)
+	for (size_t i = 0; i < nenums; i++)
 		if (!strcmp(operand->enums[i].name, rhs)) {
 			cmp->value = (uint64_t)operand->enums[i].value;
 			return 0;
 		}
 	snprintf(err, errlen, "'%s' is not a number%s", rhs,
-		 operand->nenums ? ", a \"string\" or a name of the field's enum" : " or a \"string\"");
+		 nenums ? ", a \"string\" or a name of the field's enum" : " or a \"string\"");
 	return -EINVAL;
 }
 
-static int add_comparison(struct filter *f, char *text, bool or_before, struct farg *const *fields, size_t nfields,
+/* What a filter may name: the probe's fields, extra ones, or expressions. */
+struct filter_names {
+	struct farg *const *fields;
+	size_t nfields;
+	const struct filter_extra *extra;
+};
+
+static bool find_field(struct comparison *cmp, const struct filter_names *fn, const char *lhs)
+{
+	for (size_t i = 0; i < fn->nfields; i++)
+		if (!strcmp(farg_name(fn->fields[i]), lhs)) {
+			cmp->field = (int)i;
+			cmp->operand = fn->fields[i];
+			return true;
+		}
+	for (size_t i = 0; fn->extra && i < fn->extra->n; i++)
+		if (!strcmp(fn->extra->names[i], lhs)) {
+			cmp->field = (int)(fn->nfields + i);
+			cmp->text_operand = fn->extra->is_text[i];
+			return true;
+		}
+	return false;
+}
+
+static int add_comparison(struct filter *f, char *text, bool or_before, const struct filter_names *fn,
 			  struct symtab *syms, const struct farg_scope *scope, char *err, size_t errlen)
 {
 	struct comparison *tmp, *cmp;
-	const struct farg *operand = NULL;
 	char *lhs, *rhs;
 	enum cmp_op op;
 	int ret;
@@ -929,23 +955,19 @@ static int add_comparison(struct filter *f, char *text, bool or_before, struct f
 	cmp->field = -1;
 	cmp->op = op;
 	cmp->or_before = or_before;
-	for (size_t i = 0; i < nfields && !operand; i++)
-		if (!strcmp(farg_name(fields[i]), lhs)) {
-			cmp->field = (int)i;
-			operand = fields[i];
-		}
-	if (!operand) {
+	if (!find_field(cmp, fn, lhs)) {
 		if ((ret = farg_compile(&cmp->own, lhs, syms, scope, err, errlen)))
 			return ret;
-		operand = cmp->own;
+		cmp->operand = cmp->own;
 	}
-	cmp->operand = operand;
-	return parse_constant(cmp, operand, rhs, err, errlen);
+	return parse_constant(cmp, cmp->operand, rhs, err, errlen);
 }
 
 int filter_compile(struct filter **out, const char *text, struct farg *const *fields, size_t nfields,
-		   struct symtab *syms, const struct farg_scope *scope, char *err, size_t errlen)
+		   const struct filter_extra *extra, struct symtab *syms, const struct farg_scope *scope,
+		   char *err, size_t errlen)
 {
+	const struct filter_names fn = { fields, nfields, extra };
 	struct filter *f = calloc(1, sizeof(*f));
 	char *copy = strdup(text), *p;
 	bool or_before = false;
@@ -963,7 +985,7 @@ int filter_compile(struct filter **out, const char *text, struct farg *const *fi
 			next = or + 2;
 			next_or = true;
 		}
-		ret = add_comparison(f, p, or_before, fields, nfields, syms, scope, err, errlen);
+		ret = add_comparison(f, p, or_before, &fn, syms, scope, err, errlen);
 		or_before = next_or;
 		p = next;
 	}
@@ -980,7 +1002,8 @@ int filter_compile(struct filter **out, const char *text, struct farg *const *fi
 
 static bool compare(const struct comparison *cmp, const struct farg_value *v)
 {
-	bool is_signed = farg_out_type(cmp->operand) == FARG_OUT_S64 || cmp->operand->kind == VAL_ENUM;
+	bool is_signed = cmp->operand &&
+			 (farg_out_type(cmp->operand) == FARG_OUT_S64 || cmp->operand->kind == VAL_ENUM);
 
 	if (v->fault)
 		return false;

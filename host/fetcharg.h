@@ -71,9 +71,18 @@ void farg_eval(const struct farg *a, const struct farg_env *env, struct farg_val
  * whose operand could not be read does not match.
  */
 struct filter;
+/* Fields a probe records besides its fetch arguments (the decoded packet):
+ * their names, and which are text. Their values follow the arguments'. */
+struct filter_extra {
+	const char *const *names;
+	const bool *is_text;
+	size_t n;
+};
 int filter_compile(struct filter **out, const char *text, struct farg *const *fields, size_t nfields,
-		   struct symtab *syms, const struct farg_scope *scope, char *err, size_t errlen);
-/* @values are those of @fields (as given to filter_compile), already fetched. */
+		   const struct filter_extra *extra, struct symtab *syms, const struct farg_scope *scope,
+		   char *err, size_t errlen);
+/* @values are those of @fields then @extra's (as given to filter_compile),
+ * already fetched. */
 bool filter_match(const struct filter *f, const struct farg_value *values, const struct farg_env *env);
 void filter_free(struct filter *f);
 

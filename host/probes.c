@@ -12,105 +12,291 @@
 #include <string.h>
 
 #include "kmod.h"
+#include "packet.h"
+#include "trace.h"
+
+/* A set's probes decode their skb: filters may name those fields. */
+static const struct filter_extra packet_extra = { packet_field_names, packet_field_is_text, PACKET_NFIELDS };
 
 struct builtin {
 	const char *stage;
 	const char *func;
 	const char *nic;    /* only for this NIC, NULL: always */
 	const char *module; /* where it is when vmlinux lacks it */
+	const char *args;   /* fetch arguments, space-separated */
+	const char *ret;    /* record the return with these ($retval...), NULL: not */
+	const char *filter; /* keep only the hits that match */
 };
+
+/* Who is running: the receiver at a copy, the caller of a system call. */
+#define TASK_ARGS "pid=$current->pid comm=$comm"
 
 /* The receive path of 6.1 from the driver to the socket (DESIGN.md, facts). */
 static const struct builtin rx_set[] = {
-	{ "driver", "e1000_clean_rx_irq", "e1000", NULL },
-	{ "driver", "virtnet_poll", "virtio", "virtio_net" },
-	{ "softirq", "net_rx_action", NULL, NULL },
-	{ "gro", "napi_gro_receive", NULL, NULL },
-	{ "core", "__netif_receive_skb_core", NULL, NULL },
-	{ "core", "__netif_receive_skb_list_core", NULL, NULL },
-	{ "ip", "ip_rcv", NULL, NULL },
-	{ "ip", "ip_list_rcv", NULL, NULL },
-	{ "ip-local", "ip_local_deliver", NULL, NULL },
-	{ "tcp", "tcp_v4_rcv", NULL, NULL },
-	{ "udp", "udp_rcv", NULL, NULL },
-	{ "icmp", "icmp_rcv", NULL, NULL },
-	{ "copy", "skb_copy_datagram_iter", NULL, NULL },
+	{ "driver", "e1000_clean_rx_irq", "e1000", NULL, NULL, NULL, NULL },
+	{ "driver", "virtnet_poll", "virtio", "virtio_net", NULL, NULL, NULL },
+	{ "softirq", "net_rx_action", NULL, NULL, NULL, NULL, NULL },
+	{ "gro", "napi_gro_receive", NULL, NULL, NULL, NULL, NULL },
+	{ "core", "__netif_receive_skb_core", NULL, NULL, NULL, NULL, NULL },
+	{ "core", "__netif_receive_skb_list_core", NULL, NULL, NULL, NULL, NULL },
+	{ "ip", "ip_rcv", NULL, NULL, NULL, NULL, NULL },
+	{ "ip", "ip_list_rcv", NULL, NULL, NULL, NULL, NULL },
+	{ "ip-local", "ip_local_deliver", NULL, NULL, NULL, NULL, NULL },
+	{ "tcp", "tcp_v4_rcv", NULL, NULL, NULL, NULL, NULL },
+	{ "udp", "udp_rcv", NULL, NULL, NULL, NULL, NULL },
+	{ "icmp", "icmp_rcv", NULL, NULL, NULL, NULL, NULL },
+	{ "copy", "skb_copy_datagram_iter", NULL, NULL, TASK_ARGS, NULL, NULL },
 };
 
-/* Where each stage sits on the receive path, for the packet report: a buffer
- * seen at an earlier stage than its last one carries a new packet. */
+/* The seeds' whole flow (perf's netdev-times): the NIC's interrupt, NET_RX
+ * raised, the softirq and NAPI poll with their exits, the stages, queueing
+ * to the socket, the receiver's wakeup, the copy and recvfrom() returning. */
+static const struct builtin rx_full_set[] = {
+	{ "irq", "e1000_intr", "e1000", NULL, "irq=$arg1", NULL, NULL },
+	{ "irq", "vring_interrupt", "virtio", NULL, "irq=$arg1", NULL, NULL },
+	{ "raise", "__raise_softirq_irqoff", NULL, NULL, "nr=$arg1", NULL, "nr == 3" },
+	{ "softirq", "net_rx_action", NULL, NULL, NULL, "", NULL },
+	{ "napi-poll", "e1000_clean", "e1000", NULL, "budget=$arg2", "work=$retval", NULL },
+	{ "napi-poll", "virtnet_poll", "virtio", "virtio_net", "budget=$arg2", "work=$retval", NULL },
+	{ "driver", "e1000_clean_rx_irq", "e1000", NULL, NULL, NULL, NULL },
+	{ "gro", "napi_gro_receive", NULL, NULL, NULL, "gro=$retval", NULL },
+	{ "core", "__netif_receive_skb_core", NULL, NULL, NULL, NULL, NULL },
+	{ "core", "__netif_receive_skb_list_core", NULL, NULL, NULL, NULL, NULL },
+	{ "ip", "ip_rcv", NULL, NULL, NULL, NULL, NULL },
+	{ "ip", "ip_list_rcv", NULL, NULL, NULL, NULL, NULL },
+	{ "ip-local", "ip_local_deliver", NULL, NULL, NULL, NULL, NULL },
+	{ "tcp", "tcp_v4_rcv", NULL, NULL, NULL, NULL, NULL },
+	{ "udp", "udp_rcv", NULL, NULL, NULL, NULL, NULL },
+	{ "icmp", "icmp_rcv", NULL, NULL, NULL, NULL, NULL },
+	{ "queue", "tcp_queue_rcv", NULL, NULL, NULL, NULL, NULL },
+	{ "queue", "__udp_enqueue_schedule_skb", NULL, NULL, NULL, NULL, NULL },
+	{ "queue", "sock_queue_rcv_skb_reason", NULL, NULL, NULL, NULL, NULL },
+	{ "wakeup", "sock_def_readable", NULL, NULL, "sk=$arg1", NULL, NULL },
+	{ "copy", "skb_copy_datagram_iter", NULL, NULL, TASK_ARGS, NULL, NULL },
+	{ "recv", "__sys_recvfrom", NULL, NULL, "fd=$arg1 " TASK_ARGS, "ret=$retval", NULL },
+	{ "recv", "___sys_recvmsg", NULL, NULL, TASK_ARGS, NULL, NULL },
+};
+
+/* The transmit path: the system call down to the driver, and the free. */
+static const struct builtin tx_set[] = {
+	{ "send", "__sys_sendto", NULL, NULL, "fd=$arg1 len=$arg3 " TASK_ARGS, "ret=$retval", NULL },
+	{ "send", "____sys_sendmsg", NULL, NULL, TASK_ARGS, NULL, NULL },
+	{ "tcp", "tcp_sendmsg", NULL, NULL, "size=$arg3", NULL, NULL },
+	{ "udp", "udp_sendmsg", NULL, NULL, "size=$arg3", NULL, NULL },
+	{ "ip", "ip_output", NULL, NULL, NULL, NULL, NULL },
+	{ "dev", "__dev_queue_xmit", NULL, NULL, NULL, NULL, NULL },
+	{ "qdisc", "sch_direct_xmit", NULL, NULL, NULL, NULL, NULL },
+	{ "driver", "e1000_xmit_frame", "e1000", NULL, NULL, NULL, NULL },
+	{ "driver", "start_xmit", "virtio", "virtio_net", NULL, NULL, NULL },
+	{ "free", "e1000_clean_tx_irq", "e1000", NULL, NULL, "cleaned=$retval", NULL },
+	{ "free", "__dev_kfree_skb_any", NULL, NULL, NULL, NULL, NULL },
+};
+
+/* Every drop with its reason; the stop's backtrace says where. */
+static const struct builtin drops_set[] = {
+	{ "drop", "kfree_skb_reason", NULL, NULL, "reason=$arg2", NULL, NULL },
+};
+
+/* The workload's socket calls, entry and return. */
+#define SYSCALL(fn) { "syscall", fn, NULL, NULL, "fd=$arg1 " TASK_ARGS, "ret=$retval", NULL }
+static const struct builtin syscalls_set[] = {
+	{ "syscall", "__sys_socket", NULL, NULL, "family=$arg1 type=$arg2 " TASK_ARGS, "ret=$retval", NULL },
+	SYSCALL("__sys_bind"), SYSCALL("__sys_connect"), SYSCALL("__sys_listen"), SYSCALL("__sys_accept4"),
+	SYSCALL("__sys_sendto"), SYSCALL("__sys_recvfrom"), SYSCALL("__sys_sendmsg"), SYSCALL("__sys_recvmsg"),
+	SYSCALL("__sys_shutdown"),
+};
+
+/* Where each stage sits on the packet's path, for the packet report: a
+ * buffer seen at an earlier stage than its last one carries a new packet. */
 static const struct {
 	const char *stage;
 	unsigned int order;
-} rx_order[] = {
-	{ "driver", 1 }, { "softirq", 2 }, { "gro", 3 }, { "core", 4 }, { "ip", 5 },
-	{ "ip-local", 6 }, { "tcp", 7 }, { "udp", 7 }, { "icmp", 7 }, { "copy", 8 },
+} stage_orders[] = {
+	{ "irq", 1 }, { "driver", 2 }, { "softirq", 2 }, { "napi-poll", 2 }, { "gro", 3 }, { "core", 4 },
+	{ "ip", 5 }, { "ip-local", 6 }, { "tcp", 7 }, { "udp", 7 }, { "icmp", 7 }, { "queue", 8 }, { "copy", 9 },
+	{ "drop", 10 },
 };
 
 static unsigned int stage_order(const char *stage)
 {
-	for (size_t i = 0; i < sizeof(rx_order) / sizeof(rx_order[0]); i++)
-		if (!strcmp(rx_order[i].stage, stage))
-			return rx_order[i].order;
+	for (size_t i = 0; i < sizeof(stage_orders) / sizeof(stage_orders[0]); i++)
+		if (!strcmp(stage_orders[i].stage, stage))
+			return stage_orders[i].order;
 	return 0;
 }
 
 /* The earliest points of a dying kernel: before the report is printed. */
 static const struct builtin oops_set[] = {
-	{ "oops", "oops_begin", NULL, NULL },
-	{ "oops", "__warn", NULL, NULL },
-	{ "oops", "panic", NULL, NULL },
+	{ "oops", "oops_begin", NULL, NULL, NULL, NULL, NULL },
+	{ "oops", "__warn", NULL, NULL, NULL, NULL, NULL },
+	{ "oops", "panic", NULL, NULL, NULL, NULL, NULL },
 };
 
-static int add(struct probe_set *ps, const char *spec, const char *stage, uint64_t addr, bool entry,
-	       struct symtab *syms)
-{
-	struct probe *tmp, *p;
+const char probes_set_names[] = "rx, rx-full, tx, drops, syscalls, oops, none";
 
-	if (addr && probes_find(ps, addr))
-		return 0; /* one breakpoint per address */
+/* What a spec asks for beyond its address. */
+struct probe_req {
+	const char *event;    /* p:EVENT / r:EVENT, NULL: the function's name */
+	bool is_return;       /* %return or r:EVENT: only the return is recorded */
+	bool packet;
+	char *const *args;    /* fetch arguments at the hit (or, %return, at the return) */
+	size_t nargs;
+	const char *ret_args; /* a set's return fields, space-separated; NULL: none */
+};
+
+static int compile_args(struct farg ***out, size_t *n, char *const *texts, size_t ntexts,
+			struct symtab *syms, const struct farg_scope *scope, char *err, size_t errlen)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < ntexts && !ret; i++) {
+		struct farg **tmp = realloc(*out, (*n + 1) * sizeof(*tmp));
+
+		if (!tmp)
+			return -ENOMEM;
+		*out = tmp;
+		ret = farg_compile(&tmp[*n], texts[i], syms, scope, err, errlen);
+		if (!ret)
+			(*n)++;
+	}
+	return ret;
+}
+
+/* Split @text at blanks into at most @max words of @buf. */
+static size_t split_words(char *buf, char **words, size_t max)
+{
+	char *save = NULL;
+	size_t n = 0;
+
+	for (char *w = strtok_r(buf, " \t", &save); w && n < max; w = strtok_r(NULL, " \t", &save))
+		words[n++] = w;
+	return n;
+}
+
+#define MAX_ARGS 32
+
+/* The fetch arguments of probe @p at @addr: at the hit, and at its return. */
+static int add_args(struct probe *p, const struct probe_req *rq, struct symtab *syms, char *err, size_t errlen)
+{
+	const struct sym *fn = sym_lookup_addr(syms, p->addr);
+	struct farg_scope at = { .addr = p->addr, .at_entry = p->at_entry, .func = fn ? fn->addr : p->addr };
+	struct farg_scope ret = { .addr = p->addr, .at_return = true, .func = at.func };
+	char buf[512], *words[MAX_ARGS];
+	size_t n;
+	int e;
+
+	if (rq->is_return && !rq->nargs) { /* a bare %return records $retval */
+		char retval[] = "$retval", *def = retval;
+
+		return compile_args(&p->ret_args, &p->nret_args, &def, 1, syms, &ret, err, errlen);
+	}
+	if (rq->is_return)
+		return compile_args(&p->ret_args, &p->nret_args, rq->args, rq->nargs, syms, &ret, err, errlen);
+	if ((e = compile_args(&p->args, &p->nargs, rq->args, rq->nargs, syms, &at, err, errlen)) || !rq->ret_args)
+		return e;
+	snprintf(buf, sizeof(buf), "%s", rq->ret_args);
+	n = split_words(buf, words, MAX_ARGS);
+	return compile_args(&p->ret_args, &p->nret_args, words, n, syms, &ret, err, errlen);
+}
+
+static int add(struct probe_set *ps, const char *spec, const char *stage, uint64_t addr, bool entry,
+	       struct symtab *syms, const struct probe_req *rq, char *err, size_t errlen)
+{
+	struct probe *tmp, *p = addr ? probes_find(ps, addr) : NULL;
+	const struct sym *fn;
+	int ret;
+
+	if (p) {
+		/* One breakpoint per address: a %return joins the probe there,
+		 * and so does an entry probe a %return made first. */
+		if (rq->is_return ? p->on_return : p->entry_event)
+			return 0;
+		*(rq->is_return ? &p->on_return : &p->entry_event) = true;
+		return add_args(p, rq, syms, err, errlen);
+	}
 	tmp = realloc(ps->v, (ps->n + 1) * sizeof(*tmp));
 	if (!tmp)
 		return -ENOMEM;
 	ps->v = tmp;
 	p = &ps->v[ps->n];
 	memset(p, 0, sizeof(*p));
+	fn = addr ? sym_lookup_addr(syms, addr) : NULL;
 	p->spec = strdup(spec);
 	p->stage = strdup(stage);
-	if (!p->spec || !p->stage) {
+	p->event = strdup(rq->event ? rq->event : fn && fn->addr == addr ? fn->name : spec);
+	if (!p->spec || !p->stage || !p->event) {
 		free(p->spec);
 		free(p->stage);
+		free(p->event);
 		return -ENOMEM;
 	}
+	p->event[strcspn(p->event, "+.")] = '\0'; /* a TSDL-friendly event name */
 	p->addr = addr;
 	p->at_entry = entry;
 	p->skb_arg = -1;
 	p->oops = !strcmp(stage, "oops");
 	p->order = stage_order(stage);
+	p->entry_event = !rq->is_return;
+	p->on_return = rq->is_return || rq->ret_args;
+	ps->n++;
 	if (!addr)
-		goto done; /* in a module: resolved when it is loaded */
+		return 0; /* in a module: resolved when it is loaded */
 	/* Arguments are only where the ABI puts them at the first instruction. */
 	if (entry && sym_skb_param(syms, addr, &p->skb_arg, &p->skb_levels))
 		p->skb_arg = -1;
-done:
-	ps->n++;
-	return 0;
+	p->packet = rq->packet && p->skb_arg >= 0;
+	ret = add_args(p, rq, syms, err, errlen);
+	return ret;
 }
 
 /* MODULE:NAME[+OFF]: a probe in a module, placed once it is loaded. */
-static int add_in_module(struct probe_set *ps, const char *spec, const char *stage, struct symtab *syms)
+static int add_in_module(struct probe_set *ps, const char *spec, const char *stage, struct symtab *syms,
+			 const struct probe_req *rq)
 {
 	const char *colon = strchr(spec, ':');
-	char module[64];
-	int err;
+	char module[64], err[64];
+	int ret;
 
 	if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(module) || !colon[1])
 		return -EINVAL;
+	if (rq->nargs || rq->is_return)
+		return -EOPNOTSUPP;
 	snprintf(module, sizeof(module), "%.*s", (int)(colon - spec), spec);
-	err = add(ps, spec, stage, 0, false, syms);
-	if (!err && !(ps->v[ps->n - 1].module = strdup(module)))
-		err = -ENOMEM;
-	return err;
+	ret = add(ps, spec, stage, 0, false, syms, rq, err, sizeof(err));
+	if (!ret && !(ps->v[ps->n - 1].module = strdup(module)))
+		ret = -ENOMEM;
+	return ret;
+}
+
+static int skip(struct probe_set *ps, const char *func)
+{
+	char **tmp = realloc(ps->skipped, (ps->nskipped + 1) * sizeof(*tmp));
+
+	if (!tmp)
+		return -ENOMEM;
+	ps->skipped = tmp;
+	ps->skipped[ps->nskipped] = strdup(func);
+	if (!ps->skipped[ps->nskipped])
+		return -ENOMEM;
+	ps->nskipped++;
+	return 0;
+}
+
+/* One probe of a builtin set, with its fields and filter. */
+static int add_builtin_probe(struct probe_set *ps, const struct builtin *b, uint64_t addr, struct symtab *syms)
+{
+	char buf[512], *words[MAX_ARGS], err[512];
+	struct probe_req rq = { .packet = true, .ret_args = b->ret, .args = words };
+	int ret;
+
+	snprintf(buf, sizeof(buf), "%s", b->args ? b->args : "");
+	rq.nargs = split_words(buf, words, MAX_ARGS);
+	ret = add(ps, b->func, b->stage, addr, true, syms, &rq, err, sizeof(err));
+	if (ret == -EINVAL) /* this kernel's DWARF differs: the probe without fields */
+		ret = 0;
+	if (!ret && b->filter)
+		ret = probes_set_filter(ps, ps->n - 1, b->filter, syms, err, sizeof(err)) == -ENOMEM ? -ENOMEM : 0;
+	return ret;
 }
 
 static int add_builtin(struct probe_set *ps, const struct builtin *set, size_t n, const char *nic,
@@ -125,45 +311,42 @@ static int add_builtin(struct probe_set *ps, const struct builtin *set, size_t n
 		s = sym_lookup_name(syms, set[i].func);
 		if ((!s || !s->func) && set[i].module) {
 			char spec[128];
+			struct probe_req rq = { .packet = true };
 
 			snprintf(spec, sizeof(spec), "%s:%s", set[i].module, set[i].func);
-			if ((err = add_in_module(ps, spec, set[i].stage, syms)))
+			if ((err = add_in_module(ps, spec, set[i].stage, syms, &rq)))
 				return err;
 			continue;
 		}
-		if (!s || !s->func) {
-			char **tmp = realloc(ps->skipped, (ps->nskipped + 1) * sizeof(*tmp));
-
-			if (!tmp)
-				return -ENOMEM;
-			ps->skipped = tmp;
-			ps->skipped[ps->nskipped] = strdup(set[i].func);
-			if (!ps->skipped[ps->nskipped])
-				return -ENOMEM;
-			ps->nskipped++;
-			continue;
-		}
-		err = add(ps, set[i].func, set[i].stage, s->addr, true, syms);
+		err = !s || !s->func ? skip(ps, set[i].func) : add_builtin_probe(ps, &set[i], s->addr, syms);
 		if (err)
 			return err;
 	}
 	return 0;
 }
 
+#define SET(name, table) { name, table, sizeof(table) / sizeof(table[0]) }
+static const struct {
+	const char *name;
+	const struct builtin *set;
+	size_t n;
+} sets[] = {
+	SET("rx", rx_set), SET("rx-full", rx_full_set), SET("tx", tx_set), SET("drops", drops_set),
+	SET("syscalls", syscalls_set), SET("oops", oops_set),
+};
+
 int probes_add_set(struct probe_set *ps, const char *name, const char *nic, struct symtab *syms)
 {
-	if (!strcmp(name, "rx"))
-		return add_builtin(ps, rx_set, sizeof(rx_set) / sizeof(rx_set[0]), nic, syms);
-	if (!strcmp(name, "oops"))
-		return add_builtin(ps, oops_set, sizeof(oops_set) / sizeof(oops_set[0]), nic, syms);
-	if (!strcmp(name, "none"))
-		return 0;
-	return -ENOENT;
+	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
+		if (!strcmp(name, sets[i].name))
+			return add_builtin(ps, sets[i].set, sets[i].n, nic, syms);
+	return !strcmp(name, "none") ? 0 : -ENOENT;
 }
 
 /* NAME[+OFF] that vmlinux lacks: a probe in the module that defines it.
  * True when one does (*ret: add_in_module's result). */
-static bool in_a_module(struct probe_set *ps, const char *spec, const char *stage, struct symtab *syms, int *ret)
+static bool in_a_module(struct probe_set *ps, const char *spec, const char *stage, struct symtab *syms,
+			const struct probe_req *rq, int *ret)
 {
 	char name[128], module[64], full[256];
 
@@ -171,53 +354,146 @@ static bool in_a_module(struct probe_set *ps, const char *spec, const char *stag
 	if (!ps->moddir || !kmods_find_symbol(ps->moddir, name, module, sizeof(module)))
 		return false;
 	snprintf(full, sizeof(full), "%s:%s", module, spec);
-	*ret = add_in_module(ps, full, stage ? stage : "user", syms);
+	*ret = add_in_module(ps, full, stage ? stage : "user", syms, rq);
 	return true;
+}
+
+/* "p:EVENT" / "r:EVENT" before the location, "%return" after it. */
+static int parse_head(char **words, size_t *n, char **where, struct probe_req *rq, char *err, size_t errlen)
+{
+	char *pct;
+
+	if (*n && (!strncmp(words[0], "p:", 2) || !strncmp(words[0], "r:", 2))) {
+		rq->is_return = words[0][0] == 'r';
+		rq->event = words[0] + 2;
+		words++;
+		(*n)--;
+		if (!*rq->event || rq->event[strspn(rq->event, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+						       "0123456789_")]) {
+			snprintf(err, errlen, "'%s' is not an event name (letters, digits, _)", rq->event);
+			return -EINVAL;
+		}
+	}
+	if (!*n) {
+		snprintf(err, errlen, "a probe needs a location: NAME, NAME+OFFSET, 0xADDRESS or MODULE:NAME");
+		return -EINVAL;
+	}
+	*where = words[0];
+	if ((pct = strchr(*where, '%'))) {
+		if (strcmp(pct, "%return")) {
+			snprintf(err, errlen, "'%s': the only suffix is %%return", *where);
+			return -EINVAL;
+		}
+		*pct = '\0';
+		rq->is_return = true;
+	}
+	rq->args = words + 1;
+	rq->nargs = *n - 1;
+	return 0;
+}
+
+/* The message for a MODULE:NAME spec add_in_module refused. */
+static int module_spec_result(const char *where, int ret, char *err, size_t errlen)
+{
+	if (ret == -EOPNOTSUPP)
+		snprintf(err, errlen, "'%s': fetch arguments and %%return are not supported in modules yet", where);
+	else if (ret)
+		snprintf(err, errlen, ret == -EINVAL ? "cannot parse breakpoint '%s': use MODULE:NAME[+OFFSET]"
+						     : "out of memory", where);
+	return ret;
+}
+
+static int resolve_where(struct probe_set *ps, const char *where, struct symtab *syms, uint64_t *addr, char *err,
+			 size_t errlen)
+{
+	const struct sym *s;
+	int ret = sym_resolve(syms, where, addr);
+
+	if (ret == -ENOENT)
+		snprintf(err, errlen, "unknown symbol '%s' in %s%s%s (check the name with: nm %s | grep -w NAME)", where,
+			 sym_path(syms), ps->moddir ? " and its modules in " : "", ps->moddir ? ps->moddir : "",
+			 sym_path(syms));
+	else if (ret == -ERANGE) {
+		s = sym_lookup_addr(syms, *addr);
+		snprintf(err, errlen, "'%s' is past the end of its function (%s)", where,
+			 s ? "it lands in another symbol" : "outside any symbol");
+		ret = -EINVAL;
+	} else if (ret)
+		snprintf(err, errlen, "cannot parse breakpoint '%s': use NAME, NAME+OFFSET, 0xADDRESS or MODULE:NAME",
+			 where);
+	else if (!sym_in_text(syms, *addr)) {
+		snprintf(err, errlen, "'%s' (0x%llx) is not in the kernel's text", where, (unsigned long long)*addr);
+		ret = -EINVAL;
+	}
+	return ret;
 }
 
 int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, struct symtab *syms,
 		    char *err, size_t errlen)
 {
+	char buf[1024], *words[MAX_ARGS + 2], *where;
+	struct probe_req rq = { 0 };
 	const struct sym *s;
 	uint64_t addr;
+	size_t n;
 	int ret;
 
-	if (strchr(spec, ':')) {
-		ret = add_in_module(ps, spec, stage ? stage : "user", syms);
-		if (ret)
-			snprintf(err, errlen, ret == -EINVAL ? "cannot parse breakpoint '%s': use MODULE:NAME[+OFFSET]"
-							     : "out of memory", spec);
-		return ret;
-	}
-	ret = sym_resolve(syms, spec, &addr);
-	if (ret == -ENOENT && in_a_module(ps, spec, stage, syms, &ret))
-		return ret;
-	if (ret == -ENOENT) {
-		snprintf(err, errlen, "unknown symbol '%s' in %s%s%s (check the name with: nm %s | grep -w NAME)", spec,
-			 sym_path(syms), ps->moddir ? " and its modules in " : "", ps->moddir ? ps->moddir : "",
-			 sym_path(syms));
-		return ret;
-	}
-	if (ret == -ERANGE) {
-		s = sym_lookup_addr(syms, addr);
-		snprintf(err, errlen, "'%s' is past the end of its function (%s)", spec,
-			 s ? "it lands in another symbol" : "outside any symbol");
+	if (snprintf(buf, sizeof(buf), "%s", spec) >= (int)sizeof(buf)) {
+		snprintf(err, errlen, "probe '%.40s...' is too long", spec);
 		return -EINVAL;
 	}
-	if (ret) {
-		snprintf(err, errlen, "cannot parse breakpoint '%s': use NAME, NAME+OFFSET, 0xADDRESS or MODULE:NAME",
-			 spec);
+	n = split_words(buf, words, MAX_ARGS + 2);
+	if ((ret = parse_head(words, &n, &where, &rq, err, errlen)))
 		return ret;
-	}
-	s = sym_lookup_addr(syms, addr);
-	if (!sym_in_text(syms, addr)) {
-		snprintf(err, errlen, "'%s' (0x%llx) is not in the kernel's text", spec, (unsigned long long)addr);
-		return -EINVAL;
-	}
-	ret = add(ps, spec, stage ? stage : "user", addr, s && s->addr == addr && s->func, syms);
+	if (strchr(where, ':'))
+		return module_spec_result(where, add_in_module(ps, where, stage ? stage : "user", syms, &rq), err,
+					  errlen);
+	ret = resolve_where(ps, where, syms, &addr, err, errlen);
+	if (ret == -ENOENT && in_a_module(ps, where, stage, syms, &rq, &ret))
+		return module_spec_result(where, ret, err, errlen);
 	if (ret)
+		return ret;
+	s = sym_lookup_addr(syms, addr);
+	if (rq.is_return && !(s && s->addr == addr && s->func)) {
+		snprintf(err, errlen, "'%s%%return': a return probe goes on a function's first instruction", where);
+		return -EINVAL;
+	}
+	ret = add(ps, where, stage ? stage : "user", addr, s && s->addr == addr && s->func, syms, &rq, err, errlen);
+	if (ret == -ENOMEM)
 		snprintf(err, errlen, "out of memory");
 	return ret;
+}
+
+int probes_set_filter(struct probe_set *ps, size_t first, const char *text, struct symtab *syms, char *err,
+		      size_t errlen)
+{
+	size_t applied = 0;
+	char why[512] = "";
+
+	for (size_t i = first; i < ps->n; i++) {
+		struct probe *p = &ps->v[i];
+		const struct sym *fn = p->addr ? sym_lookup_addr(syms, p->addr) : NULL;
+		struct farg_scope at = { .addr = p->addr, .at_entry = p->at_entry, .func = fn ? fn->addr : p->addr };
+		struct filter *f;
+		int ret;
+
+		if (!p->addr || !p->entry_event)
+			continue;
+		ret = filter_compile(&f, text, p->args, p->nargs, p->packet ? &packet_extra : NULL, syms, &at, why,
+				     sizeof(why));
+		if (ret == -ENOMEM)
+			return ret;
+		if (ret)
+			continue;
+		filter_free(p->filter);
+		p->filter = f;
+		applied++;
+	}
+	if (!applied) {
+		snprintf(err, errlen, "--filter '%s' fits none of its probes: %s", text, why[0] ? why : "no probe");
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int probes_load_file(struct probe_set *ps, const char *path, const char *nic, struct symtab *syms,
@@ -232,10 +508,11 @@ int probes_load_file(struct probe_set *ps, const char *path, const char *nic, st
 		return -errno;
 	}
 	while (!ret && fgets(line, sizeof(line), f)) {
-		char *save = NULL, *a, *b;
+		char *save = NULL, *a, *b, whole[512];
 
 		lineno++;
 		line[strcspn(line, "#\n")] = '\0';
+		snprintf(whole, sizeof(whole), "%s", line);
 		a = strtok_r(line, " \t", &save);
 		if (!a)
 			continue;
@@ -243,12 +520,14 @@ int probes_load_file(struct probe_set *ps, const char *path, const char *nic, st
 		if (!strcmp(a, "set")) {
 			ret = b ? probes_add_set(ps, b, nic, syms) : -EINVAL;
 			if (ret)
-				snprintf(err, errlen, "%s:%d: unknown probe set '%s' (have rx, oops, none)", path,
-					 lineno, b ? b : "");
+				snprintf(err, errlen, "%s:%d: unknown probe set '%s' (have %s)", path, lineno,
+					 b ? b : "", probes_set_names);
 		} else {
 			char msg[384];
+			/* "SPEC STAGE", or a probe with fetch arguments */
+			bool fetches = b && strpbrk(b, "=$%(");
 
-			ret = probes_add_spec(ps, a, b, syms, msg, sizeof(msg));
+			ret = probes_add_spec(ps, fetches ? whole : a, fetches ? NULL : b, syms, msg, sizeof(msg));
 			if (ret)
 				snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
 		}
@@ -301,13 +580,117 @@ struct probe *probes_find(struct probe_set *ps, uint64_t addr)
 void probes_free(struct probe_set *ps)
 {
 	for (size_t i = 0; i < ps->n; i++) {
-		free(ps->v[i].spec);
-		free(ps->v[i].stage);
-		free(ps->v[i].module);
+		struct probe *p = &ps->v[i];
+
+		free(p->spec);
+		free(p->stage);
+		free(p->module);
+		free(p->event);
+		for (size_t j = 0; j < p->nargs; j++)
+			farg_free(p->args[j]);
+		for (size_t j = 0; j < p->nret_args; j++)
+			farg_free(p->ret_args[j]);
+		free(p->args);
+		free(p->ret_args);
+		filter_free(p->filter);
 	}
 	for (size_t i = 0; i < ps->nskipped; i++)
 		free(ps->skipped[i]);
 	free(ps->v);
 	free(ps->skipped);
 	memset(ps, 0, sizeof(*ps));
+}
+
+/* ---- the trace's event classes ------------------------------------------ */
+
+static enum trace_field_type field_type(const struct farg *a)
+{
+	switch (farg_out_type(a)) {
+	case FARG_OUT_S64:
+		return TRACE_FIELD_S64;
+	case FARG_OUT_X64:
+		return TRACE_FIELD_X64;
+	case FARG_OUT_STRING:
+		return TRACE_FIELD_STRING;
+	default:
+		return TRACE_FIELD_U64;
+	}
+}
+
+/* A class of @args (+ the packet's fields, + the call's durations). */
+static int make_class(struct trace_class *c, const char *kind, const char *event, struct farg *const *args,
+		      size_t nargs, bool packet, bool durations, char *err, size_t errlen)
+{
+	size_t n = nargs + (packet ? PACKET_NFIELDS : 0) + (durations ? 2 : 0), k = 0;
+	struct trace_field *f = calloc(n ? n : 1, sizeof(*f));
+	char *name = malloc(strlen(kind) + strlen(event) + 8);
+
+	if (!f || !name) {
+		free(f);
+		free(name);
+		return -ENOMEM;
+	}
+	sprintf(name, "kstep:%s:%s", kind, event);
+	for (size_t i = 0; i < nargs; i++)
+		f[k++] = (struct trace_field){ farg_name(args[i]), field_type(args[i]) };
+	for (size_t i = 0; packet && i < PACKET_NFIELDS; i++)
+		f[k++] = (struct trace_field){ packet_field_names[i],
+					       packet_field_is_text[i] ? TRACE_FIELD_STRING : TRACE_FIELD_U64 };
+	if (durations) {
+		f[k++] = (struct trace_field){ "duration_ns", TRACE_FIELD_U64 };
+		f[k++] = (struct trace_field){ "wall_ns", TRACE_FIELD_U64 };
+	}
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j <= i; j++) {
+			bool reserved = j == i && trace_field_reserved(f[i].name);
+
+			if (!reserved && (j == i || strcmp(f[i].name, f[j].name)))
+				continue;
+			snprintf(err, errlen, "probe %s: a field named '%s' %s", event, f[i].name,
+				 reserved ? "is one every event has already: name it otherwise (NAME=EXPR)"
+					  : "comes twice: name one otherwise (NAME=EXPR)");
+			free(f);
+			free(name);
+			return -EINVAL;
+		}
+	*c = (struct trace_class){ name, f, n };
+	return 0;
+}
+
+int probes_trace_classes(struct probe_set *ps, struct trace_class **out, size_t *n, char *err, size_t errlen)
+{
+	struct trace_class *c = calloc(2 * ps->n + 1, sizeof(*c));
+	size_t k = 0;
+	int ret = c ? 0 : -ENOMEM;
+
+	for (size_t i = 0; i < ps->n && !ret; i++) {
+		struct probe *p = &ps->v[i];
+
+		if (p->entry_event && (p->nargs || p->packet)) {
+			ret = make_class(&c[k], "stop", p->event, p->args, p->nargs, p->packet, false, err, errlen);
+			p->class_id = TRACE_CLASS_BASE + (uint32_t)k++;
+		}
+		if (!ret && p->on_return) {
+			ret = make_class(&c[k], "return", p->event, p->ret_args, p->nret_args, false, true, err, errlen);
+			p->ret_class_id = TRACE_CLASS_BASE + (uint32_t)k++;
+		}
+	}
+	if (ret) {
+		if (ret == -ENOMEM)
+			snprintf(err, errlen, "out of memory");
+		probes_free_classes(c, k);
+		return ret;
+	}
+	*out = c;
+	*n = k;
+	return 0;
+}
+
+void probes_free_classes(struct trace_class *classes, size_t n)
+{
+	for (size_t i = 0; classes && i < n; i++) {
+		free((char *)classes[i].name);
+		free((struct trace_field *)classes[i].fields);
+	}
+	free(classes);
 }

@@ -1,9 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * probes: named sets of breakpoints. A probe is a code address with a stage
- * name and, where the DWARF says so, the argument that carries the skb.
- *   rx    the network receive path, stage by stage (the default)
- *   oops  where the kernel dies: oops_begin, __warn, panic (live catch)
+ * name and, where the DWARF says so, the argument that carries the skb; it
+ * may fetch fields (fetcharg.h), keep only hits its filter matches, and
+ * record its function's return ($retval, the call's duration).
+ *   rx        the network receive path, stage by stage (the default)
+ *   rx-full   rx from the NIC's interrupt to recvfrom() returning
+ *   tx        sendto() to the driver's transmit and the skb's free
+ *   drops     kfree_skb_reason: every drop with its reason
+ *   syscalls  the socket system calls, entry and return
+ *   oops      where the kernel dies: oops_begin, __warn, panic (live catch)
+ * Spec syntax: [p:EVENT |r:EVENT ]NAME[+OFF][%return] [FETCHARG...]
  */
 #ifndef KSTEP_PROBES_H
 #define KSTEP_PROBES_H
@@ -12,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fetcharg.h"
 #include "symbols.h"
 
 struct probe {
@@ -25,6 +33,15 @@ struct probe {
 	int skb_levels;    /* 1: sk_buff *, 2: sk_buff **, 0: list_head of skbs */
 	bool oops;         /* hitting it freezes the guest for gdb */
 	uint64_t hits;
+	char *event;       /* its events' name: the function, or p:EVENT's */
+	bool entry_event;  /* record a stop at the hit (not for a bare %return) */
+	bool on_return;    /* record the function's return too */
+	bool packet;       /* decode the skb's headers into fields (the sets) */
+	struct farg **args, **ret_args; /* fetched at the hit, at the return */
+	size_t nargs, nret_args;
+	struct filter *filter;          /* of the hit's fields; NULL: every hit */
+	uint32_t class_id, ret_class_id; /* the trace's event classes, 0: none */
+	uint64_t returns;  /* returns recorded */
 };
 
 struct probe_set {
@@ -35,9 +52,15 @@ struct probe_set {
 	const char *moddir; /* modules' debug info, for names vmlinux lacks; NULL: none */
 };
 
-/* Add builtin set @name ("rx", "oops"). @nic picks the driver stage. -ENOENT
+/* Add builtin set @name (see above). @nic picks the driver stage. -ENOENT
  * for an unknown set name. */
 int probes_add_set(struct probe_set *ps, const char *name, const char *nic, struct symtab *syms);
+/* The names of the builtin sets, for messages. */
+extern const char probes_set_names[];
+/* --filter @text on the probes from index @first on: on each whose fields
+ * or DWARF it compiles against. -EINVAL with the reason if on none. */
+int probes_set_filter(struct probe_set *ps, size_t first, const char *text, struct symtab *syms, char *err,
+		      size_t errlen);
 /* Add one SPEC; -ENOENT with a message for an unknown symbol. MODULE:NAME
  * [+OFF] waits for MODULE to be loaded (probes_resolve_modules); so does a
  * NAME that vmlinux lacks and a module below ps->moddir defines. */
@@ -56,5 +79,12 @@ size_t probes_resolve_modules(struct probe_set *ps, probes_lookup_fn lookup, voi
  * them where the kernel runs, @offset above its link address. Once. */
 void probes_relocate(struct probe_set *ps, uint64_t offset);
 void probes_free(struct probe_set *ps);
+
+struct trace_class;
+/* The trace's event classes for the probes that record fields (a stop's,
+ * a return's: "kstep:stop:EVENT", "kstep:return:EVENT"); sets each probe's
+ * class ids. -EINVAL with a message for a field name the trace reserves. */
+int probes_trace_classes(struct probe_set *ps, struct trace_class **out, size_t *n, char *err, size_t errlen);
+void probes_free_classes(struct trace_class *classes, size_t n);
 
 #endif

@@ -97,6 +97,15 @@ static int qemu_args(const struct qemu_opts *o, const char *gdb, const char *run
 		o->pin ? setenv("PIN", o->pin, 1) : unsetenv("PIN");
 		o->workload_cpu ? setenv("WORKLOAD_CPU", o->workload_cpu, 1) : unsetenv("WORKLOAD_CPU");
 		setenv("KASLR", o->kaslr ? "1" : "0", 1);
+		if (o->icount) {
+			char shift[8];
+
+			snprintf(shift, sizeof(shift), "%d", QEMU_ICOUNT_SHIFT);
+			setenv("ICOUNT", "1", 1);
+			setenv("ICOUNT_SHIFT", shift, 1);
+		} else {
+			unsetenv("ICOUNT");
+		}
 		execl("/bin/bash", "bash", script, (char *)NULL);
 		_exit(127);
 	}

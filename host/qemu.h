@@ -25,8 +25,14 @@ struct qemu_opts {
 	const char *pin;         /* "auto" or "off": see PIN in run-guest.sh */
 	const char *workload_cpu; /* the guest CPU the workload runs on, NULL: any */
 	bool kaslr;              /* let the kernel randomize its base (no nokaslr) */
+	bool icount;             /* TCG: count instructions as the guest's clock */
 	int serial_fd;           /* where the guest console goes (-1: nowhere) */
 };
+
+/* Under icount, one guest instruction takes 2^QEMU_ICOUNT_SHIFT ns of the
+ * guest's clock: 8 ns, about the pace of TCG here, so that busy-waits in
+ * the guest cost no more host time than without icount. */
+#define QEMU_ICOUNT_SHIFT 3
 
 struct qemu;
 

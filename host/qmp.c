@@ -193,3 +193,16 @@ int qmp_drain_events(struct qmp *q, char *reason, size_t len)
 	}
 	return err == -EAGAIN ? 0 : err;
 }
+
+int qmp_icount(struct qmp *q, uint64_t *icount)
+{
+	json_object *ret = NULL, *n;
+	int err = qmp_call(q, "query-replay", &ret);
+
+	if (!err && !json_object_object_get_ex(ret, "icount", &n))
+		err = -ENOTSUP;
+	if (!err)
+		*icount = (uint64_t)json_object_get_int64(n);
+	json_object_put(ret);
+	return err;
+}

@@ -21,6 +21,8 @@
 
 struct trace {
 	int fd;
+	const struct trace_class *classes;
+	size_t nclasses;
 	size_t size;      /* bytes of complete events (and the header) in stream_0 */
 	const struct target_desc *desc;
 	struct buf ev;
@@ -131,14 +133,46 @@ static int put_regs_struct(struct buf *b, const struct target_desc *desc)
 	return err ? err : buf_puts(b, "\t\t} regs;\n");
 }
 
+bool trace_field_reserved(const char *name)
+{
+	static const char *const common[] = {
+		"seq", "guest_ns", "vcpu", "pc", "probe", "symbol", "skb", "regs", "stack_len", "stack", "bt_len",
+		"backtrace", "bt_end", "bt_reliable", "insn", "insn_len", "insn_bytes", "id", "timestamp",
+	};
+
+	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+		if (!strcmp(name, common[i]))
+			return true;
+	return false;
+}
+
+static const char *const field_types[] = {
+	[TRACE_FIELD_U64] = "uint64_t", [TRACE_FIELD_S64] = "int64_t",
+	[TRACE_FIELD_X64] = "xint64_t", [TRACE_FIELD_STRING] = "string",
+};
+
+/* A class's own fields, one a line, after the common ones. */
+static int put_class_fields(struct buf *b, const struct trace_class *c)
+{
+	int err = 0;
+
+	for (size_t i = 0; c && i < c->nfields && !err; i++)
+		err = buf_printf(b, "\t\t%s %s%s;\n", field_types[c->fields[i].type], c->fields[i].name,
+				 is_keyword(c->fields[i].name) ? "_" : "");
+	return err;
+}
+
 static int put_event(struct buf *b, const struct target_desc *desc, int id, const char *name,
-		     const char *extra)
+		     const char *extra, const struct trace_class *c)
 {
 	int err = buf_printf(b,
 			     "event {\n\tname = \"%s\";\n\tid = %d;\n\tstream_id = 0;\n\tfields := struct {\n"
-			     "\t\tuint64_t seq;\n\t\tuint32_t vcpu;\n\t\txint64_t pc;\n"
+			     "\t\tuint64_t seq;\n\t\tuint64_t guest_ns;\n\t\tuint32_t vcpu;\n\t\txint64_t pc;\n"
 			     "\t\tstring probe;\n\t\tstring symbol;\n\t\txint64_t skb;\n%s",
 			     name, id, extra);
+
+	if (!err)
+		err = put_class_fields(b, c);
 
 	if (!err)
 		err = put_regs_struct(b, desc);
@@ -163,6 +197,7 @@ int trace_metadata(struct buf *out, const struct target_desc *desc, const struct
 		"typealias integer { size = 8; align = 8; signed = false; } := uint8_t;\n"
 		"typealias integer { size = 32; align = 8; signed = false; } := uint32_t;\n"
 		"typealias integer { size = 64; align = 8; signed = false; } := uint64_t;\n"
+		"typealias integer { size = 64; align = 8; signed = true; } := int64_t;\n"
 		"typealias integer { size = 8; align = 8; signed = false; base = 16; } := xint8_t;\n"
 		"typealias integer { size = 16; align = 8; signed = false; base = 16; } := xint16_t;\n"
 		"typealias integer { size = 32; align = 8; signed = false; base = 16; } := xint32_t;\n"
@@ -191,6 +226,10 @@ int trace_metadata(struct buf *out, const struct target_desc *desc, const struct
 	if (!err)
 		err = put_tsdl_string(out, env && env->command ? env->command : "");
 	if (!err)
+		err = buf_puts(out, ";\n\tguest_clock = ");
+	if (!err)
+		err = put_tsdl_string(out, env && env->guest_clock ? env->guest_clock : "");
+	if (!err)
 		err = buf_printf(out,
 			";\n};\n\n"
 			"clock {\n\tname = \"monotonic\";\n\tuuid = \"%s\";\n"
@@ -203,10 +242,12 @@ int trace_metadata(struct buf *out, const struct target_desc *desc, const struct
 			"\t\tuint64_clock_monotonic_t timestamp;\n\t};\n};\n\n",
 			u, offset_s, offset_ns);
 	if (!err)
-		err = put_event(out, desc, TRACE_STOP, "kstep:stop", "");
+		err = put_event(out, desc, TRACE_STOP, "kstep:stop", "", NULL);
 	if (!err)
 		err = put_event(out, desc, TRACE_STEP, "kstep:step",
-				"\t\tstring insn;\n\t\tuint8_t insn_len;\n\t\txint8_t insn_bytes[insn_len];\n");
+				"\t\tstring insn;\n\t\tuint8_t insn_len;\n\t\txint8_t insn_bytes[insn_len];\n", NULL);
+	for (size_t i = 0; env && i < env->nclasses && !err; i++)
+		err = put_event(out, desc, TRACE_CLASS_BASE + (int)i, env->classes[i].name, "", &env->classes[i]);
 	return err;
 }
 
@@ -215,14 +256,16 @@ static int put_str(struct buf *b, const char *s)
 	return buf_append(b, s ? s : "", strlen(s ? s : "") + 1);
 }
 
-int trace_encode(struct buf *b, const struct target_desc *desc, const struct trace_event *ev)
+int trace_encode(struct buf *b, const struct target_desc *desc, const struct trace_class *c,
+		 const struct trace_event *ev)
 {
 	int err = 0;
 
 	/* Field order must match put_event exactly. */
-	err = err ? err : buf_put_le(b, (uint64_t)ev->kind, 4);
+	err = err ? err : buf_put_le(b, ev->class_id ? ev->class_id : (uint64_t)ev->kind, 4);
 	err = err ? err : buf_put_le(b, ev->ts_ns, 8);
 	err = err ? err : buf_put_le(b, ev->seq, 8);
+	err = err ? err : buf_put_le(b, ev->guest_ns, 8);
 	err = err ? err : buf_put_le(b, ev->vcpu, 4);
 	err = err ? err : buf_put_le(b, ev->pc, 8);
 	err = err ? err : put_str(b, ev->probe);
@@ -233,6 +276,9 @@ int trace_encode(struct buf *b, const struct target_desc *desc, const struct tra
 		err = err ? err : buf_put_le(b, ev->insn_len, 1);
 		err = err ? err : buf_append(b, ev->insn_bytes, ev->insn_len);
 	}
+	for (size_t i = 0; c && i < c->nfields && !err; i++)
+		err = c->fields[i].type == TRACE_FIELD_STRING ? put_str(b, ev->values[i].str)
+							       : buf_put_le(b, ev->values[i].u, 8);
 	/* The raw register block is already little-endian in regnum order. */
 	err = err ? err : buf_append(b, ev->regs, desc->g_size);
 	err = err ? err : buf_put_le(b, ev->stack_len, 4);
@@ -411,6 +457,8 @@ int trace_open(struct trace **out, int dfd, const char *dir, const struct target
 		return -ENOMEM;
 	t->fd = -1;
 	t->desc = desc;
+	t->classes = env ? env->classes : NULL;
+	t->nclasses = env ? env->nclasses : 0;
 	if (getrandom(uuid, sizeof(uuid), 0) != sizeof(uuid)) {
 		ret = -EIO;
 		snprintf(err, errlen, "getrandom failed");
@@ -462,8 +510,15 @@ int trace_write(struct trace *t, const struct trace_event *ev)
 {
 	int err;
 
+	const struct trace_class *c = NULL;
+
+	if (ev->class_id >= TRACE_CLASS_BASE) {
+		if (ev->class_id - TRACE_CLASS_BASE >= t->nclasses)
+			return -EINVAL;
+		c = &t->classes[ev->class_id - TRACE_CLASS_BASE];
+	}
 	buf_reset(&t->ev);
-	err = trace_encode(&t->ev, t->desc, ev);
+	err = trace_encode(&t->ev, t->desc, c, ev);
 	if (!err)
 		err = write_all(t->fd, t->ev.data, t->ev.len);
 	if (err) {

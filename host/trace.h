@@ -16,6 +16,28 @@
 #include "target.h"
 
 enum trace_kind { TRACE_STOP = 0, TRACE_STEP = 1 };
+/* Event classes of their own (a probe's, with its fetched fields) are
+ * numbered from here, in the order trace_env lists them. */
+#define TRACE_CLASS_BASE 2
+
+enum trace_field_type { TRACE_FIELD_U64, TRACE_FIELD_S64, TRACE_FIELD_X64, TRACE_FIELD_STRING };
+
+struct trace_field {
+	const char *name;        /* a TSDL identifier, not one of the common fields */
+	enum trace_field_type type;
+};
+
+/* A stop event with fields of its own after the common ones. */
+struct trace_class {
+	const char *name;        /* "kstep:stop:tcp_v4_rcv" */
+	const struct trace_field *fields;
+	size_t nfields;
+};
+
+struct trace_value {
+	uint64_t u;              /* integer fields */
+	const char *str;         /* string fields */
+};
 
 struct trace_frame {
 	uint64_t addr;
@@ -25,13 +47,16 @@ struct trace_frame {
 
 struct trace_event {
 	enum trace_kind kind;
+	uint32_t class_id;   /* TRACE_CLASS_BASE + i for class i, else the kind's */
 	uint64_t ts_ns;      /* CLOCK_MONOTONIC */
 	uint64_t seq;
+	uint64_t guest_ns;   /* the guest's own clock, 0: not known */
 	uint32_t vcpu;
 	uint64_t pc;
 	const char *probe;   /* probe name (stop) or "" */
 	const char *symbol;
 	uint64_t skb;
+	const struct trace_value *values; /* the class's fields, in its order */
 	const uint8_t *regs; /* raw register block, target_desc g_size bytes */
 	const uint64_t *stack;
 	uint32_t stack_len;  /* in 8-byte words */
@@ -49,9 +74,15 @@ struct trace_env {
 	const char *vmlinux;
 	const char *banner;
 	const char *command;
+	const char *guest_clock;  /* how guest_ns was measured, "" or NULL: not */
+	const struct trace_class *classes;
+	size_t nclasses;
 };
 
 struct trace;
+
+/* A name every event has already (seq, pc, regs, ...): not for a class's field. */
+bool trace_field_reserved(const char *name);
 
 /*
  * Make the trace directory @dir, private (0700: a trace holds guest memory),
@@ -76,7 +107,9 @@ uint64_t trace_now_ns(void);
 /* Generate the TSDL metadata text into @out (socket- and file-free, for tests). */
 int trace_metadata(struct buf *out, const struct target_desc *desc, const struct trace_env *env,
 		   const uint8_t uuid[16], int64_t offset_s, int64_t offset_ns);
-/* Encode one event (header + fields) into @out. */
-int trace_encode(struct buf *out, const struct target_desc *desc, const struct trace_event *ev);
+/* Encode one event (header + fields) into @out; @c: its class, NULL for
+ * kstep:stop and kstep:step. */
+int trace_encode(struct buf *out, const struct target_desc *desc, const struct trace_class *c,
+		 const struct trace_event *ev);
 
 #endif

@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	struct trace_event ev = { .kind = len & 1 ? TRACE_STEP : TRACE_STOP, .probe = save ? save : "",
 				  .symbol = bt[0].func, .regs = raw, .stack = stack, .stack_len = len % 5,
 				  .bt = bt, .bt_len = len % 2, .insn = "", .insn_bytes = raw, .insn_len = len % 16 };
-	trace_encode(&b, &desc, &ev);
+	trace_encode(&b, &desc, NULL, &ev);
 	buf_free(&b);
 	free(text);
 	return 0;

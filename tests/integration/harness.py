@@ -145,8 +145,15 @@ def babeltrace(path):
     return p.stdout
 
 
-EVENT = re.compile(r"kstep:(stop|step): \{ seq = (\d+), vcpu = (\d+), pc = (0x[0-9A-F]+), probe = \"([^\"]*)\", "
-                   r"symbol = \"([^\"]*)\", skb = (0x[0-9A-F]+)")
+EVENT = re.compile(r"kstep:(stop|step|return)(?::(\S+))?: \{ seq = (\d+), guest_ns = (\d+), vcpu = (\d+), "
+                   r"pc = (0x[0-9A-F]+), probe = \"([^\"]*)\", symbol = \"([^\"]*)\", skb = (0x[0-9A-F]+)(.*?), regs = ")
+FIELD = re.compile(r'(\w+) = ("(?:[^"\\]|\\.)*"|-?0x[0-9A-F]+|-?\d+)')
+
+
+def field_value(text):
+    if text.startswith('"'):
+        return text[1:-1]
+    return int(text, 16) if "0x" in text else int(text)
 
 
 def events(text):
@@ -156,9 +163,10 @@ def events(text):
         m = EVENT.search(line)
         if not m:
             continue
-        ev = {"kind": m.group(1), "seq": int(m.group(2)), "vcpu": int(m.group(3)), "pc": int(m.group(4), 16),
-              "probe": m.group(5), "symbol": m.group(6), "skb": int(m.group(7), 16),
-              "bt": re.findall(r'func = "([^"]*)"', line)}
+        ev = {"kind": m.group(1), "event": m.group(2), "seq": int(m.group(3)), "guest_ns": int(m.group(4)),
+              "vcpu": int(m.group(5)), "pc": int(m.group(6), 16), "probe": m.group(7), "symbol": m.group(8),
+              "skb": int(m.group(9), 16), "bt": re.findall(r'func = "([^"]*)"', line),
+              "args": {k: field_value(v) for k, v in FIELD.findall(m.group(10))}}
         im = re.search(r'insn = "([^"]*)", insn_len = (\d+)', line)
         if im:
             ev["insn"], ev["insn_len"] = im.group(1), int(im.group(2))

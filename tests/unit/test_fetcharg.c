@@ -243,20 +243,20 @@ static void test_filters(void **state)
 		put(skb_mem, "sk_buff", "len", (uint64_t)len, 4);
 		for (int i = 0; i < 2; i++)
 			farg_eval(fields[i], &env, &vals[i]);
-		assert_int_equal(filter_compile(&f, "skb->len > 1000", fields, 2, syms, &sc, err, sizeof(err)), 0);
+		assert_int_equal(filter_compile(&f, "skb->len > 1000", fields, 2, NULL, syms, &sc, err, sizeof(err)), 0);
 		assert_int_equal(filter_match(f, vals, &env), len > 1000);
 		filter_free(f);
-		assert_int_equal(filter_compile(&f, "len == 100 && dev == \"eth0\"", fields, 2, syms, &sc, err,
+		assert_int_equal(filter_compile(&f, "len == 100 && dev == \"eth0\"", fields, 2, NULL, syms, &sc, err,
 						 sizeof(err)), 0);
 		assert_int_equal(filter_match(f, vals, &env), len == 100);
 		filter_free(f);
-		assert_int_equal(filter_compile(&f, "len == 7 || len >= 2000", fields, 2, syms, &sc, err, sizeof(err)), 0);
+		assert_int_equal(filter_compile(&f, "len == 7 || len >= 2000", fields, 2, NULL, syms, &sc, err, sizeof(err)), 0);
 		assert_int_equal(filter_match(f, vals, &env), len == 2000);
 		filter_free(f);
 	}
-	assert_int_equal(filter_compile(&f, "len 5", fields, 2, syms, &sc, err, sizeof(err)), -EINVAL);
+	assert_int_equal(filter_compile(&f, "len 5", fields, 2, NULL, syms, &sc, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "not a comparison"));
-	assert_int_equal(filter_compile(&f, "len == five", fields, 2, syms, &sc, err, sizeof(err)), -EINVAL);
+	assert_int_equal(filter_compile(&f, "len == five", fields, 2, NULL, syms, &sc, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "'five' is not a number"));
 	farg_free(fields[0]);
 	farg_free(fields[1]);
@@ -272,7 +272,7 @@ static void test_filter_enum(void **state)
 	char err[256];
 
 	(void)state;
-	assert_int_equal(filter_compile(&f, "retval == GRO_MERGED_FREE", &rv, 1, syms, &ret, err, sizeof(err)), 0);
+	assert_int_equal(filter_compile(&f, "retval == GRO_MERGED_FREE", &rv, 1, NULL, syms, &ret, err, sizeof(err)), 0);
 	regs[RAX] = 1;
 	farg_eval(rv, &env, &v);
 	assert_true(filter_match(f, &v, &env));

@@ -60,20 +60,21 @@ static void test_encoding_layout(void **state)
 	struct trace_frame bt[1] = { { 0xffffffff81000000ull, "f", "a.c:1" } };
 	struct trace_event ev = { .kind = TRACE_STOP, .ts_ns = 7, .seq = 9, .vcpu = 1, .pc = 0xabc,
 				  .probe = "ip", .symbol = "ip_rcv", .skb = 0x55, .regs = raw,
-				  .stack = stack, .stack_len = 1, .bt = bt, .bt_len = 1 };
+				  .stack = stack, .stack_len = 1, .bt = bt, .bt_len = 1, .guest_ns = 0x33 };
 	struct buf b = { 0 };
 	/* ... + backtrace, then bt_end (NULL: "") and bt_reliable */
-	size_t want = 4 + 8 + 8 + 4 + 8 + 3 + 7 + 8 + 38 + 4 + 8 + 4 + 8 + 2 + 6 + 1 + 1;
+	size_t want = 4 + 8 + 8 + 8 + 4 + 8 + 3 + 7 + 8 + 38 + 4 + 8 + 4 + 8 + 2 + 6 + 1 + 1;
 
 	(void)state;
 	memset(raw, 0xaa, sizeof(raw));
-	assert_int_equal(trace_encode(&b, &desc, &ev), 0);
+	assert_int_equal(trace_encode(&b, &desc, NULL, &ev), 0);
 	assert_int_equal(b.len, want);
 	assert_int_equal(b.data[0], TRACE_STOP);
 	assert_int_equal(b.data[4], 7);       /* timestamp */
 	assert_int_equal(b.data[12], 9);      /* seq */
-	assert_int_equal(b.data[20], 1);      /* vcpu */
-	assert_memory_equal(b.data + 32, "ip\0ip_rcv\0", 10);
+	assert_int_equal(b.data[20], 0x33);   /* guest_ns */
+	assert_int_equal(b.data[28], 1);      /* vcpu */
+	assert_memory_equal(b.data + 40, "ip\0ip_rcv\0", 10);
 	buf_free(&b);
 }
 
@@ -110,11 +111,15 @@ static void test_babeltrace_reads_it(void **state)
 	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
 	assert_int_equal(trace_open(&t, dfd, dir, &desc, &env, err, sizeof(err)), 0);
 	close(dfd);
-	struct trace_event ev = { TRACE_STOP, trace_now_ns(), 1, 1, 0xffffffff81000000ull, "icmp", "icmp_rcv",
-				  0xffff888000001000ull, raw, stack, 2, bt, 2, "stack-end", 1, NULL, NULL, 0 };
+	struct trace_event ev = { .kind = TRACE_STOP, .ts_ns = trace_now_ns(), .seq = 1, .vcpu = 1,
+				  .pc = 0xffffffff81000000ull, .probe = "icmp", .symbol = "icmp_rcv",
+				  .skb = 0xffff888000001000ull, .regs = raw, .stack = stack, .stack_len = 2, .bt = bt,
+				  .bt_len = 2, .bt_end = "stack-end", .bt_reliable = 1, .guest_ns = 123456 };
 	assert_int_equal(trace_write(t, &ev), 0);
-	struct trace_event ev2 = { TRACE_STEP, trace_now_ns(), 2, 0, 0xffffffff81000001ull, "", "icmp_rcv+0x1",
-				   0, raw, stack, 1, bt, 1, "not-text", 0, "movq %rsp, %rbp", ib, 3 };
+	struct trace_event ev2 = { .kind = TRACE_STEP, .ts_ns = trace_now_ns(), .seq = 2, .pc = 0xffffffff81000001ull,
+				   .probe = "", .symbol = "icmp_rcv+0x1", .regs = raw, .stack = stack, .stack_len = 1,
+				   .bt = bt, .bt_len = 1, .bt_end = "not-text", .insn = "movq %rsp, %rbp",
+				   .insn_bytes = ib, .insn_len = 3 };
 	assert_int_equal(trace_write(t, &ev2), 0);
 	snprintf(path, sizeof(path), "%s/stream_0", dir);
 	stat(path, &st);
@@ -124,7 +129,8 @@ static void test_babeltrace_reads_it(void **state)
 
 	snprintf(cmd, sizeof(cmd), "babeltrace2 %s 2>&1", dir);
 	assert_int_equal(run(cmd, out, sizeof(out)), 0);
-	assert_non_null(strstr(out, "kstep:stop: { seq = 1, vcpu = 1, pc = 0xFFFFFFFF81000000, probe = \"icmp\""));
+	assert_non_null(strstr(out, "kstep:stop: { seq = 1, guest_ns = 123456, vcpu = 1, pc = 0xFFFFFFFF81000000, "
+				    "probe = \"icmp\""));
 	assert_non_null(strstr(out, "skb = 0xFFFF888000001000"));
 	assert_non_null(strstr(out, "rax = 0x42"));
 	assert_non_null(strstr(out, "func = \"ip_local_deliver+0x10\""));
@@ -142,13 +148,54 @@ static void test_babeltrace_reads_it(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* A probe's own event class: babeltrace2 prints its fields by name and type,
+ * and an event of a class the trace does not have is refused. */
+static void test_probe_class_fields(void **state)
+{
+	char dir[] = "/tmp/kstep-test-class-XXXXXX", cmd[256], err[256];
+	static char out[65536];
+	static uint8_t raw[38];
+	uint64_t stack[1] = { 1 };
+	const struct trace_field fields[] = { { "len", TRACE_FIELD_U64 }, { "delta", TRACE_FIELD_S64 },
+					      { "ptr", TRACE_FIELD_X64 }, { "dev", TRACE_FIELD_STRING },
+					      { "event", TRACE_FIELD_U64 } };
+	const struct trace_class cls = { "kstep:stop:tcp_v4_rcv", fields, 5 };
+	struct trace_env cenv = env;
+	const struct trace_value vals[] = { { .u = 1448 }, { .u = (uint64_t)-5 }, { .u = 0xabc }, { .str = "eth0" },
+					    { .u = 7 } };
+	struct trace_event ev = { .kind = TRACE_STOP, .class_id = TRACE_CLASS_BASE, .seq = 1, .probe = "tcp",
+				  .symbol = "tcp_v4_rcv", .values = vals, .regs = raw, .stack = stack, .stack_len = 1,
+				  .bt_end = "" };
+	struct trace *t;
+	int dfd;
+
+	(void)state;
+	cenv.classes = &cls;
+	cenv.nclasses = 1;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
+	assert_int_equal(trace_open(&t, dfd, dir, &desc, &cenv, err, sizeof(err)), 0);
+	close(dfd);
+	assert_int_equal(trace_write(t, &ev), 0);
+	ev.class_id = TRACE_CLASS_BASE + 1;
+	assert_int_equal(trace_write(t, &ev), -EINVAL);
+	trace_close(t);
+	snprintf(cmd, sizeof(cmd), "babeltrace2 %s 2>&1", dir);
+	assert_int_equal(run(cmd, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "kstep:stop:tcp_v4_rcv: { seq = 1, guest_ns = 0"));
+	assert_non_null(strstr(out, "len = 1448, delta = -5, ptr = 0xABC, dev = \"eth0\", event_ = 7, regs"));
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 /* A fresh trace directory of @n_ev events written with @d; returns its
  * path in @dir (a mkdtemp template). */
 static void write_trace(char *dir, const struct target_desc *d, int n_ev)
 {
 	static uint8_t raw[64];
 	uint64_t stack[1] = { 1 };
-	struct trace_event ev = { TRACE_STOP, 1, 0, 0, 0x1000, "p", "f", 0, raw, stack, 1, NULL, 0, "", 0, NULL, NULL, 0 };
+	struct trace_event ev = { .kind = TRACE_STOP, .ts_ns = 1, .pc = 0x1000, .probe = "p", .symbol = "f",
+				  .regs = raw, .stack = stack, .stack_len = 1, .bt_end = "" };
 	struct trace *t;
 	char err[256];
 	int dfd;
@@ -213,7 +260,8 @@ static void test_full_disk_keeps_complete_events(void **state)
 	static char out[1 << 20];
 	static uint8_t raw[38];
 	uint64_t stack[32] = { 0 };
-	struct trace_event ev = { TRACE_STOP, 1, 0, 0, 0x1000, "p", "f", 0, raw, stack, 32, NULL, 0, "", 0, NULL, NULL, 0 };
+	struct trace_event ev = { .kind = TRACE_STOP, .ts_ns = 1, .pc = 0x1000, .probe = "p", .symbol = "f",
+				  .regs = raw, .stack = stack, .stack_len = 32, .bt_end = "" };
 	struct trace *t;
 	struct stat st;
 	int dfd, status, written = 0, fds[2];
@@ -301,6 +349,7 @@ int main(void)
 		cmocka_unit_test(test_metadata),
 		cmocka_unit_test(test_encoding_layout),
 		cmocka_unit_test(test_babeltrace_reads_it),
+		cmocka_unit_test(test_probe_class_fields),
 		cmocka_unit_test(test_register_names_unique_and_not_keywords),
 		cmocka_unit_test(test_full_disk_keeps_complete_events),
 		cmocka_unit_test(test_trace_directory_rules),

@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: MIT
+/*
+ * packet: an skb's length, device and IPv4/TCP/UDP headers (see packet.h).
+ */
+#include "packet.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define ETH_P_IP 0x0800
+#define IPPROTO_ICMP 1
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+/* An IPv4 header (at most 60 bytes) and a TCP header's first 20. */
+#define HEADERS_READ 80
+
+const char *const packet_field_names[PACKET_NFIELDS] = {
+	"len", "dev", "proto", "saddr", "daddr", "sport", "dport", "tcp_seq", "tcp_ack", "tcp_flags",
+};
+const bool packet_field_is_text[PACKET_NFIELDS] = {
+	false, true, true, true, true, false, false, false, false, true,
+};
+
+void packet_layout_init(struct packet_layout *l, struct symtab *syms)
+{
+	uint64_t size;
+
+	memset(l, 0, sizeof(*l));
+	l->ok = !sym_member(syms, "sk_buff", "len", &l->len, &size) &&
+		!sym_member(syms, "sk_buff", "data", &l->data, &size) &&
+		!sym_member(syms, "sk_buff", "head", &l->head, &size) &&
+		!sym_member(syms, "sk_buff", "network_header", &l->network_header, &size) &&
+		!sym_member(syms, "sk_buff", "protocol", &l->protocol, &size) &&
+		!sym_member(syms, "sk_buff", "dev", &l->dev, &size) &&
+		!sym_member(syms, "net_device", "name", &l->dev_name, &size);
+}
+
+static uint16_t be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void dotted(const uint8_t *p, struct farg_value *v)
+{
+	v->u = be32(p);
+	snprintf(v->str, sizeof(v->str), "%u.%u.%u.%u", p[0], p[1], p[2], p[3]);
+}
+
+static void tcp_flags(uint8_t f, char *out)
+{
+	static const char letters[] = "FSRPAUEC";
+
+	for (int i = 0; i < 8; i++)
+		if (f & (1 << i))
+			*out++ = letters[i];
+	*out = '\0';
+}
+
+/* The IPv4 header at @h and what follows it. */
+static void decode_ipv4(const uint8_t *h, struct farg_value *out)
+{
+	const uint8_t *t = h + (h[0] & 15) * 4;
+	static const char *const names[] = { [IPPROTO_ICMP] = "icmp", [IPPROTO_TCP] = "tcp", [IPPROTO_UDP] = "udp" };
+
+	out[PACKET_PROTO].u = h[9];
+	if (h[9] < sizeof(names) / sizeof(names[0]) && names[h[9]])
+		snprintf(out[PACKET_PROTO].str, sizeof(out->str), "%s", names[h[9]]);
+	else
+		snprintf(out[PACKET_PROTO].str, sizeof(out->str), "ip-%u", h[9]);
+	dotted(h + 12, &out[PACKET_SADDR]);
+	dotted(h + 16, &out[PACKET_DADDR]);
+	if (h[9] == IPPROTO_TCP || h[9] == IPPROTO_UDP) {
+		out[PACKET_SPORT].u = be16(t);
+		out[PACKET_DPORT].u = be16(t + 2);
+	}
+	if (h[9] == IPPROTO_TCP) {
+		out[PACKET_SEQ].u = be32(t + 4);
+		out[PACKET_ACK].u = be32(t + 8);
+		out[PACKET_FLAGS].u = t[13];
+		tcp_flags(t[13], out[PACKET_FLAGS].str);
+	}
+}
+
+void packet_decode(const struct packet_layout *l, uint64_t skb,
+		   int (*read)(void *ctx, uint64_t addr, void *out, size_t len), void *ctx,
+		   struct farg_value out[PACKET_NFIELDS])
+{
+	uint64_t head = 0, data = 0, dev = 0, at;
+	uint32_t len = 0;
+	uint16_t nh = 0, proto = 0;
+	uint8_t h[HEADERS_READ];
+
+	memset(out, 0, sizeof(*out) * PACKET_NFIELDS);
+	if (!l->ok || !skb || read(ctx, skb + l->len, &len, 4) || read(ctx, skb + l->head, &head, 8) ||
+	    read(ctx, skb + l->data, &data, 8) || read(ctx, skb + l->network_header, &nh, 2) ||
+	    read(ctx, skb + l->protocol, &proto, 2) || read(ctx, skb + l->dev, &dev, 8)) {
+		for (int i = 0; i < PACKET_NFIELDS; i++)
+			out[i].fault = true;
+		return;
+	}
+	out[PACKET_LEN].u = len;
+	if (dev && !read(ctx, dev + l->dev_name, out[PACKET_DEV].str, 16))
+		out[PACKET_DEV].str[16] = '\0';
+	/* A network header not set yet (0, or ~0) means the data is at it:
+	 * after eth_type_trans on receive. */
+	at = nh && nh != 0xffff ? head + nh : data;
+	proto = (uint16_t)(proto >> 8 | proto << 8);
+	if ((proto == ETH_P_IP || !proto) && !read(ctx, at, h, sizeof(h)) && (h[0] >> 4) == 4)
+		decode_ipv4(h, out);
+}
