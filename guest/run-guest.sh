@@ -2,7 +2,7 @@
 # Boot the kstep guest under QEMU with its gdbstub on a private endpoint.
 #
 # Settings come from the environment (the Makefile passes its variables):
-#   WORKLOAD=shell|rx-icmp|rx-udp|rx-tcp|oops   COUNT=N (workload size)
+#   WORKLOAD=shell|rx-icmp|rx-udp|rx-tcp|tx-tcp|rx-drop|oops   COUNT=N (workload size)
 #   HALT=1 (start halted, -S)   ACCEL=auto|kvm|tcg   SMP=N   MEM=MiB
 #   WORKLOAD_CPU=N (run the workload on the guest's CPU N)
 #   PANIC=exit|pause (what a kernel panic does to QEMU; default pause with HALT=1)
@@ -161,7 +161,9 @@ args=("${accel_opts[@]}" -smp "$smp,sockets=$smp,cores=1,threads=1" -m "$mem" -d
 	-kernel "$images/bzImage" -initrd "$images/initramfs.cpio.gz" -append "$append"
 	# restrict=on: the guest reaches only slirp's own services (gateway ping,
 	# TFTP) and the guestfwd below, never the host's loopback services.
-	-netdev "user,id=n0,restrict=on,tftp=$images/tftp,guestfwd=tcp:10.0.2.100:5000-cmd:dd if=/dev/zero bs=65536 count=16 status=none"
+	# 10.0.2.100:5000 sends 1 MiB (rx-tcp); 10.0.2.101:5001 counts what it
+	# receives and answers with the count (tx-tcp).
+	-netdev "user,id=n0,restrict=on,tftp=$images/tftp,guestfwd=tcp:10.0.2.100:5000-cmd:dd if=/dev/zero bs=65536 count=16 status=none,guestfwd=tcp:10.0.2.101:5001-cmd:wc -c"
 	-device "$nic_dev,netdev=n0"
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04
 	-device pvpanic-pci -action "panic=$panic_action"

@@ -6,6 +6,11 @@
  *   rxload tcp-recv HOST PORT   connect, read to EOF, print the byte count
  *   rxload tcp-loop BYTES       stream BYTES over 127.0.0.1 to ourselves
  *   rxload udp-loop COUNT       send COUNT datagrams over 127.0.0.1 to ourselves
+ *   rxload tcp-send HOST PORT BYTES
+ *                               send BYTES, close our side, print what the
+ *                               peer says it got (a byte count)
+ *   rxload udp-drop COUNT PORT  send COUNT datagrams of 100 bytes to 127.0.0.1
+ *                               PORT, where nobody listens: the kernel drops them
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -127,14 +132,61 @@ static int udp_loop(int count)
 	return got == count ? 0 : 1;
 }
 
+static int tcp_send(const char *host, const char *port, long long bytes)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(atoi(port)) };
+	char buf[65536] = { 0 }, reply[64];
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	ssize_t n;
+
+	if (fd < 0 || inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+		return fail("socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		return fail("connect");
+	for (long long left = bytes; left > 0; left -= n) {
+		n = write(fd, buf, left < (long long)sizeof(buf) ? (size_t)left : sizeof(buf));
+		if (n <= 0)
+			return fail("write");
+	}
+	if (shutdown(fd, SHUT_WR))
+		return fail("shutdown");
+	n = read(fd, reply, sizeof(reply) - 1);
+	if (n < 0)
+		return fail("read");
+	reply[n] = '\0';
+	printf("%lld\n", atoll(reply));
+	return 0;
+}
+
+static int udp_drop(int count, int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	char buf[100] = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	if (fd < 0)
+		return fail("socket");
+	for (int i = 0; i < count; i++)
+		if (sendto(fd, buf, sizeof(buf), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			return fail("sendto");
+	printf("rxload: udp-drop sent %d datagrams to port %d\n", count, port);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 5 && !strcmp(argv[1], "tcp-send"))
+		return tcp_send(argv[2], argv[3], atoll(argv[4]));
+	if (argc == 4 && !strcmp(argv[1], "udp-drop"))
+		return udp_drop(atoi(argv[2]), atoi(argv[3]));
 	if (argc == 4 && !strcmp(argv[1], "tcp-recv"))
 		return tcp_recv(argv[2], argv[3]);
 	if (argc == 3 && !strcmp(argv[1], "tcp-loop"))
 		return tcp_loop(atoll(argv[2]));
 	if (argc == 3 && !strcmp(argv[1], "udp-loop"))
 		return udp_loop(atoi(argv[2]));
-	fprintf(stderr, "usage: rxload tcp-recv HOST PORT | tcp-loop BYTES | udp-loop COUNT\n");
+	fprintf(stderr, "usage: rxload tcp-recv HOST PORT | tcp-loop BYTES | udp-loop COUNT | "
+			"tcp-send HOST PORT BYTES | udp-drop COUNT PORT\n");
 	return 2;
 }

@@ -35,8 +35,9 @@ void engine_update_guest_clock(struct engine *e)
 		e->guest_ns = icount << e->o.icount_shift;
 }
 
-/* The fields of @args (and the packet of @skb), in the class's order. */
-static size_t fetch_values(struct engine *e, struct farg *const *args, size_t nargs, uint64_t skb,
+/* The fields of @args (and with @packet, those of @skb's packet: empty
+ * without one), in the class's order. */
+static size_t fetch_values(struct engine *e, struct farg *const *args, size_t nargs, bool packet, uint64_t skb,
 			   struct farg_value *vals)
 {
 	uint64_t dwarf[CFI_NREGS];
@@ -45,7 +46,7 @@ static size_t fetch_values(struct engine *e, struct farg *const *args, size_t na
 
 	for (; n < nargs && n < ENGINE_MAX_VALUES - PACKET_NFIELDS; n++)
 		farg_eval(args[n], &env, &vals[n]);
-	if (skb) {
+	if (packet) {
 		packet_decode(&e->pkt, skb, read_guest, e->mc, vals + n);
 		n += PACKET_NFIELDS;
 	}
@@ -60,7 +61,7 @@ bool engine_probe_matches(struct engine *e, const struct probe *p, uint64_t skb)
 
 	if (!p->filter)
 		return true;
-	fetch_values(e, p->args, p->nargs, p->packet ? skb : 0, vals);
+	fetch_values(e, p->args, p->nargs, p->packet, skb, vals);
 	return filter_match(p->filter, vals, &env);
 }
 
@@ -98,7 +99,7 @@ int engine_probe_hit(struct engine *e, struct probe *p, uint64_t skb, struct sna
 {
 	struct farg_value vals[ENGINE_MAX_VALUES];
 	struct trace_value tv[ENGINE_MAX_VALUES];
-	size_t n = fetch_values(e, p->args, p->nargs, p->packet ? skb : 0, vals);
+	size_t n = fetch_values(e, p->args, p->nargs, p->packet, skb, vals);
 	int err;
 
 	if (p->on_return && (err = expect_return(e, p)))
@@ -118,7 +119,7 @@ static int record_return(struct engine *e, const struct pending_call *c, struct 
 {
 	struct farg_value vals[ENGINE_MAX_VALUES];
 	struct trace_value tv[ENGINE_MAX_VALUES];
-	size_t n = fetch_values(e, c->p->ret_args, c->p->nret_args, 0, vals);
+	size_t n = fetch_values(e, c->p->ret_args, c->p->nret_args, false, 0, vals);
 
 	to_trace_values(vals, n, tv);
 	tv[n++].u = e->guest_ns - c->guest_ns;

@@ -4,13 +4,13 @@
  */
 #include "packet.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
 #define ETH_P_IP 0x0800
-#define IPPROTO_ICMP 1
-#define IPPROTO_TCP 6
-#define IPPROTO_UDP 17
+#define ETH_P_IPV6 0x86dd
+#define IPV6_HEADER 40
 /* An IPv4 header (at most 60 bytes) and a TCP header's first 20. */
 #define HEADERS_READ 80
 
@@ -61,24 +61,23 @@ static void tcp_flags(uint8_t f, char *out)
 	*out = '\0';
 }
 
-/* The IPv4 header at @h and what follows it. */
-static void decode_ipv4(const uint8_t *h, struct farg_value *out)
+/* The transport header at @t of protocol @proto. */
+static void decode_transport(uint8_t proto, const uint8_t *t, bool v6, struct farg_value *out)
 {
-	const uint8_t *t = h + (h[0] & 15) * 4;
-	static const char *const names[] = { [IPPROTO_ICMP] = "icmp", [IPPROTO_TCP] = "tcp", [IPPROTO_UDP] = "udp" };
+	static const char *const names[] = { [IPPROTO_ICMP] = "icmp", [IPPROTO_TCP] = "tcp", [IPPROTO_UDP] = "udp",
+					     [IPPROTO_ICMPV6] = "icmp6" };
 
-	out[PACKET_PROTO].u = h[9];
-	if (h[9] < sizeof(names) / sizeof(names[0]) && names[h[9]])
-		snprintf(out[PACKET_PROTO].str, sizeof(out->str), "%s", names[h[9]]);
+	out[PACKET_PROTO].u = proto;
+	if (proto < sizeof(names) / sizeof(names[0]) && names[proto])
+		snprintf(out[PACKET_PROTO].str, sizeof(out->str), "%s%s", names[proto],
+			 v6 && proto != IPPROTO_ICMPV6 ? "6" : "");
 	else
-		snprintf(out[PACKET_PROTO].str, sizeof(out->str), "ip-%u", h[9]);
-	dotted(h + 12, &out[PACKET_SADDR]);
-	dotted(h + 16, &out[PACKET_DADDR]);
-	if (h[9] == IPPROTO_TCP || h[9] == IPPROTO_UDP) {
+		snprintf(out[PACKET_PROTO].str, sizeof(out->str), "%s-%u", v6 ? "ip6" : "ip", proto);
+	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
 		out[PACKET_SPORT].u = be16(t);
 		out[PACKET_DPORT].u = be16(t + 2);
 	}
-	if (h[9] == IPPROTO_TCP) {
+	if (proto == IPPROTO_TCP) {
 		out[PACKET_SEQ].u = be32(t + 4);
 		out[PACKET_ACK].u = be32(t + 8);
 		out[PACKET_FLAGS].u = t[13];
@@ -86,17 +85,35 @@ static void decode_ipv4(const uint8_t *h, struct farg_value *out)
 	}
 }
 
+static void decode_ipv4(const uint8_t *h, struct farg_value *out)
+{
+	dotted(h + 12, &out[PACKET_SADDR]);
+	dotted(h + 16, &out[PACKET_DADDR]);
+	decode_transport(h[9], h + (h[0] & 15) * 4, false, out);
+}
+
+/* IPv6 without extension headers (what follows is the next header's). */
+static void decode_ipv6(const uint8_t *h, struct farg_value *out)
+{
+	inet_ntop(AF_INET6, h + 8, out[PACKET_SADDR].str, sizeof(out->str));
+	inet_ntop(AF_INET6, h + 24, out[PACKET_DADDR].str, sizeof(out->str));
+	decode_transport(h[6], h + IPV6_HEADER, true, out);
+}
+
 void packet_decode(const struct packet_layout *l, uint64_t skb,
 		   int (*read)(void *ctx, uint64_t addr, void *out, size_t len), void *ctx,
 		   struct farg_value out[PACKET_NFIELDS])
 {
 	uint64_t head = 0, data = 0, dev = 0, at;
+
 	uint32_t len = 0;
 	uint16_t nh = 0, proto = 0;
 	uint8_t h[HEADERS_READ];
 
 	memset(out, 0, sizeof(*out) * PACKET_NFIELDS);
-	if (!l->ok || !skb || read(ctx, skb + l->len, &len, 4) || read(ctx, skb + l->head, &head, 8) ||
+	if (!skb)
+		return;
+	if (!l->ok || read(ctx, skb + l->len, &len, 4) || read(ctx, skb + l->head, &head, 8) ||
 	    read(ctx, skb + l->data, &data, 8) || read(ctx, skb + l->network_header, &nh, 2) ||
 	    read(ctx, skb + l->protocol, &proto, 2) || read(ctx, skb + l->dev, &dev, 8)) {
 		for (int i = 0; i < PACKET_NFIELDS; i++)
@@ -108,8 +125,15 @@ void packet_decode(const struct packet_layout *l, uint64_t skb,
 		out[PACKET_DEV].str[16] = '\0';
 	/* A network header not set yet (0, or ~0) means the data is at it:
 	 * after eth_type_trans on receive. */
-	at = nh && nh != 0xffff ? head + nh : data;
+	bool nh_set = nh && nh != 0xffff;
+
+	at = nh_set ? head + nh : data;
 	proto = (uint16_t)(proto >> 8 | proto << 8);
-	if ((proto == ETH_P_IP || !proto) && !read(ctx, at, h, sizeof(h)) && (h[0] >> 4) == 4)
+	/* Transmit sets skb->protocol late (ip_output): a network header
+	 * that is set is enough there. */
+	if ((proto == ETH_P_IP || (!proto && nh_set)) && !read(ctx, at, h, sizeof(h)) && (h[0] >> 4) == 4 &&
+	    (h[0] & 15) >= 5 && be16(h + 2) >= (h[0] & 15) * 4)
 		decode_ipv4(h, out);
+	else if (proto == ETH_P_IPV6 && !read(ctx, at, h, sizeof(h)) && (h[0] >> 4) == 6)
+		decode_ipv6(h, out);
 }

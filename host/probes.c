@@ -54,7 +54,7 @@ static const struct builtin rx_set[] = {
 static const struct builtin rx_full_set[] = {
 	{ "irq", "e1000_intr", "e1000", NULL, "irq=$arg1", NULL, NULL },
 	{ "irq", "vring_interrupt", "virtio", NULL, "irq=$arg1", NULL, NULL },
-	{ "raise", "__raise_softirq_irqoff", NULL, NULL, "nr=$arg1", NULL, "nr == 3" },
+	{ "raise", "raise_softirq_irqoff", NULL, NULL, "nr=$arg1", NULL, "nr == 3" },
 	{ "softirq", "net_rx_action", NULL, NULL, NULL, "", NULL },
 	{ "napi-poll", "e1000_clean", "e1000", NULL, "budget=$arg2", "work=$retval", NULL },
 	{ "napi-poll", "virtnet_poll", "virtio", "virtio_net", "budget=$arg2", "work=$retval", NULL },
@@ -79,17 +79,18 @@ static const struct builtin rx_full_set[] = {
 
 /* The transmit path: the system call down to the driver, and the free. */
 static const struct builtin tx_set[] = {
-	{ "send", "__sys_sendto", NULL, NULL, "fd=$arg1 len=$arg3 " TASK_ARGS, "ret=$retval", NULL },
+	{ "send", "__sys_sendto", NULL, NULL, "fd=$arg1 size=$arg3 " TASK_ARGS, "ret=$retval", NULL },
 	{ "send", "____sys_sendmsg", NULL, NULL, TASK_ARGS, NULL, NULL },
-	{ "tcp", "tcp_sendmsg", NULL, NULL, "size=$arg3", NULL, NULL },
-	{ "udp", "udp_sendmsg", NULL, NULL, "size=$arg3", NULL, NULL },
-	{ "ip", "ip_output", NULL, NULL, NULL, NULL, NULL },
-	{ "dev", "__dev_queue_xmit", NULL, NULL, NULL, NULL, NULL },
+	{ "send", "sock_write_iter", NULL, NULL, TASK_ARGS, NULL, NULL },
+	{ "tcp-send", "tcp_sendmsg", NULL, NULL, "size=$arg3", NULL, NULL },
+	{ "udp-send", "udp_sendmsg", NULL, NULL, "size=$arg3", NULL, NULL },
+	{ "ip-output", "ip_output", NULL, NULL, NULL, NULL, NULL },
+	{ "dev-queue", "__dev_queue_xmit", NULL, NULL, NULL, NULL, NULL },
 	{ "qdisc", "sch_direct_xmit", NULL, NULL, NULL, NULL, NULL },
-	{ "driver", "e1000_xmit_frame", "e1000", NULL, NULL, NULL, NULL },
-	{ "driver", "start_xmit", "virtio", "virtio_net", NULL, NULL, NULL },
-	{ "free", "e1000_clean_tx_irq", "e1000", NULL, NULL, "cleaned=$retval", NULL },
+	{ "driver-xmit", "e1000_xmit_frame", "e1000", NULL, NULL, NULL, NULL },
+	{ "driver-xmit", "start_xmit", "virtio", "virtio_net", NULL, NULL, NULL },
 	{ "free", "__dev_kfree_skb_any", NULL, NULL, NULL, NULL, NULL },
+	{ "free", "napi_consume_skb", NULL, NULL, NULL, NULL, NULL },
 };
 
 /* Every drop with its reason; the stop's backtrace says where. */
@@ -114,7 +115,8 @@ static const struct {
 } stage_orders[] = {
 	{ "irq", 1 }, { "driver", 2 }, { "softirq", 2 }, { "napi-poll", 2 }, { "gro", 3 }, { "core", 4 },
 	{ "ip", 5 }, { "ip-local", 6 }, { "tcp", 7 }, { "udp", 7 }, { "icmp", 7 }, { "queue", 8 }, { "copy", 9 },
-	{ "drop", 10 },
+	{ "drop", 10 }, { "send", 20 }, { "tcp-send", 21 }, { "udp-send", 21 }, { "ip-output", 22 },
+	{ "dev-queue", 23 }, { "qdisc", 24 }, { "driver-xmit", 25 }, { "free", 26 },
 };
 
 static unsigned int stage_order(const char *stage)
