@@ -23,6 +23,8 @@
 #include "probes.h"
 #include "qemu.h"
 #include "qmp.h"
+#include "report.h"
+#include "report_cmd.h"
 #include "rsp.h"
 #include "symbols.h"
 #include "target.h"
@@ -936,6 +938,20 @@ static void trace_usage(FILE *f)
 		   guest_help);
 }
 
+/* The packets, as kstep report shows them, from the trace just written. */
+static void print_packets(struct session *s)
+{
+	struct report *r;
+	char err[512];
+
+	if (report_read_dir(&r, s->g->out, err, sizeof(err))) {
+		error("cannot read the trace back for its packet report: %s", err);
+		return;
+	}
+	report_print(r, stdout, 0);
+	report_free(r);
+}
+
 /* " (N returns, filtered)" after a probe's hits. */
 static const char *probe_notes(const struct probe *p, char *out, size_t len)
 {
@@ -978,8 +994,9 @@ static void print_summary(struct session *s, struct probe_set *ps, const struct 
 	for (size_t i = 0; i < ps->nskipped; i++)
 		fprintf(stdout, "         -  %-10s %s (not in this vmlinux: skipped)\n", "", ps->skipped[i]);
 	print_bt_ends(s, res);
-	report_print(engine_report(s->engine), stdout);
-	fprintf(stdout, "trace: %s (read it with: babeltrace2 %s)\n", s->g->out, s->g->out);
+	print_packets(s);
+	fprintf(stdout, "trace: %s (read it with: kstep report %s, or babeltrace2 %s)\n", s->g->out, s->g->out,
+		s->g->out);
 	fflush(stdout); /* before the notes that follow on stderr */
 }
 
@@ -1324,6 +1341,7 @@ static void usage(FILE *f)
 		   "  trace    stop at each receive-path stage and record snapshots\n"
 		   "  step     single-step a function, recording every instruction\n"
 		   "  oops     decode kernel oops reports in a log (file or stdin)\n"
+		   "  report   what happened to each packet in a trace (also --netdev-times, --json)\n"
 		   "\n'kstep COMMAND --help' shows a command's options. kstep --version.\n");
 }
 
@@ -1354,6 +1372,8 @@ int main(int argc, char **argv)
 		return cmd_trace(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "step"))
 		return cmd_step(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "report"))
+		return report_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "oops")) {
 		struct guest_opts g;
 

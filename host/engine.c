@@ -45,11 +45,6 @@ const char *engine_errmsg(const struct engine *e)
 	return e->err;
 }
 
-struct report *engine_report(struct engine *e)
-{
-	return e->report;
-}
-
 int engine_new(struct engine **out, struct target *t, struct symtab *syms, struct trace *trace,
 	       const struct engine_opts *o, char *err, size_t errlen)
 {
@@ -91,7 +86,7 @@ int engine_new(struct engine **out, struct target *t, struct symtab *syms, struc
 		snprintf(err, errlen, "cannot start the disassembler (Capstone)");
 		goto fail;
 	}
-	if (report_new(&e->report) || memcache_new(&e->mc, t, window_max) ||
+	if (memcache_new(&e->mc, t, window_max) ||
 	    snapshot_ctx_new(&e->snap, syms, e->mc, e->dis, o->cfi, o->unwind) || !(e->raw = malloc(window_max))) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -110,7 +105,6 @@ void engine_free(struct engine *e)
 	snapshot_ctx_free(e->snap);
 	memcache_free(e->mc);
 	disasm_close(e->dis);
-	report_free(e->report);
 	free(e->raw);
 	free(e->bp);
 	free(e->holds);
@@ -411,8 +405,6 @@ static int record_stop(struct engine *e, struct probe *p, struct snapshot *sn, s
 	}
 	take(e, sn, p->at_entry ? UNWIND_AT_ENTRY : snapshot_frame_state(e->snap, p->addr));
 	if ((err = engine_probe_hit(e, p, skb, sn, res)) <= 0)
-		return err;
-	if (skb && (err = report_add(e->report, skb, p->spec, p->order)))
 		return err;
 	engine_progress(e, res->stops, "stops", p->spec, false);
 	if (p->oops) {

@@ -16,7 +16,6 @@
 
 #include "cfi.h"
 #include "probes.h"
-#include "report.h"
 #include "snapshot.h"
 #include "symbols.h"
 #include "target.h"
@@ -85,7 +84,6 @@ int engine_new(struct engine **out, struct target *t, struct symtab *syms, struc
 	       const struct engine_opts *o, char *err, size_t errlen);
 void engine_free(struct engine *e);
 const char *engine_errmsg(const struct engine *e);
-struct report *engine_report(struct engine *e);
 
 /* True if the guest has not started the kernel yet (halted at reset or in
  * the boot loader / decompressor). */

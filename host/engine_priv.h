@@ -40,7 +40,6 @@ struct engine {
 	struct symtab *syms;
 	struct trace *trace;
 	struct disasm *dis;
-	struct report *report;
 	struct memcache *mc;
 	struct snapshot_ctx *snap;
 	struct engine_opts o;

@@ -119,7 +119,7 @@ static const struct {
 	{ "dev-queue", 23 }, { "qdisc", 24 }, { "driver-xmit", 25 }, { "free", 26 },
 };
 
-static unsigned int stage_order(const char *stage)
+unsigned int probes_stage_order(const char *stage)
 {
 	for (size_t i = 0; i < sizeof(stage_orders) / sizeof(stage_orders[0]); i++)
 		if (!strcmp(stage_orders[i].stage, stage))
@@ -237,7 +237,7 @@ static int add(struct probe_set *ps, const char *spec, const char *stage, uint64
 	p->at_entry = entry;
 	p->skb_arg = -1;
 	p->oops = !strcmp(stage, "oops");
-	p->order = stage_order(stage);
+	p->order = probes_stage_order(stage);
 	p->entry_event = !rq->is_return;
 	p->on_return = rq->is_return || rq->ret_args;
 	ps->n++;

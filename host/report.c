@@ -1,151 +1,794 @@
 // SPDX-License-Identifier: MIT
+/*
+ * report: packets, verdicts, latencies, drops and netdev-times from a
+ * trace's events (see report.h).
+ */
 #include "report.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Packets in flight at once; older ones are finished when the table fills. */
-#define REPORT_LIVE 1024
-#define REPORT_PATH_MAX 512
+#include "probes.h"
 
-struct live {
-	uint64_t skb;
-	unsigned int order;   /* of the furthest stage on the path so far */
-	char path[REPORT_PATH_MAX];
+#define MAX_HOPS 24
+#define INTERN_SLOTS 8192
+#define LIVE_SLOTS 65536
+#define MAX_VCPUS 64
+
+enum verdict { V_IN_FLIGHT, V_DELIVERED, V_MERGED, V_DROPPED, V_SENT };
+static const char *const verdict_names[] = { "in flight", "delivered", "merged by GRO", "dropped", "sent" };
+
+struct hop {
+	const char *fn;          /* interned function name */
+	uint64_t ns;             /* guest time */
 };
 
-struct path_count {
-	char *path;
-	uint64_t count;
+struct packet {
+	uint64_t skb;
+	uint32_t vcpu;
+	struct hop hops[MAX_HOPS];
+	size_t nhops;
+	unsigned int order;      /* furthest stage on the path */
+	char proto[16], saddr[48], daddr[48];
+	uint64_t sport, dport, len;
+	enum verdict verdict;
+	char detail[128];        /* task, drop reason and place, merged into */
+	uint64_t verdict_ns;
+	long nd_block, nd_line;  /* its netdev-times line, -1: none */
+};
+
+struct latency {
+	const char *from, *to;
+	uint64_t *v;
+	size_t n, cap;
+};
+
+struct drop {
+	const char *reason, *where;
+	uint64_t n;
+};
+
+struct nd_line {
+	uint64_t ns;
+	char text[128];
+	uint64_t follow_ns;      /* what became of the skb: copy or free, 0: nothing seen */
+	char follow[128];
+};
+
+struct nd_block {
+	uint32_t cpu;
+	uint64_t irq_ns, entry_ns, exit_ns;
+	char irq[64];
+	struct nd_line *lines;
+	size_t n;
+};
+
+struct vcpu_state {
+	uint64_t irq_ns, gro_skb;
+	char irq[64];
+	long block;              /* the open NET_RX softirq, -1: none */
 };
 
 struct report {
-	struct live live[REPORT_LIVE];
-	size_t nlive;
-	struct path_count *paths;
-	size_t npaths;
-	uint64_t packets;
+	const char *interned[INTERN_SLOTS];
+	struct { uint64_t skb; size_t idx; } live[LIVE_SLOTS];
+	struct packet *pk;
+	size_t npk, cappk;
+	struct latency *lat;
+	size_t nlat;
+	struct drop *drops;
+	size_t ndrops;
+	struct nd_block *nd;
+	size_t nnd;
+	struct vcpu_state cpu[MAX_VCPUS];
+	uint64_t events, steps, returns;
+	size_t cut;
+	bool guest_time;
+	bool oom;
 };
 
 int report_new(struct report **out)
 {
-	*out = calloc(1, sizeof(**out));
-	return *out ? 0 : -ENOMEM;
+	struct report *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	for (int i = 0; i < MAX_VCPUS; i++)
+		r->cpu[i].block = -1;
+	*out = r;
+	return 0;
 }
 
 void report_free(struct report *r)
 {
 	if (!r)
 		return;
-	for (size_t i = 0; i < r->npaths; i++)
-		free(r->paths[i].path);
-	free(r->paths);
+	for (size_t i = 0; i < INTERN_SLOTS; i++)
+		free((char *)r->interned[i]);
+	for (size_t i = 0; i < r->nlat; i++)
+		free(r->lat[i].v);
+	for (size_t i = 0; i < r->nnd; i++)
+		free(r->nd[i].lines);
+	free(r->lat);
+	free(r->drops);
+	free(r->nd);
+	free(r->pk);
 	free(r);
 }
 
-static int finish(struct report *r, struct live *l)
+/* One copy of each name (functions, stages, reasons), compared by pointer. */
+static const char *intern(struct report *r, const char *s, size_t len)
 {
-	struct path_count *tmp;
+	uint64_t h = 1469598103934665603ull;
 
-	r->packets++;
-	for (size_t i = 0; i < r->npaths; i++)
-		if (!strcmp(r->paths[i].path, l->path)) {
-			r->paths[i].count++;
-			return 0;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+	for (size_t i = h % INTERN_SLOTS, k = 0; k < INTERN_SLOTS; i = (i + 1) % INTERN_SLOTS, k++) {
+		const char *e = r->interned[i];
+
+		if (!e) {
+			char *copy = strndup(s, len);
+
+			if (!copy) {
+				r->oom = true;
+				return "?";
+			}
+			return r->interned[i] = copy;
 		}
-	tmp = realloc(r->paths, (r->npaths + 1) * sizeof(*tmp));
-	if (!tmp)
-		return -ENOMEM;
-	r->paths = tmp;
-	r->paths[r->npaths].path = strdup(l->path);
-	if (!r->paths[r->npaths].path)
-		return -ENOMEM;
-	r->paths[r->npaths++].count = 1;
-	return 0;
+		if (!strncmp(e, s, len) && !e[len])
+			return e;
+	}
+	return "?";
 }
 
-static bool path_has(const char *path, const char *stage)
+/* The function of "name+0x10" (of "name.constprop.0+0x10": GCC's copies
+ * are the function to the reader). */
+static const char *function_of(struct report *r, const char *symbol)
 {
-	size_t n = strlen(stage);
+	return intern(r, symbol, strcspn(symbol, "+."));
+}
 
-	for (const char *p = path; (p = strstr(p, stage)); p += n)
-		if ((p == path || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' '))
+static size_t live_slot(const struct report *r, uint64_t skb)
+{
+	size_t i = (size_t)((skb >> 6) * 0x9E3779B97F4A7C15ull >> 40) % LIVE_SLOTS;
+
+	while (r->live[i].skb && r->live[i].skb != skb)
+		i = (i + 1) % LIVE_SLOTS;
+	return i;
+}
+
+static struct packet *live_packet(struct report *r, uint64_t skb)
+{
+	size_t i = live_slot(r, skb);
+
+	return r->live[i].skb ? &r->pk[r->live[i].idx] : NULL;
+}
+
+static struct packet *new_packet(struct report *r, uint64_t skb, uint32_t vcpu)
+{
+	size_t i = live_slot(r, skb);
+	struct packet *p;
+
+	if (r->npk == r->cappk) {
+		size_t cap = r->cappk ? 2 * r->cappk : 256;
+		struct packet *tmp = realloc(r->pk, cap * sizeof(*tmp));
+
+		if (!tmp) {
+			r->oom = true;
+			return NULL;
+		}
+		r->pk = tmp;
+		r->cappk = cap;
+	}
+	if (!r->live[i].skb && r->npk >= LIVE_SLOTS * 3 / 4)
+		return NULL; /* the table is full of buffers: stop tracking new ones */
+	p = &r->pk[r->npk];
+	memset(p, 0, sizeof(*p));
+	p->skb = skb;
+	p->vcpu = vcpu;
+	p->nd_block = p->nd_line = -1;
+	r->live[i].skb = skb;
+	r->live[i].idx = r->npk++;
+	return p;
+}
+
+static bool has_hop(const struct packet *p, const char *fn)
+{
+	for (size_t i = 0; i < p->nhops; i++)
+		if (p->hops[i].fn == fn)
 			return true;
 	return false;
 }
 
-int report_add(struct report *r, uint64_t skb, const char *stage, unsigned int order)
+static const char *text_field(const struct ctf_event *ev, const char *name)
 {
-	struct live *l = NULL;
-	int err;
+	const struct ctf_field *f = ctf_field(ev, name);
 
-	if (!skb)
-		return 0;
-	for (size_t i = 0; i < r->nlive; i++)
-		if (r->live[i].skb == skb) {
-			l = &r->live[i];
-			break;
-		}
-	if (l && (path_has(l->path, stage) || (order && order < l->order))) {
-		/* Same buffer, back where it was or before: the previous packet is done. */
-		if ((err = finish(r, l)))
-			return err;
-		l->path[0] = '\0';
-		l->order = 0;
-	}
-	if (!l) {
-		if (r->nlive == REPORT_LIVE) {
-			if ((err = finish(r, &r->live[0])))
-				return err;
-			memmove(&r->live[0], &r->live[1], (REPORT_LIVE - 1) * sizeof(r->live[0]));
-			r->nlive--;
-		}
-		l = &r->live[r->nlive++];
-		l->skb = skb;
-		l->order = 0;
-		l->path[0] = '\0';
-	}
-	if (order > l->order)
-		l->order = order;
-	size_t len = strlen(l->path);
-
-	if (len + strlen(stage) + 5 < sizeof(l->path))
-		snprintf(l->path + len, sizeof(l->path) - len, "%s%s", len ? " -> " : "", stage);
-	return 0;
+	return f && f->is_text ? f->s : NULL;
 }
+
+static uint64_t int_field(const struct ctf_event *ev, const char *name, uint64_t dflt)
+{
+	const struct ctf_field *f = ctf_field(ev, name);
+
+	return f && !f->is_text ? f->u : dflt;
+}
+
+static void note_flow(struct packet *p, const struct ctf_event *ev)
+{
+	const char *proto = text_field(ev, "proto");
+
+	if (!proto || !*proto || p->proto[0])
+		return;
+	snprintf(p->proto, sizeof(p->proto), "%s", proto);
+	snprintf(p->saddr, sizeof(p->saddr), "%s", text_field(ev, "saddr") ? text_field(ev, "saddr") : "");
+	snprintf(p->daddr, sizeof(p->daddr), "%s", text_field(ev, "daddr") ? text_field(ev, "daddr") : "");
+	p->sport = int_field(ev, "sport", 0);
+	p->dport = int_field(ev, "dport", 0);
+	p->len = int_field(ev, "len", 0);
+}
+
+/* ---- netdev-times ------------------------------------------------------------ */
+
+static struct nd_line *nd_add(struct report *r, long block, uint64_t ns, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static struct nd_line *nd_add(struct report *r, long block, uint64_t ns, const char *fmt, ...)
+{
+	struct nd_block *b = &r->nd[block];
+	struct nd_line *tmp = realloc(b->lines, (b->n + 1) * sizeof(*tmp)), *l;
+	va_list ap;
+
+	if (!tmp) {
+		r->oom = true;
+		return NULL;
+	}
+	b->lines = tmp;
+	l = &b->lines[b->n++];
+	memset(l, 0, sizeof(*l));
+	l->ns = ns;
+	va_start(ap, fmt);
+	vsnprintf(l->text, sizeof(l->text), fmt, ap);
+	va_end(ap);
+	return l;
+}
+
+/* A NET_RX softirq starts on @vcpu: a new block, with the interrupt before it. */
+static void nd_softirq_entry(struct report *r, struct vcpu_state *c, uint32_t vcpu, uint64_t ns)
+{
+	struct nd_block *tmp = realloc(r->nd, (r->nnd + 1) * sizeof(*tmp)), *b;
+
+	if (!tmp) {
+		r->oom = true;
+		return;
+	}
+	r->nd = tmp;
+	b = &r->nd[r->nnd];
+	memset(b, 0, sizeof(*b));
+	b->cpu = vcpu;
+	b->entry_ns = ns;
+	b->irq_ns = c->irq_ns;
+	snprintf(b->irq, sizeof(b->irq), "%s", c->irq);
+	c->irq_ns = 0;
+	c->block = (long)r->nnd++;
+}
+
+static void nd_stop(struct report *r, const struct ctf_event *ev, struct packet *p)
+{
+	struct vcpu_state *c = &r->cpu[ev->vcpu % MAX_VCPUS];
+	const char *stage = ev->probe;
+
+	if (!strcmp(stage, "irq")) {
+		c->irq_ns = ev->guest_ns;
+		snprintf(c->irq, sizeof(c->irq), "%s", function_of(r, ev->symbol));
+	} else if (!strcmp(stage, "softirq")) {
+		nd_softirq_entry(r, c, ev->vcpu, ev->guest_ns);
+	} else if (!strcmp(stage, "core") && p && c->block >= 0 && p->nd_block < 0 &&
+		   nd_add(r, c->block, ev->guest_ns, "netif_receive_skb(+%%.3fmsec skb=%" PRIx64 " len=%" PRIu64 ")",
+			  ev->skb, int_field(ev, "len", 0))) {
+		p->nd_block = c->block;
+		p->nd_line = (long)r->nd[c->block].n - 1;
+	}
+}
+
+/* What became of an skb that netdev-times showed: copied, or freed. */
+static void nd_follow(struct report *r, struct packet *p, uint64_t ns, const char *what)
+{
+	struct nd_line *l;
+
+	if (p->nd_block < 0)
+		return;
+	l = &r->nd[p->nd_block].lines[p->nd_line];
+	if (l->follow_ns)
+		return;
+	l->follow_ns = ns ? ns : 1;
+	snprintf(l->follow, sizeof(l->follow), "%s", what);
+}
+
+static void nd_return(struct report *r, const struct ctf_event *ev)
+{
+	struct vcpu_state *c = &r->cpu[ev->vcpu % MAX_VCPUS];
+
+	if (c->block < 0)
+		return;
+	if (!strcmp(ev->probe, "napi-poll"))
+		nd_add(r, c->block, ev->guest_ns, "napi_poll_exit(+%%.3fmsec work=%" PRIu64 ")", int_field(ev, "work", 0));
+	else if (!strcmp(ev->probe, "softirq")) {
+		r->nd[c->block].exit_ns = ev->guest_ns;
+		c->block = -1;
+	}
+}
+
+/* ---- events ----------------------------------------------------------------------- */
+
+static void set_verdict(struct packet *p, enum verdict v, uint64_t ns, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void set_verdict(struct packet *p, enum verdict v, uint64_t ns, const char *fmt, ...)
+{
+	va_list ap;
+
+	p->verdict = v;
+	p->verdict_ns = ns;
+	va_start(ap, fmt);
+	vsnprintf(p->detail, sizeof(p->detail), fmt, ap);
+	va_end(ap);
+}
+
+static void count_drop(struct report *r, const char *reason, const char *where)
+{
+	struct drop *tmp;
+
+	for (size_t i = 0; i < r->ndrops; i++)
+		if (r->drops[i].reason == reason && r->drops[i].where == where) {
+			r->drops[i].n++;
+			return;
+		}
+	tmp = realloc(r->drops, (r->ndrops + 1) * sizeof(*tmp));
+	if (!tmp) {
+		r->oom = true;
+		return;
+	}
+	r->drops = tmp;
+	r->drops[r->ndrops++] = (struct drop){ reason, where, 1 };
+}
+
+/* The verdict a stage gives its packet. */
+static void judge(struct report *r, struct packet *p, const struct ctf_event *ev)
+{
+	const char *stage = ev->probe;
+	char what[128];
+
+	if (!strcmp(stage, "copy")) {
+		const char *comm = text_field(ev, "comm");
+
+		if (comm)
+			snprintf(what, sizeof(what), "%" PRIu64 ":%s", int_field(ev, "pid", 0), comm);
+		else
+			snprintf(what, sizeof(what), "a task");
+		set_verdict(p, V_DELIVERED, ev->guest_ns, "to %s", what);
+		nd_follow(r, p, ev->guest_ns, what);
+	} else if (!strcmp(stage, "drop")) {
+		const char *reason = text_field(ev, "reason");
+		const char *where = ev->nbt > 1 ? ev->bt[1].func : ev->symbol;
+
+		reason = intern(r, reason ? reason : "?", strlen(reason ? reason : "?"));
+		where = function_of(r, where);
+		count_drop(r, reason, where);
+		set_verdict(p, V_DROPPED, ev->guest_ns, "%s in %s", reason, where);
+		snprintf(what, sizeof(what), "kfree_skb %s", reason);
+		nd_follow(r, p, ev->guest_ns, what);
+	} else if (!strcmp(stage, "driver-xmit") || !strcmp(stage, "free")) {
+		set_verdict(p, V_SENT, ev->guest_ns, "%s", "");
+	}
+}
+
+static void add_stop(struct report *r, const struct ctf_event *ev)
+{
+	unsigned int order = probes_stage_order(ev->probe);
+	const char *fn = function_of(r, ev->symbol);
+	struct packet *p = ev->skb ? live_packet(r, ev->skb) : NULL;
+
+	if (!strcmp(ev->probe, "gro"))
+		r->cpu[ev->vcpu % MAX_VCPUS].gro_skb = ev->skb;
+	/* Back where it was, before its last stage, or already finished: the
+	 * buffer carries a new packet. */
+	if (p && (has_hop(p, fn) || (order && order < p->order) || p->verdict == V_DELIVERED ||
+		  p->verdict == V_DROPPED))
+		p = NULL;
+	if (!p && ev->skb)
+		p = new_packet(r, ev->skb, ev->vcpu);
+	nd_stop(r, ev, p);
+	if (!p)
+		return;
+	if (p->nhops < MAX_HOPS)
+		p->hops[p->nhops++] = (struct hop){ fn, ev->guest_ns };
+	if (order > p->order)
+		p->order = order;
+	note_flow(p, ev);
+	judge(r, p, ev);
+}
+
+/* GRO's verdict on the skb napi_gro_receive was given. */
+static void add_return(struct report *r, const struct ctf_event *ev)
+{
+	struct vcpu_state *c = &r->cpu[ev->vcpu % MAX_VCPUS];
+	const char *gro = text_field(ev, "gro");
+	struct packet *p;
+
+	r->returns++;
+	nd_return(r, ev);
+	if (!gro || !c->gro_skb || !(p = live_packet(r, c->gro_skb)))
+		return;
+	if (!strcmp(gro, "GRO_MERGED") || !strcmp(gro, "GRO_MERGED_FREE"))
+		set_verdict(p, V_MERGED, ev->guest_ns, "%s", gro);
+	c->gro_skb = 0;
+}
+
+int report_add(struct report *r, const struct ctf_event *ev)
+{
+	r->events++;
+	if (ev->guest_ns)
+		r->guest_time = true;
+	if (!strcmp(ev->name, "kstep:step"))
+		r->steps++;
+	else if (!strncmp(ev->name, "kstep:return:", 13))
+		add_return(r, ev);
+	else
+		add_stop(r, ev);
+	return r->oom ? -ENOMEM : 0;
+}
+
+/* ---- finishing ------------------------------------------------------------------------ */
+
+static void add_latency(struct report *r, const char *from, const char *to, uint64_t ns)
+{
+	struct latency *l = NULL;
+
+	for (size_t i = 0; i < r->nlat && !l; i++)
+		if (r->lat[i].from == from && r->lat[i].to == to)
+			l = &r->lat[i];
+	if (!l) {
+		struct latency *tmp = realloc(r->lat, (r->nlat + 1) * sizeof(*tmp));
+
+		if (!tmp) {
+			r->oom = true;
+			return;
+		}
+		r->lat = tmp;
+		l = &r->lat[r->nlat++];
+		*l = (struct latency){ from, to, NULL, 0, 0 };
+	}
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		uint64_t *tmp = realloc(l->v, cap * sizeof(*tmp));
+
+		if (!tmp) {
+			r->oom = true;
+			return;
+		}
+		l->v = tmp;
+		l->cap = cap;
+	}
+	l->v[l->n++] = ns;
+}
+
+static int by_value(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static bool same_flow(const struct packet *a, const struct packet *b)
+{
+	return a->proto[0] && !strcmp(a->proto, b->proto) && !strcmp(a->saddr, b->saddr) &&
+	       !strcmp(a->daddr, b->daddr) && a->sport == b->sport && a->dport == b->dport;
+}
+
+/* A merged segment went into the next skb of its flow that GRO let through. */
+static void find_merge_targets(struct report *r)
+{
+	for (size_t i = 0; i < r->npk; i++) {
+		struct packet *p = &r->pk[i];
+
+		if (p->verdict != V_MERGED)
+			continue;
+		for (size_t j = i + 1; j < r->npk; j++)
+			if (r->pk[j].verdict != V_MERGED && r->pk[j].nhops > 1 && same_flow(p, &r->pk[j])) {
+				size_t len = strlen(p->detail);
+
+				snprintf(p->detail + len, sizeof(p->detail) - len, " into skb %" PRIx64, r->pk[j].skb);
+				break;
+			}
+	}
+}
+
+void report_finish(struct report *r)
+{
+	for (size_t i = 0; i < r->npk; i++) {
+		const struct packet *p = &r->pk[i];
+
+		for (size_t k = 1; k < p->nhops && r->guest_time; k++)
+			add_latency(r, p->hops[k - 1].fn, p->hops[k].fn, p->hops[k].ns - p->hops[k - 1].ns);
+	}
+	for (size_t i = 0; i < r->nlat; i++)
+		qsort(r->lat[i].v, r->lat[i].n, sizeof(uint64_t), by_value);
+	find_merge_targets(r);
+}
+
+uint64_t report_packets(const struct report *r)
+{
+	return r->npk;
+}
+
+uint64_t report_events(const struct report *r)
+{
+	return r->events;
+}
+
+size_t report_cut_bytes(const struct report *r)
+{
+	return r->cut;
+}
+
+/* ---- text ---------------------------------------------------------------------------------- */
+
+static void path_text(const struct packet *p, char *out, size_t len)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < p->nhops && n < len; i++)
+		n += (size_t)snprintf(out + n, len - n, "%s%s", i ? " -> " : "", p->hops[i].fn);
+}
+
+struct path_count {
+	char path[512];
+	enum verdict verdict;
+	uint64_t n;
+};
 
 static int by_count(const void *a, const void *b)
 {
 	const struct path_count *x = a, *y = b;
 
-	return (x->count < y->count) - (x->count > y->count);
+	return (x->n < y->n) - (x->n > y->n);
 }
 
-static void flush_live(struct report *r)
+static void print_paths(const struct report *r, FILE *out)
 {
-	for (size_t i = 0; i < r->nlive; i++)
-		if (r->live[i].path[0])
-			finish(r, &r->live[i]);
-	r->nlive = 0;
+	struct path_count *pc = calloc(r->npk ? r->npk : 1, sizeof(*pc));
+	size_t n = 0;
+
+	if (!pc)
+		return;
+	for (size_t i = 0; i < r->npk; i++) {
+		char path[512];
+		size_t k;
+
+		path_text(&r->pk[i], path, sizeof(path));
+		for (k = 0; k < n; k++)
+			if (pc[k].verdict == r->pk[i].verdict && !strcmp(pc[k].path, path))
+				break;
+		if (k == n) {
+			snprintf(pc[n].path, sizeof(pc[n].path), "%s", path);
+			pc[n++].verdict = r->pk[i].verdict;
+		}
+		pc[k].n++;
+	}
+	qsort(pc, n, sizeof(*pc), by_count);
+	fprintf(out, "packets: %zu, by path through the stages:\n", r->npk);
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "  %6" PRIu64 "  %s  [%s]\n", pc[i].n, pc[i].path, verdict_names[pc[i].verdict]);
+	free(pc);
 }
 
-uint64_t report_packets(struct report *r)
+static void print_packet_rows(const struct report *r, FILE *out, size_t max_rows)
 {
-	flush_live(r);
-	return r->packets;
+	size_t shown = r->npk < max_rows ? r->npk : max_rows;
+
+	fprintf(out, "\nper packet (first %zu of %zu; guest time from its first stage, us):\n", shown, r->npk);
+	for (size_t i = 0; i < shown; i++) {
+		const struct packet *p = &r->pk[i];
+
+		fprintf(out, "  skb %" PRIx64 " cpu %u", p->skb, p->vcpu);
+		if (p->proto[0])
+			fprintf(out, " %s %s:%" PRIu64 " > %s:%" PRIu64 " len %" PRIu64, p->proto, p->saddr, p->sport,
+				p->daddr, p->dport, p->len);
+		fprintf(out, ": %s%s%s\n   ", verdict_names[p->verdict], p->detail[0] ? " " : "", p->detail);
+		for (size_t k = 0; k < p->nhops; k++)
+			fprintf(out, " %s(+%.3f)", p->hops[k].fn, (double)(p->hops[k].ns - p->hops[0].ns) / 1e3);
+		fputc('\n', out);
+	}
 }
 
-void report_print(struct report *r, FILE *out)
+static uint64_t percentile(const struct latency *l, unsigned int pct)
 {
-	flush_live(r);
-	if (!r->packets) {
+	size_t i = (l->n * pct + 99) / 100;
+
+	return l->v[i ? i - 1 : 0];
+}
+
+static void print_latencies(const struct report *r, FILE *out)
+{
+	if (!r->nlat)
+		return;
+	fprintf(out, "\nstage to stage, guest time in us %39s min   median      p99      max  count\n", "");
+	for (size_t i = 0; i < r->nlat; i++) {
+		const struct latency *l = &r->lat[i];
+
+		fprintf(out, "  %-30.30s -> %-30.30s %8.3f %8.3f %8.3f %8.3f %6zu\n", l->from, l->to, l->v[0] / 1e3,
+			percentile(l, 50) / 1e3, percentile(l, 99) / 1e3, l->v[l->n - 1] / 1e3, l->n);
+	}
+}
+
+static void print_drops(const struct report *r, FILE *out)
+{
+	if (!r->ndrops)
+		return;
+	fprintf(out, "\ndrops by reason:\n");
+	for (size_t i = 0; i < r->ndrops; i++)
+		fprintf(out, "  %6" PRIu64 "  %s in %s\n", r->drops[i].n, r->drops[i].reason, r->drops[i].where);
+}
+
+void report_print(const struct report *r, FILE *out, size_t max_rows)
+{
+	uint64_t verdicts[5] = { 0 };
+
+	if (!r->npk) {
 		fprintf(out, "packets: none seen (no stop carried an skb)\n");
 		return;
 	}
-	qsort(r->paths, r->npaths, sizeof(*r->paths), by_count);
-	fprintf(out, "packets: %llu, by path through the stages:\n", (unsigned long long)r->packets);
-	for (size_t i = 0; i < r->npaths; i++)
-		fprintf(out, "  %6llu  %s\n", (unsigned long long)r->paths[i].count, r->paths[i].path);
+	print_paths(r, out);
+	for (size_t i = 0; i < r->npk; i++)
+		verdicts[r->pk[i].verdict]++;
+	fprintf(out, "verdicts:");
+	for (int v = 0; v < 5; v++)
+		if (verdicts[v])
+			fprintf(out, " %s %" PRIu64 ";", verdict_names[v], verdicts[v]);
+	fputc('\n', out);
+	if (max_rows)
+		print_packet_rows(r, out, max_rows);
+	if (!r->guest_time)
+		fprintf(out, "\n(no guest time in this trace: latencies need a guest kstep started under TCG)\n");
+	print_latencies(r, out);
+	print_drops(r, out);
+}
+
+void report_print_netdev_times(const struct report *r, FILE *out)
+{
+	if (!r->nnd) {
+		fprintf(out, "netdev-times: no NET_RX softirq in this trace (trace with: -p rx-full)\n");
+		return;
+	}
+	for (size_t i = 0; i < r->nnd; i++) {
+		const struct nd_block *b = &r->nd[i];
+		uint64_t base = b->irq_ns ? b->irq_ns : b->entry_ns;
+
+		fprintf(out, "%.6fsec cpu=%u\n", base / 1e9, b->cpu);
+		if (b->irq_ns)
+			fprintf(out, "  irq_entry(+0.000msec %s)\n         |\n", b->irq);
+		fprintf(out, "  softirq_entry(+%.3fmsec)\n         |\n", (b->entry_ns - base) / 1e6);
+		for (size_t k = 0; k < b->n; k++) {
+			const struct nd_line *l = &b->lines[k];
+			bool skb_line = !strncmp(l->text, "netif", 5);
+
+			fprintf(out, skb_line ? "         |---" : "  ");
+			fprintf(out, l->text, (l->ns - base) / 1e6);
+			fputc('\n', out);
+			if (l->follow_ns)
+				fprintf(out, "         |            |\n         |      %s(+%.3fmsec)\n", l->follow,
+					(l->follow_ns - base) / 1e6);
+			fprintf(out, "         |\n");
+		}
+		if (b->exit_ns)
+			fprintf(out, "  softirq_exit(+%.3fmsec)\n", (b->exit_ns - base) / 1e6);
+		fputc('\n', out);
+	}
+}
+
+/* ---- JSON ----------------------------------------------------------------------------------- */
+
+static json_object *packet_json(const struct packet *p)
+{
+	json_object *o = json_object_new_object(), *path = json_object_new_array();
+	char skb[32];
+
+	snprintf(skb, sizeof(skb), "0x%" PRIx64, p->skb);
+	json_object_object_add(o, "skb", json_object_new_string(skb));
+	json_object_object_add(o, "cpu", json_object_new_int((int)p->vcpu));
+	json_object_object_add(o, "verdict", json_object_new_string(verdict_names[p->verdict]));
+	json_object_object_add(o, "detail", json_object_new_string(p->detail));
+	if (p->proto[0]) {
+		json_object_object_add(o, "proto", json_object_new_string(p->proto));
+		json_object_object_add(o, "saddr", json_object_new_string(p->saddr));
+		json_object_object_add(o, "daddr", json_object_new_string(p->daddr));
+		json_object_object_add(o, "sport", json_object_new_int64((int64_t)p->sport));
+		json_object_object_add(o, "dport", json_object_new_int64((int64_t)p->dport));
+		json_object_object_add(o, "len", json_object_new_int64((int64_t)p->len));
+	}
+	for (size_t k = 0; k < p->nhops; k++) {
+		json_object *h = json_object_new_object();
+
+		json_object_object_add(h, "stage", json_object_new_string(p->hops[k].fn));
+		json_object_object_add(h, "guest_ns", json_object_new_int64((int64_t)p->hops[k].ns));
+		json_object_object_add(h, "offset_ns", json_object_new_int64((int64_t)(p->hops[k].ns - p->hops[0].ns)));
+		json_object_array_add(path, h);
+	}
+	json_object_object_add(o, "path", path);
+	return o;
+}
+
+int report_print_json(const struct report *r, FILE *out)
+{
+	json_object *root = json_object_new_object(), *pk = json_object_new_array(), *lat = json_object_new_array(),
+		    *drops = json_object_new_array();
+
+	for (size_t i = 0; i < r->npk; i++)
+		json_object_array_add(pk, packet_json(&r->pk[i]));
+	for (size_t i = 0; i < r->nlat; i++) {
+		const struct latency *l = &r->lat[i];
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "from", json_object_new_string(l->from));
+		json_object_object_add(o, "to", json_object_new_string(l->to));
+		json_object_object_add(o, "count", json_object_new_int64((int64_t)l->n));
+		json_object_object_add(o, "min_ns", json_object_new_int64((int64_t)l->v[0]));
+		json_object_object_add(o, "median_ns", json_object_new_int64((int64_t)percentile(l, 50)));
+		json_object_object_add(o, "p99_ns", json_object_new_int64((int64_t)percentile(l, 99)));
+		json_object_object_add(o, "max_ns", json_object_new_int64((int64_t)l->v[l->n - 1]));
+		json_object_array_add(lat, o);
+	}
+	for (size_t i = 0; i < r->ndrops; i++) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "reason", json_object_new_string(r->drops[i].reason));
+		json_object_object_add(o, "where", json_object_new_string(r->drops[i].where));
+		json_object_object_add(o, "count", json_object_new_int64((int64_t)r->drops[i].n));
+		json_object_array_add(drops, o);
+	}
+	json_object_object_add(root, "events", json_object_new_int64((int64_t)r->events));
+	json_object_object_add(root, "cut_bytes", json_object_new_int64((int64_t)r->cut));
+	json_object_object_add(root, "guest_time", json_object_new_boolean(r->guest_time));
+	json_object_object_add(root, "packets", pk);
+	json_object_object_add(root, "latencies", lat);
+	json_object_object_add(root, "drops", drops);
+	fprintf(out, "%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
+	json_object_put(root);
+	return 0;
+}
+
+int report_read_dir(struct report **out, const char *dir, char *err, size_t errlen)
+{
+	struct ctf_reader *rd;
+	struct ctf_event *ev = malloc(sizeof(*ev));
+	struct report *r = NULL;
+	int ret = ev ? ctf_open(&rd, dir, err, errlen) : -ENOMEM;
+
+	if (ret) {
+		free(ev);
+		return ret;
+	}
+	if ((ret = report_new(&r)))
+		goto out;
+	while ((ret = ctf_next(rd, ev)) > 0)
+		if ((ret = report_add(r, ev)))
+			break;
+	if (ret < 0) {
+		snprintf(err, errlen, "%s: %s", dir, ret == -ENOMEM ? "out of memory" : ctf_error(rd));
+		report_free(r);
+		goto out;
+	}
+	r->cut = ctf_trailing(rd);
+	report_finish(r);
+	*out = r;
+	ret = 0;
+out:
+	ctf_close(rd);
+	free(ev);
+	return ret;
 }

@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * report: what happened to each packet. Stops are grouped by skb address into
- * paths (the stages one packet went through, in order); an skb seen again at a
- * probe it already passed, or at an earlier place on the receive path than its
- * last one, is a new packet in a recycled buffer.
+ * report: what happened to each packet, from a kstep trace's events. Stops
+ * are grouped by skb address into packets (the stages one packet went
+ * through, in order, at guest times); an skb seen again at a stage it
+ * already passed, or at an earlier place on the path than its last one, is
+ * a new packet in a recycled buffer. Each packet gets a verdict: delivered
+ * (to which task), merged by GRO (into which skb), dropped (why, where),
+ * sent, or still in flight at the end. Also: stage-to-stage latencies in
+ * guest time, drops by reason, and perf's netdev-times view.
  */
 #ifndef KSTEP_REPORT_H
 #define KSTEP_REPORT_H
@@ -11,16 +15,30 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ctfread.h"
+
 struct report;
 
 int report_new(struct report **out);
 void report_free(struct report *r);
-/* Record that @skb reached @stage (a probe name) at @order on the receive path
- * (0: unknown). Returns 0 or -ENOMEM. */
-int report_add(struct report *r, uint64_t skb, const char *stage, unsigned int order);
-/* Print "N packets: stage -> stage -> ..." lines, most common path first. */
-void report_print(struct report *r, FILE *out);
-/* Number of packets (finished paths) seen so far, for tests and summaries. */
-uint64_t report_packets(struct report *r);
+/* Feed the trace's events in order. 0 or -ENOMEM. */
+int report_add(struct report *r, const struct ctf_event *ev);
+/* Finish (verdicts, merges): before any of the below. */
+void report_finish(struct report *r);
+uint64_t report_packets(const struct report *r);
+
+/* The summary: packets by path and verdict, latencies, drops. @max_rows
+ * packets are listed one a line (0: none). */
+void report_print(const struct report *r, FILE *out, size_t max_rows);
+/* perf script report netdev-times, in guest time. */
+void report_print_netdev_times(const struct report *r, FILE *out);
+int report_print_json(const struct report *r, FILE *out);
+
+/* Read trace @dir into a new report. -errno with the reason in @err. */
+int report_read_dir(struct report **out, const char *dir, char *err, size_t errlen);
+/* Events read, and whether the stream was cut short (bytes after the last
+ * complete event). */
+uint64_t report_events(const struct report *r);
+size_t report_cut_bytes(const struct report *r);
 
 #endif

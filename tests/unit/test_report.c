@@ -1,53 +1,193 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of the packet report: stops grouped by skb into paths. */
+/* Unit tests of the packet report and of reading traces back: events
+ * written by trace.c are read by ctfread.c field for field, and the report
+ * groups them into packets with verdicts, latencies and drops. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "ctfread.h"
 #include "report.h"
+#include "trace.h"
 
-static void test_report_paths(void **state)
+static struct ctf_event stop(uint64_t skb, const char *stage, const char *fn, uint64_t ns)
+{
+	struct ctf_event ev = { .name = "kstep:stop:x", .skb = skb, .probe = stage, .symbol = fn, .guest_ns = ns,
+				.insn = "", .bt_end = "" };
+	return ev;
+}
+
+static void field(struct ctf_event *ev, const char *name, uint64_t u, const char *s)
+{
+	ev->fields[ev->nfields++] = (struct ctf_field){ name, s != NULL, u, s };
+}
+
+static char *print(struct report *r, size_t rows)
+{
+	static char out[16384];
+	FILE *f = fmemopen(out, sizeof(out), "w");
+
+	report_print(r, f, rows);
+	fclose(f);
+	return out;
+}
+
+static void test_paths_and_recycling(void **state)
 {
 	struct report *r;
-	char out[1024] = "";
-	FILE *f = fmemopen(out, sizeof(out), "w");
+	struct ctf_event e;
+	char *out;
 
 	(void)state;
 	assert_int_equal(report_new(&r), 0);
 	/* two packets through the same buffer, one through another */
-	report_add(r, 0x1000, "ip_rcv", 5);
-	report_add(r, 0x2000, "ip_rcv", 5);
-	report_add(r, 0x1000, "icmp_rcv", 7);
-	report_add(r, 0x1000, "ip_rcv", 5); /* recycled buffer: a new packet */
-	report_add(r, 0x1000, "icmp_rcv", 7);
-	report_add(r, 0x2000, "udp_rcv", 7);
-	/* copied to user, freed, reused for a packet from the NIC: two packets,
-	 * though the second never comes back to a probe the first passed */
-	report_add(r, 0x3000, "skb_copy_datagram_iter", 8);
-	report_add(r, 0x3000, "napi_gro_receive", 3);
-	report_add(r, 0x3000, "ip_rcv", 5);
+	e = stop(0x1000, "ip", "ip_rcv", 100), report_add(r, &e);
+	e = stop(0x2000, "ip", "ip_rcv", 110), report_add(r, &e);
+	e = stop(0x1000, "icmp", "icmp_rcv+0x0", 130), report_add(r, &e);
+	e = stop(0x1000, "ip", "ip_rcv", 200), report_add(r, &e); /* recycled: a new packet */
+	e = stop(0x1000, "icmp", "icmp_rcv", 260), report_add(r, &e);
+	e = stop(0x2000, "udp", "udp_rcv.constprop.0", 150), report_add(r, &e);
 	/* a probe off the path (order 0) never splits a packet */
-	report_add(r, 0x2000, "my_probe", 0);
-	report_add(r, 0, "ignored", 0);
-	assert_int_equal(report_packets(r), 5);
-	report_print(r, f);
-	fclose(f);
-	assert_non_null(strstr(out, "packets: 5"));
-	assert_non_null(strstr(out, "2  ip_rcv -> icmp_rcv"));
-	assert_non_null(strstr(out, "1  ip_rcv -> udp_rcv -> my_probe"));
-	assert_non_null(strstr(out, "1  skb_copy_datagram_iter\n"));
-	assert_non_null(strstr(out, "1  napi_gro_receive -> ip_rcv\n"));
+	e = stop(0x2000, "user", "my_probe", 160), report_add(r, &e);
+	e = stop(0, "user", "ignored", 170), report_add(r, &e);
+	report_finish(r);
+	assert_int_equal(report_packets(r), 3);
+	out = print(r, 0);
+	assert_non_null(strstr(out, "packets: 3"));
+	assert_non_null(strstr(out, "2  ip_rcv -> icmp_rcv  [in flight]"));
+	assert_non_null(strstr(out, "1  ip_rcv -> udp_rcv -> my_probe  [in flight]"));
+	/* ip_rcv -> icmp_rcv took 30 and 60 ns of guest time */
+	assert_non_null(strstr(out, "-> icmp_rcv                          0.030    0.030    0.060    0.060      2"));
 	report_free(r);
+}
+
+static void test_verdicts(void **state)
+{
+	struct report *r;
+	struct ctf_event e;
+	char *out;
+
+	(void)state;
+	assert_int_equal(report_new(&r), 0);
+	/* delivered to a task */
+	e = stop(0x1000, "udp", "udp_rcv", 10), field(&e, "proto", 0, "udp"), field(&e, "saddr", 0, "10.0.2.2"),
+	field(&e, "daddr", 0, "10.0.2.15"), field(&e, "sport", 69, NULL), field(&e, "dport", 4000, NULL),
+	report_add(r, &e);
+	e = stop(0x1000, "copy", "skb_copy_datagram_iter", 40), field(&e, "pid", 42, NULL),
+	field(&e, "comm", 0, "tftp"), report_add(r, &e);
+	/* dropped, with the reason and the caller */
+	e = stop(0x3000, "drop", "kfree_skb_reason", 50), field(&e, "reason", 0, "SKB_DROP_REASON_NO_SOCKET");
+	e.bt[0] = (struct ctf_frame){ 1, "kfree_skb_reason", "" };
+	e.bt[1] = (struct ctf_frame){ 2, "__udp4_lib_rcv+0x3a1", "" };
+	e.nbt = 2;
+	report_add(r, &e);
+	/* merged by GRO into the next skb of its flow */
+	e = stop(0x4000, "gro", "napi_gro_receive", 60), field(&e, "proto", 0, "tcp"), field(&e, "sport", 5000, NULL),
+	report_add(r, &e);
+	e = (struct ctf_event){ .name = "kstep:return:napi_gro_receive", .probe = "gro", .symbol = "e1000_clean_rx_irq",
+				.insn = "", .bt_end = "" };
+	field(&e, "gro", 1, "GRO_MERGED_FREE"), report_add(r, &e);
+	e = stop(0x5000, "gro", "napi_gro_receive", 70), field(&e, "proto", 0, "tcp"), field(&e, "sport", 5000, NULL),
+	report_add(r, &e);
+	e = stop(0x5000, "core", "__netif_receive_skb_core", 80), report_add(r, &e);
+	report_finish(r);
+	out = print(r, 10);
+	assert_non_null(strstr(out, "udp 10.0.2.2:69 > 10.0.2.15:4000 len 0: delivered to 42:tftp"));
+	assert_non_null(strstr(out, "udp_rcv(+0.000) skb_copy_datagram_iter(+0.030)"));
+	assert_non_null(strstr(out, "dropped SKB_DROP_REASON_NO_SOCKET in __udp4_lib_rcv"));
+	assert_non_null(strstr(out, "merged by GRO GRO_MERGED_FREE into skb 5000"));
+	assert_non_null(strstr(out, "1  SKB_DROP_REASON_NO_SOCKET in __udp4_lib_rcv"));
+	assert_non_null(strstr(out, "verdicts: in flight 1; delivered 1; merged by GRO 1; dropped 1;"));
+	report_free(r);
+}
+
+/* What trace.c writes, ctfread.c reads: every common field and a class's
+ * own; a stream cut inside an event ends at the one before. */
+static void test_read_back(void **state)
+{
+	static const struct target_reg regs[2] = { { "rip", 64, 0, 0, true }, { "st0", 80, 1, 8, true } };
+	static const struct target_desc desc = { .arch = "i386:x86-64", .regs = (struct target_reg *)regs, .nregs = 2,
+						 .g_size = 18 };
+	const struct trace_field fields[] = { { "len", TRACE_FIELD_U64 }, { "delta", TRACE_FIELD_S64 },
+					      { "dev", TRACE_FIELD_STRING } };
+	const struct trace_class cls = { "kstep:stop:udp_rcv", fields, 3 };
+	const struct trace_env env = { .guest_clock = "icount", .classes = &cls, .nclasses = 1 };
+	const struct trace_value vals[] = { { .u = 1448 }, { .u = (uint64_t)-7 }, { .str = "eth0" } };
+	uint8_t raw[18] = { 0 }, ib[1] = { 0x90 };
+	uint64_t stack[2] = { 1, 2 };
+	struct trace_frame bt[2] = { { 0x10, "udp_rcv", "a.c:1" }, { 0x20, "ip_local_deliver+0x4", "" } };
+	struct trace_event ev = { .kind = TRACE_STOP, .class_id = TRACE_CLASS_BASE, .seq = 1, .guest_ns = 777,
+				  .vcpu = 1, .pc = 0x10, .probe = "udp", .symbol = "udp_rcv", .skb = 0xabc,
+				  .values = vals, .regs = raw, .stack = stack, .stack_len = 2, .bt = bt, .bt_len = 2,
+				  .bt_end = "stack-end" };
+	char dir[] = "/tmp/kstep-test-read-XXXXXX", err[256], path[128];
+	struct ctf_reader *rd;
+	struct ctf_event got;
+	struct trace *t;
+	int dfd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
+	assert_int_equal(trace_open(&t, dfd, dir, &desc, &env, err, sizeof(err)), 0);
+	close(dfd);
+	assert_int_equal(trace_write(t, &ev), 0);
+	ev = (struct trace_event){ .kind = TRACE_STEP, .seq = 2, .pc = 0x11, .probe = "", .symbol = "udp_rcv+0x1",
+				   .regs = raw, .stack = stack, .stack_len = 1, .bt_end = "", .insn = "nop",
+				   .insn_bytes = ib, .insn_len = 1 };
+	assert_int_equal(trace_write(t, &ev), 0);
+	trace_close(t);
+
+	assert_int_equal(ctf_open(&rd, dir, err, sizeof(err)), 0);
+	assert_string_equal(ctf_guest_clock(rd), "icount");
+	assert_int_equal(ctf_next(rd, &got), 1);
+	assert_string_equal(got.name, "kstep:stop:udp_rcv");
+	assert_int_equal(got.seq, 1);
+	assert_int_equal(got.guest_ns, 777);
+	assert_int_equal(got.vcpu, 1);
+	assert_int_equal(got.skb, 0xabc);
+	assert_string_equal(got.probe, "udp");
+	assert_int_equal(ctf_field(&got, "len")->u, 1448);
+	assert_int_equal((int64_t)ctf_field(&got, "delta")->u, -7);
+	assert_string_equal(ctf_field(&got, "dev")->s, "eth0");
+	assert_int_equal(got.nbt, 2);
+	assert_string_equal(got.bt[1].func, "ip_local_deliver+0x4");
+	assert_string_equal(got.bt_end, "stack-end");
+	assert_int_equal(ctf_next(rd, &got), 1);
+	assert_string_equal(got.name, "kstep:step");
+	assert_string_equal(got.insn, "nop");
+	assert_int_equal(ctf_next(rd, &got), 0);
+	assert_int_equal(ctf_trailing(rd), 0);
+	ctf_close(rd);
+
+	/* Cut 3 bytes into the last event: the first still reads, then the end. */
+	snprintf(path, sizeof(path), "%s/stream_0", dir);
+	FILE *f = fopen(path, "r");
+	fseek(f, 0, SEEK_END);
+	long size = ftell(f);
+	fclose(f);
+	assert_int_equal(truncate(path, size - 3), 0);
+	assert_int_equal(ctf_open(&rd, dir, err, sizeof(err)), 0);
+	assert_int_equal(ctf_next(rd, &got), 1);
+	assert_int_equal(ctf_next(rd, &got), 0);
+	assert_true(ctf_trailing(rd) > 0);
+	ctf_close(rd);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	assert_int_equal(system(path), 0);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_report_paths),
+		cmocka_unit_test(test_paths_and_recycling),
+		cmocka_unit_test(test_verdicts),
+		cmocka_unit_test(test_read_back),
 	};
 
 	return cmocka_run_group_tests_name("report", tests, NULL, NULL);

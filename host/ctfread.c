@@ -1,0 +1,433 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ctfread: a kstep trace read back (see ctfread.h). The metadata is the
+ * TSDL trace.c generates, one field a line; each event class becomes a list
+ * of field decoders, and the stream is walked through a read-only mapping.
+ */
+#include "ctfread.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PACKET_HEADER 24 /* magic, uuid, stream_id */
+#define MAX_CLASSES 1024
+
+enum decode {
+	DEC_INT,         /* size bytes */
+	DEC_STRING,
+	DEC_BLOB,        /* size bytes, skipped (the register block) */
+	DEC_SEQ,         /* count from field @len_field, elements of size bytes */
+	DEC_BACKTRACE,   /* count from @len_field: { addr, func, src } */
+};
+
+struct field_dec {
+	char name[64];
+	enum decode kind;
+	unsigned int size;
+	bool is_signed;
+	int len_field;   /* index of the field holding the count */
+};
+
+struct class_dec {
+	uint32_t id;
+	char name[128];
+	struct field_dec *f;
+	size_t n;
+};
+
+struct ctf_reader {
+	const uint8_t *map;
+	size_t size, pos, good_end;
+	struct class_dec *classes[MAX_CLASSES];
+	char guest_clock[160];
+	char err[256];
+};
+
+/* ---- the metadata -------------------------------------------------------- */
+
+static int type_size(const char *type, bool *is_signed)
+{
+	unsigned int bits = 0;
+
+	*is_signed = !strncmp(type, "int", 3);
+	if (sscanf(type, "%*[a-z]%u_t", &bits) == 1 && bits % 8 == 0 && bits <= 64)
+		return (int)bits / 8;
+	return -1;
+}
+
+static int find_field(const struct class_dec *c, const char *name)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (!strcmp(c->f[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+static int add_field(struct class_dec *c, const struct field_dec *fd)
+{
+	struct field_dec *tmp = realloc(c->f, (c->n + 1) * sizeof(*tmp));
+
+	if (!tmp)
+		return -ENOMEM;
+	c->f = tmp;
+	c->f[c->n++] = *fd;
+	return 0;
+}
+
+/* "TYPE NAME;", "TYPE NAME[LEN];" or "TYPE NAME[N];" */
+static int parse_field(struct class_dec *c, const char *line)
+{
+	struct field_dec fd = { .len_field = -1 };
+	char type[32], name[64], len[64];
+	int size;
+
+	if (strstr(line, "} backtrace[")) {
+		snprintf(fd.name, sizeof(fd.name), "backtrace");
+		fd.kind = DEC_BACKTRACE;
+		fd.len_field = find_field(c, "bt_len");
+		return fd.len_field < 0 ? -EINVAL : add_field(c, &fd);
+	}
+	if (sscanf(line, " %31s %63[^[;][%63[^]]]", type, name, len) == 3) {
+		fd.kind = DEC_SEQ;
+		snprintf(fd.name, sizeof(fd.name), "%s", name);
+		size = type_size(type, &fd.is_signed);
+		fd.size = (unsigned int)size;
+		fd.len_field = find_field(c, len);
+		if (fd.len_field < 0 && atoi(len) > 0) { /* a fixed array: a blob */
+			fd.kind = DEC_BLOB;
+			fd.size = (unsigned int)(size * atoi(len));
+		}
+		return size < 0 || (fd.kind == DEC_SEQ && fd.len_field < 0) ? -EINVAL : add_field(c, &fd);
+	}
+	if (sscanf(line, " %31s %63[^;];", type, name) != 2)
+		return -EINVAL;
+	snprintf(fd.name, sizeof(fd.name), "%s", name);
+	if (!strcmp(type, "string")) {
+		fd.kind = DEC_STRING;
+		return add_field(c, &fd);
+	}
+	size = type_size(type, &fd.is_signed);
+	fd.size = (unsigned int)size;
+	return size < 0 ? -EINVAL : add_field(c, &fd);
+}
+
+/* The register struct: one blob of all its members' sizes. */
+static int parse_regs(struct class_dec *c, char **save)
+{
+	struct field_dec fd = { .kind = DEC_BLOB, .len_field = -1 };
+	char *line;
+
+	snprintf(fd.name, sizeof(fd.name), "regs");
+	while ((line = strtok_r(NULL, "\n", save)) && !strstr(line, "} regs;")) {
+		char type[32];
+		bool sig;
+		unsigned int n = 1;
+		int size;
+
+		if (sscanf(line, " %31s %*[^[;][%u]", type, &n) < 1)
+			return -EINVAL;
+		size = type_size(type, &sig);
+		if (size < 0)
+			return -EINVAL;
+		fd.size += (unsigned int)size * n;
+	}
+	return line ? add_field(c, &fd) : -EINVAL;
+}
+
+static int parse_event(struct ctf_reader *r, char **save)
+{
+	struct class_dec *c = calloc(1, sizeof(*c));
+	char *line;
+	int err = c ? 0 : -ENOMEM;
+	bool in_fields = false, have_id = false;
+
+	while (!err && (line = strtok_r(NULL, "\n", save)) && strcmp(line, "};")) {
+		if (sscanf(line, " name = \"%127[^\"]\";", c->name) == 1)
+			continue;
+		if (sscanf(line, " id = %u;", &c->id) == 1) {
+			have_id = true;
+			continue;
+		}
+		if (strstr(line, "fields := struct {")) {
+			in_fields = true;
+			continue;
+		}
+		if (!in_fields || strstr(line, "\t};") == line)
+			continue;
+		err = strstr(line, "struct {") && !strstr(line, "backtrace[") ? parse_regs(c, save) : parse_field(c, line);
+	}
+	if (!err && (!have_id || c->id >= MAX_CLASSES))
+		err = -EINVAL;
+	if (err) {
+		if (c)
+			free(c->f);
+		free(c);
+		return err;
+	}
+	r->classes[c->id] = c;
+	return 0;
+}
+
+static int parse_metadata(struct ctf_reader *r, char *text)
+{
+	char *save = NULL, *line;
+	int err = 0;
+
+	if (strncmp(text, "/* CTF 1.8 */", 13) || !strstr(text, "tracer_name = \"kstep\";"))
+		return -EINVAL;
+	for (line = strtok_r(text, "\n", &save); line && !err; line = strtok_r(NULL, "\n", &save)) {
+		sscanf(line, " guest_clock = \"%159[^\"]\";", r->guest_clock);
+		if (!strcmp(line, "event {"))
+			err = parse_event(r, &save);
+	}
+	return err;
+}
+
+static char *read_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *text = NULL;
+	size_t len = 0;
+	long size;
+
+	if (!f)
+		return NULL;
+	if (!fseek(f, 0, SEEK_END) && (size = ftell(f)) >= 0 && !fseek(f, 0, SEEK_SET) &&
+	    (text = malloc((size_t)size + 1)))
+		len = fread(text, 1, (size_t)size, f);
+	fclose(f);
+	if (text)
+		text[len] = '\0';
+	return text;
+}
+
+int ctf_open(struct ctf_reader **out, const char *dir, char *err, size_t errlen)
+{
+	struct ctf_reader *r = calloc(1, sizeof(*r));
+	char path[4096];
+	char *text;
+	struct stat st;
+	int fd, ret;
+
+	if (!r)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "%s/metadata", dir);
+	text = read_text(path);
+	if (!text) {
+		snprintf(err, errlen, "%s is not a kstep trace (no readable %s)", dir, path);
+		free(r);
+		return -ENOENT;
+	}
+	ret = parse_metadata(r, text);
+	free(text);
+	if (ret) {
+		snprintf(err, errlen, "%s: the metadata is not a kstep trace's (or from another version of kstep)", dir);
+		ctf_close(r);
+		return -EINVAL;
+	}
+	snprintf(path, sizeof(path), "%s/stream_0", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) || st.st_size < PACKET_HEADER) {
+		snprintf(err, errlen, "%s: no stream (%s)", dir, fd < 0 ? strerror(errno) : "empty");
+		if (fd >= 0)
+			close(fd);
+		ctf_close(r);
+		return -ENOENT;
+	}
+	r->size = (size_t)st.st_size;
+	r->map = mmap(NULL, r->size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (r->map == MAP_FAILED) {
+		r->map = NULL;
+		snprintf(err, errlen, "%s: cannot map the stream: %s", dir, strerror(errno));
+		ctf_close(r);
+		return -EIO;
+	}
+	r->pos = r->good_end = PACKET_HEADER;
+	*out = r;
+	return 0;
+}
+
+void ctf_close(struct ctf_reader *r)
+{
+	if (!r)
+		return;
+	if (r->map)
+		munmap((void *)r->map, r->size);
+	for (int i = 0; i < MAX_CLASSES; i++)
+		if (r->classes[i]) {
+			free(r->classes[i]->f);
+			free(r->classes[i]);
+		}
+	free(r);
+}
+
+const char *ctf_error(const struct ctf_reader *r)
+{
+	return r->err;
+}
+
+const char *ctf_guest_clock(const struct ctf_reader *r)
+{
+	return r->guest_clock;
+}
+
+size_t ctf_trailing(const struct ctf_reader *r)
+{
+	return r->size - r->good_end;
+}
+
+/* ---- the stream ------------------------------------------------------------ */
+
+static bool get_int(struct ctf_reader *r, unsigned int size, bool is_signed, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	if (r->pos + size > r->size)
+		return false;
+	for (unsigned int i = 0; i < size; i++)
+		x |= (uint64_t)r->map[r->pos + i] << (8 * i);
+	if (is_signed && size < 8 && (x >> (size * 8 - 1)) & 1)
+		x |= ~0ull << (size * 8);
+	r->pos += size;
+	*v = x;
+	return true;
+}
+
+static bool get_str(struct ctf_reader *r, const char **s)
+{
+	const uint8_t *end = r->pos < r->size ? memchr(r->map + r->pos, 0, r->size - r->pos) : NULL;
+
+	if (!end)
+		return false;
+	*s = (const char *)r->map + r->pos;
+	r->pos = (size_t)(end - r->map) + 1;
+	return true;
+}
+
+static bool skip(struct ctf_reader *r, uint64_t n)
+{
+	if (n > r->size - r->pos)
+		return false;
+	r->pos += n;
+	return true;
+}
+
+static bool get_backtrace(struct ctf_reader *r, uint64_t n, struct ctf_event *ev)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		struct ctf_frame f;
+
+		if (!get_int(r, 8, false, &f.addr) || !get_str(r, &f.func) || !get_str(r, &f.src))
+			return false;
+		if (ev->nbt < CTF_MAX_FRAMES)
+			ev->bt[ev->nbt++] = f;
+	}
+	return true;
+}
+
+/* A common field into its place in @ev, or a class field into @ev->fields. */
+static void store(struct ctf_event *ev, const struct field_dec *fd, uint64_t u, const char *s)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} common[] = {
+		{ "seq", offsetof(struct ctf_event, seq) }, { "guest_ns", offsetof(struct ctf_event, guest_ns) },
+		{ "pc", offsetof(struct ctf_event, pc) },   { "skb", offsetof(struct ctf_event, skb) },
+	};
+
+	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+		if (!strcmp(fd->name, common[i].name)) {
+			*(uint64_t *)((char *)ev + common[i].off) = u;
+			return;
+		}
+	if (!strcmp(fd->name, "vcpu"))
+		ev->vcpu = (uint32_t)u;
+	else if (!strcmp(fd->name, "probe"))
+		ev->probe = s;
+	else if (!strcmp(fd->name, "symbol"))
+		ev->symbol = s;
+	else if (!strcmp(fd->name, "insn"))
+		ev->insn = s;
+	else if (!strcmp(fd->name, "bt_end"))
+		ev->bt_end = s;
+	else if (strcmp(fd->name, "insn_len") && strcmp(fd->name, "stack_len") && strcmp(fd->name, "bt_len") &&
+		 strcmp(fd->name, "bt_reliable") && ev->nfields < CTF_MAX_FIELDS)
+		ev->fields[ev->nfields++] = (struct ctf_field){ fd->name, fd->kind == DEC_STRING, u, s };
+}
+
+static bool decode_fields(struct ctf_reader *r, const struct class_dec *c, struct ctf_event *ev)
+{
+	uint64_t vals[256] = { 0 };
+
+	for (size_t i = 0; i < c->n && i < 256; i++) {
+		const struct field_dec *fd = &c->f[i];
+		const char *s = NULL;
+		bool ok;
+
+		switch (fd->kind) {
+		case DEC_INT:
+			ok = get_int(r, fd->size, fd->is_signed, &vals[i]);
+			break;
+		case DEC_STRING:
+			ok = get_str(r, &s);
+			break;
+		case DEC_BLOB:
+			ok = skip(r, fd->size);
+			break;
+		case DEC_SEQ:
+			ok = skip(r, vals[fd->len_field] * fd->size);
+			break;
+		default:
+			ok = get_backtrace(r, vals[fd->len_field], ev);
+			break;
+		}
+		if (!ok)
+			return false;
+		if (fd->kind == DEC_INT || fd->kind == DEC_STRING)
+			store(ev, fd, vals[i], s);
+	}
+	return true;
+}
+
+int ctf_next(struct ctf_reader *r, struct ctf_event *ev)
+{
+	uint64_t id, ts;
+	const struct class_dec *c;
+
+	memset(ev, 0, offsetof(struct ctf_event, fields));
+	ev->nfields = ev->nbt = 0;
+	ev->probe = ev->symbol = ev->insn = ev->bt_end = "";
+	if (r->pos >= r->size)
+		return 0;
+	if (!get_int(r, 4, false, &id) || !get_int(r, 8, false, &ts))
+		return 0; /* cut inside a header */
+	c = id < MAX_CLASSES ? r->classes[id] : NULL;
+	if (!c) {
+		snprintf(r->err, sizeof(r->err), "event of unknown class %llu at byte %zu", (unsigned long long)id,
+			 r->good_end);
+		return -EINVAL;
+	}
+	ev->id = (uint32_t)id;
+	ev->name = c->name;
+	ev->ts_ns = ts;
+	if (!decode_fields(r, c, ev))
+		return 0; /* cut inside the event */
+	r->good_end = r->pos;
+	return 1;
+}
+
+const struct ctf_field *ctf_field(const struct ctf_event *ev, const char *name)
+{
+	for (size_t i = 0; i < ev->nfields; i++)
+		if (!strcmp(ev->fields[i].name, name))
+			return &ev->fields[i];
+	return NULL;
+}

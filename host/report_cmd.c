@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: MIT
+/*
+ * report_cmd: kstep report DIR, the packet report of any kstep trace (the
+ * one kstep trace prints at its end, and more): per-packet verdicts, stage
+ * latencies and drops in guest time, perf's netdev-times view, or JSON.
+ */
+#include "report_cmd.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report.h"
+
+#define DEFAULT_ROWS 20
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: kstep report [OPTIONS] DIR\n"
+		   "What happened to each packet in the kstep trace DIR: its path through the\n"
+		   "stages with guest-time offsets and its verdict (delivered to which task,\n"
+		   "merged by GRO, dropped with the reason and where, sent, in flight), the\n"
+		   "stage-to-stage latencies in guest time (min, median, p99, max) and the drops\n"
+		   "by reason. A trace cut short (Ctrl-C, a dead QEMU) reports up to its cut.\n\n"
+		   "  -n, --netdev-times     perf's netdev-times layout: per NET_RX softirq, its\n"
+		   "                         interrupt, each netif_receive_skb and what became of\n"
+		   "                         the skb (trace with -p rx-full)\n"
+		   "  -j, --json             everything as JSON, for tools\n"
+		   "  -r, --rows N           list N packets one a line (default %d, 0: none)\n"
+		   "  -h, --help\n"
+		   "\nExit status: 0 done, 1 the trace cannot be read, 2 bad usage.\n",
+		   DEFAULT_ROWS);
+}
+
+int report_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "netdev-times", no_argument, NULL, 'n' }, { "json", no_argument, NULL, 'j' },
+		{ "rows", required_argument, NULL, 'r' },   { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool netdev = false, json = false;
+	size_t rows = DEFAULT_ROWS;
+	struct report *r;
+	char err[512], *end;
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "njr:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			netdev = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'r':
+			rows = strtoul(optarg, &end, 10);
+			if (*end || !*optarg) {
+				fprintf(stderr, "kstep: --rows wants a number, not '%s' (see 'kstep report --help')\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "kstep: unknown option (see 'kstep report --help')\n");
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "kstep: report wants one trace directory (see 'kstep report --help')\n");
+		return 2;
+	}
+	if ((ret = report_read_dir(&r, argv[optind], err, sizeof(err)))) {
+		fprintf(stderr, "kstep: %s\n", err);
+		return 1;
+	}
+	if (json)
+		report_print_json(r, stdout);
+	else if (netdev)
+		report_print_netdev_times(r, stdout);
+	else
+		report_print(r, stdout, rows);
+	if (!json && report_cut_bytes(r))
+		fprintf(stderr, "kstep: the trace was cut short: %zu bytes after its last complete event "
+				"(%" PRIu64 " events) were left out\n", report_cut_bytes(r), report_events(r));
+	report_free(r);
+	return 0;
+}
