@@ -43,7 +43,7 @@ struct class_dec {
 
 struct ctf_reader {
 	const uint8_t *map;
-	size_t size, pos, good_end;
+	size_t size, pos, good_end, last_start;
 	struct class_dec *classes[MAX_CLASSES];
 	char guest_clock[160];
 	char err[256];
@@ -278,6 +278,12 @@ const char *ctf_guest_clock(const struct ctf_reader *r)
 	return r->guest_clock;
 }
 
+void ctf_last_range(const struct ctf_reader *r, size_t *start, size_t *end)
+{
+	*start = r->last_start;
+	*end = r->good_end;
+}
+
 size_t ctf_trailing(const struct ctf_reader *r)
 {
 	return r->size - r->good_end;
@@ -407,6 +413,7 @@ int ctf_next(struct ctf_reader *r, struct ctf_event *ev)
 	ev->probe = ev->symbol = ev->insn = ev->bt_end = "";
 	if (r->pos >= r->size)
 		return 0;
+	r->last_start = r->pos;
 	if (!get_int(r, 4, false, &id) || !get_int(r, 8, false, &ts))
 		return 0; /* cut inside a header */
 	c = id < MAX_CLASSES ? r->classes[id] : NULL;

@@ -52,6 +52,8 @@ int ctf_next(struct ctf_reader *r, struct ctf_event *ev);
 const char *ctf_error(const struct ctf_reader *r);
 /* The env's guest_clock (how guest_ns was measured), "" when none. */
 const char *ctf_guest_clock(const struct ctf_reader *r);
+/* Where the last event read starts and ends in the stream file. */
+void ctf_last_range(const struct ctf_reader *r, size_t *start, size_t *end);
 /* Bytes of the stream after the last complete event (a cut), 0: none. */
 size_t ctf_trailing(const struct ctf_reader *r);
 void ctf_close(struct ctf_reader *r);

@@ -15,6 +15,7 @@ import test_kstep  # noqa: E402,F401  issue 3: the RSP driver
 import test_gdb_oops  # noqa: E402,F401  issue 4: gdb side and oops decoding
 import test_hardening  # noqa: E402,F401  issue 9: security, endings, durability, SMP
 import test_kernels  # noqa: E402,F401  issue 8: KASLR (modules, CFI and distro kernels to come)
+import test_probes  # noqa: E402,F401  issue 10: fetch args, returns, filters, sets, guest time, report
 
 
 def main():

@@ -79,7 +79,7 @@ def test_trace_rx_icmp():
     # buffer starts a new packet rather than running the path backwards.
     order = {"napi_gro_receive": 3, "__netif_receive_skb_core": 4, "__netif_receive_skb_list_core": 4,
              "ip_rcv": 5, "ip_list_rcv": 5, "ip_local_deliver": 6, "icmp_rcv": 7, "skb_copy_datagram_iter": 8}
-    paths = re.findall(r"^ +\d+  (.+)$", p.stdout.split("packets:")[1], re.M)
+    paths = re.findall(r"^ +\d+  (.+?)  \[", p.stdout.split("packets:")[1], re.M)
     assert any("ip_local_deliver -> icmp_rcv" in x for x in paths), paths
     for path in paths:
         places = [order[s] for s in path.split(" -> ") if s in order]
