@@ -172,6 +172,7 @@ args=("${accel_opts[@]}" -smp "$smp,sockets=$smp,cores=1,threads=1" -m "$mem" -d
 # sleep=off: an idle guest's clock jumps to its next timer instead of waiting.
 if [ "${ICOUNT:-0}" = 1 ]; then
 	[ "${accel_opts[1]}" = tcg ] || die "ICOUNT=1 needs TCG (instruction counting is TCG's), not ${accel_opts[1]}"
+	[ "$smp" = 1 ] || die "ICOUNT=1 needs SMP=1 (QEMU 7.2 hangs bringing up a second vCPU under -icount)"
 	args+=(-icount "shift=${ICOUNT_SHIFT:-3},sleep=off")
 fi
 
