@@ -370,7 +370,7 @@ static void open_guest_clock(struct session *s)
 {
 	char err[256];
 
-	if (qmp_open(&s->clock, qemu_qmp_socket(s->qemu), err, sizeof(err))) {
+	if (qmp_open(&s->clock, qemu_clock_socket(s->qemu), err, sizeof(err))) {
 		info("no guest time in this trace: %s", err);
 		return;
 	}

@@ -36,12 +36,18 @@ struct qemu {
 	char gdb[PATH_MAX + 16];
 	char qmp[PATH_MAX + 16];
 	char events[PATH_MAX + 16];  /* the keeper's QMP socket */
+	char clock[PATH_MAX + 16];   /* kstep's, for the guest's clock at every stop */
 	char reason[32];             /* of QEMU's SHUTDOWN event */
 };
 
 const char *qemu_gdb_socket(const struct qemu *q)
 {
 	return q->gdb;
+}
+
+const char *qemu_clock_socket(const struct qemu *q)
+{
+	return q->clock;
 }
 
 const char *qemu_qmp_socket(const struct qemu *q)
@@ -273,6 +279,40 @@ static void __attribute__((noreturn)) keeper(int ctl, int status_fd, char **argv
 	}
 }
 
+/* After run-guest.sh's command: the console on QEMU's stdout (which the
+ * keeper points at the log kstep created), and two QMP sockets of kstep's
+ * own besides the user's (QEMU serves one client a socket): the keeper's for
+ * events, and one for the guest's clock. */
+static int add_own_args(char ***argv, const struct qemu *q)
+{
+	char *own[8] = { strdup("-serial"), strdup("stdio"), strdup("-monitor"), strdup("none"), strdup("-qmp"), NULL,
+			 strdup("-qmp"), NULL };
+	size_t n = 0, nown = sizeof(own) / sizeof(own[0]);
+	char **full;
+	int ret = 0;
+
+	if (asprintf(&own[5], "unix:%s,server=on,wait=off", q->events) < 0)
+		own[5] = NULL;
+	if (asprintf(&own[7], "unix:%s,server=on,wait=off", q->clock) < 0)
+		own[7] = NULL;
+	while ((*argv)[n])
+		n++;
+	full = realloc(*argv, (n + nown + 1) * sizeof(*full));
+	if (full)
+		*argv = full;
+	for (size_t i = 0; i < nown; i++)
+		if (!own[i])
+			ret = -ENOMEM;
+	if (!full || ret) {
+		for (size_t i = 0; i < nown; i++)
+			free(own[i]);
+		return -ENOMEM;
+	}
+	memcpy(full + n, own, sizeof(own));
+	full[n + nown] = NULL;
+	return 0;
+}
+
 int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t errlen)
 {
 	struct qemu *q = calloc(1, sizeof(*q));
@@ -295,41 +335,13 @@ int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t 
 	snprintf(q->gdb, sizeof(q->gdb), "%s/gdb.sock", q->dir);
 	snprintf(q->qmp, sizeof(q->qmp), "%s/qmp.sock", q->dir);
 	snprintf(q->events, sizeof(q->events), "%s/events.sock", q->dir);
+	snprintf(q->clock, sizeof(q->clock), "%s/clock.sock", q->dir);
 
 	ret = qemu_args(o, q->gdb, q->dir, &argv, err, errlen);
 	if (ret)
 		goto fail;
-	{
-		/* run-guest.sh gives the command; the console goes to QEMU's
-		 * stdout, which the keeper points at the log kstep created. */
-		const char *tail[] = { "-serial", "stdio", "-monitor", "none", "-qmp", NULL };
-		size_t n = 0;
-		char **full;
-
-		while (argv[n])
-			n++;
-		full = realloc(argv, (n + 7) * sizeof(*full));
-		if (!full) {
-			ret = -ENOMEM;
-			goto fail;
-		}
-		argv = full;
-		for (size_t i = 0; i < 5; i++)
-			argv[n + i] = strdup(tail[i]);
-		if (asprintf(&argv[n + 5], "unix:%s,server=on,wait=off", q->events) < 0)
-			argv[n + 5] = NULL;
-		argv[n + 6] = NULL;
-		for (size_t i = n; i < n + 6; i++)
-			if (!argv[i])
-				ret = -ENOMEM;
-		if (ret) {
-			for (size_t i = n; i < n + 6; i++) {
-				free(argv[i]);
-				argv[i] = NULL;
-			}
-			goto fail;
-		}
-	}
+	if ((ret = add_own_args(&argv, q)))
+		goto fail;
 	if (pipe2(ctl, O_CLOEXEC) || pipe2(status, O_CLOEXEC)) {
 		ret = -errno;
 		goto fail;
@@ -464,7 +476,7 @@ void qemu_keep(struct qemu *q)
 
 static void remove_dir(const char *dir)
 {
-	static const char *const names[] = { "gdb.sock", "qmp.sock", "events.sock", "args.err" };
+	static const char *const names[] = { "gdb.sock", "qmp.sock", "events.sock", "clock.sock", "args.err" };
 	char path[PATH_MAX + 16];
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

@@ -41,6 +41,8 @@ int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t 
 int qemu_wait_ready(struct qemu *q, int timeout_ms, char *err, size_t errlen);
 const char *qemu_gdb_socket(const struct qemu *q);
 const char *qemu_qmp_socket(const struct qemu *q);
+/* A QMP socket for kstep alone (the guest's clock at every stop). */
+const char *qemu_clock_socket(const struct qemu *q);
 /* Non-blocking: true once QEMU has exited; *status is its exit status
  * (128+N for a signal). */
 bool qemu_exited(struct qemu *q, int *status);
