@@ -169,11 +169,13 @@ args=("${accel_opts[@]}" -smp "$smp,sockets=$smp,cores=1,threads=1" -m "$mem" -d
 	-device pvpanic-pci -action "panic=$panic_action"
 	-gdb "$gdb_dev" -qmp "unix:$qmp_sock,server=on,wait=off")
 [ "$halt" = 1 ] && args+=(-S)
-# sleep=off: an idle guest's clock jumps to its next timer instead of waiting.
+# sleep=on: an idle guest's clock follows real time. With sleep=off it jumps
+# to the next timer whenever the vCPU does not run, a debugger's stops too:
+# a timer interrupt after every stop, and a boot that hangs in check_timer.
 if [ "${ICOUNT:-0}" = 1 ]; then
 	[ "${accel_opts[1]}" = tcg ] || die "ICOUNT=1 needs TCG (instruction counting is TCG's), not ${accel_opts[1]}"
 	[ "$smp" = 1 ] || die "ICOUNT=1 needs SMP=1 (QEMU 7.2 hangs bringing up a second vCPU under -icount)"
-	args+=(-icount "shift=${ICOUNT_SHIFT:-3},sleep=off")
+	args+=(-icount "shift=${ICOUNT_SHIFT:-3},sleep=on")
 fi
 
 if [ "${PRINT_ARGS:-0}" = 1 ]; then

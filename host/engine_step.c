@@ -93,7 +93,7 @@ static int guest_ended(struct engine *e, struct step_run *r, uint64_t seen)
 /* Run to the hits-th hit of the breakpoint at @at. */
 static int run_to_hit(struct engine *e, struct step_run *r, struct engine_result *res)
 {
-	uint64_t seen = 0;
+	uint64_t seen = 0, pc = 0;
 	int err;
 
 	if ((err = engine_place(e, r->at)))
@@ -102,7 +102,9 @@ static int run_to_hit(struct engine *e, struct step_run *r, struct engine_result
 		struct target_stop st;
 		enum engine_end end = ENGINE_END_NONE;
 
-		if ((err = engine_resume(e, seen ? r->at : 0)) || (err = engine_run_until_stop(e, &st, &end)))
+		/* From the last stop: past the breakpoint when it was ours,
+		 * also after a hit that its filter did not keep. */
+		if ((err = engine_resume(e, pc)) || (err = engine_run_until_stop(e, &st, &end)))
 			return err == -ECONNRESET ? guest_ended(e, r, seen) : err;
 		if (end != ENGINE_END_NONE) {
 			res->end = end;
@@ -112,7 +114,8 @@ static int run_to_hit(struct engine *e, struct step_run *r, struct engine_result
 			return engine_target_fail(e, err);
 		memcache_clear_lines(e->mc);
 		memcache_set_window(e->mc, 0, 0);
-		if (engine_reg(e, e->pc_idx) == r->at && engine_probe_matches(e, r->probe, engine_skb_at(e, r->probe)))
+		pc = engine_reg(e, e->pc_idx);
+		if (pc == r->at && engine_probe_matches(e, r->probe, engine_skb_at(e, r->probe)))
 			seen++;
 	}
 	return 0;

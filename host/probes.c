@@ -54,7 +54,7 @@ static const struct builtin rx_set[] = {
 static const struct builtin rx_full_set[] = {
 	{ "irq", "e1000_intr", "e1000", NULL, "irq=$arg1", NULL, NULL },
 	{ "irq", "vring_interrupt", "virtio", NULL, "irq=$arg1", NULL, NULL },
-	{ "raise", "raise_softirq_irqoff", NULL, NULL, "nr=$arg1", NULL, "nr == 3" },
+	{ "raise", "__napi_schedule", NULL, NULL, NULL, NULL, NULL },
 	{ "softirq", "net_rx_action", NULL, NULL, NULL, "", NULL },
 	{ "napi-poll", "e1000_clean", "e1000", NULL, "budget=$arg2", "work=$retval", NULL },
 	{ "napi-poll", "virtnet_poll", "virtio", "virtio_net", "budget=$arg2", "work=$retval", NULL },
