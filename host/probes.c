@@ -210,8 +210,11 @@ static int add(struct probe_set *ps, const char *spec, const char *stage, uint64
 
 	if (p) {
 		/* One breakpoint per address: a %return joins the probe there,
-		 * and so does an entry probe a %return made first. */
-		if (rq->is_return ? p->on_return : p->entry_event)
+		 * an entry probe one that a %return made first, and fetch
+		 * arguments given again add to the fields (a set's probe too). */
+		bool had = rq->is_return ? p->on_return : p->entry_event;
+
+		if (had && !rq->nargs)
 			return 0;
 		*(rq->is_return ? &p->on_return : &p->entry_event) = true;
 		return add_args(p, rq, syms, err, errlen);

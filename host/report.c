@@ -419,6 +419,10 @@ static void add_return(struct report *r, const struct ctf_event *ev)
 	const char *gro = text_field(ev, "gro");
 	struct packet *p;
 
+	/* napi_gro_receive%return names it $retval */
+	if (!gro && !strcmp(ev->name, "kstep:return:napi_gro_receive"))
+		gro = text_field(ev, "retval");
+
 	r->returns++;
 	nd_return(r, ev);
 	if (!gro || !c->gro_skb || !(p = live_packet(r, c->gro_skb)))

@@ -228,6 +228,30 @@ static void test_bad_expressions(void **state)
 	compile_fails("%xyz", &sc, "not an x86-64 general register");
 }
 
+/* Somewhere in these functions a parameter is kept nowhere (after its last
+ * use): a probe there is refused with "out of scope", not read wrong. */
+static void test_out_of_scope_somewhere(void **state)
+{
+	static const char *const fns[] = { "tcp_v4_rcv", "ip_rcv", "udp_rcv", "icmp_rcv", "ip_local_deliver" };
+	char err[512];
+	bool seen = false;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]) && !seen; i++) {
+		const struct sym *s = sym_lookup_name(syms, fns[i]);
+
+		for (uint64_t off = 1; s && off < s->size && !seen; off++) {
+			struct farg_scope sc = { .addr = s->addr + off, .func = s->addr };
+			struct farg *a = NULL;
+
+			if (farg_compile(&a, "skb->len", syms, &sc, err, sizeof(err)))
+				seen = strstr(err, "is out of scope at") != NULL;
+			farg_free(a);
+		}
+	}
+	assert_true(seen);
+}
+
 static void test_filters(void **state)
 {
 	struct farg_scope sc = entry_of("tcp_v4_rcv");
@@ -289,7 +313,7 @@ int main(void)
 		cmocka_unit_test(test_member_chain), cmocka_unit_test(test_registers_and_args),
 		cmocka_unit_test(test_retval_enum),  cmocka_unit_test(test_current),
 		cmocka_unit_test(test_bad_expressions), cmocka_unit_test(test_filters),
-		cmocka_unit_test(test_filter_enum),
+		cmocka_unit_test(test_filter_enum),   cmocka_unit_test(test_out_of_scope_somewhere),
 	};
 
 	return cmocka_run_group_tests_name("fetcharg", tests, setup, teardown);
