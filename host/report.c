@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calltree.h"
 #include "probes.h"
 
 #define MAX_HOPS 24
@@ -86,6 +87,8 @@ struct report {
 	struct nd_block *nd;
 	size_t nnd;
 	struct vcpu_state cpu[MAX_VCPUS];
+	struct calltree *step_tree, *stop_tree; /* where the steps / stops were */
+	const char *step_root;                  /* the function stepping began in */
 	uint64_t events, steps, returns;
 	size_t cut;
 	bool guest_time;
@@ -100,6 +103,10 @@ int report_new(struct report **out)
 		return -ENOMEM;
 	for (int i = 0; i < MAX_VCPUS; i++)
 		r->cpu[i].block = -1;
+	if (calltree_new(&r->step_tree) || calltree_new(&r->stop_tree)) {
+		report_free(r);
+		return -ENOMEM;
+	}
 	*out = r;
 	return 0;
 }
@@ -114,6 +121,8 @@ void report_free(struct report *r)
 		free(r->lat[i].v);
 	for (size_t i = 0; i < r->nnd; i++)
 		free(r->nd[i].lines);
+	calltree_free(r->step_tree);
+	calltree_free(r->stop_tree);
 	free(r->lat);
 	free(r->drops);
 	free(r->nd);
@@ -432,11 +441,37 @@ static void add_return(struct report *r, const struct ctf_event *ev)
 	c->gro_skb = 0;
 }
 
+/* The event's call path, outermost caller first, into @tree. A step's path
+ * starts at the function stepping began in (@r->step_root): backtraces cut
+ * at their depth limit would otherwise start at different callers. */
+static void add_path(struct report *r, struct calltree *tree, const struct ctf_event *ev, bool step)
+{
+	const char *frames[CTF_MAX_FRAMES];
+	size_t n = 0, from = ev->nbt;
+
+	if (step && !r->step_root)
+		r->step_root = function_of(r, ev->nbt ? ev->bt[0].func : ev->symbol);
+	for (size_t i = ev->nbt; step && i-- > 0;)
+		if (function_of(r, ev->bt[i].func) == r->step_root) {
+			from = i + 1;
+			break;
+		}
+	if (step && from == ev->nbt) /* outside it (back in its caller): the frame alone */
+		from = ev->nbt ? 1 : 0;
+	for (size_t i = from; i-- > 0;)
+		frames[n++] = function_of(r, ev->bt[i].func);
+	if (!n)
+		frames[n++] = function_of(r, ev->symbol);
+	if (calltree_add(tree, frames, n, 1))
+		r->oom = true;
+}
+
 int report_add(struct report *r, const struct ctf_event *ev)
 {
 	r->events++;
 	if (ev->guest_ns)
 		r->guest_time = true;
+	add_path(r, strcmp(ev->name, "kstep:step") ? r->stop_tree : r->step_tree, ev, !strcmp(ev->name, "kstep:step"));
 	if (!strcmp(ev->name, "kstep:step"))
 		r->steps++;
 	else if (!strncmp(ev->name, "kstep:return:", 13))
@@ -795,4 +830,14 @@ out:
 	ctf_close(rd);
 	free(ev);
 	return ret;
+}
+
+uint64_t report_steps(const struct report *r)
+{
+	return r->steps;
+}
+
+const struct calltree *report_calltree(const struct report *r)
+{
+	return r->steps ? r->step_tree : r->stop_tree;
 }

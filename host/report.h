@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "calltree.h"
 #include "ctfread.h"
 
 struct report;
@@ -33,6 +34,12 @@ void report_print(const struct report *r, FILE *out, size_t max_rows);
 /* perf script report netdev-times, in guest time. */
 void report_print_netdev_times(const struct report *r, FILE *out);
 int report_print_json(const struct report *r, FILE *out);
+
+/* Steps in the trace (kstep step), 0 for a trace of stops. */
+uint64_t report_steps(const struct report *r);
+/* Where the steps went (a step trace) or the stops were (from their
+ * backtraces): a call tree. */
+const struct calltree *report_calltree(const struct report *r);
 
 /* Read trace @dir into a new report. -errno with the reason in @err. */
 int report_read_dir(struct report **out, const char *dir, char *err, size_t errlen);

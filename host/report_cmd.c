@@ -24,11 +24,16 @@ static void usage(FILE *f)
 		   "stages with guest-time offsets and its verdict (delivered to which task,\n"
 		   "merged by GRO, dropped with the reason and where, sent, in flight), the\n"
 		   "stage-to-stage latencies in guest time (min, median, p99, max) and the drops\n"
-		   "by reason. A trace cut short (Ctrl-C, a dead QEMU) reports up to its cut.\n\n"
+		   "by reason. A trace cut short (Ctrl-C, a dead QEMU) reports up to its cut.\n"
+		   "For a step trace (kstep step): the call tree of the instructions, from\n"
+		   "each step's backtrace, with inclusive and exclusive counts.\n\n"
 		   "  -n, --netdev-times     perf's netdev-times layout: per NET_RX softirq, its\n"
 		   "                         interrupt, each netif_receive_skb and what became of\n"
 		   "                         the skb (trace with -p rx-full)\n"
 		   "  -j, --json             everything as JSON, for tools\n"
+		   "  -f, --folded           folded stacks ('a;b;c N'), for FlameGraph, speedscope\n"
+		   "                         or inferno: the steps, or the stops' backtraces\n"
+		   "  -D, --depth N          the call tree down to N levels (default: all)\n"
 		   "  -r, --rows N           list N packets one a line (default %d, 0: none)\n"
 		   "  -h, --help\n"
 		   "\nExit status: 0 done, 1 the trace cannot be read, 2 bad usage.\n",
@@ -40,21 +45,34 @@ int report_main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "netdev-times", no_argument, NULL, 'n' }, { "json", no_argument, NULL, 'j' },
 		{ "rows", required_argument, NULL, 'r' },   { "help", no_argument, NULL, 'h' },
+		{ "folded", no_argument, NULL, 'f' },       { "depth", required_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool netdev = false, json = false;
+	bool netdev = false, json = false, folded = false;
 	size_t rows = DEFAULT_ROWS;
+	unsigned long depth = 0;
 	struct report *r;
 	char err[512], *end;
 	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "njr:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "njr:fD:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			netdev = true;
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 'f':
+			folded = true;
+			break;
+		case 'D':
+			depth = strtoul(optarg, &end, 10);
+			if (*end || !*optarg) {
+				fprintf(stderr, "kstep: --depth wants a number, not '%s' (see 'kstep report --help')\n",
+					optarg);
+				return 2;
+			}
 			break;
 		case 'r':
 			rows = strtoul(optarg, &end, 10);
@@ -82,7 +100,12 @@ int report_main(int argc, char **argv)
 	}
 	if (json)
 		report_print_json(r, stdout);
-	else if (netdev)
+	else if (folded)
+		calltree_folded(report_calltree(r), stdout);
+	else if (report_steps(r)) {
+		fprintf(stdout, "%" PRIu64 " instructions stepped\n", report_steps(r));
+		calltree_print(report_calltree(r), stdout, (unsigned int)depth);
+	} else if (netdev)
 		report_print_netdev_times(r, stdout);
 	else
 		report_print(r, stdout, rows);

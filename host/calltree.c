@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: MIT
+/*
+ * calltree: a tree of call paths with inclusive and exclusive counts (see
+ * calltree.h). Nodes live in one array; each has its first child and next
+ * sibling, and the last path added is remembered, since consecutive steps
+ * nearly always share it.
+ */
+#include "calltree.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NO_NODE ((size_t)-1)
+#define MAX_DEPTH 256
+
+struct node {
+	const char *name;
+	uint64_t incl, excl;
+	size_t parent, child, next;
+};
+
+struct calltree {
+	struct node *v;
+	size_t n, cap;
+};
+
+int calltree_new(struct calltree **out)
+{
+	struct calltree *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	t->cap = 256;
+	t->v = malloc(t->cap * sizeof(*t->v));
+	if (!t->v) {
+		free(t);
+		return -ENOMEM;
+	}
+	t->v[0] = (struct node){ "(all)", 0, 0, NO_NODE, NO_NODE, NO_NODE };
+	t->n = 1;
+	*out = t;
+	return 0;
+}
+
+void calltree_free(struct calltree *t)
+{
+	if (!t)
+		return;
+	free(t->v);
+	free(t);
+}
+
+/* The child of @parent named @name, made if missing; NO_NODE without memory. */
+static size_t child(struct calltree *t, size_t parent, const char *name)
+{
+	size_t c;
+
+	for (c = t->v[parent].child; c != NO_NODE; c = t->v[c].next)
+		if (t->v[c].name == name || !strcmp(t->v[c].name, name))
+			return c;
+	if (t->n == t->cap) {
+		struct node *tmp = realloc(t->v, 2 * t->cap * sizeof(*tmp));
+
+		if (!tmp)
+			return NO_NODE;
+		t->v = tmp;
+		t->cap *= 2;
+	}
+	c = t->n++;
+	t->v[c] = (struct node){ name, 0, 0, parent, NO_NODE, t->v[parent].child };
+	t->v[parent].child = c;
+	return c;
+}
+
+int calltree_add(struct calltree *t, const char *const *frames, size_t nframes, uint64_t n)
+{
+	size_t at = 0;
+
+	t->v[0].incl += n;
+	for (size_t i = 0; i < nframes && i < MAX_DEPTH; i++) {
+		if ((at = child(t, at, frames[i])) == NO_NODE)
+			return -ENOMEM;
+		t->v[at].incl += n;
+	}
+	t->v[at].excl += n;
+	return 0;
+}
+
+uint64_t calltree_total(const struct calltree *t)
+{
+	return t->v[0].incl;
+}
+
+uint64_t calltree_exclusive(const struct calltree *t, const char *function)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 1; i < t->n; i++)
+		if (!strcmp(t->v[i].name, function))
+			sum += t->v[i].excl;
+	return sum;
+}
+
+/* The children of @parent, most inclusive first, into @out (at most @max). */
+static size_t sorted_children(const struct calltree *t, size_t parent, size_t *out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t c = t->v[parent].child; c != NO_NODE && n < max; c = t->v[c].next) {
+		size_t i = n++;
+
+		while (i > 0 && t->v[out[i - 1]].incl < t->v[c].incl) {
+			out[i] = out[i - 1];
+			i--;
+		}
+		out[i] = c;
+	}
+	return n;
+}
+
+static void print_node(const struct calltree *t, FILE *out, size_t node, unsigned int level, unsigned int depth)
+{
+	size_t kids[512], n;
+
+	fprintf(out, "%10" PRIu64 " %10" PRIu64 "  %*s%s\n", t->v[node].incl, t->v[node].excl, (int)(2 * level), "",
+		t->v[node].name);
+	if (depth && level + 1 >= depth)
+		return;
+	n = sorted_children(t, node, kids, sizeof(kids) / sizeof(kids[0]));
+	for (size_t i = 0; i < n; i++)
+		print_node(t, out, kids[i], level + 1, depth);
+}
+
+void calltree_print(const struct calltree *t, FILE *out, unsigned int depth)
+{
+	size_t kids[512], n = sorted_children(t, 0, kids, sizeof(kids) / sizeof(kids[0]));
+
+	fprintf(out, "%10s %10s  %s\n", "inclusive", "exclusive", "function (callers above callees)");
+	for (size_t i = 0; i < n; i++)
+		print_node(t, out, kids[i], 0, depth);
+}
+
+void calltree_folded(const struct calltree *t, FILE *out)
+{
+	size_t path[MAX_DEPTH + 1];
+
+	for (size_t i = 1; i < t->n; i++) {
+		size_t depth = 0;
+
+		if (!t->v[i].excl)
+			continue;
+		for (size_t at = i; at && depth <= MAX_DEPTH; at = t->v[at].parent)
+			path[depth++] = at;
+		while (depth--)
+			fprintf(out, "%s%s", t->v[path[depth]].name, depth ? ";" : "");
+		fprintf(out, " %" PRIu64 "\n", t->v[i].excl);
+	}
+}

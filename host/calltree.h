@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * calltree: where the instructions (or stops) of a trace went, as a tree of
+ * call paths built from each event's backtrace (outermost caller first):
+ * inclusive and exclusive counts per node, printed as an indented tree or
+ * as folded stacks ("a;b;c N", what FlameGraph, speedscope and inferno read).
+ */
+#ifndef KSTEP_CALLTREE_H
+#define KSTEP_CALLTREE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct calltree;
+
+int calltree_new(struct calltree **out);
+void calltree_free(struct calltree *t);
+/* Count @n at the path @frames[0] (outermost) .. @frames[nframes-1] (where
+ * the event was). The names must outlive the tree. 0 or -ENOMEM. */
+int calltree_add(struct calltree *t, const char *const *frames, size_t nframes, uint64_t n);
+uint64_t calltree_total(const struct calltree *t);
+/* The exclusive count of @function summed over every node of that name. */
+uint64_t calltree_exclusive(const struct calltree *t, const char *function);
+/* Indented, children by inclusive count, down to @depth levels (0: all). */
+void calltree_print(const struct calltree *t, FILE *out, unsigned int depth);
+/* One line per path with an exclusive count. */
+void calltree_folded(const struct calltree *t, FILE *out);
+
+#endif
