@@ -158,3 +158,50 @@ void calltree_folded(const struct calltree *t, FILE *out)
 		fprintf(out, " %" PRIu64 "\n", t->v[i].excl);
 	}
 }
+
+static int by_name(const void *a, const void *b, void *tree)
+{
+	const struct calltree *t = tree;
+
+	return strcmp(t->v[*(const size_t *)a].name, t->v[*(const size_t *)b].name);
+}
+
+static unsigned int visit(const struct calltree *t, size_t node, unsigned int depth, uint64_t x,
+			  void (*fn)(void *ctx, const struct calltree_frame *f), void *ctx)
+{
+	size_t kids[512], n = 0;
+	unsigned int deepest = depth;
+
+	fn(ctx, &(struct calltree_frame){ t->v[node].name, depth, x, t->v[node].incl, t->v[node].excl });
+	for (size_t c = t->v[node].child; c != NO_NODE && n < sizeof(kids) / sizeof(kids[0]); c = t->v[c].next)
+		kids[n++] = c;
+	qsort_r(kids, n, sizeof(kids[0]), by_name, (void *)t);
+	for (size_t i = 0; i < n; i++) {
+		unsigned int d = visit(t, kids[i], depth + 1, x, fn, ctx);
+
+		if (d > deepest)
+			deepest = d;
+		x += t->v[kids[i]].incl;
+	}
+	return deepest;
+}
+
+unsigned int calltree_visit(const struct calltree *t, void (*fn)(void *ctx, const struct calltree_frame *f),
+			    void *ctx)
+{
+	size_t kids[512], n = 0;
+	unsigned int deepest = 0;
+	uint64_t x = 0;
+
+	for (size_t c = t->v[0].child; c != NO_NODE && n < sizeof(kids) / sizeof(kids[0]); c = t->v[c].next)
+		kids[n++] = c;
+	qsort_r(kids, n, sizeof(kids[0]), by_name, (void *)t);
+	for (size_t i = 0; i < n; i++) {
+		unsigned int d = visit(t, kids[i], 0, x, fn, ctx);
+
+		if (d > deepest)
+			deepest = d;
+		x += t->v[kids[i]].incl;
+	}
+	return deepest;
+}

@@ -27,4 +27,15 @@ void calltree_print(const struct calltree *t, FILE *out, unsigned int depth);
 /* One line per path with an exclusive count. */
 void calltree_folded(const struct calltree *t, FILE *out);
 
+/* A node as a flame graph draws it: @x and @width in counts from the left
+ * (children in name order, as flame graphs sort them), @depth from the root. */
+struct calltree_frame {
+	const char *name;
+	unsigned int depth;
+	uint64_t x, width, exclusive;
+};
+/* Every node but the root, parents before children; the deepest depth. */
+unsigned int calltree_visit(const struct calltree *t, void (*fn)(void *ctx, const struct calltree_frame *f),
+			    void *ctx);
+
 #endif

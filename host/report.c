@@ -77,6 +77,7 @@ struct vcpu_state {
 
 struct report {
 	const char *interned[INTERN_SLOTS];
+	const char *source_of[INTERN_SLOTS]; /* a function's first file:line seen */
 	struct { uint64_t skb; size_t idx; } live[LIVE_SLOTS];
 	struct packet *pk;
 	size_t npk, cappk;
@@ -153,6 +154,35 @@ static const char *intern(struct report *r, const char *s, size_t len)
 			return e;
 	}
 	return "?";
+}
+
+/* The slot of an interned name, or INTERN_SLOTS. */
+static size_t intern_slot(const struct report *r, const char *name)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (const char *p = name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	for (size_t i = h % INTERN_SLOTS, k = 0; k < INTERN_SLOTS && r->interned[i]; i = (i + 1) % INTERN_SLOTS, k++)
+		if (r->interned[i] == name || !strcmp(r->interned[i], name))
+			return i;
+	return INTERN_SLOTS;
+}
+
+static void note_source(struct report *r, const char *fn, const char *src)
+{
+	size_t i = intern_slot(r, fn);
+
+	if (i < INTERN_SLOTS && !r->source_of[i] && src && *src)
+		r->source_of[i] = intern(r, src, strlen(src));
+}
+
+const char *report_source(void *ctx, const char *function)
+{
+	const struct report *r = ctx;
+	size_t i = intern_slot(r, function);
+
+	return i < INTERN_SLOTS ? r->source_of[i] : NULL;
 }
 
 /* The function of "name+0x10" (of "name.constprop.0+0x10": GCC's copies
@@ -458,8 +488,10 @@ static void add_path(struct report *r, struct calltree *tree, const struct ctf_e
 		}
 	if (step && from == ev->nbt) /* outside it (back in its caller): the frame alone */
 		from = ev->nbt ? 1 : 0;
-	for (size_t i = from; i-- > 0;)
+	for (size_t i = from; i-- > 0;) {
 		frames[n++] = function_of(r, ev->bt[i].func);
+		note_source(r, frames[n - 1], ev->bt[i].src);
+	}
 	if (!n)
 		frames[n++] = function_of(r, ev->symbol);
 	if (calltree_add(tree, frames, n, 1))

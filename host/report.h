@@ -41,6 +41,10 @@ uint64_t report_steps(const struct report *r);
  * backtraces): a call tree. */
 const struct calltree *report_calltree(const struct report *r);
 
+/* A function's file:line as the trace saw it first (@ctx: the report), or
+ * NULL: for the flame graph's tooltips. */
+const char *report_source(void *ctx, const char *function);
+
 /* Read trace @dir into a new report. -errno with the reason in @err. */
 int report_read_dir(struct report **out, const char *dir, char *err, size_t errlen);
 /* Events read, and whether the stream was cut short (bytes after the last

@@ -7,12 +7,16 @@
 #include "report_cmd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "files.h"
+#include "flamegraph.h"
 #include "report.h"
 
 #define DEFAULT_ROWS 20
@@ -34,10 +38,47 @@ static void usage(FILE *f)
 		   "  -f, --folded           folded stacks ('a;b;c N'), for FlameGraph, speedscope\n"
 		   "                         or inferno: the steps, or the stops' backtraces\n"
 		   "  -D, --depth N          the call tree down to N levels (default: all)\n"
+		   "  -F, --flamegraph FILE  the call tree as an interactive flame graph drawn by\n"
+		   "                         kstep (FILE.svg or FILE.html; self-contained: tooltips\n"
+		   "                         with counts and file:line, click to zoom, search)\n"
 		   "  -r, --rows N           list N packets one a line (default %d, 0: none)\n"
 		   "  -h, --help\n"
 		   "\nExit status: 0 done, 1 the trace cannot be read, 2 bad usage.\n",
 		   DEFAULT_ROWS);
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), m = strlen(tail);
+
+	return n > m && !strcmp(s + n - m, tail);
+}
+
+/* The flame graph into a new file @path (never through a link, never over
+ * someone else's file: files_create). */
+static int write_flamegraph(struct report *r, const char *path, const char *dir)
+{
+	char title[512];
+	int fd = files_create(AT_FDCWD, path, 0644), ret;
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+
+	if (!f) {
+		fprintf(stderr, "kstep: cannot create %s: %s%s\n", path, strerror(fd < 0 ? -fd : errno),
+			fd == -EEXIST ? " (remove it, or name another file)" : "");
+		if (fd >= 0)
+			close(fd);
+		return -EIO;
+	}
+	snprintf(title, sizeof(title), "kstep %s: %s", report_steps(r) ? "instructions" : "stops", dir);
+	ret = flamegraph_write(report_calltree(r), f, ends_with(path, ".html"), title, report_source, r);
+	if (fclose(f) && !ret)
+		ret = -EIO;
+	if (ret)
+		fprintf(stderr, "kstep: writing %s: %s\n", path, strerror(-ret));
+	else
+		fprintf(stderr, "kstep: flame graph of %" PRIu64 " %s in %s\n", calltree_total(report_calltree(r)),
+			report_steps(r) ? "instructions" : "stops", path);
+	return ret;
 }
 
 int report_main(int argc, char **argv)
@@ -46,16 +87,18 @@ int report_main(int argc, char **argv)
 		{ "netdev-times", no_argument, NULL, 'n' }, { "json", no_argument, NULL, 'j' },
 		{ "rows", required_argument, NULL, 'r' },   { "help", no_argument, NULL, 'h' },
 		{ "folded", no_argument, NULL, 'f' },       { "depth", required_argument, NULL, 'D' },
+		{ "flamegraph", required_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bool netdev = false, json = false, folded = false;
 	size_t rows = DEFAULT_ROWS;
 	unsigned long depth = 0;
+	const char *flame = NULL;
 	struct report *r;
 	char err[512], *end;
 	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "njr:fD:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "njr:fD:F:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			netdev = true;
@@ -65,6 +108,13 @@ int report_main(int argc, char **argv)
 			break;
 		case 'f':
 			folded = true;
+			break;
+		case 'F':
+			flame = optarg;
+			if (!ends_with(flame, ".svg") && !ends_with(flame, ".html")) {
+				fprintf(stderr, "kstep: --flamegraph FILE must end in .svg or .html, not '%s'\n", flame);
+				return 2;
+			}
 			break;
 		case 'D':
 			depth = strtoul(optarg, &end, 10);
@@ -98,7 +148,9 @@ int report_main(int argc, char **argv)
 		fprintf(stderr, "kstep: %s\n", err);
 		return 1;
 	}
-	if (json)
+	if (flame)
+		ret = write_flamegraph(r, flame, argv[optind]);
+	else if (json)
 		report_print_json(r, stdout);
 	else if (folded)
 		calltree_folded(report_calltree(r), stdout);
@@ -113,5 +165,5 @@ int report_main(int argc, char **argv)
 		fprintf(stderr, "kstep: the trace was cut short: %zu bytes after its last complete event "
 				"(%" PRIu64 " events) were left out\n", report_cut_bytes(r), report_events(r));
 	report_free(r);
-	return 0;
+	return ret ? 1 : 0;
 }

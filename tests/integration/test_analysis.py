@@ -2,11 +2,12 @@
 """Issue 12 (its first part): a step trace as a call tree and folded stacks,
 checked against the trace's own events."""
 import collections
+import os
 import re
 import shutil
 import tempfile
 
-from harness import babeltrace, events, kstep, test
+from harness import babeltrace, events, kstep, run, test
 
 
 @test
@@ -33,4 +34,52 @@ def test_step_call_tree_and_folded_stacks_add_up():
     assert m and int(m.group(1)) == len(steps) - 1, tree.stdout[:600]  # the last is back in the caller
     assert "    __udp4_lib_rcv" in kstep("report", "--depth", "2", d).stdout
     assert "      udp_unicast_rcv_skb" not in kstep("report", "--depth", "2", d).stdout
+    shutil.rmtree(d)
+
+
+def chromium(url, *args):
+    """Headless Chromium on a page from disk (as root it needs --no-sandbox;
+    no proxy, so a page that wanted the network would get nothing)."""
+    p = run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-proxy-server",
+             "--proxy-server=127.0.0.1:9", *args, url], timeout=120)
+    assert p.returncode == 0, p.stderr[-600:]
+    return p.stdout
+
+
+@test
+def test_flamegraph_renders_in_chromium():
+    d = tempfile.mkdtemp(prefix="kstep-analysis-")
+    p = kstep("step", "--workload", "rx-udp", "--size", "3", "--at", "udp_rcv", "--until-return", "-o", d, "-q")
+    assert p.returncode == 0, p.stderr[-600:]
+    folded = kstep("report", "--folded", d).stdout
+    html, svg = os.path.join(d, "flame.html"), os.path.join(d, "flame.svg")
+    for f in (html, svg):
+        r = kstep("report", "--flamegraph", f, d)
+        assert r.returncode == 0 and "flame graph of" in r.stderr, r.stderr
+        assert run(["xmllint", "--noout", f]).returncode == 0, "not well formed: " + f
+        text = open(f).read()
+        assert "<script src" not in text and "http://" not in text.replace("http://www.w3.org/2000/svg", "")
+    # Every function of the folded stacks is a frame; the page draws them all.
+    names = {n for line in folded.splitlines() for n in line.rsplit(" ", 1)[0].split(";")}
+    dom = chromium("file://" + html, "--dump-dom")
+    frames = re.findall(r'<g class="f" data-n="([^"]+)"', dom)
+    assert names == set(frames), names ^ set(frames)
+    assert 'data-rendered="%d"' % len(frames) in dom, "the script laid out every frame"
+    assert re.search(r'<text x="[\d.]+" y="\d+">udp_rcv</text>', dom), "the root frame is labelled"
+    # Zoom and search, from the address.
+    zoom = chromium("file://" + html + "#zoom=udp_queue_rcv_one_skb", "--dump-dom")
+    shown = int(re.search(r'data-rendered="(\d+)"', zoom).group(1))
+    assert 0 < shown < len(frames), shown
+    hits = chromium("file://" + html + "#search=^csum", "--dump-dom")
+    assert 'data-matches="%d"' % len([n for n in frames if n.startswith("csum")]) in hits
+    # A screenshot of it (kept in the trace directory while the test runs).
+    png = os.path.join(d, "flame.png")
+    chromium("file://" + html, "--window-size=1200,600", "--screenshot=" + png)
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n" and os.path.getsize(png) > 10000
+    # The output file is new, never through a link.
+    os.symlink("/etc/passwd", os.path.join(d, "link.svg"))
+    r = kstep("report", "--flamegraph", os.path.join(d, "link.svg"), d)
+    assert r.returncode == 1 and "cannot create" in r.stderr, r.stderr
+    r = kstep("report", "--flamegraph", os.path.join(d, "x.png"), d)
+    assert r.returncode == 2 and ".svg or .html" in r.stderr
     shutil.rmtree(d)
