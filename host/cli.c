@@ -958,7 +958,7 @@ static void print_packets(struct session *s)
 	struct report *r;
 	char err[512];
 
-	if (report_read_dir(&r, s->g->out, err, sizeof(err))) {
+	if (report_read_dir(&r, s->g->out, NULL, err, sizeof(err))) {
 		error("cannot read the trace back for its packet report: %s", err);
 		return;
 	}

@@ -34,11 +34,18 @@ struct field_dec {
 	int len_field;   /* index of the field holding the count */
 };
 
+struct reg_dec {
+	char name[32];
+	unsigned int offset, size;
+};
+
 struct class_dec {
 	uint32_t id;
 	char name[128];
 	struct field_dec *f;
 	size_t n;
+	struct reg_dec *regs;   /* the register block's members */
+	size_t nregs;
 };
 
 struct ctf_reader {
@@ -46,6 +53,7 @@ struct ctf_reader {
 	size_t size, pos, good_end, last_start;
 	struct class_dec *classes[MAX_CLASSES];
 	char guest_clock[160];
+	char vmlinux[4096];
 	char err[256];
 };
 
@@ -117,7 +125,8 @@ static int parse_field(struct class_dec *c, const char *line)
 	return size < 0 ? -EINVAL : add_field(c, &fd);
 }
 
-/* The register struct: one blob of all its members' sizes. */
+/* The register struct: one blob of all its members' sizes, and where
+ * each member is in it. */
 static int parse_regs(struct class_dec *c, char **save)
 {
 	struct field_dec fd = { .kind = DEC_BLOB, .len_field = -1 };
@@ -125,16 +134,21 @@ static int parse_regs(struct class_dec *c, char **save)
 
 	snprintf(fd.name, sizeof(fd.name), "regs");
 	while ((line = strtok_r(NULL, "\n", save)) && !strstr(line, "} regs;")) {
-		char type[32];
+		char type[32], name[32] = "";
 		bool sig;
 		unsigned int n = 1;
 		int size;
+		struct reg_dec *tmp;
 
-		if (sscanf(line, " %31s %*[^[;][%u]", type, &n) < 1)
+		if (sscanf(line, " %31s %31[^[;][%u]", type, name, &n) < 2)
 			return -EINVAL;
 		size = type_size(type, &sig);
-		if (size < 0)
+		if (size < 0 || !(tmp = realloc(c->regs, (c->nregs + 1) * sizeof(*tmp))))
 			return -EINVAL;
+		c->regs = tmp;
+		snprintf(tmp[c->nregs].name, sizeof(tmp[c->nregs].name), "%s", name);
+		tmp[c->nregs].offset = fd.size;
+		tmp[c->nregs++].size = (unsigned int)size * n;
 		fd.size += (unsigned int)size * n;
 	}
 	return line ? add_field(c, &fd) : -EINVAL;
@@ -165,8 +179,10 @@ static int parse_event(struct ctf_reader *r, char **save)
 	if (!err && (!have_id || c->id >= MAX_CLASSES))
 		err = -EINVAL;
 	if (err) {
-		if (c)
+		if (c) {
 			free(c->f);
+			free(c->regs);
+		}
 		free(c);
 		return err;
 	}
@@ -183,6 +199,7 @@ static int parse_metadata(struct ctf_reader *r, char *text)
 		return -EINVAL;
 	for (line = strtok_r(text, "\n", &save); line && !err; line = strtok_r(NULL, "\n", &save)) {
 		sscanf(line, " guest_clock = \"%159[^\"]\";", r->guest_clock);
+		sscanf(line, " vmlinux = \"%4095[^\"]\";", r->vmlinux);
 		if (!strcmp(line, "event {"))
 			err = parse_event(r, &save);
 	}
@@ -263,6 +280,7 @@ void ctf_close(struct ctf_reader *r)
 	for (int i = 0; i < MAX_CLASSES; i++)
 		if (r->classes[i]) {
 			free(r->classes[i]->f);
+			free(r->classes[i]->regs);
 			free(r->classes[i]);
 		}
 	free(r);
@@ -276,6 +294,40 @@ const char *ctf_error(const struct ctf_reader *r)
 const char *ctf_guest_clock(const struct ctf_reader *r)
 {
 	return r->guest_clock;
+}
+
+const char *ctf_vmlinux(const struct ctf_reader *r)
+{
+	return r->vmlinux;
+}
+
+int ctf_reg(const struct ctf_reader *r, const struct ctf_event *ev, const char *name, uint64_t *value)
+{
+	const struct class_dec *c = ev->id < MAX_CLASSES ? r->classes[ev->id] : NULL;
+
+	for (size_t i = 0; c && ev->regs && i < c->nregs; i++) {
+		const struct reg_dec *rd = &c->regs[i];
+		uint64_t v = 0;
+
+		if (strcmp(rd->name, name))
+			continue;
+		if (rd->offset + rd->size > ev->regs_len)
+			return -ENOENT;
+		for (unsigned int k = 0; k < rd->size && k < 8; k++)
+			v |= (uint64_t)ev->regs[rd->offset + k] << (8 * k);
+		*value = v;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+const char *ctf_reg_name(const struct ctf_reader *r, uint32_t class_id, size_t i)
+{
+	const struct class_dec *c = class_id < MAX_CLASSES ? r->classes[class_id] : NULL;
+
+	if (!c || i >= c->nregs)
+		return NULL;
+	return c->regs[i].size <= 8 ? c->regs[i].name : "";
 }
 
 void ctf_last_range(const struct ctf_reader *r, size_t *start, size_t *end)
@@ -386,6 +438,10 @@ static bool decode_fields(struct ctf_reader *r, const struct class_dec *c, struc
 			ok = get_str(r, &s);
 			break;
 		case DEC_BLOB:
+			if (!strcmp(fd->name, "regs")) {
+				ev->regs = r->map + r->pos;
+				ev->regs_len = fd->size;
+			}
 			ok = skip(r, fd->size);
 			break;
 		case DEC_SEQ:
@@ -410,6 +466,8 @@ int ctf_next(struct ctf_reader *r, struct ctf_event *ev)
 
 	memset(ev, 0, offsetof(struct ctf_event, fields));
 	ev->nfields = ev->nbt = 0;
+	ev->regs = NULL;
+	ev->regs_len = 0;
 	ev->probe = ev->symbol = ev->insn = ev->bt_end = "";
 	if (r->pos >= r->size)
 		return 0;

@@ -40,6 +40,8 @@ struct ctf_event {
 	struct ctf_frame bt[CTF_MAX_FRAMES];
 	size_t nbt;
 	const char *bt_end;
+	const uint8_t *regs;       /* the register block, as the stub sent it */
+	size_t regs_len;
 };
 
 struct ctf_reader;
@@ -52,6 +54,13 @@ int ctf_next(struct ctf_reader *r, struct ctf_event *ev);
 const char *ctf_error(const struct ctf_reader *r);
 /* The env's guest_clock (how guest_ns was measured), "" when none. */
 const char *ctf_guest_clock(const struct ctf_reader *r);
+/* The env's vmlinux (the kernel the trace was taken with). */
+const char *ctf_vmlinux(const struct ctf_reader *r);
+/* Register @name of @ev (of its class's register block): 0, or -ENOENT. */
+int ctf_reg(const struct ctf_reader *r, const struct ctf_event *ev, const char *name, uint64_t *value);
+/* The name of register @i of class @class_id, "" for one wider than 64
+ * bits (st0, xmm0), NULL past the last. */
+const char *ctf_reg_name(const struct ctf_reader *r, uint32_t class_id, size_t i);
 /* Where the last event read starts and ends in the stream file. */
 void ctf_last_range(const struct ctf_reader *r, size_t *start, size_t *end);
 /* Bytes of the stream after the last complete event (a cut), 0: none. */

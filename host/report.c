@@ -90,6 +90,8 @@ struct report {
 	struct vcpu_state cpu[MAX_VCPUS];
 	struct calltree *step_tree, *stop_tree; /* where the steps / stops were */
 	const char *step_root;                  /* the function stepping began in */
+	struct report_opts opts;
+	char vmlinux[4096];
 	uint64_t events, steps, returns;
 	size_t cut;
 	bool guest_time;
@@ -504,8 +506,12 @@ int report_add(struct report *r, const struct ctf_event *ev)
 	if (ev->guest_ns)
 		r->guest_time = true;
 	add_path(r, strcmp(ev->name, "kstep:step") ? r->stop_tree : r->step_tree, ev, !strcmp(ev->name, "kstep:step"));
-	if (!strcmp(ev->name, "kstep:step"))
+	if (!strcmp(ev->name, "kstep:step")) {
 		r->steps++;
+		if (r->opts.annotate &&
+		    annotate_add(r->opts.annotate, ev->symbol, ev->pc, ev->insn, ev->nbt ? ev->bt[0].src : ""))
+			r->oom = true;
+	}
 	else if (!strncmp(ev->name, "kstep:return:", 13))
 		add_return(r, ev);
 	else
@@ -833,7 +839,12 @@ int report_print_json(const struct report *r, FILE *out)
 	return 0;
 }
 
-int report_read_dir(struct report **out, const char *dir, char *err, size_t errlen)
+const char *report_vmlinux(const struct report *r)
+{
+	return r->vmlinux;
+}
+
+int report_read_dir(struct report **out, const char *dir, const struct report_opts *o, char *err, size_t errlen)
 {
 	struct ctf_reader *rd;
 	struct ctf_event *ev = malloc(sizeof(*ev));
@@ -846,6 +857,9 @@ int report_read_dir(struct report **out, const char *dir, char *err, size_t errl
 	}
 	if ((ret = report_new(&r)))
 		goto out;
+	if (o)
+		r->opts = *o;
+	snprintf(r->vmlinux, sizeof(r->vmlinux), "%s", ctf_vmlinux(rd));
 	while ((ret = ctf_next(rd, ev)) > 0)
 		if ((ret = report_add(r, ev)))
 			break;

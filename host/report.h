@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "annotate.h"
 #include "calltree.h"
 #include "ctfread.h"
 
@@ -45,8 +46,16 @@ const struct calltree *report_calltree(const struct report *r);
  * NULL: for the flame graph's tooltips. */
 const char *report_source(void *ctx, const char *function);
 
-/* Read trace @dir into a new report. -errno with the reason in @err. */
-int report_read_dir(struct report **out, const char *dir, char *err, size_t errlen);
+/* What a report collects beyond the packets and the call tree. */
+struct report_opts {
+	struct annotate *annotate; /* steps of one function, NULL: none */
+};
+
+/* Read trace @dir into a new report (@o may be NULL). -errno with the
+ * reason in @err. */
+int report_read_dir(struct report **out, const char *dir, const struct report_opts *o, char *err, size_t errlen);
+/* The vmlinux the trace was taken with (its env), "" if it does not say. */
+const char *report_vmlinux(const struct report *r);
 /* Events read, and whether the stream was cut short (bytes after the last
  * complete event). */
 uint64_t report_events(const struct report *r);

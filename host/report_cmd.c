@@ -38,6 +38,11 @@ static void usage(FILE *f)
 		   "  -f, --folded           folded stacks ('a;b;c N'), for FlameGraph, speedscope\n"
 		   "                         or inferno: the steps, or the stops' backtraces\n"
 		   "  -D, --depth N          the call tree down to N levels (default: all)\n"
+		   "  -a, --annotate FUNC    per source line and per instruction of FUNC, how many\n"
+		   "                         times it ran in the step trace (hottest lines first)\n"
+		   "  -t, --top N            with --annotate: the N hottest lines only\n"
+		   "  -s, --source DIR       the kernel tree for --annotate's source text (default:\n"
+		   "                         the tree the trace's vmlinux was built from)\n"
 		   "  -F, --flamegraph FILE  the call tree as an interactive flame graph drawn by\n"
 		   "                         kstep (FILE.svg or FILE.html; self-contained: tooltips\n"
 		   "                         with counts and file:line, click to zoom, search)\n"
@@ -81,24 +86,50 @@ static int write_flamegraph(struct report *r, const char *path, const char *dir)
 	return ret;
 }
 
+/* The tree the trace's vmlinux was built from: make images records it
+ * ("srcdir=" in kernel.stamp beside the vmlinux). NULL if unknown. */
+static const char *kernel_tree(const struct report *r, char *out, size_t len)
+{
+	char path[4096 + 32], line[4096];
+	const char *slash = strrchr(report_vmlinux(r), '/');
+	FILE *f;
+
+	if (!slash)
+		return NULL;
+	snprintf(path, sizeof(path), "%.*s/kernel.stamp", (int)(slash - report_vmlinux(r)), report_vmlinux(r));
+	if (!(f = fopen(path, "r")))
+		return NULL;
+	out[0] = '\0';
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "srcdir=", 7)) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(out, len, "%s", line + 7);
+		}
+	fclose(f);
+	return out[0] ? out : NULL;
+}
+
 int report_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "netdev-times", no_argument, NULL, 'n' }, { "json", no_argument, NULL, 'j' },
 		{ "rows", required_argument, NULL, 'r' },   { "help", no_argument, NULL, 'h' },
 		{ "folded", no_argument, NULL, 'f' },       { "depth", required_argument, NULL, 'D' },
-		{ "flamegraph", required_argument, NULL, 'F' },
+		{ "flamegraph", required_argument, NULL, 'F' }, { "annotate", required_argument, NULL, 'a' },
+		{ "top", required_argument, NULL, 't' },        { "source", required_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bool netdev = false, json = false, folded = false;
 	size_t rows = DEFAULT_ROWS;
 	unsigned long depth = 0;
-	const char *flame = NULL;
+	const char *flame = NULL, *srcdir = NULL;
+	unsigned long top = 0;
+	struct report_opts ro = { 0 };
 	struct report *r;
-	char err[512], *end;
+	char err[512], *end, tree[4096];
 	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "njr:fD:F:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "njr:fD:F:a:t:s:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			netdev = true;
@@ -108,6 +139,20 @@ int report_main(int argc, char **argv)
 			break;
 		case 'f':
 			folded = true;
+			break;
+		case 'a':
+			if (!ro.annotate && annotate_new(&ro.annotate, optarg))
+				return 1;
+			break;
+		case 't':
+			top = strtoul(optarg, &end, 10);
+			if (*end || !*optarg) {
+				fprintf(stderr, "kstep: --top wants a number, not '%s' (see 'kstep report --help')\n", optarg);
+				return 2;
+			}
+			break;
+		case 's':
+			srcdir = optarg;
 			break;
 		case 'F':
 			flame = optarg;
@@ -144,11 +189,14 @@ int report_main(int argc, char **argv)
 		fprintf(stderr, "kstep: report wants one trace directory (see 'kstep report --help')\n");
 		return 2;
 	}
-	if ((ret = report_read_dir(&r, argv[optind], err, sizeof(err)))) {
+	if ((ret = report_read_dir(&r, argv[optind], &ro, err, sizeof(err)))) {
 		fprintf(stderr, "kstep: %s\n", err);
+		annotate_free(ro.annotate);
 		return 1;
 	}
-	if (flame)
+	if (ro.annotate)
+		annotate_print(ro.annotate, stdout, (unsigned int)top, srcdir ? srcdir : kernel_tree(r, tree, sizeof(tree)));
+	else if (flame)
 		ret = write_flamegraph(r, flame, argv[optind]);
 	else if (json)
 		report_print_json(r, stdout);
@@ -165,5 +213,6 @@ int report_main(int argc, char **argv)
 		fprintf(stderr, "kstep: the trace was cut short: %zu bytes after its last complete event "
 				"(%" PRIu64 " events) were left out\n", report_cut_bytes(r), report_events(r));
 	report_free(r);
+	annotate_free(ro.annotate);
 	return ret ? 1 : 0;
 }

@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	fwrite(header, 1, sizeof(header), f);
 	fwrite(data, 1, len, f);
 	fclose(f);
-	if (!report_read_dir(&r, dir, err, sizeof(err))) {
+	if (!report_read_dir(&r, dir, NULL, err, sizeof(err))) {
 		FILE *null = fopen("/dev/null", "w");
 
 		report_print(r, null, 5);

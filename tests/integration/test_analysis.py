@@ -83,3 +83,25 @@ def test_flamegraph_renders_in_chromium():
     r = kstep("report", "--flamegraph", os.path.join(d, "x.png"), d)
     assert r.returncode == 2 and ".svg or .html" in r.stderr
     shutil.rmtree(d)
+
+
+@test
+def test_annotate_counts_add_up_to_the_function():
+    d = tempfile.mkdtemp(prefix="kstep-analysis-")
+    p = kstep("step", "--workload", "rx-udp", "--size", "3", "--at", "udp_rcv", "--until-return", "-o", d, "-q")
+    assert p.returncode == 0, p.stderr[-600:]
+    steps = [e for e in events(babeltrace(d)) if e["kind"] == "step"]
+    mine = [e for e in steps if re.split(r"[+.]", e["symbol"])[0] == "__udp4_lib_rcv"]
+    out = kstep("report", "--annotate", "__udp4_lib_rcv", d).stdout
+    assert "annotate __udp4_lib_rcv: %d instructions stepped in it" % len(mine) in out, out[:300]
+    per_line, per_insn = out.split("per source line")[1].split("per instruction:")
+    lines = re.findall(r"^ +(\d+)  (\S+:\d+) ", per_line, re.M)
+    assert sum(int(n) for n, _ in lines) == len(mine), lines
+    insns = re.findall(r"^ +(\d+)  ([0-9a-f]{16})  ", per_insn, re.M)
+    assert sum(int(n) for n, _ in insns) == len(mine)
+    assert {int(a, 16) for _, a in insns} == {e["pc"] for e in mine}
+    # The source text is there (the tree make images built from).
+    assert re.search(r"net/ipv4/udp\.c:\d+ +.*[;{}(]", per_line), per_line[:800]
+    top = kstep("report", "--annotate", "__udp4_lib_rcv", "--top", "3", d).stdout
+    assert len(re.findall(r"^ +\d+  \S+:\d+ ", top.split("per instruction:")[0], re.M)) == 3
+    shutil.rmtree(d)
