@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "diff.h"
 #include "engine.h"
 #include "files.h"
 #include "kmod.h"
@@ -1355,7 +1356,9 @@ static void usage(FILE *f)
 		   "  trace    stop at each receive-path stage and record snapshots\n"
 		   "  step     single-step a function, recording every instruction\n"
 		   "  oops     decode kernel oops reports in a log (file or stdin)\n"
-		   "  report   what happened to each packet in a trace (also --netdev-times, --json)\n"
+		   "  report   what happened to each packet in a trace (also --netdev-times, --json);\n"
+		   "           a step trace's call tree, flame graph, annotated function\n"
+		   "  diff     where two step traces of the same entry point first diverge\n"
 		   "\n'kstep COMMAND --help' shows a command's options. kstep --version.\n");
 }
 
@@ -1388,6 +1391,8 @@ int main(int argc, char **argv)
 		return cmd_step(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "report"))
 		return report_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "diff"))
+		return diff_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "oops")) {
 		struct guest_opts g;
 

@@ -105,3 +105,36 @@ def test_annotate_counts_add_up_to_the_function():
     top = kstep("report", "--annotate", "__udp4_lib_rcv", "--top", "3", d).stdout
     assert len(re.findall(r"^ +\d+  \S+:\d+ ", top.split("per instruction:")[0], re.M)) == 3
     shutil.rmtree(d)
+
+
+def stepped(workload, *args):
+    d = tempfile.mkdtemp(prefix="kstep-analysis-")
+    p = kstep("step", "--workload", workload, "--size", "2", *args, "-o", d, "-q")
+    assert p.returncode == 0, p.stderr[-600:]
+    return d, [e for e in events(babeltrace(d)) if e["kind"] == "step"]
+
+
+@test
+def test_diff_finds_where_two_packets_part():
+    # The same UDP datagram's path twice: nothing differs.
+    u1, _ = stepped("rx-udp", "--at", "udp_rcv", "--until-return")
+    u2, _ = stepped("rx-udp", "--at", "udp_rcv", "--until-return")
+    out = kstep("diff", u1, u2).stdout
+    assert re.search(r"no divergence: the same \d+ instructions", out), out[:600]
+    # An echo reply against a datagram from ip_local_deliver on: the report's
+    # divergence is where the traces' pcs first differ, and its branch is
+    # the instruction both ran last.
+    a, ea = stepped("rx-icmp", "--at", "ip_local_deliver", "--count", "400")
+    b, eb = stepped("rx-udp", "--at", "ip_local_deliver", "--count", "400")
+    d = next(i for i, (x, y) in enumerate(zip(ea, eb)) if x["pc"] != y["pc"])
+    out = kstep("diff", a, b).stdout
+    assert "first divergence after %d common instructions" % d in out, out[:800]
+    assert "%016x %s" % (ea[d - 1]["pc"], ea[d - 1]["symbol"]) in out, out[:800]
+    assert "A went on to %016x" % ea[d]["pc"] in out and "B went on to %016x" % eb[d]["pc"] in out
+    assert re.search(r"values that decided it: .*A=0x", out), out[:800]
+    assert re.search(r"^ +\d+ +0 +-\d+  icmp_rcv$", out, re.M) or "icmp_rcv" not in out, out
+    assert kstep("diff", a).returncode == 2
+    r = kstep("diff", a, tempfile.mkdtemp())
+    assert r.returncode == 1 and "not a kstep trace" in r.stderr, r.stderr
+    for x in (u1, u2, a, b):
+        shutil.rmtree(x)

@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: MIT
+/*
+ * diff: kstep diff A B, two step traces of the same entry point aligned by
+ * control flow: the first divergence (the branch both took, where each went,
+ * the registers that differed there), where the paths meet again, and the
+ * instructions per function in each.
+ */
+#include "diff.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctfread.h"
+
+/* One step, pointing into its trace's mapping (kept open). */
+struct step {
+	uint64_t pc;
+	uint32_t id;
+	const char *symbol, *insn, *src;
+	const uint8_t *regs;
+	size_t regs_len;
+};
+
+struct side {
+	const char *dir;
+	struct ctf_reader *rd;
+	struct step *v;
+	size_t n;
+};
+
+static int load(struct side *s, char *err, size_t errlen)
+{
+	struct ctf_event *ev = malloc(sizeof(*ev));
+	size_t cap = 0;
+	int ret = ev ? ctf_open(&s->rd, s->dir, err, errlen) : -ENOMEM;
+
+	while (!ret && (ret = ctf_next(s->rd, ev)) > 0) {
+		ret = 0;
+		if (strcmp(ev->name, "kstep:step"))
+			continue;
+		if (s->n == cap) {
+			struct step *tmp = realloc(s->v, (cap = cap ? 2 * cap : 1024) * sizeof(*tmp));
+
+			if (!tmp) {
+				ret = -ENOMEM;
+				break;
+			}
+			s->v = tmp;
+		}
+		s->v[s->n++] = (struct step){ ev->pc, ev->id, ev->symbol, ev->insn, ev->nbt ? ev->bt[0].src : "",
+					      ev->regs, ev->regs_len };
+	}
+	if (ret < 0 && s->rd)
+		snprintf(err, errlen, "%s: %s", s->dir, ret == -ENOMEM ? "out of memory" : ctf_error(s->rd));
+	free(ev);
+	if (!ret && !s->n) {
+		snprintf(err, errlen, "%s has no steps: diff compares two step traces (kstep step)", s->dir);
+		ret = -EINVAL;
+	}
+	return ret;
+}
+
+/* Does the instruction text name register @reg ("%rax"; eflags for a
+ * conditional jump, set..., cmov...)? */
+static bool names_reg(const char *insn, const char *reg)
+{
+	char pat[40];
+
+	if (!strcmp(reg, "eflags"))
+		return insn[0] == 'j' ? strncmp(insn, "jmp", 3) != 0 : !strncmp(insn, "set", 3) || !strncmp(insn, "cmov", 4);
+	snprintf(pat, sizeof(pat), "%%%s", reg);
+	return strstr(insn, pat) != NULL;
+}
+
+/* What decided the branch at step @i: the registers it and the instruction
+ * before it (the compare, as a rule) read, where the two runs differ. */
+static void print_deciding(const struct side *a, const struct side *b, size_t i, FILE *out)
+{
+	struct ctf_event ea = { .id = a->v[i].id, .regs = a->v[i].regs, .regs_len = a->v[i].regs_len };
+	struct ctf_event eb = { .id = b->v[i].id, .regs = b->v[i].regs, .regs_len = b->v[i].regs_len };
+	const char *name, *before = i ? a->v[i - 1].insn : "";
+	int shown = 0, others = 0;
+
+	if (i)
+		fprintf(out, "  after  %016" PRIx64 " %s  %s\n", a->v[i - 1].pc, a->v[i - 1].symbol, before);
+	fprintf(out, "  values that decided it:");
+	for (size_t k = 0; (name = ctf_reg_name(a->rd, ea.id, k)); k++) {
+		uint64_t x, y;
+
+		if (!*name || !strcmp(name, "rip") || ctf_reg(a->rd, &ea, name, &x) || ctf_reg(b->rd, &eb, name, &y) ||
+		    x == y)
+			continue;
+		if (!names_reg(a->v[i].insn, name) && !names_reg(before, name)) {
+			others++;
+			continue;
+		}
+		fprintf(out, "%s %s A=0x%" PRIx64 " B=0x%" PRIx64, shown++ ? "," : "", name, x, y);
+	}
+	fprintf(out, "%s (%d other registers differ)\n", shown ? "" : " no register it reads differs (memory did)",
+		others);
+}
+
+/* The first place both paths reach again after @d: the least steps taken
+ * on both sides together. B's addresses from @d on are hashed to the first
+ * step at each, so A is walked once. */
+static bool rejoin(const struct side *a, const struct side *b, size_t d, size_t *ia, size_t *ib)
+{
+	size_t slots = 1, best = SIZE_MAX;
+	struct { uint64_t pc; size_t at; } *h;
+
+	while (slots < 2 * (b->n - d) + 2)
+		slots <<= 1;
+	if (!(h = calloc(slots, sizeof(*h))))
+		return false;
+	for (size_t j = d; j < b->n; j++) {
+		size_t k = (size_t)(b->v[j].pc * 0x9E3779B97F4A7C15ull >> 20) & (slots - 1);
+
+		while (h[k].pc && h[k].pc != b->v[j].pc)
+			k = (k + 1) & (slots - 1);
+		if (!h[k].pc)
+			h[k] = (typeof(*h)){ b->v[j].pc, j };
+	}
+	for (size_t i = d; i < a->n && i - d < best; i++) {
+		size_t k = (size_t)(a->v[i].pc * 0x9E3779B97F4A7C15ull >> 20) & (slots - 1);
+
+		while (h[k].pc && h[k].pc != a->v[i].pc)
+			k = (k + 1) & (slots - 1);
+		if (h[k].pc && (i - d) + (h[k].at - d) < best) {
+			best = (i - d) + (h[k].at - d);
+			*ia = i;
+			*ib = h[k].at;
+		}
+	}
+	free(h);
+	return best != SIZE_MAX;
+}
+
+struct fn_count {
+	char name[128];
+	int64_t a, b;
+};
+
+static void count_function(struct fn_count **v, size_t *n, const char *symbol, bool side_b)
+{
+	char name[128];
+	size_t i;
+
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(symbol, "+"), symbol);
+	for (i = 0; i < *n && strcmp((*v)[i].name, name); i++)
+		;
+	if (i == *n) {
+		struct fn_count *tmp = realloc(*v, (*n + 1) * sizeof(*tmp));
+
+		if (!tmp)
+			return;
+		*v = tmp;
+		memset(&tmp[i], 0, sizeof(tmp[i]));
+		snprintf(tmp[i].name, sizeof(tmp[i].name), "%s", name);
+		(*n)++;
+	}
+	*(side_b ? &(*v)[i].b : &(*v)[i].a) += 1;
+}
+
+static int by_delta(const void *x, const void *y)
+{
+	const struct fn_count *p = x, *q = y;
+	int64_t dp = llabs(p->b - p->a), dq = llabs(q->b - q->a);
+
+	return (dp < dq) - (dp > dq);
+}
+
+static void print_functions(const struct side *a, const struct side *b, FILE *out)
+{
+	struct fn_count *v = NULL;
+	size_t n = 0, shown = 0;
+
+	for (size_t i = 0; i < a->n; i++)
+		count_function(&v, &n, a->v[i].symbol, false);
+	for (size_t i = 0; i < b->n; i++)
+		count_function(&v, &n, b->v[i].symbol, true);
+	qsort(v, n, sizeof(*v), by_delta);
+	fprintf(out, "\ninstructions per function (A, B, B-A), where they differ:\n");
+	for (size_t i = 0; i < n; i++)
+		if (v[i].a != v[i].b) {
+			fprintf(out, "  %8" PRId64 " %8" PRId64 " %+8" PRId64 "  %s\n", v[i].a, v[i].b, v[i].b - v[i].a,
+				v[i].name);
+			shown++;
+		}
+	if (!shown)
+		fprintf(out, "  none\n");
+	free(v);
+}
+
+static void compare(const struct side *a, const struct side *b, FILE *out)
+{
+	size_t d = 0, n = a->n < b->n ? a->n : b->n, ia, ib;
+
+	while (d < n && a->v[d].pc == b->v[d].pc)
+		d++;
+	fprintf(out, "A: %s, %zu instructions\nB: %s, %zu instructions\n", a->dir, a->n, b->dir, b->n);
+	if (d == 0) {
+		fprintf(out, "no common start: A begins at %s, B at %s (step the same --at)\n", a->v[0].symbol,
+			b->v[0].symbol);
+	} else if (d == n) {
+		if (a->n == b->n)
+			fprintf(out, "no divergence: the same %zu instructions\n", n);
+		else
+			fprintf(out, "the same %zu instructions, then %s goes on alone (%zu more)\n", n,
+				a->n > b->n ? "A" : "B", (a->n > b->n ? a->n : b->n) - n);
+	} else {
+		const struct step *br = &a->v[d - 1];
+
+		fprintf(out, "first divergence after %zu common instructions, at the instruction\n"
+			     "  %016" PRIx64 " %s  %s  (%s)\n",
+			d, br->pc, br->symbol, br->insn, br->src[0] ? br->src : "no line");
+		print_deciding(a, b, d - 1, out);
+		fprintf(out, "  A went on to %016" PRIx64 " %s  (%s)\n  B went on to %016" PRIx64 " %s  (%s)\n",
+			a->v[d].pc, a->v[d].symbol, a->v[d].src, b->v[d].pc, b->v[d].symbol, b->v[d].src);
+		if (rejoin(a, b, d, &ia, &ib))
+			fprintf(out, "paths meet again at %016" PRIx64 " %s: step %zu of A, %zu of B\n", a->v[ia].pc,
+				a->v[ia].symbol, ia + 1, ib + 1);
+		else
+			fprintf(out, "the paths do not meet again in these traces\n");
+	}
+	print_functions(a, b, out);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: kstep diff A B\n"
+		   "Align two step traces of the same entry point (kstep step --at the same SPEC)\n"
+		   "by control flow: the first divergence (the branch, where each went, the\n"
+		   "registers that differed there), where the paths meet again, and the\n"
+		   "instructions per function where they differ.\n"
+		   "\nExit status: 0 done (whether or not they diverge), 1 a trace cannot be read,\n"
+		   "2 bad usage.\n");
+}
+
+int diff_main(int argc, char **argv)
+{
+	static const struct option longopts[] = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+	struct side a = { 0 }, b = { 0 };
+	char err[512];
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			return 0;
+		}
+		fprintf(stderr, "kstep: unknown option (see 'kstep diff --help')\n");
+		return 2;
+	}
+	if (argc - optind != 2) {
+		fprintf(stderr, "kstep: diff wants two step trace directories (see 'kstep diff --help')\n");
+		return 2;
+	}
+	a.dir = argv[optind];
+	b.dir = argv[optind + 1];
+	ret = load(&a, err, sizeof(err));
+	if (!ret)
+		ret = load(&b, err, sizeof(err));
+	if (ret)
+		fprintf(stderr, "kstep: %s\n", err);
+	else
+		compare(&a, &b, stdout);
+	ctf_close(a.rd);
+	ctf_close(b.rd);
+	free(a.v);
+	free(b.v);
+	return ret ? 1 : 0;
+}
