@@ -716,6 +716,8 @@ static const char *end_str(enum engine_end end)
 		return "the kernel is dying (oops caught)";
 	case ENGINE_END_RETURNED:
 		return "returned to the caller";
+	case ENGINE_END_UNTIL:
+		return "reached --until";
 	case ENGINE_END_COUNT:
 		return "reached --count instructions";
 	}
@@ -1204,11 +1206,12 @@ fail:
 
 static void step_usage(FILE *f)
 {
-	fprintf(f, "Usage: kstep step --at SPEC [--count N | --until-return] [--hits K] [OPTIONS]\n"
+	fprintf(f, "Usage: kstep step --at SPEC [--count N | --until SPEC | --until-return] [--hits K] [OPTIONS]\n"
 		   "At the K-th hit of SPEC, single-step and record a snapshot (with the\n"
 		   "instruction, disassembled) at every instruction.\n\n"
 		   "  -t, --at SPEC          NAME, NAME+OFFSET or 0xADDRESS\n"
 		   "  -c, --count N          stop after N instructions (also --instructions N)\n"
+		   "  -u, --until SPEC       stop when SPEC's instruction is reached (recorded, the last)\n"
 		   "  -r, --until-return     stop when the function returns to its caller\n"
 		   "                         (SPEC must be a function's first instruction)\n"
 		   "  -k, --hits K           start at the K-th hit (default 1)\n"
@@ -1246,12 +1249,14 @@ static int cmd_step(int argc, char **argv)
 		{ "until-return", no_argument, NULL, 'r' },
 		{ "hits", required_argument, NULL, 'k' },
 		{ "filter", required_argument, NULL, 'f' },
+		{ "until", required_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct guest_opts g;
 	struct engine_result res = { 0 };
 	struct session s;
-	const char *at = NULL, *filter = NULL;
+	const char *at = NULL, *filter = NULL, *until = NULL;
+	uint64_t until_addr = 0;
 	uint64_t count = 0, hits = 1;
 	struct probe_set atp = { 0 };  /* --at, as a probe: it may be in a module */
 	bool until_return = false;
@@ -1259,7 +1264,7 @@ static int cmd_step(int argc, char **argv)
 	int c, ret, status;
 
 	guest_defaults(&g);
-	while ((c = getopt_long(argc, argv, "t:c:rk:f:w:n:a:A:o:qKh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:c:rk:f:u:w:n:a:A:o:qKh", longopts, NULL)) != -1) {
 		if (guest_opt("step ", &g, c, optarg))
 			continue;
 		switch (c) {
@@ -1278,6 +1283,9 @@ static int cmd_step(int argc, char **argv)
 		case 'f':
 			filter = optarg;
 			break;
+		case 'u':
+			until = optarg;
+			break;
 		case 'h':
 			step_usage(stdout);
 			return 0;
@@ -1289,8 +1297,8 @@ static int cmd_step(int argc, char **argv)
 		die_usage("step ", "unexpected argument '%s'", argv[optind]);
 	if (!at)
 		die_usage("step ", "--at SPEC is required");
-	if (!count && !until_return)
-		die_usage("step ", "say how far to step: --count N or --until-return");
+	if (!count && !until_return && !until)
+		die_usage("step ", "say how far to step: --count N, --until SPEC or --until-return");
 	guest_finish_defaults(&g);
 	if ((ret = session_start(&s, &g)))
 		return 1;
@@ -1299,6 +1307,10 @@ static int cmd_step(int argc, char **argv)
 	if (probes_add_spec(&atp, at, "step", s.syms, err, sizeof(err)) ||
 	    (filter && probes_set_filter(&atp, 0, filter, s.syms, err, sizeof(err)))) {
 		error("%s", err);
+		goto fail;
+	}
+	if (until && (ret = sym_resolve(s.syms, until, &until_addr))) {
+		error("--until %s: %s", until, ret == -ENOENT ? "no such symbol in this vmlinux" : "use NAME, NAME+OFF or 0xADDR");
 		goto fail;
 	}
 	s.ps = &atp;
@@ -1319,7 +1331,9 @@ static int cmd_step(int argc, char **argv)
 			goto out;
 		}
 	}
-	info("waiting for hit %" PRIu64 " of %s, then stepping%s", hits, at, until_return ? " until it returns" : "");
+	info("waiting for hit %" PRIu64 " of %s, then stepping%s%s%s", hits, at, until_return ? " until it returns" : "",
+	     until ? " until " : "", until ? until : "");
+	engine_step_until(s.engine, until_addr ? until_addr + sym_offset(s.syms) : 0);
 	ret = engine_step(s.engine, &atp.v[0], hits, count, until_return, &res);
 	if (ret)
 		error("%s", engine_errmsg(s.engine));

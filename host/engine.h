@@ -53,6 +53,7 @@ enum engine_end {
 	ENGINE_END_OOPS,             /* an oops probe hit: the guest is frozen */
 	ENGINE_END_RETURNED,         /* step: back in the caller */
 	ENGINE_END_COUNT,            /* step: instruction count reached */
+	ENGINE_END_UNTIL,            /* step: --until's address reached */
 };
 
 struct engine_result {
@@ -117,9 +118,12 @@ int engine_halt(struct engine *e);
 int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *res);
 /* Single-step from the @hits-th hit of probe @at (0: from where the guest
  * stands): @count instructions (0: no limit) and/or until the function
- * returns to its caller. */
+ * returns to its caller (and/or engine_step_until's address). */
 int engine_step(struct engine *e, const struct probe *at, uint64_t hits, uint64_t count, bool until_return,
 		struct engine_result *res);
+/* engine_step also ends where @addr is reached (its instruction recorded,
+ * as the last); 0: no such end. For the next engine_step. */
+void engine_step_until(struct engine *e, uint64_t addr);
 /* Run the guest, stopping only at the module loader, until every probe of
  * @ps has an address (its module is loaded), or the guest ends or ^C
  * (res->end says which). */

@@ -229,7 +229,14 @@ static int record(struct engine *e, struct step_run *r, struct engine_result *re
 	engine_progress(e, res->steps, "steps", NULL, false);
 	if (r->until_return && res->steps > 1 && pc == r->ret_addr && sp > r->entry_sp)
 		res->end = ENGINE_END_RETURNED;
+	else if (e->step_until && pc == e->step_until && res->steps > 1)
+		res->end = ENGINE_END_UNTIL;
 	return 0;
+}
+
+void engine_step_until(struct engine *e, uint64_t addr)
+{
+	e->step_until = addr;
 }
 
 /* Not one register moved, not even rip: the stub reported a step that
@@ -262,8 +269,13 @@ static int step_loop(struct engine *e, struct step_run *r, struct engine_result 
 				return err;
 		} else {
 			r->nulls = 0;
-			if ((err = record(e, r, res, complete, &stopped)) || res->end != ENGINE_END_NONE)
+			if ((err = record(e, r, res, complete, &stopped)) || res->end != ENGINE_END_NONE) {
+				/* --until is seen at its instruction: the step
+				 * after it is on its way; let it land. */
+				if (!err && !stopped && !last && res->end == ENGINE_END_UNTIL)
+					err = engine_wait_stop(e, &st, HALT_TIMEOUT_MS);
 				return err;
+			}
 			if (last) {
 				res->end = r->count && res->steps >= r->count ? ENGINE_END_COUNT : ENGINE_END_INTERRUPTED;
 				return 0;

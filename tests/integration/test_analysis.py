@@ -138,3 +138,13 @@ def test_diff_finds_where_two_packets_part():
     assert r.returncode == 1 and "not a kstep trace" in r.stderr, r.stderr
     for x in (u1, u2, a, b):
         shutil.rmtree(x)
+
+
+@test
+def test_step_until_a_function():
+    d, evs = stepped("rx-udp", "--at", "udp_rcv", "--until", "__udp_enqueue_schedule_skb")
+    assert evs[0]["symbol"] == "udp_rcv" and evs[-1]["symbol"] == "__udp_enqueue_schedule_skb", evs[-1]
+    assert sum(1 for e in evs if e["symbol"] == "__udp_enqueue_schedule_skb") == 1, "it ends at the first"
+    p = kstep("step", "--at", "udp_rcv", "--until", "no_such_fn_xyz", "-o", tempfile.mkdtemp())
+    assert p.returncode == 1 and "--until no_such_fn_xyz: no such symbol" in p.stderr, p.stderr
+    shutil.rmtree(d)
