@@ -261,7 +261,10 @@ def test_bad_arguments_and_help():
                        (["step", "--pin", "yes"], "--pin must be auto or off"),
                        (["trace", "--stack-bytes", "7"], "--stack-bytes"),
                        (["step", "--count", "5"], "--at SPEC is required"),
-                       (["step", "--at", "icmp_rcv"], "--count N or --until-return"),
+                       (["step", "--at", "icmp_rcv"], "--count N, --until SPEC or --until-return"),
+                       (["report"], "report wants one trace directory"),
+                       (["report", "--rows", "x", "d"], "--rows wants a number"),
+                       (["diff", "a"], "diff wants two step trace directories"),
                        (["frobnicate"], "unknown command")):
         p = kstep(*args)
         assert p.returncode == 2 and text in p.stderr, (args, p.stderr)
@@ -269,7 +272,7 @@ def test_bad_arguments_and_help():
     assert p.returncode == 1 and "cannot open /nonexistent/vmlinux" in p.stderr, p.stderr
     p = kstep("trace", "--workload", "nope", "-o", outdir(), timeout=60)
     assert p.returncode == 1 and "unknown WORKLOAD 'nope'" in p.stderr, p.stderr
-    for cmd in ("trace", "step", "oops"):
+    for cmd in ("trace", "step", "oops", "report", "diff"):
         p = kstep(cmd, "--help")
         assert p.returncode == 0 and p.stdout.startswith("Usage: kstep " + cmd)
     assert kstep("--help").returncode == 0 and kstep("--version").stdout.startswith("kstep ")
