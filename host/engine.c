@@ -395,16 +395,17 @@ static int finish_report(struct engine *e, struct probe *p, struct snapshot *sn,
  * Sets res->end when the trace ends here. */
 static int record_stop(struct engine *e, struct probe *p, struct snapshot *sn, struct engine_result *res)
 {
-	uint64_t skb = engine_skb_at(e, p);
+	struct probe_hit h;
 	int err;
 
 	p->hits++;
-	if (p->filter && !engine_probe_matches(e, p, skb)) {
+	engine_probe_fetch(e, p, engine_skb_at(e, p), &h);
+	if (!engine_probe_matches(e, p, &h)) {
 		res->filtered++;
 		return 0; /* before the snapshot: a filtered hit costs only its fields */
 	}
 	take(e, sn, p->at_entry ? UNWIND_AT_ENTRY : snapshot_frame_state(e->snap, p->addr));
-	if ((err = engine_probe_hit(e, p, skb, sn, res)) <= 0)
+	if ((err = engine_probe_hit(e, p, &h, sn, res)) <= 0)
 		return err;
 	engine_progress(e, res->stops, "stops", p->spec, false);
 	if (p->oops) {

@@ -117,11 +117,19 @@ int engine_release(struct engine *e, uint64_t addr);
 /* engine_probe.c */
 /* Read the guest's clock (opts.guest_clock) into e->guest_ns. */
 void engine_update_guest_clock(struct engine *e);
-/* Does the hit of @p (with @skb) pass its filter? */
-bool engine_probe_matches(struct engine *e, const struct probe *p, uint64_t skb);
-/* A hit of @p that its filter kept: fields, the call's return to wait for,
- * the event (snapshot @sn taken). 1: recorded, 0: not (a bare %return). */
-int engine_probe_hit(struct engine *e, struct probe *p, uint64_t skb, struct snapshot *sn,
+/* What a hit of a probe fetched: its fields, in its class's order. */
+struct probe_hit {
+	uint64_t skb;
+	struct farg_value vals[ENGINE_MAX_VALUES];
+	size_t n;
+};
+/* Fetch the fields of a hit of @p (with @skb). */
+void engine_probe_fetch(struct engine *e, const struct probe *p, uint64_t skb, struct probe_hit *h);
+/* Does the hit pass @p's filter (true without one)? */
+bool engine_probe_matches(struct engine *e, const struct probe *p, const struct probe_hit *h);
+/* A hit of @p that its filter kept: the call's return to wait for, the
+ * event (snapshot @sn taken). 1: recorded, 0: not (a bare %return). */
+int engine_probe_hit(struct engine *e, struct probe *p, const struct probe_hit *h, struct snapshot *sn,
 		     struct engine_result *res);
 /* A stop at @pc: the returns of the calls waiting there. */
 int engine_returns_at(struct engine *e, uint64_t pc, struct snapshot *sn, struct engine_result *res);

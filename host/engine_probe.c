@@ -53,16 +53,18 @@ static size_t fetch_values(struct engine *e, struct farg *const *args, size_t na
 	return n;
 }
 
-bool engine_probe_matches(struct engine *e, const struct probe *p, uint64_t skb)
+void engine_probe_fetch(struct engine *e, const struct probe *p, uint64_t skb, struct probe_hit *h)
 {
-	struct farg_value vals[ENGINE_MAX_VALUES];
+	h->skb = skb;
+	h->n = fetch_values(e, p->args, p->nargs, p->packet, skb, h->vals);
+}
+
+bool engine_probe_matches(struct engine *e, const struct probe *p, const struct probe_hit *h)
+{
 	uint64_t dwarf[CFI_NREGS];
 	struct farg_env env = probe_env(e, dwarf);
 
-	if (!p->filter)
-		return true;
-	fetch_values(e, p->args, p->nargs, p->packet, skb, vals);
-	return filter_match(p->filter, vals, &env);
+	return !p->filter || filter_match(p->filter, h->vals, &env);
 }
 
 static void to_trace_values(const struct farg_value *vals, size_t n, struct trace_value *out)
@@ -95,19 +97,18 @@ static int expect_return(struct engine *e, struct probe *p)
 	return engine_hold(e, ret);
 }
 
-int engine_probe_hit(struct engine *e, struct probe *p, uint64_t skb, struct snapshot *sn, struct engine_result *res)
+int engine_probe_hit(struct engine *e, struct probe *p, const struct probe_hit *h, struct snapshot *sn,
+		     struct engine_result *res)
 {
-	struct farg_value vals[ENGINE_MAX_VALUES];
 	struct trace_value tv[ENGINE_MAX_VALUES];
-	size_t n = fetch_values(e, p->args, p->nargs, p->packet, skb, vals);
 	int err;
 
 	if (p->on_return && (err = expect_return(e, p)))
 		return err;
 	if (!p->entry_event)
 		return 0;
-	to_trace_values(vals, n, tv);
-	if ((err = engine_write_event(e, sn, TRACE_STOP, p->class_id, p->stage, skb, tv, NULL, NULL, 0)))
+	to_trace_values(h->vals, h->n, tv);
+	if ((err = engine_write_event(e, sn, TRACE_STOP, p->class_id, p->stage, h->skb, tv, NULL, NULL, 0)))
 		return err;
 	res->stops++;
 	return 1;

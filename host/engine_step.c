@@ -90,6 +90,17 @@ static int guest_ended(struct engine *e, struct step_run *r, uint64_t seen)
 			   r->at_spec);
 }
 
+/* Does --filter keep this hit of @p? Its fields are read only if it has one. */
+static bool hit_kept(struct engine *e, const struct probe *p)
+{
+	struct probe_hit h;
+
+	if (!p->filter)
+		return true;
+	engine_probe_fetch(e, p, engine_skb_at(e, p), &h);
+	return engine_probe_matches(e, p, &h);
+}
+
 /* Run to the hits-th hit of the breakpoint at @at. */
 static int run_to_hit(struct engine *e, struct step_run *r, struct engine_result *res)
 {
@@ -115,7 +126,7 @@ static int run_to_hit(struct engine *e, struct step_run *r, struct engine_result
 		memcache_clear_lines(e->mc);
 		memcache_set_window(e->mc, 0, 0);
 		pc = engine_reg(e, e->pc_idx);
-		if (pc == r->at && engine_probe_matches(e, r->probe, engine_skb_at(e, r->probe)))
+		if (pc == r->at && hit_kept(e, r->probe))
 			seen++;
 	}
 	return 0;

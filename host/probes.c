@@ -31,20 +31,24 @@ struct builtin {
 /* Who is running: the receiver at a copy, the caller of a system call. */
 #define TASK_ARGS "pid=$current->pid comm=$comm"
 
+/* From the stack's entry to the protocol handlers: in rx and rx-full alike. */
+#define RX_PROTOCOL_STAGES                                                          \
+	{ "core", "__netif_receive_skb_core", NULL, NULL, NULL, NULL, NULL },      \
+	{ "core", "__netif_receive_skb_list_core", NULL, NULL, NULL, NULL, NULL }, \
+	{ "ip", "ip_rcv", NULL, NULL, NULL, NULL, NULL },                          \
+	{ "ip", "ip_list_rcv", NULL, NULL, NULL, NULL, NULL },                     \
+	{ "ip-local", "ip_local_deliver", NULL, NULL, NULL, NULL, NULL },          \
+	{ "tcp", "tcp_v4_rcv", NULL, NULL, NULL, NULL, NULL },                     \
+	{ "udp", "udp_rcv", NULL, NULL, NULL, NULL, NULL },                        \
+	{ "icmp", "icmp_rcv", NULL, NULL, NULL, NULL, NULL }
+
 /* The receive path of 6.1 from the driver to the socket (DESIGN.md, facts). */
 static const struct builtin rx_set[] = {
 	{ "driver", "e1000_clean_rx_irq", "e1000", NULL, NULL, NULL, NULL },
 	{ "driver", "virtnet_poll", "virtio", "virtio_net", NULL, NULL, NULL },
 	{ "softirq", "net_rx_action", NULL, NULL, NULL, NULL, NULL },
 	{ "gro", "napi_gro_receive", NULL, NULL, NULL, NULL, NULL },
-	{ "core", "__netif_receive_skb_core", NULL, NULL, NULL, NULL, NULL },
-	{ "core", "__netif_receive_skb_list_core", NULL, NULL, NULL, NULL, NULL },
-	{ "ip", "ip_rcv", NULL, NULL, NULL, NULL, NULL },
-	{ "ip", "ip_list_rcv", NULL, NULL, NULL, NULL, NULL },
-	{ "ip-local", "ip_local_deliver", NULL, NULL, NULL, NULL, NULL },
-	{ "tcp", "tcp_v4_rcv", NULL, NULL, NULL, NULL, NULL },
-	{ "udp", "udp_rcv", NULL, NULL, NULL, NULL, NULL },
-	{ "icmp", "icmp_rcv", NULL, NULL, NULL, NULL, NULL },
+	RX_PROTOCOL_STAGES,
 	{ "copy", "skb_copy_datagram_iter", NULL, NULL, TASK_ARGS, NULL, NULL },
 };
 
@@ -60,14 +64,7 @@ static const struct builtin rx_full_set[] = {
 	{ "napi-poll", "virtnet_poll", "virtio", "virtio_net", "budget=$arg2", "work=$retval", NULL },
 	{ "driver", "e1000_clean_rx_irq", "e1000", NULL, NULL, NULL, NULL },
 	{ "gro", "napi_gro_receive", NULL, NULL, NULL, "gro=$retval", NULL },
-	{ "core", "__netif_receive_skb_core", NULL, NULL, NULL, NULL, NULL },
-	{ "core", "__netif_receive_skb_list_core", NULL, NULL, NULL, NULL, NULL },
-	{ "ip", "ip_rcv", NULL, NULL, NULL, NULL, NULL },
-	{ "ip", "ip_list_rcv", NULL, NULL, NULL, NULL, NULL },
-	{ "ip-local", "ip_local_deliver", NULL, NULL, NULL, NULL, NULL },
-	{ "tcp", "tcp_v4_rcv", NULL, NULL, NULL, NULL, NULL },
-	{ "udp", "udp_rcv", NULL, NULL, NULL, NULL, NULL },
-	{ "icmp", "icmp_rcv", NULL, NULL, NULL, NULL, NULL },
+	RX_PROTOCOL_STAGES,
 	{ "queue", "tcp_queue_rcv", NULL, NULL, NULL, NULL, NULL },
 	{ "queue", "__udp_enqueue_schedule_skb", NULL, NULL, NULL, NULL, NULL },
 	{ "queue", "sock_queue_rcv_skb_reason", NULL, NULL, NULL, NULL, NULL },

@@ -134,12 +134,19 @@ void report_free(struct report *r)
 }
 
 /* One copy of each name (functions, stages, reasons), compared by pointer. */
-static const char *intern(struct report *r, const char *s, size_t len)
+static uint64_t name_hash(const char *s, size_t len)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
 
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+	return h;
+}
+
+static const char *intern(struct report *r, const char *s, size_t len)
+{
+	uint64_t h = name_hash(s, len);
+
 	for (size_t i = h % INTERN_SLOTS, k = 0; k < INTERN_SLOTS; i = (i + 1) % INTERN_SLOTS, k++) {
 		const char *e = r->interned[i];
 
@@ -161,10 +168,8 @@ static const char *intern(struct report *r, const char *s, size_t len)
 /* The slot of an interned name, or INTERN_SLOTS. */
 static size_t intern_slot(const struct report *r, const char *name)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = name_hash(name, strlen(name));
 
-	for (const char *p = name; *p; p++)
-		h = (h ^ (uint8_t)*p) * 1099511628211ull;
 	for (size_t i = h % INTERN_SLOTS, k = 0; k < INTERN_SLOTS && r->interned[i]; i = (i + 1) % INTERN_SLOTS, k++)
 		if (r->interned[i] == name || !strcmp(r->interned[i], name))
 			return i;

@@ -52,6 +52,19 @@ static void usage(FILE *f)
 		   DEFAULT_ROWS);
 }
 
+/* A whole number for option @opt; -EINVAL with the message said. */
+static int parse_count(const char *opt, const char *arg, unsigned long *out)
+{
+	char *end;
+
+	*out = strtoul(arg, &end, 10);
+	if (*end || !*arg) {
+		fprintf(stderr, "kstep: %s wants a number, not '%s' (see 'kstep report --help')\n", opt, arg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static bool ends_with(const char *s, const char *tail)
 {
 	size_t n = strlen(s), m = strlen(tail);
@@ -120,13 +133,13 @@ int report_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	bool netdev = false, json = false, folded = false;
-	size_t rows = DEFAULT_ROWS;
+	unsigned long rows = DEFAULT_ROWS;
 	unsigned long depth = 0;
 	const char *flame = NULL, *srcdir = NULL;
 	unsigned long top = 0;
 	struct report_opts ro = { 0 };
 	struct report *r;
-	char err[512], *end, tree[4096];
+	char err[512], tree[4096];
 	int c, ret;
 
 	while ((c = getopt_long(argc, argv, "njr:fD:F:a:t:s:h", longopts, NULL)) != -1) {
@@ -145,11 +158,8 @@ int report_main(int argc, char **argv)
 				return 1;
 			break;
 		case 't':
-			top = strtoul(optarg, &end, 10);
-			if (*end || !*optarg) {
-				fprintf(stderr, "kstep: --top wants a number, not '%s' (see 'kstep report --help')\n", optarg);
+			if (parse_count("--top", optarg, &top))
 				return 2;
-			}
 			break;
 		case 's':
 			srcdir = optarg;
@@ -162,20 +172,12 @@ int report_main(int argc, char **argv)
 			}
 			break;
 		case 'D':
-			depth = strtoul(optarg, &end, 10);
-			if (*end || !*optarg) {
-				fprintf(stderr, "kstep: --depth wants a number, not '%s' (see 'kstep report --help')\n",
-					optarg);
+			if (parse_count("--depth", optarg, &depth))
 				return 2;
-			}
 			break;
 		case 'r':
-			rows = strtoul(optarg, &end, 10);
-			if (*end || !*optarg) {
-				fprintf(stderr, "kstep: --rows wants a number, not '%s' (see 'kstep report --help')\n",
-					optarg);
+			if (parse_count("--rows", optarg, &rows))
 				return 2;
-			}
 			break;
 		case 'h':
 			usage(stdout);

@@ -10,12 +10,17 @@ import tempfile
 from harness import babeltrace, events, kstep, run, test
 
 
+def stepped(workload, *args, size="2"):
+    """kstep step @args on @workload into a fresh directory: (it, its steps)."""
+    d = tempfile.mkdtemp(prefix="kstep-analysis-")
+    p = kstep("step", "--workload", workload, "--size", size, *args, "-o", d, "-q")
+    assert p.returncode == 0, p.stderr[-600:]
+    return d, [e for e in events(babeltrace(d)) if e["kind"] == "step"]
+
+
 @test
 def test_step_call_tree_and_folded_stacks_add_up():
-    d = tempfile.mkdtemp(prefix="kstep-analysis-")
-    p = kstep("step", "--workload", "rx-udp", "--size", "3", "--at", "udp_rcv", "--until-return", "-o", d, "-q")
-    assert p.returncode == 0, p.stderr[-600:]
-    steps = [e for e in events(babeltrace(d)) if e["kind"] == "step"]
+    d, steps = stepped("rx-udp", "--at", "udp_rcv", "--until-return", size="3")
     folded = kstep("report", "--folded", d)
     assert folded.returncode == 0, folded.stderr
     lines = [l.rsplit(" ", 1) for l in folded.stdout.splitlines()]
@@ -48,9 +53,7 @@ def chromium(url, *args):
 
 @test
 def test_flamegraph_renders_in_chromium():
-    d = tempfile.mkdtemp(prefix="kstep-analysis-")
-    p = kstep("step", "--workload", "rx-udp", "--size", "3", "--at", "udp_rcv", "--until-return", "-o", d, "-q")
-    assert p.returncode == 0, p.stderr[-600:]
+    d, _ = stepped("rx-udp", "--at", "udp_rcv", "--until-return", size="3")
     folded = kstep("report", "--folded", d).stdout
     html, svg = os.path.join(d, "flame.html"), os.path.join(d, "flame.svg")
     for f in (html, svg):
@@ -87,10 +90,7 @@ def test_flamegraph_renders_in_chromium():
 
 @test
 def test_annotate_counts_add_up_to_the_function():
-    d = tempfile.mkdtemp(prefix="kstep-analysis-")
-    p = kstep("step", "--workload", "rx-udp", "--size", "3", "--at", "udp_rcv", "--until-return", "-o", d, "-q")
-    assert p.returncode == 0, p.stderr[-600:]
-    steps = [e for e in events(babeltrace(d)) if e["kind"] == "step"]
+    d, steps = stepped("rx-udp", "--at", "udp_rcv", "--until-return", size="3")
     mine = [e for e in steps if re.split(r"[+.]", e["symbol"])[0] == "__udp4_lib_rcv"]
     out = kstep("report", "--annotate", "__udp4_lib_rcv", d).stdout
     assert "annotate __udp4_lib_rcv: %d instructions stepped in it" % len(mine) in out, out[:300]
@@ -105,13 +105,6 @@ def test_annotate_counts_add_up_to_the_function():
     top = kstep("report", "--annotate", "__udp4_lib_rcv", "--top", "3", d).stdout
     assert len(re.findall(r"^ +\d+  \S+:\d+ ", top.split("per instruction:")[0], re.M)) == 3
     shutil.rmtree(d)
-
-
-def stepped(workload, *args):
-    d = tempfile.mkdtemp(prefix="kstep-analysis-")
-    p = kstep("step", "--workload", workload, "--size", "2", *args, "-o", d, "-q")
-    assert p.returncode == 0, p.stderr[-600:]
-    return d, [e for e in events(babeltrace(d)) if e["kind"] == "step"]
 
 
 @test
