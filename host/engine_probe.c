@@ -35,22 +35,42 @@ void engine_update_guest_clock(struct engine *e)
 		e->guest_ns = icount << e->o.icount_shift;
 }
 
+struct field_fetch {
+	struct engine *e;
+	struct farg *const *args;
+	size_t nargs;
+	bool packet;
+	uint64_t skb;
+	struct farg_value *vals;
+	size_t n;
+};
+
+static void eval_fields(void *ctx)
+{
+	struct field_fetch *f = ctx;
+	uint64_t dwarf[CFI_NREGS];
+	struct farg_env env = probe_env(f->e, dwarf);
+	size_t n = 0;
+
+	for (; n < f->nargs && n < ENGINE_MAX_VALUES - PACKET_NFIELDS; n++)
+		farg_eval(f->args[n], &env, &f->vals[n]);
+	if (f->packet) {
+		packet_decode(&f->e->pkt, f->skb, read_guest, f->e->mc, f->vals + n);
+		n += PACKET_NFIELDS;
+	}
+	f->n = n;
+}
+
 /* The fields of @args (and with @packet, those of @skb's packet: empty
- * without one), in the class's order. */
+ * without one), in the class's order, their reads batched by level. */
 static size_t fetch_values(struct engine *e, struct farg *const *args, size_t nargs, bool packet, uint64_t skb,
 			   struct farg_value *vals)
 {
-	uint64_t dwarf[CFI_NREGS];
-	struct farg_env env = probe_env(e, dwarf);
-	size_t n = 0;
+	struct field_fetch f = { .e = e, .args = args, .nargs = nargs, .packet = packet, .skb = skb, .vals = vals };
 
-	for (; n < nargs && n < ENGINE_MAX_VALUES - PACKET_NFIELDS; n++)
-		farg_eval(args[n], &env, &vals[n]);
-	if (packet) {
-		packet_decode(&e->pkt, skb, read_guest, e->mc, vals + n);
-		n += PACKET_NFIELDS;
-	}
-	return n;
+	if (nargs || packet)
+		memcache_prefetched(e->mc, eval_fields, &f);
+	return f.n;
 }
 
 void engine_probe_fetch(struct engine *e, const struct probe *p, uint64_t skb, struct probe_hit *h)

@@ -20,6 +20,17 @@
 /* Code is fetched in aligned chunks and kept for the session. */
 #define CODE_CHUNK 256
 #define CODE_SLOTS 256
+/* Lines an offline pass notes as missed, lines found unreadable at this
+ * stop, and lines a prefetch asks for at once because the last one needed
+ * them only after a pointer was read (the same objects, stop after stop). */
+#define MISSED_MAX 32
+#define BAD_MAX 16
+#define HINTS_MAX 16
+/* Passes of a prefetch before the rest is read one line at a time, and
+ * the lines it keeps apart from the hashed slots, where two it needs at
+ * once could evict each other pass after pass. */
+#define PREFETCH_PASSES 4
+#define PREFETCHED_MAX 64
 
 struct line {
 	uint64_t addr;   /* LINE_SIZE-aligned, 0: empty */
@@ -42,6 +53,10 @@ struct memcache {
 	struct line lines[LINE_SLOTS];
 	struct code code[CODE_SLOTS];
 	bool offline, missed;
+	uint64_t missed_lines[MISSED_MAX], bad_lines[BAD_MAX], hints[HINTS_MAX];
+	size_t nmissed, nbad, nhints, next_hint;
+	struct line prefetched[PREFETCHED_MAX];
+	size_t nprefetched;
 };
 
 int memcache_new(struct memcache **out, struct target *t, size_t window_max)
@@ -80,6 +95,8 @@ static size_t slot(uint64_t addr, size_t n)
 void memcache_clear_lines(struct memcache *mc)
 {
 	memset(mc->lines, 0, sizeof(mc->lines));
+	mc->nbad = 0;
+	mc->nprefetched = 0;
 }
 
 uint8_t *memcache_window(struct memcache *mc, uint64_t *addr, size_t *len)
@@ -120,11 +137,20 @@ void memcache_set_offline(struct memcache *mc, bool offline)
 {
 	mc->offline = offline;
 	mc->missed = false; /* a miss counts for the pass that follows */
+	mc->nmissed = 0;
 }
 
 bool memcache_missed(const struct memcache *mc)
 {
 	return mc->missed;
+}
+
+static bool in_list(const uint64_t *list, size_t n, uint64_t addr)
+{
+	for (size_t i = 0; i < n; i++)
+		if (list[i] == addr)
+			return true;
+	return false;
 }
 
 /* Guest memory, unless a step is running (then: a miss, redone later). */
@@ -135,6 +161,18 @@ static int guest_read(struct memcache *mc, uint64_t addr, void *out, size_t len)
 		return -EAGAIN;
 	}
 	return target_read_mem(mc->t, addr, out, len);
+}
+
+/* Offline, a line to be read by the prefetch that follows the pass; one
+ * found unreadable at this stop fails at once. */
+static int line_missed(struct memcache *mc, uint64_t base)
+{
+	if (in_list(mc->bad_lines, mc->nbad, base))
+		return -EFAULT;
+	if (mc->nmissed < MISSED_MAX && !in_list(mc->missed_lines, mc->nmissed, base))
+		mc->missed_lines[mc->nmissed++] = base;
+	mc->missed = true;
+	return -EAGAIN;
 }
 
 /* Make a cache slot hold the @size bytes at @base. */
@@ -171,12 +209,37 @@ static void read_burst(struct memcache *mc, uint64_t base)
 	}
 }
 
+static struct line *prefetched(struct memcache *mc, uint64_t base)
+{
+	for (size_t i = 0; i < mc->nprefetched; i++)
+		if (mc->prefetched[i].addr == base)
+			return &mc->prefetched[i];
+	return NULL;
+}
+
+/* Where a line read by a prefetch goes: apart while there is room. */
+static struct line *prefetch_slot(struct memcache *mc, uint64_t base)
+{
+	struct line *l = prefetched(mc, base);
+
+	if (!l && mc->nprefetched < PREFETCHED_MAX)
+		l = &mc->prefetched[mc->nprefetched++];
+	return l ? l : &mc->lines[slot(base, LINE_SLOTS)];
+}
+
 static int read_line(struct memcache *mc, uint64_t addr, const uint8_t **data)
 {
 	uint64_t base = addr & ~(uint64_t)(LINE_SIZE - 1);
-	struct line *l = &mc->lines[slot(base, LINE_SLOTS)];
+	struct line *l = mc->nprefetched ? prefetched(mc, base) : NULL;
 	int err;
 
+	if (l) {
+		*data = l->data + (addr - base);
+		return 0;
+	}
+	l = &mc->lines[slot(base, LINE_SLOTS)];
+	if (l->addr != base && mc->offline)
+		return line_missed(mc, base);
 	if (l->addr != base)
 		read_burst(mc, base);
 	err = cache_fill(mc, &l->addr, l->data, LINE_SIZE, base);
@@ -187,20 +250,124 @@ static int read_line(struct memcache *mc, uint64_t addr, const uint8_t **data)
 
 int memcache_read(struct memcache *mc, uint64_t addr, void *out, size_t len)
 {
-	uint64_t base = addr & ~(uint64_t)(LINE_SIZE - 1);
-	const uint8_t *p;
-	int err;
+	uint8_t *dst = out;
+	int err = 0;
 
 	if (addr >= mc->win_addr && addr + len <= mc->win_addr + mc->win_len) {
 		memcpy(out, mc->window + (addr - mc->win_addr), len);
 		return 0;
 	}
-	if (addr + len > base + LINE_SIZE) /* straddles lines: go direct */
+	if (len > MISSED_MAX * LINE_SIZE / 4) /* a buffer, not a field: go direct */
 		return guest_read(mc, addr, out, len);
-	if ((err = read_line(mc, addr, &p)))
+	/* Line by line; offline, every line missed is noted before failing. */
+	while (len) {
+		const uint8_t *p;
+		size_t in_line = LINE_SIZE - (size_t)(addr & (LINE_SIZE - 1)), n = len < in_line ? len : in_line;
+		int e = read_line(mc, addr, &p);
+
+		if (e && (!mc->offline || e != -EAGAIN))
+			return e;
+		if (e)
+			err = e;
+		else
+			memcpy(dst, p, n);
+		dst += n;
+		addr += n;
+		len -= n;
+	}
+	return err;
+}
+
+static void add_hint(struct memcache *mc, uint64_t base)
+{
+	if (in_list(mc->hints, mc->nhints, base))
+		return;
+	if (mc->nhints < HINTS_MAX)
+		mc->nhints++;
+	mc->hints[mc->next_hint] = base; /* the oldest goes first */
+	mc->next_hint = (mc->next_hint + 1) % HINTS_MAX;
+}
+
+static int by_address(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Read @n sorted lines, neighbours on one page in one span (a page is
+ * mapped or not as a whole), all in one round trip; lines not readable go
+ * on the stop's bad list. */
+static int read_lines(struct memcache *mc, const uint64_t *want, size_t n)
+{
+	struct target_span spans[MISSED_MAX + HINTS_MAX];
+	uint8_t data[MISSED_MAX + HINTS_MAX][LINE_SIZE];
+	size_t nspans = 0, max = target_max_read(mc->t) / LINE_SIZE * LINE_SIZE;
+	int err;
+
+	for (size_t i = 0; i < n; i++) {
+		struct target_span *last = nspans ? &spans[nspans - 1] : NULL;
+
+		if (last && last->addr + last->len == want[i] && (want[i] & 4095) && last->len + LINE_SIZE <= max)
+			last->len += LINE_SIZE;
+		else
+			spans[nspans++] = (struct target_span){ .addr = want[i], .len = LINE_SIZE, .out = data[i] };
+	}
+	if ((err = target_read_spans(mc->t, spans, nspans)))
 		return err;
-	memcpy(out, p, len);
+	for (size_t i = 0; i < nspans; i++)
+		for (size_t off = 0; off < spans[i].len; off += LINE_SIZE) {
+			uint64_t base = spans[i].addr + off;
+			struct line *l = prefetch_slot(mc, base);
+
+			if (spans[i].ok) {
+				l->addr = base;
+				memcpy(l->data, spans[i].out + off, LINE_SIZE);
+			} else if (mc->nbad < BAD_MAX) {
+				mc->bad_lines[mc->nbad++] = base;
+			}
+		}
 	return 0;
+}
+
+/* Read the lines the last pass missed (and on the first, the hints not
+ * cached yet) in one round trip. */
+static int fetch_missed(struct memcache *mc, bool first)
+{
+	uint64_t want[MISSED_MAX + HINTS_MAX];
+	size_t n = 0;
+
+	for (size_t i = 0; i < mc->nmissed; i++) {
+		want[n++] = mc->missed_lines[i];
+		if (!first)
+			add_hint(mc, mc->missed_lines[i]); /* found behind a pointer */
+	}
+	for (size_t i = 0; first && i < mc->nhints; i++)
+		if (!in_list(want, n, mc->hints[i]) && !prefetched(mc, mc->hints[i]))
+			want[n++] = mc->hints[i];
+	qsort(want, n, sizeof(*want), by_address);
+	return read_lines(mc, want, n);
+}
+
+int memcache_prefetched(struct memcache *mc, void (*eval)(void *ctx), void *ctx)
+{
+	bool was_offline = mc->offline;
+	int err = 0;
+
+	for (int pass = 0; pass < PREFETCH_PASSES && !err; pass++) {
+		memcache_set_offline(mc, true);
+		eval(ctx);
+		if (!mc->missed)
+			break;
+		mc->offline = false;
+		err = fetch_missed(mc, pass == 0);
+	}
+	if (mc->missed || err) {
+		memcache_set_offline(mc, false); /* what is left, one read at a time */
+		eval(ctx);
+	}
+	memcache_set_offline(mc, was_offline);
+	return err;
 }
 
 /* Code bytes at @addr, up to the end of its chunk. */

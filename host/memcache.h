@@ -45,6 +45,15 @@ bool memcache_missed(const struct memcache *mc);
 /* Guest memory: the window first, then lines (read in bursts towards the
  * end of the stack), else straight from the target. */
 int memcache_read(struct memcache *mc, uint64_t addr, void *out, size_t len);
+/*
+ * Run @eval (which reads through the cache) offline, read all the lines it
+ * missed in one round trip, and run it again until it misses nothing: the
+ * fields of a stop cost a round trip per level of pointers, and none for
+ * objects the last stop also needed behind a pointer (a device, a socket),
+ * which the first round trip reads as well. The guest must be stopped.
+ * Nonzero when the connection failed (@eval then ran online).
+ */
+int memcache_prefetched(struct memcache *mc, void (*eval)(void *ctx), void *ctx);
 /* @len code bytes at @addr, across chunk boundaries. */
 int memcache_code(struct memcache *mc, uint64_t addr, uint8_t *out, size_t len);
 

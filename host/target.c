@@ -658,6 +658,33 @@ int target_read_mem(struct target *t, uint64_t addr, void *out, size_t len)
 	return 0;
 }
 
+/* Many 'm' reads: in one write to QEMU, which answers each as it parses it;
+ * one by one to other stubs. */
+int target_read_spans(struct target *t, struct target_span *spans, size_t n)
+{
+	const char *r;
+	size_t len;
+	int err;
+
+	for (size_t i = 0; i < n; i++) {
+		spans[i].ok = false;
+		if (!t->qemu) {
+			spans[i].ok = !target_read_mem(t, spans[i].addr, spans[i].out, spans[i].len);
+			continue;
+		}
+		if (!reqf(t, "m%" PRIx64 ",%zx", spans[i].addr, spans[i].len))
+			return terr(t, -ENOMEM, "out of memory");
+		if ((err = rsp_queue(t->rsp, t->req, strlen(t->req))))
+			return rerr(t, err, "m");
+	}
+	for (size_t i = 0; t->qemu && i < n; i++) {
+		if ((err = rsp_recv(t->rsp, &r, &len, TARGET_TIMEOUT_MS)))
+			return rerr(t, err, "m");
+		spans[i].ok = parse_m(t, r, len, spans[i].out, spans[i].len, spans[i].addr) == (int)spans[i].len;
+	}
+	return 0;
+}
+
 static void step_request(struct target *t, int thread, char *buf, size_t len);
 
 /* g, m and (if @step) a single step in one write; replies read in order. */

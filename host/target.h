@@ -93,6 +93,15 @@ int target_read_regs_mem(struct target *t, const uint8_t **raw, uint64_t addr,
 int target_read_regs_mem_step(struct target *t, const uint8_t **raw, uint64_t addr, uint8_t *mem,
 			      size_t mem_len, size_t *mem_got, int thread);
 int target_read_mem(struct target *t, uint64_t addr, void *out, size_t len);
+/* Spans of guest memory read in one round trip (QEMU); a span that is not
+ * readable (all of it) is left with ok false. Each len within target_max_read. */
+struct target_span {
+	uint64_t addr;
+	size_t len;
+	uint8_t *out;
+	bool ok;
+};
+int target_read_spans(struct target *t, struct target_span *spans, size_t n);
 /* The most bytes one 'm' reply carries within the stub's PacketSize. */
 size_t target_max_read(const struct target *t);
 int target_breakpoint(struct target *t, bool insert, enum target_bp type, uint64_t addr);

@@ -66,6 +66,34 @@ def test_fetch_args_and_filter_select_exactly_the_matching_hits():
     shutil.rmtree(d)
 
 
+def round_trips_a_stop(fields):
+    """Writes that wait for a reply (runs of requests on the --wire log) a
+    stop at udp_rcv with @fields, and the fields of the last loopback hit."""
+    d = tempfile.mkdtemp(prefix="kstep-probes-")
+    p = kstep("trace", "--workload", "rx-udp", "--size", "12", "-p", "none", "--break", ("udp_rcv " + fields).strip(),
+              "--wire", "-o", d, "-q", "--force", timeout=300)
+    assert p.returncode == 0, p.stderr[-800:]
+    wire = [line[:2] for line in p.stderr.splitlines() if line.startswith(("=> ", "<= "))]
+    trips = sum(1 for i, w in enumerate(wire) if w == "=>" and (i == 0 or wire[i - 1] != "=>"))
+    stops = int(re.search(r"(\d+) stops", p.stdout).group(1))
+    last = [e.get("args") for e in events(babeltrace(d))][-1]
+    shutil.rmtree(d)
+    return trips / stops, last
+
+
+@test
+def test_ten_fields_cost_one_round_trip_a_stop():
+    # Seven fields of the skb and three behind skb->dev: the skb's lines in
+    # one batch, the device's with them (it was needed at the last stop).
+    fields = ("len=skb->len dlen=skb->data_len proto=skb->protocol:be16 mark=skb->mark hash=skb->hash "
+              "tsize=skb->truesize data=skb->data name=skb->dev->name:string mtu=skb->dev->mtu "
+              "ifindex=skb->dev->ifindex")
+    plain, _ = round_trips_a_stop("")
+    with_fields, last = round_trips_a_stop(fields)
+    assert (last["len"], last["name"], last["mtu"], last["ifindex"]) == (1408, "lo", 65536, 1), last
+    assert with_fields - plain <= 1.05, (plain, with_fields)
+
+
 @test
 def test_bad_fetch_arguments_are_refused_before_the_guest_runs():
     cases = [("tcp_v4_rcv x=skb->nosuch", "no member 'nosuch' in struct sk_buff"),
