@@ -18,6 +18,7 @@
 struct node {
 	const char *name;
 	uint64_t incl, excl;
+	uint64_t over;           /* calls that ran whole (kstep step --max-depth) */
 	size_t parent, child, next;
 };
 
@@ -38,7 +39,7 @@ int calltree_new(struct calltree **out)
 		free(t);
 		return -ENOMEM;
 	}
-	t->v[0] = (struct node){ "(all)", 0, 0, NO_NODE, NO_NODE, NO_NODE };
+	t->v[0] = (struct node){ .name = "(all)", .parent = NO_NODE, .child = NO_NODE, .next = NO_NODE };
 	t->n = 1;
 	*out = t;
 	return 0;
@@ -69,12 +70,13 @@ static size_t child(struct calltree *t, size_t parent, const char *name)
 		t->cap *= 2;
 	}
 	c = t->n++;
-	t->v[c] = (struct node){ name, 0, 0, parent, NO_NODE, t->v[parent].child };
+	t->v[c] = (struct node){ .name = name, .parent = parent, .child = NO_NODE, .next = t->v[parent].child };
 	t->v[parent].child = c;
 	return c;
 }
 
-int calltree_add(struct calltree *t, const char *const *frames, size_t nframes, uint64_t n)
+/* Count @n at the path's node, which goes to *@node. */
+static int add_at(struct calltree *t, const char *const *frames, size_t nframes, uint64_t n, size_t *node)
 {
 	size_t at = 0;
 
@@ -85,7 +87,24 @@ int calltree_add(struct calltree *t, const char *const *frames, size_t nframes, 
 		t->v[at].incl += n;
 	}
 	t->v[at].excl += n;
+	if (node)
+		*node = at;
 	return 0;
+}
+
+int calltree_add(struct calltree *t, const char *const *frames, size_t nframes, uint64_t n)
+{
+	return add_at(t, frames, nframes, n, NULL);
+}
+
+int calltree_add_over(struct calltree *t, const char *const *frames, size_t nframes)
+{
+	size_t at;
+	int err = add_at(t, frames, nframes, 1, &at);
+
+	if (!err)
+		t->v[at].over++;
+	return err;
 }
 
 uint64_t calltree_total(const struct calltree *t)
@@ -124,8 +143,12 @@ static void print_node(const struct calltree *t, FILE *out, size_t node, unsigne
 {
 	size_t kids[512], n;
 
-	fprintf(out, "%10" PRIu64 " %10" PRIu64 "  %*s%s\n", t->v[node].incl, t->v[node].excl, (int)(2 * level), "",
+	fprintf(out, "%10" PRIu64 " %10" PRIu64 "  %*s%s", t->v[node].incl, t->v[node].excl, (int)(2 * level), "",
 		t->v[node].name);
+	if (t->v[node].over)
+		fprintf(out, "  [%" PRIu64 " %s whole, instructions not counted]", t->v[node].over,
+			t->v[node].over == 1 ? "call ran" : "calls ran");
+	fputc('\n', out);
 	if (depth && level + 1 >= depth)
 		return;
 	n = sorted_children(t, node, kids, sizeof(kids) / sizeof(kids[0]));

@@ -19,6 +19,8 @@ void calltree_free(struct calltree *t);
 /* Count @n at the path @frames[0] (outermost) .. @frames[nframes-1] (where
  * the event was). The names must outlive the tree. 0 or -ENOMEM. */
 int calltree_add(struct calltree *t, const char *const *frames, size_t nframes, uint64_t n);
+/* A call that ran whole (kstep step --max-depth): 1 at its path, marked. */
+int calltree_add_over(struct calltree *t, const char *const *frames, size_t nframes);
 uint64_t calltree_total(const struct calltree *t);
 /* The exclusive count of @function summed over every node of that name. */
 uint64_t calltree_exclusive(const struct calltree *t, const char *function);

@@ -1204,6 +1204,9 @@ fail:
 
 /* ---- kstep step -------------------------------------------------------- */
 
+/* Deeper than any kernel stack of 16 KiB can nest calls. */
+#define MAX_DEPTH_LIMIT 1000
+
 static void step_usage(FILE *f)
 {
 	fprintf(f, "Usage: kstep step --at SPEC [--count N | --until SPEC | --until-return] [--hits K] [OPTIONS]\n"
@@ -1214,6 +1217,10 @@ static void step_usage(FILE *f)
 		   "  -u, --until SPEC       stop when SPEC's instruction is reached (recorded, the last)\n"
 		   "  -r, --until-return     stop when the function returns to its caller\n"
 		   "                         (SPEC must be a function's first instruction)\n"
+		   "  -d, --max-depth N      step into calls only N deep below where stepping began\n"
+		   "                         (0: none); a deeper call runs whole to its return and is\n"
+		   "                         recorded as one step at its first instruction, marked\n"
+		   "                         stepped-over (its instructions are not counted)\n"
 		   "  -k, --hits K           start at the K-th hit (default 1)\n"
 		   "  -f, --filter EXPR      count only the hits that match (see kstep trace --help),\n"
 		   "                         e.g. --at 'udp_rcv' --filter 'skb->len > 100'\n"
@@ -1250,10 +1257,12 @@ static int cmd_step(int argc, char **argv)
 		{ "hits", required_argument, NULL, 'k' },
 		{ "filter", required_argument, NULL, 'f' },
 		{ "until", required_argument, NULL, 'u' },
+		{ "max-depth", required_argument, NULL, 'd' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct guest_opts g;
 	struct engine_result res = { 0 };
+	int max_depth = -1;
 	struct session s;
 	const char *at = NULL, *filter = NULL, *until = NULL;
 	uint64_t until_addr = 0;
@@ -1264,7 +1273,7 @@ static int cmd_step(int argc, char **argv)
 	int c, ret, status;
 
 	guest_defaults(&g);
-	while ((c = getopt_long(argc, argv, "t:c:rk:f:u:w:n:a:A:o:qKh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:c:rk:f:u:d:w:n:a:A:o:qKh", longopts, NULL)) != -1) {
 		if (guest_opt("step ", &g, c, optarg))
 			continue;
 		switch (c) {
@@ -1285,6 +1294,11 @@ static int cmd_step(int argc, char **argv)
 			break;
 		case 'u':
 			until = optarg;
+			break;
+		case 'd':
+			if (parse_u64("step ", "--max-depth", optarg, 0) > MAX_DEPTH_LIMIT)
+				die_usage("step ", "--max-depth %s: at most %d", optarg, MAX_DEPTH_LIMIT);
+			max_depth = (int)parse_u64("step ", "--max-depth", optarg, 0);
 			break;
 		case 'h':
 			step_usage(stdout);
@@ -1334,6 +1348,7 @@ static int cmd_step(int argc, char **argv)
 	info("waiting for hit %" PRIu64 " of %s, then stepping%s%s%s", hits, at, until_return ? " until it returns" : "",
 	     until ? " until " : "", until ? until : "");
 	engine_step_until(s.engine, until_addr ? until_addr + sym_offset(s.syms) : 0);
+	engine_step_max_depth(s.engine, max_depth);
 	ret = engine_step(s.engine, &atp.v[0], hits, count, until_return, &res);
 	if (ret)
 		error("%s", engine_errmsg(s.engine));
@@ -1343,6 +1358,9 @@ static int cmd_step(int argc, char **argv)
 	if (res.null_steps)
 		fprintf(stdout, "kstep: the stub reported %" PRIu64 " steps that executed nothing; "
 				"they were stepped again and not recorded\n", res.null_steps);
+	if (res.stepped_over)
+		fprintf(stdout, "kstep: %" PRIu64 " calls deeper than --max-depth %d ran whole (one step each)\n",
+			res.stepped_over, max_depth);
 	print_profile(s.engine);
 	print_bt_ends(&s, &res);
 	fprintf(stdout, "trace: %s (read it with: babeltrace2 %s)\n", g.out, g.out);

@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "trace.h"
+
 #define PACKET_HEADER 24 /* magic, uuid, stream_id */
 #define MAX_CLASSES 1024
 
@@ -384,6 +386,8 @@ static bool get_backtrace(struct ctf_reader *r, uint64_t n, struct ctf_event *ev
 
 		if (!get_int(r, 8, false, &f.addr) || !get_str(r, &f.func) || !get_str(r, &f.src))
 			return false;
+		if (!strcmp(f.src, TRACE_NO_SOURCE))
+			f.src = "";
 		if (ev->nbt < CTF_MAX_FRAMES)
 			ev->bt[ev->nbt++] = f;
 	}

@@ -78,6 +78,15 @@ bool disasm_is_return(struct disasm *d, const uint8_t *code, size_t len, uint64_
 	return decode(d, code, len, addr) && (in_group(d, CS_GRP_RET) || in_group(d, CS_GRP_IRET));
 }
 
+enum disasm_flow disasm_flow(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
+{
+	if (!decode(d, code, len, addr))
+		return DISASM_FLOW_OTHER;
+	return in_group(d, CS_GRP_CALL) ? DISASM_FLOW_CALL
+	       : in_group(d, CS_GRP_RET) ? DISASM_FLOW_RET
+	       : in_group(d, CS_GRP_IRET) ? DISASM_FLOW_IRET : DISASM_FLOW_OTHER;
+}
+
 bool disasm_keeps_stack(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
 {
 	cs_regs read, written;

@@ -22,6 +22,11 @@ size_t disasm_one(struct disasm *d, const uint8_t *code, size_t len, uint64_t ad
 /* True if the instruction at @code is a return (ret/iret/sysret). */
 bool disasm_is_return(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr);
 
+/* How the instruction moves between functions: a call (direct or
+ * indirect), a return to a caller, a return from an interrupt or exception. */
+enum disasm_flow { DISASM_FLOW_OTHER, DISASM_FLOW_CALL, DISASM_FLOW_RET, DISASM_FLOW_IRET };
+enum disasm_flow disasm_flow(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr);
+
 /* True if the instruction writes no memory and leaves rsp alone: after it
  * the stack (with interrupts masked and other vCPUs held) is unchanged. */
 bool disasm_keeps_stack(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr);

@@ -65,6 +65,7 @@ int engine_new(struct engine **out, struct target *t, struct symtab *syms, struc
 	e->syms = syms;
 	e->trace = trace;
 	e->o = *o;
+	e->step_max_depth = -1;
 	e->pc_idx = target_desc_find(d, "rip");
 	e->sp_idx = target_desc_find(d, "rsp");
 	e->fp_idx = target_desc_find(d, "rbp");

@@ -62,6 +62,7 @@ struct engine_result {
 	uint64_t filtered;           /* probe hits their filter did not keep */
 	uint64_t module_loads;        /* stops at the module loader */
 	uint64_t null_steps;         /* steps the stub reported without executing */
+	uint64_t stepped_over;       /* calls run whole under --max-depth */
 	double seconds;
 	double own_seconds;          /* of those, kstep's own (snapshot and resume) */
 	double module_seconds;       /* kstep's at the module loader (reading the module list) */
@@ -124,6 +125,10 @@ int engine_step(struct engine *e, const struct probe *at, uint64_t hits, uint64_
 /* engine_step also ends where @addr is reached (its instruction recorded,
  * as the last); 0: no such end. For the next engine_step. */
 void engine_step_until(struct engine *e, uint64_t addr);
+/* engine_step steps over the calls made @depth calls below the function it
+ * started in (0: all its calls), each recorded as one step at the callee's
+ * first instruction (probe "stepped-over"); -1: into every call. */
+void engine_step_max_depth(struct engine *e, int depth);
 /* Run the guest, stopping only at the module loader, until every probe of
  * @ps has an address (its module is loaded), or the guest ends or ^C
  * (res->end says which). */

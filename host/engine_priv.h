@@ -58,6 +58,7 @@ struct engine {
 	struct packet_layout pkt;
 	uint64_t guest_ns;            /* the guest's clock at the current stop */
 	uint64_t step_until;          /* engine_step_until's address, 0: none */
+	int step_max_depth;           /* engine_step_max_depth's, -1: none */
 	struct engine_fn_steps *prof; /* steps per function */
 	size_t nprof, last_prof;
 	uint64_t t0_ns, last_progress_ns;

@@ -39,6 +39,9 @@ struct step_run {
 	bool returning;           /* the instruction just stepped returns to the caller */
 	uint64_t guest_ns0;       /* the guest's clock at the first step */
 	const struct probe *probe; /* --at, with its filter */
+	int depth;                /* calls below the function stepping began in */
+	uint64_t over_ret, over_sp; /* a call to run whole: its return address, rsp before it */
+	bool over_entry;          /* recording the first instruction of that call */
 };
 
 /* Count a recorded step in its function's entry. */
@@ -200,6 +203,28 @@ static int analyse(struct engine *e, struct step_run *r, uint64_t pc, uint64_t s
 	return err;
 }
 
+/* --max-depth: how deep the instruction at @pc leaves the stepping, and
+ * whether the call it makes is to run whole (beyond the depth). */
+static void follow_depth(struct engine *e, struct step_run *r, const uint8_t insn[16], uint64_t pc, uint64_t sp,
+			 size_t ilen)
+{
+	switch (disasm_flow(e->dis, insn, 16, pc)) {
+	case DISASM_FLOW_CALL:
+		if (e->step_max_depth >= 0 && r->depth >= e->step_max_depth) {
+			r->over_ret = pc + ilen;
+			r->over_sp = sp;
+		} else {
+			r->depth++;
+		}
+		break;
+	case DISASM_FLOW_RET:
+		r->depth--;
+		break;
+	default:
+		break; /* an interrupt's return goes back where it came in, at the same depth */
+	}
+}
+
 /* Record the instruction the registers just fetched stand at. */
 static int record(struct engine *e, struct step_run *r, struct engine_result *res, bool complete, bool *stopped)
 {
@@ -230,8 +255,11 @@ static int record(struct engine *e, struct step_run *r, struct engine_result *re
 	snapshot_symbolize(e->snap, r->sn);
 	if (e->o.guest_clock)
 		e->guest_ns = r->guest_ns0 + (res->steps << e->o.icount_shift);
-	if ((err = engine_write_event(e, r->sn, TRACE_STEP, 0, "", 0, NULL, text, insn, (uint8_t)(ilen ? ilen : 1))))
+	if ((err = engine_write_event(e, r->sn, TRACE_STEP, 0, r->over_entry ? TRACE_STEPPED_OVER : TRACE_STEP_PROBE, 0, NULL, text,
+				      insn, (uint8_t)(ilen ? ilen : 1))))
 		return err;
+	if (!r->over_entry)
+		follow_depth(e, r, insn, pc, sp, ilen);
 	e->stack_kept = complete && disasm_keeps_stack(e->dis, insn, sizeof(insn), pc);
 	e->sp_known = disasm_next_sp(e->dis, insn, sizeof(insn), pc, sp, engine_reg(e, e->fp_idx), &e->next_sp);
 	if ((err = profile_add(e, pc)))
@@ -248,6 +276,75 @@ static int record(struct engine *e, struct step_run *r, struct engine_result *re
 void engine_step_until(struct engine *e, uint64_t addr)
 {
 	e->step_until = addr;
+}
+
+void engine_step_max_depth(struct engine *e, int depth)
+{
+	e->step_max_depth = depth;
+}
+
+/* Run to the breakpoint at @ret, until the stop there leaves rsp at @sp: the
+ * return of the call that entered at rsp @sp - 8 (a recursive call returns
+ * there too, deeper; another task elsewhere). */
+static int run_to_return(struct engine *e, struct step_run *r, uint64_t ret, uint64_t sp, struct engine_result *res)
+{
+	uint64_t pc = engine_reg(e, e->pc_idx);
+
+	for (;;) {
+		struct target_stop st;
+		enum engine_end end = ENGINE_END_NONE;
+		int err;
+
+		if ((err = engine_resume(e, pc)) || (err = engine_run_until_stop(e, &st, &end)))
+			return err;
+		if (end != ENGINE_END_NONE) {
+			res->end = end;
+			return 0;
+		}
+		if ((err = target_read_regs(e->t, &e->regs)))
+			return engine_target_fail(e, err);
+		pc = engine_reg(e, e->pc_idx);
+		if (pc == ret && engine_reg(e, e->sp_idx) == sp) {
+			r->thread = target_current_thread(e->t); /* the task may have moved to another vCPU */
+			return 0;
+		}
+	}
+}
+
+/*
+ * The step just taken entered a call beyond --max-depth: its first
+ * instruction is recorded (marked stepped-over), then the call runs whole
+ * to a breakpoint at its return. Stepping goes on from there, the guest's
+ * clock having moved on by what the call took.
+ */
+static int run_call_whole(struct engine *e, struct step_run *r, struct engine_result *res)
+{
+	uint64_t ret = r->over_ret, sp = r->over_sp;
+	bool complete, stopped = true;
+	int err;
+
+	r->over_ret = 0;
+	if ((err = engine_fetch(e, r->want, -1, &complete)))
+		return err;
+	if (engine_reg(e, e->sp_idx) != sp - 8)
+		return 0; /* not in the call yet (an exception came first): stepped as it comes */
+	r->over_entry = true;
+	err = record(e, r, res, complete, &stopped);
+	r->over_entry = false;
+	if (!err && res->end == ENGINE_END_NONE && r->count && res->steps >= r->count)
+		res->end = ENGINE_END_COUNT;
+	if (err || res->end != ENGINE_END_NONE)
+		return err;
+	res->stepped_over++;
+	if ((err = engine_place(e, ret)) || (err = run_to_return(e, r, ret, sp, res)))
+		return err;
+	if ((err = engine_clear_breakpoints(e)))
+		return err;
+	memcache_clear_lines(e->mc);
+	e->stack_kept = e->sp_known = false;
+	engine_update_guest_clock(e);
+	r->guest_ns0 = e->guest_ns - (res->steps << e->o.icount_shift);
+	return 0;
 }
 
 /* Not one register moved, not even rip: the stub reported a step that
@@ -298,6 +395,8 @@ static int step_loop(struct engine *e, struct step_run *r, struct engine_result 
 			res->end = ENGINE_END_GUEST_EXITED;
 			return 0;
 		}
+		if (r->over_ret && ((err = run_call_whole(e, r, res)) || res->end != ENGINE_END_NONE))
+			return err;
 	}
 }
 

@@ -15,6 +15,7 @@
 
 #include "calltree.h"
 #include "probes.h"
+#include "trace.h"
 
 #define MAX_HOPS 24
 #define INTERN_SLOTS 8192
@@ -501,7 +502,8 @@ static void add_path(struct report *r, struct calltree *tree, const struct ctf_e
 	}
 	if (!n)
 		frames[n++] = function_of(r, ev->symbol);
-	if (calltree_add(tree, frames, n, 1))
+	if (step && ev->probe && !strcmp(ev->probe, TRACE_STEPPED_OVER) ? calltree_add_over(tree, frames, n)
+									: calltree_add(tree, frames, n, 1))
 		r->oom = true;
 }
 

@@ -288,7 +288,7 @@ int trace_encode(struct buf *b, const struct target_desc *desc, const struct tra
 	for (uint32_t i = 0; i < ev->bt_len && !err; i++) {
 		err = buf_put_le(b, ev->bt[i].addr, 8);
 		err = err ? err : put_str(b, ev->bt[i].func);
-		err = err ? err : put_str(b, ev->bt[i].src);
+		err = err ? err : put_str(b, ev->bt[i].src && ev->bt[i].src[0] ? ev->bt[i].src : TRACE_NO_SOURCE);
 	}
 	err = err ? err : put_str(b, ev->bt_end);
 	err = err ? err : buf_put_le(b, ev->bt_reliable, 1);

@@ -16,6 +16,17 @@
 #include "target.h"
 
 enum trace_kind { TRACE_STOP = 0, TRACE_STEP = 1 };
+/*
+ * No string field is written empty: babeltrace2 2.0 (Debian 12's 2.0.4)
+ * shows an empty string as the value the same field had in an earlier
+ * event. A step's probe field says "step", or "stepped-over" for a whole
+ * call run under kstep step --max-depth (at the callee's first
+ * instruction); a frame without a source line has "??:0" (addr2line's
+ * way), which ctfread hands back as "".
+ */
+#define TRACE_STEP_PROBE "step"
+#define TRACE_STEPPED_OVER "stepped-over"
+#define TRACE_NO_SOURCE "??:0"
 /* Event classes of their own (a probe's, with its fetched fields) are
  * numbered from here, in the order trace_env lists them. */
 #define TRACE_CLASS_BASE 2

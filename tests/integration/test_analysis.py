@@ -141,3 +141,30 @@ def test_step_until_a_function():
     p = kstep("step", "--at", "udp_rcv", "--until", "no_such_fn_xyz", "-o", tempfile.mkdtemp())
     assert p.returncode == 1 and "--until no_such_fn_xyz: no such symbol" in p.stderr, p.stderr
     shutil.rmtree(d)
+
+
+def depth_below(e, fn):
+    """How many calls below @fn the event @e is (-1: not under it)."""
+    names = [f.split("+")[0] for f in e["bt"]]
+    return names.index(fn) if fn in names else -1
+
+
+@test
+def test_max_depth_runs_deeper_calls_whole():
+    # The same datagram stepped into every call, then only one call deep.
+    d, full = stepped("rx-udp", "--at", "udp_rcv", "--until-return", size="3")
+    d1, cut = stepped("rx-udp", "--at", "udp_rcv", "--until-return", "--max-depth", "1", size="3")
+    deep = [depth_below(e, "udp_rcv") for e in full]
+    # Every instruction up to one call deep, and the first of each call made there.
+    expect = [e["pc"] for i, e in enumerate(full) if deep[i] <= 1 or (deep[i] == 2 and deep[i - 1] == 1)]
+    assert [e["pc"] for e in cut] == expect, (len(cut), len(expect))
+    over = [e for e in cut if e["probe"] == "stepped-over"]
+    assert over and all(depth_below(e, "udp_rcv") == 2 for e in over), [e["bt"] for e in over][:3]
+    assert all(e["probe"] == "step" for e in cut if e not in over)
+    tree = kstep("report", d1).stdout
+    for e in over:
+        assert re.search(r"  %s  \[\d+ calls? ran whole" % re.escape(e["bt"][0].split("+")[0]), tree), (e["bt"][0], tree)
+    p = kstep("step", "--at", "udp_rcv", "--count", "5", "--max-depth", "-1", "-o", tempfile.mkdtemp())
+    assert p.returncode == 2 and "--max-depth" in p.stderr, (p.returncode, p.stderr)
+    shutil.rmtree(d)
+    shutil.rmtree(d1)

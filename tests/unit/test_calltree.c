@@ -44,9 +44,33 @@ static void test_counts_tree_and_folded(void **state)
 	calltree_free(t);
 }
 
+/* Calls run whole under kstep step --max-depth: one each, marked as such. */
+static void test_calls_run_whole_are_marked(void **state)
+{
+	const char *in[] = { "udp_rcv" }, *over[] = { "udp_rcv", "__udp4_lib_lookup" };
+	struct calltree *t;
+	char out[4096];
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(calltree_new(&t), 0);
+	calltree_add(t, in, 1, 7);
+	calltree_add_over(t, over, 2);
+	calltree_add_over(t, over, 2);
+	assert_int_equal(calltree_total(t), 9);
+	f = fmemopen(out, sizeof(out), "w");
+	calltree_print(t, f, 0);
+	fclose(f);
+	assert_non_null(strstr(out, "         9          7  udp_rcv\n"));
+	assert_non_null(strstr(out, "         2          2    __udp4_lib_lookup  [2 calls ran whole, instructions not "
+				    "counted]\n"));
+	calltree_free(t);
+}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = { cmocka_unit_test(test_counts_tree_and_folded) };
+	const struct CMUnitTest tests[] = { cmocka_unit_test(test_counts_tree_and_folded),
+					    cmocka_unit_test(test_calls_run_whole_are_marked) };
 
 	return cmocka_run_group_tests_name("calltree", tests, NULL, NULL);
 }
