@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "calltree.h"
+#include "inlines.h"
 #include "probes.h"
 #include "trace.h"
 
@@ -91,6 +92,8 @@ struct report {
 	struct vcpu_state cpu[MAX_VCPUS];
 	struct calltree *step_tree, *stop_tree; /* where the steps / stops were */
 	const char *step_root;                  /* the function stepping began in */
+	struct inlines *inl;                    /* the trace's vmlinux, for inlined functions */
+	bool inl_tried;
 	struct report_opts opts;
 	char vmlinux[4096];
 	uint64_t events, steps, returns;
@@ -127,6 +130,7 @@ void report_free(struct report *r)
 		free(r->nd[i].lines);
 	calltree_free(r->step_tree);
 	calltree_free(r->stop_tree);
+	inlines_close(r->inl);
 	free(r->lat);
 	free(r->drops);
 	free(r->nd);
@@ -479,12 +483,44 @@ static void add_return(struct report *r, const struct ctf_event *ev)
 	c->gro_skb = 0;
 }
 
+/* The trace's vmlinux for inlined functions, opened at the first step. A
+ * trace read away from its vmlinux still gets its tree, without them. */
+static struct inlines *step_inlines(struct report *r, const struct ctf_event *ev)
+{
+	char err[512];
+
+	if (!r->inl_tried) {
+		r->inl_tried = true;
+		if (r->vmlinux[0] && inlines_open(&r->inl, r->vmlinux, err, sizeof(err)))
+			fprintf(stderr, "kstep: inlined functions not told apart: %s\n", err);
+	}
+	return r->inl && inlines_place(r->inl, ev->pc, ev->symbol) ? r->inl : NULL;
+}
+
+/* After frame @f at @addr, the functions inlined there, as "NAME (inlined)". */
+static size_t add_inlined(struct report *r, struct inlines *inl, uint64_t addr, const char **out, size_t room)
+{
+	const char *const *names;
+	size_t n = inl ? inlines_at(inl, addr, &names) : 0, k = 0;
+	char buf[160];
+
+	for (; k < n && k < room; k++) {
+		int len = snprintf(buf, sizeof(buf), "%s (inlined)", names[k]);
+
+		out[k] = intern(r, buf, len < (int)sizeof(buf) ? (size_t)len : sizeof(buf) - 1);
+	}
+	return k;
+}
+
 /* The event's call path, outermost caller first, into @tree. A step's path
  * starts at the function stepping began in (@r->step_root): backtraces cut
- * at their depth limit would otherwise start at different callers. */
+ * at their depth limit would otherwise start at different callers. A step
+ * in code inlined from another function counts in that one. */
 static void add_path(struct report *r, struct calltree *tree, const struct ctf_event *ev, bool step)
 {
-	const char *frames[CTF_MAX_FRAMES];
+	const char *frames[CTF_MAX_FRAMES * (INLINES_MAX + 1)];
+	struct inlines *inl = step ? step_inlines(r, ev) : NULL;
+	bool over = step && ev->probe && !strcmp(ev->probe, TRACE_STEPPED_OVER); /* counted at the callee */
 	size_t n = 0, from = ev->nbt;
 
 	if (step && !r->step_root)
@@ -499,11 +535,13 @@ static void add_path(struct report *r, struct calltree *tree, const struct ctf_e
 	for (size_t i = from; i-- > 0;) {
 		frames[n++] = function_of(r, ev->bt[i].func);
 		note_source(r, frames[n - 1], ev->bt[i].src);
+		/* A caller's frame holds its return address: the call is before it. */
+		if (i || !over)
+			n += add_inlined(r, inl, i ? ev->bt[i].addr - 1 : ev->pc, frames + n, INLINES_MAX);
 	}
 	if (!n)
 		frames[n++] = function_of(r, ev->symbol);
-	if (step && ev->probe && !strcmp(ev->probe, TRACE_STEPPED_OVER) ? calltree_add_over(tree, frames, n)
-									: calltree_add(tree, frames, n, 1))
+	if (over ? calltree_add_over(tree, frames, n) : calltree_add(tree, frames, n, 1))
 		r->oom = true;
 }
 

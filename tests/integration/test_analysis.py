@@ -7,7 +7,7 @@ import re
 import shutil
 import tempfile
 
-from harness import babeltrace, events, kstep, run, test
+from harness import VMLINUX, babeltrace, events, kstep, run, test
 
 
 def stepped(workload, *args, size="2"):
@@ -26,13 +26,26 @@ def test_step_call_tree_and_folded_stacks_add_up():
     lines = [l.rsplit(" ", 1) for l in folded.stdout.splitlines()]
     assert sum(int(n) for _, n in lines) == len(steps), "folded counts sum to the steps"
     assert all(path.startswith("udp_rcv") for path, _ in lines[:-1] if "udp_rcv" in path)
-    # A function's exclusive count is the number of steps whose pc is in it.
+    # A function's exclusive count, with the functions inlined into it, is
+    # the number of steps whose pc is in it.
     in_fn = collections.Counter(re.split(r"[+.]", e["symbol"])[0] for e in steps)
-    excl = collections.Counter()
+    excl, inlined = collections.Counter(), collections.Counter()
     for path, n in lines:
-        excl[path.split(";")[-1]] += int(n)
+        frames = path.split(";")
+        excl[[f for f in frames if not f.endswith(" (inlined)")][-1]] += int(n)
+        if frames[-1].endswith(" (inlined)"):
+            inlined[frames[-1][:-len(" (inlined)")]] += int(n)
     for fn in ("__udp4_lib_rcv", "udp_queue_rcv_one_skb", "__udp_enqueue_schedule_skb"):
         assert excl[fn] == in_fn[fn] > 0, (fn, excl[fn], in_fn[fn])
+    # Steps in inlined code count in the innermost inlined function, as
+    # binutils' addr2line -i tells it from the same DWARF.
+    a2l = run(["addr2line", "-i", "-f", "-a", "-e", VMLINUX] + ["0x%x" % e["pc"] for e in steps], timeout=300)
+    innermost = collections.Counter()
+    for block in re.split(r"^0x[0-9a-f]+\n", a2l.stdout, flags=re.M)[1:]:
+        names = block.splitlines()[0::2]
+        if len(names) > 1:
+            innermost[names[0]] += 1
+    assert inlined and inlined == innermost, (inlined.most_common(5), innermost.most_common(5))
     tree = kstep("report", d)
     assert "%d instructions stepped" % len(steps) in tree.stdout, tree.stdout[:400]
     m = re.search(r"^ +(\d+) +(\d+)  udp_rcv$", tree.stdout, re.M)
