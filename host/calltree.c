@@ -8,6 +8,7 @@
 #include "calltree.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +20,15 @@ struct node {
 	const char *name;
 	uint64_t incl, excl;
 	uint64_t over;           /* calls that ran whole (kstep step --max-depth) */
+	uint64_t incl_ns;        /* guest time, this node and below */
 	size_t parent, child, next;
 };
 
 struct calltree {
 	struct node *v;
 	size_t n, cap;
+	size_t last;             /* the node the last add counted at */
+	bool timed;              /* guest time was added */
 };
 
 int calltree_new(struct calltree **out)
@@ -87,6 +91,7 @@ static int add_at(struct calltree *t, const char *const *frames, size_t nframes,
 		t->v[at].incl += n;
 	}
 	t->v[at].excl += n;
+	t->last = at;
 	if (node)
 		*node = at;
 	return 0;
@@ -105,6 +110,18 @@ int calltree_add_over(struct calltree *t, const char *const *frames, size_t nfra
 	if (!err)
 		t->v[at].over++;
 	return err;
+}
+
+size_t calltree_last(const struct calltree *t)
+{
+	return t->last;
+}
+
+void calltree_add_ns(struct calltree *t, size_t node, uint64_t ns)
+{
+	t->timed = true;
+	for (size_t at = node; at != NO_NODE; at = t->v[at].parent)
+		t->v[at].incl_ns += ns;
 }
 
 uint64_t calltree_total(const struct calltree *t)
@@ -143,8 +160,10 @@ static void print_node(const struct calltree *t, FILE *out, size_t node, unsigne
 {
 	size_t kids[512], n;
 
-	fprintf(out, "%10" PRIu64 " %10" PRIu64 "  %*s%s", t->v[node].incl, t->v[node].excl, (int)(2 * level), "",
-		t->v[node].name);
+	fprintf(out, "%10" PRIu64 " %10" PRIu64 "  ", t->v[node].incl, t->v[node].excl);
+	if (t->timed)
+		fprintf(out, "%10.3f  ", (double)t->v[node].incl_ns / 1000.0);
+	fprintf(out, "%*s%s", (int)(2 * level), "", t->v[node].name);
 	if (t->v[node].over)
 		fprintf(out, "  [%" PRIu64 " %s whole, instructions not counted]", t->v[node].over,
 			t->v[node].over == 1 ? "call ran" : "calls ran");
@@ -160,7 +179,8 @@ void calltree_print(const struct calltree *t, FILE *out, unsigned int depth)
 {
 	size_t kids[512], n = sorted_children(t, 0, kids, sizeof(kids) / sizeof(kids[0]));
 
-	fprintf(out, "%10s %10s  %s\n", "inclusive", "exclusive", "function (callers above callees)");
+	fprintf(out, "%10s %10s  %s%s\n", "inclusive", "exclusive", t->timed ? "  guest µs  " : "",
+		"function (callers above callees)");
 	for (size_t i = 0; i < n; i++)
 		print_node(t, out, kids[i], 0, depth);
 }

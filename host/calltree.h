@@ -21,6 +21,11 @@ void calltree_free(struct calltree *t);
 int calltree_add(struct calltree *t, const char *const *frames, size_t nframes, uint64_t n);
 /* A call that ran whole (kstep step --max-depth): 1 at its path, marked. */
 int calltree_add_over(struct calltree *t, const char *const *frames, size_t nframes);
+/* The node the last add counted at; @ns of guest time spent there (it and
+ * its callers get it inclusive). With any, the printed tree has a column
+ * of inclusive guest time. */
+size_t calltree_last(const struct calltree *t);
+void calltree_add_ns(struct calltree *t, size_t node, uint64_t ns);
 uint64_t calltree_total(const struct calltree *t);
 /* The exclusive count of @function summed over every node of that name. */
 uint64_t calltree_exclusive(const struct calltree *t, const char *function);

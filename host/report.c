@@ -93,6 +93,8 @@ struct report {
 	struct calltree *step_tree, *stop_tree; /* where the steps / stops were */
 	const char *step_root;                  /* the function stepping began in */
 	struct inlines *inl;                    /* the trace's vmlinux, for inlined functions */
+	size_t step_node;                       /* where the last step counted ... */
+	uint64_t step_ns;                       /* ... and its guest time, 0: none */
 	bool inl_tried;
 	struct report_opts opts;
 	char vmlinux[4096];
@@ -545,13 +547,25 @@ static void add_path(struct report *r, struct calltree *tree, const struct ctf_e
 		r->oom = true;
 }
 
+/* A step's guest time is until the next step (@ev): what it took (a whole
+ * call, for one stepped over) goes to its node. */
+static void add_step_time(struct report *r, const struct ctf_event *ev)
+{
+	if (r->step_ns && ev->guest_ns >= r->step_ns)
+		calltree_add_ns(r->step_tree, r->step_node, ev->guest_ns - r->step_ns);
+}
+
 int report_add(struct report *r, const struct ctf_event *ev)
 {
 	r->events++;
 	if (ev->guest_ns)
 		r->guest_time = true;
+	if (!strcmp(ev->name, "kstep:step"))
+		add_step_time(r, ev);
 	add_path(r, strcmp(ev->name, "kstep:step") ? r->stop_tree : r->step_tree, ev, !strcmp(ev->name, "kstep:step"));
 	if (!strcmp(ev->name, "kstep:step")) {
+		r->step_node = calltree_last(r->step_tree);
+		r->step_ns = ev->guest_ns;
 		r->steps++;
 		if (r->opts.annotate &&
 		    annotate_add(r->opts.annotate, ev->symbol, ev->pc, ev->insn, ev->nbt ? ev->bt[0].src : ""))

@@ -48,7 +48,7 @@ def test_step_call_tree_and_folded_stacks_add_up():
     assert inlined and inlined == innermost, (inlined.most_common(5), innermost.most_common(5))
     tree = kstep("report", d)
     assert "%d instructions stepped" % len(steps) in tree.stdout, tree.stdout[:400]
-    m = re.search(r"^ +(\d+) +(\d+)  udp_rcv$", tree.stdout, re.M)
+    m = re.search(r"^ +(\d+) +(\d+)  +[0-9.]+  udp_rcv$", tree.stdout, re.M)
     assert m and int(m.group(1)) == len(steps) - 1, tree.stdout[:600]  # the last is back in the caller
     assert "    __udp4_lib_rcv" in kstep("report", "--depth", "2", d).stdout
     assert "      udp_unicast_rcv_skb" not in kstep("report", "--depth", "2", d).stdout
@@ -175,8 +175,14 @@ def test_max_depth_runs_deeper_calls_whole():
     assert over and all(depth_below(e, "udp_rcv") == 2 for e in over), [e["bt"] for e in over][:3]
     assert all(e["probe"] == "step" for e in cut if e not in over)
     tree = kstep("report", d1).stdout
+    # Each call that ran whole has the guest time it took: to the next step.
     for e in over:
-        assert re.search(r"  %s  \[\d+ calls? ran whole" % re.escape(e["bt"][0].split("+")[0]), tree), (e["bt"][0], tree)
+        name = e["bt"][0].split("+")[0]
+        took = cut[cut.index(e) + 1]["guest_ns"] - e["guest_ns"]
+        m = re.search(r"^ +1 +1 +([0-9.]+)  +%s  \[1 call ran whole" % re.escape(name), tree, re.M)
+        assert m and round(float(m.group(1)) * 1000) == took > 8, (name, took, tree)
+    m = re.search(r"^ +\d+ +\d+ +([0-9.]+)  udp_rcv$", tree, re.M)
+    assert m and round(float(m.group(1)) * 1000) == cut[-1]["guest_ns"] - cut[0]["guest_ns"], tree[:300]
     p = kstep("step", "--at", "udp_rcv", "--count", "5", "--max-depth", "-1", "-o", tempfile.mkdtemp())
     assert p.returncode == 2 and "--max-depth" in p.stderr, (p.returncode, p.stderr)
     shutil.rmtree(d)
