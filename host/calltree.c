@@ -8,6 +8,7 @@
 #include "calltree.h"
 
 #include <errno.h>
+#include <json-c/json.h>
 #include <stdbool.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -247,4 +248,28 @@ unsigned int calltree_visit(const struct calltree *t, void (*fn)(void *ctx, cons
 		x += t->v[kids[i]].incl;
 	}
 	return deepest;
+}
+
+/* @node and below, children most inclusive first. */
+static struct json_object *node_json(const struct calltree *t, size_t node, unsigned int level)
+{
+	struct json_object *o = json_object_new_object(), *kids = json_object_new_array();
+	size_t order[512], n = level < MAX_DEPTH ? sorted_children(t, node, order, 512) : 0;
+
+	json_object_object_add(o, "function", json_object_new_string(t->v[node].name));
+	json_object_object_add(o, "inclusive", json_object_new_uint64(t->v[node].incl));
+	json_object_object_add(o, "exclusive", json_object_new_uint64(t->v[node].excl));
+	if (t->timed)
+		json_object_object_add(o, "guest_ns", json_object_new_uint64(t->v[node].incl_ns));
+	if (t->v[node].over)
+		json_object_object_add(o, "ran_whole", json_object_new_uint64(t->v[node].over));
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(kids, node_json(t, order[i], level + 1));
+	json_object_object_add(o, "children", kids);
+	return o;
+}
+
+struct json_object *calltree_json(const struct calltree *t)
+{
+	return node_json(t, 0, 0);
 }

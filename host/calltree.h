@@ -29,6 +29,11 @@ void calltree_add_ns(struct calltree *t, size_t node, uint64_t ns);
 uint64_t calltree_total(const struct calltree *t);
 /* The exclusive count of @function summed over every node of that name. */
 uint64_t calltree_exclusive(const struct calltree *t, const char *function);
+/* The tree as JSON: nested {function, inclusive, exclusive, guest_ns (with
+ * guest time), ran_whole (calls run whole, if any), children}, from the
+ * root "(all)". */
+struct json_object;
+struct json_object *calltree_json(const struct calltree *t);
 /* Indented, children by inclusive count, down to @depth levels (0: all). */
 void calltree_print(const struct calltree *t, FILE *out, unsigned int depth);
 /* One line per path with an exclusive count. */

@@ -893,6 +893,8 @@ int report_print_json(const struct report *r, FILE *out)
 	json_object_object_add(root, "packets", pk);
 	json_object_object_add(root, "latencies", lat);
 	json_object_object_add(root, "drops", drops);
+	if (r->steps)
+		json_object_object_add(root, "calltree", calltree_json(r->step_tree));
 	fprintf(out, "%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
 	json_object_put(root);
 	return 0;

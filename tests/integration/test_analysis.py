@@ -2,6 +2,7 @@
 """Issue 12 (its first part): a step trace as a call tree and folded stacks,
 checked against the trace's own events."""
 import collections
+import json
 import os
 import re
 import shutil
@@ -183,6 +184,15 @@ def test_max_depth_runs_deeper_calls_whole():
         assert m and round(float(m.group(1)) * 1000) == took > 8, (name, took, tree)
     m = re.search(r"^ +\d+ +\d+ +([0-9.]+)  udp_rcv$", tree, re.M)
     assert m and round(float(m.group(1)) * 1000) == cut[-1]["guest_ns"] - cut[0]["guest_ns"], tree[:300]
+    # The same tree for tools: every step counted once, the calls run whole marked.
+    tree = json.loads(kstep("report", "--json", d1).stdout)["calltree"]
+    nodes, todo = [], [tree]
+    while todo:
+        nodes.append(todo.pop())
+        todo.extend(nodes[-1]["children"])
+    assert tree["inclusive"] == sum(n["exclusive"] for n in nodes) == len(cut), tree["inclusive"]
+    assert sum(n.get("ran_whole", 0) for n in nodes) == len(over)
+    assert tree["guest_ns"] == cut[-1]["guest_ns"] - cut[0]["guest_ns"]
     p = kstep("step", "--at", "udp_rcv", "--count", "5", "--max-depth", "-1", "-o", tempfile.mkdtemp())
     assert p.returncode == 2 and "--max-depth" in p.stderr, (p.returncode, p.stderr)
     shutil.rmtree(d)
