@@ -4,7 +4,8 @@
  * vmlinux's DWARF, so that the call tree counts a step in an inlined
  * function there and not in the function it was inlined into. Lookups walk
  * DWARF scopes, which is slow; a step trace visits the same few thousand
- * addresses over and over, so each answer is kept.
+ * addresses over and over, so each answer is kept, and each name is made
+ * once and kept for the session (a call tree holds on to them).
  */
 #include "inlines.h"
 
@@ -16,19 +17,21 @@
 #include "symbols.h"
 
 #define CACHE_SLOTS 65536
+#define NAME_SLOTS 16384
 /* Deeper inline chains are cut at their outermost INLINES_MAX. */
 #define CHAIN_MAX (INLINES_MAX + 1)
 
 struct chain {
 	uint64_t addr;           /* 0: empty */
 	size_t n;
-	char *names[INLINES_MAX];
+	const char *names[INLINES_MAX];
 };
 
 struct inlines {
 	struct symtab *syms;
 	bool placed;             /* the trace's KASLR offset found */
 	struct chain *cache;
+	char *names[NAME_SLOTS]; /* "NAME (inlined)", each once */
 };
 
 int inlines_open(struct inlines **out, const char *vmlinux, char *err, size_t errlen)
@@ -53,9 +56,8 @@ void inlines_close(struct inlines *in)
 {
 	if (!in)
 		return;
-	for (size_t i = 0; in->cache && i < CACHE_SLOTS; i++)
-		for (size_t k = 0; k < in->cache[i].n; k++)
-			free(in->cache[i].names[k]);
+	for (size_t i = 0; i < NAME_SLOTS; i++)
+		free(in->names[i]);
 	free(in->cache);
 	sym_close(in->syms);
 	free(in);
@@ -74,6 +76,24 @@ bool inlines_place(struct inlines *in, uint64_t pc, const char *symbol)
 	return true;
 }
 
+/* "@function (inlined)", made once; NULL when the table is full. */
+static const char *inlined_name(struct inlines *in, const char *function)
+{
+	char text[160];
+	uint64_t h = 14695981039346656037ull;
+
+	snprintf(text, sizeof(text), "%s (inlined)", function);
+	for (const char *p = text; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	for (size_t i = h % NAME_SLOTS, k = 0; k < NAME_SLOTS; i = (i + 1) % NAME_SLOTS, k++) {
+		if (!in->names[i])
+			return in->names[i] = strdup(text);
+		if (!strcmp(in->names[i], text))
+			return in->names[i];
+	}
+	return NULL;
+}
+
 /* Look @addr up in the DWARF: its inline chain, outermost first. */
 static void lookup(struct inlines *in, uint64_t addr, struct chain *c)
 {
@@ -84,7 +104,7 @@ static void lookup(struct inlines *in, uint64_t addr, struct chain *c)
 	c->n = 0;
 	/* loc[] is innermost first and ends with the function that holds them. */
 	for (int i = n - 2; i >= 0 && c->n < INLINES_MAX; i--)
-		if ((c->names[c->n] = strdup(loc[i].function)))
+		if ((c->names[c->n] = inlined_name(in, loc[i].function)))
 			c->n++;
 }
 
@@ -95,11 +115,8 @@ size_t inlines_at(struct inlines *in, uint64_t addr, const char *const **names)
 
 	if (!in->placed)
 		return 0;
-	if (c->addr != addr) {
-		for (size_t k = 0; k < c->n; k++)
-			free(c->names[k]);
+	if (c->addr != addr)
 		lookup(in, addr, c);
-	}
-	*names = (const char *const *)c->names;
+	*names = c->names;
 	return c->n;
 }

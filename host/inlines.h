@@ -22,7 +22,8 @@ void inlines_close(struct inlines *in);
  * @symbol. Until this succeeds once, inlines_at finds nothing. */
 bool inlines_place(struct inlines *in, uint64_t pc, const char *symbol);
 /* The functions inlined at @addr, outermost first, not counting the one
- * they were inlined into; *names is valid until the next call. */
+ * they were inlined into, as "NAME (inlined)": *names until the next call,
+ * the names themselves until inlines_close. */
 size_t inlines_at(struct inlines *in, uint64_t addr, const char *const **names);
 
 #endif

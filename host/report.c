@@ -499,19 +499,17 @@ static struct inlines *step_inlines(struct report *r, const struct ctf_event *ev
 	return r->inl && inlines_place(r->inl, ev->pc, ev->symbol) ? r->inl : NULL;
 }
 
-/* After frame @f at @addr, the functions inlined there, as "NAME (inlined)". */
-static size_t add_inlined(struct report *r, struct inlines *inl, uint64_t addr, const char **out, size_t room)
+/* After a frame at @addr, the functions inlined there ("NAME (inlined)"). */
+static size_t add_inlined(struct inlines *inl, uint64_t addr, const char **out, size_t room)
 {
 	const char *const *names;
-	size_t n = inl ? inlines_at(inl, addr, &names) : 0, k = 0;
-	char buf[160];
+	size_t n = inl ? inlines_at(inl, addr, &names) : 0;
 
-	for (; k < n && k < room; k++) {
-		int len = snprintf(buf, sizeof(buf), "%s (inlined)", names[k]);
-
-		out[k] = intern(r, buf, len < (int)sizeof(buf) ? (size_t)len : sizeof(buf) - 1);
-	}
-	return k;
+	if (n > room)
+		n = room;
+	if (n)
+		memcpy(out, names, n * sizeof(*out));
+	return n;
 }
 
 /* The event's call path, outermost caller first, into @tree. A step's path
@@ -539,7 +537,7 @@ static void add_path(struct report *r, struct calltree *tree, const struct ctf_e
 		note_source(r, frames[n - 1], ev->bt[i].src);
 		/* A caller's frame holds its return address: the call is before it. */
 		if (i || !over)
-			n += add_inlined(r, inl, i ? ev->bt[i].addr - 1 : ev->pc, frames + n, INLINES_MAX);
+			n += add_inlined(inl, i ? ev->bt[i].addr - 1 : ev->pc, frames + n, INLINES_MAX);
 	}
 	if (!n)
 		frames[n++] = function_of(r, ev->symbol);
