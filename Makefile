@@ -21,7 +21,8 @@ endif
 DEB_PACKAGES := qemu-system-x86 busybox-static linux-source-6.1 gdb build-essential \
 	flex bison bc libssl-dev libelf-dev libdw-dev cpio xz-utils file pkg-config \
 	babeltrace2 libcapstone-dev libjson-c-dev libcmocka-dev libxml2-dev python3 iproute2 binutils \
-	clang libclang-rt-14-dev util-linux passwd chromium libxml2-utils
+	clang libclang-rt-14-dev util-linux passwd chromium libxml2-utils \
+	crash python3-drgn
 
 .PHONY: all help deps images kernel initramfs distro host run-guest attach trace test \
 	bench fuzz clean distclean

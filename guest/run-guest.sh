@@ -149,6 +149,11 @@ fi
 # The kernel has KASLR built in; KASLR=1 lets it move the kernel.
 kaslr=$([ "${KASLR:-0}" = 1 ] || echo " nokaslr")
 append="console=ttyS0$kaslr kstep.workload=$workload${COUNT:+ kstep.count=$COUNT}${WORKLOAD_CPU:+ kstep.cpu=$WORKLOAD_CPU}"
+# The project's kernel has no ACPI to find fw_cfg by: its address (QEMU's
+# x86 default), so that the kernel tells the vmcoreinfo device where its
+# VMCOREINFO is and a memory dump carries it (kstep dump).
+grep -qx 'CONFIG_FW_CFG_SYSFS_CMDLINE=y' "$images/kernel.config" 2>/dev/null &&
+	append+=" qemu_fw_cfg.ioport=12@0x510:0:1:4"
 # A panic ends QEMU with status 1, or (HALT=1: a debugger is attached)
 # pauses it so the dying kernel can be read; PANIC=exit|pause overrides.
 panic=${PANIC:-$([ "$halt" = 1 ] && echo pause || echo exit)}
@@ -167,6 +172,7 @@ args=("${accel_opts[@]}" -smp "$smp,sockets=$smp,cores=1,threads=1" -m "$mem" -d
 	-device "$nic_dev,netdev=n0"
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04
 	-device pvpanic-pci -action "panic=$panic_action"
+	-device vmcoreinfo
 	-gdb "$gdb_dev" -qmp "unix:$qmp_sock,server=on,wait=off")
 [ "$halt" = 1 ] && args+=(-S)
 # sleep=on: an idle guest's clock follows real time. With sleep=off it jumps

@@ -24,6 +24,8 @@
 #include "probes.h"
 #include "qemu.h"
 #include "qmp.h"
+#include "vmcore.h"
+#include "dump_cmd.h"
 #include "report.h"
 #include "report_cmd.h"
 #include "rsp.h"
@@ -1092,6 +1094,36 @@ static int resolve_probes(struct session *s, struct probe_set *ps, const char *p
 	return ret;
 }
 
+/* The frozen guest's memory beside the trace (DIR/vmcore): crash and drgn
+ * read the dying kernel after QEMU is gone. Attached, QMP is found beside
+ * a unix gdbstub (make run-guest's); elsewhere there is none to ask. */
+static void save_vmcore(struct session *s)
+{
+	char sock[PATH_MAX], err[1024];
+
+	if (s->qemu)
+		snprintf(sock, sizeof(sock), "%s", qemu_qmp_socket(s->qemu));
+	else if (strncmp(s->g->attach, "unix:", 5) || vmcore_qmp_beside(s->g->attach + 5, sock, sizeof(sock))) {
+		info("no vmcore: no QMP socket of yours beside %s (kstep dump --qmp PATH -o FILE can write one)",
+		     s->g->attach);
+		return;
+	}
+	char core[PATH_MAX + 32];
+	int gfd = trace_guest_dir(s->out_dfd);
+
+	snprintf(core, sizeof(core), "%s/" TRACE_GUEST_DIR "/" TRACE_VMCORE, s->g->out);
+	info("writing the dying guest's memory to %s", core);
+	if (gfd < 0)
+		error("no vmcore written (the trace is intact): %s: %s", core, strerror(-gfd));
+	else if (vmcore_write(sock, gfd, TRACE_VMCORE, err, sizeof(err)))
+		error("no vmcore written (the trace is intact): %s", err);
+	else
+		info("vmcore: %s; open it with: crash --kaslr auto %s %s   or: drgn -c %s -s %s", core, s->g->vmlinux,
+		     core, core, s->g->vmlinux);
+	if (gfd >= 0)
+		close(gfd);
+}
+
 /* A caught oops: where, and how to look at the frozen guest. */
 static void say_oops(struct session *s, const struct engine_result *res)
 {
@@ -1187,8 +1219,10 @@ static int cmd_trace(int argc, char **argv)
 		error("%s", engine_errmsg(s.engine));
 	status = finish_guest(&s, &res);
 	print_summary(&s, &ps, &res);
-	if (res.end == ENGINE_END_OOPS)
+	if (res.end == ENGINE_END_OOPS) {
 		say_oops(&s, &res);
+		save_vmcore(&s);
+	}
 	/* The trace is kept whichever way it ended. */
 	ret = conclude(&s, &res, status, ret != 0);
 	probes_free(&ps);
@@ -1391,6 +1425,7 @@ static void usage(FILE *f)
 		   "  report   what happened to each packet in a trace (also --netdev-times, --json);\n"
 		   "           a step trace's call tree, flame graph, annotated function\n"
 		   "  diff     where two step traces of the same entry point first diverge\n"
+		   "  dump     write a guest's memory as a vmcore for crash and drgn\n"
 		   "\n'kstep COMMAND --help' shows a command's options. kstep --version.\n");
 }
 
@@ -1425,6 +1460,8 @@ int main(int argc, char **argv)
 		return report_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "diff"))
 		return diff_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "dump"))
+		return dump_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "oops")) {
 		struct guest_opts g;
 

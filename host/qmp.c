@@ -75,24 +75,49 @@ static int qmp_read(struct qmp *q, json_object **obj, int timeout_ms)
 	}
 }
 
-/* Send @cmd and wait for its return, skipping asynchronous events. */
-static int qmp_call(struct qmp *q, const char *cmd, json_object **ret)
+/* Write @text, with @fd (>= 0) passed along as SCM_RIGHTS ("getfd"). */
+static int send_text(struct qmp *q, const char *text, int fd)
+{
+	char control[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = (void *)text, .iov_len = strlen(text) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (fd >= 0) {
+		struct cmsghdr *c;
+
+		msg.msg_control = control;
+		msg.msg_controllen = sizeof(control);
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	return sendmsg(q->fd, &msg, MSG_NOSIGNAL) == (ssize_t)iov.iov_len ? 0 : -ECONNRESET;
+}
+
+/* Send @cmd (with @args, which it takes, and @fd passed along when >= 0)
+ * and wait up to @timeout_ms for its return, skipping asynchronous events. */
+static int qmp_call_with(struct qmp *q, const char *cmd, json_object *args, int fd, int timeout_ms,
+			 json_object **ret)
 {
 	json_object *req = json_object_new_object(), *reply;
-	const char *text;
 	int err = 0;
 
-	if (!req)
+	if (!req) {
+		json_object_put(args);
 		return qerr(q, -ENOMEM, "out of memory");
+	}
 	json_object_object_add(req, "execute", json_object_new_string(cmd));
-	text = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
-	if (write(q->fd, text, strlen(text)) != (ssize_t)strlen(text))
-		err = qerr(q, -ECONNRESET, "QMP: cannot send %s", cmd);
+	if (args)
+		json_object_object_add(req, "arguments", args);
+	if (send_text(q, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), fd))
+		err = qerr(q, -ECONNRESET, "QMP: cannot send %s (QEMU gone?)", cmd);
 	json_object_put(req);
 	while (!err) {
 		json_object *val;
 
-		err = qmp_read(q, &reply, QMP_TIMEOUT_MS);
+		err = qmp_read(q, &reply, timeout_ms);
 		if (err)
 			break;
 		if (json_object_object_get_ex(reply, "return", &val)) {
@@ -110,6 +135,11 @@ static int qmp_call(struct qmp *q, const char *cmd, json_object **ret)
 		json_object_put(reply); /* events ("event": ...) are skipped */
 	}
 	return err;
+}
+
+static int qmp_call(struct qmp *q, const char *cmd, json_object **ret)
+{
+	return qmp_call_with(q, cmd, NULL, -1, QMP_TIMEOUT_MS, ret);
 }
 
 int qmp_open(struct qmp **out, const char *path, char *err, size_t errlen)
@@ -205,4 +235,37 @@ int qmp_icount(struct qmp *q, uint64_t *icount)
 		*icount = (uint64_t)json_object_get_int64(n);
 	json_object_put(ret);
 	return err;
+}
+
+const char *qmp_errmsg(const struct qmp *q)
+{
+	return q->err;
+}
+
+int qmp_running(struct qmp *q, bool *running)
+{
+	json_object *ret = NULL, *r;
+	int err = qmp_call(q, "query-status", &ret);
+
+	if (!err && !json_object_object_get_ex(ret, "running", &r))
+		err = qerr(q, -EPROTO, "QMP query-status: no 'running'");
+	if (!err)
+		*running = json_object_get_boolean(r);
+	json_object_put(ret);
+	return err;
+}
+
+int qmp_dump_memory(struct qmp *q, int fd, int timeout_ms)
+{
+	json_object *args = json_object_new_object();
+	int err;
+
+	json_object_object_add(args, "fdname", json_object_new_string(QMP_DUMP_FD));
+	if ((err = qmp_call_with(q, "getfd", args, fd, QMP_TIMEOUT_MS, NULL)))
+		return err;
+	args = json_object_new_object();
+	json_object_object_add(args, "paging", json_object_new_boolean(true));
+	json_object_object_add(args, "protocol", json_object_new_string("fd:" QMP_DUMP_FD));
+	json_object_object_add(args, "format", json_object_new_string("elf"));
+	return qmp_call_with(q, "dump-guest-memory", args, -1, timeout_ms, NULL);
 }

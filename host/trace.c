@@ -315,8 +315,7 @@ static int write_all(int fd, const void *data, size_t len)
 
 /* Files a kstep trace directory may hold: --force replaces only such a
  * directory, never one with anything else in it. */
-static const char *const trace_files[] = { "metadata", "stream_0", "vmcore" };
-#define TRACE_GUEST_DIR "guest"
+static const char *const trace_files[] = { "metadata", "stream_0" };
 #define TRACE_SERIAL_LOG "serial.log"
 
 /* Is @name in @dfd a kstep trace's metadata? */
@@ -369,6 +368,7 @@ static void remove_old_trace(int dfd)
 
 	if (gfd >= 0) {
 		unlinkat(gfd, TRACE_SERIAL_LOG, 0);
+		unlinkat(gfd, TRACE_VMCORE, 0);
 		close(gfd);
 	}
 	unlinkat(dfd, TRACE_GUEST_DIR, AT_REMOVEDIR);
@@ -421,12 +421,19 @@ int trace_prepare_dir(const char *dir, bool force, int *dfd_out, char *err, size
 	return 0;
 }
 
+int trace_guest_dir(int dfd)
+{
+	int gfd = openat(dfd, TRACE_GUEST_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	return gfd < 0 ? -errno : gfd;
+}
+
 int trace_create_serial_log(int dfd)
 {
-	int gfd = openat(dfd, TRACE_GUEST_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), fd;
+	int gfd = trace_guest_dir(dfd), fd;
 
 	if (gfd < 0)
-		return -errno;
+		return gfd;
 	fd = files_create(gfd, TRACE_SERIAL_LOG, 0600);
 	close(gfd);
 	return fd;

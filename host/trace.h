@@ -104,6 +104,12 @@ bool trace_field_reserved(const char *name);
 int trace_prepare_dir(const char *dir, bool force, int *dfd, char *err, size_t errlen);
 /* Create guest/serial.log in a prepared directory: the fd or -errno. */
 int trace_create_serial_log(int dfd);
+/* DIR/guest, where what came from the guest goes (its console, a vmcore):
+ * babeltrace2 takes every file beside metadata for a stream. An open
+ * directory fd, or -errno. */
+#define TRACE_GUEST_DIR "guest"
+#define TRACE_VMCORE "vmcore"
+int trace_guest_dir(int dfd);
 /* Write metadata and the stream header into the prepared directory @dfd
  * (@dir names it in messages). Files are new, 0600. */
 int trace_open(struct trace **out, int dfd, const char *dir, const struct target_desc *desc,

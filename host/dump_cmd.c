@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+/*
+ * dump_cmd: `kstep dump -o FILE`, a vmcore of a guest kstep started or
+ * attached to: the one `make run-guest` or a frozen oops catch left
+ * (found through the run directory's guest.env), the one beside a given
+ * gdbstub socket, or the one behind a given QMP socket.
+ */
+#include "dump_cmd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "vmcore.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: kstep dump -o FILE [--attach unix:PATH | --qmp PATH]\n"
+		   "Write the guest's memory as an ELF vmcore (with the kernel's VMCOREINFO) that\n"
+		   "crash and drgn open. A running guest is stopped for the dump and runs on after;\n"
+		   "a stopped one (a frozen oops) stays stopped.\n\n"
+		   "  -o, --output FILE      the vmcore to write (a new file, mode 0600)\n"
+		   "  -A, --attach unix:PATH the guest whose gdbstub is PATH (its QMP socket, qmp.sock,\n"
+		   "                         is beside it, as make run-guest leaves it)\n"
+		   "      --qmp PATH         the guest behind this QMP socket\n"
+		   "  -h, --help             this help\n"
+		   "Without either: the guest make run-guest (or a frozen kstep trace) left, from\n"
+		   "the run directory's guest.env. Exit: 0 written, 1 not (the reason on stderr),\n"
+		   "2 bad usage.\n");
+}
+
+/* QMP_SOCK= of the run directory's guest.env. */
+static int qmp_from_rundir(char *out, size_t len)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16], line[PATH_MAX];
+	FILE *f;
+	int ret = -ENOENT;
+
+	files_rundir(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/guest.env", dir);
+	if (!(f = fopen(path, "re")))
+		return -errno;
+	while (ret && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "QMP_SOCK=", 9)) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(out, len, "%s", line + 9);
+			ret = 0;
+		}
+	fclose(f);
+	return ret;
+}
+
+/* Which QMP socket: 0, or 2 (usage) / 1 with the reason said. */
+static int find_qmp(const char *attach, const char *qmp, char *out, size_t len)
+{
+	if (qmp) {
+		snprintf(out, len, "%s", qmp);
+		return 0;
+	}
+	if (attach) {
+		if (strncmp(attach, "unix:", 5)) {
+			fprintf(stderr, "kstep dump: --attach %s: only a unix:PATH gdbstub has a QMP socket beside it; "
+					"pass --qmp PATH\n", attach);
+			return 2;
+		}
+		if (vmcore_qmp_beside(attach + 5, out, len)) {
+			fprintf(stderr, "kstep dump: no QMP socket of yours beside %s (%s); pass --qmp PATH\n",
+				attach + 5, out);
+			return 1;
+		}
+		return 0;
+	}
+	if (qmp_from_rundir(out, len)) {
+		fprintf(stderr, "kstep dump: no guest found (no guest.env in the run directory: start one with "
+				"make run-guest, or pass --attach/--qmp)\n");
+		return 1;
+	}
+	return 0;
+}
+
+int dump_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "output", required_argument, NULL, 'o' }, { "attach", required_argument, NULL, 'A' },
+		{ "qmp", required_argument, NULL, 'Q' },    { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *out = NULL, *attach = NULL, *qmp = NULL;
+	char sock[PATH_MAX], err[1024];
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "o:A:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			out = optarg;
+			break;
+		case 'A':
+			attach = optarg;
+			break;
+		case 'Q':
+			qmp = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "kstep dump: bad usage (try kstep dump --help)\n");
+			return 2;
+		}
+	}
+	if (!out || optind < argc || (attach && qmp)) {
+		fprintf(stderr, "kstep dump: %s (try kstep dump --help)\n",
+			!out ? "-o FILE is required" : attach && qmp ? "--attach or --qmp, not both" : "unexpected argument");
+		return 2;
+	}
+	if ((ret = find_qmp(attach, qmp, sock, sizeof(sock))))
+		return ret;
+	fprintf(stderr, "kstep: dumping the guest's memory to %s\n", out);
+	if (vmcore_write(sock, AT_FDCWD, out, err, sizeof(err))) {
+		fprintf(stderr, "kstep dump: no vmcore written: %s\n", err);
+		return 1;
+	}
+	printf("vmcore: %s (open it with: crash --kaslr auto VMLINUX %s, or drgn -c %s -s VMLINUX)\n", out, out,
+	       out);
+	return 0;
+}
