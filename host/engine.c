@@ -178,6 +178,8 @@ int engine_fetch(struct engine *e, size_t want, int step_thread, bool *complete)
 	uint8_t *window;
 	int err;
 
+	if (want > memcache_window_max(e->mc))
+		want = memcache_window_max(e->mc); /* a stub with small packets (kgdb): what one 'm' carries */
 	if (e->stack_kept && stepping)
 		return fetch_regs_keep_window(e, want, step_thread, complete);
 	window = memcache_window(e->mc, &last_sp, NULL);

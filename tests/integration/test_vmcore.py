@@ -8,7 +8,7 @@ import shutil
 import stat
 import tempfile
 
-from harness import KSTEP, VMLINUX, babeltrace, events, guest, kstep, qmp, run, test, wait_for
+from harness import KSTEP, VMLINUX, babeltrace, events, guest, kstep, qemu_pids, qmp, run, test, wait_for
 
 DRGN_STACK = """
 import sys
@@ -51,6 +51,13 @@ def caught(*args):
     return d, [f.split("+")[0] for f in end[-1]["bt"]], p
 
 
+def release(d):
+    """End the frozen QEMU the catch left (its console is in @d) and drop @d."""
+    for pid in qemu_pids(d):
+        os.kill(pid, 9)
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def agree(kstep_frames, tool_frames, tool):
     """The functions both backtraces name come in the same order, from the
     syscall up to the panic. Where each starts differs: crash begins at
@@ -64,22 +71,26 @@ def agree(kstep_frames, tool_frames, tool):
 @test
 def test_oops_writes_a_vmcore_crash_and_drgn_open():
     d, frames, _ = caught()
-    core = os.path.join(d, "guest", "vmcore")
-    st = os.stat(core)
-    assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_size > 16 << 20, oct(st.st_mode)
-    assert open(core, "rb").read(4) == b"\x7fELF"
-    agree(frames, crash_bt(core), "crash")
-    agree(frames, drgn_bt(core), "drgn")
-    shutil.rmtree(d)
+    try:
+        core = os.path.join(d, "guest", "vmcore")
+        st = os.stat(core)
+        assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_size > 16 << 20, oct(st.st_mode)
+        assert open(core, "rb").read(4) == b"\x7fELF"
+        agree(frames, crash_bt(core), "crash")
+        agree(frames, drgn_bt(core), "drgn")
+    finally:
+        release(d)
 
 
 @test
 def test_vmcore_of_a_kaslr_guest_opens_in_both():
     d, frames, p = caught("--kaslr")
-    core = os.path.join(d, "guest", "vmcore")
-    agree(frames, crash_bt(core), "crash")
-    agree(frames, drgn_bt(core), "drgn")
-    shutil.rmtree(d)
+    try:
+        core = os.path.join(d, "guest", "vmcore")
+        agree(frames, crash_bt(core), "crash")
+        agree(frames, drgn_bt(core), "drgn")
+    finally:
+        release(d)
 
 
 @test
@@ -114,6 +125,8 @@ def test_a_dump_that_fills_the_disk_leaves_the_trace_intact():
     try:
         p = run(["unshare", "--mount", "--map-root-user", "sh", "-c", script, "sh", small, KSTEP, kept],
                 timeout=600)
+        for pid in qemu_pids(small):
+            os.kill(pid, 9)
         assert "kstep-rc=4" in p.stdout, p.stdout[-400:] + p.stderr[-600:]
         assert re.search(r"no vmcore written \(the trace is intact\): .*No space left on device", p.stderr), \
             p.stderr[-600:]
