@@ -2,14 +2,14 @@
 #
 #   make run-guest [WORKLOAD=..] [HALT=1] [ACCEL=auto|kvm|tcg] [SMP=N] [MEM=MiB]
 #                  [NIC=e1000|virtio] [GDB_SOCK=path | GDB_PORT=N] [COUNT=N] [PIN=auto|off]
-#                  [WORKLOAD_CPU=N] [KASLR=1]
+#                  [WORKLOAD_CPU=N] [KASLR=1] [KGDB=1]
 #   make test      install what is missing, build everything, run every test
 #   make V=1 ...   show full commands
 
 IMAGES   ?= $(CURDIR)/images
 BUILD    ?= $(CURDIR)/build
 KSTEP    := $(BUILD)/kstep
-export IMAGES KERNEL_SRC WORKLOAD HALT ACCEL SMP MEM NIC PIN GDB_PORT GDB_SOCK COUNT KSTEP_RUNDIR WORKLOAD_CPU PANIC KASLR
+export IMAGES KERNEL_SRC WORKLOAD HALT ACCEL SMP MEM NIC PIN GDB_PORT GDB_SOCK COUNT KSTEP_RUNDIR WORKLOAD_CPU PANIC KASLR KGDB
 
 ifeq ($(V),1)
 Q :=

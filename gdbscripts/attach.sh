@@ -16,7 +16,12 @@ command -v gdb >/dev/null || die "gdb not found: run 'make deps'"
 
 # Where to attach: explicit settings first, then what the running guest wrote
 # (only from a run directory that is really ours), then its default socket.
-if [ -n "${GDB_SOCK:-}" ]; then
+if [ "${KGDB:-0}" = 1 ]; then
+	# The kernel's own kgdb on the guest's second serial line (run-guest KGDB=1).
+	why=$(private_rundir "$rundir") || die "$why"
+	target=$(sed -n 's/^KGDB_TARGET=//p' "$rundir/guest.env" 2>/dev/null)
+	[ -n "$target" ] || die "no kgdb line in $rundir/guest.env: start the guest with make run-guest KGDB=1"
+elif [ -n "${GDB_SOCK:-}" ]; then
 	target=$GDB_SOCK
 elif [ -n "${GDB_PORT:-}" ]; then
 	target=127.0.0.1:$GDB_PORT

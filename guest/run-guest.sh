@@ -15,6 +15,9 @@
 #   (TCP on 127.0.0.1, reachable by every local user: only when asked for)
 #   PIN=auto|off (auto: QEMU on the last SMP of our CPUs when there are more)
 #   KSTEP_RUNDIR=dir (private, 0700; holds the sockets and guest.env for `make attach`)
+#   KGDB=1: a second serial port (ttyS1) on kgdb.sock in the run directory, and
+#   kgdboc=ttyS1,115200 kgdbwait: the kernel waits early in its boot for a
+#   debugger on that line (make attach KGDB=1, kstep --attach serial:PATH)
 #   PRINT_ARGS=1: print QEMU's command line NUL-separated and exit (kstep uses
 #   this so the command line is defined once; it adds -serial itself).
 set -uo pipefail
@@ -86,6 +89,18 @@ if [ -S "$qmp_sock" ] && listening "$qmp_sock"; then
 	die "$qmp_sock is in use by another guest; stop it or set KSTEP_RUNDIR"
 fi
 rm -f "$qmp_sock"
+kgdb_serial=()
+if [ "${KGDB:-0}" = 1 ]; then
+	[ "${PRINT_ARGS:-0}" = 1 ] && die "KGDB=1 is for make run-guest (kstep attaches to it with --attach serial:PATH)"
+	grep -qx 'CONFIG_KGDB_SERIAL_CONSOLE=y' "$images/kernel.config" 2>/dev/null ||
+		die "KGDB=1 needs a kernel built with CONFIG_KGDB_SERIAL_CONSOLE (make images builds one)"
+	kgdb_sock=$rundir/kgdb.sock
+	if [ -S "$kgdb_sock" ] && listening "$kgdb_sock"; then
+		die "$kgdb_sock is in use by another guest; stop it or set KSTEP_RUNDIR"
+	fi
+	rm -f "$kgdb_sock"
+	kgdb_serial=(-chardev "socket,id=kgdb,path=$kgdb_sock,server=on,wait=off" -serial chardev:kgdb)
+fi
 
 # --- accelerator: KVM only when a guest really boots under it
 kvm_boots() { # cached per kernel image and QEMU version
@@ -154,6 +169,11 @@ append="console=ttyS0$kaslr kstep.workload=$workload${COUNT:+ kstep.count=$COUNT
 # VMCOREINFO is and a memory dump carries it (kstep dump).
 grep -qx 'CONFIG_FW_CFG_SYSFS_CMDLINE=y' "$images/kernel.config" 2>/dev/null &&
 	append+=" qemu_fw_cfg.ioport=12@0x510:0:1:4"
+# kgdb on the second serial port, waiting for its debugger before init runs;
+# kernel text left writable (rodata=off): with STRICT_KERNEL_RWX, kgdb cannot
+# take out a software breakpoint it put in before the text became read-only,
+# and the CPU traps on it for ever (Documentation/dev-tools/kgdb.rst).
+[ ${#kgdb_serial[@]} -gt 0 ] && append+=" kgdboc=ttyS1,115200 kgdbwait rodata=off"
 # A panic ends QEMU with status 1, or (HALT=1: a debugger is attached)
 # pauses it so the dying kernel can be read; PANIC=exit|pause overrides.
 panic=${PANIC:-$([ "$halt" = 1 ] && echo pause || echo exit)}
@@ -191,20 +211,23 @@ fi
 say "${accel_opts[1]} guest, workload $workload, $smp vCPU, $mem MiB, NIC $nic"
 [ -n "$qemu_cpus" ] && say "QEMU on CPU $qemu_cpus, the other CPUs left for the debugger (PIN=off: anywhere)"
 say "gdbstub on $gdb_target$([ -n "$gdb_port" ] || echo ' (private)'), QMP on $qmp_sock"
+[ ${#kgdb_serial[@]} -gt 0 ] && say "kgdb on ttyS1 = $kgdb_sock; the kernel waits for it early in its boot" \
+	"(make attach KGDB=1, or kstep trace --attach serial:$kgdb_sock)"
 say "attach: gdb $images/vmlinux -ex 'target remote $gdb_target'   (or: make attach)"
 [ "$halt" = 1 ] && say "HALT=1: the guest is stopped at reset until a debugger continues it"
 [ "${DRY_RUN:-0}" = 1 ] && { printf '%q ' "${cmd[@]}" "${args[@]}"; echo; exit 0; }
-printf 'GDB_TARGET=%s\nQMP_SOCK=%s\n' "$gdb_target" "$qmp_sock" | write_private "$rundir/guest.env" ||
+printf 'GDB_TARGET=%s\nQMP_SOCK=%s\n%s' "$gdb_target" "$qmp_sock" \
+	"$([ ${#kgdb_serial[@]} -gt 0 ] && printf 'KGDB_TARGET=%s\n' "$kgdb_sock")" | write_private "$rundir/guest.env" ||
 	die "cannot write $rundir/guest.env"
 
 if [ "$workload" = shell ]; then
 	say "serial console follows; Ctrl-A X quits QEMU, Ctrl-A C toggles its monitor"
-	"${cmd[@]}" "${args[@]}" -serial mon:stdio
+	"${cmd[@]}" "${args[@]}" -serial mon:stdio "${kgdb_serial[@]}"
 	rc=$?
 else
 	# Read the console line by line to time the boot on the host clock.
 	start=$(date +%s.%N)
-	"${cmd[@]}" "${args[@]}" -serial stdio -monitor none </dev/null 2>&1 |
+	"${cmd[@]}" "${args[@]}" -serial stdio "${kgdb_serial[@]}" -monitor none </dev/null 2>&1 |
 		while IFS= read -r line; do
 			printf '%s\n' "$line"
 			case "$line" in *KSTEP-READY*)

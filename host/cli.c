@@ -179,7 +179,9 @@ static const char guest_help[] =
 	"      --pin MODE         auto (QEMU on CPUs of its own when there are more than\n"
 	"                         --smp; steps run faster), off\n"
 	"  -A, --attach EP        use a running gdbstub (unix:PATH or 127.0.0.1:PORT,\n"
-	"                         e.g. from 'make run-guest HALT=1') instead of starting QEMU\n"
+	"                         e.g. from 'make run-guest HALT=1') instead of starting QEMU,\n"
+	"                         or the kernel's kgdb on a serial line: serial:PATH[,BAUD]\n"
+	"                         (a unix socket, as make run-guest KGDB=1 makes, or a tty)\n"
 	"  -K, --keep-guest       leave the guest running when kstep ends\n"
 	"      --vmlinux PATH     kernel with symbols (default images/vmlinux)\n"
 	"      --modules DIR      debug info of the guest's modules (NAME.ko below DIR;\n"
@@ -417,6 +419,13 @@ static int connect_target(struct session *s)
 		rsp_set_wire_log(s->rsp, stderr);
 	rsp_set_interrupt_flag(s->rsp, &interrupted);
 	ret = target_open(&s->target, s->rsp, err, sizeof(err));
+	if (ret && s->g->attach && !strncmp(s->g->attach, "serial:", 7) && (ret == -EBUSY || ret == -ETIMEDOUT)) {
+		/* kgdb reads its line only while the kernel is in the debugger. */
+		error("kgdb on %s did not answer: the kernel is not in the debugger (it waits for one at boot "
+		      "with kgdbwait, as make run-guest KGDB=1 boots it, or after SysRq-G: "
+		      "echo g > /proc/sysrq-trigger in the guest)", s->g->attach + 7);
+		return ret;
+	}
 	if (ret) {
 		error("%s", err);
 		return ret;
@@ -1135,7 +1144,8 @@ static void say_oops(struct session *s, const struct engine_result *res)
 		info("attach gdb: make attach   (or: gdb %s -ex 'target remote %s')", s->g->vmlinux,
 		     qemu_gdb_socket(s->qemu));
 	else
-		info("attach gdb to the same stub: gdb %s -ex 'target remote %s'", s->g->vmlinux, s->g->attach);
+		info("attach gdb to the same stub: gdb %s -ex 'target remote %s'", s->g->vmlinux,
+		     s->g->attach + (!strncmp(s->g->attach, "serial:", 7) ? 7 : !strncmp(s->g->attach, "unix:", 5) ? 5 : 0));
 	info("in gdb, 'monitor quit' ends the frozen QEMU");
 }
 

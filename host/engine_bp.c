@@ -24,7 +24,8 @@ static bool placed(const struct engine *e, uint64_t addr)
  * spares the stub a single step (a stop of its own) and kstep a round trip
  * at every hit. Under TCG the gain is within the noise of what QEMU spends
  * re-translating after every debug stop (bench/ceiling measures both ways).
- * -ENOTSUP for any other instruction.
+ * -ENOTSUP for any other instruction, and under kgdb: its exception frame
+ * lies right below the stopped rsp, where the push would write.
  */
 static int continue_by_emulation(struct engine *e, uint64_t pc)
 {
@@ -35,7 +36,8 @@ static int continue_by_emulation(struct engine *e, uint64_t pc)
 	size_t len;
 	int r, idx;
 
-	if (!e->regs || engine_reg(e, e->pc_idx) != pc || memcache_code(e->mc, pc, insn, sizeof(insn)))
+	if (!e->regs || target_is_kgdb(e->t) || engine_reg(e, e->pc_idx) != pc ||
+	    memcache_code(e->mc, pc, insn, sizeof(insn)))
 		return -ENOTSUP;
 	if (insn[0] >= 0x50 && insn[0] <= 0x57) {
 		r = insn[0] - 0x50;

@@ -2,6 +2,7 @@
 #include "rsp.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -294,13 +296,76 @@ static int connect_tcp(const char *host, const char *port)
 	return fd;
 }
 
+static speed_t baud_of(unsigned long rate)
+{
+	static const struct { unsigned long rate; speed_t speed; } rates[] = {
+		{ 9600, B9600 }, { 19200, B19200 }, { 38400, B38400 }, { 57600, B57600 }, { 115200, B115200 },
+		{ 230400, B230400 }, { 460800, B460800 }, { 921600, B921600 },
+	};
+
+	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++)
+		if (rates[i].rate == rate)
+			return rates[i].speed;
+	return B0;
+}
+
+/* A serial line at @path, raw at @rate baud. */
+static int open_tty(const char *path, unsigned long rate)
+{
+	struct termios tio;
+	speed_t speed = baud_of(rate);
+	int fd;
+
+	if (speed == B0)
+		return -EINVAL;
+	fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (tcgetattr(fd, &tio)) {
+		close(fd);
+		return -ENOTTY;
+	}
+	cfmakeraw(&tio);
+	tio.c_cflag |= CLOCAL | CREAD;
+	cfsetispeed(&tio, speed);
+	cfsetospeed(&tio, speed);
+	if (tcsetattr(fd, TCSANOW, &tio)) {
+		int e = -errno;
+
+		close(fd);
+		return e;
+	}
+	tcflush(fd, TCIOFLUSH);
+	return fd;
+}
+
+/* "serial:PATH[,BAUD]": a kgdb line, a unix socket (QEMU's chardev) or a tty. */
+static int connect_serial(const char *spec)
+{
+	char path[4096];
+	const char *comma = strrchr(spec, ',');
+	unsigned long rate = comma ? strtoul(comma + 1, NULL, 10) : 115200;
+	size_t n = comma ? (size_t)(comma - spec) : strlen(spec);
+	struct stat st;
+
+	if (n >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, spec, n);
+	path[n] = '\0';
+	if (stat(path, &st))
+		return -errno;
+	return S_ISSOCK(st.st_mode) ? connect_unix(path) : open_tty(path, rate);
+}
+
 int rsp_connect(struct rsp_conn **out, const char *endpoint, char *err, size_t errlen)
 {
 	const char *colon;
 	struct stat st;
 	int fd, ret;
 
-	if (!strncmp(endpoint, "unix:", 5)) {
+	if (!strncmp(endpoint, "serial:", 7)) {
+		fd = connect_serial(endpoint + 7);
+	} else if (!strncmp(endpoint, "unix:", 5)) {
 		fd = connect_unix(endpoint + 5);
 	} else if (!stat(endpoint, &st) && S_ISSOCK(st.st_mode)) {
 		fd = connect_unix(endpoint);
@@ -314,7 +379,8 @@ int rsp_connect(struct rsp_conn **out, const char *endpoint, char *err, size_t e
 		host[hl] = '\0';
 		fd = connect_tcp(hl ? host : "127.0.0.1", colon + 1);
 	} else {
-		snprintf(err, errlen, "'%s' is not an endpoint: use unix:PATH or HOST:PORT", endpoint);
+		snprintf(err, errlen, "'%s' is not an endpoint: use unix:PATH, HOST:PORT or serial:PATH[,BAUD]",
+			 endpoint);
 		return -EINVAL;
 	}
 	if (fd < 0) {
@@ -443,7 +509,7 @@ int rsp_flush(struct rsp_conn *c)
 	size_t off = 0;
 
 	while (off < c->out.len) {
-		ssize_t n = send(c->fd, c->out.data + off, c->out.len - off, MSG_NOSIGNAL);
+		ssize_t n = write(c->fd, c->out.data + off, c->out.len - off); /* a socket or a tty */
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -495,7 +561,7 @@ static int fill(struct rsp_conn *c, int timeout_ms)
 		if (c->interruptible && c->interrupt && *c->interrupt)
 			return set_err(c, -EINTR, "interrupted");
 	}
-	n = recv(c->fd, c->in, sizeof(c->in), 0);
+	n = read(c->fd, c->in, sizeof(c->in));
 	if (n == 0)
 		return set_err(c, -ECONNRESET, "gdbstub closed the connection (QEMU exited?)");
 	if (n < 0)

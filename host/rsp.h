@@ -69,7 +69,9 @@ int rsp_hexval(int c);
 
 struct rsp_conn;
 
-/* Open "unix:PATH", "PATH" (a socket file) or "HOST:PORT". */
+/* Open "unix:PATH", "PATH" (a socket file), "HOST:PORT", or a serial line
+ * to kgdb: "serial:PATH[,BAUD]" (a unix socket such as QEMU's chardev, or a
+ * tty set raw at BAUD, default 115200). */
 int rsp_connect(struct rsp_conn **out, const char *endpoint, char *err, size_t errlen);
 /* rsp_connect, again while the stub refuses (bound, not yet listening) for
  * up to @timeout_ms or until @gone(@ctx) says it will never listen. */

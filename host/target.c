@@ -22,6 +22,10 @@ struct target {
 	size_t packet_size;     /* stub's PacketSize */
 	bool multiprocess;
 	bool qemu;              /* the stub has qemu.* queries */
+	bool kgdb;              /* no target description: the kernel's kgdb */
+	bool continued;         /* the last resume was a continue, not a step */
+	uint64_t *sw_bps;       /* kgdb: the software breakpoints in place */
+	size_t nsw_bps;
 	bool vcont;
 	/* Can a single step leave a software breakpoint in place? QEMU's TCG
 	 * steps through its own breakpoints ("singlestep overrides
@@ -521,6 +525,42 @@ static void halt_reason(struct target *t)
 		t->stop_thread = t->cur_thread = st.thread;
 }
 
+/*
+ * kgdb sends no target description: its 'g' is gdb's x86-64 layout cut
+ * after es (arch/x86/include/asm/kgdb.h: 17 registers of 8 bytes, 5 of 4;
+ * no fs/gs bases, no FPU). Recognised by the size of that reply.
+ */
+#define KGDB_X86_64_G_BYTES (17 * 8 + 5 * 4)
+static const char kgdb_x86_64_xml[] =
+	"<target><architecture>i386:x86-64</architecture><feature name=\"org.gnu.gdb.i386.core\">"
+	"<reg name=\"rax\" bitsize=\"64\"/><reg name=\"rbx\" bitsize=\"64\"/><reg name=\"rcx\" bitsize=\"64\"/>"
+	"<reg name=\"rdx\" bitsize=\"64\"/><reg name=\"rsi\" bitsize=\"64\"/><reg name=\"rdi\" bitsize=\"64\"/>"
+	"<reg name=\"rbp\" bitsize=\"64\"/><reg name=\"rsp\" bitsize=\"64\"/><reg name=\"r8\" bitsize=\"64\"/>"
+	"<reg name=\"r9\" bitsize=\"64\"/><reg name=\"r10\" bitsize=\"64\"/><reg name=\"r11\" bitsize=\"64\"/>"
+	"<reg name=\"r12\" bitsize=\"64\"/><reg name=\"r13\" bitsize=\"64\"/><reg name=\"r14\" bitsize=\"64\"/>"
+	"<reg name=\"r15\" bitsize=\"64\"/><reg name=\"rip\" bitsize=\"64\"/><reg name=\"eflags\" bitsize=\"32\"/>"
+	"<reg name=\"cs\" bitsize=\"32\"/><reg name=\"ss\" bitsize=\"32\"/><reg name=\"ds\" bitsize=\"32\"/>"
+	"<reg name=\"es\" bitsize=\"32\"/></feature></target>";
+
+/* A stub without a target description: kgdb's layout if its 'g' fits. */
+static char *builtin_desc(struct target *t, size_t *len)
+{
+	const char *r;
+	size_t glen;
+
+	if (request(t, "g", &r, &glen))
+		return NULL;
+	if (glen != 2 * KGDB_X86_64_G_BYTES) {
+		terr(t, -EOPNOTSUPP, "the stub gave no target description (qXfer:features:read), and its %zu-byte "
+				     "registers are not kgdb's x86-64 layout", glen / 2);
+		return NULL;
+	}
+	t->kgdb = true;
+	t->step_over = STEP_OVER_REMOVE; /* kgdb puts its int3 back for a step too */
+	*len = sizeof(kgdb_x86_64_xml) - 1;
+	return strdup(kgdb_x86_64_xml);
+}
+
 int target_open(struct target **out, struct rsp_conn *rsp, char *err, size_t errlen)
 {
 	struct target *t = calloc(1, sizeof(*t));
@@ -535,8 +575,10 @@ int target_open(struct target **out, struct rsp_conn *rsp, char *err, size_t err
 	if ((ret = negotiate(t)))
 		goto fail;
 	xml = fetch_xfer(t, "target.xml", &len);
+	if (!xml)
+		xml = builtin_desc(t, &len);
 	if (!xml) {
-		ret = terr(t, -EOPNOTSUPP, "the stub gave no target description (qXfer:features:read)");
+		ret = -EOPNOTSUPP;
 		goto fail;
 	}
 	ret = target_desc_parse(&t->desc, xml, len, fetch_xfer, t, t->err, sizeof(t->err));
@@ -566,6 +608,7 @@ void target_close(struct target *t)
 	if (!t)
 		return;
 	target_desc_free(&t->desc);
+	free(t->sw_bps);
 	free(t->regs);
 	free(t->req);
 	free(t);
@@ -759,10 +802,61 @@ int target_read_regs_mem_step(struct target *t, const uint8_t **raw, uint64_t ad
 	return regs_mem(t, raw, addr, mem, mem_len, mem_got, thread > 0 ? thread : 0);
 }
 
+/* kgdb: remember where its software breakpoints are (see kgdb_fix_pc). */
+static int note_sw_bp(struct target *t, bool insert, uint64_t addr)
+{
+	for (size_t i = 0; i < t->nsw_bps; i++)
+		if (t->sw_bps[i] == addr) {
+			if (!insert)
+				t->sw_bps[i] = t->sw_bps[--t->nsw_bps];
+			return 0;
+		}
+	if (insert) {
+		uint64_t *tmp = realloc(t->sw_bps, (t->nsw_bps + 1) * sizeof(*tmp));
+
+		if (!tmp)
+			return terr(t, -ENOMEM, "out of memory");
+		t->sw_bps = tmp;
+		t->sw_bps[t->nsw_bps++] = addr;
+	}
+	return 0;
+}
+
 int target_breakpoint(struct target *t, bool insert, enum target_bp type, uint64_t addr)
 {
 	/* kind 1 for x86 breakpoints (E.2, 'z type,addr,kind'). */
-	return request_ok(t, reqf(t, "%c%d,%" PRIx64 ",1", insert ? 'Z' : 'z', (int)type, addr));
+	int err = request_ok(t, reqf(t, "%c%d,%" PRIx64 ",1", insert ? 'Z' : 'z', (int)type, addr));
+
+	return !err && t->kgdb && type == TARGET_BP_SW ? note_sw_bp(t, insert, addr) : err;
+}
+
+/*
+ * kgdb reports a breakpoint's trap with rip after the int3 (gdb takes one
+ * off itself: x86's decr_pc_after_break); QEMU reports the breakpoint's
+ * address. After a continue that stopped one byte past one of our
+ * breakpoints, rip is set back to it, in the guest too, so that resuming
+ * runs the instruction that was there.
+ */
+static int kgdb_fix_pc(struct target *t)
+{
+	const uint8_t *raw;
+	uint64_t pc;
+	char val[2 * 8 + 1];
+	uint8_t le[8];
+	int err;
+
+	if ((err = target_read_regs(t, &raw)))
+		return err;
+	pc = target_reg_u64(t, raw, t->pc_regnum) - 1;
+	for (size_t i = 0; i < t->nsw_bps; i++) {
+		if (t->sw_bps[i] != pc)
+			continue;
+		for (int b = 0; b < 8; b++)
+			le[b] = (uint8_t)(pc >> (8 * b));
+		rsp_hex_encode(le, 8, val);
+		return request_ok(t, reqf(t, "P%x=%s", t->pc_regnum, val));
+	}
+	return 0;
 }
 
 int target_set_sstep(struct target *t, unsigned int flags)
@@ -774,6 +868,7 @@ int target_set_sstep(struct target *t, unsigned int flags)
 
 int target_continue(struct target *t)
 {
+	t->continued = true;
 	int err = rsp_queue(t->rsp, t->vcont ? "vCont;c" : "c", t->vcont ? 7 : 1);
 
 	if (!err)
@@ -844,6 +939,7 @@ int target_continue_over(struct target *t, uint64_t addr, int thread)
 
 	if (thread <= 0)
 		thread = t->stop_thread;
+	t->continued = false; /* the step first: its stop is no breakpoint's */
 	step = t->vcont && thread > 0 ? reqf(t, "vCont;s:%s", thread_str(t, thread, id, sizeof(id))) : "s";
 	if (!step || !(step = strdup(step)))
 		return terr(t, -ENOMEM, "out of memory");
@@ -945,6 +1041,7 @@ static void step_request(struct target *t, int thread, char *buf, size_t len)
 {
 	char id[32];
 
+	t->continued = false;
 	if (thread <= 0)
 		thread = t->stop_thread;
 	if (t->vcont && thread > 0)
@@ -981,6 +1078,8 @@ int target_wait(struct target *t, struct target_stop *st, int timeout_ms)
 		 * (gdbstub: gdb_vm_state_change sets c_cpu and g_cpu). Others: unknown. */
 		t->cur_thread = t->qemu ? st->thread : 0;
 	}
+	if (t->kgdb && t->continued && st->kind == TARGET_STOP_SIGNAL && st->signal == 5)
+		return kgdb_fix_pc(t);
 	return 0;
 }
 
@@ -998,4 +1097,9 @@ int target_detach(struct target *t)
 	/* With multiprocess the stub wants the process too (E.2 'D;pid');
 	 * QEMU answers a bare "D" with E22 and keeps the guest stopped. */
 	return request_ok(t, t->multiprocess ? "D;1" : "D");
+}
+
+bool target_is_kgdb(const struct target *t)
+{
+	return t->kgdb;
 }

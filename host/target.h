@@ -74,6 +74,9 @@ void target_close(struct target *t);
 const char *target_errmsg(const struct target *t);
 const struct target_desc *target_desc(const struct target *t);
 int target_current_thread(const struct target *t);
+/* The stub is the kernel's own kgdb (a serial line): registers in its
+ * fixed layout, no fs/gs bases, no vCont, no Ctrl-C. */
+bool target_is_kgdb(const struct target *t);
 
 /* All registers of the selected thread; *raw holds desc->g_size bytes and is
  * owned by the target until the next read. */
