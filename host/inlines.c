@@ -31,6 +31,7 @@ struct inlines {
 	struct symtab *syms;
 	bool placed;             /* the trace's KASLR offset found */
 	struct chain *cache;
+	struct chain spare;      /* the answer when the cache is full */
 	char *names[NAME_SLOTS]; /* "NAME (inlined)", each once */
 };
 
@@ -111,10 +112,19 @@ static void lookup(struct inlines *in, uint64_t addr, struct chain *c)
 size_t inlines_at(struct inlines *in, uint64_t addr, const char *const **names)
 {
 	size_t slot = (size_t)((addr * 0x9E3779B97F4A7C15ull) >> 40) % CACHE_SLOTS;
-	struct chain *c = &in->cache[slot];
+	struct chain *c = NULL;
 
 	if (!in->placed)
 		return 0;
+	/* Open addressing, nothing evicted: two addresses of one slot would
+	 * otherwise look each other up again at every step of a loop. */
+	for (size_t k = 0; k < CACHE_SLOTS && !c; k++, slot = (slot + 1) % CACHE_SLOTS)
+		if (!in->cache[slot].addr || in->cache[slot].addr == addr)
+			c = &in->cache[slot];
+	if (!c) {
+		c = &in->spare; /* full: looked up each time */
+		c->addr = 0;
+	}
 	if (c->addr != addr)
 		lookup(in, addr, c);
 	*names = c->names;
