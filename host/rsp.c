@@ -28,6 +28,7 @@ struct rsp_conn {
 	size_t unacked_count;
 	bool noack;
 	unsigned int skip_acks;
+	unsigned int pending_oks; /* replies to writes sent with a resume, read on the way */
 	FILE *wire;
 	volatile sig_atomic_t *interrupt;
 	bool interruptible;      /* rsp_wait: the interrupt flag ends the wait */
@@ -635,11 +636,24 @@ int rsp_recv(struct rsp_conn *c, const char **payload, size_t *len, int timeout_
 				c->skip_acks--;
 			else if (!c->noack && buf_putc(&c->out, '+'))
 				return set_err(c, -ENOMEM, "out of memory");
+			if (c->pending_oks) {
+				c->pending_oks--;
+				if (c->parser.pkt.len == 2 && !memcmp(c->parser.pkt.data, "OK", 2))
+					break;
+				return set_err(c, -EIO, "the stub refused a write made before resuming: '%.*s'",
+					       (int)(c->parser.pkt.len > 40 ? 40 : c->parser.pkt.len),
+					       (const char *)c->parser.pkt.data);
+			}
 			*payload = (const char *)c->parser.pkt.data;
 			*len = c->parser.pkt.len;
 			return 0;
 		}
 	}
+}
+
+void rsp_expect_oks(struct rsp_conn *c, unsigned int n)
+{
+	c->pending_oks += n;
 }
 
 int rsp_wait(struct rsp_conn *c, const char **payload, size_t *len, int timeout_ms)

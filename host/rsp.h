@@ -116,6 +116,11 @@ int rsp_wait(struct rsp_conn *c, const char **payload, size_t *len, int timeout_
  * gdbstub: gdb_read_byte stops a running VM on any byte).
  */
 void rsp_skip_next_ack(struct rsp_conn *c);
+/* The next @n replies are the "OK"s of writes sent ahead of a resume in the
+ * same write: rsp_recv reads them on its way to the next packet (the stop),
+ * so nobody waits for them while the guest runs; one that is not "OK"
+ * fails that rsp_recv with -EIO. */
+void rsp_expect_oks(struct rsp_conn *c, unsigned int n);
 /* Queue + flush + receive: a request and its reply. */
 int rsp_request(struct rsp_conn *c, const char *req, const char **reply, size_t *len, int timeout_ms);
 /* Human detail of the last error, for the edge to print. */

@@ -1028,12 +1028,11 @@ int target_continue_with(struct target *t, const struct target_write *w, size_t 
 			return err;
 	if ((err = queue(t, t->vcont ? "vCont;c" : "c")))
 		return err;
-	for (size_t i = 0; i < n; i++) {
+	t->continued = true;
+	for (size_t i = 0; i < n; i++)
 		rsp_skip_next_ack(t->rsp);
-		if ((err = expect_ok(t, "writing before resuming")))
-			return err;
-	}
-	return 0;
+	rsp_expect_oks(t->rsp, (unsigned int)n);
+	return (err = rsp_flush(t->rsp)) ? rerr(t, err, "continue") : 0;
 }
 
 /* "vCont;s:THREAD" (others held) or plain "s" into @buf. */
