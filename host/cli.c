@@ -1103,7 +1103,36 @@ static int resolve_probes(struct session *s, struct probe_set *ps, const char *p
 	return ret;
 }
 
-/* The frozen guest's memory beside the trace (DIR/vmcore): crash and drgn
+/* kgdb sends no gs base: a field that reads per-CPU data would only ever
+ * read as a fault. One the user wrote is refused before the guest runs on;
+ * one of a builtin set (the copy stage's pid) is said once and left so. */
+static int check_fields_for_stub(struct session *s, const struct probe_set *ps)
+{
+	bool said = false;
+
+	for (size_t i = 0; target_is_kgdb(s->target) && i < ps->n; i++) {
+		const struct probe *p = &ps->v[i];
+
+		for (size_t k = 0; k < p->nargs + p->nret_args; k++) {
+			const struct farg *a = k < p->nargs ? p->args[k] : p->ret_args[k - p->nargs];
+
+			if (!farg_needs_percpu(a))
+				continue;
+			if (!strcmp(p->stage, "user")) {
+				error("%s: field '%s' reads per-CPU data ($current, $comm), and kgdb sends no per-CPU "
+				      "base (gs_base): it cannot be fetched over kgdb", p->spec, farg_name(a));
+				return -EINVAL;
+			}
+			if (!said)
+				info("over kgdb (no per-CPU base) %s's field '%s' and any like it read as (fault)", p->spec,
+				     farg_name(a));
+			said = true;
+		}
+	}
+	return 0;
+}
+
+/* The frozen guest's memory beside the trace (DIR/guest/vmcore): crash and drgn
  * read the dying kernel after QEMU is gone. Attached, QMP is found beside
  * a unix gdbstub (make run-guest's); elsewhere there is none to ask. */
 static void save_vmcore(struct session *s)
@@ -1217,7 +1246,7 @@ static int cmd_trace(int argc, char **argv)
 	if (resolve_probes(&s, &ps, probes, breaks, nbreaks, filters, nfilters))
 		goto fail;
 	s.ps = &ps; /* probes in modules get their addresses as modules come */
-	if (prepare_out(&s) || boot(&s) || open_trace(&s, "trace"))
+	if (prepare_out(&s) || boot(&s) || check_fields_for_stub(&s, &ps) || open_trace(&s, "trace"))
 		goto fail;
 	probes_relocate(&ps, sym_offset(s.syms));
 	if (g.attach)
@@ -1372,7 +1401,7 @@ static int cmd_step(int argc, char **argv)
 		goto fail;
 	}
 	s.ps = &atp;
-	if (prepare_out(&s) || boot(&s) || open_trace(&s, "step"))
+	if (prepare_out(&s) || boot(&s) || check_fields_for_stub(&s, &atp) || open_trace(&s, "step"))
 		goto fail;
 	probes_relocate(&atp, sym_offset(s.syms));
 	if (!atp.v[0].addr) {

@@ -1053,3 +1053,11 @@ bool filter_match(const struct filter *f, const struct farg_value *values, const
 	}
 	return group;
 }
+
+bool farg_needs_percpu(const struct farg *a)
+{
+	for (int i = 0; i < a->nops; i++)
+		if (a->ops[i].kind == OP_PERCPU)
+			return true;
+	return false;
+}

@@ -43,6 +43,9 @@ int farg_compile(struct farg **out, const char *text, struct symtab *syms, const
 		 char *err, size_t errlen);
 void farg_free(struct farg *a);
 const char *farg_name(const struct farg *a);
+/* Does the field read per-CPU data ($current, $comm, a per-CPU variable)?
+ * It needs the per-CPU base, which not every stub sends (kgdb does not). */
+bool farg_needs_percpu(const struct farg *a);
 enum farg_out farg_out_type(const struct farg *a);
 
 /* What evaluation reads: registers in DWARF numbering (cfi.h), the per-CPU

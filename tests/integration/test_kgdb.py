@@ -77,3 +77,15 @@ def test_step_over_kgdb_is_the_gdbstubs_instruction_sequence():
     diff = kstep("diff", os.path.join(d, "kgdb"), os.path.join(d, "stub"))
     assert diff.returncode == 0 and "no divergence: the same 200 instructions" in diff.stdout, diff.stdout
     shutil.rmtree(d)
+
+
+@test
+def test_a_field_kgdb_cannot_fetch_is_refused():
+    # kgdb sends no per-CPU base: $comm would only ever read as a fault.
+    with kgdb_guest("rx-icmp", 2) as (g, proc):
+        line = waiting(g, proc)
+        p = kstep("trace", "--attach", line, "-p", "none", "--break", "icmp_rcv c=$comm len=skb->len",
+                  "-o", tempfile.mkdtemp(prefix="kstep-kgdb-"), "-q", timeout=120)
+        assert p.returncode == 1, (p.returncode, p.stderr[-600:])
+        assert "field 'c' reads per-CPU data" in p.stderr and "kgdb" in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
