@@ -2,14 +2,16 @@
 #
 #   make run-guest [WORKLOAD=..] [HALT=1] [ACCEL=auto|kvm|tcg] [SMP=N] [MEM=MiB]
 #                  [NIC=e1000|virtio] [GDB_SOCK=path | GDB_PORT=N] [COUNT=N] [PIN=auto|off]
-#                  [WORKLOAD_CPU=N] [KASLR=1] [KGDB=1]
+#                  [WORKLOAD_CPU=N] [KASLR=1] [KGDB=1] [VIA=libvirt [DOMAIN=NAME] [KEEP=1]]
+#   make attach    [KGDB=1 | DOMAIN=NAME] (LIBVIRT_URI=... for a domain elsewhere)
 #   make test      install what is missing, build everything, run every test
 #   make V=1 ...   show full commands
 
 IMAGES   ?= $(CURDIR)/images
 BUILD    ?= $(CURDIR)/build
 KSTEP    := $(BUILD)/kstep
-export IMAGES KERNEL_SRC WORKLOAD HALT ACCEL SMP MEM NIC PIN GDB_PORT GDB_SOCK COUNT KSTEP_RUNDIR WORKLOAD_CPU PANIC KASLR KGDB
+export IMAGES KERNEL_SRC WORKLOAD HALT ACCEL SMP MEM NIC PIN GDB_PORT GDB_SOCK COUNT KSTEP_RUNDIR WORKLOAD_CPU PANIC KASLR KGDB \
+	VIA DOMAIN KEEP LIBVIRT_URI
 
 ifeq ($(V),1)
 Q :=
@@ -22,7 +24,8 @@ DEB_PACKAGES := qemu-system-x86 busybox-static linux-source-6.1 gdb build-essent
 	flex bison bc libssl-dev libelf-dev libdw-dev cpio xz-utils file pkg-config \
 	babeltrace2 libcapstone-dev libjson-c-dev libcmocka-dev libxml2-dev python3 iproute2 binutils \
 	clang libclang-rt-14-dev util-linux passwd chromium libxml2-utils \
-	crash python3-drgn
+	crash python3-drgn \
+	libvirt-dev libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients openssh-server
 
 .PHONY: all help deps images kernel initramfs distro host run-guest attach trace test \
 	bench fuzz clean distclean

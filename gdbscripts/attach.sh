@@ -16,7 +16,19 @@ command -v gdb >/dev/null || die "gdb not found: run 'make deps'"
 
 # Where to attach: explicit settings first, then what the running guest wrote
 # (only from a run directory that is really ours), then its default socket.
-if [ "${KGDB:-0}" = 1 ]; then
+stub_opened=
+if [ -n "${DOMAIN:-}" ]; then
+	# A libvirt domain: its own gdbstub, or one opened for this gdb and
+	# closed again when gdb ends.
+	. "$top/guest/libvirt.sh"
+	command -v virsh >/dev/null || die "DOMAIN=$DOMAIN needs virsh: run 'make deps'"
+	uri=$(lv_uri)
+	virsh -q -c "$uri" domstate "$DOMAIN" >/dev/null 2>&1 || die "no running domain '$DOMAIN' at $uri (virsh -c $uri list)"
+	stub=$(lv_stub "$uri" "$DOMAIN") || die "$stub"
+	target=${stub% *}
+	[ "${stub##* }" = opened ] && stub_opened=1
+	echo "attach: domain '$DOMAIN' at $uri, gdbstub $target$([ -n "$stub_opened" ] && echo ' (opened for this gdb; closed when it ends)')" >&2
+elif [ "${KGDB:-0}" = 1 ]; then
 	# The kernel's own kgdb on the guest's second serial line (run-guest KGDB=1).
 	why=$(private_rundir "$rundir") || die "$why"
 	target=$(sed -n 's/^KGDB_TARGET=//p' "$rundir/guest.env" 2>/dev/null)
@@ -51,5 +63,11 @@ interactive=1
 for a in "$@"; do [ "$a" = -batch ] && interactive=0; done
 banner=()
 [ $interactive = 1 ] && banner=(-ex "echo kstep: attached to $target; 'kstep-help' lists kstep's commands\n")
-exec gdb -q -iex "add-auto-load-safe-path $images" -ex "source $images/vmlinux-gdb.py" \
-	-x "$here/kstep.gdb" "${srcdirs[@]}" -ex "target remote $target" "${banner[@]}" "$@" "$images/vmlinux"
+gdb_cmd=(gdb -q -iex "add-auto-load-safe-path $images" -ex "source $images/vmlinux-gdb.py" \
+	-x "$here/kstep.gdb" "${srcdirs[@]}" -ex "target remote $target" "${banner[@]}" "$@" "$images/vmlinux")
+[ -z "$stub_opened" ] && exec "${gdb_cmd[@]}"
+# The stub opened for this gdb is closed again however gdb ends; the
+# domain runs on (gdb's detach or quit resumes it).
+trap 'lv_close_stub "$uri" "$DOMAIN"' EXIT
+trap '' INT # Ctrl-C is gdb's (it interrupts the guest)
+"${gdb_cmd[@]}"

@@ -20,6 +20,11 @@
 #   debugger on that line (make attach KGDB=1, kstep --attach serial:PATH)
 #   PRINT_ARGS=1: print QEMU's command line NUL-separated and exit (kstep uses
 #   this so the command line is defined once; it adds -serial itself).
+#   VIA=libvirt: the same guest as a transient libvirt domain (DOMAIN=NAME,
+#   default kstep-USER, at LIBVIRT_URI, default qemu:///system as root, else
+#   qemu:///session), destroyed when this script ends (KEEP=1 leaves it);
+#   HALT=1 starts it paused with a gdbstub in the domain's own directory.
+#   PRINT_XML=1 prints the domain's XML and exits.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
@@ -34,6 +39,8 @@ pin=${PIN:-auto}
 gdb_port=${GDB_PORT:-}
 gdb_sock=${GDB_SOCK:-}
 . "$here/rundir.sh"
+. "$here/libvirt.sh"
+via=${VIA:-qemu}
 rundir=$(kstep_rundir)
 qemu=${QEMU:-qemu-system-x86_64}
 
@@ -56,6 +63,15 @@ for f in bzImage initramfs.cpio.gz; do
 	[ -f "$images/$f" ] || die "missing $images/$f: run 'make images' first"
 done
 command -v "$qemu" >/dev/null || die "$qemu not found: run 'make deps'"
+case "$via" in qemu) ;; libvirt)
+	command -v virsh >/dev/null || die "VIA=libvirt needs virsh: run 'make deps'"
+	[ -z "$gdb_port$gdb_sock" ] || die "VIA=libvirt: the gdbstub is in the domain's own directory (no GDB_PORT/GDB_SOCK)"
+	[ "${KGDB:-0}" = 1 ] && die "VIA=libvirt does not take KGDB=1"
+	# Their TCP peer is a process QEMU starts (guestfwd cmd:), which the
+	# seccomp sandbox libvirt puts QEMU in kills it for.
+	case "$workload" in rx-tcp|tx-tcp) die "WORKLOAD=$workload needs QEMU to start its TCP peer," \
+		"which libvirt's QEMU sandbox (seccomp_sandbox in qemu.conf) forbids: use it without VIA=libvirt" ;; esac ;;
+*) die "VIA must be qemu or libvirt, not '$via'" ;; esac
 
 why=$(private_rundir "$rundir") || die "$why"
 # A socket someone still listens on belongs to another guest; one left by a
@@ -204,6 +220,113 @@ if [ "${ICOUNT:-0}" = 1 ]; then
 	args+=(-icount "shift=${ICOUNT_SHIFT:-3},sleep=on")
 fi
 
+# --- the same guest as a libvirt domain
+# domain_xml NAME CONSOLE_LOG: QEMU's own options for what libvirt's XML
+# has no word for (the restricted user network with its guestfwd services,
+# the PCI pvpanic device) go through qemu:commandline; libvirt marks such a
+# domain tainted (custom-argv), which is true of it.
+domain_xml() {
+	local type=qemu netdev devarg a
+	[ "${accel_opts[1]}" = kvm ] && type=kvm
+	for a in "${args[@]}"; do case "$a" in user,id=n0,*) netdev=$a ;; *netdev=n0) devarg=$a ;; esac; done
+	cat <<XML
+<domain type='$type' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+  <name>$(xml_escape "$1")</name>
+  <memory unit='MiB'>$mem</memory>
+  <vcpu>$smp</vcpu>
+  <cpu><topology sockets='$smp' dies='1' cores='1' threads='1'/></cpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>$(xml_escape "$images/bzImage")</kernel>
+    <initrd>$(xml_escape "$images/initramfs.cpio.gz")</initrd>
+    <cmdline>$(xml_escape "$append")</cmdline>
+  </os>
+  <features><vmcoreinfo state='on'/></features>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <serial type='pty'><log file='$(xml_escape "$2")' append='off'/></serial>
+    <memballoon model='none'/>
+    <video><model type='none'/></video>
+  </devices>
+  <qemu:commandline>
+    <qemu:arg value='-netdev'/><qemu:arg value='$(xml_escape "$netdev")'/>
+    <qemu:arg value='-device'/><qemu:arg value='$(xml_escape "$devarg")'/>
+    <qemu:arg value='-device'/><qemu:arg value='pvpanic-pci'/>
+  </qemu:commandline>
+</domain>
+XML
+}
+
+# The guest's result from its console, as QEMU's exit status would tell it.
+console_result() {
+	local done_line
+	done_line=$(grep -a 'KSTEP-WORKLOAD-DONE' "$1" | tail -1 | tr -d '\r')
+	if [ -n "$done_line" ]; then
+		rc=${done_line##* }
+		[ "$rc" = 0 ] && return 0
+		return $(((rc << 1) | 1))
+	fi
+	grep -aq 'Kernel panic' "$1" && return 1
+	return 125
+}
+
+run_libvirt() {
+	local uri name log state stub xml
+	uri=$(lv_uri)
+	name=${DOMAIN:-kstep-$(id -un)}
+	log=$rundir/$name.console.log
+	xml=$(domain_xml "$name" "$log")
+	if [ "${PRINT_XML:-0}" = 1 ]; then printf '%s\n' "$xml"; exit 0; fi
+	virsh -q -c "$uri" domstate "$name" >/dev/null 2>&1 &&
+		die "domain '$name' exists already at $uri: pick another name with DOMAIN=NAME"
+	printf '%s\n' "$xml" | write_private "$rundir/$name.xml" || die "cannot write $rundir/$name.xml"
+	rm -f "$log"
+	# virsh stays on its connection until this script ends, however it
+	# ends: libvirt then destroys the domain it created (--autodestroy).
+	exec {virsh_in}> >(exec virsh -q -c "$uri" >/dev/null 2>"$rundir/$name.virsh.err")
+	echo "create $rundir/$name.xml $([ "$halt" = 1 ] && echo --paused) $([ "${KEEP:-0}" = 1 ] || echo --autodestroy)" >&$virsh_in
+	for _ in $(seq 100); do
+		state=$(virsh -q -c "$uri" domstate "$name" 2>/dev/null) && break
+		[ -s "$rundir/$name.virsh.err" ] && break
+		sleep 0.1
+	done
+	[ -n "$state" ] || die "libvirt did not start domain '$name': $(head -c 400 "$rundir/$name.virsh.err")"
+	say "libvirt domain '$name' at $uri, ${accel_opts[1]}, workload $workload, $smp vCPU, $mem MiB, NIC $nic" \
+		"$([ "${KEEP:-0}" = 1 ] || echo "(destroyed when this ends)")"
+	if [ "$halt" = 1 ]; then
+		stub=$(lv_stub "$uri" "$name") || die "$stub"
+		say "HALT=1: the domain is paused; gdbstub on ${stub% *} (private: the domain's directory)"
+		say "attach: make attach DOMAIN=$name   or: kstep trace --domain $name"
+	fi
+	say "console: $log"
+	tail -n +1 -F "$log" 2>/dev/null &
+	local tailer=$!
+	while virsh -q -c "$uri" domstate "$name" >/dev/null 2>&1; do sleep 0.5; done
+	sleep 0.3
+	kill "$tailer" 2>/dev/null
+	console_result "$log"
+	rc=$?
+	exec {virsh_in}>&-
+	report_rc $rc
+}
+
+report_rc() {
+	local q=""
+	[ "$via" = qemu ] && q=" (QEMU exit $1)"
+	case $1 in
+	0) say "guest finished: success" ;;
+	1) say "guest finished: kernel panic$q" ;;
+	*) if [ "$via" = libvirt ] && [ "$1" = 125 ]; then
+		say "the domain ended without finishing its workload (destroyed, or QEMU ended)"
+	   elif [ $(($1 % 2)) = 1 ]; then say "guest finished: workload failed with rc $(($1 / 2))$q"
+	   else say "QEMU exited with status $1"; fi ;;
+	esac
+	exit "$1"
+}
+[ "$via" = libvirt ] && run_libvirt
+
 if [ "${PRINT_ARGS:-0}" = 1 ]; then
 	printf '%s\0' "${cmd[@]}" "${args[@]}"
 	exit 0
@@ -238,10 +361,4 @@ else
 	rc=${PIPESTATUS[0]}
 fi
 rm -f "$rundir/guest.env"
-case $rc in
-0) say "guest finished: success" ;;
-1) say "guest finished: kernel panic (QEMU exit 1)" ;;
-*) if [ $((rc % 2)) = 1 ]; then say "guest finished: workload failed with rc $((rc / 2)) (QEMU exit $rc)"
-   else say "QEMU exited with status $rc"; fi ;;
-esac
-exit $rc
+report_rc $rc

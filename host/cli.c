@@ -4,6 +4,7 @@
  * receive path and record every stop and step into a CTF trace.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <libgen.h>
@@ -23,6 +24,7 @@
 #include "oops.h"
 #include "probes.h"
 #include "qemu.h"
+#include "libvirt.h"
 #include "qmp.h"
 #include "vmcore.h"
 #include "dump_cmd.h"
@@ -145,10 +147,16 @@ struct guest_opts {
 	bool kaslr;                  /* boot our guest with KASLR on */
 	const char *unwind;          /* auto, cfi, fp */
 	const char *moddir;          /* --modules: modules' debug info, NULL: the release's */
+	const char *libvirt_uri;     /* --libvirt URI (NULL: the default) */
+	const char *domain;          /* --domain NAME: a libvirt domain, NULL: none */
+	const char *stub_path;       /* --stub-path: where the domain's QEMU opens the stub */
 	bool kaslr_offset_given;     /* --kaslr-offset: skip the search */
 	uint64_t kaslr_offset;
 	struct engine_opts eng;
 };
+
+/* Long options without a letter. */
+enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH };
 
 /* Options every guest command takes. */
 #define GUEST_LONGOPTS                                                                          \
@@ -159,7 +167,8 @@ struct guest_opts {
 	{ "nic", required_argument, NULL, 'N' }, { "pin", required_argument, NULL, 'P' },         \
 	{ "workload-cpu", required_argument, NULL, 'U' }, { "kaslr", no_argument, NULL, 'L' },     \
 	{ "kaslr-offset", required_argument, NULL, 'O' }, { "unwind", required_argument, NULL, 'X' }, \
-	{ "modules", required_argument, NULL, 'Y' },                                               \
+	{ "modules", required_argument, NULL, 'Y' }, { "libvirt", required_argument, NULL, OPT_LIBVIRT }, \
+	{ "domain", required_argument, NULL, OPT_DOMAIN }, { "stub-path", required_argument, NULL, OPT_STUB_PATH }, \
 	{ "output", required_argument, NULL, 'o' }, { "force", no_argument, NULL, 'F' },          \
 	{ "stack-bytes", required_argument, NULL, 'B' }, { "step-irqs", no_argument, NULL, 'i' }, \
 	{ "wire", no_argument, NULL, 'W' }, { "keep-guest", no_argument, NULL, 'K' },             \
@@ -182,6 +191,13 @@ static const char guest_help[] =
 	"                         e.g. from 'make run-guest HALT=1') instead of starting QEMU,\n"
 	"                         or the kernel's kgdb on a serial line: serial:PATH[,BAUD]\n"
 	"                         (a unix socket, as make run-guest KGDB=1 makes, or a tty)\n"
+	"      --domain NAME      a libvirt domain, running or paused (it is handed back\n"
+	"                         as found); its own gdbstub, or one opened for the run\n"
+	"      --libvirt URI      where it is (default qemu:///system as root, else\n"
+	"                         qemu:///session; qemu+ssh://[USER@]HOST/system for a\n"
+	"                         remote one: its stub comes over the same ssh)\n"
+	"      --stub-path PATH   where the domain's QEMU opens that gdbstub (default: its\n"
+	"                         directory under libvirt's, e.g. /var/lib/libvirt/qemu/domain-N-NAME)\n"
 	"  -K, --keep-guest       leave the guest running when kstep ends\n"
 	"      --vmlinux PATH     kernel with symbols (default images/vmlinux)\n"
 	"      --modules DIR      debug info of the guest's modules (NAME.ko below DIR;\n"
@@ -275,6 +291,15 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 	case 'Y':
 		g->moddir = arg;
 		return true;
+	case OPT_LIBVIRT:
+		g->libvirt_uri = arg;
+		return true;
+	case OPT_DOMAIN:
+		g->domain = arg;
+		return true;
+	case OPT_STUB_PATH:
+		g->stub_path = arg;
+		return true;
 	case 'X':
 		if (strcmp(arg, "auto") && strcmp(arg, "cfi") && strcmp(arg, "fp") && strcmp(arg, "check"))
 			die_usage(cmd, "--unwind must be auto, cfi, fp or check, not '%s'", arg);
@@ -321,6 +346,19 @@ static void guest_finish_defaults(struct guest_opts *g)
 		snprintf(g->vmlinux, sizeof(g->vmlinux), "%s/vmlinux", g->images);
 }
 
+/* Options that exclude each other, checked once all are read. */
+static void guest_check_opts(const char *cmd, const struct guest_opts *g)
+{
+	if (g->domain && g->attach)
+		die_usage(cmd, "--domain and --attach both name the guest: give one");
+	if (g->libvirt_uri && !g->domain)
+		die_usage(cmd, "--libvirt URI needs --domain NAME (the domain to debug)");
+	if (g->stub_path && !g->domain)
+		die_usage(cmd, "--stub-path is for a libvirt domain (--domain NAME)");
+	if (g->stub_path && g->stub_path[0] != '/')
+		die_usage(cmd, "--stub-path must be an absolute path (the domain's QEMU opens it)");
+}
+
 /* A connected, halted guest at (or past) start_kernel with a checked vmlinux. */
 struct session {
 	struct guest_opts *g;
@@ -334,6 +372,9 @@ struct session {
 	struct kmods *kmods;     /* the guest's modules, NULL: a kernel without them */
 	struct probe_set *ps;    /* kstep trace's probes: some wait for their module */
 	struct qmp *clock;       /* QMP for the guest's instruction count, NULL: no guest time */
+	struct lv_domain *lv;    /* the libvirt domain (--domain), NULL: none */
+	char lv_stub[PATH_MAX + 16]; /* its stub's endpoint */
+	bool frozen;             /* a dying guest is kept stopped */
 	struct trace_class *classes; /* the probes' event classes in the trace */
 	size_t nclasses;
 	int out_dfd;      /* the trace directory */
@@ -558,7 +599,7 @@ static int boot_attached(struct session *s)
 	int ret = rsp_connect(&s->rsp, s->g->attach, err, sizeof(err));
 
 	if (ret) {
-		error("%s (is the guest running? start it with: make run-guest HALT=1)", err);
+		error("%s%s", err, s->lv ? "" : " (is the guest running? start it with: make run-guest HALT=1)");
 		return ret;
 	}
 	if ((ret = connect_target(s)))
@@ -567,6 +608,28 @@ static int boot_attached(struct session *s)
 	    (before && (ret = engine_run_to_start_kernel(s->engine, BOOT_TIMEOUT_TCG_MS))))
 		error("%s", engine_errmsg(s->engine));
 	return ret;
+}
+
+/* A libvirt domain: its stub found or opened, then as attached. */
+static int boot_libvirt(struct session *s)
+{
+	char err[1024];
+	int ret = lv_open(&s->lv, s->g->libvirt_uri, s->g->domain, err, sizeof(err));
+
+	if (!ret)
+		ret = lv_open_stub(s->lv, s->g->stub_path, s->lv_stub, sizeof(s->lv_stub), err, sizeof(err));
+	if (ret) {
+		error("%s", err);
+		return ret;
+	}
+	if (lv_tainted_by_us(s->lv))
+		info("libvirt now marks domain '%s' tainted (custom monitor): kstep opened its gdbstub through "
+		     "the domain's monitor", s->g->domain);
+	if (lv_stub_is_tcp(s->lv))
+		info("WARNING: domain '%s' has its gdbstub on TCP (%s): every local user can reach it", s->g->domain,
+		     s->lv_stub);
+	s->g->attach = s->lv_stub;
+	return boot_attached(s);
 }
 
 /* The accelerator --accel auto means: the one remembered for this kernel,
@@ -643,7 +706,7 @@ static int boot(struct session *s)
 	 * applied to them once the kernel is found (probes_relocate). */
 	if (s->g->kaslr_offset_given)
 		sym_relocate(s->syms, s->g->kaslr_offset);
-	if ((ret = s->g->attach ? boot_attached(s) : boot_launched(s)))
+	if ((ret = s->g->domain ? boot_libvirt(s) : s->g->attach ? boot_attached(s) : boot_launched(s)))
 		return ret;
 	if ((ret = locate_kernel(s)) || (ret = engine_check_banner(s->engine))) {
 		error("%s", engine_errmsg(s->engine));
@@ -657,7 +720,8 @@ static int open_trace(struct session *s, const char *command)
 	char err[512], banner[256] = "", clock[96] = "";
 	const struct sym *b = sym_lookup_name(s->syms, "linux_banner");
 	struct trace_env env = { .unwinder = s->g->unwind, .vmlinux = s->g->vmlinux, .banner = banner,
-				 .command = command, .guest_clock = clock };
+				 .command = command, .guest_clock = clock,
+				 .libvirt_uri = s->lv ? lv_uri(s->lv) : NULL, .libvirt_domain = s->g->domain };
 	int ret;
 
 	if (s->g->eng.guest_clock)
@@ -757,6 +821,7 @@ static int finish_guest(struct session *s, const struct engine_result *res)
 		/* Drop the gdb connection without 'D' (which would resume): the
 		 * guest stays stopped until a debugger says otherwise. Ours is
 		 * also paused through QMP and kept. */
+		s->frozen = true;
 		if (s->qemu)
 			qemu_command(s, "stop");
 		target_close(s->target);
@@ -789,9 +854,18 @@ static int finish_guest(struct session *s, const struct engine_result *res)
 	return status;
 }
 
-static void session_end(struct session *s)
+/* Everything let go; a libvirt domain handed back as it was found (or
+ * frozen). Returns -1 if the domain could not be given back so. */
+static int session_end(struct session *s)
 {
+	char err[1024];
+	bool traced = s->trace != NULL;
+	int ret = 0;
+
 	drop_guest(s);
+	if (s->lv && (ret = lv_close(s->lv, s->frozen, err, sizeof(err))))
+		error("%s", err);
+	s->lv = NULL;
 	cfi_free(s->g->eng.cfi);
 	s->g->eng.cfi = NULL;
 	kmods_free(s->kmods);
@@ -802,8 +876,11 @@ static void session_end(struct session *s)
 	sym_close(s->syms);
 	if (s->serial_fd >= 0)
 		close(s->serial_fd);
+	else if (!traced && s->out_dfd >= 0)
+		unlinkat(s->out_dfd, TRACE_GUEST_DIR, AT_REMOVEDIR); /* attached, nothing traced: as it was */
 	if (s->out_dfd >= 0)
 		close(s->out_dfd);
+	return ret ? -1 : 0;
 }
 
 static int session_start(struct session *s, struct guest_opts *g)
@@ -850,6 +927,13 @@ static int guest_ending(struct session *s, int status)
 	const char *reason = s->qemu ? qemu_shutdown_reason(s->qemu) : "";
 	int rc;
 
+	if (s->lv) {
+		char why[128];
+		bool crashed = lv_end_reason(s->lv, why, sizeof(why));
+
+		error("the stub closed the connection: domain '%s' %s", s->g->domain, why);
+		return crashed ? EXIT_KERNEL_DIED : EXIT_QEMU_ENDED;
+	}
 	if (!s->qemu) {
 		error("the stub closed the connection: the guest's QEMU ended (attached: kstep cannot see why)");
 		return EXIT_QEMU_ENDED;
@@ -1132,6 +1216,11 @@ static int check_fields_for_stub(struct session *s, const struct probe_set *ps)
 	return 0;
 }
 
+static int dump_domain(void *ctx, int fd, char *err, size_t errlen)
+{
+	return lv_dump(ctx, fd, err, errlen);
+}
+
 /* The frozen guest's memory beside the trace (DIR/guest/vmcore): crash and drgn
  * read the dying kernel after QEMU is gone. Attached, QMP is found beside
  * a unix gdbstub (make run-guest's); elsewhere there is none to ask. */
@@ -1139,7 +1228,9 @@ static void save_vmcore(struct session *s)
 {
 	char sock[PATH_MAX], err[1024];
 
-	if (s->qemu)
+	if (s->lv)
+		sock[0] = '\0'; /* through libvirt */
+	else if (s->qemu)
 		snprintf(sock, sizeof(sock), "%s", qemu_qmp_socket(s->qemu));
 	else if (strncmp(s->g->attach, "unix:", 5) || vmcore_qmp_beside(s->g->attach + 5, sock, sizeof(sock))) {
 		info("no vmcore: no QMP socket of yours beside %s (kstep dump --qmp PATH -o FILE can write one)",
@@ -1153,8 +1244,11 @@ static void save_vmcore(struct session *s)
 	info("writing the dying guest's memory to %s", core);
 	if (gfd < 0)
 		error("no vmcore written (the trace is intact): %s: %s", core, strerror(-gfd));
-	else if (vmcore_write(sock, gfd, TRACE_VMCORE, err, sizeof(err)))
+	else if (s->lv ? vmcore_write_by(dump_domain, s->lv, gfd, TRACE_VMCORE, err, sizeof(err))
+		       : vmcore_write(sock, gfd, TRACE_VMCORE, err, sizeof(err)))
 		error("no vmcore written (the trace is intact): %s", err);
+	else if (s->lv)
+		info("vmcore: %s; open it with: crash --kaslr auto %s %s", core, s->g->vmlinux, core);
 	else
 		info("vmcore: %s; open it with: crash --kaslr auto %s %s   or: drgn -c %s -s %s", core, s->g->vmlinux,
 		     core, core, s->g->vmlinux);
@@ -1169,6 +1263,11 @@ static void say_oops(struct session *s, const struct engine_result *res)
 	     "backtrace at %s:\n%s",
 	     color ? "\033[1;31m" : "", res->oops_probe->spec, res->oops_seq, color ? "\033[0m" : "",
 	     res->oops_probe->spec, res->oops_bt);
+	if (s->lv) {
+		info("domain '%s' stays paused with its dying kernel: make attach DOMAIN=%s opens a gdbstub and gdb "
+		     "on it; virsh destroy %s ends it", s->g->domain, s->g->domain, s->g->domain);
+		return;
+	}
 	if (s->qemu)
 		info("attach gdb: make attach   (or: gdb %s -ex 'target remote %s')", s->g->vmlinux,
 		     qemu_gdb_socket(s->qemu));
@@ -1237,6 +1336,7 @@ static int cmd_trace(int argc, char **argv)
 	}
 	if (optind < argc)
 		die_usage("trace ", "unexpected argument '%s'", argv[optind]);
+	guest_check_opts("trace ", &g);
 	guest_finish_defaults(&g);
 	if ((ret = session_start(&s, &g)))
 		return 1;
@@ -1249,7 +1349,9 @@ static int cmd_trace(int argc, char **argv)
 	if (prepare_out(&s) || boot(&s) || check_fields_for_stub(&s, &ps) || open_trace(&s, "trace"))
 		goto fail;
 	probes_relocate(&ps, sym_offset(s.syms));
-	if (g.attach)
+	if (g.domain)
+		info("tracing %zu probes on libvirt domain '%s' (%s); Ctrl-C ends it", ps.n, g.domain, lv_uri(s.lv));
+	else if (g.attach)
 		info("tracing %zu probes on the guest at %s; Ctrl-C ends it", ps.n, g.attach);
 	else
 		info("tracing %zu probes on a %s guest (workload %s); Ctrl-C ends it", ps.n, s.accel, g.workload);
@@ -1265,7 +1367,8 @@ static int cmd_trace(int argc, char **argv)
 	/* The trace is kept whichever way it ended. */
 	ret = conclude(&s, &res, status, ret != 0);
 	probes_free(&ps);
-	session_end(&s);
+	if (session_end(&s) && ret == EXIT_DONE)
+		ret = EXIT_FAILED; /* the domain was not handed back as found */
 	return ret;
 fail:
 	if (s.target)
@@ -1382,6 +1485,7 @@ static int cmd_step(int argc, char **argv)
 	}
 	if (optind < argc)
 		die_usage("step ", "unexpected argument '%s'", argv[optind]);
+	guest_check_opts("step ", &g);
 	if (!at)
 		die_usage("step ", "--at SPEC is required");
 	if (!count && !until_return && !until)
@@ -1441,7 +1545,8 @@ static int cmd_step(int argc, char **argv)
 	ret = conclude(&s, &res, status, ret != 0);
 out:
 	probes_free(&atp);
-	session_end(&s);
+	if (session_end(&s) && ret == EXIT_DONE)
+		ret = EXIT_FAILED; /* the domain was not handed back as found */
 	return ret;
 fail:
 	if (s.target)

@@ -3,7 +3,8 @@
  * dump_cmd: `kstep dump -o FILE`, a vmcore of a guest kstep started or
  * attached to: the one `make run-guest` or a frozen oops catch left
  * (found through the run directory's guest.env), the one beside a given
- * gdbstub socket, or the one behind a given QMP socket.
+ * gdbstub socket, the one behind a given QMP socket, or a libvirt domain
+ * (through libvirt, which owns its QMP socket).
  */
 #include "dump_cmd.h"
 
@@ -17,11 +18,12 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "libvirt.h"
 #include "vmcore.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: kstep dump -o FILE [--attach unix:PATH | --qmp PATH]\n"
+	fprintf(f, "Usage: kstep dump -o FILE [--attach unix:PATH | --qmp PATH | --domain NAME]\n"
 		   "Write the guest's memory as an ELF vmcore (with the kernel's VMCOREINFO) that\n"
 		   "crash and drgn open. A running guest is stopped for the dump and runs on after;\n"
 		   "a stopped one (a frozen oops) stays stopped.\n\n"
@@ -29,6 +31,8 @@ static void usage(FILE *f)
 		   "  -A, --attach unix:PATH the guest whose gdbstub is PATH (its QMP socket, qmp.sock,\n"
 		   "                         is beside it, as make run-guest leaves it)\n"
 		   "      --qmp PATH         the guest behind this QMP socket\n"
+		   "      --domain NAME      the libvirt domain NAME (--libvirt URI: where; default\n"
+		   "                         qemu:///system as root, else qemu:///session)\n"
 		   "  -h, --help             this help\n"
 		   "Without either: the guest make run-guest (or a frozen kstep trace) left, from\n"
 		   "the run directory's guest.env. Exit: 0 written, 1 not (the reason on stderr),\n"
@@ -84,14 +88,40 @@ static int find_qmp(const char *attach, const char *qmp, char *out, size_t len)
 	return 0;
 }
 
+static int dump_domain(void *ctx, int fd, char *err, size_t errlen)
+{
+	return lv_dump(ctx, fd, err, errlen);
+}
+
+/* A libvirt domain's memory, the file passed to its QEMU through libvirt. */
+static int dump_libvirt(const char *uri, const char *name, const char *out, char *err, size_t errlen)
+{
+	struct lv_domain *d;
+	int ret = lv_open(&d, uri, name, err, errlen);
+
+	if (ret)
+		return ret;
+	fprintf(stderr, "kstep: dumping the memory of domain '%s' (%s) to %s\n", name, lv_uri(d), out);
+	ret = vmcore_write_by(dump_domain, d, AT_FDCWD, out, err, errlen);
+	if (lv_tainted_by_us(d))
+		fprintf(stderr, "kstep: libvirt now marks domain '%s' tainted (custom monitor): the dump went through "
+				"the domain's monitor\n", name);
+	if (ret)
+		lv_close(d, false, NULL, 0);
+	else
+		ret = lv_close(d, false, err, errlen);
+	return ret;
+}
+
 int dump_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "output", required_argument, NULL, 'o' }, { "attach", required_argument, NULL, 'A' },
 		{ "qmp", required_argument, NULL, 'Q' },    { "help", no_argument, NULL, 'h' },
+		{ "domain", required_argument, NULL, 'D' }, { "libvirt", required_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *out = NULL, *attach = NULL, *qmp = NULL;
+	const char *out = NULL, *attach = NULL, *qmp = NULL, *domain = NULL, *uri = NULL;
 	char sock[PATH_MAX], err[1024];
 	int c, ret;
 
@@ -106,6 +136,12 @@ int dump_main(int argc, char **argv)
 		case 'Q':
 			qmp = optarg;
 			break;
+		case 'D':
+			domain = optarg;
+			break;
+		case 'L':
+			uri = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -114,19 +150,29 @@ int dump_main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!out || optind < argc || (attach && qmp)) {
+	if (!out || optind < argc || !!attach + !!qmp + !!domain > 1 || (uri && !domain)) {
 		fprintf(stderr, "kstep dump: %s (try kstep dump --help)\n",
-			!out ? "-o FILE is required" : attach && qmp ? "--attach or --qmp, not both" : "unexpected argument");
+			!out			  ? "-o FILE is required"
+			: uri && !domain	  ? "--libvirt URI needs --domain NAME"
+			: optind < argc		  ? "unexpected argument"
+						  : "one of --attach, --qmp and --domain");
 		return 2;
 	}
-	if ((ret = find_qmp(attach, qmp, sock, sizeof(sock))))
+	if (domain)
+		ret = dump_libvirt(uri, domain, out, err, sizeof(err));
+	else if ((ret = find_qmp(attach, qmp, sock, sizeof(sock))))
 		return ret;
-	fprintf(stderr, "kstep: dumping the guest's memory to %s\n", out);
-	if (vmcore_write(sock, AT_FDCWD, out, err, sizeof(err))) {
+	else if (fprintf(stderr, "kstep: dumping the guest's memory to %s\n", out) > 0)
+		ret = vmcore_write(sock, AT_FDCWD, out, err, sizeof(err));
+	if (ret) {
 		fprintf(stderr, "kstep dump: no vmcore written: %s\n", err);
 		return 1;
 	}
-	printf("vmcore: %s (open it with: crash --kaslr auto VMLINUX %s, or drgn -c %s -s VMLINUX)\n", out, out,
-	       out);
+	if (domain)
+		printf("vmcore: %s (open it with: crash --kaslr auto VMLINUX %s; libvirt's dump has no page "
+		       "tables for drgn 0.0.22)\n", out, out);
+	else
+		printf("vmcore: %s (open it with: crash --kaslr auto VMLINUX %s, or drgn -c %s -s VMLINUX)\n", out, out,
+		       out);
 	return 0;
 }

@@ -185,9 +185,29 @@ static int put_event(struct buf *b, const struct target_desc *desc, int id, cons
 	return err;
 }
 
+/* ";\n\tNAME = "VALUE"" in the env block (after the line before it). */
+static int put_env_string(struct buf *out, const char *name, const char *value)
+{
+	int err = buf_printf(out, ";\n\t%s = ", name);
+
+	return err ? err : put_tsdl_string(out, value ? value : "");
+}
+
 int trace_metadata(struct buf *out, const struct target_desc *desc, const struct trace_env *env,
 		   const uint8_t uuid[16], int64_t offset_s, int64_t offset_ns)
 {
+	const struct {
+		const char *name, *value;
+		bool always;  /* written even when empty: readers expect it */
+	} fields[] = {
+		{ "vmlinux", env ? env->vmlinux : NULL, true },
+		{ "kernel", env ? env->banner : NULL, true },
+		{ "unwinder", env ? env->unwinder : NULL, true },
+		{ "command", env ? env->command : NULL, true },
+		{ "guest_clock", env ? env->guest_clock : NULL, true },
+		{ "libvirt_uri", env ? env->libvirt_uri : NULL, false },
+		{ "libvirt_domain", env ? env->libvirt_domain : NULL, false },
+	};
 	char u[37];
 	int err;
 
@@ -209,26 +229,9 @@ int trace_metadata(struct buf *out, const struct target_desc *desc, const struct
 		"\ttracer_major = 1;\n\ttracer_minor = 0;\n\tarchitecture = ", u);
 	if (!err)
 		err = put_tsdl_string(out, desc->arch ? desc->arch : "unknown");
-	if (!err)
-		err = buf_puts(out, ";\n\tvmlinux = ");
-	if (!err)
-		err = put_tsdl_string(out, env && env->vmlinux ? env->vmlinux : "");
-	if (!err)
-		err = buf_puts(out, ";\n\tkernel = ");
-	if (!err)
-		err = put_tsdl_string(out, env && env->banner ? env->banner : "");
-	if (!err)
-		err = buf_puts(out, ";\n\tunwinder = ");
-	if (!err)
-		err = put_tsdl_string(out, env && env->unwinder ? env->unwinder : "");
-	if (!err)
-		err = buf_puts(out, ";\n\tcommand = ");
-	if (!err)
-		err = put_tsdl_string(out, env && env->command ? env->command : "");
-	if (!err)
-		err = buf_puts(out, ";\n\tguest_clock = ");
-	if (!err)
-		err = put_tsdl_string(out, env && env->guest_clock ? env->guest_clock : "");
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]) && !err; i++)
+		if (fields[i].always || (fields[i].value && *fields[i].value))
+			err = put_env_string(out, fields[i].name, fields[i].value);
 	if (!err)
 		err = buf_printf(out,
 			";\n};\n\n"

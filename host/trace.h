@@ -86,6 +86,8 @@ struct trace_env {
 	const char *banner;
 	const char *command;
 	const char *guest_clock;  /* how guest_ns was measured, "" or NULL: not */
+	const char *libvirt_uri;  /* the guest is this libvirt domain (NULL: not) */
+	const char *libvirt_domain;
 	const struct trace_class *classes;
 	size_t nclasses;
 };

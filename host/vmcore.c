@@ -34,7 +34,7 @@ static int check_elf(int fd, char *err, size_t errlen)
 	return 0;
 }
 
-static int dump_into(struct qmp *q, int dirfd, const char *name, char *err, size_t errlen)
+int vmcore_write_by(vmcore_dump_fn *dump, void *ctx, int dirfd, const char *name, char *err, size_t errlen)
 {
 	int fd = files_create(dirfd, name, 0600), ret;
 
@@ -43,10 +43,8 @@ static int dump_into(struct qmp *q, int dirfd, const char *name, char *err, size
 			 fd == -EEXIST ? "something is there already" : strerror(-fd));
 		return fd;
 	}
-	ret = qmp_dump_memory(q, fd, DUMP_TIMEOUT_MS);
-	if (ret)
-		snprintf(err, errlen, "%s", qmp_errmsg(q));
-	else
+	ret = dump(ctx, fd, err, errlen);
+	if (!ret)
 		ret = check_elf(fd, err, errlen);
 	if (close(fd) && !ret) {
 		ret = -errno;
@@ -54,6 +52,15 @@ static int dump_into(struct qmp *q, int dirfd, const char *name, char *err, size
 	}
 	if (ret)
 		unlinkat(dirfd, name, 0); /* half a core is no core */
+	return ret;
+}
+
+static int dump_over_qmp(void *ctx, int fd, char *err, size_t errlen)
+{
+	int ret = qmp_dump_memory(ctx, fd, DUMP_TIMEOUT_MS);
+
+	if (ret)
+		snprintf(err, errlen, "%s", qmp_errmsg(ctx));
 	return ret;
 }
 
@@ -70,7 +77,7 @@ int vmcore_write(const char *qmp_socket, int dirfd, const char *name, char *err,
 		qmp_close(q);
 		return ret;
 	}
-	ret = dump_into(q, dirfd, name, err, errlen);
+	ret = vmcore_write_by(dump_over_qmp, q, dirfd, name, err, errlen);
 	if (running && qmp_execute(q, "cont") && !ret) {
 		snprintf(err, errlen, "the guest did not run on after the dump: %s", qmp_errmsg(q));
 		ret = -EIO;
