@@ -19,6 +19,7 @@ import test_probes  # noqa: E402,F401  issue 10: fetch args, returns, filters, s
 import test_analysis  # noqa: E402,F401  issue 12: call tree and folded stacks of step traces
 import test_vmcore  # noqa: E402,F401  issue 13: vmcore for crash and drgn
 import test_kgdb  # noqa: E402,F401  issue 13: kgdb over a serial line
+import test_libvirt  # noqa: E402,F401  issue 11: libvirt domains
 
 
 def main():
