@@ -928,11 +928,13 @@ static int guest_ending(struct session *s, int status)
 	int rc;
 
 	if (s->lv) {
-		char why[128];
-		bool crashed = lv_end_reason(s->lv, why, sizeof(why));
+		char why[160];
+		enum lv_ending end = lv_ending(s->lv, why, sizeof(why));
 
 		error("the stub closed the connection: domain '%s' %s", s->g->domain, why);
-		return crashed ? EXIT_KERNEL_DIED : EXIT_QEMU_ENDED;
+		if (end == LV_END_ALIVE && lv_release_guest(s->lv, why, sizeof(why)))
+			error("%s", why);
+		return end == LV_END_CRASHED ? EXIT_KERNEL_DIED : end == LV_END_ALIVE ? EXIT_FAILED : EXIT_QEMU_ENDED;
 	}
 	if (!s->qemu) {
 		error("the stub closed the connection: the guest's QEMU ended (attached: kstep cannot see why)");

@@ -28,11 +28,13 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "rsp.h"
 
 /* How long ssh gets to set up the forwarded socket. */
 #define SSH_FORWARD_MS 15000
 #define SSH_POLL_MS 50
 #define STUB_NAME "kstep-gdb.sock"
+#define DETACH_TIMEOUT_MS 5000
 
 struct lv_domain {
 	virConnectPtr conn;
@@ -43,6 +45,7 @@ struct lv_domain {
 	bool tainted_before, tainted_by_us;
 	bool own_stub;           /* we ran 'gdbserver' and must run 'gdbserver none' */
 	bool stub_tcp;
+	char stub[PATH_MAX];     /* the stub's socket on the domain's host */
 	pid_t ssh;               /* the forwarding ssh, 0: none */
 	char local_sock[PATH_MAX + 64];
 };
@@ -466,6 +469,7 @@ int lv_open_stub(struct lv_domain *d, const char *stub_path, char *ep, size_t ep
 	}
 	if (!*c.gdb && (ret = start_gdbserver(d, path, err, errlen)))
 		return ret;
+	snprintf(d->stub, sizeof(d->stub), "%s", path);
 	if (remote && (ret = forward_stub(d, &t, path, err, errlen)))
 		return ret;
 	if (d->stub_tcp)
@@ -500,43 +504,118 @@ int lv_dump(struct lv_domain *d, int fd, char *err, size_t errlen)
 	return 0;
 }
 
-bool lv_end_reason(struct lv_domain *d, char *out, size_t len)
+/*
+ * The session's connection broke while the guest ran with kstep's
+ * breakpoints in it: QEMU keeps them, and the next hit would stop the
+ * guest for a debugger that is gone. A new connection's detach ('D')
+ * takes them all out and lets the guest run (over ssh, forwarded again).
+ */
+int lv_release_guest(struct lv_domain *d, char *err, size_t errlen)
+{
+	struct ssh_target t;
+	struct rsp_conn *c;
+	char ep[PATH_MAX + 80];
+	const char *reply;
+	size_t len;
+	int ret;
+
+	if (d->stub_tcp)
+		snprintf(ep, sizeof(ep), "%s", d->stub);
+	else
+		snprintf(ep, sizeof(ep), "unix:%s", d->ssh ? d->local_sock : d->stub);
+	if (d->ssh) {
+		stop_forward(d);
+		remote_target(d->uri, &t);
+		if ((ret = forward_stub(d, &t, d->stub, err, errlen)))
+			return ret;
+	}
+	if ((ret = rsp_connect(&c, ep, err, errlen)))
+		return ret;
+	/* "D;1": QEMU keeps the last session's multiprocess mode, where a
+	 * bare D is refused (E22); without it the pid is ignored. */
+	ret = rsp_request(c, "D;1", &reply, &len, DETACH_TIMEOUT_MS);
+	if (ret || len != 2 || memcmp(reply, "OK", 2)) {
+		snprintf(err, errlen, "domain '%s': its gdbstub did not take kstep's breakpoints out (%s)", d->name,
+			 ret ? strerror(-ret) : "no OK to a detach");
+		ret = ret ? ret : -EPROTO;
+	}
+	rsp_close(c);
+	return ret;
+}
+
+enum lv_ending lv_ending(struct lv_domain *d, char *out, size_t len)
 {
 	int state = 0, reason = 0;
 
 	if (virDomainGetState(d->dom, &state, &reason, 0) < 0) {
-		snprintf(out, len, "gone (%s)", last_error());
-		return false;
+		snprintf(out, len, "is gone (%s)", last_error());
+		return LV_END_SHUT_OFF;
 	}
 	if (state != VIR_DOMAIN_SHUTOFF) {
-		snprintf(out, len, "still there (state %d)", state);
-		return false;
+		snprintf(out, len, "is still there: the connection to its gdbstub broke%s", d->ssh ? " (ssh ended?)" : "");
+		return LV_END_ALIVE;
 	}
 	snprintf(out, len, "shut off (%s)",
-		 reason == VIR_DOMAIN_SHUTOFF_SHUTDOWN  ? "the guest shut down"
-		 : reason == VIR_DOMAIN_SHUTOFF_CRASHED ? "its kernel crashed"
+		 reason == VIR_DOMAIN_SHUTOFF_SHUTDOWN	 ? "the guest shut down"
+		 : reason == VIR_DOMAIN_SHUTOFF_CRASHED	 ? "its kernel crashed"
 		 : reason == VIR_DOMAIN_SHUTOFF_DESTROYED ? "destroyed"
 							  : "another reason");
-	return reason == VIR_DOMAIN_SHUTOFF_CRASHED;
+	return reason == VIR_DOMAIN_SHUTOFF_CRASHED ? LV_END_CRASHED : LV_END_SHUT_OFF;
+}
+
+/* Is QEMU running the guest? Asked of QEMU: libvirt learns of the stops
+ * and starts the gdbstub makes from events, and may not have yet. */
+static int qemu_running(struct lv_domain *d, bool *running, char *err, size_t errlen)
+{
+	json_object *root, *ret, *r;
+	char *reply;
+	int rc = monitor(d, "{\"execute\":\"query-status\"}", false, &reply, err, errlen);
+
+	if (rc)
+		return rc;
+	root = json_tokener_parse(reply);
+	free(reply);
+	rc = root && json_object_object_get_ex(root, "return", &ret) && json_object_object_get_ex(ret, "running", &r)
+		     ? 0
+		     : -EPROTO;
+	if (!rc)
+		*running = json_object_get_boolean(r);
+	else
+		snprintf(err, errlen, "domain '%s': QEMU's query-status answered something unexpected", d->name);
+	json_object_put(root);
+	return rc;
+}
+
+/* Pause or resume through libvirt; when libvirt's view is behind QEMU's
+ * (it thinks the state is already the one wanted), through the monitor. */
+static int set_running(struct lv_domain *d, bool run, char *err, size_t errlen)
+{
+	char *reply = NULL;
+	int ret;
+
+	if ((run ? virDomainResume(d->dom) : virDomainSuspend(d->dom)) == 0)
+		return 0;
+	if (virGetLastErrorCode() != VIR_ERR_OPERATION_INVALID) {
+		snprintf(err, errlen, "domain '%s' could not be %s: %s (virsh %s %s)", d->name,
+			 run ? "resumed" : "paused again", last_error(), run ? "resume" : "suspend", d->name);
+		return -EIO;
+	}
+	ret = monitor(d, run ? "{\"execute\":\"cont\"}" : "{\"execute\":\"stop\"}", false, &reply, err, errlen);
+	free(reply);
+	return ret;
 }
 
 /* Running or paused again, as it was; a domain that ended stays ended. */
 static int restore_state(struct lv_domain *d, bool frozen, char *err, size_t errlen)
 {
-	int state, reason;
+	bool running;
+	int ret;
 
-	if (virDomainGetState(d->dom, &state, &reason, 0) < 0 || frozen)
+	if (frozen || virDomainIsActive(d->dom) != 1)
 		return 0;
-	if (d->was_paused && state == VIR_DOMAIN_RUNNING && virDomainSuspend(d->dom) < 0) {
-		snprintf(err, errlen, "domain '%s' was paused and could not be paused again: %s", d->name, last_error());
-		return -EIO;
-	}
-	if (!d->was_paused && state == VIR_DOMAIN_PAUSED && virDomainResume(d->dom) < 0) {
-		snprintf(err, errlen, "domain '%s' was running and could not be resumed: %s (virsh resume %s)", d->name,
-			 last_error(), d->name);
-		return -EIO;
-	}
-	return 0;
+	if ((ret = qemu_running(d, &running, err, errlen)))
+		return ret;
+	return running == !d->was_paused ? 0 : set_running(d, !d->was_paused, err, errlen);
 }
 
 int lv_close(struct lv_domain *d, bool frozen, char *err, size_t errlen)

@@ -47,9 +47,15 @@ bool lv_stub_is_tcp(const struct lv_domain *d);
  * needs: crash opens it). Local domains only (-EREMOTE). */
 int lv_dump(struct lv_domain *d, int fd, char *err, size_t errlen);
 
-/* How the domain ended after its stub closed: "shut off (crashed)" and so
- * on in @out; true if its kernel crashed (a panic). */
-bool lv_end_reason(struct lv_domain *d, char *out, size_t len);
+/* What became of the domain after its stub closed, said in @out ("shut
+ * off (its kernel crashed)", "is still there: ..."). */
+enum lv_ending { LV_END_SHUT_OFF, LV_END_CRASHED, LV_END_ALIVE };
+enum lv_ending lv_ending(struct lv_domain *d, char *out, size_t len);
+
+/* After the session's connection to the stub broke with the domain still
+ * there: a new connection's detach takes out the breakpoints QEMU still
+ * holds (they would stop the guest at the next hit) and lets it run. */
+int lv_release_guest(struct lv_domain *d, char *err, size_t errlen);
 
 /*
  * Hand the domain back: the session's gdbserver stopped, the domain

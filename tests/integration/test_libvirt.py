@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import RUN_GUEST, TREE, VMLINUX, babeltrace, events, kstep, run, test, wait_for
+from harness import RUN_GUEST, TREE, VMLINUX, babeltrace, events, free_port, kstep, run, test, wait_for
 
 URI = "qemu:///system"
 _started = []
@@ -202,3 +202,59 @@ def test_run_guest_via_libvirt_and_gdb_attach_to_a_domain():
         assert p.returncode == 0 and "#0" in p.stdout, p.stdout[-600:] + p.stderr[-600:]
         handed_back(dom["name"], "running")
     subprocess.run(["rm", "-rf", d])
+
+
+@contextlib.contextmanager
+def sshd():
+    """This machine's own sshd on a loopback port of its own, with a key made
+    here: a qemu+ssh:// URI to this host, as to a lab machine."""
+    d = tempfile.mkdtemp(prefix="kstep-sshd-")
+    port = free_port()
+    for key in ("host", "client"):
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(d, key)], check=True)
+    os.makedirs("/run/sshd", exist_ok=True)
+    open(os.path.join(d, "config"), "w").write(
+        "Port %d\nListenAddress 127.0.0.1\nHostKey %s/host\nPidFile %s/pid\nAuthorizedKeysFile %s/client.pub\n"
+        "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n" % (port, d, d, d))
+    p = run(["/usr/sbin/sshd", "-f", os.path.join(d, "config"), "-E", os.path.join(d, "log")], timeout=30)
+    assert p.returncode == 0, p.stderr[-400:]
+    try:
+        wait_for(lambda: os.path.exists(os.path.join(d, "pid")), 10, "sshd")
+        yield "qemu+ssh://root@127.0.0.1:%d/system?keyfile=%s/client&no_verify=1" % (port, d)
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(open(os.path.join(d, "pid")).read()), signal.SIGTERM)
+        run(["ssh-keygen", "-R", "[127.0.0.1]:%d" % port])
+        subprocess.run(["rm", "-rf", d])
+
+
+@test
+def test_remote_domain_over_ssh_and_a_dropped_connection():
+    out = tempfile.mkdtemp(prefix="kstep-lv-")
+    with domain() as dom, sshd() as uri:
+        p = kstep("trace", "--libvirt", uri, "--domain", dom["name"], "--max-stops", "20", "-o",
+                  os.path.join(out, "t"), "-q", timeout=300, env={"KSTEP_RUNDIR": dom["dir"]})
+        assert p.returncode == 0, p.stderr[-800:]
+        handed_back(dom["name"], "running")
+        assert 'libvirt_uri = "%s"' % uri in open(os.path.join(out, "t", "metadata")).read()
+        assert len(events(babeltrace(os.path.join(out, "t")))) == 20
+        assert not [f for f in os.listdir(dom["dir"]) if f.endswith("gdb.sock")], "the forwarded socket stayed"
+        # The ssh that carries the stub dies mid-trace: kstep says so, takes
+        # its breakpoints out through a new connection and hands the domain back.
+        k = subprocess.Popen([os.path.join(TREE, "build", "kstep"), "trace", "--libvirt", uri, "--domain", dom["name"],
+                              "-o", os.path.join(out, "drop"), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=dict(os.environ, KSTEP_RUNDIR=dom["dir"]))
+        forwarded = lambda: [f for f in os.listdir(dom["dir"]) if f.endswith("gdb.sock")]  # noqa: E731
+        wait_for(lambda: forwarded() or k.poll() is not None, 60, "the forwarded stub")
+        time.sleep(3)
+        assert run(["pkill", "-f", "--", "ExitOnForwardFailure=yes .*" + forwarded()[0]]).returncode == 0
+        try:
+            stdout, stderr = k.communicate(timeout=120)
+        finally:
+            k.kill()
+        assert k.returncode == 1 and "the connection to its gdbstub broke" in stderr, stderr[-600:]
+        wait_for(lambda: state(dom["name"]) == "running", 10, "the domain to run on")
+        time.sleep(2)  # no breakpoint of kstep's stops it again
+        handed_back(dom["name"], "running")
+        assert events(babeltrace(os.path.join(out, "drop")))
+    subprocess.run(["rm", "-rf", out])
