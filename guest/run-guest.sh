@@ -24,7 +24,8 @@
 #   default kstep-USER, at LIBVIRT_URI, default qemu:///system as root, else
 #   qemu:///session), destroyed when this script ends (KEEP=1 leaves it);
 #   HALT=1 starts it paused with a gdbstub in the domain's own directory.
-#   PRINT_XML=1 prints the domain's XML and exits.
+#   PRINT_XML=1 prints the domain's XML and exits; LIBVIRT_CONSOLE_LOG=PATH is where
+#   its console goes (default RUNDIR/NAME.console.log; libvirt's virtlogd writes it).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
@@ -276,7 +277,7 @@ run_libvirt() {
 	local uri name log state stub xml
 	uri=$(lv_uri)
 	name=${DOMAIN:-kstep-$(id -un)}
-	log=$rundir/$name.console.log
+	log=${LIBVIRT_CONSOLE_LOG:-$rundir/$name.console.log}
 	xml=$(domain_xml "$name" "$log")
 	if [ "${PRINT_XML:-0}" = 1 ]; then printf '%s\n' "$xml"; exit 0; fi
 	virsh -q -c "$uri" domstate "$name" >/dev/null 2>&1 &&

@@ -195,7 +195,9 @@ static const char guest_help[] =
 	"                         as found); its own gdbstub, or one opened for the run\n"
 	"      --libvirt URI      where it is (default qemu:///system as root, else\n"
 	"                         qemu:///session; qemu+ssh://[USER@]HOST/system for a\n"
-	"                         remote one: its stub comes over the same ssh)\n"
+	"                         remote one: its stub comes over the same ssh); without\n"
+	"                         --domain: boot kstep's guest as a transient domain there\n"
+	"                         (local URIs), destroyed at the end unless --keep-guest\n"
 	"      --stub-path PATH   where the domain's QEMU opens that gdbstub (default: its\n"
 	"                         directory under libvirt's, e.g. /var/lib/libvirt/qemu/domain-N-NAME)\n"
 	"  -K, --keep-guest       leave the guest running when kstep ends\n"
@@ -351,9 +353,9 @@ static void guest_check_opts(const char *cmd, const struct guest_opts *g)
 {
 	if (g->domain && g->attach)
 		die_usage(cmd, "--domain and --attach both name the guest: give one");
-	if (g->libvirt_uri && !g->domain)
-		die_usage(cmd, "--libvirt URI needs --domain NAME (the domain to debug)");
-	if (g->stub_path && !g->domain)
+	if (g->libvirt_uri && g->attach)
+		die_usage(cmd, "--libvirt and --attach both name the guest: give one");
+	if (g->stub_path && !g->domain && !g->libvirt_uri)
 		die_usage(cmd, "--stub-path is for a libvirt domain (--domain NAME)");
 	if (g->stub_path && g->stub_path[0] != '/')
 		die_usage(cmd, "--stub-path must be an absolute path (the domain's QEMU opens it)");
@@ -425,17 +427,23 @@ static void open_guest_clock(struct session *s)
 	s->g->eng.icount_shift = QEMU_ICOUNT_SHIFT;
 }
 
-static int launch(struct session *s, const char *accel)
+/* The guest the options describe, for QEMU or for libvirt. */
+static struct qemu_opts guest_qemu_opts(struct session *s, const char *accel)
 {
-	struct qemu_opts qo = {
+	return (struct qemu_opts){
 		.tree = s->g->tree, .images = s->g->images, .workload = s->g->workload,
 		.count = s->g->count, .accel = accel, .smp = s->g->smp, .mem = s->g->mem, .pin = s->g->pin,
 		.nic = s->g->nic, .serial_fd = s->serial_fd, .workload_cpu = s->g->workload_cpu, .kaslr = s->g->kaslr,
-		.icount = guest_clock_possible(s, accel),
 	};
+}
+
+static int launch(struct session *s, const char *accel)
+{
+	struct qemu_opts qo = guest_qemu_opts(s, accel);
 	char err[512];
 	int ret;
 
+	qo.icount = guest_clock_possible(s, accel);
 	ret = qemu_launch(&s->qemu, &qo, err, sizeof(err));
 	if (!ret)
 		ret = qemu_wait_ready(s->qemu, 10000, err, sizeof(err));
@@ -624,9 +632,9 @@ static int boot_libvirt(struct session *s)
 	}
 	if (lv_tainted_by_us(s->lv))
 		info("libvirt now marks domain '%s' tainted (custom monitor): kstep opened its gdbstub through "
-		     "the domain's monitor", s->g->domain);
+		     "the domain's monitor", lv_name(s->lv));
 	if (lv_stub_is_tcp(s->lv))
-		info("WARNING: domain '%s' has its gdbstub on TCP (%s): every local user can reach it", s->g->domain,
+		info("WARNING: domain '%s' has its gdbstub on TCP (%s): every local user can reach it", lv_name(s->lv),
 		     s->lv_stub);
 	s->g->attach = s->lv_stub;
 	return boot_attached(s);
@@ -647,6 +655,61 @@ static const char *pick_accel(struct session *s)
 		return "tcg";
 	}
 	return "kvm";
+}
+
+/* The domain XML of our guest, its console going to the trace's
+ * guest/serial.log (written by libvirt's virtlogd). */
+static int own_domain_xml(struct session *s, const char *accel, const char *name, char **xml, char *err,
+			  size_t errlen)
+{
+	struct qemu_opts qo = guest_qemu_opts(s, accel);
+	char rundir[PATH_MAX], tmp[PATH_MAX + 32], out[PATH_MAX], log[PATH_MAX + 32];
+	int ret;
+
+	files_rundir(rundir, sizeof(rundir));
+	if ((ret = files_private_dir(rundir, err, errlen)))
+		return ret;
+	snprintf(tmp, sizeof(tmp), "%s/xml.XXXXXX", rundir);
+	if (!realpath(s->g->out, out) || !mkdtemp(tmp)) {
+		snprintf(err, errlen, "cannot prepare the domain's definition: %s", strerror(errno));
+		return -errno;
+	}
+	snprintf(log, sizeof(log), "%s/" TRACE_GUEST_DIR "/serial.log", out);
+	ret = qemu_domain_xml(&qo, name, log, tmp, xml, err, errlen);
+	rmdir(tmp);
+	return ret;
+}
+
+/* kstep's own guest as a transient libvirt domain (--libvirt URI without
+ * --domain): started paused at reset, then as attached. */
+static int boot_libvirt_own(struct session *s)
+{
+	char err[1024], name[64];
+	char *xml = NULL;
+	int ret;
+
+	if ((ret = check_images(s)))
+		return ret;
+	s->serial_fd = trace_create_serial_log(s->out_dfd);
+	if (s->serial_fd < 0) {
+		error("cannot create %s/guest/serial.log: %s", s->g->out, strerror(-s->serial_fd));
+		return s->serial_fd;
+	}
+	snprintf(name, sizeof(name), "kstep-%d", (int)getpid());
+	ret = own_domain_xml(s, pick_accel(s), name, &xml, err, sizeof(err));
+	if (!ret)
+		ret = lv_create(&s->lv, s->g->libvirt_uri, xml, s->g->keep, err, sizeof(err));
+	free(xml);
+	if (!ret)
+		ret = lv_open_stub(s->lv, s->g->stub_path, s->lv_stub, sizeof(s->lv_stub), err, sizeof(err));
+	if (ret) {
+		error("%s", err);
+		return ret;
+	}
+	info("guest: libvirt domain '%s' at %s%s", name, lv_uri(s->lv),
+	     s->g->keep ? " (kept when kstep ends: virsh destroy ends it)" : " (destroyed when kstep ends)");
+	s->g->attach = s->lv_stub;
+	return boot_attached(s);
 }
 
 static int launch_to_start_kernel(struct session *s, const char *accel)
@@ -706,7 +769,10 @@ static int boot(struct session *s)
 	 * applied to them once the kernel is found (probes_relocate). */
 	if (s->g->kaslr_offset_given)
 		sym_relocate(s->syms, s->g->kaslr_offset);
-	if ((ret = s->g->domain ? boot_libvirt(s) : s->g->attach ? boot_attached(s) : boot_launched(s)))
+	if ((ret = s->g->domain		 ? boot_libvirt(s)
+		   : s->g->libvirt_uri ? boot_libvirt_own(s)
+		   : s->g->attach	 ? boot_attached(s)
+					 : boot_launched(s)))
 		return ret;
 	if ((ret = locate_kernel(s)) || (ret = engine_check_banner(s->engine))) {
 		error("%s", engine_errmsg(s->engine));
@@ -721,7 +787,7 @@ static int open_trace(struct session *s, const char *command)
 	const struct sym *b = sym_lookup_name(s->syms, "linux_banner");
 	struct trace_env env = { .unwinder = s->g->unwind, .vmlinux = s->g->vmlinux, .banner = banner,
 				 .command = command, .guest_clock = clock,
-				 .libvirt_uri = s->lv ? lv_uri(s->lv) : NULL, .libvirt_domain = s->g->domain };
+				 .libvirt_uri = s->lv ? lv_uri(s->lv) : NULL, .libvirt_domain = s->lv ? lv_name(s->lv) : NULL };
 	int ret;
 
 	if (s->g->eng.guest_clock)
@@ -920,6 +986,32 @@ static bool workload_done(struct session *s, int *rc)
 	return last && sscanf(last, "KSTEP-WORKLOAD-DONE %*s %d", rc) == 1;
 }
 
+/* libvirt's virtlogd writes a domain's console log anew, as a file of
+ * its own: read the one at the path. */
+static void reopen_serial_log(struct session *s)
+{
+	char path[] = TRACE_GUEST_DIR "/serial.log";
+	int fd;
+
+	if (s->serial_fd < 0 || (fd = openat(s->out_dfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return;
+	close(s->serial_fd);
+	s->serial_fd = fd;
+}
+
+/* The guest printed its workload's result (@rc) and ended (@how; @failed:
+ * not as a success). */
+static int workload_ending(struct session *s, int rc, bool failed, const char *how)
+{
+	if (rc == 0 && !failed) {
+		info("the guest finished its workload (%s)", how);
+		return EXIT_DONE;
+	}
+	error("the guest's workload %s failed with rc %d (%s; console: %s/guest/serial.log)", s->g->workload, rc, how,
+	      s->g->out);
+	return EXIT_WORKLOAD_FAILED;
+}
+
 /* The guest went away under us: say why, from what the guest printed and
  * how QEMU ended, and pick the exit status. */
 static int guest_ending(struct session *s, int status)
@@ -931,7 +1023,13 @@ static int guest_ending(struct session *s, int status)
 		char why[160];
 		enum lv_ending end = lv_ending(s->lv, why, sizeof(why));
 
-		error("the stub closed the connection: domain '%s' %s", s->g->domain, why);
+		reopen_serial_log(s);
+		if (end != LV_END_ALIVE && workload_done(s, &rc)) {
+			snprintf(why, sizeof(why), "domain '%s' %s", lv_name(s->lv),
+				 end == LV_END_CRASHED ? "crashed" : "ended");
+			return workload_ending(s, rc, end == LV_END_CRASHED, why);
+		}
+		error("the stub closed the connection: domain '%s' %s", lv_name(s->lv), why);
 		if (end == LV_END_ALIVE && lv_release_guest(s->lv, why, sizeof(why)))
 			error("%s", why);
 		return end == LV_END_CRASHED ? EXIT_KERNEL_DIED : end == LV_END_ALIVE ? EXIT_FAILED : EXIT_QEMU_ENDED;
@@ -941,13 +1039,10 @@ static int guest_ending(struct session *s, int status)
 		return EXIT_QEMU_ENDED;
 	}
 	if (workload_done(s, &rc)) {
-		if (rc == 0 && status == 0) {
-			info("the guest finished its workload (QEMU exit 0)");
-			return EXIT_DONE;
-		}
-		error("the guest's workload %s failed with rc %d (QEMU exit %d; console: %s/guest/serial.log)",
-		      s->g->workload, rc, status, s->g->out);
-		return EXIT_WORKLOAD_FAILED;
+		char how[32];
+
+		snprintf(how, sizeof(how), "QEMU exit %d", status);
+		return workload_ending(s, rc, status != 0, how);
 	}
 	if (status == 1) {
 		error("the guest kernel panicked (QEMU exit 1; its report is in %s/guest/serial.log)", s->g->out);
@@ -1265,9 +1360,13 @@ static void say_oops(struct session *s, const struct engine_result *res)
 	     "backtrace at %s:\n%s",
 	     color ? "\033[1;31m" : "", res->oops_probe->spec, res->oops_seq, color ? "\033[0m" : "",
 	     res->oops_probe->spec, res->oops_bt);
+	if (s->lv && lv_ends_with_kstep(s->lv)) {
+		info("domain '%s' ends with kstep (--keep-guest keeps a dying guest paused for gdb)", lv_name(s->lv));
+		return;
+	}
 	if (s->lv) {
 		info("domain '%s' stays paused with its dying kernel: make attach DOMAIN=%s opens a gdbstub and gdb "
-		     "on it; virsh destroy %s ends it", s->g->domain, s->g->domain, s->g->domain);
+		     "on it; virsh destroy %s ends it", lv_name(s->lv), lv_name(s->lv), lv_name(s->lv));
 		return;
 	}
 	if (s->qemu)
@@ -1351,8 +1450,8 @@ static int cmd_trace(int argc, char **argv)
 	if (prepare_out(&s) || boot(&s) || check_fields_for_stub(&s, &ps) || open_trace(&s, "trace"))
 		goto fail;
 	probes_relocate(&ps, sym_offset(s.syms));
-	if (g.domain)
-		info("tracing %zu probes on libvirt domain '%s' (%s); Ctrl-C ends it", ps.n, g.domain, lv_uri(s.lv));
+	if (s.lv)
+		info("tracing %zu probes on libvirt domain '%s' (%s); Ctrl-C ends it", ps.n, lv_name(s.lv), lv_uri(s.lv));
 	else if (g.attach)
 		info("tracing %zu probes on the guest at %s; Ctrl-C ends it", ps.n, g.attach);
 	else

@@ -35,6 +35,7 @@
 #define SSH_POLL_MS 50
 #define STUB_NAME "kstep-gdb.sock"
 #define DETACH_TIMEOUT_MS 5000
+#define ENDING_GRACE_MS 3000
 
 struct lv_domain {
 	virConnectPtr conn;
@@ -42,6 +43,7 @@ struct lv_domain {
 	char uri[512];
 	char name[256];
 	bool was_paused;
+	bool created, keep;      /* a domain kstep defined (destroyed at the end unless kept) */
 	bool tainted_before, tainted_by_us;
 	bool own_stub;           /* we ran 'gdbserver' and must run 'gdbserver none' */
 	bool stub_tcp;
@@ -68,6 +70,11 @@ const char *lv_name(const struct lv_domain *d)
 bool lv_tainted_by_us(const struct lv_domain *d)
 {
 	return d->tainted_by_us;
+}
+
+bool lv_ends_with_kstep(const struct lv_domain *d)
+{
+	return d->created && !d->keep;
 }
 
 bool lv_stub_is_tcp(const struct lv_domain *d)
@@ -436,6 +443,43 @@ static void stop_forward(struct lv_domain *d)
 		unlink(d->local_sock);
 }
 
+int lv_create(struct lv_domain **out, const char *uri, const char *xml, bool keep, char *err, size_t errlen)
+{
+	struct lv_domain *d = calloc(1, sizeof(*d));
+	struct ssh_target t;
+
+	if (!d)
+		return -ENOMEM;
+	snprintf(d->uri, sizeof(d->uri), "%s", uri ? uri : lv_default_uri());
+	if (remote_target(d->uri, &t)) {
+		snprintf(err, errlen, "%s: kstep boots its guest under libvirt on this host only (the images are here); "
+			 "start it there (make run-guest VIA=libvirt) and trace it with --domain", d->uri);
+		free(d);
+		return -EREMOTE;
+	}
+	virSetErrorFunc(NULL, quiet);
+	if (!(d->conn = virConnectOpen(d->uri))) {
+		snprintf(err, errlen, "cannot connect to libvirt at %s: %s (is libvirtd running? as root: "
+			 "systemctl start libvirtd, or virtlogd -d; libvirtd -d)", d->uri, last_error());
+		free(d);
+		return -ECONNREFUSED;
+	}
+	/* Paused at reset, as kstep's own QEMU starts; gone with this
+	 * connection (however kstep ends) unless it is to be kept. */
+	d->dom = virDomainCreateXML(d->conn, xml, VIR_DOMAIN_START_PAUSED | (keep ? 0 : VIR_DOMAIN_START_AUTODESTROY));
+	if (!d->dom) {
+		snprintf(err, errlen, "libvirt at %s did not start the guest: %s", d->uri, last_error());
+		lv_close(d, false, NULL, 0);
+		return -EIO;
+	}
+	snprintf(d->name, sizeof(d->name), "%s", virDomainGetName(d->dom));
+	d->created = true;
+	d->keep = keep;
+	d->tainted_before = true; /* its own XML taints it (custom-argv): nothing to say */
+	*out = d;
+	return 0;
+}
+
 int lv_open_stub(struct lv_domain *d, const char *stub_path, char *ep, size_t eplen, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
@@ -545,7 +589,13 @@ int lv_release_guest(struct lv_domain *d, char *err, size_t errlen)
 
 enum lv_ending lv_ending(struct lv_domain *d, char *out, size_t len)
 {
+	struct timespec t0;
 	int state = 0, reason = 0;
+
+	/* The stub closes as QEMU exits: libvirt hears of it a moment later. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (virDomainIsActive(d->dom) == 1 && ms_since(&t0) < ENDING_GRACE_MS)
+		usleep(SSH_POLL_MS * 1000);
 
 	if (virDomainGetState(d->dom, &state, &reason, 0) < 0) {
 		snprintf(out, len, "is gone (%s)", last_error());
@@ -636,7 +686,9 @@ int lv_close(struct lv_domain *d, bool frozen, char *err, size_t errlen)
 				snprintf(err, errlen, "%s; the gdbserver kstep opened stays (virsh qemu-monitor-command %s "
 					 "--hmp 'gdbserver none' closes it)", why, d->name);
 		}
-		if (!ret)
+		if (!ret && d->created && !d->keep && virDomainIsActive(d->dom) == 1)
+			virDomainDestroy(d->dom); /* autodestroy would, when the connection closes */
+		else if (!ret && !d->created)
 			ret = restore_state(d, frozen, err ? err : why, err ? errlen : sizeof(why));
 		virDomainFree(d->dom);
 	}

@@ -28,6 +28,12 @@ const char *lv_default_uri(void);
 int lv_open(struct lv_domain **out, const char *uri, const char *name, char *err, size_t errlen);
 
 /*
+ * Start the guest of @xml as a transient domain at @uri (local only),
+ * paused at reset; destroyed when kstep lets go of it unless @keep.
+ */
+int lv_create(struct lv_domain **out, const char *uri, const char *xml, bool keep, char *err, size_t errlen);
+
+/*
  * The endpoint to connect to (for rsp_connect) in @ep: the domain's own
  * idle gdbstub, or one opened for the session at @stub_path (NULL: in the
  * domain's own directory, where its QEMU may create a socket). Over ssh
@@ -39,6 +45,8 @@ int lv_open_stub(struct lv_domain *d, const char *stub_path, char *ep, size_t ep
 /* libvirt marked the domain tainted by this session's monitor commands
  * (it was not before). */
 bool lv_tainted_by_us(const struct lv_domain *d);
+/* kstep made the domain and destroys it at lv_close (not --keep-guest). */
+bool lv_ends_with_kstep(const struct lv_domain *d);
 /* The stub was opened as TCP (someone else's, on a port): worth a warning. */
 bool lv_stub_is_tcp(const struct lv_domain *d);
 

@@ -63,15 +63,52 @@ static long ms_since(const struct timespec *t0)
 	return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-/* Ask run-guest.sh for QEMU's command line (NUL-separated). */
-static int qemu_args(const struct qemu_opts *o, const char *gdb, const char *rundir, char ***argv_out,
-		     char *err, size_t errlen)
+/* The guest's settings as run-guest.sh reads them (in the child). */
+static void guest_env(const struct qemu_opts *o, const char *rundir)
+{
+	setenv("IMAGES", o->images, 1);
+	setenv("WORKLOAD", o->workload, 1);
+	setenv("ACCEL", o->accel, 1);
+	setenv("KSTEP_RUNDIR", rundir, 1);
+	o->count ? setenv("COUNT", o->count, 1) : unsetenv("COUNT");
+	o->smp ? setenv("SMP", o->smp, 1) : unsetenv("SMP");
+	o->mem ? setenv("MEM", o->mem, 1) : unsetenv("MEM");
+	o->nic ? setenv("NIC", o->nic, 1) : unsetenv("NIC");
+	o->pin ? setenv("PIN", o->pin, 1) : unsetenv("PIN");
+	o->workload_cpu ? setenv("WORKLOAD_CPU", o->workload_cpu, 1) : unsetenv("WORKLOAD_CPU");
+	setenv("KASLR", o->kaslr ? "1" : "0", 1);
+	if (o->icount) {
+		char shift[8];
+
+		snprintf(shift, sizeof(shift), "%d", QEMU_ICOUNT_SHIFT);
+		setenv("ICOUNT", "1", 1);
+		setenv("ICOUNT_SHIFT", shift, 1);
+	} else {
+		unsetenv("ICOUNT");
+	}
+}
+
+/* run-guest.sh's one-line reason for failing, from its stderr in @errpath. */
+static void script_error(const char *errpath, char *err, size_t errlen)
+{
+	FILE *f = fopen(errpath, "r");
+	char line[512] = "guest/run-guest.sh failed";
+
+	if (f) {
+		if (fgets(line, sizeof(line), f))
+			line[strcspn(line, "\n")] = '\0';
+		fclose(f);
+	}
+	snprintf(err, errlen, "%s", !strncmp(line, "run-guest: ", 11) ? line + 11 : line);
+}
+
+/* Run run-guest.sh with the guest's settings, the NULL-ended NAME, VALUE
+ * pairs of @vars on top, and collect what it prints. */
+static int run_guest_script(const struct qemu_opts *o, const char *rundir, const char *const *vars, struct buf *out,
+			    char *err, size_t errlen)
 {
 	char script[PATH_MAX + 32], errpath[PATH_MAX + 32];
-	struct buf out = { 0 };
 	int pipefd[2], status, ret = 0, errfd;
-	size_t n = 0;
-	char **argv;
 	pid_t pid;
 
 	snprintf(script, sizeof(script), "%s/guest/run-guest.sh", o->tree);
@@ -86,32 +123,9 @@ static int qemu_args(const struct qemu_opts *o, const char *gdb, const char *run
 		dup2(pipefd[1], 1);
 		if (errfd >= 0)
 			dup2(errfd, 2);
-		setenv("PRINT_ARGS", "1", 1);
-		setenv("HALT", "1", 1);
-		/* kstep catches oopses with its probes; one it does not catch
-		 * ends QEMU (exit 1) rather than pausing it for ever. */
-		setenv("PANIC", "exit", 1);
-		setenv("IMAGES", o->images, 1);
-		setenv("WORKLOAD", o->workload, 1);
-		setenv("ACCEL", o->accel, 1);
-		setenv("GDB_SOCK", gdb, 1);
-		setenv("KSTEP_RUNDIR", rundir, 1);
-		o->count ? setenv("COUNT", o->count, 1) : unsetenv("COUNT");
-		o->smp ? setenv("SMP", o->smp, 1) : unsetenv("SMP");
-		o->mem ? setenv("MEM", o->mem, 1) : unsetenv("MEM");
-		o->nic ? setenv("NIC", o->nic, 1) : unsetenv("NIC");
-		o->pin ? setenv("PIN", o->pin, 1) : unsetenv("PIN");
-		o->workload_cpu ? setenv("WORKLOAD_CPU", o->workload_cpu, 1) : unsetenv("WORKLOAD_CPU");
-		setenv("KASLR", o->kaslr ? "1" : "0", 1);
-		if (o->icount) {
-			char shift[8];
-
-			snprintf(shift, sizeof(shift), "%d", QEMU_ICOUNT_SHIFT);
-			setenv("ICOUNT", "1", 1);
-			setenv("ICOUNT_SHIFT", shift, 1);
-		} else {
-			unsetenv("ICOUNT");
-		}
+		guest_env(o, rundir);
+		for (; *vars; vars += 2)
+			setenv(vars[0], vars[1], 1);
 		execl("/bin/bash", "bash", script, (char *)NULL);
 		_exit(127);
 	}
@@ -124,7 +138,7 @@ static int qemu_args(const struct qemu_opts *o, const char *gdb, const char *run
 			continue;
 		if (r <= 0)
 			break;
-		if (buf_append(&out, chunk, (size_t)r)) {
+		if (buf_append(out, chunk, (size_t)r)) {
 			ret = -ENOMEM;
 			break;
 		}
@@ -132,23 +146,47 @@ static int qemu_args(const struct qemu_opts *o, const char *gdb, const char *run
 	close(pipefd[0]);
 	waitpid(pid, &status, 0);
 	if (!ret && (!WIFEXITED(status) || WEXITSTATUS(status))) {
-		/* run-guest.sh explains itself in one line: pass it on. */
-		FILE *f = fopen(errpath, "r");
-		char line[512] = "guest/run-guest.sh failed";
-
-		if (f) {
-			if (fgets(line, sizeof(line), f))
-				line[strcspn(line, "\n")] = '\0';
-			fclose(f);
-		}
-		snprintf(err, errlen, "%s", !strncmp(line, "run-guest: ", 11) ? line + 11 : line);
+		script_error(errpath, err, errlen); /* run-guest.sh explains itself in one line */
 		ret = -EINVAL;
 	}
 	unlink(errpath);
-	if (ret) {
+	if (ret)
+		buf_free(out);
+	return ret;
+}
+
+int qemu_domain_xml(const struct qemu_opts *o, const char *name, const char *console_log, const char *rundir,
+		    char **xml, char *err, size_t errlen)
+{
+	const char *vars[] = { "VIA", "libvirt", "PRINT_XML", "1", "DOMAIN", name, "LIBVIRT_CONSOLE_LOG", console_log,
+			       NULL };
+	struct buf out = { 0 };
+	int ret = run_guest_script(o, rundir, vars, &out, err, errlen);
+
+	if (!ret && buf_putc(&out, '\0')) {
 		buf_free(&out);
-		return ret;
+		ret = -ENOMEM;
 	}
+	if (!ret)
+		*xml = (char *)out.data; /* the buffer is the string: the caller frees it */
+	return ret;
+}
+
+/* Ask run-guest.sh for QEMU's command line (NUL-separated). */
+static int qemu_args(const struct qemu_opts *o, const char *gdb, const char *rundir, char ***argv_out,
+		     char *err, size_t errlen)
+{
+	/* HALT: kstep starts the guest; PANIC=exit: kstep catches oopses with
+	 * its probes, and one it does not catch ends QEMU (exit 1) rather
+	 * than pausing it for ever. */
+	const char *vars[] = { "PRINT_ARGS", "1", "HALT", "1", "PANIC", "exit", "GDB_SOCK", gdb, NULL };
+	struct buf out = { 0 };
+	size_t n = 0;
+	char **argv;
+	int ret = run_guest_script(o, rundir, vars, &out, err, errlen);
+
+	if (ret)
+		return ret;
 	for (size_t i = 0; i < out.len; i++)
 		n += out.data[i] == '\0';
 	argv = calloc(n + 1, sizeof(*argv));

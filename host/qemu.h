@@ -37,6 +37,11 @@ struct qemu_opts {
 struct qemu;
 
 int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t errlen);
+/* The same guest as a libvirt domain named @name, its console logged to
+ * @console_log: the domain XML from run-guest.sh (VIA=libvirt), which
+ * needs a private directory @rundir for a moment. *xml: free() it. */
+int qemu_domain_xml(const struct qemu_opts *o, const char *name, const char *console_log, const char *rundir,
+		    char **xml, char *err, size_t errlen);
 /* Wait until both sockets accept connections. -ECHILD if QEMU exited. */
 int qemu_wait_ready(struct qemu *q, int timeout_ms, char *err, size_t errlen);
 const char *qemu_gdb_socket(const struct qemu *q);

@@ -258,3 +258,26 @@ def test_remote_domain_over_ssh_and_a_dropped_connection():
         handed_back(dom["name"], "running")
         assert events(babeltrace(os.path.join(out, "drop")))
     subprocess.run(["rm", "-rf", out])
+
+
+def domains():
+    return virsh("list", "--all", "--name").stdout.split()
+
+
+@test
+def test_kstep_boots_its_guest_as_a_libvirt_domain():
+    libvirtd()
+    out = tempfile.mkdtemp(prefix="kstep-lv-")
+    before = domains()
+    p = kstep("trace", "--libvirt", URI, "--workload", "rx-icmp", "--size", "3", "-o", os.path.join(out, "t"), "-q",
+              timeout=300)
+    assert p.returncode == 0 and "the guest finished its workload" in p.stderr, p.stderr[-800:]
+    assert "KSTEP-WORKLOAD-DONE rx-icmp 0" in open(os.path.join(out, "t", "guest", "serial.log")).read()
+    assert {"icmp_rcv", "skb_copy_datagram_iter"} <= {e["symbol"] for e in events(babeltrace(os.path.join(out, "t")))}
+    assert domains() == before, "kstep's domain outlived it"
+    # The dying guest: the oops is caught, its vmcore written through libvirt.
+    p = kstep("trace", "--libvirt", URI, "--workload", "oops", "-o", os.path.join(out, "oops"), "-q", timeout=300)
+    assert p.returncode == 4 and "OOPS caught" in p.stderr, p.stderr[-800:]
+    assert os.path.getsize(os.path.join(out, "oops", "guest", "vmcore")) > 1 << 20, p.stderr[-400:]
+    assert domains() == before, "kstep's domain outlived it"
+    subprocess.run(["rm", "-rf", out])
