@@ -19,7 +19,8 @@
 #   kgdboc=ttyS1,115200 kgdbwait: the kernel waits early in its boot for a
 #   debugger on that line (make attach KGDB=1, kstep --attach serial:PATH)
 #   PRINT_ARGS=1: print QEMU's command line NUL-separated and exit (kstep uses
-#   this so the command line is defined once; it adds -serial itself).
+#   this so the command line is defined once): the console on stdio, then
+#   with KGDB=1 the kgdb line; kstep adds its own QMP sockets.
 #   VIA=libvirt: the same guest as a transient libvirt domain (DOMAIN=NAME,
 #   default kstep-USER, at LIBVIRT_URI, default qemu:///system as root, else
 #   qemu:///session), destroyed when this script ends (KEEP=1 leaves it);
@@ -108,7 +109,6 @@ fi
 rm -f "$qmp_sock"
 kgdb_serial=()
 if [ "${KGDB:-0}" = 1 ]; then
-	[ "${PRINT_ARGS:-0}" = 1 ] && die "KGDB=1 is for make run-guest (kstep attaches to it with --attach serial:PATH)"
 	grep -qx 'CONFIG_KGDB_SERIAL_CONSOLE=y' "$images/kernel.config" 2>/dev/null ||
 		die "KGDB=1 needs a kernel built with CONFIG_KGDB_SERIAL_CONSOLE (make images builds one)"
 	kgdb_sock=$rundir/kgdb.sock
@@ -329,7 +329,8 @@ report_rc() {
 [ "$via" = libvirt ] && run_libvirt
 
 if [ "${PRINT_ARGS:-0}" = 1 ]; then
-	printf '%s\0' "${cmd[@]}" "${args[@]}"
+	# ttyS0 (the console) must come before the kgdb line (ttyS1).
+	printf '%s\0' "${cmd[@]}" "${args[@]}" -serial stdio "${kgdb_serial[@]}"
 	exit 0
 fi
 say "${accel_opts[1]} guest, workload $workload, $smp vCPU, $mem MiB, NIC $nic"

@@ -46,6 +46,10 @@
 /* QEMU binds its stub's socket before it listens on it: a connect in
  * between is refused. Retry this long (a loaded host can be slow there). */
 #define STUB_CONNECT_MS 10000
+/* What the kernel prints when kgdbwait waits for its debugger; the
+ * console is looked at this often until it has. */
+#define KGDB_WAITING "KGDB: Waiting for connection from remote gdb"
+#define KGDB_POLL_MS 50
 
 /* kstep's exit status: what happened, documented in README "Exit status". */
 enum kstep_exit {
@@ -150,13 +154,14 @@ struct guest_opts {
 	const char *libvirt_uri;     /* --libvirt URI (NULL: the default) */
 	const char *domain;          /* --domain NAME: a libvirt domain, NULL: none */
 	const char *stub_path;       /* --stub-path: where the domain's QEMU opens the stub */
+	bool kgdb;                   /* --kgdb: our guest debugged through its kernel's kgdb */
 	bool kaslr_offset_given;     /* --kaslr-offset: skip the search */
 	uint64_t kaslr_offset;
 	struct engine_opts eng;
 };
 
 /* Long options without a letter. */
-enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH };
+enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB };
 
 /* Options every guest command takes. */
 #define GUEST_LONGOPTS                                                                          \
@@ -169,6 +174,7 @@ enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH };
 	{ "kaslr-offset", required_argument, NULL, 'O' }, { "unwind", required_argument, NULL, 'X' }, \
 	{ "modules", required_argument, NULL, 'Y' }, { "libvirt", required_argument, NULL, OPT_LIBVIRT }, \
 	{ "domain", required_argument, NULL, OPT_DOMAIN }, { "stub-path", required_argument, NULL, OPT_STUB_PATH }, \
+	{ "kgdb", no_argument, NULL, OPT_KGDB },                                                   \
 	{ "output", required_argument, NULL, 'o' }, { "force", no_argument, NULL, 'F' },          \
 	{ "stack-bytes", required_argument, NULL, 'B' }, { "step-irqs", no_argument, NULL, 'i' }, \
 	{ "wire", no_argument, NULL, 'W' }, { "keep-guest", no_argument, NULL, 'K' },             \
@@ -200,6 +206,9 @@ static const char guest_help[] =
 	"                         (local URIs), destroyed at the end unless --keep-guest\n"
 	"      --stub-path PATH   where the domain's QEMU opens that gdbstub (default: its\n"
 	"                         directory under libvirt's, e.g. /var/lib/libvirt/qemu/domain-N-NAME)\n"
+	"      --kgdb             boot the guest with kgdb on its second serial port and\n"
+	"                         debug it through that line, not QEMU's gdbstub (as\n"
+	"                         --attach serial:PATH does; what kgdb cannot do, see README)\n"
 	"  -K, --keep-guest       leave the guest running when kstep ends\n"
 	"      --vmlinux PATH     kernel with symbols (default images/vmlinux)\n"
 	"      --modules DIR      debug info of the guest's modules (NAME.ko below DIR;\n"
@@ -302,6 +311,9 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 	case OPT_STUB_PATH:
 		g->stub_path = arg;
 		return true;
+	case OPT_KGDB:
+		g->kgdb = true;
+		return true;
 	case 'X':
 		if (strcmp(arg, "auto") && strcmp(arg, "cfi") && strcmp(arg, "fp") && strcmp(arg, "check"))
 			die_usage(cmd, "--unwind must be auto, cfi, fp or check, not '%s'", arg);
@@ -357,6 +369,9 @@ static void guest_check_opts(const char *cmd, const struct guest_opts *g)
 		die_usage(cmd, "--libvirt and --attach both name the guest: give one");
 	if (g->stub_path && !g->domain && !g->libvirt_uri)
 		die_usage(cmd, "--stub-path is for a libvirt domain (--domain NAME)");
+	if (g->kgdb && (g->attach || g->domain || g->libvirt_uri))
+		die_usage(cmd, "--kgdb boots kstep's own QEMU guest: not with --attach, --domain or --libvirt "
+			       "(--attach serial:PATH is kgdb on a guest of yours)");
 	if (g->stub_path && g->stub_path[0] != '/')
 		die_usage(cmd, "--stub-path must be an absolute path (the domain's QEMU opens it)");
 }
@@ -394,12 +409,47 @@ static int connect_stub(struct session *s, char *err, size_t errlen)
 	return rsp_connect_retry(&s->rsp, qemu_gdb_socket(s->qemu), STUB_CONNECT_MS, qemu_gone, s->qemu, err, errlen);
 }
 
+/* The start of the guest's console log, NUL-terminated; bytes read. */
+static ssize_t serial_log_read(struct session *s, char *out, size_t len)
+{
+	ssize_t n = s->serial_fd >= 0 ? pread(s->serial_fd, out, len - 1, 0) : -1;
+
+	out[n > 0 ? n : 0] = '\0';
+	return n;
+}
+
+/* The kernel's kgdb line, once the kernel waits on it (kgdbwait): bytes
+ * sent before kgdb reads the UART would be lost in its FIFO. */
+static int connect_kgdb(struct session *s, int timeout_ms, char *err, size_t errlen)
+{
+	char line[PATH_MAX + 32];
+	uint64_t waited = 0;
+	static char log[1 << 16];
+
+	while (serial_log_read(s, log, sizeof(log)) >= 0 && !strstr(log, KGDB_WAITING)) {
+		if (qemu_exited(s->qemu, NULL) || interrupted || waited > (uint64_t)timeout_ms) {
+			snprintf(err, errlen, "the kernel %s before it waited for kgdb (console: %s/guest/serial.log)",
+				 interrupted ? "was interrupted" : qemu_exited(s->qemu, NULL) ? "ended" : "timed out",
+				 s->g->out);
+			return interrupted ? -EINTR : -ETIMEDOUT;
+		}
+		usleep(KGDB_POLL_MS * 1000);
+		waited += KGDB_POLL_MS;
+	}
+	snprintf(line, sizeof(line), "serial:%s", qemu_kgdb_socket(s->qemu));
+	return rsp_connect(&s->rsp, line, err, errlen);
+}
+
 /* Guest time needs TCG's instruction counting, and one vCPU: a guest with
  * two hangs at bringing up the second under QEMU 7.2's -icount (DESIGN.md). */
 static bool guest_clock_possible(struct session *s, const char *accel)
 {
 	if (strcmp(accel, "tcg"))
 		return false;
+	if (s->g->kgdb) {
+		info("no guest time (guest_ns 0) under kgdb: the guest's CPU runs on in kgdb's loop while kstep holds it");
+		return false;
+	}
 	if (s->g->smp && strcmp(s->g->smp, "1")) {
 		info("no guest time (guest_ns 0) with --smp %s: QEMU's instruction counting runs one vCPU", s->g->smp);
 		return false;
@@ -434,6 +484,7 @@ static struct qemu_opts guest_qemu_opts(struct session *s, const char *accel)
 		.tree = s->g->tree, .images = s->g->images, .workload = s->g->workload,
 		.count = s->g->count, .accel = accel, .smp = s->g->smp, .mem = s->g->mem, .pin = s->g->pin,
 		.nic = s->g->nic, .serial_fd = s->serial_fd, .workload_cpu = s->g->workload_cpu, .kaslr = s->g->kaslr,
+		.kgdb = s->g->kgdb,
 	};
 }
 
@@ -448,7 +499,9 @@ static int launch(struct session *s, const char *accel)
 	if (!ret)
 		ret = qemu_wait_ready(s->qemu, 10000, err, sizeof(err));
 	if (!ret)
-		ret = connect_stub(s, err, sizeof(err));
+		ret = s->g->kgdb ? connect_kgdb(s, strcmp(accel, "kvm") ? BOOT_TIMEOUT_TCG_MS : BOOT_TIMEOUT_KVM_MS,
+						err, sizeof(err))
+				 : connect_stub(s, err, sizeof(err));
 	if (ret) {
 		error("%s", err);
 		return ret;
@@ -498,15 +551,6 @@ static void drop_guest(struct session *s)
 	s->target = NULL;
 	s->rsp = NULL;
 	s->qemu = NULL;
-}
-
-/* The start of the guest's console log, NUL-terminated; bytes read. */
-static ssize_t serial_log_read(struct session *s, char *out, size_t len)
-{
-	ssize_t n = s->serial_fd >= 0 ? pread(s->serial_fd, out, len - 1, 0) : -1;
-
-	out[n > 0 ? n : 0] = '\0';
-	return n;
 }
 
 /*
@@ -716,7 +760,7 @@ static int launch_to_start_kernel(struct session *s, const char *accel)
 {
 	int ret = launch(s, accel);
 
-	if (!ret && !(ret = connect_target(s)))
+	if (!ret && !(ret = connect_target(s)) && !s->g->kgdb) /* kgdb waits far past start_kernel */
 		ret = engine_run_to_start_kernel(s->engine, strcmp(accel, "kvm") ? BOOT_TIMEOUT_TCG_MS
 										 : BOOT_TIMEOUT_KVM_MS);
 	return ret;

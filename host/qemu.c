@@ -37,6 +37,7 @@ struct qemu {
 	char qmp[PATH_MAX + 16];
 	char events[PATH_MAX + 16];  /* the keeper's QMP socket */
 	char clock[PATH_MAX + 16];   /* kstep's, for the guest's clock at every stop */
+	char kgdb[PATH_MAX + 16];    /* the kernel's kgdb line (ttyS1), with qemu_opts.kgdb */
 	char reason[32];             /* of QEMU's SHUTDOWN event */
 };
 
@@ -53,6 +54,11 @@ const char *qemu_clock_socket(const struct qemu *q)
 const char *qemu_qmp_socket(const struct qemu *q)
 {
 	return q->qmp;
+}
+
+const char *qemu_kgdb_socket(const struct qemu *q)
+{
+	return q->kgdb;
 }
 
 static long ms_since(const struct timespec *t0)
@@ -179,7 +185,9 @@ static int qemu_args(const struct qemu_opts *o, const char *gdb, const char *run
 	/* HALT: kstep starts the guest; PANIC=exit: kstep catches oopses with
 	 * its probes, and one it does not catch ends QEMU (exit 1) rather
 	 * than pausing it for ever. */
-	const char *vars[] = { "PRINT_ARGS", "1", "HALT", "1", "PANIC", "exit", "GDB_SOCK", gdb, NULL };
+	/* With kgdb the kernel runs to kgdbwait and waits there. */
+	const char *vars[] = { "PRINT_ARGS", "1", "HALT", o->kgdb ? "0" : "1", "PANIC", "exit", "GDB_SOCK", gdb,
+			       "KGDB", o->kgdb ? "1" : "0", NULL };
 	struct buf out = { 0 };
 	size_t n = 0;
 	char **argv;
@@ -317,22 +325,21 @@ static void __attribute__((noreturn)) keeper(int ctl, int status_fd, char **argv
 	}
 }
 
-/* After run-guest.sh's command: the console on QEMU's stdout (which the
- * keeper points at the log kstep created), and two QMP sockets of kstep's
- * own besides the user's (QEMU serves one client a socket): the keeper's for
- * events, and one for the guest's clock. */
+/* After run-guest.sh's command (whose console is on QEMU's stdout, which
+ * the keeper points at the log kstep created): two QMP sockets of kstep's
+ * own besides the user's (QEMU serves one client a socket), the keeper's
+ * for events and one for the guest's clock. */
 static int add_own_args(char ***argv, const struct qemu *q)
 {
-	char *own[8] = { strdup("-serial"), strdup("stdio"), strdup("-monitor"), strdup("none"), strdup("-qmp"), NULL,
-			 strdup("-qmp"), NULL };
+	char *own[6] = { strdup("-monitor"), strdup("none"), strdup("-qmp"), NULL, strdup("-qmp"), NULL };
 	size_t n = 0, nown = sizeof(own) / sizeof(own[0]);
 	char **full;
 	int ret = 0;
 
-	if (asprintf(&own[5], "unix:%s,server=on,wait=off", q->events) < 0)
+	if (asprintf(&own[3], "unix:%s,server=on,wait=off", q->events) < 0)
+		own[3] = NULL;
+	if (asprintf(&own[5], "unix:%s,server=on,wait=off", q->clock) < 0)
 		own[5] = NULL;
-	if (asprintf(&own[7], "unix:%s,server=on,wait=off", q->clock) < 0)
-		own[7] = NULL;
 	while ((*argv)[n])
 		n++;
 	full = realloc(*argv, (n + nown + 1) * sizeof(*full));
@@ -374,6 +381,7 @@ int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t 
 	snprintf(q->qmp, sizeof(q->qmp), "%s/qmp.sock", q->dir);
 	snprintf(q->events, sizeof(q->events), "%s/events.sock", q->dir);
 	snprintf(q->clock, sizeof(q->clock), "%s/clock.sock", q->dir);
+	snprintf(q->kgdb, sizeof(q->kgdb), "%s/kgdb.sock", q->dir); /* run-guest.sh's name in its run directory */
 
 	ret = qemu_args(o, q->gdb, q->dir, &argv, err, errlen);
 	if (ret)

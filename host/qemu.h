@@ -26,6 +26,7 @@ struct qemu_opts {
 	const char *workload_cpu; /* the guest CPU the workload runs on, NULL: any */
 	bool kaslr;              /* let the kernel randomize its base (no nokaslr) */
 	bool icount;             /* TCG: count instructions as the guest's clock */
+	bool kgdb;               /* kgdb on ttyS1 (qemu_kgdb_socket), waiting at boot; not halted */
 	int serial_fd;           /* where the guest console goes (-1: nowhere) */
 };
 
@@ -46,6 +47,8 @@ int qemu_domain_xml(const struct qemu_opts *o, const char *name, const char *con
 int qemu_wait_ready(struct qemu *q, int timeout_ms, char *err, size_t errlen);
 const char *qemu_gdb_socket(const struct qemu *q);
 const char *qemu_qmp_socket(const struct qemu *q);
+/* The unix socket of the kernel's kgdb line (qemu_opts.kgdb). */
+const char *qemu_kgdb_socket(const struct qemu *q);
 /* A QMP socket for kstep alone (the guest's clock at every stop). */
 const char *qemu_clock_socket(const struct qemu *q);
 /* Non-blocking: true once QEMU has exited; *status is its exit status

@@ -89,3 +89,21 @@ def test_a_field_kgdb_cannot_fetch_is_refused():
         assert p.returncode == 1, (p.returncode, p.stderr[-600:])
         assert "field 'c' reads per-CPU data" in p.stderr and "kgdb" in p.stderr, p.stderr
         assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+@test
+def test_kstep_boots_its_own_guest_under_kgdb():
+    # --kgdb: kstep's own QEMU, the kernel waiting at kgdbwait on ttyS1, all
+    # of it driven over that line; the workload runs to its end (exit 0).
+    d = tempfile.mkdtemp(prefix="kstep-kgdb-")
+    p = kstep("trace", "--kgdb", "--workload", "rx-icmp", "--size", "3", "-o", os.path.join(d, "t"), "-q", timeout=300)
+    assert p.returncode == 0 and "the guest finished its workload" in p.stderr, p.stderr[-800:]
+    console = open(os.path.join(d, "t", "guest", "serial.log")).read()
+    assert WAITING in console and "kgdboc=ttyS1" in console, console[-600:]
+    evs = events(babeltrace(os.path.join(d, "t")))
+    assert {e["probe"] for e in evs} >= {"driver", "gro", "ip-local", "icmp", "copy"}, {e["probe"] for e in evs}
+    p = kstep("step", "--kgdb", "--workload", "rx-icmp", "--size", "3", "--at", "icmp_rcv", "--count", "100", "-o",
+              os.path.join(d, "s"), "-q", timeout=300)
+    assert p.returncode == 0 and "100 instructions" in p.stdout, p.stdout[-300:] + p.stderr[-600:]
+    assert kstep("trace", "--kgdb", "--attach", "serial:/nonexistent", "-o", os.path.join(d, "x")).returncode == 2
+    shutil.rmtree(d)
