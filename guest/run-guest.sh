@@ -18,6 +18,11 @@
 #   KGDB=1: a second serial port (ttyS1) on kgdb.sock in the run directory, and
 #   kgdboc=ttyS1,115200 kgdbwait: the kernel waits early in its boot for a
 #   debugger on that line (make attach KGDB=1, kstep --attach serial:PATH)
+#   RR=record|replay RR_LOG=PATH: QEMU's deterministic record/replay (TCG, one
+#   vCPU; implies ICOUNT=1): record writes every non-deterministic input
+#   (interrupts, clocks, the network through filter-replay, the console) to
+#   PATH; replay runs the same guest from it, instruction for instruction
+#   (kstep record and --replay use this; the other settings must match)
 #   PRINT_ARGS=1: print QEMU's command line NUL-separated and exit (kstep uses
 #   this so the command line is defined once): the console on stdio, then
 #   with KGDB=1 the kgdb line; kstep adds its own QMP sockets.
@@ -215,10 +220,30 @@ args=("${accel_opts[@]}" -smp "$smp,sockets=$smp,cores=1,threads=1" -m "$mem" -d
 # sleep=on: an idle guest's clock follows real time. With sleep=off it jumps
 # to the next timer whenever the vCPU does not run, a debugger's stops too:
 # a timer interrupt after every stop, and a boot that hangs in check_timer.
+rr=${RR:-}
+case "$rr" in
+'') ;;
+record|replay)
+	[ -n "${RR_LOG:-}" ] || die "RR=$rr needs RR_LOG=PATH (the replay log)"
+	[ "${accel_opts[1]}" = tcg ] || die "RR=$rr needs TCG: record/replay counts instructions, which KVM cannot"
+	[ "$smp" = 1 ] || die "RR=$rr needs SMP=1: QEMU records and replays one vCPU only"
+	[ ${#kgdb_serial[@]} -eq 0 ] || die "RR=$rr does not take KGDB=1 (kgdb writes into the guest's memory)"
+	[ "$via" = qemu ] || die "RR=$rr does not take VIA=libvirt"
+	[ "$rr" = record ] || [ -r "$RR_LOG" ] || die "RR=replay: cannot read the replay log $RR_LOG"
+	ICOUNT=1 ;;
+*) die "RR must be record or replay, not '$rr'" ;;
+esac
 if [ "${ICOUNT:-0}" = 1 ]; then
 	[ "${accel_opts[1]}" = tcg ] || die "ICOUNT=1 needs TCG (instruction counting is TCG's), not ${accel_opts[1]}"
 	[ "$smp" = 1 ] || die "ICOUNT=1 needs SMP=1 (QEMU 7.2 hangs bringing up a second vCPU under -icount)"
-	args+=(-icount "shift=${ICOUNT_SHIFT:-3},sleep=on")
+	icount="shift=${ICOUNT_SHIFT:-3},sleep=on"
+	# The network's packets go into (or come from) the log between the
+	# NIC and the user network: filter-replay. No rrsnapshot: QEMU 7.2's
+	# replay from the snapshot it takes at reset hangs before the first
+	# instruction (DESIGN.md), and a snapshot at instruction 0 is where a
+	# fresh replay starts anyway.
+	[ -n "$rr" ] && { icount+=",rr=$rr,rrfile=$RR_LOG"; args+=(-object filter-replay,id=replay,netdev=n0); }
+	args+=(-icount "$icount")
 fi
 
 # --- the same guest as a libvirt domain

@@ -26,6 +26,8 @@
 #include "qemu.h"
 #include "libvirt.h"
 #include "qmp.h"
+#include "record_cmd.h"
+#include "recording.h"
 #include "vmcore.h"
 #include "dump_cmd.h"
 #include "report.h"
@@ -155,13 +157,17 @@ struct guest_opts {
 	const char *domain;          /* --domain NAME: a libvirt domain, NULL: none */
 	const char *stub_path;       /* --stub-path: where the domain's QEMU opens the stub */
 	bool kgdb;                   /* --kgdb: our guest debugged through its kernel's kgdb */
+	const char *replay;          /* --replay DIR: a recording, NULL: a live guest */
+	struct recording rec;        /* what it says */
+	char replay_log[PATH_MAX + 16];
+	const char *guest_set;       /* an option the recording fixes, if one was given */
 	bool kaslr_offset_given;     /* --kaslr-offset: skip the search */
 	uint64_t kaslr_offset;
 	struct engine_opts eng;
 };
 
 /* Long options without a letter. */
-enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB };
+enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB, OPT_REPLAY, OPT_BACKWARDS, OPT_ADDR };
 
 /* Options every guest command takes. */
 #define GUEST_LONGOPTS                                                                          \
@@ -174,7 +180,7 @@ enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB };
 	{ "kaslr-offset", required_argument, NULL, 'O' }, { "unwind", required_argument, NULL, 'X' }, \
 	{ "modules", required_argument, NULL, 'Y' }, { "libvirt", required_argument, NULL, OPT_LIBVIRT }, \
 	{ "domain", required_argument, NULL, OPT_DOMAIN }, { "stub-path", required_argument, NULL, OPT_STUB_PATH }, \
-	{ "kgdb", no_argument, NULL, OPT_KGDB },                                                   \
+	{ "kgdb", no_argument, NULL, OPT_KGDB }, { "replay", required_argument, NULL, OPT_REPLAY },  \
 	{ "output", required_argument, NULL, 'o' }, { "force", no_argument, NULL, 'F' },          \
 	{ "stack-bytes", required_argument, NULL, 'B' }, { "step-irqs", no_argument, NULL, 'i' }, \
 	{ "wire", no_argument, NULL, 'W' }, { "keep-guest", no_argument, NULL, 'K' },             \
@@ -209,6 +215,10 @@ static const char guest_help[] =
 	"      --kgdb             boot the guest with kgdb on its second serial port and\n"
 	"                         debug it through that line, not QEMU's gdbstub (as\n"
 	"                         --attach serial:PATH does; what kgdb cannot do, see README)\n"
+	"      --replay DIR       replay the recording kstep record made in DIR instead of\n"
+	"                         running a guest: the same run every time, not perturbed\n"
+	"                         by the stops (its workload and guest settings are the\n"
+	"                         recording's; steps let interrupts in where they came)\n"
 	"  -K, --keep-guest       leave the guest running when kstep ends\n"
 	"      --vmlinux PATH     kernel with symbols (default images/vmlinux)\n"
 	"      --modules DIR      debug info of the guest's modules (NAME.ko below DIR;\n"
@@ -242,9 +252,11 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 		g->attach = arg;
 		return true;
 	case 'w':
+		g->guest_set = "--workload";
 		g->workload = arg;
 		return true;
 	case 'n':
+		g->guest_set = "--size";
 		parse_u64(cmd, "--size", arg, 1);
 		g->count = arg;
 		return true;
@@ -254,18 +266,22 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 		g->accel = arg;
 		return true;
 	case 'S':
+		g->guest_set = "--smp";
 		parse_u64(cmd, "--smp", arg, 1);
 		g->smp = arg;
 		return true;
 	case 'U':
+		g->guest_set = "--workload-cpu";
 		parse_u64(cmd, "--workload-cpu", arg, 0);
 		g->workload_cpu = arg;
 		return true;
 	case 'M':
+		g->guest_set = "--mem";
 		parse_u64(cmd, "--mem", arg, 1);
 		g->mem = arg;
 		return true;
 	case 'N':
+		g->guest_set = "--nic";
 		if (strcmp(arg, "e1000") && strcmp(arg, "virtio"))
 			die_usage(cmd, "--nic must be e1000 or virtio, not '%s'", arg);
 		g->nic = arg;
@@ -297,6 +313,7 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 		g->force = true;
 		return true;
 	case 'L':
+		g->guest_set = "--kaslr";
 		g->kaslr = true;
 		return true;
 	case 'Y':
@@ -313,6 +330,9 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 		return true;
 	case OPT_KGDB:
 		g->kgdb = true;
+		return true;
+	case OPT_REPLAY:
+		g->replay = arg;
 		return true;
 	case 'X':
 		if (strcmp(arg, "auto") && strcmp(arg, "cfi") && strcmp(arg, "fp") && strcmp(arg, "check"))
@@ -348,6 +368,28 @@ static void guest_defaults(struct guest_opts *g)
 	g->eng.interrupted = &interrupted;
 }
 
+/* --replay DIR: the guest as the recording started it; a recording that
+ * cannot be replayed (cut short, other images) ends kstep here. */
+static void load_replay(struct guest_opts *g)
+{
+	char err[PATH_MAX + 256];
+
+	if (recording_read(g->replay, &g->rec, err, sizeof(err)) ||
+	    recording_check(&g->rec, g->replay, g->images, err, sizeof(err))) {
+		error("%s", err);
+		exit(EXIT_FAILED);
+	}
+	g->workload = g->rec.workload;
+	g->count = g->rec.size[0] ? g->rec.size : NULL;
+	g->nic = g->rec.nic;
+	g->mem = g->rec.mem[0] ? g->rec.mem : NULL;
+	g->kaslr = g->rec.kaslr;
+	g->accel = "tcg";
+	g->smp = NULL;
+	g->eng.replay = true;
+	snprintf(g->replay_log, sizeof(g->replay_log), "%s/%s", g->replay, RECORDING_LOG);
+}
+
 static void guest_finish_defaults(struct guest_opts *g)
 {
 	if (!g->images[0]) {
@@ -358,6 +400,8 @@ static void guest_finish_defaults(struct guest_opts *g)
 	}
 	if (!g->vmlinux[0])
 		snprintf(g->vmlinux, sizeof(g->vmlinux), "%s/vmlinux", g->images);
+	if (g->replay)
+		load_replay(g);
 }
 
 /* Options that exclude each other, checked once all are read. */
@@ -372,6 +416,13 @@ static void guest_check_opts(const char *cmd, const struct guest_opts *g)
 	if (g->kgdb && (g->attach || g->domain || g->libvirt_uri))
 		die_usage(cmd, "--kgdb boots kstep's own QEMU guest: not with --attach, --domain or --libvirt "
 			       "(--attach serial:PATH is kgdb on a guest of yours)");
+	if (g->replay && (g->attach || g->domain || g->libvirt_uri || g->kgdb))
+		die_usage(cmd, "--replay runs a recording: not with --attach, --domain, --libvirt or --kgdb");
+	if (g->replay && g->guest_set)
+		die_usage(cmd, "--replay: %s is fixed by the recording (it was made with kstep record %s ...)", g->guest_set,
+			  g->guest_set);
+	if (g->replay && !strcmp(g->accel, "kvm"))
+		die_usage(cmd, "--replay runs under TCG: a replay counts instructions, which KVM cannot");
 	if (g->stub_path && g->stub_path[0] != '/')
 		die_usage(cmd, "--stub-path must be an absolute path (the domain's QEMU opens it)");
 }
@@ -495,6 +546,10 @@ static int launch(struct session *s, const char *accel)
 	int ret;
 
 	qo.icount = guest_clock_possible(s, accel);
+	if (s->g->replay) {
+		qo.rr = "replay";
+		qo.rr_log = s->g->replay_log;
+	}
 	ret = qemu_launch(&s->qemu, &qo, err, sizeof(err));
 	if (!ret)
 		ret = qemu_wait_ready(s->qemu, 10000, err, sizeof(err));
@@ -831,7 +886,8 @@ static int open_trace(struct session *s, const char *command)
 	const struct sym *b = sym_lookup_name(s->syms, "linux_banner");
 	struct trace_env env = { .unwinder = s->g->unwind, .vmlinux = s->g->vmlinux, .banner = banner,
 				 .command = command, .guest_clock = clock,
-				 .libvirt_uri = s->lv ? lv_uri(s->lv) : NULL, .libvirt_domain = s->lv ? lv_name(s->lv) : NULL };
+				 .libvirt_uri = s->lv ? lv_uri(s->lv) : NULL, .libvirt_domain = s->lv ? lv_name(s->lv) : NULL,
+				 .replay_id = s->g->replay ? s->g->rec.id : NULL };
 	int ret;
 
 	if (s->g->eng.guest_clock)
@@ -1751,6 +1807,12 @@ int main(int argc, char **argv)
 		return diff_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "dump"))
 		return dump_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "record")) {
+		char tree[PATH_MAX];
+
+		find_tree(tree, sizeof(tree));
+		return record_main(argc - 1, argv + 1, tree);
+	}
 	if (!strcmp(argv[1], "oops")) {
 		struct guest_opts g;
 

@@ -254,7 +254,7 @@ int engine_write_event(struct engine *e, struct snapshot *sn, enum trace_kind ki
 	struct trace_event ev = {
 		.kind = kind,
 		.class_id = class_id,
-		.ts_ns = trace_now_ns(),
+		.ts_ns = e->o.replay ? e->guest_ns : trace_now_ns(),
 		.seq = ++e->seq,
 		.guest_ns = e->guest_ns,
 		.vcpu = (uint32_t)(target_current_thread(e->t) > 0 ? target_current_thread(e->t) - 1 : 0),
@@ -283,7 +283,7 @@ int engine_write_event(struct engine *e, struct snapshot *sn, enum trace_kind ki
 }
 
 /* A snapshot at a stop: the guest is stopped, so the chain can be read. */
-static void take(struct engine *e, struct snapshot *sn, enum unwind_entry entry)
+void engine_take(struct engine *e, struct snapshot *sn, enum unwind_entry entry)
 {
 	struct unwind_regs ur = engine_unwind_regs(e);
 	uint64_t dwarf[CFI_NREGS];
@@ -387,7 +387,7 @@ static int finish_report(struct engine *e, struct probe *p, struct snapshot *sn,
 	memcache_clear_lines(e->mc);
 	if ((err = fetch(e, memcache_window_max(e->mc))))
 		return err;
-	take(e, sn, snapshot_frame_state(e->snap, engine_reg(e, e->pc_idx)));
+	engine_take(e, sn, snapshot_frame_state(e->snap, engine_reg(e, e->pc_idx)));
 	if ((err = engine_write_event(e, sn, TRACE_STOP, 0, "oops-end", 0, NULL, NULL, NULL, 0)))
 		return err;
 	res->stops++;
@@ -407,7 +407,7 @@ static int record_stop(struct engine *e, struct probe *p, struct snapshot *sn, s
 		res->filtered++;
 		return 0; /* before the snapshot: a filtered hit costs only its fields */
 	}
-	take(e, sn, p->at_entry ? UNWIND_AT_ENTRY : snapshot_frame_state(e->snap, p->addr));
+	engine_take(e, sn, p->at_entry ? UNWIND_AT_ENTRY : snapshot_frame_state(e->snap, p->addr));
 	if ((err = engine_probe_hit(e, p, &h, sn, res)) <= 0)
 		return err;
 	engine_progress(e, res->stops, "stops", p->spec, false);
@@ -432,7 +432,7 @@ static int returns_at(struct engine *e, uint64_t pc, struct snapshot *sn, struct
 {
 	for (size_t i = 0; i < e->ncalls; i++)
 		if (e->calls[i].ret == pc) {
-			take(e, sn, snapshot_frame_state(e->snap, pc));
+			engine_take(e, sn, snapshot_frame_state(e->snap, pc));
 			return engine_returns_at(e, pc, sn, res);
 		}
 	return 0;

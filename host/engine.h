@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "cfi.h"
+#include "fetcharg.h"
 #include "probes.h"
 #include "snapshot.h"
 #include "symbols.h"
@@ -42,6 +43,12 @@ struct engine_opts {
 	int (*guest_clock)(void *ctx, uint64_t *icount);
 	void *clock_ctx;
 	unsigned int icount_shift;
+	/* The guest replays a recording (kstep --replay): nothing is written
+	 * into it (breakpoints are stepped over, never emulated), steps let
+	 * interrupts in (the replay delivers them where they were recorded),
+	 * and events carry the guest's clock as their timestamp, so that two
+	 * replays write the same trace. */
+	bool replay;
 };
 
 enum engine_end {
@@ -140,6 +147,30 @@ struct engine_fn_steps {
 };
 /* Valid until the next engine_step or engine_free. */
 size_t engine_step_profile(struct engine *e, const struct engine_fn_steps **out);
+/* ---- replays (engine_replay.c; engine_opts.replay, a guest clock) ---- */
+/* Run to the @hits-th kept hit of @at and stay there, breakpoints removed. */
+int engine_find_hit(struct engine *e, const struct probe *at, uint64_t hits, struct engine_result *res);
+/* Instructions the guest has run, at the current stop. */
+uint64_t engine_icount(const struct engine *e);
+/* Continue until the guest stops by itself (a QMP replay-break), ends or
+ * ^C (res->end). */
+int engine_run_on(struct engine *e, struct engine_result *res);
+/* Where @expr's value lies in memory at the current stop (farg_location). */
+int engine_location(struct engine *e, const struct farg *expr, uint64_t *addr, size_t *len);
+/* The last write before a point, as engine_last_write finds it. */
+struct engine_write {
+	uint64_t writes;           /* writes seen (each one a stop event, "write") */
+	uint64_t icount;           /* the last one's: instructions run after it */
+	uint64_t pc;               /* the instruction that wrote */
+	char insn[128];            /* it, disassembled; "" when not found */
+	char where[160];           /* FUNCTION+OFF of it */
+	uint64_t value;            /* what the location held after it */
+	char bt[2048];             /* the backtrace there, one frame a line */
+};
+/* Run on (a replay-break at the point stops it) with a write watchpoint on
+ * [@addr, @addr + @len): every write is recorded as a stop event, and the
+ * last one is described in @w. */
+int engine_last_write(struct engine *e, uint64_t addr, size_t len, struct engine_write *w, struct engine_result *res);
 /* Remove breakpoints this engine placed. */
 int engine_clear_breakpoints(struct engine *e);
 

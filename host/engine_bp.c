@@ -25,7 +25,9 @@ static bool placed(const struct engine *e, uint64_t addr)
  * at every hit. Under TCG the gain is within the noise of what QEMU spends
  * re-translating after every debug stop (bench/ceiling measures both ways).
  * -ENOTSUP for any other instruction, and under kgdb: its exception frame
- * lies right below the stopped rsp, where the push would write.
+ * lies right below the stopped rsp, where the push would write; and in a
+ * replay, where the push would not count as an instruction run and the
+ * replay would lose its place.
  */
 static int continue_by_emulation(struct engine *e, uint64_t pc)
 {
@@ -36,7 +38,7 @@ static int continue_by_emulation(struct engine *e, uint64_t pc)
 	size_t len;
 	int r, idx;
 
-	if (!e->regs || target_is_kgdb(e->t) || engine_reg(e, e->pc_idx) != pc ||
+	if (!e->regs || target_is_kgdb(e->t) || e->o.replay || engine_reg(e, e->pc_idx) != pc ||
 	    memcache_code(e->mc, pc, insn, sizeof(insn)))
 		return -ENOTSUP;
 	if (insn[0] >= 0x50 && insn[0] <= 0x57) {

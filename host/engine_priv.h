@@ -101,6 +101,8 @@ int engine_write_event(struct engine *e, struct snapshot *sn, enum trace_kind ki
 
 /* The next stop reply, 'O' console output skipped. */
 int engine_wait_stop(struct engine *e, struct target_stop *st, int timeout_ms);
+/* A snapshot at a stop (registers and stack fetched): its backtrace, named. */
+void engine_take(struct engine *e, struct snapshot *sn, enum unwind_entry entry);
 /* Wait for the next stop while the guest runs, watching limits and ^C. */
 int engine_run_until_stop(struct engine *e, struct target_stop *st, enum engine_end *end);
 

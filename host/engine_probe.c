@@ -27,6 +27,14 @@ static struct farg_env probe_env(const struct engine *e, uint64_t dwarf[CFI_NREG
 				  .read = read_guest, .ctx = e->mc };
 }
 
+int engine_location(struct engine *e, const struct farg *expr, uint64_t *addr, size_t *len)
+{
+	uint64_t dwarf[CFI_NREGS];
+	struct farg_env env = probe_env(e, dwarf);
+
+	return farg_location(expr, &env, addr, len);
+}
+
 void engine_update_guest_clock(struct engine *e)
 {
 	uint64_t icount;
@@ -144,7 +152,7 @@ static int record_return(struct engine *e, const struct pending_call *c, struct 
 
 	to_trace_values(vals, n, tv);
 	tv[n++].u = e->guest_ns - c->guest_ns;
-	tv[n++].u = trace_now_ns() - c->host_ns;
+	tv[n++].u = e->o.replay ? 0 : trace_now_ns() - c->host_ns; /* the host's pace differs between replays */
 	c->p->returns++;
 	res->stops++;
 	return engine_write_event(e, sn, TRACE_STOP, c->p->ret_class_id, c->p->stage, 0, tv, NULL, NULL, 0);

@@ -144,7 +144,7 @@ static int start_stepping(struct engine *e, struct step_run *r)
 
 	if ((err = engine_clear_breakpoints(e)))
 		return err;
-	err = target_set_sstep(e->t, e->o.step_irqs ? TARGET_SSTEP_ENABLE
+	err = target_set_sstep(e->t, e->o.step_irqs || e->o.replay ? TARGET_SSTEP_ENABLE
 						    : TARGET_SSTEP_ENABLE | TARGET_SSTEP_NOIRQ | TARGET_SSTEP_NOTIMER);
 	if (err)
 		return engine_target_fail(e, err);
@@ -439,6 +439,20 @@ out:
 	free(r.prev);
 	snapshot_free(r.sn);
 	return err;
+}
+
+int engine_find_hit(struct engine *e, const struct probe *at, uint64_t hits, struct engine_result *res)
+{
+	struct step_run r = { .at_spec = at->spec, .at = at->addr, .hits = hits, .probe = at };
+	int err;
+
+	engine_clear_err(e);
+	memset(res, 0, sizeof(*res));
+	if ((err = run_to_hit(e, &r, res)) || res->end != ENGINE_END_NONE)
+		return err == -ECONNRESET ? engine_fail(e, err, "the guest ended before hit %" PRIu64 " of %s", hits,
+						       at->spec) : err;
+	engine_update_guest_clock(e);
+	return engine_clear_breakpoints(e);
 }
 
 static bool all_placed(const struct probe_set *ps)

@@ -755,13 +755,11 @@ static void format_value(const struct farg *a, uint64_t v, struct farg_value *ou
 	}
 }
 
-void farg_eval(const struct farg *a, const struct farg_env *env, struct farg_value *out)
+/* Run the expression's program: its value, or (lvalue) where it is. */
+static int run_ops(const struct farg *a, const struct farg_env *env, uint64_t *out)
 {
 	uint64_t v = 0;
 
-	out->u = 0;
-	out->str[0] = '\0';
-	out->fault = false;
 	for (int i = 0; i < a->nops; i++) {
 		const struct op *op = &a->ops[i];
 
@@ -780,10 +778,31 @@ void farg_eval(const struct farg *a, const struct farg_env *env, struct farg_val
 			break;
 		case OP_LOAD:
 			if (env->read(env->ctx, v, &v, 8))
-				goto fault;
+				return -EFAULT;
 			break;
 		}
 	}
+	*out = v;
+	return 0;
+}
+
+int farg_location(const struct farg *a, const struct farg_env *env, uint64_t *addr, size_t *size)
+{
+	if (!a->lvalue)
+		return -EINVAL;
+	*size = a->size > 8 ? 8 : a->size;
+	return run_ops(a, env, addr);
+}
+
+void farg_eval(const struct farg *a, const struct farg_env *env, struct farg_value *out)
+{
+	uint64_t v = 0;
+
+	out->u = 0;
+	out->str[0] = '\0';
+	out->fault = false;
+	if (run_ops(a, env, &v))
+		goto fault;
 	if (a->kind == VAL_STRING_ARR || a->kind == VAL_STRING_PTR) {
 		read_string(a, env, v, out);
 		return;

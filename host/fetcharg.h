@@ -66,6 +66,10 @@ struct farg_value {
 };
 
 void farg_eval(const struct farg *a, const struct farg_env *env, struct farg_value *out);
+/* Where in memory the expression's value is (skb->len: &skb->len) and its
+ * size, up to 8 bytes; -EINVAL if it is not in memory (a register, an
+ * argument held in one, a constant), -EFAULT if reaching it faults. */
+int farg_location(const struct farg *a, const struct farg_env *env, uint64_t *addr, size_t *size);
 
 /*
  * A filter: comparisons "OPERAND OP CONST" (== != < <= > >= &) joined by

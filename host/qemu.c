@@ -83,7 +83,9 @@ static void guest_env(const struct qemu_opts *o, const char *rundir)
 	o->pin ? setenv("PIN", o->pin, 1) : unsetenv("PIN");
 	o->workload_cpu ? setenv("WORKLOAD_CPU", o->workload_cpu, 1) : unsetenv("WORKLOAD_CPU");
 	setenv("KASLR", o->kaslr ? "1" : "0", 1);
-	if (o->icount) {
+	o->rr ? setenv("RR", o->rr, 1) : unsetenv("RR");
+	o->rr_log ? setenv("RR_LOG", o->rr_log, 1) : unsetenv("RR_LOG");
+	if (o->icount || o->rr) {
 		char shift[8];
 
 		snprintf(shift, sizeof(shift), "%d", QEMU_ICOUNT_SHIFT);

@@ -27,6 +27,8 @@ struct qemu_opts {
 	bool kaslr;              /* let the kernel randomize its base (no nokaslr) */
 	bool icount;             /* TCG: count instructions as the guest's clock */
 	bool kgdb;               /* kgdb on ttyS1 (qemu_kgdb_socket), waiting at boot; not halted */
+	const char *rr;          /* "record" or "replay" (QEMU's record/replay, implies icount), NULL: neither */
+	const char *rr_log;      /* the replay log it writes or reads */
 	int serial_fd;           /* where the guest console goes (-1: nowhere) */
 };
 

@@ -237,6 +237,14 @@ int qmp_icount(struct qmp *q, uint64_t *icount)
 	return err;
 }
 
+int qmp_replay_break(struct qmp *q, uint64_t icount)
+{
+	json_object *args = json_object_new_object();
+
+	json_object_object_add(args, "icount", json_object_new_int64((int64_t)icount));
+	return qmp_call_with(q, "replay-break", args, -1, QMP_TIMEOUT_MS, NULL);
+}
+
 const char *qmp_errmsg(const struct qmp *q)
 {
 	return q->err;

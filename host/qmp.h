@@ -34,6 +34,9 @@ int qmp_fd(const struct qmp *q);
 /* Instructions the guest has run (query-replay; QEMU counts them under
  * -icount, and the count stands still while the VM is stopped). */
 int qmp_icount(struct qmp *q, uint64_t *icount);
+/* Replay only: stop the guest when it has run @icount instructions
+ * (QMP replay-break; the gdbstub reports that stop as an interrupt). */
+int qmp_replay_break(struct qmp *q, uint64_t icount);
 /* Read the events that have arrived, without waiting for more; @reason gets
  * the reason of a SHUTDOWN event among them ("guest-reset", "host-qmp-quit",
  * "host-signal", ...). 0, or -ECONNRESET once QEMU closed the connection. */

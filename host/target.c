@@ -830,6 +830,11 @@ int target_breakpoint(struct target *t, bool insert, enum target_bp type, uint64
 	return !err && t->kgdb && type == TARGET_BP_SW ? note_sw_bp(t, insert, addr) : err;
 }
 
+int target_watch_writes(struct target *t, bool insert, uint64_t addr, size_t len)
+{
+	return request_ok(t, reqf(t, "%c2,%" PRIx64 ",%zx", insert ? 'Z' : 'z', addr, len));
+}
+
 /*
  * kgdb reports a breakpoint's trap with rip after the int3 (gdb takes one
  * off itself: x86's decr_pc_after_break); QEMU reports the breakpoint's

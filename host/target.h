@@ -108,6 +108,9 @@ int target_read_spans(struct target *t, struct target_span *spans, size_t n);
 /* The most bytes one 'm' reply carries within the stub's PacketSize. */
 size_t target_max_read(const struct target *t);
 int target_breakpoint(struct target *t, bool insert, enum target_bp type, uint64_t addr);
+/* A write watchpoint on [@addr, @addr + @len) (Z2): the guest stops after
+ * an instruction that wrote there, reporting "watch" with the address. */
+int target_watch_writes(struct target *t, bool insert, uint64_t addr, size_t len);
 int target_set_sstep(struct target *t, unsigned int flags);
 
 /* Continue every vCPU. */

@@ -207,7 +207,9 @@ int trace_metadata(struct buf *out, const struct target_desc *desc, const struct
 		{ "guest_clock", env ? env->guest_clock : NULL, true },
 		{ "libvirt_uri", env ? env->libvirt_uri : NULL, false },
 		{ "libvirt_domain", env ? env->libvirt_domain : NULL, false },
+		{ "replay", env ? env->replay_id : NULL, false },
 	};
+	bool replay = env && env->replay_id;
 	char u[37];
 	int err;
 
@@ -236,14 +238,15 @@ int trace_metadata(struct buf *out, const struct target_desc *desc, const struct
 		err = buf_printf(out,
 			";\n};\n\n"
 			"clock {\n\tname = \"monotonic\";\n\tuuid = \"%s\";\n"
-			"\tdescription = \"host CLOCK_MONOTONIC\";\n\tfreq = 1000000000;\n"
+			"\tdescription = \"%s\";\n\tfreq = 1000000000;\n"
 			"\tprecision = 1;\n\toffset_s = %" PRId64 ";\n\toffset = %" PRId64 ";\n"
 			"\tabsolute = FALSE;\n};\n\n"
 			"typealias integer { size = 64; align = 8; signed = false; "
 			"map = clock.monotonic.value; } := uint64_clock_monotonic_t;\n\n"
 			"stream {\n\tid = 0;\n\tevent.header := struct {\n\t\tuint32_t id;\n"
 			"\t\tuint64_clock_monotonic_t timestamp;\n\t};\n};\n\n",
-			u, offset_s, offset_ns);
+			u, replay ? "the replayed guest's clock (guest_ns)" : "host CLOCK_MONOTONIC", offset_s,
+			offset_ns);
 	if (!err)
 		err = put_event(out, desc, TRACE_STOP, "kstep:stop", "", NULL);
 	if (!err)
@@ -454,6 +457,24 @@ static int write_new_file(int dfd, const char *name, const void *data, size_t le
 	return err;
 }
 
+/* A replay's uuid: a hash of its metadata written with a zero uuid, which
+ * holds the recording's id, the kernel and every probe and field. The
+ * same recording traced with the same options gets the same uuid. */
+static int replay_uuid(const struct target_desc *desc, const struct trace_env *env, uint8_t uuid[16])
+{
+	static const uint8_t zero[16];
+	struct buf meta = { 0 };
+	uint64_t h[2] = { 0xcbf29ce484222325ull, 0x84222325cbf29ce4ull }; /* FNV-1a, two seeds */
+	int err = trace_metadata(&meta, desc, env, zero, 0, 0);
+
+	for (size_t i = 0; !err && i < meta.len; i++)
+		for (int k = 0; k < 2; k++)
+			h[k] = (h[k] ^ meta.data[i]) * 0x100000001b3ull;
+	buf_free(&meta);
+	memcpy(uuid, h, 16);
+	return err;
+}
+
 int trace_open(struct trace **out, int dfd, const char *dir, const struct target_desc *desc,
 	       const struct trace_env *env, char *err, size_t errlen)
 {
@@ -469,18 +490,23 @@ int trace_open(struct trace **out, int dfd, const char *dir, const struct target
 	t->desc = desc;
 	t->classes = env ? env->classes : NULL;
 	t->nclasses = env ? env->nclasses : 0;
-	if (getrandom(uuid, sizeof(uuid), 0) != sizeof(uuid)) {
-		ret = -EIO;
-		snprintf(err, errlen, "getrandom failed");
+	int64_t off = 0;
+
+	if (env && env->replay_id) {
+		ret = replay_uuid(desc, env, uuid);
+	} else {
+		ret = getrandom(uuid, sizeof(uuid), 0) == sizeof(uuid) ? 0 : -EIO;
+		/* The clock's offset maps host monotonic time onto wall-clock time. */
+		clock_gettime(CLOCK_REALTIME, &rt);
+		clock_gettime(CLOCK_MONOTONIC, &mono);
+		off = ((int64_t)rt.tv_sec - mono.tv_sec) * 1000000000 + (rt.tv_nsec - mono.tv_nsec);
+	}
+	if (ret) {
+		snprintf(err, errlen, "cannot make the trace's uuid: %s", strerror(-ret));
 		goto fail;
 	}
-	uuid[6] = (uuid[6] & 0x0f) | 0x40; /* RFC 4122 version 4 */
+	uuid[6] = (uuid[6] & 0x0f) | (env && env->replay_id ? 0x50 : 0x40); /* RFC 4122 version 5 or 4 */
 	uuid[8] = (uuid[8] & 0x3f) | 0x80;
-	/* The clock's offset maps host monotonic time onto wall-clock time. */
-	clock_gettime(CLOCK_REALTIME, &rt);
-	clock_gettime(CLOCK_MONOTONIC, &mono);
-	int64_t off = ((int64_t)rt.tv_sec - mono.tv_sec) * 1000000000 + (rt.tv_nsec - mono.tv_nsec);
-
 	ret = trace_metadata(&meta, desc, env, uuid, off / 1000000000, off % 1000000000);
 	if (!ret)
 		ret = write_new_file(dfd, "metadata", meta.data, meta.len);

@@ -88,6 +88,10 @@ struct trace_env {
 	const char *guest_clock;  /* how guest_ns was measured, "" or NULL: not */
 	const char *libvirt_uri;  /* the guest is this libvirt domain (NULL: not) */
 	const char *libvirt_domain;
+	/* The recording this trace replays (its id), NULL: a live guest. A
+	 * replay's trace is a function of the recording and the options: its
+	 * uuid comes from both, its clock is the guest's (guest_ns). */
+	const char *replay_id;
 	const struct trace_class *classes;
 	size_t nclasses;
 };

@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: MIT
+/*
+ * recording: kstep record's directory (see recording.h).
+ */
+#include "recording.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "files.h"
+
+#define RECORDING_MAGIC "kstep-recording 1"
+
+static const char *const recording_files[] = { RECORDING_FILE, RECORDING_LOG, RECORDING_CONSOLE };
+
+static bool is_recording_file(const char *name)
+{
+	for (size_t i = 0; i < sizeof(recording_files) / sizeof(recording_files[0]); i++)
+		if (!strcmp(name, recording_files[i]))
+			return true;
+	return false;
+}
+
+/* 0: empty, 1: a recording's files only, 2: anything else. */
+static int dir_kind(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int kind = 0;
+
+	if (!d)
+		return 2;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			kind = kind == 2 || !is_recording_file(de->d_name) ? 2 : 1;
+	closedir(d);
+	return kind;
+}
+
+int recording_prepare_dir(const char *dir, bool force, char *err, size_t errlen)
+{
+	/* QEMU opens the replay log by name: only a private directory keeps
+	 * another user from putting a link where it will write. */
+	int ret = files_private_dir(dir, err, errlen), kind;
+
+	if (ret)
+		return ret;
+	kind = dir_kind(dir);
+	if (kind == 1 && force) {
+		for (size_t i = 0; i < sizeof(recording_files) / sizeof(recording_files[0]); i++) {
+			char path[PATH_MAX];
+
+			snprintf(path, sizeof(path), "%s/%s", dir, recording_files[i]);
+			unlink(path);
+		}
+		kind = dir_kind(dir);
+	}
+	if (kind) {
+		snprintf(err, errlen, kind == 1 ? "-o %s already holds a recording: pass --force to replace it"
+						: "-o %s is not empty and is not a kstep recording: pick another directory",
+			 dir);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+/* SIZE-HASH of a file (FNV-1a 64): enough to tell images apart. */
+static int identify(const char *path, char *out, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull, size = 0;
+	unsigned char chunk[1 << 16];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			h = (h ^ chunk[i]) * 0x100000001b3ull;
+		size += (uint64_t)n;
+	}
+	close(fd);
+	if (n < 0)
+		return -EIO;
+	snprintf(out, len, "%" PRIu64 "-%016" PRIx64, size, h);
+	return 0;
+}
+
+static int identify_images(const char *images, char *bz, size_t bzlen, char *initrd, size_t initrdlen, char *err,
+			   size_t errlen)
+{
+	char path[PATH_MAX];
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/bzImage", images);
+	if (!(ret = identify(path, bz, bzlen))) {
+		snprintf(path, sizeof(path), "%s/initramfs.cpio.gz", images);
+		ret = identify(path, initrd, initrdlen);
+	}
+	if (ret)
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(-ret));
+	return ret;
+}
+
+int recording_init(struct recording *r, const char *images, char *err, size_t errlen)
+{
+	uint8_t id[16];
+
+	memset(r, 0, sizeof(*r));
+	if (getrandom(id, sizeof(id), 0) != sizeof(id)) {
+		snprintf(err, errlen, "getrandom failed");
+		return -EIO;
+	}
+	for (size_t i = 0; i < sizeof(id); i++)
+		snprintf(r->id + 2 * i, 3, "%02x", id[i]);
+	snprintf(r->state, sizeof(r->state), "started");
+	return identify_images(images, r->bzimage, sizeof(r->bzimage), r->initramfs, sizeof(r->initramfs), err,
+			       errlen);
+}
+
+int recording_write(const char *dir, const struct recording *r, char *err, size_t errlen)
+{
+	char text[1024];
+	int ret;
+
+	snprintf(text, sizeof(text),
+		 RECORDING_MAGIC "\nid=%s\nstate=%s\nworkload=%s\nsize=%s\nnic=%s\nmem=%s\nkaslr=%d\n"
+		 "bzImage=%s\ninitramfs=%s\nseconds=%.3f\nlog_bytes=%" PRIu64 "\nqemu_status=%d\n",
+		 r->id, r->state, r->workload, r->size, r->nic, r->mem, r->kaslr, r->bzimage, r->initramfs, r->seconds,
+		 r->log_bytes, r->qemu_status);
+	ret = files_replace(dir, RECORDING_FILE, text);
+	if (ret)
+		snprintf(err, errlen, "cannot write %s/%s: %s", dir, RECORDING_FILE, strerror(-ret));
+	return ret;
+}
+
+static void set_field(struct recording *r, const char *key, const char *v)
+{
+	const struct {
+		const char *key;
+		char *out;
+		size_t len;
+	} text[] = {
+		{ "id", r->id, sizeof(r->id) },           { "state", r->state, sizeof(r->state) },
+		{ "workload", r->workload, sizeof(r->workload) }, { "size", r->size, sizeof(r->size) },
+		{ "nic", r->nic, sizeof(r->nic) },         { "mem", r->mem, sizeof(r->mem) },
+		{ "bzImage", r->bzimage, sizeof(r->bzimage) }, { "initramfs", r->initramfs, sizeof(r->initramfs) },
+	};
+
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+		if (!strcmp(key, text[i].key))
+			snprintf(text[i].out, text[i].len, "%s", v);
+	if (!strcmp(key, "kaslr"))
+		r->kaslr = !strcmp(v, "1");
+	else if (!strcmp(key, "seconds"))
+		r->seconds = strtod(v, NULL);
+	else if (!strcmp(key, "log_bytes"))
+		r->log_bytes = strtoull(v, NULL, 10);
+	else if (!strcmp(key, "qemu_status"))
+		r->qemu_status = atoi(v);
+}
+
+int recording_read(const char *dir, struct recording *r, char *err, size_t errlen)
+{
+	char path[PATH_MAX], line[256];
+	FILE *f;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(path, sizeof(path), "%s/%s", dir, RECORDING_FILE);
+	f = fopen(path, "re");
+	if (!f) {
+		int ret = -errno;
+
+		snprintf(err, errlen, "--replay %s: %s (make one with kstep record -o %s)", dir,
+			 errno == ENOENT ? "not a kstep recording (no 'recording' file)" : strerror(errno), dir);
+		return ret;
+	}
+	if (!fgets(line, sizeof(line), f) || strncmp(line, RECORDING_MAGIC, strlen(RECORDING_MAGIC))) {
+		fclose(f);
+		snprintf(err, errlen, "--replay %s: %s is not a kstep recording of this version", dir, path);
+		return -EINVAL;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *eq = strchr(line, '=');
+
+		line[strcspn(line, "\n")] = '\0';
+		if (eq) {
+			*eq = '\0';
+			set_field(r, line, eq + 1);
+		}
+	}
+	fclose(f);
+	if (!r->id[0] || !r->workload[0]) {
+		snprintf(err, errlen, "--replay %s: %s lacks its id or workload", dir, path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int recording_check(const struct recording *r, const char *dir, const char *images, char *err, size_t errlen)
+{
+	char bz[64], initrd[64];
+	int ret;
+
+	if (strcmp(r->state, "complete")) {
+		snprintf(err, errlen, "--replay %s: the recording was %s, not completed: its log ends early; record it again",
+			 dir, r->state);
+		return -EINVAL;
+	}
+	if ((ret = identify_images(images, bz, sizeof(bz), initrd, sizeof(initrd), err, errlen)))
+		return ret;
+	if (strcmp(bz, r->bzimage) || strcmp(initrd, r->initramfs)) {
+		snprintf(err, errlen, "--replay %s: %s/%s is not the one recorded (rebuilt since?): a replay of other "
+			 "images would diverge; record again, or pass --images with the recorded ones",
+			 dir, images, strcmp(bz, r->bzimage) ? "bzImage" : "initramfs.cpio.gz");
+		return -ESTALE;
+	}
+	return 0;
+}
