@@ -32,7 +32,12 @@ int engine_fail(struct engine *e, int err, const char *fmt, ...)
 
 int engine_target_fail(struct engine *e, int err)
 {
-	return engine_fail(e, err, "%s", target_errmsg(e->t));
+	const char *why = target_errmsg(e->t);
+
+	/* Every target error should say what happened; one that does not
+	 * still names its errno rather than printing nothing. */
+	return why && *why ? engine_fail(e, err, "%s", why)
+			   : engine_fail(e, err, "the stub connection failed: %s", strerror(err < 0 ? -err : err));
 }
 
 void engine_clear_err(struct engine *e)
