@@ -1000,7 +1000,7 @@ static int finish_guest(struct session *s, const struct engine_result *res)
 		}
 		return -1;
 	}
-	if (s->target && res->end != ENGINE_END_GUEST_EXITED)
+	if (s->target && s->engine && res->end != ENGINE_END_GUEST_EXITED)
 		engine_clear_breakpoints(s->engine);
 	if (!s->qemu) {
 		/* Attached: hand the guest back running. */
@@ -1586,7 +1586,8 @@ fail:
 
 static void step_usage(FILE *f)
 {
-	fprintf(f, "Usage: kstep step --at SPEC [--count N | --until SPEC | --until-return] [--hits K] [OPTIONS]\n"
+	fprintf(f, "Usage: kstep step --at SPEC [--count N | --until SPEC | --until-return | --backwards N]\n"
+		   "                  [--hits K] [OPTIONS]\n"
 		   "At the K-th hit of SPEC, single-step and record a snapshot (with the\n"
 		   "instruction, disassembled) at every instruction.\n\n"
 		   "  -t, --at SPEC          NAME, NAME+OFFSET or 0xADDRESS\n"
@@ -1601,6 +1602,10 @@ static void step_usage(FILE *f)
 		   "  -k, --hits K           start at the K-th hit (default 1)\n"
 		   "  -f, --filter EXPR      count only the hits that match (see kstep trace --help),\n"
 		   "                         e.g. --at 'udp_rcv' --filter 'skb->len > 100'\n"
+		   "      --backwards N      (with --replay) the N instructions before the hit instead:\n"
+		   "                         one replay finds it, a second stops N instructions short\n"
+		   "                         and steps them; the trace reads forward and ends at the\n"
+		   "                         instruction before the hit's\n"
 		   "\n%s",
 		   guest_help);
 }
@@ -1623,6 +1628,107 @@ static void print_profile(struct engine *e)
 		fprintf(stdout, "  %8" PRIu64 "  (%zu more functions)\n", rest, n - shown);
 }
 
+/* ---- replays: a point found once is found again ------------------------- */
+
+/* Start the replay over: a fresh QEMU at the recording's first instruction,
+ * run to start_kernel, its engine writing into the same trace. The first
+ * replay only found where to go. */
+static int replay_again(struct session *s)
+{
+	char err[512];
+	int ret;
+
+	drop_guest(s);
+	if (ftruncate(s->serial_fd, 0) == 0) /* the console of this replay, the same again */
+		lseek(s->serial_fd, 0, SEEK_SET);
+	if ((ret = launch_to_start_kernel(s, "tcg"))) {
+		if (s->engine)
+			error("%s", engine_errmsg(s->engine));
+		return ret;
+	}
+	engine_free(s->engine);
+	s->engine = NULL;
+	if ((ret = trace_set_desc(s->trace, target_desc(s->target)))) {
+		error("the second replay's QEMU describes its registers otherwise than the first's");
+		return ret;
+	}
+	if ((ret = engine_new(&s->engine, s->target, s->syms, s->trace, &s->g->eng, err, sizeof(err))))
+		error("%s", err);
+	return ret;
+}
+
+/* The @hits-th hit of @at: where it comes in the replay (instructions run). */
+static int find_point(struct session *s, const struct probe *at, uint64_t hits, uint64_t *icount,
+		      struct engine_result *res)
+{
+	int ret;
+
+	info("replay 1: looking for hit %" PRIu64 " of %s", hits, at->spec);
+	if ((ret = engine_find_hit(s->engine, at, hits, res)))
+		error("%s", engine_errmsg(s->engine));
+	else if (res->end != ENGINE_END_NONE)
+		ret = -EINTR;
+	*icount = engine_icount(s->engine);
+	return ret;
+}
+
+/* In a fresh replay, to the moment @icount instructions have run. */
+static int replay_to(struct session *s, uint64_t icount, struct engine_result *res)
+{
+	int ret;
+
+	if ((ret = replay_again(s)))
+		return ret;
+	if (engine_icount(s->engine) > icount) {
+		error("that point comes %" PRIu64 " instructions after start_kernel, where kstep takes the replay "
+		      "over: go back less far", icount);
+		return -ERANGE;
+	}
+	if ((ret = qmp_replay_break(s->clock, icount))) {
+		error("%s", qmp_errmsg(s->clock));
+		return ret;
+	}
+	if ((ret = engine_run_on(s->engine, res)))
+		error("%s", engine_errmsg(s->engine));
+	else if (res->end != ENGINE_END_NONE)
+		return -EINTR;
+	else if (engine_icount(s->engine) != icount) {
+		error("the replay stopped at instruction %" PRIu64 ", not %" PRIu64 ": it diverged from the recording",
+		      engine_icount(s->engine), icount);
+		ret = -EIO;
+	}
+	return ret;
+}
+
+/* --backwards N: the N instructions before the hit, found in one replay
+ * and stepped through in a second one that stops N instructions short. */
+static int step_backwards(struct session *s, const struct probe *at, uint64_t hits, uint64_t n,
+			  struct engine_result *res)
+{
+	uint64_t point, end;
+	int ret;
+
+	if ((ret = find_point(s, at, hits, &point, res)))
+		return ret;
+	info("hit %" PRIu64 " of %s after %" PRIu64 " instructions; replay 2: from instruction %" PRIu64
+	     ", %" PRIu64 " steps", hits, at->spec, point, point > n ? point - n : 0, n);
+	if (point < n) {
+		error("--backwards %" PRIu64 ": only %" PRIu64 " instructions come before that hit", n, point);
+		return -ERANGE;
+	}
+	if ((ret = replay_to(s, point - n, res)))
+		return ret;
+	if ((ret = engine_step(s->engine, at, 0, n, false, res))) {
+		error("%s", engine_errmsg(s->engine));
+		return ret;
+	}
+	/* The last step recorded stands before the hit's instruction. */
+	if (res->end == ENGINE_END_COUNT && !qmp_icount(s->clock, &end) && end != point - 1)
+		info("the steps ended at instruction %" PRIu64 ", not %" PRIu64 ": %" PRIu64 " of them entered an "
+		     "interrupt, which runs no instruction", end, point - 1, point - 1 - end);
+	return 0;
+}
+
 static int cmd_step(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -1635,10 +1741,12 @@ static int cmd_step(int argc, char **argv)
 		{ "filter", required_argument, NULL, 'f' },
 		{ "until", required_argument, NULL, 'u' },
 		{ "max-depth", required_argument, NULL, 'd' },
+		{ "backwards", required_argument, NULL, OPT_BACKWARDS },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct guest_opts g;
 	struct engine_result res = { 0 };
+	uint64_t backwards = 0;
 	int max_depth = -1;
 	struct session s;
 	const char *at = NULL, *filter = NULL, *until = NULL;
@@ -1677,6 +1785,9 @@ static int cmd_step(int argc, char **argv)
 				die_usage("step ", "--max-depth %s: at most %d", optarg, MAX_DEPTH_LIMIT);
 			max_depth = (int)parse_u64("step ", "--max-depth", optarg, 0);
 			break;
+		case OPT_BACKWARDS:
+			backwards = parse_u64("step ", "--backwards", optarg, 1);
+			break;
 		case 'h':
 			step_usage(stdout);
 			return 0;
@@ -1689,8 +1800,13 @@ static int cmd_step(int argc, char **argv)
 	guest_check_opts("step ", &g);
 	if (!at)
 		die_usage("step ", "--at SPEC is required");
-	if (!count && !until_return && !until)
-		die_usage("step ", "say how far to step: --count N, --until SPEC or --until-return");
+	if (backwards && !g.replay)
+		die_usage("step ", "--backwards needs a replay (--replay DIR, from kstep record): a live guest cannot go back");
+	if (backwards && (count || until_return || until || max_depth >= 0))
+		die_usage("step ", "--backwards N steps the N instructions before --at: not with --count, --until, "
+			       "--until-return or --max-depth");
+	if (!count && !until_return && !until && !backwards)
+		die_usage("step ", "say how far to step: --count N, --until SPEC, --until-return or --backwards N");
 	guest_finish_defaults(&g);
 	if ((ret = session_start(&s, &g)))
 		return 1;
@@ -1723,13 +1839,17 @@ static int cmd_step(int argc, char **argv)
 			goto out;
 		}
 	}
-	info("waiting for hit %" PRIu64 " of %s, then stepping%s%s%s", hits, at, until_return ? " until it returns" : "",
-	     until ? " until " : "", until ? until : "");
-	engine_step_until(s.engine, until_addr ? until_addr + sym_offset(s.syms) : 0);
-	engine_step_max_depth(s.engine, max_depth);
-	ret = engine_step(s.engine, &atp.v[0], hits, count, until_return, &res);
-	if (ret)
-		error("%s", engine_errmsg(s.engine));
+	if (backwards) {
+		if ((ret = step_backwards(&s, &atp.v[0], hits, backwards, &res)) && !s.engine)
+			goto fail; /* the second replay never started */
+	} else {
+		info("waiting for hit %" PRIu64 " of %s, then stepping%s%s%s", hits, at,
+		     until_return ? " until it returns" : "", until ? " until " : "", until ? until : "");
+		engine_step_until(s.engine, until_addr ? until_addr + sym_offset(s.syms) : 0);
+		engine_step_max_depth(s.engine, max_depth);
+		if ((ret = engine_step(s.engine, &atp.v[0], hits, count, until_return, &res)))
+			error("%s", engine_errmsg(s.engine));
+	}
 	status = finish_guest(&s, &res);
 	fprintf(stdout, "kstep: %" PRIu64 " instructions in %.2f s (%.0f/s): %s\n", res.steps, res.seconds,
 		res.seconds > 0 ? (double)res.steps / res.seconds : 0.0, end_str(res.end));
@@ -1757,6 +1877,179 @@ fail:
 	return EXIT_FAILED;
 }
 
+/* ---- kstep why ------------------------------------------------------------ */
+
+static void why_usage(FILE *f)
+{
+	fprintf(f, "Usage: kstep why --replay DIR --at SPEC --addr EXPR [--hits K] [OPTIONS]\n"
+		   "Which instruction last wrote a memory location before a point of a replay:\n"
+		   "one replay runs to the K-th hit of SPEC and finds where EXPR lies; a second\n"
+		   "runs to that point again with a write watchpoint on it. Every write is an\n"
+		   "event in the trace (probe \"write\", its snapshot taken right after the\n"
+		   "writing instruction); the last one is printed with its backtrace.\n\n"
+		   "  -t, --at SPEC          NAME, NAME+OFFSET or 0xADDRESS\n"
+		   "  -x, --addr EXPR        the location, as a fetch argument names it at SPEC:\n"
+		   "                         skb->len, +8(%%rdi), $arg1->next, a global (see kstep\n"
+		   "                         trace --help); at most 8 bytes are watched\n"
+		   "  -k, --hits K           the K-th hit (default 1)\n"
+		   "  -f, --filter EXPR      count only the hits that match\n"
+		   "\n%s",
+		   guest_help);
+}
+
+/* The location @text names at the probe @at, compiled against vmlinux. */
+static int compile_location(struct session *s, const struct probe *at, const char *text, struct farg **out)
+{
+	const struct sym *fn = sym_lookup_addr(s->syms, at->addr);
+	struct farg_scope scope = { .addr = at->addr, .at_entry = at->at_entry, .func = fn ? fn->addr : at->addr };
+	char err[512];
+	int ret = farg_compile(out, text, s->syms, &scope, err, sizeof(err));
+
+	if (ret)
+		error("--addr %s", err + strlen("fetch argument "));
+	return ret;
+}
+
+static void print_last_write(const char *expr, uint64_t addr, size_t len, uint64_t value, const struct engine_write *w,
+			     const char *out)
+{
+	if (!w->writes) {
+		fprintf(stdout, "kstep: no instruction wrote %s (0x%" PRIx64 ", %zu bytes) between start_kernel and the "
+				"point: it holds what it held then, or a device wrote it (DMA is not watched)\n",
+			expr, addr, len);
+		return;
+	}
+	fprintf(stdout, "kstep: the last write to %s (0x%" PRIx64 ", %zu bytes), %" PRIu64 " writes seen:\n", expr, addr,
+		len, w->writes);
+	fprintf(stdout, "  at instruction %" PRIu64 ": %s  %s\n", w->icount, w->where,
+		w->insn[0] ? w->insn : "(the instruction before this address)");
+	fprintf(stdout, "  it left 0x%" PRIx64 "; at the point it holds 0x%" PRIx64 "%s\n", w->value, value,
+		w->value == value ? "" : " (different: a device wrote it after, or a wider write)");
+	fprintf(stdout, "  backtrace there:\n%s", w->bt);
+	fprintf(stdout, "trace: %s (every write, the last one last; read it with: babeltrace2 %s)\n", out, out);
+}
+
+/* Both replays: the point and the location, then the writes before it. */
+static int find_last_write(struct session *s, const struct probe *at, uint64_t hits, const char *text,
+			   struct engine_result *res)
+{
+	struct farg *expr = NULL;
+	struct engine_write w;
+	uint64_t point, addr, value;
+	size_t len;
+	int ret;
+
+	if ((ret = compile_location(s, at, text, &expr)) || (ret = find_point(s, at, hits, &point, res)))
+		goto out;
+	if ((ret = engine_location(s->engine, expr, &addr, &len, &value))) {
+		error(ret == -EINVAL ? "--addr %s is not in memory at %s (a register, or a value): name a location, "
+				       "e.g. the field a pointer points to"
+				     : "--addr %s at %s: its memory cannot be read",
+		      text, at->spec);
+		goto out;
+	}
+	info("%s is 0x%" PRIx64 " (%zu bytes, holding 0x%" PRIx64 ") at hit %" PRIu64 " of %s, instruction %" PRIu64
+	     "; replay 2: watching it up to there", text, addr, len, value, hits, at->spec, point);
+	if ((ret = replay_again(s)))
+		goto out;
+	if ((ret = qmp_replay_break(s->clock, point))) {
+		error("%s", qmp_errmsg(s->clock));
+		goto out;
+	}
+	if ((ret = engine_last_write(s->engine, addr, len, &w, res))) {
+		error("%s", engine_errmsg(s->engine));
+		goto out;
+	}
+	if (res->end != ENGINE_END_NONE || engine_icount(s->engine) != point) {
+		error("the second replay did not come back to instruction %" PRIu64 " (it stopped at %" PRIu64 ")", point,
+		      engine_icount(s->engine));
+		ret = -EIO;
+		goto out;
+	}
+	print_last_write(text, addr, len, value, &w, s->g->out);
+out:
+	farg_free(expr);
+	return ret;
+}
+
+static int cmd_why(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		GUEST_LONGOPTS,
+		{ "at", required_argument, NULL, 't' },
+		{ "addr", required_argument, NULL, 'x' },
+		{ "hits", required_argument, NULL, 'k' },
+		{ "filter", required_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct guest_opts g;
+	struct engine_result res = { 0 };
+	struct probe_set atp = { 0 };
+	const char *at = NULL, *addr = NULL, *filter = NULL;
+	uint64_t hits = 1;
+	struct session s;
+	char err[512];
+	int c, ret;
+
+	guest_defaults(&g);
+	g.out = "why.out";
+	while ((c = getopt_long(argc, argv, "t:x:k:f:w:n:a:A:o:qKh", longopts, NULL)) != -1) {
+		if (guest_opt("why ", &g, c, optarg))
+			continue;
+		switch (c) {
+		case 't':
+			at = optarg;
+			break;
+		case 'x':
+			addr = optarg;
+			break;
+		case 'k':
+			hits = parse_u64("why ", "--hits", optarg, 1);
+			break;
+		case 'f':
+			filter = optarg;
+			break;
+		case 'h':
+			why_usage(stdout);
+			return 0;
+		default:
+			die_usage("why ", "unknown option");
+		}
+	}
+	if (optind < argc)
+		die_usage("why ", "unexpected argument '%s'", argv[optind]);
+	guest_check_opts("why ", &g);
+	if (!g.replay)
+		die_usage("why ", "--replay DIR is required: only a replay can be run up to the same point again "
+			       "(make one with kstep record)");
+	if (!at || !addr)
+		die_usage("why ", "--at SPEC and --addr EXPR are required");
+	guest_finish_defaults(&g);
+	if (session_start(&s, &g))
+		return EXIT_FAILED;
+	if (probes_add_spec(&atp, at, "why", s.syms, err, sizeof(err)) ||
+	    (filter && probes_set_filter(&atp, 0, filter, s.syms, err, sizeof(err)))) {
+		error("%s", err);
+		ret = EXIT_FAILED;
+		goto out;
+	}
+	s.ps = &atp;
+	if (prepare_out(&s) || boot(&s) || open_trace(&s, "why")) {
+		ret = EXIT_FAILED;
+		goto out;
+	}
+	probes_relocate(&atp, sym_offset(s.syms));
+	ret = find_last_write(&s, &atp.v[0], hits, addr, &res) ? EXIT_FAILED : EXIT_DONE;
+	if (res.end == ENGINE_END_INTERRUPTED)
+		ret = EXIT_INTERRUPTED;
+out:
+	if (s.target)
+		finish_guest(&s, &res);
+	probes_free(&atp);
+	session_end(&s);
+	return ret;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static void usage(FILE *f)
@@ -1771,6 +2064,9 @@ static void usage(FILE *f)
 		   "           a step trace's call tree, flame graph, annotated function\n"
 		   "  diff     where two step traces of the same entry point first diverge\n"
 		   "  dump     write a guest's memory as a vmcore for crash and drgn\n"
+		   "  record   run the guest once under QEMU's record mode, to replay it exactly\n"
+		   "           (trace|step --replay DIR; step --backwards N)\n"
+		   "  why      in a replay: the last instruction that wrote a location before a point\n"
 		   "\n'kstep COMMAND --help' shows a command's options. kstep --version.\n");
 }
 
@@ -1807,6 +2103,8 @@ int main(int argc, char **argv)
 		return diff_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "dump"))
 		return dump_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "why"))
+		return cmd_why(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "record")) {
 		char tree[PATH_MAX];
 

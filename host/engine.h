@@ -155,8 +155,9 @@ uint64_t engine_icount(const struct engine *e);
 /* Continue until the guest stops by itself (a QMP replay-break), ends or
  * ^C (res->end). */
 int engine_run_on(struct engine *e, struct engine_result *res);
-/* Where @expr's value lies in memory at the current stop (farg_location). */
-int engine_location(struct engine *e, const struct farg *expr, uint64_t *addr, size_t *len);
+/* Where @expr's value lies in memory at the current stop (farg_location),
+ * and what it holds there. */
+int engine_location(struct engine *e, const struct farg *expr, uint64_t *addr, size_t *len, uint64_t *value);
 /* The last write before a point, as engine_last_write finds it. */
 struct engine_write {
 	uint64_t writes;           /* writes seen (each one a stop event, "write") */

@@ -27,12 +27,14 @@ static struct farg_env probe_env(const struct engine *e, uint64_t dwarf[CFI_NREG
 				  .read = read_guest, .ctx = e->mc };
 }
 
-int engine_location(struct engine *e, const struct farg *expr, uint64_t *addr, size_t *len)
+int engine_location(struct engine *e, const struct farg *expr, uint64_t *addr, size_t *len, uint64_t *value)
 {
 	uint64_t dwarf[CFI_NREGS];
 	struct farg_env env = probe_env(e, dwarf);
+	int err = farg_location(expr, &env, addr, len);
 
-	return farg_location(expr, &env, addr, len);
+	*value = 0;
+	return err ? err : memcache_read(e->mc, *addr, value, *len) ? -EFAULT : 0;
 }
 
 void engine_update_guest_clock(struct engine *e)

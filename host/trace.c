@@ -25,6 +25,7 @@ struct trace {
 	size_t nclasses;
 	size_t size;      /* bytes of complete events (and the header) in stream_0 */
 	const struct target_desc *desc;
+	size_t nregs, g_size;     /* its layout, which the metadata describes */
 	struct buf ev;
 	char err[256];
 };
@@ -488,6 +489,8 @@ int trace_open(struct trace **out, int dfd, const char *dir, const struct target
 		return -ENOMEM;
 	t->fd = -1;
 	t->desc = desc;
+	t->nregs = desc->nregs;
+	t->g_size = desc->g_size;
 	t->classes = env ? env->classes : NULL;
 	t->nclasses = env ? env->nclasses : 0;
 	int64_t off = 0;
@@ -565,6 +568,14 @@ int trace_write(struct trace *t, const struct trace_event *ev)
 		return err;
 	}
 	t->size += t->ev.len;
+	return 0;
+}
+
+int trace_set_desc(struct trace *t, const struct target_desc *desc)
+{
+	if (desc->nregs != t->nregs || desc->g_size != t->g_size)
+		return -EPROTO;
+	t->desc = desc;
 	return 0;
 }
 

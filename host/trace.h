@@ -123,6 +123,9 @@ int trace_open(struct trace **out, int dfd, const char *dir, const struct target
 /* Append one event in one write. An event that could not be written whole
  * (a full disk) is cut off again: the stream ends at its last complete event. */
 int trace_write(struct trace *t, const struct trace_event *ev);
+/* The target was opened again (a replay run a second time): its events
+ * are encoded after @desc, which must have the layout the metadata says. */
+int trace_set_desc(struct trace *t, const struct target_desc *desc);
 /* Close; the trace stays valid whatever happened before. */
 int trace_close(struct trace *t);
 uint64_t trace_now_ns(void);
