@@ -20,6 +20,7 @@ import test_analysis  # noqa: E402,F401  issue 12: call tree and folded stacks o
 import test_vmcore  # noqa: E402,F401  issue 13: vmcore for crash and drgn
 import test_kgdb  # noqa: E402,F401  issue 13: kgdb over a serial line
 import test_libvirt  # noqa: E402,F401  issue 11: libvirt domains
+import test_replay  # noqa: E402,F401  issue 14: record, replay, backwards, why
 
 
 def main():

@@ -1,0 +1,170 @@
+# SPDX-License-Identifier: MIT
+"""Issue 14: record once (kstep record: QEMU's record mode), replay exactly
+(trace|step --replay), step backwards (--backwards) and find the last write
+to a location (kstep why). One rx-tcp recording serves every test; the
+replays run two at a time (--pin off: each QEMU on a CPU of its own)."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+
+from harness import KSTEP, TREE, babeltrace, events, kstep, test, wait_for
+
+_recording = {}
+
+
+def recording():
+    """The rx-tcp recording all tests replay, made once."""
+    if "dir" not in _recording:
+        d = tempfile.mkdtemp(prefix="kstep-rec-")
+        p = kstep("record", "--workload", "rx-tcp", "-o", d, "--force", "-q", timeout=300)
+        assert p.returncode == 0, p.stderr[-800:]
+        assert re.search(r"recorded rx-tcp in [\d.]+ s, replay log [\d.]+ MB", p.stdout), p.stdout
+        info = dict(line.split("=", 1) for line in open(os.path.join(d, "recording")).read().splitlines()[1:])
+        assert info["state"] == "complete" and info["workload"] == "rx-tcp", info
+        assert int(info["log_bytes"]) == os.path.getsize(os.path.join(d, "replay.bin")) > 0
+        _recording["dir"] = d
+    return _recording["dir"]
+
+
+def replays(*argvs, timeout=600):
+    """Run kstep commands side by side; their (process, output dir) pairs."""
+    runs = []
+    for argv in argvs:
+        d = tempfile.mkdtemp(prefix="kstep-replay-")
+        cmd = [KSTEP, *argv, "--replay", recording(), "--pin", "off", "-q", "-o", d, "--force"]
+        runs.append((subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), d))
+    out = []
+    for proc, d in runs:
+        stdout, stderr = proc.communicate(timeout=timeout)
+        proc.stdout_text, proc.stderr_text = stdout, stderr
+        assert proc.returncode == 0, (argv, stderr[-800:])
+        out.append((proc, d))
+    return out
+
+
+def shared_lines(text, pcs):
+    """babeltrace2 lines of events at @pcs, without what names the run
+    (seq, the time since the event before)."""
+    keep = []
+    for line in text.splitlines():
+        m = re.search(r"pc = (0x[0-9A-F]+)", line)
+        if m and int(m.group(1), 16) in pcs:
+            keep.append(re.sub(r"\(\+[^)]*\) |seq = \d+, ", "", line))
+    return keep
+
+
+@test
+def test_two_replays_are_identical_and_probes_do_not_perturb():
+    rx_full = ["trace", "-p", "rx-full", "-b", "tcp_v4_rcv", "-b", "ip_rcv_core", "-b", "tcp_rcv_established"]
+    three = ["trace", "-p", "none", "-b", "tcp_v4_rcv", "-b", "ip_rcv_core", "-b", "tcp_rcv_established"]
+    (p1, a), (p2, b) = replays(rx_full, rx_full)
+    for name in ("stream_0", "metadata"):
+        assert open(os.path.join(a, name), "rb").read() == open(os.path.join(b, name), "rb").read(), name
+    text = babeltrace(a)
+    evs = events(text)
+    assert {"irq", "driver", "gro", "ip", "tcp", "copy"} <= {e["probe"] for e in evs}, {e["probe"] for e in evs}
+    # Event timestamps are the guest's clock, which the stops do not move.
+    assert all(e["guest_ns"] > 0 for e in evs)
+    assert 'replay = "' in open(os.path.join(a, "metadata")).read()
+    ((p3, c),) = replays(three)
+    small = events(babeltrace(c))
+    pcs = {e["pc"] for e in small}
+    assert {e["symbol"].split(".")[0] for e in small} <= {"tcp_v4_rcv", "ip_rcv_core", "tcp_rcv_established"}
+    assert {"tcp_v4_rcv", "tcp_rcv_established"} <= {e["symbol"] for e in small}
+    mine, theirs = shared_lines(babeltrace(c), pcs), shared_lines(text, pcs)
+    assert len(mine) == len(small) > 20 and mine == theirs, (len(mine), len(theirs))
+    for d in (a, b, c):
+        shutil.rmtree(d)
+
+
+@test
+def test_backwards_ends_right_before_the_point():
+    back = ["step", "--at", "tcp_v4_rcv", "--backwards", "100"]
+    fwd = ["step", "--at", "ip_rcv_core", "--until", "tcp_v4_rcv"]
+    (pb, b), (pf, f) = replays(back, fwd)
+    steps_b, steps_f = events(babeltrace(b)), events(babeltrace(f))
+    assert len(steps_b) == 100, (len(steps_b), pb.stderr_text[-600:])
+    first = next(i for i, e in enumerate(steps_f) if e["symbol"] == "tcp_v4_rcv")
+    assert first >= 100, first
+    want = steps_f[first - 100:first]
+    # pc and instruction: a step's guest_ns counts steps from where stepping
+    # began (an interrupt's entry, which runs no instruction, counts as one),
+    # and the two began at different places.
+    got = [(hex(e["pc"]), e["insn"]) for e in steps_b]
+    exp = [(hex(e["pc"]), e["insn"]) for e in want]
+    assert got == exp, [(i, a, b) for i, (a, b) in enumerate(zip(got, exp)) if a != b][:4]
+    assert "after" in pb.stderr_text and "replay 2: from instruction" in pb.stderr_text
+    shutil.rmtree(b)
+    shutil.rmtree(f)
+
+
+@test
+def test_why_names_the_last_store_to_a_field():
+    ((p, d),) = replays(["why", "--at", "tcp_v4_rcv", "--addr", "skb->len"])
+    out = p.stdout_text
+    m = re.search(r"at instruction (\d+): (\S+)\s+(.*)\n\s+it left (0x[0-9a-f]+); at the point it holds (0x[0-9a-f]+)",
+                  out)
+    assert m, out
+    where, insn, left, now = m.group(2), m.group(3), m.group(4), m.group(5)
+    # The store that set skb->len last before tcp_v4_rcv: ip_local_deliver
+    # pulls the IP header (__skb_pull, inlined), and writes it with a mov.
+    assert where.startswith("ip_local_deliver") and insn.startswith("mov"), (where, insn)
+    assert left == now and int(now, 16) > 0, out
+    writes = [e for e in events(babeltrace(d)) if e["probe"] == "write"]
+    n = int(re.search(r"(\d+) writes seen", out).group(1))
+    assert len(writes) == n and writes[-1]["symbol"].startswith("ip_local_deliver"), (len(writes), n)
+    # The recorded stop is right after the store (where the watchpoint fires).
+    assert "ip_local_deliver" in writes[-1]["bt"][0]
+    shutil.rmtree(d)
+
+
+@test
+def test_what_cannot_be_recorded_or_replayed_is_refused():
+    rec = recording()
+    for argv, code, words in [
+        (["record", "--smp", "2"], 2, "one vCPU"),
+        (["record", "--accel", "kvm"], 2, "TCG"),
+        (["record", "--workload", "shell"], 2, "console"),
+        (["trace", "--replay", rec, "--workload", "rx-icmp"], 2, "fixed by the recording"),
+        (["trace", "--replay", rec, "--accel", "kvm"], 2, "TCG"),
+        (["trace", "--replay", rec, "--attach", "unix:/nonexistent"], 2, "--replay runs a recording"),
+        (["step", "--at", "tcp_v4_rcv", "--backwards", "5"], 2, "needs a replay"),
+        (["why", "--at", "tcp_v4_rcv", "--addr", "skb->len"], 2, "--replay DIR is required"),
+        (["trace", "--replay", "/nonexistent"], 1, "not a kstep recording"),
+    ]:
+        p = kstep(*argv, "-o", tempfile.mkdtemp(prefix="kstep-refused-"), timeout=60)
+        assert p.returncode == code and words in p.stderr, (argv, p.returncode, p.stderr[-400:])
+        assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    # A recording of other images: named, not replayed into a divergence.
+    images = tempfile.mkdtemp(prefix="kstep-images-")
+    for name in ("bzImage", "vmlinux", "kernel.config"):
+        os.symlink(os.path.join(TREE, "images", name), os.path.join(images, name))
+    shutil.copy(os.path.join(TREE, "images", "initramfs.cpio.gz"), images)
+    with open(os.path.join(images, "initramfs.cpio.gz"), "ab") as f:
+        f.write(b"\0" * 512)
+    p = kstep("trace", "--replay", rec, "--images", images, "-o", tempfile.mkdtemp(), timeout=60)
+    assert p.returncode == 1 and "initramfs.cpio.gz is not the one recorded" in p.stderr, p.stderr
+    shutil.rmtree(images)
+    # A location that is not in memory (a register) is refused before any replay.
+    p = kstep("why", "--replay", rec, "--at", "tcp_v4_rcv", "--addr", "%rdi", "-o", tempfile.mkdtemp(), timeout=60)
+    assert p.returncode == 1 and "not in memory" in p.stderr, p.stderr
+
+
+@test
+def test_a_recording_cut_short_is_marked_and_refused():
+    d = tempfile.mkdtemp(prefix="kstep-rec-cut-")
+    proc = subprocess.Popen([KSTEP, "record", "--workload", "rx-icmp", "--size", "50", "-o", d, "--force", "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: os.path.exists(os.path.join(d, "replay.bin")) and
+             os.path.getsize(os.path.join(d, "replay.bin")) > 1 << 20, 60, "the replay log to grow")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "cut short" in err, (proc.returncode, err)
+    assert "state=interrupted" in open(os.path.join(d, "recording")).read()
+    p = kstep("trace", "--replay", d, "-o", tempfile.mkdtemp(), timeout=60)
+    assert p.returncode == 1 and "was interrupted, not completed" in p.stderr, p.stderr
+    assert not subprocess.run(["pgrep", "-f", "rr=record,rrfile=" + d], capture_output=True).stdout
+    shutil.rmtree(d)
