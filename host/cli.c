@@ -1375,7 +1375,7 @@ static int resolve_probes(struct session *s, struct probe_set *ps, const char *p
 		if ((ret = apply_filters(s, ps, first, filters, nfilters, (int)i)))
 			return ret;
 	}
-	if (!ps->n) {
+	if (!ps->n && !s->g->replay) { /* a replay with none just runs (its pace, make bench) */
 		error("no probes to set (--probes none and no --break)");
 		return -EINVAL;
 	}
@@ -1554,6 +1554,8 @@ static int cmd_trace(int argc, char **argv)
 		info("tracing %zu probes on libvirt domain '%s' (%s); Ctrl-C ends it", ps.n, lv_name(s.lv), lv_uri(s.lv));
 	else if (g.attach)
 		info("tracing %zu probes on the guest at %s; Ctrl-C ends it", ps.n, g.attach);
+	else if (g.replay)
+		info("tracing %zu probes on a replay of %s (workload %s); Ctrl-C ends it", ps.n, g.replay, g.workload);
 	else
 		info("tracing %zu probes on a %s guest (workload %s); Ctrl-C ends it", ps.n, s.accel, g.workload);
 	ret = engine_trace(s.engine, &ps, &res);
@@ -1905,8 +1907,13 @@ static int compile_location(struct session *s, const struct probe *at, const cha
 	char err[512];
 	int ret = farg_compile(out, text, s->syms, &scope, err, sizeof(err));
 
-	if (ret)
+	if (ret) {
 		error("--addr %s", err + strlen("fetch argument "));
+	} else if (!farg_in_memory(*out)) {
+		error("--addr %s is not in memory at %s (a register, or a value computed from one): name a location, "
+		      "e.g. a field a pointer points to (skb->len)", text, at->spec);
+		ret = -EINVAL;
+	}
 	return ret;
 }
 
@@ -1931,45 +1938,38 @@ static void print_last_write(const char *expr, uint64_t addr, size_t len, uint64
 
 /* Both replays: the point and the location, then the writes before it. */
 static int find_last_write(struct session *s, const struct probe *at, uint64_t hits, const char *text,
-			   struct engine_result *res)
+			   const struct farg *expr, struct engine_result *res)
 {
-	struct farg *expr = NULL;
 	struct engine_write w;
 	uint64_t point, addr, value;
 	size_t len;
 	int ret;
 
-	if ((ret = compile_location(s, at, text, &expr)) || (ret = find_point(s, at, hits, &point, res)))
-		goto out;
+	if ((ret = find_point(s, at, hits, &point, res)))
+		return ret;
 	if ((ret = engine_location(s->engine, expr, &addr, &len, &value))) {
-		error(ret == -EINVAL ? "--addr %s is not in memory at %s (a register, or a value): name a location, "
-				       "e.g. the field a pointer points to"
-				     : "--addr %s at %s: its memory cannot be read",
-		      text, at->spec);
-		goto out;
+		error("--addr %s at %s: its memory cannot be read (a pointer on the way is not mapped)", text, at->spec);
+		return ret;
 	}
 	info("%s is 0x%" PRIx64 " (%zu bytes, holding 0x%" PRIx64 ") at hit %" PRIu64 " of %s, instruction %" PRIu64
 	     "; replay 2: watching it up to there", text, addr, len, value, hits, at->spec, point);
 	if ((ret = replay_again(s)))
-		goto out;
+		return ret;
 	if ((ret = qmp_replay_break(s->clock, point))) {
 		error("%s", qmp_errmsg(s->clock));
-		goto out;
+		return ret;
 	}
 	if ((ret = engine_last_write(s->engine, addr, len, &w, res))) {
 		error("%s", engine_errmsg(s->engine));
-		goto out;
+		return ret;
 	}
 	if (res->end != ENGINE_END_NONE || engine_icount(s->engine) != point) {
 		error("the second replay did not come back to instruction %" PRIu64 " (it stopped at %" PRIu64 ")", point,
 		      engine_icount(s->engine));
-		ret = -EIO;
-		goto out;
+		return -EIO;
 	}
 	print_last_write(text, addr, len, value, &w, s->g->out);
-out:
-	farg_free(expr);
-	return ret;
+	return 0;
 }
 
 static int cmd_why(int argc, char **argv)
@@ -1985,6 +1985,7 @@ static int cmd_why(int argc, char **argv)
 	struct guest_opts g;
 	struct engine_result res = { 0 };
 	struct probe_set atp = { 0 };
+	struct farg *expr = NULL;
 	const char *at = NULL, *addr = NULL, *filter = NULL;
 	uint64_t hits = 1;
 	struct session s;
@@ -2034,17 +2035,18 @@ static int cmd_why(int argc, char **argv)
 		goto out;
 	}
 	s.ps = &atp;
-	if (prepare_out(&s) || boot(&s) || open_trace(&s, "why")) {
+	if (compile_location(&s, &atp.v[0], addr, &expr) || prepare_out(&s) || boot(&s) || open_trace(&s, "why")) {
 		ret = EXIT_FAILED;
 		goto out;
 	}
 	probes_relocate(&atp, sym_offset(s.syms));
-	ret = find_last_write(&s, &atp.v[0], hits, addr, &res) ? EXIT_FAILED : EXIT_DONE;
+	ret = find_last_write(&s, &atp.v[0], hits, addr, expr, &res) ? EXIT_FAILED : EXIT_DONE;
 	if (res.end == ENGINE_END_INTERRUPTED)
 		ret = EXIT_INTERRUPTED;
 out:
 	if (s.target)
 		finish_guest(&s, &res);
+	farg_free(expr);
 	probes_free(&atp);
 	session_end(&s);
 	return ret;

@@ -794,6 +794,11 @@ int farg_location(const struct farg *a, const struct farg_env *env, uint64_t *ad
 	return run_ops(a, env, addr);
 }
 
+bool farg_in_memory(const struct farg *a)
+{
+	return a->lvalue;
+}
+
 void farg_eval(const struct farg *a, const struct farg_env *env, struct farg_value *out)
 {
 	uint64_t v = 0;

@@ -70,6 +70,8 @@ void farg_eval(const struct farg *a, const struct farg_env *env, struct farg_val
  * size, up to 8 bytes; -EINVAL if it is not in memory (a register, an
  * argument held in one, a constant), -EFAULT if reaching it faults. */
 int farg_location(const struct farg *a, const struct farg_env *env, uint64_t *addr, size_t *size);
+/* Does the expression name a place in memory (farg_location can say where)? */
+bool farg_in_memory(const struct farg *a);
 
 /*
  * A filter: comparisons "OPERAND OP CONST" (== != < <= > >= &) joined by

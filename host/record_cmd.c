@@ -47,6 +47,7 @@ static void usage(FILE *f)
 		   "  -w, --workload NAME    shell excepted, as kstep trace (default rx-icmp)\n"
 		   "  -n, --size N           workload size (pings, datagrams, bytes)\n"
 		   "      --nic e1000|virtio, --mem MiB, --kaslr\n"
+		   "      --smp 1, --accel tcg  (the only ones QEMU records: one vCPU, TCG)\n"
 		   "      --images DIR       bzImage and initramfs (default: the tree's images/)\n"
 		   "  -o, --output DIR       the recording (default record.out; private, 0700)\n"
 		   "      --force            replace the recording already in DIR\n"
@@ -219,6 +220,7 @@ int record_main(int argc, char **argv, const char *tree)
 		{ "kaslr", no_argument, NULL, 'L' },          { "images", required_argument, NULL, 'I' },
 		{ "output", required_argument, NULL, 'o' },   { "force", no_argument, NULL, 'F' },
 		{ "quiet", no_argument, NULL, 'q' },          { "help", no_argument, NULL, 'h' },
+		{ "smp", required_argument, NULL, 'S' },      { "accel", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char images[PATH_MAX], err[PATH_MAX + 128];
@@ -256,6 +258,15 @@ int record_main(int argc, char **argv, const char *tree)
 			break;
 		case 'L':
 			qo.kaslr = true;
+			break;
+		case 'S':
+			if (strcmp(optarg, "1"))
+				die_usage("--smp %s: QEMU records and replays one vCPU only", optarg);
+			break;
+		case 'a':
+			if (strcmp(optarg, "tcg") && strcmp(optarg, "auto"))
+				die_usage("--accel %s: a recording runs under TCG (QEMU counts the instructions "
+					  "that place every input), which KVM cannot", optarg);
 			break;
 		case 'I':
 			snprintf(images, sizeof(images), "%s", optarg);
