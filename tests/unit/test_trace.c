@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -190,7 +191,14 @@ static void test_probe_class_fields(void **state)
 
 /* A fresh trace directory of @n_ev events written with @d; returns its
  * path in @dir (a mkdtemp template). */
+static void write_trace_env(char *dir, const struct target_desc *d, const struct trace_env *e, int n_ev);
+
 static void write_trace(char *dir, const struct target_desc *d, int n_ev)
+{
+	write_trace_env(dir, d, &env, n_ev);
+}
+
+static void write_trace_env(char *dir, const struct target_desc *d, const struct trace_env *e, int n_ev)
 {
 	static uint8_t raw[64];
 	uint64_t stack[1] = { 1 };
@@ -202,7 +210,7 @@ static void write_trace(char *dir, const struct target_desc *d, int n_ev)
 
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
-	assert_int_equal(trace_open(&t, dfd, dir, d, &env, err, sizeof(err)), 0);
+	assert_int_equal(trace_open(&t, dfd, dir, d, e, err, sizeof(err)), 0);
 	for (int i = 0; i < n_ev; i++) {
 		ev.seq = (uint64_t)i + 1;
 		assert_int_equal(trace_write(t, &ev), 0);
@@ -304,6 +312,38 @@ static void test_full_disk_keeps_complete_events(void **state)
 	rm_rf(dir);
 }
 
+static bool same_file(const char *a_dir, const char *b_dir, const char *name)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "cmp -s '%s/%s' '%s/%s'", a_dir, name, b_dir, name);
+	return system(cmd) == 0;
+}
+
+/* A replay's trace is a function of the recording and the options: the
+ * same twice (uuid, clock, every byte); another recording, another uuid;
+ * live traces never share one. */
+static void test_replay_traces_repeat_byte_for_byte(void **state)
+{
+	struct trace_env replay = env, other = env;
+	char a[] = "/tmp/kstep-test-rpa-XXXXXX", b[] = "/tmp/kstep-test-rpb-XXXXXX";
+	char c[] = "/tmp/kstep-test-rpc-XXXXXX", l1[] = "/tmp/kstep-test-rpl-XXXXXX";
+	char l2[] = "/tmp/kstep-test-rpm-XXXXXX";
+
+	(void)state;
+	replay.replay_id = "0123456789abcdef0123456789abcdef";
+	other.replay_id = "fedcba9876543210fedcba9876543210";
+	write_trace_env(a, &desc, &replay, 3);
+	write_trace_env(b, &desc, &replay, 3);
+	write_trace_env(c, &desc, &other, 3);
+	write_trace_env(l1, &desc, &env, 3);
+	write_trace_env(l2, &desc, &env, 3);
+	assert_true(same_file(a, b, "metadata") && same_file(a, b, "stream_0"));
+	assert_false(same_file(a, c, "metadata") || same_file(a, c, "stream_0"));
+	assert_false(same_file(l1, l2, "stream_0")); /* random uuids */
+	rm_rf(a), rm_rf(b), rm_rf(c), rm_rf(l1), rm_rf(l2);
+}
+
 /* -o DIR: private, never through a symlink, never someone's files mixed
  * with ours, an old kstep trace replaced only with --force. */
 static void test_trace_directory_rules(void **state)
@@ -353,6 +393,7 @@ int main(void)
 		cmocka_unit_test(test_register_names_unique_and_not_keywords),
 		cmocka_unit_test(test_full_disk_keeps_complete_events),
 		cmocka_unit_test(test_trace_directory_rules),
+		cmocka_unit_test(test_replay_traces_repeat_byte_for_byte),
 	};
 
 	return cmocka_run_group_tests_name("trace", tests, NULL, NULL);

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests of a recording's directory: what kstep record writes reads back,
+ * a recording cut short or of other images is refused with the reason, and
+ * the directory is private and never someone else's. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "recording.h"
+
+static void put(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(text, f);
+	fclose(f);
+}
+
+static void rm_rf(const char *dir)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void test_written_recording_reads_back_and_checks(void **state)
+{
+	char images[] = "/tmp/kstep-test-img-XXXXXX", rec[] = "/tmp/kstep-test-rec-XXXXXX", err[512];
+	struct recording r, back;
+
+	(void)state;
+	assert_non_null(mkdtemp(images));
+	assert_non_null(mkdtemp(rec));
+	put(images, "bzImage", "kernel");
+	put(images, "initramfs.cpio.gz", "initramfs");
+	assert_int_equal(recording_init(&r, images, err, sizeof(err)), 0);
+	assert_int_equal(strlen(r.id), 32);
+	snprintf(r.workload, sizeof(r.workload), "rx-tcp");
+	snprintf(r.size, sizeof(r.size), "1000");
+	snprintf(r.nic, sizeof(r.nic), "e1000");
+	snprintf(r.state, sizeof(r.state), "complete");
+	r.kaslr = true;
+	r.log_bytes = 123;
+	assert_int_equal(recording_write(rec, &r, err, sizeof(err)), 0);
+	assert_int_equal(recording_read(rec, &back, err, sizeof(err)), 0);
+	assert_string_equal(back.id, r.id);
+	assert_string_equal(back.workload, "rx-tcp");
+	assert_string_equal(back.size, "1000");
+	assert_true(back.kaslr);
+	assert_int_equal(back.log_bytes, 123);
+	assert_int_equal(recording_check(&back, rec, images, err, sizeof(err)), 0);
+
+	/* Another initramfs (one byte more): refused, the file named. */
+	put(images, "initramfs.cpio.gz", "initramfs!");
+	assert_int_equal(recording_check(&back, rec, images, err, sizeof(err)), -ESTALE);
+	assert_non_null(strstr(err, "initramfs.cpio.gz is not the one recorded"));
+
+	/* Cut short: refused whatever the images. */
+	snprintf(back.state, sizeof(back.state), "interrupted");
+	assert_int_equal(recording_check(&back, rec, images, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "was interrupted, not completed"));
+	rm_rf(images);
+	rm_rf(rec);
+}
+
+static void test_not_a_recording(void **state)
+{
+	char dir[] = "/tmp/kstep-test-notrec-XXXXXX", err[512];
+	struct recording r;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(recording_read(dir, &r, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "not a kstep recording"));
+	put(dir, "recording", "something else\nid=1\n");
+	assert_int_equal(recording_read(dir, &r, err, sizeof(err)), -EINVAL);
+	rm_rf(dir);
+}
+
+/* -o DIR: created 0700; an old recording replaced only with --force; a
+ * directory with anything else in it, or a link, never used. */
+static void test_recording_directory_rules(void **state)
+{
+	char base[] = "/tmp/kstep-test-recdir-XXXXXX", dir[128], link[128], err[512];
+	struct stat st;
+
+	(void)state;
+	assert_non_null(mkdtemp(base));
+	snprintf(dir, sizeof(dir), "%s/new", base);
+	assert_int_equal(recording_prepare_dir(dir, false, err, sizeof(err)), 0);
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	put(dir, RECORDING_FILE, "kstep-recording 1\n");
+	put(dir, RECORDING_LOG, "log");
+	assert_int_equal(recording_prepare_dir(dir, false, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "pass --force"));
+	assert_int_equal(recording_prepare_dir(dir, true, err, sizeof(err)), 0);
+	assert_int_equal(access(RECORDING_LOG, F_OK), -1);
+	put(dir, "notes.txt", "mine");
+	assert_int_equal(recording_prepare_dir(dir, true, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "not a kstep recording"));
+	snprintf(link, sizeof(link), "%s/link", base);
+	assert_int_equal(symlink(dir, link), 0);
+	assert_true(recording_prepare_dir(link, true, err, sizeof(err)) < 0);
+	rm_rf(base);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_written_recording_reads_back_and_checks),
+		cmocka_unit_test(test_not_a_recording),
+		cmocka_unit_test(test_recording_directory_rules),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
