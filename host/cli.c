@@ -52,6 +52,8 @@
  * console is looked at this often until it has. */
 #define KGDB_WAITING "KGDB: Waiting for connection from remote gdb"
 #define KGDB_POLL_MS 50
+/* kstep why on a register: instructions looked back through by default. */
+#define WHY_WINDOW 2000
 
 /* kstep's exit status: what happened, documented in README "Exit status". */
 enum kstep_exit {
@@ -167,7 +169,7 @@ struct guest_opts {
 };
 
 /* Long options without a letter. */
-enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB, OPT_REPLAY, OPT_BACKWARDS, OPT_ADDR };
+enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB, OPT_REPLAY, OPT_BACKWARDS, OPT_OPERAND, OPT_WINDOW };
 
 /* Options every guest command takes. */
 #define GUEST_LONGOPTS                                                                          \
@@ -1883,16 +1885,23 @@ fail:
 
 static void why_usage(FILE *f)
 {
-	fprintf(f, "Usage: kstep why --replay DIR --at SPEC --addr EXPR [--hits K] [OPTIONS]\n"
-		   "Which instruction last wrote a memory location before a point of a replay:\n"
-		   "one replay runs to the K-th hit of SPEC and finds where EXPR lies; a second\n"
-		   "runs to that point again with a write watchpoint on it. Every write is an\n"
+	fprintf(f, "Usage: kstep why --replay DIR --at SPEC (--addr EXPR | --operand) [--hits K] [OPTIONS]\n"
+		   "Which instruction last wrote a memory location (or set a register) before a\n"
+		   "point of a replay: one replay runs to the K-th hit of SPEC and finds where\n"
+		   "EXPR lies; a second runs to that point again with a write watchpoint on it\n"
+		   "(a register: steps the --window instructions before it). Every write is an\n"
 		   "event in the trace (probe \"write\", its snapshot taken right after the\n"
 		   "writing instruction); the last one is printed with its backtrace.\n\n"
 		   "  -t, --at SPEC          NAME, NAME+OFFSET or 0xADDRESS\n"
 		   "  -x, --addr EXPR        the location, as a fetch argument names it at SPEC:\n"
 		   "                         skb->len, +8(%%rdi), $arg1->next, a global (see kstep\n"
-		   "                         trace --help); at most 8 bytes are watched\n"
+		   "                         trace --help); at most 8 bytes are watched; or %%REG:\n"
+		   "                         the instruction that last set that register\n"
+		   "      --operand          the memory operand of the instruction at SPEC (an oops's\n"
+		   "                         RIP): a constant address is said to be one, else where\n"
+		   "                         the register it is made of came from\n"
+		   "      --window N         how far back a register is looked for (default 2000\n"
+		   "                         instructions)\n"
 		   "  -k, --hits K           the K-th hit (default 1)\n"
 		   "  -f, --filter EXPR      count only the hits that match\n"
 		   "\n%s",
@@ -1917,42 +1926,34 @@ static int compile_location(struct session *s, const struct probe *at, const cha
 	return ret;
 }
 
-static void print_last_write(const char *expr, uint64_t addr, size_t len, uint64_t value, const struct engine_write *w,
-			     const char *out)
+static void print_last_write(const char *what, const struct engine_write *w, uint64_t now, const char *out)
 {
-	if (!w->writes) {
-		fprintf(stdout, "kstep: no instruction wrote %s (0x%" PRIx64 ", %zu bytes) between start_kernel and the "
-				"point: it holds what it held then, or a device wrote it (DMA is not watched)\n",
-			expr, addr, len);
-		return;
-	}
-	fprintf(stdout, "kstep: the last write to %s (0x%" PRIx64 ", %zu bytes), %" PRIu64 " writes seen:\n", expr, addr,
-		len, w->writes);
+	fprintf(stdout, "kstep: the last write to %s, %" PRIu64 " writes seen:\n", what, w->writes);
 	fprintf(stdout, "  at instruction %" PRIu64 ": %s  %s\n", w->icount, w->where,
 		w->insn[0] ? w->insn : "(the instruction before this address)");
-	fprintf(stdout, "  it left 0x%" PRIx64 "; at the point it holds 0x%" PRIx64 "%s\n", w->value, value,
-		w->value == value ? "" : " (different: a device wrote it after, or a wider write)");
+	fprintf(stdout, "  it left 0x%" PRIx64 "; at the point it holds 0x%" PRIx64 "%s\n", w->value, now,
+		w->value == now ? "" : " (different: a device wrote it after, or a wider write)");
 	fprintf(stdout, "  backtrace there:\n%s", w->bt);
 	fprintf(stdout, "trace: %s (every write, the last one last; read it with: babeltrace2 %s)\n", out, out);
 }
 
-/* Both replays: the point and the location, then the writes before it. */
-static int find_last_write(struct session *s, const struct probe *at, uint64_t hits, const char *text,
-			   const struct farg *expr, struct engine_result *res)
+/* The memory behind @expr at the point: its last store, in a second replay
+ * with a write watchpoint on it. */
+static int why_memory(struct session *s, const struct probe *at, uint64_t point, const char *text,
+		      const struct farg *expr, struct engine_result *res)
 {
 	struct engine_write w;
-	uint64_t point, addr, value;
+	char what[256];
+	uint64_t addr, value;
 	size_t len;
 	int ret;
 
-	if ((ret = find_point(s, at, hits, &point, res)))
-		return ret;
 	if ((ret = engine_location(s->engine, expr, &addr, &len, &value))) {
 		error("--addr %s at %s: its memory cannot be read (a pointer on the way is not mapped)", text, at->spec);
 		return ret;
 	}
-	info("%s is 0x%" PRIx64 " (%zu bytes, holding 0x%" PRIx64 ") at hit %" PRIu64 " of %s, instruction %" PRIu64
-	     "; replay 2: watching it up to there", text, addr, len, value, hits, at->spec, point);
+	info("%s is 0x%" PRIx64 " (%zu bytes, holding 0x%" PRIx64 ") at %s, instruction %" PRIu64
+	     "; replay 2: watching it up to there", text, addr, len, value, at->spec, point);
 	if ((ret = replay_again(s)))
 		return ret;
 	if ((ret = qmp_replay_break(s->clock, point))) {
@@ -1968,8 +1969,68 @@ static int find_last_write(struct session *s, const struct probe *at, uint64_t h
 		      engine_icount(s->engine));
 		return -EIO;
 	}
-	print_last_write(text, addr, len, value, &w, s->g->out);
+	snprintf(what, sizeof(what), "%s (0x%" PRIx64 ", %zu bytes)", text, addr, len);
+	if (!w.writes)
+		fprintf(stdout, "kstep: no instruction wrote %s between start_kernel and the point: it holds what it "
+				"held then, or a device wrote it (DMA is not watched)\n", what);
+	else
+		print_last_write(what, &w, value, s->g->out);
 	return 0;
+}
+
+/* Register @reg at the point: the last instruction that set it within the
+ * @window instructions before, stepped through in a second replay. */
+static int why_register(struct session *s, uint64_t point, const char *reg, uint64_t window,
+			struct engine_result *res)
+{
+	uint64_t start = point > window ? point - window : 0, now;
+	struct engine_write w;
+	char what[64];
+	int ret;
+
+	info("replay 2: stepping the %" PRIu64 " instructions before it, watching %%%s", point - start, reg);
+	if ((ret = replay_to(s, start, res)))
+		return ret;
+	if ((ret = engine_last_reg_write(s->engine, reg, point, &w, res))) {
+		error("%s", engine_errmsg(s->engine));
+		return ret;
+	}
+	if (res->end != ENGINE_END_NONE) {
+		error("the replay ended before coming back to the point");
+		return -EIO;
+	}
+	now = w.value;
+	snprintf(what, sizeof(what), "%%%s", reg);
+	if (!w.writes)
+		fprintf(stdout, "kstep: no instruction set %s in the %" PRIu64 " instructions before the point: "
+				"look further back with --window\n", what, point - start);
+	else
+		print_last_write(what, &w, now, s->g->out);
+	return 0;
+}
+
+/* --operand: where the address of the memory operand of the instruction at
+ * the point came from (an oops's RIP: the bad pointer). */
+static int why_operand(struct session *s, const struct probe *at, uint64_t point, uint64_t window,
+		       struct engine_result *res)
+{
+	struct disasm_mem m;
+	char insn[128];
+
+	if (!engine_mem_operand(s->engine, &m, insn, sizeof(insn))) {
+		error("the instruction at %s (%s) has no memory operand", at->spec, insn);
+		return -EINVAL;
+	}
+	if ((!m.base[0] || !strcmp(m.base, "rip")) && !m.index[0]) {
+		fprintf(stdout, "kstep: the address of %s at %s is a constant of the instruction itself (%s0x%" PRIx64
+				"): no store and no register made it; it was compiled in\n",
+			insn, at->spec, m.base[0] ? "rip+" : "", (uint64_t)m.disp);
+		return 0;
+	}
+	fprintf(stdout, "kstep: the address of %s at %s is made of %%%s%s%s: where %%%s came from follows\n", insn,
+		at->spec, m.base[0] ? m.base : m.index, m.base[0] && m.index[0] ? " and %" : "", m.base[0] ? m.index : "",
+		m.base[0] ? m.base : m.index);
+	return why_register(s, point, m.base[0] ? m.base : m.index, window, res);
 }
 
 static int cmd_why(int argc, char **argv)
@@ -1980,14 +2041,17 @@ static int cmd_why(int argc, char **argv)
 		{ "addr", required_argument, NULL, 'x' },
 		{ "hits", required_argument, NULL, 'k' },
 		{ "filter", required_argument, NULL, 'f' },
+		{ "operand", no_argument, NULL, OPT_OPERAND },
+		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct guest_opts g;
 	struct engine_result res = { 0 };
 	struct probe_set atp = { 0 };
 	struct farg *expr = NULL;
-	const char *at = NULL, *addr = NULL, *filter = NULL;
-	uint64_t hits = 1;
+	const char *at = NULL, *addr = NULL, *filter = NULL, *reg = NULL;
+	uint64_t hits = 1, window = WHY_WINDOW, point = 0;
+	bool operand = false;
 	struct session s;
 	char err[512];
 	int c, ret;
@@ -2010,6 +2074,12 @@ static int cmd_why(int argc, char **argv)
 		case 'f':
 			filter = optarg;
 			break;
+		case OPT_OPERAND:
+			operand = true;
+			break;
+		case OPT_WINDOW:
+			window = parse_u64("why ", "--window", optarg, 1);
+			break;
 		case 'h':
 			why_usage(stdout);
 			return 0;
@@ -2023,8 +2093,10 @@ static int cmd_why(int argc, char **argv)
 	if (!g.replay)
 		die_usage("why ", "--replay DIR is required: only a replay can be run up to the same point again "
 			       "(make one with kstep record)");
-	if (!at || !addr)
-		die_usage("why ", "--at SPEC and --addr EXPR are required");
+	if (!at || !addr == !operand)
+		die_usage("why ", "--at SPEC and one of --addr EXPR or --operand are required");
+	if (addr && addr[0] == '%' && addr[1] && strspn(addr + 1, "abcdefghijklmnopqrstuvwxyz0123456789") == strlen(addr + 1))
+		reg = addr + 1; /* a register: the instruction that set it */
 	guest_finish_defaults(&g);
 	if (session_start(&s, &g))
 		return EXIT_FAILED;
@@ -2035,12 +2107,17 @@ static int cmd_why(int argc, char **argv)
 		goto out;
 	}
 	s.ps = &atp;
-	if (compile_location(&s, &atp.v[0], addr, &expr) || prepare_out(&s) || boot(&s) || open_trace(&s, "why")) {
+	if ((addr && !reg && compile_location(&s, &atp.v[0], addr, &expr)) || prepare_out(&s) || boot(&s) ||
+	    open_trace(&s, "why")) {
 		ret = EXIT_FAILED;
 		goto out;
 	}
 	probes_relocate(&atp, sym_offset(s.syms));
-	ret = find_last_write(&s, &atp.v[0], hits, addr, expr, &res) ? EXIT_FAILED : EXIT_DONE;
+	if (!(ret = find_point(&s, &atp.v[0], hits, &point, &res)))
+		ret = operand ? why_operand(&s, &atp.v[0], point, window, &res)
+		      : reg   ? why_register(&s, point, reg, window, &res)
+			      : why_memory(&s, &atp.v[0], point, addr, expr, &res);
+	ret = ret ? EXIT_FAILED : EXIT_DONE;
 	if (res.end == ENGINE_END_INTERRUPTED)
 		ret = EXIT_INTERRUPTED;
 out:

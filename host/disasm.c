@@ -68,6 +68,29 @@ size_t disasm_one(struct disasm *d, const uint8_t *code, size_t len, uint64_t ad
 	return d->insn->size;
 }
 
+bool disasm_mem_operand(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, struct disasm_mem *m)
+{
+	const cs_x86 *x;
+
+	if (!decode(d, code, len, addr))
+		return false;
+	x = &d->insn->detail->x86;
+	for (int i = 0; i < x->op_count; i++) {
+		const cs_x86_op *op = &x->operands[i];
+
+		if (op->type != X86_OP_MEM || d->insn->id == X86_INS_LEA || d->insn->id == X86_INS_NOP)
+			continue;
+		snprintf(m->base, sizeof(m->base), "%s",
+			 op->mem.base != X86_REG_INVALID ? cs_reg_name(d->handle, op->mem.base) : "");
+		snprintf(m->index, sizeof(m->index), "%s",
+			 op->mem.index != X86_REG_INVALID ? cs_reg_name(d->handle, op->mem.index) : "");
+		m->scale = op->mem.scale;
+		m->disp = op->mem.disp;
+		return true;
+	}
+	return false;
+}
+
 static bool in_group(struct disasm *d, uint8_t group)
 {
 	return cs_insn_group(d->handle, d->insn, group);

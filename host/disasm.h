@@ -19,6 +19,16 @@ void disasm_close(struct disasm *d);
  * and writes "mnemonic operands" into @text. */
 size_t disasm_one(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, char *text, size_t textlen);
 
+/* The instruction's memory operand: the registers its address is made of
+ * ("" for none; "rip" for a rip-relative one) and the displacement. */
+struct disasm_mem {
+	char base[8], index[8];
+	int scale;
+	int64_t disp;
+};
+/* False if it has none (or does not decode). */
+bool disasm_mem_operand(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, struct disasm_mem *m);
+
 /* True if the instruction at @code is a return (ret/iret/sysret). */
 bool disasm_is_return(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr);
 

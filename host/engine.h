@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "cfi.h"
+#include "disasm.h"
 #include "fetcharg.h"
 #include "probes.h"
 #include "snapshot.h"
@@ -172,6 +173,13 @@ struct engine_write {
  * [@addr, @addr + @len): every write is recorded as a stop event, and the
  * last one is described in @w. */
 int engine_last_write(struct engine *e, uint64_t addr, size_t len, struct engine_write *w, struct engine_result *res);
+/* Step on until the guest has run @until_icount instructions, watching
+ * register @reg: every instruction that changes it is recorded as a "write"
+ * stop event (its snapshot right after it), the last one in @w. */
+int engine_last_reg_write(struct engine *e, const char *reg, uint64_t until_icount, struct engine_write *w,
+			  struct engine_result *res);
+/* The memory operand of the instruction at the current pc. */
+bool engine_mem_operand(struct engine *e, struct disasm_mem *m, char *insn, size_t len);
 /* Remove breakpoints this engine placed. */
 int engine_clear_breakpoints(struct engine *e);
 

@@ -78,9 +78,33 @@ static void find_writer(struct engine *e, uint64_t after, struct engine_write *w
 	}
 }
 
-/* One write to the watched location: its event, and what it was. */
-static int record_write(struct engine *e, struct snapshot *sn, uint64_t addr, size_t len, struct engine_write *w,
-			struct engine_result *res)
+/* @pc's instruction, disassembled into @w. */
+static void describe(struct engine *e, uint64_t pc, struct engine_write *w)
+{
+	uint8_t code[16];
+
+	w->pc = pc;
+	w->insn[0] = '\0';
+	if (!memcache_code(e->mc, pc, code, sizeof(code)))
+		disasm_one(e->dis, code, sizeof(code), pc, w->insn, sizeof(w->insn));
+	sym_format(e->syms, pc, w->where, sizeof(w->where));
+}
+
+bool engine_mem_operand(struct engine *e, struct disasm_mem *m, char *insn, size_t len)
+{
+	uint64_t pc = engine_reg(e, e->pc_idx);
+	uint8_t code[16];
+
+	insn[0] = '\0';
+	if (memcache_code(e->mc, pc, code, sizeof(code)))
+		return false;
+	disasm_one(e->dis, code, sizeof(code), pc, insn, len);
+	return disasm_mem_operand(e->dis, code, sizeof(code), pc, m);
+}
+
+/* The snapshot after a write (to memory or a register): its event, the
+ * backtrace kept for the report. */
+static int record_snapshot(struct engine *e, struct snapshot *sn, struct engine_write *w, struct engine_result *res)
 {
 	size_t off = 0;
 	int err;
@@ -90,15 +114,73 @@ static int record_write(struct engine *e, struct snapshot *sn, uint64_t addr, si
 		return err;
 	res->stops++;
 	w->writes++;
+	w->bt[0] = '\0';
+	for (size_t i = 0; i < sn->nbt && off < sizeof(w->bt); i++)
+		off += (size_t)snprintf(w->bt + off, sizeof(w->bt) - off, "  %s %s\n", sn->names[i], sn->bt[i].src);
+	engine_progress(e, w->writes, "writes", w->where, false);
+	return 0;
+}
+
+int engine_last_reg_write(struct engine *e, const char *reg, uint64_t until_icount, struct engine_write *w,
+			  struct engine_result *res)
+{
+	int idx = target_desc_find(target_desc(e->t), reg), err = 0;
+	struct snapshot *sn = NULL;
+	uint64_t prev, prev_pc;
+
+	engine_clear_err(e);
+	memset(res, 0, sizeof(*res));
+	memset(w, 0, sizeof(*w));
+	e->bt_ends = res->bt_ends;
+	if (idx < 0)
+		return engine_fail(e, -EINVAL, "the stub has no register '%s'", reg);
+	if (snapshot_new(&sn, e->mc))
+		return engine_fail(e, -ENOMEM, "out of memory");
+	if ((err = target_set_sstep(e->t, TARGET_SSTEP_ENABLE)))
+		err = engine_target_fail(e, err);
+	e->t0_ns = trace_now_ns();
+	prev = engine_reg(e, idx);
+	prev_pc = engine_reg(e, e->pc_idx);
+	while (!err && engine_icount(e) < until_icount) {
+		struct target_stop st;
+
+		if ((err = target_step(e->t, target_current_thread(e->t))) ||
+		    (err = engine_wait_stop(e, &st, HALT_TIMEOUT_MS))) {
+			err = engine_target_fail(e, err);
+			break;
+		}
+		if (st.kind != TARGET_STOP_SIGNAL) {
+			res->end = ENGINE_END_GUEST_EXITED;
+			break;
+		}
+		if ((err = at_stop(e)))
+			break;
+		res->steps++;
+		if (engine_reg(e, idx) != prev) {
+			describe(e, prev_pc, w);
+			w->icount = engine_icount(e);
+			w->value = engine_reg(e, idx);
+			err = record_snapshot(e, sn, w, res);
+		}
+		prev = engine_reg(e, idx);
+		prev_pc = engine_reg(e, e->pc_idx);
+	}
+	res->seconds = engine_since(e);
+	engine_progress(e, w->writes, "writes", NULL, true);
+	snapshot_free(sn);
+	return err;
+}
+
+/* One write to the watched location: what it was, and its event. */
+static int record_write(struct engine *e, struct snapshot *sn, uint64_t addr, size_t len, struct engine_write *w,
+			struct engine_result *res)
+{
 	w->icount = engine_icount(e);
 	w->value = 0;
 	memcache_read(e->mc, addr, &w->value, len);
 	find_writer(e, engine_reg(e, e->pc_idx), w);
 	sym_format(e->syms, w->pc, w->where, sizeof(w->where));
-	for (size_t i = 0; i < sn->nbt && off < sizeof(w->bt); i++)
-		off += (size_t)snprintf(w->bt + off, sizeof(w->bt) - off, "  %s %s\n", sn->names[i], sn->bt[i].src);
-	engine_progress(e, w->writes, "writes", w->where, false);
-	return 0;
+	return record_snapshot(e, sn, w, res);
 }
 
 int engine_last_write(struct engine *e, uint64_t addr, size_t len, struct engine_write *w, struct engine_result *res)
