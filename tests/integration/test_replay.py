@@ -133,8 +133,8 @@ def test_why_follows_a_register_and_an_oops_address():
                   r"holds (0x[0-9a-f]+)", pr.stdout_text)
     assert m and m.group(1).startswith("ip_protocol_deliver_rcu") and m.group(3) == m.group(4), pr.stdout_text
     # ACCESS_NULL reads through a NULL the compiler put into the instruction.
-    assert re.search(r"the address of mov\S* 0, %\w+ at %s is a constant of the instruction itself \(0x0\)"
-                     % re.escape(rip), po.stdout_text), po.stdout_text
+    assert re.search(r"the address of mov\S* 0, %\w+ at " + re.escape(rip) +
+                     r" is a constant of the instruction itself \(0x0\)", po.stdout_text), po.stdout_text
     shutil.rmtree(dr)
     shutil.rmtree(do)
 
