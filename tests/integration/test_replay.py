@@ -63,6 +63,9 @@ def test_two_replays_are_identical_and_probes_do_not_perturb():
     (p1, a), (p2, b) = replays(rx_full, rx_full)
     for name in ("stream_0", "metadata"):
         assert open(os.path.join(a, name), "rb").read() == open(os.path.join(b, name), "rb").read(), name
+    # The guest printed what it printed when recorded, kernel timestamps too.
+    recorded = open(os.path.join(recording(), "serial.log"), "rb").read()
+    assert open(os.path.join(a, "guest", "serial.log"), "rb").read() == recorded and b"KSTEP-WORKLOAD-DONE" in recorded
     text = babeltrace(a)
     evs = events(text)
     assert {"irq", "driver", "gro", "ip", "tcp", "copy"} <= {e["probe"] for e in evs}, {e["probe"] for e in evs}
