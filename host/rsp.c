@@ -31,7 +31,8 @@ struct rsp_conn {
 	unsigned int pending_oks; /* replies to writes sent with a resume, read on the way */
 	FILE *wire;
 	volatile sig_atomic_t *interrupt;
-	bool interruptible;      /* rsp_wait: the interrupt flag ends the wait */
+	bool interruptible;      /* in rsp_wait: the interrupt flag ends the wait, and
+	                          * an exit packet is the stop waited for */
 	char err[256];
 };
 
@@ -573,6 +574,12 @@ static int fill(struct rsp_conn *c, int timeout_ms)
 	return 0;
 }
 
+/* 'W' and 'X' (E.3): the process, here the whole guest, is gone. */
+static bool is_exit_packet(const struct buf *pkt)
+{
+	return pkt->len >= 3 && (pkt->data[0] == 'W' || pkt->data[0] == 'X');
+}
+
 int rsp_recv(struct rsp_conn *c, const char **payload, size_t *len, int timeout_ms)
 {
 	/* One deadline for the whole call: a stub that streams bytes which
@@ -636,7 +643,16 @@ int rsp_recv(struct rsp_conn *c, const char **payload, size_t *len, int timeout_
 				c->skip_acks--;
 			else if (!c->noack && buf_putc(&c->out, '+'))
 				return set_err(c, -ENOMEM, "out of memory");
-			if (c->pending_oks) {
+			if (is_exit_packet(&c->parser.pkt)) {
+				/* The guest ended (QEMU quits with a 'W' to its client)
+				 * before answering: waiting for a stop, that is the stop;
+				 * anywhere else the answer will never come. */
+				c->pending_oks = 0;
+				if (!c->interruptible)
+					return set_err(c, -ECONNRESET, "the guest ended before answering "
+						       "(the stub sent '%.*s')", (int)c->parser.pkt.len,
+						       (const char *)c->parser.pkt.data);
+			} else if (c->pending_oks) {
 				c->pending_oks--;
 				if (c->parser.pkt.len == 2 && !memcmp(c->parser.pkt.data, "OK", 2))
 					break;

@@ -261,7 +261,7 @@ def test_bad_arguments_and_help():
                        (["step", "--pin", "yes"], "--pin must be auto or off"),
                        (["trace", "--stack-bytes", "7"], "--stack-bytes"),
                        (["step", "--count", "5"], "--at SPEC is required"),
-                       (["step", "--at", "icmp_rcv"], "--count N, --until SPEC or --until-return"),
+                       (["step", "--at", "icmp_rcv"], "--count N, --until SPEC, --until-return or --backwards N"),
                        (["report"], "report wants one trace directory"),
                        (["report", "--rows", "x", "d"], "--rows wants a number"),
                        (["diff", "a"], "diff wants two step trace directories"),
@@ -272,7 +272,7 @@ def test_bad_arguments_and_help():
     assert p.returncode == 1 and "cannot open /nonexistent/vmlinux" in p.stderr, p.stderr
     p = kstep("trace", "--workload", "nope", "-o", outdir(), timeout=60)
     assert p.returncode == 1 and "unknown WORKLOAD 'nope'" in p.stderr, p.stderr
-    for cmd in ("trace", "step", "oops", "report", "diff"):
+    for cmd in ("trace", "step", "oops", "report", "diff", "record", "why", "dump"):
         p = kstep(cmd, "--help")
         assert p.returncode == 0 and p.stdout.startswith("Usage: kstep " + cmd)
     assert kstep("--help").returncode == 0 and kstep("--version").stdout.startswith("kstep ")

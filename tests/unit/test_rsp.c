@@ -355,6 +355,47 @@ static void test_skip_next_ack(void **state)
 	expect_sent(s->stub, "+"); /* only the second was acked */
 }
 
+/* Writes sent with a resume: their OKs are read on the way to the stop,
+ * an error is a refusal, and a guest that ends first is an ending. */
+static void test_pending_oks(void **state)
+{
+	struct stub_conn *s = *state;
+	const char *reply;
+	size_t len;
+
+	rsp_expect_oks(s->c, 2);
+	assert_int_equal(write(s->stub, "$OK#9a$OK#9a$T05#b9", 19), 19);
+	assert_int_equal(rsp_recv(s->c, &reply, &len, 1000), 0);
+	assert_memory_equal(reply, "T05", 3);
+
+	rsp_expect_oks(s->c, 1);
+	assert_int_equal(write(s->stub, "$E22#a9", 7), 7);
+	assert_int_equal(rsp_recv(s->c, &reply, &len, 1000), -EIO);
+	assert_non_null(strstr(rsp_errmsg(s->c), "refused a write"));
+
+	rsp_expect_oks(s->c, 2);
+	assert_int_equal(write(s->stub, "$W00#b7$OK#9a", 13), 13);
+	assert_int_equal(rsp_wait(s->c, &reply, &len, 1000), 0);
+	assert_int_equal(len, 3);
+	assert_memory_equal(reply, "W00", 3);
+	/* No OK is owed any more: the next packet is the caller's. */
+	assert_int_equal(rsp_recv(s->c, &reply, &len, 1000), 0);
+	assert_memory_equal(reply, "OK", 2);
+}
+
+/* QEMU told to quit while a request waits for its answer: the guest is
+ * gone, not a malformed reply. */
+static void test_exit_instead_of_an_answer(void **state)
+{
+	struct stub_conn *s = *state;
+	const char *reply;
+	size_t len;
+
+	assert_int_equal(write(s->stub, "+$W00#b7", 8), 8);
+	assert_int_equal(rsp_request(s->c, "g", &reply, &len, 1000), -ECONNRESET);
+	assert_non_null(strstr(rsp_errmsg(s->c), "the guest ended before answering (the stub sent 'W00')"));
+}
+
 /* A stub that streams bytes which never make a packet: the call ends at
  * its timeout, not when the noise stops. */
 static void test_conn_noise_times_out_on_time(void **state)
@@ -431,6 +472,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_conn_oversized, conn_setup, conn_teardown),
 		cmocka_unit_test_setup_teardown(test_conn_escapes_outgoing, conn_setup, conn_teardown),
 		cmocka_unit_test_setup_teardown(test_skip_next_ack, conn_setup, conn_teardown),
+		cmocka_unit_test_setup_teardown(test_pending_oks, conn_setup, conn_teardown),
+		cmocka_unit_test_setup_teardown(test_exit_instead_of_an_answer, conn_setup, conn_teardown),
 		cmocka_unit_test_setup_teardown(test_conn_noise_times_out_on_time, conn_setup, conn_teardown),
 		cmocka_unit_test(test_connect_waits_for_listen),
 	};
