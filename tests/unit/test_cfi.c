@@ -45,7 +45,7 @@ static int setup(void **state)
 	char path[4096], err[512];
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/vmlinux", images ? images : "images");
+	snprintf(path, sizeof(path), "%s/vmlinux", images ? images : PROJECT_IMAGES);
 	if (sym_open(&syms, path, err, sizeof(err)) || cfi_new(&cfi, path, err, sizeof(err))) {
 		fprintf(stderr, "test_cfi: %s (build it with make images)\n", err);
 		return -1;

@@ -56,7 +56,7 @@ static int setup(void **state)
 	char path[4096], err[256];
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/vmlinux", images ? images : "../../images");
+	snprintf(path, sizeof(path), "%s/vmlinux", images ? images : PROJECT_IMAGES);
 	if (sym_open(&syms, path, err, sizeof(err))) {
 		fprintf(stderr, "test_fetcharg: %s (run make images)\n", err);
 		return -1;
