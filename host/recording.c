@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "hash.h"
 
 #define RECORDING_MAGIC "kstep-recording 1"
 
@@ -76,7 +77,7 @@ int recording_prepare_dir(const char *dir, bool force, char *err, size_t errlen)
 /* SIZE-HASH of a file (FNV-1a 64): enough to tell images apart. */
 static int identify(const char *path, char *out, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull, size = 0;
+	uint64_t h = HASH_FNV1A_START, size = 0;
 	unsigned char chunk[1 << 16];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
@@ -84,8 +85,7 @@ static int identify(const char *path, char *out, size_t len)
 	if (fd < 0)
 		return -errno;
 	while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
-		for (ssize_t i = 0; i < n; i++)
-			h = (h ^ chunk[i]) * 0x100000001b3ull;
+		h = hash_fnv1a(h, chunk, (size_t)n);
 		size += (uint64_t)n;
 	}
 	close(fd);

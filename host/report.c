@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "calltree.h"
+#include "hash.h"
 #include "inlines.h"
 #include "probes.h"
 #include "trace.h"
@@ -143,11 +144,7 @@ void report_free(struct report *r)
 /* One copy of each name (functions, stages, reasons), compared by pointer. */
 static uint64_t name_hash(const char *s, size_t len)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-	return h;
+	return hash_fnv1a(HASH_FNV1A_START, s, len);
 }
 
 static const char *intern(struct report *r, const char *s, size_t len)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "hash.h"
 
 #define CTF_MAGIC 0xC1FC1FC1u
 
@@ -465,12 +466,10 @@ static int replay_uuid(const struct target_desc *desc, const struct trace_env *e
 {
 	static const uint8_t zero[16];
 	struct buf meta = { 0 };
-	uint64_t h[2] = { 0xcbf29ce484222325ull, 0x84222325cbf29ce4ull }; /* FNV-1a, two seeds */
 	int err = trace_metadata(&meta, desc, env, zero, 0, 0);
+	uint64_t h[2] = { hash_fnv1a(HASH_FNV1A_START, meta.data, err ? 0 : meta.len),
+			  hash_fnv1a(0x84222325cbf29ce4ull, meta.data, err ? 0 : meta.len) }; /* two seeds: 128 bits */
 
-	for (size_t i = 0; !err && i < meta.len; i++)
-		for (int k = 0; k < 2; k++)
-			h[k] = (h[k] ^ meta.data[i]) * 0x100000001b3ull;
 	buf_free(&meta);
 	memcpy(uuid, h, 16);
 	return err;
