@@ -5,6 +5,7 @@
  */
 #include "files.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -58,6 +59,24 @@ int files_create(int dirfd, const char *name, mode_t mode)
 	int fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 
 	return fd < 0 ? -errno : fd;
+}
+
+int files_dir_holds(int dirfd, bool (*known)(const char *name))
+{
+	int fd = dup(dirfd), kind = 0;
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *de;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)) && kind >= 0)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			kind = known(de->d_name) ? 1 : -1;
+	closedir(d);
+	return kind;
 }
 
 int files_replace(const char *dir, const char *name, const char *text)

@@ -25,6 +25,10 @@ void files_rundir(char *out, size_t len);
 /* Create @name in @dirfd (read-write): never through a link, never an
  * existing file. Returns the fd or -errno (-EEXIST: something is there). */
 int files_create(int dirfd, const char *name, mode_t mode);
+/* What the directory @dirfd holds ("." and ".." aside): 0 nothing, 1 only
+ * names @known accepts (a kstep output that --force may replace), -1
+ * anything else or a directory that cannot be read. */
+int files_dir_holds(int dirfd, bool (*known)(const char *name));
 /* Replace @dir/@name with @text atomically (a new file renamed over it). */
 int files_replace(const char *dir, const char *name, const char *text);
 

@@ -4,7 +4,6 @@
  */
 #include "recording.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -31,40 +30,26 @@ static bool is_recording_file(const char *name)
 	return false;
 }
 
-/* 0: empty, 1: a recording's files only, 2: anything else. */
-static int dir_kind(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	int kind = 0;
-
-	if (!d)
-		return 2;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			kind = kind == 2 || !is_recording_file(de->d_name) ? 2 : 1;
-	closedir(d);
-	return kind;
-}
-
 int recording_prepare_dir(const char *dir, bool force, char *err, size_t errlen)
 {
 	/* QEMU opens the replay log by name: only a private directory keeps
 	 * another user from putting a link where it will write. */
-	int ret = files_private_dir(dir, err, errlen), kind;
+	int ret = files_private_dir(dir, err, errlen), dfd, kind;
 
 	if (ret)
 		return ret;
-	kind = dir_kind(dir);
-	if (kind == 1 && force) {
-		for (size_t i = 0; i < sizeof(recording_files) / sizeof(recording_files[0]); i++) {
-			char path[PATH_MAX];
-
-			snprintf(path, sizeof(path), "%s/%s", dir, recording_files[i]);
-			unlink(path);
-		}
-		kind = dir_kind(dir);
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot open %s: %s", dir, strerror(errno));
+		return ret;
 	}
+	kind = files_dir_holds(dfd, is_recording_file);
+	if (kind == 1 && force) {
+		for (size_t i = 0; i < sizeof(recording_files) / sizeof(recording_files[0]); i++)
+			unlinkat(dfd, recording_files[i], 0);
+		kind = files_dir_holds(dfd, is_recording_file);
+	}
+	close(dfd);
 	if (kind) {
 		snprintf(err, errlen, kind == 1 ? "-o %s already holds a recording: pass --force to replace it"
 						: "-o %s is not empty and is not a kstep recording: pick another directory",

@@ -2,7 +2,6 @@
 #include "trace.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
@@ -352,21 +351,8 @@ static bool known_name(const char *name)
 /* 0: empty; 1: a kstep trace and nothing else; -1: anything else. */
 static int dir_contents(int dfd)
 {
-	int fd = dup(dfd), kind = 0;
-	DIR *d = fd < 0 ? NULL : fdopendir(fd);
-	struct dirent *de;
+	int kind = files_dir_holds(dfd, known_name);
 
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	while ((de = readdir(d)) && kind >= 0) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		kind = known_name(de->d_name) ? 1 : -1;
-	}
-	closedir(d);
 	return kind == 1 && !kstep_metadata(dfd) ? -1 : kind;
 }
 
