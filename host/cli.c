@@ -1983,7 +1983,7 @@ static int why_memory(struct session *s, const struct probe *at, uint64_t point,
 static int why_register(struct session *s, uint64_t point, const char *reg, uint64_t window,
 			struct engine_result *res)
 {
-	uint64_t start = point > window ? point - window : 0, now;
+	uint64_t start = point > window ? point - window : 0;
 	struct engine_write w;
 	char what[64];
 	int ret;
@@ -1999,13 +1999,12 @@ static int why_register(struct session *s, uint64_t point, const char *reg, uint
 		error("the replay ended before coming back to the point");
 		return -EIO;
 	}
-	now = w.value;
 	snprintf(what, sizeof(what), "%%%s", reg);
 	if (!w.writes)
 		fprintf(stdout, "kstep: no instruction set %s in the %" PRIu64 " instructions before the point: "
 				"look further back with --window\n", what, point - start);
 	else
-		print_last_write(what, &w, now, s->g->out);
+		print_last_write(what, &w, w.value, s->g->out); /* a register: its value at the point */
 	return 0;
 }
 
