@@ -531,19 +531,18 @@ static void open_guest_clock(struct session *s)
 }
 
 /* The guest the options describe, for QEMU or for libvirt. */
-static struct qemu_opts guest_qemu_opts(struct session *s, const char *accel)
+static struct qemu_opts guest_qemu_opts(const struct guest_opts *g, const char *accel, int serial_fd)
 {
 	return (struct qemu_opts){
-		.tree = s->g->tree, .images = s->g->images, .workload = s->g->workload,
-		.count = s->g->count, .accel = accel, .smp = s->g->smp, .mem = s->g->mem, .pin = s->g->pin,
-		.nic = s->g->nic, .serial_fd = s->serial_fd, .workload_cpu = s->g->workload_cpu, .kaslr = s->g->kaslr,
-		.kgdb = s->g->kgdb,
+		.tree = g->tree, .images = g->images, .workload = g->workload, .count = g->count, .accel = accel,
+		.smp = g->smp, .mem = g->mem, .pin = g->pin, .nic = g->nic, .serial_fd = serial_fd,
+		.workload_cpu = g->workload_cpu, .kaslr = g->kaslr, .kgdb = g->kgdb,
 	};
 }
 
 static int launch(struct session *s, const char *accel)
 {
-	struct qemu_opts qo = guest_qemu_opts(s, accel);
+	struct qemu_opts qo = guest_qemu_opts(s->g, accel, s->serial_fd);
 	char err[512];
 	int ret;
 
@@ -763,7 +762,7 @@ static const char *pick_accel(struct session *s)
 static int own_domain_xml(struct session *s, const char *accel, const char *name, char **xml, char *err,
 			  size_t errlen)
 {
-	struct qemu_opts qo = guest_qemu_opts(s, accel);
+	struct qemu_opts qo = guest_qemu_opts(s->g, accel, s->serial_fd);
 	char rundir[PATH_MAX], tmp[PATH_MAX + 32], out[PATH_MAX], log[PATH_MAX + 32];
 	int ret;
 
@@ -2128,6 +2127,72 @@ out:
 	return ret;
 }
 
+/* ---- kstep record --------------------------------------------------------- */
+
+static void record_usage(FILE *f)
+{
+	fprintf(f, "Usage: kstep record [--workload W] [--size N] [-o DIR] [OPTIONS]\n"
+		   "Run the debug guest once under QEMU's record mode (TCG, one vCPU, no\n"
+		   "debugger, no breakpoints) and keep the recording in DIR: QEMU's replay log,\n"
+		   "the console, and what the replay needs to start the guest the same way.\n"
+		   "Replay it with kstep trace|step|why --replay DIR.\n\n"
+		   "  -w, --workload NAME    shell excepted, as kstep trace (default rx-icmp)\n"
+		   "  -n, --size N           workload size (pings, datagrams, bytes)\n"
+		   "      --nic e1000|virtio, --mem MiB, --kaslr\n"
+		   "      --smp 1, --accel tcg  (the only ones QEMU records: one vCPU, TCG)\n"
+		   "      --images DIR       bzImage and initramfs (default: the tree's images/)\n"
+		   "  -o, --output DIR       the recording (default record.out; private, 0700)\n"
+		   "      --force            replace the recording already in DIR\n"
+		   "  -q, --quiet            no live counter\n"
+		   "  -h, --help             this help\n"
+		   "Exit status: 0 recorded (the workload succeeded), 1 failed, 2 bad usage,\n"
+		   "3 recorded, the workload failed, 4 recorded, the kernel panicked, 6 QEMU\n"
+		   "ended early (no recording), 130 interrupted (the recording is marked cut short).\n");
+}
+
+/* The guest options a recording can be made with, read as trace reads
+ * them; the rest of trace's options mean nothing without a debugger. */
+static int cmd_record(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "workload", required_argument, NULL, 'w' }, { "size", required_argument, NULL, 'n' },
+		{ "nic", required_argument, NULL, 'N' },      { "mem", required_argument, NULL, 'M' },
+		{ "kaslr", no_argument, NULL, 'L' },          { "images", required_argument, NULL, 'I' },
+		{ "output", required_argument, NULL, 'o' },   { "force", no_argument, NULL, 'F' },
+		{ "quiet", no_argument, NULL, 'q' },          { "help", no_argument, NULL, 'h' },
+		{ "smp", required_argument, NULL, 'S' },      { "accel", required_argument, NULL, 'a' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct guest_opts g;
+	struct qemu_opts qo;
+	int c;
+
+	guest_defaults(&g);
+	g.out = "record.out";
+	while ((c = getopt_long(argc, argv, "w:n:o:qh", longopts, NULL)) != -1) {
+		if (c == 'h') {
+			record_usage(stdout);
+			return 0;
+		}
+		if (!guest_opt("record ", &g, c, optarg))
+			die_usage("record ", "unknown option");
+	}
+	if (optind < argc)
+		die_usage("record ", "unexpected argument '%s'", argv[optind]);
+	if (!strcmp(g.workload, "shell"))
+		die_usage("record ", "--workload shell waits for a person at the console: record a workload that ends");
+	if (g.smp && strcmp(g.smp, "1"))
+		die_usage("record ", "--smp %s: QEMU records and replays one vCPU only", g.smp);
+	if (!strcmp(g.accel, "kvm"))
+		die_usage("record ", "--accel kvm: a recording runs under TCG (QEMU counts the instructions that place "
+				     "every input), which KVM cannot");
+	guest_finish_defaults(&g);
+	qo = guest_qemu_opts(&g, "tcg", -1);
+	qo.smp = "1";
+	qo.rr = "record";
+	return record_run(&qo, g.out, g.force, g.eng.progress, &interrupted);
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static void usage(FILE *f)
@@ -2183,12 +2248,8 @@ int main(int argc, char **argv)
 		return dump_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "why"))
 		return cmd_why(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "record")) {
-		char tree[PATH_MAX];
-
-		find_tree(tree, sizeof(tree));
-		return record_main(argc - 1, argv + 1, tree);
-	}
+	if (!strcmp(argv[1], "record"))
+		return cmd_record(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "oops")) {
 		struct guest_opts g;
 
