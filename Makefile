@@ -25,7 +25,7 @@ DEB_PACKAGES := qemu-system-x86 busybox-static linux-source-6.1 gdb build-essent
 	babeltrace2 libcapstone-dev libjson-c-dev libcmocka-dev libxml2-dev python3 iproute2 binutils \
 	clang libclang-rt-14-dev util-linux passwd chromium libxml2-utils \
 	crash python3-drgn \
-	libvirt-dev libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients openssh-server
+	libvirt-dev libvirt-daemon libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients openssh-server
 
 .PHONY: all help deps images kernel initramfs distro host run-guest attach trace test \
 	bench fuzz clean distclean

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Build images/initramfs.cpio.gz: busybox-static, guest/init, the workloads and
 # rxload, plus images/tftp/blob that the rx-udp workload downloads.
-set -euo pipefail
+set -eEuo pipefail
+trap 'echo "build-initramfs: line $LINENO: \"$BASH_COMMAND\" failed (exit $?)" >&2' ERR
 here=$(cd "$(dirname "$0")" && pwd)
 images=${IMAGES:-$(dirname "$here")/images}
 busybox=${BUSYBOX:-/bin/busybox}

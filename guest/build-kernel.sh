@@ -7,7 +7,8 @@
 #
 #   build-kernel.sh [--check]     --check: say what would happen, build nothing
 #                                 (exit 0 = up to date, 10 = would rebuild)
-set -euo pipefail
+set -eEuo pipefail
+trap 'echo "build-kernel: line $LINENO: \"$BASH_COMMAND\" failed (exit $?)" >&2' ERR
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
@@ -122,14 +123,15 @@ else
 	# Debug info names sources relative to the kernel tree (./net/ipv4/icmp.c),
 	# not by this clone's absolute path: a cached build then serves any clone,
 	# and gdb and kstep look the files up in the tree they run from.
-	make -C "$src" O="$builddir" ARCH=x86_64 -j"$jobs" \
+	if ! make -C "$src" O="$builddir" ARCH=x86_64 -j"$jobs" \
 		KCFLAGS="-ffile-prefix-map=$src/=./ -ffile-prefix-map=$builddir=." \
 		KAFLAGS="-ffile-prefix-map=$src/=./ -ffile-prefix-map=$builddir=." \
 		bzImage vmlinux scripts_gdb 2>&1 |
 		awk -v t0="$start" '
 			/^  (CC|AS|LD|AR)/ { n++; if (n % 200 == 0) { printf "build-kernel: %d objects, %ds\n", n, systime() - t0 > "/dev/stderr" } }
-			/: error:|\*\*\*/ { print > "/dev/stderr" }'
-	[ "${PIPESTATUS[0]}" = 0 ] || die "kernel build failed (rerun with: make -C $src O=$builddir)"
+			/: error:|\*\*\*/ { print > "/dev/stderr" }'; then
+		die "kernel build failed (rerun with: make -C $src O=$builddir)"
+	fi
 	say "compiled in $(( $(date +%s) - start ))s"
 	install_outputs "$builddir"
 	if [ -z "${KERNEL_SRC:-}" ] && [ -n "$cache" ]; then

@@ -21,13 +21,14 @@ import test_vmcore  # noqa: E402,F401  issue 13: vmcore for crash and drgn
 import test_kgdb  # noqa: E402,F401  issue 13: kgdb over a serial line
 import test_libvirt  # noqa: E402,F401  issue 11: libvirt domains
 import test_replay  # noqa: E402,F401  issue 14: record, replay, backwards, why
+import test_firstrun  # noqa: E402,F401  issue 21: first-run paths against empty stand-ins
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-k", default="", help="run the tests whose name contains this")
     args = ap.parse_args()
-    passed = failed = 0
+    passed = failed = skipped = 0
     for fn in harness.TESTS:
         name = "%s.%s" % (fn.__module__, fn.__name__)
         if args.k not in name:
@@ -35,6 +36,9 @@ def main():
         t0 = time.monotonic()
         try:
             fn()
+        except harness.Skip as e:
+            skipped += 1
+            print("skip %s: %s" % (name, e), flush=True)
         except Exception as e:  # a failing test must not stop the others
             failed += 1
             detail = str(e) or traceback.format_exc(limit=3)
@@ -44,7 +48,7 @@ def main():
         else:
             passed += 1
             print("ok   %s (%.1fs)" % (name, time.monotonic() - t0), flush=True)
-    print("integration: %d passed, %d failed" % (passed, failed))
+    print("integration: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
     return 1 if failed else 0
 
 
