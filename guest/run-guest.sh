@@ -53,15 +53,27 @@ qemu=${QEMU:-qemu-system-x86_64}
 
 die() { echo "run-guest: $*" >&2; exit 2; }
 say() { echo "run-guest: $*" >&2; }
+# A value inside one of QEMU's KEY=VALUE,... option strings: QEMU splits
+# them at commas and reads ",," as one, so a path with a comma in it
+# (a directory named "x,rr=record,rrfile=...") could add options of its own.
+qval() { printf '%s' "${1//,/,,}"; }
 
 # --- check every setting before anything starts
 [ -x "$here/workloads/$workload" ] ||
 	die "unknown WORKLOAD '$workload' (choose one of: $(ls "$here/workloads" | tr '\n' ' '))"
 case "$accel" in auto|kvm|tcg) ;; *) die "ACCEL must be auto, kvm or tcg, not '$accel'" ;; esac
 # e1000: no emulated autonegotiation (the link would come up 2 s late) and no
-# interrupt mitigation (each received packet raises its interrupt at once).
-case "$nic" in e1000) nic_dev=e1000,autonegotiation=off,mitigation=off ;; virtio) nic_dev=virtio-net-pci ;;
-	*) die "NIC must be e1000 or virtio, not '$nic'" ;; esac
+# interrupt mitigation (each received packet raises its interrupt at once),
+# where the QEMU in use has these properties: QEMU 10's e1000 has neither.
+case "$nic" in
+e1000)
+	nic_dev=e1000
+	props=$("$qemu" -device e1000,help 2>/dev/null) || props=
+	for prop in autonegotiation mitigation; do
+		grep -q "^ *$prop=" <<<"$props" && nic_dev+=",$prop=off"
+	done ;;
+virtio) nic_dev=virtio-net-pci ;;
+*) die "NIC must be e1000 or virtio, not '$nic'" ;; esac
 [[ "$smp" =~ ^[1-9][0-9]*$ ]] || die "SMP must be a positive number, not '$smp'"
 case "$pin" in auto|off) ;; *) die "PIN must be auto or off, not '$pin'" ;; esac
 [[ "$mem" =~ ^[1-9][0-9]*$ ]] || die "MEM must be a size in MiB, not '$mem'"
@@ -104,7 +116,7 @@ else
 			die "$gdb_sock is in use by another guest (or is not a socket); stop it or set GDB_SOCK"
 		rm -f "$gdb_sock"
 	fi
-	gdb_dev="unix:$gdb_sock,server=on,wait=off"
+	gdb_dev="unix:$(qval "$gdb_sock"),server=on,wait=off"
 	gdb_target="$gdb_sock"
 fi
 qmp_sock=$rundir/qmp.sock
@@ -121,7 +133,7 @@ if [ "${KGDB:-0}" = 1 ]; then
 		die "$kgdb_sock is in use by another guest; stop it or set KSTEP_RUNDIR"
 	fi
 	rm -f "$kgdb_sock"
-	kgdb_serial=(-chardev "socket,id=kgdb,path=$kgdb_sock,server=on,wait=off" -serial chardev:kgdb)
+	kgdb_serial=(-chardev "socket,id=kgdb,path=$(qval "$kgdb_sock"),server=on,wait=off" -serial chardev:kgdb)
 fi
 
 # --- accelerator: KVM only when a guest really boots under it
@@ -210,12 +222,12 @@ args=("${accel_opts[@]}" -smp "$smp,sockets=$smp,cores=1,threads=1" -m "$mem" -d
 	# TFTP) and the guestfwd below, never the host's loopback services.
 	# 10.0.2.100:5000 sends 1 MiB (rx-tcp); 10.0.2.101:5001 counts what it
 	# receives and answers with the count (tx-tcp).
-	-netdev "user,id=n0,restrict=on,tftp=$images/tftp,guestfwd=tcp:10.0.2.100:5000-cmd:dd if=/dev/zero bs=65536 count=16 status=none,guestfwd=tcp:10.0.2.101:5001-cmd:wc -c"
+	-netdev "user,id=n0,restrict=on,tftp=$(qval "$images/tftp"),guestfwd=tcp:10.0.2.100:5000-cmd:dd if=/dev/zero bs=65536 count=16 status=none,guestfwd=tcp:10.0.2.101:5001-cmd:wc -c"
 	-device "$nic_dev,netdev=n0"
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04
 	-device pvpanic-pci -action "panic=$panic_action"
 	-device vmcoreinfo
-	-gdb "$gdb_dev" -qmp "unix:$qmp_sock,server=on,wait=off")
+	-gdb "$gdb_dev" -qmp "unix:$(qval "$qmp_sock"),server=on,wait=off")
 [ "$halt" = 1 ] && args+=(-S)
 # sleep=on: an idle guest's clock follows real time. With sleep=off it jumps
 # to the next timer whenever the vCPU does not run, a debugger's stops too:
@@ -242,7 +254,7 @@ if [ "${ICOUNT:-0}" = 1 ]; then
 	# replay from the snapshot it takes at reset hangs before the first
 	# instruction (DESIGN.md), and a snapshot at instruction 0 is where a
 	# fresh replay starts anyway.
-	[ -n "$rr" ] && { icount+=",rr=$rr,rrfile=$RR_LOG"; args+=(-object filter-replay,id=replay,netdev=n0); }
+	[ -n "$rr" ] && { icount+=",rr=$rr,rrfile=$(qval "$RR_LOG")"; args+=(-object filter-replay,id=replay,netdev=n0); }
 	args+=(-icount "$icount")
 fi
 
@@ -377,15 +389,31 @@ if [ "$workload" = shell ]; then
 else
 	# Read the console line by line to time the boot on the host clock.
 	start=$(date +%s.%N)
-	"${cmd[@]}" "${args[@]}" -serial stdio "${kgdb_serial[@]}" -monitor none </dev/null 2>&1 |
+	# QEMU ends with status 0 both when the guest reboots (success) and when
+	# it is sent SIGTERM, SIGINT or SIGHUP; only its own line tells these apart.
+	# The loop's status carries that signal's number.
+	"${cmd[@]}" "${args[@]}" -serial stdio "${kgdb_serial[@]}" -monitor none </dev/null 2>&1 | {
+		signum=0
 		while IFS= read -r line; do
 			printf '%s\n' "$line"
-			case "$line" in *KSTEP-READY*)
+			case "$line" in
+			*KSTEP-READY*)
 				printf 'run-guest: KSTEP-READY %.2f s after QEMU started\n' \
 					"$(echo "$(date +%s.%N) - $start" | bc)" >&2 ;;
+			"qemu-system-"*": terminating on signal "[0-9]*)
+				signum=${line##*terminating on signal }; signum=${signum%%[!0-9]*} ;;
 			esac
 		done
-	rc=${PIPESTATUS[0]}
+		exit $((signum & 63))
+	}
+	status=("${PIPESTATUS[@]}")
+	rc=${status[0]}
+	signum=${status[1]}
+	if [ "$rc" = 0 ] && [ "$signum" != 0 ]; then
+		rm -f "$rundir/guest.env"
+		say "QEMU was ended by signal $signum before the guest finished"
+		exit $((128 + signum))
+	fi
 fi
 rm -f "$rundir/guest.env"
 report_rc $rc

@@ -161,7 +161,7 @@ struct guest_opts {
 	bool kgdb;                   /* --kgdb: our guest debugged through its kernel's kgdb */
 	const char *replay;          /* --replay DIR: a recording, NULL: a live guest */
 	struct recording rec;        /* what it says */
-	char replay_log[PATH_MAX + 16];
+	int replay_log;              /* its replay.bin (recording_open_log), -1: none */
 	const char *guest_set;       /* an option the recording fixes, if one was given */
 	bool kaslr_offset_given;     /* --kaslr-offset: skip the search */
 	uint64_t kaslr_offset;
@@ -368,6 +368,7 @@ static void guest_defaults(struct guest_opts *g)
 	g->unwind = "auto";
 	g->eng.progress = isatty(2);
 	g->eng.interrupted = &interrupted;
+	g->replay_log = -1;
 }
 
 /* --replay DIR: the guest as the recording started it; a recording that
@@ -389,7 +390,11 @@ static void load_replay(struct guest_opts *g)
 	g->accel = "tcg";
 	g->smp = NULL;
 	g->eng.replay = true;
-	snprintf(g->replay_log, sizeof(g->replay_log), "%s/%s", g->replay, RECORDING_LOG);
+	g->replay_log = recording_open_log(g->replay, false, err, sizeof(err));
+	if (g->replay_log < 0) {
+		error("--replay %s", err);
+		exit(EXIT_FAILED);
+	}
 }
 
 static void guest_finish_defaults(struct guest_opts *g)
@@ -549,7 +554,7 @@ static int launch(struct session *s, const char *accel)
 	qo.icount = guest_clock_possible(s, accel);
 	if (s->g->replay) {
 		qo.rr = "replay";
-		qo.rr_log = s->g->replay_log;
+		qo.rr_fd = s->g->replay_log;
 	}
 	ret = qemu_launch(&s->qemu, &qo, err, sizeof(err));
 	if (!ret)

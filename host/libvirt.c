@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "qemu.h"
 #include "rsp.h"
 
 /* How long ssh gets to set up the forwarded socket. */
@@ -294,10 +295,13 @@ static int use_existing_stub(struct lv_domain *d, const char *file, char *path, 
  * the domain's user, under whatever confines it. */
 static int start_gdbserver(struct lv_domain *d, const char *path, char *err, size_t errlen)
 {
-	char cmd[PATH_MAX + 64], *reply;
+	char cmd[2 * PATH_MAX + 64], *reply, *dev = qemu_unix_server(path);
 	int ret;
 
-	snprintf(cmd, sizeof(cmd), "gdbserver unix:%s,server=on,wait=off", path);
+	if (!dev)
+		return -ENOMEM;
+	snprintf(cmd, sizeof(cmd), "gdbserver %s", dev);
+	free(dev);
 	if ((ret = monitor(d, cmd, true, &reply, err, errlen)))
 		return ret;
 	if (!strstr(reply, "Waiting for gdb connection")) {

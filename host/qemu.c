@@ -38,6 +38,7 @@ struct qemu {
 	char events[PATH_MAX + 16];  /* the keeper's QMP socket */
 	char clock[PATH_MAX + 16];   /* kstep's, for the guest's clock at every stop */
 	char kgdb[PATH_MAX + 16];    /* the kernel's kgdb line (ttyS1), with qemu_opts.kgdb */
+	int console;                 /* the caller's serial_fd (QEMU's stderr too), not ours: -1 none */
 	char reason[32];             /* of QEMU's SHUTDOWN event */
 };
 
@@ -84,7 +85,14 @@ static void guest_env(const struct qemu_opts *o, const char *rundir)
 	o->workload_cpu ? setenv("WORKLOAD_CPU", o->workload_cpu, 1) : unsetenv("WORKLOAD_CPU");
 	setenv("KASLR", o->kaslr ? "1" : "0", 1);
 	o->rr ? setenv("RR", o->rr, 1) : unsetenv("RR");
-	o->rr_log ? setenv("RR_LOG", o->rr_log, 1) : unsetenv("RR_LOG");
+	if (o->rr) {
+		char log[32];
+
+		snprintf(log, sizeof(log), "/dev/fd/%d", o->rr_fd);
+		setenv("RR_LOG", log, 1);
+	} else {
+		unsetenv("RR_LOG");
+	}
 	if (o->icount || o->rr) {
 		char shift[8];
 
@@ -327,6 +335,23 @@ static void __attribute__((noreturn)) keeper(int ctl, int status_fd, char **argv
 	}
 }
 
+char *qemu_unix_server(const char *path)
+{
+	struct buf b = { 0 };
+	const char *p;
+
+	if (buf_append(&b, "unix:", 5))
+		return NULL;
+	for (p = path; *p; p++)
+		if ((*p == ',' && buf_putc(&b, ',')) || buf_putc(&b, *p))
+			goto fail;
+	if (!buf_append(&b, ",server=on,wait=off", 20)) /* with its NUL */
+		return (char *)b.data;
+fail:
+	buf_free(&b);
+	return NULL;
+}
+
 /* After run-guest.sh's command (whose console is on QEMU's stdout, which
  * the keeper points at the log kstep created): two QMP sockets of kstep's
  * own besides the user's (QEMU serves one client a socket), the keeper's
@@ -338,10 +363,8 @@ static int add_own_args(char ***argv, const struct qemu *q)
 	char **full;
 	int ret = 0;
 
-	if (asprintf(&own[3], "unix:%s,server=on,wait=off", q->events) < 0)
-		own[3] = NULL;
-	if (asprintf(&own[5], "unix:%s,server=on,wait=off", q->clock) < 0)
-		own[5] = NULL;
+	own[3] = qemu_unix_server(q->events);
+	own[5] = qemu_unix_server(q->clock);
 	while ((*argv)[n])
 		n++;
 	full = realloc(*argv, (n + nown + 1) * sizeof(*full));
@@ -369,7 +392,7 @@ int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t 
 
 	if (!q)
 		return -ENOMEM;
-	q->ctl = q->status = -1;
+	q->ctl = q->status = q->console = -1;
 	/* A private directory: only we can reach the sockets inside. */
 	snprintf(tmpl, sizeof(tmpl), "%s/kstep-%u-XXXXXX", base && *base ? base : "/tmp", (unsigned)getuid());
 	if (!mkdtemp(tmpl)) {
@@ -384,6 +407,7 @@ int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t 
 	snprintf(q->events, sizeof(q->events), "%s/events.sock", q->dir);
 	snprintf(q->clock, sizeof(q->clock), "%s/clock.sock", q->dir);
 	snprintf(q->kgdb, sizeof(q->kgdb), "%s/kgdb.sock", q->dir); /* run-guest.sh's name in its run directory */
+	q->console = o->serial_fd;
 
 	ret = qemu_args(o, q->gdb, q->dir, &argv, err, errlen);
 	if (ret)
@@ -447,8 +471,29 @@ static bool can_connect(const char *path)
 	return ok;
 }
 
+/* QEMU's own last error line ("qemu-system-x86_64: -device ...: Property
+ * 'e1000.autonegotiation' not found") from the console it shares with the
+ * guest, "" when there is none. */
+static void qemu_error_line(const struct qemu *q, char *line, size_t len)
+{
+	char text[16384];
+	ssize_t n = q->console >= 0 ? pread(q->console, text, sizeof(text) - 1, 0) : -1;
+	char *at, *found = NULL;
+
+	line[0] = '\0';
+	if (n <= 0)
+		return;
+	text[n] = '\0';
+	for (at = text; (at = strstr(at, "qemu-system-")); at++)
+		if (at == text || at[-1] == '\n')
+			found = at;
+	if (found)
+		snprintf(line, len, ": %.*s", (int)strcspn(found, "\r\n"), found);
+}
+
 int qemu_wait_ready(struct qemu *q, int timeout_ms, char *err, size_t errlen)
 {
+	char why[512];
 	struct timespec t0;
 	struct stat st;
 	int status;
@@ -458,7 +503,8 @@ int qemu_wait_ready(struct qemu *q, int timeout_ms, char *err, size_t errlen)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		if (qemu_exited(q, &status)) {
-			snprintf(err, errlen, "QEMU exited with status %d before it was ready", status);
+			qemu_error_line(q, why, sizeof(why));
+			snprintf(err, errlen, "QEMU exited with status %d before it was ready%s", status, why);
 			return -ECHILD;
 		}
 		if (!stat(q->gdb, &st) && S_ISSOCK(st.st_mode) && can_connect(q->qmp)) {

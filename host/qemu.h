@@ -28,7 +28,8 @@ struct qemu_opts {
 	bool icount;             /* TCG: count instructions as the guest's clock */
 	bool kgdb;               /* kgdb on ttyS1 (qemu_kgdb_socket), waiting at boot; not halted */
 	const char *rr;          /* "record" or "replay" (QEMU's record/replay, implies icount), NULL: neither */
-	const char *rr_log;      /* the replay log it writes or reads */
+	int rr_fd;               /* the replay log it writes or reads, inherited as /dev/fd/N
+				  * (recording_open_log); -1 without rr */
 	int serial_fd;           /* where the guest console goes (-1: nowhere) */
 };
 
@@ -40,6 +41,11 @@ struct qemu_opts {
 struct qemu;
 
 int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t errlen);
+/* "unix:PATH,server=on,wait=off" for a -qmp, -gdb or gdbserver argument,
+ * PATH's commas doubled: QEMU splits option strings at a single comma, so
+ * a path with one could add options of its own. NULL if out of memory;
+ * free() it. */
+char *qemu_unix_server(const char *path);
 /* The same guest as a libvirt domain named @name, its console logged to
  * @console_log: the domain XML from run-guest.sh (VIA=libvirt), which
  * needs a private directory @rundir for a moment. *xml: free() it. */

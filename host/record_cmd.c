@@ -126,18 +126,21 @@ static int conclude(struct recording *r, const char *dir, int status)
 static int record(struct qemu_opts *qo, struct recording *r, const char *dir, bool progress,
 		  volatile sig_atomic_t *interrupted)
 {
-	char err[512], log[PATH_MAX];
+	char err[512];
 	struct qemu *q = NULL;
 	struct timespec t0;
 	int status = 0, ret, dfd;
 
-	snprintf(log, sizeof(log), "%s/%s", dir, RECORDING_LOG);
-	qo->rr_log = log;
+	if ((qo->rr_fd = recording_open_log(dir, true, err, sizeof(err))) < 0) {
+		fprintf(stderr, "kstep: cannot create the replay log %s\n", err);
+		return 1;
+	}
 	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
 	    (qo->serial_fd = files_create(dfd, RECORDING_CONSOLE, 0600)) < 0) {
 		fprintf(stderr, "kstep: cannot create %s/%s: %s\n", dir, RECORDING_CONSOLE, strerror(errno));
 		if (dfd >= 0)
 			close(dfd);
+		close(qo->rr_fd);
 		return 1;
 	}
 	close(dfd);
@@ -146,12 +149,14 @@ static int record(struct qemu_opts *qo, struct recording *r, const char *dir, bo
 		fprintf(stderr, "kstep: %s\n", err);
 		qemu_free(q);
 		close(qo->serial_fd);
+		close(qo->rr_fd);
 		return 1;
 	}
 	ret = wait_recording(q, dir, progress, interrupted, &status);
 	r->seconds = seconds_since(&t0);
 	qemu_free(q); /* stops QEMU if it still runs (^C) */
 	close(qo->serial_fd);
+	close(qo->rr_fd);
 	r->log_bytes = file_size(dir, RECORDING_LOG);
 	r->qemu_status = status;
 	snprintf(r->state, sizeof(r->state), "%s", ret == -EINTR ? "interrupted" : "complete");
@@ -159,8 +164,9 @@ static int record(struct qemu_opts *qo, struct recording *r, const char *dir, bo
 		fprintf(stderr, "kstep: interrupted: the recording in %s is cut short (a replay refuses it)\n", dir);
 	ret = ret == -EINTR ? 130 : conclude(r, dir, status);
 	if (recording_write(dir, r, err, sizeof(err))) {
-		fprintf(stderr, "kstep: %s\n", err);
-		return 1;
+		/* A full disk, say: what QEMU wrote cannot be replayed without it. */
+		fprintf(stderr, "kstep: %s: no usable recording\n", err);
+		return 6;
 	}
 	if (!strcmp(r->state, "complete"))
 		printf("kstep: recorded %s in %.1f s, replay log %.1f MB: %s (replay it with: kstep trace --replay %s)\n",

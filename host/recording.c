@@ -191,6 +191,36 @@ int recording_read(const char *dir, struct recording *r, char *err, size_t errle
 	return 0;
 }
 
+int recording_open_log(const char *dir, bool create, char *err, size_t errlen)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fd;
+	struct stat st;
+
+	if (dfd < 0) {
+		fd = -errno;
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return fd;
+	}
+	fd = create ? files_create(dfd, RECORDING_LOG, 0600) : openat(dfd, RECORDING_LOG, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && !create)
+		fd = -errno;
+	close(dfd);
+	if (fd >= 0 && !create && (fstat(fd, &st) || !S_ISREG(st.st_mode))) {
+		close(fd);
+		snprintf(err, errlen, "%s/%s is not a regular file: not a replay log", dir, RECORDING_LOG);
+		return -EINVAL;
+	}
+	if (fd >= 0 && fcntl(fd, F_SETFD, 0)) {
+		int e = -errno;
+
+		close(fd);
+		fd = e;
+	}
+	if (fd < 0)
+		snprintf(err, errlen, "%s/%s: %s", dir, RECORDING_LOG, strerror(-fd));
+	return fd;
+}
+
 int recording_check(const struct recording *r, const char *dir, const char *images, char *err, size_t errlen)
 {
 	char bz[64], initrd[64];

@@ -40,5 +40,12 @@ int recording_read(const char *dir, struct recording *r, char *err, size_t errle
 /* The recording is complete and @images are the ones it ran; else
  * -ESTALE / -EINVAL with the reason. */
 int recording_check(const struct recording *r, const char *dir, const char *images, char *err, size_t errlen);
+/* QEMU's replay log in @dir, opened for QEMU to inherit (not close-on-exec):
+ * QEMU is given /dev/fd/N, never a name, so that no directory name can
+ * redirect what it reads or writes. @create: a new 0600 file for a
+ * recording (the directory is ours and private), else the existing regular
+ * file, not followed through a link. Returns the fd or a negative errno
+ * with the reason in @err. */
+int recording_open_log(const char *dir, bool create, char *err, size_t errlen);
 
 #endif

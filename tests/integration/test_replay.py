@@ -189,3 +189,36 @@ def test_a_recording_cut_short_is_marked_and_refused():
     assert p.returncode == 1 and "was interrupted, not completed" in p.stderr, p.stderr
     assert not subprocess.run(["pgrep", "-f", "rr=record,rrfile=" + d], capture_output=True).stdout
     shutil.rmtree(d)
+
+
+@test
+def test_a_replay_directory_name_cannot_add_qemu_options():
+    """Issue 22: a recording in a directory named to end QEMU's -icount
+    option with ",rr=record,rrfile=..." once made QEMU record through a link
+    onto a file of the victim's. Now QEMU reads the log through a
+    descriptor kstep opened, and every name in an option has its commas
+    doubled: the replay runs as any other, and the file is untouched."""
+    base = tempfile.mkdtemp(prefix="kstep-inject-")
+    try:
+        x = os.path.join(base, "x")
+        os.mkdir(x)
+        victim = os.path.join(base, "victim")
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        os.chmod(victim, 0o600)
+        os.symlink(victim, os.path.join(x, "replay.bin"))
+        rec = os.path.join(base, "rec,rr=record,rrfile=" + x)
+        shutil.copytree(recording("rx-icmp"), rec)
+        out = os.path.join(base, "out")
+        p = kstep("trace", "--replay", rec, "--break", "icmp_rcv", "--max-stops", "2", "-q", "-o", out,
+                  timeout=600)
+        assert open(victim).read() == "precious\n", "QEMU wrote through the planted link"
+        assert p.returncode == 0, p.stderr[-800:]
+        assert len(events(babeltrace(out))) >= 1
+        # A replay log that is a link is not followed.
+        os.unlink(os.path.join(rec, "replay.bin"))
+        os.symlink(victim, os.path.join(rec, "replay.bin"))
+        p = kstep("trace", "--replay", rec, "--break", "icmp_rcv", "-q", "-o", out + "2", timeout=120)
+        assert p.returncode == 1 and "replay.bin" in p.stderr, p.stderr[-400:]
+    finally:
+        shutil.rmtree(base)
