@@ -19,6 +19,10 @@
 
 #define PACKET_HEADER 24 /* magic, uuid, stream_id */
 #define MAX_CLASSES 1024
+/* Bounds on what a metadata file may declare: a trace is a file others
+ * hand you, and sizes past these come from no trace kstep writes. */
+#define MAX_CLASS_FIELDS 256     /* decode_fields keeps one value a field */
+#define MAX_BLOB_BYTES (1u << 20) /* a register block or fixed array */
 
 enum decode {
 	DEC_INT,         /* size bytes */
@@ -81,8 +85,11 @@ static int find_field(const struct class_dec *c, const char *name)
 
 static int add_field(struct class_dec *c, const struct field_dec *fd)
 {
-	struct field_dec *tmp = realloc(c->f, (c->n + 1) * sizeof(*tmp));
+	struct field_dec *tmp;
 
+	if (c->n >= MAX_CLASS_FIELDS)
+		return -EINVAL;
+	tmp = realloc(c->f, (c->n + 1) * sizeof(*tmp));
 	if (!tmp)
 		return -ENOMEM;
 	c->f = tmp;
@@ -110,8 +117,10 @@ static int parse_field(struct class_dec *c, const char *line)
 		fd.size = (unsigned int)size;
 		fd.len_field = find_field(c, len);
 		if (fd.len_field < 0 && atoi(len) > 0) { /* a fixed array: a blob */
+			if (size < 0 || (unsigned long)atoi(len) > MAX_BLOB_BYTES / (unsigned int)size)
+				return -EINVAL;
 			fd.kind = DEC_BLOB;
-			fd.size = (unsigned int)(size * atoi(len));
+			fd.size = (unsigned int)size * (unsigned int)atoi(len);
 		}
 		return size < 0 || (fd.kind == DEC_SEQ && fd.len_field < 0) ? -EINVAL : add_field(c, &fd);
 	}
@@ -145,7 +154,10 @@ static int parse_regs(struct class_dec *c, char **save)
 		if (sscanf(line, " %31s %31[^[;][%u]", type, name, &n) < 2)
 			return -EINVAL;
 		size = type_size(type, &sig);
-		if (size < 0 || !(tmp = realloc(c->regs, (c->nregs + 1) * sizeof(*tmp))))
+		/* The block's size stays below MAX_BLOB_BYTES, so no offset wraps. */
+		if (size <= 0 || n > MAX_BLOB_BYTES / (unsigned int)size ||
+		    (unsigned int)size * n > MAX_BLOB_BYTES - fd.size ||
+		    !(tmp = realloc(c->regs, (c->nregs + 1) * sizeof(*tmp))))
 			return -EINVAL;
 		c->regs = tmp;
 		snprintf(tmp[c->nregs].name, sizeof(tmp[c->nregs].name), "%s", name);
@@ -178,8 +190,8 @@ static int parse_event(struct ctf_reader *r, char **save)
 			continue;
 		err = strstr(line, "struct {") && !strstr(line, "backtrace[") ? parse_regs(c, save) : parse_field(c, line);
 	}
-	if (!err && (!have_id || c->id >= MAX_CLASSES))
-		err = -EINVAL;
+	if (!err && (!have_id || c->id >= MAX_CLASSES || r->classes[c->id]))
+		err = -EINVAL; /* a second class with the same id: which one would the stream mean? */
 	if (err) {
 		if (c) {
 			free(c->f);
@@ -313,7 +325,7 @@ int ctf_reg(const struct ctf_reader *r, const struct ctf_event *ev, const char *
 
 		if (strcmp(rd->name, name))
 			continue;
-		if (rd->offset + rd->size > ev->regs_len)
+		if ((size_t)rd->offset + rd->size > ev->regs_len)
 			return -ENOENT;
 		for (unsigned int k = 0; k < rd->size && k < 8; k++)
 			v |= (uint64_t)ev->regs[rd->offset + k] << (8 * k);
@@ -405,21 +417,26 @@ static void store(struct ctf_event *ev, const struct field_dec *fd, uint64_t u, 
 		{ "pc", offsetof(struct ctf_event, pc) },   { "skb", offsetof(struct ctf_event, skb) },
 	};
 
-	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+	const char **text = NULL;
+
+	/* A field of a common name but of another type than kstep writes
+	 * (metadata from elsewhere) is kept as a class field, never read as
+	 * the common one. */
+	for (size_t i = 0; fd->kind == DEC_INT && i < sizeof(common) / sizeof(common[0]); i++)
 		if (!strcmp(fd->name, common[i].name)) {
 			*(uint64_t *)((char *)ev + common[i].off) = u;
 			return;
 		}
-	if (!strcmp(fd->name, "vcpu"))
+	if (fd->kind == DEC_STRING)
+		text = !strcmp(fd->name, "probe")  ? &ev->probe
+		       : !strcmp(fd->name, "symbol") ? &ev->symbol
+		       : !strcmp(fd->name, "insn")   ? &ev->insn
+		       : !strcmp(fd->name, "bt_end") ? &ev->bt_end
+						     : NULL;
+	if (text)
+		*text = s;
+	else if (fd->kind == DEC_INT && !strcmp(fd->name, "vcpu"))
 		ev->vcpu = (uint32_t)u;
-	else if (!strcmp(fd->name, "probe"))
-		ev->probe = s;
-	else if (!strcmp(fd->name, "symbol"))
-		ev->symbol = s;
-	else if (!strcmp(fd->name, "insn"))
-		ev->insn = s;
-	else if (!strcmp(fd->name, "bt_end"))
-		ev->bt_end = s;
 	else if (strcmp(fd->name, "insn_len") && strcmp(fd->name, "stack_len") && strcmp(fd->name, "bt_len") &&
 		 strcmp(fd->name, "bt_reliable") && ev->nfields < CTF_MAX_FIELDS)
 		ev->fields[ev->nfields++] = (struct ctf_field){ fd->name, fd->kind == DEC_STRING, u, s };
@@ -449,7 +466,8 @@ static bool decode_fields(struct ctf_reader *r, const struct class_dec *c, struc
 			ok = skip(r, fd->size);
 			break;
 		case DEC_SEQ:
-			ok = skip(r, vals[fd->len_field] * fd->size);
+			ok = vals[fd->len_field] <= (r->size - r->pos) / (fd->size ? fd->size : 1) &&
+			     skip(r, vals[fd->len_field] * fd->size);
 			break;
 		default:
 			ok = get_backtrace(r, vals[fd->len_field], ev);

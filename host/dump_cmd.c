@@ -39,17 +39,34 @@ static void usage(FILE *f)
 		   "2 bad usage.\n");
 }
 
-/* QMP_SOCK= of the run directory's guest.env. */
-static int qmp_from_rundir(char *out, size_t len)
+/* QMP_SOCK= of the run directory's guest.env, trusted only as run-guest.sh
+ * and attach.sh trust it: the directory private and ours, the file ours and
+ * not a link, the socket it names ours. Otherwise someone else could name
+ * a QMP socket of theirs and be handed the descriptor of the new vmcore.
+ * -ENOENT: no guest.env; other errors with the reason in @err. */
+static int qmp_from_rundir(char *out, size_t len, char *err, size_t errlen)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 16], line[PATH_MAX];
-	FILE *f;
-	int ret = -ENOENT;
+	char dir[PATH_MAX], line[PATH_MAX];
+	struct stat st;
+	FILE *f = NULL;
+	int ret, dfd, fd;
 
 	files_rundir(dir, sizeof(dir));
-	snprintf(path, sizeof(path), "%s/guest.env", dir);
-	if (!(f = fopen(path, "re")))
+	if ((ret = files_private_dir(dir, err, errlen)))
+		return ret;
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return -errno;
+	fd = openat(dfd, "guest.env", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ret = fd < 0 ? -errno : 0;
+	close(dfd);
+	if (ret)
+		return ret;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || !(f = fdopen(fd, "r"))) {
+		close(fd);
+		snprintf(err, errlen, "%s/guest.env is not a file of yours: refusing it", dir);
+		return -EPERM;
+	}
+	ret = -ENOENT;
 	while (ret && fgets(line, sizeof(line), f))
 		if (!strncmp(line, "QMP_SOCK=", 9)) {
 			line[strcspn(line, "\n")] = '\0';
@@ -57,12 +74,19 @@ static int qmp_from_rundir(char *out, size_t len)
 			ret = 0;
 		}
 	fclose(f);
+	if (!ret && (lstat(out, &st) || !S_ISSOCK(st.st_mode) || st.st_uid != geteuid())) {
+		snprintf(err, errlen, "%s/guest.env names %s, which is not a QMP socket of yours: refusing it", dir, out);
+		ret = -EPERM;
+	}
 	return ret;
 }
 
 /* Which QMP socket: 0, or 2 (usage) / 1 with the reason said. */
 static int find_qmp(const char *attach, const char *qmp, char *out, size_t len)
 {
+	char err[3 * PATH_MAX];
+	int ret;
+
 	if (qmp) {
 		snprintf(out, len, "%s", qmp);
 		return 0;
@@ -80,9 +104,14 @@ static int find_qmp(const char *attach, const char *qmp, char *out, size_t len)
 		}
 		return 0;
 	}
-	if (qmp_from_rundir(out, len)) {
+	ret = qmp_from_rundir(out, len, err, sizeof(err));
+	if (ret == -ENOENT) {
 		fprintf(stderr, "kstep dump: no guest found (no guest.env in the run directory: start one with "
 				"make run-guest, or pass --attach/--qmp)\n");
+		return 1;
+	}
+	if (ret) {
+		fprintf(stderr, "kstep dump: %s\n", err);
 		return 1;
 	}
 	return 0;

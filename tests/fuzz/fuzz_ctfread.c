@@ -2,6 +2,7 @@
 /* Fuzz the trace reader and the report over it: the input is a trace's
  * stream (after its packet header), read with the metadata of a trace with
  * a probe class, as kstep report reads a damaged or foreign file. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 #include "report.h"
 #include "trace.h"
 
-static char dir[64];
+static char dir[PATH_MAX];
 
 /* The metadata once: two registers, and a class with fields of each type. */
 static int setup(void)
@@ -24,11 +25,14 @@ static int setup(void)
 	const struct trace_env env = { .classes = &cls, .nclasses = 1 };
 	uint8_t uuid[16] = { 0 };
 	struct buf b = { 0 };
-	char path[128];
+	char path[PATH_MAX + 16];
 	FILE *f;
 
-	snprintf(dir, sizeof(dir), "/tmp/kstep-fuzz-ctfread-%d", (int)getpid());
-	mkdir(dir, 0700);
+	/* A directory of our own (mkdtemp: 0700, never one someone made
+	 * first): files are written inside it by name. */
+	snprintf(dir, sizeof(dir), "%s/kstep-fuzz-ctfread-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(dir))
+		return -1;
 	snprintf(path, sizeof(path), "%s/metadata", dir);
 	if (trace_metadata(&b, &desc, &env, uuid, 0, 0) || !(f = fopen(path, "w")))
 		return -1;
@@ -43,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	static int ready;
 	static const uint8_t header[24] = { 0xc1, 0x1f, 0xfc, 0xc1 };
 	struct report *r;
-	char path[128], err[256];
+	char path[PATH_MAX + 16], err[256];
 	FILE *f;
 
 	if (!ready && setup())

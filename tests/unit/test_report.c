@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,12 +183,94 @@ static void test_read_back(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/* @dir's metadata with the first @from replaced by @to (and, with @twice,
+ * its first event block repeated). */
+static void edit_metadata(const char *dir, const char *from, const char *to, bool twice)
+{
+	static char text[1 << 17], out[1 << 17];
+	char path[128];
+	size_t n;
+	FILE *f;
+	char *at, *ev, *end;
+
+	snprintf(path, sizeof(path), "%s/metadata", dir);
+	assert_non_null(f = fopen(path, "r"));
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	at = strstr(text, from);
+	assert_non_null(at);
+	snprintf(out, sizeof(out), "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+	if (twice) {
+		assert_non_null(ev = strstr(out, "event {"));
+		assert_non_null(end = strstr(ev, "\n};\n"));
+		n = strlen(out);
+		assert_true(n + (size_t)(end + 4 - ev) < sizeof(out));
+		memcpy(text, ev, (size_t)(end + 4 - ev));
+		memcpy(out + n, text, (size_t)(end + 4 - ev));
+		out[n + (size_t)(end + 4 - ev)] = '\0';
+	}
+	assert_non_null(f = fopen(path, "w"));
+	fputs(out, f);
+	fclose(f);
+}
+
+/* Metadata that others crafted (issue 22): a register block whose offsets
+ * would wrap, a common text field declared as an integer, a class id given
+ * twice. Refused or read safely; never a read outside the stream. */
+static void test_crafted_metadata(void **state)
+{
+	static struct target_reg regs[2] = { { "rax", 64, 0, 0, true }, { "rip", 64, 1, 8, true } };
+	const struct target_desc desc = { "i386:x86-64", regs, 2, 16 };
+	const struct trace_env env = { 0 };
+	uint8_t raw[16] = { 1 };
+	uint64_t stack[1] = { 1 }, v;
+	struct trace_event ev = { .kind = TRACE_STOP, .seq = 1, .pc = 0x10, .probe = "udp", .symbol = "udp_rcv",
+				  .regs = raw, .stack = stack, .stack_len = 1, .bt_end = "" };
+	char dir[] = "/tmp/kstep-test-craft-XXXXXX", err[256], cmd[128];
+	struct ctf_reader *rd;
+	struct report *rep;
+	struct ctf_event got;
+	struct trace *t;
+	int dfd;
+
+	(void)state;
+	for (int round = 0; round < 3; round++) {
+		snprintf(dir, sizeof(dir), "/tmp/kstep-test-craft-XXXXXX");
+		assert_non_null(mkdtemp(dir));
+		assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
+		assert_int_equal(trace_open(&t, dfd, dir, &desc, &env, err, sizeof(err)), 0);
+		close(dfd);
+		assert_int_equal(trace_write(t, &ev), 0);
+		trace_close(t);
+		if (round == 0) { /* ctf_reg once read 4 GiB past the map */
+			edit_metadata(dir, "xint64_t rax;", "uint8_t pad[4294967292]; xint64_t rax;", false);
+			assert_int_equal(ctf_open(&rd, dir, err, sizeof(err)), -EINVAL);
+		} else if (round == 1) { /* report once took the integer for a string */
+			edit_metadata(dir, "string probe;", "uint64_t probe;", false);
+			assert_int_equal(ctf_open(&rd, dir, err, sizeof(err)), 0);
+			assert_int_equal(ctf_next(rd, &got), 1);
+			assert_non_null(got.probe);
+			assert_int_equal(ctf_reg(rd, &got, "rax", &v), 0);
+			ctf_close(rd);
+			assert_int_equal(report_read_dir(&rep, dir, NULL, err, sizeof(err)), 0);
+			report_free(rep);
+		} else { /* a second class 0 once leaked the first */
+			edit_metadata(dir, "event {", "event {", true);
+			assert_int_equal(ctf_open(&rd, dir, err, sizeof(err)), -EINVAL);
+		}
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_paths_and_recycling),
 		cmocka_unit_test(test_verdicts),
 		cmocka_unit_test(test_read_back),
+		cmocka_unit_test(test_crafted_metadata),
 	};
 
 	return cmocka_run_group_tests_name("report", tests, NULL, NULL);
