@@ -8,6 +8,16 @@
 #   make V=1 ...   show full commands
 
 IMAGES   ?= $(CURDIR)/images
+# make install: where (Debian's layout below PREFIX); DESTDIR stages it.
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+inst_bin  := $(DESTDIR)$(PREFIX)/bin
+inst_data := $(DESTDIR)$(PREFIX)/share/kstep
+inst_man  := $(DESTDIR)$(PREFIX)/share/man
+inst_comp := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+GUEST_FILES := $(wildcard guest/*.sh) guest/init guest/rxload.c guest/kernel.fragment
+MAN1 := $(wildcard doc/man/*.1)
+MAN7 := $(wildcard doc/man/*.7)
 BUILD    ?= $(CURDIR)/build
 KSTEP    := $(BUILD)/kstep
 export IMAGES KERNEL_SRC WORKLOAD HALT ACCEL SMP MEM NIC PIN GDB_PORT GDB_SOCK COUNT KSTEP_RUNDIR WORKLOAD_CPU PANIC KASLR KGDB RR RR_LOG \
@@ -24,11 +34,11 @@ DEB_PACKAGES := qemu-system-x86 busybox-static linux-source-6.1 gdb build-essent
 	flex bison bc libssl-dev libelf-dev libdw-dev cpio xz-utils file pkg-config \
 	babeltrace2 libcapstone-dev libjson-c-dev libcmocka-dev libxml2-dev python3 iproute2 binutils \
 	clang libclang-rt-14-dev util-linux passwd chromium libxml2-utils \
-	crash python3-drgn \
+	crash python3-drgn mandoc man-db \
 	libvirt-dev libvirt-daemon libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients openssh-server
 
 .PHONY: all help deps images kernel initramfs distro host run-guest attach trace test \
-	bench fuzz clean distclean
+	bench fuzz clean distclean install uninstall
 all: images host
 
 help:
@@ -91,6 +101,29 @@ fuzz: deps
 bench: images host
 	$(Q)$(MAKE) -s -C bench BUILD=$(BUILD)
 	$(Q)bench/run
+
+## install     kstep, its guest scripts, gdb scripts, man pages and bash completion
+##             under PREFIX (default /usr/local), staged in DESTDIR; then as any
+##             user: kstep build-images (or --images DIR), kstep trace
+install: host
+	$(Q)install -d $(inst_bin) $(inst_data)/guest/workloads $(inst_data)/gdbscripts \
+		$(inst_man)/man1 $(inst_man)/man7 $(inst_comp)
+	$(Q)install -m 755 $(KSTEP) $(inst_bin)/kstep
+	$(Q)install -m 644 $(GUEST_FILES) $(inst_data)/guest/
+	$(Q)chmod 755 $(inst_data)/guest/*.sh $(inst_data)/guest/init
+	$(Q)install -m 755 guest/workloads/* $(inst_data)/guest/workloads/
+	$(Q)install -m 644 gdbscripts/* $(inst_data)/gdbscripts/
+	$(Q)chmod 755 $(inst_data)/gdbscripts/*.sh
+	$(Q)install -m 644 $(MAN1) $(inst_man)/man1/
+	$(Q)install -m 644 $(MAN7) $(inst_man)/man7/
+	$(Q)install -m 644 doc/kstep.bash-completion $(inst_comp)/kstep
+	@echo "installed kstep in $(inst_bin); build its guest images with: kstep build-images"
+
+## uninstall   remove what make install put there (same PREFIX and DESTDIR)
+uninstall:
+	$(Q)rm -f $(inst_bin)/kstep $(inst_comp)/kstep \
+		$(addprefix $(inst_man)/man1/,$(notdir $(MAN1))) $(addprefix $(inst_man)/man7/,$(notdir $(MAN7)))
+	$(Q)rm -rf $(inst_data)
 
 clean:
 	rm -rf $(BUILD)

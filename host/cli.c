@@ -38,6 +38,8 @@
 #include "trace.h"
 
 #define KSTEP_VERSION "1.0"
+/* Where kstep build-images --system puts the images for every user. */
+#define KSTEP_SYSTEM_IMAGES "/var/cache/kstep/images"
 /* Under TCG the kernel is decompressed and at start_kernel in about 1 s. */
 #define BOOT_TIMEOUT_TCG_MS 60000
 /* Under a KVM that works, start_kernel comes sooner than this; a guest that
@@ -125,12 +127,15 @@ static uint64_t parse_u64(const char *cmd, const char *opt, const char *v, uint6
 	return n;
 }
 
-/* The source tree: the parent of build/ where this binary lives. */
-static void find_tree(char *tree, size_t len)
+/* Where guest/run-guest.sh and the gdb scripts are: the clone, when this
+ * is its build/kstep, or PREFIX/share/kstep, when this is an installed
+ * PREFIX/bin/kstep (make install; relocatable, DESTDIR included). */
+static void find_tree(char *tree, size_t len, bool *installed)
 {
-	char exe[PATH_MAX];
+	char exe[PATH_MAX - 64], probe[PATH_MAX + 64];
 	ssize_t n;
 
+	*installed = false;
 	if (getenv("KSTEP_TREE")) {
 		snprintf(tree, len, "%s", getenv("KSTEP_TREE"));
 		return;
@@ -141,11 +146,35 @@ static void find_tree(char *tree, size_t len)
 		return;
 	}
 	exe[n] = '\0';
-	snprintf(tree, len, "%s", dirname(dirname(exe)));
+	dirname(dirname(exe));
+	snprintf(probe, sizeof(probe), "%s/share/kstep/guest/run-guest.sh", exe);
+	*installed = !access(probe, R_OK);
+	snprintf(tree, len, "%s%s", exe, *installed ? "/share/kstep" : "");
+}
+
+/* An installed kstep's images: $XDG_CACHE_HOME/kstep/images (kstep
+ * build-images), else the system-wide /var/cache/kstep/images (kstep
+ * build-images --system), else the per-user place, where the error that no
+ * bzImage is there says how to build one. */
+static void installed_images(char *out, size_t len)
+{
+	const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char user[PATH_MAX - 64], probe[PATH_MAX + 16];
+
+	if (cache && *cache)
+		snprintf(user, sizeof(user), "%s/kstep/images", cache);
+	else
+		snprintf(user, sizeof(user), "%s/.cache/kstep/images", home && *home ? home : "/");
+	snprintf(probe, sizeof(probe), "%s/bzImage", user);
+	if (access(probe, R_OK) && !access(KSTEP_SYSTEM_IMAGES "/bzImage", R_OK))
+		snprintf(out, len, "%s", KSTEP_SYSTEM_IMAGES);
+	else
+		snprintf(out, len, "%s", user);
 }
 
 struct guest_opts {
 	char tree[PATH_MAX - 16];
+	bool installed;              /* tree is PREFIX/share/kstep, not a clone */
 	char images[PATH_MAX - 8];
 	char vmlinux[PATH_MAX + 16];
 	const char *attach;
@@ -359,7 +388,7 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 static void guest_defaults(struct guest_opts *g)
 {
 	memset(g, 0, sizeof(*g));
-	find_tree(g->tree, sizeof(g->tree));
+	find_tree(g->tree, sizeof(g->tree), &g->installed);
 	g->workload = "rx-icmp";
 	g->accel = "auto";
 	g->nic = "e1000";
@@ -400,8 +429,10 @@ static void load_replay(struct guest_opts *g)
 static void guest_finish_defaults(struct guest_opts *g)
 {
 	if (!g->images[0]) {
-		if (getenv("KSTEP_IMAGES"))
+		if (getenv("KSTEP_IMAGES") && *getenv("KSTEP_IMAGES"))
 			snprintf(g->images, sizeof(g->images), "%s", getenv("KSTEP_IMAGES"));
+		else if (g->installed)
+			installed_images(g->images, sizeof(g->images));
 		else
 			snprintf(g->images, sizeof(g->images), "%s/images", g->tree);
 	}
@@ -625,6 +656,11 @@ static int check_images(struct session *s)
 	int ret;
 
 	snprintf(path, sizeof(path), "%s/bzImage", s->g->images);
+	if (access(path, R_OK)) {
+		error("no guest kernel in %s (%s): build the images with '%s', or pass --images DIR", s->g->images,
+		      strerror(errno), s->g->installed ? "kstep build-images" : "make images");
+		return -ENOENT;
+	}
 	ret = sym_check_bzimage(s->syms, path, err, sizeof(err));
 	if (ret)
 		error("%s", err);
@@ -1064,10 +1100,13 @@ static int session_start(struct session *s, struct guest_opts *g)
 	s->g = g;
 	s->out_dfd = s->serial_fd = -1;
 	ret = sym_open(&s->syms, g->vmlinux, err, sizeof(err));
-	if (ret) {
+	if (ret == -ENOENT)
+		error("%s: build the images with '%s', or pass --images DIR or --vmlinux PATH", err,
+		      g->installed ? "kstep build-images" : "make images");
+	else if (ret)
 		error("%s", err);
+	if (ret)
 		return ret;
-	}
 	if (g->eng.unwind != SNAPSHOT_UNWIND_FP && (ret = cfi_new(&g->eng.cfi, g->vmlinux, err, sizeof(err)))) {
 		if (g->eng.unwind != SNAPSHOT_UNWIND_AUTO) {
 			error("--unwind %s: %s", g->unwind, err);
@@ -2200,27 +2239,115 @@ static int cmd_record(int argc, char **argv)
 
 /* ---- main ---------------------------------------------------------------- */
 
+static int cmd_oops(int argc, char **argv)
+{
+	struct guest_opts g;
+
+	guest_defaults(&g);
+	guest_finish_defaults(&g);
+	return oops_main(argc, argv, g.vmlinux);
+}
+
+/* A script of the tree's guest/ in place of kstep, with the same arguments. */
+static int run_guest_script(const char *name, char **argv)
+{
+	char tree[PATH_MAX - 64], script[PATH_MAX];
+	bool installed;
+	int n = 0;
+
+	find_tree(tree, sizeof(tree), &installed);
+	snprintf(script, sizeof(script), "%s/guest/%s", tree, name);
+	while (argv[n])
+		n++;
+	char *args[n + 3];
+
+	args[0] = "bash";
+	args[1] = script;
+	for (int i = 1; i <= n; i++)
+		args[i + 1] = argv[i];
+	execv("/bin/bash", args);
+	error("cannot run %s: %s", script, strerror(errno));
+	return EXIT_FAILED;
+}
+
+static int cmd_build_images(int argc, char **argv)
+{
+	(void)argc;
+	return run_guest_script("build-images.sh", argv);
+}
+
+static int cmd_help(int argc, char **argv);
+
+/* Every command: its name, what it does (kstep --help) and its entry,
+ * called with the command's own argv (argv[0] is its name). */
+static const struct command {
+	const char *name, *summary;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+	{ "trace", "stop at each receive-path stage and record snapshots", cmd_trace },
+	{ "step", "single-step a function, recording every instruction", cmd_step },
+	{ "oops", "decode kernel oops reports in a log (file or stdin)", cmd_oops },
+	{ "report", "what happened to each packet in a trace (also --netdev-times, --json);\n"
+		    "               a step trace's call tree, flame graph, annotated function", report_main },
+	{ "diff", "where two step traces of the same entry point first diverge", diff_main },
+	{ "dump", "write a guest's memory as a vmcore for crash and drgn", dump_main },
+	{ "record", "run the guest once under QEMU's record mode, to replay it exactly\n"
+		    "               (trace|step --replay DIR; step --backwards N)", cmd_record },
+	{ "why", "in a replay: the last instruction that wrote a location before a point", cmd_why },
+	{ "build-images", "build the guest images an installed kstep uses (--system: for all users)",
+	  cmd_build_images },
+	{ "help", "show a command's manual page: kstep help COMMAND", cmd_help },
+};
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: kstep COMMAND [OPTIONS]\n"
 		   "Trace a Linux guest's network receive path over QEMU's gdbstub.\n\n"
-		   "Commands:\n"
-		   "  trace    stop at each receive-path stage and record snapshots\n"
-		   "  step     single-step a function, recording every instruction\n"
-		   "  oops     decode kernel oops reports in a log (file or stdin)\n"
-		   "  report   what happened to each packet in a trace (also --netdev-times, --json);\n"
-		   "           a step trace's call tree, flame graph, annotated function\n"
-		   "  diff     where two step traces of the same entry point first diverge\n"
-		   "  dump     write a guest's memory as a vmcore for crash and drgn\n"
-		   "  record   run the guest once under QEMU's record mode, to replay it exactly\n"
-		   "           (trace|step --replay DIR; step --backwards N)\n"
-		   "  why      in a replay: the last instruction that wrote a location before a point\n"
-		   "\n'kstep COMMAND --help' shows a command's options. kstep --version.\n");
+		   "Commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n'kstep COMMAND --help' shows a command's options, 'kstep help COMMAND' its manual\n"
+		   "page, 'man kstep-probes' the probe language. kstep --version.\n");
+}
+
+/* kstep help [COMMAND]: the page from the clone's doc/man, or the one
+ * installed beside an installed kstep, through man -l. */
+static int cmd_help(int argc, char **argv)
+{
+	char tree[PATH_MAX - 64], page[PATH_MAX];
+	const char *name = argc > 1 ? argv[1] : NULL;
+	bool installed;
+
+	if (name && strcmp(name, "probes") && !find_command(name)) {
+		error("help: no command '%s' (try 'kstep --help')", name);
+		return EXIT_USAGE;
+	}
+	find_tree(tree, sizeof(tree), &installed);
+	snprintf(page, sizeof(page), "%s/%s/kstep%s%s.%c", tree, installed ? "../man/man1" : "doc/man",
+		 name ? "-" : "", name ? name : "", name && !strcmp(name, "probes") ? '7' : '1');
+	if (installed && name && !strcmp(name, "probes"))
+		snprintf(page, sizeof(page), "%s/../man/man7/kstep-probes.7", tree);
+	if (access(page, R_OK)) {
+		error("help: no manual page at %s: %s", page, strerror(errno));
+		return EXIT_FAILED;
+	}
+	execlp("man", "man", "-l", page, (char *)NULL);
+	error("help: cannot run man (install man-db): %s", strerror(errno));
+	return EXIT_FAILED;
 }
 
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
+	const struct command *cmd;
 
 	color = isatty(2) && !getenv("NO_COLOR");
 	/* No SA_RESTART: a blocked poll() must return so that kstep can stop
@@ -2233,7 +2360,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		usage(stdout);
 		return 0;
 	}
@@ -2241,27 +2368,9 @@ int main(int argc, char **argv)
 		printf("kstep %s\n", KSTEP_VERSION);
 		return 0;
 	}
-	if (!strcmp(argv[1], "trace"))
-		return cmd_trace(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "step"))
-		return cmd_step(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "report"))
-		return report_main(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "diff"))
-		return diff_main(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "dump"))
-		return dump_main(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "why"))
-		return cmd_why(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "record"))
-		return cmd_record(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "oops")) {
-		struct guest_opts g;
-
-		guest_defaults(&g);
-		guest_finish_defaults(&g);
-		return oops_main(argc - 1, argv + 1, g.vmlinux);
-	}
+	cmd = find_command(argv[1]);
+	if (cmd)
+		return cmd->run(argc - 1, argv + 1);
 	fprintf(stderr, "kstep: unknown command '%s' (try 'kstep --help')\n", argv[1]);
 	return 2;
 }

@@ -181,7 +181,7 @@ int sym_open(struct symtab **out, const char *path, char *err, size_t errlen)
 	s->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (s->fd < 0) {
 		ret = -errno;
-		snprintf(err, errlen, "cannot open %s: %s (build it with 'make images' or pass --vmlinux)",
+		snprintf(err, errlen, "cannot open %s: %s",
 			 path, strerror(errno));
 		goto fail;
 	}
