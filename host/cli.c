@@ -57,7 +57,7 @@
 /* kstep why on a register: instructions looked back through by default. */
 #define WHY_WINDOW 2000
 
-/* kstep's exit status: what happened, documented in README "Exit status". */
+/* kstep's exit status: what happened, documented in kstep(1) and each command's page. */
 enum kstep_exit {
 	EXIT_DONE = 0,            /* as asked: workload done with rc 0, or a limit reached */
 	EXIT_FAILED = 1,          /* kstep could not do it (the reason is on stderr) */
@@ -245,7 +245,7 @@ static const char guest_help[] =
 	"                         directory under libvirt's, e.g. /var/lib/libvirt/qemu/domain-N-NAME)\n"
 	"      --kgdb             boot the guest with kgdb on its second serial port and\n"
 	"                         debug it through that line, not QEMU's gdbstub (as\n"
-	"                         --attach serial:PATH does; what kgdb cannot do, see README)\n"
+	"                         --attach serial:PATH does; what kgdb cannot do: doc/details.md)\n"
 	"      --replay DIR       replay the recording kstep record made in DIR instead of\n"
 	"                         running a guest: the same run every time, not perturbed\n"
 	"                         by the stops (its workload and guest settings are the\n"
