@@ -184,6 +184,7 @@ struct guest_opts {
 	bool kaslr;                  /* boot our guest with KASLR on */
 	const char *unwind;          /* auto, cfi, fp */
 	const char *moddir;          /* --modules: modules' debug info, NULL: the release's */
+	const char *kernel_tree;     /* --kernel-tree DIR: its bzImage and vmlinux, NULL: the images' */
 	const char *libvirt_uri;     /* --libvirt URI (NULL: the default) */
 	const char *domain;          /* --domain NAME: a libvirt domain, NULL: none */
 	const char *stub_path;       /* --stub-path: where the domain's QEMU opens the stub */
@@ -198,11 +199,13 @@ struct guest_opts {
 };
 
 /* Long options without a letter. */
-enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB, OPT_REPLAY, OPT_BACKWARDS, OPT_OPERAND, OPT_WINDOW };
+enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB, OPT_REPLAY, OPT_BACKWARDS, OPT_OPERAND, OPT_WINDOW,
+       OPT_KERNEL_TREE };
 
 /* Options every guest command takes. */
 #define GUEST_LONGOPTS                                                                          \
 	{ "vmlinux", required_argument, NULL, 'V' }, { "images", required_argument, NULL, 'I' },   \
+	{ "kernel-tree", required_argument, NULL, OPT_KERNEL_TREE },                              \
 	{ "attach", required_argument, NULL, 'A' }, { "workload", required_argument, NULL, 'w' }, \
 	{ "size", required_argument, NULL, 'n' }, { "accel", required_argument, NULL, 'a' },      \
 	{ "smp", required_argument, NULL, 'S' }, { "mem", required_argument, NULL, 'M' },         \
@@ -255,6 +258,8 @@ static const char guest_help[] =
 	"      --modules DIR      debug info of the guest's modules (NAME.ko below DIR;\n"
 	"                         default /usr/lib/debug/lib/modules/RELEASE)\n"
 	"      --images DIR       bzImage, initramfs, vmlinux (default: the tree's images/)\n"
+	"      --kernel-tree DIR  boot the kernel you built in DIR (its arch/x86/boot/bzImage\n"
+	"                         and vmlinux; O= of the build) with the images' initramfs\n"
 	"  -o, --output DIR       trace directory (default trace.out; private, 0700)\n"
 	"      --force            replace the kstep trace already in DIR\n"
 	"      --stack-bytes N    stack bytes recorded from rsp at each snapshot (default 256)\n"
@@ -278,6 +283,9 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 		return true;
 	case 'I':
 		snprintf(g->images, sizeof(g->images), "%s", arg);
+		return true;
+	case OPT_KERNEL_TREE:
+		g->kernel_tree = arg;
 		return true;
 	case 'A':
 		g->attach = arg;
@@ -426,6 +434,62 @@ static void load_replay(struct guest_opts *g)
 	}
 }
 
+/* The images directory --kernel-tree makes: links to the tree's bzImage and
+ * vmlinux and to the images' initramfs, in a private directory of the run
+ * directory, removed when kstep ends. */
+static char kernel_tree_images[PATH_MAX - 64];
+
+static void remove_kernel_tree_images(void)
+{
+	static const char *const names[] = { "bzImage", "vmlinux", "initramfs.cpio.gz", "accel.probe" };
+	int dfd = open(kernel_tree_images, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (dfd < 0)
+		return;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		unlinkat(dfd, names[i], 0);
+	close(dfd);
+	rmdir(kernel_tree_images);
+}
+
+static void link_kernel_tree(struct guest_opts *g)
+{
+	const char *from[] = { "arch/x86/boot/bzImage", "vmlinux", NULL };
+	const char *to[] = { "bzImage", "vmlinux", "initramfs.cpio.gz" };
+	char rundir[PATH_MAX - 128], err[PATH_MAX + 128], src[3][PATH_MAX], path[2 * PATH_MAX];
+
+	for (int i = 0; i < 3; i++) {
+		if (i < 2)
+			snprintf(path, sizeof(path), "%s/%s", g->kernel_tree, from[i]);
+		else
+			snprintf(path, sizeof(path), "%s/initramfs.cpio.gz", g->images);
+		if (!realpath(path, src[i])) {
+			error("--kernel-tree %s: %s: %s%s", g->kernel_tree, path, strerror(errno),
+			      i < 2 ? " (give the directory the kernel was built in, O= if it had one)" : "");
+			exit(EXIT_FAILED);
+		}
+	}
+	files_rundir(rundir, sizeof(rundir));
+	if (files_private_dir(rundir, err, sizeof(err))) {
+		error("%s", err);
+		exit(EXIT_FAILED);
+	}
+	snprintf(kernel_tree_images, sizeof(kernel_tree_images), "%s/kernel-tree-XXXXXX", rundir);
+	if (!mkdtemp(kernel_tree_images)) {
+		error("cannot create a directory in %s: %s", rundir, strerror(errno));
+		exit(EXIT_FAILED);
+	}
+	atexit(remove_kernel_tree_images);
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", kernel_tree_images, to[i]);
+		if (symlink(src[i], path)) {
+			error("cannot link %s: %s", path, strerror(errno));
+			exit(EXIT_FAILED);
+		}
+	}
+	snprintf(g->images, sizeof(g->images), "%s", kernel_tree_images);
+}
+
 static void guest_finish_defaults(struct guest_opts *g)
 {
 	if (!g->images[0]) {
@@ -436,6 +500,8 @@ static void guest_finish_defaults(struct guest_opts *g)
 		else
 			snprintf(g->images, sizeof(g->images), "%s/images", g->tree);
 	}
+	if (g->kernel_tree)
+		link_kernel_tree(g);
 	if (!g->vmlinux[0])
 		snprintf(g->vmlinux, sizeof(g->vmlinux), "%s/vmlinux", g->images);
 	if (g->replay)

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import tempfile
 
-from harness import IMAGES, KSTEP, TREE, babeltrace, events, need, run, test
+from harness import IMAGES, KSTEP, TREE, Skip, babeltrace, events, need, run, test
 
 COMMANDS = ("trace", "step", "oops", "report", "diff", "dump", "record", "why")
 MAN = os.path.join(TREE, "doc", "man")
@@ -121,3 +121,23 @@ def test_install_run_as_a_user_uninstall():
         assert not left, "left behind: %s" % left[:10]
     finally:
         shutil.rmtree(base)
+
+
+@test
+def test_kernel_tree_boots_the_kernel_built_there():
+    """--kernel-tree DIR: a kernel developer traces the kernel just built
+    (DIR/arch/x86/boot/bzImage and DIR/vmlinux) with the images' initramfs;
+    a directory with no kernel in it is named."""
+    tree = os.path.join(IMAGES, "build", "kernel")
+    if not os.path.exists(os.path.join(tree, "vmlinux")) and os.environ.get("CI") != "true":
+        raise Skip("no kernel build directory %s (the images came from the cache)" % tree)
+    out = tempfile.mkdtemp(prefix="kstep-ktree-")
+    try:
+        p = run([KSTEP, "trace", "--kernel-tree", tree, "--workload", "rx-icmp", "--size", "1", "-q", "-o", out,
+                 "--force"], timeout=300)
+        assert p.returncode == 0, p.stderr[-800:]
+        assert [e for e in events(babeltrace(out)) if e["symbol"].startswith("icmp_rcv")]
+        p = run([KSTEP, "trace", "--kernel-tree", out, "-q", "-o", out + "2"], timeout=60)
+        assert p.returncode == 1 and "arch/x86/boot/bzImage: No such file" in p.stderr, p.stderr
+    finally:
+        shutil.rmtree(out)
