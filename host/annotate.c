@@ -11,6 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "files.h"
+
+/* The longest source file a line is looked up in: no kernel source is longer. */
+#define MAX_SOURCE_LINE 1000000
+
 struct insn_count {
 	uint64_t pc, n;
 	char *insn, *src;
@@ -123,9 +128,11 @@ static void source_line(const char *dir, const char *file, int line, char *out, 
 	if (!dir || line <= 0)
 		return;
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	if (!(f = fopen(path, "r")))
+	if (!(f = files_fopen_regular(path)))
 		return;
-	for (int i = 1; fgets(buf, sizeof(buf), f); i++)
+	/* A line number from a trace someone handed over: no kernel source
+	 * file is a million lines long. */
+	for (int i = 1; i <= MAX_SOURCE_LINE && fgets(buf, sizeof(buf), f); i++)
 		if (i == line) {
 			buf[strcspn(buf, "\n")] = '\0';
 			snprintf(out, len, "%s", buf);

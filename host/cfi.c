@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "files.h"
+
 /* What libdwfl's callbacks get for each module they ask about. */
 struct cfi_mod {
 	struct cfi *c;
@@ -55,7 +57,7 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_A
 	(void)base;
 	*elfp = NULL;
 	*file_name = strdup(path);
-	return open(path, O_RDONLY | O_CLOEXEC); /* Dwfl owns it */
+	return files_open_regular(path); /* Dwfl owns it */
 }
 
 /* A module's sections are where the guest's section attributes say. */
@@ -123,7 +125,7 @@ static const Dwfl_Thread_Callbacks thread_callbacks = {
 /* vmlinux's range at its link address, from its loadable segments. */
 static int load_range(struct cfi *c, bool *has_cfi, char *err, size_t errlen)
 {
-	int fd = open(c->path, O_RDONLY | O_CLOEXEC), ret = 0;
+	int fd = files_open_regular(c->path), ret = 0;
 	Elf *elf = fd < 0 ? NULL : elf_begin(fd, ELF_C_READ, NULL);
 	Elf_Scn *scn = NULL;
 	size_t nph = 0, shstrndx;

@@ -2311,7 +2311,7 @@ static int cmd_oops(int argc, char **argv)
 
 	guest_defaults(&g);
 	guest_finish_defaults(&g);
-	return oops_main(argc, argv, g.vmlinux);
+	return oops_main(argc, argv, g.vmlinux, &interrupted);
 }
 
 /* A script of the tree's guest/ in place of kstep, with the same arguments. */
@@ -2336,6 +2336,16 @@ static int run_guest_script(const char *name, char **argv)
 	return EXIT_FAILED;
 }
 
+static int cmd_report(int argc, char **argv)
+{
+	return report_main(argc, argv, &interrupted);
+}
+
+static int cmd_diff(int argc, char **argv)
+{
+	return diff_main(argc, argv, &interrupted);
+}
+
 static int cmd_build_images(int argc, char **argv)
 {
 	(void)argc;
@@ -2354,8 +2364,8 @@ static const struct command {
 	{ "step", "single-step a function, recording every instruction", cmd_step },
 	{ "oops", "decode kernel oops reports in a log (file or stdin)", cmd_oops },
 	{ "report", "what happened to each packet in a trace (also --netdev-times, --json);\n"
-		    "               a step trace's call tree, flame graph, annotated function", report_main },
-	{ "diff", "where two step traces of the same entry point first diverge", diff_main },
+		    "               a step trace's call tree, flame graph, annotated function", cmd_report },
+	{ "diff", "where two step traces of the same entry point first diverge", cmd_diff },
 	{ "dump", "write a guest's memory as a vmcore for crash and drgn", dump_main },
 	{ "record", "run the guest once under QEMU's record mode, to replay it exactly\n"
 		    "               (trace|step --replay DIR; step --backwards N)", cmd_record },

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "trace.h"
 
 #define PACKET_HEADER 24 /* magic, uuid, stream_id */
@@ -61,6 +62,7 @@ struct ctf_reader {
 	char guest_clock[160];
 	char vmlinux[4096];
 	char err[256];
+	const volatile sig_atomic_t *interrupted; /* NULL: never */
 };
 
 /* ---- the metadata -------------------------------------------------------- */
@@ -220,19 +222,26 @@ static int parse_metadata(struct ctf_reader *r, char *text)
 	return err;
 }
 
+/* The metadata: a regular file (never a FIFO that would block) of at most
+ * MAX_METADATA_BYTES; kstep's own are tens of KiB. */
+#define MAX_METADATA_BYTES (16u << 20)
+
 static char *read_text(const char *path)
 {
-	FILE *f = fopen(path, "r");
+	int fd = files_open_regular(path);
 	char *text = NULL;
-	size_t len = 0;
-	long size;
+	struct stat st;
+	ssize_t len = -1;
 
-	if (!f)
+	if (fd < 0)
 		return NULL;
-	if (!fseek(f, 0, SEEK_END) && (size = ftell(f)) >= 0 && !fseek(f, 0, SEEK_SET) &&
-	    (text = malloc((size_t)size + 1)))
-		len = fread(text, 1, (size_t)size, f);
-	fclose(f);
+	if (!fstat(fd, &st) && (uint64_t)st.st_size <= MAX_METADATA_BYTES && (text = malloc((size_t)st.st_size + 1)))
+		len = read(fd, text, (size_t)st.st_size);
+	close(fd);
+	if (text && len < 0) {
+		free(text);
+		return NULL;
+	}
 	if (text)
 		text[len] = '\0';
 	return text;
@@ -263,9 +272,9 @@ int ctf_open(struct ctf_reader **out, const char *dir, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	snprintf(path, sizeof(path), "%s/stream_0", dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = files_open_regular(path);
 	if (fd < 0 || fstat(fd, &st) || st.st_size < PACKET_HEADER) {
-		snprintf(err, errlen, "%s: no stream (%s)", dir, fd < 0 ? strerror(errno) : "empty");
+		snprintf(err, errlen, "%s: no stream (%s)", dir, fd < 0 ? strerror(-fd) : "empty");
 		if (fd >= 0)
 			close(fd);
 		ctf_close(r);
@@ -486,6 +495,10 @@ int ctf_next(struct ctf_reader *r, struct ctf_event *ev)
 	uint64_t id, ts;
 	const struct class_dec *c;
 
+	if (r->interrupted && *r->interrupted) {
+		snprintf(r->err, sizeof(r->err), "interrupted");
+		return -EINTR;
+	}
 	memset(ev, 0, offsetof(struct ctf_event, fields));
 	ev->nfields = ev->nbt = 0;
 	ev->regs = NULL;
@@ -509,6 +522,11 @@ int ctf_next(struct ctf_reader *r, struct ctf_event *ev)
 		return 0; /* cut inside the event */
 	r->good_end = r->pos;
 	return 1;
+}
+
+void ctf_set_interrupt(struct ctf_reader *r, const volatile sig_atomic_t *flag)
+{
+	r->interrupted = flag;
 }
 
 const struct ctf_field *ctf_field(const struct ctf_event *ev, const char *name)

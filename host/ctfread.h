@@ -8,6 +8,7 @@
 #ifndef KSTEP_CTFREAD_H
 #define KSTEP_CTFREAD_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -52,6 +53,9 @@ int ctf_open(struct ctf_reader **out, const char *dir, char *err, size_t errlen)
  * stream that does not decode (the reason in ctf_error). */
 int ctf_next(struct ctf_reader *r, struct ctf_event *ev);
 const char *ctf_error(const struct ctf_reader *r);
+/* From now on ctf_next returns -EINTR once *@flag is set (a signal handler
+ * sets it): a reader of a large trace stops when the user asks it to. */
+void ctf_set_interrupt(struct ctf_reader *r, const volatile sig_atomic_t *flag);
 /* The env's guest_clock (how guest_ns was measured), "" when none. */
 const char *ctf_guest_clock(const struct ctf_reader *r);
 /* The env's vmlinux (the kernel the trace was taken with). */

@@ -33,12 +33,14 @@ struct side {
 	size_t n;
 };
 
-static int load(struct side *s, char *err, size_t errlen)
+static int load(struct side *s, const volatile sig_atomic_t *interrupted, char *err, size_t errlen)
 {
 	struct ctf_event *ev = malloc(sizeof(*ev));
 	size_t cap = 0;
 	int ret = ev ? ctf_open(&s->rd, s->dir, err, errlen) : -ENOMEM;
 
+	if (!ret)
+		ctf_set_interrupt(s->rd, interrupted);
 	while (!ret && (ret = ctf_next(s->rd, ev)) > 0) {
 		ret = 0;
 		if (strcmp(ev->name, "kstep:step"))
@@ -241,7 +243,7 @@ static void usage(FILE *f)
 		   "2 bad usage.\n");
 }
 
-int diff_main(int argc, char **argv)
+int diff_main(int argc, char **argv, const volatile sig_atomic_t *interrupted)
 {
 	static const struct option longopts[] = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
 	struct side a = { 0 }, b = { 0 };
@@ -262,9 +264,9 @@ int diff_main(int argc, char **argv)
 	}
 	a.dir = argv[optind];
 	b.dir = argv[optind + 1];
-	ret = load(&a, err, sizeof(err));
+	ret = load(&a, interrupted, err, sizeof(err));
 	if (!ret)
-		ret = load(&b, err, sizeof(err));
+		ret = load(&b, interrupted, err, sizeof(err));
 	if (ret)
 		fprintf(stderr, "kstep: %s\n", err);
 	else
@@ -273,5 +275,5 @@ int diff_main(int argc, char **argv)
 	ctf_close(b.rd);
 	free(a.v);
 	free(b.v);
-	return ret ? 1 : 0;
+	return ret == -EINTR ? 130 : ret ? 1 : 0;
 }

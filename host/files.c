@@ -61,6 +61,39 @@ int files_create(int dirfd, const char *name, mode_t mode)
 	return fd < 0 ? -errno : fd;
 }
 
+int files_open_regular(const char *path)
+{
+	/* O_NONBLOCK: opening a FIFO with no writer would block here. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -EINVAL;
+	}
+	if (fcntl(fd, F_SETFL, 0)) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -e;
+	}
+	return fd;
+}
+
+FILE *files_fopen_regular(const char *path)
+{
+	int fd = files_open_regular(path);
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+
+	if (fd >= 0 && !f)
+		close(fd);
+	return f;
+}
+
 int files_dir_holds(int dirfd, bool (*known)(const char *name))
 {
 	int fd = dup(dirfd), kind = 0;

@@ -10,6 +10,7 @@
 #define KSTEP_FILES_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -25,6 +26,13 @@ void files_rundir(char *out, size_t len);
 /* Create @name in @dirfd (read-write): never through a link, never an
  * existing file. Returns the fd or -errno (-EEXIST: something is there). */
 int files_create(int dirfd, const char *name, mode_t mode);
+/* Open @path for reading only if it is a regular file: a path that a trace
+ * or a log names (someone else may have written it) must not block on a
+ * FIFO or read a device for ever. Returns the fd (close-on-exec) or -errno
+ * (-EINVAL: not a regular file). */
+int files_open_regular(const char *path);
+/* The same as a stdio stream; NULL with errno set. */
+FILE *files_fopen_regular(const char *path);
 /* What the directory @dirfd holds ("." and ".." aside): 0 nothing, 1 only
  * names @known accepts (a kstep output that --force may replace), -1
  * anything else or a directory that cannot be read. */

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "files.h"
+
 /* Bounds on what a corrupt list could make kstep read. */
 #define MAX_MODULES 4096
 #define MAX_SECTIONS 512
@@ -285,7 +287,7 @@ void kmods_default_dir(struct symtab *vmlinux, char *out, size_t len)
 /* Does the ELF file @path define function @name? */
 static bool defines(const char *path, const char *name)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = files_open_regular(path);
 	Elf *elf = fd < 0 ? NULL : elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	Elf_Scn *scn = NULL;
 	bool found = false;

@@ -455,7 +455,7 @@ static void oops_usage(FILE *f)
 		   "  -h, --help\n");
 }
 
-int oops_main(int argc, char **argv, const char *default_vmlinux)
+int oops_main(int argc, char **argv, const char *default_vmlinux, const volatile sig_atomic_t *interrupted)
 {
 	static const struct option longopts[] = {
 		{ "vmlinux", required_argument, NULL, 'V' },
@@ -528,11 +528,14 @@ int oops_main(int argc, char **argv, const char *default_vmlinux)
 		printf("{\n  \"vmlinux\": %s,\n  \"reports\": [", json_object_to_json_string(name));
 		json_object_put(name);
 	}
-	while (getline(&line, &cap, in) > 0) {
+	while (!*interrupted && getline(&line, &cap, in) > 0) {
 		nlines++;
 		handle_line(&d, line, stdout);
 	}
-	if (nlines == 0) {
+	if (*interrupted) {
+		fprintf(stderr, "kstep oops: interrupted after %ld lines\n", nlines);
+		ret = 130;
+	} else if (nlines == 0) {
 		fprintf(stderr, "kstep oops: %s is empty: give it a kernel log (serial console or dmesg)\n",
 			strcmp(path, "-") ? path : "standard input");
 		ret = 1;

@@ -9,6 +9,8 @@
 #ifndef KSTEP_OOPS_H
 #define KSTEP_OOPS_H
 
+#include <signal.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +37,6 @@ bool oops_parse_frame(const char *line, struct oops_frame *f);
 bool oops_size_fits(uint64_t printed, uint64_t elf_size, uint64_t span);
 
 /* The kstep oops command; @default_vmlinux is used without --vmlinux. */
-int oops_main(int argc, char **argv, const char *default_vmlinux);
+int oops_main(int argc, char **argv, const char *default_vmlinux, const volatile sig_atomic_t *interrupted);
 
 #endif

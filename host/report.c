@@ -916,6 +916,7 @@ int report_read_dir(struct report **out, const char *dir, const struct report_op
 	if (o)
 		r->opts = *o;
 	snprintf(r->vmlinux, sizeof(r->vmlinux), "%s", ctf_vmlinux(rd));
+	ctf_set_interrupt(rd, r->opts.interrupted);
 	while ((ret = ctf_next(rd, ev)) > 0)
 		if ((ret = report_add(r, ev)))
 			break;

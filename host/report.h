@@ -49,6 +49,7 @@ const char *report_source(void *ctx, const char *function);
 /* What a report collects beyond the packets and the call tree. */
 struct report_opts {
 	struct annotate *annotate; /* steps of one function, NULL: none */
+	const volatile sig_atomic_t *interrupted; /* set by a signal: stop reading (-EINTR); NULL: never */
 };
 
 /* Read trace @dir into a new report (@o may be NULL). -errno with the

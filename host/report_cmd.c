@@ -110,7 +110,7 @@ static const char *kernel_tree(const struct report *r, char *out, size_t len)
 	if (!slash)
 		return NULL;
 	snprintf(path, sizeof(path), "%.*s/kernel.stamp", (int)(slash - report_vmlinux(r)), report_vmlinux(r));
-	if (!(f = fopen(path, "r")))
+	if (!(f = files_fopen_regular(path)))
 		return NULL;
 	out[0] = '\0';
 	while (fgets(line, sizeof(line), f))
@@ -122,7 +122,7 @@ static const char *kernel_tree(const struct report *r, char *out, size_t len)
 	return out[0] ? out : NULL;
 }
 
-int report_main(int argc, char **argv)
+int report_main(int argc, char **argv, const volatile sig_atomic_t *interrupted)
 {
 	static const struct option longopts[] = {
 		{ "netdev-times", no_argument, NULL, 'n' }, { "json", no_argument, NULL, 'j' },
@@ -191,10 +191,11 @@ int report_main(int argc, char **argv)
 		fprintf(stderr, "kstep: report wants one trace directory (see 'kstep report --help')\n");
 		return 2;
 	}
+	ro.interrupted = interrupted;
 	if ((ret = report_read_dir(&r, argv[optind], &ro, err, sizeof(err)))) {
 		fprintf(stderr, "kstep: %s\n", err);
 		annotate_free(ro.annotate);
-		return 1;
+		return ret == -EINTR ? 130 : 1;
 	}
 	if (ro.annotate)
 		annotate_print(ro.annotate, stdout, (unsigned int)top, srcdir ? srcdir : kernel_tree(r, tree, sizeof(tree)));

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "files.h"
+
 struct symtab {
 	char *path;
 	int fd;
@@ -178,7 +180,7 @@ int sym_open(struct symtab **out, const char *path, char *err, size_t errlen)
 		goto fail;
 	}
 	elf_version(EV_CURRENT);
-	s->fd = open(path, O_RDONLY | O_CLOEXEC);
+	s->fd = files_open_regular(path);
 	if (s->fd < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "cannot open %s: %s",
@@ -638,7 +640,7 @@ out:
 static int bzimage_version(const char *path, char *out, size_t len)
 {
 	uint8_t hdr[BZ_VERSION_PTR_OFF + 2];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = files_open_regular(path);
 	ssize_t n;
 
 	if (fd < 0)

@@ -317,3 +317,17 @@ def test_guest_cannot_reach_host_loopback():
         t.join(5)
         srv.close()
         shutil.rmtree(d, ignore_errors=True)
+
+
+@test
+def test_offline_commands_end_on_ctrl_c():
+    """kstep oops, report and diff once caught SIGINT and went on to exit
+    0; now they stop and exit 130 (oops on a log still being written)."""
+    p = subprocess.Popen([KSTEP, "oops", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    p.stdin.write("[    1.0] a line of a log still being written\n")
+    p.stdin.flush()
+    time.sleep(1)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 130 and "interrupted after 1 lines" in err, (p.returncode, err)

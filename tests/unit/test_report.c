@@ -11,9 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ctfread.h"
+#include "files.h"
 #include "report.h"
 #include "trace.h"
 
@@ -264,6 +266,50 @@ static void test_crafted_metadata(void **state)
 	}
 }
 
+/* Files a trace names are opened only when regular (a FIFO once blocked
+ * report in open() for ever), and a signal's flag ends the reading. */
+static void test_fifos_and_interrupts(void **state)
+{
+	static struct target_reg regs[1] = { { "rip", 64, 0, 0, true } };
+	const struct target_desc desc = { "i386:x86-64", regs, 1, 16 };
+	const struct trace_env env = { 0 };
+	uint8_t raw[8] = { 1 };
+	uint64_t stack[1] = { 1 };
+	struct trace_event ev = { .kind = TRACE_STOP, .seq = 1, .pc = 0x10, .probe = "udp", .symbol = "udp_rcv",
+				  .regs = raw, .stack = stack, .stack_len = 1, .bt_end = "" };
+	char dir[] = "/tmp/kstep-test-fifo-XXXXXX", err[256], path[128], cmd[128];
+	volatile sig_atomic_t stop = 1;
+	struct report_opts o = { .interrupted = &stop };
+	struct ctf_reader *rd;
+	struct ctf_event got;
+	struct report *rep;
+	struct trace *t;
+	int dfd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
+	assert_int_equal(trace_open(&t, dfd, dir, &desc, &env, err, sizeof(err)), 0);
+	close(dfd);
+	assert_int_equal(trace_write(t, &ev), 0);
+	trace_close(t);
+	assert_int_equal(report_read_dir(&rep, dir, &o, err, sizeof(err)), -EINTR);
+	assert_int_equal(ctf_open(&rd, dir, err, sizeof(err)), 0);
+	ctf_set_interrupt(rd, &stop);
+	assert_int_equal(ctf_next(rd, &got), -EINTR);
+	ctf_close(rd);
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(files_open_regular(path), -EINVAL);
+	assert_null(files_fopen_regular("/dev/zero"));
+	snprintf(path, sizeof(path), "%s/metadata", dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_not_equal(ctf_open(&rd, dir, err, sizeof(err)), 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -271,6 +317,7 @@ int main(void)
 		cmocka_unit_test(test_verdicts),
 		cmocka_unit_test(test_read_back),
 		cmocka_unit_test(test_crafted_metadata),
+		cmocka_unit_test(test_fifos_and_interrupts),
 	};
 
 	return cmocka_run_group_tests_name("report", tests, NULL, NULL);
