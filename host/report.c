@@ -20,7 +20,7 @@
 #include "trace.h"
 
 #define MAX_HOPS 24
-#define INTERN_SLOTS 8192
+#define INTERN_SLOTS_MIN 8192 /* the name table's first size; it doubles at half full */
 #define LIVE_SLOTS 65536
 #define MAX_VCPUS 64
 
@@ -79,8 +79,11 @@ struct vcpu_state {
 };
 
 struct report {
-	const char *interned[INTERN_SLOTS];
-	const char *source_of[INTERN_SLOTS]; /* a function's first file:line seen */
+	struct name {
+		const char *s;
+		const char *source;      /* a function's first file:line seen */
+	} *names;                        /* open addressing, nslots a power of 2 */
+	size_t nslots, nnames;
 	struct { uint64_t skb; size_t idx; } live[LIVE_SLOTS];
 	struct packet *pk;
 	size_t npk, cappk;
@@ -113,7 +116,9 @@ int report_new(struct report **out)
 		return -ENOMEM;
 	for (int i = 0; i < MAX_VCPUS; i++)
 		r->cpu[i].block = -1;
-	if (calltree_new(&r->step_tree) || calltree_new(&r->stop_tree)) {
+	r->nslots = INTERN_SLOTS_MIN;
+	r->names = calloc(r->nslots, sizeof(*r->names));
+	if (!r->names || calltree_new(&r->step_tree) || calltree_new(&r->stop_tree)) {
 		report_free(r);
 		return -ENOMEM;
 	}
@@ -125,8 +130,9 @@ void report_free(struct report *r)
 {
 	if (!r)
 		return;
-	for (size_t i = 0; i < INTERN_SLOTS; i++)
-		free((char *)r->interned[i]);
+	for (size_t i = 0; i < r->nslots; i++)
+		free((char *)r->names[i].s);
+	free(r->names);
 	for (size_t i = 0; i < r->nlat; i++)
 		free(r->lat[i].v);
 	for (size_t i = 0; i < r->nnd; i++)
@@ -147,53 +153,80 @@ static uint64_t name_hash(const char *s, size_t len)
 	return hash_fnv1a(HASH_FNV1A_START, s, len);
 }
 
-static const char *intern(struct report *r, const char *s, size_t len)
+/* The slot of @s[0..len) in a table of @nslots, or the empty slot where it
+ * goes: the table is never full (it grows at half). */
+static size_t name_slot(const struct name *names, size_t nslots, const char *s, size_t len)
 {
-	uint64_t h = name_hash(s, len);
+	size_t i = name_hash(s, len) & (nslots - 1);
 
-	for (size_t i = h % INTERN_SLOTS, k = 0; k < INTERN_SLOTS; i = (i + 1) % INTERN_SLOTS, k++) {
-		const char *e = r->interned[i];
-
-		if (!e) {
-			char *copy = strndup(s, len);
-
-			if (!copy) {
-				r->oom = true;
-				return "?";
-			}
-			return r->interned[i] = copy;
-		}
-		if (!strncmp(e, s, len) && !e[len])
-			return e;
-	}
-	return "?";
+	while (names[i].s && (strncmp(names[i].s, s, len) || names[i].s[len]))
+		i = (i + 1) & (nslots - 1);
+	return i;
 }
 
-/* The slot of an interned name, or INTERN_SLOTS. */
-static size_t intern_slot(const struct report *r, const char *name)
+static int grow_names(struct report *r)
 {
-	uint64_t h = name_hash(name, strlen(name));
+	size_t n = r->nslots * 2;
+	struct name *bigger = calloc(n, sizeof(*bigger));
 
-	for (size_t i = h % INTERN_SLOTS, k = 0; k < INTERN_SLOTS && r->interned[i]; i = (i + 1) % INTERN_SLOTS, k++)
-		if (r->interned[i] == name || !strcmp(r->interned[i], name))
-			return i;
-	return INTERN_SLOTS;
+	if (!bigger)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->nslots; i++)
+		if (r->names[i].s)
+			bigger[name_slot(bigger, n, r->names[i].s, strlen(r->names[i].s))] = r->names[i];
+	free(r->names);
+	r->names = bigger;
+	r->nslots = n;
+	return 0;
+}
+
+static const char *intern(struct report *r, const char *s, size_t len)
+{
+	size_t i = name_slot(r->names, r->nslots, s, len);
+	char *copy;
+
+	if (r->names[i].s)
+		return r->names[i].s;
+	if (2 * (r->nnames + 1) > r->nslots) {
+		if (grow_names(r)) {
+			r->oom = true;
+			return "?";
+		}
+		i = name_slot(r->names, r->nslots, s, len);
+	}
+	if (!(copy = strndup(s, len))) {
+		r->oom = true;
+		return "?";
+	}
+	r->nnames++;
+	return r->names[i].s = copy;
+}
+
+/* The entry of an interned name, NULL when there is none. */
+static struct name *name_entry(const struct report *r, const char *name)
+{
+	size_t i = name_slot(r->names, r->nslots, name, strlen(name));
+
+	return r->names[i].s ? &r->names[i] : NULL;
 }
 
 static void note_source(struct report *r, const char *fn, const char *src)
 {
-	size_t i = intern_slot(r, fn);
+	struct name *e = name_entry(r, fn);
 
-	if (i < INTERN_SLOTS && !r->source_of[i] && src && *src)
-		r->source_of[i] = intern(r, src, strlen(src));
+	if (e && !e->source && src && *src) {
+		const char *copy = intern(r, src, strlen(src)); /* may grow the table: look again */
+
+		if ((e = name_entry(r, fn)))
+			e->source = copy;
+	}
 }
 
 const char *report_source(void *ctx, const char *function)
 {
-	const struct report *r = ctx;
-	size_t i = intern_slot(r, function);
+	const struct name *e = name_entry(ctx, function);
 
-	return i < INTERN_SLOTS ? r->source_of[i] : NULL;
+	return e ? e->source : NULL;
 }
 
 /* The function of "name+0x10" (of "name.constprop.0+0x10": GCC's copies

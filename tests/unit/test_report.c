@@ -266,6 +266,36 @@ static void test_crafted_metadata(void **state)
 	}
 }
 
+/* More names than the first table holds (8192): each is still itself,
+ * never "?" (a crafted trace once put 7,874 of 8,000 instructions there). */
+static void test_many_names(void **state)
+{
+	static char names[20000][16];
+	struct report *r;
+	struct ctf_event e;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(report_new(&r), 0);
+	for (int i = 0; i < 20000; i++) {
+		snprintf(names[i], sizeof(names[i]), "fn_%05d+0x0", i);
+		e = (struct ctf_event){ .name = "kstep:step", .symbol = names[i], .probe = "", .insn = "nop",
+					.bt_end = "", .pc = 0x1000 + (uint64_t)i };
+		assert_int_equal(report_add(r, &e), 0);
+	}
+	report_finish(r);
+	assert_non_null(f = open_memstream(&out, &len));
+	calltree_folded(report_calltree(r), f);
+	fclose(f);
+	assert_null(strstr(out, "?"));
+	assert_non_null(strstr(out, "fn_00000"));
+	assert_non_null(strstr(out, "fn_19999"));
+	free(out);
+	report_free(r);
+}
+
 /* Files a trace names are opened only when regular (a FIFO once blocked
  * report in open() for ever), and a signal's flag ends the reading. */
 static void test_fifos_and_interrupts(void **state)
@@ -318,6 +348,7 @@ int main(void)
 		cmocka_unit_test(test_read_back),
 		cmocka_unit_test(test_crafted_metadata),
 		cmocka_unit_test(test_fifos_and_interrupts),
+		cmocka_unit_test(test_many_names),
 	};
 
 	return cmocka_run_group_tests_name("report", tests, NULL, NULL);
