@@ -19,6 +19,10 @@
 /* Printing an oops report over the emulated serial console takes well
  * under a second under TCG. */
 #define REPORT_TIMEOUT_MS 10000
+/* A replay whose instruction count stands this long while the guest runs
+ * no longer follows its recording: QEMU waits for an event that the log
+ * has at another point (an edited recording, other settings, another QEMU). */
+#define REPLAY_STALL_S 30.0
 
 int engine_fail(struct engine *e, int err, const char *fmt, ...)
 {
@@ -319,6 +323,22 @@ void engine_progress(struct engine *e, uint64_t n, const char *what, const char 
 	fflush(stderr);
 }
 
+/* True once a replay has run REPLAY_STALL_S without its instruction count
+ * moving; asked at most once a POLL_MS wait. */
+static bool replay_stalled(struct engine *e)
+{
+	uint64_t icount;
+
+	if (!e->o.replay || !e->o.guest_clock || e->o.guest_clock(e->o.clock_ctx, &icount))
+		return false;
+	if (icount != e->replay_icount || !e->replay_moved) {
+		e->replay_icount = icount;
+		e->replay_moved = engine_since(e);
+		return false;
+	}
+	return engine_since(e) - e->replay_moved > REPLAY_STALL_S;
+}
+
 int engine_run_until_stop(struct engine *e, struct target_stop *st, enum engine_end *end)
 {
 	for (;;) {
@@ -337,6 +357,10 @@ int engine_run_until_stop(struct engine *e, struct target_stop *st, enum engine_
 			continue;
 		if (err == -ETIMEDOUT || err == -EINTR) {
 			engine_progress(e, e->seq, "stops", NULL, false);
+			if (replay_stalled(e))
+				return engine_fail(e, -ETIMEDOUT, "the replay made no progress for %.0f s: it no longer "
+							     "follows its recording (edited settings, other images or "
+							     "another QEMU than the one that recorded it)", REPLAY_STALL_S);
 			continue;
 		}
 		if (err == -ECONNRESET) {

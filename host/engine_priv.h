@@ -47,6 +47,8 @@ struct engine {
 	int dwarf_idx[CFI_NREGS];     /* description index of each DWARF register */
 	uint64_t *bt_ends;            /* the running result's counts, NULL: none */
 	uint64_t seq;
+	uint64_t replay_icount;       /* a replay's instruction count when last seen to move ... */
+	double replay_moved;          /* ... and when (engine_since) */
 	const uint8_t *regs;          /* of the current snapshot */
 	uint8_t *raw;                 /* what the window fetch brought */
 	uint64_t *bp;                 /* software breakpoints placed */

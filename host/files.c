@@ -96,7 +96,9 @@ FILE *files_fopen_regular(const char *path)
 
 int files_dir_holds(int dirfd, bool (*known)(const char *name))
 {
-	int fd = dup(dirfd), kind = 0;
+	/* A description of its own: a dup() would share the directory offset,
+	 * and a second scan would start where the first ended (seeing nothing). */
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), kind = 0;
 	DIR *d = fd < 0 ? NULL : fdopendir(fd);
 	struct dirent *de;
 

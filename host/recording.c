@@ -112,6 +112,19 @@ int recording_init(struct recording *r, const char *images, char *err, size_t er
 			       errlen);
 }
 
+/* A check over what starts the guest: a recording whose settings were
+ * edited would start another run than the one in its log, and the replay
+ * would hang or fail far from the cause. (Not a signature: whoever edits
+ * the file can compute it; a replay that stalls is caught by the engine.) */
+static uint64_t settings_hash(const struct recording *r)
+{
+	char text[512];
+	int n = snprintf(text, sizeof(text), "%s\n%s\n%s\n%s\n%s\n%d\n%s\n%s", r->id, r->workload, r->size, r->nic,
+			 r->mem, r->kaslr, r->bzimage, r->initramfs);
+
+	return hash_fnv1a(HASH_FNV1A_START, text, n > 0 ? (size_t)n : 0);
+}
+
 int recording_write(const char *dir, const struct recording *r, char *err, size_t errlen)
 {
 	char text[1024];
@@ -119,9 +132,9 @@ int recording_write(const char *dir, const struct recording *r, char *err, size_
 
 	snprintf(text, sizeof(text),
 		 RECORDING_MAGIC "\nid=%s\nstate=%s\nworkload=%s\nsize=%s\nnic=%s\nmem=%s\nkaslr=%d\n"
-		 "bzImage=%s\ninitramfs=%s\nseconds=%.3f\nlog_bytes=%" PRIu64 "\nqemu_status=%d\n",
+		 "bzImage=%s\ninitramfs=%s\nseconds=%.3f\nlog_bytes=%" PRIu64 "\nqemu_status=%d\nsettings=%016" PRIx64 "\n",
 		 r->id, r->state, r->workload, r->size, r->nic, r->mem, r->kaslr, r->bzimage, r->initramfs, r->seconds,
-		 r->log_bytes, r->qemu_status);
+		 r->log_bytes, r->qemu_status, settings_hash(r));
 	ret = files_replace(dir, RECORDING_FILE, text);
 	if (ret)
 		snprintf(err, errlen, "cannot write %s/%s: %s", dir, RECORDING_FILE, strerror(-ret));
@@ -152,6 +165,8 @@ static void set_field(struct recording *r, const char *key, const char *v)
 		r->log_bytes = strtoull(v, NULL, 10);
 	else if (!strcmp(key, "qemu_status"))
 		r->qemu_status = atoi(v);
+	else if (!strcmp(key, "settings"))
+		r->settings = strtoull(v, NULL, 16);
 }
 
 int recording_read(const char *dir, struct recording *r, char *err, size_t errlen)
@@ -161,7 +176,7 @@ int recording_read(const char *dir, struct recording *r, char *err, size_t errle
 
 	memset(r, 0, sizeof(*r));
 	snprintf(path, sizeof(path), "%s/%s", dir, RECORDING_FILE);
-	f = fopen(path, "re");
+	f = files_fopen_regular(path);
 	if (!f) {
 		int ret = -errno;
 
@@ -186,6 +201,11 @@ int recording_read(const char *dir, struct recording *r, char *err, size_t errle
 	fclose(f);
 	if (!r->id[0] || !r->workload[0]) {
 		snprintf(err, errlen, "--replay %s: %s lacks its id or workload", dir, path);
+		return -EINVAL;
+	}
+	if (r->settings != settings_hash(r)) {
+		snprintf(err, errlen, "--replay %s: %s was edited (its settings do not match its check), or an "
+			 "older kstep made it: a replay would not follow the recorded run; record it again", dir, path);
 		return -EINVAL;
 	}
 	return 0;

@@ -27,6 +27,7 @@ struct recording {
 	double seconds;               /* from QEMU's start to its end */
 	uint64_t log_bytes;
 	int qemu_status;              /* QEMU's exit status at the end */
+	uint64_t settings;            /* the check over id, workload ... images, as read */
 };
 
 /* Create @dir (0700) for a new recording, or empty one of ours when @force;

@@ -180,21 +180,57 @@ static int grow_names(struct report *r)
 	return 0;
 }
 
+static bool has_control_bytes(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return true;
+	return false;
+}
+
+/* @s[0..len) with its control bytes written \xNN: names come from a trace
+ * that others may have written, and go to terminals, SVG and HTML (where
+ * XML allows no control character at all). NULL: out of memory. */
+static char *printable_copy(const char *s, size_t len)
+{
+	char *out = malloc(4 * len + 1), *o = out;
+
+	for (size_t i = 0; out && i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == 0x7f)
+			o += snprintf(o, 5, "\\x%02x", c);
+		else
+			*o++ = (char)c;
+	}
+	if (out)
+		*o = '\0';
+	return out;
+}
+
 static const char *intern(struct report *r, const char *s, size_t len)
 {
-	size_t i = name_slot(r->names, r->nslots, s, len);
-	char *copy;
+	char *copy = has_control_bytes(s, len) ? printable_copy(s, len) : NULL;
+	size_t i;
 
-	if (r->names[i].s)
+	if (copy) { /* the name as it is shown is the one kept and looked up */
+		s = copy;
+		len = strlen(copy);
+	}
+	i = name_slot(r->names, r->nslots, s, len);
+	if (r->names[i].s) {
+		free(copy);
 		return r->names[i].s;
+	}
 	if (2 * (r->nnames + 1) > r->nslots) {
 		if (grow_names(r)) {
+			free(copy);
 			r->oom = true;
 			return "?";
 		}
 		i = name_slot(r->names, r->nslots, s, len);
 	}
-	if (!(copy = strndup(s, len))) {
+	if (!copy && !(copy = strndup(s, len))) {
 		r->oom = true;
 		return "?";
 	}

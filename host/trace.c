@@ -348,12 +348,30 @@ static bool known_name(const char *name)
 	return !strcmp(name, TRACE_GUEST_DIR);
 }
 
-/* 0: empty; 1: a kstep trace and nothing else; -1: anything else. */
+static bool known_guest_name(const char *name)
+{
+	return !strcmp(name, TRACE_SERIAL_LOG) || !strcmp(name, TRACE_VMCORE);
+}
+
+/* 0: empty; 1: a kstep trace and nothing else, or what a run that failed
+ * before its trace opened left (guest/ alone); -1: anything else, its guest/
+ * included, so that --force removes nothing unless it can remove it all. */
 static int dir_contents(int dfd)
 {
-	int kind = files_dir_holds(dfd, known_name);
+	int kind = files_dir_holds(dfd, known_name), gfd;
+	bool started = faccessat(dfd, "metadata", F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+		       faccessat(dfd, "stream_0", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 
-	return kind == 1 && !kstep_metadata(dfd) ? -1 : kind;
+	if (kind != 1)
+		return kind;
+	if (started && !kstep_metadata(dfd))
+		return -1;
+	gfd = openat(dfd, TRACE_GUEST_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (gfd < 0)
+		return errno == ENOENT ? 1 : -1;
+	kind = files_dir_holds(gfd, known_guest_name) < 0 ? -1 : 1;
+	close(gfd);
+	return kind;
 }
 
 static void remove_old_trace(int dfd)
@@ -392,6 +410,14 @@ int trace_prepare_dir(const char *dir, bool force, int *dfd_out, char *err, size
 		snprintf(err, errlen, "-o %s belongs to another user: refusing to write into it", dir);
 		close(dfd);
 		return -EPERM;
+	}
+	/* A directory of ours that others may write (mode 777, say): private
+	 * first, then looked into, so that nothing they put there is taken. */
+	if ((st.st_mode & 077) && fchmod(dfd, 0700)) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot make -o %s private (chmod 700): %s", dir, strerror(errno));
+		close(dfd);
+		return ret;
 	}
 	kind = fresh ? 0 : dir_contents(dfd);
 	if (kind == 1 && force) {

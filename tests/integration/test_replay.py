@@ -222,3 +222,39 @@ def test_a_replay_directory_name_cannot_add_qemu_options():
         assert p.returncode == 1 and "replay.bin" in p.stderr, p.stderr[-400:]
     finally:
         shutil.rmtree(base)
+
+
+def fnv1a(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
+    return h
+
+
+@test
+def test_an_edited_recording_is_refused_or_said_to_diverge():
+    """Issue 22: an edited `workload` once made a replay hang 300 s in
+    silence. An edit is refused at once (the settings' check); one made
+    with the check recomputed replays another run than the log's, and the
+    engine ends it when the instruction count stops moving."""
+    base = tempfile.mkdtemp(prefix="kstep-edited-")
+    try:
+        rec = os.path.join(base, "rec")
+        shutil.copytree(recording("rx-icmp"), rec)
+        path = os.path.join(rec, "recording")
+        lines = open(path).read().splitlines()
+        info = dict(line.split("=", 1) for line in lines[1:])
+        edited = [line.replace("workload=rx-icmp", "workload=rx-udp") for line in lines]
+        open(path, "w").write("\n".join(edited) + "\n")
+        p = kstep("trace", "--replay", rec, "-q", "-o", os.path.join(base, "t1"), timeout=60)
+        assert p.returncode == 1 and "was edited" in p.stderr, p.stderr[-400:]
+        info["workload"] = "rx-udp"
+        check = "\n".join([info["id"], info["workload"], info["size"], info["nic"], info["mem"], info["kaslr"],
+                           info["bzImage"], info["initramfs"]])
+        edited = [l if not l.startswith("settings=") else "settings=%016x" % fnv1a(check.encode()) for l in edited]
+        open(path, "w").write("\n".join(edited) + "\n")
+        p = kstep("trace", "--replay", rec, "-q", "-o", os.path.join(base, "t2"), timeout=240)
+        assert p.returncode != 0, "a replay of another workload than the recorded one ended as a success"
+        assert "no progress" in p.stderr or "diverge" in p.stderr or "did not reach" in p.stderr, p.stderr[-600:]
+    finally:
+        shutil.rmtree(base)

@@ -72,6 +72,25 @@ static void test_written_recording_reads_back_and_checks(void **state)
 	snprintf(back.state, sizeof(back.state), "interrupted");
 	assert_int_equal(recording_check(&back, rec, images, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "was interrupted, not completed"));
+
+	/* An edited setting (issue 22: workload, kaslr): refused at once, not a
+	 * replay that hangs or never reaches start_kernel. */
+	{
+		char path[600], text[2048];
+		FILE *f;
+		size_t n;
+
+		snprintf(path, sizeof(path), "%s/recording", rec);
+		assert_non_null(f = fopen(path, "r"));
+		n = fread(text, 1, sizeof(text) - 1, f);
+		fclose(f);
+		text[n] = '\0';
+		assert_non_null(strstr(text, "kaslr=1"));
+		strstr(text, "kaslr=1")[6] = '0';
+		put(rec, "recording", text);
+	}
+	assert_int_equal(recording_read(rec, &back, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "was edited"));
 	rm_rf(images);
 	rm_rf(rec);
 }

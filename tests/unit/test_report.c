@@ -294,6 +294,23 @@ static void test_many_names(void **state)
 	assert_non_null(strstr(out, "fn_19999"));
 	free(out);
 	report_free(r);
+
+	/* Control bytes in a name reach no terminal or SVG raw. */
+	assert_int_equal(report_new(&r), 0);
+	for (int i = 0; i < 3; i++) {
+		e = (struct ctf_event){ .name = "kstep:step", .symbol = "evil\x1b[2J\x07" "fn+0x0", .probe = "",
+					.insn = "nop", .bt_end = "", .pc = 0x1000 };
+		assert_int_equal(report_add(r, &e), 0);
+	}
+	report_finish(r);
+	out = NULL;
+	assert_non_null(f = open_memstream(&out, &len));
+	calltree_folded(report_calltree(r), f);
+	fclose(f);
+	assert_null(strchr(out, 0x1b));
+	assert_non_null(strstr(out, "evil\\x1b[2J\\x07fn 3"));
+	free(out);
+	report_free(r);
 }
 
 /* Files a trace names are opened only when regular (a FIFO once blocked

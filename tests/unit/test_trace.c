@@ -383,6 +383,47 @@ static void test_trace_directory_rules(void **state)
 	rm_rf(base);
 }
 
+/* Issue 22's low findings: a 777 directory of ours is made private first;
+ * --force over a trace with a stranger in guest/ removes nothing (the check
+ * once shared the directory offset and saw it empty); what a run that failed
+ * early left (guest/serial.log alone) does not block --force. */
+static void test_trace_directory_findings(void **state)
+{
+	char dir[] = "/tmp/kstep-test-dir2-XXXXXX", path[128], err[512];
+	struct stat st;
+	int dfd, fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
+	assert_int_equal(fstat(dfd, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	close(dfd);
+	rm_rf(dir);
+
+	write_trace(strcpy(dir, "/tmp/kstep-test-dir2-XXXXXX"), &desc, 1);
+	snprintf(path, sizeof(path), "%s/guest/notes.txt", dir);
+	assert_true((fd = open(path, O_CREAT | O_WRONLY, 0600)) >= 0);
+	close(fd);
+	assert_int_equal(trace_prepare_dir(dir, true, &dfd, err, sizeof(err)), -EEXIST);
+	snprintf(path, sizeof(path), "%s/metadata", dir);
+	assert_int_equal(access(path, F_OK), 0);
+	rm_rf(dir);
+
+	assert_non_null(mkdtemp(strcpy(dir, "/tmp/kstep-test-dir2-XXXXXX")));
+	snprintf(path, sizeof(path), "%s/guest", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/guest/serial.log", dir);
+	assert_true((fd = open(path, O_CREAT | O_WRONLY, 0600)) >= 0);
+	close(fd);
+	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "pass --force"));
+	assert_int_equal(trace_prepare_dir(dir, true, &dfd, err, sizeof(err)), 0);
+	close(dfd);
+	rm_rf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -393,6 +434,7 @@ int main(void)
 		cmocka_unit_test(test_register_names_unique_and_not_keywords),
 		cmocka_unit_test(test_full_disk_keeps_complete_events),
 		cmocka_unit_test(test_trace_directory_rules),
+		cmocka_unit_test(test_trace_directory_findings),
 		cmocka_unit_test(test_replay_traces_repeat_byte_for_byte),
 	};
 
