@@ -655,7 +655,7 @@ static int launch(struct session *s, const char *accel)
 	}
 	ret = qemu_launch(&s->qemu, &qo, err, sizeof(err));
 	if (!ret)
-		ret = qemu_wait_ready(s->qemu, 10000, err, sizeof(err));
+		ret = qemu_wait_ready(s->qemu, QEMU_READY_MS, &interrupted, err, sizeof(err));
 	if (!ret)
 		ret = s->g->kgdb ? connect_kgdb(s, strcmp(accel, "kvm") ? BOOT_TIMEOUT_TCG_MS : BOOT_TIMEOUT_KVM_MS,
 						err, sizeof(err))

@@ -491,7 +491,8 @@ static void qemu_error_line(const struct qemu *q, char *line, size_t len)
 		snprintf(line, len, ": %.*s", (int)strcspn(found, "\r\n"), found);
 }
 
-int qemu_wait_ready(struct qemu *q, int timeout_ms, char *err, size_t errlen)
+int qemu_wait_ready(struct qemu *q, int timeout_ms, const volatile sig_atomic_t *interrupted, char *err,
+		    size_t errlen)
 {
 	char why[512];
 	struct timespec t0;
@@ -511,6 +512,10 @@ int qemu_wait_ready(struct qemu *q, int timeout_ms, char *err, size_t errlen)
 			/* can_connect used up QEMU's single QMP client slot briefly;
 			 * QEMU accepts the next one once it has seen the close. */
 			return 0;
+		}
+		if (interrupted && *interrupted) {
+			snprintf(err, errlen, "interrupted while QEMU was starting");
+			return -EINTR;
 		}
 		if (ms_since(&t0) > timeout_ms) {
 			snprintf(err, errlen, "QEMU did not open its sockets within %d ms", timeout_ms);

@@ -12,6 +12,7 @@
 #ifndef KSTEP_QEMU_H
 #define KSTEP_QEMU_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -51,8 +52,15 @@ char *qemu_unix_server(const char *path);
  * needs a private directory @rundir for a moment. *xml: free() it. */
 int qemu_domain_xml(const struct qemu_opts *o, const char *name, const char *console_log, const char *rundir,
 		    char **xml, char *err, size_t errlen);
-/* Wait until both sockets accept connections. -ECHILD if QEMU exited. */
-int qemu_wait_ready(struct qemu *q, int timeout_ms, char *err, size_t errlen);
+/* How long QEMU may take to open its sockets. It is not a guess at how
+ * long QEMU needs: qemu_wait_ready ends as soon as QEMU exits (saying
+ * why), so this only bounds a QEMU that lives but never gets there. A
+ * loaded machine (load 3-7) took over 10 s. */
+#define QEMU_READY_MS 120000
+/* Wait until both sockets accept connections. -ECHILD if QEMU exited,
+ * -EINTR once *@interrupted is set (NULL: never). */
+int qemu_wait_ready(struct qemu *q, int timeout_ms, const volatile sig_atomic_t *interrupted, char *err,
+		    size_t errlen);
 const char *qemu_gdb_socket(const struct qemu *q);
 const char *qemu_qmp_socket(const struct qemu *q);
 /* The unix socket of the kernel's kgdb line (qemu_opts.kgdb). */

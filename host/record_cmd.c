@@ -25,7 +25,6 @@
 #include "recording.h"
 
 #define RECORD_POLL_MS 200
-#define QEMU_READY_MS 10000
 
 static double seconds_since(const struct timespec *t0)
 {
@@ -65,13 +64,14 @@ static int workload_rc(const char *dir)
 }
 
 /* Launch the guest in record mode and start it (QEMU comes up halted). */
-static int start_recording(struct qemu **q, struct qemu_opts *qo, char *err, size_t errlen)
+static int start_recording(struct qemu **q, struct qemu_opts *qo, const volatile sig_atomic_t *interrupted,
+			   char *err, size_t errlen)
 {
 	struct qmp *qmp = NULL;
 	int ret = qemu_launch(q, qo, err, errlen);
 
 	if (!ret)
-		ret = qemu_wait_ready(*q, QEMU_READY_MS, err, errlen);
+		ret = qemu_wait_ready(*q, QEMU_READY_MS, interrupted, err, errlen);
 	if (!ret)
 		ret = qmp_open(&qmp, qemu_qmp_socket(*q), err, errlen);
 	if (!ret && (ret = qmp_execute(qmp, "cont")))
@@ -145,7 +145,7 @@ static int record(struct qemu_opts *qo, struct recording *r, const char *dir, bo
 	}
 	close(dfd);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if ((ret = start_recording(&q, qo, err, sizeof(err)))) {
+	if ((ret = start_recording(&q, qo, interrupted, err, sizeof(err)))) {
 		fprintf(stderr, "kstep: %s\n", err);
 		qemu_free(q);
 		close(qo->serial_fd);

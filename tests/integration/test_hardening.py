@@ -331,3 +331,23 @@ def test_offline_commands_end_on_ctrl_c():
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=30)
     assert p.returncode == 130 and "interrupted after 1 lines" in err, (p.returncode, err)
+
+
+@test
+def test_a_slow_qemu_start_is_waited_for():
+    """Under load (3-7) QEMU once took over 10 s to open its sockets, and
+    kstep gave up ("did not open its sockets within 10000 ms"). kstep now
+    waits while QEMU lives: a QEMU that takes 12 s to start is traced."""
+    d = tempfile.mkdtemp(prefix="kstep-slowqemu-")
+    try:
+        slow = os.path.join(d, "qemu")
+        with open(slow, "w") as f:
+            f.write('#!/bin/sh\n# QEMU, 12 s late when it runs a guest (not for -device help)\n'
+                    'case "$*" in *-gdb*) sleep 12 ;; esac\nexec qemu-system-x86_64 "$@"\n')
+        os.chmod(slow, 0o755)
+        out = os.path.join(d, "t")
+        p = kstep("trace", "--workload", "rx-icmp", "--size", "1", "--accel", "tcg", "-q", "-o", out,
+                  env={"QEMU": slow}, timeout=300)
+        assert p.returncode == 0, p.stderr[-600:]
+    finally:
+        shutil.rmtree(d)
