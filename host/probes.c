@@ -28,6 +28,12 @@ struct builtin {
 	const char *filter; /* keep only the hits that match */
 };
 
+/* Where an skb is really freed: kfree_skb_reason(NULL) returns at once, and
+ * a free that only drops a reference (skb_unref() false: users above 1)
+ * frees nothing; the kernel's skb:kfree_skb tracepoint fires past both
+ * checks, and what dropwatch and perf count as drops is that. */
+#define FREED "skb != 0 && skb->users.refs.counter == 1"
+
 /* Who is running: the receiver at a copy, the caller of a system call. */
 #define TASK_ARGS "pid=$current->pid comm=$comm"
 
@@ -86,13 +92,15 @@ static const struct builtin tx_set[] = {
 	{ "qdisc", "sch_direct_xmit", NULL, NULL, NULL, NULL, NULL },
 	{ "driver-xmit", "e1000_xmit_frame", "e1000", NULL, NULL, NULL, NULL },
 	{ "driver-xmit", "start_xmit", "virtio", "virtio_net", NULL, NULL, NULL },
-	{ "free", "__dev_kfree_skb_any", NULL, NULL, NULL, NULL, NULL },
-	{ "free", "napi_consume_skb", NULL, NULL, NULL, NULL, NULL },
+	{ "free", "__dev_kfree_skb_any", NULL, NULL, NULL, NULL, FREED },
+	/* budget 0 hands the skb to dev_consume_skb_any: __dev_kfree_skb_any
+	 * above sees that free, which must not count twice. */
+	{ "free", "napi_consume_skb", NULL, NULL, NULL, NULL, FREED " && budget != 0" },
 };
 
 /* Every drop with its reason; the stop's backtrace says where. */
 static const struct builtin drops_set[] = {
-	{ "drop", "kfree_skb_reason", NULL, NULL, "reason=$arg2", NULL, NULL },
+	{ "drop", "kfree_skb_reason", NULL, NULL, "reason=$arg2", NULL, FREED },
 };
 
 /* The workload's socket calls, entry and return. */

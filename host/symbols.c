@@ -24,6 +24,7 @@ struct symtab {
 	struct sym **by_name;    /* sorted by name */
 	char *strings;           /* copy of .strtab */
 	uint64_t stext, etext;
+	uint64_t sinittext, einittext; /* __init code: text until the kernel frees it after boot */
 	uint64_t offset;         /* KASLR: where the kernel runs minus its link address */
 	Dwfl *dwfl;              /* opened on first use */
 	Dwfl_Module *mod;
@@ -148,6 +149,10 @@ static int load_symtab(struct symtab *s, char *err, size_t errlen)
 				s->stext = es.st_value;
 			else if (!strcmp(s->strings + es.st_name, "_etext"))
 				s->etext = es.st_value;
+			else if (!strcmp(s->strings + es.st_name, "_sinittext"))
+				s->sinittext = es.st_value;
+			else if (!strcmp(s->strings + es.st_name, "_einittext"))
+				s->einittext = es.st_value;
 		}
 		break;
 	}
@@ -261,6 +266,10 @@ void sym_relocate(struct symtab *s, uint64_t offset)
 		s->stext += delta;
 		s->etext += delta;
 	}
+	if (s->sinittext && s->einittext) {
+		s->sinittext += delta;
+		s->einittext += delta;
+	}
 	s->offset = offset;
 }
 
@@ -362,6 +371,11 @@ void sym_format_return(const struct symtab *s, uint64_t addr, char *out, size_t 
 
 bool sym_in_text(const struct symtab *s, uint64_t addr)
 {
+	/* Init code is text while the kernel boots (what its own
+	 * __kernel_text_address says before it frees init memory): boot-time
+	 * calls (initcalls, bus_register ...) return into it. */
+	if (s->sinittext && addr >= s->sinittext && addr < s->einittext)
+		return true;
 	if (s->stext && s->etext)
 		return addr >= s->stext && addr < s->etext;
 	return sym_lookup_addr(s, addr) != NULL;

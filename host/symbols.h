@@ -56,7 +56,8 @@ void sym_format(const struct symtab *s, uint64_t addr, char *out, size_t len);
  * as the kernel's %pB does, since a call to a noreturn function can be the
  * last instruction of its function. */
 void sym_format_return(const struct symtab *s, uint64_t addr, char *out, size_t len);
-/* True if @addr is inside the kernel's text (_stext .. _etext). */
+/* True if @addr is inside the kernel's text (_stext .. _etext) or its init
+ * text (_sinittext .. _einittext). */
 bool sym_in_text(const struct symtab *s, uint64_t addr);
 /* The bytes of a section-backed symbol as they are in the file (e.g. linux_banner). */
 int sym_read_bytes(const struct symtab *s, uint64_t addr, void *out, size_t len);
