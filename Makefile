@@ -20,7 +20,7 @@ MAN1 := $(wildcard doc/man/*.1)
 MAN7 := $(wildcard doc/man/*.7)
 BUILD    ?= $(CURDIR)/build
 KSTEP    := $(BUILD)/kstep
-export IMAGES KERNEL_SRC WORKLOAD HALT ACCEL SMP MEM NIC PIN GDB_PORT GDB_SOCK COUNT KSTEP_RUNDIR WORKLOAD_CPU PANIC KASLR KGDB RR RR_LOG \
+export QEMU IMAGES KERNEL_SRC WORKLOAD HALT ACCEL SMP MEM NIC PIN GDB_PORT GDB_SOCK COUNT KSTEP_RUNDIR WORKLOAD_CPU PANIC KASLR KGDB RR RR_LOG \
 	VIA DOMAIN KEEP LIBVIRT_URI
 
 ifeq ($(V),1)
@@ -37,7 +37,7 @@ DEB_PACKAGES := qemu-system-x86 busybox-static linux-source-6.1 gdb build-essent
 	crash python3-drgn mandoc man-db \
 	libvirt-dev libvirt-daemon libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients openssh-server
 
-.PHONY: all help deps images kernel initramfs distro host run-guest attach trace test \
+.PHONY: all help deps images kernel initramfs distro qemu host run-guest attach trace test \
 	bench fuzz clean distclean install uninstall
 all: images host
 
@@ -72,6 +72,11 @@ $(IMAGES)/initramfs.cpio.gz: guest/init $(wildcard guest/workloads/*) guest/rxlo
 ##             booted with the project's initramfs: images/distro (installs ~300 MB once)
 distro: images
 	$(Q)guest/build-distro.sh
+
+## qemu        QEMU 10 from Debian's backports in images/qemu (its own apt list; the
+##             system's apt sources and QEMU untouched): then QEMU=images/qemu/bin/qemu-system-x86_64
+qemu: deps
+	$(Q)guest/build-qemu.sh
 
 ## host        build the kstep driver (build/kstep)
 host: deps

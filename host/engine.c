@@ -451,7 +451,7 @@ static int record_stop(struct engine *e, struct probe *p, struct snapshot *sn, s
 						sn->names[i], sn->bt[i].src);
 		return finish_report(e, p, sn, res);
 	}
-	if (e->o.max_stops && res->stops >= e->o.max_stops)
+	if (engine_at_max_stops(e, res))
 		res->end = ENGINE_END_MAX_STOPS;
 	return 0;
 }
@@ -514,6 +514,10 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 		engine_update_guest_clock(e);
 		if (e->ncalls && (err = returns_at(e, pc, sn, res)))
 			break;
+		if (engine_at_max_stops(e, res)) {
+			res->end = ENGINE_END_MAX_STOPS;
+			break;
+		}
 		if ((p = probes_find(ps, pc)))
 			err = record_stop(e, p, sn, res);
 		else if (pc && pc == e->o.module_loader) {

@@ -150,8 +150,11 @@ static int record_return(struct engine *e, const struct pending_call *c, struct 
 {
 	struct farg_value vals[ENGINE_MAX_VALUES];
 	struct trace_value tv[ENGINE_MAX_VALUES];
-	size_t n = fetch_values(e, c->p->ret_args, c->p->nret_args, false, 0, vals);
+	size_t n;
 
+	if (engine_at_max_stops(e, res))
+		return 0;
+	n = fetch_values(e, c->p->ret_args, c->p->nret_args, false, 0, vals);
 	to_trace_values(vals, n, tv);
 	tv[n++].u = e->guest_ns - c->guest_ns;
 	tv[n++].u = e->o.replay ? 0 : trace_now_ns() - c->host_ns; /* the host's pace differs between replays */

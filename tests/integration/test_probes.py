@@ -276,3 +276,13 @@ def test_return_probes_leave_no_breakpoint_behind():
     assert not placed, "left in the guest: %s" % sorted(placed)
     assert 3 < most <= 3 + 4, most
     shutil.rmtree(d)
+
+
+@test
+def test_max_stops_writes_exactly_that_many_events():
+    """--max-stops 300 on rx-full once wrote 301 events: a stop at a return
+    address that was also a probe wrote the return, then the probe."""
+    p, evs, d = traced("trace", "--workload", "rx-tcp", "-p", "rx-full", "--max-stops", "300")
+    assert len(evs) == 300, len(evs)
+    assert "300 stops" in p.stderr + p.stdout, p.stderr[-400:]
+    shutil.rmtree(d)
