@@ -95,7 +95,7 @@ trace: images host
 	$(Q)$(KSTEP) trace --workload $(or $(WORKLOAD),rx-icmp) $(if $(COUNT),--size $(COUNT)) -o $(or $(OUT),trace.out)
 
 ## test        everything: unit tests, guest boot tests, kstep integration tests
-test: images host distro
+test: images host distro qemu
 	$(Q)tests/run-all
 
 ## fuzz        run each fuzz target for FUZZ_SECONDS (default 60; make test runs them for 5)

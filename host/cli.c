@@ -181,6 +181,7 @@ struct guest_opts {
 	const char *workload, *count, *accel, *smp, *mem, *nic, *pin, *workload_cpu;
 	const char *out;
 	bool wire, keep, force;
+	bool nic_given;              /* --nic was on the command line */
 	bool kaslr;                  /* boot our guest with KASLR on */
 	const char *unwind;          /* auto, cfi, fp */
 	const char *moddir;          /* --modules: modules' debug info, NULL: the release's */
@@ -324,6 +325,7 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 		if (strcmp(arg, "e1000") && strcmp(arg, "virtio"))
 			die_usage(cmd, "--nic must be e1000 or virtio, not '%s'", arg);
 		g->nic = arg;
+		g->nic_given = true;
 		return true;
 	case 'P':
 		if (strcmp(arg, "auto") && strcmp(arg, "off"))
@@ -2296,6 +2298,16 @@ static int cmd_record(int argc, char **argv)
 	if (!strcmp(g.accel, "kvm"))
 		die_usage("record ", "--accel kvm: a recording runs under TCG (QEMU counts the instructions that place "
 				     "every input), which KVM cannot");
+	if (!strcmp(g.nic, "e1000") && !qemu_e1000_replays()) {
+		if (g.nic_given)
+			info("this QEMU's e1000 cannot switch off its interrupt mitigation timers: replays with "
+			     "breakpoints may stall at e1000_clean_rx_irq (--nic virtio replays)");
+		else {
+			info("this QEMU's e1000 cannot switch off its interrupt mitigation timers, on which replays "
+			     "stall: recording with --nic virtio");
+			g.nic = "virtio";
+		}
+	}
 	guest_finish_defaults(&g);
 	qo = guest_qemu_opts(&g, "tcg", -1);
 	qo.smp = "1";

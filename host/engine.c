@@ -359,8 +359,9 @@ int engine_run_until_stop(struct engine *e, struct target_stop *st, enum engine_
 			engine_progress(e, e->seq, "stops", NULL, false);
 			if (replay_stalled(e))
 				return engine_fail(e, -ETIMEDOUT, "the replay made no progress for %.0f s: it no longer "
-							     "follows its recording (edited settings, other images or "
-							     "another QEMU than the one that recorded it)", REPLAY_STALL_S);
+							     "follows its recording (edited settings, other images, "
+							     "another QEMU than the one that recorded it, or an e1000 NIC "
+							     "whose timers this QEMU cannot switch off)", REPLAY_STALL_S);
 			continue;
 		}
 		if (err == -ECONNRESET) {

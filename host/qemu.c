@@ -335,6 +335,43 @@ static void __attribute__((noreturn)) keeper(int ctl, int status_fd, char **argv
 	}
 }
 
+bool qemu_e1000_replays(void)
+{
+	const char *qemu = getenv("QEMU") && *getenv("QEMU") ? getenv("QEMU") : "qemu-system-x86_64";
+	struct buf out = { 0 };
+	char chunk[4096];
+	int pipefd[2], st;
+	bool found = false;
+	ssize_t r;
+	pid_t pid;
+
+	if (pipe2(pipefd, O_CLOEXEC))
+		return true; /* cannot tell: as QEMU 7.2 */
+	if ((pid = fork()) == 0) {
+		int devnull = open("/dev/null", O_RDWR);
+
+		dup2(pipefd[1], 1);
+		if (devnull >= 0)
+			dup2(devnull, 2);
+		execlp(qemu, qemu, "-device", "e1000,help", (char *)NULL);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	while (pid > 0 && (r = read(pipefd[0], chunk, sizeof(chunk))) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || buf_append(&out, chunk, (size_t)r))
+			break;
+	}
+	close(pipefd[0]);
+	if (pid > 0)
+		waitpid(pid, &st, 0);
+	if (!buf_putc(&out, '\0'))
+		found = strstr((char *)out.data, "mitigation=") != NULL;
+	buf_free(&out);
+	return pid <= 0 || found;
+}
+
 char *qemu_unix_server(const char *path)
 {
 	struct buf b = { 0 };

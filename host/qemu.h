@@ -42,6 +42,11 @@ struct qemu_opts {
 struct qemu;
 
 int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t errlen);
+/* Whether the QEMU in use ($QEMU, else qemu-system-x86_64) can switch off
+ * e1000's interrupt mitigation and autonegotiation timers (-device
+ * e1000,help lists them; QEMU 10 has neither). Without that, a replay with
+ * breakpoints stalls at e1000_clean_rx_irq: a recording wants virtio. */
+bool qemu_e1000_replays(void);
 /* "unix:PATH,server=on,wait=off" for a -qmp, -gdb or gdbserver argument,
  * PATH's commas doubled: QEMU splits option strings at a single comma, so
  * a path with one could add options of its own. NULL if out of memory;

@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: MIT
+"""Issue 26: QEMU 10 as a first-class target. A smoke set on Debian's
+backports QEMU 10.0 (make qemu: images/qemu), beside the rest of the suite
+on the system's QEMU 7.2: a trace, a step, the live oops catch, and a
+recording replayed with probes. Also: QEMU's own reason when it exits
+before it is ready."""
+import os
+import re
+import shutil
+import tempfile
+
+from harness import IMAGES, Skip, babeltrace, events, kstep, test
+
+QEMU10 = os.path.join(IMAGES, "qemu", "bin", "qemu-system-x86_64")
+
+
+def qemu10():
+    if not os.path.exists(QEMU10):
+        if os.environ.get("CI") == "true":
+            raise AssertionError("%s is missing: make test runs make qemu" % QEMU10)
+        raise Skip("no QEMU 10 in images/qemu (make qemu)")
+    return {"QEMU": QEMU10}
+
+
+def traced(*args, timeout=300):
+    d = tempfile.mkdtemp(prefix="kstep-q10-")
+    p = kstep(*args, "-o", d, "-q", "--force", env=qemu10(), timeout=timeout)
+    return p, d
+
+
+@test
+def test_qemu10_trace_and_step():
+    p, d = traced("trace", "--workload", "rx-icmp", "--size", "2")
+    try:
+        assert p.returncode == 0, p.stderr[-600:]
+        evs = events(babeltrace(d))
+        assert [e for e in evs if e["symbol"].startswith("e1000_clean_rx_irq")], "the driver stage"
+        assert [e for e in evs if e["symbol"].startswith("icmp_rcv")]
+        assert "verdicts: delivered" in p.stdout or "delivered" in p.stdout, p.stdout[-600:]
+    finally:
+        shutil.rmtree(d)
+    p, d = traced("step", "--workload", "rx-udp", "--at", "udp_rcv", "--until-return")
+    try:
+        assert p.returncode == 0, p.stderr[-600:]
+        assert re.search(r"\d+ instructions in .*returned to the caller", p.stderr + p.stdout), p.stderr[-400:]
+    finally:
+        shutil.rmtree(d)
+
+
+@test
+def test_qemu10_oops_catch():
+    p, d = traced("trace", "--workload", "oops-lkdtm")
+    try:
+        assert p.returncode == 4, (p.returncode, p.stderr[-600:])
+        assert "lkdtm" in p.stderr + p.stdout, p.stderr[-600:]
+    finally:
+        shutil.rmtree(d)
+
+
+@test
+def test_qemu10_record_replays_with_probes():
+    """QEMU 10's e1000 cannot switch off the timers a replay with
+    breakpoints stalled on (stop 21, e1000_clean_rx_irq): record takes
+    virtio there, and says so; the replay with the rx set ends."""
+    rec = tempfile.mkdtemp(prefix="kstep-q10rec-")
+    try:
+        p = kstep("record", "--workload", "rx-icmp", "--size", "2", "-o", rec, "--force", "-q", env=qemu10(),
+                  timeout=300)
+        assert p.returncode == 0, p.stderr[-600:]
+        assert "recording with --nic virtio" in p.stderr, p.stderr[-400:]
+        p, d = traced("trace", "--replay", rec, "-p", "rx", timeout=600)
+        try:
+            assert p.returncode == 0, p.stderr[-600:]
+            evs = events(babeltrace(d))
+            assert [e for e in evs if e["symbol"].startswith("virtnet_poll")], "the driver stage"
+            assert [e for e in evs if e["symbol"].startswith("icmp_rcv")]
+        finally:
+            shutil.rmtree(d)
+    finally:
+        shutil.rmtree(rec)
+
+
+@test
+def test_qemu_exiting_early_gives_its_own_reason():
+    """'QEMU exited with status 1 before it was ready' once said nothing of
+    why; QEMU's own line now follows it."""
+    d = tempfile.mkdtemp(prefix="kstep-q10bad-")
+    try:
+        bad = os.path.join(d, "qemu")
+        with open(bad, "w") as f:
+            f.write('#!/bin/sh\ncase "$*" in *-gdb*) exec "%s" "$@" -device no-such-device ;; esac\nexec "%s" "$@"\n'
+                    % (QEMU10, QEMU10) if os.path.exists(QEMU10) else
+                    '#!/bin/sh\ncase "$*" in *-gdb*) exec qemu-system-x86_64 "$@" -device no-such-device ;; esac\n'
+                    'exec qemu-system-x86_64 "$@"\n')
+        os.chmod(bad, 0o755)
+        p = kstep("trace", "--accel", "tcg", "-q", "-o", os.path.join(d, "t"), env={"QEMU": bad}, timeout=120)
+        assert p.returncode != 0
+        assert re.search(r"before it was ready: qemu-system-x86_64: -device no-such-device: .*not a valid device",
+                         p.stderr), p.stderr[-400:]
+    finally:
+        shutil.rmtree(d)
