@@ -33,6 +33,8 @@ def traced(*args, timeout=300):
     try:
         p = kstep(*args, "-o", d, "-q", timeout=timeout)
         evs = events(babeltrace(d)) if p.returncode == 0 else []
+        console = os.path.join(d, "guest", "serial.log")
+        p.console = open(console, errors="replace").read() if os.path.exists(console) else ""
         return p, evs
     finally:
         shutil.rmtree(d)
@@ -275,3 +277,24 @@ def test_distro_oops_matches_decode_stacktrace():
     assert frames(p.stdout) == frames(ref), (frames(ref), frames(p.stdout))
     p = kstep("oops", "--modules", "/nonexistent", "--vmlinux", DISTRO_VMLINUX, "-", input=log)
     assert "(in module virtio_net: no debug info for it in /nonexistent, not decoded)" in p.stdout, p.stdout[-800:]
+
+
+@test
+def test_distro_drops_are_the_kernels_own():
+    """Issue 22: kstep's drops set and the kernel's skb:kfree_skb tracepoint
+    (dropwatch's and perf's view) see the same frees, one for one. The
+    workload turns the tracepoint's histogram on (by skb address and
+    reason), runs rx-drop and prints it; the frees kstep recorded in that
+    window, the last ones it recorded, must be exactly those."""
+    p, evs = traced("trace", "--images", DISTRO, "--nic", "virtio", "--kaslr", "--workload", "rx-drop-traced",
+                    "--size", "4", "-p", "drops")
+    assert p.returncode == 0, p.stderr[-800:]
+    block = p.console[p.console.index("KSTEP-TRACE-BEGIN"):p.console.index("KSTEP-TRACE-END")]
+    names = dict((int(n), s) for n, s in re.findall(r'\{ (\d+), "([A-Z_]+)" \}', block))
+    kernel = []
+    for addr, reason, hits in re.findall(r"skbaddr: ([0-9a-f]+), reason: +(\d+) \} hitcount: +(\d+)", block):
+        kernel += [(int(addr, 16), names[int(reason)])] * int(hits)
+    assert len([k for k in kernel if k[1] == "NO_SOCKET"]) == 4, kernel
+    drops = [(e["skb"], e["args"]["reason"].replace("SKB_DROP_REASON_", "")) for e in evs
+             if e["event"] == "kfree_skb_reason"]
+    assert sorted(drops[-len(kernel):]) == sorted(kernel), (drops[-len(kernel) - 2:], kernel)
