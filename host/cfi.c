@@ -44,7 +44,29 @@ struct cfi {
 	bool read_failed;        /* the unwinder asked for memory it could not have */
 	bool reached_end;        /* a return address of 0 ended the chain */
 	bool left_text;          /* a return address outside the kernel's text */
+	uint64_t last_sp;        /* rsp of the last frame recorded */
+	bool switched;           /* the frame just recorded returns onto another stack ... */
+	uint64_t resume[CFI_NREGS]; /* ... from where the walk goes on */
+	int switches;
 };
+
+/* DWARF register numbers (x86-64 psABI) and the instruction that ends the
+ * kernel's call_on_stack(): "movq %rsp, (tos); movq tos, %rsp; call func;
+ * popq %rsp" (arch/x86/include/asm/irq_stack.h). A call made that way
+ * returns to a "popq %rsp" with rsp at the top of the IRQ stack, where the
+ * task stack's rsp is saved: the compiler's CFI for the caller knows
+ * nothing of the switch, so the walk restarts there with that rsp. */
+#define DWARF_RSP 7
+#define DWARF_RIP 16
+#define POP_RSP 0x5c
+#define MAX_STACK_SWITCHES 3
+/* The bottom of a task's kernel stack: its pt_regs (21 words) at the top of
+ * the THREAD_SIZE-aligned 16 KiB stack. A walk that reaches a frame whose
+ * rsp is there (entry_SYSCALL_64 after do_syscall_64, ret_from_fork after a
+ * kernel thread's function) has reached the stack's end: past it is user
+ * space or nothing, which the kernel's own unwinder also stops at. */
+#define KERNEL_STACK_SIZE 16384ull
+#define PT_REGS_SIZE (21 * 8)
 
 static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base, char **file_name,
 		    Elf **elfp)
@@ -324,6 +346,28 @@ int cfi_relocate(struct cfi *c, uint64_t offset)
 	return open_dwfl(c);
 }
 
+/* Does the caller frame @state (at return address @pc) return to a
+ * "popq %rsp" of call_on_stack()? Then c->resume is its state with the
+ * saved rsp, and the walk goes on from there. */
+static bool returns_onto_saved_stack(struct cfi *c, Dwfl_Frame *state, uint64_t pc)
+{
+	Dwarf_Word v, tos;
+	uint8_t op;
+	uint64_t saved;
+
+	if (c->switches >= MAX_STACK_SWITCHES || c->read(c->ctx, pc, &op, 1) || op != POP_RSP ||
+	    dwfl_frame_reg(state, DWARF_RSP, &tos) || c->read(c->ctx, tos, &saved, sizeof(saved)) || saved & 7 ||
+	    saved < 0xffff800000000000ull) /* a kernel stack address */
+		return false;
+	for (unsigned int r = 0; r < CFI_NREGS; r++)
+		c->resume[r] = dwfl_frame_reg(state, r, &v) ? 0 : v;
+	c->resume[DWARF_RSP] = saved;
+	c->resume[DWARF_RIP] = pc;
+	c->switches++;
+	c->switched = true;
+	return true;
+}
+
 static int frame_cb(Dwfl_Frame *state, void *arg)
 {
 	struct cfi *c = arg;
@@ -343,8 +387,16 @@ static int frame_cb(Dwfl_Frame *state, void *arg)
 		c->left_text = true;
 		return DWARF_CB_ABORT;
 	}
+	if (c->switched) { /* a restarted walk: its first frame is recorded */
+		c->switched = false;
+		return DWARF_CB_OK;
+	}
 	c->pcs[c->n++] = pc;
-	return c->n < c->max ? DWARF_CB_OK : DWARF_CB_ABORT;
+	if (dwfl_frame_reg(state, DWARF_RSP, &c->last_sp))
+		c->last_sp = 0;
+	if (c->n >= c->max)
+		return DWARF_CB_ABORT;
+	return c->n > 1 && returns_onto_saved_stack(c, state, pc) ? DWARF_CB_ABORT : DWARF_CB_OK;
 }
 
 size_t cfi_unwind(struct cfi *c, const uint64_t regs[CFI_NREGS], uint64_t *pcs, size_t max,
@@ -362,7 +414,13 @@ size_t cfi_unwind(struct cfi *c, const uint64_t regs[CFI_NREGS], uint64_t *pcs, 
 	c->read_failed = false;
 	c->reached_end = false;
 	c->left_text = false;
+	c->switched = false;
+	c->switches = 0;
 	ret = max ? dwfl_getthread_frames(c->dwfl, 1, frame_cb, c) : DWARF_CB_ABORT;
+	while (c->switched && c->n < max) { /* from the IRQ stack onto the task's */
+		c->regs = c->resume;
+		ret = dwfl_getthread_frames(c->dwfl, 1, frame_cb, c);
+	}
 	/* libdwfl ends "normally" also when a return address could not be
 	 * read: what kstep saw comes first. */
 	if (c->reached_end)
@@ -373,7 +431,9 @@ size_t cfi_unwind(struct cfi *c, const uint64_t regs[CFI_NREGS], uint64_t *pcs, 
 		*end = UNWIND_END_NOTTEXT;
 	else if (c->read_failed)
 		*end = UNWIND_END_BADPTR;
+	else if (ret == 0 || (c->last_sp && (c->last_sp | (KERNEL_STACK_SIZE - 1)) + 1 - c->last_sp == PT_REGS_SIZE))
+		*end = UNWIND_END_BOTTOM;
 	else
-		*end = ret == 0 ? UNWIND_END_BOTTOM : UNWIND_END_NOCFI;
+		*end = UNWIND_END_NOCFI;
 	return c->n;
 }

@@ -1445,19 +1445,28 @@ static int apply_filters(struct session *s, struct probe_set *ps, size_t first, 
 	return 0;
 }
 
+/* The NIC whose driver stages a set takes: the one kstep's own guest has;
+ * for a guest kstep did not start, the one --nic names, else NULL: every
+ * driver's stages, each placed where its function is (vmlinux, or a module
+ * once it loads), so the driver actually bound is the one that is hit. */
+static const char *set_nic(const struct guest_opts *g)
+{
+	return (g->attach || g->domain) && !g->nic_given ? NULL : g->nic;
+}
+
 static int add_set(struct session *s, struct probe_set *ps, const char *probes)
 {
+	const char *nic = set_nic(s->g);
 	char err[512];
 	int ret;
 
 	if (!probes) {
-		if ((ret = probes_add_set(ps, "rx", s->g->nic, s->syms)) ||
-		    (ret = probes_add_set(ps, "oops", s->g->nic, s->syms)))
+		if ((ret = probes_add_set(ps, "rx", nic, s->syms)) || (ret = probes_add_set(ps, "oops", nic, s->syms)))
 			error("cannot set up the probe sets: %s", strerror(-ret));
 		return ret;
 	}
-	if ((ret = probes_add_set(ps, probes, s->g->nic, s->syms)) == -ENOENT) {
-		if ((ret = probes_load_file(ps, probes, s->g->nic, s->syms, err, sizeof(err))))
+	if ((ret = probes_add_set(ps, probes, nic, s->syms)) == -ENOENT) {
+		if ((ret = probes_load_file(ps, probes, nic, s->syms, err, sizeof(err))))
 			error("%s%s%s%s", err, ret == -ENOENT ? " (nor is it a probe set: have " : "",
 			      ret == -ENOENT ? probes_set_names : "", ret == -ENOENT ? ")" : "");
 	} else if (ret) {
