@@ -36,7 +36,7 @@ struct cfi {
 	uint64_t offset;
 	/* the unwind under way */
 	const uint64_t *regs;
-	unwind_read_fn read;
+	unwind_read_fn read, read_code;
 	unwind_text_fn is_text;
 	void *ctx;
 	uint64_t *pcs;
@@ -355,7 +355,7 @@ static bool returns_onto_saved_stack(struct cfi *c, Dwfl_Frame *state, uint64_t 
 	uint8_t op;
 	uint64_t saved;
 
-	if (c->switches >= MAX_STACK_SWITCHES || c->read(c->ctx, pc, &op, 1) || op != POP_RSP ||
+	if (c->switches >= MAX_STACK_SWITCHES || c->read_code(c->ctx, pc, &op, 1) || op != POP_RSP ||
 	    dwfl_frame_reg(state, DWARF_RSP, &tos) || c->read(c->ctx, tos, &saved, sizeof(saved)) || saved & 7 ||
 	    saved < 0xffff800000000000ull) /* a kernel stack address */
 		return false;
@@ -400,12 +400,14 @@ static int frame_cb(Dwfl_Frame *state, void *arg)
 }
 
 size_t cfi_unwind(struct cfi *c, const uint64_t regs[CFI_NREGS], uint64_t *pcs, size_t max,
-		  unwind_read_fn read, unwind_text_fn is_text, void *ctx, enum unwind_end *end)
+		  unwind_read_fn read, unwind_read_fn read_code, unwind_text_fn is_text, void *ctx,
+		  enum unwind_end *end)
 {
 	int ret;
 
 	c->regs = regs;
 	c->read = read;
+	c->read_code = read_code;
 	c->is_text = is_text;
 	c->ctx = ctx;
 	c->pcs = pcs;

@@ -48,8 +48,11 @@ int cfi_relocate(struct cfi *c, uint64_t offset);
  * UNWIND_END_MAX, UNWIND_END_NOTTEXT (a return address @is_text refuses),
  * UNWIND_END_NOCFI (code without call frame information: assembly, a
  * module), or UNWIND_END_BADPTR (memory it needed could not be read).
+ * @read_code reads the kernel's code (a cache that lives across stops: it
+ * is asked at every frame whether the return lands on a stack switch).
  */
 size_t cfi_unwind(struct cfi *c, const uint64_t regs[CFI_NREGS], uint64_t *pcs, size_t max,
-		  unwind_read_fn read, unwind_text_fn is_text, void *ctx, enum unwind_end *end);
+		  unwind_read_fn read, unwind_read_fn read_code, unwind_text_fn is_text, void *ctx,
+		  enum unwind_end *end);
 
 #endif

@@ -112,6 +112,13 @@ static int read_mem(void *ctx, uint64_t addr, void *out, size_t len)
 	return memcache_read(c->mc, addr, out, len);
 }
 
+static int read_code(void *ctx, uint64_t addr, void *out, size_t len)
+{
+	struct snapshot_ctx *c = ctx;
+
+	return memcache_code(c->mc, addr, out, len);
+}
+
 static int is_text(void *ctx, uint64_t addr)
 {
 	struct snapshot_ctx *c = ctx;
@@ -131,7 +138,7 @@ void snapshot_unwind(struct snapshot_ctx *c, struct snapshot *sn, const struct u
 		sn->unwinder = "fp";
 		return;
 	}
-	sn->nbt = cfi_unwind(c->cfi, dwarf, sn->pcs, SNAPSHOT_FRAMES, read_mem, is_text, c, &sn->end);
+	sn->nbt = cfi_unwind(c->cfi, dwarf, sn->pcs, SNAPSHOT_FRAMES, read_mem, read_code, is_text, c, &sn->end);
 	sn->unwinder = "cfi";
 	if (c->mode == SNAPSHOT_UNWIND_CHECK) {
 		fp_n = unwind_fp(regs, entry, fp_pcs, SNAPSHOT_FRAMES, read_mem, is_text, c, &fp_end);

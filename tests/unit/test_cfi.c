@@ -79,7 +79,7 @@ static size_t unwind_from_entry(const char *fn, uint64_t ra, uint64_t *pcs, size
 	regs[RSP] = STACK + 8 * 8;
 	regs[RBP] = STACK + 8 * 40; /* a caller's frame record: 0, 0 */
 	mem[8] = ra;
-	return cfi_unwind(cfi, regs, pcs, max, rd, text, NULL, end);
+	return cfi_unwind(cfi, regs, pcs, max, rd, rd, text, NULL, end);
 }
 
 static void test_end_reasons(void **state)
@@ -118,7 +118,7 @@ static void test_unreadable_stack(void **state)
 	(void)state;
 	regs[RIP] = at("icmp_rcv");
 	regs[RSP] = 0xffffc900000f0000ull; /* nothing readable there */
-	n = cfi_unwind(cfi, regs, pcs, 8, rd, text, NULL, &end);
+	n = cfi_unwind(cfi, regs, pcs, 8, rd, rd, text, NULL, &end);
 	assert_int_equal(n, 1);
 	assert_int_equal(end, UNWIND_END_BADPTR);
 }
