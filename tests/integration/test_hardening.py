@@ -351,3 +351,79 @@ def test_a_slow_qemu_start_is_waited_for():
         assert p.returncode == 0, p.stderr[-600:]
     finally:
         shutil.rmtree(d)
+
+
+@test
+def test_dump_refuses_a_run_directory_prepared_by_someone_else():
+    """Issue 22: with XDG_RUNTIME_DIR a 1777 directory, another user wrote
+    kstep-0/guest.env naming a QMP socket of theirs, and root's kstep dump
+    handed that socket a descriptor of its new vmcore. Now the run
+    directory must be root's and private, and the socket root's."""
+    shared = shared_tmp()
+    try:
+        uid, _ = other_user()
+        code = ("import os, socket\nd = %r\nos.mkdir(d, 0o700)\ns = socket.socket(socket.AF_UNIX)\n"
+                "s.bind(d + '/qmp.sock')\nopen(d + '/guest.env', 'w').write('QMP_SOCK=' + d + '/qmp.sock\\n')\n"
+                "print('planted')\n") % os.path.join(shared, "kstep-0")
+        assert "planted" in as_other(code)
+        out = os.path.join(tempfile.mkdtemp(prefix="kstep-dump-"), "my.vmcore")
+        p = kstep("dump", "-o", out, env={"XDG_RUNTIME_DIR": shared, "KSTEP_RUNDIR": ""}, timeout=60)
+        assert p.returncode == 1 and "belongs to uid %d" % uid in p.stderr, p.stderr
+        # A private directory of root's whose guest.env names another's socket.
+        mine = tempfile.mkdtemp(prefix="kstep-rd-")
+        sock = os.path.join(shared, "kstep-0", "qmp.sock")
+        with open(os.path.join(mine, "guest.env"), "w") as f:
+            f.write("QMP_SOCK=%s\n" % sock)
+        p = kstep("dump", "-o", out, env={"KSTEP_RUNDIR": mine}, timeout=60)
+        assert p.returncode == 1 and "not a QMP socket of yours" in p.stderr, p.stderr
+        assert not os.path.exists(out) or os.path.getsize(out) == 0
+        shutil.rmtree(mine)
+        shutil.rmtree(os.path.dirname(out))
+    finally:
+        subprocess.run(["rm", "-rf", shared])
+
+
+@test
+def test_run_guest_says_when_qemu_was_killed():
+    """Issue 22: QEMU ended by SIGTERM once made run-guest.sh say 'guest
+    finished: success' (QEMU exits 0 on SIGTERM); it names the signal and
+    exits 128+15."""
+    d = tempfile.mkdtemp(prefix="kstep-it-")
+    os.chmod(d, 0o700)
+    try:
+        p = subprocess.Popen([RUN_GUEST], env=dict(os.environ, WORKLOAD="rx-udp", COUNT="100000000", ACCEL="tcg",
+                                                   KSTEP_RUNDIR=d),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        wait_for(lambda: qemu_pids(d), 30, "QEMU")
+        time.sleep(2)
+        for pid in qemu_pids(d):
+            os.kill(int(pid), signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 143, (p.returncode, err[-400:])
+        assert "QEMU was ended by signal 15 before the guest finished" in err and "success" not in err, err[-400:]
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@test
+def test_record_on_a_full_disk_is_no_recording():
+    """Issue 22: a full disk during record exited 1 where kstep record
+    documents 6 for an unusable recording; and under umask 000 the replay
+    log is 0600 all the same."""
+    work = tempfile.mkdtemp(prefix="kstep-recfull-")
+    small = os.path.join(work, "small")
+    os.mkdir(small)
+    script = ('mount -t tmpfs -o size=2m none "$1" || exit 99\n'
+              '"$2" record --workload rx-tcp -q -o "$1/r"\necho "kstep-rc=$?"\n')
+    try:
+        p = run(["unshare", "--mount", "--map-root-user", "sh", "-c", script, "sh", small, KSTEP], timeout=300)
+        assert "kstep-rc=6" in p.stdout, p.stdout[-400:] + p.stderr[-600:]
+        assert "no usable recording" in p.stderr, p.stderr[-600:]
+        rec = os.path.join(work, "rec")
+        p = subprocess.run(["sh", "-c", 'umask 000; exec "$0" record --workload rx-icmp --size 1 -q -o "$1"', KSTEP,
+                            rec], capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr[-600:]
+        for f in os.listdir(rec):
+            assert os.stat(os.path.join(rec, f)).st_mode & 0o077 == 0, (f, oct(os.stat(os.path.join(rec, f)).st_mode))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
