@@ -773,17 +773,42 @@ static int scan_modules(void *ctx)
 	return 0;
 }
 
+/* free_module(mod) is at hand: forget the module (its unwinding and names
+ * too), and say which range its breakpoints leave. */
+static int module_going(void *ctx, uint64_t mod, uint64_t *lo, uint64_t *hi)
+{
+	struct session *s = ctx;
+	struct kmod gone;
+	const struct kmod *v;
+	size_t n;
+	int ret = kmods_forget(s->kmods, read_guest, s->target, mod, &gone);
+
+	if (ret)
+		return ret == -EFAULT ? -ENOENT : ret; /* unreadable: nothing of ours to take out */
+	v = kmods_list(s->kmods, &n);
+	if ((ret = cfi_set_modules(s->g->eng.cfi, v, n)))
+		return ret;
+	info("module %s unloaded: its probes wait for it to come back", gone.name);
+	*lo = gone.base;
+	*hi = gone.base + gone.size;
+	return 0;
+}
+
 /* A kernel with loadable modules: read the ones loaded so far and stop at
- * the module loader for those that come later. Needs the CFI address space
- * (the modules' names, lines and unwinding live there). */
+ * the module loader for those that come later, and at free_module for
+ * those that go. Needs the CFI address space (the modules' names, lines
+ * and unwinding live there). */
 static int setup_modules(struct session *s)
 {
 	const struct sym *loader = sym_lookup_name(s->syms, "do_init_module");
+	const struct sym *unloader = sym_lookup_name(s->syms, "free_module");
 	char err[512];
 
 	if (!s->g->eng.cfi || !loader || kmods_new(&s->kmods, s->syms, s->g->moddir, err, sizeof(err)))
 		return 0;
 	s->g->eng.module_loader = loader->addr;
+	s->g->eng.module_unloader = unloader ? unloader->addr : 0;
+	s->g->eng.module_going = module_going;
 	s->g->eng.modules_changed = scan_modules;
 	s->g->eng.modules_ctx = s;
 	return scan_modules(s);

@@ -478,6 +478,18 @@ static int module_loaded(struct engine *e, struct probe_set *ps, struct engine_r
 	return err ? err : engine_place_probes(e, ps);
 }
 
+/* A stop at free_module(mod): the module is still in memory. */
+static int module_going(struct engine *e, struct probe_set *ps, struct engine_result *res)
+{
+	uint64_t lo, hi;
+	int err = e->o.module_going(e->o.modules_ctx, engine_reg(e, e->arg_idx[0]), &lo, &hi);
+
+	if (err)
+		return err == -ENOENT ? 0 : err; /* one kstep never knew */
+	res->module_unloads++;
+	return engine_forget_range(e, ps, lo, hi);
+}
+
 int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *res)
 {
 	/* What --stack-bytes records; the fetch brings a whole window around
@@ -496,6 +508,8 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 	err = engine_place_probes(e, ps);
 	if (!err && e->o.module_loader)
 		err = engine_place(e, e->o.module_loader);
+	if (!err && e->o.module_unloader)
+		err = engine_place(e, e->o.module_unloader);
 	e->t0_ns = trace_now_ns();
 	while (!err && res->end == ENGINE_END_NONE) {
 		struct target_stop st;
@@ -524,6 +538,9 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 		else if (pc && pc == e->o.module_loader) {
 			spent = &module_ns; /* not a probe's stop: counted apart */
 			err = module_loaded(e, ps, res);
+		} else if (pc && pc == e->o.module_unloader) {
+			spent = &module_ns;
+			err = module_going(e, ps, res);
 		} /* else not ours (a stop we did not ask for) */
 	}
 	if (err == -ECONNRESET) {

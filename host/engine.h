@@ -37,6 +37,12 @@ struct engine_opts {
 	 * the engine then places them. 0: no such stop. */
 	uint64_t module_loader;
 	int (*modules_changed)(void *ctx);
+	/* ... and a stop at @module_unloader (free_module, the module still
+	 * in memory): @module_going drops the module whose struct module is
+	 * at @mod, and gives its range, where kstep's breakpoints come out
+	 * before the memory is freed and taken by something else. */
+	uint64_t module_unloader;
+	int (*module_going)(void *ctx, uint64_t mod, uint64_t *lo, uint64_t *hi);
 	void *modules_ctx;
 	volatile sig_atomic_t *interrupted; /* set by SIGINT */
 	/* The guest's clock: its instruction count, one instruction taking
@@ -69,6 +75,7 @@ struct engine_result {
 	uint64_t stops, steps;
 	uint64_t filtered;           /* probe hits their filter did not keep */
 	uint64_t module_loads;        /* stops at the module loader */
+	uint64_t module_unloads;      /* modules kstep knew that went */
 	uint64_t null_steps;         /* steps the stub reported without executing */
 	uint64_t stepped_over;       /* calls run whole under --max-depth */
 	double seconds;

@@ -135,6 +135,25 @@ int engine_release(struct engine *e, uint64_t addr)
 	return 0;
 }
 
+int engine_forget_range(struct engine *e, struct probe_set *ps, uint64_t lo, uint64_t hi)
+{
+	int err = 0;
+
+	/* Taken out while the code is still there: put back later, the
+	 * original bytes would land in whatever reuses the memory. */
+	for (size_t i = e->nbp; i-- > 0 && !err;)
+		if (e->bp[i] >= lo && e->bp[i] < hi)
+			err = unplace(e, e->bp[i]);
+	for (size_t i = e->nholds; i-- > 0;)
+		if (e->holds[i].addr >= lo && e->holds[i].addr < hi)
+			e->holds[i] = e->holds[--e->nholds];
+	for (size_t i = e->ncalls; i-- > 0;)
+		if (e->calls[i].ret >= lo && e->calls[i].ret < hi)
+			e->calls[i] = e->calls[--e->ncalls];
+	probes_unresolve(ps, lo, hi);
+	return err;
+}
+
 int engine_place_probes(struct engine *e, struct probe_set *ps)
 {
 	int err = 0;

@@ -124,6 +124,10 @@ int engine_resume(struct engine *e, uint64_t pc);
  * not there before goes with the last release. */
 int engine_hold(struct engine *e, uint64_t addr);
 int engine_release(struct engine *e, uint64_t addr);
+/* A module in [@lo, @hi) is going: its breakpoints out of the guest, its
+ * holds and pending returns dropped, its probes without an address until
+ * it comes back (probes_resolve_modules). */
+int engine_forget_range(struct engine *e, struct probe_set *ps, uint64_t lo, uint64_t hi);
 
 /* engine_probe.c */
 /* Read the guest's clock (opts.guest_clock) into e->guest_ns. */

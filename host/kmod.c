@@ -207,6 +207,26 @@ int kmods_scan(struct kmods *k, unwind_read_fn read, void *ctx, size_t *added)
 	return 0;
 }
 
+int kmods_forget(struct kmods *k, unwind_read_fn read, void *ctx, uint64_t mod, struct kmod *gone)
+{
+	struct kmod km;
+	int err = read_module(k, read, ctx, mod, &km);
+
+	if (err)
+		return err;
+	free(km.sects);
+	for (size_t i = 0; i < k->n; i++)
+		if (k->v[i].base == km.base && !strcmp(k->v[i].name, km.name)) {
+			*gone = k->v[i];
+			free(gone->sects);
+			gone->sects = NULL;
+			gone->nsects = 0;
+			k->v[i] = k->v[--k->n];
+			return 0;
+		}
+	return -ENOENT;
+}
+
 /* Is @file the module @name? The file may spell '_' as '-'. */
 static bool module_file(const char *file, const char *name)
 {

@@ -37,6 +37,9 @@ int kmods_new(struct kmods **out, struct symtab *vmlinux, const char *moddir, ch
 void kmods_free(struct kmods *k);
 /* Read the module list again (the guest stopped). *added: modules not seen before. */
 int kmods_scan(struct kmods *k, unwind_read_fn read, void *ctx, size_t *added);
+/* The module whose struct module is at @mod is going (free_module): drop
+ * it from the list; its name and range into @gone. -ENOENT if not known. */
+int kmods_forget(struct kmods *k, unwind_read_fn read, void *ctx, uint64_t mod, struct kmod *gone);
 const struct kmod *kmods_list(const struct kmods *k, size_t *n);
 const char *kmods_dir(const struct kmods *k);
 /* Find @name.ko below @dir ('_' and '-' alike) into @out. */

@@ -579,6 +579,18 @@ size_t probes_resolve_modules(struct probe_set *ps, probes_lookup_fn lookup, voi
 	return resolved;
 }
 
+size_t probes_unresolve(struct probe_set *ps, uint64_t lo, uint64_t hi)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ps->n; i++)
+		if (ps->v[i].module && ps->v[i].addr >= lo && ps->v[i].addr < hi) {
+			ps->v[i].addr = 0;
+			n++;
+		}
+	return n;
+}
+
 struct probe *probes_find(struct probe_set *ps, uint64_t addr)
 {
 	for (size_t i = 0; addr && i < ps->n; i++)

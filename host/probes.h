@@ -77,6 +77,9 @@ typedef int (*probes_lookup_fn)(void *ctx, const char *module, const char *symbo
 /* Give the probes in modules their addresses where @lookup knows them.
  * Returns how many got one. */
 size_t probes_resolve_modules(struct probe_set *ps, probes_lookup_fn lookup, void *ctx);
+/* Probes in a module whose code in [@lo, @hi) is going lose their address
+ * (probes_resolve_modules gives them one again when it comes back). */
+size_t probes_unresolve(struct probe_set *ps, uint64_t lo, uint64_t hi);
 /* KASLR: probes are resolved against vmlinux before anything boots; move
  * them where the kernel runs, @offset above its link address. Once. */
 void probes_relocate(struct probe_set *ps, uint64_t offset);

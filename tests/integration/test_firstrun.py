@@ -192,6 +192,17 @@ def test_every_tool_the_tests_use_comes_from_make_deps():
             "%s comes from %s, which make deps does not install (priority %s)" % (tool, pkg, prio or "?")
 
 
+@test
+def test_drgn_the_tests_use_comes_from_make_deps():
+    """drgn is a module of Debian's python3, not a command: the one the
+    vmcore tests import must be python3-drgn's, which make deps installs."""
+    p = run(["/usr/bin/python3", "-c", "import drgn; print(drgn.__file__)"], timeout=60)
+    assert p.returncode == 0, "drgn is not importable by /usr/bin/python3: " + p.stderr[-300:]
+    owner = run(["dpkg", "-S", p.stdout.strip()], timeout=30)
+    assert owner.returncode == 0 and owner.stdout.split(":")[0] == "python3-drgn", owner.stdout + owner.stderr
+    assert "python3-drgn" in deb_packages()
+
+
 def fake_kernel_tarball(d):
     """A linux-source tarball stand-in: its Makefile answers the targets
     build-kernel.sh asks for and makes small stand-ins of the outputs."""

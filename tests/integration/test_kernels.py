@@ -336,3 +336,20 @@ def test_distro_attached_from_reset_follows_modules_and_irq_stacks():
         assert len(names) > names.index("do_softirq.part.0") + 2, names
     whole = len([e for e in evs if e["bt_end"] == "stack-end"])
     assert whole >= 0.95 * len(evs), (whole, len(evs), {e["bt_end"] for e in evs})
+
+
+@test
+def test_distro_module_unloaded_and_loaded_again():
+    """Issue 22: module loads and unloads followed. At free_module kstep
+    takes its breakpoints out of the going module (under KVM or kgdb they
+    are bytes in its code: put back later, they would land in whatever
+    reuses the memory), forgets its unwinding, and probes it again when it
+    comes back: pvpanic_pci_probe is hit at the boot's load and at the
+    workload's."""
+    p, evs = traced("trace", "--images", DISTRO, "--nic", "virtio", "--kaslr", "--workload", "module-cycle",
+                    "-p", "none", "--break", "pvpanic_pci:pvpanic_pci_probe")
+    assert p.returncode == 0, p.stderr[-800:]
+    assert "module pvpanic_pci unloaded" in p.stderr and "module pvpanic unloaded" in p.stderr, p.stderr[-600:]
+    hits = [e for e in evs if e["symbol"].startswith("pvpanic_pci_probe")]
+    assert len(hits) == 2, [e["symbol"] for e in evs]
+    assert all(e["bt_end"] == "stack-end" for e in hits), [e["bt"] for e in hits]
