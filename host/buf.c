@@ -1,4 +1,7 @@
 // SPDX-License-Identifier: MIT
+/*
+ * buf: the growable byte buffer (see buf.h): appends checked, grown through a temporary.
+ */
 #include "buf.h"
 
 #include <errno.h>

@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: MIT
+/*
+ * disasm: Capstone in AT&T syntax (see disasm.h), and what kstep asks of an
+ * instruction: calls, returns, branches, frame setup, memory operands.
+ */
 #include "disasm.h"
 
 #include <capstone/capstone.h>

@@ -2,8 +2,10 @@
 /*
  * engine_priv: what the engine's files share (engine.c: the handle and the
  * breakpoint-stop loop; engine_boot.c: reaching start_kernel and checking
- * the vmlinux; engine_bp.c: placing and passing breakpoints; engine_step.c:
- * the single-step loop). Not for use outside the engine.
+ * the vmlinux; engine_bp.c: placing and passing breakpoints, and taking out
+ * a going module's; engine_probe.c: a probe's fields, filter and return;
+ * engine_step.c: the single-step loop; engine_replay.c: a replay's
+ * instruction count, going back). Not for use outside the engine.
  */
 #ifndef KSTEP_ENGINE_PRIV_H
 #define KSTEP_ENGINE_PRIV_H

@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: MIT
+/*
+ * oops: the oops decoder (see oops.h): reports found line by line in a log,
+ * frames decoded with libdw, Code: bytes with Capstone.
+ */
 #include "oops.h"
 
 #include <ctype.h>

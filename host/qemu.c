@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: MIT
+/*
+ * qemu: QEMU started and watched for kstep (see qemu.h): run-guest.sh gives
+ * the command line, a keeper process runs it, QMP sockets of kstep's own.
+ */
 #include "qemu.h"
 
 #include <errno.h>

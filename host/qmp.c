@@ -1,4 +1,7 @@
 // SPDX-License-Identifier: MIT
+/*
+ * qmp: the QMP client (see qmp.h), with json-c.
+ */
 #include "qmp.h"
 
 #include <errno.h>

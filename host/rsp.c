@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: MIT
+/*
+ * rsp: the GDB Remote Serial Protocol, client side (see rsp.h): the socket-free
+ * parser's states, then the connection that frames, acks and pipelines.
+ */
 #include "rsp.h"
 
 #include <errno.h>

@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: MIT
+/*
+ * symbols: vmlinux's symbols from libelf, lines and inlines from libdw (see
+ * symbols.h); KASLR moves every symbol by one offset.
+ */
 #include "symbols.h"
 
 #include <dwarf.h>

@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: MIT
+/*
+ * target: a debug target behind an RSP connection (see target.h): the target
+ * description's registers, memory, breakpoints, resume and stop replies.
+ */
 #include "target.h"
 
 #include <errno.h>

@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: MIT
+/*
+ * trace: the CTF 1.8 writer (see trace.h): metadata from the target
+ * description and the event classes, one write() an event.
+ */
 #include "trace.h"
 
 #include <ctype.h>

@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: MIT
+/*
+ * unwind: the frame-pointer walk of a kernel stack (see unwind.h), and the
+ * names of the ways a walk ends.
+ */
 #include "unwind.h"
 
 /* x86-64 kernel addresses live in the upper half (canonical, bit 63 set). */
