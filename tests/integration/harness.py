@@ -72,6 +72,22 @@ def kstep(*args, timeout=300, **kw):
     return run([KSTEP, *args], timeout=timeout, **kw)
 
 
+def file_size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def interrupt_when_grown(proc, path, size, timeout, what):
+    """Ctrl-C for @proc once @path has grown past @size bytes: its (stdout,
+    stderr) when it has ended."""
+    wait_for(lambda: file_size(path) > size or proc.poll() is not None, timeout, what)
+    assert proc.poll() is None, "ended before %s: %s" % (what, proc.communicate()[1][-400:])
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=60)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

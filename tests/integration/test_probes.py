@@ -6,12 +6,11 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 
-from harness import KSTEP, babeltrace, events, kstep, test, wait_for
+from harness import KSTEP, babeltrace, events, interrupt_when_grown, kstep, test
 
 
 def traced(*args, timeout=300):
@@ -237,10 +236,7 @@ def test_report_on_a_trace_cut_short():
     d = tempfile.mkdtemp(prefix="kstep-probes-")
     p = subprocess.Popen([KSTEP, "trace", "--workload", "rx-tcp", "--size", "500000000", "-o", d, "-q", "--force"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: os.path.exists(os.path.join(d, "stream_0")) and
-             os.path.getsize(os.path.join(d, "stream_0")) > 150000, 90, "stops in the trace")
-    p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=30)
+    out, err = interrupt_when_grown(p, os.path.join(d, "stream_0"), 150000, 90, "stops in the trace")
     assert p.returncode == 130, err[-400:]
     n = int(re.search(r"kstep: (\d+) stops", out).group(1))
     assert "packets:" in out, out

@@ -6,11 +6,10 @@ replays run two at a time (--pin off: each QEMU on a CPU of its own)."""
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 
-from harness import KSTEP, TREE, babeltrace, events, kstep, test, wait_for
+from harness import KSTEP, TREE, babeltrace, events, interrupt_when_grown, kstep, qemu_pids, test
 
 _recordings = {}
 
@@ -179,15 +178,12 @@ def test_a_recording_cut_short_is_marked_and_refused():
     d = tempfile.mkdtemp(prefix="kstep-rec-cut-")
     proc = subprocess.Popen([KSTEP, "record", "--workload", "rx-icmp", "--size", "50", "-o", d, "--force", "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: os.path.exists(os.path.join(d, "replay.bin")) and
-             os.path.getsize(os.path.join(d, "replay.bin")) > 1 << 20, 60, "the replay log to grow")
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = interrupt_when_grown(proc, os.path.join(d, "replay.bin"), 1 << 20, 60, "the replay log to grow")
     assert proc.returncode == 130 and "cut short" in err, (proc.returncode, err)
     assert "state=interrupted" in open(os.path.join(d, "recording")).read()
     p = kstep("trace", "--replay", d, "-o", tempfile.mkdtemp(), timeout=60)
     assert p.returncode == 1 and "was interrupted, not completed" in p.stderr, p.stderr
-    assert not subprocess.run(["pgrep", "-f", "rr=record,rrfile=" + d], capture_output=True).stdout
+    assert not qemu_pids(d), "the recording's QEMU outlived kstep"
     shutil.rmtree(d)
 
 
