@@ -72,7 +72,7 @@ static int type_size(const char *type, bool *is_signed)
 	unsigned int bits = 0;
 
 	*is_signed = !strncmp(type, "int", 3);
-	if (sscanf(type, "%*[a-z]%u_t", &bits) == 1 && bits % 8 == 0 && bits <= 64)
+	if (sscanf(type, "%*[a-z]%u_t", &bits) == 1 && bits % 8 == 0 && bits > 0 && bits <= 64)
 		return (int)bits / 8;
 	return -1;
 }
