@@ -206,11 +206,10 @@ def test_a_replay_directory_name_cannot_add_qemu_options():
         rec = os.path.join(base, "rec,rr=record,rrfile=" + x)
         shutil.copytree(recording("rx-icmp"), rec)
         out = os.path.join(base, "out")
-        p = kstep("trace", "--replay", rec, "--break", "icmp_rcv", "--max-stops", "2", "-q", "-o", out,
-                  timeout=600)
+        # QEMU opens the log as it starts: a few seconds of the replay tell.
+        p = kstep("trace", "--replay", rec, "-p", "none", "--duration", "3", "-q", "-o", out, timeout=600)
         assert open(victim).read() == "precious\n", "QEMU wrote through the planted link"
-        assert p.returncode == 0, p.stderr[-800:]
-        assert len(events(babeltrace(out))) >= 1
+        assert p.returncode == 0 and "reached --duration" in p.stdout + p.stderr, p.stderr[-800:]
         # A replay log that is a link is not followed.
         os.unlink(os.path.join(rec, "replay.bin"))
         os.symlink(victim, os.path.join(rec, "replay.bin"))
