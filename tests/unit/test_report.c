@@ -185,6 +185,22 @@ static void test_read_back(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/* A fresh trace directory (@dir: a mkdtemp template) holding one event. */
+static void one_event_trace(char *dir, const struct target_desc *desc, const struct trace_event *ev)
+{
+	const struct trace_env env = { 0 };
+	struct trace *t;
+	char err[256];
+	int dfd;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
+	assert_int_equal(trace_open(&t, dfd, dir, desc, &env, err, sizeof(err)), 0);
+	close(dfd);
+	assert_int_equal(trace_write(t, ev), 0);
+	trace_close(t);
+}
+
 /* @dir's metadata with the first @from replaced by @to (and, with @twice,
  * its first event block repeated). */
 static void edit_metadata(const char *dir, const char *from, const char *to, bool twice)
@@ -224,7 +240,6 @@ static void test_crafted_metadata(void **state)
 {
 	static struct target_reg regs[2] = { { "rax", 64, 0, 0, true }, { "rip", 64, 1, 8, true } };
 	const struct target_desc desc = { "i386:x86-64", regs, 2, 16 };
-	const struct trace_env env = { 0 };
 	uint8_t raw[16] = { 1 };
 	uint64_t stack[1] = { 1 }, v;
 	struct trace_event ev = { .kind = TRACE_STOP, .seq = 1, .pc = 0x10, .probe = "udp", .symbol = "udp_rcv",
@@ -233,18 +248,11 @@ static void test_crafted_metadata(void **state)
 	struct ctf_reader *rd;
 	struct report *rep;
 	struct ctf_event got;
-	struct trace *t;
-	int dfd;
 
 	(void)state;
 	for (int round = 0; round < 3; round++) {
 		snprintf(dir, sizeof(dir), "/tmp/kstep-test-craft-XXXXXX");
-		assert_non_null(mkdtemp(dir));
-		assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
-		assert_int_equal(trace_open(&t, dfd, dir, &desc, &env, err, sizeof(err)), 0);
-		close(dfd);
-		assert_int_equal(trace_write(t, &ev), 0);
-		trace_close(t);
+		one_event_trace(dir, &desc, &ev);
 		if (round == 0) { /* ctf_reg once read 4 GiB past the map */
 			edit_metadata(dir, "xint64_t rax;", "uint8_t pad[4294967292]; xint64_t rax;", false);
 			assert_int_equal(ctf_open(&rd, dir, err, sizeof(err)), -EINVAL);
@@ -319,7 +327,6 @@ static void test_fifos_and_interrupts(void **state)
 {
 	static struct target_reg regs[1] = { { "rip", 64, 0, 0, true } };
 	const struct target_desc desc = { "i386:x86-64", regs, 1, 16 };
-	const struct trace_env env = { 0 };
 	uint8_t raw[8] = { 1 };
 	uint64_t stack[1] = { 1 };
 	struct trace_event ev = { .kind = TRACE_STOP, .seq = 1, .pc = 0x10, .probe = "udp", .symbol = "udp_rcv",
@@ -330,16 +337,9 @@ static void test_fifos_and_interrupts(void **state)
 	struct ctf_reader *rd;
 	struct ctf_event got;
 	struct report *rep;
-	struct trace *t;
-	int dfd;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
-	assert_int_equal(trace_open(&t, dfd, dir, &desc, &env, err, sizeof(err)), 0);
-	close(dfd);
-	assert_int_equal(trace_write(t, &ev), 0);
-	trace_close(t);
+	one_event_trace(dir, &desc, &ev);
 	assert_int_equal(report_read_dir(&rep, dir, &o, err, sizeof(err)), -EINTR);
 	assert_int_equal(ctf_open(&rd, dir, err, sizeof(err)), 0);
 	ctf_set_interrupt(rd, &stop);
