@@ -327,7 +327,7 @@ static void test_fifos_and_interrupts(void **state)
 {
 	static struct target_reg regs[1] = { { "rip", 64, 0, 0, true } };
 	const struct target_desc desc = { "i386:x86-64", regs, 1, 16 };
-	uint8_t raw[8] = { 1 };
+	uint8_t raw[16] = { 1 };
 	uint64_t stack[1] = { 1 };
 	struct trace_event ev = { .kind = TRACE_STOP, .seq = 1, .pc = 0x10, .probe = "udp", .symbol = "udp_rcv",
 				  .regs = raw, .stack = stack, .stack_len = 1, .bt_end = "" };
