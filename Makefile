@@ -33,7 +33,7 @@ endif
 DEB_PACKAGES := qemu-system-x86 busybox-static linux-source-6.1 gdb build-essential \
 	flex bison bc libssl-dev libelf-dev libdw-dev cpio xz-utils file pkg-config \
 	babeltrace2 libcapstone-dev libjson-c-dev libcmocka-dev libxml2-dev python3 iproute2 binutils \
-	clang libclang-rt-14-dev util-linux passwd chromium libxml2-utils \
+	clang libclang-rt-14-dev libglib2.0-dev util-linux passwd chromium libxml2-utils \
 	crash python3-drgn mandoc man-db \
 	libvirt-dev libvirt-daemon libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients openssh-server
 

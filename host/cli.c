@@ -22,6 +22,7 @@
 #include "files.h"
 #include "kmod.h"
 #include "oops.h"
+#include "plugin_chan.h"
 #include "probes.h"
 #include "qemu.h"
 #include "libvirt.h"
@@ -50,6 +51,8 @@
 /* QEMU binds its stub's socket before it listens on it: a connect in
  * between is refused. Retry this long (a loaded host can be slow there). */
 #define STUB_CONNECT_MS 10000
+/* kstep's QEMU plugin connects as QEMU loads it, before QEMU is ready. */
+#define PLUGIN_CONNECT_MS 10000
 /* What the kernel prints when kgdbwait waits for its debugger; the
  * console is looked at this often until it has. */
 #define KGDB_WAITING "KGDB: Waiting for connection from remote gdb"
@@ -196,12 +199,14 @@ struct guest_opts {
 	const char *guest_set;       /* an option the recording fixes, if one was given */
 	bool kaslr_offset_given;     /* --kaslr-offset: skip the search */
 	uint64_t kaslr_offset;
+	const char *engine;          /* --engine: auto, rsp, plugin */
+	bool quiet;
 	struct engine_opts eng;
 };
 
 /* Long options without a letter. */
 enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB, OPT_REPLAY, OPT_BACKWARDS, OPT_OPERAND, OPT_WINDOW,
-       OPT_KERNEL_TREE };
+       OPT_KERNEL_TREE, OPT_ENGINE };
 
 /* Options every guest command takes. */
 #define GUEST_LONGOPTS                                                                          \
@@ -219,6 +224,7 @@ enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB, OPT_REPLAY, OPT
 	{ "output", required_argument, NULL, 'o' }, { "force", no_argument, NULL, 'F' },          \
 	{ "stack-bytes", required_argument, NULL, 'B' }, { "step-irqs", no_argument, NULL, 'i' }, \
 	{ "wire", no_argument, NULL, 'W' }, { "keep-guest", no_argument, NULL, 'K' },             \
+	{ "engine", required_argument, NULL, OPT_ENGINE },                                        \
 	{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' }
 
 static const char guest_help[] =
@@ -269,6 +275,9 @@ static const char guest_help[] =
 	"                         none and they agree), cfi, fp (frame pointers only),\n"
 	"                         check (record cfi's, say where frame pointers differ)\n"
 	"      --step-irqs        let interrupts and timers in while single-stepping\n"
+	"      --engine MODE      auto (kstep's QEMU plugin where it serves the run, else\n"
+	"                         the gdbstub, saying why), rsp (the gdbstub), plugin\n"
+	"                         (QEMU 9.2 or later, TCG, probes without fetched fields)\n"
 	"      --wire             print every RSP packet (=> sent, <= received)\n"
 	"  -q, --quiet            no live counter\n"
 	"\nExit status: 0 done as asked, 1 failed, 2 bad usage, 3 the workload failed,\n"
@@ -390,6 +399,12 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 		return true;
 	case 'q':
 		g->eng.progress = false;
+		g->quiet = true;
+		return true;
+	case OPT_ENGINE:
+		if (strcmp(arg, "auto") && strcmp(arg, "rsp") && strcmp(arg, "plugin"))
+			die_usage(cmd, "--engine is auto, rsp or plugin, not '%s'", arg);
+		g->engine = arg;
 		return true;
 	}
 	return false;
@@ -401,6 +416,7 @@ static void guest_defaults(struct guest_opts *g)
 	find_tree(g->tree, sizeof(g->tree), &g->installed);
 	g->workload = "rx-icmp";
 	g->accel = "auto";
+	g->engine = "auto";
 	g->nic = "e1000";
 	g->out = "trace.out";
 	g->eng.stack_bytes = 256;
@@ -531,6 +547,8 @@ static void guest_check_opts(const char *cmd, const struct guest_opts *g)
 		die_usage(cmd, "--replay runs under TCG: a replay counts instructions, which KVM cannot");
 	if (g->stub_path && g->stub_path[0] != '/')
 		die_usage(cmd, "--stub-path must be an absolute path (the domain's QEMU opens it)");
+	if (!strcmp(g->engine, "plugin") && strcmp(cmd, "trace "))
+		die_usage(cmd, "--engine plugin serves kstep trace so far; this command runs on the gdbstub");
 }
 
 /* A connected, halted guest at (or past) start_kernel with a checked vmlinux. */
@@ -553,6 +571,7 @@ struct session {
 	size_t nclasses;
 	int out_dfd;      /* the trace directory */
 	int serial_fd;    /* its guest/serial.log, -1 when attached */
+	char plugin[PATH_MAX]; /* kstep's QEMU plugin, loaded into our QEMU ("": the gdbstub engine) */
 };
 
 static bool qemu_gone(void *ctx)
@@ -644,6 +663,15 @@ static struct qemu_opts guest_qemu_opts(const struct guest_opts *g, const char *
 	};
 }
 
+/* The plugin connected as QEMU loaded it; QEMU refuses one of another API
+ * version itself, and says why (qemu_wait_ready quotes it). */
+static int accept_plugin(struct session *s, char *err, size_t errlen)
+{
+	struct chan_hello hello;
+
+	return chan_accept(qemu_plugin_chan(s->qemu), PLUGIN_CONNECT_MS, &hello, err, errlen);
+}
+
 static int launch(struct session *s, const char *accel)
 {
 	struct qemu_opts qo = guest_qemu_opts(s->g, accel, s->serial_fd);
@@ -651,6 +679,7 @@ static int launch(struct session *s, const char *accel)
 	int ret;
 
 	qo.icount = guest_clock_possible(s, accel);
+	qo.plugin = s->plugin[0] ? s->plugin : NULL;
 	if (s->g->replay) {
 		qo.rr = "replay";
 		qo.rr_fd = s->g->replay_log;
@@ -658,6 +687,8 @@ static int launch(struct session *s, const char *accel)
 	ret = qemu_launch(&s->qemu, &qo, err, sizeof(err));
 	if (!ret)
 		ret = qemu_wait_ready(s->qemu, QEMU_READY_MS, &interrupted, err, sizeof(err));
+	if (!ret && qo.plugin)
+		ret = accept_plugin(s, err, sizeof(err));
 	if (!ret)
 		ret = s->g->kgdb ? connect_kgdb(s, strcmp(accel, "kvm") ? BOOT_TIMEOUT_TCG_MS : BOOT_TIMEOUT_KVM_MS,
 						err, sizeof(err))
@@ -891,6 +922,23 @@ static const char *pick_accel(struct session *s)
 	return "kvm";
 }
 
+/* --accel auto with the plugin: TCG, which plugins need; under --engine
+ * auto a KVM that runs this guest is taken instead, without the plugin. */
+static const char *plugin_accel(struct session *s)
+{
+	const char *accel;
+
+	if (!strcmp(s->g->engine, "plugin"))
+		return "tcg";
+	accel = pick_accel(s);
+	if (!strcmp(accel, "kvm")) {
+		if (!s->g->quiet)
+			info("engine: the gdbstub's (KVM runs this guest; plugins run under TCG: --accel tcg)");
+		s->plugin[0] = '\0';
+	}
+	return accel;
+}
+
 /* The domain XML of our guest, its console going to the trace's
  * guest/serial.log (written by libvirt's virtlogd). */
 static int own_domain_xml(struct session *s, const char *accel, const char *name, char **xml, char *err,
@@ -971,7 +1019,7 @@ static int boot_launched(struct session *s)
 		error("cannot create %s/guest/serial.log: %s", s->g->out, strerror(-s->serial_fd));
 		return s->serial_fd;
 	}
-	accel = pick_accel(s);
+	accel = s->plugin[0] && !strcmp(s->g->accel, "auto") ? plugin_accel(s) : pick_accel(s);
 	ret = launch_to_start_kernel(s, accel);
 	if (ret && ret != -EINTR && !strcmp(accel, "kvm") && !strcmp(s->g->accel, "auto")) {
 		char why[256] = "the guest never reached start_kernel";
@@ -1046,6 +1094,48 @@ static int open_trace(struct session *s, const char *command)
 	if (ret)
 		error("%s", err);
 	return ret;
+}
+
+/* ---- the engine: the gdbstub's or kstep's QEMU plugin (--engine) ---- */
+
+/* Why the plugin cannot serve this run of kstep trace (its probes @ps),
+ * written into @why; false when it can. */
+static bool plugin_refused(struct session *s, const struct probe_set *ps, char *why, size_t len)
+{
+	const struct guest_opts *g = s->g;
+
+	if (g->attach || g->domain || g->libvirt_uri || g->kgdb)
+		snprintf(why, len, "the plugin runs in kstep's own QEMU: not with --attach, --domain, --libvirt or --kgdb");
+	else if (!strcmp(g->accel, "kvm"))
+		snprintf(why, len, "plugins run under TCG, not --accel kvm");
+	else if (!qemu_plugin_capable(why, len) || engine_plugin_refuses(ps, why, len))
+		return true;
+	else if (qemu_plugin_path(s->plugin, sizeof(s->plugin)))
+		snprintf(why, len, "kstep's plugin (kstep-plugin.so) is not built: make host");
+	else
+		return false;
+	return true;
+}
+
+/* --engine: the plugin where it serves the run, else the gdbstub; a run
+ * the plugin cannot serve is refused under --engine plugin (exit 2). */
+static int choose_engine(struct session *s, const struct probe_set *ps)
+{
+	char why[512];
+
+	s->plugin[0] = '\0';
+	if (!strcmp(s->g->engine, "rsp"))
+		return 0;
+	if (!plugin_refused(s, ps, why, sizeof(why)))
+		return 0;
+	s->plugin[0] = '\0';
+	if (!strcmp(s->g->engine, "plugin")) {
+		error("--engine plugin: %s", why);
+		return -EINVAL;
+	}
+	if (!s->g->quiet)
+		info("engine: the gdbstub's (%s)", why);
+	return 0;
 }
 
 static int prepare_out(struct session *s)
@@ -1419,7 +1509,11 @@ static void print_summary(struct session *s, struct probe_set *ps, const struct 
 
 	fprintf(stdout, "kstep: %" PRIu64 " stops in %.1f s (%.0f/s): %s\n", res->stops, res->seconds,
 		res->seconds > 0 ? (double)res->stops / res->seconds : 0.0, end_str(res->end));
-	if (res->stops)
+	if (s->plugin[0])
+		fprintf(stdout, "kstep: the plugin reported %" PRIu64 " hits, kstep read %" PRIu64 "; a vCPU waited for kstep "
+				"%" PRIu64 " times (%.3f s)%s\n", res->plugin_reported, res->plugin_hits, res->plugin_waits,
+			res->plugin_wait_seconds, res->plugin_regs_missing ? "; some registers are not readable by plugins" : "");
+	else if (res->stops)
 		fprintf(stdout, "kstep: %.2f ms a stop in kstep (snapshot, backtrace, resume); "
 				"the rest is the guest running\n", res->own_seconds * 1000 / (double)res->stops);
 	if (res->module_loads)
@@ -1694,8 +1788,15 @@ static int cmd_trace(int argc, char **argv)
 	if (resolve_probes(&s, &ps, probes, breaks, nbreaks, filters, nfilters))
 		goto fail;
 	s.ps = &ps; /* probes in modules get their addresses as modules come */
+	if (choose_engine(&s, &ps)) {
+		probes_free(&ps);
+		session_end(&s);
+		return EXIT_USAGE;
+	}
 	if (prepare_out(&s) || boot(&s) || check_fields_for_stub(&s, &ps) || open_trace(&s, "trace"))
 		goto fail;
+	if (s.plugin[0])
+		engine_use_plugin(s.engine, qemu_plugin_chan(s.qemu));
 	probes_relocate(&ps, sym_offset(s.syms));
 	if (s.lv)
 		info("tracing %zu probes on libvirt domain '%s' (%s); Ctrl-C ends it", ps.n, lv_name(s.lv), lv_uri(s.lv));
@@ -1704,7 +1805,8 @@ static int cmd_trace(int argc, char **argv)
 	else if (g.replay)
 		info("tracing %zu probes on a replay of %s (workload %s); Ctrl-C ends it", ps.n, g.replay, g.workload);
 	else
-		info("tracing %zu probes on a %s guest (workload %s); Ctrl-C ends it", ps.n, s.accel, g.workload);
+		info("tracing %zu probes on a %s guest (workload %s)%s; Ctrl-C ends it", ps.n, s.accel, g.workload,
+		     s.plugin[0] ? " with kstep's QEMU plugin" : "");
 	ret = engine_trace(s.engine, &ps, &res);
 	if (ret)
 		error("%s", engine_errmsg(s.engine));

@@ -266,7 +266,8 @@ int engine_write_event(struct engine *e, struct snapshot *sn, enum trace_kind ki
 		.ts_ns = e->o.replay ? e->guest_ns : trace_now_ns(),
 		.seq = ++e->seq,
 		.guest_ns = e->guest_ns,
-		.vcpu = (uint32_t)(target_current_thread(e->t) > 0 ? target_current_thread(e->t) - 1 : 0),
+		.vcpu = e->hit_vcpu ? e->hit_vcpu - 1
+				    : (uint32_t)(target_current_thread(e->t) > 0 ? target_current_thread(e->t) - 1 : 0),
 		.pc = sn->pcs[0],
 		.probe = probe,
 		.symbol = sn->names[0],
@@ -424,9 +425,7 @@ static int finish_report(struct engine *e, struct probe *p, struct snapshot *sn,
 	return 0;
 }
 
-/* A stop at probe @p: its event, the packet report, and the oops catch.
- * Sets res->end when the trace ends here. */
-static int record_stop(struct engine *e, struct probe *p, struct snapshot *sn, struct engine_result *res)
+int engine_record_stop(struct engine *e, struct probe *p, struct snapshot *sn, struct engine_result *res)
 {
 	struct probe_hit h;
 	int err;
@@ -470,16 +469,18 @@ static int returns_at(struct engine *e, uint64_t pc, struct snapshot *sn, struct
 
 /* A stop at the module loader: read the modules, place the probes that now
  * have an address. */
-static int module_loaded(struct engine *e, struct probe_set *ps, struct engine_result *res)
+static int module_loaded(struct engine *e, struct probe_set *ps, struct snapshot *sn, struct engine_result *res)
 {
 	int err = e->o.modules_changed(e->o.modules_ctx);
 
 	res->module_loads++;
-	return err ? err : engine_place_probes(e, ps);
+	if (err)
+		return err;
+	return e->chan ? engine_plugin_place(e, ps, sn, res) : engine_place_probes(e, ps);
 }
 
 /* A stop at free_module(mod): the module is still in memory. */
-static int module_going(struct engine *e, struct probe_set *ps, struct engine_result *res)
+static int module_going(struct engine *e, struct probe_set *ps, struct snapshot *sn, struct engine_result *res)
 {
 	uint64_t lo, hi;
 	int err = e->o.module_going(e->o.modules_ctx, engine_reg(e, e->arg_idx[0]), &lo, &hi);
@@ -487,7 +488,9 @@ static int module_going(struct engine *e, struct probe_set *ps, struct engine_re
 	if (err)
 		return err == -ENOENT ? 0 : err; /* one kstep never knew */
 	res->module_unloads++;
-	return engine_forget_range(e, ps, lo, hi);
+	if ((err = engine_forget_range(e, ps, lo, hi)))
+		return err;
+	return e->chan ? engine_plugin_place(e, ps, sn, res) : 0;
 }
 
 int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *res)
@@ -505,12 +508,14 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 	e->bt_ends = res->bt_ends;
 	if (snapshot_new(&sn, e->mc))
 		return engine_fail(e, -ENOMEM, "out of memory");
-	err = engine_place_probes(e, ps);
+	e->t0_ns = trace_now_ns();
+	err = e->chan ? engine_plugin_start(e) : 0;
+	if (!err)
+		err = e->chan ? engine_plugin_place(e, ps, sn, res) : engine_place_probes(e, ps);
 	if (!err && e->o.module_loader)
 		err = engine_place(e, e->o.module_loader);
 	if (!err && e->o.module_unloader)
 		err = engine_place(e, e->o.module_unloader);
-	e->t0_ns = trace_now_ns();
 	while (!err && res->end == ENGINE_END_NONE) {
 		struct target_stop st;
 		struct probe *p;
@@ -519,7 +524,10 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 		if (stopped_at)
 			*spent += trace_now_ns() - stopped_at;
 		spent = &own_ns;
-		if (err || (err = engine_run_until_stop(e, &st, &res->end)) || res->end != ENGINE_END_NONE)
+		if (!err)
+			err = e->chan ? engine_plugin_run_until_stop(e, ps, sn, &st, res)
+				      : engine_run_until_stop(e, &st, &res->end);
+		if (err || res->end != ENGINE_END_NONE)
 			break;
 		stopped_at = trace_now_ns();
 		memcache_clear_lines(e->mc);
@@ -534,13 +542,13 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 			break;
 		}
 		if ((p = probes_find(ps, pc)))
-			err = record_stop(e, p, sn, res);
+			err = engine_record_stop(e, p, sn, res);
 		else if (pc && pc == e->o.module_loader) {
 			spent = &module_ns; /* not a probe's stop: counted apart */
-			err = module_loaded(e, ps, res);
+			err = module_loaded(e, ps, sn, res);
 		} else if (pc && pc == e->o.module_unloader) {
 			spent = &module_ns;
-			err = module_going(e, ps, res);
+			err = module_going(e, ps, sn, res);
 		} /* else not ours (a stop we did not ask for) */
 	}
 	if (err == -ECONNRESET) {

@@ -83,6 +83,12 @@ struct engine_result {
 	double own_seconds;          /* of those, kstep's own (snapshot and resume) */
 	double module_seconds;       /* kstep's at the module loader (reading the module list) */
 	uint64_t bt_ends[UNWIND_NENDS]; /* backtraces recorded, by how they ended */
+	/* With the plugin (engine_use_plugin): HITs read, the hit count the
+	 * plugin reported last, and how often (and how long) a vCPU waited
+	 * for kstep to read; registers kstep asked for that it cannot read. */
+	uint64_t plugin_hits, plugin_reported, plugin_waits;
+	double plugin_wait_seconds;
+	uint32_t plugin_regs_missing;
 	struct probe *oops_probe;
 	uint64_t oops_seq;
 	char oops_bt[4096];          /* decoded backtrace at the oops, one frame a line */
@@ -133,6 +139,15 @@ int engine_check_banner(struct engine *e);
 int engine_halt(struct engine *e);
 
 int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *res);
+/* engine_trace takes probe hits from kstep's QEMU plugin over @chan (the
+ * guest does not stop for them); the gdbstub serves the rest. Probes with
+ * fetched fields, filters, returns, packets or the oops catch are not
+ * served this way (engine_plugin_serves). NULL: breakpoints again. */
+struct chan;
+void engine_use_plugin(struct engine *e, struct chan *chan);
+bool engine_uses_plugin(const struct engine *e);
+/* Why the plugin cannot serve @ps (written into @why), NULL: it can. */
+const char *engine_plugin_refuses(const struct probe_set *ps, char *why, size_t len);
 /* Single-step from the @hits-th hit of probe @at (0: from where the guest
  * stands): @count instructions (0: no limit) and/or until the function
  * returns to its caller (and/or engine_step_until's address). */

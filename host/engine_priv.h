@@ -75,6 +75,10 @@ struct engine {
 	/* engine_run_to_start_kernel stopped the guest where it found the
 	 * kernel moved by KASLR, not at start_kernel. */
 	bool caught_early;
+	/* Probe hits come from kstep's QEMU plugin (engine_plugin.c); while
+	 * one is taken, @hit_vcpu is its vCPU + 1. */
+	struct chan *chan;
+	uint32_t hit_vcpu;
 	char err[512];
 };
 
@@ -115,6 +119,22 @@ int engine_wait_stop(struct engine *e, struct target_stop *st, int timeout_ms);
 void engine_take(struct engine *e, struct snapshot *sn, enum unwind_entry entry);
 /* Wait for the next stop while the guest runs, watching limits and ^C. */
 int engine_run_until_stop(struct engine *e, struct target_stop *st, enum engine_end *end);
+
+/* A hit of probe @p at the current registers: its event, the packet
+ * report, the oops catch. Sets res->end when the trace ends here. */
+int engine_record_stop(struct engine *e, struct probe *p, struct snapshot *sn, struct engine_result *res);
+
+/* engine_plugin.c: the plugin's side of engine_trace. */
+/* The register layout, once. */
+int engine_plugin_start(struct engine *e);
+/* The probes with an address to the plugin; the hits it sent before. */
+int engine_plugin_place(struct engine *e, struct probe_set *ps, struct snapshot *sn, struct engine_result *res);
+/* Wait for a gdbstub stop, taking the plugin's hits meanwhile; halts the
+ * guest at ^C, --duration and --max-stops (res->end says which). */
+int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct snapshot *sn,
+				 struct target_stop *st, struct engine_result *res);
+/* Everything the plugin holds, read (the guest stopped). */
+int engine_plugin_sync(struct engine *e, struct probe_set *ps, struct snapshot *sn, struct engine_result *res);
 
 /* engine_bp.c */
 int engine_place(struct engine *e, uint64_t addr);

@@ -45,7 +45,8 @@ struct code {
 struct memcache {
 	struct target *t;
 	size_t window_max;
-	uint8_t *window;
+	uint8_t *window;         /* own_window, or a plugin HIT's (memcache_show_window) */
+	uint8_t *own_window;
 	uint64_t win_addr;
 	size_t win_len;
 	uint8_t *burst;          /* window_max bytes rounded down to whole lines */
@@ -57,6 +58,8 @@ struct memcache {
 	size_t nmissed, nbad, nhints, next_hint;
 	struct line prefetched[PREFETCHED_MAX];
 	size_t nprefetched;
+	int (*code_source)(void *ctx, uint64_t addr, void *out, size_t len);
+	void *code_ctx;
 };
 
 int memcache_new(struct memcache **out, struct target *t, size_t window_max)
@@ -68,7 +71,7 @@ int memcache_new(struct memcache **out, struct target *t, size_t window_max)
 	mc->t = t;
 	mc->window_max = window_max;
 	mc->burst_len = window_max / LINE_SIZE * LINE_SIZE;
-	mc->window = malloc(window_max);
+	mc->window = mc->own_window = malloc(window_max);
 	mc->burst = malloc(mc->burst_len ? mc->burst_len : 1);
 	if (!mc->window || !mc->burst) {
 		memcache_free(mc);
@@ -82,7 +85,7 @@ void memcache_free(struct memcache *mc)
 {
 	if (!mc)
 		return;
-	free(mc->window);
+	free(mc->own_window);
 	free(mc->burst);
 	free(mc);
 }
@@ -115,8 +118,23 @@ size_t memcache_window_max(const struct memcache *mc)
 
 void memcache_set_window(struct memcache *mc, uint64_t addr, size_t len)
 {
+	mc->window = mc->own_window;
 	mc->win_addr = addr;
 	mc->win_len = len;
+}
+
+void memcache_show_window(struct memcache *mc, uint64_t addr, const uint8_t *data, size_t len)
+{
+	mc->window = (uint8_t *)data; /* read only: nothing writes a shown window */
+	mc->win_addr = addr;
+	mc->win_len = len;
+}
+
+void memcache_set_code_source(struct memcache *mc, int (*read)(void *ctx, uint64_t addr, void *out, size_t len),
+			      void *ctx)
+{
+	mc->code_source = read;
+	mc->code_ctx = ctx;
 }
 
 void memcache_window_to_lines(struct memcache *mc)
@@ -376,6 +394,12 @@ static int code_at(struct memcache *mc, uint64_t addr, const uint8_t **data, siz
 	uint64_t base = addr & ~(uint64_t)(CODE_CHUNK - 1);
 	struct code *c = &mc->code[slot(base, CODE_SLOTS)];
 	int err = cache_fill(mc, &c->addr, c->data, CODE_CHUNK, base);
+
+	if (err == -EAGAIN && mc->code_source && !mc->code_source(mc->code_ctx, base, c->data, CODE_CHUNK)) {
+		mc->missed = false; /* answered after all */
+		c->addr = base;
+		err = 0;
+	}
 
 	if (!err) {
 		*data = c->data + (addr - base);

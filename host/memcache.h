@@ -33,6 +33,14 @@ void memcache_clear_lines(struct memcache *mc);
 uint8_t *memcache_window(struct memcache *mc, uint64_t *addr, size_t *len);
 size_t memcache_window_max(const struct memcache *mc);
 void memcache_set_window(struct memcache *mc, uint64_t addr, size_t len);
+/* Make @len bytes at @data, which the caller keeps, the window at @addr
+ * (a plugin's HIT, whose window may be larger than window_max); the next
+ * memcache_set_window takes the cache's own back. */
+void memcache_show_window(struct memcache *mc, uint64_t addr, const uint8_t *data, size_t len);
+/* Where code comes from while offline when it is not cached (the vmlinux
+ * file, for a guest that runs while kstep reads a plugin's HITs). */
+void memcache_set_code_source(struct memcache *mc, int (*read)(void *ctx, uint64_t addr, void *out, size_t len),
+			      void *ctx);
 /* Copy the fresh window into the lines it overlaps, so a frame record
  * pushed while inside it stays right once rsp moves below it again. */
 void memcache_window_to_lines(struct memcache *mc);

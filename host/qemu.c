@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 
 #include "buf.h"
 #include "files.h"
+#include "plugin_chan.h"
 #include "qmp.h"
 
 /* How long QEMU gets to leave after SIGTERM before SIGKILL. */
@@ -44,7 +46,14 @@ struct qemu {
 	char kgdb[PATH_MAX + 16];    /* the kernel's kgdb line (ttyS1), with qemu_opts.kgdb */
 	int console;                 /* the caller's serial_fd (QEMU's stderr too), not ours: -1 none */
 	char reason[32];             /* of QEMU's SHUTDOWN event */
+	char plugin_sock[PATH_MAX + 16]; /* with qemu_opts.plugin: where kstep's plugin connects */
+	struct chan *chan;
 };
+
+struct chan *qemu_plugin_chan(const struct qemu *q)
+{
+	return q->chan;
+}
 
 const char *qemu_gdb_socket(const struct qemu *q)
 {
@@ -339,73 +348,156 @@ static void __attribute__((noreturn)) keeper(int ctl, int status_fd, char **argv
 	}
 }
 
-bool qemu_e1000_replays(void)
+/* What the QEMU in use ($QEMU, else qemu-system-x86_64) prints on its
+ * stdout for @arg1 @arg2 (NULL: none), NUL-terminated in @out. -errno
+ * when it could not be run. */
+static int qemu_query(const char *arg1, const char *arg2, struct buf *out)
 {
 	const char *qemu = getenv("QEMU") && *getenv("QEMU") ? getenv("QEMU") : "qemu-system-x86_64";
-	struct buf out = { 0 };
 	char chunk[4096];
-	int pipefd[2], st;
-	bool found = false;
+	int pipefd[2], st = 0;
 	ssize_t r;
 	pid_t pid;
 
 	if (pipe2(pipefd, O_CLOEXEC))
-		return true; /* cannot tell: as QEMU 7.2 */
+		return -errno;
 	if ((pid = fork()) == 0) {
 		int devnull = open("/dev/null", O_RDWR);
 
 		dup2(pipefd[1], 1);
 		if (devnull >= 0)
 			dup2(devnull, 2);
-		execlp(qemu, qemu, "-device", "e1000,help", (char *)NULL);
+		execlp(qemu, qemu, arg1, arg2, (char *)NULL);
 		_exit(127);
 	}
 	close(pipefd[1]);
 	while (pid > 0 && (r = read(pipefd[0], chunk, sizeof(chunk))) != 0) {
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0 || buf_append(&out, chunk, (size_t)r))
+		if (r < 0 || buf_append(out, chunk, (size_t)r))
 			break;
 	}
 	close(pipefd[0]);
 	if (pid > 0)
 		waitpid(pid, &st, 0);
-	if (!buf_putc(&out, '\0'))
-		found = strstr((char *)out.data, "mitigation=") != NULL;
+	if (pid <= 0 || !WIFEXITED(st) || WEXITSTATUS(st) == 127 || buf_putc(out, '\0')) {
+		buf_free(out);
+		return pid <= 0 ? -errno : -ENOENT;
+	}
+	return 0;
+}
+
+bool qemu_e1000_replays(void)
+{
+	struct buf out = { 0 };
+	bool found;
+
+	if (qemu_query("-device", "e1000,help", &out))
+		return true; /* cannot tell: as QEMU 7.2 */
+	found = strstr((char *)out.data, "mitigation=") != NULL;
 	buf_free(&out);
-	return pid <= 0 || found;
+	return found;
+}
+
+int qemu_version(int *major, int *minor)
+{
+	struct buf out = { 0 };
+	const char *v;
+	int ret = qemu_query("--version", NULL, &out);
+
+	if (ret)
+		return ret;
+	v = strstr((char *)out.data, "version ");
+	ret = v && sscanf(v + 8, "%d.%d", major, minor) == 2 ? 0 : -EPROTO;
+	buf_free(&out);
+	return ret;
+}
+
+bool qemu_plugin_capable(char *why, size_t len)
+{
+	int major, minor;
+
+	if (qemu_version(&major, &minor)) {
+		snprintf(why, len, "cannot tell the version of %s", getenv("QEMU") && *getenv("QEMU") ? getenv("QEMU")
+											 : "qemu-system-x86_64");
+		return false;
+	}
+	if (major * 100 + minor < 902) {
+		snprintf(why, len, "QEMU %d.%d has no plugin memory reads (API 4, QEMU 9.2 and later; "
+			 "make qemu gets QEMU 10, then QEMU=images/qemu/bin/qemu-system-x86_64)", major, minor);
+		return false;
+	}
+	return true;
+}
+
+int qemu_plugin_path(char *out, size_t len)
+{
+	char exe[PATH_MAX - 64];
+	ssize_t n;
+
+	if (getenv("KSTEP_PLUGIN") && *getenv("KSTEP_PLUGIN")) {
+		snprintf(out, len, "%s", getenv("KSTEP_PLUGIN"));
+		return access(out, R_OK) ? -errno : 0;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return -ENOENT;
+	exe[n] = '\0';
+	*strrchr(exe, '/') = '\0';
+	snprintf(out, len, "%s/kstep-plugin.so", exe); /* a clone's build/ */
+	if (!access(out, R_OK))
+		return 0;
+	snprintf(out, len, "%s/../lib/kstep/kstep-plugin.so", exe); /* PREFIX/bin -> PREFIX/lib/kstep */
+	return access(out, R_OK) ? -ENOENT : 0;
+}
+
+/* @prefix, then each VALUE with its commas doubled and followed by the
+ * string after it (a NULL-ended list of value, suffix pairs). */
+static char *qemu_option(const char *prefix, ...)
+{
+	struct buf b = { 0 };
+	const char *value;
+	va_list ap;
+	int err = buf_append(&b, prefix, strlen(prefix));
+
+	va_start(ap, prefix);
+	while (!err && (value = va_arg(ap, const char *))) {
+		const char *suffix = va_arg(ap, const char *);
+
+		for (const char *p = value; *p && !err; p++)
+			err = (*p == ',' && buf_putc(&b, ',')) || buf_putc(&b, *p);
+		if (!err)
+			err = buf_append(&b, suffix, strlen(suffix));
+	}
+	va_end(ap);
+	if (!err && !buf_putc(&b, '\0'))
+		return (char *)b.data;
+	buf_free(&b);
+	return NULL;
 }
 
 char *qemu_unix_server(const char *path)
 {
-	struct buf b = { 0 };
-	const char *p;
-
-	if (buf_append(&b, "unix:", 5))
-		return NULL;
-	for (p = path; *p; p++)
-		if ((*p == ',' && buf_putc(&b, ',')) || buf_putc(&b, *p))
-			goto fail;
-	if (!buf_append(&b, ",server=on,wait=off", 20)) /* with its NUL */
-		return (char *)b.data;
-fail:
-	buf_free(&b);
-	return NULL;
+	return qemu_option("unix:", path, ",server=on,wait=off", NULL);
 }
 
 /* After run-guest.sh's command (whose console is on QEMU's stdout, which
  * the keeper points at the log kstep created): two QMP sockets of kstep's
  * own besides the user's (QEMU serves one client a socket), the keeper's
  * for events and one for the guest's clock. */
-static int add_own_args(char ***argv, const struct qemu *q)
+static int add_own_args(char ***argv, const struct qemu *q, const char *plugin)
 {
-	char *own[6] = { strdup("-monitor"), strdup("none"), strdup("-qmp"), NULL, strdup("-qmp"), NULL };
-	size_t n = 0, nown = sizeof(own) / sizeof(own[0]);
+	char *own[8] = { strdup("-monitor"), strdup("none"), strdup("-qmp"), NULL, strdup("-qmp"), NULL };
+	size_t n = 0, nown = plugin ? 8 : 6;
 	char **full;
 	int ret = 0;
 
 	own[3] = qemu_unix_server(q->events);
 	own[5] = qemu_unix_server(q->clock);
+	if (plugin) {
+		own[6] = strdup("-plugin");
+		own[7] = qemu_option("file=", plugin, ",sock=", q->plugin_sock, "", NULL);
+	}
 	while ((*argv)[n])
 		n++;
 	full = realloc(*argv, (n + nown + 1) * sizeof(*full));
@@ -453,7 +545,12 @@ int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t 
 	ret = qemu_args(o, q->gdb, q->dir, &argv, err, errlen);
 	if (ret)
 		goto fail;
-	if ((ret = add_own_args(&argv, q)))
+	if (o->plugin) {
+		snprintf(q->plugin_sock, sizeof(q->plugin_sock), "%s/plugin.sock", q->dir);
+		if ((ret = chan_listen(&q->chan, q->plugin_sock, err, errlen)))
+			goto fail;
+	}
+	if ((ret = add_own_args(&argv, q, o->plugin)))
 		goto fail;
 	if (pipe2(ctl, O_CLOEXEC) || pipe2(status, O_CLOEXEC)) {
 		ret = -errno;
@@ -632,6 +729,7 @@ void qemu_free(struct qemu *q)
 
 	if (!q)
 		return;
+	chan_free(q->chan); /* first: a plugin waiting for kstep to read must not hold QEMU up */
 	if (q->ctl >= 0)
 		close(q->ctl); /* EOF: the keeper stops QEMU unless told 'K' */
 	if (q->keeper > 0 && !q->kept)

@@ -32,6 +32,7 @@ struct qemu_opts {
 	int rr_fd;               /* the replay log it writes or reads, inherited as /dev/fd/N
 				  * (recording_open_log); -1 without rr */
 	int serial_fd;           /* where the guest console goes (-1: nowhere) */
+	const char *plugin;      /* kstep's QEMU plugin (.so) to load, NULL: none */
 };
 
 /* Under icount, one guest instruction takes 2^QEMU_ICOUNT_SHIFT ns of the
@@ -47,6 +48,18 @@ int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t 
  * e1000,help lists them; QEMU 10 has neither). Without that, a replay with
  * breakpoints stalls at e1000_clean_rx_irq: a recording wants virtio. */
 bool qemu_e1000_replays(void);
+/* The version of the QEMU in use ($QEMU, else qemu-system-x86_64):
+ * -ENOENT when it cannot be run. */
+int qemu_version(int *major, int *minor);
+/* Whether that QEMU can load kstep's plugin (API 4: QEMU 9.2 or later);
+ * if not, why in @why. */
+bool qemu_plugin_capable(char *why, size_t len);
+/* kstep's plugin: $KSTEP_PLUGIN, else kstep-plugin.so beside the kstep
+ * binary (a clone's build/), else PREFIX/lib/kstep/. -ENOENT: not built. */
+int qemu_plugin_path(char *out, size_t len);
+/* With qemu_opts.plugin: the channel the plugin connects to as QEMU
+ * starts (chan_accept it once QEMU is ready). */
+struct chan *qemu_plugin_chan(const struct qemu *q);
 /* "unix:PATH,server=on,wait=off" for a -qmp, -gdb or gdbserver argument,
  * PATH's commas doubled: QEMU splits option strings at a single comma, so
  * a path with one could add options of its own. NULL if out of memory;

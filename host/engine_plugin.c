@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: MIT
+/*
+ * engine_plugin: probe hits that come from kstep's QEMU plugin instead of
+ * breakpoint stops. The gdbstub still brings the guest to start_kernel,
+ * stops it at the module loader and ends the run; the probes themselves
+ * are addresses the plugin watches while the guest runs on. Each HIT's
+ * registers and stack window become the engine's current state for one
+ * snapshot: the unwinder reads the window (memory beyond it is not
+ * there: the guest has moved on) and code from vmlinux, and the event is
+ * written as a breakpoint stop's would be.
+ */
+#include "engine_priv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plugin_chan.h"
+
+/* How long a wait on the plugin lasts before the gdbstub is looked at. */
+#define PLUGIN_POLL_MS 2
+/* Messages read before the gdbstub is looked at again. */
+#define PLUGIN_BATCH 4096
+/* A SYNC is answered at once, unless the guest is dying. */
+#define PLUGIN_SYNC_MS 10000
+
+static int read_code(void *ctx, uint64_t addr, void *out, size_t len)
+{
+	return sym_read_bytes(ctx, addr, out, len);
+}
+
+void engine_use_plugin(struct engine *e, struct chan *chan)
+{
+	e->chan = chan;
+	memcache_set_code_source(e->mc, chan ? read_code : NULL, e->syms);
+}
+
+const char *engine_plugin_refuses(const struct probe_set *ps, char *why, size_t len)
+{
+	for (size_t i = 0; i < ps->n; i++) {
+		const struct probe *p = &ps->v[i];
+		const char *what = p->oops		       ? "the oops catch"
+				   : p->packet		       ? "a set's packet fields"
+				   : p->on_return	       ? "%return"
+				   : p->filter		       ? "a --filter"
+				   : p->nargs || p->nret_args ? "fetched fields"
+							       : NULL;
+
+		if (what) {
+			snprintf(why, len, "%s %s: the plugin does not fetch memory yet", p->spec, what);
+			return why;
+		}
+	}
+	return NULL;
+}
+
+bool engine_uses_plugin(const struct engine *e)
+{
+	return e->chan != NULL;
+}
+
+/* One HIT: the registers and window it carries are the state a stop's
+ * snapshot is taken from. */
+static int take_hit(struct engine *e, struct probe_set *ps, const struct chan_msg *m, struct snapshot *sn,
+		    struct engine_result *res)
+{
+	const uint8_t *regs = e->regs;
+	struct chan_hit_view v;
+	struct probe *p;
+	int err;
+
+	if (chan_parse_hit(m, target_desc(e->t)->g_size, &v))
+		return engine_fail(e, -EPROTO, "the plugin sent a HIT that is not one (%u bytes)", m->len);
+	res->plugin_hits++;
+	p = probes_find(ps, v.h.pc);
+	if (!p || res->end != ENGINE_END_NONE)
+		return 0; /* taken out since, or past --max-stops */
+	e->regs = v.regs;
+	e->hit_vcpu = v.h.vcpu + 1;
+	e->guest_ns = 0;
+	memcache_clear_lines(e->mc);
+	memcache_show_window(e->mc, v.h.sp, v.window, v.h.win_len);
+	memcache_set_offline(e->mc, true);
+	err = engine_record_stop(e, p, sn, res);
+	memcache_set_offline(e->mc, false);
+	memcache_set_window(e->mc, v.h.sp, 0);
+	e->regs = regs;
+	e->hit_vcpu = 0;
+	return err;
+}
+
+static int take_message(struct engine *e, struct probe_set *ps, const struct chan_msg *m, struct snapshot *sn,
+			struct engine_result *res, bool *synced)
+{
+	struct chan_synced s;
+
+	if (m->type == CHAN_HIT)
+		return take_hit(e, ps, m, sn, res);
+	if (chan_parse_synced(m, &s))
+		return engine_fail(e, -EPROTO, "the plugin sent message type %u", m->type);
+	res->plugin_reported = s.hits;
+	res->plugin_waits = s.waits;
+	res->plugin_wait_seconds = (double)s.wait_ns / 1e9;
+	res->plugin_regs_missing = s.regs_missing;
+	*synced = true;
+	return 0;
+}
+
+/* Everything the plugin sent up to its SYNCED, the reply to what kstep
+ * just sent (or its last words, when QEMU ends). */
+static int until_synced(struct engine *e, struct probe_set *ps, struct snapshot *sn, struct engine_result *res)
+{
+	bool synced = false;
+	double t0 = engine_since(e);
+
+	while (!synced) {
+		struct chan_msg m;
+		int n = chan_next(e->chan, &m, PLUGIN_POLL_MS * 50);
+
+		if (n == -ECONNRESET)
+			return 0; /* QEMU ended: all it sent is read */
+		if (n < 0 && n != -EINTR)
+			return engine_fail(e, n, "reading the plugin: %s", strerror(-n));
+		if (n > 0 && (n = take_message(e, ps, &m, sn, res, &synced)))
+			return n;
+		if (!synced && engine_since(e) - t0 > PLUGIN_SYNC_MS / 1000.0)
+			return engine_fail(e, -ETIMEDOUT, "the plugin did not answer within %d s", PLUGIN_SYNC_MS / 1000);
+	}
+	return 0;
+}
+
+int engine_plugin_sync(struct engine *e, struct probe_set *ps, struct snapshot *sn, struct engine_result *res)
+{
+	int err = chan_send(e->chan, CHAN_SYNC, NULL, 0);
+
+	if (err == -ECONNRESET)
+		return until_synced(e, ps, sn, res);
+	return err ? engine_fail(e, err, "writing to the plugin: %s", strerror(-err)) : until_synced(e, ps, sn, res);
+}
+
+int engine_plugin_place(struct engine *e, struct probe_set *ps, struct snapshot *sn, struct engine_result *res)
+{
+	uint64_t *addrs = calloc(ps->n + 1, sizeof(*addrs));
+	size_t n = 0;
+	int err;
+
+	if (!addrs)
+		return engine_fail(e, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < ps->n; i++)
+		if (ps->v[i].addr)
+			addrs[n++] = ps->v[i].addr;
+	err = chan_send_probes(e->chan, addrs, n, CHAN_MAX_WINDOW);
+	free(addrs);
+	if (err)
+		return engine_fail(e, err, "writing to the plugin: %s", strerror(-err));
+	return until_synced(e, ps, sn, res);
+}
+
+int engine_plugin_start(struct engine *e)
+{
+	int err = chan_send_regs(e->chan, target_desc(e->t));
+
+	return err ? engine_fail(e, err, "writing to the plugin: %s", strerror(-err)) : 0;
+}
+
+/* ^C, --duration or --max-stops while the guest runs: stop it at the
+ * gdbstub, reading the plugin meanwhile (a vCPU waiting for kstep to read
+ * cannot stop), then everything it still holds. */
+static int halt(struct engine *e, struct probe_set *ps, struct snapshot *sn, struct engine_result *res)
+{
+	double t0 = engine_since(e);
+	int err = target_interrupt(e->t);
+
+	while (!err) {
+		struct target_stop st;
+		struct chan_msg m;
+		bool synced = false;
+		int n = chan_next(e->chan, &m, PLUGIN_POLL_MS);
+
+		if (n > 0 && (err = take_message(e, ps, &m, sn, res, &synced)))
+			return err;
+		if (n > 0)
+			continue;
+		err = target_wait(e->t, &st, 1);
+		if (!err && st.kind == TARGET_STOP_OUTPUT)
+			continue;
+		if (!err)
+			return engine_plugin_sync(e, ps, sn, res);
+		if (err == -ETIMEDOUT || err == -EINTR)
+			err = engine_since(e) - t0 > HALT_TIMEOUT_MS / 1000.0 ? -ETIMEDOUT : 0;
+	}
+	return engine_target_fail(e, err);
+}
+
+static enum engine_end limit_reached(struct engine *e, const struct engine_result *res)
+{
+	if (e->o.interrupted && *e->o.interrupted)
+		return ENGINE_END_INTERRUPTED;
+	if (e->o.duration > 0 && engine_since(e) >= e->o.duration)
+		return ENGINE_END_DURATION;
+	return res->end;
+}
+
+int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct snapshot *sn,
+				 struct target_stop *st, struct engine_result *res)
+{
+	for (;;) {
+		struct chan_msg m;
+		bool synced = false;
+		int n = 0, err;
+
+		if ((res->end = limit_reached(e, res)) != ENGINE_END_NONE)
+			return halt(e, ps, sn, res);
+		for (int i = 0; i < PLUGIN_BATCH && res->end == ENGINE_END_NONE; i++) {
+			n = chan_next(e->chan, &m, i ? 0 : PLUGIN_POLL_MS);
+			if (n <= 0)
+				break;
+			if ((err = take_message(e, ps, &m, sn, res, &synced)))
+				return err;
+		}
+		if (n < 0 && n != -EINTR && n != -ECONNRESET)
+			return engine_fail(e, n, "reading the plugin: %s", strerror(-n));
+		if (res->end != ENGINE_END_NONE)
+			continue; /* --max-stops: halt */
+		/* A gdbstub's wait of 0 ms does not look at the socket: 1 ms
+		 * does; the plugin gone (QEMU ending), the stub's own wait. */
+		err = target_wait(e->t, st, n == -ECONNRESET ? 200 : 1);
+		if (!err && st->kind == TARGET_STOP_OUTPUT)
+			continue;
+		if (err == -ETIMEDOUT || err == -EINTR) {
+			engine_progress(e, res->stops, "hits", NULL, false);
+			continue;
+		}
+		if (err == -ECONNRESET || (!err && st->kind != TARGET_STOP_SIGNAL)) {
+			err = until_synced(e, ps, sn, res); /* its last words, up to its atexit SYNCED */
+			if (res->end == ENGINE_END_NONE)
+				res->end = ENGINE_END_GUEST_EXITED;
+			return err;
+		}
+		return err ? engine_target_fail(e, err) : 0;
+	}
+}

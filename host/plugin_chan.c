@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: MIT
+/*
+ * plugin_chan: the socket to kstep's QEMU plugin, and its messages taken
+ * apart defensively (see plugin_chan.h).
+ */
+#include "plugin_chan.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Read in large gulps: a HIT is a few KiB, and they come by the thousand. */
+#define CHAN_READ (4u << 20)
+
+struct chan {
+	int listen_fd, fd;
+	uint8_t *in;              /* CHAN_READ + one message */
+	size_t start, end;        /* unread bytes: in[start, end) */
+};
+
+int chan_listen(struct chan **out, const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct chan *c;
+	mode_t old;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "plugin socket path too long: %s", path);
+		return -ENAMETOOLONG;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->in = malloc(CHAN_READ + sizeof(struct chan_header) + CHAN_MAX_BODY))) {
+		free(c);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	c->fd = -1;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	old = umask(0177);
+	if (c->listen_fd < 0 || bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(c->listen_fd, 1)) {
+		int e = errno;
+
+		umask(old);
+		snprintf(err, errlen, "cannot listen on %s for the plugin: %s", path, strerror(e));
+		chan_free(c);
+		return -e;
+	}
+	umask(old);
+	*out = c;
+	return 0;
+}
+
+void chan_free(struct chan *c)
+{
+	if (!c)
+		return;
+	if (c->listen_fd >= 0)
+		close(c->listen_fd);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->in);
+	free(c);
+}
+
+int chan_fd(const struct chan *c)
+{
+	return c->fd;
+}
+
+int chan_accept(struct chan *c, int timeout_ms, struct chan_hello *hello, char *err, size_t errlen)
+{
+	struct pollfd pfd = { .fd = c->listen_fd, .events = POLLIN };
+	struct chan_msg m;
+	int n = poll(&pfd, 1, timeout_ms);
+
+	if (n <= 0) {
+		snprintf(err, errlen, "kstep's QEMU plugin did not connect within %d s", timeout_ms / 1000);
+		return -ETIMEDOUT;
+	}
+	c->fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (c->fd < 0) {
+		snprintf(err, errlen, "accepting the plugin's connection: %s", strerror(errno));
+		return -errno;
+	}
+	close(c->listen_fd);
+	c->listen_fd = -1;
+	n = chan_next(c, &m, timeout_ms);
+	if (n <= 0 || m.type != CHAN_HELLO || m.len != sizeof(*hello)) {
+		snprintf(err, errlen, "kstep's QEMU plugin did not say hello");
+		return n < 0 ? n : -EPROTO;
+	}
+	memcpy(hello, m.body, sizeof(*hello));
+	if (hello->protocol != CHAN_PROTOCOL) {
+		snprintf(err, errlen, "the plugin speaks protocol %u, this kstep %u: a plugin of another build",
+			 hello->protocol, CHAN_PROTOCOL);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* One whole message at in[start], if there is one. */
+static int take(struct chan *c, struct chan_msg *m)
+{
+	struct chan_header h;
+
+	if (c->end - c->start < sizeof(h))
+		return 0;
+	memcpy(&h, c->in + c->start, sizeof(h));
+	if (h.len > CHAN_MAX_BODY)
+		return -EPROTO;
+	if (c->end - c->start < sizeof(h) + h.len)
+		return 0;
+	*m = (struct chan_msg){ h.type, c->in + c->start + sizeof(h), h.len };
+	c->start += sizeof(h) + h.len;
+	return 1;
+}
+
+int chan_next(struct chan *c, struct chan_msg *m, int timeout_ms)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		int n = take(c, m);
+		ssize_t got;
+
+		if (n)
+			return n;
+		if (c->start) { /* keep the partial message at the front */
+			memmove(c->in, c->in + c->start, c->end - c->start);
+			c->end -= c->start;
+			c->start = 0;
+		}
+		got = recv(c->fd, c->in + c->end, CHAN_READ + sizeof(struct chan_header) + CHAN_MAX_BODY - c->end, 0);
+		if (got > 0) {
+			c->end += (size_t)got;
+			continue;
+		}
+		if (got == 0)
+			return -ECONNRESET;
+		if (errno == EINTR)
+			return -EINTR;
+		if (errno != EAGAIN)
+			return -errno;
+		if (!timeout_ms)
+			return 0;
+		n = poll(&pfd, 1, timeout_ms);
+		if (n < 0)
+			return -errno;
+		if (!n)
+			return 0;
+		timeout_ms = 0; /* what came now, then back */
+	}
+}
+
+int chan_send(struct chan *c, uint32_t type, const void *body, size_t len)
+{
+	struct chan_header h = { type, (uint32_t)len };
+	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)body, len } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+	size_t total = sizeof(h) + len;
+
+	while (total) {
+		ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+
+			poll(&pfd, 1, 1000);
+			continue;
+		}
+		if (n < 0)
+			return errno == EPIPE ? -ECONNRESET : -errno;
+		total -= (size_t)n;
+		while (mh.msg_iovlen && (size_t)n >= mh.msg_iov->iov_len) {
+			n -= (ssize_t)mh.msg_iov->iov_len;
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (mh.msg_iovlen) {
+			mh.msg_iov->iov_base = (uint8_t *)mh.msg_iov->iov_base + n;
+			mh.msg_iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+int chan_send_regs(struct chan *c, const struct target_desc *d)
+{
+	uint32_t n = 0;
+	uint8_t *body = calloc(1, 4 + CHAN_MAX_REGS * sizeof(struct chan_reg));
+	int err;
+
+	if (!body)
+		return -ENOMEM;
+	for (size_t i = 0; i < d->nregs && n < CHAN_MAX_REGS; i++) {
+		struct chan_reg r = { .size = d->regs[i].bitsize / 8 };
+
+		if (!d->regs[i].in_g)
+			continue;
+		snprintf(r.name, sizeof(r.name), "%s", d->regs[i].name);
+		memcpy(body + 4 + n++ * sizeof(r), &r, sizeof(r));
+	}
+	memcpy(body, &n, 4);
+	err = chan_send(c, CHAN_REGS, body, 4 + n * sizeof(struct chan_reg));
+	free(body);
+	return err;
+}
+
+int chan_send_probes(struct chan *c, const uint64_t *addrs, size_t n, uint32_t window)
+{
+	struct chan_probes cp = { (uint32_t)n, window };
+	size_t len = sizeof(cp) + n * 8;
+	uint8_t *body = malloc(len);
+	int err;
+
+	if (!body)
+		return -ENOMEM;
+	memcpy(body, &cp, sizeof(cp));
+	memcpy(body + sizeof(cp), addrs, n * 8);
+	err = chan_send(c, CHAN_PROBES, body, len);
+	free(body);
+	return err;
+}
+
+int chan_parse_hit(const struct chan_msg *m, size_t regs_len, struct chan_hit_view *v)
+{
+	if (m->type != CHAN_HIT || m->len < sizeof(v->h))
+		return -EPROTO;
+	memcpy(&v->h, m->body, sizeof(v->h));
+	if (v->h.regs_len != regs_len || v->h.win_len > CHAN_MAX_WINDOW ||
+	    m->len != sizeof(v->h) + (size_t)v->h.regs_len + v->h.win_len)
+		return -EPROTO;
+	v->regs = m->body + sizeof(v->h);
+	v->window = v->regs + v->h.regs_len;
+	return 0;
+}
+
+int chan_parse_synced(const struct chan_msg *m, struct chan_synced *s)
+{
+	if (m->type != CHAN_SYNCED || m->len != sizeof(*s))
+		return -EPROTO;
+	memcpy(s, m->body, sizeof(*s));
+	return 0;
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * plugin_chan: kstep's end of the channel to its QEMU plugin (the wire
+ * format is plugin/channel.h). kstep listens on a socket in its private
+ * run directory before QEMU starts; the plugin connects as QEMU loads it
+ * and says which plugin API QEMU offers. Messages from the plugin are
+ * checked against the lengths they claim before anyone reads them.
+ */
+#ifndef KSTEP_PLUGIN_CHAN_H
+#define KSTEP_PLUGIN_CHAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../plugin/channel.h"
+#include "target.h"
+
+struct chan;
+
+struct chan_msg {
+	uint32_t type;
+	const uint8_t *body;      /* valid until the next chan_next */
+	uint32_t len;
+};
+
+/* A HIT, taken apart and checked. */
+struct chan_hit_view {
+	struct chan_hit h;
+	const uint8_t *regs, *window;
+};
+
+/* Listen on @path (a new socket, 0600, in a directory only we can reach). */
+int chan_listen(struct chan **out, const char *path, char *err, size_t errlen);
+void chan_free(struct chan *c);
+/* The plugin's connection and its HELLO, within @timeout_ms. */
+int chan_accept(struct chan *c, int timeout_ms, struct chan_hello *hello, char *err, size_t errlen);
+int chan_fd(const struct chan *c);
+/* The next message within @timeout_ms (0: only what has come): 1, 0 when
+ * none came, or -errno (-ECONNRESET: the plugin went away, -EPROTO: a
+ * message that is not one). */
+int chan_next(struct chan *c, struct chan_msg *m, int timeout_ms);
+int chan_send(struct chan *c, uint32_t type, const void *body, size_t len);
+/* REGS: the gdbstub's register block, for the plugin to fill the same way. */
+int chan_send_regs(struct chan *c, const struct target_desc *d);
+int chan_send_probes(struct chan *c, const uint64_t *addrs, size_t n, uint32_t window);
+/* A HIT's parts; -EPROTO when the lengths do not add up or the register
+ * block is not @regs_len bytes. */
+int chan_parse_hit(const struct chan_msg *m, size_t regs_len, struct chan_hit_view *v);
+int chan_parse_synced(const struct chan_msg *m, struct chan_synced *s);
+
+#endif

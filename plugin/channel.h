@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * channel: what kstep and its QEMU plugin (plugin/kstep_plugin.c) say to
+ * each other over the plugin's unix socket, which kstep listens on in its
+ * private 0700 run directory and the plugin connects to as QEMU starts.
+ * Every message is a header and @len bytes of body, little-endian (both
+ * ends run on the same x86-64 host). Neither end trusts the other's
+ * lengths: a message over CHAN_MAX_BODY ends the channel.
+ *
+ *   plugin -> kstep  HELLO   once, at connect: the plugin API QEMU offers
+ *   kstep -> plugin  REGS    the register block to capture, in the order
+ *                            and sizes of the gdbstub's 'g' reply
+ *   kstep -> plugin  PROBES  the addresses to report and the stack window
+ *                            (sent while the guest is stopped at a
+ *                            gdbstub stop, which flushes translated code,
+ *                            so every probe is seen from the next
+ *                            instruction on); answered by SYNCED
+ *   kstep -> plugin  SYNC    flush what is buffered; answered by SYNCED
+ *   plugin -> kstep  HIT     a probe's instruction is about to execute:
+ *                            vCPU, pc, registers, stack window
+ *   plugin -> kstep  SYNCED  hits so far, and how often a vCPU waited
+ *                            for kstep to read (nothing is ever dropped)
+ */
+#ifndef KSTEP_CHANNEL_H
+#define KSTEP_CHANNEL_H
+
+#include <stdint.h>
+
+#define CHAN_PROTOCOL 1
+#define CHAN_MAX_BODY (1u << 20)
+#define CHAN_REG_NAME 24
+#define CHAN_MAX_REGS 256
+#define CHAN_MAX_PROBES 65536
+/* Stack bytes a HIT carries at most (a whole 16 KiB kernel stack). */
+#define CHAN_MAX_WINDOW 16384
+
+enum chan_type {
+	CHAN_HELLO = 1,
+	CHAN_REGS = 2,
+	CHAN_PROBES = 3,
+	CHAN_SYNC = 4,
+	CHAN_HIT = 5,
+	CHAN_SYNCED = 6,
+};
+
+struct chan_header {
+	uint32_t type;
+	uint32_t len;
+};
+
+struct chan_hello {
+	uint32_t protocol;
+	uint32_t api_cur, api_min; /* qemu_info_t's version */
+	uint32_t vcpus;
+};
+
+struct chan_reg {
+	char name[CHAN_REG_NAME]; /* NUL-terminated */
+	uint32_t size;            /* bytes in the block */
+};
+/* REGS: uint32_t n, then n struct chan_reg. */
+
+/* PROBES: this, then n uint64_t addresses. */
+struct chan_probes {
+	uint32_t n;
+	uint32_t window;          /* stack bytes from rsp, to the stack's end at most */
+};
+
+/* HIT: this, then regs_len bytes of registers, then win_len of stack. */
+struct chan_hit {
+	uint32_t vcpu;
+	uint32_t regs_len;
+	uint32_t win_len;
+	uint32_t pad;
+	uint64_t pc, sp;
+	uint64_t seq;             /* the plugin's hit count, from 1 */
+};
+
+struct chan_synced {
+	uint64_t hits;            /* HITs sent so far */
+	uint64_t waits;           /* times a vCPU waited for kstep to read */
+	uint64_t wait_ns;         /* for how long, all together */
+	uint32_t regs_missing;    /* registers of REGS the plugin cannot read */
+	uint32_t pad;
+};
+
+#endif

@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: MIT
+/*
+ * kstep_plugin: kstep's QEMU TCG plugin. Loaded by QEMU as
+ *   -plugin file=kstep-plugin.so,sock=PATH
+ * it connects to kstep's socket at PATH and, at every instruction kstep
+ * named a probe, copies the registers (in the gdbstub's 'g' layout) and
+ * the stack window from rsp into a HIT message, without stopping the
+ * guest. Messages are buffered and written in batches; when kstep falls
+ * behind, the vCPU waits for it (counted, never dropped). The wire format
+ * is plugin/channel.h; plugin API version 4 (QEMU 9.2) is needed for
+ * guest memory reads, and QEMU refuses the plugin below it.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "qemu_api.h"
+
+KSTEP_PLUGIN_EXPORT int qemu_plugin_version = KSTEP_PLUGIN_API;
+
+/* A batch goes out once this full, or this old (ms), or the vCPU idles. */
+#define FLUSH_BYTES (256u << 10)
+#define FLUSH_AGE_NS (20 * 1000000ull)
+#define KSTACK_ALIGN 16384u
+
+struct reg_slot {
+	struct qemu_plugin_register *handle; /* NULL: QEMU has no such register, left 0 */
+	uint32_t offset, size;
+};
+
+struct qemu_reg {
+	struct qemu_plugin_register *handle;
+	char name[CHAN_REG_NAME];
+};
+
+static struct {
+	int fd;
+	bool dead;                    /* kstep went away: report nothing more */
+	pthread_mutex_t out_lock;     /* the batch, the counters */
+	uint8_t *out;
+	size_t out_len, out_cap;
+	uint64_t last_flush_ns;
+	uint64_t hits, waits, wait_ns;
+
+	pthread_mutex_t table_lock;   /* probes, window, registers */
+	uint64_t *probes;             /* sorted */
+	size_t nprobes;
+	uint32_t window;
+	struct qemu_reg *qregs;       /* what QEMU offers (from the first vCPU) */
+	size_t nqregs;
+	struct reg_slot slots[CHAN_MAX_REGS];
+	size_t nslots;
+	uint32_t regs_len, regs_missing;
+	int sp_slot;                  /* rsp's slot, -1: not given */
+} P = { .fd = -1, .out_lock = PTHREAD_MUTEX_INITIALIZER, .table_lock = PTHREAD_MUTEX_INITIALIZER, .sp_slot = -1 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void say(const char *fmt, const char *what)
+{
+	char line[512];
+
+	snprintf(line, sizeof(line), fmt, what);
+	qemu_plugin_outs(line);
+}
+
+/* ---- output: batches, written whole; a full socket makes the vCPU wait ---- */
+
+/* Under out_lock. */
+static void flush_locked(void)
+{
+	size_t done = 0;
+
+	while (!P.dead && done < P.out_len) {
+		ssize_t n = send(P.fd, P.out + done, P.out_len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n > 0) {
+			done += (size_t)n;
+		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd pfd = { .fd = P.fd, .events = POLLOUT };
+			uint64_t t0 = now_ns();
+
+			P.waits++;
+			poll(&pfd, 1, -1);
+			P.wait_ns += now_ns() - t0;
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else {
+			P.dead = true;
+			say("kstep-plugin: kstep's socket failed (%s); reporting stops\n", strerror(errno));
+		}
+	}
+	P.out_len = 0;
+	P.last_flush_ns = now_ns();
+}
+
+/* Room for @len more bytes in the batch, under out_lock. */
+static uint8_t *reserve_locked(size_t len)
+{
+	if (P.out_len + len > P.out_cap) {
+		size_t cap = P.out_cap ? P.out_cap : FLUSH_BYTES * 2;
+		uint8_t *out;
+
+		while (cap < P.out_len + len)
+			cap *= 2;
+		out = realloc(P.out, cap);
+		if (!out)
+			return NULL;
+		P.out = out;
+		P.out_cap = cap;
+	}
+	P.out_len += len;
+	return P.out + P.out_len - len;
+}
+
+static void append_locked(uint32_t type, const void *body, size_t len)
+{
+	struct chan_header h = { type, (uint32_t)len };
+	uint8_t *p = reserve_locked(sizeof(h) + len);
+
+	if (!p)
+		return;
+	memcpy(p, &h, sizeof(h));
+	memcpy(p + sizeof(h), body, len);
+}
+
+static void send_synced(void)
+{
+	struct chan_synced s;
+
+	pthread_mutex_lock(&P.out_lock);
+	s = (struct chan_synced){ .hits = P.hits, .waits = P.waits, .wait_ns = P.wait_ns,
+				  .regs_missing = P.regs_missing };
+	append_locked(CHAN_SYNCED, &s, sizeof(s));
+	flush_locked();
+	pthread_mutex_unlock(&P.out_lock);
+}
+
+/* ---- at a probe: registers and stack into a HIT ---- */
+
+static void read_regs(uint8_t *block, GByteArray *buf)
+{
+	for (size_t i = 0; i < P.nslots; i++) {
+		const struct reg_slot *s = &P.slots[i];
+		int n;
+
+		if (!s->handle)
+			continue;
+		g_byte_array_set_size(buf, 0);
+		n = qemu_plugin_read_register(s->handle, buf);
+		if (n > 0)
+			memcpy(block + s->offset, buf->data, (size_t)n < s->size ? (size_t)n : s->size);
+	}
+}
+
+static void on_probe(unsigned int vcpu, void *udata)
+{
+	static __thread GByteArray *buf;
+	struct chan_hit hit = { .vcpu = vcpu, .pc = (uint64_t)(uintptr_t)udata };
+	size_t len;
+	uint8_t *p;
+
+	if (!buf)
+		buf = g_byte_array_new();
+	pthread_mutex_lock(&P.table_lock);
+	hit.regs_len = P.regs_len;
+	uint8_t regs[hit.regs_len ? hit.regs_len : 1];
+
+	memset(regs, 0, sizeof(regs));
+	read_regs(regs, buf);
+	if (P.sp_slot >= 0)
+		memcpy(&hit.sp, regs + P.slots[P.sp_slot].offset, 8);
+	hit.win_len = KSTACK_ALIGN - (uint32_t)(hit.sp & (KSTACK_ALIGN - 1));
+	if (hit.win_len > P.window)
+		hit.win_len = P.window;
+	pthread_mutex_unlock(&P.table_lock);
+	g_byte_array_set_size(buf, 0);
+	if (!hit.win_len || !qemu_plugin_read_memory_vaddr(hit.sp, buf, hit.win_len) || buf->len < hit.win_len)
+		hit.win_len = 0;
+
+	pthread_mutex_lock(&P.out_lock);
+	if (!P.dead) {
+		hit.seq = ++P.hits;
+		len = sizeof(hit) + hit.regs_len + hit.win_len;
+		p = reserve_locked(sizeof(struct chan_header) + len);
+		if (p) {
+			struct chan_header h = { CHAN_HIT, (uint32_t)len };
+
+			memcpy(p, &h, sizeof(h));
+			memcpy(p + sizeof(h), &hit, sizeof(hit));
+			memcpy(p + sizeof(h) + sizeof(hit), regs, hit.regs_len);
+			memcpy(p + sizeof(h) + sizeof(hit) + hit.regs_len, buf->data, hit.win_len);
+		}
+		if (P.out_len >= FLUSH_BYTES || now_ns() - P.last_flush_ns >= FLUSH_AGE_NS)
+			flush_locked();
+	}
+	pthread_mutex_unlock(&P.out_lock);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
+{
+	size_t n = qemu_plugin_tb_n_insns(tb);
+
+	(void)id;
+	pthread_mutex_lock(&P.table_lock);
+	for (size_t i = 0; P.nprobes && i < n; i++) {
+		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
+		uint64_t pc = qemu_plugin_insn_vaddr(insn);
+
+		if (bsearch(&pc, P.probes, P.nprobes, sizeof(*P.probes), cmp_u64))
+			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_probe, QEMU_PLUGIN_CB_R_REGS,
+							       (void *)(uintptr_t)pc);
+	}
+	pthread_mutex_unlock(&P.table_lock);
+}
+
+static void on_idle(qemu_plugin_id_t id, unsigned int vcpu)
+{
+	(void)id;
+	(void)vcpu;
+	pthread_mutex_lock(&P.out_lock);
+	if (P.out_len)
+		flush_locked();
+	pthread_mutex_unlock(&P.out_lock);
+}
+
+static void on_qemu_exit(qemu_plugin_id_t id, void *udata)
+{
+	(void)id;
+	(void)udata;
+	send_synced();
+}
+
+/* The registers QEMU offers, read once in the first vCPU's context. */
+static void on_vcpu_init(qemu_plugin_id_t id, unsigned int vcpu)
+{
+	GArray *regs;
+
+	(void)id;
+	if (vcpu)
+		return;
+	regs = qemu_plugin_get_registers();
+	pthread_mutex_lock(&P.table_lock);
+	P.qregs = calloc(regs->len ? regs->len : 1, sizeof(*P.qregs));
+	for (guint i = 0; P.qregs && i < regs->len; i++) {
+		qemu_plugin_reg_descriptor *d = &g_array_index(regs, qemu_plugin_reg_descriptor, i);
+
+		P.qregs[i].handle = d->handle;
+		snprintf(P.qregs[i].name, sizeof(P.qregs[i].name), "%s", d->name);
+	}
+	P.nqregs = P.qregs ? regs->len : 0;
+	pthread_mutex_unlock(&P.table_lock);
+	g_array_free(regs, true);
+}
+
+/* ---- control: what kstep asks ---- */
+
+static bool read_full(void *out, size_t len)
+{
+	uint8_t *p = out;
+
+	while (len) {
+		struct pollfd pfd = { .fd = P.fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			return false;
+		n = recv(P.fd, p, len, MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return false;
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+		}
+	}
+	return true;
+}
+
+static void set_regs(const uint8_t *body, uint32_t len)
+{
+	uint32_t n, off = 0;
+
+	if (len < 4 || (memcpy(&n, body, 4), n > CHAN_MAX_REGS) || len != 4 + n * sizeof(struct chan_reg))
+		return;
+	pthread_mutex_lock(&P.table_lock);
+	P.regs_missing = 0;
+	P.sp_slot = -1;
+	for (uint32_t i = 0; i < n; i++) {
+		struct chan_reg r;
+
+		memcpy(&r, body + 4 + i * sizeof(r), sizeof(r));
+		r.name[CHAN_REG_NAME - 1] = '\0';
+		P.slots[i] = (struct reg_slot){ .offset = off, .size = r.size > 64 ? 64 : r.size };
+		for (size_t k = 0; k < P.nqregs; k++)
+			if (!strcmp(P.qregs[k].name, r.name))
+				P.slots[i].handle = P.qregs[k].handle;
+		P.regs_missing += !P.slots[i].handle;
+		if (!strcmp(r.name, "rsp") && P.slots[i].size == 8)
+			P.sp_slot = (int)i;
+		off += P.slots[i].size;
+	}
+	P.nslots = n;
+	P.regs_len = off;
+	pthread_mutex_unlock(&P.table_lock);
+}
+
+static void set_probes(const uint8_t *body, uint32_t len)
+{
+	struct chan_probes cp;
+	uint64_t *probes;
+
+	if (len < sizeof(cp))
+		return;
+	memcpy(&cp, body, sizeof(cp));
+	if (cp.n > CHAN_MAX_PROBES || len != sizeof(cp) + (size_t)cp.n * 8 || cp.window > CHAN_MAX_WINDOW)
+		return;
+	probes = malloc(cp.n ? cp.n * 8u : 8);
+	if (!probes)
+		return;
+	memcpy(probes, body + sizeof(cp), (size_t)cp.n * 8);
+	qsort(probes, cp.n, 8, cmp_u64);
+	pthread_mutex_lock(&P.table_lock);
+	free(P.probes);
+	P.probes = probes;
+	P.nprobes = cp.n;
+	P.window = cp.window;
+	pthread_mutex_unlock(&P.table_lock);
+}
+
+static void *control(void *arg)
+{
+	uint8_t *body = malloc(CHAN_MAX_BODY);
+
+	(void)arg;
+	while (body) {
+		struct chan_header h;
+
+		if (!read_full(&h, sizeof(h)) || h.len > CHAN_MAX_BODY || !read_full(body, h.len))
+			break;
+		if (h.type == CHAN_REGS)
+			set_regs(body, h.len);
+		else if (h.type == CHAN_PROBES)
+			set_probes(body, h.len);
+		if (h.type == CHAN_REGS || h.type == CHAN_PROBES || h.type == CHAN_SYNC)
+			send_synced();
+	}
+	free(body);
+	return NULL;
+}
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -1;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+KSTEP_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, char **argv)
+{
+	const char *sock = NULL;
+	struct chan_hello hello;
+	pthread_t thread;
+
+	for (int i = 0; i < argc; i++)
+		if (!strncmp(argv[i], "sock=", 5))
+			sock = argv[i] + 5;
+	if (!sock || !info->system_emulation) {
+		qemu_plugin_outs("kstep-plugin: wants sock=PATH (kstep's socket) and a system emulator\n");
+		return -1;
+	}
+	P.fd = connect_to(sock);
+	if (P.fd < 0) {
+		say("kstep-plugin: cannot connect to kstep at %s\n", sock);
+		return -1;
+	}
+	hello = (struct chan_hello){ CHAN_PROTOCOL, (uint32_t)info->version.cur, (uint32_t)info->version.min,
+				     (uint32_t)info->system.smp_vcpus };
+	pthread_mutex_lock(&P.out_lock);
+	append_locked(CHAN_HELLO, &hello, sizeof(hello));
+	flush_locked();
+	pthread_mutex_unlock(&P.out_lock);
+	if (pthread_create(&thread, NULL, control, NULL)) {
+		qemu_plugin_outs("kstep-plugin: cannot start its control thread\n");
+		return -1;
+	}
+	pthread_detach(thread);
+	qemu_plugin_register_vcpu_init_cb(id, on_vcpu_init);
+	qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);
+	qemu_plugin_register_vcpu_idle_cb(id, on_idle);
+	qemu_plugin_register_atexit_cb(id, on_qemu_exit, NULL);
+	return 0;
+}
