@@ -81,6 +81,8 @@ static int take_hit(struct engine *e, struct probe_set *ps, const struct chan_ms
 	e->guest_ns = 0;
 	memcache_clear_lines(e->mc);
 	memcache_show_window(e->mc, v.h.sp, v.window, v.h.win_len);
+	if (v.h.link_len)
+		memcache_show_more(e->mc, v.h.link, v.linked, v.h.link_len);
 	memcache_set_offline(e->mc, true);
 	err = engine_record_stop(e, p, sn, res);
 	memcache_set_offline(e->mc, false);

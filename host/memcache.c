@@ -47,6 +47,9 @@ struct memcache {
 	size_t window_max;
 	uint8_t *window;         /* own_window, or a plugin HIT's (memcache_show_window) */
 	uint8_t *own_window;
+	const uint8_t *more;     /* a second shown range (memcache_show_more), NULL: none */
+	uint64_t more_addr;
+	size_t more_len;
 	uint64_t win_addr;
 	size_t win_len;
 	uint8_t *burst;          /* window_max bytes rounded down to whole lines */
@@ -119,6 +122,7 @@ size_t memcache_window_max(const struct memcache *mc)
 void memcache_set_window(struct memcache *mc, uint64_t addr, size_t len)
 {
 	mc->window = mc->own_window;
+	mc->more = NULL;
 	mc->win_addr = addr;
 	mc->win_len = len;
 }
@@ -128,6 +132,13 @@ void memcache_show_window(struct memcache *mc, uint64_t addr, const uint8_t *dat
 	mc->window = (uint8_t *)data; /* read only: nothing writes a shown window */
 	mc->win_addr = addr;
 	mc->win_len = len;
+}
+
+void memcache_show_more(struct memcache *mc, uint64_t addr, const uint8_t *data, size_t len)
+{
+	mc->more = data;
+	mc->more_addr = addr;
+	mc->more_len = len;
 }
 
 void memcache_set_code_source(struct memcache *mc, int (*read)(void *ctx, uint64_t addr, void *out, size_t len),
@@ -273,6 +284,10 @@ int memcache_read(struct memcache *mc, uint64_t addr, void *out, size_t len)
 
 	if (addr >= mc->win_addr && addr + len <= mc->win_addr + mc->win_len) {
 		memcpy(out, mc->window + (addr - mc->win_addr), len);
+		return 0;
+	}
+	if (mc->more && addr >= mc->more_addr && addr + len <= mc->more_addr + mc->more_len) {
+		memcpy(out, mc->more + (addr - mc->more_addr), len);
 		return 0;
 	}
 	if (len > MISSED_MAX * LINE_SIZE / 4) /* a buffer, not a field: go direct */

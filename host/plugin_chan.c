@@ -234,11 +234,12 @@ int chan_parse_hit(const struct chan_msg *m, size_t regs_len, struct chan_hit_vi
 	if (m->type != CHAN_HIT || m->len < sizeof(v->h))
 		return -EPROTO;
 	memcpy(&v->h, m->body, sizeof(v->h));
-	if (v->h.regs_len != regs_len || v->h.win_len > CHAN_MAX_WINDOW ||
-	    m->len != sizeof(v->h) + (size_t)v->h.regs_len + v->h.win_len)
+	if (v->h.regs_len != regs_len || v->h.win_len > CHAN_MAX_WINDOW || v->h.link_len > CHAN_MAX_WINDOW ||
+	    m->len != sizeof(v->h) + (size_t)v->h.regs_len + v->h.win_len + v->h.link_len)
 		return -EPROTO;
 	v->regs = m->body + sizeof(v->h);
 	v->window = v->regs + v->h.regs_len;
+	v->linked = v->window + v->h.win_len;
 	return 0;
 }
 

@@ -26,7 +26,7 @@ struct chan_msg {
 /* A HIT, taken apart and checked. */
 struct chan_hit_view {
 	struct chan_hit h;
-	const uint8_t *regs, *window;
+	const uint8_t *regs, *window, *linked; /* linked: h.link_len bytes at h.link */
 };
 
 /* Listen on @path (a new socket, 0600, in a directory only we can reach). */

@@ -511,7 +511,7 @@ static int add_own_args(char ***argv, const struct qemu *q, const char *plugin)
 			free(own[i]);
 		return -ENOMEM;
 	}
-	memcpy(full + n, own, sizeof(own));
+	memcpy(full + n, own, nown * sizeof(*own));
 	full[n + nown] = NULL;
 	return 0;
 }

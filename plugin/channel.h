@@ -66,13 +66,19 @@ struct chan_probes {
 	uint32_t window;          /* stack bytes from rsp, to the stack's end at most */
 };
 
-/* HIT: this, then regs_len bytes of registers, then win_len of stack. */
+/*
+ * HIT: this, then regs_len bytes of registers, win_len of stack from sp,
+ * and link_len from link: when the window reaches its stack's end and the
+ * stack's last word points into another kernel stack (x86-64's IRQ stack
+ * keeps the interrupted stack pointer there: call_on_stack), that stack
+ * from the pointer on, so that backtraces cross from one to the other.
+ */
 struct chan_hit {
 	uint32_t vcpu;
 	uint32_t regs_len;
 	uint32_t win_len;
-	uint32_t pad;
-	uint64_t pc, sp;
+	uint32_t link_len;
+	uint64_t pc, sp, link;
 	uint64_t seq;             /* the plugin's hit count, from 1 */
 };
 

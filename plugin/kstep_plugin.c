@@ -30,6 +30,9 @@ KSTEP_PLUGIN_EXPORT int qemu_plugin_version = KSTEP_PLUGIN_API;
 #define FLUSH_BYTES (256u << 10)
 #define FLUSH_AGE_NS (20 * 1000000ull)
 #define KSTACK_ALIGN 16384u
+/* Kernel addresses on x86-64, and the most of a linked stack taken. */
+#define KERNEL_HALF 0xffff800000000000ull
+#define LINK_MAX 8192u
 
 struct reg_slot {
 	struct qemu_plugin_register *handle; /* NULL: QEMU has no such register, left 0 */
@@ -167,15 +170,39 @@ static void read_regs(uint8_t *block, GByteArray *buf)
 	}
 }
 
+/* A window that reaches its stack's end whose last word points into
+ * another kernel stack: that stack too, from the pointer on, into @link
+ * (channel.h). */
+static void read_link(struct chan_hit *hit, const GByteArray *window, GByteArray *link_buf)
+{
+	uint64_t end = hit->sp + hit->win_len, link;
+
+	if (hit->win_len < 8 || (end & (KSTACK_ALIGN - 1)))
+		return;
+	memcpy(&link, window->data + hit->win_len - 8, 8);
+	if (link < KERNEL_HALF || (link & ~(uint64_t)(KSTACK_ALIGN - 1)) == (hit->sp & ~(uint64_t)(KSTACK_ALIGN - 1)))
+		return;
+	hit->link_len = KSTACK_ALIGN - (uint32_t)(link & (KSTACK_ALIGN - 1));
+	if (hit->link_len > LINK_MAX)
+		hit->link_len = LINK_MAX;
+	g_byte_array_set_size(link_buf, 0);
+	if (qemu_plugin_read_memory_vaddr(link, link_buf, hit->link_len) && link_buf->len >= hit->link_len)
+		hit->link = link;
+	else
+		hit->link_len = 0;
+}
+
 static void on_probe(unsigned int vcpu, void *udata)
 {
-	static __thread GByteArray *buf;
+	static __thread GByteArray *buf, *link_buf;
 	struct chan_hit hit = { .vcpu = vcpu, .pc = (uint64_t)(uintptr_t)udata };
 	size_t len;
 	uint8_t *p;
 
-	if (!buf)
+	if (!buf) {
 		buf = g_byte_array_new();
+		link_buf = g_byte_array_new();
+	}
 	pthread_mutex_lock(&P.table_lock);
 	hit.regs_len = P.regs_len;
 	uint8_t regs[hit.regs_len ? hit.regs_len : 1];
@@ -191,11 +218,12 @@ static void on_probe(unsigned int vcpu, void *udata)
 	g_byte_array_set_size(buf, 0);
 	if (!hit.win_len || !qemu_plugin_read_memory_vaddr(hit.sp, buf, hit.win_len) || buf->len < hit.win_len)
 		hit.win_len = 0;
+	read_link(&hit, buf, link_buf);
 
 	pthread_mutex_lock(&P.out_lock);
 	if (!P.dead) {
 		hit.seq = ++P.hits;
-		len = sizeof(hit) + hit.regs_len + hit.win_len;
+		len = sizeof(hit) + hit.regs_len + hit.win_len + hit.link_len;
 		p = reserve_locked(sizeof(struct chan_header) + len);
 		if (p) {
 			struct chan_header h = { CHAN_HIT, (uint32_t)len };
@@ -204,6 +232,7 @@ static void on_probe(unsigned int vcpu, void *udata)
 			memcpy(p + sizeof(h), &hit, sizeof(hit));
 			memcpy(p + sizeof(h) + sizeof(hit), regs, hit.regs_len);
 			memcpy(p + sizeof(h) + sizeof(hit) + hit.regs_len, buf->data, hit.win_len);
+			memcpy(p + sizeof(h) + sizeof(hit) + hit.regs_len + hit.win_len, link_buf->data, hit.link_len);
 		}
 		if (P.out_len >= FLUSH_BYTES || now_ns() - P.last_flush_ns >= FLUSH_AGE_NS)
 			flush_locked();
