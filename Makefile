@@ -13,6 +13,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 inst_bin  := $(DESTDIR)$(PREFIX)/bin
 inst_data := $(DESTDIR)$(PREFIX)/share/kstep
+inst_lib  := $(DESTDIR)$(PREFIX)/lib/kstep
 inst_man  := $(DESTDIR)$(PREFIX)/share/man
 inst_comp := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 GUEST_FILES := $(wildcard guest/*.sh) guest/init guest/rxload.c guest/kernel.fragment
@@ -114,6 +115,8 @@ install: host
 	$(Q)install -d $(inst_bin) $(inst_data)/guest/workloads $(inst_data)/gdbscripts \
 		$(inst_man)/man1 $(inst_man)/man7 $(inst_comp)
 	$(Q)install -m 755 $(KSTEP) $(inst_bin)/kstep
+	$(Q)install -d $(inst_lib)
+	$(Q)install -m 644 $(BUILD)/kstep-plugin.so $(inst_lib)/kstep-plugin.so
 	$(Q)install -m 644 $(GUEST_FILES) $(inst_data)/guest/
 	$(Q)chmod 755 $(inst_data)/guest/*.sh $(inst_data)/guest/init
 	$(Q)install -m 755 guest/workloads/* $(inst_data)/guest/workloads/
@@ -128,7 +131,7 @@ install: host
 uninstall:
 	$(Q)rm -f $(inst_bin)/kstep $(inst_comp)/kstep \
 		$(addprefix $(inst_man)/man1/,$(notdir $(MAN1))) $(addprefix $(inst_man)/man7/,$(notdir $(MAN7)))
-	$(Q)rm -rf $(inst_data)
+	$(Q)rm -rf $(inst_data) $(inst_lib)
 
 clean:
 	rm -rf $(BUILD)

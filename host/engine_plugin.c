@@ -45,7 +45,8 @@ const char *engine_plugin_refuses(const struct probe_set *ps, char *why, size_t 
 				   : p->on_return	       ? "%return"
 				   : p->filter		       ? "a --filter"
 				   : p->nargs || p->nret_args ? "fetched fields"
-							       : NULL;
+				   : p->skb_arg >= 0 && p->skb_levels != 1 ? "an skb behind a pointer"
+									     : NULL;
 
 		if (what) {
 			snprintf(why, len, "%s %s: the plugin does not fetch memory yet", p->spec, what);

@@ -24,6 +24,7 @@ import test_replay  # noqa: E402,F401  issue 14: record, replay, backwards, why
 import test_firstrun  # noqa: E402,F401  issue 21: first-run paths against empty stand-ins
 import test_install  # noqa: E402,F401  issue 21: make install, man pages, completion
 import test_qemu10  # noqa: E402,F401  issue 26: QEMU 10 smoke set
+import test_plugin  # noqa: E402,F401  issue 26: the plugin engine
 
 
 def main():
