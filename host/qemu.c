@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -432,7 +433,8 @@ bool qemu_plugin_capable(char *why, size_t len)
 
 int qemu_plugin_path(char *out, size_t len)
 {
-	char exe[PATH_MAX - 64];
+	char exe[PATH_MAX / 2];
+	const char *dir;
 	ssize_t n;
 
 	if (getenv("KSTEP_PLUGIN") && *getenv("KSTEP_PLUGIN")) {
@@ -443,11 +445,11 @@ int qemu_plugin_path(char *out, size_t len)
 	if (n <= 0)
 		return -ENOENT;
 	exe[n] = '\0';
-	*strrchr(exe, '/') = '\0';
-	snprintf(out, len, "%s/kstep-plugin.so", exe); /* a clone's build/ */
+	dir = dirname(exe);
+	snprintf(out, len, "%s/kstep-plugin.so", dir); /* a clone's build/ */
 	if (!access(out, R_OK))
 		return 0;
-	snprintf(out, len, "%s/../lib/kstep/kstep-plugin.so", exe); /* PREFIX/bin -> PREFIX/lib/kstep */
+	snprintf(out, len, "%s/../lib/kstep/kstep-plugin.so", dir); /* PREFIX/bin -> PREFIX/lib/kstep */
 	return access(out, R_OK) ? -ENOENT : 0;
 }
 
