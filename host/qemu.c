@@ -433,6 +433,7 @@ bool qemu_plugin_capable(char *why, size_t len)
 
 int qemu_plugin_path(char *out, size_t len)
 {
+	static const char *const places[] = { "/kstep-plugin.so", "/../lib/kstep/kstep-plugin.so" };
 	char exe[PATH_MAX / 2];
 	const char *dir;
 	ssize_t n;
@@ -446,11 +447,13 @@ int qemu_plugin_path(char *out, size_t len)
 		return -ENOENT;
 	exe[n] = '\0';
 	dir = dirname(exe);
-	snprintf(out, len, "%s/kstep-plugin.so", dir); /* a clone's build/ */
-	if (!access(out, R_OK))
-		return 0;
-	snprintf(out, len, "%s/../lib/kstep/kstep-plugin.so", dir); /* PREFIX/bin -> PREFIX/lib/kstep */
-	return access(out, R_OK) ? -ENOENT : 0;
+	/* A clone's build/, then PREFIX/bin's PREFIX/lib/kstep. */
+	for (size_t i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
+		snprintf(out, len, "%s%s", dir, places[i]);
+		if (!access(out, R_OK))
+			return 0;
+	}
+	return -ENOENT;
 }
 
 /* @prefix, then each VALUE with its commas doubled and followed by the
