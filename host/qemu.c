@@ -438,6 +438,8 @@ int qemu_plugin_path(char *out, size_t len)
 	const char *dir;
 	ssize_t n;
 
+	if (!out || !len)
+		return -EINVAL;
 	if (getenv("KSTEP_PLUGIN") && *getenv("KSTEP_PLUGIN")) {
 		snprintf(out, len, "%s", getenv("KSTEP_PLUGIN"));
 		return access(out, R_OK) ? -errno : 0;
