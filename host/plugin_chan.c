@@ -58,6 +58,20 @@ int chan_listen(struct chan **out, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+int chan_from_fd(struct chan **out, int fd)
+{
+	struct chan *c = calloc(1, sizeof(*c));
+
+	if (!c || !(c->in = malloc(CHAN_READ + sizeof(struct chan_header) + CHAN_MAX_BODY))) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->listen_fd = -1;
+	c->fd = fd;
+	*out = c;
+	return 0;
+}
+
 void chan_free(struct chan *c)
 {
 	if (!c)

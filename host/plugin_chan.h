@@ -31,6 +31,8 @@ struct chan_hit_view {
 
 /* Listen on @path (a new socket, 0600, in a directory only we can reach). */
 int chan_listen(struct chan **out, const char *path, char *err, size_t errlen);
+/* Take over a connected, non-blocking fd (tests). */
+int chan_from_fd(struct chan **out, int fd);
 void chan_free(struct chan *c);
 /* The plugin's connection and its HELLO, within @timeout_ms. */
 int chan_accept(struct chan *c, int timeout_ms, struct chan_hello *hello, char *err, size_t errlen);

@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests of kstep's end of the plugin channel: messages that arrive in
+ * pieces, and messages whose lengths lie (the plugin's input is checked
+ * before anything reads it), over a socketpair. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "plugin_chan.h"
+
+#define REGS 16
+
+struct pair {
+	struct chan *c;
+	int peer;
+};
+
+static int setup(void **state)
+{
+	static struct pair p;
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	assert_int_equal(chan_from_fd(&p.c, sv[0]), 0);
+	p.peer = sv[1];
+	*state = &p;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct pair *p = *state;
+
+	chan_free(p->c);
+	close(p->peer);
+	return 0;
+}
+
+/* A HIT of @win stack bytes whose header claims @claimed body bytes. */
+static size_t make_hit(uint8_t *out, uint32_t win, uint32_t claimed_extra)
+{
+	struct chan_hit h = { .vcpu = 1, .regs_len = REGS, .win_len = win, .pc = 0xffffffff81000000ull,
+			      .sp = 0xffff888000004000ull - win, .seq = 7 };
+	uint32_t len = (uint32_t)(sizeof(h) + REGS + win);
+	struct chan_header hdr = { CHAN_HIT, len + claimed_extra };
+
+	memcpy(out, &hdr, sizeof(hdr));
+	memcpy(out + sizeof(hdr), &h, sizeof(h));
+	for (uint32_t i = 0; i < REGS + win; i++)
+		out[sizeof(hdr) + sizeof(h) + i] = (uint8_t)i;
+	return sizeof(hdr) + len + claimed_extra;
+}
+
+static void hit_in_pieces(void **state)
+{
+	struct pair *p = *state;
+	uint8_t buf[512];
+	size_t len = make_hit(buf, 64, 0);
+	struct chan_hit_view v;
+	struct chan_msg m;
+
+	assert_int_equal(write(p->peer, buf, 5), 5);
+	assert_int_equal(chan_next(p->c, &m, 0), 0); /* half a header: nothing yet */
+	assert_int_equal(write(p->peer, buf + 5, len - 5), (ssize_t)(len - 5));
+	assert_int_equal(chan_next(p->c, &m, 100), 1);
+	assert_int_equal(chan_parse_hit(&m, REGS, &v), 0);
+	assert_int_equal(v.h.win_len, 64);
+	assert_int_equal(v.regs[1], 1);
+	assert_int_equal(v.window[0], REGS);
+	assert_int_equal(v.h.seq, 7);
+}
+
+static void hit_whose_lengths_lie(void **state)
+{
+	struct pair *p = *state;
+	uint8_t buf[512];
+	size_t len = make_hit(buf, 64, 8); /* 8 bytes the parts do not account for */
+	struct chan_hit_view v;
+	struct chan_msg m;
+
+	assert_int_equal(write(p->peer, buf, len), (ssize_t)len);
+	assert_int_equal(chan_next(p->c, &m, 100), 1);
+	assert_int_equal(chan_parse_hit(&m, REGS, &v), -EPROTO);
+	/* Another register layout than kstep's. */
+	len = make_hit(buf, 64, 0);
+	assert_int_equal(write(p->peer, buf, len), (ssize_t)len);
+	assert_int_equal(chan_next(p->c, &m, 100), 1);
+	assert_int_equal(chan_parse_hit(&m, REGS + 8, &v), -EPROTO);
+}
+
+static void oversized_message_ends_the_channel(void **state)
+{
+	struct pair *p = *state;
+	struct chan_header h = { CHAN_HIT, CHAN_MAX_BODY + 1 };
+	struct chan_msg m;
+
+	assert_int_equal(write(p->peer, &h, sizeof(h)), (ssize_t)sizeof(h));
+	assert_int_equal(chan_next(p->c, &m, 100), -EPROTO);
+}
+
+static void synced_and_the_end(void **state)
+{
+	struct pair *p = *state;
+	struct chan_synced s = { .hits = 3, .waits = 1 }, got;
+	struct chan_header h = { CHAN_SYNCED, sizeof(s) };
+	struct chan_msg m;
+
+	assert_int_equal(write(p->peer, &h, sizeof(h)), (ssize_t)sizeof(h));
+	assert_int_equal(write(p->peer, &s, sizeof(s)), (ssize_t)sizeof(s));
+	shutdown(p->peer, SHUT_WR);
+	assert_int_equal(chan_next(p->c, &m, 100), 1);
+	assert_int_equal(chan_parse_synced(&m, &got), 0);
+	assert_int_equal(got.hits, 3);
+	assert_int_equal(chan_parse_hit(&m, REGS, &(struct chan_hit_view){ 0 }), -EPROTO);
+	assert_int_equal(chan_next(p->c, &m, 100), -ECONNRESET);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(hit_in_pieces, setup, teardown),
+		cmocka_unit_test_setup_teardown(hit_whose_lengths_lie, setup, teardown),
+		cmocka_unit_test_setup_teardown(oversized_message_ends_the_channel, setup, teardown),
+		cmocka_unit_test_setup_teardown(synced_and_the_end, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
