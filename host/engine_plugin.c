@@ -22,6 +22,8 @@
 #define PLUGIN_POLL_MS 2
 /* Messages read before the gdbstub is looked at again. */
 #define PLUGIN_BATCH 4096
+/* Per-CPU variables are offsets below this (the per-CPU section's size). */
+#define PERCPU_MAX (1u << 24)
 /* A SYNC is answered at once, unless the guest is dying. */
 #define PLUGIN_SYNC_MS 10000
 
@@ -142,6 +144,17 @@ int engine_plugin_sync(struct engine *e, struct probe_set *ps, struct snapshot *
 	return err ? engine_fail(e, err, "writing to the plugin: %s", strerror(-err)) : until_synced(e, ps, sn, res);
 }
 
+/* x86-64 Linux keeps each CPU's IRQ stack pointer in the per-CPU
+ * variable hardirq_stack_ptr, whose symbol is its offset from the per-CPU
+ * base (gs_base in the kernel); 0 when this vmlinux has none. */
+static uint64_t irq_stack_ptr(const struct engine *e)
+{
+	const struct sym *s = sym_lookup_name(e->syms, "hardirq_stack_ptr");
+	uint64_t off = s ? s->addr - sym_offset(e->syms) : 0;
+
+	return off < PERCPU_MAX ? off : 0;
+}
+
 int engine_plugin_place(struct engine *e, struct probe_set *ps, struct snapshot *sn, struct engine_result *res)
 {
 	uint64_t *addrs = calloc(ps->n + 1, sizeof(*addrs));
@@ -153,7 +166,7 @@ int engine_plugin_place(struct engine *e, struct probe_set *ps, struct snapshot 
 	for (size_t i = 0; i < ps->n; i++)
 		if (ps->v[i].addr)
 			addrs[n++] = ps->v[i].addr;
-	err = chan_send_probes(e->chan, addrs, n, CHAN_MAX_WINDOW);
+	err = chan_send_probes(e->chan, addrs, n, CHAN_MAX_WINDOW, irq_stack_ptr(e));
 	free(addrs);
 	if (err)
 		return engine_fail(e, err, "writing to the plugin: %s", strerror(-err));

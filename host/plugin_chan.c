@@ -227,9 +227,9 @@ int chan_send_regs(struct chan *c, const struct target_desc *d)
 	return err;
 }
 
-int chan_send_probes(struct chan *c, const uint64_t *addrs, size_t n, uint32_t window)
+int chan_send_probes(struct chan *c, const uint64_t *addrs, size_t n, uint32_t window, uint64_t irq_stack_ptr)
 {
-	struct chan_probes cp = { (uint32_t)n, window };
+	struct chan_probes cp = { (uint32_t)n, window, irq_stack_ptr };
 	size_t len = sizeof(cp) + n * 8;
 	uint8_t *body = malloc(len);
 	int err;

@@ -44,7 +44,7 @@ int chan_next(struct chan *c, struct chan_msg *m, int timeout_ms);
 int chan_send(struct chan *c, uint32_t type, const void *body, size_t len);
 /* REGS: the gdbstub's register block, for the plugin to fill the same way. */
 int chan_send_regs(struct chan *c, const struct target_desc *d);
-int chan_send_probes(struct chan *c, const uint64_t *addrs, size_t n, uint32_t window);
+int chan_send_probes(struct chan *c, const uint64_t *addrs, size_t n, uint32_t window, uint64_t irq_stack_ptr);
 /* A HIT's parts; -EPROTO when the lengths do not add up or the register
  * block is not @regs_len bytes. */
 int chan_parse_hit(const struct chan_msg *m, size_t regs_len, struct chan_hit_view *v);

@@ -64,14 +64,18 @@ struct chan_reg {
 struct chan_probes {
 	uint32_t n;
 	uint32_t window;          /* stack bytes from rsp, to the stack's end at most */
+	/* Where the kernel keeps each CPU's IRQ stack pointer: a per-CPU
+	 * variable at this offset from gs_base (x86-64 Linux's
+	 * hardirq_stack_ptr, the top slot, which holds the interrupted
+	 * stack pointer while the IRQ stack is in use); 0: not known. */
+	uint64_t irq_stack_ptr;
 };
 
 /*
  * HIT: this, then regs_len bytes of registers, win_len of stack from sp,
- * and link_len from link: when the window reaches its stack's end and the
- * stack's last word points into another kernel stack (x86-64's IRQ stack
- * keeps the interrupted stack pointer there: call_on_stack), that stack
- * from the pointer on, so that backtraces cross from one to the other.
+ * and link_len from link: on the IRQ stack (chan_probes.irq_stack_ptr),
+ * the stack it was entered from, from the stack pointer its top slot
+ * keeps on, so that backtraces cross from one to the other.
  */
 struct chan_hit {
 	uint32_t vcpu;

@@ -62,8 +62,10 @@ static struct {
 	struct reg_slot slots[CHAN_MAX_REGS];
 	size_t nslots;
 	uint32_t regs_len, regs_missing;
-	int sp_slot;                  /* rsp's slot, -1: not given */
-} P = { .fd = -1, .out_lock = PTHREAD_MUTEX_INITIALIZER, .table_lock = PTHREAD_MUTEX_INITIALIZER, .sp_slot = -1 };
+	int sp_slot, gs_slot;         /* rsp's and gs_base's slots, -1: not given */
+	uint64_t irq_stack_ptr;       /* chan_probes' */
+} P = { .fd = -1, .out_lock = PTHREAD_MUTEX_INITIALIZER, .table_lock = PTHREAD_MUTEX_INITIALIZER, .sp_slot = -1,
+	.gs_slot = -1 };
 
 static uint64_t now_ns(void)
 {
@@ -170,17 +172,31 @@ static void read_regs(uint8_t *block, GByteArray *buf)
 	}
 }
 
-/* A window that reaches its stack's end whose last word points into
- * another kernel stack: that stack too, from the pointer on, into @link
- * (channel.h). */
-static void read_link(struct chan_hit *hit, const GByteArray *window, GByteArray *link_buf)
+/* The top slot of this CPU's IRQ stack when @sp is on it (0: not), read
+ * through the per-CPU pointer kstep named. */
+static uint64_t irq_stack_top(uint64_t sp, uint64_t gs_base, GByteArray *scratch)
 {
-	uint64_t end = hit->sp + hit->win_len, link;
+	uint64_t tos;
 
-	if (hit->win_len < 8 || (end & (KSTACK_ALIGN - 1)))
+	if (!P.irq_stack_ptr || !gs_base)
+		return 0;
+	g_byte_array_set_size(scratch, 0);
+	if (!qemu_plugin_read_memory_vaddr(gs_base + P.irq_stack_ptr, scratch, 8) || scratch->len < 8)
+		return 0;
+	memcpy(&tos, scratch->data, 8);
+	return sp <= tos && tos - sp < KSTACK_ALIGN ? tos : 0;
+}
+
+/* On the IRQ stack: the stack it was entered from, from the pointer its
+ * top slot keeps on, into @link_buf (channel.h). */
+static void read_link(struct chan_hit *hit, uint64_t tos, const GByteArray *window, GByteArray *link_buf)
+{
+	uint64_t link;
+
+	if (!tos || hit->sp + hit->win_len < tos + 8)
 		return;
-	memcpy(&link, window->data + hit->win_len - 8, 8);
-	if (link < KERNEL_HALF || (link & ~(uint64_t)(KSTACK_ALIGN - 1)) == (hit->sp & ~(uint64_t)(KSTACK_ALIGN - 1)))
+	memcpy(&link, window->data + (tos - hit->sp), 8);
+	if (link < KERNEL_HALF)
 		return;
 	hit->link_len = KSTACK_ALIGN - (uint32_t)(link & (KSTACK_ALIGN - 1));
 	if (hit->link_len > LINK_MAX)
@@ -196,6 +212,7 @@ static void on_probe(unsigned int vcpu, void *udata)
 {
 	static __thread GByteArray *buf, *link_buf;
 	struct chan_hit hit = { .vcpu = vcpu, .pc = (uint64_t)(uintptr_t)udata };
+	uint64_t gs_base = 0, tos;
 	size_t len;
 	uint8_t *p;
 
@@ -211,14 +228,19 @@ static void on_probe(unsigned int vcpu, void *udata)
 	read_regs(regs, buf);
 	if (P.sp_slot >= 0)
 		memcpy(&hit.sp, regs + P.slots[P.sp_slot].offset, 8);
-	hit.win_len = KSTACK_ALIGN - (uint32_t)(hit.sp & (KSTACK_ALIGN - 1));
+	if (P.gs_slot >= 0)
+		memcpy(&gs_base, regs + P.slots[P.gs_slot].offset, 8);
+	tos = irq_stack_top(hit.sp, gs_base, link_buf);
+	/* To the stack's end: the IRQ stack's top slot, or a task stack's
+	 * 16 KiB boundary. */
+	hit.win_len = tos ? (uint32_t)(tos + 8 - hit.sp) : KSTACK_ALIGN - (uint32_t)(hit.sp & (KSTACK_ALIGN - 1));
 	if (hit.win_len > P.window)
 		hit.win_len = P.window;
 	pthread_mutex_unlock(&P.table_lock);
 	g_byte_array_set_size(buf, 0);
 	if (!hit.win_len || !qemu_plugin_read_memory_vaddr(hit.sp, buf, hit.win_len) || buf->len < hit.win_len)
 		hit.win_len = 0;
-	read_link(&hit, buf, link_buf);
+	read_link(&hit, tos, buf, link_buf);
 
 	pthread_mutex_lock(&P.out_lock);
 	if (!P.dead) {
@@ -334,7 +356,7 @@ static void set_regs(const uint8_t *body, uint32_t len)
 		return;
 	pthread_mutex_lock(&P.table_lock);
 	P.regs_missing = 0;
-	P.sp_slot = -1;
+	P.sp_slot = P.gs_slot = -1;
 	for (uint32_t i = 0; i < n; i++) {
 		struct chan_reg r;
 
@@ -347,6 +369,8 @@ static void set_regs(const uint8_t *body, uint32_t len)
 		P.regs_missing += !P.slots[i].handle;
 		if (!strcmp(r.name, "rsp") && P.slots[i].size == 8)
 			P.sp_slot = (int)i;
+		if (!strcmp(r.name, "gs_base") && P.slots[i].size == 8)
+			P.gs_slot = (int)i;
 		off += P.slots[i].size;
 	}
 	P.nslots = n;
@@ -374,6 +398,7 @@ static void set_probes(const uint8_t *body, uint32_t len)
 	P.probes = probes;
 	P.nprobes = cp.n;
 	P.window = cp.window;
+	P.irq_stack_ptr = cp.irq_stack_ptr;
 	pthread_mutex_unlock(&P.table_lock);
 }
 
