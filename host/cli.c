@@ -1117,14 +1117,18 @@ static bool plugin_refused(struct session *s, const struct probe_set *ps, char *
 	return true;
 }
 
-/* --engine: the plugin where it serves the run, else the gdbstub; a run
- * the plugin cannot serve is refused under --engine plugin (exit 2). */
+/* --engine: the plugin where it serves the run, else the gdbstub, saying
+ * why (not for a guest kstep did not start); a run the plugin cannot
+ * serve is refused under --engine plugin (exit 2). */
 static int choose_engine(struct session *s, const struct probe_set *ps)
 {
 	char why[512];
 
 	s->plugin[0] = '\0';
 	if (!strcmp(s->g->engine, "rsp"))
+		return 0;
+	/* A guest of the user's: its gdbstub, without a word. */
+	if (!strcmp(s->g->engine, "auto") && (s->g->attach || s->g->domain || s->g->libvirt_uri || s->g->kgdb))
 		return 0;
 	if (!plugin_refused(s, ps, why, sizeof(why)))
 		return 0;
