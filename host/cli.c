@@ -2467,7 +2467,7 @@ static int cmd_oops(int argc, char **argv)
 }
 
 /* A script of the tree's guest/ in place of kstep, with the same arguments. */
-static int run_guest_script(const char *name, char **argv)
+static int exec_guest_script(const char *name, char **argv)
 {
 	char tree[PATH_MAX - 64], script[PATH_MAX];
 	bool installed;
@@ -2501,7 +2501,7 @@ static int cmd_diff(int argc, char **argv)
 static int cmd_build_images(int argc, char **argv)
 {
 	(void)argc;
-	return run_guest_script("build-images.sh", argv);
+	return exec_guest_script("build-images.sh", argv);
 }
 
 static int cmd_help(int argc, char **argv);
