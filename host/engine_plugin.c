@@ -42,16 +42,13 @@ const char *engine_plugin_refuses(const struct probe_set *ps, char *why, size_t 
 {
 	for (size_t i = 0; i < ps->n; i++) {
 		const struct probe *p = &ps->v[i];
-		const char *what = p->oops		       ? "the oops catch"
-				   : p->packet		       ? "a set's packet fields"
-				   : p->on_return	       ? "%return"
-				   : p->filter		       ? "a --filter"
-				   : p->nargs || p->nret_args ? "fetched fields"
-				   : p->skb_arg >= 0 && p->skb_levels != 1 ? "an skb behind a pointer"
-									     : NULL;
+		const char *what = p->oops	 ? "the oops catch"
+				   : p->packet	 ? "a set's packet fields"
+				   : p->on_return ? "%return"
+						  : NULL;
 
 		if (what) {
-			snprintf(why, len, "%s %s: the plugin does not fetch memory yet", p->spec, what);
+			snprintf(why, len, "%s %s: not through the plugin yet", p->spec, what);
 			return why;
 		}
 	}
@@ -86,6 +83,7 @@ static int take_hit(struct engine *e, struct probe_set *ps, const struct chan_ms
 	memcache_show_window(e->mc, v.h.sp, v.window, v.h.win_len);
 	if (v.h.link_len)
 		memcache_show_more(e->mc, v.h.link, v.linked, v.h.link_len);
+	memcache_show_captures(e->mc, v.caps, v.h.caps_len);
 	memcache_set_offline(e->mc, true);
 	err = engine_record_stop(e, p, sn, res);
 	memcache_set_offline(e->mc, false);
@@ -155,22 +153,87 @@ static uint64_t irq_stack_ptr(const struct engine *e)
 	return off < PERCPU_MAX ? off : 0;
 }
 
+/* A register slot of the plugin's REGS (the 'g' layout, in order). */
+static int slot_of(const struct engine *e, int64_t dwarf)
+{
+	return dwarf >= 0 && dwarf < CFI_NREGS ? e->dwarf_idx[dwarf] : -1;
+}
+
+/* @a's program in the plugin's steps, after @ops[*n]; -E2BIG past @max. */
+static int add_expr(const struct engine *e, const struct farg *a, struct chan_op *ops, size_t *n, size_t max)
+{
+	struct farg_step steps[64];
+	size_t final, k;
+	bool string;
+
+	k = farg_steps(a, steps, 64, &final, &string);
+	if (!k || *n + k + 1 > max)
+		return -E2BIG;
+	for (size_t i = 0; i < k; i++) {
+		static const uint32_t kinds[] = { [FARG_STEP_REG] = CHAN_OP_REG, [FARG_STEP_PERCPU] = CHAN_OP_PERCPU,
+						  [FARG_STEP_CONST] = CHAN_OP_CONST, [FARG_STEP_ADD] = CHAN_OP_ADD,
+						  [FARG_STEP_LOAD] = CHAN_OP_LOAD };
+		int64_t imm = steps[i].imm;
+
+		if (steps[i].kind == FARG_STEP_REG && (imm = slot_of(e, imm)) < 0)
+			return -EINVAL;
+		ops[(*n)++] = (struct chan_op){ .kind = kinds[steps[i].kind], .imm = imm };
+	}
+	ops[(*n)++] = (struct chan_op){ .kind = string ? CHAN_OP_STRING : final ? CHAN_OP_READ : CHAN_OP_END,
+					.imm = (int64_t)final };
+	return 0;
+}
+
+/* What probe @p reads from memory at a hit, as the plugin's program:
+ * an skb behind a pointer, its fields, its filter's own expressions. */
+static int probe_program(const struct engine *e, const struct probe *p, struct chan_op *ops, size_t *n, size_t max)
+{
+	const struct farg *own[32];
+	size_t nown = p->filter ? filter_exprs(p->filter, own, 32) : 0;
+	int err = 0;
+
+	if (p->skb_arg >= 0 && p->skb_arg <= 5 && p->skb_levels != 1) {
+		if (*n + 3 > max || e->arg_idx[p->skb_arg] < 0)
+			return -E2BIG;
+		ops[(*n)++] = (struct chan_op){ .kind = CHAN_OP_REG, .imm = e->arg_idx[p->skb_arg] };
+		ops[(*n)++] = (struct chan_op){ .kind = CHAN_OP_LOAD };
+		ops[(*n)++] = (struct chan_op){ .kind = CHAN_OP_END };
+	}
+	for (size_t i = 0; !err && i < p->nargs; i++)
+		err = add_expr(e, p->args[i], ops, n, max);
+	for (size_t i = 0; !err && i < nown; i++)
+		err = add_expr(e, own[i], ops, n, max);
+	return err;
+}
+
 int engine_plugin_place(struct engine *e, struct probe_set *ps, struct snapshot *sn, struct engine_result *res)
 {
-	uint64_t *addrs = calloc(ps->n + 1, sizeof(*addrs));
-	size_t n = 0;
-	int err;
+	struct chan_probe_prog *probes = calloc(ps->n + 1, sizeof(*probes));
+	struct chan_op *ops = calloc(CHAN_MAX_OPS, sizeof(*ops));
+	size_t n = 0, nops = 0;
+	int err = 0;
 
-	if (!addrs)
+	if (!probes || !ops) {
+		free(probes);
+		free(ops);
 		return engine_fail(e, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < ps->n; i++)
-		if (ps->v[i].addr)
-			addrs[n++] = ps->v[i].addr;
-	err = chan_send_probes(e->chan, addrs, n, CHAN_MAX_WINDOW, irq_stack_ptr(e));
-	free(addrs);
+	}
+	for (size_t i = 0; !err && i < ps->n; i++) {
+		size_t first = nops;
+
+		if (!ps->v[i].addr)
+			continue;
+		err = probe_program(e, &ps->v[i], ops, &nops, CHAN_MAX_OPS);
+		probes[n++] = (struct chan_probe_prog){ ps->v[i].addr, ops + first, (uint32_t)(nops - first) };
+	}
 	if (err)
-		return engine_fail(e, err, "writing to the plugin: %s", strerror(-err));
-	return until_synced(e, ps, sn, res);
+		err = engine_fail(e, err, "the probes' fields are more than the plugin takes (%d steps at most)",
+				  CHAN_MAX_OPS);
+	else if ((err = chan_send_probes(e->chan, probes, n, CHAN_MAX_WINDOW, irq_stack_ptr(e))))
+		err = engine_fail(e, err, "writing to the plugin: %s", strerror(-err));
+	free(probes);
+	free(ops);
+	return err ? err : until_synced(e, ps, sn, res);
 }
 
 int engine_plugin_start(struct engine *e)

@@ -78,7 +78,9 @@ static size_t fetch_values(struct engine *e, struct farg *const *args, size_t na
 {
 	struct field_fetch f = { .e = e, .args = args, .nargs = nargs, .packet = packet, .skb = skb, .vals = vals };
 
-	if (nargs || packet)
+	if (e->chan && (nargs || packet))
+		eval_fields(&f); /* a plugin's HIT: what it captured, the guest long gone on */
+	else if (nargs || packet)
 		memcache_prefetched(e->mc, eval_fields, &f);
 	return f.n;
 }

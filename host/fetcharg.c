@@ -799,6 +799,24 @@ bool farg_in_memory(const struct farg *a)
 	return a->lvalue;
 }
 
+size_t farg_steps(const struct farg *a, struct farg_step *out, size_t max, size_t *final, bool *string)
+{
+	static const enum farg_step_kind kinds[] = { [OP_REG] = FARG_STEP_REG, [OP_PERCPU] = FARG_STEP_PERCPU,
+						     [OP_CONST] = FARG_STEP_CONST, [OP_ADD] = FARG_STEP_ADD,
+						     [OP_LOAD] = FARG_STEP_LOAD };
+
+	if ((size_t)a->nops > max)
+		return 0;
+	for (int i = 0; i < a->nops; i++)
+		out[i] = (struct farg_step){ kinds[a->ops[i].kind], a->ops[i].imm };
+	*string = a->kind == VAL_STRING_ARR || a->kind == VAL_STRING_PTR;
+	if (*string)
+		*final = a->kind == VAL_STRING_ARR && a->size && a->size < FARG_STR_MAX - 1 ? a->size : FARG_STR_MAX - 1;
+	else
+		*final = a->lvalue ? (a->size > 8 ? 8 : a->size) : 0;
+	return (size_t)a->nops;
+}
+
 void farg_eval(const struct farg *a, const struct farg_env *env, struct farg_value *out)
 {
 	uint64_t v = 0;
@@ -1053,6 +1071,16 @@ static bool compare(const struct comparison *cmp, const struct farg_value *v)
 }
 
 /* Groups of && joined by ||: true when any group has every comparison true. */
+size_t filter_exprs(const struct filter *f, const struct farg **out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < f->n && n < max; i++)
+		if (f->v[i].own)
+			out[n++] = f->v[i].own;
+	return n;
+}
+
 bool filter_match(const struct filter *f, const struct farg_value *values, const struct farg_env *env)
 {
 	bool group = true;

@@ -74,6 +74,21 @@ int farg_location(const struct farg *a, const struct farg_env *env, uint64_t *ad
 bool farg_in_memory(const struct farg *a);
 
 /*
+ * A compiled expression's program, for an evaluator elsewhere (kstep's
+ * QEMU plugin runs it at each hit and sends the memory it read, which
+ * farg_eval then reads as it would the guest's): its steps, and what is
+ * read where they end: @final bytes (0: nothing, the value is the
+ * result), or with @string a string of up to @final bytes, not past its
+ * page. farg_steps returns how many steps, 0 if more than @max.
+ */
+enum farg_step_kind { FARG_STEP_REG, FARG_STEP_PERCPU, FARG_STEP_CONST, FARG_STEP_ADD, FARG_STEP_LOAD };
+struct farg_step {
+	enum farg_step_kind kind;
+	int64_t imm;              /* REG: DWARF register number; LOAD: none */
+};
+size_t farg_steps(const struct farg *a, struct farg_step *out, size_t max, size_t *final, bool *string);
+
+/*
  * A filter: comparisons "OPERAND OP CONST" (== != < <= > >= &) joined by
  * && and || (&& first). An OPERAND is a field of the probe (by its NAME)
  * or an expression; CONST a number, an enum name, or a "string". A hit
@@ -94,5 +109,7 @@ int filter_compile(struct filter **out, const char *text, struct farg *const *fi
  * already fetched. */
 bool filter_match(const struct filter *f, const struct farg_value *values, const struct farg_env *env);
 void filter_free(struct filter *f);
+/* The expressions of its own a filter evaluates (not the probe's fields). */
+size_t filter_exprs(const struct filter *f, const struct farg **out, size_t max);
 
 #endif

@@ -5,6 +5,8 @@
  */
 #include "memcache.h"
 
+#include "../plugin/channel.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +50,8 @@ struct memcache {
 	uint8_t *window;         /* own_window, or a plugin HIT's (memcache_show_window) */
 	uint8_t *own_window;
 	const uint8_t *more;     /* a second shown range (memcache_show_more), NULL: none */
+	const uint8_t *caps;     /* captured ranges (memcache_show_captures), NULL: none */
+	size_t caps_len;
 	uint64_t more_addr;
 	size_t more_len;
 	uint64_t win_addr;
@@ -123,6 +127,7 @@ void memcache_set_window(struct memcache *mc, uint64_t addr, size_t len)
 {
 	mc->window = mc->own_window;
 	mc->more = NULL;
+	mc->caps = NULL;
 	mc->win_addr = addr;
 	mc->win_len = len;
 }
@@ -139,6 +144,29 @@ void memcache_show_more(struct memcache *mc, uint64_t addr, const uint8_t *data,
 	mc->more = data;
 	mc->more_addr = addr;
 	mc->more_len = len;
+}
+
+void memcache_show_captures(struct memcache *mc, const uint8_t *caps, size_t len)
+{
+	mc->caps = caps;
+	mc->caps_len = len;
+}
+
+/* @len bytes at @addr from one of the captured ranges, if one holds them. */
+static bool from_captures(const struct memcache *mc, uint64_t addr, void *out, size_t len)
+{
+	for (size_t off = 0; mc->caps && off + sizeof(struct chan_capture) <= mc->caps_len;) {
+		struct chan_capture cap;
+
+		memcpy(&cap, mc->caps + off, sizeof(cap));
+		off += sizeof(cap);
+		if (addr >= cap.addr && addr - cap.addr <= cap.len && len <= cap.len - (addr - cap.addr)) {
+			memcpy(out, mc->caps + off + (addr - cap.addr), len);
+			return true;
+		}
+		off += cap.len;
+	}
+	return false;
 }
 
 void memcache_set_code_source(struct memcache *mc, int (*read)(void *ctx, uint64_t addr, void *out, size_t len),
@@ -290,6 +318,8 @@ int memcache_read(struct memcache *mc, uint64_t addr, void *out, size_t len)
 		memcpy(out, mc->more + (addr - mc->more_addr), len);
 		return 0;
 	}
+	if (mc->caps && from_captures(mc, addr, out, len))
+		return 0;
 	if (len > MISSED_MAX * LINE_SIZE / 4) /* a buffer, not a field: go direct */
 		return guest_read(mc, addr, out, len);
 	/* Line by line; offline, every line missed is noted before failing. */

@@ -40,6 +40,9 @@ void memcache_show_window(struct memcache *mc, uint64_t addr, const uint8_t *dat
 /* A second range shown beside it (the stack a HIT's window links to),
  * until the next memcache_set_window. */
 void memcache_show_more(struct memcache *mc, uint64_t addr, const uint8_t *data, size_t len);
+/* What a plugin's HIT captured (plugin/channel.h's capture list, checked
+ * by chan_parse_hit), read before the lines, until memcache_set_window. */
+void memcache_show_captures(struct memcache *mc, const uint8_t *caps, size_t len);
 /* Where code comes from while offline when it is not cached (the vmlinux
  * file, for a guest that runs while kstep reads a plugin's HITs). */
 void memcache_set_code_source(struct memcache *mc, int (*read)(void *ctx, uint64_t addr, void *out, size_t len),

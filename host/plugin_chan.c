@@ -227,17 +227,30 @@ int chan_send_regs(struct chan *c, const struct target_desc *d)
 	return err;
 }
 
-int chan_send_probes(struct chan *c, const uint64_t *addrs, size_t n, uint32_t window, uint64_t irq_stack_ptr)
+int chan_send_probes(struct chan *c, const struct chan_probe_prog *probes, size_t n, uint32_t window,
+		     uint64_t irq_stack_ptr)
 {
 	struct chan_probes cp = { (uint32_t)n, window, irq_stack_ptr };
-	size_t len = sizeof(cp) + n * 8;
-	uint8_t *body = malloc(len);
+	size_t len = sizeof(cp) + n * 8, off, nops = 0;
+	uint8_t *body;
 	int err;
 
-	if (!body)
-		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		nops += probes[i].nops;
+	if (nops > CHAN_MAX_OPS)
+		return -E2BIG;
+	len += n * 4 + nops * sizeof(struct chan_op);
+	if (len > CHAN_MAX_BODY || !(body = malloc(len)))
+		return len > CHAN_MAX_BODY ? -E2BIG : -ENOMEM;
 	memcpy(body, &cp, sizeof(cp));
-	memcpy(body + sizeof(cp), addrs, n * 8);
+	for (size_t i = 0; i < n; i++)
+		memcpy(body + sizeof(cp) + i * 8, &probes[i].addr, 8);
+	off = sizeof(cp) + n * 8;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(body + off, &probes[i].nops, 4);
+		memcpy(body + off + 4, probes[i].ops, probes[i].nops * sizeof(struct chan_op));
+		off += 4 + probes[i].nops * sizeof(struct chan_op);
+	}
 	err = chan_send(c, CHAN_PROBES, body, len);
 	free(body);
 	return err;
@@ -249,11 +262,23 @@ int chan_parse_hit(const struct chan_msg *m, size_t regs_len, struct chan_hit_vi
 		return -EPROTO;
 	memcpy(&v->h, m->body, sizeof(v->h));
 	if (v->h.regs_len != regs_len || v->h.win_len > CHAN_MAX_WINDOW || v->h.link_len > CHAN_MAX_WINDOW ||
-	    m->len != sizeof(v->h) + (size_t)v->h.regs_len + v->h.win_len + v->h.link_len)
+	    m->len != sizeof(v->h) + (size_t)v->h.regs_len + v->h.win_len + v->h.link_len + v->h.caps_len)
 		return -EPROTO;
 	v->regs = m->body + sizeof(v->h);
 	v->window = v->regs + v->h.regs_len;
 	v->linked = v->window + v->h.win_len;
+	v->caps = v->linked + v->h.link_len;
+	/* Every capture whole and within the list. */
+	for (size_t off = 0; off < v->h.caps_len;) {
+		struct chan_capture cap;
+
+		if (v->h.caps_len - off < sizeof(cap))
+			return -EPROTO;
+		memcpy(&cap, v->caps + off, sizeof(cap));
+		if (cap.len > CHAN_MAX_CAPTURE || v->h.caps_len - off - sizeof(cap) < cap.len)
+			return -EPROTO;
+		off += sizeof(cap) + cap.len;
+	}
 	return 0;
 }
 

@@ -27,6 +27,7 @@ struct chan_msg {
 struct chan_hit_view {
 	struct chan_hit h;
 	const uint8_t *regs, *window, *linked; /* linked: h.link_len bytes at h.link */
+	const uint8_t *caps;      /* h.caps_len bytes of struct chan_capture + bytes, each checked */
 };
 
 /* Listen on @path (a new socket, 0600, in a directory only we can reach). */
@@ -44,7 +45,14 @@ int chan_next(struct chan *c, struct chan_msg *m, int timeout_ms);
 int chan_send(struct chan *c, uint32_t type, const void *body, size_t len);
 /* REGS: the gdbstub's register block, for the plugin to fill the same way. */
 int chan_send_regs(struct chan *c, const struct target_desc *d);
-int chan_send_probes(struct chan *c, const uint64_t *addrs, size_t n, uint32_t window, uint64_t irq_stack_ptr);
+/* A probe's address and its program (channel.h). */
+struct chan_probe_prog {
+	uint64_t addr;
+	const struct chan_op *ops;
+	uint32_t nops;
+};
+int chan_send_probes(struct chan *c, const struct chan_probe_prog *probes, size_t n, uint32_t window,
+		     uint64_t irq_stack_ptr);
 /* A HIT's parts; -EPROTO when the lengths do not add up or the register
  * block is not @regs_len bytes. */
 int chan_parse_hit(const struct chan_msg *m, size_t regs_len, struct chan_hit_view *v);

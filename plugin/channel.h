@@ -60,7 +60,33 @@ struct chan_reg {
 };
 /* REGS: uint32_t n, then n struct chan_reg. */
 
-/* PROBES: this, then n uint64_t addresses. */
+/*
+ * PROBES: this, then n uint64_t addresses, then for each probe in that
+ * order a uint32_t count of program steps and that many struct chan_op:
+ * what the probe reads from memory at each hit (its fetched fields, its
+ * filter's expressions, an skb behind a pointer). Each expression's steps
+ * end in READ, STRING or END; every load's and read's bytes go into the
+ * HIT as a capture.
+ */
+enum chan_op_kind {
+	CHAN_OP_REG = 1,          /* v = register slot @imm of REGS */
+	CHAN_OP_PERCPU,           /* v = gs_base + @imm */
+	CHAN_OP_CONST,            /* v = @imm */
+	CHAN_OP_ADD,              /* v += @imm */
+	CHAN_OP_LOAD,             /* v = the 8 bytes at v (captured) */
+	CHAN_OP_READ,             /* capture @imm bytes (1..8) at v; the expression ends */
+	CHAN_OP_STRING,           /* capture up to @imm bytes at v, not past its page; ends */
+	CHAN_OP_END,              /* the expression ends (its value was a register or constant) */
+};
+#define CHAN_MAX_OPS 4096     /* steps in one PROBES, all probes together */
+#define CHAN_MAX_CAPTURE 256  /* bytes one step captures at most */
+
+struct chan_op {
+	uint32_t kind;
+	uint32_t pad;
+	int64_t imm;
+};
+
 struct chan_probes {
 	uint32_t n;
 	uint32_t window;          /* stack bytes from rsp, to the stack's end at most */
@@ -73,9 +99,10 @@ struct chan_probes {
 
 /*
  * HIT: this, then regs_len bytes of registers, win_len of stack from sp,
- * and link_len from link: on the IRQ stack (chan_probes.irq_stack_ptr),
- * the stack it was entered from, from the stack pointer its top slot
- * keeps on, so that backtraces cross from one to the other.
+ * link_len from link: on the IRQ stack (chan_probes.irq_stack_ptr), the
+ * stack it was entered from, from the stack pointer its top slot keeps
+ * on, so that backtraces cross from one to the other; and caps_len bytes
+ * of captures, each a struct chan_capture and its bytes.
  */
 struct chan_hit {
 	uint32_t vcpu;
@@ -84,6 +111,14 @@ struct chan_hit {
 	uint32_t link_len;
 	uint64_t pc, sp, link;
 	uint64_t seq;             /* the plugin's hit count, from 1 */
+	uint32_t caps_len;
+	uint32_t pad;
+};
+
+struct chan_capture {
+	uint64_t addr;
+	uint32_t len;             /* bytes that follow, CHAN_MAX_CAPTURE at most */
+	uint32_t pad;
 };
 
 struct chan_synced {

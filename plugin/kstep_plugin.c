@@ -39,6 +39,12 @@ struct reg_slot {
 	uint32_t offset, size;
 };
 
+struct probe {
+	uint64_t addr;
+	const struct chan_op *ops; /* into P.ops */
+	uint32_t nops;
+};
+
 struct qemu_reg {
 	struct qemu_plugin_register *handle;
 	char name[CHAN_REG_NAME];
@@ -54,8 +60,9 @@ static struct {
 	uint64_t hits, waits, wait_ns;
 
 	pthread_mutex_t table_lock;   /* probes, window, registers */
-	uint64_t *probes;             /* sorted */
+	struct probe *probes;         /* sorted by address */
 	size_t nprobes;
+	struct chan_op *ops;          /* their programs */
 	uint32_t window;
 	struct qemu_reg *qregs;       /* what QEMU offers (from the first vCPU) */
 	size_t nqregs;
@@ -81,6 +88,20 @@ static void say(const char *fmt, const char *what)
 
 	snprintf(line, sizeof(line), fmt, what);
 	qemu_plugin_outs(line);
+}
+
+static int cmp_probe(const void *a, const void *b)
+{
+	uint64_t x = ((const struct probe *)a)->addr, y = ((const struct probe *)b)->addr;
+
+	return x < y ? -1 : x > y;
+}
+
+static const struct probe *find_probe(uint64_t pc)
+{
+	struct probe key = { .addr = pc };
+
+	return P.nprobes ? bsearch(&key, P.probes, P.nprobes, sizeof(*P.probes), cmp_probe) : NULL;
 }
 
 /* ---- output: batches, written whole; a full socket makes the vCPU wait ---- */
@@ -208,9 +229,93 @@ static void read_link(struct chan_hit *hit, uint64_t tos, const GByteArray *wind
 		hit->link_len = 0;
 }
 
+/* Captures of one hit: what its probe's program read. */
+struct captures {
+	uint8_t data[CHAN_MAX_OPS / 8 * (sizeof(struct chan_capture) + 16)];
+	size_t len;
+};
+
+/* @len bytes at @addr into @c; false if they cannot be read. */
+static bool capture(struct captures *c, uint64_t addr, uint32_t len, GByteArray *buf, uint64_t *value)
+{
+	struct chan_capture cap = { .addr = addr, .len = len };
+
+	if (!len || len > CHAN_MAX_CAPTURE || c->len + sizeof(cap) + len > sizeof(c->data))
+		return false;
+	g_byte_array_set_size(buf, 0);
+	if (!qemu_plugin_read_memory_vaddr(addr, buf, len) || buf->len < len)
+		return false;
+	memcpy(c->data + c->len, &cap, sizeof(cap));
+	memcpy(c->data + c->len + sizeof(cap), buf->data, len);
+	c->len += sizeof(cap) + len;
+	if (value) {
+		*value = 0;
+		memcpy(value, buf->data, len < 8 ? len : 8);
+	}
+	return true;
+}
+
+/* The longest string read that stays on its page. */
+static uint32_t on_page(uint64_t addr, int64_t want)
+{
+	uint64_t rest = 4096 - (addr & 4095);
+
+	return want <= 0 ? 0 : (uint64_t)want < rest ? (uint32_t)want : (uint32_t)rest;
+}
+
+/* Run @p's program against the registers in @regs (the vCPU's memory
+ * read as it stands); an expression whose load fails is skipped to its
+ * end, as farg_eval's would fault there. Under table_lock. */
+static void run_program(const struct probe *p, const uint8_t *regs, uint64_t gs_base, struct captures *c,
+			GByteArray *buf)
+{
+	uint64_t v = 0;
+	bool failed = false;
+
+	for (uint32_t i = 0; i < p->nops; i++) {
+		const struct chan_op *op = &p->ops[i];
+		bool ends = op->kind == CHAN_OP_READ || op->kind == CHAN_OP_STRING || op->kind == CHAN_OP_END;
+
+		if (!failed) {
+			switch (op->kind) {
+			case CHAN_OP_REG:
+				v = 0;
+				if (op->imm >= 0 && (size_t)op->imm < P.nslots)
+					memcpy(&v, regs + P.slots[op->imm].offset,
+					       P.slots[op->imm].size < 8 ? P.slots[op->imm].size : 8);
+				break;
+			case CHAN_OP_PERCPU:
+				v = gs_base + (uint64_t)op->imm;
+				break;
+			case CHAN_OP_CONST:
+				v = (uint64_t)op->imm;
+				break;
+			case CHAN_OP_ADD:
+				v += (uint64_t)op->imm;
+				break;
+			case CHAN_OP_LOAD:
+				failed = !capture(c, v, 8, buf, &v);
+				break;
+			case CHAN_OP_READ:
+				capture(c, v, op->imm > 0 && op->imm <= 8 ? (uint32_t)op->imm : 0, buf, NULL);
+				break;
+			case CHAN_OP_STRING:
+				capture(c, v, on_page(v, op->imm), buf, NULL);
+				break;
+			}
+		}
+		if (ends) {
+			failed = false;
+			v = 0;
+		}
+	}
+}
+
 static void on_probe(unsigned int vcpu, void *udata)
 {
-	static __thread GByteArray *buf, *link_buf;
+	static __thread GByteArray *buf, *link_buf, *scratch;
+	static __thread struct captures caps;
+	const struct probe *probe;
 	struct chan_hit hit = { .vcpu = vcpu, .pc = (uint64_t)(uintptr_t)udata };
 	uint64_t gs_base = 0, tos;
 	size_t len;
@@ -219,6 +324,7 @@ static void on_probe(unsigned int vcpu, void *udata)
 	if (!buf) {
 		buf = g_byte_array_new();
 		link_buf = g_byte_array_new();
+		scratch = g_byte_array_new();
 	}
 	pthread_mutex_lock(&P.table_lock);
 	hit.regs_len = P.regs_len;
@@ -241,11 +347,18 @@ static void on_probe(unsigned int vcpu, void *udata)
 	if (!hit.win_len || !qemu_plugin_read_memory_vaddr(hit.sp, buf, hit.win_len) || buf->len < hit.win_len)
 		hit.win_len = 0;
 	read_link(&hit, tos, buf, link_buf);
+	pthread_mutex_lock(&P.table_lock);
+	probe = find_probe(hit.pc);
+	caps.len = 0;
+	if (probe)
+		run_program(probe, regs, gs_base, &caps, scratch);
+	pthread_mutex_unlock(&P.table_lock);
+	hit.caps_len = (uint32_t)caps.len;
 
 	pthread_mutex_lock(&P.out_lock);
 	if (!P.dead) {
 		hit.seq = ++P.hits;
-		len = sizeof(hit) + hit.regs_len + hit.win_len + hit.link_len;
+		len = sizeof(hit) + hit.regs_len + hit.win_len + hit.link_len + hit.caps_len;
 		p = reserve_locked(sizeof(struct chan_header) + len);
 		if (p) {
 			struct chan_header h = { CHAN_HIT, (uint32_t)len };
@@ -255,18 +368,13 @@ static void on_probe(unsigned int vcpu, void *udata)
 			memcpy(p + sizeof(h) + sizeof(hit), regs, hit.regs_len);
 			memcpy(p + sizeof(h) + sizeof(hit) + hit.regs_len, buf->data, hit.win_len);
 			memcpy(p + sizeof(h) + sizeof(hit) + hit.regs_len + hit.win_len, link_buf->data, hit.link_len);
+			memcpy(p + sizeof(h) + sizeof(hit) + hit.regs_len + hit.win_len + hit.link_len, caps.data,
+			       caps.len);
 		}
 		if (P.out_len >= FLUSH_BYTES || now_ns() - P.last_flush_ns >= FLUSH_AGE_NS)
 			flush_locked();
 	}
 	pthread_mutex_unlock(&P.out_lock);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
@@ -279,7 +387,7 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
 		uint64_t pc = qemu_plugin_insn_vaddr(insn);
 
-		if (bsearch(&pc, P.probes, P.nprobes, sizeof(*P.probes), cmp_u64))
+		if (find_probe(pc))
 			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_probe, QEMU_PLUGIN_CB_R_REGS,
 							       (void *)(uintptr_t)pc);
 	}
@@ -378,28 +486,52 @@ static void set_regs(const uint8_t *body, uint32_t len)
 	pthread_mutex_unlock(&P.table_lock);
 }
 
+/* PROBES (channel.h): addresses, then each one's program; anything that
+ * does not add up leaves the table as it was. */
 static void set_probes(const uint8_t *body, uint32_t len)
 {
 	struct chan_probes cp;
-	uint64_t *probes;
+	struct probe *probes;
+	struct chan_op *ops;
+	size_t off, nops = 0;
 
 	if (len < sizeof(cp))
 		return;
 	memcpy(&cp, body, sizeof(cp));
-	if (cp.n > CHAN_MAX_PROBES || len != sizeof(cp) + (size_t)cp.n * 8 || cp.window > CHAN_MAX_WINDOW)
+	if (cp.n > CHAN_MAX_PROBES || len < sizeof(cp) + (size_t)cp.n * 8 || cp.window > CHAN_MAX_WINDOW)
 		return;
-	probes = malloc(cp.n ? cp.n * 8u : 8);
-	if (!probes)
-		return;
-	memcpy(probes, body + sizeof(cp), (size_t)cp.n * 8);
-	qsort(probes, cp.n, 8, cmp_u64);
+	probes = calloc(cp.n ? cp.n : 1, sizeof(*probes));
+	ops = calloc(CHAN_MAX_OPS, sizeof(*ops));
+	off = sizeof(cp) + (size_t)cp.n * 8;
+	for (uint32_t i = 0; probes && ops && i < cp.n; i++) {
+		uint32_t n;
+
+		memcpy(&probes[i].addr, body + sizeof(cp) + i * 8u, 8);
+		if (off + 4 > len || (memcpy(&n, body + off, 4), n > CHAN_MAX_OPS - nops) ||
+		    off + 4 + (size_t)n * sizeof(*ops) > len)
+			goto bad;
+		memcpy(ops + nops, body + off + 4, (size_t)n * sizeof(*ops));
+		probes[i].ops = ops + nops;
+		probes[i].nops = n;
+		nops += n;
+		off += 4 + (size_t)n * sizeof(*ops);
+	}
+	if (!probes || !ops || off != len)
+		goto bad;
+	qsort(probes, cp.n, sizeof(*probes), cmp_probe);
 	pthread_mutex_lock(&P.table_lock);
 	free(P.probes);
+	free(P.ops);
 	P.probes = probes;
+	P.ops = ops;
 	P.nprobes = cp.n;
 	P.window = cp.window;
 	P.irq_stack_ptr = cp.irq_stack_ptr;
 	pthread_mutex_unlock(&P.table_lock);
+	return;
+bad:
+	free(probes);
+	free(ops);
 }
 
 static void *control(void *arg)

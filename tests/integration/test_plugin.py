@@ -35,18 +35,27 @@ def test_plugin_hits_are_the_breakpoint_engines_events():
         runs = {}
         for engine in ("plugin", "rsp"):
             d = os.path.join(base, engine)
-            p = kstep("trace", "--engine", engine, "-p", "none", "--break", "ip_local_deliver", "--break", "icmp_rcv",
+            p = kstep("trace", "--engine", engine, "-p", "none", "--break", "ip_local_deliver", "--break",
+                      "icmp_rcv len=skb->len dev=skb->dev->name proto=skb->protocol:be16 nh=skb->network_header",
+                      "--break", "ip_list_rcv", "--break", "ip_rcv_core len=skb->len", "--filter", "len > 100000",
                       "-w", "rx-icmp", "-n", "3", "-o", d, "-q", env=env, timeout=300)
             assert p.returncode == 0, p.stderr[-600:]
             runs[engine] = (p, events(babeltrace(d)))
         p, evs = runs["plugin"]
         reported, read, _ = plugin_counts(p.stdout)
-        assert reported == read == len(evs) >= 3, (reported, read, len(evs))
+        filtered = int(re.search(r"(\d+) hits did not match their --filter", p.stdout).group(1))
+        assert reported == read == len(evs) + filtered and filtered >= 3, (reported, read, len(evs), filtered)
         assert "with kstep's QEMU plugin" in p.stderr, p.stderr[-400:]
         _, rsp_evs = runs["rsp"]
         for e in evs:
             assert e["regs"]["rip"] == e["pc"] and e["regs"]["rsp"] == e["rsp"], e["pc"]
-            assert e["skb"] == e["regs"]["rdi"] and e["stack0"] != 0, e["symbol"]
+            assert e["stack0"] != 0 and e["symbol"] != "ip_rcv_core", e["symbol"]
+            # ip_list_rcv's skb is the first of its list (read from memory).
+            assert e["skb"] == e["regs"]["rdi"] if e["symbol"] != "ip_list_rcv" else e["skb"] not in (0, e["regs"]["rdi"])
+        # Fields read from guest memory at each hit, as the breakpoints read them.
+        fields = lambda es: sorted(tuple(e["args"][k] for k in ("len", "dev", "proto", "nh"))
+                                   for e in es if e["symbol"] == "icmp_rcv")
+        assert fields(evs) == fields(runs["rsp"][1]) and fields(evs)[0][:3] == (64, "eth0", 2048), fields(evs)
         icmp = [e for e in evs if e["symbol"] == "icmp_rcv"]
         theirs = [e for e in rsp_evs if e["symbol"] == "icmp_rcv"]
         assert len(icmp) == 3 and len(theirs) == 3, (len(icmp), len(theirs))
@@ -98,12 +107,12 @@ def test_what_the_plugin_cannot_serve_is_refused_or_left_to_the_gdbstub():
         assert p.returncode == 2 and "QEMU 7.2 has no plugin memory reads" in p.stderr, p.stderr
         p = kstep("trace", "-p", "none", "--break", "icmp_rcv", "-n", "1", "-o", out + "/b", timeout=300)
         assert p.returncode == 0 and "engine: the gdbstub's (QEMU 7.2" in p.stderr, p.stderr[-600:]
-        # Fields the plugin would have to fetch from memory.
-        p = kstep("trace", "--engine", "plugin", "-p", "none", "--break", "ip_list_rcv", "-o", out + "/f",
-                  env=qemu10(), timeout=60)
-        assert p.returncode == 2 and "an skb behind a pointer" in p.stderr, p.stderr
+        # What the plugin does not read yet: a set's packet, a return.
         p = kstep("trace", "--engine", "plugin", "-p", "rx", "-o", out + "/c", env=qemu10(), timeout=60)
-        assert p.returncode == 2 and "packet fields: the plugin does not fetch memory yet" in p.stderr, p.stderr
+        assert p.returncode == 2 and "packet fields: not through the plugin yet" in p.stderr, p.stderr
+        p = kstep("trace", "--engine", "plugin", "-p", "none", "-b", "icmp_rcv%return", "-o", out + "/f",
+                  env=qemu10(), timeout=60)
+        assert p.returncode == 2 and "%return: not through the plugin yet" in p.stderr, p.stderr
         p = kstep("step", "--engine", "plugin", "--at", "icmp_rcv", "-o", out + "/d", timeout=60)
         assert p.returncode == 2 and "serves kstep trace so far" in p.stderr, p.stderr
         # A plugin built for API 1: QEMU refuses it at load, and says why.
