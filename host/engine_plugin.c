@@ -24,6 +24,9 @@
 #define PLUGIN_BATCH 4096
 /* Per-CPU variables are offsets below this (the per-CPU section's size). */
 #define PERCPU_MAX (1u << 24)
+/* QEMU closes the plugin's socket as it exits; a socket closed this long
+ * with the gdbstub still open is a plugin that gave up. */
+#define PLUGIN_GONE_S 5.0
 /* A SYNC is answered at once, unless the guest is dying. */
 #define PLUGIN_SYNC_MS 10000
 
@@ -284,6 +287,8 @@ static enum engine_end limit_reached(struct engine *e, const struct engine_resul
 int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct snapshot *sn,
 				 struct target_stop *st, struct engine_result *res)
 {
+	double gone_at = 0;
+
 	for (;;) {
 		struct chan_msg m;
 		bool synced = false;
@@ -302,9 +307,15 @@ int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct 
 			return engine_fail(e, n, "reading the plugin: %s", strerror(-n));
 		if (res->end != ENGINE_END_NONE)
 			continue; /* --max-stops: halt */
-		/* A gdbstub's wait of 0 ms does not look at the socket: 1 ms
-		 * does; the plugin gone (QEMU ending), the stub's own wait. */
-		err = target_wait(e->t, st, n == -ECONNRESET ? 200 : 1);
+		/* The plugin gone: QEMU is ending, or the plugin gave up (its
+		 * reason in the console); not a run to go on with unseen. */
+		if (n == -ECONNRESET && !gone_at)
+			gone_at = engine_since(e);
+		if (gone_at && engine_since(e) - gone_at > PLUGIN_GONE_S)
+			return engine_fail(e, -EPIPE, "kstep's QEMU plugin stopped reporting while the guest ran on "
+						      "(its reason is in guest/serial.log)");
+		/* A gdbstub's wait of 0 ms does not look at the socket: 1 ms does. */
+		err = target_wait(e->t, st, gone_at ? 200 : 1);
 		if (!err && st->kind == TARGET_STOP_OUTPUT)
 			continue;
 		if (err == -ETIMEDOUT || err == -EINTR) {

@@ -311,6 +311,40 @@ static void run_program(const struct probe *p, const uint8_t *regs, uint64_t gs_
 	}
 }
 
+/* The HIT into the batch (its parts: channel.h), under out_lock. */
+static void append_hit_locked(struct chan_hit *hit, const uint8_t *regs, const GByteArray *window,
+			      const GByteArray *link, const struct captures *caps)
+{
+	size_t len = sizeof(*hit) + hit->regs_len + hit->win_len + hit->link_len + hit->caps_len;
+	struct chan_header h = { CHAN_HIT, (uint32_t)len };
+	uint8_t *p = reserve_locked(sizeof(h) + len);
+
+	if (!p) { /* no memory for a bigger batch: send this one, then room */
+		flush_locked();
+		p = reserve_locked(sizeof(h) + len);
+	}
+	if (!p) {
+		P.dead = true;
+		shutdown(P.fd, SHUT_RDWR); /* kstep sees the plugin go while QEMU runs on */
+		qemu_plugin_outs("kstep-plugin: out of memory; reporting stops\n");
+		return;
+	}
+	hit->seq = ++P.hits;
+	memcpy(p, &h, sizeof(h));
+	p += sizeof(h);
+	memcpy(p, hit, sizeof(*hit));
+	p += sizeof(*hit);
+	memcpy(p, regs, hit->regs_len);
+	p += hit->regs_len;
+	memcpy(p, window->data, hit->win_len);
+	p += hit->win_len;
+	memcpy(p, link->data, hit->link_len);
+	p += hit->link_len;
+	memcpy(p, caps->data, caps->len);
+	if (P.out_len >= FLUSH_BYTES || now_ns() - P.last_flush_ns >= FLUSH_AGE_NS)
+		flush_locked();
+}
+
 static void on_probe(unsigned int vcpu, void *udata)
 {
 	static __thread GByteArray *buf, *link_buf, *scratch;
@@ -318,8 +352,6 @@ static void on_probe(unsigned int vcpu, void *udata)
 	const struct probe *probe;
 	struct chan_hit hit = { .vcpu = vcpu, .pc = (uint64_t)(uintptr_t)udata };
 	uint64_t gs_base = 0, tos;
-	size_t len;
-	uint8_t *p;
 
 	if (!buf) {
 		buf = g_byte_array_new();
@@ -356,24 +388,8 @@ static void on_probe(unsigned int vcpu, void *udata)
 	hit.caps_len = (uint32_t)caps.len;
 
 	pthread_mutex_lock(&P.out_lock);
-	if (!P.dead) {
-		hit.seq = ++P.hits;
-		len = sizeof(hit) + hit.regs_len + hit.win_len + hit.link_len + hit.caps_len;
-		p = reserve_locked(sizeof(struct chan_header) + len);
-		if (p) {
-			struct chan_header h = { CHAN_HIT, (uint32_t)len };
-
-			memcpy(p, &h, sizeof(h));
-			memcpy(p + sizeof(h), &hit, sizeof(hit));
-			memcpy(p + sizeof(h) + sizeof(hit), regs, hit.regs_len);
-			memcpy(p + sizeof(h) + sizeof(hit) + hit.regs_len, buf->data, hit.win_len);
-			memcpy(p + sizeof(h) + sizeof(hit) + hit.regs_len + hit.win_len, link_buf->data, hit.link_len);
-			memcpy(p + sizeof(h) + sizeof(hit) + hit.regs_len + hit.win_len + hit.link_len, caps.data,
-			       caps.len);
-		}
-		if (P.out_len >= FLUSH_BYTES || now_ns() - P.last_flush_ns >= FLUSH_AGE_NS)
-			flush_locked();
-	}
+	if (!P.dead)
+		append_hit_locked(&hit, regs, buf, link_buf, &caps);
 	pthread_mutex_unlock(&P.out_lock);
 }
 
