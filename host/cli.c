@@ -434,7 +434,8 @@ static void load_replay(struct guest_opts *g)
 	char err[PATH_MAX + 256];
 
 	if (recording_read(g->replay, &g->rec, err, sizeof(err)) ||
-	    recording_check(&g->rec, g->replay, g->images, err, sizeof(err))) {
+	    recording_check(&g->rec, g->replay, g->images, err, sizeof(err)) ||
+	    recording_check_qemu(&g->rec, g->replay, err, sizeof(err))) {
 		error("%s", err);
 		exit(EXIT_FAILED);
 	}

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -178,6 +179,7 @@ int record_run(struct qemu_opts *qo, const char *dir, bool force, bool progress,
 {
 	char err[PATH_MAX + 128];
 	struct recording r;
+	int major, minor;
 
 	if (recording_prepare_dir(dir, force, err, sizeof(err)) || recording_init(&r, qo->images, err, sizeof(err))) {
 		fprintf(stderr, "kstep: %s\n", err);
@@ -188,6 +190,12 @@ int record_run(struct qemu_opts *qo, const char *dir, bool force, bool progress,
 	snprintf(r.nic, sizeof(r.nic), "%s", qo->nic);
 	snprintf(r.mem, sizeof(r.mem), "%s", qo->mem ? qo->mem : "");
 	r.kaslr = qo->kaslr;
+	if (qemu_version(&major, &minor)) {
+		fprintf(stderr, "kstep: cannot run %s to see its version\n",
+			getenv("QEMU") && *getenv("QEMU") ? getenv("QEMU") : "qemu-system-x86_64");
+		return 1;
+	}
+	snprintf(r.qemu, sizeof(r.qemu), "%d.%d", major, minor);
 	fprintf(stderr, "kstep: recording workload %s (TCG, one vCPU, no breakpoints) into %s\n", qo->workload, dir);
 	return record(qo, &r, dir, progress, interrupted);
 }

@@ -17,6 +17,7 @@
 
 #include "files.h"
 #include "hash.h"
+#include "qemu.h"
 
 #define RECORDING_MAGIC "kstep-recording 1"
 
@@ -119,8 +120,8 @@ int recording_init(struct recording *r, const char *images, char *err, size_t er
 static uint64_t settings_hash(const struct recording *r)
 {
 	char text[512];
-	int n = snprintf(text, sizeof(text), "%s\n%s\n%s\n%s\n%s\n%d\n%s\n%s", r->id, r->workload, r->size, r->nic,
-			 r->mem, r->kaslr, r->bzimage, r->initramfs);
+	int n = snprintf(text, sizeof(text), "%s\n%s\n%s\n%s\n%s\n%d\n%s\n%s%s%s", r->id, r->workload, r->size, r->nic,
+			 r->mem, r->kaslr, r->bzimage, r->initramfs, r->qemu[0] ? "\n" : "", r->qemu);
 
 	return hash_fnv1a(HASH_FNV1A_START, text, n > 0 ? (size_t)n : 0);
 }
@@ -132,9 +133,10 @@ int recording_write(const char *dir, const struct recording *r, char *err, size_
 
 	snprintf(text, sizeof(text),
 		 RECORDING_MAGIC "\nid=%s\nstate=%s\nworkload=%s\nsize=%s\nnic=%s\nmem=%s\nkaslr=%d\n"
-		 "bzImage=%s\ninitramfs=%s\nseconds=%.3f\nlog_bytes=%" PRIu64 "\nqemu_status=%d\nsettings=%016" PRIx64 "\n",
-		 r->id, r->state, r->workload, r->size, r->nic, r->mem, r->kaslr, r->bzimage, r->initramfs, r->seconds,
-		 r->log_bytes, r->qemu_status, settings_hash(r));
+		 "bzImage=%s\ninitramfs=%s\nqemu=%s\nseconds=%.3f\nlog_bytes=%" PRIu64 "\nqemu_status=%d\n"
+		 "settings=%016" PRIx64 "\n",
+		 r->id, r->state, r->workload, r->size, r->nic, r->mem, r->kaslr, r->bzimage, r->initramfs, r->qemu,
+		 r->seconds, r->log_bytes, r->qemu_status, settings_hash(r));
 	ret = files_replace(dir, RECORDING_FILE, text);
 	if (ret)
 		snprintf(err, errlen, "cannot write %s/%s: %s", dir, RECORDING_FILE, strerror(-ret));
@@ -152,6 +154,7 @@ static void set_field(struct recording *r, const char *key, const char *v)
 		{ "workload", r->workload, sizeof(r->workload) }, { "size", r->size, sizeof(r->size) },
 		{ "nic", r->nic, sizeof(r->nic) },         { "mem", r->mem, sizeof(r->mem) },
 		{ "bzImage", r->bzimage, sizeof(r->bzimage) }, { "initramfs", r->initramfs, sizeof(r->initramfs) },
+		{ "qemu", r->qemu, sizeof(r->qemu) },
 	};
 
 	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
@@ -257,6 +260,28 @@ int recording_check(const struct recording *r, const char *dir, const char *imag
 		snprintf(err, errlen, "--replay %s: %s/%s is not the one recorded (rebuilt since?): a replay of other "
 			 "images would diverge; record again, or pass --images with the recorded ones",
 			 dir, images, strcmp(bz, r->bzimage) ? "bzImage" : "initramfs.cpio.gz");
+		return -ESTALE;
+	}
+	return 0;
+}
+
+int recording_check_qemu(const struct recording *r, const char *dir, char *err, size_t errlen)
+{
+	const char *qemu = getenv("QEMU") && *getenv("QEMU") ? getenv("QEMU") : "qemu-system-x86_64";
+	char now[32];
+	int major, minor;
+
+	if (!r->qemu[0])
+		return 0; /* made before recordings named their QEMU */
+	if (qemu_version(&major, &minor)) {
+		snprintf(err, errlen, "--replay %s: cannot run %s to see its version (recorded with QEMU %s)", dir, qemu,
+			 r->qemu);
+		return -ENOENT;
+	}
+	snprintf(now, sizeof(now), "%d.%d", major, minor);
+	if (strcmp(now, r->qemu)) {
+		snprintf(err, errlen, "--replay %s: recorded with QEMU %s, and %s is QEMU %s: a replay follows only the "
+			 "QEMU that recorded it; give that one as QEMU=PATH", dir, r->qemu, qemu, now);
 		return -ESTALE;
 	}
 	return 0;

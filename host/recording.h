@@ -24,6 +24,7 @@ struct recording {
 	char nic[16], mem[16];
 	bool kaslr;
 	char bzimage[64], initramfs[64]; /* identities: SIZE-HASH of the file */
+	char qemu[16];                /* the version of the QEMU that recorded it, "MAJOR.MINOR" */
 	double seconds;               /* from QEMU's start to its end */
 	uint64_t log_bytes;
 	int qemu_status;              /* QEMU's exit status at the end */
@@ -41,6 +42,10 @@ int recording_read(const char *dir, struct recording *r, char *err, size_t errle
 /* The recording is complete and @images are the ones it ran; else
  * -ESTALE / -EINVAL with the reason. */
 int recording_check(const struct recording *r, const char *dir, const char *images, char *err, size_t errlen);
+/* The QEMU in use is the version that recorded @r (a replay follows only
+ * the QEMU that recorded it); else -ESTALE with the reason. The recording
+ * never says which binary to run: that would run what its author chose. */
+int recording_check_qemu(const struct recording *r, const char *dir, char *err, size_t errlen);
 /* QEMU's replay log in @dir, opened for QEMU to inherit (not close-on-exec):
  * QEMU is given /dev/fd/N, never a name, so that no directory name can
  * redirect what it reads or writes. @create: a new 0600 file for a

@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 
 from harness import KSTEP, TREE, babeltrace, events, interrupt_when_grown, kstep, qemu_pids, test
+from test_qemu10 import qemu10
 
 _recordings = {}
 
@@ -168,6 +169,12 @@ def test_what_cannot_be_recorded_or_replayed_is_refused():
     p = kstep("trace", "--replay", rec, "--images", images, "-o", tempfile.mkdtemp(), timeout=60)
     assert p.returncode == 1 and "initramfs.cpio.gz is not the one recorded" in p.stderr, p.stderr
     shutil.rmtree(images)
+    # Another QEMU than the one that recorded it (QEMU 10 for a 7.2
+    # recording): named, and never run from the recording's word.
+    assert re.search(r"^qemu=\d+\.\d+$", open(os.path.join(rec, "recording")).read(), re.M)
+    p = kstep("trace", "--replay", rec, "-o", tempfile.mkdtemp(), env=qemu10(), timeout=60)
+    assert p.returncode == 1 and re.search(r"recorded with QEMU 7\.2, and \S+ is QEMU 10\.\d+: a replay follows only",
+                                           p.stderr), p.stderr
     # A location that is not in memory (a register) is refused before any replay.
     p = kstep("why", "--replay", rec, "--at", "tcp_v4_rcv", "--addr", "$arg1", "-o", tempfile.mkdtemp(), timeout=60)
     assert p.returncode == 1 and "not in memory" in p.stderr, p.stderr
@@ -245,7 +252,7 @@ def test_an_edited_recording_is_refused_or_said_to_diverge():
         assert p.returncode == 1 and "was edited" in p.stderr, p.stderr[-400:]
         info["workload"] = "rx-udp"
         check = "\n".join([info["id"], info["workload"], info["size"], info["nic"], info["mem"], info["kaslr"],
-                           info["bzImage"], info["initramfs"]])
+                           info["bzImage"], info["initramfs"], info["qemu"]])
         edited = [l if not l.startswith("settings=") else "settings=%016x" % fnv1a(check.encode()) for l in edited]
         open(path, "w").write("\n".join(edited) + "\n")
         p = kstep("trace", "--replay", rec, "-q", "-o", os.path.join(base, "t2"), timeout=240)
