@@ -102,9 +102,17 @@ def test_plugin_waits_for_a_slow_kstep_and_loses_nothing():
 def test_what_the_plugin_cannot_serve_is_refused_or_left_to_the_gdbstub():
     out = tempfile.mkdtemp(prefix="kstep-plugin-")
     try:
-        # QEMU 7.2 (the system's): no memory reads for plugins.
-        p = kstep("trace", "--engine", "plugin", "-p", "none", "--break", "icmp_rcv", "-o", out + "/a", timeout=60)
+        # QEMU 7.2 (the system's) named: no memory reads for plugins.
+        p = kstep("trace", "--engine", "plugin", "-p", "none", "--break", "icmp_rcv", "-o", out + "/a",
+                  env={"QEMU": "qemu-system-x86_64"}, timeout=60)
         assert p.returncode == 2 and "QEMU 7.2 has no plugin memory reads" in p.stderr, p.stderr
+        # None named: --engine plugin takes the QEMU 10 of make qemu beside the images.
+        e = dict(os.environ)
+        e.pop("QEMU", None)
+        p = subprocess.run([KSTEP, "trace", "--engine", "plugin", "-p", "none", "--break", "icmp_rcv", "-n", "1",
+                            "--max-stops", "1", "-o", out + "/g"], env=e, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0 and "images/qemu/bin/qemu-system-x86_64 (the system's is too old" in p.stderr, \
+            p.stderr[-600:]
         p = kstep("trace", "-p", "none", "--break", "icmp_rcv", "-n", "1", "-o", out + "/b", timeout=300)
         assert p.returncode == 0 and "engine: the gdbstub's (QEMU 7.2" in p.stderr, p.stderr[-600:]
         # What the plugin does not read yet: a set's packet, a return.
