@@ -1840,6 +1840,12 @@ static int cmd_trace(int argc, char **argv)
 		say_oops(&s, &res);
 		save_vmcore(&s);
 	}
+	/* Hits the plugin sent that kstep never read: the trace lacks them. */
+	if (s.plugin[0] && res.plugin_reported > res.plugin_hits) {
+		error("the plugin reported %" PRIu64 " hits and kstep read %" PRIu64 ": the trace lacks %" PRIu64,
+		      res.plugin_reported, res.plugin_hits, res.plugin_reported - res.plugin_hits);
+		ret = -EIO;
+	}
 	/* The trace is kept whichever way it ended. */
 	ret = conclude(&s, &res, status, ret != 0);
 	probes_free(&ps);
