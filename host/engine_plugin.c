@@ -45,10 +45,7 @@ const char *engine_plugin_refuses(const struct probe_set *ps, char *why, size_t 
 {
 	for (size_t i = 0; i < ps->n; i++) {
 		const struct probe *p = &ps->v[i];
-		const char *what = p->oops	 ? "the oops catch"
-				   : p->packet	 ? "a set's packet fields"
-				   : p->on_return ? "%return"
-						  : NULL;
+		const char *what = p->oops ? "the oops catch" : p->on_return ? "%return" : NULL;
 
 		if (what) {
 			snprintf(why, len, "%s %s: not through the plugin yet", p->spec, what);
@@ -187,21 +184,81 @@ static int add_expr(const struct engine *e, const struct farg *a, struct chan_op
 	return 0;
 }
 
+/* Steps into @ops[*n], at most @max in all. */
+static int emit(struct chan_op *ops, size_t *n, size_t max, const struct chan_op *steps, size_t nsteps)
+{
+	if (*n + nsteps > max)
+		return -E2BIG;
+	memcpy(ops + *n, steps, nsteps * sizeof(*steps));
+	*n += nsteps;
+	return 0;
+}
+
+/* v = the skb probe @p's argument carries (engine_skb_at's reads). */
+static size_t skb_steps(const struct engine *e, const struct probe *p, struct chan_op *out)
+{
+	out[0] = (struct chan_op){ .kind = CHAN_OP_REG, .imm = e->arg_idx[p->skb_arg] };
+	out[1] = (struct chan_op){ .kind = CHAN_OP_LOAD };
+	return p->skb_levels == 1 ? 1 : 2;
+}
+
+/* What packet_decode reads of the skb: its fields, the device's name, the
+ * headers at its data and at head + network_header (which of the two
+ * packet_decode takes is decided from what is read: both are captured). */
+static int packet_program(const struct engine *e, const struct probe *p, struct chan_op *ops, size_t *n, size_t max)
+{
+	const struct packet_layout *l = &e->pkt;
+	const uint64_t offs[] = { l->len, l->head, l->data, l->network_header, l->protocol, l->dev };
+	const unsigned int sizes[] = { 4, 8, 8, 2, 2, 8 };
+	struct chan_op skb[2], steps[16];
+	size_t k = skb_steps(e, p, skb);
+	int err = 0;
+
+	for (size_t i = 0; !err && i < sizeof(offs) / sizeof(offs[0]); i++) {
+		memcpy(steps, skb, k * sizeof(*skb));
+		steps[k] = (struct chan_op){ .kind = CHAN_OP_ADD, .imm = (int64_t)offs[i] };
+		steps[k + 1] = (struct chan_op){ .kind = CHAN_OP_READ, .imm = sizes[i] };
+		err = emit(ops, n, max, steps, k + 2);
+	}
+	memcpy(steps, skb, k * sizeof(*skb));
+	memcpy(steps + k, (struct chan_op[]){ { .kind = CHAN_OP_ADD, .imm = (int64_t)l->dev }, { .kind = CHAN_OP_LOAD },
+					      { .kind = CHAN_OP_ADD, .imm = (int64_t)l->dev_name },
+					      { .kind = CHAN_OP_READ, .imm = 16 } }, 4 * sizeof(*steps));
+	if (!err)
+		err = emit(ops, n, max, steps, k + 4);
+	memcpy(steps + k, (struct chan_op[]){ { .kind = CHAN_OP_ADD, .imm = (int64_t)l->data }, { .kind = CHAN_OP_LOAD },
+					      { .kind = CHAN_OP_READ, .imm = PACKET_HEADERS_READ } }, 3 * sizeof(*steps));
+	if (!err)
+		err = emit(ops, n, max, steps, k + 3);
+	memcpy(steps + k, (struct chan_op[]){ { .kind = CHAN_OP_ADD, .imm = (int64_t)l->network_header },
+					      { .kind = CHAN_OP_LOAD }, { .kind = CHAN_OP_MASK, .imm = 0xffff },
+					      { .kind = CHAN_OP_KEEP } }, 4 * sizeof(*steps));
+	memcpy(steps + k + 4, skb, k * sizeof(*skb));
+	memcpy(steps + 2 * k + 4, (struct chan_op[]){ { .kind = CHAN_OP_ADD, .imm = (int64_t)l->head },
+						      { .kind = CHAN_OP_LOAD }, { .kind = CHAN_OP_ADD_KEPT },
+						      { .kind = CHAN_OP_READ, .imm = PACKET_HEADERS_READ } },
+	       4 * sizeof(*steps));
+	return err ? err : emit(ops, n, max, steps, 2 * k + 8);
+}
+
 /* What probe @p reads from memory at a hit, as the plugin's program:
- * an skb behind a pointer, its fields, its filter's own expressions. */
+ * an skb behind a pointer, its packet, its fields, its filter's own
+ * expressions. */
 static int probe_program(const struct engine *e, const struct probe *p, struct chan_op *ops, size_t *n, size_t max)
 {
 	const struct farg *own[32];
 	size_t nown = p->filter ? filter_exprs(p->filter, own, 32) : 0;
+	bool has_skb = p->skb_arg >= 0 && p->skb_arg <= 5 && e->arg_idx[p->skb_arg] >= 0;
+	struct chan_op steps[3];
 	int err = 0;
 
-	if (p->skb_arg >= 0 && p->skb_arg <= 5 && p->skb_levels != 1) {
-		if (*n + 3 > max || e->arg_idx[p->skb_arg] < 0)
-			return -E2BIG;
-		ops[(*n)++] = (struct chan_op){ .kind = CHAN_OP_REG, .imm = e->arg_idx[p->skb_arg] };
-		ops[(*n)++] = (struct chan_op){ .kind = CHAN_OP_LOAD };
-		ops[(*n)++] = (struct chan_op){ .kind = CHAN_OP_END };
+	if (has_skb && p->skb_levels != 1) {
+		skb_steps(e, p, steps);
+		steps[2] = (struct chan_op){ .kind = CHAN_OP_END };
+		err = emit(ops, n, max, steps, 3);
 	}
+	if (!err && has_skb && p->packet && e->pkt.ok)
+		err = packet_program(e, p, ops, n, max);
 	for (size_t i = 0; !err && i < p->nargs; i++)
 		err = add_expr(e, p->args[i], ops, n, max);
 	for (size_t i = 0; !err && i < nown; i++)

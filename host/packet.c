@@ -12,7 +12,6 @@
 #define ETH_P_IPV6 0x86dd
 #define IPV6_HEADER 40
 /* An IPv4 header (at most 60 bytes) and a TCP header's first 20. */
-#define HEADERS_READ 80
 
 const char *const packet_field_names[PACKET_NFIELDS] = {
 	"len", "dev", "proto", "saddr", "daddr", "sport", "dport", "tcp_seq", "tcp_ack", "tcp_flags",
@@ -108,7 +107,7 @@ void packet_decode(const struct packet_layout *l, uint64_t skb,
 
 	uint32_t len = 0;
 	uint16_t nh = 0, proto = 0;
-	uint8_t h[HEADERS_READ];
+	uint8_t h[PACKET_HEADERS_READ];
 
 	memset(out, 0, sizeof(*out) * PACKET_NFIELDS);
 	if (!skb)

@@ -23,6 +23,9 @@ enum packet_field {
 extern const char *const packet_field_names[PACKET_NFIELDS];
 extern const bool packet_field_is_text[PACKET_NFIELDS];
 
+/* Header bytes read from the network header on (IPv6 and a TCP header). */
+#define PACKET_HEADERS_READ 80
+
 struct packet_layout {
 	bool ok;
 	uint64_t len, data, head, network_header, protocol, dev, dev_name;

@@ -26,7 +26,7 @@
 
 #include <stdint.h>
 
-#define CHAN_PROTOCOL 1
+#define CHAN_PROTOCOL 2
 #define CHAN_MAX_BODY (1u << 20)
 #define CHAN_REG_NAME 24
 #define CHAN_MAX_REGS 256
@@ -74,7 +74,10 @@ enum chan_op_kind {
 	CHAN_OP_CONST,            /* v = @imm */
 	CHAN_OP_ADD,              /* v += @imm */
 	CHAN_OP_LOAD,             /* v = the 8 bytes at v (captured) */
-	CHAN_OP_READ,             /* capture @imm bytes (1..8) at v; the expression ends */
+	CHAN_OP_MASK,             /* v &= @imm */
+	CHAN_OP_KEEP,             /* k = v (one value kept across expressions) */
+	CHAN_OP_ADD_KEPT,         /* v += k */
+	CHAN_OP_READ,             /* capture @imm bytes (1..CHAN_MAX_CAPTURE) at v; the expression ends */
 	CHAN_OP_STRING,           /* capture up to @imm bytes at v, not past its page; ends */
 	CHAN_OP_END,              /* the expression ends (its value was a register or constant) */
 };

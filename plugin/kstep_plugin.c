@@ -269,7 +269,7 @@ static uint32_t on_page(uint64_t addr, int64_t want)
 static void run_program(const struct probe *p, const uint8_t *regs, uint64_t gs_base, struct captures *c,
 			GByteArray *buf)
 {
-	uint64_t v = 0;
+	uint64_t v = 0, kept = 0;
 	bool failed = false;
 
 	for (uint32_t i = 0; i < p->nops; i++) {
@@ -296,8 +296,17 @@ static void run_program(const struct probe *p, const uint8_t *regs, uint64_t gs_
 			case CHAN_OP_LOAD:
 				failed = !capture(c, v, 8, buf, &v);
 				break;
+			case CHAN_OP_MASK:
+				v &= (uint64_t)op->imm;
+				break;
+			case CHAN_OP_KEEP:
+				kept = v;
+				break;
+			case CHAN_OP_ADD_KEPT:
+				v += kept;
+				break;
 			case CHAN_OP_READ:
-				capture(c, v, op->imm > 0 && op->imm <= 8 ? (uint32_t)op->imm : 0, buf, NULL);
+				capture(c, v, op->imm > 0 && op->imm <= CHAN_MAX_CAPTURE ? (uint32_t)op->imm : 0, buf, NULL);
 				break;
 			case CHAN_OP_STRING:
 				capture(c, v, on_page(v, op->imm), buf, NULL);

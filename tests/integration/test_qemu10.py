@@ -76,7 +76,7 @@ def test_qemu10_record_replays_with_probes():
         # Side by side: the rx set through breakpoints, and two of its
         # functions through the plugin (issue 26's equivalence on a recording).
         runs = []
-        for argv in (["-p", "rx"], ["--engine", "plugin", "-p", "none", "-b", "icmp_rcv", "-b", "ip_local_deliver"]):
+        for argv in (["--engine", "rsp", "-p", "rx"], ["--engine", "plugin", "-p", "rx"]):
             d = tempfile.mkdtemp(prefix="kstep-q10rep-")
             runs.append((subprocess.Popen([KSTEP, "trace", "--replay", rec, "--pin", "off", "-q", "--force", "-o", d,
                                            *argv], env=dict(os.environ, **qemu10()), stdout=subprocess.PIPE,
@@ -90,13 +90,17 @@ def test_qemu10_record_replays_with_probes():
             assert [e for e in evs if e["symbol"].startswith("icmp_rcv")]
             # The same guest at the same hits: pc, registers (but the
             # arithmetic flags, which TCG leaves unsettled where a plugin
-            # reads them), stack, backtrace across the IRQ stack.
+            # reads them), stack, backtrace across the IRQ stack, and every
+            # field: the task's, the skb's, its packet's headers.
             def seen(e):
                 regs = dict(e["regs"], eflags=e["regs"]["eflags"] & ~0x8d5)
-                return (e["pc"], sorted(regs.items()), e["rsp"], e["stack0"], e["bt"], e["bt_end"], e["skb"])
-            pcs = {e["pc"] for e in plugin}
-            mine, theirs = [seen(e) for e in plugin], [seen(e) for e in evs if e["pc"] in pcs]
-            assert len(mine) >= 4 and mine == theirs, (len(mine), len(theirs))
+                return (e["pc"], e["probe"], sorted(regs.items()), e["rsp"], e["stack0"], e["bt"], e["bt_end"],
+                        e["skb"], sorted(e["args"].items()))
+            mine, theirs = [seen(e) for e in plugin], [seen(e) for e in evs]
+            assert len(mine) >= 20 and mine == theirs, \
+                (len(mine), len(theirs), [(a[1], b[1]) for a, b in zip(mine, theirs) if a != b][:3])
+            # The packets' headers were read, not left empty on both sides.
+            assert any(e["args"].get("proto") == "icmp" and e["args"].get("saddr") for e in plugin), plugin[:1]
         finally:
             for _, d in runs:
                 shutil.rmtree(d)
