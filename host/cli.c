@@ -528,6 +528,12 @@ static void guest_finish_defaults(struct guest_opts *g)
 		load_replay(g);
 }
 
+/* The guest is one kstep does not start: the user's stub, domain or kgdb. */
+static bool users_guest(const struct guest_opts *g)
+{
+	return g->attach || g->domain || g->libvirt_uri || g->kgdb;
+}
+
 /* Options that exclude each other, checked once all are read. */
 static void guest_check_opts(const char *cmd, const struct guest_opts *g)
 {
@@ -540,7 +546,7 @@ static void guest_check_opts(const char *cmd, const struct guest_opts *g)
 	if (g->kgdb && (g->attach || g->domain || g->libvirt_uri))
 		die_usage(cmd, "--kgdb boots kstep's own QEMU guest: not with --attach, --domain or --libvirt "
 			       "(--attach serial:PATH is kgdb on a guest of yours)");
-	if (g->replay && (g->attach || g->domain || g->libvirt_uri || g->kgdb))
+	if (g->replay && users_guest(g))
 		die_usage(cmd, "--replay runs a recording: not with --attach, --domain, --libvirt or --kgdb");
 	if (g->replay && g->guest_set)
 		die_usage(cmd, "--replay: %s is fixed by the recording (it was made with kstep record %s ...)", g->guest_set,
@@ -1108,10 +1114,10 @@ static void take_images_qemu(const struct guest_opts *g)
 {
 	char path[PATH_MAX + 32], why[256];
 
-	if ((getenv("QEMU") && *getenv("QEMU")) || qemu_plugin_capable(why, sizeof(why)))
+	if (getenv("QEMU") && *getenv("QEMU"))
 		return;
 	snprintf(path, sizeof(path), "%s/qemu/bin/qemu-system-x86_64", g->images);
-	if (access(path, X_OK))
+	if (access(path, X_OK) || qemu_plugin_capable(why, sizeof(why))) /* the file first: no QEMU run for nothing */
 		return;
 	setenv("QEMU", path, 1);
 	if (!g->quiet)
@@ -1122,7 +1128,7 @@ static bool plugin_refused(struct session *s, const struct probe_set *ps, char *
 {
 	const struct guest_opts *g = s->g;
 
-	if (g->attach || g->domain || g->libvirt_uri || g->kgdb)
+	if (users_guest(g))
 		snprintf(why, len, "the plugin runs in kstep's own QEMU: not with --attach, --domain, --libvirt or --kgdb");
 	else if (!strcmp(g->accel, "kvm"))
 		snprintf(why, len, "plugins run under TCG, not --accel kvm");
@@ -1148,7 +1154,7 @@ static int choose_engine(struct session *s, const struct probe_set *ps)
 	if (!strcmp(s->g->engine, "plugin"))
 		take_images_qemu(s->g);
 	/* A guest of the user's: its gdbstub, without a word. */
-	if (!strcmp(s->g->engine, "auto") && (s->g->attach || s->g->domain || s->g->libvirt_uri || s->g->kgdb))
+	if (!strcmp(s->g->engine, "auto") && users_guest(s->g))
 		return 0;
 	if (!plugin_refused(s, ps, why, sizeof(why)))
 		return 0;

@@ -55,11 +55,6 @@ const char *engine_plugin_refuses(const struct probe_set *ps, char *why, size_t 
 	return NULL;
 }
 
-bool engine_uses_plugin(const struct engine *e)
-{
-	return e->chan != NULL;
-}
-
 /* One HIT: the registers and window it carries are the state a stop's
  * snapshot is taken from. */
 static int take_hit(struct engine *e, struct probe_set *ps, const struct chan_msg *m, struct snapshot *sn,
@@ -137,9 +132,10 @@ int engine_plugin_sync(struct engine *e, struct probe_set *ps, struct snapshot *
 {
 	int err = chan_send(e->chan, CHAN_SYNC, NULL, 0);
 
-	if (err == -ECONNRESET)
-		return until_synced(e, ps, sn, res);
-	return err ? engine_fail(e, err, "writing to the plugin: %s", strerror(-err)) : until_synced(e, ps, sn, res);
+	/* Gone already (QEMU ending): what it sent before is still to read. */
+	if (err && err != -ECONNRESET)
+		return engine_fail(e, err, "writing to the plugin: %s", strerror(-err));
+	return until_synced(e, ps, sn, res);
 }
 
 /* x86-64 Linux keeps each CPU's IRQ stack pointer in the per-CPU
@@ -202,43 +198,49 @@ static size_t skb_steps(const struct engine *e, const struct probe *p, struct ch
 	return p->skb_levels == 1 ? 1 : 2;
 }
 
+/* The skb's steps, then @tail's. */
+static int emit_on_skb(const struct engine *e, const struct probe *p, struct chan_op *ops, size_t *n, size_t max,
+		       const struct chan_op *tail, size_t ntail)
+{
+	struct chan_op skb[2];
+	size_t k = skb_steps(e, p, skb);
+
+	return emit(ops, n, max, skb, k) || emit(ops, n, max, tail, ntail) ? -E2BIG : 0;
+}
+
+#define OP(kind_, imm_) ((struct chan_op){ .kind = (kind_), .imm = (int64_t)(imm_) })
+
 /* What packet_decode reads of the skb: its fields, the device's name, the
  * headers at its data and at head + network_header (which of the two
- * packet_decode takes is decided from what is read: both are captured). */
+ * packet_decode takes is decided from what is read: both are captured).
+ * The network header's offset is kept across into the head's expression. */
 static int packet_program(const struct engine *e, const struct probe *p, struct chan_op *ops, size_t *n, size_t max)
 {
 	const struct packet_layout *l = &e->pkt;
 	const uint64_t offs[] = { l->len, l->head, l->data, l->network_header, l->protocol, l->dev };
 	const unsigned int sizes[] = { 4, 8, 8, 2, 2, 8 };
-	struct chan_op skb[2], steps[16];
-	size_t k = skb_steps(e, p, skb);
+	const struct chan_op dev_name[] = { OP(CHAN_OP_ADD, l->dev), OP(CHAN_OP_LOAD, 0), OP(CHAN_OP_ADD, l->dev_name),
+					    OP(CHAN_OP_READ, 16) };
+	const struct chan_op at_data[] = { OP(CHAN_OP_ADD, l->data), OP(CHAN_OP_LOAD, 0),
+					   OP(CHAN_OP_READ, PACKET_HEADERS_READ) };
+	const struct chan_op keep_nh[] = { OP(CHAN_OP_ADD, l->network_header), OP(CHAN_OP_LOAD, 0),
+					   OP(CHAN_OP_MASK, 0xffff), OP(CHAN_OP_KEEP, 0) };
+	const struct chan_op at_head_nh[] = { OP(CHAN_OP_ADD, l->head), OP(CHAN_OP_LOAD, 0), OP(CHAN_OP_ADD_KEPT, 0),
+					      OP(CHAN_OP_READ, PACKET_HEADERS_READ) };
 	int err = 0;
 
 	for (size_t i = 0; !err && i < sizeof(offs) / sizeof(offs[0]); i++) {
-		memcpy(steps, skb, k * sizeof(*skb));
-		steps[k] = (struct chan_op){ .kind = CHAN_OP_ADD, .imm = (int64_t)offs[i] };
-		steps[k + 1] = (struct chan_op){ .kind = CHAN_OP_READ, .imm = sizes[i] };
-		err = emit(ops, n, max, steps, k + 2);
+		const struct chan_op field[] = { OP(CHAN_OP_ADD, offs[i]), OP(CHAN_OP_READ, sizes[i]) };
+
+		err = emit_on_skb(e, p, ops, n, max, field, 2);
 	}
-	memcpy(steps, skb, k * sizeof(*skb));
-	memcpy(steps + k, (struct chan_op[]){ { .kind = CHAN_OP_ADD, .imm = (int64_t)l->dev }, { .kind = CHAN_OP_LOAD },
-					      { .kind = CHAN_OP_ADD, .imm = (int64_t)l->dev_name },
-					      { .kind = CHAN_OP_READ, .imm = 16 } }, 4 * sizeof(*steps));
 	if (!err)
-		err = emit(ops, n, max, steps, k + 4);
-	memcpy(steps + k, (struct chan_op[]){ { .kind = CHAN_OP_ADD, .imm = (int64_t)l->data }, { .kind = CHAN_OP_LOAD },
-					      { .kind = CHAN_OP_READ, .imm = PACKET_HEADERS_READ } }, 3 * sizeof(*steps));
+		err = emit_on_skb(e, p, ops, n, max, dev_name, 4);
 	if (!err)
-		err = emit(ops, n, max, steps, k + 3);
-	memcpy(steps + k, (struct chan_op[]){ { .kind = CHAN_OP_ADD, .imm = (int64_t)l->network_header },
-					      { .kind = CHAN_OP_LOAD }, { .kind = CHAN_OP_MASK, .imm = 0xffff },
-					      { .kind = CHAN_OP_KEEP } }, 4 * sizeof(*steps));
-	memcpy(steps + k + 4, skb, k * sizeof(*skb));
-	memcpy(steps + 2 * k + 4, (struct chan_op[]){ { .kind = CHAN_OP_ADD, .imm = (int64_t)l->head },
-						      { .kind = CHAN_OP_LOAD }, { .kind = CHAN_OP_ADD_KEPT },
-						      { .kind = CHAN_OP_READ, .imm = PACKET_HEADERS_READ } },
-	       4 * sizeof(*steps));
-	return err ? err : emit(ops, n, max, steps, 2 * k + 8);
+		err = emit_on_skb(e, p, ops, n, max, at_data, 3);
+	if (!err)
+		err = emit_on_skb(e, p, ops, n, max, keep_nh, 4);
+	return err ? err : emit_on_skb(e, p, ops, n, max, at_head_nh, 4);
 }
 
 /* What probe @p reads from memory at a hit, as the plugin's program:
@@ -249,14 +251,10 @@ static int probe_program(const struct engine *e, const struct probe *p, struct c
 	const struct farg *own[32];
 	size_t nown = p->filter ? filter_exprs(p->filter, own, 32) : 0;
 	bool has_skb = p->skb_arg >= 0 && p->skb_arg <= 5 && e->arg_idx[p->skb_arg] >= 0;
-	struct chan_op steps[3];
 	int err = 0;
 
-	if (has_skb && p->skb_levels != 1) {
-		skb_steps(e, p, steps);
-		steps[2] = (struct chan_op){ .kind = CHAN_OP_END };
-		err = emit(ops, n, max, steps, 3);
-	}
+	if (has_skb && p->skb_levels != 1)
+		err = emit_on_skb(e, p, ops, n, max, &OP(CHAN_OP_END, 0), 1);
 	if (!err && has_skb && p->packet && e->pkt.ok)
 		err = packet_program(e, p, ops, n, max);
 	for (size_t i = 0; !err && i < p->nargs; i++)

@@ -16,14 +16,30 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* Read in large gulps: a HIT is a few KiB, and they come by the thousand. */
+/* Read in large gulps: a HIT is a few KiB, and they come by the thousand;
+ * room for one whole message besides. */
 #define CHAN_READ (4u << 20)
+#define CHAN_BUF (CHAN_READ + sizeof(struct chan_header) + CHAN_MAX_BODY)
 
 struct chan {
 	int listen_fd, fd;
-	uint8_t *in;              /* CHAN_READ + one message */
+	uint8_t *in;              /* CHAN_BUF bytes */
 	size_t start, end;        /* unread bytes: in[start, end) */
 };
+
+/* A channel on @fd (-1: none yet), not listening; NULL without memory. */
+static struct chan *chan_alloc(int fd)
+{
+	struct chan *c = calloc(1, sizeof(*c));
+
+	if (!c || !(c->in = malloc(CHAN_BUF))) {
+		free(c);
+		return NULL;
+	}
+	c->listen_fd = -1;
+	c->fd = fd;
+	return c;
+}
 
 int chan_listen(struct chan **out, const char *path, char *err, size_t errlen)
 {
@@ -35,13 +51,10 @@ int chan_listen(struct chan **out, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "plugin socket path too long: %s", path);
 		return -ENAMETOOLONG;
 	}
-	c = calloc(1, sizeof(*c));
-	if (!c || !(c->in = malloc(CHAN_READ + sizeof(struct chan_header) + CHAN_MAX_BODY))) {
-		free(c);
+	if (!(c = chan_alloc(-1))) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	c->fd = -1;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	old = umask(0177);
@@ -60,16 +73,7 @@ int chan_listen(struct chan **out, const char *path, char *err, size_t errlen)
 
 int chan_from_fd(struct chan **out, int fd)
 {
-	struct chan *c = calloc(1, sizeof(*c));
-
-	if (!c || !(c->in = malloc(CHAN_READ + sizeof(struct chan_header) + CHAN_MAX_BODY))) {
-		free(c);
-		return -ENOMEM;
-	}
-	c->listen_fd = -1;
-	c->fd = fd;
-	*out = c;
-	return 0;
+	return (*out = chan_alloc(fd)) ? 0 : -ENOMEM;
 }
 
 void chan_free(struct chan *c)
@@ -82,11 +86,6 @@ void chan_free(struct chan *c)
 		close(c->fd);
 	free(c->in);
 	free(c);
-}
-
-int chan_fd(const struct chan *c)
-{
-	return c->fd;
 }
 
 int chan_accept(struct chan *c, int timeout_ms, struct chan_hello *hello, char *err, size_t errlen)
@@ -151,7 +150,7 @@ int chan_next(struct chan *c, struct chan_msg *m, int timeout_ms)
 			c->end -= c->start;
 			c->start = 0;
 		}
-		got = recv(c->fd, c->in + c->end, CHAN_READ + sizeof(struct chan_header) + CHAN_MAX_BODY - c->end, 0);
+		got = recv(c->fd, c->in + c->end, CHAN_BUF - c->end, 0);
 		if (got > 0) {
 			c->end += (size_t)got;
 			continue;

@@ -37,7 +37,6 @@ int chan_from_fd(struct chan **out, int fd);
 void chan_free(struct chan *c);
 /* The plugin's connection and its HELLO, within @timeout_ms. */
 int chan_accept(struct chan *c, int timeout_ms, struct chan_hello *hello, char *err, size_t errlen);
-int chan_fd(const struct chan *c);
 /* The next message within @timeout_ms (0: only what has come): 1, 0 when
  * none came, or -errno (-ECONNRESET: the plugin went away, -EPROTO: a
  * message that is not one). */

@@ -193,6 +193,13 @@ static void read_regs(uint8_t *block, GByteArray *buf)
 	}
 }
 
+/* @len bytes of the vCPU's memory at @addr into @buf, all or nothing. */
+static bool read_guest(uint64_t addr, size_t len, GByteArray *buf)
+{
+	g_byte_array_set_size(buf, 0);
+	return qemu_plugin_read_memory_vaddr(addr, buf, len) && buf->len >= len;
+}
+
 /* The top slot of this CPU's IRQ stack when @sp is on it (0: not), read
  * through the per-CPU pointer kstep named. */
 static uint64_t irq_stack_top(uint64_t sp, uint64_t gs_base, GByteArray *scratch)
@@ -201,8 +208,7 @@ static uint64_t irq_stack_top(uint64_t sp, uint64_t gs_base, GByteArray *scratch
 
 	if (!P.irq_stack_ptr || !gs_base)
 		return 0;
-	g_byte_array_set_size(scratch, 0);
-	if (!qemu_plugin_read_memory_vaddr(gs_base + P.irq_stack_ptr, scratch, 8) || scratch->len < 8)
+	if (!read_guest(gs_base + P.irq_stack_ptr, 8, scratch))
 		return 0;
 	memcpy(&tos, scratch->data, 8);
 	return sp <= tos && tos - sp < KSTACK_ALIGN ? tos : 0;
@@ -222,8 +228,7 @@ static void read_link(struct chan_hit *hit, uint64_t tos, const GByteArray *wind
 	hit->link_len = KSTACK_ALIGN - (uint32_t)(link & (KSTACK_ALIGN - 1));
 	if (hit->link_len > LINK_MAX)
 		hit->link_len = LINK_MAX;
-	g_byte_array_set_size(link_buf, 0);
-	if (qemu_plugin_read_memory_vaddr(link, link_buf, hit->link_len) && link_buf->len >= hit->link_len)
+	if (read_guest(link, hit->link_len, link_buf))
 		hit->link = link;
 	else
 		hit->link_len = 0;
@@ -242,8 +247,7 @@ static bool capture(struct captures *c, uint64_t addr, uint32_t len, GByteArray 
 
 	if (!len || len > CHAN_MAX_CAPTURE || c->len + sizeof(cap) + len > sizeof(c->data))
 		return false;
-	g_byte_array_set_size(buf, 0);
-	if (!qemu_plugin_read_memory_vaddr(addr, buf, len) || buf->len < len)
+	if (!read_guest(addr, len, buf))
 		return false;
 	memcpy(c->data + c->len, &cap, sizeof(cap));
 	memcpy(c->data + c->len + sizeof(cap), buf->data, len);
@@ -384,8 +388,7 @@ static void on_probe(unsigned int vcpu, void *udata)
 	if (hit.win_len > P.window)
 		hit.win_len = P.window;
 	pthread_mutex_unlock(&P.table_lock);
-	g_byte_array_set_size(buf, 0);
-	if (!hit.win_len || !qemu_plugin_read_memory_vaddr(hit.sp, buf, hit.win_len) || buf->len < hit.win_len)
+	if (!hit.win_len || !read_guest(hit.sp, hit.win_len, buf))
 		hit.win_len = 0;
 	read_link(&hit, tos, buf, link_buf);
 	pthread_mutex_lock(&P.table_lock);
