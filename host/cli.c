@@ -23,6 +23,7 @@
 #include "kmod.h"
 #include "oops.h"
 #include "plugin_chan.h"
+#include "pcapfilter.h"
 #include "probes.h"
 #include "qemu.h"
 #include "libvirt.h"
@@ -206,7 +207,7 @@ struct guest_opts {
 
 /* Long options without a letter. */
 enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB, OPT_REPLAY, OPT_BACKWARDS, OPT_OPERAND, OPT_WINDOW,
-       OPT_KERNEL_TREE, OPT_ENGINE };
+       OPT_KERNEL_TREE, OPT_ENGINE, OPT_PCAP_FILTER };
 
 /* Options every guest command takes. */
 #define GUEST_LONGOPTS                                                                          \
@@ -1289,6 +1290,8 @@ static int session_end(struct session *s)
 	s->lv = NULL;
 	cfi_free(s->g->eng.cfi);
 	s->g->eng.cfi = NULL;
+	pcap_filter_free(s->g->eng.pcap);
+	s->g->eng.pcap = NULL;
 	kmods_free(s->kmods);
 	s->kmods = NULL;
 	trace_close(s->trace);
@@ -1498,6 +1501,9 @@ static void trace_usage(FILE *f)
 		   "                         --break: of the set's probes it fits) that match:\n"
 		   "                         FIELD|EXPR OP VALUE (== != < <= > >= &), && and ||,\n"
 		   "                         VALUE a number, an enum name or a \"string\"\n"
+		   "      --pcap-filter EXPR keep only the stops whose packet matches EXPR, in\n"
+		   "                         tcpdump's filter language (pcap-filter(7)), e.g.\n"
+		   "                         'udp and dst port 9' (stops without an skb are kept)\n"
 		   "  -m, --max-stops N      stop after N stops\n"
 		   "  -d, --duration S       stop after S seconds\n"
 		   "\n%s\nThe trace is CTF: read it with 'babeltrace2 DIR'. The guest console is in\n"
@@ -1560,8 +1566,8 @@ static void print_summary(struct session *s, struct probe_set *ps, const struct 
 				probe_notes(&ps->v[i], notes, sizeof(notes)));
 	}
 	if (res->filtered)
-		fprintf(stdout, "kstep: %" PRIu64 " hits did not match their --filter and were not recorded\n",
-			res->filtered);
+		fprintf(stdout, "kstep: %" PRIu64 " hits did not match their --filter%s and were not recorded\n",
+			res->filtered, s->g->eng.pcap ? " or --pcap-filter" : "");
 	for (size_t i = 0; i < ps->nskipped; i++)
 		fprintf(stdout, "         -  %-10s %s (not in this vmlinux: skipped)\n", "", ps->skipped[i]);
 	print_bt_ends(s, res);
@@ -1749,6 +1755,31 @@ static void say_oops(struct session *s, const struct engine_result *res)
 	info("in gdb, 'monitor quit' ends the frozen QEMU");
 }
 
+/* --pcap-filter EXPR, compiled before anything boots: a bad expression
+ * exits 2 with libpcap's reason. Every probe with an skb then decodes its
+ * packet, for the filter to look at. */
+static struct pcap_filter *pcap_filter_option(const char *cmd, const char *expr, struct probe_set *ps)
+{
+	struct pcap_filter *f;
+	char err[512];
+
+	if (pcap_filter_compile(&f, expr, err, sizeof(err)))
+		die_usage(cmd, "%s", err);
+	ps->packets = true;
+	return f;
+}
+
+/* A --pcap-filter needs a probe with an skb to filter on. */
+static int check_pcap_probes(const struct session *s, const struct probe_set *ps)
+{
+	for (size_t i = 0; s->g->eng.pcap && i < ps->n; i++)
+		if (ps->v[i].packet || ps->v[i].module)
+			return 0;
+	if (s->g->eng.pcap)
+		error("--pcap-filter: none of the probes has an skb argument whose packet it could filter");
+	return s->g->eng.pcap ? -EINVAL : 0;
+}
+
 static int cmd_trace(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -1756,6 +1787,7 @@ static int cmd_trace(int argc, char **argv)
 		{ "probes", required_argument, NULL, 'p' },
 		{ "break", required_argument, NULL, 'b' },
 		{ "filter", required_argument, NULL, 'f' },
+		{ "pcap-filter", required_argument, NULL, OPT_PCAP_FILTER },
 		{ "max-stops", required_argument, NULL, 'm' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ NULL, 0, NULL, 0 },
@@ -1788,6 +1820,10 @@ static int cmd_trace(int argc, char **argv)
 				die_usage("trace ", "too many --filter options (at most 64)");
 			filters[nfilters++] = (struct probe_filter){ optarg, (int)nbreaks - 1 };
 			break;
+		case OPT_PCAP_FILTER:
+			pcap_filter_free(g.eng.pcap);
+			g.eng.pcap = pcap_filter_option("trace ", optarg, &ps);
+			break;
 		case 'm':
 			g.eng.max_stops = parse_u64("trace ", "--max-stops", optarg, 1);
 			break;
@@ -1815,7 +1851,7 @@ static int cmd_trace(int argc, char **argv)
 
 	kmods_default_dir(s.syms, moddir, sizeof(moddir));
 	ps.moddir = g.moddir ? g.moddir : moddir[0] ? moddir : NULL;
-	if (resolve_probes(&s, &ps, probes, breaks, nbreaks, filters, nfilters))
+	if (resolve_probes(&s, &ps, probes, breaks, nbreaks, filters, nfilters) || check_pcap_probes(&s, &ps))
 		goto fail;
 	s.ps = &ps; /* probes in modules get their addresses as modules come */
 	if (choose_engine(&s, &ps)) {
@@ -1889,6 +1925,8 @@ static void step_usage(FILE *f)
 		   "  -k, --hits K           start at the K-th hit (default 1)\n"
 		   "  -f, --filter EXPR      count only the hits that match (see kstep trace --help),\n"
 		   "                         e.g. --at 'udp_rcv' --filter 'skb->len > 100'\n"
+		   "      --pcap-filter EXPR count only the hits whose packet matches EXPR\n"
+		   "                         (tcpdump's language), e.g. --at ip_rcv --pcap-filter icmp\n"
 		   "      --backwards N      (with --replay) the N instructions before the hit instead:\n"
 		   "                         one replay finds it, a second stops N instructions short\n"
 		   "                         and steps them; the trace reads forward and ends at the\n"
@@ -2026,6 +2064,7 @@ static int cmd_step(int argc, char **argv)
 		{ "until-return", no_argument, NULL, 'r' },
 		{ "hits", required_argument, NULL, 'k' },
 		{ "filter", required_argument, NULL, 'f' },
+		{ "pcap-filter", required_argument, NULL, OPT_PCAP_FILTER },
 		{ "until", required_argument, NULL, 'u' },
 		{ "max-depth", required_argument, NULL, 'd' },
 		{ "backwards", required_argument, NULL, OPT_BACKWARDS },
@@ -2063,6 +2102,10 @@ static int cmd_step(int argc, char **argv)
 			break;
 		case 'f':
 			filter = optarg;
+			break;
+		case OPT_PCAP_FILTER:
+			pcap_filter_free(g.eng.pcap);
+			g.eng.pcap = pcap_filter_option("step ", optarg, &atp);
 			break;
 		case 'u':
 			until = optarg;
@@ -2104,6 +2147,8 @@ static int cmd_step(int argc, char **argv)
 		error("%s", err);
 		goto fail;
 	}
+	if (check_pcap_probes(&s, &atp))
+		goto fail;
 	if (until && (ret = sym_resolve(s.syms, until, &until_addr))) {
 		error("--until %s: %s", until, ret == -ENOENT ? "no such symbol in this vmlinux" : "use NAME, NAME+OFF or 0xADDR");
 		goto fail;

@@ -19,6 +19,7 @@
 #include "disasm.h"
 #include "fetcharg.h"
 #include "probes.h"
+#include "pcapfilter.h"
 #include "snapshot.h"
 #include "symbols.h"
 #include "target.h"
@@ -57,6 +58,9 @@ struct engine_opts {
 	 * and events carry the guest's clock as their timestamp, so that two
 	 * replays write the same trace. */
 	bool replay;
+	/* --pcap-filter: a stop with a packet is kept only if its bytes match
+	 * (stops without one are kept). NULL: all. */
+	struct pcap_filter *pcap;
 };
 
 enum engine_end {

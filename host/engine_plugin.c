@@ -217,8 +217,8 @@ static int emit_on_skb(const struct engine *e, const struct probe *p, struct cha
 static int packet_program(const struct engine *e, const struct probe *p, struct chan_op *ops, size_t *n, size_t max)
 {
 	const struct packet_layout *l = &e->pkt;
-	const uint64_t offs[] = { l->len, l->head, l->data, l->network_header, l->protocol, l->dev };
-	const unsigned int sizes[] = { 4, 8, 8, 2, 2, 8 };
+	const uint64_t offs[] = { l->len, l->data_len, l->head, l->data, l->network_header, l->protocol, l->dev };
+	const unsigned int sizes[] = { 4, 4, 8, 8, 2, 2, 8 };
 	const struct chan_op dev_name[] = { OP(CHAN_OP_ADD, l->dev), OP(CHAN_OP_LOAD, 0), OP(CHAN_OP_ADD, l->dev_name),
 					    OP(CHAN_OP_READ, 16) };
 	const struct chan_op at_data[] = { OP(CHAN_OP_ADD, l->data), OP(CHAN_OP_LOAD, 0),

@@ -91,12 +91,25 @@ void engine_probe_fetch(struct engine *e, const struct probe *p, uint64_t skb, s
 	h->n = fetch_values(e, p->args, p->nargs, p->packet, skb, h->vals);
 }
 
+/* Does --pcap-filter keep the packet of @h (fetched with @p's fields)? */
+static bool packet_kept(const struct engine *e, const struct probe *p, const struct probe_hit *h)
+{
+	uint8_t bytes[PACKET_HEADERS_READ];
+	uint32_t wire_len;
+	size_t n;
+
+	if (!e->o.pcap || !h->skb || !p->packet || h->n < PACKET_NFIELDS)
+		return true;
+	n = packet_bytes(h->vals[h->n - PACKET_NFIELDS + PACKET_BYTES].str, bytes, sizeof(bytes), &wire_len);
+	return pcap_filter_match(e->o.pcap, bytes, n, wire_len);
+}
+
 bool engine_probe_matches(struct engine *e, const struct probe *p, const struct probe_hit *h)
 {
 	uint64_t dwarf[CFI_NREGS];
 	struct farg_env env = probe_env(e, dwarf);
 
-	return !p->filter || filter_match(p->filter, h->vals, &env);
+	return packet_kept(e, p, h) && (!p->filter || filter_match(p->filter, h->vals, &env));
 }
 
 static void to_trace_values(const struct farg_value *vals, size_t n, struct trace_value *out)

@@ -93,12 +93,13 @@ static int guest_ended(struct engine *e, struct step_run *r, uint64_t seen)
 			   r->at_spec);
 }
 
-/* Does --filter keep this hit of @p? Its fields are read only if it has one. */
+/* Do --filter and --pcap-filter keep this hit of @p? Its fields are read
+ * only if there is one. */
 static bool hit_kept(struct engine *e, const struct probe *p)
 {
 	struct probe_hit h;
 
-	if (!p->filter)
+	if (!p->filter && !e->o.pcap)
 		return true;
 	engine_probe_fetch(e, p, engine_skb_at(e, p), &h);
 	return engine_probe_matches(e, p, &h);

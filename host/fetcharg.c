@@ -704,7 +704,7 @@ static uint64_t extend(uint64_t v, unsigned int size, bool is_signed)
 
 static void read_string(const struct farg *a, const struct farg_env *env, uint64_t addr, struct farg_value *out)
 {
-	size_t max = sizeof(out->str) - 1;
+	size_t max = FARG_STRING_READ;
 
 	if (a->kind == VAL_STRING_ARR && a->size && a->size < max)
 		max = a->size;
@@ -811,7 +811,7 @@ size_t farg_steps(const struct farg *a, struct farg_step *out, size_t max, size_
 		out[i] = (struct farg_step){ kinds[a->ops[i].kind], a->ops[i].imm };
 	*string = a->kind == VAL_STRING_ARR || a->kind == VAL_STRING_PTR;
 	if (*string)
-		*final = a->kind == VAL_STRING_ARR && a->size && a->size < FARG_STR_MAX - 1 ? a->size : FARG_STR_MAX - 1;
+		*final = a->kind == VAL_STRING_ARR && a->size && a->size < FARG_STRING_READ ? a->size : FARG_STRING_READ;
 	else
 		*final = a->lvalue ? (a->size > 8 ? 8 : a->size) : 0;
 	return (size_t)a->nops;

@@ -57,8 +57,11 @@ struct farg_env {
 	void *ctx;
 };
 
-/* A fetched value: an integer, or text (strings, enum names, addresses). */
-#define FARG_STR_MAX 96
+/* A fetched value: an integer, or text (strings, enum names, addresses,
+ * a packet's header bytes in hex). A string read from the guest is cut at
+ * FARG_STRING_READ bytes. */
+#define FARG_STR_MAX 176
+#define FARG_STRING_READ 95
 struct farg_value {
 	uint64_t u;
 	char str[FARG_STR_MAX];

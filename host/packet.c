@@ -14,10 +14,10 @@
 /* An IPv4 header (at most 60 bytes) and a TCP header's first 20. */
 
 const char *const packet_field_names[PACKET_NFIELDS] = {
-	"len", "dev", "proto", "saddr", "daddr", "sport", "dport", "tcp_seq", "tcp_ack", "tcp_flags",
+	"len", "dev", "proto", "saddr", "daddr", "sport", "dport", "tcp_seq", "tcp_ack", "tcp_flags", "pkt",
 };
 const bool packet_field_is_text[PACKET_NFIELDS] = {
-	false, true, true, true, true, false, false, false, false, true,
+	false, true, true, true, true, false, false, false, false, true, true,
 };
 
 void packet_layout_init(struct packet_layout *l, struct symtab *syms)
@@ -26,6 +26,7 @@ void packet_layout_init(struct packet_layout *l, struct symtab *syms)
 
 	memset(l, 0, sizeof(*l));
 	l->ok = !sym_member(syms, "sk_buff", "len", &l->len, &size) &&
+		!sym_member(syms, "sk_buff", "data_len", &l->data_len, &size) &&
 		!sym_member(syms, "sk_buff", "data", &l->data, &size) &&
 		!sym_member(syms, "sk_buff", "head", &l->head, &size) &&
 		!sym_member(syms, "sk_buff", "network_header", &l->network_header, &size) &&
@@ -99,20 +100,71 @@ static void decode_ipv6(const uint8_t *h, struct farg_value *out)
 	decode_transport(h[6], h + IPV6_HEADER, true, out);
 }
 
+/* The IP packet's whole length by its header at @h (IPv4's total length,
+ * IPv6's payload length and fixed header), 0 if @h is neither. */
+static uint32_t ip_length(const uint8_t *h)
+{
+	if ((h[0] >> 4) == 4)
+		return be16(h + 2);
+	return (h[0] >> 4) == 6 ? (uint32_t)be16(h + 4) + IPV6_HEADER : 0;
+}
+
+/* The header bytes at @h as the "pkt" field: @avail of them are the skb's
+ * linear data, and no more than the IP packet's length. */
+static void keep_bytes(const uint8_t *h, uint64_t avail, struct farg_value *v)
+{
+	static const char digits[] = "0123456789abcdef";
+	uint64_t n = avail < PACKET_HEADERS_READ ? avail : PACKET_HEADERS_READ;
+
+	if (ip_length(h) < n)
+		n = ip_length(h);
+	for (uint64_t i = 0; i < n; i++) {
+		v->str[2 * i] = digits[h[i] >> 4];
+		v->str[2 * i + 1] = digits[h[i] & 15];
+	}
+	v->str[2 * n] = '\0';
+	v->u = n;
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+size_t packet_bytes(const char *hex, uint8_t *out, size_t max, uint32_t *wire_len)
+{
+	size_t n = 0;
+
+	*wire_len = 0;
+	for (; hex[0] && n < max; hex += 2, n++) {
+		int hi = hex_digit(hex[0]), lo = hi < 0 ? -1 : hex_digit(hex[1]);
+
+		if (lo < 0)
+			return 0;
+		out[n] = (uint8_t)(hi << 4 | lo);
+	}
+	if (n)
+		*wire_len = ip_length(out) > n ? ip_length(out) : (uint32_t)n;
+	return n;
+}
+
 void packet_decode(const struct packet_layout *l, uint64_t skb,
 		   int (*read)(void *ctx, uint64_t addr, void *out, size_t len), void *ctx,
 		   struct farg_value out[PACKET_NFIELDS])
 {
 	uint64_t head = 0, data = 0, dev = 0, at;
 
-	uint32_t len = 0;
+	uint32_t len = 0, data_len = 0;
 	uint16_t nh = 0, proto = 0;
 	uint8_t h[PACKET_HEADERS_READ];
 
 	memset(out, 0, sizeof(*out) * PACKET_NFIELDS);
 	if (!skb)
 		return;
-	if (!l->ok || read(ctx, skb + l->len, &len, 4) || read(ctx, skb + l->head, &head, 8) ||
+	if (!l->ok || read(ctx, skb + l->len, &len, 4) || read(ctx, skb + l->data_len, &data_len, 4) ||
+	    read(ctx, skb + l->head, &head, 8) ||
 	    read(ctx, skb + l->data, &data, 8) || read(ctx, skb + l->network_header, &nh, 2) ||
 	    read(ctx, skb + l->protocol, &proto, 2) || read(ctx, skb + l->dev, &dev, 8)) {
 		for (int i = 0; i < PACKET_NFIELDS; i++)
@@ -135,4 +187,9 @@ void packet_decode(const struct packet_layout *l, uint64_t skb,
 		decode_ipv4(h, out);
 	else if (proto == ETH_P_IPV6 && !read(ctx, at, h, sizeof(h)) && (h[0] >> 4) == 6)
 		decode_ipv6(h, out);
+	else
+		return;
+	/* The linear data ends at data + len - data_len (the rest is in pages). */
+	if (data_len <= len && at <= data + len - data_len)
+		keep_bytes(h, data + len - data_len - at, &out[PACKET_BYTES]);
 }

@@ -254,7 +254,7 @@ static int add(struct probe_set *ps, const char *spec, const char *stage, uint64
 	/* Arguments are only where the ABI puts them at the first instruction. */
 	if (entry && sym_skb_param(syms, addr, &p->skb_arg, &p->skb_levels))
 		p->skb_arg = -1;
-	p->packet = rq->packet && p->skb_arg >= 0;
+	p->packet = (rq->packet || ps->packets) && p->skb_arg >= 0;
 	ret = add_args(p, rq, syms, err, errlen);
 	return ret;
 }

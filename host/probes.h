@@ -50,6 +50,7 @@ struct probe_set {
 	char **skipped;    /* functions of a builtin set this vmlinux lacks */
 	size_t nskipped;
 	const char *moddir; /* modules' debug info, for names vmlinux lacks; NULL: none */
+	bool packets;       /* every probe with an skb decodes its packet (--pcap-filter) */
 };
 
 /* Add builtin set @name (see above). @nic picks the driver stage. -ENOENT

@@ -529,6 +529,8 @@ static void add_stop(struct report *r, const struct ctf_event *ev)
 		p->order = order;
 	note_flow(p, ev);
 	judge(r, p, ev);
+	if (r->opts.on_packet_stop)
+		r->opts.on_packet_stop(r->opts.stop_ctx, ev, (size_t)(p - r->pk));
 }
 
 /* GRO's verdict on the skb napi_gro_receive was given. */
@@ -804,6 +806,14 @@ static void print_packet_rows(const struct report *r, FILE *out, size_t max_rows
 			fprintf(out, " %s(+%.3f)", p->hops[k].fn, (double)(p->hops[k].ns - p->hops[0].ns) / 1e3);
 		fputc('\n', out);
 	}
+}
+
+void report_verdict(const struct report *r, size_t packet, char *out, size_t len)
+{
+	const struct packet *p = packet < r->npk ? &r->pk[packet] : NULL;
+
+	snprintf(out, len, "%s%s%s", p ? verdict_names[p->verdict] : "unknown", p && p->detail[0] ? " " : "",
+		 p ? p->detail : "");
 }
 
 static uint64_t percentile(const struct latency *l, unsigned int pct)

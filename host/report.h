@@ -36,6 +36,9 @@ void report_print(const struct report *r, FILE *out, size_t max_rows);
 void report_print_netdev_times(const struct report *r, FILE *out);
 int report_print_json(const struct report *r, FILE *out);
 
+/* Packet @packet's verdict and its detail, as the summary says them. */
+void report_verdict(const struct report *r, size_t packet, char *out, size_t len);
+
 /* Steps in the trace (kstep step), 0 for a trace of stops. */
 uint64_t report_steps(const struct report *r);
 /* Where the steps went (a step trace) or the stops were (from their
@@ -50,6 +53,10 @@ const char *report_source(void *ctx, const char *function);
 struct report_opts {
 	struct annotate *annotate; /* steps of one function, NULL: none */
 	const volatile sig_atomic_t *interrupted; /* set by a signal: stop reading (-EINTR); NULL: never */
+	/* Called at each stop that belongs to a packet, with the packet's
+	 * number (for report_verdict once the report is finished); NULL: none. */
+	void (*on_packet_stop)(void *ctx, const struct ctf_event *ev, size_t packet);
+	void *stop_ctx;
 };
 
 /* Read trace @dir into a new report (@o may be NULL). -errno with the

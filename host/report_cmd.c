@@ -17,6 +17,7 @@
 
 #include "files.h"
 #include "flamegraph.h"
+#include "capture.h"
 #include "report.h"
 
 #define DEFAULT_ROWS 20
@@ -46,9 +47,13 @@ static void usage(FILE *f)
 		   "  -F, --flamegraph FILE  the call tree as an interactive flame graph drawn by\n"
 		   "                         kstep (FILE.svg or FILE.html; self-contained: tooltips\n"
 		   "                         with counts and file:line, click to zoom, search)\n"
+		   "  -P, --pcap FILE        every packet at every stage where its header bytes were\n"
+		   "                         read, as pcapng for Wireshark and tshark: an interface\n"
+		   "                         per stage function, guest time, and a comment naming\n"
+		   "                         the function, the CPU and the verdict (FILE is new)\n"
 		   "  -r, --rows N           list N packets one a line (default %d, 0: none)\n"
 		   "  -h, --help\n"
-		   "\nExit status: 0 done, 1 the trace cannot be read, 2 bad usage.\n",
+		   "\nExit status: 0 done, 1 the trace cannot be read (or --pcap FILE written), 2 bad usage.\n",
 		   DEFAULT_ROWS);
 }
 
@@ -99,6 +104,25 @@ static int write_flamegraph(struct report *r, const char *path, const char *dir)
 	return ret;
 }
 
+/* The packets into the new pcapng file @path; says how many, or why none. */
+static int write_capture(struct capture *cap, const struct report *r, const char *path)
+{
+	char err[512];
+	int ret;
+
+	if (!capture_records(cap)) {
+		fprintf(stderr, "kstep: no stop in the trace carries a packet's bytes (trace the packet's path, "
+				"e.g. -p rx, with a kstep that records the pkt field): %s not written\n", path);
+		return -ENOENT;
+	}
+	if ((ret = capture_write(cap, r, path, err, sizeof(err))))
+		fprintf(stderr, "kstep: %s\n", err);
+	else
+		fprintf(stderr, "kstep: %" PRIu64 " packet records of %" PRIu64 " packets in %s\n",
+			capture_records(cap), report_packets(r), path);
+	return ret;
+}
+
 /* The tree the trace's vmlinux was built from: make images records it
  * ("srcdir=" in kernel.stamp beside the vmlinux). NULL if unknown. */
 static const char *kernel_tree(const struct report *r, char *out, size_t len)
@@ -130,19 +154,21 @@ int report_main(int argc, char **argv, const volatile sig_atomic_t *interrupted)
 		{ "folded", no_argument, NULL, 'f' },       { "depth", required_argument, NULL, 'D' },
 		{ "flamegraph", required_argument, NULL, 'F' }, { "annotate", required_argument, NULL, 'a' },
 		{ "top", required_argument, NULL, 't' },        { "source", required_argument, NULL, 's' },
+		{ "pcap", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	bool netdev = false, json = false, folded = false;
 	unsigned long rows = DEFAULT_ROWS;
 	unsigned long depth = 0;
-	const char *flame = NULL, *srcdir = NULL;
+	const char *flame = NULL, *srcdir = NULL, *pcap = NULL;
+	struct capture *cap = NULL;
 	unsigned long top = 0;
 	struct report_opts ro = { 0 };
 	struct report *r;
 	char err[512], tree[4096];
 	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "njr:fD:F:a:t:s:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "njr:fD:F:a:t:s:P:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			netdev = true;
@@ -163,6 +189,9 @@ int report_main(int argc, char **argv, const volatile sig_atomic_t *interrupted)
 			break;
 		case 's':
 			srcdir = optarg;
+			break;
+		case 'P':
+			pcap = optarg;
 			break;
 		case 'F':
 			flame = optarg;
@@ -192,12 +221,21 @@ int report_main(int argc, char **argv, const volatile sig_atomic_t *interrupted)
 		return 2;
 	}
 	ro.interrupted = interrupted;
+	if (pcap && capture_new(&cap)) {
+		fprintf(stderr, "kstep: out of memory\n");
+		return 1;
+	}
+	ro.on_packet_stop = pcap ? capture_stop : NULL;
+	ro.stop_ctx = cap;
 	if ((ret = report_read_dir(&r, argv[optind], &ro, err, sizeof(err)))) {
 		fprintf(stderr, "kstep: %s\n", err);
 		annotate_free(ro.annotate);
+		capture_free(cap);
 		return ret == -EINTR ? 130 : 1;
 	}
-	if (ro.annotate)
+	if (pcap)
+		ret = write_capture(cap, r, pcap);
+	else if (ro.annotate)
 		annotate_print(ro.annotate, stdout, (unsigned int)top, srcdir ? srcdir : kernel_tree(r, tree, sizeof(tree)));
 	else if (flame)
 		ret = write_flamegraph(r, flame, argv[optind]);
@@ -217,5 +255,6 @@ int report_main(int argc, char **argv, const volatile sig_atomic_t *interrupted)
 				"(%" PRIu64 " events) were left out\n", report_cut_bytes(r), report_events(r));
 	report_free(r);
 	annotate_free(ro.annotate);
+	capture_free(cap);
 	return ret ? 1 : 0;
 }
