@@ -25,6 +25,7 @@ import test_firstrun  # noqa: E402,F401  issue 21: first-run paths against empty
 import test_install  # noqa: E402,F401  issue 21: make install, man pages, completion
 import test_qemu10  # noqa: E402,F401  issue 26: QEMU 10 smoke set
 import test_plugin  # noqa: E402,F401  issue 26: the plugin engine
+import test_packets  # noqa: E402,F401  issue 25: pcap filters, pcapng
 
 
 def main():
