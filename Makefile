@@ -36,7 +36,7 @@ DEB_PACKAGES := qemu-system-x86 busybox-static linux-source-6.1 gdb build-essent
 	babeltrace2 libcapstone-dev libjson-c-dev libcmocka-dev libxml2-dev python3 iproute2 binutils \
 	clang libclang-rt-14-dev libglib2.0-dev util-linux passwd chromium libxml2-utils \
 	crash python3-drgn mandoc man-db \
-	libpcap-dev tshark libvirt-dev libvirt-daemon libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients openssh-server
+	libpcap-dev tshark protobuf-c-compiler libprotobuf-c-dev protobuf-compiler libvirt-dev libvirt-daemon libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients openssh-server
 
 .PHONY: all help deps images kernel initramfs distro qemu host run-guest attach trace test \
 	bench fuzz clean distclean install uninstall

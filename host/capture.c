@@ -55,10 +55,10 @@ void capture_free(struct capture *c)
 	free(c);
 }
 
-/* The interface of the function @symbol is in (NAME+0xOFF: NAME). */
+/* The interface of the function @symbol is in (NAME+0xOFF, NAME.constprop.0: NAME). */
 static uint32_t interface_of(struct capture *c, const char *symbol)
 {
-	size_t len = strcspn(symbol, "+");
+	size_t len = strcspn(symbol, "+.");
 
 	if (len >= FUNCTION_MAX)
 		len = FUNCTION_MAX - 1;

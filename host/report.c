@@ -623,6 +623,8 @@ static void add_step_time(struct report *r, const struct ctf_event *ev)
 
 int report_add(struct report *r, const struct ctf_event *ev)
 {
+	if (r->opts.on_event)
+		r->opts.on_event(r->opts.stop_ctx, ev);
 	r->events++;
 	if (ev->guest_ns)
 		r->guest_time = true;

@@ -56,7 +56,9 @@ struct report_opts {
 	/* Called at each stop that belongs to a packet, with the packet's
 	 * number (for report_verdict once the report is finished); NULL: none. */
 	void (*on_packet_stop)(void *ctx, const struct ctf_event *ev, size_t packet);
-	void *stop_ctx;
+	/* Called with every event, before the report takes it; NULL: none. */
+	void (*on_event)(void *ctx, const struct ctf_event *ev);
+	void *stop_ctx;                 /* both callbacks' */
 };
 
 /* Read trace @dir into a new report (@o may be NULL). -errno with the

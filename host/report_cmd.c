@@ -18,9 +18,12 @@
 #include "files.h"
 #include "flamegraph.h"
 #include "capture.h"
+#include "perfetto.h"
 #include "report.h"
 
 #define DEFAULT_ROWS 20
+/* Long options without a letter. */
+enum { OPT_PERFETTO = 0x100 };
 
 static void usage(FILE *f)
 {
@@ -51,6 +54,11 @@ static void usage(FILE *f)
 		   "                         read, as pcapng for Wireshark and tshark: an interface\n"
 		   "                         per stage function, guest time, and a comment naming\n"
 		   "                         the function, the CPU and the verdict (FILE is new)\n"
+		   "      --perfetto FILE    the trace as a Perfetto timeline (open FILE in\n"
+		   "                         ui.perfetto.dev): a track per CPU with the calls that\n"
+		   "                         return probes timed and a flow per packet, a track per\n"
+		   "                         packet with a slice per stage and its fields; for a\n"
+		   "                         step trace, the calls nested over time (FILE is new)\n"
 		   "  -r, --rows N           list N packets one a line (default %d, 0: none)\n"
 		   "  -h, --help\n"
 		   "\nExit status: 0 done, 1 the trace cannot be read (or --pcap FILE written), 2 bad usage.\n",
@@ -104,6 +112,54 @@ static int write_flamegraph(struct report *r, const char *path, const char *dir)
 	return ret;
 }
 
+/* What --pcap and --perfetto gather as the report reads the trace. */
+struct outputs {
+	struct capture *cap;
+	struct perfetto *timeline;
+};
+
+static void packet_stop(void *ctx, const struct ctf_event *ev, size_t packet)
+{
+	struct outputs *o = ctx;
+
+	if (o->cap)
+		capture_stop(o->cap, ev, packet);
+	if (o->timeline)
+		perfetto_packet_stop(o->timeline, ev, packet);
+}
+
+static void every_event(void *ctx, const struct ctf_event *ev)
+{
+	struct outputs *o = ctx;
+
+	perfetto_event(o->timeline, ev);
+}
+
+static void outputs_free(struct outputs *o)
+{
+	capture_free(o->cap);
+	perfetto_free(o->timeline);
+}
+
+/* The timeline into the new file @path; says what it holds. */
+static int write_timeline(struct perfetto *timeline, const struct report *r, const char *path)
+{
+	uint64_t left_out;
+	char err[512];
+	int ret = perfetto_write(timeline, r, path, &left_out, err, sizeof(err));
+
+	if (ret) {
+		fprintf(stderr, "kstep: %s\n", err);
+		return ret;
+	}
+	fprintf(stderr, "kstep: Perfetto timeline of %" PRIu64 " events and %" PRIu64 " packets in %s (open it in "
+			"ui.perfetto.dev)\n", report_events(r), report_packets(r), path);
+	if (left_out)
+		fprintf(stderr, "kstep: %" PRIu64 " slices crossed another on their track (not nested) and were left "
+				"out\n", left_out);
+	return 0;
+}
+
 /* The packets into the new pcapng file @path; says how many, or why none. */
 static int write_capture(struct capture *cap, const struct report *r, const char *path)
 {
@@ -154,14 +210,14 @@ int report_main(int argc, char **argv, const volatile sig_atomic_t *interrupted)
 		{ "folded", no_argument, NULL, 'f' },       { "depth", required_argument, NULL, 'D' },
 		{ "flamegraph", required_argument, NULL, 'F' }, { "annotate", required_argument, NULL, 'a' },
 		{ "top", required_argument, NULL, 't' },        { "source", required_argument, NULL, 's' },
-		{ "pcap", required_argument, NULL, 'P' },
+		{ "pcap", required_argument, NULL, 'P' },       { "perfetto", required_argument, NULL, OPT_PERFETTO },
 		{ NULL, 0, NULL, 0 },
 	};
 	bool netdev = false, json = false, folded = false;
 	unsigned long rows = DEFAULT_ROWS;
 	unsigned long depth = 0;
-	const char *flame = NULL, *srcdir = NULL, *pcap = NULL;
-	struct capture *cap = NULL;
+	const char *flame = NULL, *srcdir = NULL, *pcap = NULL, *perfetto = NULL;
+	struct outputs outs = { 0 };
 	unsigned long top = 0;
 	struct report_opts ro = { 0 };
 	struct report *r;
@@ -193,6 +249,9 @@ int report_main(int argc, char **argv, const volatile sig_atomic_t *interrupted)
 		case 'P':
 			pcap = optarg;
 			break;
+		case OPT_PERFETTO:
+			perfetto = optarg;
+			break;
 		case 'F':
 			flame = optarg;
 			if (!ends_with(flame, ".svg") && !ends_with(flame, ".html")) {
@@ -221,21 +280,25 @@ int report_main(int argc, char **argv, const volatile sig_atomic_t *interrupted)
 		return 2;
 	}
 	ro.interrupted = interrupted;
-	if (pcap && capture_new(&cap)) {
+	if ((pcap && capture_new(&outs.cap)) || (perfetto && perfetto_new(&outs.timeline))) {
 		fprintf(stderr, "kstep: out of memory\n");
+		outputs_free(&outs);
 		return 1;
 	}
-	ro.on_packet_stop = pcap ? capture_stop : NULL;
-	ro.stop_ctx = cap;
+	ro.on_packet_stop = pcap || perfetto ? packet_stop : NULL;
+	ro.on_event = perfetto ? every_event : NULL;
+	ro.stop_ctx = &outs;
 	if ((ret = report_read_dir(&r, argv[optind], &ro, err, sizeof(err)))) {
 		fprintf(stderr, "kstep: %s\n", err);
 		annotate_free(ro.annotate);
-		capture_free(cap);
+		outputs_free(&outs);
 		return ret == -EINTR ? 130 : 1;
 	}
-	if (pcap)
-		ret = write_capture(cap, r, pcap);
-	else if (ro.annotate)
+	if (pcap || perfetto) {
+		ret = pcap ? write_capture(outs.cap, r, pcap) : 0;
+		if (perfetto && !ret)
+			ret = write_timeline(outs.timeline, r, perfetto);
+	} else if (ro.annotate)
 		annotate_print(ro.annotate, stdout, (unsigned int)top, srcdir ? srcdir : kernel_tree(r, tree, sizeof(tree)));
 	else if (flame)
 		ret = write_flamegraph(r, flame, argv[optind]);
@@ -255,6 +318,6 @@ int report_main(int argc, char **argv, const volatile sig_atomic_t *interrupted)
 				"(%" PRIu64 " events) were left out\n", report_cut_bytes(r), report_events(r));
 	report_free(r);
 	annotate_free(ro.annotate);
-	capture_free(cap);
+	outputs_free(&outs);
 	return ret ? 1 : 0;
 }

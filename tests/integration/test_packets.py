@@ -6,9 +6,11 @@ stops as pcapng that tshark reads: the bytes checked field by field
 against what the rx-drop workload sent (100 zero bytes to UDP port 9 over
 loopback; each is dropped with NO_SOCKET, and answered with an ICMP port
 unreachable that the filter must leave out)."""
+import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 
@@ -139,4 +141,132 @@ def test_pcap_filter_through_the_plugin_keeps_what_the_gdbstub_keeps():
         kept[engine] = sorted((e["event"], len(e["args"]["pkt"]), e["args"]["pkt"][40:44]) for e in evs)
     assert kept["plugin"] == kept["rsp"], (kept["plugin"], kept["rsp"])
     assert {k[2] for k in kept["rsp"]} == {"0303"}, kept["rsp"]
+    shutil.rmtree(d)
+
+
+PROTO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "host", "perfetto.proto")
+
+
+def text_proto(text):
+    """protoc's text format as nested dicts, each key's values in a list."""
+    root, stack = {}, []
+    cur = root
+    for line in text.splitlines():
+        line = line.strip()
+        if line.endswith("{"):
+            child = {}
+            cur.setdefault(line[:-1].strip(), []).append(child)
+            stack.append(cur)
+            cur = child
+        elif line == "}":
+            cur = stack.pop()
+        elif line:
+            k, v = line.split(":", 1)
+            v = v.strip()
+            cur.setdefault(k, []).append(v[1:-1] if v.startswith('"') else v)
+    return root
+
+
+def timeline(path):
+    """The file decoded by protoc against kstep's perfetto.proto: (tracks by
+    uuid, track events in file order)."""
+    need("protoc")
+    with open(path, "rb") as f:
+        p = subprocess.run(["protoc", "--decode=perfetto.protos.Trace", "--proto_path=" + os.path.dirname(PROTO),
+                            PROTO], stdin=f, capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr.decode()[-400:]
+    packets = text_proto(p.stdout.decode()).get("packet", [])
+    tracks, evs = {}, []
+    for pk in packets:
+        if "track_descriptor" in pk:
+            td = pk["track_descriptor"][0]
+            tracks[int(td["uuid"][0])] = td
+        elif "track_event" in pk:
+            te = pk["track_event"][0]
+            assert pk.get("trusted_packet_sequence_id") == ["1"], pk
+            evs.append(dict(te, ts=int(pk["timestamp"][0])))
+        else:
+            raise AssertionError("a packet that is neither a track nor an event: %s" % pk)
+    return tracks, evs
+
+
+def well_formed(tracks, evs):
+    """Every event on a described track, time never going back, every
+    begin ended on its track in nesting order, every flow through two or
+    more events. Returns the slices per track: [(name, begin, end, event)]."""
+    open_, slices, flows = {}, {}, {}
+    last = 0
+    for e in evs:
+        t = int(e["track_uuid"][0])
+        assert t in tracks, t
+        assert e["ts"] >= last, (e["ts"], last)
+        last = e["ts"]
+        kind = e["type"][0]
+        if kind == "TYPE_SLICE_BEGIN":
+            open_.setdefault(t, []).append(e)
+        elif kind == "TYPE_SLICE_END":
+            assert open_.get(t), "an end with no slice open on track %d" % t
+            b = open_[t].pop()
+            slices.setdefault(t, []).append((b["name"][0], b["ts"], e["ts"], b))
+        else:
+            assert kind == "TYPE_INSTANT", kind
+            slices.setdefault(t, []).append((e["name"][0], e["ts"], e["ts"], e))
+        for f in e.get("flow_ids", []) + e.get("terminating_flow_ids", []):
+            flows.setdefault(f, []).append(e)
+    assert not any(open_.values()), "slices never ended: %s" % {t: len(v) for t, v in open_.items() if v}
+    for f, on in flows.items():
+        assert len(on) >= 2, "flow %s has one event" % f
+        assert sum(1 for e in on if f in e.get("terminating_flow_ids", [])) == 1, f
+    return slices
+
+
+@test
+def test_perfetto_timeline_is_well_formed_and_follows_the_report():
+    """rx-full on rx-icmp: the softirq and NAPI calls its return probes time
+    on the CPU tracks, a track per packet whose stages are kstep report's
+    path, flows through each packet's stops; then a step trace's calls."""
+    d = tempfile.mkdtemp(prefix="kstep-perfetto-")
+    out = os.path.join(d, "t")
+    p = kstep("trace", "--workload", "rx-icmp", "--size", "3", "-p", "rx-full", "-o", out, "-q", timeout=300)
+    assert p.returncode == 0, p.stderr[-800:]
+    pf = os.path.join(d, "t.perfetto")
+    r = kstep("report", out, "--perfetto", pf)
+    assert r.returncode == 0 and "open it in ui.perfetto.dev" in r.stderr, r.stderr
+    tracks, evs = timeline(pf)
+    slices = well_formed(tracks, evs)
+    names = {int(u): t["name"][0] for u, t in tracks.items()}
+    cpu = [u for u, n in names.items() if re.fullmatch(r"cpu \d+", n)]
+    assert cpu and any(s[0] == "net_rx_action" and s[2] > s[1] for u in cpu for s in slices.get(u, [])), \
+        "no softirq slice on a CPU track"
+    rep = json.loads(kstep("report", out, "--json").stdout)
+    pk = rep["packets"]
+    assert pk, rep.keys()
+    for i, packet in enumerate(pk):
+        u = [t for t, n in names.items() if re.fullmatch(r"packet %d(: .*)?" % i, n)]
+        assert len(u) == 1, (i, names)
+        stages = [s[0] for s in slices[u[0]]]
+        assert stages == [h["stage"] for h in packet["path"]], (i, stages, packet["path"])
+        last = slices[u[0]][-1][3]
+        assert "verdict" in str(last.get("debug_annotations")), last
+    # Fetched fields are annotations: the ICMP stage has the packet's length.
+    assert any("len" in str(s[3].get("debug_annotations")) for t in slices for s in slices[t]
+               if s[0] == "icmp_rcv"), "no fields on icmp_rcv"
+    # Written once, and a trace with nothing to draw is refused.
+    assert kstep("report", out, "--perfetto", pf).returncode == 1
+
+    st = os.path.join(d, "s")
+    p = kstep("step", "--workload", "rx-icmp", "--size", "1", "--at", "icmp_rcv", "--count", "1500", "-o", st, "-q",
+              timeout=300)
+    assert p.returncode == 0, p.stderr[-800:]
+    spf = os.path.join(d, "s.perfetto")
+    assert kstep("report", st, "--perfetto", spf).returncode == 0
+    tracks, evs = timeline(spf)
+    slices = well_formed(tracks, evs)
+    steps = [u for u, t in tracks.items() if t["name"][0].endswith(" steps")]
+    assert len(steps) == 1, tracks
+    calls = slices[steps[0]]
+    # icmp_rcv runs inside its callers: some slice holds it.
+    inner = [c for c in calls if c[0] == "icmp_rcv"]
+    assert inner and any(o[1] <= inner[0][1] and o[2] >= inner[0][2] and o[0] == "ip_protocol_deliver_rcu"
+                         for o in calls), [c[:3] for c in calls[:12]]
     shutil.rmtree(d)
