@@ -11,10 +11,19 @@
  *                               peer says it got (a byte count)
  *   rxload udp-drop COUNT PORT  send COUNT datagrams of 100 bytes to 127.0.0.1
  *                               PORT, where nobody listens: the kernel drops them
+ *   rxload udp-full COUNT PORT  listen on 127.0.0.1 PORT with the smallest receive
+ *                               buffer, never read, send COUNT datagrams of 1000
+ *                               bytes there: the kernel drops those that do not fit
+ *   rxload udp-badsum COUNT PORT
+ *                               listen on 127.0.0.1 PORT, send COUNT datagrams of
+ *                               100 bytes there with a wrong UDP checksum (raw IP),
+ *                               then read: the kernel drops each as it checks it
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,12 +183,93 @@ static int udp_drop(int count, int port)
 	return 0;
 }
 
+/* A UDP socket on 127.0.0.1 @port. */
+static int udp_listener(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int udp_full(int count, int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int rfd = udp_listener(port), sfd = socket(AF_INET, SOCK_DGRAM, 0), one = 1;
+	char buf[1000] = { 0 };
+
+	if (rfd < 0 || sfd < 0)
+		return fail("udp socket");
+	/* The kernel raises this to its minimum: a datagram or two fit. */
+	if (setsockopt(rfd, SOL_SOCKET, SO_RCVBUF, &one, sizeof(one)))
+		return fail("SO_RCVBUF");
+	for (int i = 0; i < count; i++)
+		if (sendto(sfd, buf, sizeof(buf), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			return fail("sendto");
+	printf("rxload: udp-full sent %d datagrams to port %d, read none\n", count, port);
+	return 0;
+}
+
+/* One's-complement sum of @len bytes, folded (the Internet checksum). */
+static uint16_t checksum(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint32_t sum = 0;
+
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (len & 1)
+		sum += (uint32_t)(p[len - 1] << 8);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+static int udp_badsum(int count, int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct {
+		struct iphdr ip;
+		struct udphdr udp;
+		char data[100];
+	} __attribute__((packed)) pkt;
+	int rfd = udp_listener(port), sfd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW), got = 0;
+
+	if (rfd < 0 || sfd < 0)
+		return fail("socket");
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.ip = (struct iphdr){ .version = 4, .ihl = 5, .ttl = 64, .protocol = IPPROTO_UDP,
+				 .tot_len = htons(sizeof(pkt)), .saddr = htonl(INADDR_LOOPBACK),
+				 .daddr = htonl(INADDR_LOOPBACK) };
+	pkt.udp = (struct udphdr){ .source = htons(port + 1), .dest = htons(port), .len = htons(8 + 100) };
+	pkt.ip.check = htons(checksum(&pkt.ip, sizeof(pkt.ip)));
+	/* Any checksum but the right one (nor 0, which means none). */
+	pkt.udp.check = htons(0x1234);
+	for (int i = 0; i < count; i++)
+		if (sendto(sfd, &pkt, sizeof(pkt), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			return fail("sendto");
+	while (recv(rfd, pkt.data, sizeof(pkt.data), MSG_DONTWAIT) > 0)
+		got++;
+	printf("rxload: udp-badsum sent %d datagrams with a bad checksum to port %d, %d read\n", count, port, got);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 5 && !strcmp(argv[1], "tcp-send"))
 		return tcp_send(argv[2], argv[3], atoll(argv[4]));
 	if (argc == 4 && !strcmp(argv[1], "udp-drop"))
 		return udp_drop(atoi(argv[2]), atoi(argv[3]));
+	if (argc == 4 && !strcmp(argv[1], "udp-full"))
+		return udp_full(atoi(argv[2]), atoi(argv[3]));
+	if (argc == 4 && !strcmp(argv[1], "udp-badsum"))
+		return udp_badsum(atoi(argv[2]), atoi(argv[3]));
 	if (argc == 4 && !strcmp(argv[1], "tcp-recv"))
 		return tcp_recv(argv[2], argv[3]);
 	if (argc == 3 && !strcmp(argv[1], "tcp-loop"))
@@ -187,6 +277,7 @@ int main(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "udp-loop"))
 		return udp_loop(atoi(argv[2]));
 	fprintf(stderr, "usage: rxload tcp-recv HOST PORT | tcp-loop BYTES | udp-loop COUNT | "
-			"tcp-send HOST PORT BYTES | udp-drop COUNT PORT\n");
+			"tcp-send HOST PORT BYTES | udp-drop COUNT PORT | udp-full COUNT PORT | "
+			"udp-badsum COUNT PORT\n");
 	return 2;
 }

@@ -13,9 +13,6 @@
 
 #include "files.h"
 
-/* The longest source file a line is looked up in: no kernel source is longer. */
-#define MAX_SOURCE_LINE 1000000
-
 struct insn_count {
 	uint64_t pc, n;
 	char *insn, *src;
@@ -118,29 +115,6 @@ static int by_hits(const void *x, const void *y)
 	return (a->n < b->n) - (a->n > b->n);
 }
 
-/* Line @line of @dir/@file, without its newline, into @out ("" if none). */
-static void source_line(const char *dir, const char *file, int line, char *out, size_t len)
-{
-	char path[4096], buf[512];
-	FILE *f;
-
-	out[0] = '\0';
-	if (!dir || line <= 0)
-		return;
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	if (!(f = files_fopen_regular(path)))
-		return;
-	/* A line number from a trace someone handed over: no kernel source
-	 * file is a million lines long. */
-	for (int i = 1; i <= MAX_SOURCE_LINE && fgets(buf, sizeof(buf), f); i++)
-		if (i == line) {
-			buf[strcspn(buf, "\n")] = '\0';
-			snprintf(out, len, "%s", buf);
-			break;
-		}
-	fclose(f);
-}
-
 static void print_line(FILE *out, uint64_t n, const char *src, const char *srcdir)
 {
 	char file[512], text[512] = "";
@@ -148,7 +122,7 @@ static void print_line(FILE *out, uint64_t n, const char *src, const char *srcdi
 
 	if (colon && (size_t)(colon - src) < sizeof(file)) {
 		snprintf(file, sizeof(file), "%.*s", (int)(colon - src), src);
-		source_line(srcdir, file, atoi(colon + 1), text, sizeof(text));
+		files_source_line(srcdir, file, atoi(colon + 1), text, sizeof(text));
 	}
 	fprintf(out, "  %8" PRIu64 "  %-36s %s\n", n, src[0] ? src : "(no line)", text);
 }

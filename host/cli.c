@@ -23,6 +23,7 @@
 #include "kmod.h"
 #include "oops.h"
 #include "plugin_chan.h"
+#include "dropwhy.h"
 #include "pcapfilter.h"
 #include "probes.h"
 #include "qemu.h"
@@ -207,7 +208,7 @@ struct guest_opts {
 
 /* Long options without a letter. */
 enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB, OPT_REPLAY, OPT_BACKWARDS, OPT_OPERAND, OPT_WINDOW,
-       OPT_KERNEL_TREE, OPT_ENGINE, OPT_PCAP_FILTER };
+       OPT_KERNEL_TREE, OPT_ENGINE, OPT_PCAP_FILTER, OPT_DROP };
 
 /* Options every guest command takes. */
 #define GUEST_LONGOPTS                                                                          \
@@ -230,7 +231,7 @@ enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB, OPT_REPLAY, OPT
 
 static const char guest_help[] =
 	"Guest options:\n"
-	"  -w, --workload NAME    shell, rx-icmp, rx-udp, rx-tcp, tx-tcp, rx-drop, oops\n"
+	"  -w, --workload NAME    shell, rx-icmp, rx-udp, rx-tcp, tx-tcp, rx-drop, rx-drops, oops\n"
 	"                         (default rx-icmp)\n"
 	"  -n, --size N           workload size (pings, datagrams, bytes)\n"
 	"  -a, --accel MODE       auto (KVM if the guest boots under it, else TCG), kvm, tcg\n"
@@ -2214,6 +2215,7 @@ fail:
 static void why_usage(FILE *f)
 {
 	fprintf(f, "Usage: kstep why --replay DIR --at SPEC (--addr EXPR | --operand) [--hits K] [OPTIONS]\n"
+		   "       kstep why --replay DIR --drop [--filter EXPR] [--hits K] [OPTIONS]\n"
 		   "Which instruction last wrote a memory location (or set a register) before a\n"
 		   "point of a replay: one replay runs to the K-th hit of SPEC and finds where\n"
 		   "EXPR lies; a second runs to that point again with a write watchpoint on it\n"
@@ -2230,8 +2232,17 @@ static void why_usage(FILE *f)
 		   "                         the register it is made of came from\n"
 		   "      --window N         how far back a register is looked for (default 2000\n"
 		   "                         instructions)\n"
+		   "      --drop             the K-th dropped packet (kfree_skb_reason freeing a\n"
+		   "                         network packet): the branch that sent it to the drop\n"
+		   "                         (the one after which its function could no longer\n"
+		   "                         return without a drop), its source line, what it\n"
+		   "                         compared and where each value came from (a call's\n"
+		   "                         return, a load: then the last write to that memory);\n"
+		   "                         one replay finds the drop, a second steps the\n"
+		   "                         function that dropped, its calls stepped over\n"
 		   "  -k, --hits K           the K-th hit (default 1)\n"
-		   "  -f, --filter EXPR      count only the hits that match\n"
+		   "  -f, --filter EXPR      count only the hits that match (with --drop: on the drop's\n"
+		   "                         fields reason, dport, saddr, len..., joined by && only)\n"
 		   "\n%s",
 		   guest_help);
 }
@@ -2360,6 +2371,135 @@ static int why_operand(struct session *s, const struct probe *at, uint64_t point
 	return why_register(s, point, m.base[0] ? m.base : m.index, window, res);
 }
 
+/* How far --drop steps the dropping function, at most (its own
+ * instructions: the calls it makes are one step each). */
+#define DROP_STEPS_MAX 200000
+
+/* --drop: the drop's probe (the drops set's, on packets with a protocol:
+ * network packets, not netlink or boot-time checks), with the user's
+ * conditions added. */
+static int drop_probe(struct session *s, struct probe_set *ps, const char *filter)
+{
+	char text[1024], err[512];
+	int ret;
+
+	if (filter && strstr(filter, "||")) {
+		error("--filter with --drop: conditions joined by && only (they are added to the drop's own)");
+		return -EINVAL;
+	}
+	snprintf(text, sizeof(text), "%s && skb->protocol != 0%s%s", probes_real_drop, filter ? " && " : "",
+		 filter ? filter : "");
+	if ((ret = probes_add_set(ps, "drops", set_nic(s->g), s->syms)) ||
+	    (ret = probes_set_filter(ps, 0, text, s->syms, err, sizeof(err))))
+		error("%s", ret == -EINVAL ? err : "this vmlinux has no kfree_skb_reason to catch drops at");
+	return ret;
+}
+
+/* Where the register a loaded value came from was last written before
+ * the load: a fourth replay, watching it. */
+static int drop_load_origin(struct session *s, const struct drop_origin *o, struct engine_result *res)
+{
+	struct engine_write w;
+	char what[128];
+	int ret;
+
+	info("replay 3: watching 0x%" PRIx64 " (loaded into %%%s) up to instruction %" PRIu64, o->load_addr, o->reg,
+	     o->icount);
+	if ((ret = replay_again(s)))
+		return ret;
+	if ((ret = qmp_replay_break(s->clock, o->icount))) {
+		error("%s", qmp_errmsg(s->clock));
+		return ret;
+	}
+	if ((ret = engine_last_write(s->engine, o->load_addr, o->load_len, &w, res))) {
+		error("%s", engine_errmsg(s->engine));
+		return ret;
+	}
+	snprintf(what, sizeof(what), "0x%" PRIx64 " (what %%%s was loaded from)", o->load_addr, o->reg);
+	if (!w.writes)
+		fprintf(stdout, "kstep: no instruction wrote %s between start_kernel and the load\n", what);
+	else
+		print_last_write(what, &w, w.value, s->g->out);
+	return 0;
+}
+
+/* Invocations of the dropping function stepped at most before the one
+ * that dropped (each is its own instructions, its calls one step each). */
+#define DROP_INVOCATIONS_MAX 1000
+
+/* The steps of the dropping function from its entry to the call that
+ * dropped, in a fresh replay: each time it is entered it is stepped, its
+ * calls stepped over, until it returns or reaches that call (the drop:
+ * the steps end there). The trace keeps every invocation's steps; the
+ * last is the one that dropped. */
+static int step_dropper(struct session *s, uint64_t ret_addr, struct engine_result *res)
+{
+	const struct sym *fn = sym_lookup_addr(s->syms, ret_addr);
+	struct probe_set fp = { 0 };
+	uint64_t n = 0;
+	char err[512];
+	int ret;
+
+	info("replay 2: stepping %s each time it runs, its calls stepped over, until it drops", fn->name);
+	if ((ret = probes_add_spec(&fp, fn->name, "why", s->syms, err, sizeof(err)))) {
+		error("%s", err);
+		return ret;
+	}
+	if (!(ret = replay_again(s)))
+		do {
+			engine_step_max_depth(s->engine, 0);
+			engine_step_until(s->engine, ret_addr - 5); /* the call: five bytes before its return */
+			if ((ret = engine_step(s->engine, &fp.v[0], 1, DROP_STEPS_MAX, true, res)))
+				error("%s", engine_errmsg(s->engine));
+		} while (!ret && res->end == ENGINE_END_RETURNED && ++n < DROP_INVOCATIONS_MAX);
+	if (!ret && res->end != ENGINE_END_UNTIL) {
+		error("replay 2 did not come back to the drop in %s (%s)", fn->name,
+		      n == DROP_INVOCATIONS_MAX ? "it ran too many times before it" : "the replay ended first");
+		ret = -EIO;
+	}
+	probes_free(&fp);
+	return ret;
+}
+
+/* --drop: which branch led to the drop, what it compared, where the
+ * values came from. */
+static int why_drop(struct session *s, struct probe *drop, uint64_t hits, struct engine_result *res)
+{
+	struct drop_answer a;
+	struct disasm *dis;
+	uint64_t point, ret_addr;
+	char err[512], tree[4096];
+	int ret;
+
+	if ((ret = find_point(s, drop, hits, &point, res)))
+		return ret;
+	if ((ret = engine_record_hit(s->engine, drop, res))) {
+		error("%s", engine_errmsg(s->engine));
+		return ret;
+	}
+	if ((ret = dropwhy_frame(s->g->out, s->syms, &ret_addr, err, sizeof(err)))) {
+		error("%s", err);
+		return ret;
+	}
+	info("drop %" PRIu64 " at instruction %" PRIu64 ", called from %s", hits, point,
+	     sym_lookup_addr(s->syms, ret_addr)->name);
+	if ((ret = step_dropper(s, ret_addr, res)))
+		return ret;
+	if (disasm_open(&dis))
+		return -ENOMEM;
+	ret = dropwhy_explain(s->g->out, s->syms, dis, s->g->eng.icount_shift, &a, err, sizeof(err));
+	disasm_close(dis);
+	if (ret) {
+		error("%s", err);
+		return ret;
+	}
+	dropwhy_print(&a, files_kernel_source(s->g->vmlinux, tree, sizeof(tree)), stdout);
+	for (size_t i = 0; i < a.noperands && !ret; i++)
+		if (a.operands[i].kind == ORIGIN_LOAD)
+			ret = drop_load_origin(s, &a.operands[i], res);
+	return ret;
+}
+
 static int cmd_why(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -2370,6 +2510,7 @@ static int cmd_why(int argc, char **argv)
 		{ "filter", required_argument, NULL, 'f' },
 		{ "operand", no_argument, NULL, OPT_OPERAND },
 		{ "window", required_argument, NULL, OPT_WINDOW },
+		{ "drop", no_argument, NULL, OPT_DROP },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct guest_opts g;
@@ -2378,7 +2519,7 @@ static int cmd_why(int argc, char **argv)
 	struct farg *expr = NULL;
 	const char *at = NULL, *addr = NULL, *filter = NULL, *reg = NULL;
 	uint64_t hits = 1, window = WHY_WINDOW, point = 0;
-	bool operand = false;
+	bool operand = false, drop = false;
 	struct session s;
 	char err[512];
 	int c, ret;
@@ -2404,6 +2545,9 @@ static int cmd_why(int argc, char **argv)
 		case OPT_OPERAND:
 			operand = true;
 			break;
+		case OPT_DROP:
+			drop = true;
+			break;
 		case OPT_WINDOW:
 			window = parse_u64("why ", "--window", optarg, 1);
 			break;
@@ -2420,15 +2564,24 @@ static int cmd_why(int argc, char **argv)
 	if (!g.replay)
 		die_usage("why ", "--replay DIR is required: only a replay can be run up to the same point again "
 			       "(make one with kstep record)");
-	if (!at || !addr == !operand)
-		die_usage("why ", "--at SPEC and one of --addr EXPR or --operand are required");
+	if (drop && (at || addr || operand))
+		die_usage("why ", "--drop finds its own point (kfree_skb_reason): not with --at, --addr or --operand");
+	if (!drop && (!at || !addr == !operand))
+		die_usage("why ", "--at SPEC and one of --addr EXPR or --operand (or --drop) are required");
 	if (addr && addr[0] == '%' && addr[1] && strspn(addr + 1, "abcdefghijklmnopqrstuvwxyz0123456789") == strlen(addr + 1))
 		reg = addr + 1; /* a register: the instruction that set it */
 	guest_finish_defaults(&g);
 	if (session_start(&s, &g))
 		return EXIT_FAILED;
-	if (probes_add_spec(&atp, at, "why", s.syms, err, sizeof(err)) ||
-	    (filter && probes_set_filter(&atp, 0, filter, s.syms, err, sizeof(err)))) {
+	if (drop ? drop_probe(&s, &atp, filter) != 0
+		 : probes_add_spec(&atp, at, "why", s.syms, err, sizeof(err)) ||
+			   (filter && probes_set_filter(&atp, 0, filter, s.syms, err, sizeof(err)))) {
+		if (!drop)
+			error("%s", err);
+		ret = EXIT_FAILED;
+		goto out;
+	}
+	if (drop && probes_trace_classes(&atp, &s.classes, &s.nclasses, err, sizeof(err))) {
 		error("%s", err);
 		ret = EXIT_FAILED;
 		goto out;
@@ -2440,7 +2593,9 @@ static int cmd_why(int argc, char **argv)
 		goto out;
 	}
 	probes_relocate(&atp, sym_offset(s.syms));
-	if (!(ret = find_point(&s, &atp.v[0], hits, &point, &res)))
+	if (drop)
+		ret = why_drop(&s, &atp.v[0], hits, &res);
+	else if (!(ret = find_point(&s, &atp.v[0], hits, &point, &res)))
 		ret = operand ? why_operand(&s, &atp.v[0], point, window, &res)
 		      : reg   ? why_register(&s, point, reg, window, &res)
 			      : why_memory(&s, &atp.v[0], point, addr, expr, &res);

@@ -147,6 +147,95 @@ bool disasm_keeps_stack(struct disasm *d, const uint8_t *code, size_t len, uint6
 	}
 }
 
+size_t disasm_branch(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, enum disasm_branch *kind,
+		     uint64_t *target)
+{
+	const cs_x86 *x;
+
+	*kind = DISASM_NEXT;
+	*target = 0;
+	if (!decode(d, code, len, addr))
+		return 0;
+	x = &d->insn->detail->x86;
+	if (x->op_count == 1 && x->operands[0].type == X86_OP_IMM)
+		*target = (uint64_t)x->operands[0].imm;
+	if (in_group(d, CS_GRP_CALL))
+		*kind = DISASM_CALL;
+	else if (in_group(d, CS_GRP_RET) || in_group(d, CS_GRP_IRET))
+		*kind = DISASM_RETURN;
+	else if (in_group(d, CS_GRP_JUMP))
+		*kind = d->insn->id == X86_INS_JMP || d->insn->id == X86_INS_LJMP ? DISASM_JUMP : DISASM_COND;
+	else if (d->insn->id == X86_INS_UD2 || d->insn->id == X86_INS_INT3 || d->insn->id == X86_INS_HLT)
+		*kind = DISASM_STOP;
+	if (*kind != DISASM_JUMP && *kind != DISASM_COND && *kind != DISASM_CALL)
+		*target = 0;
+	return d->insn->size;
+}
+
+/* A register's 64-bit name: %eax, %ax, %al are %rax's; %r8d is %r8's. */
+static const char *reg64(struct disasm *d, uint16_t reg)
+{
+	static const struct { x86_reg part, whole; } parts[] = {
+		{ X86_REG_EAX, X86_REG_RAX }, { X86_REG_AX, X86_REG_RAX }, { X86_REG_AL, X86_REG_RAX },
+		{ X86_REG_AH, X86_REG_RAX },  { X86_REG_EBX, X86_REG_RBX }, { X86_REG_BX, X86_REG_RBX },
+		{ X86_REG_BL, X86_REG_RBX },  { X86_REG_BH, X86_REG_RBX }, { X86_REG_ECX, X86_REG_RCX },
+		{ X86_REG_CX, X86_REG_RCX },  { X86_REG_CL, X86_REG_RCX }, { X86_REG_CH, X86_REG_RCX },
+		{ X86_REG_EDX, X86_REG_RDX }, { X86_REG_DX, X86_REG_RDX }, { X86_REG_DL, X86_REG_RDX },
+		{ X86_REG_DH, X86_REG_RDX },  { X86_REG_ESI, X86_REG_RSI }, { X86_REG_SI, X86_REG_RSI },
+		{ X86_REG_SIL, X86_REG_RSI }, { X86_REG_EDI, X86_REG_RDI }, { X86_REG_DI, X86_REG_RDI },
+		{ X86_REG_DIL, X86_REG_RDI }, { X86_REG_EBP, X86_REG_RBP }, { X86_REG_BP, X86_REG_RBP },
+		{ X86_REG_BPL, X86_REG_RBP }, { X86_REG_ESP, X86_REG_RSP }, { X86_REG_SP, X86_REG_RSP },
+		{ X86_REG_SPL, X86_REG_RSP },
+	};
+	const char *name = cs_reg_name(d->handle, reg);
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		if (parts[i].part == reg)
+			return cs_reg_name(d->handle, parts[i].whole);
+	/* r8d, r8w, r8b: r8 */
+	if (name && name[0] == 'r' && name[1] >= '0' && name[1] <= '9') {
+		static char r[8];
+
+		snprintf(r, sizeof(r), "%.*s", (int)strspn(name + 1, "0123456789") + 1, name);
+		return r;
+	}
+	return name ? name : "";
+}
+
+bool disasm_sets_flags(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, char regs[][8], size_t max,
+		       size_t *nregs)
+{
+	const uint64_t arith = X86_EFLAGS_MODIFY_ZF | X86_EFLAGS_MODIFY_CF | X86_EFLAGS_MODIFY_SF |
+			       X86_EFLAGS_MODIFY_OF | X86_EFLAGS_RESET_CF | X86_EFLAGS_RESET_OF;
+	cs_regs read, written;
+	uint8_t nread, nwritten;
+
+	*nregs = 0;
+	if (!decode(d, code, len, addr) || !(d->insn->detail->x86.eflags & arith) ||
+	    cs_regs_access(d->handle, d->insn, read, &nread, written, &nwritten))
+		return false;
+	for (int i = 0; i < nread && *nregs < max; i++) {
+		const char *r = reg64(d, read[i]);
+
+		if (strcmp(r, "rflags") && strcmp(r, "rip") && *r)
+			snprintf(regs[(*nregs)++], 8, "%s", r);
+	}
+	return true;
+}
+
+bool disasm_writes_reg(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, const char *reg)
+{
+	cs_regs read, written;
+	uint8_t nread, nwritten;
+
+	if (!decode(d, code, len, addr) || cs_regs_access(d->handle, d->insn, read, &nread, written, &nwritten))
+		return false;
+	for (int i = 0; i < nwritten; i++)
+		if (!strcmp(reg64(d, written[i]), reg))
+			return true;
+	return false;
+}
+
 static bool is_reg(const cs_x86_op *op, x86_reg reg)
 {
 	return op->type == X86_OP_REG && op->reg == reg;

@@ -37,6 +37,23 @@ bool disasm_is_return(struct disasm *d, const uint8_t *code, size_t len, uint64_
 enum disasm_flow { DISASM_FLOW_OTHER, DISASM_FLOW_CALL, DISASM_FLOW_RET, DISASM_FLOW_IRET };
 enum disasm_flow disasm_flow(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr);
 
+/* How an instruction hands control on, for a function's control flow:
+ * on to the next, a conditional branch, a jump, a call, a return, or an
+ * end that goes nowhere (ud2, int3, hlt). @target: a direct branch's or
+ * call's destination, 0 for an indirect one. Returns the length, 0 when
+ * it does not decode. */
+enum disasm_branch { DISASM_NEXT, DISASM_COND, DISASM_JUMP, DISASM_CALL, DISASM_RETURN, DISASM_STOP };
+size_t disasm_branch(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, enum disasm_branch *kind,
+		     uint64_t *target);
+
+/* Does the instruction set the flags a conditional branch tests (cmp,
+ * test, sub, and, ...)? Then the registers it reads (64-bit names: "rax"
+ * for %eax and %al too), up to @max, in @regs. */
+bool disasm_sets_flags(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, char regs[][8], size_t max,
+		       size_t *nregs);
+/* Does the instruction write register @reg (a 64-bit name; any part of it)? */
+bool disasm_writes_reg(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, const char *reg);
+
 /* True if the instruction writes no memory and leaves rsp alone: after it
  * the stack (with interrupts masked and other vCPUs held) is unchanged. */
 bool disasm_keeps_stack(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr);

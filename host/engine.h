@@ -204,6 +204,8 @@ int engine_last_write(struct engine *e, uint64_t addr, size_t len, struct engine
  * stop event (its snapshot right after it), the last one in @w. */
 int engine_last_reg_write(struct engine *e, const char *reg, uint64_t until_icount, struct engine_write *w,
 			  struct engine_result *res);
+/* The stop the guest is at, a hit of @p: its event (fields, snapshot). */
+int engine_record_hit(struct engine *e, struct probe *p, struct engine_result *res);
 /* The memory operand of the instruction at the current pc. */
 bool engine_mem_operand(struct engine *e, struct disasm_mem *m, char *insn, size_t len);
 /* Remove breakpoints this engine placed. */

@@ -90,6 +90,19 @@ static void describe(struct engine *e, uint64_t pc, struct engine_write *w)
 	sym_format(e->syms, pc, w->where, sizeof(w->where));
 }
 
+int engine_record_hit(struct engine *e, struct probe *p, struct engine_result *res)
+{
+	struct snapshot *sn;
+	int err;
+
+	if (snapshot_new(&sn, e->mc))
+		return engine_fail(e, -ENOMEM, "out of memory");
+	if (!(err = at_stop(e)))
+		err = engine_record_stop(e, p, sn, res);
+	snapshot_free(sn);
+	return err;
+}
+
 bool engine_mem_operand(struct engine *e, struct disasm_mem *m, char *insn, size_t len)
 {
 	uint64_t pc = engine_reg(e, e->pc_idx);

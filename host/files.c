@@ -136,3 +136,53 @@ int files_replace(const char *dir, const char *name, const char *text)
 		unlink(tmp);
 	return err;
 }
+
+/* A line number may come from a trace someone handed over: no kernel
+ * source file is a million lines long. */
+#define MAX_SOURCE_LINE 1000000
+
+void files_source_line(const char *dir, const char *file, int line, char *out, size_t len)
+{
+	char path[4096], buf[512];
+	FILE *f;
+
+	out[0] = '\0';
+	if (line <= 0 || (!dir && file[0] != '/'))
+		return;
+	if (file[0] == '/' && !access(file, R_OK))
+		snprintf(path, sizeof(path), "%s", file);
+	else if (dir)
+		snprintf(path, sizeof(path), "%s/%s", dir, file);
+	else
+		return;
+	if (!(f = files_fopen_regular(path)))
+		return;
+	for (int i = 1; i <= MAX_SOURCE_LINE && fgets(buf, sizeof(buf), f); i++)
+		if (i == line) {
+			buf[strcspn(buf, "\n")] = '\0';
+			snprintf(out, len, "%s", buf);
+			break;
+		}
+	fclose(f);
+}
+
+const char *files_kernel_source(const char *vmlinux, char *out, size_t len)
+{
+	char path[4096 + 32], line[4096];
+	const char *slash = strrchr(vmlinux, '/');
+	FILE *f;
+
+	if (!slash)
+		return NULL;
+	snprintf(path, sizeof(path), "%.*s/kernel.stamp", (int)(slash - vmlinux), vmlinux);
+	if (!(f = files_fopen_regular(path)))
+		return NULL;
+	out[0] = '\0';
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "srcdir=", 7)) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(out, len, "%s", line + 7);
+		}
+	fclose(f);
+	return out[0] ? out : NULL;
+}

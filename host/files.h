@@ -31,6 +31,12 @@ int files_create(int dirfd, const char *name, mode_t mode);
  * FIFO or read a device for ever. Returns the fd (close-on-exec) or -errno
  * (-EINVAL: not a regular file). */
 int files_open_regular(const char *path);
+/* Line @line of source file @file (under @dir unless it is absolute and
+ * there), without its newline, into @out: "" if there is none. */
+void files_source_line(const char *dir, const char *file, int line, char *out, size_t len);
+/* The tree @vmlinux was built from: make images records it ("srcdir=" in
+ * kernel.stamp beside the vmlinux). @out, or NULL if unknown. */
+const char *files_kernel_source(const char *vmlinux, char *out, size_t len);
 /* The same as a stdio stream; NULL with errno set. */
 FILE *files_fopen_regular(const char *path);
 /* What the directory @dirfd holds ("." and ".." aside): 0 nothing, 1 only

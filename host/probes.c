@@ -33,6 +33,7 @@ struct builtin {
  * frees nothing; the kernel's skb:kfree_skb tracepoint fires past both
  * checks, and what dropwatch and perf count as drops is that. */
 #define FREED "skb != 0 && skb->users.refs.counter == 1"
+const char probes_real_drop[] = FREED;
 
 /* Who is running: the receiver at a copy, the caller of a system call. */
 #define TASK_ARGS "pid=$current->pid comm=$comm"

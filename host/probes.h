@@ -53,6 +53,10 @@ struct probe_set {
 	bool packets;       /* every probe with an skb decodes its packet (--pcap-filter) */
 };
 
+/* What a real drop is at kfree_skb_reason: a free that frees (not NULL,
+ * not only a reference dropped), the drops set's filter. */
+extern const char probes_real_drop[];
+
 /* Add builtin set @name (see above). @nic picks the driver stage. -ENOENT
  * for an unknown set name. */
 int probes_add_set(struct probe_set *ps, const char *name, const char *nic, struct symtab *syms);

@@ -179,27 +179,10 @@ static int write_capture(struct capture *cap, const struct report *r, const char
 	return ret;
 }
 
-/* The tree the trace's vmlinux was built from: make images records it
- * ("srcdir=" in kernel.stamp beside the vmlinux). NULL if unknown. */
+/* The tree the trace's vmlinux was built from, or NULL. */
 static const char *kernel_tree(const struct report *r, char *out, size_t len)
 {
-	char path[4096 + 32], line[4096];
-	const char *slash = strrchr(report_vmlinux(r), '/');
-	FILE *f;
-
-	if (!slash)
-		return NULL;
-	snprintf(path, sizeof(path), "%.*s/kernel.stamp", (int)(slash - report_vmlinux(r)), report_vmlinux(r));
-	if (!(f = files_fopen_regular(path)))
-		return NULL;
-	out[0] = '\0';
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "srcdir=", 7)) {
-			line[strcspn(line, "\n")] = '\0';
-			snprintf(out, len, "%s", line + 7);
-		}
-	fclose(f);
-	return out[0] ? out : NULL;
+	return files_kernel_source(report_vmlinux(r), out, len);
 }
 
 int report_main(int argc, char **argv, const volatile sig_atomic_t *interrupted)

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import tempfile
 
-from harness import KSTEP, TREE, babeltrace, events, interrupt_when_grown, kstep, qemu_pids, test
+from harness import IMAGES, KSTEP, TREE, babeltrace, events, interrupt_when_grown, kstep, qemu_pids, test
 from test_qemu10 import qemu10
 
 _recordings = {}
@@ -260,3 +260,42 @@ def test_an_edited_recording_is_refused_or_said_to_diverge():
         assert "no progress" in p.stderr or "diverge" in p.stderr or "did not reach" in p.stderr, p.stderr[-600:]
     finally:
         shutil.rmtree(base)
+
+
+def source_line(path, after, text):
+    """The number of the first line holding @text after the line holding
+    @after in the kernel tree's @path: the test's own reading of the source."""
+    stamp = open(os.path.join(IMAGES, "kernel.stamp")).read()
+    src = re.search(r"^srcdir=(.*)$", stamp, re.M).group(1)
+    lines = open(os.path.join(src, path)).read().splitlines()
+    start = next(i for i, l in enumerate(lines) if after in l)
+    return next(i for i in range(start, len(lines)) if text in lines[i]) + 1
+
+
+@test
+def test_why_drop_names_the_deciding_check_of_three_drops():
+    """rx-drops: datagrams to a port nobody listens on, to a socket whose
+    receive buffer is full, and with a bad UDP checksum. For each, why
+    --drop names the branch that sent the packet to the drop, by its line
+    in the kernel source (found here from the source, not from kstep),
+    what it compared and where that came from."""
+    cases = [  # filter, reason, deciding line, the call that gave the value
+        ("dport == 9", "SKB_DROP_REASON_NO_SOCKET",
+         source_line("net/ipv4/udp.c", "sk = __udp4_lib_lookup_skb(skb, uh->source, uh->dest, udptable);",
+                     "if (sk)"), "__udp4_lib_lookup"),
+        ("dport == 5002 && reason == SKB_DROP_REASON_SOCKET_RCVBUFF", "SKB_DROP_REASON_SOCKET_RCVBUFF",
+         source_line("net/ipv4/udp.c", "rc = __udp_enqueue_schedule_skb(sk, skb);", "if (rc < 0)"),
+         "__udp_enqueue_schedule_skb"),
+        ("dport == 5003", "SKB_DROP_REASON_NOT_SPECIFIED",
+         source_line("net/ipv4/udp.c", "err = skb_copy_and_csum_datagram_msg(skb, off, msg);", "if (err == -EINVAL)"),
+         "skb_copy_and_csum_datagram_msg"),
+    ]
+    runs = replays(*[[":rx-drops", "why", "--drop", "--filter", filt] for filt, _, _, _ in cases], timeout=1800)
+    for (proc, d), (filt, reason, line, callee) in zip(runs, cases):
+        out = proc.stdout_text
+        assert re.search(r"^drop: %s, by the call at " % reason, out, re.M), out
+        m = re.search(r"^  at net/ipv4/udp\.c:(\d+) ", out, re.M)
+        assert m and int(m.group(1)) == line, (filt, line, out)
+        assert re.search(r"^  it tested the flags of: (test|cmp)\S* ", out, re.M), out
+        assert re.search(r"^    %rax = 0x[0-9a-f]+.*: returned by " + callee + r", called at ", out, re.M), out
+        shutil.rmtree(d)
