@@ -7,12 +7,10 @@
 #include "capture.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "files.h"
 #include "packet.h"
@@ -27,7 +25,7 @@ struct record {
 	uint64_t guest_ns, host_ns, seq;
 	size_t packet;
 	uint32_t vcpu, iface, caplen, wire_len;
-	uint8_t bytes[PACKET_HEADERS_READ];
+	uint8_t bytes[PACKET_SNAPLEN_MAX];
 };
 
 struct capture {
@@ -92,7 +90,7 @@ void capture_stop(void *ctx, const struct ctf_event *ev, size_t packet)
 {
 	const struct ctf_field *pkt = ctf_field(ev, "pkt");
 	struct capture *c = ctx;
-	uint8_t bytes[PACKET_HEADERS_READ];
+	uint8_t bytes[PACKET_SNAPLEN_MAX];
 	uint32_t wire_len;
 	size_t n = pkt && pkt->is_text ? packet_bytes(pkt->s, bytes, sizeof(bytes), &wire_len) : 0;
 	struct record *r;
@@ -153,21 +151,14 @@ static void write_records(const struct capture *c, const struct report *r, FILE 
 int capture_write(struct capture *c, const struct report *r, const char *path, char *err, size_t errlen)
 {
 	FILE *f;
-	int fd;
+	int ret;
 
 	if (c->oom) {
 		snprintf(err, errlen, "out of memory keeping the packets for %s", path);
 		return -ENOMEM;
 	}
-	if ((fd = files_create(AT_FDCWD, path, 0644)) < 0 || !(f = fdopen(fd, "w"))) {
-		int e = fd < 0 ? -fd : errno;
-
-		snprintf(err, errlen, "cannot create %s: %s%s", path, strerror(e),
-			 e == EEXIST ? " (remove it, or name another file)" : "");
-		if (fd >= 0)
-			close(fd);
-		return -e;
-	}
+	if (!(f = files_fcreate(path, &ret, err, errlen)))
+		return ret;
 	qsort(c->v, c->n, sizeof(*c->v), c->all_guest_time ? by_guest_time : by_host_time);
 	write_records(c, r, f);
 	if (ferror(f) | fclose(f)) {

@@ -24,6 +24,7 @@
 #include "oops.h"
 #include "plugin_chan.h"
 #include "dropwhy.h"
+#include "packet.h"
 #include "pcapfilter.h"
 #include "probes.h"
 #include "qemu.h"
@@ -208,7 +209,7 @@ struct guest_opts {
 
 /* Long options without a letter. */
 enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB, OPT_REPLAY, OPT_BACKWARDS, OPT_OPERAND, OPT_WINDOW,
-       OPT_KERNEL_TREE, OPT_ENGINE, OPT_PCAP_FILTER, OPT_DROP };
+       OPT_KERNEL_TREE, OPT_ENGINE, OPT_PCAP_FILTER, OPT_DROP, OPT_SNAPLEN, OPT_ALL };
 
 /* Options every guest command takes. */
 #define GUEST_LONGOPTS                                                                          \
@@ -1505,6 +1506,9 @@ static void trace_usage(FILE *f)
 		   "      --pcap-filter EXPR keep only the stops whose packet matches EXPR, in\n"
 		   "                         tcpdump's filter language (pcap-filter(7)), e.g.\n"
 		   "                         'udp and dst port 9' (stops without an skb are kept)\n"
+		   "      --snaplen N        keep N bytes of each packet from its IP header on (the\n"
+		   "                         pkt field, for --pcap-filter and report --pcap; 80 to\n"
+		   "                         256, default 80)\n"
 		   "  -m, --max-stops N      stop after N stops\n"
 		   "  -d, --duration S       stop after S seconds\n"
 		   "\n%s\nThe trace is CTF: read it with 'babeltrace2 DIR'. The guest console is in\n"
@@ -1789,6 +1793,7 @@ static int cmd_trace(int argc, char **argv)
 		{ "break", required_argument, NULL, 'b' },
 		{ "filter", required_argument, NULL, 'f' },
 		{ "pcap-filter", required_argument, NULL, OPT_PCAP_FILTER },
+		{ "snaplen", required_argument, NULL, OPT_SNAPLEN },
 		{ "max-stops", required_argument, NULL, 'm' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ NULL, 0, NULL, 0 },
@@ -1824,6 +1829,12 @@ static int cmd_trace(int argc, char **argv)
 		case OPT_PCAP_FILTER:
 			pcap_filter_free(g.eng.pcap);
 			g.eng.pcap = pcap_filter_option("trace ", optarg, &ps);
+			break;
+		case OPT_SNAPLEN:
+			g.eng.snaplen = (unsigned int)parse_u64("trace ", "--snaplen", optarg, 1);
+			if (g.eng.snaplen < PACKET_HEADERS_READ || g.eng.snaplen > PACKET_SNAPLEN_MAX)
+				die_usage("trace ", "--snaplen %s: from %d to %d bytes", optarg, PACKET_HEADERS_READ,
+					  PACKET_SNAPLEN_MAX);
 			break;
 		case 'm':
 			g.eng.max_stops = parse_u64("trace ", "--max-stops", optarg, 1);
@@ -2240,6 +2251,8 @@ static void why_usage(FILE *f)
 		   "                         return, a load: then the last write to that memory);\n"
 		   "                         one replay finds the drop, a second steps the\n"
 		   "                         function that dropped, its calls stepped over\n"
+		   "      --all              with --drop: every drop in the recording in turn, from\n"
+		   "                         the K-th on (two replays each)\n"
 		   "  -k, --hits K           the K-th hit (default 1)\n"
 		   "  -f, --filter EXPR      count only the hits that match (with --drop: on the drop's\n"
 		   "                         fields reason, dport, saddr, len..., joined by && only)\n"
@@ -2461,18 +2474,16 @@ static int step_dropper(struct session *s, uint64_t ret_addr, struct engine_resu
 	return ret;
 }
 
-/* --drop: which branch led to the drop, what it compared, where the
- * values came from. */
-static int why_drop(struct session *s, struct probe *drop, uint64_t hits, struct engine_result *res)
+/* The drop found at the point the guest stands at: which branch led to
+ * it, what it compared, where the values came from. */
+static int explain_drop(struct session *s, struct probe *drop, uint64_t k, uint64_t point, struct engine_result *res)
 {
 	struct drop_answer a;
 	struct disasm *dis;
-	uint64_t point, ret_addr;
+	uint64_t ret_addr;
 	char err[512], tree[4096];
 	int ret;
 
-	if ((ret = find_point(s, drop, hits, &point, res)))
-		return ret;
 	if ((ret = engine_record_hit(s->engine, drop, res))) {
 		error("%s", engine_errmsg(s->engine));
 		return ret;
@@ -2481,7 +2492,7 @@ static int why_drop(struct session *s, struct probe *drop, uint64_t hits, struct
 		error("%s", err);
 		return ret;
 	}
-	info("drop %" PRIu64 " at instruction %" PRIu64 ", called from %s", hits, point,
+	info("drop %" PRIu64 " at instruction %" PRIu64 ", called from %s", k, point,
 	     sym_lookup_addr(s->syms, ret_addr)->name);
 	if ((ret = step_dropper(s, ret_addr, res)))
 		return ret;
@@ -2493,10 +2504,40 @@ static int why_drop(struct session *s, struct probe *drop, uint64_t hits, struct
 		error("%s", err);
 		return ret;
 	}
+	fprintf(stdout, "%sdrop %" PRIu64 " (instruction %" PRIu64 ")\n", k > 1 ? "\n" : "", k, point);
 	dropwhy_print(&a, files_kernel_source(s->g->vmlinux, tree, sizeof(tree)), stdout);
 	for (size_t i = 0; i < a.noperands && !ret; i++)
 		if (a.operands[i].kind == ORIGIN_LOAD)
 			ret = drop_load_origin(s, &a.operands[i], res);
+	return ret;
+}
+
+/* --drop: the @hits-th drop, or with @all every drop from it on, each in
+ * replays of its own. */
+static int why_drop(struct session *s, struct probe *drop, uint64_t hits, bool all, struct engine_result *res)
+{
+	uint64_t point, k = hits;
+	int ret;
+
+	if ((ret = find_point(s, drop, hits, &point, res)))
+		return ret;
+	while (!(ret = explain_drop(s, drop, k, point, res)) && all) {
+		k++;
+		info("replay 1: looking for drop %" PRIu64, k);
+		if ((ret = replay_again(s)))
+			break;
+		ret = engine_find_hit(s->engine, drop, k, res);
+		if (ret == -ECHILD || ret == -ECONNRESET || res->end == ENGINE_END_GUEST_EXITED) {
+			fprintf(stdout, "\nkstep: the recording has %" PRIu64 " drops%s\n", k - 1,
+				hits > 1 ? " (from --hits on: those)" : "");
+			return 0;
+		}
+		if (ret || res->end != ENGINE_END_NONE) {
+			error("%s", ret ? engine_errmsg(s->engine) : "the replay ended early");
+			return ret ? ret : -EINTR;
+		}
+		point = engine_icount(s->engine);
+	}
 	return ret;
 }
 
@@ -2511,6 +2552,7 @@ static int cmd_why(int argc, char **argv)
 		{ "operand", no_argument, NULL, OPT_OPERAND },
 		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "drop", no_argument, NULL, OPT_DROP },
+		{ "all", no_argument, NULL, OPT_ALL },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct guest_opts g;
@@ -2519,7 +2561,7 @@ static int cmd_why(int argc, char **argv)
 	struct farg *expr = NULL;
 	const char *at = NULL, *addr = NULL, *filter = NULL, *reg = NULL;
 	uint64_t hits = 1, window = WHY_WINDOW, point = 0;
-	bool operand = false, drop = false;
+	bool operand = false, drop = false, all = false;
 	struct session s;
 	char err[512];
 	int c, ret;
@@ -2548,6 +2590,9 @@ static int cmd_why(int argc, char **argv)
 		case OPT_DROP:
 			drop = true;
 			break;
+		case OPT_ALL:
+			all = true;
+			break;
 		case OPT_WINDOW:
 			window = parse_u64("why ", "--window", optarg, 1);
 			break;
@@ -2564,6 +2609,8 @@ static int cmd_why(int argc, char **argv)
 	if (!g.replay)
 		die_usage("why ", "--replay DIR is required: only a replay can be run up to the same point again "
 			       "(make one with kstep record)");
+	if (all && !drop)
+		die_usage("why ", "--all goes with --drop: every drop in the recording");
 	if (drop && (at || addr || operand))
 		die_usage("why ", "--drop finds its own point (kfree_skb_reason): not with --at, --addr or --operand");
 	if (!drop && (!at || !addr == !operand))
@@ -2594,7 +2641,7 @@ static int cmd_why(int argc, char **argv)
 	}
 	probes_relocate(&atp, sym_offset(s.syms));
 	if (drop)
-		ret = why_drop(&s, &atp.v[0], hits, &res);
+		ret = why_drop(&s, &atp.v[0], hits, all, &res);
 	else if (!(ret = find_point(&s, &atp.v[0], hits, &point, &res)))
 		ret = operand ? why_operand(&s, &atp.v[0], point, window, &res)
 		      : reg   ? why_register(&s, point, reg, window, &res)

@@ -191,10 +191,11 @@ static int read_trace(const char *dir, struct read_state *st, char *err, size_t 
 	if ((ret = ctf_open(&r, dir, err, errlen)))
 		return ret;
 	while ((ret = ctf_next(r, &ev)) > 0) {
-		if (!strcmp(ev.probe, "drop") && !st->have_drop) {
+		if (!strcmp(ev.probe, "drop")) { /* the last drop, and the steps after it */
 			const struct ctf_field *reason = ctf_field(&ev, "reason");
 
 			st->have_drop = true;
+			st->n = 0;
 			for (st->nbt = 0; st->nbt < ev.nbt && st->nbt < 16; st->nbt++)
 				st->bt[st->nbt] = ev.bt[st->nbt].addr;
 			snprintf(st->reason, sizeof(st->reason), "%s", reason && reason->is_text ? reason->s : "");

@@ -3,7 +3,8 @@
  * dropwhy: which branch decided a drop, from a why --drop trace: the drop's
  * stop (kfree_skb_reason, with its reason and backtrace) and the steps of
  * the dropping function from its entry to the call that dropped (calls it
- * made stepped over, each one step).
+ * made stepped over, each one step). A trace of several drops is read for
+ * its last one.
  *
  * The dropping function's control flow is decoded from vmlinux. From each
  * instruction, it can still return without a drop (by some path that

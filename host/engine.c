@@ -80,6 +80,8 @@ int engine_new(struct engine **out, struct target *t, struct symtab *syms, struc
 	e->fp_idx = target_desc_find(d, "rbp");
 	e->gs_idx = target_desc_find(d, "gs_base");
 	packet_layout_init(&e->pkt, syms);
+	if (o->snaplen)
+		e->pkt.snaplen = o->snaplen;
 	for (int i = 0; i < 6; i++)
 		e->arg_idx[i] = target_desc_find(d, args[i]);
 	for (int i = 0; i < CFI_NREGS; i++)

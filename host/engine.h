@@ -61,6 +61,7 @@ struct engine_opts {
 	/* --pcap-filter: a stop with a packet is kept only if its bytes match
 	 * (stops without one are kept). NULL: all. */
 	struct pcap_filter *pcap;
+	unsigned int snaplen;        /* --snaplen: packet bytes kept, 0: PACKET_HEADERS_READ */
 };
 
 enum engine_end {

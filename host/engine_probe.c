@@ -94,7 +94,7 @@ void engine_probe_fetch(struct engine *e, const struct probe *p, uint64_t skb, s
 /* Does --pcap-filter keep the packet of @h (fetched with @p's fields)? */
 static bool packet_kept(const struct engine *e, const struct probe *p, const struct probe_hit *h)
 {
-	uint8_t bytes[PACKET_HEADERS_READ];
+	uint8_t bytes[PACKET_SNAPLEN_MAX];
 	uint32_t wire_len;
 	size_t n;
 

@@ -58,9 +58,9 @@ struct farg_env {
 };
 
 /* A fetched value: an integer, or text (strings, enum names, addresses,
- * a packet's header bytes in hex). A string read from the guest is cut at
- * FARG_STRING_READ bytes. */
-#define FARG_STR_MAX 176
+ * a packet's header bytes in hex: up to 256 of them). A string read from
+ * the guest is cut at FARG_STRING_READ bytes. */
+#define FARG_STR_MAX 528
 #define FARG_STRING_READ 95
 struct farg_value {
 	uint64_t u;

@@ -186,3 +186,19 @@ const char *files_kernel_source(const char *vmlinux, char *out, size_t len)
 	fclose(f);
 	return out[0] ? out : NULL;
 }
+
+FILE *files_fcreate(const char *path, int *ret, char *err, size_t errlen)
+{
+	int fd = files_create(AT_FDCWD, path, 0644);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	int e = fd < 0 ? -fd : errno;
+
+	if (f)
+		return f;
+	snprintf(err, errlen, "cannot create %s: %s%s", path, strerror(e),
+		 e == EEXIST ? " (remove it, or name another file)" : "");
+	if (fd >= 0)
+		close(fd);
+	*ret = -e;
+	return NULL;
+}

@@ -26,6 +26,10 @@ void files_rundir(char *out, size_t len);
 /* Create @name in @dirfd (read-write): never through a link, never an
  * existing file. Returns the fd or -errno (-EEXIST: something is there). */
 int files_create(int dirfd, const char *name, mode_t mode);
+/* A new file @path (0644) as a stream for writing, created as
+ * files_create does: NULL with -errno in *@ret and the reason in @err
+ * ("cannot create PATH: File exists (remove it, ...)"). */
+FILE *files_fcreate(const char *path, int *ret, char *err, size_t errlen);
 /* Open @path for reading only if it is a regular file: a path that a trace
  * or a log names (someone else may have written it) must not block on a
  * FIFO or read a device for ever. Returns the fd (close-on-exec) or -errno

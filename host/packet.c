@@ -25,6 +25,7 @@ void packet_layout_init(struct packet_layout *l, struct symtab *syms)
 	uint64_t size;
 
 	memset(l, 0, sizeof(*l));
+	l->snaplen = PACKET_HEADERS_READ;
 	l->ok = !sym_member(syms, "sk_buff", "len", &l->len, &size) &&
 		!sym_member(syms, "sk_buff", "data_len", &l->data_len, &size) &&
 		!sym_member(syms, "sk_buff", "data", &l->data, &size) &&
@@ -109,12 +110,14 @@ static uint32_t ip_length(const uint8_t *h)
 	return (h[0] >> 4) == 6 ? (uint32_t)be16(h + 4) + IPV6_HEADER : 0;
 }
 
-/* The header bytes at @h as the "pkt" field: @avail of them are the skb's
- * linear data, and no more than the IP packet's length. */
-static void keep_bytes(const uint8_t *h, uint64_t avail, struct farg_value *v)
+_Static_assert(2 * PACKET_SNAPLEN_MAX < FARG_STR_MAX, "a value's text holds a packet's bytes in hex");
+
+/* The header bytes at @h as the "pkt" field: up to @snaplen, @avail of
+ * them are the skb's linear data, and no more than the IP packet's length. */
+static void keep_bytes(const uint8_t *h, uint64_t avail, unsigned int snaplen, struct farg_value *v)
 {
 	static const char digits[] = "0123456789abcdef";
-	uint64_t n = avail < PACKET_HEADERS_READ ? avail : PACKET_HEADERS_READ;
+	uint64_t n = avail < snaplen ? avail : snaplen;
 
 	if (ip_length(h) < n)
 		n = ip_length(h);
@@ -158,7 +161,8 @@ void packet_decode(const struct packet_layout *l, uint64_t skb,
 
 	uint32_t len = 0, data_len = 0;
 	uint16_t nh = 0, proto = 0;
-	uint8_t h[PACKET_HEADERS_READ];
+	uint8_t h[PACKET_SNAPLEN_MAX];
+	size_t want = l->snaplen > PACKET_HEADERS_READ ? l->snaplen : PACKET_HEADERS_READ;
 
 	memset(out, 0, sizeof(*out) * PACKET_NFIELDS);
 	if (!skb)
@@ -182,14 +186,14 @@ void packet_decode(const struct packet_layout *l, uint64_t skb,
 	proto = (uint16_t)(proto >> 8 | proto << 8);
 	/* Transmit sets skb->protocol late (ip_output): a network header
 	 * that is set is enough there. */
-	if ((proto == ETH_P_IP || (!proto && nh_set)) && !read(ctx, at, h, sizeof(h)) && (h[0] >> 4) == 4 &&
+	if ((proto == ETH_P_IP || (!proto && nh_set)) && !read(ctx, at, h, want) && (h[0] >> 4) == 4 &&
 	    (h[0] & 15) >= 5 && be16(h + 2) >= (h[0] & 15) * 4)
 		decode_ipv4(h, out);
-	else if (proto == ETH_P_IPV6 && !read(ctx, at, h, sizeof(h)) && (h[0] >> 4) == 6)
+	else if (proto == ETH_P_IPV6 && !read(ctx, at, h, want) && (h[0] >> 4) == 6)
 		decode_ipv6(h, out);
 	else
 		return;
 	/* The linear data ends at data + len - data_len (the rest is in pages). */
 	if (data_len <= len && at <= data + len - data_len)
-		keep_bytes(h, data + len - data_len - at, &out[PACKET_BYTES]);
+		keep_bytes(h, data + len - data_len - at, l->snaplen, &out[PACKET_BYTES]);
 }

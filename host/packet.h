@@ -24,13 +24,16 @@ enum packet_field {
 extern const char *const packet_field_names[PACKET_NFIELDS];
 extern const bool packet_field_is_text[PACKET_NFIELDS];
 
-/* Header bytes read from the network header on (IPv6 and a TCP header):
- * what the "pkt" field holds (in hex, two characters a byte), cut at the
- * end of the IP packet and of the skb's linear data. */
+/* Header bytes read from the network header on (IPv6 and a TCP header),
+ * and what the "pkt" field holds by default (in hex, two characters a
+ * byte), cut at the end of the IP packet and of the skb's linear data;
+ * --snaplen keeps up to PACKET_SNAPLEN_MAX. */
 #define PACKET_HEADERS_READ 80
+#define PACKET_SNAPLEN_MAX 256
 
 struct packet_layout {
 	bool ok;
+	unsigned int snaplen;      /* bytes kept in "pkt" (PACKET_HEADERS_READ..PACKET_SNAPLEN_MAX) */
 	uint64_t len, data_len, data, head, network_header, protocol, dev, dev_name;
 };
 

@@ -11,13 +11,11 @@
 #include "perfetto.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "files.h"
 #include "perfetto.pb-c.h"
@@ -542,7 +540,7 @@ int perfetto_write(struct perfetto *p, const struct report *r, const char *path,
 		   size_t errlen)
 {
 	FILE *f;
-	int fd, ret;
+	int ret;
 
 	*left_out = 0;
 	finish_spans(p, r);
@@ -555,15 +553,8 @@ int perfetto_write(struct perfetto *p, const struct report *r, const char *path,
 				      "written", path);
 		return -ENOENT;
 	}
-	if ((fd = files_create(AT_FDCWD, path, 0644)) < 0 || !(f = fdopen(fd, "w"))) {
-		int e = fd < 0 ? -fd : errno;
-
-		snprintf(err, errlen, "cannot create %s: %s%s", path, strerror(e),
-			 e == EEXIST ? " (remove it, or name another file)" : "");
-		if (fd >= 0)
-			close(fd);
-		return -e;
-	}
+	if (!(f = files_fcreate(path, &ret, err, errlen)))
+		return ret;
 	ret = write_all(f, p, left_out);
 	if ((ferror(f) | fclose(f)) || ret) {
 		snprintf(err, errlen, "writing %s: %s", path, strerror(ret ? -ret : errno ? errno : EIO));

@@ -89,16 +89,13 @@ static bool ends_with(const char *s, const char *tail)
  * someone else's file: files_create). */
 static int write_flamegraph(struct report *r, const char *path, const char *dir)
 {
-	char title[512];
-	int fd = files_create(AT_FDCWD, path, 0644), ret;
-	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	char title[512], err[4200];
+	int ret;
+	FILE *f = files_fcreate(path, &ret, err, sizeof(err));
 
 	if (!f) {
-		fprintf(stderr, "kstep: cannot create %s: %s%s\n", path, strerror(fd < 0 ? -fd : errno),
-			fd == -EEXIST ? " (remove it, or name another file)" : "");
-		if (fd >= 0)
-			close(fd);
-		return -EIO;
+		fprintf(stderr, "kstep: %s\n", err);
+		return ret;
 	}
 	snprintf(title, sizeof(title), "kstep %s: %s", report_steps(r) ? "instructions" : "stops", dir);
 	ret = flamegraph_write(report_calltree(r), f, ends_with(path, ".html"), title, report_source, r);

@@ -45,12 +45,14 @@ def fields(pcap, *names, filt=None):
 
 
 @test
-def test_bad_pcap_filter_is_refused_before_the_guest_boots():
+def test_bad_pcap_filter_or_snaplen_is_refused_before_the_guest_boots():
     t0 = time.monotonic()
     p = kstep("trace", "--workload", "rx-drop", "--pcap-filter", "udp and port", "-o",
               tempfile.mkdtemp(prefix="kstep-pcap-"), "--force")
     assert p.returncode == 2, (p.returncode, p.stderr[-400:])
     assert re.search(r"bad --pcap-filter 'udp and port': .*syntax error", p.stderr), p.stderr
+    p = kstep("trace", "--workload", "rx-drop", "--snaplen", "4096", "-o", tempfile.mkdtemp(prefix="kstep-pcap-"))
+    assert p.returncode == 2 and "--snaplen 4096: from 80 to 256 bytes" in p.stderr, p.stderr
     assert time.monotonic() - t0 < 10, "it booted a guest first"
 
 
@@ -60,7 +62,7 @@ def test_pcap_filter_keeps_the_matching_packets_and_pcapng_reads_in_tshark():
     d = tempfile.mkdtemp(prefix="kstep-pcap-")
     out = os.path.join(d, "t")
     p = kstep("trace", "--workload", "rx-drop", "--size", "4", "-p", probes_file(d), "--pcap-filter", UDP9,
-              "-o", out, "-q", timeout=300)
+              "--snaplen", "200", "-o", out, "-q", timeout=300)
     assert p.returncode == 0, p.stderr[-800:]
     evs = events(babeltrace(out))
     with_skb = [e for e in evs if e["skb"]]
@@ -82,11 +84,11 @@ def test_pcap_filter_keeps_the_matching_packets_and_pcapng_reads_in_tshark():
     for stage in STAGES:
         assert len([n for n in names if n.startswith(stage)]) == 4, (stage, names)
     # What the workload sent, field by field: 127.0.0.1 to itself, UDP to
-    # port 9, 100 bytes of zeros (the first 52 of them read: 80 bytes from
-    # the IP header on).
+    # port 9, 100 bytes of zeros (all of them: --snaplen 200 reaches past
+    # the packet's 128 bytes, and the capture stops at its end).
     for r in recs:
         assert r[2:8] == ["127.0.0.1", "127.0.0.1", "17", "128", "9", "108"], r
-        assert r[8] == "00" * 52, r[8]
+        assert r[8] == "00" * 100, r[8]
     # Guest time order, and each packet's stages in kstep report's order.
     times = [float(r[1]) for r in recs]
     assert times == sorted(times), times

@@ -33,8 +33,8 @@ static int read_guest(void *ctx, uint64_t addr, void *out, size_t len)
 	return 0;
 }
 
-static const struct packet_layout layout = {
-	.ok = true, .len = 0, .data_len = 4, .data = 8, .head = 16, .network_header = 24, .protocol = 26,
+static struct packet_layout layout = {
+	.ok = true, .snaplen = PACKET_HEADERS_READ, .len = 0, .data_len = 4, .data = 8, .head = 16, .network_header = 24, .protocol = 26,
 	.dev = 32, .dev_name = 0,
 };
 
@@ -105,6 +105,23 @@ static void pkt_stops_at_the_linear_data(void **state)
 	packet_decode(&layout, SKB, read_guest, NULL, v);
 	assert_int_equal(v[PACKET_BYTES].u, 40);
 	assert_int_equal(strlen(v[PACKET_BYTES].str), 80);
+}
+
+static void snaplen_keeps_more(void **state)
+{
+	struct farg_value v[PACKET_NFIELDS];
+	uint8_t bytes[PACKET_SNAPLEN_MAX];
+	uint32_t wire;
+
+	(void)state;
+	udp_skb(1000, 1028);
+	layout.snaplen = PACKET_SNAPLEN_MAX;
+	packet_decode(&layout, SKB, read_guest, NULL, v);
+	layout.snaplen = PACKET_HEADERS_READ;
+	assert_int_equal(v[PACKET_BYTES].u, PACKET_SNAPLEN_MAX);
+	assert_int_equal(packet_bytes(v[PACKET_BYTES].str, bytes, sizeof(bytes), &wire), PACKET_SNAPLEN_MAX);
+	assert_int_equal(wire, 1028);
+	assert_memory_equal(bytes, guest + HEAD + NH, PACKET_SNAPLEN_MAX);
 }
 
 static void text_that_is_not_hex_gives_no_bytes(void **state)
@@ -211,6 +228,7 @@ int main(void)
 		cmocka_unit_test(pkt_is_the_datagram_cut_at_the_headers_read),
 		cmocka_unit_test(pkt_stops_at_the_ip_packets_end),
 		cmocka_unit_test(pkt_stops_at_the_linear_data),
+		cmocka_unit_test(snaplen_keeps_more),
 		cmocka_unit_test(text_that_is_not_hex_gives_no_bytes),
 		cmocka_unit_test(filter_runs_on_the_bytes),
 		cmocka_unit_test(bad_filter_says_libpcaps_reason),
