@@ -159,7 +159,8 @@ int capture_write(struct capture *c, const struct report *r, const char *path, c
 	}
 	if (!(f = files_fcreate(path, &ret, err, errlen)))
 		return ret;
-	qsort(c->v, c->n, sizeof(*c->v), c->all_guest_time ? by_guest_time : by_host_time);
+	if (c->n)
+		qsort(c->v, c->n, sizeof(*c->v), c->all_guest_time ? by_guest_time : by_host_time);
 	write_records(c, r, f);
 	if (ferror(f) | fclose(f)) {
 		snprintf(err, errlen, "writing %s: %s", path, strerror(errno ? errno : EIO));

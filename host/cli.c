@@ -2441,15 +2441,17 @@ static int drop_load_origin(struct session *s, const struct drop_origin *o, stru
 #define DROP_INVOCATIONS_MAX 1000
 
 /* The steps of the dropping function from its entry to the call that
- * dropped, in a fresh replay: each time it is entered it is stepped, its
- * calls stepped over, until it returns or reaches that call (the drop:
- * the steps end there). The trace keeps every invocation's steps; the
- * last is the one that dropped. */
-static int step_dropper(struct session *s, uint64_t ret_addr, struct engine_result *res)
+ * dropped at instruction @point, in a fresh replay: each time it is
+ * entered it is stepped, its calls stepped over, until it returns or
+ * reaches that call (the steps end there). The trace keeps every
+ * invocation's steps; the last is the one that dropped. -EALREADY when
+ * the call was reached before @point: the drop came in the same run of
+ * the function as an earlier one (a loop), which kstep does not follow. */
+static int step_dropper(struct session *s, uint64_t ret_addr, uint64_t point, struct engine_result *res)
 {
 	const struct sym *fn = sym_lookup_addr(s->syms, ret_addr);
 	struct probe_set fp = { 0 };
-	uint64_t n = 0;
+	uint64_t n = 0, now = 0;
 	char err[512];
 	int ret;
 
@@ -2465,6 +2467,12 @@ static int step_dropper(struct session *s, uint64_t ret_addr, struct engine_resu
 			if ((ret = engine_step(s->engine, &fp.v[0], 1, DROP_STEPS_MAX, true, res)))
 				error("%s", engine_errmsg(s->engine));
 		} while (!ret && res->end == ENGINE_END_RETURNED && ++n < DROP_INVOCATIONS_MAX);
+	/* At the call, one instruction before the drop's entry? */
+	if (!ret && res->end == ENGINE_END_UNTIL && !qmp_icount(s->clock, &now) && now + 1 < point) {
+		error("this drop came in the same run of %s as an earlier one, after it (a loop): kstep steps to the "
+		      "first and does not follow the function further", fn->name);
+		ret = -EALREADY;
+	}
 	if (!ret && res->end != ENGINE_END_UNTIL) {
 		error("replay 2 did not come back to the drop in %s (%s)", fn->name,
 		      n == DROP_INVOCATIONS_MAX ? "it ran too many times before it" : "the replay ended first");
@@ -2494,7 +2502,7 @@ static int explain_drop(struct session *s, struct probe *drop, uint64_t k, uint6
 	}
 	info("drop %" PRIu64 " at instruction %" PRIu64 ", called from %s", k, point,
 	     sym_lookup_addr(s->syms, ret_addr)->name);
-	if ((ret = step_dropper(s, ret_addr, res)))
+	if ((ret = step_dropper(s, ret_addr, point, res)))
 		return ret;
 	if (disasm_open(&dis))
 		return -ENOMEM;
@@ -2516,21 +2524,22 @@ static int explain_drop(struct session *s, struct probe *drop, uint64_t k, uint6
  * replays of its own. */
 static int why_drop(struct session *s, struct probe *drop, uint64_t hits, bool all, struct engine_result *res)
 {
-	uint64_t point, k = hits;
+	uint64_t point, k = hits, skipped = 0;
 	int ret;
 
 	if ((ret = find_point(s, drop, hits, &point, res)))
 		return ret;
-	while (!(ret = explain_drop(s, drop, k, point, res)) && all) {
+	while (((ret = explain_drop(s, drop, k, point, res)) == 0 || (ret == -EALREADY && all)) && all) {
+		skipped += ret == -EALREADY;
 		k++;
 		info("replay 1: looking for drop %" PRIu64, k);
 		if ((ret = replay_again(s)))
 			break;
 		ret = engine_find_hit(s->engine, drop, k, res);
 		if (ret == -ECHILD || ret == -ECONNRESET || res->end == ENGINE_END_GUEST_EXITED) {
-			fprintf(stdout, "\nkstep: the recording has %" PRIu64 " drops%s\n", k - 1,
-				hits > 1 ? " (from --hits on: those)" : "");
-			return 0;
+			fprintf(stdout, "\nkstep: the recording has %" PRIu64 " drops%s; %" PRIu64 " not explained\n",
+				k - 1, hits > 1 ? " (counted from the first)" : "", skipped);
+			return skipped ? -EALREADY : 0;
 		}
 		if (ret || res->end != ENGINE_END_NONE) {
 			error("%s", ret ? engine_errmsg(s->engine) : "the replay ended early");

@@ -316,7 +316,8 @@ static void finish_spans(struct perfetto *p, const struct report *r)
 {
 	char verdict[256];
 
-	qsort(p->stops, p->nstops, sizeof(*p->stops), by_packet);
+	if (p->nstops)
+		qsort(p->stops, p->nstops, sizeof(*p->stops), by_packet);
 	for (size_t i = 0, j; i < p->nstops; i = j) {
 		for (j = i + 1; j < p->nstops && p->stops[j].packet == p->stops[i].packet; j++)
 			;
@@ -522,14 +523,16 @@ static int write_all(FILE *f, struct perfetto *p, uint64_t *left_out)
 		return -ENOMEM;
 	int tb = p->host_time ? 1 : 0;
 
-	qsort_r(p->spans, p->nspans, sizeof(*p->spans), by_track_then_nesting, &tb);
+	if (p->nspans)
+		qsort_r(p->spans, p->nspans, sizeof(*p->spans), by_track_then_nesting, &tb);
 	err = write_tracks(f, p);
 	for (size_t i = 0, j; i < p->nspans; i = j) {
 		for (j = i + 1; j < p->nspans && p->spans[j].track == p->spans[i].track; j++)
 			;
 		track_events(&p->spans[i], j - i, tb, ev, &nev, left_out);
 	}
-	qsort(ev, nev, sizeof(*ev), by_time);
+	if (nev)
+		qsort(ev, nev, sizeof(*ev), by_time);
 	for (size_t i = 0; !err && i < nev; i++)
 		err = write_event(f, &ev[i]);
 	free(ev);
