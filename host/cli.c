@@ -2436,6 +2436,10 @@ static int drop_load_origin(struct session *s, const struct drop_origin *o, stru
 	return 0;
 }
 
+/* The most instructions from the call that dropped to kfree_skb_reason's
+ * entry (kfree_skb's few, on the way). */
+#define DROP_WRAPPER_INSNS 64
+
 /* Invocations of the dropping function stepped at most before the one
  * that dropped (each is its own instructions, its calls one step each). */
 #define DROP_INVOCATIONS_MAX 1000
@@ -2467,8 +2471,9 @@ static int step_dropper(struct session *s, uint64_t ret_addr, uint64_t point, st
 			if ((ret = engine_step(s->engine, &fp.v[0], 1, DROP_STEPS_MAX, true, res)))
 				error("%s", engine_errmsg(s->engine));
 		} while (!ret && res->end == ENGINE_END_RETURNED && ++n < DROP_INVOCATIONS_MAX);
-	/* At the call, one instruction before the drop's entry? */
-	if (!ret && res->end == ENGINE_END_UNTIL && !qmp_icount(s->clock, &now) && now + 1 < point) {
+	/* At the call a few instructions before the drop's entry (through a
+	 * wrapper such as kfree_skb), or at an earlier drop's? */
+	if (!ret && res->end == ENGINE_END_UNTIL && !qmp_icount(s->clock, &now) && now + DROP_WRAPPER_INSNS < point) {
 		error("this drop came in the same run of %s as an earlier one, after it (a loop): kstep steps to the "
 		      "first and does not follow the function further", fn->name);
 		ret = -EALREADY;
