@@ -217,17 +217,16 @@ static int emit_on_skb(const struct engine *e, const struct probe *p, struct cha
 static int packet_program(const struct engine *e, const struct probe *p, struct chan_op *ops, size_t *n, size_t max)
 {
 	const struct packet_layout *l = &e->pkt;
-	const unsigned int want = l->snaplen > PACKET_HEADERS_READ ? l->snaplen : PACKET_HEADERS_READ;
 	const uint64_t offs[] = { l->len, l->data_len, l->head, l->data, l->network_header, l->protocol, l->dev };
 	const unsigned int sizes[] = { 4, 4, 8, 8, 2, 2, 8 };
 	const struct chan_op dev_name[] = { OP(CHAN_OP_ADD, l->dev), OP(CHAN_OP_LOAD, 0), OP(CHAN_OP_ADD, l->dev_name),
 					    OP(CHAN_OP_READ, 16) };
 	const struct chan_op at_data[] = { OP(CHAN_OP_ADD, l->data), OP(CHAN_OP_LOAD, 0),
-					   OP(CHAN_OP_READ, want) };
+					   OP(CHAN_OP_READ, l->snaplen) };
 	const struct chan_op keep_nh[] = { OP(CHAN_OP_ADD, l->network_header), OP(CHAN_OP_LOAD, 0),
 					   OP(CHAN_OP_MASK, 0xffff), OP(CHAN_OP_KEEP, 0) };
 	const struct chan_op at_head_nh[] = { OP(CHAN_OP_ADD, l->head), OP(CHAN_OP_LOAD, 0), OP(CHAN_OP_ADD_KEPT, 0),
-					      OP(CHAN_OP_READ, want) };
+					      OP(CHAN_OP_READ, l->snaplen) };
 	int err = 0;
 
 	for (size_t i = 0; !err && i < sizeof(offs) / sizeof(offs[0]); i++) {

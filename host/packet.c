@@ -162,7 +162,6 @@ void packet_decode(const struct packet_layout *l, uint64_t skb,
 	uint32_t len = 0, data_len = 0;
 	uint16_t nh = 0, proto = 0;
 	uint8_t h[PACKET_SNAPLEN_MAX];
-	size_t want = l->snaplen > PACKET_HEADERS_READ ? l->snaplen : PACKET_HEADERS_READ;
 
 	memset(out, 0, sizeof(*out) * PACKET_NFIELDS);
 	if (!skb)
@@ -186,10 +185,10 @@ void packet_decode(const struct packet_layout *l, uint64_t skb,
 	proto = (uint16_t)(proto >> 8 | proto << 8);
 	/* Transmit sets skb->protocol late (ip_output): a network header
 	 * that is set is enough there. */
-	if ((proto == ETH_P_IP || (!proto && nh_set)) && !read(ctx, at, h, want) && (h[0] >> 4) == 4 &&
+	if ((proto == ETH_P_IP || (!proto && nh_set)) && !read(ctx, at, h, l->snaplen) && (h[0] >> 4) == 4 &&
 	    (h[0] & 15) >= 5 && be16(h + 2) >= (h[0] & 15) * 4)
 		decode_ipv4(h, out);
-	else if (proto == ETH_P_IPV6 && !read(ctx, at, h, want) && (h[0] >> 4) == 6)
+	else if (proto == ETH_P_IPV6 && !read(ctx, at, h, l->snaplen) && (h[0] >> 4) == 6)
 		decode_ipv6(h, out);
 	else
 		return;

@@ -33,7 +33,8 @@ extern const bool packet_field_is_text[PACKET_NFIELDS];
 
 struct packet_layout {
 	bool ok;
-	unsigned int snaplen;      /* bytes kept in "pkt" (PACKET_HEADERS_READ..PACKET_SNAPLEN_MAX) */
+	unsigned int snaplen;      /* bytes read and kept in "pkt": PACKET_HEADERS_READ (the
+				    * default, what decoding needs) to PACKET_SNAPLEN_MAX */
 	uint64_t len, data_len, data, head, network_header, protocol, dev, dev_name;
 };
 
