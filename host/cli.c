@@ -26,6 +26,7 @@
 #include "dropwhy.h"
 #include "packet.h"
 #include "pcapfilter.h"
+#include "probe_cmd.h"
 #include "probes.h"
 #include "qemu.h"
 #include "libvirt.h"
@@ -2750,6 +2751,15 @@ static int cmd_record(int argc, char **argv)
 
 /* ---- main ---------------------------------------------------------------- */
 
+static int cmd_probe(int argc, char **argv)
+{
+	struct guest_opts g;
+
+	guest_defaults(&g);
+	guest_finish_defaults(&g);
+	return probe_main(argc, argv, g.vmlinux);
+}
+
 static int cmd_oops(int argc, char **argv)
 {
 	struct guest_opts g;
@@ -2807,6 +2817,8 @@ static const struct command {
 } commands[] = {
 	{ "trace", "stop at each receive-path stage and record snapshots", cmd_trace },
 	{ "step", "single-step a function, recording every instruction", cmd_step },
+	{ "probe", "where probes can go (lines, inlines) and what they can fetch, from the\n"
+		   "               debug info with no guest (--lines, --vars)", cmd_probe },
 	{ "oops", "decode kernel oops reports in a log (file or stdin)", cmd_oops },
 	{ "report", "what happened to each packet in a trace (also --netdev-times, --json);\n"
 		    "               a step trace's call tree, flame graph, annotated function", cmd_report },

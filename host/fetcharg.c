@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dwloc.h"
+
 #define MAX_OPS 24
 #define NAME_MAX_LEN 64
 
@@ -203,38 +205,48 @@ static int primary_register(struct compiler *c)
 	return fail(c, "%%%s is not an x86-64 general register", name);
 }
 
-/* A DWARF location at the probe's address, for what kstep can read: a
- * register, or memory at a register plus an offset. */
+/* @var's DWARF location at the probe's address as ops: -ENOENT if the
+ * DWARF gives it none at all (a parameter may still be where the ABI puts
+ * it), else the reason it cannot be read there. */
 static int place_location(struct compiler *c, Dwarf_Die *var, const char *what)
 {
-	Dwarf_Die func;
-	Dwarf_Attribute attr;
-	Dwarf_Op *expr;
-	size_t len;
-	uint64_t pc;
-	int n;
+	struct dwloc loc;
+	char why[640];
+	int err = dwloc_at(c->syms, var, c->scope->addr, &loc, why, sizeof(why));
 
-	if (!sym_dwarf_function(c->syms, c->scope->addr, &func, &pc) || !dwarf_attr(var, DW_AT_location, &attr))
+	if (err == -ENOENT && dwarf_tag(var) == DW_TAG_formal_parameter)
 		return -ENOENT;
-	n = dwarf_getlocation_addr(&attr, pc, &expr, &len, 1);
-	if (n <= 0 || len == 0)
-		return fail(c, "%s is out of scope at 0x%" PRIx64 " (optimized out there)%s", what, c->scope->addr,
-			    c->scope->at_entry ? "" : ": probe the function's entry");
-	if (len == 1 && expr[0].atom >= DW_OP_reg0 && expr[0].atom <= DW_OP_reg16) {
-		c->a->lvalue = false;
-		return emit(c, OP_REG, expr[0].atom - DW_OP_reg0);
+	if (err)
+		return fail(c, "%s %s", what, why);
+	c->a->lvalue = loc.kind == DWLOC_MEM || loc.kind == DWLOC_ADDR;
+	switch (loc.kind) {
+	case DWLOC_REG:
+		return emit(c, OP_REG, loc.reg);
+	case DWLOC_MEM:
+	case DWLOC_VALUE:
+		err = emit(c, OP_REG, loc.reg);
+		return err ? err : emit(c, OP_ADD, loc.off);
+	default:
+		return emit(c, OP_CONST, loc.off);
 	}
-	if (len == 1 && expr[0].atom >= DW_OP_breg0 && expr[0].atom <= DW_OP_breg16) {
-		int err = emit(c, OP_REG, expr[0].atom - DW_OP_breg0);
+}
 
-		c->a->lvalue = true;
-		return err ? err : emit(c, OP_ADD, (int64_t)expr[0].number);
-	}
-	if (expr[0].atom == DW_OP_entry_value || expr[0].atom == DW_OP_GNU_entry_value)
-		return fail(c, "%s at 0x%" PRIx64 " is only known as its value at the function's entry: "
-			    "probe the entry instead", what, c->scope->addr);
-	return fail(c, "%s at 0x%" PRIx64 " lives where kstep cannot read it (DWARF op 0x%x%s)", what, c->scope->addr,
-		    expr[0].atom, expr[0].atom == DW_OP_fbreg ? ", the stack frame" : "");
+static int primary_param(struct compiler *c, const char *name, int index);
+
+/* A local variable or parameter in scope at the probe (the innermost of
+ * that name, an inline instance's own included). */
+static int primary_variable(struct compiler *c, const char *name)
+{
+	struct dwloc_var v;
+	char what[NAME_MAX_LEN + 8];
+	int err;
+
+	if (c->scope->at_return || !dwloc_find(c->syms, c->scope->addr, name, &v) || (v.param && v.outermost))
+		return primary_param(c, name, -1);
+	snprintf(what, sizeof(what), "'%s'", name);
+	c->typed = type_of(&v.die, &c->type);
+	err = place_location(c, &v.die, what);
+	return err == -ENOENT ? fail(c, "%s is optimized out: the debug info gives it no location", what) : err;
 }
 
 /* The @index-th (0-based) parameter of the probed function, or the one
@@ -366,8 +378,8 @@ static int parse_primary(struct compiler *c)
 		return fail(c, "unknown variable $%s ($argN, $retval, $current, $comm)", name);
 	}
 	if (!read_ident(c, name, sizeof(name)))
-		return fail(c, "expected a parameter, $VAR, %%REG or +OFF(...) near '%s'", c->p);
-	return primary_param(c, name, -1);
+		return fail(c, "expected a variable, $VAR, %%REG or +OFF(...) near '%s'", c->p);
+	return primary_variable(c, name);
 }
 
 /* ---- member access and indexing -------------------------------------------- */

@@ -7,11 +7,14 @@
 #include "probes.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kmod.h"
+#include "linespec.h"
 #include "packet.h"
 #include "trace.h"
 
@@ -439,6 +442,98 @@ static int resolve_where(struct probe_set *ps, const char *where, struct symtab 
 	return ret;
 }
 
+/* A probe at each site of a line spec or an inlined function, named as
+ * perf names them: FUNC_L<line> (FUNC's relative line when the spec is
+ * FUNC:LINE or FUNC;PATTERN), or the inlined function's name. */
+static int add_lines(struct probe_set *ps, const char *where, const char *stage, struct symtab *syms,
+		     const struct probe_req *rq, char *err, size_t errlen)
+{
+	struct line_sites sites;
+	int ret = linespec_resolve(syms, where, ps->srcdir, &sites, err, errlen);
+
+	if (ret)
+		return ret;
+	if (rq->is_return) {
+		snprintf(err, errlen, "'%s%%return': a return probe goes on a function's first instruction", where);
+		ret = -EINVAL;
+	}
+	for (size_t i = 0; i < sites.n && !ret; i++) {
+		const struct line_site *l = &sites.v[i];
+		char event[300];
+		struct probe_req one = *rq;
+
+		if (!l->line)
+			snprintf(event, sizeof(event), "%s", l->inlined);
+		else
+			snprintf(event, sizeof(event), "%s_L%d", l->inlined[0] ? l->inlined : l->func,
+				 l->rel >= 0 ? l->rel : l->line);
+		if (!one.event)
+			one.event = event;
+		ret = add(ps, where, stage, l->addr, false, syms, &one, err, errlen);
+		if (ret == -ENOMEM)
+			snprintf(err, errlen, "out of memory");
+	}
+	linespec_free(&sites);
+	return ret;
+}
+
+/* NAME with no symbol of its own: a function GCC inlined everywhere? */
+static bool inlined_only(struct symtab *syms, const char *where)
+{
+	struct line_sites sites;
+	char why[256];
+	bool any = !strpbrk(where, "+:") && !linespec_inlines(syms, where, &sites, why, sizeof(why));
+
+	if (any)
+		linespec_free(&sites);
+	return any;
+}
+
+/* MODULE:FUNC:LINE, MODULE:FILE:LINE, MODULE:FUNC;PATTERN. */
+static bool module_line(const char *where)
+{
+	const char *colon = strchr(where, ':'), *semi = strchr(where, ';');
+
+	return colon && (!semi || colon < semi) && linespec_is_line(colon + 1);
+}
+
+/* A line spec in a module: resolved against its .ko below ps->moddir, each
+ * site becoming MODULE:FUNC+OFF, placed when the module is loaded. */
+static int add_module_lines(struct probe_set *ps, const char *where, const char *stage,
+			    const struct probe_req *rq, char *err, size_t errlen)
+{
+	const char *colon = strchr(where, ':');
+	char module[64], path[PATH_MAX];
+	struct symtab *ko;
+	struct line_sites sites;
+	int ret;
+
+	snprintf(module, sizeof(module), "%.*s", (int)(colon - where), where);
+	if (!ps->moddir || !kmods_find_file(ps->moddir, module, path, sizeof(path))) {
+		snprintf(err, errlen, "'%s': no %s.ko with debug info below %s (give --modules DIR)", where, module,
+			 ps->moddir ? ps->moddir : "any module directory");
+		return -ENOENT;
+	}
+	if ((ret = sym_open(&ko, path, err, errlen)))
+		return ret;
+	ret = linespec_resolve(ko, colon + 1, ps->srcdir, &sites, err, errlen);
+	for (size_t i = 0; !ret && i < sites.n; i++) {
+		const struct sym *fn = sym_lookup_addr(ko, sites.v[i].addr);
+		char spec[256];
+
+		if (!fn) {
+			snprintf(err, errlen, "'%s': 0x%" PRIx64 " is in no function of %s", where, sites.v[i].addr, path);
+			ret = -ENOENT;
+			break;
+		}
+		snprintf(spec, sizeof(spec), "%s:%s+0x%" PRIx64, module, fn->name, sites.v[i].addr - fn->addr);
+		ret = module_spec_result(spec, add_in_module(ps, spec, stage, NULL, rq), err, errlen);
+	}
+	linespec_free(&sites);
+	sym_close(ko);
+	return ret;
+}
+
 int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, struct symtab *syms,
 		    char *err, size_t errlen)
 {
@@ -456,12 +551,18 @@ int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, s
 	n = split_words(buf, words, MAX_ARGS + 2);
 	if ((ret = parse_head(words, &n, &where, &rq, err, errlen)))
 		return ret;
+	if (module_line(where))
+		return add_module_lines(ps, where, stage ? stage : "user", &rq, err, errlen);
+	if (linespec_is_line(where))
+		return add_lines(ps, where, stage ? stage : "user", syms, &rq, err, errlen);
 	if (strchr(where, ':'))
 		return module_spec_result(where, add_in_module(ps, where, stage ? stage : "user", syms, &rq), err,
 					  errlen);
 	ret = resolve_where(ps, where, syms, &addr, err, errlen);
 	if (ret == -ENOENT && in_a_module(ps, where, stage, syms, &rq, &ret))
 		return module_spec_result(where, ret, err, errlen);
+	if (ret == -ENOENT && inlined_only(syms, where))
+		return add_lines(ps, where, stage ? stage : "user", syms, &rq, err, errlen);
 	if (ret)
 		return ret;
 	s = sym_lookup_addr(syms, addr);

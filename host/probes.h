@@ -10,7 +10,10 @@
  *   drops     kfree_skb_reason: every drop with its reason
  *   syscalls  the socket system calls, entry and return
  *   oops      where the kernel dies: oops_begin, __warn, panic (live catch)
- * Spec syntax: [p:EVENT |r:EVENT ]NAME[+OFF][%return] [FETCHARG...]
+ * Spec syntax: [p:EVENT |r:EVENT ]WHERE[%return] [FETCHARG...], WHERE being
+ * NAME[+OFF], 0xADDR, MODULE:NAME[+OFF], or a line as linespec.h names
+ * one (FUNC:RELLINE, FILE:LINE, FUNC;PATTERN, an inlined FUNC; MODULE:
+ * before any of them): a probe on each of its statement starts.
  */
 #ifndef KSTEP_PROBES_H
 #define KSTEP_PROBES_H
@@ -50,6 +53,7 @@ struct probe_set {
 	char **skipped;    /* functions of a builtin set this vmlinux lacks */
 	size_t nskipped;
 	const char *moddir; /* modules' debug info, for names vmlinux lacks; NULL: none */
+	const char *srcdir; /* the kernel's source, for FUNC;PATTERN specs; NULL: none */
 	bool packets;       /* every probe with an skb decodes its packet (--pcap-filter) */
 };
 

@@ -472,6 +472,39 @@ static unsigned int discriminator(Dwfl_Line *line)
 	return d;
 }
 
+/*
+ * The scopes holding DWARF address @pc, innermost first. dwarf_getscopes
+ * continues past the innermost inline into its abstract origin; the
+ * concrete callers come from dwarf_getscopes_die on the innermost function
+ * scope (elfutils addr2line -i does the same).
+ */
+static int concrete_scopes(Dwarf_Die *cudie, Dwarf_Addr pc, Dwarf_Die **scopes)
+{
+	int n = dwarf_getscopes(cudie, pc, scopes);
+
+	for (int i = 0; i < n; i++) {
+		int tag = dwarf_tag(&(*scopes)[i]);
+		Dwarf_Die inner, *outer = NULL, *all;
+		int nouter;
+
+		if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
+			continue;
+		inner = (*scopes)[i];
+		nouter = dwarf_getscopes_die(&inner, &outer);
+		/* Keep the blocks inside the function: they hold its locals. */
+		all = nouter > 0 ? realloc(*scopes, (size_t)(i + nouter) * sizeof(**scopes)) : NULL;
+		if (!all) {
+			free(outer);
+			return i;
+		}
+		memcpy(all + i, outer, (size_t)nouter * sizeof(*outer));
+		free(outer);
+		*scopes = all;
+		return i + nouter;
+	}
+	return n;
+}
+
 int sym_srclocs(struct symtab *s, uint64_t addr, struct sym_srcloc *out, int max)
 {
 	Dwfl_Module *mod = dwarf_module(s);
@@ -502,24 +535,7 @@ int sym_srclocs(struct symtab *s, uint64_t addr, struct sym_srcloc *out, int max
 		out[0].column = col;
 		return 1;
 	}
-	nscopes = cudie ? dwarf_getscopes(cudie, link - bias, &scopes) : 0;
-	/*
-	 * dwarf_getscopes continues past the innermost inline into its abstract
-	 * origin; the concrete callers come from dwarf_getscopes_die on the
-	 * innermost function scope (elfutils addr2line -i does the same).
-	 */
-	for (int i = 0; i < nscopes; i++) {
-		int tag = dwarf_tag(&scopes[i]);
-
-		if (tag == DW_TAG_inlined_subroutine || tag == DW_TAG_subprogram) {
-			Dwarf_Die inner = scopes[i];
-
-			free(scopes);
-			scopes = NULL;
-			nscopes = dwarf_getscopes_die(&inner, &scopes);
-			break;
-		}
-	}
+	nscopes = cudie ? concrete_scopes(cudie, link - bias, &scopes) : 0;
 
 	/* Each inlined subroutine is a frame positioned at the line info
 	 * (innermost) or at the call site recorded on the inline below it. */
@@ -829,12 +845,57 @@ int sym_struct_size(struct symtab *s, const char *type, uint64_t *size)
 	return 0;
 }
 
+int sym_dwarf_scopes(struct symtab *s, uint64_t addr, Dwarf_Die **scopes, uint64_t *dwarf_pc)
+{
+	Dwfl_Module *mod = dwarf_module(s);
+	Dwarf_Addr bias = 0, link = addr - s->offset;
+	Dwarf_Die *cudie = mod ? dwfl_module_addrdie(mod, link, &bias) : NULL;
+
+	*scopes = NULL;
+	*dwarf_pc = link - bias;
+	return cudie ? concrete_scopes(cudie, link - bias, scopes) : 0;
+}
+
+Dwarf *sym_dwarf(struct symtab *s, uint64_t *to_running)
+{
+	Dwfl_Module *mod = dwarf_module(s);
+	Dwarf_Addr bias = 0;
+	Dwarf *dw = mod ? dwfl_module_getdwarf(mod, &bias) : NULL;
+
+	*to_running = bias + s->offset;
+	return dw;
+}
+
+int sym_cfa(struct symtab *s, uint64_t addr, int *reg, int64_t *off)
+{
+	Dwfl_Module *mod = dwarf_module(s);
+	Dwarf_Addr bias = 0;
+	Dwarf_CFI *cfi = mod ? dwfl_module_dwarf_cfi(mod, &bias) : NULL;
+	Dwarf_Frame *frame = NULL;
+	Dwarf_Op *ops;
+	size_t nops;
+	int ret = -ENOENT;
+
+	if (!cfi)
+		cfi = mod ? dwfl_module_eh_cfi(mod, &bias) : NULL;
+	if (!cfi || dwarf_cfi_addrframe(cfi, addr - s->offset - bias, &frame))
+		return -ENOENT;
+	/* libdw gives a register-plus-offset rule as DW_OP_bregx reg, off. */
+	if (!dwarf_frame_cfa(frame, &ops, &nops) && nops == 1 && ops[0].atom == DW_OP_bregx && ops[0].number <= 16) {
+		*reg = (int)ops[0].number;
+		*off = (int64_t)ops[0].number2;
+		ret = 0;
+	}
+	free(frame);
+	return ret;
+}
+
 bool sym_dwarf_function(struct symtab *s, uint64_t addr, Dwarf_Die *out, uint64_t *dwarf_pc)
 {
 	Dwfl_Module *mod = dwarf_module(s);
 	Dwarf_Addr bias = 0, link = addr - s->offset;
 	Dwarf_Die *cudie = mod ? dwfl_module_addrdie(mod, link, &bias) : NULL, *scopes = NULL;
-	int n = cudie ? dwarf_getscopes(cudie, link - bias, &scopes) : 0;
+	int n = cudie ? concrete_scopes(cudie, link - bias, &scopes) : 0;
 	bool found = false;
 
 	for (int i = 0; i < n && !found; i++)

@@ -97,6 +97,16 @@ int sym_struct_size(struct symtab *s, const char *type, uint64_t *size);
 /* The subprogram that holds @addr (a running address), and @addr as the
  * DWARF's own address (*dwarf_pc). False if the debug info has none. */
 bool sym_dwarf_function(struct symtab *s, uint64_t addr, Dwarf_Die *out, uint64_t *dwarf_pc);
+/* The scopes that hold @addr, innermost first down to its subprogram
+ * (blocks, inline instances), as concrete DIEs: a local's scope. The
+ * count; *scopes is malloc'ed. */
+int sym_dwarf_scopes(struct symtab *s, uint64_t addr, Dwarf_Die **scopes, uint64_t *dwarf_pc);
+/* The DWARF of the file, for walks over every unit (linespec): DWARF
+ * address + *to_running is the running one. NULL without debug info. */
+Dwarf *sym_dwarf(struct symtab *s, uint64_t *to_running);
+/* The canonical frame address at @addr as a register plus an offset, from
+ * the call frame information: where DW_OP_fbreg locals are. -ENOENT. */
+int sym_cfa(struct symtab *s, uint64_t addr, int *reg, int64_t *off);
 /* A global variable's definition (for its type), false if none. */
 bool sym_dwarf_variable(struct symtab *s, const char *name, Dwarf_Die *out);
 /* Follow typedefs and qualifiers to the type itself; false on broken DWARF. */

@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: MIT
+/*
+ * probe_cmd: `kstep probe`, where probes can go and what they can fetch,
+ * from vmlinux's (or a module's) DWARF with no guest running, as perf
+ * probe's -L and -V show it:
+ *   kstep probe SPEC...          the addresses each probe spec resolves to
+ *   kstep probe --lines WHAT     the source, lines that can take a probe numbered
+ *   kstep probe --vars SPEC      the variables readable at each of SPEC's addresses
+ */
+#include "probe_cmd.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dwloc.h"
+#include "fetcharg.h"
+#include "files.h"
+#include "kmod.h"
+#include "linespec.h"
+#include "probes.h"
+#include "symbols.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: kstep probe [OPTIONS] SPEC...\n"
+		   "       kstep probe [OPTIONS] --lines FUNC[:A[-B]] | FILE[:A[-B]]\n"
+		   "       kstep probe [OPTIONS] --vars SPEC\n"
+		   "Where probes can go and what they can fetch, read from the debug info with no\n"
+		   "guest running (perf probe -L and -V). SPEC is a probe location as --break takes\n"
+		   "it: NAME[+OFF], 0xADDR, FUNC:RELLINE, FILE:LINE, 'FUNC;PATTERN', an inlined\n"
+		   "function's NAME, MODULE: before any of them.\n\n"
+		   "  -L, --lines WHAT       the source of a function (lines counted from its first)\n"
+		   "                         or a file, each line that can take a probe numbered\n"
+		   "  -V, --vars SPEC        the variables in scope at each address of SPEC, with\n"
+		   "                         their types; those that cannot be read there, and why\n"
+		   "  -k, --vmlinux FILE     the kernel's vmlinux (default: the images' one)\n"
+		   "  -m, --modules DIR      the modules' debug info (default: beside the vmlinux)\n"
+		   "  -s, --source DIR       the kernel's source tree (default: the tree the vmlinux\n"
+		   "                         was built from, when make images recorded it)\n"
+		   "      --kaslr-offset N   print running addresses, N above the link addresses\n"
+		   "  -h, --help             this help\n"
+		   "Exit: 0 resolved, 1 not (the reason on stderr), 2 bad usage.\n");
+}
+
+struct probe_opts {
+	char vmlinux[PATH_MAX];
+	char moddir[PATH_MAX];
+	char srcdir[PATH_MAX];
+	uint64_t kaslr;
+	const char *lines, *vars;
+};
+
+/* Each site of @spec: its address, function, source line and event. */
+static int show_sites(struct symtab *syms, struct probe_set *ps, const char *spec)
+{
+	char err[1024];
+	size_t first = ps->n;
+
+	if (probes_add_spec(ps, spec, NULL, syms, err, sizeof(err))) {
+		fprintf(stderr, "kstep probe: %s\n", err);
+		return 1;
+	}
+	for (size_t i = first; i < ps->n; i++) {
+		const struct probe *p = &ps->v[i];
+		struct sym_srcloc loc[4];
+		char at[192];
+		int n;
+
+		if (!p->addr) {
+			printf("%-18s %s (placed when module %s is loaded)\n", "-", p->spec, p->module);
+			continue;
+		}
+		sym_format(syms, p->addr, at, sizeof(at));
+		n = sym_srclocs(syms, p->addr, loc, 4);
+		printf("0x%016" PRIx64 " %-36s %s:%d", p->addr, at, n > 0 ? loc[0].file : "??", n > 0 ? loc[0].line : 0);
+		if (n > 1)
+			printf(" (in %s, inlined into %s)", loc[0].function, loc[n - 1].function);
+		printf("  event %s\n", p->event);
+	}
+	return 0;
+}
+
+static int show_lines(struct symtab *syms, const struct probe_opts *o)
+{
+	struct line_range r;
+	char err[1024], path[PATH_MAX], line[1024];
+	FILE *src = NULL;
+	int ret = linespec_lines(syms, o->lines, &r, err, sizeof(err)), lineno = 0;
+
+	if (ret) {
+		fprintf(stderr, "kstep probe: %s\n", err);
+		return 1;
+	}
+	if (linespec_source_path(o->srcdir[0] ? o->srcdir : NULL, r.file, path, sizeof(path)))
+		src = files_fopen_regular(path);
+	if (!src)
+		fprintf(stderr, "kstep probe: no source for %s (give --source DIR): the lines with code only\n",
+			r.file);
+	printf("<%s%s%s:%d>\n", r.func, r.func[0] ? "@" : "", r.file, r.first - r.base);
+	while (src && lineno < r.last && fgets(line, sizeof(line), src)) {
+		if (++lineno < r.first)
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		if (r.has_code[lineno - r.first])
+			printf("%7d  %s\n", lineno - r.base, line);
+		else
+			printf("         %s\n", line);
+	}
+	for (int l = r.first; !src && l <= r.last; l++)
+		if (r.has_code[l - r.first])
+			printf("%7d\n", l - r.base);
+	if (src)
+		fclose(src);
+	linespec_range_free(&r);
+	return 0;
+}
+
+/* farg_compile's message without its "fetch argument 'NAME': " lead. */
+static const char *reason(const char *err)
+{
+	const char *p = strstr(err, "': ");
+
+	return !strncmp(err, "fetch argument '", 16) && p ? p + 3 : err;
+}
+
+/* The variables at one probe address: readable ones with their types, then
+ * those that are not, with the reason. */
+static void show_vars_at(struct symtab *syms, const struct probe *p)
+{
+	const struct sym *fn = sym_lookup_addr(syms, p->addr);
+	struct farg_scope scope = { .addr = p->addr, .at_entry = p->at_entry, .func = fn ? fn->addr : p->addr };
+	struct dwloc_var *v;
+	char at[192], err[1024];
+	size_t n;
+	bool any_bad = false;
+
+	sym_format(syms, p->addr, at, sizeof(at));
+	printf("\t@<%s>\n", at);
+	if (dwloc_scope_vars(syms, p->addr, &v, &n)) {
+		printf("\t\t(no debug info here)\n");
+		return;
+	}
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < n; i++) {
+			struct farg *a;
+			bool ok = !farg_compile(&a, v[i].name, syms, &scope, err, sizeof(err));
+
+			if (ok)
+				farg_free(a);
+			if (ok != !pass)
+				continue;
+			if (pass && !any_bad)
+				printf("\tnot readable here:\n");
+			any_bad |= pass;
+			printf("\t\t%s\t%s%s%s\n", v[i].type, v[i].name, pass ? "\t" : "", pass ? reason(err) : "");
+		}
+	free(v);
+}
+
+static int show_vars(struct symtab *syms, struct probe_set *ps, const char *spec)
+{
+	char err[1024];
+
+	if (probes_add_spec(ps, spec, NULL, syms, err, sizeof(err))) {
+		fprintf(stderr, "kstep probe: %s\n", err);
+		return 1;
+	}
+	printf("Available variables at %s\n", spec);
+	for (size_t i = 0; i < ps->n; i++) {
+		if (!ps->v[i].addr) {
+			fprintf(stderr, "kstep probe: --vars in a module's code is not supported yet (%s)\n", spec);
+			return 1;
+		}
+		show_vars_at(syms, &ps->v[i]);
+	}
+	return 0;
+}
+
+static int parse(int argc, char **argv, struct probe_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "lines", required_argument, NULL, 'L' },
+		{ "vars", required_argument, NULL, 'V' },
+		{ "vmlinux", required_argument, NULL, 'k' },
+		{ "modules", required_argument, NULL, 'm' },
+		{ "source", required_argument, NULL, 's' },
+		{ "kaslr-offset", required_argument, NULL, 'O' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *end;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "L:V:k:m:s:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'L':
+			o->lines = optarg;
+			break;
+		case 'V':
+			o->vars = optarg;
+			break;
+		case 'k':
+			snprintf(o->vmlinux, sizeof(o->vmlinux), "%s", optarg);
+			break;
+		case 'm':
+			snprintf(o->moddir, sizeof(o->moddir), "%s", optarg);
+			break;
+		case 's':
+			snprintf(o->srcdir, sizeof(o->srcdir), "%s", optarg);
+			break;
+		case 'O':
+			errno = 0;
+			o->kaslr = strtoull(optarg, &end, 0);
+			if (errno || *end || end == optarg) {
+				fprintf(stderr, "kstep probe: --kaslr-offset %s: not a number\n", optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return -1;
+		default:
+			fprintf(stderr, "kstep probe: unknown option (see 'kstep probe --help')\n");
+			return 2;
+		}
+	}
+	if (!!o->lines + !!o->vars + (optind < argc) != 1) {
+		fprintf(stderr, "kstep probe: give SPEC..., --lines WHAT or --vars SPEC (one of them)\n");
+		return 2;
+	}
+	return 0;
+}
+
+int probe_main(int argc, char **argv, const char *default_vmlinux)
+{
+	struct probe_opts o = { 0 };
+	struct probe_set ps = { 0 };
+	struct symtab *syms;
+	char err[512];
+	int ret = parse(argc, argv, &o);
+
+	if (ret)
+		return ret < 0 ? 0 : ret;
+	if (!o.vmlinux[0])
+		snprintf(o.vmlinux, sizeof(o.vmlinux), "%s", default_vmlinux);
+	if (sym_open(&syms, o.vmlinux, err, sizeof(err))) {
+		fprintf(stderr, "kstep probe: %s\n", err);
+		return 1;
+	}
+	sym_relocate(syms, o.kaslr);
+	if (!o.moddir[0])
+		kmods_default_dir(syms, o.moddir, sizeof(o.moddir));
+	if (!o.srcdir[0] && !files_kernel_source(o.vmlinux, o.srcdir, sizeof(o.srcdir)))
+		o.srcdir[0] = '\0';
+	ps.moddir = o.moddir[0] ? o.moddir : NULL;
+	ps.srcdir = o.srcdir[0] ? o.srcdir : NULL;
+	if (o.lines)
+		ret = show_lines(syms, &o);
+	else if (o.vars)
+		ret = show_vars(syms, &ps, o.vars);
+	for (int i = optind; !o.lines && !o.vars && i < argc && !ret; i++)
+		ret = show_sites(syms, &ps, argv[i]);
+	probes_free(&ps);
+	sym_close(syms);
+	return ret;
+}
