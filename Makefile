@@ -31,7 +31,7 @@ Q := @
 endif
 
 # Debian packages that the targets below need (kernel build, guest, host, tests).
-DEB_PACKAGES := qemu-system-x86 busybox-static linux-source-6.1 gdb build-essential \
+DEB_PACKAGES := qemu-system-x86 busybox-static linux-source-6.1 gdb build-essential linux-perf \
 	flex bison bc libssl-dev libelf-dev libdw-dev cpio xz-utils file pkg-config \
 	babeltrace2 libcapstone-dev libjson-c-dev libcmocka-dev libxml2-dev python3 iproute2 binutils \
 	clang libclang-rt-14-dev libglib2.0-dev util-linux passwd chromium libxml2-utils \

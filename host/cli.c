@@ -21,6 +21,7 @@
 #include "engine.h"
 #include "files.h"
 #include "kmod.h"
+#include "linespec.h"
 #include "oops.h"
 #include "plugin_chan.h"
 #include "dropwhy.h"
@@ -192,6 +193,8 @@ struct guest_opts {
 	bool kaslr;                  /* boot our guest with KASLR on */
 	const char *unwind;          /* auto, cfi, fp */
 	const char *moddir;          /* --modules: modules' debug info, NULL: the release's */
+	const char *srcdir;          /* --source: the kernel's source, NULL: the tree vmlinux came from */
+	char default_moddir[PATH_MAX], default_srcdir[PATH_MAX];
 	const char *kernel_tree;     /* --kernel-tree DIR: its bzImage and vmlinux, NULL: the images' */
 	const char *libvirt_uri;     /* --libvirt URI (NULL: the default) */
 	const char *domain;          /* --domain NAME: a libvirt domain, NULL: none */
@@ -210,7 +213,7 @@ struct guest_opts {
 
 /* Long options without a letter. */
 enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB, OPT_REPLAY, OPT_BACKWARDS, OPT_OPERAND, OPT_WINDOW,
-       OPT_KERNEL_TREE, OPT_ENGINE, OPT_PCAP_FILTER, OPT_DROP, OPT_SNAPLEN, OPT_ALL };
+       OPT_KERNEL_TREE, OPT_ENGINE, OPT_PCAP_FILTER, OPT_DROP, OPT_SNAPLEN, OPT_ALL, OPT_SOURCE };
 
 /* Options every guest command takes. */
 #define GUEST_LONGOPTS                                                                          \
@@ -229,6 +232,7 @@ enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB, OPT_REPLAY, OPT
 	{ "stack-bytes", required_argument, NULL, 'B' }, { "step-irqs", no_argument, NULL, 'i' }, \
 	{ "wire", no_argument, NULL, 'W' }, { "keep-guest", no_argument, NULL, 'K' },             \
 	{ "engine", required_argument, NULL, OPT_ENGINE },                                        \
+	{ "source", required_argument, NULL, OPT_SOURCE },                                        \
 	{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' }
 
 static const char guest_help[] =
@@ -268,6 +272,8 @@ static const char guest_help[] =
 	"      --vmlinux PATH     kernel with symbols (default images/vmlinux)\n"
 	"      --modules DIR      debug info of the guest's modules (NAME.ko below DIR;\n"
 	"                         default /usr/lib/debug/lib/modules/RELEASE)\n"
+	"      --source DIR       the kernel's source, for FUNC;PATTERN probes (default: the\n"
+	"                         tree the vmlinux was built from, when make images made it)\n"
 	"      --images DIR       bzImage, initramfs, vmlinux (default: the tree's images/)\n"
 	"      --kernel-tree DIR  boot the kernel you built in DIR (its arch/x86/boot/bzImage\n"
 	"                         and vmlinux; O= of the build) with the images' initramfs\n"
@@ -373,6 +379,9 @@ static bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *
 		return true;
 	case 'Y':
 		g->moddir = arg;
+		return true;
+	case OPT_SOURCE:
+		g->srcdir = arg;
 		return true;
 	case OPT_LIBVIRT:
 		g->libvirt_uri = arg;
@@ -1775,6 +1784,45 @@ static struct pcap_filter *pcap_filter_option(const char *cmd, const char *expr,
 	return f;
 }
 
+/* Where a command's probes find modules' debug info and the kernel's
+ * source: the options, else the release's modules and the tree vmlinux
+ * was built from. */
+static void probe_paths(struct session *s, struct probe_set *ps)
+{
+	struct guest_opts *g = s->g;
+
+	kmods_default_dir(s->syms, g->default_moddir, sizeof(g->default_moddir));
+	if (!files_kernel_source(g->vmlinux, g->default_srcdir, sizeof(g->default_srcdir)))
+		g->default_srcdir[0] = '\0';
+	ps->moddir = g->moddir ? g->moddir : g->default_moddir[0] ? g->default_moddir : NULL;
+	ps->srcdir = g->srcdir ? g->srcdir : g->default_srcdir[0] ? g->default_srcdir : NULL;
+}
+
+/* --until SPEC: a symbol, or a line (its first statement start). */
+static int resolve_until(struct session *s, const struct probe_set *ps, const char *until, uint64_t *addr)
+{
+	struct line_sites sites;
+	char err[512];
+	int ret;
+
+	if (!linespec_is_line(until)) {
+		ret = sym_resolve(s->syms, until, addr);
+		if (ret)
+			error("--until %s: %s", until, ret == -ENOENT ? "no such symbol in this vmlinux"
+								: "use NAME, NAME+OFF, 0xADDR or a line (FUNC:LINE)");
+		return ret;
+	}
+	if ((ret = linespec_resolve(s->syms, until, ps->srcdir, &sites, err, sizeof(err)))) {
+		error("--until %s", err);
+		return ret;
+	}
+	*addr = sites.v[0].addr;
+	if (sites.n > 1)
+		info("--until %s: %zu places; stepping until the first, 0x%" PRIx64, until, sites.n, *addr);
+	linespec_free(&sites);
+	return 0;
+}
+
 /* A --pcap-filter needs a probe with an skb to filter on. */
 static int check_pcap_probes(const struct session *s, const struct probe_set *ps)
 {
@@ -1803,7 +1851,6 @@ static int cmd_trace(int argc, char **argv)
 	struct probe_set ps = { 0 };
 	struct engine_result res = { 0 };
 	struct session s;
-	char moddir[PATH_MAX];
 	const char *probes = NULL, *breaks[64];
 	struct probe_filter filters[64];
 	size_t nbreaks = 0, nfilters = 0;
@@ -1862,8 +1909,7 @@ static int cmd_trace(int argc, char **argv)
 	if ((ret = session_start(&s, &g)))
 		return 1;
 
-	kmods_default_dir(s.syms, moddir, sizeof(moddir));
-	ps.moddir = g.moddir ? g.moddir : moddir[0] ? moddir : NULL;
+	probe_paths(&s, &ps);
 	if (resolve_probes(&s, &ps, probes, breaks, nbreaks, filters, nfilters) || check_pcap_probes(&s, &ps))
 		goto fail;
 	s.ps = &ps; /* probes in modules get their addresses as modules come */
@@ -2093,7 +2139,7 @@ static int cmd_step(int argc, char **argv)
 	uint64_t count = 0, hits = 1;
 	struct probe_set atp = { 0 };  /* --at, as a probe: it may be in a module */
 	bool until_return = false;
-	char err[512], moddir[PATH_MAX];
+	char err[512];
 	int c, ret, status;
 
 	guest_defaults(&g);
@@ -2153,8 +2199,7 @@ static int cmd_step(int argc, char **argv)
 	guest_finish_defaults(&g);
 	if ((ret = session_start(&s, &g)))
 		return 1;
-	kmods_default_dir(s.syms, moddir, sizeof(moddir));
-	atp.moddir = g.moddir ? g.moddir : moddir[0] ? moddir : NULL;
+	probe_paths(&s, &atp);
 	if (probes_add_spec(&atp, at, "step", s.syms, err, sizeof(err)) ||
 	    (filter && probes_set_filter(&atp, 0, filter, s.syms, err, sizeof(err)))) {
 		error("%s", err);
@@ -2162,10 +2207,8 @@ static int cmd_step(int argc, char **argv)
 	}
 	if (check_pcap_probes(&s, &atp))
 		goto fail;
-	if (until && (ret = sym_resolve(s.syms, until, &until_addr))) {
-		error("--until %s: %s", until, ret == -ENOENT ? "no such symbol in this vmlinux" : "use NAME, NAME+OFF or 0xADDR");
+	if (until && resolve_until(&s, &atp, until, &until_addr))
 		goto fail;
-	}
 	s.ps = &atp;
 	if (prepare_out(&s) || boot(&s) || check_fields_for_stub(&s, &atp) || open_trace(&s, "step"))
 		goto fail;
@@ -2635,6 +2678,7 @@ static int cmd_why(int argc, char **argv)
 	guest_finish_defaults(&g);
 	if (session_start(&s, &g))
 		return EXIT_FAILED;
+	probe_paths(&s, &atp);
 	if (drop ? drop_probe(&s, &atp, filter) != 0
 		 : probes_add_spec(&atp, at, "why", s.syms, err, sizeof(err)) ||
 			   (filter && probes_set_filter(&atp, 0, filter, s.syms, err, sizeof(err)))) {

@@ -230,7 +230,8 @@ static bool listed(const struct dwloc_var *v, size_t n, const char *name)
 	return false;
 }
 
-static int add_var(struct dwloc_var **out, size_t *n, Dwarf_Die *die, const char *name, int scope_tag)
+static int add_var(struct dwloc_var **out, size_t *n, Dwarf_Die *die, const char *name, int scope_tag,
+		   const char *function)
 {
 	struct dwloc_var *tmp = realloc(*out, (*n + 1) * sizeof(*tmp));
 
@@ -240,6 +241,7 @@ static int add_var(struct dwloc_var **out, size_t *n, Dwarf_Die *die, const char
 	memset(&tmp[*n], 0, sizeof(tmp[*n]));
 	snprintf(tmp[*n].name, sizeof(tmp[*n].name), "%s", name);
 	type_text(die, tmp[*n].type, sizeof(tmp[*n].type));
+	snprintf(tmp[*n].function, sizeof(tmp[*n].function), "%s", function ? function : "??");
 	tmp[*n].die = *die;
 	tmp[*n].param = dwarf_tag(die) == DW_TAG_formal_parameter;
 	tmp[*n].outermost = scope_tag == DW_TAG_subprogram;
@@ -253,6 +255,8 @@ int dwloc_scope_vars(struct symtab *s, uint64_t addr, struct dwloc_var **out, si
 	uint64_t pc;
 	int nscopes = sym_dwarf_scopes(s, addr, &scopes, &pc), ret = 0;
 
+	const char *function = NULL;
+
 	*out = NULL;
 	*n = 0;
 	for (int i = 0; i < nscopes && !ret; i++) {
@@ -260,6 +264,12 @@ int dwloc_scope_vars(struct symtab *s, uint64_t addr, struct dwloc_var **out, si
 
 		if (tag == DW_TAG_compile_unit)
 			break;
+		/* A block's variables are its function's: the next function scope out. */
+		for (int j = i; j < nscopes; j++)
+			if (dwarf_tag(&scopes[j]) == DW_TAG_inlined_subroutine || dwarf_tag(&scopes[j]) == DW_TAG_subprogram) {
+				function = sym_dwarf_name(&scopes[j]);
+				break;
+			}
 		if (dwarf_child(&scopes[i], &child))
 			continue;
 		do {
@@ -267,7 +277,7 @@ int dwloc_scope_vars(struct symtab *s, uint64_t addr, struct dwloc_var **out, si
 			const char *name = sym_dwarf_name(&child);
 
 			if ((t == DW_TAG_variable || t == DW_TAG_formal_parameter) && name && !listed(*out, *n, name))
-				ret = add_var(out, n, &child, name, tag);
+				ret = add_var(out, n, &child, name, tag, function);
 		} while (!ret && !dwarf_siblingof(&child, &child));
 		if (tag == DW_TAG_subprogram)
 			break;

@@ -46,6 +46,7 @@ struct dwloc_var {
 	char name[64];
 	char type[128];         /* as C writes it: "struct sk_buff *", "u32" */
 	Dwarf_Die die;
+	char function[64];      /* whose it is: the function, or the inline instance */
 	bool param;             /* a parameter (of the function or an inline) */
 	bool outermost;         /* of the out-of-line function itself */
 };

@@ -457,11 +457,47 @@ static int no_code(const struct collect *c, const char *what, int want, char *er
 	return -ERANGE;
 }
 
+/* Functions' first lines and inline call sites anywhere in @scope (the
+ * places the line table does not hold), as perf's unit walk adds them. */
+static void collect_unit_sites(struct collect *c, Dwarf_Die *scope)
+{
+	Dwarf_Die child;
+	Dwarf_Addr pc;
+	int line = 0;
+
+	if (dwarf_child(scope, &child))
+		return;
+	do {
+		int tag = dwarf_tag(&child);
+		const char *f = NULL;
+
+		if (tag == DW_TAG_subprogram && !dwarf_decl_line(&child, &line))
+			f = dwarf_decl_file(&child);
+		else if (tag == DW_TAG_inlined_subroutine && (line = call_line(&child)) > 0)
+			f = call_file(&child);
+		else if (tag != DW_TAG_lexical_block)
+			continue;
+		if (f && entry_pc(&child, &pc))
+			collect_row(c, f, line, pc);
+		collect_unit_sites(c, &child);
+	} while (!dwarf_siblingof(&child, &child));
+}
+
+static void collect_file_rows(struct collect *c, Dwarf_Die *cudie);
+
+/*
+ * FUNC:RELLINE as perf places it: every statement start of that line in
+ * the units that hold FUNC, wherever the line's code went (an inline
+ * instance of FUNC elsewhere included), less those that map back to
+ * another line of the file.
+ */
 static int func_line(struct symtab *s, const char *func, int rel, struct line_sites *out, char *err,
 		     size_t errlen)
 {
 	struct instances *in = calloc(1, sizeof(*in));
 	struct collect c = { .s = s, .out = out };
+	Dwarf_Off done_units[MAX_INSTANCES];
+	size_t ndone = 0;
 	int ret;
 
 	if (!in)
@@ -470,11 +506,21 @@ static int func_line(struct symtab *s, const char *func, int rel, struct line_si
 	if ((ret = find_instances(s, func, in, err, errlen)))
 		goto done;
 	for (size_t i = 0; i < in->n && !c.ret; i++) {
+		Dwarf_Die cu;
+		bool seen = false;
+
 		c.file = dwarf_decl_file(&in->v[i]);
 		dwarf_decl_line(&in->v[i], &c.decl);
 		c.line = c.decl + rel;
-		if (c.file)
-			walk_function(&in->v[i], &c);
+		if (!c.file || !dwarf_diecu(&in->v[i], &cu, NULL, NULL))
+			continue;
+		for (size_t j = 0; j < ndone; j++)
+			seen |= done_units[j] == dwarf_dieoffset(&cu);
+		if (seen)
+			continue;
+		done_units[ndone++] = dwarf_dieoffset(&cu);
+		collect_file_rows(&c, &cu);
+		collect_unit_sites(&c, &cu);
 	}
 	ret = c.ret;
 	if (!ret && !out->n)
@@ -527,6 +573,7 @@ static int file_line(struct symtab *s, const char *file, int line, struct line_s
 				continue;
 			any = true;
 			collect_file_rows(&c, &cudie);
+			collect_unit_sites(&c, &cudie);
 		}
 	}
 	if (c.ret)

@@ -68,7 +68,7 @@ static int show_sites(struct symtab *syms, struct probe_set *ps, const char *spe
 	}
 	for (size_t i = first; i < ps->n; i++) {
 		const struct probe *p = &ps->v[i];
-		struct sym_srcloc loc[4];
+		struct sym_srcloc loc[16];
 		char at[192];
 		int n;
 
@@ -77,7 +77,7 @@ static int show_sites(struct symtab *syms, struct probe_set *ps, const char *spe
 			continue;
 		}
 		sym_format(syms, p->addr, at, sizeof(at));
-		n = sym_srclocs(syms, p->addr, loc, 4);
+		n = sym_srclocs(syms, p->addr, loc, 16);
 		printf("0x%016" PRIx64 " %-36s %s:%d", p->addr, at, n > 0 ? loc[0].file : "??", n > 0 ? loc[0].line : 0);
 		if (n > 1)
 			printf(" (in %s, inlined into %s)", loc[0].function, loc[n - 1].function);
@@ -129,6 +129,27 @@ static const char *reason(const char *err)
 	return !strncmp(err, "fetch argument '", 16) && p ? p + 3 : err;
 }
 
+/* "\t(a constant here)" for a variable whose value the DWARF gives as a
+ * constant at @addr (perf probe cannot show those). */
+static const char *constant(struct symtab *syms, struct dwloc_var *v, uint64_t addr)
+{
+	struct dwloc loc;
+	char err[512];
+
+	return !dwloc_at(syms, &v->die, addr, &loc, err, sizeof(err)) && loc.kind == DWLOC_CONST ? "\t(a constant here)"
+												 : "";
+}
+
+/* "\t(of NAME)" for a variable of an inline instance at the address, not
+ * of the out-of-line function @outer itself. */
+static const char *whose(const struct dwloc_var *v, const char *outer, char *out, size_t len)
+{
+	if (!strncmp(v->function, outer, strcspn(outer, ".")) && strlen(v->function) == strcspn(outer, "."))
+		return "";
+	snprintf(out, len, "\t(of %s)", v->function);
+	return out;
+}
+
 /* The variables at one probe address: readable ones with their types, then
  * those that are not, with the reason. */
 static void show_vars_at(struct symtab *syms, const struct probe *p)
@@ -136,7 +157,7 @@ static void show_vars_at(struct symtab *syms, const struct probe *p)
 	const struct sym *fn = sym_lookup_addr(syms, p->addr);
 	struct farg_scope scope = { .addr = p->addr, .at_entry = p->at_entry, .func = fn ? fn->addr : p->addr };
 	struct dwloc_var *v;
-	char at[192], err[1024];
+	char at[192], err[1024], owner[80];
 	size_t n;
 	bool any_bad = false;
 
@@ -158,7 +179,9 @@ static void show_vars_at(struct symtab *syms, const struct probe *p)
 			if (pass && !any_bad)
 				printf("\tnot readable here:\n");
 			any_bad |= pass;
-			printf("\t\t%s\t%s%s%s\n", v[i].type, v[i].name, pass ? "\t" : "", pass ? reason(err) : "");
+			printf("\t\t%s\t%s%s%s%s%s\n", v[i].type, v[i].name, pass ? "" : constant(syms, &v[i], p->addr),
+			       whose(&v[i], fn ? fn->name : "", owner, sizeof(owner)), pass ? "\t" : "",
+			       pass ? reason(err) : "");
 		}
 	free(v);
 }

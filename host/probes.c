@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dwloc.h"
 #include "kmod.h"
 #include "linespec.h"
 #include "packet.h"
@@ -155,21 +156,61 @@ struct probe_req {
 	const char *ret_args; /* a set's return fields, space-separated; NULL: none */
 };
 
+static int compile_one(struct farg ***out, size_t *n, const char *text, struct symtab *syms,
+		       const struct farg_scope *scope, char *err, size_t errlen)
+{
+	struct farg **tmp = realloc(*out, (*n + 1) * sizeof(*tmp));
+	int ret;
+
+	if (!tmp)
+		return -ENOMEM;
+	*out = tmp;
+	ret = farg_compile(&tmp[*n], text, syms, scope, err, errlen);
+	if (!ret)
+		(*n)++;
+	return ret;
+}
+
+/* $vars, as perf's: every variable in scope that can be read there. */
+static int compile_vars(struct farg ***out, size_t *n, struct symtab *syms, const struct farg_scope *scope,
+			char *err, size_t errlen)
+{
+	struct dwloc_var *v;
+	size_t nv, before = *n;
+	int ret = scope->at_return ? -EINVAL : dwloc_scope_vars(syms, scope->addr, &v, &nv);
+
+	if (ret) {
+		snprintf(err, errlen, "$vars: no variables in scope at 0x%" PRIx64 "%s", scope->addr,
+			 scope->at_return ? " (a return probe has only $retval)" : " (no debug info there)");
+		return ret == -ENOMEM ? ret : -EINVAL;
+	}
+	for (size_t i = 0; i < nv && ret != -ENOMEM; i++) {
+		char text[160];
+
+		/* A name every event has already (skb, pc) gets a var_ prefix. */
+		snprintf(text, sizeof(text), "%s%s=%s", trace_field_reserved(v[i].name) ? "var_" : "", v[i].name,
+			 v[i].name);
+		ret = compile_one(out, n, text, syms, scope, err, errlen);
+	}
+	free(v);
+	if (ret == -ENOMEM)
+		return ret;
+	if (*n == before) {
+		snprintf(err, errlen, "$vars: no variable in scope can be read at 0x%" PRIx64 " (see kstep probe --vars)",
+			 scope->addr);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int compile_args(struct farg ***out, size_t *n, char *const *texts, size_t ntexts,
 			struct symtab *syms, const struct farg_scope *scope, char *err, size_t errlen)
 {
 	int ret = 0;
 
-	for (size_t i = 0; i < ntexts && !ret; i++) {
-		struct farg **tmp = realloc(*out, (*n + 1) * sizeof(*tmp));
-
-		if (!tmp)
-			return -ENOMEM;
-		*out = tmp;
-		ret = farg_compile(&tmp[*n], texts[i], syms, scope, err, errlen);
-		if (!ret)
-			(*n)++;
-	}
+	for (size_t i = 0; i < ntexts && !ret; i++)
+		ret = strcmp(texts[i], "$vars") ? compile_one(out, n, texts[i], syms, scope, err, errlen)
+						: compile_vars(out, n, syms, scope, err, errlen);
 	return ret;
 }
 
@@ -470,6 +511,8 @@ static int add_lines(struct probe_set *ps, const char *where, const char *stage,
 		if (!one.event)
 			one.event = event;
 		ret = add(ps, where, stage, l->addr, false, syms, &one, err, errlen);
+		if (!ret)
+			probes_find(ps, l->addr)->named = true;
 		if (ret == -ENOMEM)
 			snprintf(err, errlen, "out of memory");
 	}
@@ -790,7 +833,7 @@ int probes_trace_classes(struct probe_set *ps, struct trace_class **out, size_t 
 	for (size_t i = 0; i < ps->n && !ret; i++) {
 		struct probe *p = &ps->v[i];
 
-		if (p->entry_event && (p->nargs || p->packet)) {
+		if (p->entry_event && (p->nargs || p->packet || p->named)) {
 			ret = make_class(&c[k], "stop", p->event, p->args, p->nargs, p->packet, false, err, errlen);
 			p->class_id = TRACE_CLASS_BASE + (uint32_t)k++;
 		}

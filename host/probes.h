@@ -40,6 +40,7 @@ struct probe {
 	bool entry_event;  /* record a stop at the hit (not for a bare %return) */
 	bool on_return;    /* record the function's return too */
 	bool packet;       /* decode the skb's headers into fields (the sets) */
+	bool named;        /* a line or an inline instance: its events carry its name */
 	struct farg **args, **ret_args; /* fetched at the hit, at the return */
 	size_t nargs, nret_args;
 	struct filter *filter;          /* of the hit's fields; NULL: every hit */

@@ -26,6 +26,7 @@ import test_install  # noqa: E402,F401  issue 21: make install, man pages, compl
 import test_qemu10  # noqa: E402,F401  issue 26: QEMU 10 smoke set
 import test_plugin  # noqa: E402,F401  issue 26: the plugin engine
 import test_packets  # noqa: E402,F401  issue 25: pcap filters, pcapng
+import test_lines  # noqa: E402,F401  issue 24: lines, inlines, locals
 
 
 def main():

@@ -12,7 +12,7 @@ import tempfile
 
 from harness import IMAGES, KSTEP, TREE, Skip, babeltrace, events, need, run, test
 
-COMMANDS = ("trace", "step", "oops", "report", "diff", "dump", "record", "why")
+COMMANDS = ("trace", "step", "probe", "oops", "report", "diff", "dump", "record", "why")
 MAN = os.path.join(TREE, "doc", "man")
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
