@@ -258,9 +258,13 @@ struct instances {
 
 static bool is_abstract_named(Dwarf_Die *die, const char *name)
 {
-	const char *n = dwarf_diename(die);
+	const char *n;
 
-	return dwarf_tag(die) == DW_TAG_subprogram && n && !strcmp(n, name) && dwarf_hasattr(die, DW_AT_inline);
+	/* Tag and attribute come from the abbreviation: cheap; the name last. */
+	if (dwarf_tag(die) != DW_TAG_subprogram || !dwarf_hasattr(die, DW_AT_inline))
+		return false;
+	n = dwarf_diename(die);
+	return n && !strcmp(n, name);
 }
 
 static void collect_inlines(Dwarf_Die *scope, Dwarf_Off origin, struct instances *in)

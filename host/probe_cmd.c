@@ -9,6 +9,7 @@
  */
 #include "probe_cmd.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -86,12 +87,27 @@ static int show_sites(struct symtab *syms, struct probe_set *ps, const char *spe
 	return 0;
 }
 
-static int show_lines(struct symtab *syms, const struct probe_opts *o)
+/* MODULE:WHAT names a module's function or file: @what's rest, with *syms
+ * the module's debug info. NULL (the reason in @err) for an unknown module. */
+static const char *module_part(struct probe_set *ps, const char *what, struct symtab **syms, char *err,
+			       size_t errlen)
+{
+	const char *colon = strchr(what, ':');
+	char module[64];
+
+	if (!colon || isdigit((unsigned char)colon[1]))
+		return what; /* FUNC, FUNC:RANGE, FILE, FILE:RANGE */
+	snprintf(module, sizeof(module), "%.*s", (int)(colon - what), what);
+	return (*syms = probes_module_symtab(ps, module, err, errlen)) ? colon + 1 : NULL;
+}
+
+static int show_lines(struct symtab *syms, struct probe_set *ps, const struct probe_opts *o)
 {
 	struct line_range r;
 	char err[1024], path[PATH_MAX], line[1024];
+	const char *what = module_part(ps, o->lines, &syms, err, sizeof(err));
 	FILE *src = NULL;
-	int ret = linespec_lines(syms, o->lines, &r, err, sizeof(err)), lineno = 0;
+	int ret = what ? linespec_lines(syms, what, &r, err, sizeof(err)) : -ENOENT, lineno = 0;
 
 	if (ret) {
 		fprintf(stderr, "kstep probe: %s\n", err);
@@ -152,18 +168,18 @@ static const char *whose(const struct dwloc_var *v, const char *outer, char *out
 
 /* The variables at one probe address: readable ones with their types, then
  * those that are not, with the reason. */
-static void show_vars_at(struct symtab *syms, const struct probe *p)
+static void show_vars_at(struct symtab *syms, uint64_t addr, bool at_entry)
 {
-	const struct sym *fn = sym_lookup_addr(syms, p->addr);
-	struct farg_scope scope = { .addr = p->addr, .at_entry = p->at_entry, .func = fn ? fn->addr : p->addr };
+	const struct sym *fn = sym_lookup_addr(syms, addr);
+	struct farg_scope scope = { .addr = addr, .at_entry = at_entry, .func = fn ? fn->addr : addr };
 	struct dwloc_var *v;
 	char at[192], err[1024], owner[80];
 	size_t n;
 	bool any_bad = false;
 
-	sym_format(syms, p->addr, at, sizeof(at));
+	sym_format(syms, addr, at, sizeof(at));
 	printf("\t@<%s>\n", at);
-	if (dwloc_scope_vars(syms, p->addr, &v, &n)) {
+	if (dwloc_scope_vars(syms, addr, &v, &n)) {
 		printf("\t\t(no debug info here)\n");
 		return;
 	}
@@ -179,7 +195,7 @@ static void show_vars_at(struct symtab *syms, const struct probe *p)
 			if (pass && !any_bad)
 				printf("\tnot readable here:\n");
 			any_bad |= pass;
-			printf("\t\t%s\t%s%s%s%s%s\n", v[i].type, v[i].name, pass ? "" : constant(syms, &v[i], p->addr),
+			printf("\t\t%s\t%s%s%s%s%s\n", v[i].type, v[i].name, pass ? "" : constant(syms, &v[i], addr),
 			       whose(&v[i], fn ? fn->name : "", owner, sizeof(owner)), pass ? "\t" : "",
 			       pass ? reason(err) : "");
 		}
@@ -196,11 +212,21 @@ static int show_vars(struct symtab *syms, struct probe_set *ps, const char *spec
 	}
 	printf("Available variables at %s\n", spec);
 	for (size_t i = 0; i < ps->n; i++) {
-		if (!ps->v[i].addr) {
-			fprintf(stderr, "kstep probe: --vars in a module's code is not supported yet (%s)\n", spec);
+		const struct probe *p = &ps->v[i];
+		struct symtab *ko;
+		uint64_t at;
+
+		if (p->addr) {
+			show_vars_at(syms, p->addr, p->at_entry);
+			continue;
+		}
+		/* In a module: at the place its .ko gives MODULE:FUNC+OFF. */
+		if (!(ko = probes_module_symtab(ps, p->module, err, sizeof(err))) ||
+		    sym_resolve(ko, strchr(p->spec, ':') + 1, &at)) {
+			fprintf(stderr, "kstep probe: %s: %s\n", p->spec, ko ? "not in the module's debug info" : err);
 			return 1;
 		}
-		show_vars_at(syms, &ps->v[i]);
+		show_vars_at(ko, at, !strchr(p->spec, '+'));
 	}
 	return 0;
 }
@@ -284,7 +310,7 @@ int probe_main(int argc, char **argv, const char *default_vmlinux)
 	ps.moddir = o.moddir[0] ? o.moddir : NULL;
 	ps.srcdir = o.srcdir[0] ? o.srcdir : NULL;
 	if (o.lines)
-		ret = show_lines(syms, &o);
+		ret = show_lines(syms, &ps, &o);
 	else if (o.vars)
 		ret = show_vars(syms, &ps, o.vars);
 	for (int i = optind; !o.lines && !o.vars && i < argc && !ret; i++)

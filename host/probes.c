@@ -304,22 +304,81 @@ static int add(struct probe_set *ps, const char *spec, const char *stage, uint64
 	return ret;
 }
 
-/* MODULE:NAME[+OFF]: a probe in a module, placed once it is loaded. */
-static int add_in_module(struct probe_set *ps, const char *spec, const char *stage, struct symtab *syms,
-			 const struct probe_req *rq)
+struct symtab *probes_module_symtab(struct probe_set *ps, const char *module, char *err, size_t errlen)
 {
-	const char *colon = strchr(spec, ':');
-	char module[64], err[64];
+	char path[PATH_MAX];
+	struct probe_module *tmp;
+	struct symtab *ko;
+
+	for (size_t i = 0; i < ps->nmodules; i++)
+		if (!strcmp(ps->modules[i].name, module))
+			return ps->modules[i].syms;
+	if (!ps->moddir || !kmods_find_file(ps->moddir, module, path, sizeof(path))) {
+		snprintf(err, errlen, "no %s.ko with debug info below %s (give --modules DIR)", module,
+			 ps->moddir ? ps->moddir : "any module directory");
+		return NULL;
+	}
+	if (sym_open(&ko, path, err, errlen))
+		return NULL;
+	tmp = realloc(ps->modules, (ps->nmodules + 1) * sizeof(*tmp));
+	if (!tmp || !(tmp[ps->nmodules].name = strdup(module))) {
+		ps->modules = tmp ? tmp : ps->modules;
+		sym_close(ko);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	ps->modules = tmp;
+	ps->modules[ps->nmodules++].syms = ko;
+	return ko;
+}
+
+/* A module probe's fetch arguments, compiled against the module's DWARF at
+ * the place its .ko gives the function (the programs hold registers and
+ * offsets, so they run unchanged wherever the module is loaded). */
+static int add_module_args(struct probe_set *ps, struct probe *p, const char *module, const char *where,
+			   const struct probe_req *rq, char *err, size_t errlen)
+{
+	struct symtab *ko = probes_module_symtab(ps, module, err, errlen);
+	uint64_t at;
 	int ret;
 
-	if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(module) || !colon[1])
+	if (!ko)
+		return -ENOENT;
+	if ((ret = sym_resolve(ko, where, &at))) {
+		snprintf(err, errlen, "no function '%s' in %s's debug info", where, sym_path(ko));
+		return ret;
+	}
+	p->addr = at; /* for add_args's scope only: placed when the module loads */
+	p->at_entry = !strchr(where, '+');
+	ret = add_args(p, rq, ko, err, errlen);
+	p->addr = 0;
+	return ret;
+}
+
+/* MODULE:NAME[+OFF]: a probe in a module, placed once it is loaded. */
+static int add_in_module(struct probe_set *ps, const char *spec, const char *stage, const struct probe_req *rq,
+			 char *err, size_t errlen)
+{
+	const char *colon = strchr(spec, ':');
+	char module[64];
+	int ret;
+
+	if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(module) || !colon[1]) {
+		snprintf(err, errlen, "cannot parse breakpoint '%s': use MODULE:NAME[+OFFSET]", spec);
 		return -EINVAL;
-	if (rq->nargs || rq->is_return)
+	}
+	if (rq->is_return) {
+		snprintf(err, errlen, "'%s': %%return is not supported in modules yet", spec);
 		return -EOPNOTSUPP;
+	}
 	snprintf(module, sizeof(module), "%.*s", (int)(colon - spec), spec);
-	ret = add(ps, spec, stage, 0, false, syms, rq, err, sizeof(err));
+	ret = add(ps, spec, stage, 0, false, NULL, rq, err, errlen);
 	if (!ret && !(ps->v[ps->n - 1].module = strdup(module)))
 		ret = -ENOMEM;
+	if (!ret && rq->nargs)
+		ret = add_module_args(ps, &ps->v[ps->n - 1], module, colon + 1, rq, err, errlen);
+	if (ret == -ENOMEM)
+		snprintf(err, errlen, "out of memory");
 	return ret;
 }
 
@@ -361,6 +420,8 @@ static int add_builtin(struct probe_set *ps, const struct builtin *set, size_t n
 		const struct sym *s;
 		int err;
 
+		char msg[256];
+
 		if (set[i].nic && nic && strcmp(set[i].nic, nic))
 			continue;
 		s = sym_lookup_name(syms, set[i].func);
@@ -369,7 +430,7 @@ static int add_builtin(struct probe_set *ps, const struct builtin *set, size_t n
 			struct probe_req rq = { .packet = true };
 
 			snprintf(spec, sizeof(spec), "%s:%s", set[i].module, set[i].func);
-			if ((err = add_in_module(ps, spec, set[i].stage, syms, &rq)))
+			if ((err = add_in_module(ps, spec, set[i].stage, &rq, msg, sizeof(msg))))
 				return err;
 			continue;
 		}
@@ -400,8 +461,8 @@ int probes_add_set(struct probe_set *ps, const char *name, const char *nic, stru
 
 /* NAME[+OFF] that vmlinux lacks: a probe in the module that defines it.
  * True when one does (*ret: add_in_module's result). */
-static bool in_a_module(struct probe_set *ps, const char *spec, const char *stage, struct symtab *syms,
-			const struct probe_req *rq, int *ret)
+static bool in_a_module(struct probe_set *ps, const char *spec, const char *stage, const struct probe_req *rq,
+			int *ret, char *err, size_t errlen)
 {
 	char name[128], module[64], full[256];
 
@@ -409,7 +470,7 @@ static bool in_a_module(struct probe_set *ps, const char *spec, const char *stag
 	if (!ps->moddir || !kmods_find_symbol(ps->moddir, name, module, sizeof(module)))
 		return false;
 	snprintf(full, sizeof(full), "%s:%s", module, spec);
-	*ret = add_in_module(ps, full, stage ? stage : "user", syms, rq);
+	*ret = add_in_module(ps, full, stage ? stage : "user", rq, err, errlen);
 	return true;
 }
 
@@ -445,17 +506,6 @@ static int parse_head(char **words, size_t *n, char **where, struct probe_req *r
 	rq->args = words + 1;
 	rq->nargs = *n - 1;
 	return 0;
-}
-
-/* The message for a MODULE:NAME spec add_in_module refused. */
-static int module_spec_result(const char *where, int ret, char *err, size_t errlen)
-{
-	if (ret == -EOPNOTSUPP)
-		snprintf(err, errlen, "'%s': fetch arguments and %%return are not supported in modules yet", where);
-	else if (ret)
-		snprintf(err, errlen, ret == -EINVAL ? "cannot parse breakpoint '%s': use MODULE:NAME[+OFFSET]"
-						     : "out of memory", where);
-	return ret;
 }
 
 static int resolve_where(struct probe_set *ps, const char *where, struct symtab *syms, uint64_t *addr, char *err,
@@ -546,34 +596,29 @@ static int add_module_lines(struct probe_set *ps, const char *where, const char 
 			    const struct probe_req *rq, char *err, size_t errlen)
 {
 	const char *colon = strchr(where, ':');
-	char module[64], path[PATH_MAX];
+	char module[64];
 	struct symtab *ko;
 	struct line_sites sites;
 	int ret;
 
 	snprintf(module, sizeof(module), "%.*s", (int)(colon - where), where);
-	if (!ps->moddir || !kmods_find_file(ps->moddir, module, path, sizeof(path))) {
-		snprintf(err, errlen, "'%s': no %s.ko with debug info below %s (give --modules DIR)", where, module,
-			 ps->moddir ? ps->moddir : "any module directory");
+	if (!(ko = probes_module_symtab(ps, module, err, errlen)))
 		return -ENOENT;
-	}
-	if ((ret = sym_open(&ko, path, err, errlen)))
-		return ret;
 	ret = linespec_resolve(ko, colon + 1, ps->srcdir, &sites, err, errlen);
 	for (size_t i = 0; !ret && i < sites.n; i++) {
 		const struct sym *fn = sym_lookup_addr(ko, sites.v[i].addr);
 		char spec[256];
 
 		if (!fn) {
-			snprintf(err, errlen, "'%s': 0x%" PRIx64 " is in no function of %s", where, sites.v[i].addr, path);
+			snprintf(err, errlen, "'%s': 0x%" PRIx64 " is in no function of %s", where, sites.v[i].addr,
+				 sym_path(ko));
 			ret = -ENOENT;
 			break;
 		}
 		snprintf(spec, sizeof(spec), "%s:%s+0x%" PRIx64, module, fn->name, sites.v[i].addr - fn->addr);
-		ret = module_spec_result(spec, add_in_module(ps, spec, stage, NULL, rq), err, errlen);
+		ret = add_in_module(ps, spec, stage, rq, err, errlen);
 	}
 	linespec_free(&sites);
-	sym_close(ko);
 	return ret;
 }
 
@@ -599,11 +644,10 @@ int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, s
 	if (linespec_is_line(where))
 		return add_lines(ps, where, stage ? stage : "user", syms, &rq, err, errlen);
 	if (strchr(where, ':'))
-		return module_spec_result(where, add_in_module(ps, where, stage ? stage : "user", syms, &rq), err,
-					  errlen);
+		return add_in_module(ps, where, stage ? stage : "user", &rq, err, errlen);
 	ret = resolve_where(ps, where, syms, &addr, err, errlen);
-	if (ret == -ENOENT && in_a_module(ps, where, stage, syms, &rq, &ret))
-		return module_spec_result(where, ret, err, errlen);
+	if (ret == -ENOENT && in_a_module(ps, where, stage, &rq, &ret, err, errlen))
+		return ret;
 	if (ret == -ENOENT && inlined_only(syms, where))
 		return add_lines(ps, where, stage ? stage : "user", syms, &rq, err, errlen);
 	if (ret)
@@ -763,6 +807,11 @@ void probes_free(struct probe_set *ps)
 	}
 	for (size_t i = 0; i < ps->nskipped; i++)
 		free(ps->skipped[i]);
+	for (size_t i = 0; i < ps->nmodules; i++) {
+		free(ps->modules[i].name);
+		sym_close(ps->modules[i].syms);
+	}
+	free(ps->modules);
 	free(ps->v);
 	free(ps->skipped);
 	memset(ps, 0, sizeof(*ps));

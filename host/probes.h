@@ -48,6 +48,12 @@ struct probe {
 	uint64_t returns;  /* returns recorded */
 };
 
+/* A module's debug info, kept while its probes' fields point into it. */
+struct probe_module {
+	char *name;
+	struct symtab *syms;
+};
+
 struct probe_set {
 	struct probe *v;
 	size_t n;
@@ -55,6 +61,8 @@ struct probe_set {
 	size_t nskipped;
 	const char *moddir; /* modules' debug info, for names vmlinux lacks; NULL: none */
 	const char *srcdir; /* the kernel's source, for FUNC;PATTERN specs; NULL: none */
+	struct probe_module *modules; /* opened for module probes' fields */
+	size_t nmodules;
 	bool packets;       /* every probe with an skb decodes its packet (--pcap-filter) */
 };
 
@@ -84,6 +92,10 @@ int probes_load_file(struct probe_set *ps, const char *path, const char *nic, st
 struct probe *probes_find(struct probe_set *ps, uint64_t addr);
 /* Where module @module's function @symbol runs; 0 or -ENOENT. */
 typedef int (*probes_lookup_fn)(void *ctx, const char *module, const char *symbol, uint64_t *addr);
+/* Module @module's debug info (MODULE.ko below ps->moddir), opened once for
+ * the set: its probes' fields keep pointers into it. NULL with the reason
+ * in @err. */
+struct symtab *probes_module_symtab(struct probe_set *ps, const char *module, char *err, size_t errlen);
 /* Give the probes in modules their addresses where @lookup knows them.
  * Returns how many got one. */
 size_t probes_resolve_modules(struct probe_set *ps, probes_lookup_fn lookup, void *ctx);

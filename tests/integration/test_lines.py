@@ -176,9 +176,22 @@ def test_module_line_on_the_distro_kernel():
     assert sites.returncode == 0, sites.stderr
     offsets = set(re.findall(r"virtio_net:virtnet_poll\+(0x[0-9a-f]+)", sites.stdout))
     assert offsets, sites.stdout
+    # What can be read there: the same variables as perf probe -m KO -V.
+    release = open(os.path.join(distro, "release")).read().split()[0]
+    ko = run(["find", "/usr/lib/debug/lib/modules/" + release, "-name", "virtio_net.ko"]).stdout.split()[0]
+    ours = kstep("probe", "--vmlinux", os.path.join(distro, "vmlinux"), "--vars", spec)
+    need("perf")
+    theirs = run(["perf", "probe", "-k", os.path.join(distro, "vmlinux"), "-m", ko, "-V", "virtnet_poll:5"])
+    assert ours.returncode == 0 and theirs.returncode == 0, ours.stderr + theirs.stderr
+    o, t = vars_by_address(ours.stdout), vars_by_address(theirs.stdout)
+    assert {a: {n for n, v in d.items() if not v.startswith("!")} for a, d in o.items()} == \
+           {a: set(d) for a, d in t.items()}, (o, t)
+    # Hit in the module, fetching a parameter and a local through the
+    # module's own DWARF (NAPI's budget is 64).
     p, evs = trace("trace", "--images", distro, "--nic", "virtio", "--kaslr", "-w", "rx-icmp", "-n", "2",
-                   "-p", "none", "-b", spec, "--max-stops", "4")
+                   "-p", "none", "-b", spec + " budget rq", "--max-stops", "4")
     assert evs, p.stdout
     for e in evs:
         m = re.match(r"virtnet_poll\+(0x[0-9a-f]+) \[virtio_net\]", e["symbol"])
         assert m and m.group(1) in offsets, (e["symbol"], offsets)
+        assert e["args"]["budget"] == 64 and e["args"]["rq"] >= 0xffff800000000000, e["args"]
