@@ -1284,7 +1284,10 @@ static int finish_guest(struct session *s, const struct engine_result *res)
 	}
 	if (res->end != ENGINE_END_GUEST_EXITED)
 		qemu_command(s, "quit");
-	qemu_wait_exit(s->qemu, 5000, &status);
+	/* A guest that ended by itself leaves QEMU to finish on its own: on a
+	 * loaded machine that has taken more than 5 s (a kgdb run, whose line
+	 * closes as the guest powers off, before QEMU is done). */
+	qemu_wait_exit(s->qemu, res->end == ENGINE_END_GUEST_EXITED ? 30000 : 5000, &status);
 	return status;
 }
 

@@ -533,23 +533,20 @@ static int resolve_where(struct probe_set *ps, const char *where, struct symtab 
 	return ret;
 }
 
-/* A probe at each site of a line spec or an inlined function, named as
- * perf names them: FUNC_L<line> (FUNC's relative line when the spec is
- * FUNC:LINE or FUNC;PATTERN), or the inlined function's name. */
-static int add_lines(struct probe_set *ps, const char *where, const char *stage, struct symtab *syms,
-		     const struct probe_req *rq, char *err, size_t errlen)
+/* A probe at each of @sites (freed), named as perf names them:
+ * FUNC_L<line> (FUNC's relative line when the spec is FUNC:LINE or
+ * FUNC;PATTERN), or the inlined function's name. */
+static int add_sites(struct probe_set *ps, const char *where, struct line_sites *sites, const char *stage,
+		     struct symtab *syms, const struct probe_req *rq, char *err, size_t errlen)
 {
-	struct line_sites sites;
-	int ret = linespec_resolve(syms, where, ps->srcdir, &sites, err, errlen);
+	int ret = 0;
 
-	if (ret)
-		return ret;
 	if (rq->is_return) {
 		snprintf(err, errlen, "'%s%%return': a return probe goes on a function's first instruction", where);
 		ret = -EINVAL;
 	}
-	for (size_t i = 0; i < sites.n && !ret; i++) {
-		const struct line_site *l = &sites.v[i];
+	for (size_t i = 0; i < sites->n && !ret; i++) {
+		const struct line_site *l = &sites->v[i];
 		char event[300];
 		struct probe_req one = *rq;
 
@@ -566,20 +563,8 @@ static int add_lines(struct probe_set *ps, const char *where, const char *stage,
 		if (ret == -ENOMEM)
 			snprintf(err, errlen, "out of memory");
 	}
-	linespec_free(&sites);
+	linespec_free(sites);
 	return ret;
-}
-
-/* NAME with no symbol of its own: a function GCC inlined everywhere? */
-static bool inlined_only(struct symtab *syms, const char *where)
-{
-	struct line_sites sites;
-	char why[256];
-	bool any = !strpbrk(where, "+:") && !linespec_inlines(syms, where, &sites, why, sizeof(why));
-
-	if (any)
-		linespec_free(&sites);
-	return any;
 }
 
 /* MODULE:FUNC:LINE, MODULE:FILE:LINE, MODULE:FUNC;PATTERN. */
@@ -625,8 +610,9 @@ static int add_module_lines(struct probe_set *ps, const char *where, const char 
 int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, struct symtab *syms,
 		    char *err, size_t errlen)
 {
-	char buf[1024], *words[MAX_ARGS + 2], *where;
+	char buf[1024], *words[MAX_ARGS + 2], *where, why[256];
 	struct probe_req rq = { 0 };
+	struct line_sites sites;
 	const struct sym *s;
 	uint64_t addr;
 	size_t n;
@@ -642,14 +628,16 @@ int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, s
 	if (module_line(where))
 		return add_module_lines(ps, where, stage ? stage : "user", &rq, err, errlen);
 	if (linespec_is_line(where))
-		return add_lines(ps, where, stage ? stage : "user", syms, &rq, err, errlen);
+		return linespec_resolve(syms, where, ps->srcdir, &sites, err, errlen) ?:
+		       add_sites(ps, where, &sites, stage ? stage : "user", syms, &rq, err, errlen);
 	if (strchr(where, ':'))
 		return add_in_module(ps, where, stage ? stage : "user", &rq, err, errlen);
 	ret = resolve_where(ps, where, syms, &addr, err, errlen);
 	if (ret == -ENOENT && in_a_module(ps, where, stage, &rq, &ret, err, errlen))
 		return ret;
-	if (ret == -ENOENT && inlined_only(syms, where))
-		return add_lines(ps, where, stage ? stage : "user", syms, &rq, err, errlen);
+	/* A name with no symbol of its own: a function GCC inlined everywhere? */
+	if (ret == -ENOENT && !strchr(where, '+') && !linespec_inlines(syms, where, &sites, why, sizeof(why)))
+		return add_sites(ps, where, &sites, stage ? stage : "user", syms, &rq, err, errlen);
 	if (ret)
 		return ret;
 	s = sym_lookup_addr(syms, addr);
