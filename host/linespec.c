@@ -204,6 +204,19 @@ static void walk_call_sites(Dwarf_Die *scope, struct collect *c)
 	} while (!dwarf_siblingof(&child, &child));
 }
 
+/* Row @i of a line table if it starts a statement (not an end of
+ * sequence): its file, line and address; NULL otherwise. */
+static const char *statement_row(Dwarf_Lines *lines, size_t i, int *line, Dwarf_Addr *pc)
+{
+	Dwarf_Line *l = dwarf_onesrcline(lines, i);
+	bool flag;
+
+	if (!l || dwarf_lineno(l, line) || dwarf_lineaddr(l, pc) || dwarf_lineendsequence(l, &flag) || flag ||
+	    dwarf_linebeginstatement(l, &flag) || !flag)
+		return NULL;
+	return dwarf_linesrc(l, NULL, NULL);
+}
+
 /* Is a line-table row at @pc, line @line, one of @fn's own lines? */
 static bool own_line(Dwarf_Die *fn, const char *decf, int decl, Dwarf_Addr pc, int line)
 {
@@ -224,7 +237,7 @@ static int walk_function(Dwarf_Die *fn, struct collect *c)
 {
 	Dwarf_Lines *lines;
 	size_t n;
-	int decl = 0;
+	int decl = 0, line;
 	const char *decf = dwarf_decl_file(fn);
 	Dwarf_Addr pc;
 
@@ -232,15 +245,10 @@ static int walk_function(Dwarf_Die *fn, struct collect *c)
 	if (!dwarf_diecu(fn, &c->cu, NULL, NULL) || dwarf_getsrclines(&c->cu, &lines, &n))
 		return -ENOENT;
 	for (size_t i = 0; i < n; i++) {
-		Dwarf_Line *l = dwarf_onesrcline(lines, i);
-		bool flag;
-		int line;
+		const char *file = statement_row(lines, i, &line, &pc);
 
-		if (!l || dwarf_lineno(l, &line) || dwarf_lineaddr(l, &pc) || dwarf_lineendsequence(l, &flag) ||
-		    flag || dwarf_linebeginstatement(l, &flag) || !flag || dwarf_haspc(fn, pc) <= 0)
-			continue;
-		if (own_line(fn, decf, decl, pc, line))
-			collect_row(c, dwarf_linesrc(l, NULL, NULL), line, pc);
+		if (file && dwarf_haspc(fn, pc) > 0 && own_line(fn, decf, decl, pc, line))
+			collect_row(c, file, line, pc);
 	}
 	if (decf && decl > 0 && entry_pc(fn, &pc))
 		collect_row(c, decf, decl, pc);
@@ -546,14 +554,12 @@ static void collect_file_rows(struct collect *c, Dwarf_Die *cudie)
 	if (dwarf_getsrclines(cudie, &lines, &n))
 		return;
 	for (size_t i = 0; i < n; i++) {
-		Dwarf_Line *l = dwarf_onesrcline(lines, i);
 		Dwarf_Addr pc;
-		bool flag;
-		int ln;
+		int line;
+		const char *file = statement_row(lines, i, &line, &pc);
 
-		if (l && !dwarf_lineno(l, &ln) && !dwarf_lineaddr(l, &pc) && !dwarf_lineendsequence(l, &flag) &&
-		    !flag && !dwarf_linebeginstatement(l, &flag) && flag)
-			collect_row(c, dwarf_linesrc(l, NULL, NULL), ln, pc);
+		if (file)
+			collect_row(c, file, line, pc);
 	}
 }
 
@@ -655,21 +661,23 @@ static int func_pattern(struct symtab *s, const char *func, const char *pattern,
 		linespec_range_free(&r);
 		return -ENOENT;
 	}
-	n = read_lines(path, r.first, r.last, &text);
+	if ((n = read_lines(path, r.first, r.last, &text)) < 0) {
+		snprintf(err, errlen, "%s;%s: cannot read %s: %s", func, pattern, path, strerror(-n));
+		linespec_range_free(&r);
+		return n;
+	}
 	for (int l = r.first; l <= r.last && !ret; l++) {
-		char spec[300];
 		struct line_sites one = { 0 };
 
 		if (!r.has_code[l - r.first] || l - r.first >= n || !text[l - r.first] ||
 		    !lazy_match(text[l - r.first], pattern))
 			continue;
-		snprintf(spec, sizeof(spec), "%s:%d", func, l - r.base);
 		ret = func_line(s, func, l - r.base, &one, err, errlen);
 		for (size_t i = 0; !ret && i < one.n; i++)
 			ret = add_site(out, &one.v[i]);
 		linespec_free(&one);
 	}
-	free_lines(text, n > 0 ? r.last - r.first + 1 : 0);
+	free_lines(text, r.last - r.first + 1);
 	linespec_range_free(&r);
 	if (!ret && !out->n) {
 		snprintf(err, errlen, "no line of %s with code matches '%s' (see kstep probe --lines %s)", func, pattern,
