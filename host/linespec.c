@@ -22,7 +22,6 @@
 
 #include "files.h"
 
-#define MAX_INSTANCES 256
 #define MAX_SOURCE_LINES 200000
 
 /* ---- names and files ------------------------------------------------------ */
@@ -259,8 +258,9 @@ static int walk_function(Dwarf_Die *fn, struct collect *c)
 /* ---- finding a function's instances --------------------------------------- */
 
 struct instances {
-	Dwarf_Die v[MAX_INSTANCES];
-	size_t n;
+	Dwarf_Die *v;
+	size_t n, cap;
+	bool nomem;
 	bool inlined;           /* v are inline instances (no out-of-line copy) */
 };
 
@@ -275,6 +275,28 @@ static bool is_abstract_named(Dwarf_Die *die, const char *name)
 	return n && !strcmp(n, name);
 }
 
+static void add_instance(struct instances *in, Dwarf_Die *die)
+{
+	if (in->n == in->cap) {
+		size_t cap = in->cap ? 2 * in->cap : 16;
+		Dwarf_Die *v = realloc(in->v, cap * sizeof(*v));
+
+		if (!v) {
+			in->nomem = true;
+			return;
+		}
+		in->v = v;
+		in->cap = cap;
+	}
+	in->v[in->n++] = *die;
+}
+
+static void free_instances(struct instances *in)
+{
+	free(in->v);
+	free(in);
+}
+
 static void collect_inlines(Dwarf_Die *scope, Dwarf_Off origin, struct instances *in)
 {
 	Dwarf_Die child, o;
@@ -285,10 +307,9 @@ static void collect_inlines(Dwarf_Die *scope, Dwarf_Off origin, struct instances
 	do {
 		int tag = dwarf_tag(&child);
 
-		if (tag == DW_TAG_inlined_subroutine && in->n < MAX_INSTANCES &&
-		    dwarf_attr(&child, DW_AT_abstract_origin, &attr) && dwarf_formref_die(&attr, &o) &&
-		    dwarf_dieoffset(&o) == origin)
-			in->v[in->n++] = child;
+		if (tag == DW_TAG_inlined_subroutine && dwarf_attr(&child, DW_AT_abstract_origin, &attr) &&
+		    dwarf_formref_die(&attr, &o) && dwarf_dieoffset(&o) == origin)
+			add_instance(in, &child);
 		if (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine || tag == DW_TAG_lexical_block)
 			collect_inlines(&child, origin, in);
 	} while (!dwarf_siblingof(&child, &child));
@@ -321,15 +342,18 @@ static void find_inlines(struct symtab *s, const char *name, struct instances *i
 static int find_instances(struct symtab *s, const char *name, struct instances *in, char *err, size_t errlen)
 {
 	const struct sym *sym = sym_lookup_name(s, name);
+	Dwarf_Die die;
 	uint64_t pc;
 
 	in->n = 0;
 	in->inlined = false;
-	if (sym && sym->func && sym_dwarf_function(s, sym->addr, &in->v[0], &pc)) {
-		in->n = 1;
-		return 0;
+	if (sym && sym->func && sym_dwarf_function(s, sym->addr, &die, &pc)) {
+		add_instance(in, &die);
+		return in->nomem ? -ENOMEM : 0;
 	}
 	find_inlines(s, name, in);
+	if (in->nomem)
+		return -ENOMEM;
 	if (in->n)
 		return 0;
 	snprintf(err, errlen, "no function '%s' in %s's debug info (neither a symbol nor an inline instance)", name,
@@ -508,7 +532,7 @@ static int func_line(struct symtab *s, const char *func, int rel, struct line_si
 {
 	struct instances *in = calloc(1, sizeof(*in));
 	struct collect c = { .s = s, .out = out };
-	Dwarf_Off done_units[MAX_INSTANCES];
+	Dwarf_Off *done_units = NULL;
 	size_t ndone = 0;
 	int ret;
 
@@ -517,6 +541,10 @@ static int func_line(struct symtab *s, const char *func, int rel, struct line_si
 	sym_dwarf(s, &c.to_running);
 	if ((ret = find_instances(s, func, in, err, errlen)))
 		goto done;
+	if (!(done_units = calloc(in->n, sizeof(*done_units)))) {
+		ret = -ENOMEM;
+		goto done;
+	}
 	for (size_t i = 0; i < in->n && !c.ret; i++) {
 		Dwarf_Die cu;
 		bool seen = false;
@@ -541,7 +569,8 @@ static int func_line(struct symtab *s, const char *func, int rel, struct line_si
 	for (size_t i = 0; !ret && in->inlined && i < out->n; i++)
 		snprintf(out->v[i].inlined, sizeof(out->v[i].inlined), "%s", func);
 done:
-	free(in);
+	free(done_units);
+	free_instances(in);
 	return ret;
 }
 
@@ -691,13 +720,16 @@ int linespec_inlines(struct symtab *s, const char *func, struct line_sites *out,
 {
 	struct instances *in = calloc(1, sizeof(*in));
 	uint64_t to_running;
+	int ret = 0;
 
 	memset(out, 0, sizeof(*out));
 	if (!in)
 		return -ENOMEM;
 	sym_dwarf(s, &to_running);
 	find_inlines(s, func, in);
-	for (size_t i = 0; i < in->n; i++) {
+	if (in->nomem)
+		ret = -ENOMEM;
+	for (size_t i = 0; i < in->n && !ret; i++) {
 		struct line_site site = { .rel = -1 };
 		Dwarf_Addr pc;
 
@@ -706,18 +738,18 @@ int linespec_inlines(struct symtab *s, const char *func, struct line_sites *out,
 		site.addr = pc + to_running;
 		snprintf(site.inlined, sizeof(site.inlined), "%s", func);
 		function_at(s, site.addr, site.func, sizeof(site.func));
-		if (add_site(out, &site)) {
-			free(in);
-			return -ENOMEM;
-		}
+		ret = add_site(out, &site);
 	}
-	free(in);
-	if (!out->n) {
+	free_instances(in);
+	if (!ret && !out->n) {
 		snprintf(err, errlen, "no inline instance of '%s' in %s", func, sym_path(s));
-		return -ENOENT;
+		ret = -ENOENT;
 	}
-	qsort(out->v, out->n, sizeof(*out->v), cmp_site);
-	return 0;
+	if (ret)
+		linespec_free(out);
+	else
+		qsort(out->v, out->n, sizeof(*out->v), cmp_site);
+	return ret;
 }
 
 int linespec_resolve(struct symtab *s, const char *where, const char *srcdir, struct line_sites *out, char *err,
@@ -830,7 +862,7 @@ static int lines_of_function(struct symtab *s, const char *func, int a, int b, s
 		walk_function(&in->v[i], &c);
 	r->has_code = c.has_code;
 done:
-	free(in);
+	free_instances(in);
 	return ret;
 }
 

@@ -8,7 +8,7 @@
  *                   ("tcp_input.c:5890", "net/ipv4/tcp_input.c:5890")
  *   FUNC;PATTERN    FUNC's lines whose source text matches the glob PATTERN,
  *                   blanks ignored (perf's lazy lines); needs the source
- *   FUNC            a function GCC inlined everywhere: each inline instance
+ *   FUNC            a function GCC inlined: each inline instance
  *
  * A line gives every statement start compiled from it, as perf does (the
  * same rules: a line inside FUNC counts where no inline instance holds the
@@ -49,7 +49,7 @@ bool linespec_is_line(const char *where);
  */
 int linespec_resolve(struct symtab *s, const char *where, const char *srcdir, struct line_sites *out, char *err,
 		     size_t errlen);
-/* The inline instances of FUNC (a function with no out-of-line copy). */
+/* The inline instances of FUNC (besides its out-of-line copy, if any). */
 int linespec_inlines(struct symtab *s, const char *func, struct line_sites *out, char *err, size_t errlen);
 void linespec_free(struct line_sites *ls);
 

@@ -567,6 +567,13 @@ static int add_sites(struct probe_set *ps, const char *where, struct line_sites 
 	return ret;
 }
 
+/* A plain function name (not NAME+OFF, not an address)? */
+static bool is_name(const char *where)
+{
+	return where[0] && strspn(where, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") ==
+				   strlen(where) && strncmp(where, "0x", 2);
+}
+
 /* MODULE:FUNC:LINE, MODULE:FILE:LINE, MODULE:FUNC;PATTERN. */
 static bool module_line(const char *where)
 {
@@ -636,7 +643,7 @@ int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, s
 	if (ret == -ENOENT && in_a_module(ps, where, stage, &rq, &ret, err, errlen))
 		return ret;
 	/* A name with no symbol of its own: a function GCC inlined everywhere? */
-	if (ret == -ENOENT && !strchr(where, '+') && !linespec_inlines(syms, where, &sites, why, sizeof(why)))
+	if (ret == -ENOENT && is_name(where) && !linespec_inlines(syms, where, &sites, why, sizeof(why)))
 		return add_sites(ps, where, &sites, stage ? stage : "user", syms, &rq, err, errlen);
 	if (ret)
 		return ret;
@@ -648,6 +655,10 @@ int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, s
 	ret = add(ps, where, stage ? stage : "user", addr, s && s->addr == addr && s->func, syms, &rq, err, errlen);
 	if (ret == -ENOMEM)
 		snprintf(err, errlen, "out of memory");
+	/* A function GCC also inlined somewhere: a probe on each instance too,
+	 * as perf places them (the out-of-line copy stays the first probe). */
+	if (!ret && !rq.is_return && is_name(where) && !linespec_inlines(syms, where, &sites, why, sizeof(why)))
+		ret = add_sites(ps, where, &sites, stage ? stage : "user", syms, &rq, err, errlen);
 	return ret;
 }
 
