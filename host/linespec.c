@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "files.h"
+#include "inlindex.h"
 
 #define MAX_SOURCE_LINES 200000
 
@@ -264,17 +265,6 @@ struct instances {
 	bool inlined;           /* v are inline instances (no out-of-line copy) */
 };
 
-static bool is_abstract_named(Dwarf_Die *die, const char *name)
-{
-	const char *n;
-
-	/* Tag and attribute come from the abbreviation: cheap; the name last. */
-	if (dwarf_tag(die) != DW_TAG_subprogram || !dwarf_hasattr(die, DW_AT_inline))
-		return false;
-	n = dwarf_diename(die);
-	return n && !strcmp(n, name);
-}
-
 static void add_instance(struct instances *in, Dwarf_Die *die)
 {
 	if (in->n == in->cap) {
@@ -315,27 +305,28 @@ static void collect_inlines(Dwarf_Die *scope, Dwarf_Off origin, struct instances
 	} while (!dwarf_siblingof(&child, &child));
 }
 
-/* Every inline instance of @name: units that define it abstractly, then
- * their trees. Top-level DIEs only for the first pass, which keeps a
- * whole-kernel search short. */
+/* Every inline instance of @name: the units that define it abstractly
+ * (inlindex), then their trees. */
 static void find_inlines(struct symtab *s, const char *name, struct instances *in)
 {
 	uint64_t to_running;
 	Dwarf *dw = sym_dwarf(s, &to_running);
-	Dwarf_CU *cu = NULL;
-	Dwarf_Die cudie, child;
+	Dwarf_Off *offs;
+	size_t n;
+	int ret = dw ? inlindex_lookup(s, name, &offs, &n) : -ENOENT;
 
-	while (dw && !dwarf_get_units(dw, cu, &cu, NULL, NULL, &cudie, NULL)) {
-		if (dwarf_child(&cudie, &child))
-			continue;
-		do {
-			if (is_abstract_named(&child, name)) {
-				collect_inlines(&cudie, dwarf_dieoffset(&child), in);
-				break;
-			}
-		} while (!dwarf_siblingof(&child, &child));
-	}
 	in->inlined = true;
+	if (ret) {
+		in->nomem = ret == -ENOMEM;
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		Dwarf_Die die, cu;
+
+		if (dwarf_offdie(dw, offs[i], &die) && dwarf_diecu(&die, &cu, NULL, NULL))
+			collect_inlines(&cu, offs[i], in);
+	}
+	free(offs);
 }
 
 /* @name's out-of-line function, else its inline instances. */

@@ -856,6 +856,20 @@ int sym_dwarf_scopes(struct symtab *s, uint64_t addr, Dwarf_Die **scopes, uint64
 	return cudie ? concrete_scopes(cudie, link - bias, scopes) : 0;
 }
 
+int sym_build_id(struct symtab *s, char *hex, size_t len)
+{
+	Dwfl_Module *mod = dwarf_module(s);
+	const unsigned char *bits;
+	GElf_Addr vaddr;
+	int n = mod ? dwfl_module_build_id(mod, &bits, &vaddr) : -1;
+
+	if (n <= 0 || len < 2 * (size_t)n + 1)
+		return -ENOENT;
+	for (int i = 0; i < n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", bits[i]);
+	return 0;
+}
+
 Dwarf *sym_dwarf(struct symtab *s, uint64_t *to_running)
 {
 	Dwfl_Module *mod = dwarf_module(s);

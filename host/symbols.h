@@ -104,6 +104,8 @@ int sym_dwarf_scopes(struct symtab *s, uint64_t addr, Dwarf_Die **scopes, uint64
 /* The DWARF of the file, for walks over every unit (linespec): DWARF
  * address + *to_running is the running one. NULL without debug info. */
 Dwarf *sym_dwarf(struct symtab *s, uint64_t *to_running);
+/* The file's GNU build ID in hex into @hex; -ENOENT if it has none. */
+int sym_build_id(struct symtab *s, char *hex, size_t len);
 /* The canonical frame address at @addr as a register plus an offset, from
  * the call frame information: where DW_OP_fbreg locals are. -ENOENT. */
 int sym_cfa(struct symtab *s, uint64_t addr, int *reg, int64_t *off);
