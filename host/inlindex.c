@@ -55,9 +55,9 @@ void inlindex_dir(char *out, size_t len)
 	const char *cache = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
 
 	if (cache && *cache)
-		snprintf(out, len, "%s/kstep", cache);
+		snprintf(out, len, "%s/kstep/inlines", cache);
 	else if (home && *home)
-		snprintf(out, len, "%s/.cache/kstep", home);
+		snprintf(out, len, "%s/.cache/kstep/inlines", home);
 	else
 		out[0] = '\0';
 }
@@ -197,19 +197,23 @@ static bool offsets_hold(Dwarf *dw, const char *name, const struct found *f)
 	return true;
 }
 
-/* kstep's cache directory, made private if it is not there; NULL when it
- * cannot be used (then the pass is made each time). */
+/* The index's directory, made (with the cache directories above it, as
+ * build-kernel.sh shares them) and private; NULL when it cannot be used:
+ * then the pass is made each time. */
 static const char *cache_dir(char *dir, size_t len)
 {
-	char parent[PATH_MAX], err[256];
+	char up[2][PATH_MAX], err[256];
 
 	inlindex_dir(dir, len);
 	if (!dir[0])
 		return NULL;
-	snprintf(parent, sizeof(parent), "%s", dir);
-	*strrchr(parent, '/') = '\0';
-	if (mkdir(parent, 0700) && errno != EEXIST)
-		return NULL;
+	snprintf(up[1], sizeof(up[1]), "%s", dir);
+	*strrchr(up[1], '/') = '\0';                 /* .../kstep */
+	snprintf(up[0], sizeof(up[0]), "%s", up[1]);
+	*strrchr(up[0], '/') = '\0';                 /* .../.cache or $XDG_CACHE_HOME */
+	for (int i = 0; i < 2; i++)
+		if (up[i][0] && mkdir(up[i], 0700) && errno != EEXIST)
+			return NULL;
 	return files_private_dir(dir, err, sizeof(err)) ? NULL : dir;
 }
 
@@ -227,7 +231,7 @@ int inlindex_lookup(struct symtab *s, const char *name, Dwarf_Off **offs, size_t
 	if (!dw)
 		return -ENOENT;
 	if (!sym_build_id(s, build_id, sizeof(build_id)) && (dir = cache_dir(dirbuf, sizeof(dirbuf)))) {
-		snprintf(file, sizeof(file), "inlines-%s", build_id);
+		snprintf(file, sizeof(file), "%s", build_id);
 		snprintf(path, sizeof(path), "%s/%s", dir, file);
 	}
 	if (!dir || !read_index(path, build_id, name, &f) || !offsets_hold(dw, name, &f)) {

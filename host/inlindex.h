@@ -4,7 +4,7 @@
  * DIE of each unit's abstract instance (DW_AT_inline) of a function. Finding
  * them means a pass over every unit (0.5 s on a distribution's vmlinux), so
  * the result for all names is kept in kstep's cache, one file per build ID
- * ($XDG_CACHE_HOME/kstep/inlines-BUILDID, in a private 0700 directory), and
+ * ($XDG_CACHE_HOME/kstep/inlines/BUILDID, in a private 0700 directory), and
  * later lookups read it. The file is checked as it is read: a DIE it names
  * must be that function's abstract instance, or the pass is made again.
  */

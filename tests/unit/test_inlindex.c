@@ -38,7 +38,7 @@ static int setup(void **state)
 	if (!mkdtemp(root))
 		return -1;
 	setenv("XDG_CACHE_HOME", root, 1);
-	snprintf(index_path, sizeof(index_path), "%s/kstep/inlines-%s", root, id);
+	snprintf(index_path, sizeof(index_path), "%s/kstep/inlines/%s", root, id);
 	return 0;
 }
 
@@ -105,6 +105,21 @@ static void test_first_run_makes_the_cache(void **state)
 	assert_same(); /* and the second run reads it */
 }
 
+/* The cache's kstep directory as build-kernel.sh leaves it (0755): the
+ * index keeps to its own private directory below it. */
+static void test_shared_cache_directory_is_fine(void **state)
+{
+	char dir[PATH_MAX + 16], cmd[PATH_MAX * 3];
+	struct stat st;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/kstep", root);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s && mkdir -m 755 %s", dir, dir);
+	assert_int_equal(system(cmd), 0);
+	assert_same();
+	assert_int_equal(stat(index_path, &st), 0);
+}
+
 /* A damaged file, one naming wrong DIEs, one of another build: rebuilt. */
 static void test_bad_index_files_are_rebuilt(void **state)
 {
@@ -136,11 +151,11 @@ static void test_bad_index_files_are_rebuilt(void **state)
  * cannot be found. The answer stays the same. */
 static void test_no_usable_cache_still_answers(void **state)
 {
-	char dir[PATH_MAX + 8];
+	char dir[PATH_MAX + 16];
 	const char *home = getenv("HOME");
 
 	(void)state;
-	snprintf(dir, sizeof(dir), "%s/kstep", root);
+	snprintf(dir, sizeof(dir), "%s/kstep/inlines", root);
 	assert_int_equal(chmod(dir, 0755), 0);
 	assert_int_equal(unlink(index_path), 0);
 	assert_same();
@@ -157,6 +172,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_first_run_makes_the_cache),
+		cmocka_unit_test(test_shared_cache_directory_is_fine),
 		cmocka_unit_test(test_bad_index_files_are_rebuilt),
 		cmocka_unit_test(test_no_usable_cache_still_answers),
 	};
