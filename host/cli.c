@@ -1801,6 +1801,21 @@ static void probe_paths(struct session *s, struct probe_set *ps)
 	ps->srcdir = g->srcdir ? g->srcdir : g->default_srcdir[0] ? g->default_srcdir : NULL;
 }
 
+/* --at SPEC gave several places (a line compiled to two, an inline's
+ * instances): the run takes the first, and says which. */
+static void several_places(struct session *s, const char *at, const struct probe_set *ps)
+{
+	char where[192];
+
+	if (ps->n < 2)
+		return;
+	if (ps->v[0].addr)
+		sym_format(s->syms, ps->v[0].addr, where, sizeof(where));
+	else
+		snprintf(where, sizeof(where), "%s", ps->v[0].spec);
+	info("--at %s: %zu places; from the first, %s (kstep probe '%s' lists them)", at, ps->n, where, at);
+}
+
 /* --until SPEC: a symbol, or a line (its first statement start). */
 static int resolve_until(struct session *s, const struct probe_set *ps, const char *until, uint64_t *addr)
 {
@@ -2210,6 +2225,7 @@ static int cmd_step(int argc, char **argv)
 	}
 	if (check_pcap_probes(&s, &atp))
 		goto fail;
+	several_places(&s, at, &atp);
 	if (until && resolve_until(&s, &atp, until, &until_addr))
 		goto fail;
 	s.ps = &atp;
@@ -2690,6 +2706,8 @@ static int cmd_why(int argc, char **argv)
 		ret = EXIT_FAILED;
 		goto out;
 	}
+	if (!drop)
+		several_places(&s, at, &atp);
 	if (drop && probes_trace_classes(&atp, &s.classes, &s.nclasses, err, sizeof(err))) {
 		error("%s", err);
 		ret = EXIT_FAILED;
