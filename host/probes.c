@@ -418,9 +418,8 @@ static int add_builtin(struct probe_set *ps, const struct builtin *set, size_t n
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct sym *s;
-		int err;
-
 		char msg[256];
+		int err;
 
 		if (set[i].nic && nic && strcmp(set[i].nic, nic))
 			continue;
