@@ -583,29 +583,38 @@ static void collect_file_rows(struct collect *c, Dwarf_Die *cudie)
 	}
 }
 
-/* Rows of every unit whose name ends with @file (all units if none does:
- * a header's lines are in the units that include it). */
+/* Rows (and, with @sites, function entries and call sites) of every unit
+ * built from a file ending in @file, or of every unit when @file is NULL.
+ * The last such unit's name; NULL if there was none. */
+static const char *collect_units(struct collect *c, Dwarf *dw, const char *file, bool sites)
+{
+	Dwarf_CU *cu = NULL;
+	Dwarf_Die cudie;
+	const char *found = NULL;
+
+	while (dw && !c->ret && !dwarf_get_units(dw, cu, &cu, NULL, NULL, &cudie, NULL)) {
+		const char *name = dwarf_diename(&cudie);
+
+		if (file && !(name && tail_match(name, file)))
+			continue;
+		found = name ? name : "";
+		collect_file_rows(c, &cudie);
+		if (sites)
+			collect_unit_sites(c, &cudie);
+	}
+	return found;
+}
+
+/* FILE:LINE in the units built from FILE, or in all of them if none is:
+ * a header's lines are in the units that include it. */
 static int file_line(struct symtab *s, const char *file, int line, struct line_sites *out, char *err,
 		     size_t errlen)
 {
 	struct collect c = { .s = s, .file = file, .line = line, .out = out };
 	Dwarf *dw = sym_dwarf(s, &c.to_running);
-	bool any = false;
 
-	for (int pass = 0; pass < 2 && !any && !c.ret; pass++) {
-		Dwarf_CU *cu = NULL;
-		Dwarf_Die cudie;
-
-		while (dw && !dwarf_get_units(dw, cu, &cu, NULL, NULL, &cudie, NULL) && !c.ret) {
-			const char *name = dwarf_diename(&cudie);
-
-			if (!pass && !(name && tail_match(name, file)))
-				continue;
-			any = true;
-			collect_file_rows(&c, &cudie);
-			collect_unit_sites(&c, &cudie);
-		}
-	}
+	if (!collect_units(&c, dw, file, true))
+		collect_units(&c, dw, NULL, true);
 	if (c.ret)
 		return c.ret;
 	if (!out->n && !c.nearest_below && !c.nearest_above) {
@@ -862,16 +871,11 @@ static int lines_of_file(struct symtab *s, const char *file, int a, int b, struc
 {
 	struct collect c = { .s = s, .file = file, .lo = a ? a : 1, .hi = b };
 	Dwarf *dw = sym_dwarf(s, &c.to_running);
-	Dwarf_CU *cu = NULL;
-	Dwarf_Die cudie;
-	const char *found = NULL;
+	const char *found;
 
 	if (b == INT_MAX / 2) { /* to the file's end: as far as code goes */
 		c.hi = 0;
-		while (dw && !dwarf_get_units(dw, cu, &cu, NULL, NULL, &cudie, NULL))
-			if (dwarf_diename(&cudie) && tail_match(dwarf_diename(&cudie), file))
-				collect_file_rows(&c, &cudie);
-		cu = NULL;
+		collect_units(&c, dw, file, false);
 	}
 	if (c.hi < c.lo) {
 		snprintf(err, errlen, "no source file ending in '%s' has code at lines %d-%d in %s", file, c.lo, b,
@@ -880,12 +884,7 @@ static int lines_of_file(struct symtab *s, const char *file, int a, int b, struc
 	}
 	if (!(c.has_code = calloc((size_t)(c.hi - c.lo + 1), sizeof(bool))))
 		return -ENOMEM;
-	while (dw && !dwarf_get_units(dw, cu, &cu, NULL, NULL, &cudie, NULL))
-		if (dwarf_diename(&cudie) && tail_match(dwarf_diename(&cudie), file)) {
-			found = dwarf_diename(&cudie);
-			collect_file_rows(&c, &cudie);
-		}
-	if (!found) {
+	if (!(found = collect_units(&c, dw, file, false))) {
 		free(c.has_code);
 		snprintf(err, errlen, "no unit of %s is built from a file ending in '%s'", sym_path(s), file);
 		return -ENOENT;
