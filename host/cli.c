@@ -194,7 +194,6 @@ struct guest_opts {
 	const char *unwind;          /* auto, cfi, fp */
 	const char *moddir;          /* --modules: modules' debug info, NULL: the release's */
 	const char *srcdir;          /* --source: the kernel's source, NULL: the tree vmlinux came from */
-	char default_moddir[PATH_MAX], default_srcdir[PATH_MAX];
 	const char *kernel_tree;     /* --kernel-tree DIR: its bzImage and vmlinux, NULL: the images' */
 	const char *libvirt_uri;     /* --libvirt URI (NULL: the default) */
 	const char *domain;          /* --domain NAME: a libvirt domain, NULL: none */
@@ -1787,20 +1786,6 @@ static struct pcap_filter *pcap_filter_option(const char *cmd, const char *expr,
 	return f;
 }
 
-/* Where a command's probes find modules' debug info and the kernel's
- * source: the options, else the release's modules and the tree vmlinux
- * was built from. */
-static void probe_paths(struct session *s, struct probe_set *ps)
-{
-	struct guest_opts *g = s->g;
-
-	kmods_default_dir(s->syms, g->default_moddir, sizeof(g->default_moddir));
-	if (!files_kernel_source(g->vmlinux, g->default_srcdir, sizeof(g->default_srcdir)))
-		g->default_srcdir[0] = '\0';
-	ps->moddir = g->moddir ? g->moddir : g->default_moddir[0] ? g->default_moddir : NULL;
-	ps->srcdir = g->srcdir ? g->srcdir : g->default_srcdir[0] ? g->default_srcdir : NULL;
-}
-
 /* --at SPEC gave several places (a line compiled to two, an inline's
  * instances): the run takes the first, and says which. */
 static void several_places(struct session *s, const char *at, const struct probe_set *ps)
@@ -1927,7 +1912,7 @@ static int cmd_trace(int argc, char **argv)
 	if ((ret = session_start(&s, &g)))
 		return 1;
 
-	probe_paths(&s, &ps);
+	probes_set_paths(&ps, s.syms, g.vmlinux, g.moddir, g.srcdir);
 	if (resolve_probes(&s, &ps, probes, breaks, nbreaks, filters, nfilters) || check_pcap_probes(&s, &ps))
 		goto fail;
 	s.ps = &ps; /* probes in modules get their addresses as modules come */
@@ -2217,7 +2202,7 @@ static int cmd_step(int argc, char **argv)
 	guest_finish_defaults(&g);
 	if ((ret = session_start(&s, &g)))
 		return 1;
-	probe_paths(&s, &atp);
+	probes_set_paths(&atp, s.syms, g.vmlinux, g.moddir, g.srcdir);
 	if (probes_add_spec(&atp, at, "step", s.syms, err, sizeof(err)) ||
 	    (filter && probes_set_filter(&atp, 0, filter, s.syms, err, sizeof(err)))) {
 		error("%s", err);
@@ -2697,7 +2682,7 @@ static int cmd_why(int argc, char **argv)
 	guest_finish_defaults(&g);
 	if (session_start(&s, &g))
 		return EXIT_FAILED;
-	probe_paths(&s, &atp);
+	probes_set_paths(&atp, s.syms, g.vmlinux, g.moddir, g.srcdir);
 	if (drop ? drop_probe(&s, &atp, filter) != 0
 		 : probes_add_spec(&atp, at, "why", s.syms, err, sizeof(err)) ||
 			   (filter && probes_set_filter(&atp, 0, filter, s.syms, err, sizeof(err)))) {

@@ -22,7 +22,6 @@
 #include "dwloc.h"
 #include "fetcharg.h"
 #include "files.h"
-#include "kmod.h"
 #include "linespec.h"
 #include "probes.h"
 #include "symbols.h"
@@ -113,7 +112,7 @@ static int show_lines(struct symtab *syms, struct probe_set *ps, const struct pr
 		fprintf(stderr, "kstep probe: %s\n", err);
 		return 1;
 	}
-	if (linespec_source_path(o->srcdir[0] ? o->srcdir : NULL, r.file, path, sizeof(path)))
+	if (linespec_source_path(ps->srcdir, r.file, path, sizeof(path)))
 		src = files_fopen_regular(path);
 	if (!src)
 		fprintf(stderr, "kstep probe: no source for %s (give --source DIR): the lines with code only\n",
@@ -303,12 +302,7 @@ int probe_main(int argc, char **argv, const char *default_vmlinux)
 		return 1;
 	}
 	sym_relocate(syms, o.kaslr);
-	if (!o.moddir[0])
-		kmods_default_dir(syms, o.moddir, sizeof(o.moddir));
-	if (!o.srcdir[0] && !files_kernel_source(o.vmlinux, o.srcdir, sizeof(o.srcdir)))
-		o.srcdir[0] = '\0';
-	ps.moddir = o.moddir[0] ? o.moddir : NULL;
-	ps.srcdir = o.srcdir[0] ? o.srcdir : NULL;
+	probes_set_paths(&ps, syms, o.vmlinux, o.moddir[0] ? o.moddir : NULL, o.srcdir[0] ? o.srcdir : NULL);
 	if (o.lines)
 		ret = show_lines(syms, &ps, &o);
 	else if (o.vars)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "dwloc.h"
+#include "files.h"
 #include "kmod.h"
 #include "linespec.h"
 #include "packet.h"
@@ -449,6 +450,17 @@ static const struct {
 	SET("rx", rx_set), SET("rx-full", rx_full_set), SET("tx", tx_set), SET("drops", drops_set),
 	SET("syscalls", syscalls_set), SET("oops", oops_set),
 };
+
+void probes_set_paths(struct probe_set *ps, struct symtab *syms, const char *vmlinux, const char *moddir,
+		      const char *srcdir)
+{
+	if (!moddir) {
+		kmods_default_dir(syms, ps->default_dirs[0], sizeof(ps->default_dirs[0]));
+		moddir = ps->default_dirs[0][0] ? ps->default_dirs[0] : NULL;
+	}
+	ps->moddir = moddir;
+	ps->srcdir = srcdir ? srcdir : files_kernel_source(vmlinux, ps->default_dirs[1], sizeof(ps->default_dirs[1]));
+}
 
 int probes_add_set(struct probe_set *ps, const char *name, const char *nic, struct symtab *syms)
 {

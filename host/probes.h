@@ -18,6 +18,7 @@
 #ifndef KSTEP_PROBES_H
 #define KSTEP_PROBES_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -61,6 +62,7 @@ struct probe_set {
 	size_t nskipped;
 	const char *moddir; /* modules' debug info, for names vmlinux lacks; NULL: none */
 	const char *srcdir; /* the kernel's source, for FUNC;PATTERN specs; NULL: none */
+	char default_dirs[2][PATH_MAX]; /* probes_set_paths's defaults for the two above */
 	struct probe_module *modules; /* opened for module probes' fields */
 	size_t nmodules;
 	bool packets;       /* every probe with an skb decodes its packet (--pcap-filter) */
@@ -70,6 +72,11 @@ struct probe_set {
  * not only a reference dropped), the drops set's filter. */
 extern const char probes_real_drop[];
 
+/* Where the set's probes find modules' debug info and the kernel's source:
+ * @moddir and @srcdir when given, else the release's module directory and
+ * the tree @vmlinux was built from (when make images recorded it). */
+void probes_set_paths(struct probe_set *ps, struct symtab *syms, const char *vmlinux, const char *moddir,
+		      const char *srcdir);
 /* Add builtin set @name (see above). @nic picks the driver stage. -ENOENT
  * for an unknown set name. */
 int probes_add_set(struct probe_set *ps, const char *name, const char *nic, struct symtab *syms);
