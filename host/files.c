@@ -141,29 +141,57 @@ int files_replace(const char *dir, const char *name, const char *text)
  * source file is a million lines long. */
 #define MAX_SOURCE_LINE 1000000
 
+int files_read_lines(const char *path, int first, int last, char ***text)
+{
+	FILE *f;
+	char *buf = NULL;
+	size_t cap = 0;
+	int n = 0, lineno = 0;
+
+	*text = NULL;
+	if (first < 1 || last < first || last > MAX_SOURCE_LINE)
+		return -EINVAL;
+	if (!(f = files_fopen_regular(path)))
+		return -errno;
+	if (!(*text = calloc((size_t)(last - first + 1), sizeof(char *)))) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	/* getline: a line longer than any buffer is still one line. */
+	while (getline(&buf, &cap, f) >= 0 && ++lineno <= last) {
+		if (lineno < first)
+			continue;
+		buf[strcspn(buf, "\n")] = '\0';
+		if (!((*text)[lineno - first] = strdup(buf)))
+			break;
+		n++;
+	}
+	free(buf);
+	fclose(f);
+	return n;
+}
+
+void files_free_lines(char **text, int first, int last)
+{
+	for (int i = 0; text && i <= last - first; i++)
+		free(text[i]);
+	free(text);
+}
+
 void files_source_line(const char *dir, const char *file, int line, char *out, size_t len)
 {
-	char path[4096], buf[512];
-	FILE *f;
+	char path[4096], **text;
 
 	out[0] = '\0';
-	if (line <= 0 || (!dir && file[0] != '/'))
-		return;
 	if (file[0] == '/' && !access(file, R_OK))
 		snprintf(path, sizeof(path), "%s", file);
 	else if (dir)
 		snprintf(path, sizeof(path), "%s/%s", dir, file);
 	else
 		return;
-	if (!(f = files_fopen_regular(path)))
-		return;
-	for (int i = 1; i <= MAX_SOURCE_LINE && fgets(buf, sizeof(buf), f); i++)
-		if (i == line) {
-			buf[strcspn(buf, "\n")] = '\0';
-			snprintf(out, len, "%s", buf);
-			break;
-		}
-	fclose(f);
+	if (files_read_lines(path, line, line, &text) == 1)
+		snprintf(out, len, "%s", text[0]);
+	files_free_lines(text, line, line);
 }
 
 const char *files_kernel_source(const char *vmlinux, char *out, size_t len)

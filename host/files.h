@@ -35,6 +35,12 @@ FILE *files_fcreate(const char *path, int *ret, char *err, size_t errlen);
  * FIFO or read a device for ever. Returns the fd (close-on-exec) or -errno
  * (-EINVAL: not a regular file). */
 int files_open_regular(const char *path);
+/* Lines @first..@last (1-based) of the file at @path, without newlines,
+ * into *text (last - first + 1 entries, NULL past the file's end; free
+ * with files_free_lines). The count read, or -errno (-EINVAL: a range no
+ * source file has). */
+int files_read_lines(const char *path, int first, int last, char ***text);
+void files_free_lines(char **text, int first, int last);
 /* Line @line of source file @file (under @dir unless it is absolute and
  * there), without its newline, into @out: "" if there is none. */
 void files_source_line(const char *dir, const char *file, int line, char *out, size_t len);

@@ -23,7 +23,6 @@
 #include "files.h"
 #include "inlindex.h"
 
-#define MAX_SOURCE_LINES 200000
 
 /* ---- names and files ------------------------------------------------------ */
 
@@ -642,39 +641,6 @@ static bool lazy_match(const char *text, const char *pattern)
 	return !fnmatch(p, t, 0);
 }
 
-/* Load @path's lines [first, last] (1-based) into @text; the count read. */
-static int read_lines(const char *path, int first, int last, char ***text)
-{
-	FILE *f = files_fopen_regular(path);
-	char buf[1024];
-	int n = 0, lineno = 0;
-
-	*text = NULL;
-	if (!f)
-		return -errno;
-	if (last < first || last - first > MAX_SOURCE_LINES || !(*text = calloc((size_t)(last - first + 1), sizeof(char *)))) {
-		fclose(f);
-		return last < first ? 0 : -ENOMEM;
-	}
-	while (fgets(buf, sizeof(buf), f) && ++lineno <= last) {
-		if (lineno < first)
-			continue;
-		buf[strcspn(buf, "\n")] = '\0';
-		if (!((*text)[lineno - first] = strdup(buf)))
-			break;
-		n++;
-	}
-	fclose(f);
-	return n;
-}
-
-static void free_lines(char **text, int n)
-{
-	for (int i = 0; text && i < n; i++)
-		free(text[i]);
-	free(text);
-}
-
 static int func_pattern(struct symtab *s, const char *func, const char *pattern, const char *srcdir,
 			struct line_sites *out, char *err, size_t errlen)
 {
@@ -690,7 +656,7 @@ static int func_pattern(struct symtab *s, const char *func, const char *pattern,
 		linespec_range_free(&r);
 		return -ENOENT;
 	}
-	if ((n = read_lines(path, r.first, r.last, &text)) < 0) {
+	if ((n = files_read_lines(path, r.first, r.last, &text)) < 0) {
 		snprintf(err, errlen, "%s;%s: cannot read %s: %s", func, pattern, path, strerror(-n));
 		linespec_range_free(&r);
 		return n;
@@ -698,15 +664,14 @@ static int func_pattern(struct symtab *s, const char *func, const char *pattern,
 	for (int l = r.first; l <= r.last && !ret; l++) {
 		struct line_sites one = { 0 };
 
-		if (!r.has_code[l - r.first] || l - r.first >= n || !text[l - r.first] ||
-		    !lazy_match(text[l - r.first], pattern))
+		if (!r.has_code[l - r.first] || !text[l - r.first] || !lazy_match(text[l - r.first], pattern))
 			continue;
 		ret = func_line(s, func, l - r.base, &one, err, errlen);
 		for (size_t i = 0; !ret && i < one.n; i++)
 			ret = add_site(out, &one.v[i]);
 		linespec_free(&one);
 	}
-	free_lines(text, r.last - r.first + 1);
+	files_free_lines(text, r.first, r.last);
 	linespec_range_free(&r);
 	if (!ret && !out->n) {
 		snprintf(err, errlen, "no line of %s with code matches '%s' (see kstep probe --lines %s)", func, pattern,

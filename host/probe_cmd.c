@@ -103,35 +103,26 @@ static const char *module_part(struct probe_set *ps, const char *what, struct sy
 static int show_lines(struct symtab *syms, struct probe_set *ps, const struct probe_opts *o)
 {
 	struct line_range r;
-	char err[1024], path[PATH_MAX], line[1024];
+	char err[1024], path[PATH_MAX], **text = NULL;
 	const char *what = module_part(ps, o->lines, &syms, err, sizeof(err));
-	FILE *src = NULL;
-	int ret = what ? linespec_lines(syms, what, &r, err, sizeof(err)) : -ENOENT, lineno = 0;
+	int ret = what ? linespec_lines(syms, what, &r, err, sizeof(err)) : -ENOENT;
 
 	if (ret) {
 		fprintf(stderr, "kstep probe: %s\n", err);
 		return 1;
 	}
-	if (linespec_source_path(ps->srcdir, r.file, path, sizeof(path)))
-		src = files_fopen_regular(path);
-	if (!src)
+	if (!linespec_source_path(ps->srcdir, r.file, path, sizeof(path)) ||
+	    files_read_lines(path, r.first, r.last, &text) < 0)
 		fprintf(stderr, "kstep probe: no source for %s (give --source DIR): the lines with code only\n",
 			r.file);
 	printf("<%s%s%s:%d>\n", r.func, r.func[0] ? "@" : "", r.file, r.first - r.base);
-	while (src && lineno < r.last && fgets(line, sizeof(line), src)) {
-		if (++lineno < r.first)
-			continue;
-		line[strcspn(line, "\n")] = '\0';
-		if (r.has_code[lineno - r.first])
-			printf("%7d  %s\n", lineno - r.base, line);
-		else
-			printf("         %s\n", line);
-	}
-	for (int l = r.first; !src && l <= r.last; l++)
+	for (int l = r.first; l <= r.last && (!text || text[l - r.first]); l++) {
 		if (r.has_code[l - r.first])
-			printf("%7d\n", l - r.base);
-	if (src)
-		fclose(src);
+			printf("%7d%s%s\n", l - r.base, text ? "  " : "", text ? text[l - r.first] : "");
+		else if (text)
+			printf("         %s\n", text[l - r.first]);
+	}
+	files_free_lines(text, r.first, r.last);
 	linespec_range_free(&r);
 	return 0;
 }
