@@ -23,7 +23,7 @@ TESTS = []
 # in the Makefile's DEB_PACKAGES (test_firstrun checks it), so that no test
 # passes because of something a developer installed by hand.
 TOOLS = ("qemu-system-x86_64", "gdb", "babeltrace2", "chromium", "crash", "virsh", "libvirtd", "virtlogd",
-         "busybox", "setpriv", "useradd", "unshare", "xmllint", "sshd")
+         "busybox", "setpriv", "useradd", "unshare", "xmllint", "sshd", "perf", "tshark")
 
 
 class Skip(Exception):

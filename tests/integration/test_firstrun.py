@@ -184,7 +184,11 @@ def test_every_tool_the_tests_use_comes_from_make_deps():
             if p.returncode == 0:
                 break
         assert p.returncode == 0, "%s (%s) belongs to no Debian package: installed by hand?" % (tool, path)
-        pkg = p.stdout.split(":")[0].strip()
+        # linux-perf diverts /usr/bin/perf to a wrapper: dpkg names the
+        # diversion first, then the package that ships the path.
+        owner = [l for l in p.stdout.splitlines() if not l.startswith("diversion by ")]
+        assert owner, "%s (%s): dpkg names only a diversion: %s" % (tool, path, p.stdout)
+        pkg = owner[0].split(":")[0].strip()
         if pkg in wanted:
             continue
         prio = run(["dpkg-query", "-W", "-f=${Priority}", pkg], timeout=30).stdout.strip()
