@@ -229,11 +229,12 @@ static size_t split_words(char *buf, char **words, size_t max)
 #define MAX_ARGS 32
 
 /* The fetch arguments of probe @p at @addr: at the hit, and at its return. */
-static int add_args(struct probe *p, const struct probe_req *rq, struct symtab *syms, char *err, size_t errlen)
+static int add_args(struct probe *p, const struct probe_req *rq, struct symtab *syms, uint64_t addr, bool at_entry,
+		    char *err, size_t errlen)
 {
-	const struct sym *fn = sym_lookup_addr(syms, p->addr);
-	struct farg_scope at = { .addr = p->addr, .at_entry = p->at_entry, .func = fn ? fn->addr : p->addr };
-	struct farg_scope ret = { .addr = p->addr, .at_return = true, .func = at.func };
+	const struct sym *fn = sym_lookup_addr(syms, addr);
+	struct farg_scope at = { .addr = addr, .at_entry = at_entry, .func = fn ? fn->addr : addr };
+	struct farg_scope ret = { .addr = addr, .at_return = true, .func = at.func };
 	char buf[512], *words[MAX_ARGS];
 	size_t n;
 	int e;
@@ -268,7 +269,7 @@ static int add(struct probe_set *ps, const char *spec, const char *stage, uint64
 		if (had && !rq->nargs)
 			return 0;
 		*(rq->is_return ? &p->on_return : &p->entry_event) = true;
-		return add_args(p, rq, syms, err, errlen);
+		return add_args(p, rq, syms, p->addr, p->at_entry, err, errlen);
 	}
 	tmp = realloc(ps->v, (ps->n + 1) * sizeof(*tmp));
 	if (!tmp)
@@ -301,7 +302,7 @@ static int add(struct probe_set *ps, const char *spec, const char *stage, uint64
 	if (entry && sym_skb_param(syms, addr, &p->skb_arg, &p->skb_levels))
 		p->skb_arg = -1;
 	p->packet = (rq->packet || ps->packets) && p->skb_arg >= 0;
-	ret = add_args(p, rq, syms, err, errlen);
+	ret = add_args(p, rq, syms, p->addr, p->at_entry, err, errlen);
 	return ret;
 }
 
@@ -349,11 +350,7 @@ static int add_module_args(struct probe_set *ps, struct probe *p, const char *mo
 		snprintf(err, errlen, "no function '%s' in %s's debug info", where, sym_path(ko));
 		return ret;
 	}
-	p->addr = at; /* for add_args's scope only: placed when the module loads */
-	p->at_entry = !strchr(where, '+');
-	ret = add_args(p, rq, ko, err, errlen);
-	p->addr = 0;
-	return ret;
+	return add_args(p, rq, ko, at, !strchr(where, '+'), err, errlen);
 }
 
 /* MODULE:NAME[+OFF]: a probe in a module, placed once it is loaded. */
