@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd/: the kstep program. One file a command (trace.c, step.c, why.c,
+ * record.c, ...), dispatched from main.c's table; what several commands
+ * share: their messages (say.c), the guest options (options.c), probe
+ * places (places.c), replays run twice (replay.c), and the session they
+ * run a guest through (session.h).
+ */
+#ifndef KSTEP_CMD_H
+#define KSTEP_CMD_H
+
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "engine.h"
+#include "recording.h"
+
+/* kstep's exit status: what happened, documented in kstep(1) and each command's page. */
+enum kstep_exit {
+	EXIT_DONE = 0,            /* as asked: workload done with rc 0, or a limit reached */
+	EXIT_FAILED = 1,          /* kstep could not do it (the reason is on stderr) */
+	EXIT_USAGE = 2,           /* bad command line */
+	EXIT_WORKLOAD_FAILED = 3, /* the guest's workload ended with a non-zero rc */
+	EXIT_KERNEL_DIED = 4,     /* an oops or panic: caught live, or the guest panicked */
+	EXIT_GUEST_RESET = 5,     /* the guest reset or powered off before its workload finished */
+	EXIT_QEMU_ENDED = 6,      /* QEMU quit, was killed or closed the stub before the end */
+	EXIT_INTERRUPTED = 130,   /* Ctrl-C or SIGTERM: the trace holds everything up to then */
+};
+
+/* Set by SIGINT, SIGTERM and SIGHUP (main.c): stop, close the trace. */
+extern volatile sig_atomic_t interrupted;
+
+/* ---- say.c: every message kstep prints for its user, on stderr ---- */
+
+/* Messages are coloured when stderr is a terminal and NO_COLOR is unset. */
+void say_init(void);
+/* "kstep: " and the message: what failed and why. */
+void say_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "kstep: " and the message: a note on how the run goes. */
+void say_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A bad command line: the message, where @cmd's --help is, exit 2. */
+void say_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+/* The escape sequence that starts an alarm (red) or ends one, "" off a terminal. */
+const char *say_alarm_on(void);
+const char *say_alarm_off(void);
+
+/* ---- options.c: the options every guest command takes ---- */
+
+struct guest_opts {
+	char tree[PATH_MAX - 16];
+	bool installed;              /* tree is PREFIX/share/kstep, not a clone */
+	char images[PATH_MAX - 8];
+	char vmlinux[PATH_MAX + 16];
+	const char *attach;
+	const char *workload, *count, *accel, *smp, *mem, *nic, *pin, *workload_cpu;
+	const char *out;
+	bool wire, keep, force;
+	bool nic_given;              /* --nic was on the command line */
+	bool kaslr;                  /* boot our guest with KASLR on */
+	const char *unwind;          /* auto, cfi, fp */
+	const char *moddir;          /* --modules: modules' debug info, NULL: the release's */
+	const char *srcdir;          /* --source: the kernel's source, NULL: the tree vmlinux came from */
+	const char *kernel_tree;     /* --kernel-tree DIR: its bzImage and vmlinux, NULL: the images' */
+	const char *libvirt_uri;     /* --libvirt URI (NULL: the default) */
+	const char *domain;          /* --domain NAME: a libvirt domain, NULL: none */
+	const char *stub_path;       /* --stub-path: where the domain's QEMU opens the stub */
+	bool kgdb;                   /* --kgdb: our guest debugged through its kernel's kgdb */
+	const char *replay;          /* --replay DIR: a recording, NULL: a live guest */
+	struct recording rec;        /* what it says */
+	int replay_log;              /* its replay.bin (recording_open_log), -1: none */
+	const char *guest_set;       /* an option the recording fixes, if one was given */
+	bool kaslr_offset_given;     /* --kaslr-offset: skip the search */
+	uint64_t kaslr_offset;
+	const char *engine;          /* --engine: auto, rsp, plugin */
+	bool quiet;
+	struct engine_opts eng;
+};
+
+/* Long options without a letter. */
+enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB, OPT_REPLAY, OPT_BACKWARDS, OPT_OPERAND, OPT_WINDOW,
+       OPT_KERNEL_TREE, OPT_ENGINE, OPT_PCAP_FILTER, OPT_DROP, OPT_SNAPLEN, OPT_ALL, OPT_SOURCE };
+
+/* Options every guest command takes. */
+#define GUEST_LONGOPTS                                                                          \
+	{ "vmlinux", required_argument, NULL, 'V' }, { "images", required_argument, NULL, 'I' },   \
+	{ "kernel-tree", required_argument, NULL, OPT_KERNEL_TREE },                              \
+	{ "attach", required_argument, NULL, 'A' }, { "workload", required_argument, NULL, 'w' }, \
+	{ "size", required_argument, NULL, 'n' }, { "accel", required_argument, NULL, 'a' },      \
+	{ "smp", required_argument, NULL, 'S' }, { "mem", required_argument, NULL, 'M' },         \
+	{ "nic", required_argument, NULL, 'N' }, { "pin", required_argument, NULL, 'P' },         \
+	{ "workload-cpu", required_argument, NULL, 'U' }, { "kaslr", no_argument, NULL, 'L' },     \
+	{ "kaslr-offset", required_argument, NULL, 'O' }, { "unwind", required_argument, NULL, 'X' }, \
+	{ "modules", required_argument, NULL, 'Y' }, { "libvirt", required_argument, NULL, OPT_LIBVIRT }, \
+	{ "domain", required_argument, NULL, OPT_DOMAIN }, { "stub-path", required_argument, NULL, OPT_STUB_PATH }, \
+	{ "kgdb", no_argument, NULL, OPT_KGDB }, { "replay", required_argument, NULL, OPT_REPLAY },  \
+	{ "output", required_argument, NULL, 'o' }, { "force", no_argument, NULL, 'F' },          \
+	{ "stack-bytes", required_argument, NULL, 'B' }, { "step-irqs", no_argument, NULL, 'i' }, \
+	{ "wire", no_argument, NULL, 'W' }, { "keep-guest", no_argument, NULL, 'K' },             \
+	{ "engine", required_argument, NULL, OPT_ENGINE },                                        \
+	{ "source", required_argument, NULL, OPT_SOURCE },                                        \
+	{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' }
+
+/* kstep trace --help's and the others' text for GUEST_LONGOPTS. */
+extern const char guest_help[];
+
+uint64_t parse_u64(const char *cmd, const char *opt, const char *v, uint64_t min);
+void find_tree(char *tree, size_t len, bool *installed);
+bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *arg);
+void guest_defaults(struct guest_opts *g);
+void guest_finish_defaults(struct guest_opts *g);
+bool users_guest(const struct guest_opts *g);
+void guest_check_opts(const char *cmd, const struct guest_opts *g);
+
+/* ---- places.c: probes and places the commands resolve ---- */
+
+struct session;
+const char *set_nic(const struct guest_opts *g);
+int check_fields_for_stub(struct session *s, const struct probe_set *ps);
+struct pcap_filter *pcap_filter_option(const char *cmd, const char *expr, struct probe_set *ps);
+void several_places(struct session *s, const char *at, const struct probe_set *ps);
+int resolve_until(struct session *s, const struct probe_set *ps, const char *until, uint64_t *addr);
+int check_pcap_probes(const struct session *s, const struct probe_set *ps);
+
+/* ---- replay.c: a replay run again, to a point found in the first ---- */
+
+int replay_again(struct session *s);
+int find_point(struct session *s, const struct probe *at, uint64_t hits, uint64_t *icount,
+		      struct engine_result *res);
+int replay_to(struct session *s, uint64_t icount, struct engine_result *res);
+
+/* ---- the commands: each takes its own argv (argv[0] its name) ---- */
+
+int cmd_trace(int argc, char **argv);
+int step_backwards(struct session *s, const struct probe *at, uint64_t hits, uint64_t n,
+			  struct engine_result *res);
+int cmd_step(int argc, char **argv);
+int cmd_why(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+
+#endif

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The session layer: how every command that runs a guest gets one and
+ * ends it. session_start boots kstep's guest under QEMU (gdbstub, or
+ * kstep's plugin beside it), attaches to a running stub, a libvirt domain
+ * or kgdb, or starts a replay; boot runs the boot checks (KASLR, vmlinux,
+ * modules); open_trace hands the engine its trace; conclude and
+ * session_end say how the run ended and give kstep's exit status.
+ */
+#ifndef KSTEP_SESSION_H
+#define KSTEP_SESSION_H
+
+#include "cmd.h"
+#include "qemu.h"
+
+/* A connected, halted guest at (or past) start_kernel with a checked vmlinux. */
+struct session {
+	struct guest_opts *g;
+	struct symtab *syms;
+	struct qemu *qemu;
+	struct rsp_conn *rsp;
+	struct target *target;
+	struct engine *engine;
+	struct trace *trace;
+	const char *accel;
+	struct kmods *kmods;     /* the guest's modules, NULL: a kernel without them */
+	struct probe_set *ps;    /* kstep trace's probes: some wait for their module */
+	struct qmp *clock;       /* QMP for the guest's instruction count, NULL: no guest time */
+	struct lv_domain *lv;    /* the libvirt domain (--domain), NULL: none */
+	char lv_stub[PATH_MAX + 16]; /* its stub's endpoint */
+	bool frozen;             /* a dying guest is kept stopped */
+	struct trace_class *classes; /* the probes' event classes in the trace */
+	size_t nclasses;
+	int out_dfd;      /* the trace directory */
+	int serial_fd;    /* its guest/serial.log, -1 when attached */
+	char plugin[PATH_MAX]; /* kstep's QEMU plugin, loaded into our QEMU ("": the gdbstub engine) */
+};
+
+/* ---- session.c: start, attach, boot ---- */
+
+ssize_t serial_log_read(struct session *s, char *out, size_t len);
+struct qemu_opts guest_qemu_opts(const struct guest_opts *g, const char *accel, int serial_fd);
+void drop_guest(struct session *s);
+int launch_to_start_kernel(struct session *s, const char *accel);
+int boot(struct session *s);
+
+/* ---- run.c: the engine, the trace, and how the run ended ---- */
+
+int open_trace(struct session *s, const char *command);
+int choose_engine(struct session *s, const struct probe_set *ps);
+int prepare_out(struct session *s);
+const char *end_str(enum engine_end end);
+int finish_guest(struct session *s, const struct engine_result *res);
+int session_end(struct session *s);
+int session_start(struct session *s, struct guest_opts *g);
+int conclude(struct session *s, const struct engine_result *res, int status, bool failed);
+void print_bt_ends(struct session *s, const struct engine_result *res);
+
+#endif
