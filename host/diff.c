@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * diff: kstep diff A B, two step traces of the same entry point aligned by
+ * diff: two step traces of the same entry point aligned by
  * control flow: the first divergence (the branch both took, where each went,
  * the registers that differed there), where the paths meet again, and the
  * instructions per function in each.
@@ -8,10 +8,8 @@
 #include "diff.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <stdbool.h>
-#include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +25,7 @@ struct step {
 };
 
 struct side {
-	const char *dir;
+	char dir[PATH_MAX];
 	struct ctf_reader *rd;
 	struct step *v;
 	size_t n;
@@ -232,48 +230,41 @@ static void compare(const struct side *a, const struct side *b, FILE *out)
 	print_functions(a, b, out);
 }
 
-static void usage(FILE *f)
+struct diff {
+	struct side a, b;
+};
+
+int diff_load(struct diff **out, const char *a, const char *b, const volatile sig_atomic_t *interrupted, char *err,
+	      size_t errlen)
 {
-	fprintf(f, "Usage: kstep diff A B\n"
-		   "Align two step traces of the same entry point (kstep step --at the same SPEC)\n"
-		   "by control flow: the first divergence (the branch, where each went, the\n"
-		   "registers that differed there), where the paths meet again, and the\n"
-		   "instructions per function where they differ.\n"
-		   "\nExit status: 0 done (whether or not they diverge), 1 a trace cannot be read,\n"
-		   "2 bad usage.\n");
+	struct diff *d = calloc(1, sizeof(*d));
+	int ret;
+
+	*out = d;
+	if (!d) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(d->a.dir, sizeof(d->a.dir), "%s", a);
+	snprintf(d->b.dir, sizeof(d->b.dir), "%s", b);
+	ret = load(&d->a, interrupted, err, errlen);
+	if (!ret)
+		ret = load(&d->b, interrupted, err, errlen);
+	return ret;
 }
 
-int diff_main(int argc, char **argv, const volatile sig_atomic_t *interrupted)
+void diff_print(const struct diff *d, FILE *out)
 {
-	static const struct option longopts[] = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
-	struct side a = { 0 }, b = { 0 };
-	char err[512];
-	int c, ret;
+	compare(&d->a, &d->b, out);
+}
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		if (c == 'h') {
-			usage(stdout);
-			return 0;
-		}
-		fprintf(stderr, "kstep: unknown option (see 'kstep diff --help')\n");
-		return 2;
-	}
-	if (argc - optind != 2) {
-		fprintf(stderr, "kstep: diff wants two step trace directories (see 'kstep diff --help')\n");
-		return 2;
-	}
-	a.dir = argv[optind];
-	b.dir = argv[optind + 1];
-	ret = load(&a, interrupted, err, sizeof(err));
-	if (!ret)
-		ret = load(&b, interrupted, err, sizeof(err));
-	if (ret)
-		fprintf(stderr, "kstep: %s\n", err);
-	else
-		compare(&a, &b, stdout);
-	ctf_close(a.rd);
-	ctf_close(b.rd);
-	free(a.v);
-	free(b.v);
-	return ret == -EINTR ? 130 : ret ? 1 : 0;
+void diff_free(struct diff *d)
+{
+	if (!d)
+		return;
+	ctf_close(d->a.rd);
+	ctf_close(d->b.rd);
+	free(d->a.v);
+	free(d->b.v);
+	free(d);
 }

@@ -313,17 +313,16 @@ double engine_since(const struct engine *e)
 void engine_progress(struct engine *e, uint64_t n, const char *what, const char *last, bool final)
 {
 	uint64_t now = trace_now_ns();
+	char line[256];
 	double s;
 
 	if (!e->o.progress || (!final && now - e->last_progress_ns < POLL_MS * 1000000ull))
 		return;
 	e->last_progress_ns = now;
 	s = engine_since(e);
-	fprintf(stderr, "\r\033[Kkstep: %" PRIu64 " %s, %.0f/s, %.1f s%s%s%s", n, what, s > 0 ? (double)n / s : 0.0,
-		s, last ? " (" : "", last ? last : "", last ? ")" : "");
-	if (final)
-		fputc('\n', stderr);
-	fflush(stderr);
+	snprintf(line, sizeof(line), "%" PRIu64 " %s, %.0f/s, %.1f s%s%s%s", n, what, s > 0 ? (double)n / s : 0.0, s,
+		 last ? " (" : "", last ? last : "", last ? ")" : "");
+	e->o.progress(line, final);
 }
 
 /* True once a replay has run REPLAY_STALL_S without its instruction count

@@ -30,7 +30,9 @@ struct engine_opts {
 	uint64_t max_stops;          /* 0: no limit */
 	double duration;             /* seconds, 0: no limit */
 	bool step_irqs;              /* let interrupts and timers in while stepping */
-	bool progress;               /* live counter on stderr */
+	/* The live counter's line, now and then and once @final; NULL: none.
+	 * The engine never prints: its caller says it. */
+	void (*progress)(const char *line, bool final);
 	struct cfi *cfi;             /* call frame information, NULL: frame pointers only */
 	enum snapshot_unwind_mode unwind;
 	/* Modules loaded while tracing: a stop at @module_loader (the kernel's

@@ -7,18 +7,12 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
-#include <inttypes.h>
 #include <json-c/json.h>
-#include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "disasm.h"
 #include "kmod.h"
-#include "symbols.h"
 
 #define MAX_INLINE 16
 /* The Code: line holds 64 bytes at most (show_opcodes in arch/x86/kernel/dumpstack.c). */
@@ -89,7 +83,7 @@ bool oops_parse_frame(const char *line, struct oops_frame *f)
 /* Modules of one log whose debug info is kept open. */
 #define MAX_MODULES 64
 
-struct decoder {
+struct oops_decoder {
 	struct symtab *syms;
 	struct disasm *dis;
 	char basepath[PATH_MAX];
@@ -112,7 +106,7 @@ struct decoder {
 
 /* Strip the tree's prefix as decode_stacktrace.sh does (base path "auto":
  * the directory of kernel_init's init/main.c). */
-static void find_basepath(struct decoder *d)
+static void find_basepath(struct oops_decoder *d)
 {
 	const struct sym *ki = sym_lookup_name(d->syms, "kernel_init");
 	struct sym_srcloc loc[MAX_INLINE];
@@ -125,7 +119,7 @@ static void find_basepath(struct decoder *d)
 		snprintf(d->basepath, sizeof(d->basepath), "%.*s", (int)(p - loc[0].file), loc[0].file);
 }
 
-static const char *strip_base(const struct decoder *d, const char *file)
+static const char *strip_base(const struct oops_decoder *d, const char *file)
 {
 	size_t n = strlen(d->basepath);
 
@@ -149,7 +143,7 @@ static bool report_header(const char *s)
 
 /* JSON goes out a report at a time, so a large log never sits in memory
  * as one document: "{ vmlinux, reports: [" first, "] }" at the end. */
-static void flush_report(struct decoder *d)
+static void flush_report(struct oops_decoder *d)
 {
 	if (!d->cur)
 		return;
@@ -159,7 +153,7 @@ static void flush_report(struct decoder *d)
 	d->cur = NULL;
 }
 
-static void begin_report(struct decoder *d, const char *title)
+static void begin_report(struct oops_decoder *d, const char *title)
 {
 	char t[256];
 
@@ -181,7 +175,7 @@ static void begin_report(struct decoder *d, const char *title)
 /* Decode one frame: "func (loc loc ...)" into @out, JSON into the report. */
 /* The symbols of module @name from its debug info, opened once; NULL if
  * it is not in moddir. */
-static struct symtab *module_syms(struct decoder *d, const char *name)
+static struct symtab *module_syms(struct oops_decoder *d, const char *name)
 {
 	char path[PATH_MAX], err[256];
 	size_t i;
@@ -199,7 +193,7 @@ static struct symtab *module_syms(struct decoder *d, const char *name)
 	return d->mods[i].syms;
 }
 
-static void decode_frame(struct decoder *d, const struct oops_frame *f, bool is_rip, char *out, size_t outlen)
+static void decode_frame(struct oops_decoder *d, const struct oops_frame *f, bool is_rip, char *out, size_t outlen)
 {
 	struct symtab *syms = d->syms;
 	const struct sym *s;
@@ -311,7 +305,7 @@ static int parse_code(const char *s, uint8_t *bytes, int *marker)
 
 /* Decode from the first start offset whose instructions land on the marker
  * (the Code: bytes start mid-instruction more often than not). */
-static void decode_code(struct decoder *d, const char *line, FILE *out)
+static void decode_code(struct oops_decoder *d, const char *line, FILE *out)
 {
 	uint8_t bytes[MAX_CODE];
 	int marker, n = parse_code(line, bytes, &marker), start = 0;
@@ -385,7 +379,7 @@ static void decode_code(struct decoder *d, const char *line, FILE *out)
 	}
 }
 
-static void handle_line(struct decoder *d, char *line, FILE *out)
+static void handle_line(struct oops_decoder *d, char *line, FILE *out)
 {
 	struct oops_frame f;
 	char decoded[4096];
@@ -419,22 +413,6 @@ static void handle_line(struct decoder *d, char *line, FILE *out)
 	}
 }
 
-/* Say why frames were not decoded, one line a reason. */
-static void summarize_undecoded(const struct decoder *d)
-{
-	if (d->nmodule)
-		fprintf(stderr, "kstep oops: %d frame(s) in modules were not decoded (no debug info for them%s%s)\n",
-			d->nmodule, d->moddir[0] ? " in " : "; give --modules DIR", d->moddir);
-	if (d->nunknown)
-		fprintf(stderr, "kstep oops: %d frame(s) name functions this vmlinux lacks: another kernel's log?\n",
-			d->nunknown);
-	if (d->nmismatch)
-		fprintf(stderr, "kstep oops: %d frame(s) have sizes that do not fit this vmlinux: another build?\n",
-			d->nmismatch);
-	if (d->nnoline)
-		fprintf(stderr, "kstep oops: %d frame(s) have no line information in this vmlinux\n", d->nnoline);
-}
-
 bool oops_size_fits(uint64_t printed, uint64_t elf_size, uint64_t span)
 {
 	if (!printed)
@@ -444,126 +422,60 @@ bool oops_size_fits(uint64_t printed, uint64_t elf_size, uint64_t span)
 	return !span || printed <= span;
 }
 
-static void oops_usage(FILE *f)
+int oops_decoder_new(struct oops_decoder **out, const struct oops_options *o, char *err, size_t errlen)
 {
-	fprintf(f, "Usage: kstep oops [OPTIONS] [FILE|-]\n"
-		   "Decode the oops, BUG, WARNING and panic reports in a kernel log (serial console\n"
-		   "or dmesg, with or without timestamps): RIP and Call Trace entries to file:line\n"
-		   "with inlined frames, Code: bytes disassembled. Prints the log with decoded lines.\n\n"
-		   "  --vmlinux PATH     kernel with debug info (default: the tree's images/vmlinux)\n"
-		   "  --json             one JSON document with every report, for tools\n"
-		   "  --raw-addresses    look return addresses up as printed, not at address-1\n"
-		   "  --modules DIR      where modules' debug info is (NAME.ko below it); default:\n"
-		   "                     /usr/lib/debug/lib/modules/RELEASE of the vmlinux\n"
-		   "                     (what scripts/decode_stacktrace.sh of 6.1 does)\n"
-		   "  -h, --help\n");
-}
+	struct oops_decoder *d = calloc(1, sizeof(*d));
+	int ret;
 
-int oops_main(int argc, char **argv, const char *default_vmlinux, const volatile sig_atomic_t *interrupted)
-{
-	static const struct option longopts[] = {
-		{ "vmlinux", required_argument, NULL, 'V' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "raw-addresses", no_argument, NULL, 'r' },
-		{ "modules", required_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct decoder d = { 0 };
-	char vmlinux[PATH_MAX] = "", err[512], *line = NULL;
-	const char *path = "-";
-	size_t cap = 0;
-	long nlines = 0;
-	FILE *in;
-	int c, ret = 0;
-
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'V':
-			snprintf(vmlinux, sizeof(vmlinux), "%s", optarg);
-			break;
-		case 'j':
-			d.json = true;
-			break;
-		case 'm':
-			snprintf(d.moddir, sizeof(d.moddir), "%s", optarg);
-			break;
-		case 'r':
-			d.raw = true;
-			break;
-		case 'h':
-			oops_usage(stdout);
-			return 0;
-		default:
-			fprintf(stderr, "kstep oops: unknown option (see 'kstep oops --help')\n");
-			return 2;
-		}
+	*out = d;
+	if (!d) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
-	if (argc - optind > 1) {
-		fprintf(stderr, "kstep oops: one log at a time (see 'kstep oops --help')\n");
-		return 2;
+	d->json = o->json;
+	d->raw = o->raw;
+	snprintf(d->moddir, sizeof(d->moddir), "%s", o->moddir ? o->moddir : "");
+	if ((ret = sym_open(&d->syms, o->vmlinux, err, errlen)))
+		return ret;
+	if (disasm_open(&d->dis)) {
+		snprintf(err, errlen, "cannot start the disassembler");
+		return -ENOMEM;
 	}
-	if (optind < argc)
-		path = argv[optind];
-	if (!vmlinux[0])
-		snprintf(vmlinux, sizeof(vmlinux), "%s", default_vmlinux);
-	in = strcmp(path, "-") ? fopen(path, "r") : stdin;
-	if (!in) {
-		fprintf(stderr, "kstep oops: cannot read %s: %s\n", path, strerror(errno));
-		return 1;
-	}
-	if (sym_open(&d.syms, vmlinux, err, sizeof(err))) {
-		fprintf(stderr, "kstep oops: %s\n", err);
-		if (in != stdin)
-			fclose(in);
-		return 1;
-	}
-	if (disasm_open(&d.dis)) {
-		fprintf(stderr, "kstep oops: cannot start the disassembler\n");
-		ret = 1;
-		goto out;
-	}
-	find_basepath(&d);
-	if (!d.moddir[0])
-		kmods_default_dir(d.syms, d.moddir, sizeof(d.moddir)); /* as decode_stacktrace.sh looks */
-	if (d.json) {
-		json_object *name = json_object_new_string(vmlinux);
+	find_basepath(d);
+	if (!d->moddir[0])
+		kmods_default_dir(d->syms, d->moddir, sizeof(d->moddir)); /* as decode_stacktrace.sh looks */
+	if (d->json) {
+		json_object *name = json_object_new_string(o->vmlinux);
 
 		printf("{\n  \"vmlinux\": %s,\n  \"reports\": [", json_object_to_json_string(name));
 		json_object_put(name);
 	}
-	while (!*interrupted && getline(&line, &cap, in) > 0) {
-		nlines++;
-		handle_line(&d, line, stdout);
+	return 0;
+}
+
+void oops_decode_line(struct oops_decoder *d, char *line)
+{
+	handle_line(d, line, stdout);
+}
+
+void oops_decoder_end(struct oops_decoder *d, struct oops_summary *sum)
+{
+	*sum = (struct oops_summary){ .nreports = d->nreports, .unterminated = d->in_report && !d->ended,
+				      .nmodule = d->nmodule, .nunknown = d->nunknown, .nmismatch = d->nmismatch,
+				      .nnoline = d->nnoline, .moddir = d->moddir };
+	if (d->json) {
+		flush_report(d);
+		printf("%s]\n}\n", d->printed ? "\n  " : "");
 	}
-	if (*interrupted) {
-		fprintf(stderr, "kstep oops: interrupted after %ld lines\n", nlines);
-		ret = 130;
-	} else if (nlines == 0) {
-		fprintf(stderr, "kstep oops: %s is empty: give it a kernel log (serial console or dmesg)\n",
-			strcmp(path, "-") ? path : "standard input");
-		ret = 1;
-	} else if (d.nreports == 0) {
-		fprintf(stderr, "kstep oops: no oops, BUG, WARNING or panic report in %s (%ld lines)\n",
-			strcmp(path, "-") ? path : "standard input", nlines);
-		ret = 1;
-	} else {
-		if (d.in_report && !d.ended)
-			fprintf(stderr, "kstep oops: the last report has no end marker (log cut short?); "
-					"decoded what is there\n");
-		summarize_undecoded(&d);
-	}
-	if (d.json) {
-		flush_report(&d);
-		printf("%s]\n}\n", d.printed ? "\n  " : "");
-	}
-out:
-	free(line);
-	disasm_close(d.dis);
-	for (size_t i = 0; i < d.nmods; i++)
-		sym_close(d.mods[i].syms);
-	sym_close(d.syms);
-	if (in != stdin)
-		fclose(in);
-	return ret;
+}
+
+void oops_decoder_free(struct oops_decoder *d)
+{
+	if (!d)
+		return;
+	disasm_close(d->dis);
+	for (size_t i = 0; i < d->nmods; i++)
+		sym_close(d->mods[i].syms);
+	sym_close(d->syms);
+	free(d);
 }

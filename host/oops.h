@@ -9,8 +9,6 @@
 #ifndef KSTEP_OOPS_H
 #define KSTEP_OOPS_H
 
-#include <signal.h>
-
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,7 +34,31 @@ bool oops_parse_frame(const char *line, struct oops_frame *f);
  */
 bool oops_size_fits(uint64_t printed, uint64_t elf_size, uint64_t span);
 
-/* The kstep oops command; @default_vmlinux is used without --vmlinux. */
-int oops_main(int argc, char **argv, const char *default_vmlinux, const volatile sig_atomic_t *interrupted);
+/* A decoder: a log's lines in, the log with decoded lines (or JSON) out
+ * on stdout. */
+struct oops_decoder;
+
+struct oops_options {
+	const char *vmlinux;
+	const char *moddir; /* modules' debug info (NAME.ko below it), NULL: the release's */
+	bool json;          /* one JSON document with every report */
+	bool raw;           /* look return addresses up as printed, not at address-1 */
+};
+
+/* What a log held, when it is all read. */
+struct oops_summary {
+	int nreports;
+	bool unterminated;  /* the last report has no end marker */
+	int nmodule, nunknown, nmismatch, nnoline; /* frames not decoded, by why */
+	const char *moddir; /* where modules' debug info was looked for */
+};
+
+/* *@out is always set: oops_decoder_free it. */
+int oops_decoder_new(struct oops_decoder **out, const struct oops_options *o, char *err, size_t errlen);
+/* One line of the log (its newline may be there; @line is changed). */
+void oops_decode_line(struct oops_decoder *d, char *line);
+/* The log is all read: the JSON closed, and *@sum filled. */
+void oops_decoder_end(struct oops_decoder *d, struct oops_summary *sum);
+void oops_decoder_free(struct oops_decoder *d);
 
 #endif

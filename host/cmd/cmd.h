@@ -44,6 +44,8 @@ void say_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void say_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A bad command line: the message, where @cmd's --help is, exit 2. */
 void say_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+/* A live counter's @line over the last one (only on a terminal); @final ends it. */
+void say_progress(const char *line, bool final);
 /* The escape sequence that starts an alarm (red) or ends one, "" off a terminal. */
 const char *say_alarm_on(void);
 const char *say_alarm_off(void);
@@ -135,6 +137,11 @@ int replay_to(struct session *s, uint64_t icount, struct engine_result *res);
 /* ---- the commands: each takes its own argv (argv[0] its name) ---- */
 
 int cmd_trace(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
+int cmd_oops(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
 int step_backwards(struct session *s, const struct probe *at, uint64_t hits, uint64_t n,
 			  struct engine_result *res);
 int cmd_step(int argc, char **argv);

@@ -8,11 +8,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "diff.h"
-#include "oops.h"
-#include "probe_cmd.h"
-#include "dump_cmd.h"
-#include "report_cmd.h"
 
 #include "cmd.h"
 
@@ -24,24 +19,6 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	interrupted = 1;
-}
-
-static int cmd_probe(int argc, char **argv)
-{
-	struct guest_opts g;
-
-	guest_defaults(&g);
-	guest_finish_defaults(&g);
-	return probe_main(argc, argv, g.vmlinux);
-}
-
-static int cmd_oops(int argc, char **argv)
-{
-	struct guest_opts g;
-
-	guest_defaults(&g);
-	guest_finish_defaults(&g);
-	return oops_main(argc, argv, g.vmlinux, &interrupted);
 }
 
 /* A script of the tree's guest/ in place of kstep, with the same arguments. */
@@ -66,16 +43,6 @@ static int exec_guest_script(const char *name, char **argv)
 	return EXIT_FAILED;
 }
 
-static int cmd_report(int argc, char **argv)
-{
-	return report_main(argc, argv, &interrupted);
-}
-
-static int cmd_diff(int argc, char **argv)
-{
-	return diff_main(argc, argv, &interrupted);
-}
-
 static int cmd_build_images(int argc, char **argv)
 {
 	(void)argc;
@@ -98,7 +65,7 @@ static const struct command {
 	{ "report", "what happened to each packet in a trace (also --netdev-times, --json);\n"
 		    "               a step trace's call tree, flame graph, annotated function", cmd_report },
 	{ "diff", "where two step traces of the same entry point first diverge", cmd_diff },
-	{ "dump", "write a guest's memory as a vmcore for crash and drgn", dump_main },
+	{ "dump", "write a guest's memory as a vmcore for crash and drgn", cmd_dump },
 	{ "record", "run the guest once under QEMU's record mode, to replay it exactly\n"
 		    "               (trace|step --replay DIR; step --backwards N)", cmd_record },
 	{ "why", "in a replay: the last instruction that wrote a location before a point", cmd_why },
@@ -179,6 +146,6 @@ int main(int argc, char **argv)
 	cmd = find_command(argv[1]);
 	if (cmd)
 		return cmd->run(argc - 1, argv + 1);
-	fprintf(stderr, "kstep: unknown command '%s' (try 'kstep --help')\n", argv[1]);
-	return 2;
+	say_error("unknown command '%s' (try 'kstep --help')", argv[1]);
+	return EXIT_USAGE;
 }

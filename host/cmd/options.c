@@ -250,7 +250,7 @@ bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *arg)
 		g->kaslr_offset_given = true;
 		return true;
 	case 'q':
-		g->eng.progress = false;
+		g->eng.progress = NULL;
 		g->quiet = true;
 		return true;
 	case OPT_ENGINE:
@@ -273,7 +273,7 @@ void guest_defaults(struct guest_opts *g)
 	g->out = "trace.out";
 	g->eng.stack_bytes = 256;
 	g->unwind = "auto";
-	g->eng.progress = isatty(2);
+	g->eng.progress = isatty(2) ? say_progress : NULL;
 	g->eng.interrupted = &interrupted;
 	g->replay_log = -1;
 }

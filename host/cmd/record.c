@@ -1,13 +1,204 @@
 // SPDX-License-Identifier: MIT
 /*
- * kstep record: the guest once under QEMU's record mode, with the guest
- * options a recording can be made with.
+ * kstep record: the debug guest run once under QEMU's record mode with no
+ * debugger attached and no breakpoint set. It runs at TCG's pace, and every
+ * input that could make a second run differ (interrupts, clocks, the
+ * network's packets, the console) goes into the replay log. kstep
+ * trace|step|why --replay then run it again, instruction for instruction,
+ * as often as wanted.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
-#include "record_cmd.h"
+#include "files.h"
+#include "qmp.h"
 
 #include "session.h"
+
+#define RECORD_POLL_MS 200
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static uint64_t file_size(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &st) ? 0 : (uint64_t)st.st_size;
+}
+
+/* The rc of the last "KSTEP-WORKLOAD-DONE NAME RC" on the console; -1: none. */
+static int workload_rc(const char *dir)
+{
+	char path[PATH_MAX], line[512];
+	int rc = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, RECORDING_CONSOLE);
+	if (!(f = fopen(path, "re")))
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		const char *p = strstr(line, "KSTEP-WORKLOAD-DONE ");
+
+		if (p)
+			sscanf(p, "KSTEP-WORKLOAD-DONE %*s %d", &rc);
+	}
+	fclose(f);
+	return rc;
+}
+
+/* Launch the guest in record mode and start it (QEMU comes up halted). */
+static int start_recording(struct qemu **q, struct qemu_opts *qo, const volatile sig_atomic_t *stop,
+			   char *err, size_t errlen)
+{
+	struct qmp *qmp = NULL;
+	int ret = qemu_launch(q, qo, err, errlen);
+
+	if (!ret)
+		ret = qemu_wait_ready(*q, QEMU_READY_MS, stop, err, errlen);
+	if (!ret)
+		ret = qmp_open(&qmp, qemu_qmp_socket(*q), err, errlen);
+	if (!ret && (ret = qmp_execute(qmp, "cont")))
+		snprintf(err, errlen, "%s", qmp_errmsg(qmp));
+	qmp_close(qmp);
+	return ret;
+}
+
+/* Wait for QEMU to end, showing how far the recording has come. */
+static int wait_recording(struct qemu *q, const char *dir, void (*progress)(const char *line, bool final), volatile sig_atomic_t *stop,
+			  int *status)
+{
+	struct timespec t0;
+	char line[128];
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!qemu_exited(q, status)) {
+		if (*stop)
+			return -EINTR;
+		if (progress) {
+			snprintf(line, sizeof(line), "recording %.1f s, log %.1f MB", seconds_since(&t0),
+				 (double)file_size(dir, RECORDING_LOG) / 1e6);
+			progress(line, false);
+		}
+		usleep(RECORD_POLL_MS * 1000);
+	}
+	if (progress) {
+		snprintf(line, sizeof(line), "recorded %.1f s, log %.1f MB", seconds_since(&t0),
+			 (double)file_size(dir, RECORDING_LOG) / 1e6);
+		progress(line, true);
+	}
+	return 0;
+}
+
+/* How the guest ended decides whether the recording is one and the exit. */
+static int recording_ending(struct recording *r, const char *dir, int status)
+{
+	int rc = workload_rc(dir);
+
+	if (rc == 0 && status != 1)
+		return 0;
+	if (rc > 0) {
+		say_error("recorded, but the workload %s failed with rc %d (console: %s/%s)", r->workload,
+			rc, dir, RECORDING_CONSOLE);
+		return EXIT_WORKLOAD_FAILED;
+	}
+	if (status == 1) {
+		say_error("recorded a kernel panic (console: %s/%s): replay it to look at it", dir,
+			RECORDING_CONSOLE);
+		return EXIT_KERNEL_DIED;
+	}
+	snprintf(r->state, sizeof(r->state), "failed");
+	say_error("QEMU ended (status %d) before the workload finished: no usable recording "
+			"(console: %s/%s)", status, dir, RECORDING_CONSOLE);
+	return EXIT_QEMU_ENDED;
+}
+
+static int record(struct qemu_opts *qo, struct recording *r, const char *dir, void (*progress)(const char *line, bool final),
+		  volatile sig_atomic_t *stop)
+{
+	char err[512];
+	struct qemu *q = NULL;
+	struct timespec t0;
+	int status = 0, ret, dfd;
+
+	if ((qo->rr_fd = recording_open_log(dir, true, err, sizeof(err))) < 0) {
+		say_error("cannot create the replay log %s", err);
+		return EXIT_FAILED;
+	}
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	    (qo->serial_fd = files_create(dfd, RECORDING_CONSOLE, 0600)) < 0) {
+		say_error("cannot create %s/%s: %s", dir, RECORDING_CONSOLE, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		close(qo->rr_fd);
+		return EXIT_FAILED;
+	}
+	close(dfd);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if ((ret = start_recording(&q, qo, stop, err, sizeof(err)))) {
+		say_error("%s", err);
+		qemu_free(q);
+		close(qo->serial_fd);
+		close(qo->rr_fd);
+		return EXIT_FAILED;
+	}
+	ret = wait_recording(q, dir, progress, stop, &status);
+	r->seconds = seconds_since(&t0);
+	qemu_free(q); /* stops QEMU if it still runs (^C) */
+	close(qo->serial_fd);
+	close(qo->rr_fd);
+	r->log_bytes = file_size(dir, RECORDING_LOG);
+	r->qemu_status = status;
+	snprintf(r->state, sizeof(r->state), "%s", ret == -EINTR ? "interrupted" : "complete");
+	if (ret == -EINTR)
+		say_error("interrupted: the recording in %s is cut short (a replay refuses it)", dir);
+	ret = ret == -EINTR ? EXIT_INTERRUPTED : recording_ending(r, dir, status);
+	if (recording_write(dir, r, err, sizeof(err))) {
+		/* A full disk, say: what QEMU wrote cannot be replayed without it. */
+		say_error("%s: no usable recording", err);
+		return EXIT_QEMU_ENDED;
+	}
+	if (!strcmp(r->state, "complete"))
+		printf("kstep: recorded %s in %.1f s, replay log %.1f MB: %s (replay it with: kstep trace --replay %s)\n",
+		       r->workload, r->seconds, (double)r->log_bytes / 1e6, dir, dir);
+	return ret;
+}
+
+static int record_run(struct qemu_opts *qo, const char *dir, bool force, void (*progress)(const char *line, bool final), volatile sig_atomic_t *stop)
+{
+	char err[PATH_MAX + 128];
+	struct recording r;
+	int major, minor;
+
+	if (recording_prepare_dir(dir, force, err, sizeof(err)) || recording_init(&r, qo->images, err, sizeof(err))) {
+		say_error("%s", err);
+		return EXIT_FAILED;
+	}
+	snprintf(r.workload, sizeof(r.workload), "%s", qo->workload);
+	snprintf(r.size, sizeof(r.size), "%s", qo->count ? qo->count : "");
+	snprintf(r.nic, sizeof(r.nic), "%s", qo->nic);
+	snprintf(r.mem, sizeof(r.mem), "%s", qo->mem ? qo->mem : "");
+	r.kaslr = qo->kaslr;
+	if (qemu_version(&major, &minor)) {
+		say_error("cannot run %s to see its version",
+			getenv("QEMU") && *getenv("QEMU") ? getenv("QEMU") : "qemu-system-x86_64");
+		return EXIT_FAILED;
+	}
+	snprintf(r.qemu, sizeof(r.qemu), "%d.%d", major, minor);
+	say_info("recording workload %s (TCG, one vCPU, no breakpoints) into %s", qo->workload, dir);
+	return record(qo, &r, dir, progress, stop);
+}
 
 static void record_usage(FILE *f)
 {

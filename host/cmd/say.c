@@ -39,6 +39,12 @@ static void say(enum say_kind kind, const char *tail, const char *fmt, va_list a
 	fputs(tail, stderr);
 }
 
+void say_progress(const char *line, bool final)
+{
+	fprintf(stderr, "\r\033[Kkstep: %s%s", line, final ? "\n" : "");
+	fflush(stderr);
+}
+
 void say_usage(const char *cmd, const char *fmt, ...)
 {
 	char tail[64];

@@ -1,30 +1,24 @@
 // SPDX-License-Identifier: MIT
 /*
- * probe_cmd: `kstep probe`, where probes can go and what they can fetch,
+ * kstep probe, where probes can go and what they can fetch,
  * from vmlinux's (or a module's) DWARF with no guest running, as perf
  * probe's -L and -V show it:
  *   kstep probe SPEC...          the addresses each probe spec resolves to
  *   kstep probe --lines WHAT     the source, lines that can take a probe numbered
  *   kstep probe --vars SPEC      the variables readable at each of SPEC's addresses
  */
-#include "probe_cmd.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dwloc.h"
-#include "fetcharg.h"
 #include "files.h"
 #include "linespec.h"
-#include "probes.h"
-#include "symbols.h"
+
+#include "cmd.h"
 
 static void usage(FILE *f)
 {
@@ -49,7 +43,7 @@ static void usage(FILE *f)
 }
 
 struct probe_opts {
-	char vmlinux[PATH_MAX];
+	char vmlinux[PATH_MAX + 16];
 	char moddir[PATH_MAX];
 	char srcdir[PATH_MAX];
 	uint64_t kaslr;
@@ -63,8 +57,8 @@ static int show_sites(struct symtab *syms, struct probe_set *ps, const char *spe
 	size_t first = ps->n;
 
 	if (probes_add_spec(ps, spec, NULL, syms, err, sizeof(err))) {
-		fprintf(stderr, "kstep probe: %s\n", err);
-		return 1;
+		say_error("%s", err);
+		return EXIT_FAILED;
 	}
 	for (size_t i = first; i < ps->n; i++) {
 		const struct probe *p = &ps->v[i];
@@ -108,12 +102,12 @@ static int show_lines(struct symtab *syms, struct probe_set *ps, const struct pr
 	int ret = what ? linespec_lines(syms, what, &r, err, sizeof(err)) : -ENOENT;
 
 	if (ret) {
-		fprintf(stderr, "kstep probe: %s\n", err);
-		return 1;
+		say_error("%s", err);
+		return EXIT_FAILED;
 	}
 	if (!linespec_source_path(ps->srcdir, r.file, path, sizeof(path)) ||
 	    files_read_lines(path, r.first, r.last, &text) < 0)
-		fprintf(stderr, "kstep probe: no source for %s (give --source DIR): the lines with code only\n",
+		say_error("no source for %s (give --source DIR): the lines with code only",
 			r.file);
 	printf("<%s%s%s:%d>\n", r.func, r.func[0] ? "@" : "", r.file, r.first - r.base);
 	for (int l = r.first; l <= r.last && (!text || text[l - r.first]); l++) {
@@ -197,8 +191,8 @@ static int show_vars(struct symtab *syms, struct probe_set *ps, const char *spec
 	char err[1024];
 
 	if (probes_add_spec(ps, spec, NULL, syms, err, sizeof(err))) {
-		fprintf(stderr, "kstep probe: %s\n", err);
-		return 1;
+		say_error("%s", err);
+		return EXIT_FAILED;
 	}
 	printf("Available variables at %s\n", spec);
 	for (size_t i = 0; i < ps->n; i++) {
@@ -213,8 +207,8 @@ static int show_vars(struct symtab *syms, struct probe_set *ps, const char *spec
 		/* In a module: at the place its .ko gives MODULE:FUNC+OFF. */
 		if (!(ko = probes_module_symtab(ps, p->module, err, sizeof(err))) ||
 		    sym_resolve(ko, strchr(p->spec, ':') + 1, &at)) {
-			fprintf(stderr, "kstep probe: %s: %s\n", p->spec, ko ? "not in the module's debug info" : err);
-			return 1;
+			say_error("%s: %s", p->spec, ko ? "not in the module's debug info" : err);
+			return EXIT_FAILED;
 		}
 		show_vars_at(ko, at, !strchr(p->spec, '+'));
 	}
@@ -257,27 +251,28 @@ static int parse(int argc, char **argv, struct probe_opts *o)
 			errno = 0;
 			o->kaslr = strtoull(optarg, &end, 0);
 			if (errno || *end || end == optarg) {
-				fprintf(stderr, "kstep probe: --kaslr-offset %s: not a number\n", optarg);
-				return 2;
+				say_error("--kaslr-offset %s: not a number", optarg);
+				return EXIT_USAGE;
 			}
 			break;
 		case 'h':
 			usage(stdout);
 			return -1;
 		default:
-			fprintf(stderr, "kstep probe: unknown option (see 'kstep probe --help')\n");
-			return 2;
+			say_error("unknown option (see 'kstep probe --help')");
+			return EXIT_USAGE;
 		}
 	}
 	if (!!o->lines + !!o->vars + (optind < argc) != 1) {
-		fprintf(stderr, "kstep probe: give SPEC..., --lines WHAT or --vars SPEC (one of them)\n");
-		return 2;
+		say_error("give SPEC..., --lines WHAT or --vars SPEC (one of them)");
+		return EXIT_USAGE;
 	}
 	return 0;
 }
 
-int probe_main(int argc, char **argv, const char *default_vmlinux)
+int cmd_probe(int argc, char **argv)
 {
+	struct guest_opts g;
 	struct probe_opts o = { 0 };
 	struct probe_set ps = { 0 };
 	struct symtab *syms;
@@ -286,11 +281,14 @@ int probe_main(int argc, char **argv, const char *default_vmlinux)
 
 	if (ret)
 		return ret < 0 ? 0 : ret;
-	if (!o.vmlinux[0])
-		snprintf(o.vmlinux, sizeof(o.vmlinux), "%s", default_vmlinux);
+	if (!o.vmlinux[0]) { /* the one a guest command would take */
+		guest_defaults(&g);
+		guest_finish_defaults(&g);
+		snprintf(o.vmlinux, sizeof(o.vmlinux), "%s", g.vmlinux);
+	}
 	if (sym_open(&syms, o.vmlinux, err, sizeof(err))) {
-		fprintf(stderr, "kstep probe: %s\n", err);
-		return 1;
+		say_error("%s", err);
+		return EXIT_FAILED;
 	}
 	sym_relocate(syms, o.kaslr);
 	probes_set_paths(&ps, syms, o.vmlinux, o.moddir[0] ? o.moddir : NULL, o.srcdir[0] ? o.srcdir : NULL);

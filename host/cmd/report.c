@@ -1,25 +1,21 @@
 // SPDX-License-Identifier: MIT
 /*
- * report_cmd: kstep report DIR, the packet report of any kstep trace (the
+ * kstep report DIR, the packet report of any kstep trace (the
  * one kstep trace prints at its end, and more): per-packet verdicts, stage
  * latencies and drops in guest time, perf's netdev-times view, or JSON.
  */
-#include "report_cmd.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "files.h"
 #include "flamegraph.h"
 #include "capture.h"
 #include "perfetto.h"
-#include "report.h"
+
+#include "cmd.h"
 
 #define DEFAULT_ROWS 20
 /* Long options without a letter. */
@@ -72,7 +68,7 @@ static int parse_count(const char *opt, const char *arg, unsigned long *out)
 
 	*out = strtoul(arg, &end, 10);
 	if (*end || !*arg) {
-		fprintf(stderr, "kstep: %s wants a number, not '%s' (see 'kstep report --help')\n", opt, arg);
+		say_error("%s wants a number, not '%s' (see 'kstep report --help')", opt, arg);
 		return -EINVAL;
 	}
 	return 0;
@@ -94,7 +90,7 @@ static int write_flamegraph(struct report *r, const char *path, const char *dir)
 	FILE *f = files_fcreate(path, &ret, err, sizeof(err));
 
 	if (!f) {
-		fprintf(stderr, "kstep: %s\n", err);
+		say_error("%s", err);
 		return ret;
 	}
 	snprintf(title, sizeof(title), "kstep %s: %s", report_steps(r) ? "instructions" : "stops", dir);
@@ -102,9 +98,9 @@ static int write_flamegraph(struct report *r, const char *path, const char *dir)
 	if (fclose(f) && !ret)
 		ret = -EIO;
 	if (ret)
-		fprintf(stderr, "kstep: writing %s: %s\n", path, strerror(-ret));
+		say_error("writing %s: %s", path, strerror(-ret));
 	else
-		fprintf(stderr, "kstep: flame graph of %" PRIu64 " %s in %s\n", calltree_total(report_calltree(r)),
+		say_info("flame graph of %" PRIu64 " %s in %s", calltree_total(report_calltree(r)),
 			report_steps(r) ? "instructions" : "stops", path);
 	return ret;
 }
@@ -146,14 +142,14 @@ static int write_timeline(struct perfetto *timeline, const struct report *r, con
 	int ret = perfetto_write(timeline, r, path, &left_out, err, sizeof(err));
 
 	if (ret) {
-		fprintf(stderr, "kstep: %s\n", err);
+		say_error("%s", err);
 		return ret;
 	}
-	fprintf(stderr, "kstep: Perfetto timeline of %" PRIu64 " events and %" PRIu64 " packets in %s (open it in "
-			"ui.perfetto.dev)\n", report_events(r), report_packets(r), path);
+	say_info("Perfetto timeline of %" PRIu64 " events and %" PRIu64 " packets in %s (open it in "
+			"ui.perfetto.dev)", report_events(r), report_packets(r), path);
 	if (left_out)
-		fprintf(stderr, "kstep: %" PRIu64 " slices crossed another on their track (not nested) and were left "
-				"out\n", left_out);
+		say_info("%" PRIu64 " slices crossed another on their track (not nested) and were left "
+				"out", left_out);
 	return 0;
 }
 
@@ -164,14 +160,14 @@ static int write_capture(struct capture *cap, const struct report *r, const char
 	int ret;
 
 	if (!capture_records(cap)) {
-		fprintf(stderr, "kstep: no stop in the trace carries a packet's bytes (trace the packet's path, "
-				"e.g. -p rx, with a kstep that records the pkt field): %s not written\n", path);
+		say_error("no stop in the trace carries a packet's bytes (trace the packet's path, "
+				"e.g. -p rx, with a kstep that records the pkt field): %s not written", path);
 		return -ENOENT;
 	}
 	if ((ret = capture_write(cap, r, path, err, sizeof(err))))
-		fprintf(stderr, "kstep: %s\n", err);
+		say_error("%s", err);
 	else
-		fprintf(stderr, "kstep: %" PRIu64 " packet records of %" PRIu64 " packets in %s\n",
+		say_info("%" PRIu64 " packet records of %" PRIu64 " packets in %s",
 			capture_records(cap), report_packets(r), path);
 	return ret;
 }
@@ -182,7 +178,7 @@ static const char *kernel_tree(const struct report *r, char *out, size_t len)
 	return files_kernel_source(report_vmlinux(r), out, len);
 }
 
-int report_main(int argc, char **argv, const volatile sig_atomic_t *interrupted)
+int cmd_report(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "netdev-times", no_argument, NULL, 'n' }, { "json", no_argument, NULL, 'j' },
@@ -217,11 +213,11 @@ int report_main(int argc, char **argv, const volatile sig_atomic_t *interrupted)
 			break;
 		case 'a':
 			if (!ro.annotate && annotate_new(&ro.annotate, optarg))
-				return 1;
+				return EXIT_FAILED;
 			break;
 		case 't':
 			if (parse_count("--top", optarg, &top))
-				return 2;
+				return EXIT_USAGE;
 			break;
 		case 's':
 			srcdir = optarg;
@@ -235,41 +231,41 @@ int report_main(int argc, char **argv, const volatile sig_atomic_t *interrupted)
 		case 'F':
 			flame = optarg;
 			if (!ends_with(flame, ".svg") && !ends_with(flame, ".html")) {
-				fprintf(stderr, "kstep: --flamegraph FILE must end in .svg or .html, not '%s'\n", flame);
-				return 2;
+				say_error("--flamegraph FILE must end in .svg or .html, not '%s'", flame);
+				return EXIT_USAGE;
 			}
 			break;
 		case 'D':
 			if (parse_count("--depth", optarg, &depth))
-				return 2;
+				return EXIT_USAGE;
 			break;
 		case 'r':
 			if (parse_count("--rows", optarg, &rows))
-				return 2;
+				return EXIT_USAGE;
 			break;
 		case 'h':
 			usage(stdout);
 			return 0;
 		default:
-			fprintf(stderr, "kstep: unknown option (see 'kstep report --help')\n");
-			return 2;
+			say_error("unknown option (see 'kstep report --help')");
+			return EXIT_USAGE;
 		}
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "kstep: report wants one trace directory (see 'kstep report --help')\n");
-		return 2;
+		say_error("report wants one trace directory (see 'kstep report --help')");
+		return EXIT_USAGE;
 	}
-	ro.interrupted = interrupted;
+	ro.interrupted = &interrupted;
 	if ((pcap && capture_new(&outs.cap)) || (perfetto && perfetto_new(&outs.timeline))) {
-		fprintf(stderr, "kstep: out of memory\n");
+		say_error("out of memory");
 		outputs_free(&outs);
-		return 1;
+		return EXIT_FAILED;
 	}
 	ro.on_packet_stop = pcap || perfetto ? packet_stop : NULL;
 	ro.on_event = perfetto ? every_event : NULL;
 	ro.stop_ctx = &outs;
 	if ((ret = report_read_dir(&r, argv[optind], &ro, err, sizeof(err)))) {
-		fprintf(stderr, "kstep: %s\n", err);
+		say_error("%s", err);
 		annotate_free(ro.annotate);
 		outputs_free(&outs);
 		return ret == -EINTR ? 130 : 1;
@@ -294,8 +290,8 @@ int report_main(int argc, char **argv, const volatile sig_atomic_t *interrupted)
 	else
 		report_print(r, stdout, rows);
 	if (!json && report_cut_bytes(r))
-		fprintf(stderr, "kstep: the trace was cut short: %zu bytes after its last complete event "
-				"(%" PRIu64 " events) were left out\n", report_cut_bytes(r), report_events(r));
+		say_error("the trace was cut short: %zu bytes after its last complete event "
+				"(%" PRIu64 " events) were left out", report_cut_bytes(r), report_events(r));
 	report_free(r);
 	annotate_free(ro.annotate);
 	outputs_free(&outs);

@@ -1,25 +1,22 @@
 // SPDX-License-Identifier: MIT
 /*
- * dump_cmd: `kstep dump -o FILE`, a vmcore of a guest kstep started or
+ * kstep dump -o FILE, a vmcore of a guest kstep started or
  * attached to: the one `make run-guest` or a frozen oops catch left
  * (found through the run directory's guest.env), the one beside a given
  * gdbstub socket, the one behind a given QMP socket, or a libvirt domain
  * (through libvirt, which owns its QMP socket).
  */
-#include "dump_cmd.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
-#include <limits.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "files.h"
 #include "libvirt.h"
 #include "vmcore.h"
+
+#include "cmd.h"
 
 static void usage(FILE *f)
 {
@@ -93,26 +90,26 @@ static int find_qmp(const char *attach, const char *qmp, char *out, size_t len)
 	}
 	if (attach) {
 		if (strncmp(attach, "unix:", 5)) {
-			fprintf(stderr, "kstep dump: --attach %s: only a unix:PATH gdbstub has a QMP socket beside it; "
-					"pass --qmp PATH\n", attach);
-			return 2;
+			say_error("--attach %s: only a unix:PATH gdbstub has a QMP socket beside it; "
+					"pass --qmp PATH", attach);
+			return EXIT_USAGE;
 		}
 		if (vmcore_qmp_beside(attach + 5, out, len)) {
-			fprintf(stderr, "kstep dump: no QMP socket of yours beside %s (%s); pass --qmp PATH\n",
+			say_error("no QMP socket of yours beside %s (%s); pass --qmp PATH",
 				attach + 5, out);
-			return 1;
+			return EXIT_FAILED;
 		}
 		return 0;
 	}
 	ret = qmp_from_rundir(out, len, err, sizeof(err));
 	if (ret == -ENOENT) {
-		fprintf(stderr, "kstep dump: no guest found (no guest.env in the run directory: start one with "
-				"make run-guest, or pass --attach/--qmp)\n");
-		return 1;
+		say_error("no guest found (no guest.env in the run directory: start one with "
+				"make run-guest, or pass --attach/--qmp)");
+		return EXIT_FAILED;
 	}
 	if (ret) {
-		fprintf(stderr, "kstep dump: %s\n", err);
-		return 1;
+		say_error("%s", err);
+		return EXIT_FAILED;
 	}
 	return 0;
 }
@@ -130,11 +127,11 @@ static int dump_libvirt(const char *uri, const char *name, const char *out, char
 
 	if (ret)
 		return ret;
-	fprintf(stderr, "kstep: dumping the memory of domain '%s' (%s) to %s\n", name, lv_uri(d), out);
+	say_info("dumping the memory of domain '%s' (%s) to %s", name, lv_uri(d), out);
 	ret = vmcore_write_by(dump_domain, d, AT_FDCWD, out, err, errlen);
 	if (lv_tainted_by_us(d))
-		fprintf(stderr, "kstep: libvirt now marks domain '%s' tainted (custom monitor): the dump went through "
-				"the domain's monitor\n", name);
+		say_info("libvirt now marks domain '%s' tainted (custom monitor): the dump went through "
+				"the domain's monitor", name);
 	if (ret)
 		lv_close(d, false, NULL, 0);
 	else
@@ -142,7 +139,7 @@ static int dump_libvirt(const char *uri, const char *name, const char *out, char
 	return ret;
 }
 
-int dump_main(int argc, char **argv)
+int cmd_dump(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "output", required_argument, NULL, 'o' }, { "attach", required_argument, NULL, 'A' },
@@ -175,27 +172,29 @@ int dump_main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			fprintf(stderr, "kstep dump: bad usage (try kstep dump --help)\n");
-			return 2;
+			say_error("bad usage (see 'kstep dump --help')");
+			return EXIT_USAGE;
 		}
 	}
 	if (!out || optind < argc || !!attach + !!qmp + !!domain > 1 || (uri && !domain)) {
-		fprintf(stderr, "kstep dump: %s (try kstep dump --help)\n",
+		say_error("%s (try kstep dump --help)",
 			!out			  ? "-o FILE is required"
 			: uri && !domain	  ? "--libvirt URI needs --domain NAME"
 			: optind < argc		  ? "unexpected argument"
 						  : "one of --attach, --qmp and --domain");
-		return 2;
+		return EXIT_USAGE;
 	}
-	if (domain)
+	if (domain) {
 		ret = dump_libvirt(uri, domain, out, err, sizeof(err));
-	else if ((ret = find_qmp(attach, qmp, sock, sizeof(sock))))
-		return ret;
-	else if (fprintf(stderr, "kstep: dumping the guest's memory to %s\n", out) > 0)
+	} else {
+		if ((ret = find_qmp(attach, qmp, sock, sizeof(sock))))
+			return ret;
+		say_info("dumping the guest's memory to %s", out);
 		ret = vmcore_write(sock, AT_FDCWD, out, err, sizeof(err));
+	}
 	if (ret) {
-		fprintf(stderr, "kstep dump: no vmcore written: %s\n", err);
-		return 1;
+		say_error("no vmcore written: %s", err);
+		return EXIT_FAILED;
 	}
 	if (domain)
 		printf("vmcore: %s (open it with: crash --kaslr auto VMLINUX %s; libvirt's dump has no page "
