@@ -5,6 +5,7 @@
  * of kstep trace. engine_boot.c, engine_bp.c and engine_step.c hold the rest.
  */
 #include "engine_priv.h"
+#include "kerr.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -24,24 +25,14 @@
  * has at another point (an edited recording, other settings, another QEMU). */
 #define REPLAY_STALL_S 30.0
 
-int engine_fail(struct engine *e, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(e->err, sizeof(e->err), fmt, ap);
-	va_end(ap);
-	return err;
-}
-
 int engine_target_fail(struct engine *e, int err)
 {
 	const char *why = target_errmsg(e->t);
 
 	/* Every target error should say what happened; one that does not
 	 * still names its errno rather than printing nothing. */
-	return why && *why ? engine_fail(e, err, "%s", why)
-			   : engine_fail(e, err, "the stub connection failed: %s", strerror(err < 0 ? -err : err));
+	return why && *why ? kerr_set(e->err, sizeof(e->err), err, "%s", why)
+			   : kerr_set(e->err, sizeof(e->err), err, "the stub connection failed: %s", strerror(err < 0 ? -err : err));
 }
 
 void engine_clear_err(struct engine *e)
@@ -291,7 +282,7 @@ int engine_write_event(struct engine *e, struct snapshot *sn, enum trace_kind ki
 	if (!err && e->bt_ends)
 		e->bt_ends[sn->end]++;
 
-	return err ? engine_fail(e, err, "writing the trace: %s", strerror(-err)) : 0;
+	return err ? kerr_set(e->err, sizeof(e->err), err, "writing the trace: %s", strerror(-err)) : 0;
 }
 
 /* A snapshot at a stop: the guest is stopped, so the chain can be read. */
@@ -360,7 +351,7 @@ int engine_run_until_stop(struct engine *e, struct target_stop *st, enum engine_
 		if (err == -ETIMEDOUT || err == -EINTR) {
 			engine_progress(e, e->seq, "stops", NULL, false);
 			if (replay_stalled(e))
-				return engine_fail(e, -ETIMEDOUT, "the replay made no progress for %.0f s: it no longer "
+				return kerr_set(e->err, sizeof(e->err), -ETIMEDOUT, "the replay made no progress for %.0f s: it no longer "
 							     "follows its recording (edited settings, other images, "
 							     "another QEMU than the one that recorded it, or an e1000 NIC "
 							     "whose timers this QEMU cannot switch off)", REPLAY_STALL_S);
@@ -411,9 +402,9 @@ static int finish_report(struct engine *e, struct probe *p, struct snapshot *sn,
 	if (err == -ETIMEDOUT)
 		err = engine_halt(e); /* froze before the end: still a dying guest */
 	else if (!err && st.kind != TARGET_STOP_SIGNAL)
-		return engine_fail(e, -ECHILD, "the guest ended while printing its report");
+		return kerr_set(e->err, sizeof(e->err), -ECHILD, "the guest ended while printing its report");
 	if (err)
-		return err == -ECONNRESET ? engine_fail(e, err, "QEMU went away during the report") : engine_target_fail(e, err);
+		return err == -ECONNRESET ? kerr_set(e->err, sizeof(e->err), err, "QEMU went away during the report") : engine_target_fail(e, err);
 	if ((err = engine_clear_breakpoints(e)))
 		return err;
 	memcache_clear_lines(e->mc);
@@ -508,7 +499,7 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 	memset(res, 0, sizeof(*res));
 	e->bt_ends = res->bt_ends;
 	if (snapshot_new(&sn, e->mc))
-		return engine_fail(e, -ENOMEM, "out of memory");
+		return kerr_set(e->err, sizeof(e->err), -ENOMEM, "out of memory");
 	e->t0_ns = trace_now_ns();
 	err = e->chan ? engine_plugin_start(e) : 0;
 	if (!err)

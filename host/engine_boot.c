@@ -77,11 +77,11 @@ int engine_locate_kernel(struct engine *e, uint64_t *offset)
 
 	engine_clear_err(e);
 	if (!b || !b->size)
-		return engine_fail(e, -ENOENT, "%s has no linux_banner: is it a vmlinux?", sym_path(e->syms));
+		return kerr_set(e->err, sizeof(e->err), -ENOENT, "%s has no linux_banner: is it a vmlinux?", sym_path(e->syms));
 	link = b->addr - cur;
 	len = b->size < sizeof(mine) ? b->size : sizeof(mine);
 	if (sym_read_bytes(e->syms, b->addr, mine, len))
-		return engine_fail(e, -EIO, "cannot read linux_banner from %s", sym_path(e->syms));
+		return kerr_set(e->err, sizeof(e->err), -EIO, "cannot read linux_banner from %s", sym_path(e->syms));
 	if ((err = target_read_regs(e->t, &e->regs)))
 		return engine_target_fail(e, err);
 	pc = engine_reg(e, e->pc_idx);
@@ -97,14 +97,14 @@ int engine_locate_kernel(struct engine *e, uint64_t *offset)
 	for (*offset = 0; link + *offset < KERNEL_IMAGE_END && link + *offset >= link; *offset += KASLR_ALIGN)
 		if (banner_at(e, link, *offset, mine, len))
 			goto found;
-	return engine_fail(e, -ENOENT,
+	return kerr_set(e->err, sizeof(e->err), -ENOENT,
 			   "the kernel is not where %s puts it, and its linux_banner is at none of the places KASLR "
 			   "can move it to: the guest runs another kernel (pass its vmlinux: --vmlinux PATH), or give "
 			   "the offset (--kaslr-offset: the 'Kernel Offset:' of a panic log)", sym_path(e->syms));
 found:
 	sym_relocate(e->syms, *offset);
 	if (e->o.cfi && (err = cfi_relocate(e->o.cfi, *offset)))
-		return engine_fail(e, err, "the CFI unwinder cannot follow the kernel to 0x%" PRIx64, *offset);
+		return kerr_set(e->err, sizeof(e->err), err, "the CFI unwinder cannot follow the kernel to 0x%" PRIx64, *offset);
 	return 0;
 }
 
@@ -154,7 +154,7 @@ int engine_run_to_start_kernel(struct engine *e, int timeout_ms)
 	engine_clear_err(e);
 	e->caught_early = false;
 	if (!sk)
-		return engine_fail(e, -ENOENT, "%s has no start_kernel: is it a vmlinux?", sym_path(e->syms));
+		return kerr_set(e->err, sizeof(e->err), -ENOENT, "%s has no start_kernel: is it a vmlinux?", sym_path(e->syms));
 	bp = sk->addr;
 	sk_link = bp - sym_offset(e->syms); /* start_kernel at its link address */
 	if ((err = hw_breakpoint(e, true, bp)))
@@ -177,7 +177,7 @@ int engine_run_to_start_kernel(struct engine *e, int timeout_ms)
 			target_interrupt(e->t);
 			engine_wait_stop(e, &st, HALT_TIMEOUT_MS);
 			target_breakpoint(e->t, false, TARGET_BP_HW, bp);
-			return engine_fail(e, -ETIMEDOUT, "the guest did not reach start_kernel within %d ms", timeout_ms);
+			return kerr_set(e->err, sizeof(e->err), -ETIMEDOUT, "the guest did not reach start_kernel within %d ms", timeout_ms);
 		}
 		if ((err = poll_kernel(e, &moved)))
 			return err;
@@ -185,9 +185,9 @@ int engine_run_to_start_kernel(struct engine *e, int timeout_ms)
 			break;
 	}
 	if (err)
-		return err == -EINTR ? engine_fail(e, err, "interrupted") : engine_target_fail(e, err);
+		return err == -EINTR ? kerr_set(e->err, sizeof(e->err), err, "interrupted") : engine_target_fail(e, err);
 	if (!moved && st.kind != TARGET_STOP_SIGNAL)
-		return engine_fail(e, -ECHILD, "the guest ended before start_kernel");
+		return kerr_set(e->err, sizeof(e->err), -ECHILD, "the guest ended before start_kernel");
 	if ((err = hw_breakpoint(e, false, bp)))
 		return err;
 	if (!moved) {
@@ -201,7 +201,7 @@ int engine_run_to_start_kernel(struct engine *e, int timeout_ms)
 	}
 	e->caught_early = moved;
 	if (!moved && engine_reg(e, e->pc_idx) != bp)
-		return engine_fail(e, -EPROTO, "stopped at 0x%" PRIx64 ", not at start_kernel", engine_reg(e, e->pc_idx));
+		return kerr_set(e->err, sizeof(e->err), -EPROTO, "stopped at 0x%" PRIx64 ", not at start_kernel", engine_reg(e, e->pc_idx));
 	return 0;
 }
 
@@ -221,15 +221,15 @@ int engine_check_banner(struct engine *e)
 
 	engine_clear_err(e);
 	if (!b || !b->size)
-		return engine_fail(e, -ENOENT, "%s has no linux_banner: is it a vmlinux?", sym_path(e->syms));
+		return kerr_set(e->err, sizeof(e->err), -ENOENT, "%s has no linux_banner: is it a vmlinux?", sym_path(e->syms));
 	len = b->size < sizeof(mine) - 1 ? b->size : sizeof(mine) - 1;
 	if (sym_read_bytes(e->syms, b->addr, mine, len))
-		return engine_fail(e, -EIO, "cannot read linux_banner from %s", sym_path(e->syms));
+		return kerr_set(e->err, sizeof(e->err), -EIO, "cannot read linux_banner from %s", sym_path(e->syms));
 	err = target_read_mem(e->t, b->addr, theirs, len);
 	printable(mine, len);
 	printable(theirs, len);
 	if (err || memcmp(mine, theirs, len)) {
-		return engine_fail(e, -ESTALE,
+		return kerr_set(e->err, sizeof(e->err), -ESTALE,
 			    "%s does not match the running guest: the guest's banner at 0x%" PRIx64
 			    " is '%.120s', vmlinux has '%.120s'; pass the vmlinux built with this kernel (--vmlinux PATH)",
 			    sym_path(e->syms), b->addr, err ? "(unreadable)" : theirs, mine);

@@ -81,7 +81,7 @@ int engine_place(struct engine *e, uint64_t addr)
 	int err;
 
 	if (!tmp)
-		return engine_fail(e, -ENOMEM, "out of memory");
+		return kerr_set(e->err, sizeof(e->err), -ENOMEM, "out of memory");
 	e->bp = tmp;
 	if ((err = target_breakpoint(e->t, true, TARGET_BP_SW, addr)))
 		return engine_target_fail(e, err);
@@ -115,7 +115,7 @@ int engine_hold(struct engine *e, uint64_t addr)
 	}
 	tmp = realloc(e->holds, (e->nholds + 1) * sizeof(*tmp));
 	if (!tmp)
-		return engine_fail(e, -ENOMEM, "out of memory");
+		return kerr_set(e->err, sizeof(e->err), -ENOMEM, "out of memory");
 	e->holds = tmp;
 	h = &e->holds[e->nholds++];
 	*h = (struct hold){ .addr = addr, .count = 1, .temporary = !placed(e, addr) };

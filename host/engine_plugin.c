@@ -66,7 +66,7 @@ static int take_hit(struct engine *e, struct probe_set *ps, const struct chan_ms
 	int err;
 
 	if (chan_parse_hit(m, target_desc(e->t)->g_size, &v))
-		return engine_fail(e, -EPROTO, "the plugin sent a HIT that is not one (%u bytes)", m->len);
+		return kerr_set(e->err, sizeof(e->err), -EPROTO, "the plugin sent a HIT that is not one (%u bytes)", m->len);
 	res->plugin_hits++;
 	p = probes_find(ps, v.h.pc);
 	if (!p || res->end != ENGINE_END_NONE)
@@ -96,7 +96,7 @@ static int take_message(struct engine *e, struct probe_set *ps, const struct cha
 	if (m->type == CHAN_HIT)
 		return take_hit(e, ps, m, sn, res);
 	if (chan_parse_synced(m, &s))
-		return engine_fail(e, -EPROTO, "the plugin sent message type %u", m->type);
+		return kerr_set(e->err, sizeof(e->err), -EPROTO, "the plugin sent message type %u", m->type);
 	res->plugin_reported = s.hits;
 	res->plugin_waits = s.waits;
 	res->plugin_wait_seconds = (double)s.wait_ns / 1e9;
@@ -119,11 +119,11 @@ static int until_synced(struct engine *e, struct probe_set *ps, struct snapshot 
 		if (n == -ECONNRESET)
 			return 0; /* QEMU ended: all it sent is read */
 		if (n < 0 && n != -EINTR)
-			return engine_fail(e, n, "reading the plugin: %s", strerror(-n));
+			return kerr_set(e->err, sizeof(e->err), n, "reading the plugin: %s", strerror(-n));
 		if (n > 0 && (n = take_message(e, ps, &m, sn, res, &synced)))
 			return n;
 		if (!synced && engine_since(e) - t0 > PLUGIN_SYNC_MS / 1000.0)
-			return engine_fail(e, -ETIMEDOUT, "the plugin did not answer within %d s", PLUGIN_SYNC_MS / 1000);
+			return kerr_set(e->err, sizeof(e->err), -ETIMEDOUT, "the plugin did not answer within %d s", PLUGIN_SYNC_MS / 1000);
 	}
 	return 0;
 }
@@ -134,7 +134,7 @@ int engine_plugin_sync(struct engine *e, struct probe_set *ps, struct snapshot *
 
 	/* Gone already (QEMU ending): what it sent before is still to read. */
 	if (err && err != -ECONNRESET)
-		return engine_fail(e, err, "writing to the plugin: %s", strerror(-err));
+		return kerr_set(e->err, sizeof(e->err), err, "writing to the plugin: %s", strerror(-err));
 	return until_synced(e, ps, sn, res);
 }
 
@@ -274,7 +274,7 @@ int engine_plugin_place(struct engine *e, struct probe_set *ps, struct snapshot 
 	if (!probes || !ops) {
 		free(probes);
 		free(ops);
-		return engine_fail(e, -ENOMEM, "out of memory");
+		return kerr_set(e->err, sizeof(e->err), -ENOMEM, "out of memory");
 	}
 	for (size_t i = 0; !err && i < ps->n; i++) {
 		size_t first = nops;
@@ -285,10 +285,10 @@ int engine_plugin_place(struct engine *e, struct probe_set *ps, struct snapshot 
 		probes[n++] = (struct chan_probe_prog){ ps->v[i].addr, ops + first, (uint32_t)(nops - first) };
 	}
 	if (err)
-		err = engine_fail(e, err, "the probes' fields are more than the plugin takes (%d steps at most)",
+		err = kerr_set(e->err, sizeof(e->err), err, "the probes' fields are more than the plugin takes (%d steps at most)",
 				  CHAN_MAX_OPS);
 	else if ((err = chan_send_probes(e->chan, probes, n, CHAN_MAX_WINDOW, irq_stack_ptr(e))))
-		err = engine_fail(e, err, "writing to the plugin: %s", strerror(-err));
+		err = kerr_set(e->err, sizeof(e->err), err, "writing to the plugin: %s", strerror(-err));
 	free(probes);
 	free(ops);
 	return err ? err : until_synced(e, ps, sn, res);
@@ -298,7 +298,7 @@ int engine_plugin_start(struct engine *e)
 {
 	int err = chan_send_regs(e->chan, target_desc(e->t));
 
-	return err ? engine_fail(e, err, "writing to the plugin: %s", strerror(-err)) : 0;
+	return err ? kerr_set(e->err, sizeof(e->err), err, "writing to the plugin: %s", strerror(-err)) : 0;
 }
 
 /* ^C, --duration or --max-stops while the guest runs: stop it at the
@@ -359,7 +359,7 @@ int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct 
 				return err;
 		}
 		if (n < 0 && n != -EINTR && n != -ECONNRESET)
-			return engine_fail(e, n, "reading the plugin: %s", strerror(-n));
+			return kerr_set(e->err, sizeof(e->err), n, "reading the plugin: %s", strerror(-n));
 		if (res->end != ENGINE_END_NONE)
 			continue; /* --max-stops: halt */
 		/* The plugin gone: QEMU is ending, or the plugin gave up (its
@@ -367,7 +367,7 @@ int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct 
 		if (n == -ECONNRESET && !gone_at)
 			gone_at = engine_since(e);
 		if (gone_at && engine_since(e) - gone_at > PLUGIN_GONE_S)
-			return engine_fail(e, -EPIPE, "kstep's QEMU plugin stopped reporting while the guest ran on "
+			return kerr_set(e->err, sizeof(e->err), -EPIPE, "kstep's QEMU plugin stopped reporting while the guest ran on "
 						      "(its reason is in guest/serial.log)");
 		/* A gdbstub's wait of 0 ms does not look at the socket: 1 ms does. */
 		err = target_wait(e->t, st, gone_at ? 200 : 1);

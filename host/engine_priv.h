@@ -12,6 +12,7 @@
 
 #include "disasm.h"
 #include "engine.h"
+#include "kerr.h"
 #include "memcache.h"
 #include "packet.h"
 #include "snapshot.h"
@@ -84,7 +85,6 @@ struct engine {
 
 /* The error convention (DESIGN.md): return 0 or a negative errno; the
  * detail goes to e->err, which every public entry point clears first. */
-int engine_fail(struct engine *e, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* --max-stops events are written: no more, even when one stop would write
  * several (returns to an address that is also a probe). */
 static inline bool engine_at_max_stops(const struct engine *e, const struct engine_result *res)

@@ -44,7 +44,7 @@ int engine_run_on(struct engine *e, struct engine_result *res)
 	engine_clear_err(e);
 	memset(res, 0, sizeof(*res));
 	if ((err = engine_resume(e, engine_pc(e))) || (err = engine_run_until_stop(e, &st, &end)))
-		return err == -ECONNRESET ? engine_fail(e, err, "the guest ended before the point") : err;
+		return err == -ECONNRESET ? kerr_set(e->err, sizeof(e->err), err, "the guest ended before the point") : err;
 	res->end = end;
 	return end == ENGINE_END_NONE ? at_stop(e) : 0;
 }
@@ -96,7 +96,7 @@ int engine_record_hit(struct engine *e, struct probe *p, struct engine_result *r
 	int err;
 
 	if (snapshot_new(&sn, e->mc))
-		return engine_fail(e, -ENOMEM, "out of memory");
+		return kerr_set(e->err, sizeof(e->err), -ENOMEM, "out of memory");
 	if (!(err = at_stop(e)))
 		err = engine_record_stop(e, p, sn, res);
 	snapshot_free(sn);
@@ -146,9 +146,9 @@ int engine_last_reg_write(struct engine *e, const char *reg, uint64_t until_icou
 	memset(w, 0, sizeof(*w));
 	e->bt_ends = res->bt_ends;
 	if (idx < 0)
-		return engine_fail(e, -EINVAL, "the stub has no register '%s'", reg);
+		return kerr_set(e->err, sizeof(e->err), -EINVAL, "the stub has no register '%s'", reg);
 	if (snapshot_new(&sn, e->mc))
-		return engine_fail(e, -ENOMEM, "out of memory");
+		return kerr_set(e->err, sizeof(e->err), -ENOMEM, "out of memory");
 	if ((err = target_set_sstep(e->t, TARGET_SSTEP_ENABLE)))
 		err = engine_target_fail(e, err);
 	e->t0_ns = trace_now_ns();
@@ -206,10 +206,10 @@ int engine_last_write(struct engine *e, uint64_t addr, size_t len, struct engine
 	memset(w, 0, sizeof(*w));
 	e->bt_ends = res->bt_ends;
 	if (snapshot_new(&sn, e->mc))
-		return engine_fail(e, -ENOMEM, "out of memory");
+		return kerr_set(e->err, sizeof(e->err), -ENOMEM, "out of memory");
 	if ((err = target_watch_writes(e->t, true, addr, len))) {
 		snapshot_free(sn);
-		return engine_fail(e, err, "the stub refused a write watchpoint on 0x%" PRIx64 " (%zu bytes): %s", addr,
+		return kerr_set(e->err, sizeof(e->err), err, "the stub refused a write watchpoint on 0x%" PRIx64 " (%zu bytes): %s", addr,
 				   len, strerror(-err));
 	}
 	e->t0_ns = trace_now_ns();
@@ -232,5 +232,5 @@ int engine_last_write(struct engine *e, uint64_t addr, size_t len, struct engine
 	res->seconds = engine_since(e);
 	engine_progress(e, w->writes, "writes", NULL, true);
 	snapshot_free(sn);
-	return err == -ECONNRESET ? engine_fail(e, err, "the guest ended before the point") : err;
+	return err == -ECONNRESET ? kerr_set(e->err, sizeof(e->err), err, "the guest ended before the point") : err;
 }

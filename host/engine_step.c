@@ -65,7 +65,7 @@ static int profile_add(struct engine *e, uint64_t pc)
 		}
 	tmp = realloc(e->prof, (e->nprof + 1) * sizeof(*tmp));
 	if (!tmp)
-		return engine_fail(e, -ENOMEM, "out of memory");
+		return kerr_set(e->err, sizeof(e->err), -ENOMEM, "out of memory");
 	e->prof = tmp;
 	e->prof[e->nprof] = (struct engine_fn_steps){ name, 1 };
 	e->last_prof = e->nprof++;
@@ -89,7 +89,7 @@ size_t engine_step_profile(struct engine *e, const struct engine_fn_steps **out)
 
 static int guest_ended(struct engine *e, struct step_run *r, uint64_t seen)
 {
-	return engine_fail(e, -ECHILD, "the guest ended after %" PRIu64 " of %" PRIu64 " hits of %s", seen, r->hits,
+	return kerr_set(e->err, sizeof(e->err), -ECHILD, "the guest ended after %" PRIu64 " of %" PRIu64 " hits of %s", seen, r->hits,
 			   r->at_spec);
 }
 
@@ -162,10 +162,10 @@ static int start_stepping(struct engine *e, struct step_run *r)
 static int note_entry(struct engine *e, struct step_run *r, uint64_t pc, uint64_t sp)
 {
 	if (!r->at_entry || pc != r->at)
-		return engine_fail(e, -EINVAL, "--until-return needs --at at a function's first instruction");
+		return kerr_set(e->err, sizeof(e->err), -EINVAL, "--until-return needs --at at a function's first instruction");
 	/* At entry the return address is on top of the stack. */
 	if (memcache_read(e->mc, sp, &r->ret_addr, 8))
-		return engine_fail(e, -EFAULT, "cannot read the return address at 0x%" PRIx64, sp);
+		return kerr_set(e->err, sizeof(e->err), -EFAULT, "cannot read the return address at 0x%" PRIx64, sp);
 	r->entry_sp = sp;
 	return 0;
 }
@@ -184,7 +184,7 @@ static int analyse(struct engine *e, struct step_run *r, uint64_t pc, uint64_t s
 	for (bool offline = !*stopped;; offline = false) {
 		memcache_set_offline(e->mc, offline);
 		if (memcache_code(e->mc, pc, insn, 16) && !memcache_missed(e->mc)) {
-			err = engine_fail(e, -EFAULT, "cannot read code at 0x%" PRIx64, pc);
+			err = kerr_set(e->err, sizeof(e->err), -EFAULT, "cannot read code at 0x%" PRIx64, pc);
 			break;
 		}
 		snapshot_unwind(e->snap, r->sn, &ur, dwarf, snapshot_frame_state(e->snap, pc));
@@ -354,7 +354,7 @@ static int null_step(struct engine *e, struct step_run *r, struct engine_result 
 {
 	res->null_steps++;
 	if (++r->nulls > MAX_NULL_STEPS)
-		return engine_fail(e, -EIO, "%d single steps in a row executed nothing at 0x%" PRIx64,
+		return kerr_set(e->err, sizeof(e->err), -EIO, "%d single steps in a row executed nothing at 0x%" PRIx64,
 				   MAX_NULL_STEPS, engine_reg(e, e->pc_idx));
 	return 0;
 }
@@ -418,7 +418,7 @@ int engine_step(struct engine *e, const struct probe *at, uint64_t hits, uint64_
 	if (r.want > memcache_window_max(e->mc))
 		r.want = memcache_window_max(e->mc);
 	if (snapshot_new(&r.sn, e->mc) || !(r.prev = malloc(target_desc(e->t)->g_size))) {
-		err = engine_fail(e, -ENOMEM, "out of memory");
+		err = kerr_set(e->err, sizeof(e->err), -ENOMEM, "out of memory");
 		goto out;
 	}
 	e->t0_ns = trace_now_ns();
@@ -450,7 +450,7 @@ int engine_find_hit(struct engine *e, const struct probe *at, uint64_t hits, str
 	engine_clear_err(e);
 	memset(res, 0, sizeof(*res));
 	if ((err = run_to_hit(e, &r, res)) || res->end != ENGINE_END_NONE)
-		return err == -ECONNRESET ? engine_fail(e, err, "the guest ended before hit %" PRIu64 " of %s", hits,
+		return err == -ECONNRESET ? kerr_set(e->err, sizeof(e->err), err, "the guest ended before hit %" PRIu64 " of %s", hits,
 						       at->spec) : err;
 	engine_update_guest_clock(e);
 	return engine_clear_breakpoints(e);
@@ -472,7 +472,7 @@ int engine_run_to_modules(struct engine *e, struct probe_set *ps, struct engine_
 	engine_clear_err(e);
 	memset(res, 0, sizeof(*res));
 	if (!e->o.module_loader)
-		return engine_fail(e, -ENOENT, "this kernel has no module loader to wait at (no modules?)");
+		return kerr_set(e->err, sizeof(e->err), -ENOENT, "this kernel has no module loader to wait at (no modules?)");
 	if ((err = engine_place(e, e->o.module_loader)))
 		return err;
 	while (!all_placed(ps)) {

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "dwloc.h"
+#include "kerr.h"
 
 #define MAX_OPS 24
 #define NAME_MAX_LEN 64
@@ -79,11 +80,12 @@ static int fail(struct compiler *c, const char *fmt, ...) __attribute__((format(
 static int fail(struct compiler *c, const char *fmt, ...)
 {
 	va_list ap;
+	int ret;
 
 	va_start(ap, fmt);
-	vsnprintf(c->err, c->errlen, fmt, ap);
+	ret = kerr_vset(c->err, c->errlen, -EINVAL, fmt, ap);
 	va_end(ap);
-	return -EINVAL;
+	return ret;
 }
 
 static int emit(struct compiler *c, enum op_kind kind, int64_t imm)

@@ -315,7 +315,8 @@ static void __attribute__((noreturn)) keeper(int ctl, int status_fd, char **argv
 			dup2(serial_fd, 2);
 		}
 		execvp(argv[0], argv);
-		fprintf(stderr, "kstep: cannot run %s: %s\n", argv[0], strerror(errno));
+		/* Into the console log, where the session reads why QEMU ended. */
+		dprintf(STDERR_FILENO, "kstep: cannot run %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
 	for (;;) {

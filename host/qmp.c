@@ -3,6 +3,7 @@
  * qmp: the QMP client (see qmp.h), with json-c.
  */
 #include "qmp.h"
+#include "kerr.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -25,17 +26,6 @@ struct qmp {
 	char err[256];
 };
 
-static int qerr(struct qmp *q, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int qerr(struct qmp *q, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(q->err, sizeof(q->err), fmt, ap);
-	va_end(ap);
-	return err;
-}
-
 /* Next complete JSON object from the socket, waiting up to @timeout_ms
  * (0: -EAGAIN unless one is there already); the caller puts it. */
 static int qmp_read(struct qmp *q, json_object **obj, int timeout_ms)
@@ -53,7 +43,7 @@ static int qmp_read(struct qmp *q, json_object **obj, int timeout_ms)
 			}
 			if (e != json_tokener_continue) {
 				json_tokener_reset(q->tok);
-				return qerr(q, -EPROTO, "QMP: bad JSON: %s", json_tokener_error_desc(e));
+				return kerr_set(q->err, sizeof(q->err), -EPROTO, "QMP: bad JSON: %s", json_tokener_error_desc(e));
 			}
 			q->in_off = q->in_len;
 		}
@@ -63,16 +53,16 @@ static int qmp_read(struct qmp *q, json_object **obj, int timeout_ms)
 		if (r == 0 && !timeout_ms)
 			return -EAGAIN;
 		if (r == 0)
-			return qerr(q, -ETIMEDOUT, "QMP: no answer within %d ms", timeout_ms);
+			return kerr_set(q->err, sizeof(q->err), -ETIMEDOUT, "QMP: no answer within %d ms", timeout_ms);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			return qerr(q, -errno, "QMP: %s", strerror(errno));
+			return kerr_set(q->err, sizeof(q->err), -errno, "QMP: %s", strerror(errno));
 		}
 		ssize_t n = read(q->fd, q->in, sizeof(q->in));
 
 		if (n <= 0)
-			return qerr(q, -ECONNRESET, "QMP: QEMU closed the connection");
+			return kerr_set(q->err, sizeof(q->err), -ECONNRESET, "QMP: QEMU closed the connection");
 		q->in_off = 0;
 		q->in_len = (size_t)n;
 	}
@@ -109,13 +99,13 @@ static int qmp_call_with(struct qmp *q, const char *cmd, json_object *args, int 
 
 	if (!req) {
 		json_object_put(args);
-		return qerr(q, -ENOMEM, "out of memory");
+		return kerr_set(q->err, sizeof(q->err), -ENOMEM, "out of memory");
 	}
 	json_object_object_add(req, "execute", json_object_new_string(cmd));
 	if (args)
 		json_object_object_add(req, "arguments", args);
 	if (send_text(q, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), fd))
-		err = qerr(q, -ECONNRESET, "QMP: cannot send %s (QEMU gone?)", cmd);
+		err = kerr_set(q->err, sizeof(q->err), -ECONNRESET, "QMP: cannot send %s (QEMU gone?)", cmd);
 	json_object_put(req);
 	while (!err) {
 		json_object *val;
@@ -133,7 +123,7 @@ static int qmp_call_with(struct qmp *q, const char *cmd, json_object *args, int 
 			json_object *desc;
 			const char *d = json_object_object_get_ex(val, "desc", &desc) ? json_object_get_string(desc) : "?";
 
-			err = qerr(q, -EIO, "QMP %s: %s", cmd, d);
+			err = kerr_set(q->err, sizeof(q->err), -EIO, "QMP %s: %s", cmd, d);
 		}
 		json_object_put(reply); /* events ("event": ...) are skipped */
 	}
@@ -169,7 +159,7 @@ int qmp_open(struct qmp **out, const char *path, char *err, size_t errlen)
 	}
 	ret = qmp_read(q, &greeting, QMP_TIMEOUT_MS); /* {"QMP": {...}} */
 	if (!ret && !json_object_object_get_ex(greeting, "QMP", NULL))
-		ret = qerr(q, -EPROTO, "QMP: %s did not greet like QEMU", path);
+		ret = kerr_set(q->err, sizeof(q->err), -EPROTO, "QMP: %s did not greet like QEMU", path);
 	json_object_put(greeting);
 	if (!ret)
 		ret = qmp_call(q, "qmp_capabilities", NULL);
@@ -259,7 +249,7 @@ int qmp_running(struct qmp *q, bool *running)
 	int err = qmp_call(q, "query-status", &ret);
 
 	if (!err && !json_object_object_get_ex(ret, "running", &r))
-		err = qerr(q, -EPROTO, "QMP query-status: no 'running'");
+		err = kerr_set(q->err, sizeof(q->err), -EPROTO, "QMP query-status: no 'running'");
 	if (!err)
 		*running = json_object_get_boolean(r);
 	json_object_put(ret);

@@ -100,6 +100,7 @@ struct report {
 	size_t step_node;                       /* where the last step counted ... */
 	uint64_t step_ns;                       /* ... and its guest time, 0: none */
 	bool inl_tried;
+	char note[600];                         /* what the reader wants said, "": nothing */
 	struct report_opts opts;
 	char vmlinux[4096];
 	uint64_t events, steps, returns;
@@ -562,7 +563,7 @@ static struct inlines *step_inlines(struct report *r, const struct ctf_event *ev
 	if (!r->inl_tried) {
 		r->inl_tried = true;
 		if (r->vmlinux[0] && inlines_open(&r->inl, r->vmlinux, err, sizeof(err)))
-			fprintf(stderr, "kstep: inlined functions not told apart: %s\n", err);
+			snprintf(r->note, sizeof(r->note), "inlined functions not told apart: %s", err);
 	}
 	return r->inl && inlines_place(r->inl, ev->pc, ev->symbol) ? r->inl : NULL;
 }
@@ -974,6 +975,11 @@ int report_print_json(const struct report *r, FILE *out)
 	fprintf(out, "%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
 	json_object_put(root);
 	return 0;
+}
+
+const char *report_note(const struct report *r)
+{
+	return r->note;
 }
 
 const char *report_vmlinux(const struct report *r)

@@ -66,6 +66,8 @@ struct report_opts {
 int report_read_dir(struct report **out, const char *dir, const struct report_opts *o, char *err, size_t errlen);
 /* The vmlinux the trace was taken with (its env), "" if it does not say. */
 const char *report_vmlinux(const struct report *r);
+/* A note on how the trace was read (what could not be told apart), "": none. */
+const char *report_note(const struct report *r);
 /* Events read, and whether the stream was cut short (bytes after the last
  * complete event). */
 uint64_t report_events(const struct report *r);

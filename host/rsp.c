@@ -4,6 +4,7 @@
  * parser's states, then the connection that frames, acks and pipelines.
  */
 #include "rsp.h"
+#include "kerr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -201,18 +202,6 @@ size_t rsp_parser_feed(struct rsp_parser *p, const uint8_t *data, size_t len, en
 		}
 	}
 	return i;
-}
-
-static int set_err(struct rsp_conn *c, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int set_err(struct rsp_conn *c, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof(c->err), fmt, ap);
-	va_end(ap);
-	return err;
 }
 
 const char *rsp_errmsg(const struct rsp_conn *c)
@@ -489,11 +478,11 @@ int rsp_queue(struct rsp_conn *c, const char *payload, size_t len)
 	int err = frame(&c->out, payload, len);
 
 	if (err)
-		return set_err(c, err, "out of memory framing a packet");
+		return kerr_set(c->err, sizeof(c->err), err, "out of memory framing a packet");
 	if (!c->noack) {
 		err = buf_append(&c->unacked, c->out.data + start, c->out.len - start);
 		if (err)
-			return set_err(c, err, "out of memory");
+			return kerr_set(c->err, sizeof(c->err), err, "out of memory");
 		c->unacked_count++;
 	}
 	wire_log(c, "=> ", (const uint8_t *)payload, len);
@@ -505,7 +494,7 @@ int rsp_send_raw(struct rsp_conn *c, const void *data, size_t len)
 	int err = buf_append(&c->out, data, len);
 
 	if (err)
-		return set_err(c, err, "out of memory");
+		return kerr_set(c->err, sizeof(c->err), err, "out of memory");
 	wire_log(c, "=> ", data, len);
 	return 0;
 }
@@ -521,7 +510,7 @@ int rsp_flush(struct rsp_conn *c)
 			if (errno == EINTR)
 				continue;
 			c->out.len = 0;
-			return set_err(c, errno == EPIPE ? -ECONNRESET : -errno,
+			return kerr_set(c->err, sizeof(c->err), errno == EPIPE ? -ECONNRESET : -errno,
 				       "gdbstub connection lost while sending: %s", strerror(errno));
 		}
 		off += (size_t)n;
@@ -561,17 +550,17 @@ static int fill(struct rsp_conn *c, int timeout_ms)
 		if (r > 0)
 			break;
 		if (r == 0)
-			return set_err(c, -ETIMEDOUT, "gdbstub did not answer within %d ms", timeout_ms);
+			return kerr_set(c->err, sizeof(c->err), -ETIMEDOUT, "gdbstub did not answer within %d ms", timeout_ms);
 		if (errno != EINTR)
-			return set_err(c, -errno, "poll: %s", strerror(errno));
+			return kerr_set(c->err, sizeof(c->err), -errno, "poll: %s", strerror(errno));
 		if (c->interruptible && c->interrupt && *c->interrupt)
-			return set_err(c, -EINTR, "interrupted");
+			return kerr_set(c->err, sizeof(c->err), -EINTR, "interrupted");
 	}
 	n = read(c->fd, c->in, sizeof(c->in));
 	if (n == 0)
-		return set_err(c, -ECONNRESET, "gdbstub closed the connection (QEMU exited?)");
+		return kerr_set(c->err, sizeof(c->err), -ECONNRESET, "gdbstub closed the connection (QEMU exited?)");
 	if (n < 0)
-		return set_err(c, errno == ECONNRESET ? -ECONNRESET : -errno,
+		return kerr_set(c->err, sizeof(c->err), errno == ECONNRESET ? -ECONNRESET : -errno,
 			       "gdbstub connection lost: %s", strerror(errno));
 	c->in_off = 0;
 	c->in_len = (size_t)n;
@@ -601,10 +590,10 @@ int rsp_recv(struct rsp_conn *c, const char **payload, size_t *len, int timeout_
 
 			err = left ? fill(c, left) : -ETIMEDOUT;
 			if (err == -ETIMEDOUT && noise)
-				return set_err(c, err, "gdbstub sent %zu bytes but no packet within %d ms "
+				return kerr_set(c->err, sizeof(c->err), err, "gdbstub sent %zu bytes but no packet within %d ms "
 					       "(is it a gdbstub?)", noise, timeout_ms);
 			if (err == -ETIMEDOUT)
-				return set_err(c, err, "gdbstub did not answer within %d ms", timeout_ms);
+				return kerr_set(c->err, sizeof(c->err), err, "gdbstub did not answer within %d ms", timeout_ms);
 			if (err)
 				return err;
 			noise += c->in_len;
@@ -622,7 +611,7 @@ int rsp_recv(struct rsp_conn *c, const char **payload, size_t *len, int timeout_
 			/* Resend the oldest packet the stub has not acknowledged (E.3). */
 			if (c->unacked_count) {
 				if (++bad > RSP_MAX_RETRIES)
-					return set_err(c, -EPROTO, "gdbstub rejected a packet %d times", bad);
+					return kerr_set(c->err, sizeof(c->err), -EPROTO, "gdbstub rejected a packet %d times", bad);
 				err = buf_append(&c->out, c->unacked.data, first_unacked_len(c));
 				if (err || (err = rsp_flush(c)))
 					return err;
@@ -631,12 +620,12 @@ int rsp_recv(struct rsp_conn *c, const char **payload, size_t *len, int timeout_
 		case RSP_EV_BAD_CSUM:
 			wire_log(c, "<= (bad checksum) ", c->parser.pkt.data, c->parser.pkt.len);
 			if (++bad > RSP_MAX_RETRIES)
-				return set_err(c, -EPROTO, "%d packets with bad checksums in a row", bad);
+				return kerr_set(c->err, sizeof(c->err), -EPROTO, "%d packets with bad checksums in a row", bad);
 			if (!c->noack && ((err = rsp_send_raw(c, "-", 1)) || (err = rsp_flush(c))))
 				return err;
 			break;
 		case RSP_EV_OVERSIZE:
-			return set_err(c, -EMSGSIZE, "gdbstub sent a packet over %zu bytes",
+			return kerr_set(c->err, sizeof(c->err), -EMSGSIZE, "gdbstub sent a packet over %zu bytes",
 				       c->parser.max_packet);
 		case RSP_EV_PACKET:
 			if (c->parser.notification)
@@ -646,21 +635,21 @@ int rsp_recv(struct rsp_conn *c, const char **payload, size_t *len, int timeout_
 			if (c->skip_acks)
 				c->skip_acks--;
 			else if (!c->noack && buf_putc(&c->out, '+'))
-				return set_err(c, -ENOMEM, "out of memory");
+				return kerr_set(c->err, sizeof(c->err), -ENOMEM, "out of memory");
 			if (is_exit_packet(&c->parser.pkt)) {
 				/* The guest ended (QEMU quits with a 'W' to its client)
 				 * before answering: waiting for a stop, that is the stop;
 				 * anywhere else the answer will never come. */
 				c->pending_oks = 0;
 				if (!c->interruptible)
-					return set_err(c, -ECONNRESET, "the guest ended before answering "
+					return kerr_set(c->err, sizeof(c->err), -ECONNRESET, "the guest ended before answering "
 						       "(the stub sent '%.*s')", (int)c->parser.pkt.len,
 						       (const char *)c->parser.pkt.data);
 			} else if (c->pending_oks) {
 				c->pending_oks--;
 				if (c->parser.pkt.len == 2 && !memcmp(c->parser.pkt.data, "OK", 2))
 					break;
-				return set_err(c, -EIO, "the stub refused a write made before resuming: '%.*s'",
+				return kerr_set(c->err, sizeof(c->err), -EIO, "the stub refused a write made before resuming: '%.*s'",
 					       (int)(c->parser.pkt.len > 40 ? 40 : c->parser.pkt.len),
 					       (const char *)c->parser.pkt.data);
 			}

@@ -4,6 +4,7 @@
  * description's registers, memory, breakpoints, resume and stop replies.
  */
 #include "target.h"
+#include "kerr.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -44,21 +45,10 @@ struct target {
 	char err[256];
 };
 
-static int terr(struct target *t, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int terr(struct target *t, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(t->err, sizeof(t->err), fmt, ap);
-	va_end(ap);
-	return err;
-}
-
 /* Errors from the connection carry their own text. */
 static int rerr(struct target *t, int err, const char *what)
 {
-	return terr(t, err, "%s: %s", what, rsp_errmsg(t->rsp));
+	return kerr_set(t->err, sizeof(t->err), err, "%s: %s", what, rsp_errmsg(t->rsp));
 }
 
 const char *target_errmsg(const struct target *t)
@@ -414,7 +404,7 @@ static int request(struct target *t, const char *req, const char **reply, size_t
 	int err;
 
 	if (!req)
-		return terr(t, -ENOMEM, "out of memory");
+		return kerr_set(t->err, sizeof(t->err), -ENOMEM, "out of memory");
 	err = rsp_request(t->rsp, req, reply, len, TARGET_TIMEOUT_MS);
 	while (!err && unsolicited_stop(t, req, *reply, *len))
 		err = rsp_recv(t->rsp, reply, len, TARGET_TIMEOUT_MS);
@@ -434,8 +424,8 @@ static int check_ok(struct target *t, const char *what, const char *r, size_t le
 	if (len == 2 && !memcmp(r, "OK", 2))
 		return 0;
 	if (len == 0)
-		return terr(t, -EOPNOTSUPP, "%s: not supported by the stub", what);
-	return terr(t, -EIO, "%s: stub answered '%.*s'", what, (int)(len > 40 ? 40 : len), r);
+		return kerr_set(t->err, sizeof(t->err), -EOPNOTSUPP, "%s: not supported by the stub", what);
+	return kerr_set(t->err, sizeof(t->err), -EIO, "%s: stub answered '%.*s'", what, (int)(len > 40 ? 40 : len), r);
 }
 
 static int request_ok(struct target *t, const char *req)
@@ -501,7 +491,7 @@ static int negotiate(struct target *t)
 	if (ret == -ETIMEDOUT && !strstr(t->err, "no packet"))
 		/* QEMU's stub serves one debugger; a second connection is
 		 * accepted by the kernel and then never read. */
-		return terr(t, -EBUSY, "the gdbstub took the connection but never answered: it is probably "
+		return kerr_set(t->err, sizeof(t->err), -EBUSY, "the gdbstub took the connection but never answered: it is probably "
 			    "in use by another debugger (QEMU serves one at a time); detach that one first");
 	if (ret)
 		return ret;
@@ -555,7 +545,7 @@ static char *builtin_desc(struct target *t, size_t *len)
 	if (request(t, "g", &r, &glen))
 		return NULL;
 	if (glen != 2 * KGDB_X86_64_G_BYTES) {
-		terr(t, -EOPNOTSUPP, "the stub gave no target description (qXfer:features:read), and its %zu-byte "
+		kerr_set(t->err, sizeof(t->err), -EOPNOTSUPP, "the stub gave no target description (qXfer:features:read), and its %zu-byte "
 				     "registers are not kgdb's x86-64 layout", glen / 2);
 		return NULL;
 	}
@@ -623,9 +613,9 @@ static int parse_g(struct target *t, const char *r, size_t len)
 	size_t n = len / 2;
 
 	if (is_error_reply(r, len))
-		return terr(t, -EIO, "reading registers: stub answered %.3s", r);
+		return kerr_set(t->err, sizeof(t->err), -EIO, "reading registers: stub answered %.3s", r);
 	if (len % 2)
-		return terr(t, -EPROTO, "reading registers: odd-length reply");
+		return kerr_set(t->err, sizeof(t->err), -EPROTO, "reading registers: odd-length reply");
 	if (n > t->desc.g_size)
 		n = t->desc.g_size;
 	/* 'x' marks registers the stub cannot read: leave them zero. */
@@ -676,10 +666,10 @@ static int parse_m(struct target *t, const char *r, size_t len, uint8_t *out, si
 	int n;
 
 	if (is_error_reply(r, len) || len == 0)
-		return terr(t, -EFAULT, "cannot read guest memory at 0x%" PRIx64, addr);
+		return kerr_set(t->err, sizeof(t->err), -EFAULT, "cannot read guest memory at 0x%" PRIx64, addr);
 	n = rsp_hex_decode(r, len, out, want);
 	if (n < 0)
-		return terr(t, -EPROTO, "malformed memory reply at 0x%" PRIx64, addr);
+		return kerr_set(t->err, sizeof(t->err), -EPROTO, "malformed memory reply at 0x%" PRIx64, addr);
 	return n;
 }
 
@@ -697,7 +687,7 @@ int target_read_mem(struct target *t, uint64_t addr, void *out, size_t len)
 			return err;
 		got = parse_m(t, r, rl, dst, n, addr);
 		if (got <= 0)
-			return got < 0 ? got : terr(t, -EFAULT, "short read at 0x%" PRIx64, addr);
+			return got < 0 ? got : kerr_set(t->err, sizeof(t->err), -EFAULT, "short read at 0x%" PRIx64, addr);
 		dst += got;
 		addr += (uint64_t)got;
 		len -= (size_t)got;
@@ -720,7 +710,7 @@ int target_read_spans(struct target *t, struct target_span *spans, size_t n)
 			continue;
 		}
 		if (!reqf(t, "m%" PRIx64 ",%zx", spans[i].addr, spans[i].len))
-			return terr(t, -ENOMEM, "out of memory");
+			return kerr_set(t->err, sizeof(t->err), -ENOMEM, "out of memory");
 		if ((err = rsp_queue(t->rsp, t->req, strlen(t->req))))
 			return rerr(t, err, "m");
 	}
@@ -761,7 +751,7 @@ static int regs_mem(struct target *t, const uint8_t **raw, uint64_t addr, uint8_
 		return rerr(t, err, "g");
 	if (mem_len) {
 		if (!reqf(t, "m%" PRIx64 ",%zx", addr, mem_len))
-			return terr(t, -ENOMEM, "out of memory");
+			return kerr_set(t->err, sizeof(t->err), -ENOMEM, "out of memory");
 		if ((err = rsp_queue(t->rsp, t->req, strlen(t->req))))
 			return rerr(t, err, "m");
 	}
@@ -819,7 +809,7 @@ static int note_sw_bp(struct target *t, bool insert, uint64_t addr)
 		uint64_t *tmp = realloc(t->sw_bps, (t->nsw_bps + 1) * sizeof(*tmp));
 
 		if (!tmp)
-			return terr(t, -ENOMEM, "out of memory");
+			return kerr_set(t->err, sizeof(t->err), -ENOMEM, "out of memory");
 		t->sw_bps = tmp;
 		t->sw_bps[t->nsw_bps++] = addr;
 	}
@@ -900,7 +890,7 @@ static int queue(struct target *t, const char *req)
 	int err;
 
 	if (!req)
-		return terr(t, -ENOMEM, "out of memory");
+		return kerr_set(t->err, sizeof(t->err), -ENOMEM, "out of memory");
 	err = rsp_queue(t->rsp, req, strlen(req));
 	return err ? rerr(t, err, req) : 0;
 }
@@ -936,7 +926,7 @@ static int step_and_wait(struct target *t, const char *step)
 	if (err)
 		return err;
 	if (st.kind != TARGET_STOP_SIGNAL)
-		return terr(t, -ECONNRESET, "the guest ended while stepping over a breakpoint (%s)", step);
+		return kerr_set(t->err, sizeof(t->err), -ECONNRESET, "the guest ended while stepping over a breakpoint (%s)", step);
 	return 0;
 }
 
@@ -951,7 +941,7 @@ int target_continue_over(struct target *t, uint64_t addr, int thread)
 	t->continued = false; /* the step first: its stop is no breakpoint's */
 	step = t->vcont && thread > 0 ? reqf(t, "vCont;s:%s", thread_str(t, thread, id, sizeof(id))) : "s";
 	if (!step || !(step = strdup(step)))
-		return terr(t, -ENOMEM, "out of memory");
+		return kerr_set(t->err, sizeof(t->err), -ENOMEM, "out of memory");
 	if (t->step_over != STEP_OVER_REMOVE) {
 		uint64_t pc;
 
@@ -1079,7 +1069,7 @@ int target_wait(struct target *t, struct target_stop *st, int timeout_ms)
 	if (err)
 		return err == -ETIMEDOUT || err == -EINTR ? err : rerr(t, err, "waiting for a stop");
 	if (target_parse_stop(r, len, st))
-		return terr(t, -EPROTO, "unexpected reply while running: '%.*s'", (int)(len > 40 ? 40 : len), r);
+		return kerr_set(t->err, sizeof(t->err), -EPROTO, "unexpected reply while running: '%.*s'", (int)(len > 40 ? 40 : len), r);
 	if (st->kind == TARGET_STOP_SIGNAL && st->thread > 0) {
 		t->stop_thread = st->thread;
 		/* QEMU makes the stopped vCPU the one 'g' and 'm' act on

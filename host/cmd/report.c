@@ -268,7 +268,7 @@ int cmd_report(int argc, char **argv)
 		say_error("%s", err);
 		annotate_free(ro.annotate);
 		outputs_free(&outs);
-		return ret == -EINTR ? 130 : 1;
+		return ret == -EINTR ? EXIT_INTERRUPTED : EXIT_FAILED;
 	}
 	if (pcap || perfetto) {
 		ret = pcap ? write_capture(outs.cap, r, pcap) : 0;
@@ -289,6 +289,8 @@ int cmd_report(int argc, char **argv)
 		report_print_netdev_times(r, stdout);
 	else
 		report_print(r, stdout, rows);
+	if (*report_note(r))
+		say_info("%s", report_note(r));
 	if (!json && report_cut_bytes(r))
 		say_error("the trace was cut short: %zu bytes after its last complete event "
 				"(%" PRIu64 " events) were left out", report_cut_bytes(r), report_events(r));
