@@ -19,6 +19,7 @@
 #include "linespec.h"
 #include "packet.h"
 #include "trace.h"
+#include "stages.h"
 
 /* A set's probes decode their skb: filters may name those fields. */
 static const struct filter_extra packet_extra = { packet_field_names, packet_field_is_text, PACKET_NFIELDS };
@@ -117,26 +118,6 @@ static const struct builtin syscalls_set[] = {
 	SYSCALL("__sys_sendto"), SYSCALL("__sys_recvfrom"), SYSCALL("__sys_sendmsg"), SYSCALL("__sys_recvmsg"),
 	SYSCALL("__sys_shutdown"),
 };
-
-/* Where each stage sits on the packet's path, for the packet report: a
- * buffer seen at an earlier stage than its last one carries a new packet. */
-static const struct {
-	const char *stage;
-	unsigned int order;
-} stage_orders[] = {
-	{ "irq", 1 }, { "driver", 2 }, { "softirq", 2 }, { "napi-poll", 2 }, { "gro", 3 }, { "core", 4 },
-	{ "ip", 5 }, { "ip-local", 6 }, { "tcp", 7 }, { "udp", 7 }, { "icmp", 7 }, { "queue", 8 }, { "copy", 9 },
-	{ "drop", 10 }, { "send", 20 }, { "tcp-send", 21 }, { "udp-send", 21 }, { "ip-output", 22 },
-	{ "dev-queue", 23 }, { "qdisc", 24 }, { "driver-xmit", 25 }, { "free", 26 },
-};
-
-unsigned int probes_stage_order(const char *stage)
-{
-	for (size_t i = 0; i < sizeof(stage_orders) / sizeof(stage_orders[0]); i++)
-		if (!strcmp(stage_orders[i].stage, stage))
-			return stage_orders[i].order;
-	return 0;
-}
 
 /* The earliest points of a dying kernel: before the report is printed. */
 static const struct builtin oops_set[] = {
@@ -292,7 +273,7 @@ static int add(struct probe_set *ps, const char *spec, const char *stage, uint64
 	p->at_entry = entry;
 	p->skb_arg = -1;
 	p->oops = !strcmp(stage, "oops");
-	p->order = probes_stage_order(stage);
+	p->order = stage_order(stage);
 	p->entry_event = !rq->is_return;
 	p->on_return = rq->is_return || rq->ret_args;
 	ps->n++;

@@ -80,8 +80,6 @@ void probes_set_paths(struct probe_set *ps, struct symtab *syms, const char *vml
 /* Add builtin set @name (see above). @nic picks the driver stage. -ENOENT
  * for an unknown set name. */
 int probes_add_set(struct probe_set *ps, const char *name, const char *nic, struct symtab *syms);
-/* Where a stage sits on the packet's path (receive, then transmit), 0: off it. */
-unsigned int probes_stage_order(const char *stage);
 /* The names of the builtin sets, for messages. */
 extern const char probes_set_names[];
 /* --filter @text on the probes from index @first on: on each whose fields

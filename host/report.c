@@ -16,7 +16,7 @@
 #include "calltree.h"
 #include "hash.h"
 #include "inlines.h"
-#include "probes.h"
+#include "stages.h"
 #include "trace.h"
 
 #define MAX_HOPS 24
@@ -508,7 +508,7 @@ static void judge(struct report *r, struct packet *p, const struct ctf_event *ev
 
 static void add_stop(struct report *r, const struct ctf_event *ev)
 {
-	unsigned int order = probes_stage_order(ev->probe);
+	unsigned int order = stage_order(ev->probe);
 	const char *fn = function_of(r, ev->symbol);
 	struct packet *p = ev->skb ? live_packet(r, ev->skb) : NULL;
 

@@ -8,26 +8,13 @@
 #ifndef KSTEP_TARGET_H
 #define KSTEP_TARGET_H
 
+#include "reglayout.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "rsp.h"
-
-struct target_reg {
-	char *name;
-	unsigned int bitsize;
-	unsigned int regnum;
-	size_t offset;        /* byte offset in the 'g' reply */
-	bool in_g;            /* false: beyond what 'g' returns */
-};
-
-struct target_desc {
-	char *arch;
-	struct target_reg *regs;
-	size_t nregs;
-	size_t g_size;        /* bytes of all registers, in regnum order */
-};
 
 /* Fetches an included document by name; returns malloc'd text or NULL. */
 typedef char *(*target_fetch_fn)(void *ctx, const char *name, size_t *len);

@@ -13,7 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "target.h"
+#include "buf.h"
+#include "reglayout.h"
 
 enum trace_kind { TRACE_STOP = 0, TRACE_STEP = 1 };
 /*
