@@ -4,8 +4,9 @@
  * taking a snapshot (registers, stack window, frame-pointer backtrace, skb
  * tag, instruction) at each and writing it to the trace. Its parts:
  * engine.c (handle, fetch, the stop loop), engine_boot.c, engine_bp.c,
- * engine_probe.c, engine_step.c, engine_replay.c; memory goes through
- * memcache, backtraces through snapshot.
+ * engine_probe.c, engine_step.c, engine_replay.c, and engine_plugin.c
+ * (probe hits from kstep's QEMU plugin); memory goes through memcache,
+ * backtraces through snapshot.
  */
 #ifndef KSTEP_ENGINE_H
 #define KSTEP_ENGINE_H

@@ -5,7 +5,8 @@
  * the vmlinux; engine_bp.c: placing and passing breakpoints, and taking out
  * a going module's; engine_probe.c: a probe's fields, filter and return;
  * engine_step.c: the single-step loop; engine_replay.c: a replay's
- * instruction count, going back). Not for use outside the engine.
+ * instruction count, going back; engine_plugin.c: the plugin's hits taken
+ * as stops). Not for use outside the engine.
  */
 #ifndef KSTEP_ENGINE_PRIV_H
 #define KSTEP_ENGINE_PRIV_H

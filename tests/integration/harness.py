@@ -79,11 +79,14 @@ def file_size(path):
         return 0
 
 
-def interrupt_when_grown(proc, path, size, timeout, what):
-    """Ctrl-C for @proc once @path has grown past @size bytes: its (stdout,
-    stderr) when it has ended."""
+def interrupt_when_grown(proc, path, size, timeout, what, before=None):
+    """Ctrl-C for @proc (a kstep started with text pipes) once @path has
+    grown past @size bytes, after calling @before() if given: its (stdout,
+    stderr) when it has ended. The one way the tests stop a running kstep."""
     wait_for(lambda: file_size(path) > size or proc.poll() is not None, timeout, what)
     assert proc.poll() is None, "ended before %s: %s" % (what, proc.communicate()[1][-400:])
+    if before:
+        before()
     proc.send_signal(signal.SIGINT)
     return proc.communicate(timeout=60)
 

@@ -9,8 +9,8 @@ import subprocess
 import tempfile
 import time
 
-from harness import (IMAGES, KSTEP, VMLINUX, babeltrace, events, foreign_vmlinux, guest, kstep, pinned_cpus,
-                     qemu_pids, run, test, thread_cpus, wait_for)
+from harness import (IMAGES, KSTEP, VMLINUX, babeltrace, events, foreign_vmlinux, guest, interrupt_when_grown, kstep,
+                     pinned_cpus, qemu_pids, run, test, thread_cpus, wait_for)
 
 # Instructions after which the next pc is not pc + length: branches, and rep
 # string instructions, which step one iteration at a time.
@@ -196,13 +196,14 @@ def stream_size(d):
 def test_ctrl_c_leaves_a_readable_trace():
     d = outdir()
     p = long_trace(d)
-    wait_for(lambda: stream_size(d) > 200000, 60, "stops in the trace")
-    assert qemu_pids(d), "no QEMU for this trace?"
-    # --pin auto (the default): QEMU on a CPU of its own when there is a spare
-    cpus = thread_cpus(qemu_pids(os.path.join(d, "guest", "serial.log"))[0])
-    assert all(c == pinned_cpus() for c in cpus.values()), cpus
-    p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=30)
+
+    def pinned():
+        assert qemu_pids(d), "no QEMU for this trace?"
+        # --pin auto (the default): QEMU on a CPU of its own when there is a spare
+        cpus = thread_cpus(qemu_pids(os.path.join(d, "guest", "serial.log"))[0])
+        assert all(c == pinned_cpus() for c in cpus.values()), cpus
+
+    out, err = interrupt_when_grown(p, os.path.join(d, "stream_0"), 200000, 60, "stops in the trace", pinned)
     assert p.returncode == 130, "Ctrl-C exits 130: %d %s" % (p.returncode, err[-600:])
     assert "interrupted" in out and "the trace holds everything up to here" in err, out + err
     n = int(re.search(r"kstep: (\d+) stops", out).group(1))

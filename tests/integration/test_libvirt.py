@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import RUN_GUEST, TREE, VMLINUX, babeltrace, events, free_port, kstep, run, test, wait_for
+from harness import RUN_GUEST, TREE, VMLINUX, babeltrace, events, free_port, interrupt_when_grown, kstep, run, test, wait_for
 
 URI = "qemu:///system"
 _started = []
@@ -134,9 +134,8 @@ def test_ctrl_c_mid_trace_hands_the_domain_back():
         p = subprocess.Popen([os.path.join(TREE, "build", "kstep"), "trace", "--domain", dom["name"], "-o",
                               os.path.join(out, "t"), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
-        time.sleep(8)
-        p.send_signal(signal.SIGINT)
-        stdout, stderr = p.communicate(timeout=60)
+        stdout, stderr = interrupt_when_grown(p, os.path.join(out, "t", "stream_0"), 4096, 120,
+                                              "the domain's first stops")
         assert p.returncode == 130 and "interrupted" in stderr, stderr[-600:]
         handed_back(dom["name"], "running")
         assert events(babeltrace(os.path.join(out, "t")))
