@@ -10,6 +10,7 @@
  * written as a breakpoint stop's would be.
  */
 #include "engine_priv.h"
+#include "filter.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -10,6 +10,7 @@
  * soon as no call waits on it.
  */
 #include "engine_priv.h"
+#include "filter.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -1,68 +1,20 @@
 // SPDX-License-Identifier: MIT
 /*
- * fetcharg: fetch-argument expressions and filters compiled against the
- * DWARF into small programs, and run at each hit (see fetcharg.h).
+ * fetcharg: fetch-argument expressions compiled against the DWARF into
+ * small programs, and run at each hit (see fetcharg.h).
  */
-#include "fetcharg.h"
 
 #include <ctype.h>
 #include <dwarf.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dwloc.h"
+#include "fetcharg_priv.h"
 #include "kerr.h"
-
-#define MAX_OPS 24
-#define NAME_MAX_LEN 64
-
-enum op_kind {
-	OP_REG,     /* v = register imm */
-	OP_PERCPU,  /* v = per-CPU base + imm */
-	OP_CONST,   /* v = imm */
-	OP_ADD,     /* v += imm */
-	OP_LOAD,    /* v = the 8 bytes at v */
-};
-
-struct op {
-	enum op_kind kind;
-	int64_t imm;
-};
-
-/* How the final value is read and shown. */
-enum val_kind {
-	VAL_INT,        /* size bytes, signed or not */
-	VAL_HEX,        /* pointers and x8..x64 */
-	VAL_BOOL,
-	VAL_ENUM,       /* by name from the enum's DWARF */
-	VAL_STRING_PTR, /* a char * */
-	VAL_STRING_ARR, /* a char array in place */
-	VAL_IP4,        /* 4 bytes in network order, dotted */
-	VAL_BE,         /* 2 or 4 bytes in network order */
-	VAL_SYMBOL,     /* a code or data address, by symbol */
-};
-
-struct enumerator {
-	char *name;
-	int64_t value;
-};
-
-struct farg {
-	char name[NAME_MAX_LEN];
-	struct op ops[MAX_OPS];
-	int nops;
-	bool lvalue;            /* at the end v is where the value is, not the value */
-	enum val_kind kind;
-	unsigned int size;      /* bytes */
-	bool is_signed;
-	struct enumerator *enums;
-	size_t nenums;
-	struct symtab *syms;    /* for VAL_SYMBOL */
-};
 
 /* The compiler's state: the text being read and what is known so far. */
 struct compiler {
@@ -705,425 +657,30 @@ enum farg_out farg_out_type(const struct farg *a)
 	}
 }
 
-/* ---- evaluation ---------------------------------------------------------------------- */
-
-static uint64_t extend(uint64_t v, unsigned int size, bool is_signed)
-{
-	unsigned int shift = 64 - size * 8;
-
-	if (size >= 8)
-		return v;
-	return is_signed ? (uint64_t)((int64_t)(v << shift) >> shift) : v & ((1ull << (size * 8)) - 1);
-}
-
-static void read_string(const struct farg *a, const struct farg_env *env, uint64_t addr, struct farg_value *out)
-{
-	size_t max = FARG_STRING_READ;
-
-	if (a->kind == VAL_STRING_ARR && a->size && a->size < max)
-		max = a->size;
-	/* Not past the page the string starts on in one read: the next may
-	 * not be mapped. Strings the kernel keeps in objects are short. */
-	if ((addr & 4095) + max > 4096)
-		max = 4096 - (addr & 4095);
-	if (!addr || env->read(env->ctx, addr, out->str, max)) {
-		snprintf(out->str, sizeof(out->str), "(fault)");
-		out->fault = true;
-		return;
-	}
-	out->str[max] = '\0';
-	for (char *p = out->str; *p; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-			*p = '?';
-}
-
-static void format_value(const struct farg *a, uint64_t v, struct farg_value *out)
-{
-	switch (a->kind) {
-	case VAL_ENUM:
-		out->u = extend(v, a->size, true);
-		for (size_t i = 0; i < a->nenums; i++)
-			if (a->enums[i].value == (int64_t)out->u) {
-				snprintf(out->str, sizeof(out->str), "%s", a->enums[i].name);
-				return;
-			}
-		snprintf(out->str, sizeof(out->str), "%" PRId64, (int64_t)out->u);
-		return;
-	case VAL_IP4:
-		out->u = v & 0xffffffffu;
-		snprintf(out->str, sizeof(out->str), "%u.%u.%u.%u", (unsigned)(v & 0xff), (unsigned)(v >> 8 & 0xff),
-			 (unsigned)(v >> 16 & 0xff), (unsigned)(v >> 24 & 0xff));
-		return;
-	case VAL_BE:
-		out->u = a->size == 2 ? __builtin_bswap16((uint16_t)v) : __builtin_bswap32((uint32_t)v);
-		return;
-	case VAL_SYMBOL:
-		out->u = v;
-		sym_format(a->syms, v, out->str, sizeof(out->str));
-		return;
-	case VAL_BOOL:
-		out->u = extend(v, a->size, false) != 0;
-		return;
-	default:
-		out->u = extend(v, a->size, a->is_signed);
-	}
-}
-
-/* Run the expression's program: its value, or (lvalue) where it is. */
-static int run_ops(const struct farg *a, const struct farg_env *env, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < a->nops; i++) {
-		const struct op *op = &a->ops[i];
-
-		switch (op->kind) {
-		case OP_REG:
-			v = env->regs[op->imm];
-			break;
-		case OP_PERCPU:
-			v = env->percpu_base + (uint64_t)op->imm;
-			break;
-		case OP_CONST:
-			v = (uint64_t)op->imm;
-			break;
-		case OP_ADD:
-			v += (uint64_t)op->imm;
-			break;
-		case OP_LOAD:
-			if (env->read(env->ctx, v, &v, 8))
-				return -EFAULT;
-			break;
-		}
-	}
-	*out = v;
-	return 0;
-}
-
-int farg_location(const struct farg *a, const struct farg_env *env, uint64_t *addr, size_t *size)
-{
-	if (!a->lvalue)
-		return -EINVAL;
-	*size = a->size > 8 ? 8 : a->size;
-	return run_ops(a, env, addr);
-}
-
-bool farg_in_memory(const struct farg *a)
-{
-	return a->lvalue;
-}
-
-size_t farg_steps(const struct farg *a, struct farg_step *out, size_t max, size_t *final, bool *string)
-{
-	static const enum farg_step_kind kinds[] = { [OP_REG] = FARG_STEP_REG, [OP_PERCPU] = FARG_STEP_PERCPU,
-						     [OP_CONST] = FARG_STEP_CONST, [OP_ADD] = FARG_STEP_ADD,
-						     [OP_LOAD] = FARG_STEP_LOAD };
-
-	if ((size_t)a->nops > max)
-		return 0;
-	for (int i = 0; i < a->nops; i++)
-		out[i] = (struct farg_step){ kinds[a->ops[i].kind], a->ops[i].imm };
-	*string = a->kind == VAL_STRING_ARR || a->kind == VAL_STRING_PTR;
-	if (*string)
-		*final = a->kind == VAL_STRING_ARR && a->size && a->size < FARG_STRING_READ ? a->size : FARG_STRING_READ;
-	else
-		*final = a->lvalue ? (a->size > 8 ? 8 : a->size) : 0;
-	return (size_t)a->nops;
-}
-
-void farg_eval(const struct farg *a, const struct farg_env *env, struct farg_value *out)
-{
-	uint64_t v = 0;
-
-	out->u = 0;
-	out->str[0] = '\0';
-	out->fault = false;
-	if (run_ops(a, env, &v))
-		goto fault;
-	if (a->kind == VAL_STRING_ARR || a->kind == VAL_STRING_PTR) {
-		read_string(a, env, v, out);
-		return;
-	}
-	if (a->lvalue) {
-		uint64_t raw = 0;
-
-		if (env->read(env->ctx, v, &raw, a->size > 8 ? 8 : a->size))
-			goto fault;
-		v = raw;
-	}
-	format_value(a, v, out);
-	return;
-fault:
-	out->fault = true;
-	snprintf(out->str, sizeof(out->str), "(fault)");
-}
-
-/* ---- filters ------------------------------------------------------------------------------ */
-
-enum cmp_op { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_AND };
-
-struct comparison {
-	int field;              /* index into the probe's values, -1: @own */
-	struct farg *own;       /* an expression of its own */
-	const struct farg *operand; /* the field or @own, NULL: an extra field */
-	bool text_operand;      /* (an extra field) is text */
-	enum cmp_op op;
-	uint64_t value;
-	char *text;             /* a string constant, NULL: numeric */
-	bool or_before;         /* "||" joins it to the comparison before */
-};
-
-struct filter {
-	struct comparison *v;
-	size_t n;
-};
-
-void filter_free(struct filter *f)
-{
-	if (!f)
-		return;
-	for (size_t i = 0; i < f->n; i++) {
-		farg_free(f->v[i].own);
-		free(f->v[i].text);
-	}
-	free(f->v);
-	free(f);
-}
-
-static const struct {
-	const char *text;
-	enum cmp_op op;
-} cmp_ops[] = {
-	{ "==", CMP_EQ }, { "!=", CMP_NE }, { "<=", CMP_LE }, { ">=", CMP_GE },
-	{ "<", CMP_LT },  { ">", CMP_GT },  { "&", CMP_AND },
-};
-
-/* Split "LHS OP RHS" at its operator; false if it has none. */
-static bool split_comparison(char *s, char **lhs, enum cmp_op *op, char **rhs)
-{
-	for (char *p = s; *p; p++) {
-		if (p[0] == '-' && p[1] == '>') {
-			p++;
-			continue;
-		}
-		for (size_t i = 0; i < sizeof(cmp_ops) / sizeof(cmp_ops[0]); i++) {
-			size_t n = strlen(cmp_ops[i].text);
-
-			if (!strncmp(p, cmp_ops[i].text, n)) {
-				*p = '\0';
-				*lhs = s;
-				*op = cmp_ops[i].op;
-				*rhs = p + n;
-				return true;
-			}
-		}
-	}
-	return false;
-}
-
-static char *trim(char *s)
-{
-	char *end;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char)end[-1]))
-		*--end = '\0';
-	return s;
-}
-
-/* The constant: a number, a "string", or a name of the operand's enum. */
-static int parse_constant(struct comparison *cmp, const struct farg *operand, const char *rhs, char *err,
-			  size_t errlen)
-{
-	bool text = operand ? farg_out_type(operand) == FARG_OUT_STRING : cmp->text_operand;
-	size_t nenums = operand ? operand->nenums : 0;
-	char *end;
-	size_t len = strlen(rhs);
-
-	if (len >= 2 && rhs[0] == '"' && rhs[len - 1] == '"') {
-		if (!text || (cmp->op != CMP_EQ && cmp->op != CMP_NE)) {
-			snprintf(err, errlen, "a string compares only with == or != against a string field");
-			return -EINVAL;
-		}
-		cmp->text = strndup(rhs + 1, len - 2);
-		return cmp->text ? 0 : -ENOMEM;
-	}
-	errno = 0;
-	cmp->value = rhs[0] == '-' ? (uint64_t)strtoll(rhs, &end, 0) : strtoull(rhs, &end, 0);
-	if (*rhs && !*end && !errno)
-		return 0;
-	for (size_t i = 0; i < nenums; i++)
-		if (!strcmp(operand->enums[i].name, rhs)) {
-			cmp->value = (uint64_t)operand->enums[i].value;
-			return 0;
-		}
-	snprintf(err, errlen, "'%s' is not a number%s", rhs,
-		 nenums ? ", a \"string\" or a name of the field's enum" : " or a \"string\"");
-	return -EINVAL;
-}
-
-/* What a filter may name: the probe's fields, extra ones, or expressions. */
-struct filter_names {
-	struct farg *const *fields;
-	size_t nfields;
-	const struct filter_extra *extra;
-};
-
-static bool find_field(struct comparison *cmp, const struct filter_names *fn, const char *lhs)
-{
-	for (size_t i = 0; i < fn->nfields; i++)
-		if (!strcmp(farg_name(fn->fields[i]), lhs)) {
-			cmp->field = (int)i;
-			cmp->operand = fn->fields[i];
-			return true;
-		}
-	for (size_t i = 0; fn->extra && i < fn->extra->n; i++)
-		if (!strcmp(fn->extra->names[i], lhs)) {
-			cmp->field = (int)(fn->nfields + i);
-			cmp->text_operand = fn->extra->is_text[i];
-			return true;
-		}
-	return false;
-}
-
-static int add_comparison(struct filter *f, char *text, bool or_before, const struct filter_names *fn,
-			  struct symtab *syms, const struct farg_scope *scope, char *err, size_t errlen)
-{
-	struct comparison *tmp, *cmp;
-	char *lhs, *rhs;
-	enum cmp_op op;
-	int ret;
-
-	if (!split_comparison(text, &lhs, &op, &rhs)) {
-		snprintf(err, errlen, "'%s' is not a comparison (== != < <= > >= &)", trim(text));
-		return -EINVAL;
-	}
-	lhs = trim(lhs);
-	rhs = trim(rhs);
-	tmp = realloc(f->v, (f->n + 1) * sizeof(*tmp));
-	if (!tmp)
-		return -ENOMEM;
-	f->v = tmp;
-	cmp = &f->v[f->n++];
-	memset(cmp, 0, sizeof(*cmp));
-	cmp->field = -1;
-	cmp->op = op;
-	cmp->or_before = or_before;
-	if (!find_field(cmp, fn, lhs)) {
-		if ((ret = farg_compile(&cmp->own, lhs, syms, scope, err, errlen)))
-			return ret;
-		cmp->operand = cmp->own;
-	}
-	return parse_constant(cmp, cmp->operand, rhs, err, errlen);
-}
-
-int filter_compile(struct filter **out, const char *text, struct farg *const *fields, size_t nfields,
-		   const struct filter_extra *extra, struct symtab *syms, const struct farg_scope *scope,
-		   char *err, size_t errlen)
-{
-	const struct filter_names fn = { fields, nfields, extra };
-	struct filter *f = calloc(1, sizeof(*f));
-	char *copy = strdup(text), *p;
-	bool or_before = false;
-	int ret = f && copy ? 0 : -ENOMEM;
-
-	for (p = copy; !ret && p;) {
-		char *and = strstr(p, "&&"), *or = strstr(p, "||"), *next = NULL;
-		bool next_or = false;
-
-		if (and && (!or || and < or)) {
-			*and = '\0';
-			next = and + 2;
-		} else if (or) {
-			*or = '\0';
-			next = or + 2;
-			next_or = true;
-		}
-		ret = add_comparison(f, p, or_before, &fn, syms, scope, err, errlen);
-		or_before = next_or;
-		p = next;
-	}
-	free(copy);
-	if (ret) {
-		if (ret == -ENOMEM)
-			snprintf(err, errlen, "out of memory");
-		filter_free(f);
-		return ret;
-	}
-	*out = f;
-	return 0;
-}
-
-static bool compare(const struct comparison *cmp, const struct farg_value *v)
-{
-	bool is_signed = cmp->operand &&
-			 (farg_out_type(cmp->operand) == FARG_OUT_S64 || cmp->operand->kind == VAL_ENUM);
-
-	if (v->fault)
-		return false;
-	if (cmp->text)
-		return !strcmp(v->str, cmp->text) == (cmp->op == CMP_EQ);
-	switch (cmp->op) {
-	case CMP_EQ:
-		return v->u == cmp->value;
-	case CMP_NE:
-		return v->u != cmp->value;
-	case CMP_AND:
-		return (v->u & cmp->value) != 0;
-	default:
-		break;
-	}
-	if (is_signed) {
-		int64_t a = (int64_t)v->u, b = (int64_t)cmp->value;
-
-		return cmp->op == CMP_LT ? a < b : cmp->op == CMP_LE ? a <= b : cmp->op == CMP_GT ? a > b : a >= b;
-	}
-	return cmp->op == CMP_LT ? v->u < cmp->value : cmp->op == CMP_LE ? v->u <= cmp->value
-		: cmp->op == CMP_GT ? v->u > cmp->value : v->u >= cmp->value;
-}
-
-/* Groups of && joined by ||: true when any group has every comparison true. */
-size_t filter_exprs(const struct filter *f, const struct farg **out, size_t max)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < f->n && n < max; i++)
-		if (f->v[i].own)
-			out[n++] = f->v[i].own;
-	return n;
-}
-
-bool filter_match(const struct filter *f, const struct farg_value *values, const struct farg_env *env)
-{
-	bool group = true;
-
-	for (size_t i = 0; i < f->n; i++) {
-		const struct comparison *cmp = &f->v[i];
-		struct farg_value own;
-		const struct farg_value *v = &own;
-
-		if (cmp->or_before) {
-			if (group)
-				return true;
-			group = true;
-		}
-		if (!group)
-			continue;
-		if (cmp->own)
-			farg_eval(cmp->own, env, &own);
-		else
-			v = &values[cmp->field];
-		group = compare(cmp, v);
-	}
-	return group;
-}
-
 bool farg_needs_percpu(const struct farg *a)
 {
 	for (int i = 0; i < a->nops; i++)
 		if (a->ops[i].kind == OP_PERCPU)
 			return true;
 	return false;
+}
+
+bool farg_enum_value(const struct farg *a, const char *name, uint64_t *value)
+{
+	for (size_t i = 0; i < a->nenums; i++)
+		if (!strcmp(a->enums[i].name, name)) {
+			*value = (uint64_t)a->enums[i].value;
+			return true;
+		}
+	return false;
+}
+
+bool farg_is_signed(const struct farg *a)
+{
+	return farg_out_type(a) == FARG_OUT_S64 || a->kind == VAL_ENUM;
+}
+
+bool farg_has_enum(const struct farg *a)
+{
+	return a->nenums > 0;
 }

@@ -7,21 +7,19 @@
  * instance's call line at the instance's entry; the rules perf's
  * die_walk_lines applies, so both mark the same lines.
  */
-#include "linespec.h"
 
 #include <ctype.h>
 #include <dwarf.h>
 #include <errno.h>
 #include <fnmatch.h>
-#include <inttypes.h>
 #include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "files.h"
 #include "inlindex.h"
+#include "linespec_priv.h"
 
 
 /* ---- names and files ------------------------------------------------------ */
@@ -45,7 +43,7 @@ static bool tail_match(const char *path, const char *tail)
 	return lt && lp >= lt && !strcmp(path + lp - lt, tail) && (lp == lt || path[lp - lt - 1] == '/');
 }
 
-static bool looks_like_file(const char *name)
+bool linespec_looks_like_file(const char *name)
 {
 	const char *dot = strrchr(name, '.');
 
@@ -74,7 +72,7 @@ bool linespec_is_line(const char *where)
 	char name[256];
 	int line;
 
-	return strchr(where, ';') || split_line(where, name, sizeof(name), &line) || looks_like_file(where);
+	return strchr(where, ';') || split_line(where, name, sizeof(name), &line) || linespec_looks_like_file(where);
 }
 
 bool linespec_source_path(const char *srcdir, const char *file, char *out, size_t len)
@@ -163,21 +161,6 @@ static bool innermost_inline(Dwarf_Die *fn, Dwarf_Addr pc, Dwarf_Die *out)
 
 /* ---- walking a function's lines ------------------------------------------- */
 
-/* What a walk collects: rows of @file (a tail) at @line, and every line of
- * @file that has code (for the nearest when @line has none). */
-struct collect {
-	struct symtab *s;
-	uint64_t to_running;
-	const char *file;
-	int line;               /* 0: none wanted (listing) */
-	int decl;               /* the function's first line, 0 for a file */
-	struct line_sites *out;
-	int ret;
-	bool *has_code;         /* [l - lo] for lo..hi, NULL: not wanted */
-	int lo, hi;
-	int nearest_below, nearest_above;
-	Dwarf_Die cu;           /* the unit being walked */
-};
 
 static void collect_row(struct collect *c, const char *file, int line, Dwarf_Addr pc);
 
@@ -232,7 +215,7 @@ static bool own_line(Dwarf_Die *fn, const char *decf, int decl, Dwarf_Addr pc, i
 	return in_decl == decl && dwarf_decl_file(&in) == decf;
 }
 
-static int walk_function(Dwarf_Die *fn, struct collect *c)
+int linespec_walk_function(Dwarf_Die *fn, struct collect *c)
 {
 	Dwarf_Lines *lines;
 	size_t n;
@@ -257,12 +240,6 @@ static int walk_function(Dwarf_Die *fn, struct collect *c)
 
 /* ---- finding a function's instances --------------------------------------- */
 
-struct instances {
-	Dwarf_Die *v;
-	size_t n, cap;
-	bool nomem;
-	bool inlined;           /* v are inline instances (no out-of-line copy) */
-};
 
 static void add_instance(struct instances *in, Dwarf_Die *die)
 {
@@ -280,7 +257,7 @@ static void add_instance(struct instances *in, Dwarf_Die *die)
 	in->v[in->n++] = *die;
 }
 
-static void free_instances(struct instances *in)
+void linespec_free_instances(struct instances *in)
 {
 	free(in->v);
 	free(in);
@@ -329,7 +306,7 @@ static void find_inlines(struct symtab *s, const char *name, struct instances *i
 }
 
 /* @name's out-of-line function, else its inline instances. */
-static int find_instances(struct symtab *s, const char *name, struct instances *in, char *err, size_t errlen)
+int linespec_find_instances(struct symtab *s, const char *name, struct instances *in, char *err, size_t errlen)
 {
 	const struct sym *sym = sym_lookup_name(s, name);
 	Dwarf_Die die;
@@ -529,7 +506,7 @@ static int func_line(struct symtab *s, const char *func, int rel, struct line_si
 	if (!in)
 		return -ENOMEM;
 	sym_dwarf(s, &c.to_running);
-	if ((ret = find_instances(s, func, in, err, errlen)))
+	if ((ret = linespec_find_instances(s, func, in, err, errlen)))
 		goto done;
 	if (!(done_units = calloc(in->n, sizeof(*done_units)))) {
 		ret = -ENOMEM;
@@ -560,7 +537,7 @@ static int func_line(struct symtab *s, const char *func, int rel, struct line_si
 		snprintf(out->v[i].inlined, sizeof(out->v[i].inlined), "%s", func);
 done:
 	free(done_units);
-	free_instances(in);
+	linespec_free_instances(in);
 	return ret;
 }
 
@@ -585,7 +562,7 @@ static void collect_file_rows(struct collect *c, Dwarf_Die *cudie)
 /* Rows (and, with @sites, function entries and call sites) of every unit
  * built from a file ending in @file, or of every unit when @file is NULL.
  * The last such unit's name; NULL if there was none. */
-static const char *collect_units(struct collect *c, Dwarf *dw, const char *file, bool sites)
+const char *linespec_collect_units(struct collect *c, Dwarf *dw, const char *file, bool sites)
 {
 	Dwarf_CU *cu = NULL;
 	Dwarf_Die cudie;
@@ -612,8 +589,8 @@ static int file_line(struct symtab *s, const char *file, int line, struct line_s
 	struct collect c = { .s = s, .file = file, .line = line, .out = out };
 	Dwarf *dw = sym_dwarf(s, &c.to_running);
 
-	if (!collect_units(&c, dw, file, true))
-		collect_units(&c, dw, NULL, true);
+	if (!linespec_collect_units(&c, dw, file, true))
+		linespec_collect_units(&c, dw, NULL, true);
 	if (c.ret)
 		return c.ret;
 	if (!out->n && !c.nearest_below && !c.nearest_above) {
@@ -705,7 +682,7 @@ int linespec_inlines(struct symtab *s, const char *func, struct line_sites *out,
 		function_at(s, site.addr, site.func, sizeof(site.func));
 		ret = add_site(out, &site);
 	}
-	free_instances(in);
+	linespec_free_instances(in);
 	if (!ret && !out->n) {
 		snprintf(err, errlen, "no inline instance of '%s' in %s", func, sym_path(s));
 		ret = -ENOENT;
@@ -733,9 +710,9 @@ int linespec_resolve(struct symtab *s, const char *where, const char *srcdir, st
 		}
 		ret = func_pattern(s, name, semi + 1, srcdir, out, err, errlen);
 	} else if (split_line(where, name, sizeof(name), &line)) {
-		ret = looks_like_file(name) ? file_line(s, name, line, out, err, errlen)
+		ret = linespec_looks_like_file(name) ? file_line(s, name, line, out, err, errlen)
 					    : func_line(s, name, line, out, err, errlen);
-	} else if (looks_like_file(where)) {
+	} else if (linespec_looks_like_file(where)) {
 		snprintf(err, errlen, "'%s': a file needs a line, FILE:LINE", where);
 		return -EINVAL;
 	} else {
@@ -754,132 +731,4 @@ void linespec_free(struct line_sites *ls)
 	free(ls->v);
 	ls->v = NULL;
 	ls->n = 0;
-}
-
-/* ---- listing -------------------------------------------------------------- */
-
-/* "A", "A-B" or "A+N" after NAME: */
-static int parse_range(const char *text, int *a, int *b)
-{
-	char *end;
-	long x = strtol(text, &end, 10), y = x;
-
-	if (end == text || x < 0)
-		return -EINVAL;
-	if (*end == '-' || *end == '+') {
-		char sign = *end;
-		const char *rest = end + 1;
-
-		y = strtol(rest, &end, 10);
-		if (end == rest || y < 0)
-			return -EINVAL;
-		if (sign == '+')
-			y += x;
-	} else {
-		y = INT_MAX / 2;
-	}
-	if (*end || y < x)
-		return -EINVAL;
-	*a = (int)x;
-	*b = (int)y;
-	return 0;
-}
-
-static int lines_of_function(struct symtab *s, const char *func, int a, int b, struct line_range *r, char *err,
-			     size_t errlen)
-{
-	struct instances *in = calloc(1, sizeof(*in));
-	struct collect c = { .s = s };
-	int ret;
-
-	if (!in)
-		return -ENOMEM;
-	if ((ret = find_instances(s, func, in, err, errlen)))
-		goto done;
-	c.file = dwarf_decl_file(&in->v[0]);
-	dwarf_decl_line(&in->v[0], &c.decl);
-	if (!c.file) {
-		snprintf(err, errlen, "%s has no source file in the debug info", func);
-		ret = -ENOENT;
-		goto done;
-	}
-	/* First pass: how far the function's lines go; second: which have code. */
-	c.hi = c.decl;
-	for (size_t i = 0; i < in->n; i++)
-		walk_function(&in->v[i], &c);
-	r->base = c.decl;
-	r->first = c.decl + a;
-	r->last = c.decl + b < c.hi ? c.decl + b : c.hi;
-	snprintf(r->file, sizeof(r->file), "%s", c.file);
-	snprintf(r->func, sizeof(r->func), "%.*s", (int)sizeof(r->func) - 1, func);
-	if (r->last < r->first) {
-		snprintf(err, errlen, "%s:%d is past the function's last line (%d)", func, a, c.hi - c.decl);
-		ret = -ERANGE;
-		goto done;
-	}
-	c.lo = r->first;
-	c.hi = r->last;
-	if (!(c.has_code = calloc((size_t)(r->last - r->first + 1), sizeof(bool)))) {
-		ret = -ENOMEM;
-		goto done;
-	}
-	for (size_t i = 0; i < in->n; i++)
-		walk_function(&in->v[i], &c);
-	r->has_code = c.has_code;
-done:
-	free_instances(in);
-	return ret;
-}
-
-static int lines_of_file(struct symtab *s, const char *file, int a, int b, struct line_range *r, char *err,
-			 size_t errlen)
-{
-	struct collect c = { .s = s, .file = file, .lo = a ? a : 1, .hi = b };
-	Dwarf *dw = sym_dwarf(s, &c.to_running);
-	const char *found;
-
-	if (b == INT_MAX / 2) { /* to the file's end: as far as code goes */
-		c.hi = 0;
-		collect_units(&c, dw, file, false);
-	}
-	if (c.hi < c.lo) {
-		snprintf(err, errlen, "no source file ending in '%s' has code at lines %d-%d in %s", file, c.lo, b,
-			 sym_path(s));
-		return -ENOENT;
-	}
-	if (!(c.has_code = calloc((size_t)(c.hi - c.lo + 1), sizeof(bool))))
-		return -ENOMEM;
-	if (!(found = collect_units(&c, dw, file, false))) {
-		free(c.has_code);
-		snprintf(err, errlen, "no unit of %s is built from a file ending in '%s'", sym_path(s), file);
-		return -ENOENT;
-	}
-	snprintf(r->file, sizeof(r->file), "%s", found);
-	r->first = c.lo;
-	r->last = c.hi;
-	r->has_code = c.has_code;
-	return 0;
-}
-
-int linespec_lines(struct symtab *s, const char *what, struct line_range *r, char *err, size_t errlen)
-{
-	char name[256];
-	const char *colon = strchr(what, ':');
-	int a = 0, b = INT_MAX / 2;
-
-	memset(r, 0, sizeof(*r));
-	snprintf(name, sizeof(name), "%.*s", colon ? (int)(colon - what) : (int)strlen(what), what);
-	if (!name[0] || (colon && parse_range(colon + 1, &a, &b))) {
-		snprintf(err, errlen, "'%s': use FUNC[:A[-B]] or FILE[:A[-B]]", what);
-		return -EINVAL;
-	}
-	if (looks_like_file(name))
-		return lines_of_file(s, name, a, b, r, err, errlen);
-	return lines_of_function(s, name, a, b, r, err, errlen);
-}
-
-void linespec_range_free(struct line_range *r)
-{
-	free(r->has_code);
-	r->has_code = NULL;
 }

@@ -4,139 +4,24 @@
  * against vmlinux before anything boots; probes in modules get their
  * addresses once their module is loaded (see probes.h).
  */
-#include "probes.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dwloc.h"
 #include "files.h"
-#include "kmod.h"
+#include "filter.h"
 #include "linespec.h"
 #include "packet.h"
 #include "trace.h"
 #include "stages.h"
+#include "probes_priv.h"
 
 /* A set's probes decode their skb: filters may name those fields. */
 static const struct filter_extra packet_extra = { packet_field_names, packet_field_is_text, PACKET_NFIELDS };
 
-struct builtin {
-	const char *stage;
-	const char *func;
-	const char *nic;    /* only for this NIC, NULL: always */
-	const char *module; /* where it is when vmlinux lacks it */
-	const char *args;   /* fetch arguments, space-separated */
-	const char *ret;    /* record the return with these ($retval...), NULL: not */
-	const char *filter; /* keep only the hits that match */
-};
-
-/* Where an skb is really freed: kfree_skb_reason(NULL) returns at once, and
- * a free that only drops a reference (skb_unref() false: users above 1)
- * frees nothing; the kernel's skb:kfree_skb tracepoint fires past both
- * checks, and what dropwatch and perf count as drops is that. */
-#define FREED "skb != 0 && skb->users.refs.counter == 1"
-const char probes_real_drop[] = FREED;
-
-/* Who is running: the receiver at a copy, the caller of a system call. */
-#define TASK_ARGS "pid=$current->pid comm=$comm"
-
-/* From the stack's entry to the protocol handlers: in rx and rx-full alike. */
-#define RX_PROTOCOL_STAGES                                                          \
-	{ "core", "__netif_receive_skb_core", NULL, NULL, NULL, NULL, NULL },      \
-	{ "core", "__netif_receive_skb_list_core", NULL, NULL, NULL, NULL, NULL }, \
-	{ "ip", "ip_rcv", NULL, NULL, NULL, NULL, NULL },                          \
-	{ "ip", "ip_list_rcv", NULL, NULL, NULL, NULL, NULL },                     \
-	{ "ip-local", "ip_local_deliver", NULL, NULL, NULL, NULL, NULL },          \
-	{ "tcp", "tcp_v4_rcv", NULL, NULL, NULL, NULL, NULL },                     \
-	{ "udp", "udp_rcv", NULL, NULL, NULL, NULL, NULL },                        \
-	{ "icmp", "icmp_rcv", NULL, NULL, NULL, NULL, NULL }
-
-/* The receive path of 6.1 from the driver to the socket (DESIGN.md, facts). */
-static const struct builtin rx_set[] = {
-	{ "driver", "e1000_clean_rx_irq", "e1000", NULL, NULL, NULL, NULL },
-	{ "driver", "virtnet_poll", "virtio", "virtio_net", NULL, NULL, NULL },
-	{ "softirq", "net_rx_action", NULL, NULL, NULL, NULL, NULL },
-	{ "gro", "napi_gro_receive", NULL, NULL, NULL, NULL, NULL },
-	RX_PROTOCOL_STAGES,
-	{ "copy", "skb_copy_datagram_iter", NULL, NULL, TASK_ARGS, NULL, NULL },
-};
-
-/* The seeds' whole flow (perf's netdev-times): the NIC's interrupt, NET_RX
- * raised, the softirq and NAPI poll with their exits, the stages, queueing
- * to the socket, the receiver's wakeup, the copy and recvfrom() returning. */
-static const struct builtin rx_full_set[] = {
-	{ "irq", "e1000_intr", "e1000", NULL, "irq=$arg1", NULL, NULL },
-	{ "irq", "vring_interrupt", "virtio", NULL, "irq=$arg1", NULL, NULL },
-	{ "raise", "__napi_schedule", NULL, NULL, NULL, NULL, NULL },
-	{ "softirq", "net_rx_action", NULL, NULL, NULL, "", NULL },
-	{ "napi-poll", "e1000_clean", "e1000", NULL, "budget=$arg2", "work=$retval", NULL },
-	{ "napi-poll", "virtnet_poll", "virtio", "virtio_net", "budget=$arg2", "work=$retval", NULL },
-	{ "driver", "e1000_clean_rx_irq", "e1000", NULL, NULL, NULL, NULL },
-	{ "gro", "napi_gro_receive", NULL, NULL, NULL, "gro=$retval", NULL },
-	RX_PROTOCOL_STAGES,
-	{ "queue", "tcp_queue_rcv", NULL, NULL, NULL, NULL, NULL },
-	{ "queue", "__udp_enqueue_schedule_skb", NULL, NULL, NULL, NULL, NULL },
-	{ "queue", "sock_queue_rcv_skb_reason", NULL, NULL, NULL, NULL, NULL },
-	{ "wakeup", "sock_def_readable", NULL, NULL, "sk=$arg1", NULL, NULL },
-	{ "copy", "skb_copy_datagram_iter", NULL, NULL, TASK_ARGS, NULL, NULL },
-	{ "recv", "__sys_recvfrom", NULL, NULL, "fd=$arg1 " TASK_ARGS, "ret=$retval", NULL },
-	{ "recv", "___sys_recvmsg", NULL, NULL, TASK_ARGS, NULL, NULL },
-};
-
-/* The transmit path: the system call down to the driver, and the free. */
-static const struct builtin tx_set[] = {
-	{ "send", "__sys_sendto", NULL, NULL, "fd=$arg1 size=$arg3 " TASK_ARGS, "ret=$retval", NULL },
-	{ "send", "____sys_sendmsg", NULL, NULL, TASK_ARGS, NULL, NULL },
-	{ "send", "sock_write_iter", NULL, NULL, TASK_ARGS, NULL, NULL },
-	{ "tcp-send", "tcp_sendmsg", NULL, NULL, "size=$arg3", NULL, NULL },
-	{ "udp-send", "udp_sendmsg", NULL, NULL, "size=$arg3", NULL, NULL },
-	{ "ip-output", "ip_output", NULL, NULL, NULL, NULL, NULL },
-	{ "dev-queue", "__dev_queue_xmit", NULL, NULL, NULL, NULL, NULL },
-	{ "qdisc", "sch_direct_xmit", NULL, NULL, NULL, NULL, NULL },
-	{ "driver-xmit", "e1000_xmit_frame", "e1000", NULL, NULL, NULL, NULL },
-	{ "driver-xmit", "start_xmit", "virtio", "virtio_net", NULL, NULL, NULL },
-	{ "free", "__dev_kfree_skb_any", NULL, NULL, NULL, NULL, FREED },
-	/* budget 0 hands the skb to dev_consume_skb_any: __dev_kfree_skb_any
-	 * above sees that free, which must not count twice. */
-	{ "free", "napi_consume_skb", NULL, NULL, NULL, NULL, FREED " && budget != 0" },
-};
-
-/* Every drop with its reason; the stop's backtrace says where. */
-static const struct builtin drops_set[] = {
-	{ "drop", "kfree_skb_reason", NULL, NULL, "reason=$arg2", NULL, FREED },
-};
-
-/* The workload's socket calls, entry and return. */
-#define SYSCALL(fn) { "syscall", fn, NULL, NULL, "fd=$arg1 " TASK_ARGS, "ret=$retval", NULL }
-static const struct builtin syscalls_set[] = {
-	{ "syscall", "__sys_socket", NULL, NULL, "family=$arg1 type=$arg2 " TASK_ARGS, "ret=$retval", NULL },
-	SYSCALL("__sys_bind"), SYSCALL("__sys_connect"), SYSCALL("__sys_listen"), SYSCALL("__sys_accept4"),
-	SYSCALL("__sys_sendto"), SYSCALL("__sys_recvfrom"), SYSCALL("__sys_sendmsg"), SYSCALL("__sys_recvmsg"),
-	SYSCALL("__sys_shutdown"),
-};
-
-/* The earliest points of a dying kernel: before the report is printed. */
-static const struct builtin oops_set[] = {
-	{ "oops", "oops_begin", NULL, NULL, NULL, NULL, NULL },
-	{ "oops", "__warn", NULL, NULL, NULL, NULL, NULL },
-	{ "oops", "panic", NULL, NULL, NULL, NULL, NULL },
-};
-
-const char probes_set_names[] = "rx, rx-full, tx, drops, syscalls, oops, none";
-
-/* What a spec asks for beyond its address. */
-struct probe_req {
-	const char *event;    /* p:EVENT / r:EVENT, NULL: the function's name */
-	bool is_return;       /* %return or r:EVENT: only the return is recorded */
-	bool packet;
-	char *const *args;    /* fetch arguments at the hit (or, %return, at the return) */
-	size_t nargs;
-	const char *ret_args; /* a set's return fields, space-separated; NULL: none */
-};
 
 static int compile_one(struct farg ***out, size_t *n, const char *text, struct symtab *syms,
 		       const struct farg_scope *scope, char *err, size_t errlen)
@@ -197,7 +82,7 @@ static int compile_args(struct farg ***out, size_t *n, char *const *texts, size_
 }
 
 /* Split @text at blanks into at most @max words of @buf. */
-static size_t split_words(char *buf, char **words, size_t max)
+size_t probes_split_words(char *buf, char **words, size_t max)
 {
 	char *save = NULL;
 	size_t n = 0;
@@ -206,8 +91,6 @@ static size_t split_words(char *buf, char **words, size_t max)
 		words[n++] = w;
 	return n;
 }
-
-#define MAX_ARGS 32
 
 /* The fetch arguments of probe @p at @addr: at the hit, and at its return. */
 static int add_args(struct probe *p, const struct probe_req *rq, struct symtab *syms, uint64_t addr, bool at_entry,
@@ -230,12 +113,12 @@ static int add_args(struct probe *p, const struct probe_req *rq, struct symtab *
 	if ((e = compile_args(&p->args, &p->nargs, rq->args, rq->nargs, syms, &at, err, errlen)) || !rq->ret_args)
 		return e;
 	snprintf(buf, sizeof(buf), "%s", rq->ret_args);
-	n = split_words(buf, words, MAX_ARGS);
+	n = probes_split_words(buf, words, MAX_ARGS);
 	return compile_args(&p->ret_args, &p->nret_args, words, n, syms, &ret, err, errlen);
 }
 
-static int add(struct probe_set *ps, const char *spec, const char *stage, uint64_t addr, bool entry,
-	       struct symtab *syms, const struct probe_req *rq, char *err, size_t errlen)
+int probes_add_one(struct probe_set *ps, const char *spec, const char *stage, uint64_t addr, bool entry,
+		   struct symtab *syms, const struct probe_req *rq, char *err, size_t errlen)
 {
 	struct probe *tmp, *p = addr ? probes_find(ps, addr) : NULL;
 	const struct sym *fn;
@@ -335,7 +218,7 @@ static int add_module_args(struct probe_set *ps, struct probe *p, const char *mo
 }
 
 /* MODULE:NAME[+OFF]: a probe in a module, placed once it is loaded. */
-static int add_in_module(struct probe_set *ps, const char *spec, const char *stage, const struct probe_req *rq,
+int probes_add_in_module(struct probe_set *ps, const char *spec, const char *stage, const struct probe_req *rq,
 			 char *err, size_t errlen)
 {
 	const char *colon = strchr(spec, ':');
@@ -351,7 +234,7 @@ static int add_in_module(struct probe_set *ps, const char *spec, const char *sta
 		return -EOPNOTSUPP;
 	}
 	snprintf(module, sizeof(module), "%.*s", (int)(colon - spec), spec);
-	ret = add(ps, spec, stage, 0, false, NULL, rq, err, errlen);
+	ret = probes_add_one(ps, spec, stage, 0, false, NULL, rq, err, errlen);
 	if (!ret && !(ps->v[ps->n - 1].module = strdup(module)))
 		ret = -ENOMEM;
 	if (!ret && rq->nargs)
@@ -360,74 +243,6 @@ static int add_in_module(struct probe_set *ps, const char *spec, const char *sta
 		snprintf(err, errlen, "out of memory");
 	return ret;
 }
-
-static int skip(struct probe_set *ps, const char *func)
-{
-	char **tmp = realloc(ps->skipped, (ps->nskipped + 1) * sizeof(*tmp));
-
-	if (!tmp)
-		return -ENOMEM;
-	ps->skipped = tmp;
-	ps->skipped[ps->nskipped] = strdup(func);
-	if (!ps->skipped[ps->nskipped])
-		return -ENOMEM;
-	ps->nskipped++;
-	return 0;
-}
-
-/* One probe of a builtin set, with its fields and filter. */
-static int add_builtin_probe(struct probe_set *ps, const struct builtin *b, uint64_t addr, struct symtab *syms)
-{
-	char buf[512], *words[MAX_ARGS], err[512];
-	struct probe_req rq = { .packet = true, .ret_args = b->ret, .args = words };
-	int ret;
-
-	snprintf(buf, sizeof(buf), "%s", b->args ? b->args : "");
-	rq.nargs = split_words(buf, words, MAX_ARGS);
-	ret = add(ps, b->func, b->stage, addr, true, syms, &rq, err, sizeof(err));
-	if (ret == -EINVAL) /* this kernel's DWARF differs: the probe without fields */
-		ret = 0;
-	if (!ret && b->filter)
-		ret = probes_set_filter(ps, ps->n - 1, b->filter, syms, err, sizeof(err)) == -ENOMEM ? -ENOMEM : 0;
-	return ret;
-}
-
-static int add_builtin(struct probe_set *ps, const struct builtin *set, size_t n, const char *nic,
-		       struct symtab *syms)
-{
-	for (size_t i = 0; i < n; i++) {
-		const struct sym *s;
-		char msg[256];
-		int err;
-
-		if (set[i].nic && nic && strcmp(set[i].nic, nic))
-			continue;
-		s = sym_lookup_name(syms, set[i].func);
-		if ((!s || !s->func) && set[i].module) {
-			char spec[128];
-			struct probe_req rq = { .packet = true };
-
-			snprintf(spec, sizeof(spec), "%s:%s", set[i].module, set[i].func);
-			if ((err = add_in_module(ps, spec, set[i].stage, &rq, msg, sizeof(msg))))
-				return err;
-			continue;
-		}
-		err = !s || !s->func ? skip(ps, set[i].func) : add_builtin_probe(ps, &set[i], s->addr, syms);
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
-#define SET(name, table) { name, table, sizeof(table) / sizeof(table[0]) }
-static const struct {
-	const char *name;
-	const struct builtin *set;
-	size_t n;
-} sets[] = {
-	SET("rx", rx_set), SET("rx-full", rx_full_set), SET("tx", tx_set), SET("drops", drops_set),
-	SET("syscalls", syscalls_set), SET("oops", oops_set),
-};
 
 void probes_set_paths(struct probe_set *ps, struct symtab *syms, const char *vmlinux, const char *moddir,
 		      const char *srcdir)
@@ -438,14 +253,6 @@ void probes_set_paths(struct probe_set *ps, struct symtab *syms, const char *vml
 	}
 	ps->moddir = moddir;
 	ps->srcdir = srcdir ? srcdir : files_kernel_source(vmlinux, ps->default_dirs[1], sizeof(ps->default_dirs[1]));
-}
-
-int probes_add_set(struct probe_set *ps, const char *name, const char *nic, struct symtab *syms)
-{
-	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
-		if (!strcmp(name, sets[i].name))
-			return add_builtin(ps, sets[i].set, sets[i].n, nic, syms);
-	return !strcmp(name, "none") ? 0 : -ENOENT;
 }
 
 /* NAME[+OFF] that vmlinux lacks: a probe in the module that defines it.
@@ -459,7 +266,7 @@ static bool in_a_module(struct probe_set *ps, const char *spec, const char *stag
 	if (!ps->moddir || !kmods_find_symbol(ps->moddir, name, module, sizeof(module)))
 		return false;
 	snprintf(full, sizeof(full), "%s:%s", module, spec);
-	*ret = add_in_module(ps, full, stage ? stage : "user", rq, err, errlen);
+	*ret = probes_add_in_module(ps, full, stage ? stage : "user", rq, err, errlen);
 	return true;
 }
 
@@ -546,7 +353,7 @@ static int add_sites(struct probe_set *ps, const char *where, struct line_sites 
 				 l->rel >= 0 ? l->rel : l->line);
 		if (!one.event)
 			one.event = event;
-		ret = add(ps, where, stage, l->addr, false, syms, &one, err, errlen);
+		ret = probes_add_one(ps, where, stage, l->addr, false, syms, &one, err, errlen);
 		if (!ret)
 			probes_find(ps, l->addr)->named = true;
 		if (ret == -ENOMEM)
@@ -597,7 +404,7 @@ static int add_module_lines(struct probe_set *ps, const char *where, const char 
 			break;
 		}
 		snprintf(spec, sizeof(spec), "%s:%s+0x%" PRIx64, module, fn->name, sites.v[i].addr - fn->addr);
-		ret = add_in_module(ps, spec, stage, rq, err, errlen);
+		ret = probes_add_in_module(ps, spec, stage, rq, err, errlen);
 	}
 	linespec_free(&sites);
 	return ret;
@@ -618,7 +425,7 @@ int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, s
 		snprintf(err, errlen, "probe '%.40s...' is too long", spec);
 		return -EINVAL;
 	}
-	n = split_words(buf, words, MAX_ARGS + 2);
+	n = probes_split_words(buf, words, MAX_ARGS + 2);
 	if ((ret = parse_head(words, &n, &where, &rq, err, errlen)))
 		return ret;
 	if (module_line(where))
@@ -627,7 +434,7 @@ int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, s
 		return linespec_resolve(syms, where, ps->srcdir, &sites, err, errlen) ?:
 		       add_sites(ps, where, &sites, stage ? stage : "user", syms, &rq, err, errlen);
 	if (strchr(where, ':'))
-		return add_in_module(ps, where, stage ? stage : "user", &rq, err, errlen);
+		return probes_add_in_module(ps, where, stage ? stage : "user", &rq, err, errlen);
 	ret = resolve_where(ps, where, syms, &addr, err, errlen);
 	if (ret == -ENOENT && in_a_module(ps, where, stage, &rq, &ret, err, errlen))
 		return ret;
@@ -641,7 +448,7 @@ int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, s
 		snprintf(err, errlen, "'%s%%return': a return probe goes on a function's first instruction", where);
 		return -EINVAL;
 	}
-	ret = add(ps, where, stage ? stage : "user", addr, s && s->addr == addr && s->func, syms, &rq, err, errlen);
+	ret = probes_add_one(ps, where, stage ? stage : "user", addr, s && s->addr == addr && s->func, syms, &rq, err, errlen);
 	if (ret == -ENOMEM)
 		snprintf(err, errlen, "out of memory");
 	/* A function GCC also inlined somewhere: a probe on each instance too,

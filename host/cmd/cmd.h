@@ -120,6 +120,9 @@ void guest_check_opts(const char *cmd, const struct guest_opts *g);
 /* ---- places.c: probes and places the commands resolve ---- */
 
 struct session;
+/* step's and why's --at SPEC (with its --filter), resolved into @atp as a
+ * probe of stage @stage; which of several places it takes is said. */
+int resolve_at(struct session *s, struct probe_set *atp, const char *at, const char *filter, const char *stage);
 const char *set_nic(const struct guest_opts *g);
 int check_fields_for_stub(struct session *s, const struct probe_set *ps);
 struct pcap_filter *pcap_filter_option(const char *cmd, const char *expr, struct probe_set *ps);

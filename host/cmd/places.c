@@ -114,3 +114,17 @@ int check_pcap_probes(const struct session *s, const struct probe_set *ps)
 		say_error("--pcap-filter: none of the probes has an skb argument whose packet it could filter");
 	return s->g->eng.pcap ? -EINVAL : 0;
 }
+
+int resolve_at(struct session *s, struct probe_set *atp, const char *at, const char *filter, const char *stage)
+{
+	char err[512];
+
+	probes_set_paths(atp, s->syms, s->g->vmlinux, s->g->moddir, s->g->srcdir);
+	if (probes_add_spec(atp, at, stage, s->syms, err, sizeof(err)) ||
+	    (filter && probes_set_filter(atp, 0, filter, s->syms, err, sizeof(err)))) {
+		say_error("%s", err);
+		return -EINVAL;
+	}
+	several_places(s, at, atp);
+	return 0;
+}

@@ -178,7 +178,58 @@ static const char *kernel_tree(const struct report *r, char *out, size_t len)
 	return files_kernel_source(report_vmlinux(r), out, len);
 }
 
-int cmd_report(int argc, char **argv)
+/* What kstep report is asked for. */
+struct report_args {
+	bool netdev, json, folded;
+	unsigned long rows, depth, top;
+	const char *flame, *srcdir, *pcap, *perfetto;
+	struct annotate *annotate; /* --annotate FUNC, NULL: none */
+};
+
+/* One option (@c, @arg) into @a: 0, or kstep's exit status. */
+static int report_opt(int c, const char *arg, struct report_args *a)
+{
+	switch (c) {
+	case 'n':
+		a->netdev = true;
+		return 0;
+	case 'j':
+		a->json = true;
+		return 0;
+	case 'f':
+		a->folded = true;
+		return 0;
+	case 'a':
+		return !a->annotate && annotate_new(&a->annotate, arg) ? EXIT_FAILED : 0;
+	case 't':
+		return parse_count("--top", arg, &a->top) ? EXIT_USAGE : 0;
+	case 's':
+		a->srcdir = arg;
+		return 0;
+	case 'P':
+		a->pcap = arg;
+		return 0;
+	case OPT_PERFETTO:
+		a->perfetto = arg;
+		return 0;
+	case 'F':
+		a->flame = arg;
+		if (ends_with(arg, ".svg") || ends_with(arg, ".html"))
+			return 0;
+		say_error("--flamegraph FILE must end in .svg or .html, not '%s'", arg);
+		return EXIT_USAGE;
+	case 'D':
+		return parse_count("--depth", arg, &a->depth) ? EXIT_USAGE : 0;
+	case 'r':
+		return parse_count("--rows", arg, &a->rows) ? EXIT_USAGE : 0;
+	default:
+		say_error("unknown option (see 'kstep report --help')");
+		return EXIT_USAGE;
+	}
+}
+
+/* The command line read into @a: 0, -1 after --help, or kstep's exit status. */
+static int report_parse(int argc, char **argv, struct report_args *a)
 {
 	static const struct option longopts[] = {
 		{ "netdev-times", no_argument, NULL, 'n' }, { "json", no_argument, NULL, 'j' },
@@ -189,113 +240,87 @@ int cmd_report(int argc, char **argv)
 		{ "pcap", required_argument, NULL, 'P' },       { "perfetto", required_argument, NULL, OPT_PERFETTO },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool netdev = false, json = false, folded = false;
-	unsigned long rows = DEFAULT_ROWS;
-	unsigned long depth = 0;
-	const char *flame = NULL, *srcdir = NULL, *pcap = NULL, *perfetto = NULL;
-	struct outputs outs = { 0 };
-	unsigned long top = 0;
-	struct report_opts ro = { 0 };
-	struct report *r;
-	char err[512], tree[4096];
 	int c, ret;
 
 	while ((c = getopt_long(argc, argv, "njr:fD:F:a:t:s:P:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'n':
-			netdev = true;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'f':
-			folded = true;
-			break;
-		case 'a':
-			if (!ro.annotate && annotate_new(&ro.annotate, optarg))
-				return EXIT_FAILED;
-			break;
-		case 't':
-			if (parse_count("--top", optarg, &top))
-				return EXIT_USAGE;
-			break;
-		case 's':
-			srcdir = optarg;
-			break;
-		case 'P':
-			pcap = optarg;
-			break;
-		case OPT_PERFETTO:
-			perfetto = optarg;
-			break;
-		case 'F':
-			flame = optarg;
-			if (!ends_with(flame, ".svg") && !ends_with(flame, ".html")) {
-				say_error("--flamegraph FILE must end in .svg or .html, not '%s'", flame);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'D':
-			if (parse_count("--depth", optarg, &depth))
-				return EXIT_USAGE;
-			break;
-		case 'r':
-			if (parse_count("--rows", optarg, &rows))
-				return EXIT_USAGE;
-			break;
-		case 'h':
+		if (c == 'h') {
 			usage(stdout);
-			return 0;
-		default:
-			say_error("unknown option (see 'kstep report --help')");
-			return EXIT_USAGE;
+			return -1;
 		}
+		if ((ret = report_opt(c, optarg, a)))
+			return ret;
 	}
 	if (optind != argc - 1) {
 		say_error("report wants one trace directory (see 'kstep report --help')");
 		return EXIT_USAGE;
 	}
+	return 0;
+}
+
+/* What was asked for, out of the trace read: 0 or a negative errno. */
+static int report_write(struct report *r, const struct report_args *a, struct outputs *outs, const char *dir)
+{
+	char tree[4096];
+
+	if (a->pcap || a->perfetto) {
+		int ret = a->pcap ? write_capture(outs->cap, r, a->pcap) : 0;
+
+		return a->perfetto && !ret ? write_timeline(outs->timeline, r, a->perfetto) : ret;
+	}
+	if (a->annotate)
+		annotate_print(a->annotate, stdout, (unsigned int)a->top,
+			       a->srcdir ? a->srcdir : kernel_tree(r, tree, sizeof(tree)));
+	else if (a->flame)
+		return write_flamegraph(r, a->flame, dir);
+	else if (a->json)
+		report_print_json(r, stdout);
+	else if (a->folded)
+		calltree_folded(report_calltree(r), stdout);
+	else if (report_steps(r)) {
+		fprintf(stdout, "%" PRIu64 " instructions stepped\n", report_steps(r));
+		calltree_print(report_calltree(r), stdout, (unsigned int)a->depth);
+	} else if (a->netdev)
+		report_print_netdev_times(r, stdout);
+	else
+		report_print(r, stdout, a->rows);
+	return 0;
+}
+
+int cmd_report(int argc, char **argv)
+{
+	struct report_args a = { .rows = DEFAULT_ROWS };
+	struct outputs outs = { 0 };
+	struct report_opts ro = { 0 };
+	struct report *r;
+	char err[512];
+	int ret = report_parse(argc, argv, &a);
+
+	if (ret)
+		return ret < 0 ? EXIT_DONE : ret;
 	ro.interrupted = &interrupted;
-	if ((pcap && capture_new(&outs.cap)) || (perfetto && perfetto_new(&outs.timeline))) {
+	ro.annotate = a.annotate;
+	if ((a.pcap && capture_new(&outs.cap)) || (a.perfetto && perfetto_new(&outs.timeline))) {
 		say_error("out of memory");
 		outputs_free(&outs);
 		return EXIT_FAILED;
 	}
-	ro.on_packet_stop = pcap || perfetto ? packet_stop : NULL;
-	ro.on_event = perfetto ? every_event : NULL;
+	ro.on_packet_stop = a.pcap || a.perfetto ? packet_stop : NULL;
+	ro.on_event = a.perfetto ? every_event : NULL;
 	ro.stop_ctx = &outs;
 	if ((ret = report_read_dir(&r, argv[optind], &ro, err, sizeof(err)))) {
 		say_error("%s", err);
-		annotate_free(ro.annotate);
+		annotate_free(a.annotate);
 		outputs_free(&outs);
 		return ret == -EINTR ? EXIT_INTERRUPTED : EXIT_FAILED;
 	}
-	if (pcap || perfetto) {
-		ret = pcap ? write_capture(outs.cap, r, pcap) : 0;
-		if (perfetto && !ret)
-			ret = write_timeline(outs.timeline, r, perfetto);
-	} else if (ro.annotate)
-		annotate_print(ro.annotate, stdout, (unsigned int)top, srcdir ? srcdir : kernel_tree(r, tree, sizeof(tree)));
-	else if (flame)
-		ret = write_flamegraph(r, flame, argv[optind]);
-	else if (json)
-		report_print_json(r, stdout);
-	else if (folded)
-		calltree_folded(report_calltree(r), stdout);
-	else if (report_steps(r)) {
-		fprintf(stdout, "%" PRIu64 " instructions stepped\n", report_steps(r));
-		calltree_print(report_calltree(r), stdout, (unsigned int)depth);
-	} else if (netdev)
-		report_print_netdev_times(r, stdout);
-	else
-		report_print(r, stdout, rows);
+	ret = report_write(r, &a, &outs, argv[optind]);
 	if (*report_note(r))
 		say_info("%s", report_note(r));
-	if (!json && report_cut_bytes(r))
+	if (!a.json && report_cut_bytes(r))
 		say_error("the trace was cut short: %zu bytes after its last complete event "
-				"(%" PRIu64 " events) were left out", report_cut_bytes(r), report_events(r));
+			  "(%" PRIu64 " events) were left out", report_cut_bytes(r), report_events(r));
 	report_free(r);
-	annotate_free(ro.annotate);
+	annotate_free(a.annotate);
 	outputs_free(&outs);
-	return ret ? 1 : 0;
+	return ret ? EXIT_FAILED : EXIT_DONE;
 }

@@ -92,7 +92,69 @@ int step_backwards(struct session *s, const struct probe *at, uint64_t hits, uin
 	return 0;
 }
 
-int cmd_step(int argc, char **argv)
+/* What kstep step's own options ask for (the guest's are in guest_opts). */
+struct step_args {
+	const char *at, *filter, *until;
+	uint64_t count, hits, backwards;
+	int max_depth;        /* -1: every call stepped into */
+	bool until_return;
+};
+
+/* One of step's own options (@c, @arg) into @a, @g and @atp. */
+static void step_opt(int c, const char *arg, struct step_args *a, struct guest_opts *g, struct probe_set *atp)
+{
+	switch (c) {
+	case 't':
+		a->at = arg;
+		break;
+	case 'c':
+		a->count = parse_u64("step ", "--count", arg, 1);
+		break;
+	case 'r':
+		a->until_return = true;
+		break;
+	case 'k':
+		a->hits = parse_u64("step ", "--hits", arg, 1);
+		break;
+	case 'f':
+		a->filter = arg;
+		break;
+	case OPT_PCAP_FILTER:
+		pcap_filter_free(g->eng.pcap);
+		g->eng.pcap = pcap_filter_option("step ", arg, atp);
+		break;
+	case 'u':
+		a->until = arg;
+		break;
+	case 'd':
+		if (parse_u64("step ", "--max-depth", arg, 0) > MAX_DEPTH_LIMIT)
+			say_usage("step ", "--max-depth %s: at most %d", arg, MAX_DEPTH_LIMIT);
+		a->max_depth = (int)parse_u64("step ", "--max-depth", arg, 0);
+		break;
+	case OPT_BACKWARDS:
+		a->backwards = parse_u64("step ", "--backwards", arg, 1);
+		break;
+	default:
+		say_usage("step ", "unknown option");
+	}
+}
+
+/* How far to step: exactly one way, and --backwards only in a replay. */
+static void step_check(const struct step_args *a, const struct guest_opts *g)
+{
+	if (!a->at)
+		say_usage("step ", "--at SPEC is required");
+	if (a->backwards && !g->replay)
+		say_usage("step ", "--backwards needs a replay (--replay DIR, from kstep record): a live guest cannot go back");
+	if (a->backwards && (a->count || a->until_return || a->until || a->max_depth >= 0))
+		say_usage("step ", "--backwards N steps the N instructions before --at: not with --count, --until, "
+			       "--until-return or --max-depth");
+	if (!a->count && !a->until_return && !a->until && !a->backwards)
+		say_usage("step ", "say how far to step: --count N, --until SPEC, --until-return or --backwards N");
+}
+
+/* The command line read into @g, @a and @atp; false: --help was printed. */
+static bool step_parse(int argc, char **argv, struct guest_opts *g, struct step_args *a, struct probe_set *atp)
 {
 	static const struct option longopts[] = {
 		GUEST_LONGOPTS,
@@ -108,129 +170,109 @@ int cmd_step(int argc, char **argv)
 		{ "backwards", required_argument, NULL, OPT_BACKWARDS },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct guest_opts g;
-	struct engine_result res = { 0 };
-	uint64_t backwards = 0;
-	int max_depth = -1;
-	struct session s;
-	const char *at = NULL, *filter = NULL, *until = NULL;
-	uint64_t until_addr = 0;
-	uint64_t count = 0, hits = 1;
-	struct probe_set atp = { 0 };  /* --at, as a probe: it may be in a module */
-	bool until_return = false;
-	char err[512];
-	int c, ret, status;
+	int c;
 
-	guest_defaults(&g);
+	guest_defaults(g);
 	while ((c = getopt_long(argc, argv, "t:c:rk:f:u:d:w:n:a:A:o:qKh", longopts, NULL)) != -1) {
-		if (guest_opt("step ", &g, c, optarg))
-			continue;
-		switch (c) {
-		case 't':
-			at = optarg;
-			break;
-		case 'c':
-			count = parse_u64("step ", "--count", optarg, 1);
-			break;
-		case 'r':
-			until_return = true;
-			break;
-		case 'k':
-			hits = parse_u64("step ", "--hits", optarg, 1);
-			break;
-		case 'f':
-			filter = optarg;
-			break;
-		case OPT_PCAP_FILTER:
-			pcap_filter_free(g.eng.pcap);
-			g.eng.pcap = pcap_filter_option("step ", optarg, &atp);
-			break;
-		case 'u':
-			until = optarg;
-			break;
-		case 'd':
-			if (parse_u64("step ", "--max-depth", optarg, 0) > MAX_DEPTH_LIMIT)
-				say_usage("step ", "--max-depth %s: at most %d", optarg, MAX_DEPTH_LIMIT);
-			max_depth = (int)parse_u64("step ", "--max-depth", optarg, 0);
-			break;
-		case OPT_BACKWARDS:
-			backwards = parse_u64("step ", "--backwards", optarg, 1);
-			break;
-		case 'h':
+		if (c == 'h') {
 			step_usage(stdout);
-			return 0;
-		default:
-			say_usage("step ", "unknown option");
+			return false;
 		}
+		if (!guest_opt("step ", g, c, optarg))
+			step_opt(c, optarg, a, g, atp);
 	}
 	if (optind < argc)
 		say_usage("step ", "unexpected argument '%s'", argv[optind]);
-	guest_check_opts("step ", &g);
-	if (!at)
-		say_usage("step ", "--at SPEC is required");
-	if (backwards && !g.replay)
-		say_usage("step ", "--backwards needs a replay (--replay DIR, from kstep record): a live guest cannot go back");
-	if (backwards && (count || until_return || until || max_depth >= 0))
-		say_usage("step ", "--backwards N steps the N instructions before --at: not with --count, --until, "
-			       "--until-return or --max-depth");
-	if (!count && !until_return && !until && !backwards)
-		say_usage("step ", "say how far to step: --count N, --until SPEC, --until-return or --backwards N");
-	guest_finish_defaults(&g);
-	if ((ret = session_start(&s, &g)))
-		return 1;
-	probes_set_paths(&atp, s.syms, g.vmlinux, g.moddir, g.srcdir);
-	if (probes_add_spec(&atp, at, "step", s.syms, err, sizeof(err)) ||
-	    (filter && probes_set_filter(&atp, 0, filter, s.syms, err, sizeof(err)))) {
-		say_error("%s", err);
-		goto fail;
-	}
-	if (check_pcap_probes(&s, &atp))
-		goto fail;
-	several_places(&s, at, &atp);
-	if (until && resolve_until(&s, &atp, until, &until_addr))
+	guest_check_opts("step ", g);
+	step_check(a, g);
+	guest_finish_defaults(g);
+	return true;
+}
+
+/* --at in a module: run until it is loaded. 0, or kstep's exit status
+ * when the run ended first (*@ended set). */
+static int step_wait_module(struct session *s, struct probe_set *atp, struct engine_result *res, bool *ended)
+{
+	int ret, status;
+
+	*ended = false;
+	if (atp->v[0].addr)
+		return 0;
+	say_info("waiting for module %s to be loaded", atp->v[0].module);
+	if (!(ret = engine_run_to_modules(s->engine, atp, res)) && res->end == ENGINE_END_NONE)
+		return 0;
+	if (ret)
+		say_error("%s", engine_errmsg(s->engine));
+	else
+		say_error("the guest ended before module %s was loaded (or has no debug info for it)", atp->v[0].module);
+	/* Nothing was stepped: a failure, unless the user ended it. */
+	*ended = true;
+	status = finish_guest(s, res);
+	return !ret && res->end == ENGINE_END_INTERRUPTED ? conclude(s, res, status, false) : EXIT_FAILED;
+}
+
+/* The step summary on stdout: how many, how fast, where they went. */
+static void step_summary(struct session *s, const struct engine_result *res, int max_depth)
+{
+	fprintf(stdout, "kstep: %" PRIu64 " instructions in %.2f s (%.0f/s): %s\n", res->steps, res->seconds,
+		res->seconds > 0 ? (double)res->steps / res->seconds : 0.0, end_str(res->end));
+	if (res->null_steps)
+		fprintf(stdout, "kstep: the stub reported %" PRIu64 " steps that executed nothing; "
+				"they were stepped again and not recorded\n", res->null_steps);
+	if (res->stepped_over)
+		fprintf(stdout, "kstep: %" PRIu64 " calls deeper than --max-depth %d ran whole (one step each)\n",
+			res->stepped_over, max_depth);
+	print_profile(s->engine);
+	print_bt_ends(s, res);
+	fprintf(stdout, "trace: %s (read it with: babeltrace2 %s)\n", s->g->out, s->g->out);
+	fflush(stdout);
+}
+
+/* Forwards from the hit, or the instructions before it (a replay). */
+static int step_run(struct session *s, const struct step_args *a, struct probe_set *atp, uint64_t until_addr,
+		    struct engine_result *res)
+{
+	int ret;
+
+	if (a->backwards)
+		return step_backwards(s, &atp->v[0], a->hits, a->backwards, res);
+	say_info("waiting for hit %" PRIu64 " of %s, then stepping%s%s%s", a->hits, a->at,
+		 a->until_return ? " until it returns" : "", a->until ? " until " : "", a->until ? a->until : "");
+	engine_step_until(s->engine, until_addr ? until_addr + sym_offset(s->syms) : 0);
+	engine_step_max_depth(s->engine, a->max_depth);
+	if ((ret = engine_step(s->engine, &atp->v[0], a->hits, a->count, a->until_return, res)))
+		say_error("%s", engine_errmsg(s->engine));
+	return ret;
+}
+
+int cmd_step(int argc, char **argv)
+{
+	struct guest_opts g;
+	struct step_args a = { .hits = 1, .max_depth = -1 };
+	struct engine_result res = { 0 };
+	struct probe_set atp = { 0 }; /* --at, as a probe: it may be in a module */
+	uint64_t until_addr = 0;
+	struct session s;
+	bool ended;
+	int ret, status;
+
+	if (!step_parse(argc, argv, &g, &a, &atp))
+		return EXIT_DONE;
+	if (session_start(&s, &g))
+		return EXIT_FAILED;
+	if (resolve_at(&s, &atp, a.at, a.filter, "step") || check_pcap_probes(&s, &atp) ||
+	    (a.until && resolve_until(&s, &atp, a.until, &until_addr)))
 		goto fail;
 	s.ps = &atp;
 	if (prepare_out(&s) || boot(&s) || check_fields_for_stub(&s, &atp) || open_trace(&s, "step"))
 		goto fail;
 	probes_relocate(&atp, sym_offset(s.syms));
-	if (!atp.v[0].addr) {
-		say_info("waiting for module %s to be loaded", atp.v[0].module);
-		if ((ret = engine_run_to_modules(s.engine, &atp, &res)) || res.end != ENGINE_END_NONE) {
-			if (ret)
-				say_error("%s", engine_errmsg(s.engine));
-			else
-				say_error("the guest ended before module %s was loaded (or has no debug info for it)",
-				          atp.v[0].module);
-			/* Nothing was stepped: a failure, unless the user ended it. */
-			status = finish_guest(&s, &res);
-			ret = !ret && res.end == ENGINE_END_INTERRUPTED ? conclude(&s, &res, status, false) : EXIT_FAILED;
-			goto out;
-		}
-	}
-	if (backwards) {
-		if ((ret = step_backwards(&s, &atp.v[0], hits, backwards, &res)) && !s.engine)
-			goto fail; /* the second replay never started */
-	} else {
-		say_info("waiting for hit %" PRIu64 " of %s, then stepping%s%s%s", hits, at,
-		         until_return ? " until it returns" : "", until ? " until " : "", until ? until : "");
-		engine_step_until(s.engine, until_addr ? until_addr + sym_offset(s.syms) : 0);
-		engine_step_max_depth(s.engine, max_depth);
-		if ((ret = engine_step(s.engine, &atp.v[0], hits, count, until_return, &res)))
-			say_error("%s", engine_errmsg(s.engine));
-	}
+	if ((ret = step_wait_module(&s, &atp, &res, &ended)) || ended)
+		goto out;
+	if ((ret = step_run(&s, &a, &atp, until_addr, &res)) && !s.engine)
+		goto fail; /* the second replay never started */
 	status = finish_guest(&s, &res);
-	fprintf(stdout, "kstep: %" PRIu64 " instructions in %.2f s (%.0f/s): %s\n", res.steps, res.seconds,
-		res.seconds > 0 ? (double)res.steps / res.seconds : 0.0, end_str(res.end));
-	if (res.null_steps)
-		fprintf(stdout, "kstep: the stub reported %" PRIu64 " steps that executed nothing; "
-				"they were stepped again and not recorded\n", res.null_steps);
-	if (res.stepped_over)
-		fprintf(stdout, "kstep: %" PRIu64 " calls deeper than --max-depth %d ran whole (one step each)\n",
-			res.stepped_over, max_depth);
-	print_profile(s.engine);
-	print_bt_ends(&s, &res);
-	fprintf(stdout, "trace: %s (read it with: babeltrace2 %s)\n", g.out, g.out);
-	fflush(stdout);
+	step_summary(&s, &res, a.max_depth);
 	ret = conclude(&s, &res, status, ret != 0);
 out:
 	probes_free(&atp);

@@ -257,7 +257,58 @@ static void say_oops(struct session *s, const struct engine_result *res)
 	say_info("in gdb, 'monitor quit' ends the frozen QEMU");
 }
 
-int cmd_trace(int argc, char **argv)
+/* What kstep trace's own options ask for (the guest's are in guest_opts). */
+struct trace_args {
+	const char *probes;   /* --probes SET|FILE, NULL: rx + oops */
+	const char *breaks[64];
+	struct probe_filter filters[64];
+	size_t nbreaks, nfilters;
+};
+
+/* One of trace's own options (@c, @arg) into @a, @g and @ps. */
+static void trace_opt(int c, const char *arg, struct trace_args *a, struct guest_opts *g, struct probe_set *ps)
+{
+	char *end;
+
+	switch (c) {
+	case 'p':
+		a->probes = arg;
+		break;
+	case 'b':
+		if (a->nbreaks == sizeof(a->breaks) / sizeof(a->breaks[0]))
+			say_usage("trace ", "too many --break options (at most 64)");
+		a->breaks[a->nbreaks++] = arg;
+		break;
+	case 'f':
+		if (a->nfilters == sizeof(a->filters) / sizeof(a->filters[0]))
+			say_usage("trace ", "too many --filter options (at most 64)");
+		a->filters[a->nfilters++] = (struct probe_filter){ arg, (int)a->nbreaks - 1 };
+		break;
+	case OPT_PCAP_FILTER:
+		pcap_filter_free(g->eng.pcap);
+		g->eng.pcap = pcap_filter_option("trace ", arg, ps);
+		break;
+	case OPT_SNAPLEN:
+		g->eng.snaplen = (unsigned int)parse_u64("trace ", "--snaplen", arg, 1);
+		if (g->eng.snaplen < PACKET_HEADERS_READ || g->eng.snaplen > PACKET_SNAPLEN_MAX)
+			say_usage("trace ", "--snaplen %s: from %d to %d bytes", arg, PACKET_HEADERS_READ,
+				  PACKET_SNAPLEN_MAX);
+		break;
+	case 'm':
+		g->eng.max_stops = parse_u64("trace ", "--max-stops", arg, 1);
+		break;
+	case 'd':
+		g->eng.duration = strtod(arg, &end);
+		if (*end || g->eng.duration <= 0)
+			say_usage("trace ", "--duration wants seconds above 0, not '%s'", arg);
+		break;
+	default:
+		say_usage("trace ", "unknown option");
+	}
+}
+
+/* The command line read into @g, @a and @ps; false: --help was printed. */
+static bool trace_parse(int argc, char **argv, struct guest_opts *g, struct trace_args *a, struct probe_set *ps)
 {
 	static const struct option longopts[] = {
 		GUEST_LONGOPTS,
@@ -270,70 +321,87 @@ int cmd_trace(int argc, char **argv)
 		{ "duration", required_argument, NULL, 'd' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct guest_opts g;
-	struct probe_set ps = { 0 };
-	struct engine_result res = { 0 };
-	struct session s;
-	const char *probes = NULL, *breaks[64];
-	struct probe_filter filters[64];
-	size_t nbreaks = 0, nfilters = 0;
-	int c, ret, status;
+	int c;
 
-	guest_defaults(&g);
+	guest_defaults(g);
 	while ((c = getopt_long(argc, argv, "p:b:f:m:d:w:n:a:A:o:qKh", longopts, NULL)) != -1) {
-		if (guest_opt("trace ", &g, c, optarg))
-			continue;
-		switch (c) {
-		case 'p':
-			probes = optarg;
-			break;
-		case 'b':
-			if (nbreaks == sizeof(breaks) / sizeof(breaks[0]))
-				say_usage("trace ", "too many --break options (at most 64)");
-			breaks[nbreaks++] = optarg;
-			break;
-		case 'f':
-			if (nfilters == sizeof(filters) / sizeof(filters[0]))
-				say_usage("trace ", "too many --filter options (at most 64)");
-			filters[nfilters++] = (struct probe_filter){ optarg, (int)nbreaks - 1 };
-			break;
-		case OPT_PCAP_FILTER:
-			pcap_filter_free(g.eng.pcap);
-			g.eng.pcap = pcap_filter_option("trace ", optarg, &ps);
-			break;
-		case OPT_SNAPLEN:
-			g.eng.snaplen = (unsigned int)parse_u64("trace ", "--snaplen", optarg, 1);
-			if (g.eng.snaplen < PACKET_HEADERS_READ || g.eng.snaplen > PACKET_SNAPLEN_MAX)
-				say_usage("trace ", "--snaplen %s: from %d to %d bytes", optarg, PACKET_HEADERS_READ,
-					  PACKET_SNAPLEN_MAX);
-			break;
-		case 'm':
-			g.eng.max_stops = parse_u64("trace ", "--max-stops", optarg, 1);
-			break;
-		case 'd': {
-			char *end;
-
-			g.eng.duration = strtod(optarg, &end);
-			if (*end || g.eng.duration <= 0)
-				say_usage("trace ", "--duration wants seconds above 0, not '%s'", optarg);
-			break;
-		}
-		case 'h':
+		if (c == 'h') {
 			trace_usage(stdout);
-			return 0;
-		default:
-			say_usage("trace ", "unknown option");
+			return false;
 		}
+		if (!guest_opt("trace ", g, c, optarg))
+			trace_opt(c, optarg, a, g, ps);
 	}
 	if (optind < argc)
 		say_usage("trace ", "unexpected argument '%s'", argv[optind]);
-	guest_check_opts("trace ", &g);
-	guest_finish_defaults(&g);
-	if ((ret = session_start(&s, &g)))
-		return 1;
+	guest_check_opts("trace ", g);
+	guest_finish_defaults(g);
+	return true;
+}
 
+/* The line that says what is being traced, and where. */
+static void say_tracing(const struct session *s, const struct probe_set *ps)
+{
+	const struct guest_opts *g = s->g;
+
+	if (s->lv)
+		say_info("tracing %zu probes on libvirt domain '%s' (%s); Ctrl-C ends it", ps->n, lv_name(s->lv),
+			 lv_uri(s->lv));
+	else if (g->attach)
+		say_info("tracing %zu probes on the guest at %s; Ctrl-C ends it", ps->n, g->attach);
+	else if (g->replay)
+		say_info("tracing %zu probes on a replay of %s (workload %s); Ctrl-C ends it", ps->n, g->replay,
+			 g->workload);
+	else
+		say_info("tracing %zu probes on a %s guest (workload %s)%s; Ctrl-C ends it", ps->n, s->accel,
+			 g->workload, s->plugin[0] ? " with kstep's QEMU plugin" : "");
+}
+
+/* The run once the guest is at start_kernel and the trace open: kstep's
+ * exit status (the trace is kept whichever way it ended). */
+static int trace_run(struct session *s, struct probe_set *ps)
+{
+	struct engine_result res = { 0 };
+	int ret, status;
+
+	if (s->plugin[0])
+		engine_use_plugin(s->engine, qemu_plugin_chan(s->qemu));
+	probes_relocate(ps, sym_offset(s->syms));
+	say_tracing(s, ps);
+	ret = engine_trace(s->engine, ps, &res);
+	if (ret)
+		say_error("%s", engine_errmsg(s->engine));
+	status = finish_guest(s, &res);
+	print_summary(s, ps, &res);
+	if (res.end == ENGINE_END_OOPS) {
+		say_oops(s, &res);
+		save_vmcore(s);
+	}
+	/* Hits the plugin sent that kstep never read: the trace lacks them. */
+	if (s->plugin[0] && res.plugin_reported > res.plugin_hits) {
+		say_error("the plugin reported %" PRIu64 " hits and kstep read %" PRIu64 ": the trace lacks %" PRIu64,
+			  res.plugin_reported, res.plugin_hits, res.plugin_reported - res.plugin_hits);
+		ret = -EIO;
+	}
+	return conclude(s, &res, status, ret != 0);
+}
+
+int cmd_trace(int argc, char **argv)
+{
+	struct guest_opts g;
+	struct trace_args a = { 0 };
+	struct probe_set ps = { 0 };
+	struct engine_result res = { 0 };
+	struct session s;
+	int ret;
+
+	if (!trace_parse(argc, argv, &g, &a, &ps))
+		return EXIT_DONE;
+	if (session_start(&s, &g))
+		return EXIT_FAILED;
 	probes_set_paths(&ps, s.syms, g.vmlinux, g.moddir, g.srcdir);
-	if (resolve_probes(&s, &ps, probes, breaks, nbreaks, filters, nfilters) || check_pcap_probes(&s, &ps))
+	if (resolve_probes(&s, &ps, a.probes, a.breaks, a.nbreaks, a.filters, a.nfilters) ||
+	    check_pcap_probes(&s, &ps))
 		goto fail;
 	s.ps = &ps; /* probes in modules get their addresses as modules come */
 	if (choose_engine(&s, &ps)) {
@@ -343,35 +411,7 @@ int cmd_trace(int argc, char **argv)
 	}
 	if (prepare_out(&s) || boot(&s) || check_fields_for_stub(&s, &ps) || open_trace(&s, "trace"))
 		goto fail;
-	if (s.plugin[0])
-		engine_use_plugin(s.engine, qemu_plugin_chan(s.qemu));
-	probes_relocate(&ps, sym_offset(s.syms));
-	if (s.lv)
-		say_info("tracing %zu probes on libvirt domain '%s' (%s); Ctrl-C ends it", ps.n, lv_name(s.lv), lv_uri(s.lv));
-	else if (g.attach)
-		say_info("tracing %zu probes on the guest at %s; Ctrl-C ends it", ps.n, g.attach);
-	else if (g.replay)
-		say_info("tracing %zu probes on a replay of %s (workload %s); Ctrl-C ends it", ps.n, g.replay, g.workload);
-	else
-		say_info("tracing %zu probes on a %s guest (workload %s)%s; Ctrl-C ends it", ps.n, s.accel, g.workload,
-		         s.plugin[0] ? " with kstep's QEMU plugin" : "");
-	ret = engine_trace(s.engine, &ps, &res);
-	if (ret)
-		say_error("%s", engine_errmsg(s.engine));
-	status = finish_guest(&s, &res);
-	print_summary(&s, &ps, &res);
-	if (res.end == ENGINE_END_OOPS) {
-		say_oops(&s, &res);
-		save_vmcore(&s);
-	}
-	/* Hits the plugin sent that kstep never read: the trace lacks them. */
-	if (s.plugin[0] && res.plugin_reported > res.plugin_hits) {
-		say_error("the plugin reported %" PRIu64 " hits and kstep read %" PRIu64 ": the trace lacks %" PRIu64,
-		          res.plugin_reported, res.plugin_hits, res.plugin_reported - res.plugin_hits);
-		ret = -EIO;
-	}
-	/* The trace is kept whichever way it ended. */
-	ret = conclude(&s, &res, status, ret != 0);
+	ret = trace_run(&s, &ps);
 	probes_free(&ps);
 	if (session_end(&s) && ret == EXIT_DONE)
 		ret = EXIT_FAILED; /* the domain was not handed back as found */
@@ -381,5 +421,5 @@ fail:
 		finish_guest(&s, &res);
 	probes_free(&ps);
 	session_end(&s);
-	return 1;
+	return EXIT_FAILED;
 }

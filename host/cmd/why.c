@@ -349,7 +349,68 @@ static int why_drop(struct session *s, struct probe *drop, uint64_t hits, bool a
 	return ret;
 }
 
-int cmd_why(int argc, char **argv)
+/* What kstep why's own options ask for (the guest's are in guest_opts). */
+struct why_args {
+	const char *at, *addr, *filter;
+	const char *reg;      /* --addr %REG: the register's name */
+	uint64_t hits, window;
+	bool operand, drop, all;
+};
+
+/* One of why's own options (@c, @arg) into @a. */
+static void why_opt(int c, const char *arg, struct why_args *a)
+{
+	switch (c) {
+	case 't':
+		a->at = arg;
+		break;
+	case 'x':
+		a->addr = arg;
+		break;
+	case 'k':
+		a->hits = parse_u64("why ", "--hits", arg, 1);
+		break;
+	case 'f':
+		a->filter = arg;
+		break;
+	case OPT_OPERAND:
+		a->operand = true;
+		break;
+	case OPT_DROP:
+		a->drop = true;
+		break;
+	case OPT_ALL:
+		a->all = true;
+		break;
+	case OPT_WINDOW:
+		a->window = parse_u64("why ", "--window", arg, 1);
+		break;
+	default:
+		say_usage("why ", "unknown option");
+	}
+}
+
+/* A replay, and one question: --drop, or --at with --addr or --operand. */
+static void why_check(struct why_args *a, const struct guest_opts *g)
+{
+	const char *addr = a->addr;
+
+	if (!g->replay)
+		say_usage("why ", "--replay DIR is required: only a replay can be run up to the same point again "
+			       "(make one with kstep record)");
+	if (a->all && !a->drop)
+		say_usage("why ", "--all goes with --drop: every drop in the recording");
+	if (a->drop && (a->at || addr || a->operand))
+		say_usage("why ", "--drop finds its own point (kfree_skb_reason): not with --at, --addr or --operand");
+	if (!a->drop && (!a->at || !addr == !a->operand))
+		say_usage("why ", "--at SPEC and one of --addr EXPR or --operand (or --drop) are required");
+	if (addr && addr[0] == '%' && addr[1] &&
+	    strspn(addr + 1, "abcdefghijklmnopqrstuvwxyz0123456789") == strlen(addr + 1))
+		a->reg = addr + 1; /* a register: the instruction that set it */
+}
+
+/* The command line read into @g and @a; false: --help was printed. */
+static bool why_parse(int argc, char **argv, struct guest_opts *g, struct why_args *a)
 {
 	static const struct option longopts[] = {
 		GUEST_LONGOPTS,
@@ -363,101 +424,81 @@ int cmd_why(int argc, char **argv)
 		{ "all", no_argument, NULL, OPT_ALL },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct guest_opts g;
-	struct engine_result res = { 0 };
-	struct probe_set atp = { 0 };
-	struct farg *expr = NULL;
-	const char *at = NULL, *addr = NULL, *filter = NULL, *reg = NULL;
-	uint64_t hits = 1, window = WHY_WINDOW, point = 0;
-	bool operand = false, drop = false, all = false;
-	struct session s;
-	char err[512];
-	int c, ret;
+	int c;
 
-	guest_defaults(&g);
-	g.out = "why.out";
+	guest_defaults(g);
+	g->out = "why.out";
 	while ((c = getopt_long(argc, argv, "t:x:k:f:w:n:a:A:o:qKh", longopts, NULL)) != -1) {
-		if (guest_opt("why ", &g, c, optarg))
-			continue;
-		switch (c) {
-		case 't':
-			at = optarg;
-			break;
-		case 'x':
-			addr = optarg;
-			break;
-		case 'k':
-			hits = parse_u64("why ", "--hits", optarg, 1);
-			break;
-		case 'f':
-			filter = optarg;
-			break;
-		case OPT_OPERAND:
-			operand = true;
-			break;
-		case OPT_DROP:
-			drop = true;
-			break;
-		case OPT_ALL:
-			all = true;
-			break;
-		case OPT_WINDOW:
-			window = parse_u64("why ", "--window", optarg, 1);
-			break;
-		case 'h':
+		if (c == 'h') {
 			why_usage(stdout);
-			return 0;
-		default:
-			say_usage("why ", "unknown option");
+			return false;
 		}
+		if (!guest_opt("why ", g, c, optarg))
+			why_opt(c, optarg, a);
 	}
 	if (optind < argc)
 		say_usage("why ", "unexpected argument '%s'", argv[optind]);
-	guest_check_opts("why ", &g);
-	if (!g.replay)
-		say_usage("why ", "--replay DIR is required: only a replay can be run up to the same point again "
-			       "(make one with kstep record)");
-	if (all && !drop)
-		say_usage("why ", "--all goes with --drop: every drop in the recording");
-	if (drop && (at || addr || operand))
-		say_usage("why ", "--drop finds its own point (kfree_skb_reason): not with --at, --addr or --operand");
-	if (!drop && (!at || !addr == !operand))
-		say_usage("why ", "--at SPEC and one of --addr EXPR or --operand (or --drop) are required");
-	if (addr && addr[0] == '%' && addr[1] && strspn(addr + 1, "abcdefghijklmnopqrstuvwxyz0123456789") == strlen(addr + 1))
-		reg = addr + 1; /* a register: the instruction that set it */
-	guest_finish_defaults(&g);
+	guest_check_opts("why ", g);
+	why_check(a, g);
+	guest_finish_defaults(g);
+	return true;
+}
+
+/* The point to ask about, as a probe in @atp: the drop's, or --at's. */
+static int why_point(struct session *s, const struct why_args *a, struct probe_set *atp)
+{
+	char err[512];
+
+	if (!a->drop)
+		return resolve_at(s, atp, a->at, a->filter, "why");
+	probes_set_paths(atp, s->syms, s->g->vmlinux, s->g->moddir, s->g->srcdir);
+	if (drop_probe(s, atp, a->filter))
+		return -EINVAL;
+	if (probes_trace_classes(atp, &s->classes, &s->nclasses, err, sizeof(err))) {
+		say_error("%s", err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The answer, once the replay is at start_kernel and the trace open. */
+static int why_run(struct session *s, const struct why_args *a, struct probe *at, const struct farg *expr,
+		   struct engine_result *res)
+{
+	uint64_t point = 0;
+	int ret;
+
+	if (a->drop)
+		return why_drop(s, at, a->hits, a->all, res);
+	if ((ret = find_point(s, at, a->hits, &point, res)))
+		return ret;
+	return a->operand ? why_operand(s, at, point, a->window, res)
+	       : a->reg   ? why_register(s, point, a->reg, a->window, res)
+			  : why_memory(s, at, point, a->addr, expr, res);
+}
+
+int cmd_why(int argc, char **argv)
+{
+	struct guest_opts g;
+	struct why_args a = { .hits = 1, .window = WHY_WINDOW };
+	struct engine_result res = { 0 };
+	struct probe_set atp = { 0 };
+	struct farg *expr = NULL;
+	struct session s;
+	int ret = EXIT_FAILED;
+
+	if (!why_parse(argc, argv, &g, &a))
+		return EXIT_DONE;
 	if (session_start(&s, &g))
 		return EXIT_FAILED;
-	probes_set_paths(&atp, s.syms, g.vmlinux, g.moddir, g.srcdir);
-	if (drop ? drop_probe(&s, &atp, filter) != 0
-		 : probes_add_spec(&atp, at, "why", s.syms, err, sizeof(err)) ||
-			   (filter && probes_set_filter(&atp, 0, filter, s.syms, err, sizeof(err)))) {
-		if (!drop)
-			say_error("%s", err);
-		ret = EXIT_FAILED;
+	if (why_point(&s, &a, &atp))
 		goto out;
-	}
-	if (!drop)
-		several_places(&s, at, &atp);
-	if (drop && probes_trace_classes(&atp, &s.classes, &s.nclasses, err, sizeof(err))) {
-		say_error("%s", err);
-		ret = EXIT_FAILED;
-		goto out;
-	}
 	s.ps = &atp;
-	if ((addr && !reg && compile_location(&s, &atp.v[0], addr, &expr)) || prepare_out(&s) || boot(&s) ||
-	    open_trace(&s, "why")) {
-		ret = EXIT_FAILED;
+	if ((a.addr && !a.reg && compile_location(&s, &atp.v[0], a.addr, &expr)) || prepare_out(&s) || boot(&s) ||
+	    open_trace(&s, "why"))
 		goto out;
-	}
 	probes_relocate(&atp, sym_offset(s.syms));
-	if (drop)
-		ret = why_drop(&s, &atp.v[0], hits, all, &res);
-	else if (!(ret = find_point(&s, &atp.v[0], hits, &point, &res)))
-		ret = operand ? why_operand(&s, &atp.v[0], point, window, &res)
-		      : reg   ? why_register(&s, point, reg, window, &res)
-			      : why_memory(&s, &atp.v[0], point, addr, expr, &res);
-	ret = ret ? EXIT_FAILED : EXIT_DONE;
+	ret = why_run(&s, &a, &atp.v[0], expr, &res) ? EXIT_FAILED : EXIT_DONE;
 	if (res.end == ENGINE_END_INTERRUPTED)
 		ret = EXIT_INTERRUPTED;
 out:

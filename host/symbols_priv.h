@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * symbols_priv: the symbol table's state, shared by symbols.c (ELF
+ * symbols, KASLR) and symbols_dwarf.c (libdw). Not for use outside them.
+ */
+#ifndef KSTEP_SYMBOLS_PRIV_H
+#define KSTEP_SYMBOLS_PRIV_H
+
+#include <elfutils/libdwfl.h>
+#include <gelf.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "symbols.h"
+
+struct symtab {
+	char *path;
+	int fd;
+	Elf *elf;
+	struct sym *syms;        /* sorted by address */
+	size_t nsyms;
+	struct sym **by_name;    /* sorted by name */
+	char *strings;           /* copy of .strtab */
+	uint64_t stext, etext;
+	uint64_t sinittext, einittext; /* __init code: text until the kernel frees it after boot */
+	uint64_t offset;         /* KASLR: where the kernel runs minus its link address */
+	Dwfl *dwfl;              /* opened on first use */
+	Dwfl_Module *mod;
+	bool dwfl_failed;
+};
+
+/* The vmlinux reported to an offline Dwfl on first use; NULL: no DWARF. */
+Dwfl_Module *sym_dwfl_module(struct symtab *s);
+
+#endif
