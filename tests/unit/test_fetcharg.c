@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "fetcharg.h"
+#include "filter.h"
 #include "symbols.h"
 
 #define SKB 0xffff888001000000ull
