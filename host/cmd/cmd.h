@@ -117,6 +117,21 @@ void guest_finish_defaults(struct guest_opts *g);
 bool users_guest(const struct guest_opts *g);
 void guest_check_opts(const char *cmd, const struct guest_opts *g);
 
+/* A guest command's command line: its name ("trace "), getopt's options
+ * (GUEST_LONGOPTS among them), its --help, and its own options' reader
+ * (NULL: it has none), called with the context given to guest_getopt. */
+struct guest_cmdline {
+	const char *cmd;
+	const char *shortopts;
+	const struct option *longopts;
+	void (*usage)(FILE *f);
+	void (*own)(int c, const char *arg, void *ctx);
+};
+/* The command line read: the guest's options into @g (checked against
+ * each other), the command's own through @cl->own; false once --help was
+ * printed. The command's own checks and guest_finish_defaults follow. */
+bool guest_getopt(int argc, char **argv, const struct guest_cmdline *cl, struct guest_opts *g, void *ctx);
+
 /* ---- places.c: probes and places the commands resolve ---- */
 
 struct session;

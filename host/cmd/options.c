@@ -409,3 +409,24 @@ void guest_check_opts(const char *cmd, const struct guest_opts *g)
 	if (!strcmp(g->engine, "plugin") && strcmp(cmd, "trace "))
 		say_usage(cmd, "--engine plugin serves kstep trace so far; this command runs on the gdbstub");
 }
+
+bool guest_getopt(int argc, char **argv, const struct guest_cmdline *cl, struct guest_opts *g, void *ctx)
+{
+	int c;
+
+	while ((c = getopt_long(argc, argv, cl->shortopts, cl->longopts, NULL)) != -1) {
+		if (c == 'h') {
+			cl->usage(stdout);
+			return false;
+		}
+		if (guest_opt(cl->cmd, g, c, optarg))
+			continue;
+		if (!cl->own)
+			say_usage(cl->cmd, "unknown option");
+		cl->own(c, optarg, ctx);
+	}
+	if (optind < argc)
+		say_usage(cl->cmd, "unexpected argument '%s'", argv[optind]);
+	guest_check_opts(cl->cmd, g);
+	return true;
+}

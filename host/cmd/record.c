@@ -234,22 +234,14 @@ int cmd_record(int argc, char **argv)
 		{ "smp", required_argument, NULL, 'S' },      { "accel", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const struct guest_cmdline cl = { "record ", "w:n:o:qh", longopts, record_usage, NULL };
 	struct guest_opts g;
 	struct qemu_opts qo;
-	int c;
 
 	guest_defaults(&g);
 	g.out = "record.out";
-	while ((c = getopt_long(argc, argv, "w:n:o:qh", longopts, NULL)) != -1) {
-		if (c == 'h') {
-			record_usage(stdout);
-			return 0;
-		}
-		if (!guest_opt("record ", &g, c, optarg))
-			say_usage("record ", "unknown option");
-	}
-	if (optind < argc)
-		say_usage("record ", "unexpected argument '%s'", argv[optind]);
+	if (!guest_getopt(argc, argv, &cl, &g, NULL))
+		return EXIT_DONE;
 	if (!strcmp(g.workload, "shell"))
 		say_usage("record ", "--workload shell waits for a person at the console: record a workload that ends");
 	if (g.smp && strcmp(g.smp, "1"))

@@ -420,12 +420,10 @@ static int own_domain_xml(struct session *s, const char *accel, const char *name
 	return ret;
 }
 
-/* kstep's own guest as a transient libvirt domain (--libvirt URI without
- * --domain): started paused at reset, then as attached. */
-static int boot_libvirt_own(struct session *s)
+/* Before kstep starts a guest: its images checked, and the console log
+ * it will write created in the trace directory. */
+static int images_and_console(struct session *s)
 {
-	char err[1024], name[64];
-	char *xml = NULL;
 	int ret;
 
 	if ((ret = check_images(s)))
@@ -435,6 +433,19 @@ static int boot_libvirt_own(struct session *s)
 		say_error("cannot create %s/guest/serial.log: %s", s->g->out, strerror(-s->serial_fd));
 		return s->serial_fd;
 	}
+	return 0;
+}
+
+/* kstep's own guest as a transient libvirt domain (--libvirt URI without
+ * --domain): started paused at reset, then as attached. */
+static int boot_libvirt_own(struct session *s)
+{
+	char err[1024], name[64];
+	char *xml = NULL;
+	int ret;
+
+	if ((ret = images_and_console(s)))
+		return ret;
 	snprintf(name, sizeof(name), "kstep-%d", (int)getpid());
 	ret = own_domain_xml(s, pick_accel(s), name, &xml, err, sizeof(err));
 	if (!ret)
@@ -470,13 +481,8 @@ static int boot_launched(struct session *s)
 	const char *accel;
 	int ret;
 
-	if ((ret = check_images(s)))
+	if ((ret = images_and_console(s)))
 		return ret;
-	s->serial_fd = trace_create_serial_log(s->out_dfd);
-	if (s->serial_fd < 0) {
-		say_error("cannot create %s/guest/serial.log: %s", s->g->out, strerror(-s->serial_fd));
-		return s->serial_fd;
-	}
 	accel = s->plugin[0] && !strcmp(s->g->accel, "auto") ? plugin_accel(s) : pick_accel(s);
 	ret = launch_to_start_kernel(s, accel);
 	if (ret && ret != -EINTR && !strcmp(accel, "kvm") && !strcmp(s->g->accel, "auto")) {

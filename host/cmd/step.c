@@ -94,15 +94,20 @@ int step_backwards(struct session *s, const struct probe *at, uint64_t hits, uin
 
 /* What kstep step's own options ask for (the guest's are in guest_opts). */
 struct step_args {
+	struct guest_opts *g;
+	struct probe_set *atp;
 	const char *at, *filter, *until;
 	uint64_t count, hits, backwards;
 	int max_depth;        /* -1: every call stepped into */
 	bool until_return;
 };
 
-/* One of step's own options (@c, @arg) into @a, @g and @atp. */
-static void step_opt(int c, const char *arg, struct step_args *a, struct guest_opts *g, struct probe_set *atp)
+/* One of step's own options (@c, @arg) into @ctx, a struct step_args. */
+static void step_opt(int c, const char *arg, void *ctx)
 {
+	struct step_args *a = ctx;
+	struct guest_opts *g = a->g;
+
 	switch (c) {
 	case 't':
 		a->at = arg;
@@ -121,7 +126,7 @@ static void step_opt(int c, const char *arg, struct step_args *a, struct guest_o
 		break;
 	case OPT_PCAP_FILTER:
 		pcap_filter_free(g->eng.pcap);
-		g->eng.pcap = pcap_filter_option("step ", arg, atp);
+		g->eng.pcap = pcap_filter_option("step ", arg, a->atp);
 		break;
 	case 'u':
 		a->until = arg;
@@ -170,20 +175,13 @@ static bool step_parse(int argc, char **argv, struct guest_opts *g, struct step_
 		{ "backwards", required_argument, NULL, OPT_BACKWARDS },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	const struct guest_cmdline cl = { "step ", "t:c:rk:f:u:d:w:n:a:A:o:qKh", longopts, step_usage, step_opt };
 
 	guest_defaults(g);
-	while ((c = getopt_long(argc, argv, "t:c:rk:f:u:d:w:n:a:A:o:qKh", longopts, NULL)) != -1) {
-		if (c == 'h') {
-			step_usage(stdout);
-			return false;
-		}
-		if (!guest_opt("step ", g, c, optarg))
-			step_opt(c, optarg, a, g, atp);
-	}
-	if (optind < argc)
-		say_usage("step ", "unexpected argument '%s'", argv[optind]);
-	guest_check_opts("step ", g);
+	a->g = g;
+	a->atp = atp;
+	if (!guest_getopt(argc, argv, &cl, g, a))
+		return false;
 	step_check(a, g);
 	guest_finish_defaults(g);
 	return true;

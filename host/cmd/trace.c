@@ -259,15 +259,19 @@ static void say_oops(struct session *s, const struct engine_result *res)
 
 /* What kstep trace's own options ask for (the guest's are in guest_opts). */
 struct trace_args {
+	struct guest_opts *g;
+	struct probe_set *ps;
 	const char *probes;   /* --probes SET|FILE, NULL: rx + oops */
 	const char *breaks[64];
 	struct probe_filter filters[64];
 	size_t nbreaks, nfilters;
 };
 
-/* One of trace's own options (@c, @arg) into @a, @g and @ps. */
-static void trace_opt(int c, const char *arg, struct trace_args *a, struct guest_opts *g, struct probe_set *ps)
+/* One of trace's own options (@c, @arg) into @ctx, a struct trace_args. */
+static void trace_opt(int c, const char *arg, void *ctx)
 {
+	struct trace_args *a = ctx;
+	struct guest_opts *g = a->g;
 	char *end;
 
 	switch (c) {
@@ -286,7 +290,7 @@ static void trace_opt(int c, const char *arg, struct trace_args *a, struct guest
 		break;
 	case OPT_PCAP_FILTER:
 		pcap_filter_free(g->eng.pcap);
-		g->eng.pcap = pcap_filter_option("trace ", arg, ps);
+		g->eng.pcap = pcap_filter_option("trace ", arg, a->ps);
 		break;
 	case OPT_SNAPLEN:
 		g->eng.snaplen = (unsigned int)parse_u64("trace ", "--snaplen", arg, 1);
@@ -321,20 +325,13 @@ static bool trace_parse(int argc, char **argv, struct guest_opts *g, struct trac
 		{ "duration", required_argument, NULL, 'd' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	const struct guest_cmdline cl = { "trace ", "p:b:f:m:d:w:n:a:A:o:qKh", longopts, trace_usage, trace_opt };
 
 	guest_defaults(g);
-	while ((c = getopt_long(argc, argv, "p:b:f:m:d:w:n:a:A:o:qKh", longopts, NULL)) != -1) {
-		if (c == 'h') {
-			trace_usage(stdout);
-			return false;
-		}
-		if (!guest_opt("trace ", g, c, optarg))
-			trace_opt(c, optarg, a, g, ps);
-	}
-	if (optind < argc)
-		say_usage("trace ", "unexpected argument '%s'", argv[optind]);
-	guest_check_opts("trace ", g);
+	a->g = g;
+	a->ps = ps;
+	if (!guest_getopt(argc, argv, &cl, g, a))
+		return false;
 	guest_finish_defaults(g);
 	return true;
 }

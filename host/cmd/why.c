@@ -357,9 +357,11 @@ struct why_args {
 	bool operand, drop, all;
 };
 
-/* One of why's own options (@c, @arg) into @a. */
-static void why_opt(int c, const char *arg, struct why_args *a)
+/* One of why's own options (@c, @arg) into @ctx, a struct why_args. */
+static void why_opt(int c, const char *arg, void *ctx)
 {
+	struct why_args *a = ctx;
+
 	switch (c) {
 	case 't':
 		a->at = arg;
@@ -424,21 +426,12 @@ static bool why_parse(int argc, char **argv, struct guest_opts *g, struct why_ar
 		{ "all", no_argument, NULL, OPT_ALL },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	const struct guest_cmdline cl = { "why ", "t:x:k:f:w:n:a:A:o:qKh", longopts, why_usage, why_opt };
 
 	guest_defaults(g);
 	g->out = "why.out";
-	while ((c = getopt_long(argc, argv, "t:x:k:f:w:n:a:A:o:qKh", longopts, NULL)) != -1) {
-		if (c == 'h') {
-			why_usage(stdout);
-			return false;
-		}
-		if (!guest_opt("why ", g, c, optarg))
-			why_opt(c, optarg, a);
-	}
-	if (optind < argc)
-		say_usage("why ", "unexpected argument '%s'", argv[optind]);
-	guest_check_opts("why ", g);
+	if (!guest_getopt(argc, argv, &cl, g, a))
+		return false;
 	why_check(a, g);
 	guest_finish_defaults(g);
 	return true;
