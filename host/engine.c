@@ -101,6 +101,19 @@ fail:
 	return ret;
 }
 
+void engine_set_trace(struct engine *e, struct trace *trace, const struct engine_opts *o)
+{
+	size_t window_max = memcache_window_max(e->mc);
+
+	e->trace = trace;
+	e->o = *o;
+	if (e->o.stack_bytes > window_max)
+		e->o.stack_bytes = window_max / 8 * 8;
+	if (o->snaplen)
+		e->pkt.snaplen = o->snaplen;
+	memcache_clear_lines(e->mc); /* what the boot read is not the run's */
+}
+
 void engine_free(struct engine *e)
 {
 	if (!e)

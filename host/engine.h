@@ -114,6 +114,9 @@ struct engine;
  * having no handle yet, writes its reason into @err. */
 int engine_new(struct engine **out, struct target *t, struct symtab *syms, struct trace *trace,
 	       const struct engine_opts *o, char *err, size_t errlen);
+/* The run after the boot: events go to @trace, with @o (the module hooks
+ * and the rest the boot checks have filled in since engine_new). */
+void engine_set_trace(struct engine *e, struct trace *trace, const struct engine_opts *o);
 void engine_free(struct engine *e);
 const char *engine_errmsg(const struct engine *e);
 

@@ -41,13 +41,8 @@ int open_trace(struct session *s, const char *command)
 		say_error("%s", err);
 		return ret;
 	}
-	/* The engine was made before the trace existed: make it again with it. */
-	engine_free(s->engine);
-	s->engine = NULL;
-	ret = engine_new(&s->engine, s->target, s->syms, s->trace, &s->g->eng, err, sizeof(err));
-	if (ret)
-		say_error("%s", err);
-	return ret;
+	engine_set_trace(s->engine, s->trace, &s->g->eng);
+	return 0;
 }
 
 /* --engine plugin with no QEMU named and a system QEMU too old for it:
