@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fakestub.h"
 #include "target.h"
 
 /* The shape QEMU 7.2 sends: target.xml includes the register file. */
@@ -147,47 +148,27 @@ static void test_stop_reply_errors(void **state)
 	assert_int_equal(target_parse_stop("W0", 2, &st), -EINVAL);
 }
 
-/* The fake stub: answers each packet by the first entry whose request
- * starts the packet, no acks (kstep's client does not wait for them). */
+/* A scripted stub: each packet answered by the first entry whose request
+ * starts it. */
 struct scripted {
 	const char *request, *reply;
 };
 
-static void stub_send(int fd, const char *payload)
+struct script {
+	const struct scripted *v;
+	size_t n;
+};
+
+static bool scripted_answer(void *ctx, const char *pkt, char *reply, size_t len)
 {
-	char pkt[2048];
-	unsigned int sum = 0;
+	const struct script *s = ctx;
 
-	for (const char *p = payload; *p; p++)
-		sum += (unsigned char)*p;
-	snprintf(pkt, sizeof(pkt), "$%s#%02x", payload, sum & 0xff);
-	if (write(fd, pkt, strlen(pkt)) < 0)
-		_exit(1);
-}
-
-static void __attribute__((noreturn)) stub(int fd, const struct scripted *script, size_t n)
-{
-	char in[8192], pkt[4096];
-	size_t have = 0;
-	ssize_t r;
-
-	while ((r = read(fd, in + have, sizeof(in) - have - 1)) > 0) {
-		char *start, *end;
-
-		have += (size_t)r;
-		in[have] = '\0';
-		while ((start = strchr(in, '$')) && (end = strchr(start, '#')) && end[1] && end[2]) {
-			snprintf(pkt, sizeof(pkt), "%.*s", (int)(end - start - 1), start + 1);
-			for (size_t i = 0; i < n; i++)
-				if (!strncmp(pkt, script[i].request, strlen(script[i].request))) {
-					stub_send(fd, script[i].reply);
-					break;
-				}
-			have -= (size_t)(end + 3 - in);
-			memmove(in, end + 3, have + 1);
+	for (size_t i = 0; i < s->n; i++)
+		if (!strncmp(pkt, s->v[i].request, strlen(s->v[i].request))) {
+			snprintf(reply, len, "%s", s->v[i].reply);
+			break;
 		}
-	}
-	_exit(0);
+	return true;
 }
 
 /* After a 'g' the stub refuses, the step's stop reply that follows in the
@@ -215,18 +196,13 @@ static void test_refused_g_keeps_the_stop_reply(void **state)
 	uint8_t mem[8];
 	size_t got;
 	char err[256];
-	int fds[2], status;
+	int fd = -1, status;
 	pid_t pid;
 
 	(void)state;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
-	pid = fork();
-	if (pid == 0) {
-		close(fds[0]);
-		stub(fds[1], script, sizeof(script) / sizeof(script[0]));
-	}
-	close(fds[1]);
-	assert_int_equal(rsp_conn_from_fd(&rsp, fds[0]), 0);
+	pid = fakestub_start(&fd, scripted_answer, &(struct script){ script, sizeof(script) / sizeof(script[0]) });
+	assert_true(pid > 0);
+	assert_int_equal(rsp_conn_from_fd(&rsp, fd), 0);
 	assert_int_equal(target_open(&t, rsp, err, sizeof(err)), 0);
 	assert_true(target_read_regs_mem_step(t, &raw, 0, mem, 0, &got, 1) < 0);
 	assert_int_equal(target_wait(t, &st, 2000), 0);
