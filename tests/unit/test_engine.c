@@ -24,6 +24,7 @@
 #include "probes.h"
 #include "rsp.h"
 #include "symbols.h"
+#include "vmlinux.h"
 #include "target.h"
 #include "trace.h"
 
@@ -47,26 +48,7 @@ struct guest {
 	int conts;
 };
 
-static struct symtab *syms;
-static char vmlinux[PATH_MAX], err[1024];
-
-static int setup(void **state)
-{
-	(void)state;
-	snprintf(vmlinux, sizeof(vmlinux), "%s/vmlinux", getenv("IMAGES") ? getenv("IMAGES") : PROJECT_IMAGES);
-	if (sym_open(&syms, vmlinux, err, sizeof(err))) {
-		fprintf(stderr, "test_engine: %s (run make images)\n", err);
-		return -1;
-	}
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	sym_close(syms);
-	return 0;
-}
+static char err[1024];
 
 static unsigned int reg_bits(size_t i)
 {
@@ -306,5 +288,5 @@ int main(void)
 		cmocka_unit_test(test_a_target_that_is_not_x86_64_is_refused),
 	};
 
-	return cmocka_run_group_tests_name("engine", tests, setup, teardown);
+	return cmocka_run_group_tests_name("engine", tests, open_vmlinux, close_vmlinux);
 }

@@ -15,6 +15,7 @@
 #include "fetcharg.h"
 #include "filter.h"
 #include "symbols.h"
+#include "vmlinux.h"
 
 #define SKB 0xffff888001000000ull
 #define DEV 0xffff888002000000ull
@@ -23,7 +24,6 @@
 #define RAX 0
 #define RDI 5
 
-static struct symtab *syms;
 static uint8_t skb_mem[512], dev_mem[512], task_mem[4096], percpu_mem[0x40000];
 static uint64_t regs[CFI_NREGS];
 
@@ -50,27 +50,6 @@ static int rd(void *ctx, uint64_t addr, void *out, size_t len)
 }
 
 static const struct farg_env env = { .regs = regs, .percpu_base = PERCPU, .read = rd };
-
-static int setup(void **state)
-{
-	const char *images = getenv("IMAGES");
-	char path[4096], err[256];
-
-	(void)state;
-	snprintf(path, sizeof(path), "%s/vmlinux", images ? images : PROJECT_IMAGES);
-	if (sym_open(&syms, path, err, sizeof(err))) {
-		fprintf(stderr, "test_fetcharg: %s (run make images)\n", err);
-		return -1;
-	}
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	sym_close(syms);
-	return 0;
-}
 
 static struct farg_scope entry_of(const char *fn)
 {
@@ -318,5 +297,5 @@ int main(void)
 		cmocka_unit_test(test_filter_enum),   cmocka_unit_test(test_out_of_scope_somewhere),
 	};
 
-	return cmocka_run_group_tests_name("fetcharg", tests, setup, teardown);
+	return cmocka_run_group_tests_name("fetcharg", tests, open_vmlinux, close_vmlinux);
 }

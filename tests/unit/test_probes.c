@@ -16,29 +16,10 @@
 
 #include "probes.h"
 #include "symbols.h"
+#include "vmlinux.h"
 #include "trace.h"
 
-static struct symtab *syms;
-static char vmlinux[PATH_MAX];
 static char err[1024];
-
-static int setup(void **state)
-{
-	(void)state;
-	snprintf(vmlinux, sizeof(vmlinux), "%s/vmlinux", getenv("IMAGES") ? getenv("IMAGES") : PROJECT_IMAGES);
-	if (sym_open(&syms, vmlinux, err, sizeof(err))) {
-		fprintf(stderr, "test_probes: %s (run make images)\n", err);
-		return -1;
-	}
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	sym_close(syms);
-	return 0;
-}
 
 static void new_set(struct probe_set *ps)
 {
@@ -179,5 +160,5 @@ int main(void)
 		cmocka_unit_test(test_trace_classes),
 	};
 
-	return cmocka_run_group_tests_name("probes", tests, setup, teardown);
+	return cmocka_run_group_tests_name("probes", tests, open_vmlinux, close_vmlinux);
 }

@@ -16,31 +16,9 @@
 #include <unistd.h>
 
 #include "symbols.h"
+#include "vmlinux.h"
 
-static struct symtab *syms;
-static char images[PATH_MAX - 32];
 static char err[1024];
-
-static int setup(void **state)
-{
-	char vmlinux[PATH_MAX];
-
-	(void)state;
-	snprintf(images, sizeof(images), "%s", getenv("IMAGES") ? getenv("IMAGES") : PROJECT_IMAGES);
-	snprintf(vmlinux, sizeof(vmlinux), "%s/vmlinux", images);
-	if (sym_open(&syms, vmlinux, err, sizeof(err))) {
-		fprintf(stderr, "test_symbols: %s (run make images)\n", err);
-		return -1;
-	}
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	sym_close(syms);
-	return 0;
-}
 
 /* A function by name, and back by any address inside it. */
 static void test_names_and_addresses(void **state)
@@ -151,7 +129,7 @@ static void test_bzimage_check(void **state)
 	int fd;
 
 	(void)state;
-	snprintf(bz, sizeof(bz), "%s/bzImage", images);
+	snprintf(bz, sizeof(bz), "%.*s/bzImage", (int)(strrchr(vmlinux, '/') - vmlinux), vmlinux); /* beside it */
 	assert_int_equal(sym_check_bzimage(syms, bz, err, sizeof(err)), 0);
 	fd = mkstemp(fake);
 	assert_true(fd >= 0);
@@ -185,5 +163,5 @@ int main(void)
 		cmocka_unit_test(test_bzimage_check),       cmocka_unit_test(test_open_errors),
 	};
 
-	return cmocka_run_group_tests_name("symbols", tests, setup, teardown);
+	return cmocka_run_group_tests_name("symbols", tests, open_vmlinux, close_vmlinux);
 }
