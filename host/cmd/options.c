@@ -134,7 +134,9 @@ static void installed_images(char *out, size_t len)
 		snprintf(out, len, "%s", user);
 }
 
-bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *arg)
+/* The guest kstep boots: its kernel, images, workload and machine. True if it
+ * handled @c. */
+static bool machine_opt(const char *cmd, struct guest_opts *g, int c, const char *arg)
 {
 	switch (c) {
 	case 'V':
@@ -145,9 +147,6 @@ bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *arg)
 		return true;
 	case OPT_KERNEL_TREE:
 		g->kernel_tree = arg;
-		return true;
-	case 'A':
-		g->attach = arg;
 		return true;
 	case 'w':
 		g->guest_set = "--workload";
@@ -190,6 +189,46 @@ bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *arg)
 			say_usage(cmd, "--pin must be auto or off, not '%s'", arg);
 		g->pin = arg;
 		return true;
+	case 'L':
+		g->guest_set = "--kaslr";
+		g->kaslr = true;
+		return true;
+	}
+	return false;
+}
+
+/* Where the guest is: a stub, a libvirt domain, kgdb, a recording. True if it
+ * handled @c. */
+static bool whereabouts_opt(struct guest_opts *g, int c, const char *arg)
+{
+	switch (c) {
+	case 'A':
+		g->attach = arg;
+		return true;
+	case OPT_LIBVIRT:
+		g->libvirt_uri = arg;
+		return true;
+	case OPT_DOMAIN:
+		g->domain = arg;
+		return true;
+	case OPT_STUB_PATH:
+		g->stub_path = arg;
+		return true;
+	case OPT_KGDB:
+		g->kgdb = true;
+		return true;
+	case OPT_REPLAY:
+		g->replay = arg;
+		return true;
+	}
+	return false;
+}
+
+/* How the run goes: its output, snapshots, unwinding, engine and noise. True if it
+ * handled @c. */
+static bool run_opt(const char *cmd, struct guest_opts *g, int c, const char *arg)
+{
+	switch (c) {
 	case 'o':
 		g->out = arg;
 		return true;
@@ -211,30 +250,11 @@ bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *arg)
 	case 'F':
 		g->force = true;
 		return true;
-	case 'L':
-		g->guest_set = "--kaslr";
-		g->kaslr = true;
-		return true;
 	case 'Y':
 		g->moddir = arg;
 		return true;
 	case OPT_SOURCE:
 		g->srcdir = arg;
-		return true;
-	case OPT_LIBVIRT:
-		g->libvirt_uri = arg;
-		return true;
-	case OPT_DOMAIN:
-		g->domain = arg;
-		return true;
-	case OPT_STUB_PATH:
-		g->stub_path = arg;
-		return true;
-	case OPT_KGDB:
-		g->kgdb = true;
-		return true;
-	case OPT_REPLAY:
-		g->replay = arg;
 		return true;
 	case 'X':
 		if (strcmp(arg, "auto") && strcmp(arg, "cfi") && strcmp(arg, "fp") && strcmp(arg, "check"))
@@ -260,6 +280,11 @@ bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *arg)
 		return true;
 	}
 	return false;
+}
+
+bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *arg)
+{
+	return machine_opt(cmd, g, c, arg) || whereabouts_opt(g, c, arg) || run_opt(cmd, g, c, arg);
 }
 
 void guest_defaults(struct guest_opts *g)
