@@ -3,7 +3,7 @@
  * engine: drives a target through boot, breakpoint stops and single steps,
  * taking a snapshot (registers, stack window, frame-pointer backtrace, skb
  * tag, instruction) at each and writing it to the trace. Its parts:
- * engine.c (handle, fetch, the stop loop), engine_boot.c, engine_bp.c,
+ * engine.c (handle, fetch), engine_loop.c (the stop loop), engine_boot.c, engine_bp.c,
  * engine_probe.c, engine_step.c, engine_replay.c, and engine_plugin.c
  * (probe hits from kstep's QEMU plugin); memory goes through memcache,
  * backtraces through snapshot.

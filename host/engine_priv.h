@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * engine_priv: what the engine's files share (engine.c: the handle and the
- * breakpoint-stop loop; engine_boot.c: reaching start_kernel and checking
+ * fetch; engine_loop.c: the breakpoint-stop loop; engine_boot.c: reaching start_kernel and checking
  * the vmlinux; engine_bp.c: placing and passing breakpoints, and taking out
  * a going module's; engine_probe.c: a probe's fields, filter and return;
  * engine_step.c: the single-step loop; engine_replay.c: a replay's
