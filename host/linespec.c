@@ -21,7 +21,6 @@
 #include "inlindex.h"
 #include "linespec_priv.h"
 
-
 /* ---- names and files ------------------------------------------------------ */
 
 static const char *skip_dot(const char *path)
@@ -161,7 +160,6 @@ static bool innermost_inline(Dwarf_Die *fn, Dwarf_Addr pc, Dwarf_Die *out)
 
 /* ---- walking a function's lines ------------------------------------------- */
 
-
 static void collect_row(struct collect *c, const char *file, int line, Dwarf_Addr pc);
 
 /* Inline instances directly in @scope (through blocks): their call lines. */
@@ -239,7 +237,6 @@ int linespec_walk_function(Dwarf_Die *fn, struct collect *c)
 }
 
 /* ---- finding a function's instances --------------------------------------- */
-
 
 static void add_instance(struct instances *in, Dwarf_Die *die)
 {

@@ -116,7 +116,6 @@ static const struct builtin oops_set[] = {
 
 const char probes_set_names[] = "rx, rx-full, tx, drops, syscalls, oops, none";
 
-
 static int skip(struct probe_set *ps, const char *func)
 {
 	char **tmp = realloc(ps->skipped, (ps->nskipped + 1) * sizeof(*tmp));

@@ -22,7 +22,6 @@
 /* A set's probes decode their skb: filters may name those fields. */
 static const struct filter_extra packet_extra = { packet_field_names, packet_field_is_text, PACKET_NFIELDS };
 
-
 static int compile_one(struct farg ***out, size_t *n, const char *text, struct symtab *syms,
 		       const struct farg_scope *scope, char *err, size_t errlen)
 {

@@ -20,7 +20,6 @@
 enum verdict { V_IN_FLIGHT, V_DELIVERED, V_MERGED, V_DROPPED, V_SENT };
 extern const char *const report_verdict_names[];
 
-
 struct hop {
 	const char *fn;          /* interned function name */
 	uint64_t ns;             /* guest time */

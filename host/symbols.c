@@ -40,7 +40,6 @@ const char *sym_path(const struct symtab *s)
 	return s->path;
 }
 
-
 /*
  * A kernel module (ET_REL): its symbols' values are offsets in their
  * sections. libdwfl lays the sections out when it reports the file, and

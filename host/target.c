@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* Plain requests and replies that involve no guest execution. */
 #define TARGET_TIMEOUT_MS 10000
 

@@ -1,13 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * kstep's entry: the table of commands (name, one-line summary, entry
- * point) that dispatches them and prints kstep --help, the commands that
- * only hand over to a module (probe, oops, report, diff, dump) or to a
- * script of the tree (build-images), and kstep help's manual pages.
+ * point) that dispatches them and prints kstep --help; build-images, which
+ * hands over to a script of the tree; and kstep help's manual pages.
  */
 #include <errno.h>
 #include <string.h>
-
 
 #include "cmd.h"
 

@@ -27,7 +27,6 @@ static void summarize_undecoded(const struct oops_summary *d)
 		say_info("%d frame(s) have no line information in this vmlinux", d->nnoline);
 }
 
-
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: kstep oops [OPTIONS] [FILE|-]\n"
