@@ -15,6 +15,7 @@
 #include "files.h"
 #include "packet.h"
 #include "pcapng.h"
+#include "kerr.h"
 
 /* Stage functions get an interface each, up to this many; the rest share
  * the last. */
@@ -153,18 +154,14 @@ int capture_write(struct capture *c, const struct report *r, const char *path, c
 	FILE *f;
 	int ret;
 
-	if (c->oom) {
-		snprintf(err, errlen, "out of memory keeping the packets for %s", path);
-		return -ENOMEM;
-	}
+	if (c->oom)
+		return kerr_set(err, errlen, -ENOMEM, "out of memory keeping the packets for %s", path);
 	if (!(f = files_fcreate(path, &ret, err, errlen)))
 		return ret;
 	if (c->n)
 		qsort(c->v, c->n, sizeof(*c->v), c->all_guest_time ? by_guest_time : by_host_time);
 	write_records(c, r, f);
-	if (ferror(f) | fclose(f)) {
-		snprintf(err, errlen, "writing %s: %s", path, strerror(errno ? errno : EIO));
-		return -EIO;
-	}
+	if (ferror(f) | fclose(f))
+		return kerr_set(err, errlen, -EIO, "writing %s: %s", path, strerror(errno ? errno : EIO));
 	return 0;
 }

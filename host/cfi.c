@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "files.h"
+#include "kerr.h"
 
 /* What libdwfl's callbacks get for each module they ask about. */
 struct cfi_mod {
@@ -312,8 +313,7 @@ int cfi_new(struct cfi **out, const char *vmlinux, char *err, size_t errlen)
 
 	if (!c || !(c->path = strdup(vmlinux))) {
 		free(c);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
+		return kerr_set(err, errlen, -ENOMEM, "out of memory");
 	}
 	elf_version(EV_CURRENT);
 	ret = load_range(c, &has_cfi, err, errlen);

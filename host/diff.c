@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ctfread.h"
+#include "kerr.h"
 
 /* One step, pointing into its trace's mapping (kept open). */
 struct step {
@@ -241,10 +242,8 @@ int diff_load(struct diff **out, const char *a, const char *b, const volatile si
 	int ret;
 
 	*out = d;
-	if (!d) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
+	if (!d)
+		return kerr_set(err, errlen, -ENOMEM, "out of memory");
 	snprintf(d->a.dir, sizeof(d->a.dir), "%s", a);
 	snprintf(d->b.dir, sizeof(d->b.dir), "%s", b);
 	ret = load(&d->a, interrupted, err, errlen);

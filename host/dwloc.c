@@ -7,6 +7,7 @@
  * dwarf_getlocations for the nearest ones.
  */
 #include "dwloc.h"
+#include "kerr.h"
 
 #include <dwarf.h>
 #include <errno.h>
@@ -164,8 +165,7 @@ int dwloc_at(struct symtab *s, Dwarf_Die *var, uint64_t addr, struct dwloc *out,
 	if (!dwarf_attr(var, DW_AT_location, &attr)) {
 		if (!const_value(var, out))
 			return 0;
-		snprintf(err, errlen, "is optimized out: the debug info gives it no location anywhere");
-		return -ENOENT;
+		return kerr_set(err, errlen, -ENOENT, "is optimized out: the debug info gives it no location anywhere");
 	}
 	n = dwarf_getlocation_addr(&attr, pc, &expr, &len, 1);
 	if (n <= 0 || !len) {

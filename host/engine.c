@@ -7,6 +7,7 @@
  * engine_replay.c (a replay's point), engine_plugin.c (the plugin's hits).
  */
 #include "engine_priv.h"
+#include "kerr.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -48,10 +49,8 @@ int engine_new(struct engine **out, struct target *t, struct symtab *syms, struc
 	size_t window_max = target_max_read(t);
 	int ret = -ENOMEM;
 
-	if (!e) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
+	if (!e)
+		return kerr_set(err, errlen, -ENOMEM, "out of memory");
 	e->t = t;
 	e->syms = syms;
 	e->trace = trace;

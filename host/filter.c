@@ -4,6 +4,7 @@
  * run on each hit's fetched values (see filter.h).
  */
 #include "filter.h"
+#include "kerr.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -144,10 +145,8 @@ static int add_comparison(struct filter *f, char *text, bool or_before, const st
 	enum cmp_op op;
 	int ret;
 
-	if (!split_comparison(text, &lhs, &op, &rhs)) {
-		snprintf(err, errlen, "'%s' is not a comparison (== != < <= > >= &)", trim(text));
-		return -EINVAL;
-	}
+	if (!split_comparison(text, &lhs, &op, &rhs))
+		return kerr_set(err, errlen, -EINVAL, "'%s' is not a comparison (== != < <= > >= &)", trim(text));
 	lhs = trim(lhs);
 	rhs = trim(rhs);
 	tmp = realloc(f->v, (f->n + 1) * sizeof(*tmp));

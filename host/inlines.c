@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "symbols.h"
+#include "kerr.h"
 
 #define CACHE_SLOTS 65536
 #define NAME_SLOTS 16384
@@ -42,8 +43,7 @@ int inlines_open(struct inlines **out, const char *vmlinux, char *err, size_t er
 
 	if (!in || !(in->cache = calloc(CACHE_SLOTS, sizeof(*in->cache)))) {
 		free(in);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
+		return kerr_set(err, errlen, -ENOMEM, "out of memory");
 	}
 	if ((ret = sym_open(&in->syms, vmlinux, err, errlen))) {
 		inlines_close(in);

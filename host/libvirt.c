@@ -30,6 +30,7 @@
 #include "files.h"
 #include "qemu.h"
 #include "rsp.h"
+#include "kerr.h"
 
 /* How long ssh gets to set up the forwarded socket. */
 #define SSH_FORWARD_MS 15000
@@ -132,10 +133,8 @@ static int check_state(struct lv_domain *d, char *err, size_t errlen)
 {
 	int state, reason;
 
-	if (virDomainGetState(d->dom, &state, &reason, 0) < 0) {
-		snprintf(err, errlen, "cannot read the state of domain '%s': %s", d->name, last_error());
-		return -EIO;
-	}
+	if (virDomainGetState(d->dom, &state, &reason, 0) < 0)
+		return kerr_set(err, errlen, -EIO, "cannot read the state of domain '%s': %s", d->name, last_error());
 	if (state != VIR_DOMAIN_RUNNING && state != VIR_DOMAIN_PAUSED) {
 		snprintf(err, errlen, "domain '%s' is not running (%s): start it first (virsh -c %s start %s)", d->name,
 			 state == VIR_DOMAIN_SHUTOFF ? "shut off" : "neither running nor paused", d->uri, d->name);
@@ -545,10 +544,8 @@ int lv_dump(struct lv_domain *d, int fd, char *err, size_t errlen)
 		return -EREMOTE;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)getpid(), fd);
-	if (virDomainCoreDumpWithFormat(d->dom, path, VIR_DOMAIN_CORE_DUMP_FORMAT_RAW, VIR_DUMP_MEMORY_ONLY) < 0) {
-		snprintf(err, errlen, "libvirt did not dump domain '%s': %s", d->name, last_error());
-		return -EIO;
-	}
+	if (virDomainCoreDumpWithFormat(d->dom, path, VIR_DOMAIN_CORE_DUMP_FORMAT_RAW, VIR_DUMP_MEMORY_ONLY) < 0)
+		return kerr_set(err, errlen, -EIO, "libvirt did not dump domain '%s': %s", d->name, last_error());
 	return 0;
 }
 

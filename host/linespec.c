@@ -20,6 +20,7 @@
 #include "files.h"
 #include "inlindex.h"
 #include "linespec_priv.h"
+#include "kerr.h"
 
 /* ---- names and files ------------------------------------------------------ */
 
@@ -710,8 +711,7 @@ int linespec_resolve(struct symtab *s, const char *where, const char *srcdir, st
 		ret = linespec_looks_like_file(name) ? file_line(s, name, line, out, err, errlen)
 					    : func_line(s, name, line, out, err, errlen);
 	} else if (linespec_looks_like_file(where)) {
-		snprintf(err, errlen, "'%s': a file needs a line, FILE:LINE", where);
-		return -EINVAL;
+		return kerr_set(err, errlen, -EINVAL, "'%s': a file needs a line, FILE:LINE", where);
 	} else {
 		ret = linespec_inlines(s, where, out, err, errlen);
 	}

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "linespec_priv.h"
+#include "kerr.h"
 
 /* "A", "A-B" or "A+N" after NAME: */
 static int parse_range(const char *text, int *a, int *b)
@@ -123,10 +124,8 @@ int linespec_lines(struct symtab *s, const char *what, struct line_range *r, cha
 
 	memset(r, 0, sizeof(*r));
 	snprintf(name, sizeof(name), "%.*s", colon ? (int)(colon - what) : (int)strlen(what), what);
-	if (!name[0] || (colon && parse_range(colon + 1, &a, &b))) {
-		snprintf(err, errlen, "'%s': use FUNC[:A[-B]] or FILE[:A[-B]]", what);
-		return -EINVAL;
-	}
+	if (!name[0] || (colon && parse_range(colon + 1, &a, &b)))
+		return kerr_set(err, errlen, -EINVAL, "'%s': use FUNC[:A[-B]] or FILE[:A[-B]]", what);
 	if (linespec_looks_like_file(name))
 		return lines_of_file(s, name, a, b, r, err, errlen);
 	return lines_of_function(s, name, a, b, r, err, errlen);

@@ -13,6 +13,7 @@
 
 #include "disasm.h"
 #include "kmod.h"
+#include "kerr.h"
 
 #define MAX_INLINE 16
 /* The Code: line holds 64 bytes at most (show_opcodes in arch/x86/kernel/dumpstack.c). */
@@ -428,19 +429,15 @@ int oops_decoder_new(struct oops_decoder **out, const struct oops_options *o, ch
 	int ret;
 
 	*out = d;
-	if (!d) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
+	if (!d)
+		return kerr_set(err, errlen, -ENOMEM, "out of memory");
 	d->json = o->json;
 	d->raw = o->raw;
 	snprintf(d->moddir, sizeof(d->moddir), "%s", o->moddir ? o->moddir : "");
 	if ((ret = sym_open(&d->syms, o->vmlinux, err, errlen)))
 		return ret;
-	if (disasm_open(&d->dis)) {
-		snprintf(err, errlen, "cannot start the disassembler");
-		return -ENOMEM;
-	}
+	if (disasm_open(&d->dis))
+		return kerr_set(err, errlen, -ENOMEM, "cannot start the disassembler");
 	find_basepath(d);
 	if (!d->moddir[0])
 		kmods_default_dir(d->syms, d->moddir, sizeof(d->moddir)); /* as decode_stacktrace.sh looks */

@@ -19,6 +19,7 @@
 
 #include "files.h"
 #include "perfetto.pb-c.h"
+#include "kerr.h"
 
 #define MAX_VCPUS 64
 #define MAX_DEPTH 128
@@ -547,10 +548,8 @@ int perfetto_write(struct perfetto *p, const struct report *r, const char *path,
 
 	*left_out = 0;
 	finish_spans(p, r);
-	if (p->oom) {
-		snprintf(err, errlen, "out of memory gathering the timeline for %s", path);
-		return -ENOMEM;
-	}
+	if (p->oom)
+		return kerr_set(err, errlen, -ENOMEM, "out of memory gathering the timeline for %s", path);
 	if (!p->nspans) {
 		snprintf(err, errlen, "nothing in the trace to draw (no packet stops, return probes or steps): %s not "
 				      "written", path);

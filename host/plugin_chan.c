@@ -4,6 +4,7 @@
  * apart defensively (see plugin_chan.h).
  */
 #include "plugin_chan.h"
+#include "kerr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,14 +48,10 @@ int chan_listen(struct chan **out, const char *path, char *err, size_t errlen)
 	struct chan *c;
 	mode_t old;
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "plugin socket path too long: %s", path);
-		return -ENAMETOOLONG;
-	}
-	if (!(c = chan_alloc(-1))) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return kerr_set(err, errlen, -ENAMETOOLONG, "plugin socket path too long: %s", path);
+	if (!(c = chan_alloc(-1)))
+		return kerr_set(err, errlen, -ENOMEM, "out of memory");
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	old = umask(0177);

@@ -18,6 +18,7 @@
 #include "trace.h"
 #include "stages.h"
 #include "probes_priv.h"
+#include "kerr.h"
 
 /* A set's probes decode their skb: filters may name those fields. */
 static const struct filter_extra packet_extra = { packet_field_names, packet_field_is_text, PACKET_NFIELDS };
@@ -209,10 +210,8 @@ static int add_module_args(struct probe_set *ps, struct probe *p, const char *mo
 
 	if (!ko)
 		return -ENOENT;
-	if ((ret = sym_resolve(ko, where, &at))) {
-		snprintf(err, errlen, "no function '%s' in %s's debug info", where, sym_path(ko));
-		return ret;
-	}
+	if ((ret = sym_resolve(ko, where, &at)))
+		return kerr_set(err, errlen, ret, "no function '%s' in %s's debug info", where, sym_path(ko));
 	return add_args(p, rq, ko, at, !strchr(where, '+'), err, errlen);
 }
 
@@ -224,14 +223,10 @@ int probes_add_in_module(struct probe_set *ps, const char *spec, const char *sta
 	char module[64];
 	int ret;
 
-	if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(module) || !colon[1]) {
-		snprintf(err, errlen, "cannot parse breakpoint '%s': use MODULE:NAME[+OFFSET]", spec);
-		return -EINVAL;
-	}
-	if (rq->is_return) {
-		snprintf(err, errlen, "'%s': %%return is not supported in modules yet", spec);
-		return -EOPNOTSUPP;
-	}
+	if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof(module) || !colon[1])
+		return kerr_set(err, errlen, -EINVAL, "cannot parse breakpoint '%s': use MODULE:NAME[+OFFSET]", spec);
+	if (rq->is_return)
+		return kerr_set(err, errlen, -EOPNOTSUPP, "'%s': %%return is not supported in modules yet", spec);
 	snprintf(module, sizeof(module), "%.*s", (int)(colon - spec), spec);
 	ret = probes_add_one(ps, spec, stage, 0, false, NULL, rq, err, errlen);
 	if (!ret && !(ps->v[ps->n - 1].module = strdup(module)))
@@ -291,10 +286,8 @@ static int parse_head(char **words, size_t *n, char **where, struct probe_req *r
 	}
 	*where = words[0];
 	if ((pct = strchr(*where, '%'))) {
-		if (strcmp(pct, "%return")) {
-			snprintf(err, errlen, "'%s': the only suffix is %%return", *where);
-			return -EINVAL;
-		}
+		if (strcmp(pct, "%return"))
+			return kerr_set(err, errlen, -EINVAL, "'%s': the only suffix is %%return", *where);
 		*pct = '\0';
 		rq->is_return = true;
 	}
@@ -420,10 +413,8 @@ int probes_add_spec(struct probe_set *ps, const char *spec, const char *stage, s
 	size_t n;
 	int ret;
 
-	if (snprintf(buf, sizeof(buf), "%s", spec) >= (int)sizeof(buf)) {
-		snprintf(err, errlen, "probe '%.40s...' is too long", spec);
-		return -EINVAL;
-	}
+	if (snprintf(buf, sizeof(buf), "%s", spec) >= (int)sizeof(buf))
+		return kerr_set(err, errlen, -EINVAL, "probe '%.40s...' is too long", spec);
 	n = probes_split_words(buf, words, MAX_ARGS + 2);
 	if ((ret = parse_head(words, &n, &where, &rq, err, errlen)))
 		return ret;

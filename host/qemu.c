@@ -28,6 +28,7 @@
 #include "files.h"
 #include "plugin_chan.h"
 #include "qmp.h"
+#include "kerr.h"
 
 /* How long QEMU gets to leave after SIGTERM before SIGKILL. */
 #define QEMU_TERM_GRACE_MS 3000
@@ -659,10 +660,8 @@ int qemu_wait_ready(struct qemu *q, int timeout_ms, const volatile sig_atomic_t 
 			 * QEMU accepts the next one once it has seen the close. */
 			return 0;
 		}
-		if (interrupted && *interrupted) {
-			snprintf(err, errlen, "interrupted while QEMU was starting");
-			return -EINTR;
-		}
+		if (interrupted && *interrupted)
+			return kerr_set(err, errlen, -EINTR, "interrupted while QEMU was starting");
 		if (ms_since(&t0) > timeout_ms) {
 			snprintf(err, errlen, "QEMU did not open its sockets within %d ms", timeout_ms);
 			return -ETIMEDOUT;

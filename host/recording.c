@@ -18,6 +18,7 @@
 #include "files.h"
 #include "hash.h"
 #include "qemu.h"
+#include "kerr.h"
 
 #define RECORDING_MAGIC "kstep-recording 1"
 
@@ -41,8 +42,7 @@ int recording_prepare_dir(const char *dir, bool force, char *err, size_t errlen)
 		return ret;
 	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
 		ret = -errno;
-		snprintf(err, errlen, "cannot open %s: %s", dir, strerror(errno));
-		return ret;
+		return kerr_set(err, errlen, ret, "cannot open %s: %s", dir, strerror(errno));
 	}
 	kind = files_dir_holds(dfd, is_recording_file);
 	if (kind == 1 && force) {
@@ -102,10 +102,8 @@ int recording_init(struct recording *r, const char *images, char *err, size_t er
 	uint8_t id[16];
 
 	memset(r, 0, sizeof(*r));
-	if (getrandom(id, sizeof(id), 0) != sizeof(id)) {
-		snprintf(err, errlen, "getrandom failed");
-		return -EIO;
-	}
+	if (getrandom(id, sizeof(id), 0) != sizeof(id))
+		return kerr_set(err, errlen, -EIO, "getrandom failed");
 	for (size_t i = 0; i < sizeof(id); i++)
 		snprintf(r->id + 2 * i, 3, "%02x", id[i]);
 	snprintf(r->state, sizeof(r->state), "started");
@@ -202,10 +200,8 @@ int recording_read(const char *dir, struct recording *r, char *err, size_t errle
 		}
 	}
 	fclose(f);
-	if (!r->id[0] || !r->workload[0]) {
-		snprintf(err, errlen, "--replay %s: %s lacks its id or workload", dir, path);
-		return -EINVAL;
-	}
+	if (!r->id[0] || !r->workload[0])
+		return kerr_set(err, errlen, -EINVAL, "--replay %s: %s lacks its id or workload", dir, path);
 	if (r->settings != settings_hash(r)) {
 		snprintf(err, errlen, "--replay %s: %s was edited (its settings do not match its check), or an "
 			 "older kstep made it: a replay would not follow the recorded run; record it again", dir, path);

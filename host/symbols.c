@@ -12,6 +12,7 @@
 
 #include "files.h"
 #include "symbols_priv.h"
+#include "kerr.h"
 
 static int cmp_addr(const void *a, const void *b)
 {
@@ -435,10 +436,8 @@ int sym_check_bzimage(const struct symtab *s, const char *bzimage, char *err, si
 			 ret == -ENOEXEC ? "no bzImage setup header" : strerror(-ret));
 		return ret;
 	}
-	if (!b || !b->size || sym_read_bytes(s, b->addr, banner, b->size < sizeof(banner) ? b->size : sizeof(banner) - 1)) {
-		snprintf(err, errlen, "%s has no linux_banner: is it a vmlinux?", s->path);
-		return -ENOENT;
-	}
+	if (!b || !b->size || sym_read_bytes(s, b->addr, banner, b->size < sizeof(banner) ? b->size : sizeof(banner) - 1))
+		return kerr_set(err, errlen, -ENOENT, "%s has no linux_banner: is it a vmlinux?", s->path);
 	banner[sizeof(banner) - 1] = '\0';
 	if (!banner_matches(banner, version)) {
 		banner[strcspn(banner, "\n")] = '\0';

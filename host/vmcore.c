@@ -17,6 +17,7 @@
 
 #include "files.h"
 #include "qmp.h"
+#include "kerr.h"
 
 /* QEMU writes about 100 MB/s here; a 4 GiB guest still fits. */
 #define DUMP_TIMEOUT_MS (10 * 60 * 1000)
@@ -27,10 +28,8 @@ static int check_elf(int fd, char *err, size_t errlen)
 	unsigned char magic[4];
 	struct stat st;
 
-	if (fstat(fd, &st) || pread(fd, magic, 4, 0) != 4 || memcmp(magic, "\177ELF", 4)) {
-		snprintf(err, errlen, "QEMU wrote no ELF core");
-		return -EIO;
-	}
+	if (fstat(fd, &st) || pread(fd, magic, 4, 0) != 4 || memcmp(magic, "\177ELF", 4))
+		return kerr_set(err, errlen, -EIO, "QEMU wrote no ELF core");
 	return 0;
 }
 
