@@ -109,12 +109,12 @@ enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB, OPT_REPLAY, OPT
 /* kstep trace --help's and the others' text for GUEST_LONGOPTS. */
 extern const char guest_help[];
 
-uint64_t parse_u64(const char *cmd, const char *opt, const char *v, uint64_t min);
-void find_tree(char *tree, size_t len, bool *installed);
+uint64_t guest_parse_u64(const char *cmd, const char *opt, const char *v, uint64_t min);
+void guest_find_tree(char *tree, size_t len, bool *installed);
 bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *arg);
 void guest_defaults(struct guest_opts *g);
 void guest_finish_defaults(struct guest_opts *g);
-bool users_guest(const struct guest_opts *g);
+bool guest_is_users(const struct guest_opts *g);
 void guest_check_opts(const char *cmd, const struct guest_opts *g);
 
 /* A guest command's command line: its name ("trace "), getopt's options
@@ -137,20 +137,21 @@ bool guest_getopt(int argc, char **argv, const struct guest_cmdline *cl, struct 
 struct session;
 /* step's and why's --at SPEC (with its --filter), resolved into @atp as a
  * probe of stage @stage; which of several places it takes is said. */
-int resolve_at(struct session *s, struct probe_set *atp, const char *at, const char *filter, const char *stage);
-const char *set_nic(const struct guest_opts *g);
-int check_fields_for_stub(struct session *s, const struct probe_set *ps);
-struct pcap_filter *pcap_filter_option(const char *cmd, const char *expr, struct probe_set *ps);
-void several_places(struct session *s, const char *at, const struct probe_set *ps);
-int resolve_until(struct session *s, const struct probe_set *ps, const char *until, uint64_t *addr);
-int check_pcap_probes(const struct session *s, const struct probe_set *ps);
+int places_at(struct session *s, struct probe_set *atp, const char *at, const char *filter,
+	      const char *stage);
+const char *places_set_nic(const struct guest_opts *g);
+int places_check_kgdb_fields(struct session *s, const struct probe_set *ps);
+struct pcap_filter *places_pcap_filter(const char *cmd, const char *expr, struct probe_set *ps);
+void places_say_several(struct session *s, const char *at, const struct probe_set *ps);
+int places_until(struct session *s, const struct probe_set *ps, const char *until, uint64_t *addr);
+int places_check_pcap(const struct session *s, const struct probe_set *ps);
 
 /* ---- replay.c: a replay run again, to a point found in the first ---- */
 
-int replay_again(struct session *s);
-int find_point(struct session *s, const struct probe *at, uint64_t hits, uint64_t *icount,
+int replay_run_again(struct session *s);
+int replay_find_point(struct session *s, const struct probe *at, uint64_t hits, uint64_t *icount,
 		      struct engine_result *res);
-int replay_to(struct session *s, uint64_t icount, struct engine_result *res);
+int replay_run_to(struct session *s, uint64_t icount, struct engine_result *res);
 
 /* ---- the commands: each takes its own argv (argv[0] its name) ---- */
 
@@ -160,8 +161,6 @@ int cmd_oops(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
-int step_backwards(struct session *s, const struct probe *at, uint64_t hits, uint64_t n,
-			  struct engine_result *res);
 int cmd_step(int argc, char **argv);
 int cmd_why(int argc, char **argv);
 int cmd_record(int argc, char **argv);

@@ -26,7 +26,7 @@ static int exec_guest_script(const char *name, char **argv)
 	bool installed;
 	int n = 0;
 
-	find_tree(tree, sizeof(tree), &installed);
+	guest_find_tree(tree, sizeof(tree), &installed);
 	snprintf(script, sizeof(script), "%s/guest/%s", tree, name);
 	while (argv[n])
 		n++;
@@ -103,7 +103,7 @@ static int cmd_help(int argc, char **argv)
 		say_error("help: no command '%s' (try 'kstep --help')", name);
 		return EXIT_USAGE;
 	}
-	find_tree(tree, sizeof(tree), &installed);
+	guest_find_tree(tree, sizeof(tree), &installed);
 	snprintf(page, sizeof(page), "%s/%s/kstep%s%s.%c", tree, installed ? "../man/man1" : "doc/man",
 		 name ? "-" : "", name ? name : "", name && !strcmp(name, "probes") ? '7' : '1');
 	if (installed && name && !strcmp(name, "probes"))

@@ -77,7 +77,7 @@ const char guest_help[] =
 	"4 the kernel died (oops/panic), 5 the guest reset, 6 QEMU ended early,\n"
 	"130 interrupted.\n";
 
-uint64_t parse_u64(const char *cmd, const char *opt, const char *v, uint64_t min)
+uint64_t guest_parse_u64(const char *cmd, const char *opt, const char *v, uint64_t min)
 {
 	char *end;
 	unsigned long long n;
@@ -92,7 +92,7 @@ uint64_t parse_u64(const char *cmd, const char *opt, const char *v, uint64_t min
 /* Where guest/run-guest.sh and the gdb scripts are: the clone, when this
  * is its build/kstep, or PREFIX/share/kstep, when this is an installed
  * PREFIX/bin/kstep (make install; relocatable, DESTDIR included). */
-void find_tree(char *tree, size_t len, bool *installed)
+void guest_find_tree(char *tree, size_t len, bool *installed)
 {
 	char exe[PATH_MAX - 64], probe[PATH_MAX + 64];
 	ssize_t n;
@@ -154,7 +154,7 @@ static bool machine_opt(const char *cmd, struct guest_opts *g, int c, const char
 		return true;
 	case 'n':
 		g->guest_set = "--size";
-		parse_u64(cmd, "--size", arg, 1);
+		guest_parse_u64(cmd, "--size", arg, 1);
 		g->count = arg;
 		return true;
 	case 'a':
@@ -164,17 +164,17 @@ static bool machine_opt(const char *cmd, struct guest_opts *g, int c, const char
 		return true;
 	case 'S':
 		g->guest_set = "--smp";
-		parse_u64(cmd, "--smp", arg, 1);
+		guest_parse_u64(cmd, "--smp", arg, 1);
 		g->smp = arg;
 		return true;
 	case 'U':
 		g->guest_set = "--workload-cpu";
-		parse_u64(cmd, "--workload-cpu", arg, 0);
+		guest_parse_u64(cmd, "--workload-cpu", arg, 0);
 		g->workload_cpu = arg;
 		return true;
 	case 'M':
 		g->guest_set = "--mem";
-		parse_u64(cmd, "--mem", arg, 1);
+		guest_parse_u64(cmd, "--mem", arg, 1);
 		g->mem = arg;
 		return true;
 	case 'N':
@@ -233,7 +233,7 @@ static bool run_opt(const char *cmd, struct guest_opts *g, int c, const char *ar
 		g->out = arg;
 		return true;
 	case 'B':
-		g->eng.stack_bytes = parse_u64(cmd, "--stack-bytes", arg, 8);
+		g->eng.stack_bytes = guest_parse_u64(cmd, "--stack-bytes", arg, 8);
 		if (g->eng.stack_bytes > ENGINE_STACK_BYTES_MAX || g->eng.stack_bytes % 8)
 			say_usage(cmd, "--stack-bytes must be a multiple of 8 up to %d, not '%s'", ENGINE_STACK_BYTES_MAX,
 				  arg);
@@ -266,7 +266,7 @@ static bool run_opt(const char *cmd, struct guest_opts *g, int c, const char *ar
 						      : SNAPSHOT_UNWIND_AUTO;
 		return true;
 	case 'O':
-		g->kaslr_offset = parse_u64(cmd, "--kaslr-offset", arg, 0);
+		g->kaslr_offset = guest_parse_u64(cmd, "--kaslr-offset", arg, 0);
 		g->kaslr_offset_given = true;
 		return true;
 	case 'q':
@@ -290,7 +290,7 @@ bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *arg)
 void guest_defaults(struct guest_opts *g)
 {
 	memset(g, 0, sizeof(*g));
-	find_tree(g->tree, sizeof(g->tree), &g->installed);
+	guest_find_tree(g->tree, sizeof(g->tree), &g->installed);
 	g->workload = "rx-icmp";
 	g->accel = "auto";
 	g->engine = "auto";
@@ -405,7 +405,7 @@ void guest_finish_defaults(struct guest_opts *g)
 }
 
 /* The guest is one kstep does not start: the user's stub, domain or kgdb. */
-bool users_guest(const struct guest_opts *g)
+bool guest_is_users(const struct guest_opts *g)
 {
 	return g->attach || g->domain || g->libvirt_uri || g->kgdb;
 }
@@ -422,7 +422,7 @@ void guest_check_opts(const char *cmd, const struct guest_opts *g)
 	if (g->kgdb && (g->attach || g->domain || g->libvirt_uri))
 		say_usage(cmd, "--kgdb boots kstep's own QEMU guest: not with --attach, --domain or --libvirt "
 			       "(--attach serial:PATH is kgdb on a guest of yours)");
-	if (g->replay && users_guest(g))
+	if (g->replay && guest_is_users(g))
 		say_usage(cmd, "--replay runs a recording: not with --attach, --domain, --libvirt or --kgdb");
 	if (g->replay && g->guest_set)
 		say_usage(cmd, "--replay: %s is fixed by the recording (it was made with kstep record %s ...)", g->guest_set,

@@ -16,7 +16,7 @@
  * for a guest kstep did not start, the one --nic names, else NULL: every
  * driver's stages, each placed where its function is (vmlinux, or a module
  * once it loads), so the driver actually bound is the one that is hit. */
-const char *set_nic(const struct guest_opts *g)
+const char *places_set_nic(const struct guest_opts *g)
 {
 	return (g->attach || g->domain) && !g->nic_given ? NULL : g->nic;
 }
@@ -24,7 +24,7 @@ const char *set_nic(const struct guest_opts *g)
 /* kgdb sends no gs base: a field that reads per-CPU data would only ever
  * read as a fault. One the user wrote is refused before the guest runs on;
  * one of a builtin set (the copy stage's pid) is said once and left so. */
-int check_fields_for_stub(struct session *s, const struct probe_set *ps)
+int places_check_kgdb_fields(struct session *s, const struct probe_set *ps)
 {
 	bool said = false;
 
@@ -53,7 +53,7 @@ int check_fields_for_stub(struct session *s, const struct probe_set *ps)
 /* --pcap-filter EXPR, compiled before anything boots: a bad expression
  * exits 2 with libpcap's reason. Every probe with an skb then decodes its
  * packet, for the filter to look at. */
-struct pcap_filter *pcap_filter_option(const char *cmd, const char *expr, struct probe_set *ps)
+struct pcap_filter *places_pcap_filter(const char *cmd, const char *expr, struct probe_set *ps)
 {
 	struct pcap_filter *f;
 	char err[512];
@@ -66,7 +66,7 @@ struct pcap_filter *pcap_filter_option(const char *cmd, const char *expr, struct
 
 /* --at SPEC gave several places (a line compiled to two, an inline's
  * instances): the run takes the first, and says which. */
-void several_places(struct session *s, const char *at, const struct probe_set *ps)
+void places_say_several(struct session *s, const char *at, const struct probe_set *ps)
 {
 	char where[192];
 
@@ -80,7 +80,7 @@ void several_places(struct session *s, const char *at, const struct probe_set *p
 }
 
 /* --until SPEC: a symbol, or a line (its first statement start). */
-int resolve_until(struct session *s, const struct probe_set *ps, const char *until, uint64_t *addr)
+int places_until(struct session *s, const struct probe_set *ps, const char *until, uint64_t *addr)
 {
 	struct line_sites sites;
 	char err[512];
@@ -105,7 +105,7 @@ int resolve_until(struct session *s, const struct probe_set *ps, const char *unt
 }
 
 /* A --pcap-filter needs a probe with an skb to filter on. */
-int check_pcap_probes(const struct session *s, const struct probe_set *ps)
+int places_check_pcap(const struct session *s, const struct probe_set *ps)
 {
 	for (size_t i = 0; s->g->eng.pcap && i < ps->n; i++)
 		if (ps->v[i].packet || ps->v[i].module)
@@ -115,7 +115,7 @@ int check_pcap_probes(const struct session *s, const struct probe_set *ps)
 	return s->g->eng.pcap ? -EINVAL : 0;
 }
 
-int resolve_at(struct session *s, struct probe_set *atp, const char *at, const char *filter, const char *stage)
+int places_at(struct session *s, struct probe_set *atp, const char *at, const char *filter, const char *stage)
 {
 	char err[512];
 
@@ -125,6 +125,6 @@ int resolve_at(struct session *s, struct probe_set *atp, const char *at, const c
 		say_error("%s", err);
 		return -EINVAL;
 	}
-	several_places(s, at, atp);
+	places_say_several(s, at, atp);
 	return 0;
 }

@@ -260,7 +260,7 @@ int cmd_record(int argc, char **argv)
 		}
 	}
 	guest_finish_defaults(&g);
-	qo = guest_qemu_opts(&g, "tcg", -1);
+	qo = session_qemu_opts(&g, "tcg", -1);
 	qo.smp = "1";
 	qo.rr = "record";
 	return record_run(&qo, g.out, g.force, g.eng.progress, &interrupted);

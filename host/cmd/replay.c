@@ -14,15 +14,15 @@
 /* Start the replay over: a fresh QEMU at the recording's first instruction,
  * run to start_kernel, its engine writing into the same trace. The first
  * replay only found where to go. */
-int replay_again(struct session *s)
+int replay_run_again(struct session *s)
 {
 	char err[512];
 	int ret;
 
-	drop_guest(s);
+	session_drop_guest(s);
 	if (ftruncate(s->serial_fd, 0) == 0) /* the console of this replay, the same again */
 		lseek(s->serial_fd, 0, SEEK_SET);
-	if ((ret = launch_to_start_kernel(s, "tcg"))) {
+	if ((ret = session_launch(s, "tcg"))) {
 		if (s->engine)
 			say_error("%s", engine_errmsg(s->engine));
 		return ret;
@@ -39,7 +39,7 @@ int replay_again(struct session *s)
 }
 
 /* The @hits-th hit of @at: where it comes in the replay (instructions run). */
-int find_point(struct session *s, const struct probe *at, uint64_t hits, uint64_t *icount,
+int replay_find_point(struct session *s, const struct probe *at, uint64_t hits, uint64_t *icount,
 		      struct engine_result *res)
 {
 	int ret;
@@ -54,11 +54,11 @@ int find_point(struct session *s, const struct probe *at, uint64_t hits, uint64_
 }
 
 /* In a fresh replay, to the moment @icount instructions have run. */
-int replay_to(struct session *s, uint64_t icount, struct engine_result *res)
+int replay_run_to(struct session *s, uint64_t icount, struct engine_result *res)
 {
 	int ret;
 
-	if ((ret = replay_again(s)))
+	if ((ret = replay_run_again(s)))
 		return ret;
 	if (engine_icount(s->engine) > icount) {
 		say_error("that point comes %" PRIu64 " instructions after start_kernel, where kstep takes the replay "

@@ -17,7 +17,7 @@
 
 #include "session.h"
 
-int open_trace(struct session *s, const char *command)
+int session_open_trace(struct session *s, const char *command)
 {
 	char err[512], banner[256] = "", clock[96] = "";
 	const struct sym *b = sym_lookup_name(s->syms, "linux_banner");
@@ -65,7 +65,7 @@ static bool plugin_refused(struct session *s, const struct probe_set *ps, char *
 {
 	const struct guest_opts *g = s->g;
 
-	if (users_guest(g))
+	if (guest_is_users(g))
 		snprintf(why, len, "the plugin runs in kstep's own QEMU: not with --attach, --domain, --libvirt or --kgdb");
 	else if (!strcmp(g->accel, "kvm"))
 		snprintf(why, len, "plugins run under TCG, not --accel kvm");
@@ -81,7 +81,7 @@ static bool plugin_refused(struct session *s, const struct probe_set *ps, char *
 /* --engine: the plugin where it serves the run, else the gdbstub, saying
  * why (not for a guest kstep did not start); a run the plugin cannot
  * serve is refused under --engine plugin (exit 2). */
-int choose_engine(struct session *s, const struct probe_set *ps)
+int session_choose_engine(struct session *s, const struct probe_set *ps)
 {
 	char why[512];
 
@@ -91,7 +91,7 @@ int choose_engine(struct session *s, const struct probe_set *ps)
 	if (!strcmp(s->g->engine, "plugin"))
 		take_images_qemu(s->g);
 	/* A guest of the user's: its gdbstub, without a word. */
-	if (!strcmp(s->g->engine, "auto") && users_guest(s->g))
+	if (!strcmp(s->g->engine, "auto") && guest_is_users(s->g))
 		return 0;
 	if (!plugin_refused(s, ps, why, sizeof(why)))
 		return 0;
@@ -105,7 +105,7 @@ int choose_engine(struct session *s, const struct probe_set *ps)
 	return 0;
 }
 
-int prepare_out(struct session *s)
+int session_prepare_out(struct session *s)
 {
 	char err[PATH_MAX + 128];
 	int ret = trace_prepare_dir(s->g->out, s->g->force, &s->out_dfd, err, sizeof(err));
@@ -132,7 +132,7 @@ static void publish_frozen(struct session *s)
 		say_error("make attach will not find the guest: %s", err);
 }
 
-const char *end_str(enum engine_end end)
+const char *session_end_str(enum engine_end end)
 {
 	switch (end) {
 	case ENGINE_END_NONE:
@@ -171,7 +171,7 @@ static void qemu_command(struct session *s, const char *command)
 
 /* Leave the guest as the result and the user ask; returns QEMU's exit status
  * or -1 when it is still running. */
-int finish_guest(struct session *s, const struct engine_result *res)
+int session_finish_guest(struct session *s, const struct engine_result *res)
 {
 	int status = -1;
 
@@ -223,7 +223,7 @@ int session_end(struct session *s)
 	bool traced = s->trace != NULL;
 	int ret = 0;
 
-	drop_guest(s);
+	session_drop_guest(s);
 	if (s->lv && (ret = lv_close(s->lv, s->frozen, err, sizeof(err))))
 		say_error("%s", err);
 	s->lv = NULL;
@@ -279,7 +279,7 @@ static bool workload_done(struct session *s, int *rc)
 	static char log[1 << 20];
 	const char *p, *last = NULL;
 
-	if (serial_log_read(s, log, sizeof(log)) <= 0)
+	if (session_serial_log(s, log, sizeof(log)) <= 0)
 		return false;
 	for (p = log; (p = strstr(p, "KSTEP-WORKLOAD-DONE ")); p++)
 		last = p;
@@ -372,7 +372,7 @@ static int guest_ending(struct session *s, int status)
 
 /* kstep's exit status for how the run ended (@failed: the engine failed,
  * which it already said). */
-int conclude(struct session *s, const struct engine_result *res, int status, bool failed)
+int session_conclude(struct session *s, const struct engine_result *res, int status, bool failed)
 {
 	if (failed)
 		return EXIT_FAILED;
@@ -390,7 +390,7 @@ int conclude(struct session *s, const struct engine_result *res, int status, boo
 }
 
 /* How the recorded backtraces ended: whole, or cut short and why. */
-void print_bt_ends(struct session *s, const struct engine_result *res)
+void session_print_bt_ends(struct session *s, const struct engine_result *res)
 {
 	const struct snapshot_agreement *a = engine_unwind_agreement(s->engine);
 	uint64_t whole = 0, cut = 0;

@@ -44,7 +44,7 @@ static int connect_stub(struct session *s, char *err, size_t errlen)
 }
 
 /* The start of the guest's console log, NUL-terminated; bytes read. */
-ssize_t serial_log_read(struct session *s, char *out, size_t len)
+ssize_t session_serial_log(struct session *s, char *out, size_t len)
 {
 	ssize_t n = s->serial_fd >= 0 ? pread(s->serial_fd, out, len - 1, 0) : -1;
 
@@ -60,7 +60,7 @@ static int connect_kgdb(struct session *s, int timeout_ms, char *err, size_t err
 	uint64_t waited = 0;
 	static char log[1 << 16];
 
-	while (serial_log_read(s, log, sizeof(log)) >= 0 && !strstr(log, KGDB_WAITING)) {
+	while (session_serial_log(s, log, sizeof(log)) >= 0 && !strstr(log, KGDB_WAITING)) {
 		if (qemu_exited(s->qemu, NULL) || interrupted || waited > (uint64_t)timeout_ms) {
 			snprintf(err, errlen, "the kernel %s before it waited for kgdb (console: %s/guest/serial.log)",
 				 interrupted ? "was interrupted" : qemu_exited(s->qemu, NULL) ? "ended" : "timed out",
@@ -112,7 +112,7 @@ static void open_guest_clock(struct session *s)
 }
 
 /* The guest the options describe, for QEMU or for libvirt. */
-struct qemu_opts guest_qemu_opts(const struct guest_opts *g, const char *accel, int serial_fd)
+struct qemu_opts session_qemu_opts(const struct guest_opts *g, const char *accel, int serial_fd)
 {
 	return (struct qemu_opts){
 		.tree = g->tree, .images = g->images, .workload = g->workload, .count = g->count, .accel = accel,
@@ -132,7 +132,7 @@ static int accept_plugin(struct session *s, char *err, size_t errlen)
 
 static int launch(struct session *s, const char *accel)
 {
-	struct qemu_opts qo = guest_qemu_opts(s->g, accel, s->serial_fd);
+	struct qemu_opts qo = session_qemu_opts(s->g, accel, s->serial_fd);
 	char err[512];
 	int ret;
 
@@ -187,7 +187,7 @@ static int connect_target(struct session *s)
 	return ret;
 }
 
-void drop_guest(struct session *s)
+void session_drop_guest(struct session *s)
 {
 	qmp_close(s->clock);
 	s->clock = NULL;
@@ -402,7 +402,7 @@ static const char *plugin_accel(struct session *s)
 static int own_domain_xml(struct session *s, const char *accel, const char *name, char **xml, char *err,
 			  size_t errlen)
 {
-	struct qemu_opts qo = guest_qemu_opts(s->g, accel, s->serial_fd);
+	struct qemu_opts qo = session_qemu_opts(s->g, accel, s->serial_fd);
 	char rundir[PATH_MAX], tmp[PATH_MAX + 32], out[PATH_MAX], log[PATH_MAX + 32];
 	int ret;
 
@@ -463,7 +463,7 @@ static int boot_libvirt_own(struct session *s)
 	return boot_attached(s);
 }
 
-int launch_to_start_kernel(struct session *s, const char *accel)
+int session_launch(struct session *s, const char *accel)
 {
 	int ret = launch(s, accel);
 
@@ -484,19 +484,19 @@ static int boot_launched(struct session *s)
 	if ((ret = images_and_console(s)))
 		return ret;
 	accel = s->plugin[0] && !strcmp(s->g->accel, "auto") ? plugin_accel(s) : pick_accel(s);
-	ret = launch_to_start_kernel(s, accel);
+	ret = session_launch(s, accel);
 	if (ret && ret != -EINTR && !strcmp(accel, "kvm") && !strcmp(s->g->accel, "auto")) {
 		char why[256] = "the guest never reached start_kernel";
 
-		if (ret != -ETIMEDOUT && serial_log_read(s, why, sizeof(why)) > 0)
+		if (ret != -ETIMEDOUT && session_serial_log(s, why, sizeof(why)) > 0)
 			why[strcspn(why, "\n")] = '\0';
 		say_info("KVM does not run this guest (%s); falling back to TCG "
 		         "(remembered for this kernel; force with --accel kvm)", why);
 		qemu_accel_remember(s->g->images, "tcg");
-		drop_guest(s);
+		session_drop_guest(s);
 		if (ftruncate(s->serial_fd, 0) == 0) /* the log of this boot only */
 			lseek(s->serial_fd, 0, SEEK_SET);
-		ret = launch_to_start_kernel(s, "tcg");
+		ret = session_launch(s, "tcg");
 	} else if (!ret && !strcmp(s->g->accel, "auto")) {
 		qemu_accel_remember(s->g->images, accel);
 	}
@@ -507,7 +507,7 @@ static int boot_launched(struct session *s)
 
 /* A connected guest, stopped in its kernel, KASLR found, vmlinux checked,
  * modules read. */
-int boot(struct session *s)
+int session_boot(struct session *s)
 {
 	int ret;
 

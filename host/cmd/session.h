@@ -38,22 +38,22 @@ struct session {
 
 /* ---- session.c: start, attach, boot ---- */
 
-ssize_t serial_log_read(struct session *s, char *out, size_t len);
-struct qemu_opts guest_qemu_opts(const struct guest_opts *g, const char *accel, int serial_fd);
-void drop_guest(struct session *s);
-int launch_to_start_kernel(struct session *s, const char *accel);
-int boot(struct session *s);
+ssize_t session_serial_log(struct session *s, char *out, size_t len);
+struct qemu_opts session_qemu_opts(const struct guest_opts *g, const char *accel, int serial_fd);
+void session_drop_guest(struct session *s);
+int session_launch(struct session *s, const char *accel);
+int session_boot(struct session *s);
 
 /* ---- run.c: the engine, the trace, and how the run ended ---- */
 
-int open_trace(struct session *s, const char *command);
-int choose_engine(struct session *s, const struct probe_set *ps);
-int prepare_out(struct session *s);
-const char *end_str(enum engine_end end);
-int finish_guest(struct session *s, const struct engine_result *res);
+int session_open_trace(struct session *s, const char *command);
+int session_choose_engine(struct session *s, const struct probe_set *ps);
+int session_prepare_out(struct session *s);
+const char *session_end_str(enum engine_end end);
+int session_finish_guest(struct session *s, const struct engine_result *res);
 int session_end(struct session *s);
 int session_start(struct session *s, struct guest_opts *g);
-int conclude(struct session *s, const struct engine_result *res, int status, bool failed);
-void print_bt_ends(struct session *s, const struct engine_result *res);
+int session_conclude(struct session *s, const struct engine_result *res, int status, bool failed);
+void session_print_bt_ends(struct session *s, const struct engine_result *res);
 
 #endif

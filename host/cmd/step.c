@@ -65,13 +65,13 @@ static void print_profile(struct engine *e)
 
 /* --backwards N: the N instructions before the hit, found in one replay
  * and stepped through in a second one that stops N instructions short. */
-int step_backwards(struct session *s, const struct probe *at, uint64_t hits, uint64_t n,
+static int step_backwards(struct session *s, const struct probe *at, uint64_t hits, uint64_t n,
 			  struct engine_result *res)
 {
 	uint64_t point, end;
 	int ret;
 
-	if ((ret = find_point(s, at, hits, &point, res)))
+	if ((ret = replay_find_point(s, at, hits, &point, res)))
 		return ret;
 	say_info("hit %" PRIu64 " of %s after %" PRIu64 " instructions; replay 2: from instruction %" PRIu64
 	         ", %" PRIu64 " steps", hits, at->spec, point, point > n ? point - n : 0, n);
@@ -79,7 +79,7 @@ int step_backwards(struct session *s, const struct probe *at, uint64_t hits, uin
 		say_error("--backwards %" PRIu64 ": only %" PRIu64 " instructions come before that hit", n, point);
 		return -ERANGE;
 	}
-	if ((ret = replay_to(s, point - n, res)))
+	if ((ret = replay_run_to(s, point - n, res)))
 		return ret;
 	if ((ret = engine_step(s->engine, at, 0, n, false, res))) {
 		say_error("%s", engine_errmsg(s->engine));
@@ -113,31 +113,31 @@ static void step_opt(int c, const char *arg, void *ctx)
 		a->at = arg;
 		break;
 	case 'c':
-		a->count = parse_u64("step ", "--count", arg, 1);
+		a->count = guest_parse_u64("step ", "--count", arg, 1);
 		break;
 	case 'r':
 		a->until_return = true;
 		break;
 	case 'k':
-		a->hits = parse_u64("step ", "--hits", arg, 1);
+		a->hits = guest_parse_u64("step ", "--hits", arg, 1);
 		break;
 	case 'f':
 		a->filter = arg;
 		break;
 	case OPT_PCAP_FILTER:
 		pcap_filter_free(g->eng.pcap);
-		g->eng.pcap = pcap_filter_option("step ", arg, a->atp);
+		g->eng.pcap = places_pcap_filter("step ", arg, a->atp);
 		break;
 	case 'u':
 		a->until = arg;
 		break;
 	case 'd':
-		if (parse_u64("step ", "--max-depth", arg, 0) > MAX_DEPTH_LIMIT)
+		if (guest_parse_u64("step ", "--max-depth", arg, 0) > MAX_DEPTH_LIMIT)
 			say_usage("step ", "--max-depth %s: at most %d", arg, MAX_DEPTH_LIMIT);
-		a->max_depth = (int)parse_u64("step ", "--max-depth", arg, 0);
+		a->max_depth = (int)guest_parse_u64("step ", "--max-depth", arg, 0);
 		break;
 	case OPT_BACKWARDS:
-		a->backwards = parse_u64("step ", "--backwards", arg, 1);
+		a->backwards = guest_parse_u64("step ", "--backwards", arg, 1);
 		break;
 	default:
 		say_usage("step ", "unknown option");
@@ -205,15 +205,16 @@ static int step_wait_module(struct session *s, struct probe_set *atp, struct eng
 		say_error("the guest ended before module %s was loaded (or has no debug info for it)", atp->v[0].module);
 	/* Nothing was stepped: a failure, unless the user ended it. */
 	*ended = true;
-	status = finish_guest(s, res);
-	return !ret && res->end == ENGINE_END_INTERRUPTED ? conclude(s, res, status, false) : EXIT_FAILED;
+	status = session_finish_guest(s, res);
+	return !ret && res->end == ENGINE_END_INTERRUPTED ? session_conclude(s, res, status, false)
+							  : EXIT_FAILED;
 }
 
 /* The step summary on stdout: how many, how fast, where they went. */
 static void step_summary(struct session *s, const struct engine_result *res, int max_depth)
 {
 	fprintf(stdout, "kstep: %" PRIu64 " instructions in %.2f s (%.0f/s): %s\n", res->steps, res->seconds,
-		res->seconds > 0 ? (double)res->steps / res->seconds : 0.0, end_str(res->end));
+		res->seconds > 0 ? (double)res->steps / res->seconds : 0.0, session_end_str(res->end));
 	if (res->null_steps)
 		fprintf(stdout, "kstep: the stub reported %" PRIu64 " steps that executed nothing; "
 				"they were stepped again and not recorded\n", res->null_steps);
@@ -221,7 +222,7 @@ static void step_summary(struct session *s, const struct engine_result *res, int
 		fprintf(stdout, "kstep: %" PRIu64 " calls deeper than --max-depth %d ran whole (one step each)\n",
 			res->stepped_over, max_depth);
 	print_profile(s->engine);
-	print_bt_ends(s, res);
+	session_print_bt_ends(s, res);
 	fprintf(stdout, "trace: %s (read it with: babeltrace2 %s)\n", s->g->out, s->g->out);
 	fflush(stdout);
 }
@@ -258,20 +259,21 @@ int cmd_step(int argc, char **argv)
 		return EXIT_DONE;
 	if (session_start(&s, &g))
 		return EXIT_FAILED;
-	if (resolve_at(&s, &atp, a.at, a.filter, "step") || check_pcap_probes(&s, &atp) ||
-	    (a.until && resolve_until(&s, &atp, a.until, &until_addr)))
+	if (places_at(&s, &atp, a.at, a.filter, "step") || places_check_pcap(&s, &atp) ||
+	    (a.until && places_until(&s, &atp, a.until, &until_addr)))
 		goto fail;
 	s.ps = &atp;
-	if (prepare_out(&s) || boot(&s) || check_fields_for_stub(&s, &atp) || open_trace(&s, "step"))
+	if (session_prepare_out(&s) || session_boot(&s) || places_check_kgdb_fields(&s, &atp) ||
+	    session_open_trace(&s, "step"))
 		goto fail;
 	probes_relocate(&atp, sym_offset(s.syms));
 	if ((ret = step_wait_module(&s, &atp, &res, &ended)) || ended)
 		goto out;
 	if ((ret = step_run(&s, &a, &atp, until_addr, &res)) && !s.engine)
 		goto fail; /* the second replay never started */
-	status = finish_guest(&s, &res);
+	status = session_finish_guest(&s, &res);
 	step_summary(&s, &res, a.max_depth);
-	ret = conclude(&s, &res, status, ret != 0);
+	ret = session_conclude(&s, &res, status, ret != 0);
 out:
 	probes_free(&atp);
 	if (session_end(&s) && ret == EXIT_DONE)
@@ -279,7 +281,7 @@ out:
 	return ret;
 fail:
 	if (s.target)
-		finish_guest(&s, &res);
+		session_finish_guest(&s, &res);
 	probes_free(&atp);
 	session_end(&s);
 	return EXIT_FAILED;

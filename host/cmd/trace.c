@@ -84,7 +84,7 @@ static void print_summary(struct session *s, struct probe_set *ps, const struct 
 	char notes[96];
 
 	fprintf(stdout, "kstep: %" PRIu64 " stops in %.1f s (%.0f/s): %s\n", res->stops, res->seconds,
-		res->seconds > 0 ? (double)res->stops / res->seconds : 0.0, end_str(res->end));
+		res->seconds > 0 ? (double)res->stops / res->seconds : 0.0, session_end_str(res->end));
 	if (s->plugin[0])
 		fprintf(stdout, "kstep: the plugin reported %" PRIu64 " hits, kstep read %" PRIu64 "; a vCPU waited for kstep "
 				"%" PRIu64 " times (%.3f s)%s\n", res->plugin_reported, res->plugin_hits, res->plugin_waits,
@@ -110,7 +110,7 @@ static void print_summary(struct session *s, struct probe_set *ps, const struct 
 			res->filtered, s->g->eng.pcap ? " or --pcap-filter" : "");
 	for (size_t i = 0; i < ps->nskipped; i++)
 		fprintf(stdout, "         -  %-10s %s (not in this vmlinux: skipped)\n", "", ps->skipped[i]);
-	print_bt_ends(s, res);
+	session_print_bt_ends(s, res);
 	print_packets(s);
 	fprintf(stdout, "trace: %s (read it with: kstep report %s, or babeltrace2 %s)\n", s->g->out, s->g->out,
 		s->g->out);
@@ -142,7 +142,7 @@ static int apply_filters(struct session *s, struct probe_set *ps, size_t first, 
 
 static int add_set(struct session *s, struct probe_set *ps, const char *probes)
 {
-	const char *nic = set_nic(s->g);
+	const char *nic = places_set_nic(s->g);
 	char err[512];
 	int ret;
 
@@ -290,16 +290,16 @@ static void trace_opt(int c, const char *arg, void *ctx)
 		break;
 	case OPT_PCAP_FILTER:
 		pcap_filter_free(g->eng.pcap);
-		g->eng.pcap = pcap_filter_option("trace ", arg, a->ps);
+		g->eng.pcap = places_pcap_filter("trace ", arg, a->ps);
 		break;
 	case OPT_SNAPLEN:
-		g->eng.snaplen = (unsigned int)parse_u64("trace ", "--snaplen", arg, 1);
+		g->eng.snaplen = (unsigned int)guest_parse_u64("trace ", "--snaplen", arg, 1);
 		if (g->eng.snaplen < PACKET_HEADERS_READ || g->eng.snaplen > PACKET_SNAPLEN_MAX)
 			say_usage("trace ", "--snaplen %s: from %d to %d bytes", arg, PACKET_HEADERS_READ,
 				  PACKET_SNAPLEN_MAX);
 		break;
 	case 'm':
-		g->eng.max_stops = parse_u64("trace ", "--max-stops", arg, 1);
+		g->eng.max_stops = guest_parse_u64("trace ", "--max-stops", arg, 1);
 		break;
 	case 'd':
 		g->eng.duration = strtod(arg, &end);
@@ -368,7 +368,7 @@ static int trace_run(struct session *s, struct probe_set *ps)
 	ret = engine_trace(s->engine, ps, &res);
 	if (ret)
 		say_error("%s", engine_errmsg(s->engine));
-	status = finish_guest(s, &res);
+	status = session_finish_guest(s, &res);
 	print_summary(s, ps, &res);
 	if (res.end == ENGINE_END_OOPS) {
 		say_oops(s, &res);
@@ -380,7 +380,7 @@ static int trace_run(struct session *s, struct probe_set *ps)
 			  res.plugin_reported, res.plugin_hits, res.plugin_reported - res.plugin_hits);
 		ret = -EIO;
 	}
-	return conclude(s, &res, status, ret != 0);
+	return session_conclude(s, &res, status, ret != 0);
 }
 
 int cmd_trace(int argc, char **argv)
@@ -398,15 +398,16 @@ int cmd_trace(int argc, char **argv)
 		return EXIT_FAILED;
 	probes_set_paths(&ps, s.syms, g.vmlinux, g.moddir, g.srcdir);
 	if (resolve_probes(&s, &ps, a.probes, a.breaks, a.nbreaks, a.filters, a.nfilters) ||
-	    check_pcap_probes(&s, &ps))
+	    places_check_pcap(&s, &ps))
 		goto fail;
 	s.ps = &ps; /* probes in modules get their addresses as modules come */
-	if (choose_engine(&s, &ps)) {
+	if (session_choose_engine(&s, &ps)) {
 		probes_free(&ps);
 		session_end(&s);
 		return EXIT_USAGE;
 	}
-	if (prepare_out(&s) || boot(&s) || check_fields_for_stub(&s, &ps) || open_trace(&s, "trace"))
+	if (session_prepare_out(&s) || session_boot(&s) || places_check_kgdb_fields(&s, &ps) ||
+	    session_open_trace(&s, "trace"))
 		goto fail;
 	ret = trace_run(&s, &ps);
 	probes_free(&ps);
@@ -415,7 +416,7 @@ int cmd_trace(int argc, char **argv)
 	return ret;
 fail:
 	if (s.target)
-		finish_guest(&s, &res);
+		session_finish_guest(&s, &res);
 	probes_free(&ps);
 	session_end(&s);
 	return EXIT_FAILED;

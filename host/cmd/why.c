@@ -100,7 +100,7 @@ static int why_memory(struct session *s, const struct probe *at, uint64_t point,
 	}
 	say_info("%s is 0x%" PRIx64 " (%zu bytes, holding 0x%" PRIx64 ") at %s, instruction %" PRIu64
 	         "; replay 2: watching it up to there", text, addr, len, value, at->spec, point);
-	if ((ret = replay_again(s)))
+	if ((ret = replay_run_again(s)))
 		return ret;
 	if ((ret = qmp_replay_break(s->clock, point))) {
 		say_error("%s", qmp_errmsg(s->clock));
@@ -135,7 +135,7 @@ static int why_register(struct session *s, uint64_t point, const char *reg, uint
 	int ret;
 
 	say_info("replay 2: stepping the %" PRIu64 " instructions before it, watching %%%s", point - start, reg);
-	if ((ret = replay_to(s, start, res)))
+	if ((ret = replay_run_to(s, start, res)))
 		return ret;
 	if ((ret = engine_last_reg_write(s->engine, reg, point, &w, res))) {
 		say_error("%s", engine_errmsg(s->engine));
@@ -196,7 +196,7 @@ static int drop_probe(struct session *s, struct probe_set *ps, const char *filte
 	}
 	snprintf(text, sizeof(text), "%s && skb->protocol != 0%s%s", probes_real_drop, filter ? " && " : "",
 		 filter ? filter : "");
-	if ((ret = probes_add_set(ps, "drops", set_nic(s->g), s->syms)) ||
+	if ((ret = probes_add_set(ps, "drops", places_set_nic(s->g), s->syms)) ||
 	    (ret = probes_set_filter(ps, 0, text, s->syms, err, sizeof(err))))
 		say_error("%s", ret == -EINVAL ? err : "this vmlinux has no kfree_skb_reason to catch drops at");
 	return ret;
@@ -212,7 +212,7 @@ static int drop_load_origin(struct session *s, const struct drop_origin *o, stru
 
 	say_info("replay 3: watching 0x%" PRIx64 " (loaded into %%%s) up to instruction %" PRIu64, o->load_addr, o->reg,
 	         o->icount);
-	if ((ret = replay_again(s)))
+	if ((ret = replay_run_again(s)))
 		return ret;
 	if ((ret = qmp_replay_break(s->clock, o->icount))) {
 		say_error("%s", qmp_errmsg(s->clock));
@@ -258,7 +258,7 @@ static int step_dropper(struct session *s, uint64_t ret_addr, uint64_t point, st
 		say_error("%s", err);
 		return ret;
 	}
-	if (!(ret = replay_again(s)))
+	if (!(ret = replay_run_again(s)))
 		do {
 			engine_step_max_depth(s->engine, 0);
 			engine_step_until(s->engine, ret_addr - 5); /* the call: five bytes before its return */
@@ -326,13 +326,13 @@ static int why_drop(struct session *s, struct probe *drop, uint64_t hits, bool a
 	uint64_t point, k = hits, skipped = 0;
 	int ret;
 
-	if ((ret = find_point(s, drop, hits, &point, res)))
+	if ((ret = replay_find_point(s, drop, hits, &point, res)))
 		return ret;
 	while (((ret = explain_drop(s, drop, k, point, res)) == 0 || (ret == -EALREADY && all)) && all) {
 		skipped += ret == -EALREADY;
 		k++;
 		say_info("replay 1: looking for drop %" PRIu64, k);
-		if ((ret = replay_again(s)))
+		if ((ret = replay_run_again(s)))
 			break;
 		ret = engine_find_hit(s->engine, drop, k, res);
 		if (ret == -ECHILD || ret == -ECONNRESET || res->end == ENGINE_END_GUEST_EXITED) {
@@ -370,7 +370,7 @@ static void why_opt(int c, const char *arg, void *ctx)
 		a->addr = arg;
 		break;
 	case 'k':
-		a->hits = parse_u64("why ", "--hits", arg, 1);
+		a->hits = guest_parse_u64("why ", "--hits", arg, 1);
 		break;
 	case 'f':
 		a->filter = arg;
@@ -385,7 +385,7 @@ static void why_opt(int c, const char *arg, void *ctx)
 		a->all = true;
 		break;
 	case OPT_WINDOW:
-		a->window = parse_u64("why ", "--window", arg, 1);
+		a->window = guest_parse_u64("why ", "--window", arg, 1);
 		break;
 	default:
 		say_usage("why ", "unknown option");
@@ -443,7 +443,7 @@ static int why_point(struct session *s, const struct why_args *a, struct probe_s
 	char err[512];
 
 	if (!a->drop)
-		return resolve_at(s, atp, a->at, a->filter, "why");
+		return places_at(s, atp, a->at, a->filter, "why");
 	probes_set_paths(atp, s->syms, s->g->vmlinux, s->g->moddir, s->g->srcdir);
 	if (drop_probe(s, atp, a->filter))
 		return -EINVAL;
@@ -463,7 +463,7 @@ static int why_run(struct session *s, const struct why_args *a, struct probe *at
 
 	if (a->drop)
 		return why_drop(s, at, a->hits, a->all, res);
-	if ((ret = find_point(s, at, a->hits, &point, res)))
+	if ((ret = replay_find_point(s, at, a->hits, &point, res)))
 		return ret;
 	return a->operand ? why_operand(s, at, point, a->window, res)
 	       : a->reg   ? why_register(s, point, a->reg, a->window, res)
@@ -487,8 +487,8 @@ int cmd_why(int argc, char **argv)
 	if (why_point(&s, &a, &atp))
 		goto out;
 	s.ps = &atp;
-	if ((a.addr && !a.reg && compile_location(&s, &atp.v[0], a.addr, &expr)) || prepare_out(&s) || boot(&s) ||
-	    open_trace(&s, "why"))
+	if ((a.addr && !a.reg && compile_location(&s, &atp.v[0], a.addr, &expr)) || session_prepare_out(&s) ||
+	    session_boot(&s) || session_open_trace(&s, "why"))
 		goto out;
 	probes_relocate(&atp, sym_offset(s.syms));
 	ret = why_run(&s, &a, &atp.v[0], expr, &res) ? EXIT_FAILED : EXIT_DONE;
@@ -496,7 +496,7 @@ int cmd_why(int argc, char **argv)
 		ret = EXIT_INTERRUPTED;
 out:
 	if (s.target)
-		finish_guest(&s, &res);
+		session_finish_guest(&s, &res);
 	farg_free(expr);
 	probes_free(&atp);
 	session_end(&s);
