@@ -230,3 +230,12 @@ FILE *files_fcreate(const char *path, int *ret, char *err, size_t errlen)
 	*ret = -e;
 	return NULL;
 }
+
+uint64_t files_size(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &st) ? 0 : (uint64_t)st.st_size;
+}

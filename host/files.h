@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /*
@@ -55,5 +56,8 @@ FILE *files_fopen_regular(const char *path);
 int files_dir_holds(int dirfd, bool (*known)(const char *name));
 /* Replace @dir/@name with @text atomically (a new file renamed over it). */
 int files_replace(const char *dir, const char *name, const char *text);
+
+/* The size of @dir/@name, 0 when it is not there. */
+uint64_t files_size(const char *dir, const char *name);
 
 #endif

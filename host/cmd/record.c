@@ -11,32 +11,10 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include "files.h"
-#include "qmp.h"
 
 #include "session.h"
-
-#define RECORD_POLL_MS 200
-
-static double seconds_since(const struct timespec *t0)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
-static uint64_t file_size(const char *dir, const char *name)
-{
-	char path[PATH_MAX];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	return stat(path, &st) ? 0 : (uint64_t)st.st_size;
-}
 
 /* The rc of the last "KSTEP-WORKLOAD-DONE NAME RC" on the console; -1: none. */
 static int workload_rc(const char *dir)
@@ -56,49 +34,6 @@ static int workload_rc(const char *dir)
 	}
 	fclose(f);
 	return rc;
-}
-
-/* Launch the guest in record mode and start it (QEMU comes up halted). */
-static int start_recording(struct qemu **q, struct qemu_opts *qo, const volatile sig_atomic_t *stop,
-			   char *err, size_t errlen)
-{
-	struct qmp *qmp = NULL;
-	int ret = qemu_launch(q, qo, err, errlen);
-
-	if (!ret)
-		ret = qemu_wait_ready(*q, QEMU_READY_MS, stop, err, errlen);
-	if (!ret)
-		ret = qmp_open(&qmp, qemu_qmp_socket(*q), err, errlen);
-	if (!ret && (ret = qmp_execute(qmp, "cont")))
-		snprintf(err, errlen, "%s", qmp_errmsg(qmp));
-	qmp_close(qmp);
-	return ret;
-}
-
-/* Wait for QEMU to end, showing how far the recording has come. */
-static int wait_recording(struct qemu *q, const char *dir, void (*progress)(const char *line, bool final), volatile sig_atomic_t *stop,
-			  int *status)
-{
-	struct timespec t0;
-	char line[128];
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (!qemu_exited(q, status)) {
-		if (*stop)
-			return -EINTR;
-		if (progress) {
-			snprintf(line, sizeof(line), "recording %.1f s, log %.1f MB", seconds_since(&t0),
-				 (double)file_size(dir, RECORDING_LOG) / 1e6);
-			progress(line, false);
-		}
-		usleep(RECORD_POLL_MS * 1000);
-	}
-	if (progress) {
-		snprintf(line, sizeof(line), "recorded %.1f s, log %.1f MB", seconds_since(&t0),
-			 (double)file_size(dir, RECORDING_LOG) / 1e6);
-		progress(line, true);
-	}
-	return 0;
 }
 
 /* How the guest ended decides whether the recording is one and the exit. */
@@ -128,8 +63,6 @@ static int record(struct qemu_opts *qo, struct recording *r, const char *dir, vo
 		  volatile sig_atomic_t *stop)
 {
 	char err[512];
-	struct qemu *q = NULL;
-	struct timespec t0;
 	int status = 0, ret, dfd;
 
 	if ((qo->rr_fd = recording_open_log(dir, true, err, sizeof(err))) < 0) {
@@ -145,20 +78,14 @@ static int record(struct qemu_opts *qo, struct recording *r, const char *dir, vo
 		return EXIT_FAILED;
 	}
 	close(dfd);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if ((ret = start_recording(&q, qo, stop, err, sizeof(err)))) {
-		say_error("%s", err);
-		qemu_free(q);
-		close(qo->serial_fd);
-		close(qo->rr_fd);
-		return EXIT_FAILED;
-	}
-	ret = wait_recording(q, dir, progress, stop, &status);
-	r->seconds = seconds_since(&t0);
-	qemu_free(q); /* stops QEMU if it still runs (^C) */
+	ret = session_record(qo, dir, progress, stop, &status, &r->seconds, err, sizeof(err));
 	close(qo->serial_fd);
 	close(qo->rr_fd);
-	r->log_bytes = file_size(dir, RECORDING_LOG);
+	if (ret && ret != -EINTR) {
+		say_error("%s", err);
+		return EXIT_FAILED;
+	}
+	r->log_bytes = files_size(dir, RECORDING_LOG);
 	r->qemu_status = status;
 	snprintf(r->state, sizeof(r->state), "%s", ret == -EINTR ? "interrupted" : "complete");
 	if (ret == -EINTR)

@@ -3,12 +3,15 @@
  * The session layer's start: QEMU launched (with kstep's plugin when the
  * plugin engine runs) or a running stub, libvirt domain or kgdb line
  * attached, the target connected, and the boot checks: kernel located
- * (KASLR), vmlinux matched, the guest's modules followed.
+ * (KASLR), vmlinux matched, the guest's modules followed. And kstep
+ * record's guest, which runs with no debugger: launched in record mode,
+ * started, and waited for until it ends.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "files.h"
 #include "plugin_chan.h"
@@ -31,6 +34,8 @@
  * console is looked at this often until it has. */
 #define KGDB_WAITING "KGDB: Waiting for connection from remote gdb"
 #define KGDB_POLL_MS 50
+/* kstep record shows how far it has come this often. */
+#define RECORD_POLL_MS 200
 
 static bool qemu_gone(void *ctx)
 {
@@ -525,4 +530,72 @@ int session_boot(struct session *s)
 		return ret;
 	}
 	return setup_modules(s);
+}
+
+/* ---- kstep record's guest: no debugger ---- */
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Launch the guest in record mode and start it (QEMU comes up halted). */
+static int start_recording(struct qemu **q, struct qemu_opts *qo, const volatile sig_atomic_t *stop,
+			   char *err, size_t errlen)
+{
+	struct qmp *qmp = NULL;
+	int ret = qemu_launch(q, qo, err, errlen);
+
+	if (!ret)
+		ret = qemu_wait_ready(*q, QEMU_READY_MS, stop, err, errlen);
+	if (!ret)
+		ret = qmp_open(&qmp, qemu_qmp_socket(*q), err, errlen);
+	if (!ret && (ret = qmp_execute(qmp, "cont")))
+		snprintf(err, errlen, "%s", qmp_errmsg(qmp));
+	qmp_close(qmp);
+	return ret;
+}
+
+/* Wait for QEMU to end, showing how far the recording has come. */
+static int wait_recording(struct qemu *q, const char *dir, void (*progress)(const char *line, bool final),
+			  volatile sig_atomic_t *stop, int *status, double *seconds)
+{
+	struct timespec t0;
+	char line[128];
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!qemu_exited(q, status)) {
+		*seconds = seconds_since(&t0);
+		if (*stop)
+			return -EINTR;
+		if (progress) {
+			snprintf(line, sizeof(line), "recording %.1f s, log %.1f MB", seconds_since(&t0),
+				 (double)files_size(dir, RECORDING_LOG) / 1e6);
+			progress(line, false);
+		}
+		usleep(RECORD_POLL_MS * 1000);
+	}
+	if (progress) {
+		snprintf(line, sizeof(line), "recorded %.1f s, log %.1f MB", seconds_since(&t0),
+			 (double)files_size(dir, RECORDING_LOG) / 1e6);
+		progress(line, true);
+	}
+	*seconds = seconds_since(&t0);
+	return 0;
+}
+
+int session_record(struct qemu_opts *qo, const char *dir, void (*progress)(const char *line, bool final),
+		   volatile sig_atomic_t *stop, int *status, double *seconds, char *err, size_t errlen)
+{
+	struct qemu *q = NULL;
+	int ret = start_recording(&q, qo, stop, err, errlen);
+
+	*seconds = 0;
+	if (!ret)
+		ret = wait_recording(q, dir, progress, stop, status, seconds);
+	qemu_free(q); /* stops QEMU if it still runs (^C) */
+	return ret;
 }

@@ -44,6 +44,13 @@ void session_drop_guest(struct session *s);
 int session_launch(struct session *s, const char *accel);
 int session_boot(struct session *s);
 
+/* kstep record's guest: QEMU launched in record mode with no debugger
+ * (@qo), started, and waited for until it ends (*@status) or @stop is set
+ * (-EINTR); @progress shows the replay log in @dir growing. 0 or an error
+ * with its reason in @err; *@seconds how long it ran. */
+int session_record(struct qemu_opts *qo, const char *dir, void (*progress)(const char *line, bool final),
+		   volatile sig_atomic_t *stop, int *status, double *seconds, char *err, size_t errlen);
+
 /* ---- run.c: the engine, the trace, and how the run ended ---- */
 
 int session_open_trace(struct session *s, const char *command);
