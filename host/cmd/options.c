@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "files.h"
+#include "qemu.h"
 
 #include "cmd.h"
 
@@ -386,6 +387,22 @@ static void link_kernel_tree(struct guest_opts *g)
 	snprintf(g->images, sizeof(g->images), "%s", kernel_tree_images);
 }
 
+/* --engine plugin with no QEMU named and a system QEMU too old for it:
+ * the QEMU 10 make qemu put beside the images, when it is there. */
+static void plugin_qemu(const struct guest_opts *g)
+{
+	char path[PATH_MAX + 32], why[256];
+
+	if (getenv("QEMU") && *getenv("QEMU"))
+		return;
+	snprintf(path, sizeof(path), "%s/qemu/bin/qemu-system-x86_64", g->images);
+	if (access(path, X_OK) || qemu_plugin_capable(why, sizeof(why))) /* the file first: no QEMU run for nothing */
+		return;
+	setenv("QEMU", path, 1);
+	if (!g->quiet)
+		say_info("--engine plugin: QEMU %s (the system's is too old for the plugin)", path);
+}
+
 void guest_finish_defaults(struct guest_opts *g)
 {
 	if (!g->images[0]) {
@@ -400,6 +417,8 @@ void guest_finish_defaults(struct guest_opts *g)
 		link_kernel_tree(g);
 	if (!g->vmlinux[0])
 		snprintf(g->vmlinux, sizeof(g->vmlinux), "%s/vmlinux", g->images);
+	if (!strcmp(g->engine, "plugin")) /* before a replay checks its QEMU */
+		plugin_qemu(g);
 	if (g->replay)
 		load_replay(g);
 }
@@ -431,8 +450,8 @@ void guest_check_opts(const char *cmd, const struct guest_opts *g)
 		say_usage(cmd, "--replay runs under TCG: a replay counts instructions, which KVM cannot");
 	if (g->stub_path && g->stub_path[0] != '/')
 		say_usage(cmd, "--stub-path must be an absolute path (the domain's QEMU opens it)");
-	if (!strcmp(g->engine, "plugin") && strcmp(cmd, "trace "))
-		say_usage(cmd, "--engine plugin serves kstep trace so far; this command runs on the gdbstub");
+	if (!strcmp(g->engine, "plugin") && strcmp(cmd, "trace ") && strcmp(cmd, "record "))
+		say_usage(cmd, "--engine plugin serves kstep trace and kstep record so far; this command runs on the gdbstub");
 }
 
 bool guest_getopt(int argc, char **argv, const struct guest_cmdline *cl, struct guest_opts *g, void *ctx)

@@ -127,6 +127,18 @@ static int record_run(struct qemu_opts *qo, const char *dir, bool force, void (*
 	return record(qo, &r, dir, progress, stop);
 }
 
+/* --engine plugin: the QEMU in use (guest_finish_defaults took
+ * images/qemu's if the system's is too old) runs the plugin, or why not. */
+static int record_plugin_qemu(void)
+{
+	char why[256];
+
+	if (qemu_plugin_capable(why, sizeof(why)))
+		return 0;
+	say_error("--engine plugin: %s; make qemu puts a QEMU 10 in images/qemu", why);
+	return -ENOTSUP;
+}
+
 static void record_usage(FILE *f)
 {
 	fprintf(f, "Usage: kstep record [--workload W] [--size N] [-o DIR] [OPTIONS]\n"
@@ -139,6 +151,10 @@ static void record_usage(FILE *f)
 		   "      --nic e1000|virtio, --mem MiB, --kaslr\n"
 		   "      --smp 1, --accel tcg  (the only ones QEMU records: one vCPU, TCG)\n"
 		   "      --images DIR       bzImage and initramfs (default: the tree's images/)\n"
+		   "      --engine MODE      plugin: record with a QEMU kstep's plugin runs in\n"
+		   "                         (9.2 or later; images/qemu from make qemu when the\n"
+		   "                         system's is older), so that the replay can be traced\n"
+		   "                         through the plugin; auto, rsp: the QEMU as found\n"
 		   "  -o, --output DIR       the recording (default record.out; private, 0700)\n"
 		   "      --force            replace the recording already in DIR\n"
 		   "  -q, --quiet            no live counter\n"
@@ -159,6 +175,7 @@ int cmd_record(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },   { "force", no_argument, NULL, 'F' },
 		{ "quiet", no_argument, NULL, 'q' },          { "help", no_argument, NULL, 'h' },
 		{ "smp", required_argument, NULL, 'S' },      { "accel", required_argument, NULL, 'a' },
+		{ "engine", required_argument, NULL, OPT_ENGINE },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct guest_cmdline cl = { "record ", "w:n:o:qh", longopts, record_usage, NULL };
@@ -187,6 +204,8 @@ int cmd_record(int argc, char **argv)
 		}
 	}
 	guest_finish_defaults(&g);
+	if (!strcmp(g.engine, "plugin") && record_plugin_qemu())
+		return EXIT_FAILED;
 	qo = session_qemu_opts(&g, "tcg", -1);
 	qo.smp = "1";
 	qo.rr = "record";

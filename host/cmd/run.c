@@ -45,22 +45,6 @@ int session_open_trace(struct session *s, const char *command)
 	return 0;
 }
 
-/* --engine plugin with no QEMU named and a system QEMU too old for it:
- * the QEMU 10 make qemu put beside the images, when it is there. */
-static void take_images_qemu(const struct guest_opts *g)
-{
-	char path[PATH_MAX + 32], why[256];
-
-	if (getenv("QEMU") && *getenv("QEMU"))
-		return;
-	snprintf(path, sizeof(path), "%s/qemu/bin/qemu-system-x86_64", g->images);
-	if (access(path, X_OK) || qemu_plugin_capable(why, sizeof(why))) /* the file first: no QEMU run for nothing */
-		return;
-	setenv("QEMU", path, 1);
-	if (!g->quiet)
-		say_info("--engine plugin: QEMU %s (the system's is too old for the plugin)", path);
-}
-
 static bool plugin_refused(struct session *s, const struct probe_set *ps, char *why, size_t len)
 {
 	const struct guest_opts *g = s->g;
@@ -88,8 +72,6 @@ int session_choose_engine(struct session *s, const struct probe_set *ps)
 	s->plugin[0] = '\0';
 	if (!strcmp(s->g->engine, "rsp"))
 		return 0;
-	if (!strcmp(s->g->engine, "plugin"))
-		take_images_qemu(s->g);
 	/* A guest of the user's: its gdbstub, without a word. */
 	if (!strcmp(s->g->engine, "auto") && guest_is_users(s->g))
 		return 0;

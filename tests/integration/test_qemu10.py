@@ -109,6 +109,32 @@ def test_qemu10_record_replays_with_probes():
 
 
 @test
+def test_record_with_the_plugin_engine_and_trace_its_replay_through_it():
+    """kstep record --engine plugin, with no QEMU named and the system's too
+    old for the plugin, records with images/qemu's QEMU 10 and says so; a
+    replay through the plugin (--engine plugin takes that QEMU before the
+    recording's version is checked) sees the rx set's hits."""
+    qemu10()
+    env = {"QEMU": ""}  # none named
+    rec = tempfile.mkdtemp(prefix="kstep-q10plrec-")
+    try:
+        p = kstep("record", "--engine", "plugin", "--workload", "rx-icmp", "--size", "2", "-o", rec, "--force",
+                  env=env, timeout=300)
+        assert p.returncode == 0, p.stderr[-600:]
+        if "QEMU 7." in subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout:
+            assert "--engine plugin: QEMU " + QEMU10 in p.stderr, p.stderr[-400:]
+        assert "qemu=10." in open(os.path.join(rec, "recording")).read()
+        p = kstep("trace", "--engine", "plugin", "-p", "rx", "--replay", rec, "-o", os.path.join(rec, "t"), "-q",
+                  env=env, timeout=300)
+        assert p.returncode == 0, p.stderr[-600:]
+        evs = events(babeltrace(os.path.join(rec, "t")))
+        assert [e for e in evs if e["symbol"].startswith("icmp_rcv")], [e["symbol"] for e in evs][:10]
+        assert re.search(r"the plugin reported (\d+) hits, kstep read \1;", p.stdout + p.stderr), p.stderr[-400:]
+    finally:
+        shutil.rmtree(rec)
+
+
+@test
 def test_qemu_exiting_early_gives_its_own_reason():
     """'QEMU exited with status 1 before it was ready' once said nothing of
     why; QEMU's own line now follows it."""
