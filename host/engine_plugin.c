@@ -140,13 +140,20 @@ int engine_plugin_sync(struct engine *e, struct probe_set *ps, struct snapshot *
 }
 
 /* x86-64 Linux keeps each CPU's IRQ stack pointer in the per-CPU
- * variable hardirq_stack_ptr, whose symbol is its offset from the per-CPU
- * base (gs_base in the kernel); 0 when this vmlinux has none. */
+ * variable hardirq_stack_ptr (up to 6.1), or in the per-CPU struct
+ * pcpu_hot's member of that name (6.2 on), whose symbol is its offset from
+ * the per-CPU base (gs_base in the kernel); 0 when this vmlinux has
+ * neither. */
 static uint64_t irq_stack_ptr(const struct engine *e)
 {
 	const struct sym *s = sym_lookup_name(e->syms, "hardirq_stack_ptr");
-	uint64_t off = s ? s->addr - sym_offset(e->syms) : 0;
+	const struct sym *hot = s ? NULL : sym_lookup_name(e->syms, "pcpu_hot");
+	uint64_t member = 0, off = 0;
 
+	if (s)
+		off = s->addr - sym_offset(e->syms);
+	else if (hot && !sym_member(e->syms, "pcpu_hot", "hardirq_stack_ptr", &member, NULL))
+		off = hot->addr - sym_offset(e->syms) + member;
 	return off < PERCPU_MAX ? off : 0;
 }
 
