@@ -93,9 +93,14 @@ static int take_message(struct engine *e, struct probe_set *ps, const struct cha
 			struct engine_result *res, bool *synced)
 {
 	struct chan_synced s;
+	struct chan_gone g;
 
 	if (m->type == CHAN_HIT)
 		return take_hit(e, ps, m, sn, res);
+	if (!chan_parse_gone(m, &g))
+		return kerr_set(e->err, sizeof(e->err), -EPIPE, "kstep's QEMU plugin gave up after %u hits (%s) while the "
+			        "guest ran on: the trace ends there", g.hits,
+			        g.reason == CHAN_GONE_NOMEM ? "out of memory" : "a reason this kstep does not know");
 	if (chan_parse_synced(m, &s))
 		return kerr_set(e->err, sizeof(e->err), -EPROTO, "the plugin sent message type %u", m->type);
 	res->plugin_reported = s.hits;

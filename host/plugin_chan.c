@@ -285,3 +285,11 @@ int chan_parse_synced(const struct chan_msg *m, struct chan_synced *s)
 	memcpy(s, m->body, sizeof(*s));
 	return 0;
 }
+
+int chan_parse_gone(const struct chan_msg *m, struct chan_gone *g)
+{
+	if (m->type != CHAN_GONE || m->len != sizeof(*g))
+		return -EPROTO;
+	memcpy(g, m->body, sizeof(*g));
+	return 0;
+}

@@ -496,8 +496,8 @@ char *qemu_unix_server(const char *path)
  * for events and one for the guest's clock. */
 static int add_own_args(char ***argv, const struct qemu *q, const char *plugin)
 {
-	char *own[8] = { strdup("-monitor"), strdup("none"), strdup("-qmp"), NULL, strdup("-qmp"), NULL };
-	size_t n = 0, nown = plugin ? 8 : 6;
+	char *own[10] = { strdup("-monitor"), strdup("none"), strdup("-qmp"), NULL, strdup("-qmp"), NULL };
+	size_t n = 0, nown = plugin ? 10 : 6;
 	char **full;
 	int ret = 0;
 
@@ -506,6 +506,8 @@ static int add_own_args(char ***argv, const struct qemu *q, const char *plugin)
 	if (plugin) {
 		own[6] = strdup("-plugin");
 		own[7] = qemu_option("file=", plugin, ",sock=", q->plugin_sock, "", NULL);
+		own[8] = strdup("-d"); /* what the plugin says (qemu_plugin_outs) goes to */
+		own[9] = strdup("plugin"); /* QEMU's stderr: the console log */
 	}
 	while ((*argv)[n])
 		n++;

@@ -41,6 +41,7 @@ enum chan_type {
 	CHAN_SYNC = 4,
 	CHAN_HIT = 5,
 	CHAN_SYNCED = 6,
+	CHAN_GONE = 7,            /* plugin -> kstep: it gives up, and why; nothing follows */
 };
 
 struct chan_header {
@@ -130,6 +131,15 @@ struct chan_synced {
 	uint64_t wait_ns;         /* for how long, all together */
 	uint32_t regs_missing;    /* registers of REGS the plugin cannot read */
 	uint32_t pad;
+};
+
+enum chan_gone_reason {
+	CHAN_GONE_NOMEM = 1,      /* no memory for the next HIT */
+};
+
+struct chan_gone {
+	uint32_t reason;          /* enum chan_gone_reason */
+	uint32_t hits;            /* HITs sent before it (the low 32 bits) */
 };
 
 #endif

@@ -137,6 +137,10 @@ static void flush_locked(void)
 /* Room for @len more bytes in the batch, under out_lock. */
 static uint8_t *reserve_locked(size_t len)
 {
+#ifdef KSTEP_PLUGIN_FAIL_AFTER /* tests build one whose memory runs out after N hits */
+	if (P.hits >= KSTEP_PLUGIN_FAIL_AFTER)
+		return NULL;
+#endif
 	if (P.out_len + len > P.out_cap) {
 		size_t cap = P.out_cap ? P.out_cap : FLUSH_BYTES * 2;
 		uint8_t *out;
@@ -324,6 +328,22 @@ static void run_program(const struct probe *p, const uint8_t *regs, uint64_t gs_
 	}
 }
 
+/* Under out_lock: send what the batch holds, tell kstep why reporting
+ * stops (from the stack: nothing left to allocate), then close. */
+static void give_up_locked(uint32_t reason)
+{
+	struct {
+		struct chan_header h;
+		struct chan_gone g;
+	} msg = { { CHAN_GONE, sizeof(struct chan_gone) }, { reason, (uint32_t)P.hits } };
+
+	flush_locked();
+	if (!P.dead && send(P.fd, &msg, sizeof(msg), MSG_NOSIGNAL) < 0)
+		say("kstep-plugin: kstep's socket failed (%s)\n", strerror(errno));
+	P.dead = true;
+	shutdown(P.fd, SHUT_RDWR); /* kstep sees the plugin go while QEMU runs on */
+}
+
 /* The HIT into the batch (its parts: channel.h), under out_lock. */
 static void append_hit_locked(struct chan_hit *hit, const uint8_t *regs, const GByteArray *window,
 			      const GByteArray *link, const struct captures *caps)
@@ -337,8 +357,7 @@ static void append_hit_locked(struct chan_hit *hit, const uint8_t *regs, const G
 		p = reserve_locked(sizeof(h) + len);
 	}
 	if (!p) {
-		P.dead = true;
-		shutdown(P.fd, SHUT_RDWR); /* kstep sees the plugin go while QEMU runs on */
+		give_up_locked(CHAN_GONE_NOMEM);
 		qemu_plugin_outs("kstep-plugin: out of memory; reporting stops\n");
 		return;
 	}

@@ -133,5 +133,19 @@ def test_what_the_plugin_cannot_serve_is_refused_or_left_to_the_gdbstub():
         p = kstep("trace", "--engine", "plugin", "-p", "none", "--break", "icmp_rcv", "-o", out + "/e",
                   env=dict(qemu10(), KSTEP_PLUGIN=old), timeout=120)
         assert p.returncode == 1 and "plugin requires API version 1" in p.stderr, p.stderr[-600:]
+        # A plugin that gives up mid-run (one built to run out of memory
+        # after 3 hits) says so before it goes: kstep fails at once with its
+        # reason, even though the guest would finish; the trace keeps those 3.
+        failing = os.path.join(out, "failing.so")
+        p = run(["cc", "-std=gnu11", "-D_GNU_SOURCE", "-O2", "-fPIC", "-shared", "-fvisibility=hidden",
+                 "-DKSTEP_PLUGIN_FAIL_AFTER=3", os.path.join(TREE, "plugin", "kstep_plugin.c"), "-o", failing,
+                 *cflags, "-lpthread"], timeout=120)
+        assert p.returncode == 0, p.stderr
+        p = kstep("trace", "--engine", "plugin", "-p", "none", "--break", "icmp_rcv", "-w", "rx-icmp", "-n", "8",
+                  "-o", out + "/f", env=dict(qemu10(), KSTEP_PLUGIN=failing), timeout=300)
+        assert p.returncode == 1 and "plugin gave up after 3 hits (out of memory) while the guest ran on" \
+            in p.stderr, p.stderr[-600:]
+        assert len(events(babeltrace(out + "/f"))) == 3
+        assert "kstep-plugin: out of memory; reporting stops" in open(out + "/f/guest/serial.log").read()
     finally:
         shutil.rmtree(out)

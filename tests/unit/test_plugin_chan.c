@@ -121,6 +121,29 @@ static void synced_and_the_end(void **state)
 	assert_int_equal(chan_next(p->c, &m, 100), -ECONNRESET);
 }
 
+/* The plugin's last word when it gives up: why, and after how many HITs;
+ * a GONE of another length is refused, as is a SYNCED taken for one. */
+static void gone_says_why(void **state)
+{
+	struct pair *p = *state;
+	struct chan_gone g = { .reason = CHAN_GONE_NOMEM, .hits = 3 }, got;
+	struct chan_header h = { CHAN_GONE, sizeof(g) }, bad = { CHAN_GONE, sizeof(g) - 1 };
+	struct chan_synced s;
+	struct chan_msg m;
+
+	assert_int_equal(write(p->peer, &h, sizeof(h)), (ssize_t)sizeof(h));
+	assert_int_equal(write(p->peer, &g, sizeof(g)), (ssize_t)sizeof(g));
+	assert_int_equal(write(p->peer, &bad, sizeof(bad)), (ssize_t)sizeof(bad));
+	assert_int_equal(write(p->peer, &g, sizeof(g) - 1), (ssize_t)sizeof(g) - 1);
+	assert_int_equal(chan_next(p->c, &m, 100), 1);
+	assert_int_equal(chan_parse_gone(&m, &got), 0);
+	assert_int_equal(got.reason, CHAN_GONE_NOMEM);
+	assert_int_equal(got.hits, 3);
+	assert_int_equal(chan_parse_synced(&m, &s), -EPROTO);
+	assert_int_equal(chan_next(p->c, &m, 100), 1);
+	assert_int_equal(chan_parse_gone(&m, &got), -EPROTO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -128,6 +151,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(hit_whose_lengths_lie, setup, teardown),
 		cmocka_unit_test_setup_teardown(oversized_message_ends_the_channel, setup, teardown),
 		cmocka_unit_test_setup_teardown(synced_and_the_end, setup, teardown),
+		cmocka_unit_test_setup_teardown(gone_says_why, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
