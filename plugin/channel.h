@@ -26,7 +26,7 @@
 
 #include <stdint.h>
 
-#define CHAN_PROTOCOL 2
+#define CHAN_PROTOCOL 3
 #define CHAN_MAX_BODY (1u << 20)
 #define CHAN_REG_NAME 24
 #define CHAN_MAX_REGS 256
