@@ -139,18 +139,27 @@ struct session;
  * probe of stage @stage; which of several places it takes is said. */
 int places_at(struct session *s, struct probe_set *atp, const char *at, const char *filter,
 	      const char *stage);
+/* The NIC whose driver stages a set takes (NULL: every driver's). */
 const char *places_set_nic(const struct guest_opts *g);
+/* Over kgdb, fields that read per-CPU data: refused (the user's) or said. */
 int places_check_kgdb_fields(struct session *s, const struct probe_set *ps);
+/* --pcap-filter EXPR compiled (a bad one is a usage error). */
 struct pcap_filter *places_pcap_filter(const char *cmd, const char *expr, struct probe_set *ps);
+/* When --at @at resolved to several places: which one is taken. */
 void places_say_several(struct session *s, const char *at, const struct probe_set *ps);
+/* step --until SPEC: its one address. */
 int places_until(struct session *s, const struct probe_set *ps, const char *until, uint64_t *addr);
+/* --pcap-filter needs probes that have an skb to decode. */
 int places_check_pcap(const struct session *s, const struct probe_set *ps);
 
 /* ---- replay.c: a replay run again, to a point found in the first ---- */
 
+/* The replay started again from its beginning, with a new engine. */
 int replay_run_again(struct session *s);
+/* The instruction count at hit @hits of @at in this replay. */
 int replay_find_point(struct session *s, const struct probe *at, uint64_t hits, uint64_t *icount,
 		      struct engine_result *res);
+/* The replay run again up to instruction count @icount (QMP replay-break). */
 int replay_run_to(struct session *s, uint64_t icount, struct engine_result *res);
 
 /* ---- the commands: each takes its own argv (argv[0] its name) ---- */

@@ -26,12 +26,8 @@ static int workload_rc(const char *dir)
 	snprintf(path, sizeof(path), "%s/%s", dir, RECORDING_CONSOLE);
 	if (!(f = fopen(path, "re")))
 		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		const char *p = strstr(line, "KSTEP-WORKLOAD-DONE ");
-
-		if (p)
-			sscanf(p, "KSTEP-WORKLOAD-DONE %*s %d", &rc);
-	}
+	while (fgets(line, sizeof(line), f))
+		session_workload_done(line, &rc);
 	fclose(f);
 	return rc;
 }

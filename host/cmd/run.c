@@ -255,17 +255,21 @@ int session_start(struct session *s, struct guest_opts *g)
 	return 0;
 }
 
+bool session_workload_done(const char *text, int *rc)
+{
+	const char *p, *last = NULL;
+
+	for (p = text; (p = strstr(p, "KSTEP-WORKLOAD-DONE ")); p++)
+		last = p;
+	return last && sscanf(last, "KSTEP-WORKLOAD-DONE %*s %d", rc) == 1;
+}
+
 /* The rc of the last "KSTEP-WORKLOAD-DONE NAME RC" the guest printed. */
 static bool workload_done(struct session *s, int *rc)
 {
 	static char log[1 << 20];
-	const char *p, *last = NULL;
 
-	if (session_serial_log(s, log, sizeof(log)) <= 0)
-		return false;
-	for (p = log; (p = strstr(p, "KSTEP-WORKLOAD-DONE ")); p++)
-		last = p;
-	return last && sscanf(last, "KSTEP-WORKLOAD-DONE %*s %d", rc) == 1;
+	return session_serial_log(s, log, sizeof(log)) > 0 && session_workload_done(log, rc);
 }
 
 /* libvirt's virtlogd writes a domain's console log anew, as a file of
