@@ -109,12 +109,19 @@ enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB, OPT_REPLAY, OPT
 /* kstep trace --help's and the others' text for GUEST_LONGOPTS. */
 extern const char guest_help[];
 
+/* @opt's value @v as a whole number of at least @min, or a usage error. */
 uint64_t guest_parse_u64(const char *cmd, const char *opt, const char *v, uint64_t min);
+/* Where guest/ is: this clone, or PREFIX/share/kstep (*@installed). */
 void guest_find_tree(char *tree, size_t len, bool *installed);
+/* Option @c of GUEST_LONGOPTS into @g; false if it is not one of them. */
 bool guest_opt(const char *cmd, struct guest_opts *g, int c, const char *arg);
+/* @g before the command line: every default. */
 void guest_defaults(struct guest_opts *g);
+/* @g after it: images, vmlinux, --engine plugin's QEMU, a recording's settings. */
 void guest_finish_defaults(struct guest_opts *g);
+/* The guest is the user's (attached, a libvirt domain, kgdb), not kstep's. */
 bool guest_is_users(const struct guest_opts *g);
+/* Options that contradict each other: a usage error naming both. */
 void guest_check_opts(const char *cmd, const struct guest_opts *g);
 
 /* A guest command's command line: its name ("trace "), getopt's options
