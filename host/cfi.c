@@ -48,6 +48,7 @@ struct cfi {
 	uint64_t last_sp;        /* rsp of the last frame recorded */
 	bool switched;           /* the frame just recorded returns onto another stack ... */
 	uint64_t resume[CFI_NREGS]; /* ... from where the walk goes on */
+	bool record_first;       /* ... whose first frame is a new one (an interrupted pc) */
 	int switches;
 };
 
@@ -368,6 +369,43 @@ static bool returns_onto_saved_stack(struct cfi *c, Dwfl_Frame *state, uint64_t 
 	return true;
 }
 
+/* pt_regs (arch/x86/include/asm/ptrace.h): where each register is, in
+ * DWARF numbering, and the interrupted context's ip, cs and sp. */
+static const int pt_regs_slot[CFI_NREGS] = { 10, 12, 11, 5, 13, 14, 4, 19, 9, 8, 7, 6, 3, 2, 1, 0, 16 };
+#define PT_REGS_CS 17
+#define KERNEL_CS 0x10
+
+/* An interrupt or exception entry (asm_common_interrupt, asm_sysvec_*,
+ * asm_exc_*) calls its C handler with rsp at the pt_regs it pushed, and
+ * has no CFI of its own: past it, the walk goes on from the interrupted
+ * context those registers hold when that was kernel code; from user
+ * space, the stack ends there. */
+static bool returns_to_interrupted(struct cfi *c, Dwfl_Frame *state, uint64_t pc)
+{
+	const struct cfi_mod *m = module_at(c, pc);
+	Dwfl_Module *mod = m ? m->mod : c->vmlinux.mod;
+	const char *fn = mod ? dwfl_module_addrname(mod, pc) : NULL;
+	uint64_t regs[21];
+	Dwarf_Word sp;
+
+	if (!fn || strncmp(fn, "asm_", 4) || c->switches >= MAX_STACK_SWITCHES ||
+	    dwfl_frame_reg(state, DWARF_RSP, &sp) || c->read(c->ctx, sp, regs, sizeof(regs)))
+		return false;
+	if (regs[PT_REGS_CS] & 3) {
+		c->reached_end = true; /* from user space */
+		return true;
+	}
+	if (regs[PT_REGS_CS] != KERNEL_CS || !c->is_text(c->ctx, regs[pt_regs_slot[DWARF_RIP]]) ||
+	    regs[pt_regs_slot[DWARF_RSP]] & 7 || regs[pt_regs_slot[DWARF_RSP]] < 0xffff800000000000ull)
+		return false;
+	for (unsigned int r = 0; r < CFI_NREGS; r++)
+		c->resume[r] = regs[pt_regs_slot[r]];
+	c->switches++;
+	c->switched = true;
+	c->record_first = true;
+	return true;
+}
+
 static int frame_cb(Dwfl_Frame *state, void *arg)
 {
 	struct cfi *c = arg;
@@ -387,16 +425,19 @@ static int frame_cb(Dwfl_Frame *state, void *arg)
 		c->left_text = true;
 		return DWARF_CB_ABORT;
 	}
-	if (c->switched) { /* a restarted walk: its first frame is recorded */
+	if (c->switched && !c->record_first) { /* a restarted walk: its first frame is recorded */
 		c->switched = false;
 		return DWARF_CB_OK;
 	}
+	c->switched = c->record_first = false;
 	c->pcs[c->n++] = pc;
 	if (dwfl_frame_reg(state, DWARF_RSP, &c->last_sp))
 		c->last_sp = 0;
 	if (c->n >= c->max)
 		return DWARF_CB_ABORT;
-	return c->n > 1 && returns_onto_saved_stack(c, state, pc) ? DWARF_CB_ABORT : DWARF_CB_OK;
+	if (c->n > 1 && (returns_onto_saved_stack(c, state, pc) || returns_to_interrupted(c, state, pc)))
+		return DWARF_CB_ABORT;
+	return DWARF_CB_OK;
 }
 
 size_t cfi_unwind(struct cfi *c, const uint64_t regs[CFI_NREGS], uint64_t *pcs, size_t max,
@@ -416,7 +457,7 @@ size_t cfi_unwind(struct cfi *c, const uint64_t regs[CFI_NREGS], uint64_t *pcs, 
 	c->read_failed = false;
 	c->reached_end = false;
 	c->left_text = false;
-	c->switched = false;
+	c->switched = c->record_first = false;
 	c->switches = 0;
 	ret = max ? dwfl_getthread_frames(c->dwfl, 1, frame_cb, c) : DWARF_CB_ABORT;
 	while (c->switched && c->n < max) { /* from the IRQ stack onto the task's */

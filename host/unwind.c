@@ -12,6 +12,32 @@
 #define STACK_SPAN 0x8000ull
 /* A walk may hop from the IRQ stack to the task stack, not more often. */
 #define MAX_STACK_SWITCHES 3
+/* The entry code of an interrupt or exception (ENCODE_FRAME_POINTER) leaves
+ * rbp pointing at its pt_regs with bit 0 set; in pt_regs, the interrupted
+ * context's rbp, ip and cs are these words. */
+#define PT_REGS_BP (4 * 8)
+#define PT_REGS_IP (16 * 8)
+#define PT_REGS_CS (17 * 8)
+
+/* @fp is an encoded pt_regs: record the interrupted ip and go on from its
+ * rbp; 1 when the interrupt came from user space (the stack's end), -1
+ * when pt_regs cannot be read or does not hold kernel code. */
+static int cross_pt_regs(uint64_t *fp, uint64_t *pcs, size_t *n, unwind_read_fn read, unwind_text_fn is_text,
+			 void *ctx)
+{
+	uint64_t regs = *fp & ~1ull, cs, ip, bp;
+
+	if (read(ctx, regs + PT_REGS_CS, &cs, 8) || read(ctx, regs + PT_REGS_IP, &ip, 8) ||
+	    read(ctx, regs + PT_REGS_BP, &bp, 8))
+		return -1;
+	if (cs & 3)
+		return 1;
+	if (!is_text(ctx, ip))
+		return -1;
+	pcs[(*n)++] = ip;
+	*fp = bp;
+	return 0;
+}
 
 static int read_u64(unwind_read_fn read, void *ctx, uint64_t addr, uint64_t *v)
 {
@@ -54,6 +80,16 @@ size_t unwind_fp(const struct unwind_regs *regs, enum unwind_entry entry, uint64
 		if (!fp) {
 			*end = UNWIND_END_BOTTOM;
 			return n;
+		}
+		if ((fp & 7) == 1 && fp >= KERNEL_MIN && switches < MAX_STACK_SWITCHES) {
+			int r = cross_pt_regs(&fp, pcs, &n, read, is_text, ctx);
+
+			if (r) {
+				*end = r > 0 ? UNWIND_END_BOTTOM : UNWIND_END_BADPTR;
+				return n;
+			}
+			switches++;
+			continue;
 		}
 		if (fp & 7 || fp < KERNEL_MIN) {
 			*end = UNWIND_END_BADPTR;

@@ -328,7 +328,9 @@ def test_distro_attached_from_reset_follows_modules_and_irq_stacks():
         names = [f.split("+")[0] for f in e["bt"]]
         assert any(f.startswith("virtnet_poll") and "[virtio_net]" in f for f in e["bt"]), e["bt"]
         assert "net_rx_action" in names and e["bt_end"] == "stack-end", (names, e["bt_end"])
-        assert names[-1].startswith(("entry_SYSCALL_64", "ret_from_fork")), names
+        # The stack's bottom: a syscall's entry, a kernel thread's start, or
+        # an interrupt's entry when it came from user space.
+        assert names[-1].startswith(("entry_SYSCALL_64", "ret_from_fork", "asm_")), names
     # Softirqs run on the IRQ stack from do_softirq (call_on_stack): past
     # it, the task that raised them (a ping's sendto, here).
     crossed = [[f.split("+")[0] for f in e["bt"]] for e in icmp]
