@@ -37,20 +37,18 @@ const char *engine_errmsg(const struct engine *e)
 	return e->err;
 }
 
-int engine_new(struct engine **out, struct target *t, struct symtab *syms, struct trace *trace,
-	       const struct engine_opts *o, char *err, size_t errlen)
+/* An engine's state from nothing: what engine_new makes, and
+ * engine_set_trace makes again for the run. */
+static int engine_init(struct engine *e, struct target *t, struct symtab *syms, struct trace *trace,
+		       const struct engine_opts *o, char *err, size_t errlen)
 {
 	static const char *const args[6] = { "rdi", "rsi", "rdx", "rcx", "r8", "r9" };
 	static const char *const dwarf_names[CFI_NREGS] = { "rax", "rdx", "rcx", "rbx", "rsi", "rdi",
 							    "rbp", "rsp", "r8",  "r9",  "r10", "r11",
 							    "r12", "r13", "r14", "r15", "rip" };
 	const struct target_desc *d = target_desc(t);
-	struct engine *e = calloc(1, sizeof(*e));
 	size_t window_max = target_max_read(t);
-	int ret = -ENOMEM;
 
-	if (!e)
-		return kerr_set(err, errlen, -ENOMEM, "out of memory");
 	e->t = t;
 	e->syms = syms;
 	e->trace = trace;
@@ -67,47 +65,22 @@ int engine_new(struct engine **out, struct target *t, struct symtab *syms, struc
 		e->arg_idx[i] = target_desc_find(d, args[i]);
 	for (int i = 0; i < CFI_NREGS; i++)
 		e->dwarf_idx[i] = target_desc_find(d, dwarf_names[i]);
-	if (e->pc_idx < 0 || e->sp_idx < 0 || e->fp_idx < 0) {
-		snprintf(err, errlen, "the target is not x86-64 (no rip/rsp/rbp in its description, arch %s)",
-			 d->arch ? d->arch : "unknown");
-		free(e);
-		return -ENOTSUP;
-	}
+	if (e->pc_idx < 0 || e->sp_idx < 0 || e->fp_idx < 0)
+		return kerr_set(err, errlen, -ENOTSUP, "the target is not x86-64 (no rip/rsp/rbp in its description, arch %s)",
+				d->arch ? d->arch : "unknown");
 	if (e->o.stack_bytes > window_max)
 		e->o.stack_bytes = window_max / 8 * 8; /* what one read of this stub carries */
-	if (disasm_open(&e->dis)) {
-		snprintf(err, errlen, "cannot start the disassembler (Capstone)");
-		goto fail;
-	}
+	if (disasm_open(&e->dis))
+		return kerr_set(err, errlen, -ENOMEM, "cannot start the disassembler (Capstone)");
 	if (memcache_new(&e->mc, t, window_max) ||
-	    snapshot_ctx_new(&e->snap, syms, e->mc, e->dis, o->cfi, o->unwind) || !(e->raw = malloc(window_max))) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	*out = e;
+	    snapshot_ctx_new(&e->snap, syms, e->mc, e->dis, o->cfi, o->unwind) || !(e->raw = malloc(window_max)))
+		return kerr_set(err, errlen, -ENOMEM, "out of memory");
 	return 0;
-fail:
-	engine_free(e);
-	return ret;
 }
 
-void engine_set_trace(struct engine *e, struct trace *trace, const struct engine_opts *o)
+/* What engine_init made, let go of; the engine is all zeros after. */
+static void engine_fini(struct engine *e)
 {
-	size_t window_max = memcache_window_max(e->mc);
-
-	e->trace = trace;
-	e->o = *o;
-	if (e->o.stack_bytes > window_max)
-		e->o.stack_bytes = window_max / 8 * 8;
-	if (o->snaplen)
-		e->pkt.snaplen = o->snaplen;
-	memcache_clear_lines(e->mc); /* what the boot read is not the run's */
-}
-
-void engine_free(struct engine *e)
-{
-	if (!e)
-		return;
 	snapshot_ctx_free(e->snap);
 	memcache_free(e->mc);
 	disasm_close(e->dis);
@@ -115,6 +88,39 @@ void engine_free(struct engine *e)
 	free(e->bp);
 	free(e->holds);
 	free(e->prof);
+	memset(e, 0, sizeof(*e));
+}
+
+int engine_new(struct engine **out, struct target *t, struct symtab *syms, struct trace *trace,
+	       const struct engine_opts *o, char *err, size_t errlen)
+{
+	struct engine *e = calloc(1, sizeof(*e));
+	int ret;
+
+	if (!e)
+		return kerr_set(err, errlen, -ENOMEM, "out of memory");
+	if ((ret = engine_init(e, t, syms, trace, o, err, errlen))) {
+		engine_free(e);
+		return ret;
+	}
+	*out = e;
+	return 0;
+}
+
+int engine_set_trace(struct engine *e, struct trace *trace, const struct engine_opts *o, char *err, size_t errlen)
+{
+	struct target *t = e->t;
+	struct symtab *syms = e->syms;
+
+	engine_fini(e);
+	return engine_init(e, t, syms, trace, o, err, errlen);
+}
+
+void engine_free(struct engine *e)
+{
+	if (!e)
+		return;
+	engine_fini(e);
 	free(e);
 }
 

@@ -115,8 +115,10 @@ struct engine;
 int engine_new(struct engine **out, struct target *t, struct symtab *syms, struct trace *trace,
 	       const struct engine_opts *o, char *err, size_t errlen);
 /* The run after the boot: events go to @trace, with @o (the module hooks
- * and the rest the boot checks have filled in since engine_new). */
-void engine_set_trace(struct engine *e, struct trace *trace, const struct engine_opts *o);
+ * and the rest the boot checks have filled in since engine_new). The
+ * engine starts the run afresh: what the boot left (breakpoints placed,
+ * caches, counters) is let go of, as in a new engine on the same target. */
+int engine_set_trace(struct engine *e, struct trace *trace, const struct engine_opts *o, char *err, size_t errlen);
 void engine_free(struct engine *e);
 const char *engine_errmsg(const struct engine *e);
 

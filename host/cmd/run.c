@@ -41,8 +41,9 @@ int session_open_trace(struct session *s, const char *command)
 		say_error("%s", err);
 		return ret;
 	}
-	engine_set_trace(s->engine, s->trace, &s->g->eng);
-	return 0;
+	if ((ret = engine_set_trace(s->engine, s->trace, &s->g->eng, err, sizeof(err))))
+		say_error("%s", err);
+	return ret;
 }
 
 static bool plugin_refused(struct session *s, const struct probe_set *ps, char *why, size_t len)
