@@ -68,7 +68,7 @@ struct cfi {
  * kernel thread's function) has reached the stack's end: past it is user
  * space or nothing, which the kernel's own unwinder also stops at. */
 #define KERNEL_STACK_SIZE 16384ull
-#define PT_REGS_SIZE (21 * 8)
+#define PT_REGS_SIZE (PT_REGS_WORDS * 8)
 
 static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base, char **file_name,
 		    Elf **elfp)
@@ -369,10 +369,9 @@ static bool returns_onto_saved_stack(struct cfi *c, Dwfl_Frame *state, uint64_t 
 	return true;
 }
 
-/* pt_regs (arch/x86/include/asm/ptrace.h): where each register is, in
- * DWARF numbering, and the interrupted context's ip, cs and sp. */
-static const int pt_regs_slot[CFI_NREGS] = { 10, 12, 11, 5, 13, 14, 4, 19, 9, 8, 7, 6, 3, 2, 1, 0, 16 };
-#define PT_REGS_CS 17
+/* Where each register, in DWARF numbering, is in pt_regs (unwind.h). */
+static const int pt_regs_slot[CFI_NREGS] = { 10, 12, 11, 5, 13, 14, PT_REGS_BP, PT_REGS_SP, 9,
+					     8,  7,  6,  3, 2,  1,  0,  PT_REGS_IP };
 #define KERNEL_CS 0x10
 
 /* An interrupt or exception entry (asm_common_interrupt, asm_sysvec_*,
@@ -385,7 +384,7 @@ static bool returns_to_interrupted(struct cfi *c, Dwfl_Frame *state, uint64_t pc
 	const struct cfi_mod *m = module_at(c, pc);
 	Dwfl_Module *mod = m ? m->mod : c->vmlinux.mod;
 	const char *fn = mod ? dwfl_module_addrname(mod, pc) : NULL;
-	uint64_t regs[21];
+	uint64_t regs[PT_REGS_WORDS];
 	Dwarf_Word sp;
 
 	if (!fn || strncmp(fn, "asm_", 4) || c->switches >= MAX_STACK_SWITCHES ||

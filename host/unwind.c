@@ -13,11 +13,7 @@
 /* A walk may hop from the IRQ stack to the task stack, not more often. */
 #define MAX_STACK_SWITCHES 3
 /* The entry code of an interrupt or exception (ENCODE_FRAME_POINTER) leaves
- * rbp pointing at its pt_regs with bit 0 set; in pt_regs, the interrupted
- * context's rbp, ip and cs are these words. */
-#define PT_REGS_BP (4 * 8)
-#define PT_REGS_IP (16 * 8)
-#define PT_REGS_CS (17 * 8)
+ * rbp pointing at its pt_regs (unwind.h) with bit 0 set. */
 
 /* @fp is an encoded pt_regs: record the interrupted ip and go on from its
  * rbp; 1 when the interrupt came from user space (the stack's end), -1
@@ -27,8 +23,8 @@ static int cross_pt_regs(uint64_t *fp, uint64_t *pcs, size_t *n, unwind_read_fn 
 {
 	uint64_t regs = *fp & ~1ull, cs, ip, bp;
 
-	if (read(ctx, regs + PT_REGS_CS, &cs, 8) || read(ctx, regs + PT_REGS_IP, &ip, 8) ||
-	    read(ctx, regs + PT_REGS_BP, &bp, 8))
+	if (read(ctx, regs + PT_REGS_CS * 8, &cs, 8) || read(ctx, regs + PT_REGS_IP * 8, &ip, 8) ||
+	    read(ctx, regs + PT_REGS_BP * 8, &bp, 8))
 		return -1;
 	if (cs & 3)
 		return 1;

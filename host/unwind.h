@@ -51,4 +51,9 @@ size_t unwind_fp(const struct unwind_regs *regs, enum unwind_entry entry, uint64
 		 unwind_read_fn read, unwind_text_fn is_text, void *ctx, enum unwind_end *end);
 
 
+/* x86-64's struct pt_regs (arch/x86/include/asm/ptrace.h), in 8-byte
+ * words: what an interrupt or exception entry pushes, and where the
+ * interrupted context's rbp, ip, cs and rsp are in it. */
+enum pt_regs_word { PT_REGS_BP = 4, PT_REGS_IP = 16, PT_REGS_CS = 17, PT_REGS_SP = 19, PT_REGS_WORDS = 21 };
+
 #endif
