@@ -27,6 +27,8 @@ struct cfi_mod {
 	Dwfl_Module *mod;
 };
 
+#define ENTRY_CACHE 1024
+
 struct cfi {
 	char *path;
 	Dwfl *dwfl;
@@ -50,6 +52,14 @@ struct cfi {
 	uint64_t resume[CFI_NREGS]; /* ... from where the walk goes on */
 	bool record_first;       /* ... whose first frame is a new one (an interrupted pc) */
 	int switches;
+	/* Which return addresses are in an asm_* entry: libdwfl's name lookup
+	 * is slow on vmlinux's symbol table, and backtraces ask about the
+	 * same addresses again and again (a step trace at every instruction). */
+	struct {
+		uint64_t pc;     /* 0: empty */
+		bool is_entry;
+	} entries[ENTRY_CACHE];
+	uint64_t entry_lo, entry_hi; /* vmlinux's .entry.text, where they all are */
 };
 
 /* DWARF register numbers (x86-64 psABI) and the instruction that ends the
@@ -203,6 +213,29 @@ static Dwfl_Module *report(struct cfi *c, struct cfi_mod *m, const char *name, u
 	return mod;
 }
 
+/* Where vmlinux's .entry.text runs (0, 0: it has none). */
+static void find_entry_text(struct cfi *c)
+{
+	Dwarf_Addr bias;
+	Elf *elf = dwfl_module_getelf(c->vmlinux.mod, &bias);
+	Elf_Scn *scn = NULL;
+	size_t shstrndx;
+	GElf_Shdr sh;
+
+	c->entry_lo = c->entry_hi = 0;
+	if (!elf || elf_getshdrstrndx(elf, &shstrndx))
+		return;
+	while ((scn = elf_nextscn(elf, scn))) {
+		const char *name = gelf_getshdr(scn, &sh) ? elf_strptr(elf, shstrndx, sh.sh_name) : NULL;
+
+		if (name && !strcmp(name, ".entry.text")) {
+			c->entry_lo = sh.sh_addr + bias;
+			c->entry_hi = c->entry_lo + sh.sh_size;
+			return;
+		}
+	}
+}
+
 /* A Dwfl with vmlinux at lo + offset, the modules where they run and the
  * one thread attached. */
 static int open_dwfl(struct cfi *c)
@@ -213,6 +246,7 @@ static int open_dwfl(struct cfi *c)
 	if (!c->dwfl)
 		return -ENOMEM;
 	dwfl_report_begin(c->dwfl);
+	memset(c->entries, 0, sizeof(c->entries));
 	c->vmlinux = (struct cfi_mod){ .c = c };
 	c->vmlinux.mod = report(c, &c->vmlinux, "kernel", c->lo + c->offset, c->hi + c->offset);
 	for (size_t i = 0; i < c->nmods; i++)
@@ -221,6 +255,7 @@ static int open_dwfl(struct cfi *c)
 	dwfl_report_end(c->dwfl, NULL, NULL);
 	if (!c->vmlinux.mod || !dwfl_attach_state(c->dwfl, NULL, 1, &thread_callbacks, c))
 		return -EINVAL;
+	find_entry_text(c);
 	return 0;
 }
 
@@ -379,15 +414,29 @@ static const int pt_regs_slot[CFI_NREGS] = { 10, 12, 11, 5, 13, 14, PT_REGS_BP, 
  * has no CFI of its own: past it, the walk goes on from the interrupted
  * context those registers hold when that was kernel code; from user
  * space, the stack ends there. */
+static bool in_asm_entry(struct cfi *c, uint64_t pc)
+{
+	typeof(c->entries[0]) *slot = &c->entries[(pc ^ pc >> 12) % ENTRY_CACHE];
+
+	if (c->entry_hi && (pc < c->entry_lo || pc >= c->entry_hi))
+		return false;
+	if (slot->pc != pc) {
+		const struct cfi_mod *m = module_at(c, pc);
+		Dwfl_Module *mod = m ? m->mod : c->vmlinux.mod;
+		const char *fn = mod ? dwfl_module_addrname(mod, pc) : NULL;
+
+		slot->pc = pc;
+		slot->is_entry = fn && !strncmp(fn, "asm_", 4);
+	}
+	return slot->is_entry;
+}
+
 static bool returns_to_interrupted(struct cfi *c, Dwfl_Frame *state, uint64_t pc)
 {
-	const struct cfi_mod *m = module_at(c, pc);
-	Dwfl_Module *mod = m ? m->mod : c->vmlinux.mod;
-	const char *fn = mod ? dwfl_module_addrname(mod, pc) : NULL;
 	uint64_t regs[PT_REGS_WORDS];
 	Dwarf_Word sp;
 
-	if (!fn || strncmp(fn, "asm_", 4) || c->switches >= MAX_STACK_SWITCHES ||
+	if (!in_asm_entry(c, pc) || c->switches >= MAX_STACK_SWITCHES ||
 	    dwfl_frame_reg(state, DWARF_RSP, &sp) || c->read(c->ctx, sp, regs, sizeof(regs)))
 		return false;
 	if (regs[PT_REGS_CS] & 3) {
