@@ -219,6 +219,18 @@ int engine_fetch(struct engine *e, size_t want, int step_thread, bool *complete)
 	return 0;
 }
 
+void engine_complete_window(struct engine *e, size_t want)
+{
+	uint64_t sp;
+	size_t got, len = want;
+	uint8_t *window = memcache_window(e->mc, &sp, &got);
+
+	if ((sp & (KSTACK_ALIGN - 1)) + len > KSTACK_ALIGN)
+		len = KSTACK_ALIGN - (sp & (KSTACK_ALIGN - 1));
+	if (got < len && !target_read_mem(e->t, sp + got, window + got, len - got))
+		memcache_set_window(e->mc, sp, len);
+}
+
 int engine_wait_stop(struct engine *e, struct target_stop *st, int timeout_ms)
 {
 	int err;

@@ -89,6 +89,17 @@ static int take_hit(struct engine *e, struct probe_set *ps, const struct chan_ms
 	return err;
 }
 
+/* One STEP: an instruction of kstep step, for engine_step to record. */
+static int take_step(struct engine *e, const struct chan_msg *m, struct engine_result *res)
+{
+	struct chan_hit_view v;
+
+	if (chan_parse_hit(m, target_desc(e->t)->g_size, &v))
+		return kerr_set(e->err, sizeof(e->err), -EPROTO, "the plugin sent a STEP that is not one (%u bytes)", m->len);
+	res->plugin_hits++;
+	return engine_step_take(e, &v, res);
+}
+
 static int take_message(struct engine *e, struct probe_set *ps, const struct chan_msg *m, struct snapshot *sn,
 			struct engine_result *res, bool *synced)
 {
@@ -97,6 +108,8 @@ static int take_message(struct engine *e, struct probe_set *ps, const struct cha
 
 	if (m->type == CHAN_HIT)
 		return take_hit(e, ps, m, sn, res);
+	if (m->type == CHAN_STEP)
+		return take_step(e, m, res);
 	if (!chan_parse_gone(m, &g))
 		return kerr_set(e->err, sizeof(e->err), -EPIPE, "kstep's QEMU plugin gave up after %u hits (%s) while the "
 			        "guest ran on: the trace ends there", g.hits,
@@ -387,7 +400,7 @@ int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct 
 		if (!err && st->kind == TARGET_STOP_OUTPUT)
 			continue;
 		if (err == -ETIMEDOUT || err == -EINTR) {
-			engine_progress(e, res->stops, "hits", NULL, false);
+			engine_progress(e, e->step ? res->steps : res->stops, e->step ? "steps" : "hits", NULL, false);
 			continue;
 		}
 		if (err == -ECONNRESET || (!err && st->kind != TARGET_STOP_SIGNAL)) {
@@ -398,4 +411,28 @@ int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct 
 		}
 		return err ? engine_target_fail(e, err) : 0;
 	}
+}
+
+int engine_plugin_step(struct engine *e, const struct probe *at, uint64_t hits, uint32_t window,
+		       struct engine_result *res)
+{
+	const struct chan_step_at sa = { .at = at->addr, .hits = hits, .window = window };
+	struct probe_set none = { 0 };
+	int err = engine_plugin_start(e);
+
+	/* No probes, but where the IRQ stack's pointer is kept. */
+	if (!err)
+		err = engine_plugin_place(e, &none, NULL, res);
+	if (!err && (err = chan_send(e->chan, CHAN_STEP_AT, &sa, sizeof(sa))))
+		err = kerr_set(e->err, sizeof(e->err), err, "writing to the plugin: %s", strerror(-err));
+	if (!err)
+		err = until_synced(e, &none, NULL, res);
+	/* A stop that is none of kstep's (there are no breakpoints): on. */
+	while (!err && res->end == ENGINE_END_NONE) {
+		struct target_stop st;
+
+		if (!(err = engine_resume(e, 0)))
+			err = engine_plugin_run_until_stop(e, &none, NULL, &st, res);
+	}
+	return err;
 }

@@ -81,6 +81,7 @@ struct engine {
 	 * one is taken, @hit_vcpu is its vCPU + 1. */
 	struct chan *chan;
 	uint32_t hit_vcpu;
+	struct step_run *step;        /* the plugin's steps go to this run, NULL: none */
 	char err[512];
 };
 
@@ -104,6 +105,9 @@ void engine_progress(struct engine *e, uint64_t n, const char *what, const char 
  * @step_thread after them in the same write when it is >= 0. *complete:
  * the window holds @want bytes from rsp. */
 int engine_fetch(struct engine *e, size_t want, int step_thread, bool *complete);
+/* What the fetch's window lacks of @want bytes from rsp (rsp went where
+ * its plan did not foresee: popq %rsp), read; the guest stopped. */
+void engine_complete_window(struct engine *e, size_t want);
 /* The skb probe @p's argument carries at this stop, 0: none. */
 uint64_t engine_skb_at(struct engine *e, const struct probe *p);
 /* The unwinders' view of the current registers. */
@@ -136,6 +140,14 @@ int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct 
 				 struct target_stop *st, struct engine_result *res);
 /* Everything the plugin holds, read (the guest stopped). */
 int engine_plugin_sync(struct engine *e, struct probe_set *ps, struct snapshot *sn, struct engine_result *res);
+/* engine_step through the plugin: from hit @hits of @at on, every
+ * instruction of that vCPU, with @window stack bytes, goes to
+ * engine_step_take until it sets res->end (or the guest ends). */
+int engine_plugin_step(struct engine *e, const struct probe *at, uint64_t hits, uint32_t window,
+		       struct engine_result *res);
+struct chan_hit_view;
+/* engine_step.c: one STEP of the plugin, into e->step's run. */
+int engine_step_take(struct engine *e, const struct chan_hit_view *v, struct engine_result *res);
 
 /* engine_bp.c */
 int engine_place(struct engine *e, uint64_t addr);

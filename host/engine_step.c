@@ -12,8 +12,15 @@
  * snapshot is worked out from the caches; a miss waits for the stop and
  * reads then (code does not change under us, and frame records above the
  * window are not written by the instruction that ran).
+ *
+ * Through kstep's QEMU plugin the guest never stops: the plugin counts the
+ * hits and sends every instruction of the vCPU from there on (STEP), and
+ * each is recorded as a single step's would be (engine_step_take), from
+ * the stack the STEPs have shown so far; calls beyond --max-depth and
+ * the interrupts a single step holds off go by unrecorded.
  */
 #include "engine_priv.h"
+#include "plugin_chan.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -42,6 +49,16 @@ struct step_run {
 	int depth;                /* calls below the function stepping began in */
 	uint64_t over_ret, over_sp; /* a call to run whole: its return address, rsp before it */
 	bool over_entry;          /* recording the first instruction of that call */
+	/* Through the plugin: the stack as its STEPs showed it (@stack holds
+	 * [stack_lo, stack_hi)), the stack it was entered from when that is an
+	 * IRQ stack, and where an interrupt being passed by returns to. */
+	uint8_t *stack, *linked;
+	uint64_t stack_lo, stack_hi, link;
+	uint32_t link_len;
+	uint64_t irq_pc, irq_sp;
+	bool in_call;             /* running a call beyond --max-depth whole */
+	const uint8_t *code;      /* the STEP's instruction bytes (code_len of them) */
+	size_t code_len;
 };
 
 /* Count a recorded step in its function's entry. */
@@ -181,9 +198,12 @@ static int analyse(struct engine *e, struct step_run *r, uint64_t pc, uint64_t s
 	int err = 0;
 
 	engine_dwarf_regs(e, dwarf);
-	for (bool offline = !*stopped;; offline = false) {
+	/* Through the plugin, what the caches lack is not there to read. */
+	for (bool offline = !*stopped || e->chan;; offline = false) {
 		memcache_set_offline(e->mc, offline);
-		if (memcache_code(e->mc, pc, insn, 16) && !memcache_missed(e->mc)) {
+		if (r->code_len)
+			memcpy(insn, r->code, r->code_len); /* the plugin's: the code the guest ran */
+		else if (memcache_code(e->mc, pc, insn, 16) && !memcache_missed(e->mc)) {
 			err = kerr_set(e->err, sizeof(e->err), -EFAULT, "cannot read code at 0x%" PRIx64, pc);
 			break;
 		}
@@ -194,13 +214,13 @@ static int analyse(struct engine *e, struct step_run *r, uint64_t pc, uint64_t s
 			/* The ret back to the caller? Then the next is the last. */
 			r->returning = !memcache_read(e->mc, sp, &to, 8) && to == r->ret_addr && sp >= r->entry_sp;
 		}
-		if (!memcache_missed(e->mc) || !offline)
+		if (!memcache_missed(e->mc) || !offline || e->chan)
 			break;
 		if ((err = engine_wait_stop(e, &st, HALT_TIMEOUT_MS)))
 			break;
 		*stopped = true;
 	}
-	memcache_set_offline(e->mc, false);
+	memcache_set_offline(e->mc, e->chan != NULL);
 	return err;
 }
 
@@ -235,13 +255,23 @@ static int record(struct engine *e, struct step_run *r, struct engine_result *re
 	size_t ilen;
 	int err;
 
-	if (res->steps == 0 && !*stopped) {
+	if (res->steps == 0 && !*stopped && !e->chan) {
 		/* The first instruction reads the return address: stop first. */
 		struct target_stop st;
 
 		if ((err = engine_wait_stop(e, &st, HALT_TIMEOUT_MS)))
 			return err;
 		*stopped = true;
+	}
+	if (!complete && !e->chan) {
+		/* The window missed rsp: the stack words are read once the
+		 * step has stopped, not left out. */
+		struct target_stop st;
+
+		if (!*stopped && (err = engine_wait_stop(e, &st, HALT_TIMEOUT_MS)))
+			return err;
+		*stopped = true;
+		engine_complete_window(e, r->want);
 	}
 	memcpy(r->prev, e->regs, target_desc(e->t)->g_size);
 	if (complete)
@@ -254,7 +284,7 @@ static int record(struct engine *e, struct step_run *r, struct engine_result *re
 		return err;
 	ilen = disasm_one(e->dis, insn, sizeof(insn), pc, text, sizeof(text));
 	snapshot_symbolize(e->snap, r->sn);
-	if (e->o.guest_clock)
+	if (e->o.guest_clock && !e->chan) /* the plugin's steps: no clock to start from (0) */
 		e->guest_ns = r->guest_ns0 + (res->steps << e->o.icount_shift);
 	if ((err = engine_write_event(e, r->sn, TRACE_STEP, 0, r->over_entry ? TRACE_STEPPED_OVER : TRACE_STEP_PROBE, 0, NULL, text,
 				      insn, (uint8_t)(ilen ? ilen : 1))))
@@ -401,6 +431,164 @@ static int step_loop(struct engine *e, struct step_run *r, struct engine_result 
 	}
 }
 
+/* ---- through the plugin ---- */
+
+/* What the STEP shows of the stack into the run's copy: a whole stack
+ * replaces it, a window is laid over it (the plugin makes it reach what
+ * the copy holds). A window that does not (a stack the plugin could not
+ * read whole, user space) starts the copy anew: the backtrace sees less. */
+static void keep_stack(struct step_run *r, const struct chan_hit_view *v)
+{
+	uint64_t sp = v->h.sp, lo = sp < r->stack_lo ? sp : r->stack_lo, end = sp + v->h.win_len;
+	uint64_t hi = end > r->stack_hi ? end : r->stack_hi;
+
+	if ((v->h.flags & CHAN_HIT_WHOLE_STACK) || !r->stack_hi || sp > r->stack_hi || end < r->stack_lo ||
+	    hi - lo > CHAN_MAX_WINDOW) {
+		bool whole = v->h.flags & CHAN_HIT_WHOLE_STACK;
+
+		memcpy(r->stack, v->window, v->h.win_len);
+		r->stack_lo = sp;
+		r->stack_hi = end;
+		r->link_len = whole ? v->h.link_len : 0;
+		r->link = v->h.link;
+		memcpy(r->linked, v->linked, r->link_len);
+		return;
+	}
+	if (lo < r->stack_lo) /* deeper than before: the copy grows down */
+		memmove(r->stack + (r->stack_lo - lo), r->stack, r->stack_hi - r->stack_lo);
+	r->stack_lo = lo;
+	r->stack_hi = hi;
+	memcpy(r->stack + (sp - r->stack_lo), v->window, v->h.win_len);
+}
+
+/* The first instruction of an external interrupt's entry (the IDT's
+ * stubs, asm_common_interrupt, asm_sysvec_*, asm_spurious_interrupt). */
+static bool interrupt_entry(struct engine *e, uint64_t pc)
+{
+	const struct sym *s = sym_lookup_addr(e->syms, pc);
+
+	if (!s)
+		return false;
+	if (!strcmp(s->name, "irq_entries_start") || !strcmp(s->name, "spurious_entries_start"))
+		return true;
+	return pc == s->addr && (!strcmp(s->name, "asm_common_interrupt") || !strncmp(s->name, "asm_sysvec_", 11) ||
+				 !strcmp(s->name, "asm_spurious_interrupt"));
+}
+
+/*
+ * Is this STEP one to pass by unrecorded? A single step holds interrupts
+ * off (but for --step-irqs and replays): at an interrupt's entry the
+ * hardware frame on the stack says where it returns (rip at rsp, rsp at
+ * rsp + 24), and steps go by until that instruction comes with that rsp.
+ * A call beyond --max-depth runs whole the same way, to its return.
+ */
+static bool passed_by(struct engine *e, struct step_run *r, uint64_t pc, uint64_t sp, struct engine_result *res)
+{
+	if (r->irq_sp || r->in_call) {
+		uint64_t to_pc = r->irq_sp ? r->irq_pc : r->over_ret, to_sp = r->irq_sp ? r->irq_sp : r->over_sp;
+
+		if (pc != to_pc || sp != to_sp)
+			return true;
+		r->irq_sp = 0;
+		r->in_call = false;
+		r->over_ret = 0;
+		return false;
+	}
+	if (e->o.step_irqs || e->o.replay || !res->steps || !interrupt_entry(e, pc) || sp < r->stack_lo ||
+	    sp + 32 > r->stack_hi)
+		return false;
+	memcpy(&r->irq_pc, r->stack + (sp - r->stack_lo), 8);
+	memcpy(&r->irq_sp, r->stack + (sp - r->stack_lo) + 24, 8);
+	return true;
+}
+
+/* The STEP's one capture: its instruction's bytes. */
+static int step_code(struct step_run *r, const struct chan_hit_view *v)
+{
+	struct chan_capture cap;
+
+	if (v->h.caps_len < sizeof(cap))
+		return -EPROTO;
+	memcpy(&cap, v->caps, sizeof(cap));
+	if (cap.addr != v->h.pc || !cap.len || cap.len > 16 || sizeof(cap) + cap.len != v->h.caps_len)
+		return -EPROTO;
+	r->code = v->caps + sizeof(cap);
+	r->code_len = cap.len;
+	return 0;
+}
+
+/* The registers and stack of one STEP as the engine's state, recorded. */
+static int record_step(struct engine *e, struct step_run *r, const struct chan_hit_view *v, struct engine_result *res)
+{
+	const uint8_t *regs = e->regs;
+	bool stopped = false;
+	int err;
+
+	if ((err = step_code(r, v)))
+		return kerr_set(e->err, sizeof(e->err), err, "the plugin sent a STEP at 0x%" PRIx64 " without its code", v->h.pc);
+	e->regs = v->regs;
+	e->hit_vcpu = v->h.vcpu + 1;
+	memcache_clear_lines(e->mc);
+	memcache_show_window(e->mc, v->h.sp, r->stack + (v->h.sp - r->stack_lo), r->stack_hi - v->h.sp);
+	if (r->link_len)
+		memcache_show_more(e->mc, r->link, r->linked, r->link_len);
+	memcache_set_offline(e->mc, true);
+	/* The first instruction of a call beyond --max-depth is recorded,
+	 * marked; the rest of the call goes by. */
+	r->over_entry = r->over_ret && v->h.sp == r->over_sp - 8;
+	if (r->over_ret && !r->over_entry)
+		r->over_ret = 0; /* not in the call (an exception came first): stepped as it comes */
+	err = record(e, r, res, false, &stopped);
+	if (!err && r->over_entry) {
+		r->in_call = true;
+		res->stepped_over++;
+	}
+	r->over_entry = false;
+	if (!err && res->end == ENGINE_END_NONE && r->count && res->steps >= r->count)
+		res->end = ENGINE_END_COUNT;
+	memcache_set_offline(e->mc, false);
+	memcache_set_window(e->mc, v->h.sp, 0);
+	e->regs = regs;
+	e->hit_vcpu = 0;
+	return err;
+}
+
+int engine_step_take(struct engine *e, const struct chan_hit_view *v, struct engine_result *res)
+{
+	struct step_run *r = e->step;
+
+	if (!r || res->end != ENGINE_END_NONE)
+		return 0; /* past the end: the guest is being halted */
+	keep_stack(r, v);
+	if (passed_by(e, r, v->h.pc, v->h.sp, res))
+		return 0;
+	if (!res->steps) /* the rate is the steps', as the gdbstub's is */
+		e->t0_ns = trace_now_ns();
+	return record_step(e, r, v, res);
+}
+
+/* engine_step through the plugin. */
+static int plugin_steps(struct engine *e, struct step_run *r, struct engine_result *res)
+{
+	int err;
+
+	r->stack = malloc(CHAN_MAX_WINDOW);
+	r->linked = malloc(CHAN_MAX_WINDOW);
+	if (!r->stack || !r->linked)
+		err = kerr_set(e->err, sizeof(e->err), -ENOMEM, "out of memory");
+	else {
+		e->step = r;
+		err = engine_plugin_step(e, r->probe, r->hits, (uint32_t)r->want, res);
+		e->step = NULL;
+	}
+	if (!err && !res->steps && res->end == ENGINE_END_GUEST_EXITED)
+		err = kerr_set(e->err, sizeof(e->err), -ECHILD, "the guest ended before hit %" PRIu64 " of %s", r->hits,
+			       r->at_spec);
+	free(r->stack);
+	free(r->linked);
+	return err;
+}
+
 int engine_step(struct engine *e, const struct probe *at, uint64_t hits, uint64_t count, bool until_return,
 		struct engine_result *res)
 {
@@ -422,6 +610,10 @@ int engine_step(struct engine *e, const struct probe *at, uint64_t hits, uint64_
 		goto out;
 	}
 	e->t0_ns = trace_now_ns();
+	if (e->chan) {
+		err = plugin_steps(e, &r, res);
+		goto out;
+	}
 	if (hits && ((err = run_to_hit(e, &r, res)) || res->end != ENGINE_END_NONE))
 		goto out;
 	if ((err = start_stepping(e, &r)))

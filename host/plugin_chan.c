@@ -254,7 +254,7 @@ int chan_send_probes(struct chan *c, const struct chan_probe_prog *probes, size_
 
 int chan_parse_hit(const struct chan_msg *m, size_t regs_len, struct chan_hit_view *v)
 {
-	if (m->type != CHAN_HIT || m->len < sizeof(v->h))
+	if ((m->type != CHAN_HIT && m->type != CHAN_STEP) || m->len < sizeof(v->h))
 		return -EPROTO;
 	memcpy(&v->h, m->body, sizeof(v->h));
 	if (v->h.regs_len != regs_len || v->h.win_len > CHAN_MAX_WINDOW || v->h.link_len > CHAN_MAX_WINDOW ||

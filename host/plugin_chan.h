@@ -52,7 +52,7 @@ struct chan_probe_prog {
 };
 int chan_send_probes(struct chan *c, const struct chan_probe_prog *probes, size_t n, uint32_t window,
 		     uint64_t irq_stack_ptr);
-/* A HIT's parts; -EPROTO when the lengths do not add up or the register
+/* A HIT's or a STEP's parts; -EPROTO when the lengths do not add up or the register
  * block is not @regs_len bytes. */
 int chan_parse_hit(const struct chan_msg *m, size_t regs_len, struct chan_hit_view *v);
 int chan_parse_synced(const struct chan_msg *m, struct chan_synced *s);

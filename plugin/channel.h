@@ -16,8 +16,13 @@
  *                            so every probe is seen from the next
  *                            instruction on); answered by SYNCED
  *   kstep -> plugin  SYNC    flush what is buffered; answered by SYNCED
+ *   kstep -> plugin  STEP_AT kstep step: from the K-th hit of an
+ *                            instruction on, every instruction of the vCPU
+ *                            that hit it (sent while the guest is stopped,
+ *                            as PROBES is); answered by SYNCED
  *   plugin -> kstep  HIT     a probe's instruction is about to execute:
  *                            vCPU, pc, registers, stack window
+ *   plugin -> kstep  STEP    one stepped instruction, laid out as a HIT
  *   plugin -> kstep  SYNCED  hits so far, and how often a vCPU waited
  *                            for kstep to read (nothing is ever dropped)
  */
@@ -26,7 +31,7 @@
 
 #include <stdint.h>
 
-#define CHAN_PROTOCOL 3
+#define CHAN_PROTOCOL 4
 #define CHAN_MAX_BODY (1u << 20)
 #define CHAN_REG_NAME 24
 #define CHAN_MAX_REGS 256
@@ -42,6 +47,8 @@ enum chan_type {
 	CHAN_HIT = 5,
 	CHAN_SYNCED = 6,
 	CHAN_GONE = 7,            /* plugin -> kstep: it gives up, and why; nothing follows */
+	CHAN_STEP_AT = 8,
+	CHAN_STEP = 9,
 };
 
 struct chan_header {
@@ -116,6 +123,21 @@ struct chan_hit {
 	uint64_t pc, sp, link;
 	uint64_t seq;             /* the plugin's hit count, from 1 */
 	uint32_t caps_len;
+	uint32_t flags;           /* CHAN_HIT_* */
+};
+
+/* The window runs to the stack's end (16 KiB at most). A STEP without it
+ * carries the window from rsp, and at least down to the lowest rsp of
+ * the steps before it on this stack: the rest of the stack is as the last
+ * STEP with this flag (and the ones after it) left it. */
+#define CHAN_HIT_WHOLE_STACK 1u
+
+/* STEP_AT: the instruction, which of its hits starts stepping (from 1),
+ * and the stack bytes a STEP carries from rsp; at 0: stepping off. */
+struct chan_step_at {
+	uint64_t at;
+	uint64_t hits;
+	uint32_t window;
 	uint32_t pad;
 };
 

@@ -5,7 +5,10 @@
  * it connects to kstep's socket at PATH and, at every instruction kstep
  * named a probe, copies the registers (in the gdbstub's 'g' layout) and
  * the stack window from rsp into a HIT message, without stopping the
- * guest. Messages are buffered and written in batches; when kstep falls
+ * guest; for kstep step, every instruction of the vCPU that hit --at from
+ * that hit on, through a conditional callback on every instruction that
+ * only that vCPU's scoreboard slot turns on. Messages are buffered and
+ * written in batches; when kstep falls
  * behind, the vCPU waits for it (counted, never dropped). The wire format
  * is plugin/channel.h; plugin API version 4 (QEMU 9.2) is needed for
  * guest memory reads, and QEMU refuses the plugin below it.
@@ -69,10 +72,10 @@ static struct {
 	struct reg_slot slots[CHAN_MAX_REGS];
 	size_t nslots;
 	uint32_t regs_len, regs_missing;
-	int sp_slot, gs_slot;         /* rsp's and gs_base's slots, -1: not given */
+	int sp_slot, gs_slot, pc_slot; /* rsp's, gs_base's and rip's slots, -1: not given */
 	uint64_t irq_stack_ptr;       /* chan_probes' */
 } P = { .fd = -1, .out_lock = PTHREAD_MUTEX_INITIALIZER, .table_lock = PTHREAD_MUTEX_INITIALIZER, .sp_slot = -1,
-	.gs_slot = -1 };
+	.gs_slot = -1, .pc_slot = -1 };
 
 static uint64_t now_ns(void)
 {
@@ -344,12 +347,12 @@ static void give_up_locked(uint32_t reason)
 	shutdown(P.fd, SHUT_RDWR); /* kstep sees the plugin go while QEMU runs on */
 }
 
-/* The HIT into the batch (its parts: channel.h), under out_lock. */
-static void append_hit_locked(struct chan_hit *hit, const uint8_t *regs, const GByteArray *window,
+/* The HIT or STEP into the batch (its parts: channel.h), under out_lock. */
+static void append_hit_locked(uint32_t type, struct chan_hit *hit, const uint8_t *regs, const GByteArray *window,
 			      const GByteArray *link, const struct captures *caps)
 {
 	size_t len = sizeof(*hit) + hit->regs_len + hit->win_len + hit->link_len + hit->caps_len;
-	struct chan_header h = { CHAN_HIT, (uint32_t)len };
+	struct chan_header h = { type, (uint32_t)len };
 	uint8_t *p = reserve_locked(sizeof(h) + len);
 
 	if (!p) { /* no memory for a bigger batch: send this one, then room */
@@ -377,13 +380,88 @@ static void append_hit_locked(struct chan_hit *hit, const uint8_t *regs, const G
 		flush_locked();
 }
 
-static void on_probe(unsigned int vcpu, void *udata)
+/* ---- kstep step: every instruction of one vCPU from a hit on ---- */
+
+static struct {
+	uint64_t at, hits, seen;      /* chan_step_at's; seen: hits of @at so far */
+	uint32_t window;
+	int vcpu;                     /* the vCPU stepping, -1: none (yet) */
+	uint64_t region;              /* its stack's 16 KiB region at the last STEP */
+	uint64_t low;                 /* the lowest rsp sent on that stack */
+	qemu_plugin_u64 stepping;     /* 1 in the stepping vCPU's slot */
+} S = { .vcpu = -1 };
+
+/* An instruction as translated, for its STEPs: kstep decodes the code
+ * the guest runs (patched as the kernel booted), not vmlinux's. */
+struct step_insn {
+	uint64_t pc;
+	uint32_t len;
+	uint8_t bytes[16];
+};
+#define STEP_INSNS_CHUNK 4096
+
+/* A new step_insn for @insn (they live as long as QEMU), under
+ * table_lock; NULL when out of memory. */
+static struct step_insn *new_step_insn(const struct qemu_plugin_insn *insn)
+{
+	static struct step_insn *chunk;
+	static size_t used = STEP_INSNS_CHUNK;
+	struct step_insn *si;
+
+	if (used == STEP_INSNS_CHUNK) {
+		if (!(chunk = malloc(STEP_INSNS_CHUNK * sizeof(*chunk))))
+			return NULL;
+		used = 0;
+	}
+	si = &chunk[used++];
+	si->pc = qemu_plugin_insn_vaddr(insn);
+	si->len = (uint32_t)qemu_plugin_insn_data(insn, si->bytes, sizeof(si->bytes));
+	return si;
+}
+
+/* The stack bytes a STEP at @sp carries: 0 for the whole stack (a stack
+ * kstep has not seen: the first step, or a switch to another); else
+ * the window, and down from the lowest rsp before (channel.h). Under
+ * table_lock. */
+static uint32_t step_window(uint64_t sp)
+{
+	uint64_t want = S.window, end = (sp | (KSTACK_ALIGN - 1)) + 1;
+
+	if (sp / KSTACK_ALIGN != S.region) {
+		S.region = sp / KSTACK_ALIGN;
+		S.low = sp;
+		return 0;
+	}
+	if (sp < S.low) {
+		if (S.low - sp > want)
+			want = S.low - sp;
+		S.low = sp;
+	}
+	return (uint32_t)(want < end - sp ? want : end - sp);
+}
+
+/* ---- at a probe or a step: registers and stack into a HIT or STEP ---- */
+
+/* The instruction's own bytes, as a STEP's one capture. */
+static void capture_code(struct captures *c, const struct step_insn *si)
+{
+	struct chan_capture cap = { .addr = si->pc, .len = si->len };
+
+	memcpy(c->data, &cap, sizeof(cap));
+	memcpy(c->data + sizeof(cap), si->bytes, si->len);
+	c->len = sizeof(cap) + si->len;
+}
+
+/* The registers and stack of the instruction at @pc, about to execute on
+ * @vcpu, into the batch: for a HIT with what the probe's program
+ * captures, for a STEP (@si) with the instruction's bytes. */
+static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct step_insn *si)
 {
 	static __thread GByteArray *buf, *link_buf, *scratch;
 	static __thread struct captures caps;
 	const struct probe *probe;
-	struct chan_hit hit = { .vcpu = vcpu, .pc = (uint64_t)(uintptr_t)udata };
-	uint64_t gs_base = 0, tos;
+	struct chan_hit hit = { .vcpu = vcpu, .pc = pc };
+	uint64_t gs_base = 0, tos = 0;
 
 	if (!buf) {
 		buf = g_byte_array_new();
@@ -396,32 +474,78 @@ static void on_probe(unsigned int vcpu, void *udata)
 
 	memset(regs, 0, sizeof(regs));
 	read_regs(regs, buf);
+	/* TCG brings rip up to date at a block's start, not at each of its
+	 * instructions: the instruction's own address is the one. */
+	if (P.pc_slot >= 0)
+		memcpy(regs + P.slots[P.pc_slot].offset, &pc, 8);
 	if (P.sp_slot >= 0)
 		memcpy(&hit.sp, regs + P.slots[P.sp_slot].offset, 8);
 	if (P.gs_slot >= 0)
 		memcpy(&gs_base, regs + P.slots[P.gs_slot].offset, 8);
-	tos = irq_stack_top(hit.sp, gs_base, link_buf);
-	/* To the stack's end: the IRQ stack's top slot, or a task stack's
-	 * 16 KiB boundary. */
-	hit.win_len = tos ? (uint32_t)(tos + 8 - hit.sp) : KSTACK_ALIGN - (uint32_t)(hit.sp & (KSTACK_ALIGN - 1));
-	if (hit.win_len > P.window)
-		hit.win_len = P.window;
+	if (type == CHAN_STEP)
+		hit.win_len = step_window(hit.sp);
+	if (!hit.win_len) {
+		/* To the stack's end: the IRQ stack's top slot, or a task
+		 * stack's 16 KiB boundary. */
+		tos = irq_stack_top(hit.sp, gs_base, link_buf);
+		hit.win_len = tos ? (uint32_t)(tos + 8 - hit.sp) : KSTACK_ALIGN - (uint32_t)(hit.sp & (KSTACK_ALIGN - 1));
+		hit.flags = CHAN_HIT_WHOLE_STACK;
+		if (type == CHAN_HIT && hit.win_len > P.window) {
+			hit.win_len = P.window;
+			hit.flags = 0;
+		}
+	}
 	pthread_mutex_unlock(&P.table_lock);
-	if (!hit.win_len || !read_guest(hit.sp, hit.win_len, buf))
-		hit.win_len = 0;
+	if (hit.win_len && !read_guest(hit.sp, hit.win_len, buf)) {
+		/* Not all there (a user stack's end): up to the page's end. */
+		hit.win_len = type == CHAN_STEP ? on_page(hit.sp, S.window) : 0;
+		hit.flags = 0;
+		if (hit.win_len && !read_guest(hit.sp, hit.win_len, buf))
+			hit.win_len = 0;
+	}
 	read_link(&hit, tos, buf, link_buf);
-	pthread_mutex_lock(&P.table_lock);
-	probe = find_probe(hit.pc);
 	caps.len = 0;
-	if (probe)
-		run_program(probe, regs, gs_base, &caps, scratch);
-	pthread_mutex_unlock(&P.table_lock);
+	if (si)
+		capture_code(&caps, si);
+	if (type == CHAN_HIT) {
+		pthread_mutex_lock(&P.table_lock);
+		if ((probe = find_probe(hit.pc)))
+			run_program(probe, regs, gs_base, &caps, scratch);
+		pthread_mutex_unlock(&P.table_lock);
+	}
 	hit.caps_len = (uint32_t)caps.len;
 
 	pthread_mutex_lock(&P.out_lock);
 	if (!P.dead)
-		append_hit_locked(&hit, regs, buf, link_buf, &caps);
+		append_hit_locked(type, &hit, regs, buf, link_buf, &caps);
 	pthread_mutex_unlock(&P.out_lock);
+}
+
+static void on_probe(unsigned int vcpu, void *udata)
+{
+	report(vcpu, (uint64_t)(uintptr_t)udata, CHAN_HIT, NULL);
+}
+
+/* At --at's instruction: the hit that starts stepping turns its vCPU's
+ * slot on, and every instruction's conditional callback reports it from
+ * this one on (it is registered after this callback). */
+static void on_step_at(unsigned int vcpu, void *udata)
+{
+	(void)udata;
+	pthread_mutex_lock(&P.table_lock);
+	if (S.vcpu < 0 && S.at && ++S.seen == S.hits) {
+		S.vcpu = (int)vcpu;
+		S.region = UINT64_MAX;
+		qemu_plugin_u64_set(S.stepping, vcpu, 1);
+	}
+	pthread_mutex_unlock(&P.table_lock);
+}
+
+static void on_step(unsigned int vcpu, void *udata)
+{
+	const struct step_insn *si = udata;
+
+	report(vcpu, si->pc, CHAN_STEP, si);
 }
 
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
@@ -430,13 +554,20 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 
 	(void)id;
 	pthread_mutex_lock(&P.table_lock);
-	for (size_t i = 0; P.nprobes && i < n; i++) {
+	for (size_t i = 0; (P.nprobes || S.at) && i < n; i++) {
 		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
 		uint64_t pc = qemu_plugin_insn_vaddr(insn);
+		struct step_insn *si;
 
 		if (find_probe(pc))
 			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_probe, QEMU_PLUGIN_CB_R_REGS,
 							       (void *)(uintptr_t)pc);
+		if (!S.at || !(si = new_step_insn(insn)))
+			continue;
+		if (pc == S.at)
+			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_step_at, QEMU_PLUGIN_CB_NO_REGS, NULL);
+		qemu_plugin_register_vcpu_insn_exec_cond_cb(insn, on_step, QEMU_PLUGIN_CB_R_REGS, QEMU_PLUGIN_COND_NE,
+							    S.stepping, 0, si);
 	}
 	pthread_mutex_unlock(&P.table_lock);
 }
@@ -511,7 +642,7 @@ static void set_regs(const uint8_t *body, uint32_t len)
 		return;
 	pthread_mutex_lock(&P.table_lock);
 	P.regs_missing = 0;
-	P.sp_slot = P.gs_slot = -1;
+	P.sp_slot = P.gs_slot = P.pc_slot = -1;
 	for (uint32_t i = 0; i < n; i++) {
 		struct chan_reg r;
 
@@ -526,6 +657,8 @@ static void set_regs(const uint8_t *body, uint32_t len)
 			P.sp_slot = (int)i;
 		if (!strcmp(r.name, "gs_base") && P.slots[i].size == 8)
 			P.gs_slot = (int)i;
+		if (!strcmp(r.name, "rip") && P.slots[i].size == 8)
+			P.pc_slot = (int)i;
 		off += P.slots[i].size;
 	}
 	P.nslots = n;
@@ -581,6 +714,27 @@ bad:
 	free(ops);
 }
 
+/* STEP_AT (channel.h): arm stepping, or (at 0) turn it off. */
+static void set_step_at(const uint8_t *body, uint32_t len)
+{
+	struct chan_step_at sa;
+
+	if (len != sizeof(sa))
+		return;
+	memcpy(&sa, body, sizeof(sa));
+	if (sa.window > CHAN_MAX_WINDOW)
+		return;
+	pthread_mutex_lock(&P.table_lock);
+	if (S.vcpu >= 0)
+		qemu_plugin_u64_set(S.stepping, (unsigned int)S.vcpu, 0);
+	S.at = sa.at;
+	S.hits = sa.hits ? sa.hits : 1;
+	S.window = sa.window;
+	S.seen = 0;
+	S.vcpu = -1;
+	pthread_mutex_unlock(&P.table_lock);
+}
+
 static void *control(void *arg)
 {
 	uint8_t *body = malloc(CHAN_MAX_BODY);
@@ -595,7 +749,9 @@ static void *control(void *arg)
 			set_regs(body, h.len);
 		else if (h.type == CHAN_PROBES)
 			set_probes(body, h.len);
-		if (h.type == CHAN_REGS || h.type == CHAN_PROBES || h.type == CHAN_SYNC)
+		else if (h.type == CHAN_STEP_AT)
+			set_step_at(body, h.len);
+		if (h.type == CHAN_REGS || h.type == CHAN_PROBES || h.type == CHAN_SYNC || h.type == CHAN_STEP_AT)
 			send_synced();
 	}
 	free(body);
@@ -647,6 +803,8 @@ KSTEP_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info
 		return -1;
 	}
 	pthread_detach(thread);
+	/* A scoreboard of one uint64_t a vCPU (QEMU's header does this in a macro). */
+	S.stepping = (qemu_plugin_u64){ .score = qemu_plugin_scoreboard_new(sizeof(uint64_t)), .offset = 0 };
 	qemu_plugin_register_vcpu_init_cb(id, on_vcpu_init);
 	qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);
 	qemu_plugin_register_vcpu_idle_cb(id, on_idle);

@@ -16,8 +16,9 @@
 #include <stdint.h>
 
 #define KSTEP_PLUGIN_EXPORT __attribute__((visibility("default")))
-/* The API this plugin is written against: register reads (2) and guest
- * memory reads by virtual address (4). */
+/* The API this plugin is written against: register reads (2),
+ * conditional callbacks on per-vCPU scoreboards (3) and guest memory
+ * reads by virtual address (4). */
 #ifndef KSTEP_PLUGIN_API
 #define KSTEP_PLUGIN_API 4
 #endif
@@ -45,9 +46,28 @@ enum qemu_plugin_cb_flags {
 	QEMU_PLUGIN_CB_RW_REGS,
 };
 
+/* A conditional callback's test of a scoreboard entry against a value. */
+enum qemu_plugin_cond {
+	QEMU_PLUGIN_COND_NEVER,
+	QEMU_PLUGIN_COND_ALWAYS,
+	QEMU_PLUGIN_COND_EQ,
+	QEMU_PLUGIN_COND_NE,
+	QEMU_PLUGIN_COND_LT,
+	QEMU_PLUGIN_COND_LE,
+	QEMU_PLUGIN_COND_GT,
+	QEMU_PLUGIN_COND_GE,
+};
+
 struct qemu_plugin_tb;
 struct qemu_plugin_insn;
 struct qemu_plugin_register;
+struct qemu_plugin_scoreboard;
+
+/* One uint64_t in each vCPU's element of a scoreboard. */
+typedef struct {
+	struct qemu_plugin_scoreboard *score;
+	size_t offset;
+} qemu_plugin_u64;
 
 typedef struct {
 	struct qemu_plugin_register *handle;
@@ -69,6 +89,12 @@ void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t 
 size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
 struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb, size_t idx);
 uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn *insn);
+size_t qemu_plugin_insn_data(const struct qemu_plugin_insn *insn, void *dest, size_t len);
+void qemu_plugin_register_vcpu_insn_exec_cond_cb(struct qemu_plugin_insn *insn, qemu_plugin_vcpu_udata_cb_t cb,
+						 enum qemu_plugin_cb_flags flags, enum qemu_plugin_cond cond,
+						 qemu_plugin_u64 entry, uint64_t imm, void *userdata);
+struct qemu_plugin_scoreboard *qemu_plugin_scoreboard_new(size_t element_size);
+void qemu_plugin_u64_set(qemu_plugin_u64 entry, unsigned int vcpu_index, uint64_t val);
 GArray *qemu_plugin_get_registers(void);
 int qemu_plugin_read_register(struct qemu_plugin_register *handle, GByteArray *buf);
 bool qemu_plugin_read_memory_vaddr(uint64_t addr, GByteArray *data, size_t len);

@@ -70,8 +70,8 @@ const char guest_help[] =
 	"      --step-irqs        let interrupts and timers in while single-stepping\n"
 	"      --engine MODE      auto (kstep's QEMU plugin where it serves the run, else\n"
 	"                         the gdbstub, saying why), rsp (the gdbstub), plugin\n"
-	"                         (QEMU 9.2 or later, TCG; not yet: %return, the oops\n"
-	"                         catch)\n"
+	"                         (QEMU 9.2 or later, TCG; trace, step and record; not\n"
+	"                         yet: %return, the oops catch, a filter on step's --at)\n"
 	"      --wire             print every RSP packet (=> sent, <= received)\n"
 	"  -q, --quiet            no live counter\n"
 	"\nExit status: 0 done as asked, 1 failed, 2 bad usage, 3 the workload failed,\n"
@@ -450,8 +450,8 @@ void guest_check_opts(const char *cmd, const struct guest_opts *g)
 		say_usage(cmd, "--replay runs under TCG: a replay counts instructions, which KVM cannot");
 	if (g->stub_path && g->stub_path[0] != '/')
 		say_usage(cmd, "--stub-path must be an absolute path (the domain's QEMU opens it)");
-	if (!strcmp(g->engine, "plugin") && strcmp(cmd, "trace ") && strcmp(cmd, "record "))
-		say_usage(cmd, "--engine plugin serves kstep trace and kstep record so far; this command runs on the gdbstub");
+	if (!strcmp(g->engine, "plugin") && strcmp(cmd, "trace ") && strcmp(cmd, "record ") && strcmp(cmd, "step "))
+		say_usage(cmd, "--engine plugin serves kstep trace, step and record so far; this command runs on the gdbstub");
 }
 
 bool guest_getopt(int argc, char **argv, const struct guest_cmdline *cl, struct guest_opts *g, void *ctx)

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <string.h>
 
 #include "qmp.h"
 
@@ -158,6 +159,35 @@ static void step_check(const struct step_args *a, const struct guest_opts *g)
 		say_usage("step ", "say how far to step: --count N, --until SPEC, --until-return or --backwards N");
 }
 
+/* Why the plugin cannot step this run (NULL: it can). */
+static const char *step_plugin_refuses(const struct step_args *a)
+{
+	if (a->backwards)
+		return "--backwards steps a replay through the gdbstub";
+	if (a->filter || a->g->eng.pcap)
+		return "a filter on --at: not through the plugin yet";
+	return NULL;
+}
+
+/* --engine for a step: the session's choice, unless the step itself is
+ * one the plugin cannot serve. 0, or -EINVAL (refused, said). */
+static int step_choose_engine(struct session *s, const struct step_args *a, struct probe_set *atp)
+{
+	const char *why = strcmp(s->g->engine, "rsp") ? step_plugin_refuses(a) : NULL;
+
+	if (why && !strcmp(s->g->engine, "plugin")) {
+		say_error("--engine plugin: %s", why);
+		return -EINVAL;
+	}
+	if (why) {
+		if (!s->g->quiet && !guest_is_users(s->g))
+			say_info("engine: the gdbstub's (%s)", why);
+		s->plugin[0] = '\0';
+		return 0;
+	}
+	return session_choose_engine(s, atp);
+}
+
 /* The command line read into @g, @a and @atp; false: --help was printed. */
 static bool step_parse(int argc, char **argv, struct guest_opts *g, struct step_args *a, struct probe_set *atp)
 {
@@ -263,9 +293,16 @@ int cmd_step(int argc, char **argv)
 	    (a.until && places_until(&s, &atp, a.until, &until_addr)))
 		goto fail;
 	s.ps = &atp;
+	if (step_choose_engine(&s, &a, &atp)) {
+		probes_free(&atp);
+		session_end(&s);
+		return EXIT_USAGE;
+	}
 	if (session_prepare_out(&s) || session_boot(&s) || places_check_kgdb_fields(&s, &atp) ||
 	    session_open_trace(&s, "step"))
 		goto fail;
+	if (s.plugin[0])
+		engine_use_plugin(s.engine, qemu_plugin_chan(s.qemu));
 	probes_relocate(&atp, sym_offset(s.syms));
 	if ((ret = step_wait_module(&s, &atp, &res, &ended)) || ended)
 		goto out;

@@ -42,19 +42,25 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* A HIT of @win stack bytes whose header claims @claimed body bytes. */
-static size_t make_hit(uint8_t *out, uint32_t win, uint32_t claimed_extra)
+/* A message of @type laid out as a HIT, of @win stack bytes, whose
+ * header claims @claimed_extra body bytes more than it has. */
+static size_t make_typed(uint8_t *out, uint32_t type, uint32_t win, uint32_t claimed_extra)
 {
 	struct chan_hit h = { .vcpu = 1, .regs_len = REGS, .win_len = win, .pc = 0xffffffff81000000ull,
 			      .sp = 0xffff888000004000ull - win, .seq = 7 };
 	uint32_t len = (uint32_t)(sizeof(h) + REGS + win);
-	struct chan_header hdr = { CHAN_HIT, len + claimed_extra };
+	struct chan_header hdr = { type, len + claimed_extra };
 
 	memcpy(out, &hdr, sizeof(hdr));
 	memcpy(out + sizeof(hdr), &h, sizeof(h));
 	for (uint32_t i = 0; i < REGS + win; i++)
 		out[sizeof(hdr) + sizeof(h) + i] = (uint8_t)i;
 	return sizeof(hdr) + len + claimed_extra;
+}
+
+static size_t make_hit(uint8_t *out, uint32_t win, uint32_t claimed_extra)
+{
+	return make_typed(out, CHAN_HIT, win, claimed_extra);
 }
 
 static void hit_in_pieces(void **state)
@@ -92,6 +98,31 @@ static void hit_whose_lengths_lie(void **state)
 	assert_int_equal(write(p->peer, buf, len), (ssize_t)len);
 	assert_int_equal(chan_next(p->c, &m, 100), 1);
 	assert_int_equal(chan_parse_hit(&m, REGS + 8, &v), -EPROTO);
+}
+
+/* A STEP is parsed as a HIT is, lengths checked the same; a SYNCED is
+ * not taken for either. */
+static void step_is_checked_as_a_hit(void **state)
+{
+	struct pair *p = *state;
+	uint8_t buf[512];
+	size_t len = make_typed(buf, CHAN_STEP, 32, 0);
+	struct chan_hit_view v;
+	struct chan_msg m;
+
+	assert_int_equal(write(p->peer, buf, len), (ssize_t)len);
+	assert_int_equal(chan_next(p->c, &m, 100), 1);
+	assert_int_equal(m.type, CHAN_STEP);
+	assert_int_equal(chan_parse_hit(&m, REGS, &v), 0);
+	assert_int_equal(v.h.win_len, 32);
+	len = make_typed(buf, CHAN_STEP, 32, 4);
+	assert_int_equal(write(p->peer, buf, len), (ssize_t)len);
+	assert_int_equal(chan_next(p->c, &m, 100), 1);
+	assert_int_equal(chan_parse_hit(&m, REGS, &v), -EPROTO);
+	len = make_typed(buf, CHAN_SYNCED, 32, 0);
+	assert_int_equal(write(p->peer, buf, len), (ssize_t)len);
+	assert_int_equal(chan_next(p->c, &m, 100), 1);
+	assert_int_equal(chan_parse_hit(&m, REGS, &v), -EPROTO);
 }
 
 static void oversized_message_ends_the_channel(void **state)
@@ -149,6 +180,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(hit_in_pieces, setup, teardown),
 		cmocka_unit_test_setup_teardown(hit_whose_lengths_lie, setup, teardown),
+		cmocka_unit_test_setup_teardown(step_is_checked_as_a_hit, setup, teardown),
 		cmocka_unit_test_setup_teardown(oversized_message_ends_the_channel, setup, teardown),
 		cmocka_unit_test_setup_teardown(synced_and_the_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(gone_says_why, setup, teardown),
