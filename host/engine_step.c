@@ -495,8 +495,8 @@ static bool passed_by(struct engine *e, struct step_run *r, uint64_t pc, uint64_
 		return false;
 	}
 	if (e->o.step_irqs || e->o.replay || !res->steps || !interrupt_entry(e, pc) || sp < r->stack_lo ||
-	    sp + 32 > r->stack_hi)
-		return false;
+	    sp > r->stack_hi || r->stack_hi - sp < 32)
+		return false; /* not an interrupt, or its hardware frame is not in the copy */
 	memcpy(&r->irq_pc, r->stack + (sp - r->stack_lo), 8);
 	memcpy(&r->irq_sp, r->stack + (sp - r->stack_lo) + 24, 8);
 	return true;
