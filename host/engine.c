@@ -175,6 +175,15 @@ static int fetch_regs_keep_window(struct engine *e, size_t want, int step_thread
 	return 0;
 }
 
+/* The stack bytes a window of @want from @sp holds: not past its 16 KiB
+ * stack's end. */
+static size_t window_len(uint64_t sp, size_t want)
+{
+	size_t room = KSTACK_ALIGN - (size_t)(sp & (KSTACK_ALIGN - 1));
+
+	return want < room ? want : room;
+}
+
 /*
  * Registers and the stack window in one round trip. rsp is only known after
  * 'g', so the window is fetched where memcache_plan_window expects rsp; a
@@ -200,9 +209,7 @@ int engine_fetch(struct engine *e, size_t want, int step_thread, bool *complete)
 	if (err)
 		return engine_target_fail(e, err);
 	sp = engine_reg(e, e->sp_idx);
-	len = want;
-	if ((sp & (KSTACK_ALIGN - 1)) + len > KSTACK_ALIGN)
-		len = KSTACK_ALIGN - (sp & (KSTACK_ALIGN - 1));
+	len = window_len(sp, want);
 	if (sp >= w.start && sp < w.start + got) {
 		/* All of it, past @want too: the unwinder reads on from it. */
 		got = (size_t)(w.start + got - sp);
@@ -211,22 +218,21 @@ int engine_fetch(struct engine *e, size_t want, int step_thread, bool *complete)
 		got = 0;
 	}
 	*complete = got >= len;
+	memcache_set_window(e->mc, sp, got);
 	/* Top up what the plan missed; only while the guest is stopped (after
 	 * a step has started, this memory belongs to the next instruction). */
-	if (!stepping && got < len && !target_read_mem(e->t, sp + got, window + got, len - got))
-		got = len;
-	memcache_set_window(e->mc, sp, got);
+	if (!stepping)
+		engine_complete_window(e, want);
 	return 0;
 }
 
 void engine_complete_window(struct engine *e, size_t want)
 {
 	uint64_t sp;
-	size_t got, len = want;
+	size_t got, len;
 	uint8_t *window = memcache_window(e->mc, &sp, &got);
 
-	if ((sp & (KSTACK_ALIGN - 1)) + len > KSTACK_ALIGN)
-		len = KSTACK_ALIGN - (sp & (KSTACK_ALIGN - 1));
+	len = window_len(sp, want);
 	if (got < len && !target_read_mem(e->t, sp + got, window + got, len - got))
 		memcache_set_window(e->mc, sp, len);
 }
