@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <string.h>
 
 #include "qmp.h"
 
@@ -171,25 +170,6 @@ static const char *step_plugin_refuses(const struct step_args *a)
 	return NULL;
 }
 
-/* --engine for a step: the session's choice, unless the step itself is
- * one the plugin cannot serve. 0, or -EINVAL (refused, said). */
-static int step_choose_engine(struct session *s, const struct step_args *a, struct probe_set *atp)
-{
-	const char *why = strcmp(s->g->engine, "rsp") ? step_plugin_refuses(a) : NULL;
-
-	if (why && !strcmp(s->g->engine, "plugin")) {
-		say_error("--engine plugin: %s", why);
-		return -EINVAL;
-	}
-	if (why) {
-		if (!s->g->quiet && !guest_is_users(s->g))
-			say_info("engine: the gdbstub's (%s)", why);
-		s->plugin[0] = '\0';
-		return 0;
-	}
-	return session_choose_engine(s, atp);
-}
-
 /* The command line read into @g, @a and @atp; false: --help was printed. */
 static bool step_parse(int argc, char **argv, struct guest_opts *g, struct step_args *a, struct probe_set *atp)
 {
@@ -295,7 +275,7 @@ int cmd_step(int argc, char **argv)
 	    (a.until && places_until(&s, &atp, a.until, &until_addr)))
 		goto fail;
 	s.ps = &atp;
-	if (step_choose_engine(&s, &a, &atp)) {
+	if (session_choose_engine(&s, &atp, step_plugin_refuses(&a))) {
 		probes_free(&atp);
 		session_end(&s);
 		return EXIT_USAGE;
