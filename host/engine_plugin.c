@@ -56,12 +56,36 @@ const char *engine_plugin_refuses(const struct probe_set *ps, char *why, size_t 
 	return NULL;
 }
 
+const uint8_t *engine_plugin_show(struct engine *e, const struct chan_hit_view *v, const uint8_t *stack,
+				  size_t stack_len, uint64_t link, const uint8_t *linked, size_t link_len)
+{
+	const uint8_t *regs = e->regs;
+
+	e->regs = v->regs;
+	e->hit_vcpu = v->h.vcpu + 1;
+	memcache_clear_lines(e->mc);
+	memcache_show_window(e->mc, v->h.sp, stack, stack_len);
+	if (link_len)
+		memcache_show_more(e->mc, link, linked, link_len);
+	memcache_show_captures(e->mc, v->caps, v->h.caps_len);
+	memcache_set_offline(e->mc, true);
+	return regs;
+}
+
+void engine_plugin_unshow(struct engine *e, uint64_t sp, const uint8_t *regs)
+{
+	memcache_set_offline(e->mc, false);
+	memcache_set_window(e->mc, sp, 0);
+	e->regs = regs;
+	e->hit_vcpu = 0;
+}
+
 /* One HIT: the registers and window it carries are the state a stop's
  * snapshot is taken from. */
 static int take_hit(struct engine *e, struct probe_set *ps, const struct chan_msg *m, struct snapshot *sn,
 		    struct engine_result *res)
 {
-	const uint8_t *regs = e->regs;
+	const uint8_t *regs;
 	struct chan_hit_view v;
 	struct probe *p;
 	int err;
@@ -72,20 +96,10 @@ static int take_hit(struct engine *e, struct probe_set *ps, const struct chan_ms
 	p = probes_find(ps, v.h.pc);
 	if (!p || res->end != ENGINE_END_NONE)
 		return 0; /* taken out since, or past --max-stops */
-	e->regs = v.regs;
-	e->hit_vcpu = v.h.vcpu + 1;
 	e->guest_ns = 0;
-	memcache_clear_lines(e->mc);
-	memcache_show_window(e->mc, v.h.sp, v.window, v.h.win_len);
-	if (v.h.link_len)
-		memcache_show_more(e->mc, v.h.link, v.linked, v.h.link_len);
-	memcache_show_captures(e->mc, v.caps, v.h.caps_len);
-	memcache_set_offline(e->mc, true);
+	regs = engine_plugin_show(e, &v, v.window, v.h.win_len, v.h.link, v.linked, v.h.link_len);
 	err = engine_record_stop(e, p, sn, res);
-	memcache_set_offline(e->mc, false);
-	memcache_set_window(e->mc, v.h.sp, 0);
-	e->regs = regs;
-	e->hit_vcpu = 0;
+	engine_plugin_unshow(e, v.h.sp, regs);
 	return err;
 }
 

@@ -146,6 +146,13 @@ int engine_plugin_sync(struct engine *e, struct probe_set *ps, struct snapshot *
 int engine_plugin_step(struct engine *e, const struct probe *at, uint64_t hits, uint32_t window,
 		       struct engine_result *res);
 struct chan_hit_view;
+/* A HIT's or STEP's registers, its stack (@stack, from its rsp), the stack
+ * linked to it and its captures as the engine's state, read offline (the
+ * guest has moved on); returns the registers it stands in for, which
+ * engine_plugin_unshow puts back. */
+const uint8_t *engine_plugin_show(struct engine *e, const struct chan_hit_view *v, const uint8_t *stack,
+				  size_t stack_len, uint64_t link, const uint8_t *linked, size_t link_len);
+void engine_plugin_unshow(struct engine *e, uint64_t sp, const uint8_t *regs);
 /* engine_step.c: one STEP of the plugin, into e->step's run. */
 int engine_step_take(struct engine *e, const struct chan_hit_view *v, struct engine_result *res);
 

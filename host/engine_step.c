@@ -520,19 +520,14 @@ static int step_code(struct step_run *r, const struct chan_hit_view *v)
 /* The registers and stack of one STEP as the engine's state, recorded. */
 static int record_step(struct engine *e, struct step_run *r, const struct chan_hit_view *v, struct engine_result *res)
 {
-	const uint8_t *regs = e->regs;
+	const uint8_t *regs;
 	bool stopped = false;
 	int err;
 
 	if ((err = step_code(r, v)))
 		return kerr_set(e->err, sizeof(e->err), err, "the plugin sent a STEP at 0x%" PRIx64 " without its code", v->h.pc);
-	e->regs = v->regs;
-	e->hit_vcpu = v->h.vcpu + 1;
-	memcache_clear_lines(e->mc);
-	memcache_show_window(e->mc, v->h.sp, r->stack + (v->h.sp - r->stack_lo), r->stack_hi - v->h.sp);
-	if (r->link_len)
-		memcache_show_more(e->mc, r->link, r->linked, r->link_len);
-	memcache_set_offline(e->mc, true);
+	regs = engine_plugin_show(e, v, r->stack + (v->h.sp - r->stack_lo), r->stack_hi - v->h.sp, r->link, r->linked,
+				  r->link_len);
 	/* The first instruction of a call beyond --max-depth is recorded,
 	 * marked; the rest of the call goes by. */
 	r->over_entry = r->over_ret && v->h.sp == r->over_sp - 8;
@@ -546,10 +541,7 @@ static int record_step(struct engine *e, struct step_run *r, const struct chan_h
 	r->over_entry = false;
 	if (!err && res->end == ENGINE_END_NONE && r->count && res->steps >= r->count)
 		res->end = ENGINE_END_COUNT;
-	memcache_set_offline(e->mc, false);
-	memcache_set_window(e->mc, v->h.sp, 0);
-	e->regs = regs;
-	e->hit_vcpu = 0;
+	engine_plugin_unshow(e, v->h.sp, regs);
 	return err;
 }
 
