@@ -8,8 +8,8 @@
  * guest; for kstep step, every instruction of the vCPU that hit --at from
  * that hit on, through a conditional callback on every instruction that
  * only that vCPU's scoreboard slot turns on. Messages are buffered and
- * written in batches; when kstep falls
- * behind, the vCPU waits for it (counted, never dropped). The wire format
+ * written in batches; when kstep falls behind, the vCPU waits for it
+ * (counted, never dropped). The wire format
  * is plugin/channel.h; plugin API version 4 (QEMU 9.2) is needed for
  * guest memory reads, and QEMU refuses the plugin below it.
  */
