@@ -17,6 +17,11 @@
 struct disasm {
 	csh handle;
 	cs_insn *insn;
+	/* What d->insn was decoded from (valid: its size), so that the
+	 * questions asked of one instruction decode it once. */
+	uint64_t decoded_addr;
+	uint8_t decoded[16];
+	bool valid;
 };
 
 int disasm_open(struct disasm **out)
@@ -56,7 +61,15 @@ static bool decode(struct disasm *d, const uint8_t *code, size_t len, uint64_t a
 	size_t n = len;
 	uint64_t a = addr;
 
-	return cs_disasm_iter(d->handle, &p, &n, &a, d->insn);
+	if (d->valid && addr == d->decoded_addr && len >= d->insn->size &&
+	    !memcmp(code, d->decoded, d->insn->size))
+		return true;
+	d->valid = cs_disasm_iter(d->handle, &p, &n, &a, d->insn) && d->insn->size <= sizeof(d->decoded);
+	if (d->valid) {
+		d->decoded_addr = addr;
+		memcpy(d->decoded, code, d->insn->size);
+	}
+	return d->valid;
 }
 
 size_t disasm_one(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, char *text, size_t textlen)
@@ -311,6 +324,7 @@ enum unwind_entry disasm_frame_state(struct disasm *d, const uint8_t *func_code,
 	uint64_t a = func_addr;
 	bool pushed = false;
 
+	d->valid = false; /* d->insn holds the prologue's instructions now */
 	for (int i = 0; i < PROLOGUE_INSNS && a <= pc; i++) {
 		cs_x86 *x;
 

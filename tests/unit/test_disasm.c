@@ -72,10 +72,36 @@ static void test_next_sp(void **state)
 	disasm_close(d);
 }
 
+/* An instruction is decoded once for the questions asked of it, and
+ * afresh when other bytes come at the same address (code patched) or the
+ * prologue was read in between. */
+static void test_same_address_other_code(void **state)
+{
+	static const uint8_t call[5] = { 0xe8, 0, 0, 0, 0 }, nop[5] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
+	static const uint8_t func[8] = { 0x55, 0x48, 0x89, 0xe5, 0x5d, 0xc3 }; /* push, mov, pop, ret */
+	struct disasm *d;
+	char text[64];
+
+	(void)state;
+	assert_int_equal(disasm_open(&d), 0);
+	assert_int_equal(disasm_flow(d, call, sizeof(call), PC), DISASM_FLOW_CALL);
+	assert_int_equal(disasm_one(d, call, sizeof(call), PC, text, sizeof(text)), 5);
+	assert_int_equal(disasm_flow(d, nop, sizeof(nop), PC), DISASM_FLOW_OTHER);
+	assert_int_equal(disasm_one(d, nop, sizeof(nop), PC, text, sizeof(text)), 5);
+	assert_string_equal(text, "nopl (%rax, %rax)");
+	assert_int_equal(disasm_flow(d, call, 4, PC), DISASM_FLOW_OTHER); /* cut short: not an instruction */
+	assert_int_equal(disasm_flow(d, call, sizeof(call), PC), DISASM_FLOW_CALL);
+	assert_int_equal(disasm_frame_state(d, func, sizeof(func), PC, PC + 4), UNWIND_FRAME_SET);
+	assert_int_equal(disasm_flow(d, call, sizeof(call), PC), DISASM_FLOW_CALL);
+	assert_int_equal(disasm_flow(d, func + 5, 1, PC + 5), DISASM_FLOW_RET);
+	disasm_close(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_next_sp),
+		cmocka_unit_test(test_same_address_other_code),
 	};
 
 	return cmocka_run_group_tests_name("disasm", tests, NULL, NULL);
