@@ -31,6 +31,9 @@
  * long run of them means the vCPU cannot make progress at all. */
 #define MAX_NULL_STEPS 1000
 
+/* Bytes of plugin steps' events written at once. */
+#define STEP_BATCH (256 * 1024)
+
 /* One engine_step run. */
 struct step_run {
 	const char *at_spec;
@@ -562,7 +565,7 @@ int engine_step_take(struct engine *e, const struct chan_hit_view *v, struct eng
 /* engine_step through the plugin. */
 static int plugin_steps(struct engine *e, struct step_run *r, struct engine_result *res)
 {
-	int err;
+	int err, flushed;
 
 	r->stack = malloc(CHAN_MAX_WINDOW);
 	r->linked = malloc(CHAN_MAX_WINDOW);
@@ -570,8 +573,12 @@ static int plugin_steps(struct engine *e, struct step_run *r, struct engine_resu
 		err = kerr_set(e->err, sizeof(e->err), -ENOMEM, "out of memory");
 	else {
 		e->step = r;
-		err = engine_plugin_step(e, r->probe, r->hits, (uint32_t)r->want, res);
+		/* Tens of thousands of events a second: written in batches. */
+		err = trace_batch(e->trace, STEP_BATCH);
+		err = err ? err : engine_plugin_step(e, r->probe, r->hits, (uint32_t)r->want, res);
 		e->step = NULL;
+		if ((flushed = trace_batch(e->trace, 0)) && !err)
+			err = kerr_set(e->err, sizeof(e->err), flushed, "writing the trace: %s", strerror(-flushed));
 	}
 	if (!err && !res->steps && res->end == ENGINE_END_GUEST_EXITED)
 		err = kerr_set(e->err, sizeof(e->err), -ECHILD, "the guest ended before hit %" PRIu64 " of %s", r->hits,

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * trace: the CTF 1.8 writer (see trace.h): metadata from the target
- * description and the event classes, one write() an event.
+ * description and the event classes, one write() an event, or one for a
+ * batch of them where events come fast (plugin steps).
  */
 #include "trace.h"
 
@@ -23,6 +24,9 @@
 
 #define CTF_MAGIC 0xC1FC1FC1u
 
+/* A batch is written at the latest this long after its first event. */
+#define BATCH_NS 100000000ull
+
 struct trace {
 	int fd;
 	const struct trace_class *classes;
@@ -30,7 +34,9 @@ struct trace {
 	size_t size;      /* bytes of complete events (and the header) in stream_0 */
 	const struct target_desc *desc;
 	size_t nregs, g_size;     /* its layout, which the metadata describes */
-	struct buf ev;
+	struct buf ev;            /* the events not written yet */
+	size_t batch;             /* bytes of them to write at once, 0: each */
+	uint64_t batch_ns;        /* when the first of them came */
 	char err[256];
 };
 
@@ -560,30 +566,52 @@ fail:
 	return ret;
 }
 
+/* Write the events held. A full disk takes part of them: they are cut
+ * off, so that the trace still ends with its last complete event. */
+static int trace_flush(struct trace *t)
+{
+	int err = write_all(t->fd, t->ev.data, t->ev.len);
+
+	if (err) {
+		if (ftruncate(t->fd, (off_t)t->size) == 0)
+			lseek(t->fd, (off_t)t->size, SEEK_SET);
+	} else {
+		t->size += t->ev.len;
+	}
+	buf_reset(&t->ev);
+	return err;
+}
+
 int trace_write(struct trace *t, const struct trace_event *ev)
 {
-	int err;
-
 	const struct trace_class *c = NULL;
+	size_t held = t->ev.len;
+	uint64_t now;
+	int err;
 
 	if (ev->class_id >= TRACE_CLASS_BASE) {
 		if (ev->class_id - TRACE_CLASS_BASE >= t->nclasses)
 			return -EINVAL;
 		c = &t->classes[ev->class_id - TRACE_CLASS_BASE];
 	}
-	buf_reset(&t->ev);
-	err = trace_encode(&t->ev, t->desc, c, ev);
-	if (!err)
-		err = write_all(t->fd, t->ev.data, t->ev.len);
-	if (err) {
-		/* A full disk took part of the event: cut it off, so that the
-		 * trace still ends with its last complete event. */
-		if (ftruncate(t->fd, (off_t)t->size) == 0)
-			lseek(t->fd, (off_t)t->size, SEEK_SET);
+	if ((err = trace_encode(&t->ev, t->desc, c, ev))) {
+		t->ev.len = held;
 		return err;
 	}
-	t->size += t->ev.len;
+	if (!t->batch)
+		return trace_flush(t);
+	now = trace_now_ns();
+	if (!held)
+		t->batch_ns = now;
+	if (t->ev.len >= t->batch || now - t->batch_ns >= BATCH_NS)
+		return trace_flush(t);
 	return 0;
+}
+
+int trace_batch(struct trace *t, size_t bytes)
+{
+	t->batch = bytes;
+	return bytes || !t->ev.len ? 0 : trace_flush(t);
 }
 
 int trace_set_desc(struct trace *t, const struct target_desc *desc)
@@ -600,7 +628,9 @@ int trace_close(struct trace *t)
 
 	if (!t)
 		return 0;
-	if (t->fd >= 0 && close(t->fd))
+	if (t->fd >= 0 && t->ev.len)
+		err = trace_flush(t);
+	if (t->fd >= 0 && close(t->fd) && !err)
 		err = -errno;
 	buf_free(&t->ev);
 	free(t);

@@ -121,9 +121,14 @@ int trace_guest_dir(int dfd);
  * (@dir names it in messages). Files are new, 0600. */
 int trace_open(struct trace **out, int dfd, const char *dir, const struct target_desc *desc,
 	       const struct trace_env *env, char *err, size_t errlen);
-/* Append one event in one write. An event that could not be written whole
- * (a full disk) is cut off again: the stream ends at its last complete event. */
+/* Append one event in one write (or to the batch). An event that could not
+ * be written whole (a full disk) is cut off again, with the batch it was
+ * in: the stream ends at its last complete event. */
 int trace_write(struct trace *t, const struct trace_event *ev);
+/* From now on, hold events until @bytes of them (or 100 ms' worth) are
+ * there and write them at once; 0 writes what is held, and each event
+ * after it at once again. */
+int trace_batch(struct trace *t, size_t bytes);
 /* The target was opened again (a replay run a second time): its events
  * are encoded after @desc, which must have the layout the metadata says. */
 int trace_set_desc(struct trace *t, const struct target_desc *desc);

@@ -198,25 +198,41 @@ static void write_trace(char *dir, const struct target_desc *d, int n_ev)
 	write_trace_env(dir, d, &env, n_ev);
 }
 
-static void write_trace_env(char *dir, const struct target_desc *d, const struct trace_env *e, int n_ev)
+/* @n_ev events into a new trace in @dir; @batch: held until that many
+ * bytes (then written by @flush, or else by closing). */
+static void write_trace_batched(char *dir, const struct target_desc *d, const struct trace_env *e, int n_ev,
+				size_t batch, bool flush)
 {
 	static uint8_t raw[64];
 	uint64_t stack[1] = { 1 };
 	struct trace_event ev = { .kind = TRACE_STOP, .ts_ns = 1, .pc = 0x1000, .probe = "p", .symbol = "f",
 				  .regs = raw, .stack = stack, .stack_len = 1, .bt_end = "" };
 	struct trace *t;
+	struct stat st;
 	char err[256];
 	int dfd;
 
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
 	assert_int_equal(trace_open(&t, dfd, dir, d, e, err, sizeof(err)), 0);
+	assert_int_equal(trace_batch(t, batch), 0);
 	for (int i = 0; i < n_ev; i++) {
 		ev.seq = (uint64_t)i + 1;
 		assert_int_equal(trace_write(t, &ev), 0);
 	}
-	trace_close(t);
+	if (batch) { /* nothing past the stream's header yet */
+		assert_int_equal(fstatat(dfd, "stream_0", &st, 0), 0);
+		assert_int_equal(st.st_size, 24);
+	}
+	if (flush)
+		assert_int_equal(trace_batch(t, 0), 0);
+	assert_int_equal(trace_close(t), 0);
 	close(dfd);
+}
+
+static void write_trace_env(char *dir, const struct target_desc *d, const struct trace_env *e, int n_ev)
+{
+	write_trace_batched(dir, d, e, n_ev, 0, false);
 }
 
 static void rm_rf(const char *dir)
@@ -344,6 +360,24 @@ static void test_replay_traces_repeat_byte_for_byte(void **state)
 	rm_rf(a), rm_rf(b), rm_rf(c), rm_rf(l1), rm_rf(l2);
 }
 
+/* Events held in a batch reach the file, as they would one by one, when
+ * the batch ends or the trace closes. */
+static void test_batched_events_are_the_events(void **state)
+{
+	struct trace_env replay = env;
+	char a[] = "/tmp/kstep-test-bta-XXXXXX", b[] = "/tmp/kstep-test-btb-XXXXXX";
+	char c[] = "/tmp/kstep-test-btc-XXXXXX";
+
+	(void)state;
+	replay.replay_id = "0123456789abcdef0123456789abcdef"; /* the same uuid in each */
+	write_trace_env(a, &desc, &replay, 5);
+	write_trace_batched(b, &desc, &replay, 5, 1 << 20, true);
+	write_trace_batched(c, &desc, &replay, 5, 1 << 20, false);
+	assert_true(same_file(a, b, "stream_0"));
+	assert_true(same_file(a, c, "stream_0"));
+	rm_rf(a), rm_rf(b), rm_rf(c);
+}
+
 /* -o DIR: private, never through a symlink, never someone's files mixed
  * with ours, an old kstep trace replaced only with --force. */
 static void test_trace_directory_rules(void **state)
@@ -436,6 +470,7 @@ int main(void)
 		cmocka_unit_test(test_trace_directory_rules),
 		cmocka_unit_test(test_trace_directory_findings),
 		cmocka_unit_test(test_replay_traces_repeat_byte_for_byte),
+		cmocka_unit_test(test_batched_events_are_the_events),
 	};
 
 	return cmocka_run_group_tests_name("trace", tests, NULL, NULL);
