@@ -62,6 +62,11 @@ struct step_run {
 	bool in_call;             /* running a call beyond --max-depth whole */
 	const uint8_t *code;      /* the STEP's instruction bytes (code_len of them) */
 	size_t code_len;
+	/* Through the plugin, the last step's callers hold for the next when
+	 * it goes on in the same function: to held_next or elsewhere in
+	 * held_pc's function, with rsp at held_sp. */
+	bool frames_hold, frames_held;
+	uint64_t held_pc, held_next, held_sp;
 };
 
 /* Count a recorded step in its function's entry. */
@@ -190,6 +195,31 @@ static int note_entry(struct engine *e, struct step_run *r, uint64_t pc, uint64_
 	return 0;
 }
 
+/* Are the last step's frames above its own those of the instruction at
+ * @pc? The step before went on in its function: no call, return or stack
+ * switch. Unwinding afresh is most of a plugin step's time. */
+static bool frames_held(struct engine *e, const struct step_run *r, uint64_t pc, uint64_t sp)
+{
+	const struct sym *s;
+
+	if (!r->frames_hold || sp != r->held_sp)
+		return false;
+	if (pc == r->held_next)
+		return true;
+	s = sym_lookup_addr(e->syms, pc);
+	return s && s == sym_lookup_addr(e->syms, r->held_pc);
+}
+
+/* After the step at @pc (@ilen bytes, @flow) is recorded: do its frames
+ * hold for the next? */
+static void hold_frames(struct engine *e, struct step_run *r, uint64_t pc, size_t ilen, enum disasm_flow flow)
+{
+	r->frames_hold = e->chan && ilen && !r->over_entry && flow == DISASM_FLOW_OTHER && e->sp_known && r->sn->nbt;
+	r->held_pc = pc;
+	r->held_next = pc + ilen;
+	r->held_sp = e->next_sp;
+}
+
 /* The instruction's code, its backtrace and whether it returns to the
  * caller, from the caches while the next step runs (*stopped false); on a
  * miss, once the guest has stopped. */
@@ -210,7 +240,9 @@ static int analyse(struct engine *e, struct step_run *r, uint64_t pc, uint64_t s
 			err = kerr_set(e->err, sizeof(e->err), -EFAULT, "cannot read code at 0x%" PRIx64, pc);
 			break;
 		}
-		snapshot_unwind(e->snap, r->sn, &ur, dwarf, snapshot_frame_state(e->snap, pc));
+		r->frames_held = frames_held(e, r, pc, sp);
+		if (!r->frames_held)
+			snapshot_unwind(e->snap, r->sn, &ur, dwarf, snapshot_frame_state(e->snap, pc));
 		if (r->until_return && !memcache_missed(e->mc) && disasm_is_return(e->dis, insn, 16, pc)) {
 			uint64_t to;
 
@@ -229,10 +261,10 @@ static int analyse(struct engine *e, struct step_run *r, uint64_t pc, uint64_t s
 
 /* --max-depth: how deep the instruction at @pc leaves the stepping, and
  * whether the call it makes is to run whole (beyond the depth). */
-static void follow_depth(struct engine *e, struct step_run *r, const uint8_t insn[16], uint64_t pc, uint64_t sp,
+static void follow_depth(struct engine *e, struct step_run *r, enum disasm_flow flow, uint64_t pc, uint64_t sp,
 			 size_t ilen)
 {
-	switch (disasm_flow(e->dis, insn, 16, pc)) {
+	switch (flow) {
 	case DISASM_FLOW_CALL:
 		if (e->step_max_depth >= 0 && r->depth >= e->step_max_depth) {
 			r->over_ret = pc + ilen;
@@ -253,6 +285,7 @@ static void follow_depth(struct engine *e, struct step_run *r, const uint8_t ins
 static int record(struct engine *e, struct step_run *r, struct engine_result *res, bool complete, bool *stopped)
 {
 	uint8_t insn[16] = { 0 };
+	enum disasm_flow flow;
 	uint64_t pc, sp;
 	char text[128];
 	size_t ilen;
@@ -286,16 +319,21 @@ static int record(struct engine *e, struct step_run *r, struct engine_result *re
 	if ((err = analyse(e, r, pc, sp, insn, stopped)))
 		return err;
 	ilen = disasm_one(e->dis, insn, sizeof(insn), pc, text, sizeof(text));
-	snapshot_symbolize(e->snap, r->sn);
+	if (r->frames_held)
+		snapshot_move_top(e->snap, r->sn, pc);
+	else
+		snapshot_symbolize(e->snap, r->sn);
 	if (e->o.guest_clock && !e->chan) /* the plugin's steps: no clock to start from (0) */
 		e->guest_ns = r->guest_ns0 + (res->steps << e->o.icount_shift);
 	if ((err = engine_write_event(e, r->sn, TRACE_STEP, 0, r->over_entry ? TRACE_STEPPED_OVER : TRACE_STEP_PROBE, 0, NULL, text,
 				      insn, (uint8_t)(ilen ? ilen : 1))))
 		return err;
+	flow = disasm_flow(e->dis, insn, sizeof(insn), pc);
 	if (!r->over_entry)
-		follow_depth(e, r, insn, pc, sp, ilen);
+		follow_depth(e, r, flow, pc, sp, ilen);
 	e->stack_kept = complete && disasm_keeps_stack(e->dis, insn, sizeof(insn), pc);
 	e->sp_known = disasm_next_sp(e->dis, insn, sizeof(insn), pc, sp, engine_reg(e, e->fp_idx), &e->next_sp);
+	hold_frames(e, r, pc, ilen, flow);
 	if ((err = profile_add(e, pc)))
 		return err;
 	res->steps++;

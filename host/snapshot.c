@@ -164,27 +164,38 @@ void snapshot_unwind(struct snapshot_ctx *c, struct snapshot *sn, const struct u
 	}
 }
 
+/* Name frame @i, with its file:line. */
+static void symbolize_frame(struct snapshot_ctx *c, struct snapshot *sn, size_t i)
+{
+	/* A return address points after the call: its line is the call's at
+	 * address - 1 (decode_stacktrace.sh and gdb do the same). */
+	uint64_t a = i ? sn->pcs[i] - 1 : sn->pcs[i];
+
+	/* In a module: named from its own debug info, name and line. */
+	bool named = c->cfi && cfi_module_text(c->cfi, a) &&
+		     cfi_describe(c->cfi, sn->pcs[i], i > 0, sn->names[i], sizeof(sn->names[i]), sn->srcs[i],
+				  sizeof(sn->srcs[i]));
+
+	if (!named) {
+		if (i)
+			sym_format_return(c->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
+		else
+			sym_format(c->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
+		snprintf(sn->srcs[i], sizeof(sn->srcs[i]), "%s", src_of(c, a));
+	}
+	sn->bt[i] = (struct trace_frame){ sn->pcs[i], sn->names[i], sn->srcs[i] };
+}
+
 void snapshot_symbolize(struct snapshot_ctx *c, struct snapshot *sn)
 {
-	for (size_t i = 0; i < sn->nbt; i++) {
-		/* A return address points after the call: its line is the call's
-		 * at address - 1 (decode_stacktrace.sh and gdb do the same). */
-		uint64_t a = i ? sn->pcs[i] - 1 : sn->pcs[i];
+	for (size_t i = 0; i < sn->nbt; i++)
+		symbolize_frame(c, sn, i);
+}
 
-		/* In a module: named from its own debug info, name and line. */
-		bool named = c->cfi && cfi_module_text(c->cfi, a) &&
-			     cfi_describe(c->cfi, sn->pcs[i], i > 0, sn->names[i], sizeof(sn->names[i]), sn->srcs[i],
-					  sizeof(sn->srcs[i]));
-
-		if (!named) {
-			if (i)
-				sym_format_return(c->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
-			else
-				sym_format(c->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
-			snprintf(sn->srcs[i], sizeof(sn->srcs[i]), "%s", src_of(c, a));
-		}
-		sn->bt[i] = (struct trace_frame){ sn->pcs[i], sn->names[i], sn->srcs[i] };
-	}
+void snapshot_move_top(struct snapshot_ctx *c, struct snapshot *sn, uint64_t pc)
+{
+	sn->pcs[0] = pc;
+	symbolize_frame(c, sn, 0);
 }
 
 const struct snapshot_agreement *snapshot_agreement(const struct snapshot_ctx *c)

@@ -65,6 +65,10 @@ void snapshot_unwind(struct snapshot_ctx *c, struct snapshot *sn, const struct u
 		     const uint64_t dwarf[CFI_NREGS], enum unwind_entry entry);
 /* Names and lines of the frames (vmlinux only). */
 void snapshot_symbolize(struct snapshot_ctx *c, struct snapshot *sn);
+/* The same frames (unwound and named), under a new innermost one at @pc:
+ * the function went on from pcs[0] without a call, a return or a stack
+ * switch, so its callers are those it had (needs nbt >= 1). */
+void snapshot_move_top(struct snapshot_ctx *c, struct snapshot *sn, uint64_t pc);
 const struct snapshot_agreement *snapshot_agreement(const struct snapshot_ctx *c);
 /* Up to @words stack words from the window into sn->stack; how many. */
 size_t snapshot_stack(struct snapshot_ctx *c, struct snapshot *sn, size_t words);
