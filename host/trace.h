@@ -2,9 +2,9 @@
 /*
  * trace: a CTF 1.8 trace directory (metadata + one binary stream) that
  * babeltrace2 and Trace Compass read. The register fields are generated from
- * the target description. Each event goes out in one write(), so a trace cut
- * short by Ctrl-C, a dead QEMU or a crash of kstep itself is readable up to
- * its last complete event.
+ * the target description. Each event goes out in one write() (plugin steps:
+ * a batch of them, 100 ms' at most), so a trace cut short by Ctrl-C, a dead
+ * QEMU or a crash of kstep itself is readable up to its last complete event.
  */
 #ifndef KSTEP_TRACE_H
 #define KSTEP_TRACE_H
