@@ -213,27 +213,25 @@ static Dwfl_Module *report(struct cfi *c, struct cfi_mod *m, const char *name, u
 	return mod;
 }
 
-/* Where vmlinux's .entry.text runs (0, 0: it has none). */
+/* Where vmlinux's entry code runs (0, 0: not found). */
 static void find_entry_text(struct cfi *c)
 {
-	Dwarf_Addr bias;
-	Elf *elf = dwfl_module_getelf(c->vmlinux.mod, &bias);
-	Elf_Scn *scn = NULL;
-	size_t shstrndx;
-	GElf_Shdr sh;
+	int n = dwfl_module_getsymtab(c->vmlinux.mod);
+	GElf_Addr value;
+	GElf_Sym sym;
 
 	c->entry_lo = c->entry_hi = 0;
-	if (!elf || elf_getshdrstrndx(elf, &shstrndx))
-		return;
-	while ((scn = elf_nextscn(elf, scn))) {
-		const char *name = gelf_getshdr(scn, &sh) ? elf_strptr(elf, shstrndx, sh.sh_name) : NULL;
+	/* The linker script puts .entry.text inside .text, between these. */
+	for (int i = 0; i < n && !(c->entry_lo && c->entry_hi); i++) {
+		const char *name = dwfl_module_getsym_info(c->vmlinux.mod, i, &sym, &value, NULL, NULL, NULL);
 
-		if (name && !strcmp(name, ".entry.text")) {
-			c->entry_lo = sh.sh_addr + bias;
-			c->entry_hi = c->entry_lo + sh.sh_size;
-			return;
-		}
+		if (name && !strcmp(name, "__entry_text_start"))
+			c->entry_lo = value;
+		else if (name && !strcmp(name, "__entry_text_end"))
+			c->entry_hi = value;
 	}
+	if (c->entry_hi <= c->entry_lo)
+		c->entry_lo = c->entry_hi = 0; /* not found: every address is asked about */
 }
 
 /* A Dwfl with vmlinux at lo + offset, the modules where they run and the
