@@ -28,6 +28,7 @@ struct cfi_mod {
 };
 
 #define ENTRY_CACHE 1024
+#define FUNCTION_CACHE 4096
 
 struct cfi {
 	char *path;
@@ -60,6 +61,14 @@ struct cfi {
 		bool is_entry;
 	} entries[ENTRY_CACHE];
 	uint64_t entry_lo, entry_hi; /* vmlinux's .entry.text, where they all are */
+	/* Module functions by address, for the same reason: libdwfl scans a
+	 * module's symbol table for each, and a step trace in a driver asks
+	 * at every instruction. */
+	struct {
+		uint64_t addr;   /* 0: empty */
+		const char *fn;  /* NULL: in no function */
+		GElf_Off off;
+	} functions[FUNCTION_CACHE];
 };
 
 /* DWARF register numbers (x86-64 psABI) and the instruction that ends the
@@ -245,6 +254,7 @@ static int open_dwfl(struct cfi *c)
 		return -ENOMEM;
 	dwfl_report_begin(c->dwfl);
 	memset(c->entries, 0, sizeof(c->entries));
+	memset(c->functions, 0, sizeof(c->functions)); /* names in the old Dwfl */
 	c->vmlinux = (struct cfi_mod){ .c = c };
 	c->vmlinux.mod = report(c, &c->vmlinux, "kernel", c->lo + c->offset, c->hi + c->offset);
 	for (size_t i = 0; i < c->nmods; i++)
@@ -286,13 +296,27 @@ bool cfi_module_text(const struct cfi *c, uint64_t addr)
 	return module_at(c, addr) != NULL;
 }
 
+/* The function at @addr in module @m, and @addr's offset in it. */
+static const char *module_function(struct cfi *c, const struct cfi_mod *m, uint64_t addr, GElf_Off *off)
+{
+	typeof(c->functions[0]) *slot = &c->functions[(addr ^ addr >> 12) % FUNCTION_CACHE];
+	GElf_Sym sym;
+
+	if (slot->addr != addr) {
+		slot->addr = addr;
+		slot->off = 0;
+		slot->fn = dwfl_module_addrinfo(m->mod, addr, &slot->off, &sym, NULL, NULL, NULL);
+	}
+	*off = slot->off;
+	return slot->fn;
+}
+
 bool cfi_describe(struct cfi *c, uint64_t addr, bool is_return, char *name, size_t nlen, char *src, size_t slen)
 {
 	uint64_t at = is_return ? addr - 1 : addr; /* a return address: the call's line */
 	const struct cfi_mod *m = module_at(c, at);
 	GElf_Off off;
-	GElf_Sym sym;
-	const char *fn = m && m->mod ? dwfl_module_addrinfo(m->mod, at, &off, &sym, NULL, NULL, NULL) : NULL;
+	const char *fn = m && m->mod ? module_function(c, m, at, &off) : NULL;
 	Dwfl_Line *line = fn ? dwfl_module_getsrc(m->mod, at) : NULL;
 	const char *file;
 	int lineno = 0;
@@ -315,8 +339,9 @@ bool cfi_describe(struct cfi *c, uint64_t addr, bool is_return, char *name, size
 const char *cfi_function(struct cfi *c, uint64_t addr)
 {
 	const struct cfi_mod *m = module_at(c, addr);
+	GElf_Off off;
 
-	return m && m->mod ? dwfl_module_addrname(m->mod, addr) : NULL;
+	return m && m->mod ? module_function(c, m, addr, &off) : NULL;
 }
 
 int cfi_lookup(struct cfi *c, const char *module, const char *symbol, uint64_t *addr)
