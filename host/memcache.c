@@ -59,6 +59,7 @@ struct memcache {
 	uint8_t *burst;          /* window_max bytes rounded down to whole lines */
 	size_t burst_len;
 	struct line lines[LINE_SLOTS];
+	bool lines_filled;       /* any since they were last cleared (a plugin's steps: none) */
 	struct code code[CODE_SLOTS];
 	bool offline, missed;
 	uint64_t missed_lines[MISSED_MAX], bad_lines[BAD_MAX], hints[HINTS_MAX];
@@ -104,7 +105,9 @@ static size_t slot(uint64_t addr, size_t n)
 
 void memcache_clear_lines(struct memcache *mc)
 {
-	memset(mc->lines, 0, sizeof(mc->lines));
+	if (mc->lines_filled)
+		memset(mc->lines, 0, sizeof(mc->lines));
+	mc->lines_filled = false;
 	mc->nbad = 0;
 	mc->nprefetched = 0;
 }
@@ -261,6 +264,7 @@ static void read_burst(struct memcache *mc, uint64_t base)
 	for (size_t off = 0; off < n; off += LINE_SIZE) {
 		struct line *l = &mc->lines[slot(base + off, LINE_SLOTS)];
 
+		mc->lines_filled = true;
 		l->addr = base + off;
 		memcpy(l->data, mc->burst + off, LINE_SIZE);
 	}
@@ -299,6 +303,7 @@ static int read_line(struct memcache *mc, uint64_t addr, const uint8_t **data)
 		return line_missed(mc, base);
 	if (l->addr != base)
 		read_burst(mc, base);
+	mc->lines_filled = true;
 	err = cache_fill(mc, &l->addr, l->data, LINE_SIZE, base);
 	if (!err)
 		*data = l->data + (addr - base);
@@ -384,6 +389,7 @@ static int read_lines(struct memcache *mc, const uint64_t *want, size_t n)
 			struct line *l = prefetch_slot(mc, base);
 
 			if (spans[i].ok) {
+				mc->lines_filled = true;
 				l->addr = base;
 				memcpy(l->data, spans[i].out + off, LINE_SIZE);
 			} else if (mc->nbad < BAD_MAX) {
