@@ -4,6 +4,7 @@
  */
 #include "buf.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,11 +76,9 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 
 int buf_put_le(struct buf *b, uint64_t value, size_t len)
 {
-	uint8_t bytes[8];
+	uint64_t le = htole64(value); /* its low @len bytes come first */
 
-	for (size_t i = 0; i < len && i < 8; i++)
-		bytes[i] = (uint8_t)(value >> (8 * i));
-	return buf_append(b, bytes, len < 8 ? len : 8);
+	return buf_append(b, &le, len < 8 ? len : 8);
 }
 
 void buf_reset(struct buf *b)
