@@ -34,6 +34,11 @@
 /* Bytes of plugin steps' events written at once. */
 #define STEP_BATCH (256 * 1024)
 
+/* Where in a function an external interrupt's entry is: the IDT's stubs
+ * anywhere in them, asm_common_interrupt, asm_sysvec_* and
+ * asm_spurious_interrupt at their first instruction. */
+enum irq_entry { IRQ_ENTRY_NONE, IRQ_ENTRY_ANYWHERE, IRQ_ENTRY_FIRST };
+
 /* One engine_step run. */
 struct step_run {
 	const char *at_spec;
@@ -67,6 +72,8 @@ struct step_run {
 	 * held_pc's function, with rsp at held_sp. */
 	bool frames_hold, frames_held;
 	uint64_t held_pc, held_next, held_sp;
+	const struct sym *entry_sym; /* the function interrupt_entry last asked about */
+	enum irq_entry entry_kind;   /* and what it is */
 };
 
 /* Count a recorded step in its function's entry. */
@@ -502,18 +509,30 @@ static void keep_stack(struct step_run *r, const struct chan_hit_view *v)
 	memcpy(r->stack + (sp - r->stack_lo), v->window, v->h.win_len);
 }
 
-/* The first instruction of an external interrupt's entry (the IDT's
- * stubs, asm_common_interrupt, asm_sysvec_*, asm_spurious_interrupt). */
-static bool interrupt_entry(struct engine *e, uint64_t pc)
+/* What function @s is (enum irq_entry). */
+static enum irq_entry irq_entry_of(const struct sym *s)
+{
+	if (!strcmp(s->name, "irq_entries_start") || !strcmp(s->name, "spurious_entries_start"))
+		return IRQ_ENTRY_ANYWHERE;
+	if (!strcmp(s->name, "asm_common_interrupt") || !strncmp(s->name, "asm_sysvec_", 11) ||
+	    !strcmp(s->name, "asm_spurious_interrupt"))
+		return IRQ_ENTRY_FIRST;
+	return IRQ_ENTRY_NONE;
+}
+
+/* Is @pc an external interrupt's first instruction? Asked at every step:
+ * the answer for the last function is kept. */
+static bool interrupt_entry(struct engine *e, struct step_run *r, uint64_t pc)
 {
 	const struct sym *s = sym_lookup_addr(e->syms, pc);
 
 	if (!s)
 		return false;
-	if (!strcmp(s->name, "irq_entries_start") || !strcmp(s->name, "spurious_entries_start"))
-		return true;
-	return pc == s->addr && (!strcmp(s->name, "asm_common_interrupt") || !strncmp(s->name, "asm_sysvec_", 11) ||
-				 !strcmp(s->name, "asm_spurious_interrupt"));
+	if (s != r->entry_sym) {
+		r->entry_sym = s;
+		r->entry_kind = irq_entry_of(s);
+	}
+	return r->entry_kind == IRQ_ENTRY_ANYWHERE || (r->entry_kind == IRQ_ENTRY_FIRST && pc == s->addr);
 }
 
 /*
@@ -535,7 +554,7 @@ static bool passed_by(struct engine *e, struct step_run *r, uint64_t pc, uint64_
 		r->over_ret = 0;
 		return false;
 	}
-	if (e->o.step_irqs || e->o.replay || !res->steps || !interrupt_entry(e, pc) || sp < r->stack_lo ||
+	if (e->o.step_irqs || e->o.replay || !res->steps || !interrupt_entry(e, r, pc) || sp < r->stack_lo ||
 	    sp > r->stack_hi || r->stack_hi - sp < 32)
 		return false; /* not an interrupt, or its hardware frame is not in the copy */
 	memcpy(&r->irq_pc, r->stack + (sp - r->stack_lo), 8);
