@@ -216,6 +216,8 @@ def events(text):
         ev["stack_len"] = int(lm.group(1)) if lm else None
         sm = re.search(r"stack = \[ \[0\] = (0x[0-9A-F]+)", line)
         ev["stack0"] = int(sm.group(1), 16) if sm else None
+        # Each frame whole: its address, name and file:line.
+        ev["frames"] = re.findall(r'addr = (0x[0-9A-F]+), func = "([^"]*)", src = "([^"]*)"', line)
         bm = re.search(r'bt_end = "([^"]*)"', line)
         ev["bt_end"] = bm.group(1) if bm else None
         rm = re.search(r"rsp = (0x[0-9A-F]+)", line)

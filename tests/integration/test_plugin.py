@@ -163,11 +163,13 @@ def steps_of(d):
     """A step trace's instructions as both engines must record them: pc,
     registers (but the arithmetic flags TCG leaves unsettled where a plugin
     reads them, and the resume flag an interrupt's return leaves set, which
-    QEMU's single step clears), stack, code and backtrace."""
+    QEMU's single step clears), stack, code and backtrace (each frame's
+    address, name and line: the plugin's are the last step's where a step
+    went on in its function, called or returned)."""
     def seen(e):
         regs = dict(e["regs"], eflags=e["regs"]["eflags"] & ~0x108d5)
         return (e["pc"], e["kind"], e["probe"], sorted(regs.items()), e["rsp"], e["stack0"], e["insn"], e["bt"],
-                e["bt_end"])
+                e["bt_end"], e["frames"])
     return [seen(e) for e in events(babeltrace(d))]
 
 
