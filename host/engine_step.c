@@ -39,6 +39,10 @@
  * asm_spurious_interrupt at their first instruction. */
 enum irq_entry { IRQ_ENTRY_NONE, IRQ_ENTRY_ANYWHERE, IRQ_ENTRY_FIRST };
 
+/* How a plugin step's frames came about: unwound, or the last step's
+ * with a new innermost one, one more (a call) or one fewer (a return). */
+enum step_frames { STEP_FRAMES_UNWOUND, STEP_FRAMES_SAME, STEP_FRAMES_CALLED, STEP_FRAMES_RETURNED };
+
 /* One engine_step run. */
 struct step_run {
 	const char *at_spec;
@@ -67,10 +71,11 @@ struct step_run {
 	bool in_call;             /* running a call beyond --max-depth whole */
 	const uint8_t *code;      /* the STEP's instruction bytes (code_len of them) */
 	size_t code_len;
-	/* Through the plugin, the last step's callers hold for the next when
-	 * it goes on in the same function: to held_next or elsewhere in
-	 * held_pc's function, with rsp at held_sp. */
-	bool frames_hold, frames_held;
+	/* Through the plugin, how the next step's frames may follow from the
+	 * last's (held_flow: it was at held_pc, went on to held_next or
+	 * elsewhere in its function, or called or returned, with rsp to be
+	 * held_sp), and how this step's did. */
+	enum step_frames held_flow, frames;
 	uint64_t held_pc, held_next, held_sp;
 	const struct sym *entry_sym; /* the function interrupt_entry last asked about */
 	enum irq_entry entry_kind;   /* and what it is */
@@ -202,26 +207,48 @@ static int note_entry(struct engine *e, struct step_run *r, uint64_t pc, uint64_
 	return 0;
 }
 
-/* Are the last step's frames above its own those of the instruction at
- * @pc? The step before went on in its function: no call, return or stack
- * switch. Unwinding afresh is most of a plugin step's time. */
-static bool frames_held(struct engine *e, const struct step_run *r, uint64_t pc, uint64_t sp)
+/* How the frames of the instruction at @pc follow from the last step's,
+ * if they do: it went on in its function (no call, return or stack
+ * switch), or called with the return address pushed, or returned to the
+ * frame above. Unwinding afresh is most of a plugin step's time. */
+static enum step_frames frames_held(struct engine *e, const struct step_run *r, uint64_t pc, uint64_t sp)
 {
+	const struct snapshot *sn = r->sn;
 	const struct sym *s;
+	uint64_t ret;
 
-	if (!r->frames_hold || sp != r->held_sp)
-		return false;
-	if (pc == r->held_next)
-		return true;
-	s = sym_lookup_addr(e->syms, pc);
-	return s && s == sym_lookup_addr(e->syms, r->held_pc);
+	if (r->held_flow == STEP_FRAMES_UNWOUND || sp != r->held_sp)
+		return STEP_FRAMES_UNWOUND;
+	switch (r->held_flow) {
+	case STEP_FRAMES_CALLED:
+		return !memcache_read(e->mc, sp, &ret, 8) && ret == r->held_next ? STEP_FRAMES_CALLED : STEP_FRAMES_UNWOUND;
+	case STEP_FRAMES_RETURNED:
+		return pc == sn->pcs[1] ? STEP_FRAMES_RETURNED : STEP_FRAMES_UNWOUND;
+	default:
+		if (pc == r->held_next)
+			return STEP_FRAMES_SAME;
+		s = sym_lookup_addr(e->syms, pc);
+		return s && s == sym_lookup_addr(e->syms, r->held_pc) ? STEP_FRAMES_SAME : STEP_FRAMES_UNWOUND;
+	}
 }
 
-/* After the step at @pc (@ilen bytes, @flow) is recorded: do its frames
- * hold for the next? */
+/* After the step at @pc (@ilen bytes, @flow) is recorded: may the next
+ * one's frames follow from its own? A call needs room for one more frame;
+ * a return, the frame above and, if the chain was cut at SNAPSHOT_FRAMES,
+ * the one that was cut off. */
 static void hold_frames(struct engine *e, struct step_run *r, uint64_t pc, size_t ilen, enum disasm_flow flow)
 {
-	r->frames_hold = e->chan && ilen && !r->over_entry && flow == DISASM_FLOW_OTHER && e->sp_known && r->sn->nbt;
+	const struct snapshot *sn = r->sn;
+
+	r->held_flow = STEP_FRAMES_UNWOUND;
+	if (!e->chan || !ilen || r->over_entry || !e->sp_known || !sn->nbt)
+		return;
+	if (flow == DISASM_FLOW_OTHER)
+		r->held_flow = STEP_FRAMES_SAME;
+	else if (flow == DISASM_FLOW_CALL && sn->nbt < SNAPSHOT_FRAMES - 1)
+		r->held_flow = STEP_FRAMES_CALLED;
+	else if (flow == DISASM_FLOW_RET && sn->nbt >= 2 && sn->end != UNWIND_END_MAX)
+		r->held_flow = STEP_FRAMES_RETURNED;
 	r->held_pc = pc;
 	r->held_next = pc + ilen;
 	r->held_sp = e->next_sp;
@@ -247,8 +274,8 @@ static int analyse(struct engine *e, struct step_run *r, uint64_t pc, uint64_t s
 			err = kerr_set(e->err, sizeof(e->err), -EFAULT, "cannot read code at 0x%" PRIx64, pc);
 			break;
 		}
-		r->frames_held = frames_held(e, r, pc, sp);
-		if (!r->frames_held)
+		r->frames = frames_held(e, r, pc, sp);
+		if (r->frames == STEP_FRAMES_UNWOUND)
 			snapshot_unwind(e->snap, r->sn, &ur, dwarf, snapshot_frame_state(e->snap, pc));
 		if (r->until_return && !memcache_missed(e->mc) && disasm_is_return(e->dis, insn, 16, pc)) {
 			uint64_t to;
@@ -326,8 +353,12 @@ static int record(struct engine *e, struct step_run *r, struct engine_result *re
 	if ((err = analyse(e, r, pc, sp, insn, stopped)))
 		return err;
 	ilen = disasm_one(e->dis, insn, sizeof(insn), pc, text, sizeof(text));
-	if (r->frames_held)
+	if (r->frames == STEP_FRAMES_SAME)
 		snapshot_move_top(e->snap, r->sn, pc);
+	else if (r->frames == STEP_FRAMES_CALLED)
+		snapshot_called(e->snap, r->sn, pc, r->held_next);
+	else if (r->frames == STEP_FRAMES_RETURNED)
+		snapshot_returned(e->snap, r->sn);
 	else
 		snapshot_symbolize(e->snap, r->sn);
 	if (e->o.guest_clock && !e->chan) /* the plugin's steps: no clock to start from (0) */

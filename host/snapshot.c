@@ -198,6 +198,34 @@ void snapshot_move_top(struct snapshot_ctx *c, struct snapshot *sn, uint64_t pc)
 	symbolize_frame(c, sn, 0);
 }
 
+/* Frames @from.. moved to @to.. (names and lines with them). */
+static void move_frames(struct snapshot *sn, size_t to, size_t from)
+{
+	size_t n = sn->nbt - from;
+
+	memmove(&sn->pcs[to], &sn->pcs[from], n * sizeof(sn->pcs[0]));
+	memmove(sn->names[to], sn->names[from], n * sizeof(sn->names[0]));
+	memmove(sn->srcs[to], sn->srcs[from], n * sizeof(sn->srcs[0]));
+	sn->nbt = to + n;
+	for (size_t i = 0; i < sn->nbt; i++)
+		sn->bt[i] = (struct trace_frame){ sn->pcs[i], sn->names[i], sn->srcs[i] };
+}
+
+void snapshot_called(struct snapshot_ctx *c, struct snapshot *sn, uint64_t pc, uint64_t ret)
+{
+	move_frames(sn, 1, 0);
+	sn->pcs[0] = pc;
+	sn->pcs[1] = ret;
+	symbolize_frame(c, sn, 0);
+	symbolize_frame(c, sn, 1);
+}
+
+void snapshot_returned(struct snapshot_ctx *c, struct snapshot *sn)
+{
+	move_frames(sn, 0, 1);
+	symbolize_frame(c, sn, 0);
+}
+
 const struct snapshot_agreement *snapshot_agreement(const struct snapshot_ctx *c)
 {
 	return &c->agreement;

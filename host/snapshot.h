@@ -69,6 +69,11 @@ void snapshot_symbolize(struct snapshot_ctx *c, struct snapshot *sn);
  * the function went on from pcs[0] without a call, a return or a stack
  * switch, so its callers are those it had (needs nbt >= 1). */
 void snapshot_move_top(struct snapshot_ctx *c, struct snapshot *sn, uint64_t pc);
+/* The frames after a call from pcs[0] to @pc, which pushed @ret (needs
+ * nbt < SNAPSHOT_FRAMES), and after a return to pcs[1] (nbt >= 2): the
+ * frames above stay as they were unwound and named. */
+void snapshot_called(struct snapshot_ctx *c, struct snapshot *sn, uint64_t pc, uint64_t ret);
+void snapshot_returned(struct snapshot_ctx *c, struct snapshot *sn);
 const struct snapshot_agreement *snapshot_agreement(const struct snapshot_ctx *c);
 /* Up to @words stack words from the window into sn->stack; how many. */
 size_t snapshot_stack(struct snapshot_ctx *c, struct snapshot *sn, size_t words);
