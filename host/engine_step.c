@@ -16,8 +16,10 @@
  * Through kstep's QEMU plugin the guest never stops: the plugin counts the
  * hits and sends every instruction of the vCPU from there on (STEP), and
  * each is recorded as a single step's would be (engine_step_take), from
- * the stack the STEPs have shown so far; calls beyond --max-depth and
- * the interrupts a single step holds off go by unrecorded.
+ * the stack the STEPs have shown so far, its frames carried over from the
+ * last step's where they follow from them (the same function, a call, a
+ * return) rather than unwound again; calls beyond --max-depth and the
+ * interrupts a single step holds off go by unrecorded.
  */
 #include "engine_priv.h"
 #include "plugin_chan.h"
@@ -661,7 +663,7 @@ static int plugin_steps(struct engine *e, struct step_run *r, struct engine_resu
 		err = kerr_set(e->err, sizeof(e->err), -ENOMEM, "out of memory");
 	else {
 		e->step = r;
-		/* Tens of thousands of events a second: written in batches. */
+		/* A hundred thousand events a second: written in batches. */
 		err = trace_batch(e->trace, STEP_BATCH);
 		err = err ? err : engine_plugin_step(e, r->probe, r->hits, (uint32_t)r->want, res);
 		e->step = NULL;
