@@ -27,7 +27,6 @@ struct cfi_mod {
 	Dwfl_Module *mod;
 };
 
-#define ENTRY_CACHE 1024
 #define FUNCTION_CACHE 4096
 
 struct cfi {
@@ -53,17 +52,10 @@ struct cfi {
 	uint64_t resume[CFI_NREGS]; /* ... from where the walk goes on */
 	bool record_first;       /* ... whose first frame is a new one (an interrupted pc) */
 	int switches;
-	/* Which return addresses are in an asm_* entry: libdwfl's name lookup
-	 * is slow on vmlinux's symbol table, and backtraces ask about the
-	 * same addresses again and again (a step trace at every instruction). */
-	struct {
-		uint64_t pc;     /* 0: empty */
-		bool is_entry;
-	} entries[ENTRY_CACHE];
-	uint64_t entry_lo, entry_hi; /* vmlinux's .entry.text, where they all are */
-	/* Module functions by address, for the same reason: libdwfl scans a
-	 * module's symbol table for each, and a step trace in a driver asks
-	 * at every instruction. */
+	uint64_t entry_lo, entry_hi; /* vmlinux's .entry.text: the asm_* entries */
+	/* Functions by address, vmlinux's and the modules': libdwfl finds each
+	 * by a scan of the symbol table, and backtraces ask about the same
+	 * addresses again and again (a step trace at every instruction). */
 	struct {
 		uint64_t addr;   /* 0: empty */
 		const char *fn;  /* NULL: in no function */
@@ -253,7 +245,6 @@ static int open_dwfl(struct cfi *c)
 	if (!c->dwfl)
 		return -ENOMEM;
 	dwfl_report_begin(c->dwfl);
-	memset(c->entries, 0, sizeof(c->entries));
 	memset(c->functions, 0, sizeof(c->functions)); /* names in the old Dwfl */
 	c->vmlinux = (struct cfi_mod){ .c = c };
 	c->vmlinux.mod = report(c, &c->vmlinux, "kernel", c->lo + c->offset, c->hi + c->offset);
@@ -296,8 +287,9 @@ bool cfi_module_text(const struct cfi *c, uint64_t addr)
 	return module_at(c, addr) != NULL;
 }
 
-/* The function at @addr in module @m, and @addr's offset in it. */
-static const char *module_function(struct cfi *c, const struct cfi_mod *m, uint64_t addr, GElf_Off *off)
+/* The function at @addr in @m (vmlinux or the module it is in), and
+ * @addr's offset in it. */
+static const char *function_at(struct cfi *c, const struct cfi_mod *m, uint64_t addr, GElf_Off *off)
 {
 	typeof(c->functions[0]) *slot = &c->functions[(addr ^ addr >> 12) % FUNCTION_CACHE];
 	GElf_Sym sym;
@@ -316,7 +308,7 @@ bool cfi_describe(struct cfi *c, uint64_t addr, bool is_return, char *name, size
 	uint64_t at = is_return ? addr - 1 : addr; /* a return address: the call's line */
 	const struct cfi_mod *m = module_at(c, at);
 	GElf_Off off;
-	const char *fn = m && m->mod ? module_function(c, m, at, &off) : NULL;
+	const char *fn = m && m->mod ? function_at(c, m, at, &off) : NULL;
 	Dwfl_Line *line = fn ? dwfl_module_getsrc(m->mod, at) : NULL;
 	const char *file;
 	int lineno = 0;
@@ -341,7 +333,7 @@ const char *cfi_function(struct cfi *c, uint64_t addr)
 	const struct cfi_mod *m = module_at(c, addr);
 	GElf_Off off;
 
-	return m && m->mod ? module_function(c, m, addr, &off) : NULL;
+	return m && m->mod ? function_at(c, m, addr, &off) : NULL;
 }
 
 int cfi_lookup(struct cfi *c, const char *module, const char *symbol, uint64_t *addr)
@@ -439,19 +431,16 @@ static const int pt_regs_slot[CFI_NREGS] = { 10, 12, 11, 5, 13, 14, PT_REGS_BP, 
  * space, the stack ends there. */
 static bool in_asm_entry(struct cfi *c, uint64_t pc)
 {
-	typeof(c->entries[0]) *slot = &c->entries[(pc ^ pc >> 12) % ENTRY_CACHE];
+	const struct cfi_mod *m = module_at(c, pc);
+	const char *fn;
+	GElf_Off off;
 
 	if (c->entry_hi && (pc < c->entry_lo || pc >= c->entry_hi))
 		return false;
-	if (slot->pc != pc) {
-		const struct cfi_mod *m = module_at(c, pc);
-		Dwfl_Module *mod = m ? m->mod : c->vmlinux.mod;
-		const char *fn = mod ? dwfl_module_addrname(mod, pc) : NULL;
-
-		slot->pc = pc;
-		slot->is_entry = fn && !strncmp(fn, "asm_", 4);
-	}
-	return slot->is_entry;
+	if (!m)
+		m = &c->vmlinux;
+	fn = m->mod ? function_at(c, m, pc, &off) : NULL;
+	return fn && !strncmp(fn, "asm_", 4);
 }
 
 static bool returns_to_interrupted(struct cfi *c, Dwfl_Frame *state, uint64_t pc)
