@@ -264,7 +264,6 @@ static void read_burst(struct memcache *mc, uint64_t base)
 	for (size_t off = 0; off < n; off += LINE_SIZE) {
 		struct line *l = &mc->lines[slot(base + off, LINE_SLOTS)];
 
-		mc->lines_filled = true;
 		l->addr = base + off;
 		memcpy(l->data, mc->burst + off, LINE_SIZE);
 	}
@@ -303,7 +302,7 @@ static int read_line(struct memcache *mc, uint64_t addr, const uint8_t **data)
 		return line_missed(mc, base);
 	if (l->addr != base)
 		read_burst(mc, base);
-	mc->lines_filled = true;
+	mc->lines_filled = true; /* by the burst, or by this line */
 	err = cache_fill(mc, &l->addr, l->data, LINE_SIZE, base);
 	if (!err)
 		*data = l->data + (addr - base);
