@@ -235,15 +235,17 @@ static enum step_frames frames_held(struct engine *e, const struct step_run *r, 
 }
 
 /* After the step at @pc (@ilen bytes, @flow) is recorded: may the next
- * one's frames follow from its own? A call needs room for one more frame;
- * a return, the frame above and, if the chain was cut at SNAPSHOT_FRAMES,
- * the one that was cut off. */
+ * one's frames follow from its own? Only when the walk got past the top
+ * frame: a walk that ended there (entry code from user space) ended on
+ * what that frame's registers held, which the next instruction changes.
+ * A call needs room for one more frame; a return, the frame above and,
+ * if the chain was cut at SNAPSHOT_FRAMES, the one that was cut off. */
 static void hold_frames(struct engine *e, struct step_run *r, uint64_t pc, size_t ilen, enum disasm_flow flow)
 {
 	const struct snapshot *sn = r->sn;
 
 	r->held_flow = STEP_FRAMES_UNWOUND;
-	if (!e->chan || !ilen || r->over_entry || !e->sp_known || !sn->nbt)
+	if (!e->chan || !ilen || r->over_entry || !e->sp_known || sn->nbt < 2)
 		return;
 	if (flow == DISASM_FLOW_OTHER)
 		r->held_flow = STEP_FRAMES_SAME;
