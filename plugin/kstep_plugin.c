@@ -40,6 +40,7 @@ KSTEP_PLUGIN_EXPORT int qemu_plugin_version = KSTEP_PLUGIN_API;
 struct reg_slot {
 	struct qemu_plugin_register *handle; /* NULL: QEMU has no such register, left 0 */
 	uint32_t offset, size;
+	bool cold;                    /* one that integer code leaves alone (gprs_only) */
 };
 
 struct probe {
@@ -185,13 +186,17 @@ static void send_synced(void)
 
 /* ---- at a probe: registers and stack into a HIT ---- */
 
-static void read_regs(uint8_t *block, GByteArray *buf)
+/* The registers into @block; with @hot_only, only those not cold (the
+ * caller has the cold ones). rip is never read: TCG brings it up to date
+ * at a block's start only, and the caller writes the instruction's own
+ * address there. */
+static void read_regs(uint8_t *block, GByteArray *buf, bool hot_only)
 {
 	for (size_t i = 0; i < P.nslots; i++) {
 		const struct reg_slot *s = &P.slots[i];
 		int n;
 
-		if (!s->handle)
+		if (!s->handle || (int)i == P.pc_slot || (hot_only && s->cold))
 			continue;
 		g_byte_array_set_size(buf, 0);
 		n = qemu_plugin_read_register(s->handle, buf);
@@ -389,6 +394,8 @@ static struct {
 	uint64_t region;              /* its stack's 16 KiB region at the last STEP */
 	uint64_t low;                 /* the lowest rsp sent on that stack */
 	qemu_plugin_u64 stepping;     /* 1 in the stepping vCPU's slot */
+	bool cold_kept;               /* the last STEP's instruction was gprs_only */
+	uint8_t last_regs[CHAN_MAX_REGS * 64]; /* the last STEP's register block */
 } S = { .vcpu = -1 };
 
 /* An instruction as translated, for its STEPs: kstep decodes the code
@@ -397,8 +404,74 @@ struct step_insn {
 	uint64_t pc;
 	uint32_t len;
 	uint8_t bytes[16];
+	bool tb_first;                /* its block's first: where interrupts and exceptions land */
+	bool gprs_only;
 };
 #define STEP_INSNS_CHUNK 4096
+
+/* One-byte opcodes that change only general registers, rip, eflags and
+ * memory (far, segment, x87, I/O, interrupt and halt forms are out). */
+static bool one_byte_gprs_only(uint8_t op, uint8_t modrm)
+{
+	unsigned int reg = (modrm >> 3) & 7;
+
+	if (op < 0x40)
+		return (op & 7) < 6;  /* the ALU forms; not push/pop of segments */
+	if ((op >= 0x50 && op <= 0x5f) || (op >= 0x68 && op <= 0x6b) || (op >= 0x70 && op <= 0x8d) ||
+	    (op >= 0x90 && op <= 0xa9 && op != 0x9a && op != 0x9b) || (op >= 0xaa && op <= 0xc3) ||
+	    (op >= 0xc6 && op <= 0xc9) || (op >= 0xd0 && op <= 0xd3) || (op >= 0xe0 && op <= 0xe3) ||
+	    op == 0xe8 || op == 0xe9 || op == 0xeb || op == 0xf5 || op == 0xf6 || op == 0xf7 ||
+	    (op >= 0xf8 && op <= 0xfd))
+		return true;
+	if (op == 0x63 || (op == 0x8f && reg == 0) || (op == 0xfe && reg < 2))
+		return true;
+	return op == 0xff && reg != 3 && reg != 5 && reg != 7;
+}
+
+/* The same for 0x0f @op (then @modrm): cmov, jcc, setcc, the bit,
+ * shift, exchange and extension forms, hint nops, fences, cpuid, rdtsc. */
+static bool two_byte_gprs_only(uint8_t op, uint8_t modrm)
+{
+	unsigned int reg = (modrm >> 3) & 7, mod = modrm >> 6;
+
+	if ((op >= 0x18 && op <= 0x1f) || (op >= 0x40 && op <= 0x4f) || (op >= 0x80 && op <= 0x9f) ||
+	    (op >= 0xb0 && op <= 0xb1) || (op >= 0xb6 && op <= 0xbf && op != 0xb9 && op != 0xba) ||
+	    (op >= 0xc8 && op <= 0xcf))
+		return true;
+	switch (op) {
+	case 0x0b: case 0x0d: case 0x31: case 0xa2: case 0xa3: case 0xa4: case 0xa5: case 0xab: case 0xac:
+	case 0xad: case 0xaf: case 0xb3: case 0xbb: case 0xc0: case 0xc1:
+		return true;
+	case 0xba:
+		return reg >= 4;
+	case 0xc7:
+		return reg == 1 && mod != 3;
+	case 0xae:
+		return mod == 3 && reg >= 5; /* lfence, mfence, sfence */
+	default:
+		return false;
+	}
+}
+
+/* Whether the instruction in @b (@len bytes) changes no register but the
+ * general ones, rip and eflags: the next STEP then reads only those and
+ * keeps the rest (segments, bases, control, x87, SSE) from this one. What
+ * the list does not know counts as changing them all. */
+static bool gprs_only(const uint8_t *b, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && (b[i] == 0x66 || b[i] == 0x67 || b[i] == 0xf0 || b[i] == 0xf2 || b[i] == 0xf3 ||
+			   b[i] == 0x2e || b[i] == 0x36 || b[i] == 0x3e || b[i] == 0x26 || b[i] == 0x64 || b[i] == 0x65))
+		i++;
+	if (i < len && (b[i] & 0xf0) == 0x40)
+		i++;
+	if (i >= len)
+		return false;
+	if (b[i] != 0x0f)
+		return one_byte_gprs_only(b[i], i + 1 < len ? b[i + 1] : 0xff);
+	return i + 1 < len && two_byte_gprs_only(b[i + 1], i + 2 < len ? b[i + 2] : 0xff);
+}
 
 /* A new step_insn for @insn (they live as long as QEMU), under
  * table_lock; NULL when out of memory. */
@@ -416,6 +489,8 @@ static struct step_insn *new_step_insn(const struct qemu_plugin_insn *insn)
 	si = &chunk[used++];
 	si->pc = qemu_plugin_insn_vaddr(insn);
 	si->len = (uint32_t)qemu_plugin_insn_data(insn, si->bytes, sizeof(si->bytes));
+	si->gprs_only = gprs_only(si->bytes, si->len);
+	si->tb_first = false;
 	return si;
 }
 
@@ -473,17 +548,23 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 	uint8_t regs[hit.regs_len ? hit.regs_len : 1];
 
 	memset(regs, 0, sizeof(regs));
-	read_regs(regs, buf);
-	/* TCG brings rip up to date at a block's start, not at each of its
-	 * instructions: the instruction's own address is the one. */
+	if (type == CHAN_STEP && S.cold_kept && !si->tb_first) {
+		memcpy(regs, S.last_regs, hit.regs_len);
+		read_regs(regs, buf, true);
+	} else {
+		read_regs(regs, buf, false);
+	}
 	if (P.pc_slot >= 0)
 		memcpy(regs + P.slots[P.pc_slot].offset, &pc, 8);
 	if (P.sp_slot >= 0)
 		memcpy(&hit.sp, regs + P.slots[P.sp_slot].offset, 8);
 	if (P.gs_slot >= 0)
 		memcpy(&gs_base, regs + P.slots[P.gs_slot].offset, 8);
-	if (type == CHAN_STEP)
+	if (type == CHAN_STEP) {
 		hit.win_len = step_window(hit.sp);
+		memcpy(S.last_regs, regs, hit.regs_len);
+		S.cold_kept = si->gprs_only;
+	}
 	if (!hit.win_len) {
 		/* To the stack's end: the IRQ stack's top slot, or a task
 		 * stack's 16 KiB boundary. */
@@ -536,6 +617,7 @@ static void on_step_at(unsigned int vcpu, void *udata)
 	if (S.vcpu < 0 && S.at && ++S.seen == S.hits) {
 		S.vcpu = (int)vcpu;
 		S.region = UINT64_MAX;
+		S.cold_kept = false;
 		qemu_plugin_u64_set(S.stepping, vcpu, 1);
 	}
 	pthread_mutex_unlock(&P.table_lock);
@@ -564,6 +646,7 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 							       (void *)(uintptr_t)pc);
 		if (!S.at || !(si = new_step_insn(insn)))
 			continue;
+		si->tb_first = i == 0;
 		if (pc == S.at)
 			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_step_at, QEMU_PLUGIN_CB_NO_REGS, NULL);
 		qemu_plugin_register_vcpu_insn_exec_cond_cb(insn, on_step, QEMU_PLUGIN_CB_R_REGS, QEMU_PLUGIN_COND_NE,
@@ -634,6 +717,19 @@ static bool read_full(void *out, size_t len)
 	return true;
 }
 
+/* The registers that integer code changes (cr8 too: a store to the
+ * local APIC's TPR changes it); the others are cold. */
+static bool is_hot_register(const char *name)
+{
+	static const char *const hot[] = { "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9",
+					   "r10", "r11", "r12", "r13", "r14", "r15", "rip", "eflags", "cr8" };
+
+	for (size_t i = 0; i < sizeof(hot) / sizeof(hot[0]); i++)
+		if (!strcmp(name, hot[i]))
+			return true;
+	return false;
+}
+
 static void set_regs(const uint8_t *body, uint32_t len)
 {
 	uint32_t n, off = 0;
@@ -642,6 +738,7 @@ static void set_regs(const uint8_t *body, uint32_t len)
 		return;
 	pthread_mutex_lock(&P.table_lock);
 	P.regs_missing = 0;
+	S.cold_kept = false;
 	P.sp_slot = P.gs_slot = P.pc_slot = -1;
 	for (uint32_t i = 0; i < n; i++) {
 		struct chan_reg r;
@@ -653,6 +750,7 @@ static void set_regs(const uint8_t *body, uint32_t len)
 			if (!strcmp(P.qregs[k].name, r.name))
 				P.slots[i].handle = P.qregs[k].handle;
 		P.regs_missing += !P.slots[i].handle;
+		P.slots[i].cold = !is_hot_register(r.name);
 		if (!strcmp(r.name, "rsp") && P.slots[i].size == 8)
 			P.sp_slot = (int)i;
 		if (!strcmp(r.name, "gs_base") && P.slots[i].size == 8)

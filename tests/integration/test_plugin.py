@@ -205,9 +205,9 @@ def outside_interrupts(steps):
 
 @test
 def test_plugin_steps_are_the_gdbstub_steps_on_a_replay():
-    """A 5,000-instruction window from net_rx_action of one recording,
-    stepped by each engine: the same instructions with the same registers,
-    stack words and backtraces. The gdbstub single-steps; the plugin
+    """A 5,000-instruction window from net_rx_action of one recording, and
+    1,000 from a system call's entry, stepped by each engine: the same
+    instructions with the same registers, stack words and backtraces. The gdbstub single-steps; the plugin
     reports every instruction of that vCPU while the guest runs on."""
     env = qemu10()
     rec = tempfile.mkdtemp(prefix="kstep-plstep-")
@@ -239,6 +239,24 @@ def test_plugin_steps_are_the_gdbstub_steps_on_a_replay():
         assert n > 4000 and out_m[:n] == out_t[:n], (n, next(i for i in range(n) if out_m[i] != out_t[i]))
         assert [[s[0] for s in h] for h in irq_m[:-1]] == [[s[0] for s in h] for h in irq_t[:len(irq_m) - 1]]
         assert len({s[0] for s in mine}) > 300, "a window that goes somewhere"
+        # From a system call's entry: swapgs changes gs_base and
+        # k_gs_base, which the plugin reads again only after such an
+        # instruction or at a block's start (it keeps them otherwise), and
+        # the entry code's one-frame walks end on what its registers hold.
+        # No interrupt comes in here: the windows are equal throughout.
+        runs = {}
+        for engine in ("plugin", "rsp"):
+            d = os.path.join(rec, "syscall-" + engine)
+            p = kstep("step", "--engine", engine, "--at", "entry_SYSCALL_64", "--count", "1000", "--replay", rec,
+                      "-o", d, "-q", env=env, timeout=600)
+            assert p.returncode == 0, p.stderr[-600:]
+            runs[engine] = steps_of(d)
+        mine, theirs = runs["plugin"], runs["rsp"]
+        assert len(mine) == 1000 and mine == theirs, \
+            next(([i, [k for k in range(len(a)) if a[k] != b[k]]] for i, (a, b) in enumerate(zip(mine, theirs))
+                  if a != b), len(theirs))
+        gs = {dict(s[3])["gs_base"] for s in mine}
+        assert len(gs) == 2 and 0 in gs, "a window with swapgs in it"
     finally:
         shutil.rmtree(rec)
 
