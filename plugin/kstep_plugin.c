@@ -32,6 +32,7 @@ KSTEP_PLUGIN_EXPORT int qemu_plugin_version = KSTEP_PLUGIN_API;
 /* A batch goes out once this full, or this old (ms), or the vCPU idles. */
 #define FLUSH_BYTES (256u << 10)
 #define FLUSH_AGE_NS (20 * 1000000ull)
+#define SNDBUF_BYTES (4 << 20)
 #define KSTACK_ALIGN 16384u
 /* Kernel addresses on x86-64, and the most of a linked stack taken. */
 #define KERNEL_HALF 0xffff800000000000ull
@@ -865,6 +866,10 @@ static int connect_to(const char *path)
 		return -1;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Room for batches in flight while kstep works through one: as much
+	 * as the host allows (net.core.wmem_max), best effort. */
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){ SNDBUF_BYTES }, sizeof(int));
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		close(fd);
 		fd = -1;
