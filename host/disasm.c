@@ -14,14 +14,26 @@
 /* A frame is set up within the first few instructions (endbr64, push, mov). */
 #define PROLOGUE_INSNS 6
 
+/* Instructions decoded, remembered by address: a step trace runs the
+ * same loops and functions over and over, and the questions asked of
+ * one instruction (its text, flow, stack, memory operands) decode it once
+ * for the whole run. */
+#define DECODED_SLOTS 8192
+
+struct decoded {
+	cs_insn *insn;            /* NULL until the slot is first used */
+	uint64_t addr;
+	uint8_t bytes[16];        /* what it was decoded from */
+	bool valid;
+	char text[CS_MNEMONIC_SIZE + sizeof(((cs_insn *)0)->op_str) + 1]; /* "" until asked for */
+};
+
 struct disasm {
 	csh handle;
-	cs_insn *insn;
-	/* What d->insn was decoded from (valid: its size), so that the
-	 * questions asked of one instruction decode it once. */
-	uint64_t decoded_addr;
-	uint8_t decoded[16];
-	bool valid;
+	struct decoded *last;     /* the one decode() answered for */
+	cs_insn *insn;            /* last's instruction */
+	cs_insn *prologue;        /* disasm_frame_state's own */
+	struct decoded slots[DECODED_SLOTS];
 };
 
 int disasm_open(struct disasm **out)
@@ -36,8 +48,8 @@ int disasm_open(struct disasm **out)
 	}
 	cs_option(d->handle, CS_OPT_SYNTAX, CS_OPT_SYNTAX_ATT);
 	cs_option(d->handle, CS_OPT_DETAIL, CS_OPT_ON);
-	d->insn = cs_malloc(d->handle);
-	if (!d->insn) {
+	d->prologue = cs_malloc(d->handle);
+	if (!d->prologue) {
 		cs_close(&d->handle);
 		free(d);
 		return -ENOMEM;
@@ -50,38 +62,52 @@ void disasm_close(struct disasm *d)
 {
 	if (!d)
 		return;
-	cs_free(d->insn, 1);
+	for (size_t i = 0; i < DECODED_SLOTS; i++)
+		if (d->slots[i].insn)
+			cs_free(d->slots[i].insn, 1);
+	cs_free(d->prologue, 1);
 	cs_close(&d->handle);
 	free(d);
 }
 
+/* The instruction in @code (@len bytes) at @addr into d->insn: from its
+ * slot when that holds these bytes, else decoded there. */
 static bool decode(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
 {
+	struct decoded *s = &d->slots[(addr * 0x9e3779b97f4a7c15ull) >> 51];
 	const uint8_t *p = code;
 	size_t n = len;
 	uint64_t a = addr;
 
-	if (d->valid && addr == d->decoded_addr && len >= d->insn->size &&
-	    !memcmp(code, d->decoded, d->insn->size))
+	d->last = s;
+	d->insn = s->insn;
+	if (s->valid && addr == s->addr && len >= s->insn->size && !memcmp(code, s->bytes, s->insn->size))
 		return true;
-	d->valid = cs_disasm_iter(d->handle, &p, &n, &a, d->insn) && d->insn->size <= sizeof(d->decoded);
-	if (d->valid) {
-		d->decoded_addr = addr;
-		memcpy(d->decoded, code, d->insn->size);
+	if (!s->insn && !(d->insn = s->insn = cs_malloc(d->handle)))
+		return false;
+	s->valid = cs_disasm_iter(d->handle, &p, &n, &a, s->insn) && s->insn->size <= sizeof(s->bytes);
+	if (s->valid) {
+		s->addr = addr;
+		memcpy(s->bytes, code, s->insn->size);
+		s->text[0] = '\0';
 	}
-	return d->valid;
+	return s->valid;
 }
 
 size_t disasm_one(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, char *text, size_t textlen)
 {
+	char *t;
+
 	if (!decode(d, code, len, addr)) {
 		snprintf(text, textlen, "(bad)");
 		return 0;
 	}
-	if (d->insn->op_str[0])
-		snprintf(text, textlen, "%s %s", d->insn->mnemonic, d->insn->op_str);
-	else
-		snprintf(text, textlen, "%s", d->insn->mnemonic);
+	t = d->last->text;
+	if (!t[0] && d->insn->op_str[0])
+		snprintf(t, sizeof(d->last->text), "%s %s", d->insn->mnemonic, d->insn->op_str);
+	else if (!t[0])
+		snprintf(t, sizeof(d->last->text), "%s", d->insn->mnemonic);
+	snprintf(text, textlen, "%s", t);
 	return d->insn->size;
 }
 
@@ -324,23 +350,23 @@ enum unwind_entry disasm_frame_state(struct disasm *d, const uint8_t *func_code,
 	uint64_t a = func_addr;
 	bool pushed = false;
 
-	d->valid = false; /* d->insn holds the prologue's instructions now */
 	for (int i = 0; i < PROLOGUE_INSNS && a <= pc; i++) {
-		cs_x86 *x;
+		const cs_insn *insn = d->prologue;
+		const cs_x86 *x;
 
-		if (!cs_disasm_iter(d->handle, &p, &n, &a, d->insn))
+		if (!cs_disasm_iter(d->handle, &p, &n, &a, d->prologue))
 			break;
-		x = &d->insn->detail->x86;
-		if (d->insn->id == X86_INS_PUSH && x->op_count == 1 && x->operands[0].type == X86_OP_REG &&
+		x = &insn->detail->x86;
+		if (insn->id == X86_INS_PUSH && x->op_count == 1 && x->operands[0].type == X86_OP_REG &&
 		    x->operands[0].reg == X86_REG_RBP) {
-			if (pc == d->insn->address)
+			if (pc == insn->address)
 				return UNWIND_AT_ENTRY;
 			pushed = true;
-		} else if (pushed && d->insn->id == X86_INS_MOV && x->op_count == 2 &&
+		} else if (pushed && insn->id == X86_INS_MOV && x->op_count == 2 &&
 			   x->operands[0].type == X86_OP_REG && x->operands[1].type == X86_OP_REG &&
 			   x->operands[0].reg == X86_REG_RSP && x->operands[1].reg == X86_REG_RBP) {
 			/* AT&T "mov %rsp,%rbp": source first */
-			return pc == d->insn->address ? UNWIND_AFTER_PUSH : UNWIND_FRAME_SET;
+			return pc == insn->address ? UNWIND_AFTER_PUSH : UNWIND_FRAME_SET;
 		}
 	}
 	/* No frame set up before pc (a leaf without a frame, or pc at entry). */

@@ -6,6 +6,8 @@
 #include <cmocka.h>
 
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "disasm.h"
 
@@ -94,6 +96,31 @@ static void test_same_address_other_code(void **state)
 	assert_int_equal(disasm_frame_state(d, func, sizeof(func), PC, PC + 4), UNWIND_FRAME_SET);
 	assert_int_equal(disasm_flow(d, call, sizeof(call), PC), DISASM_FLOW_CALL);
 	assert_int_equal(disasm_flow(d, func + 5, 1, PC + 5), DISASM_FLOW_RET);
+	assert_int_equal(disasm_one(d, call, sizeof(call), PC, text, sizeof(text)), 5);
+	assert_string_equal(text, "callq 0xffffffff81000005");
+	disasm_close(d);
+}
+
+/* Decoded instructions are remembered by address, far more than fit:
+ * each address still answers for its own code, in any order. */
+static void test_many_addresses(void **state)
+{
+	static const uint8_t call[5] = { 0xe8, 0, 0, 0, 0 }, nop[5] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
+	struct disasm *d;
+	char text[64], want[64];
+
+	(void)state;
+	assert_int_equal(disasm_open(&d), 0);
+	for (int round = 0; round < 2; round++)
+		for (uint64_t i = 0; i < 40000; i += round ? 7 : 1) {
+			const uint8_t *code = i % 3 ? nop : call;
+
+			assert_int_equal(disasm_flow(d, code, 5, PC + i * 5),
+					 i % 3 ? DISASM_FLOW_OTHER : DISASM_FLOW_CALL);
+			assert_int_equal(disasm_one(d, code, 5, PC + i * 5, text, sizeof(text)), 5);
+			snprintf(want, sizeof(want), "callq 0x%llx", (unsigned long long)(PC + i * 5 + 5));
+			assert_string_equal(text, i % 3 ? "nopl (%rax, %rax)" : want);
+		}
 	disasm_close(d);
 }
 
@@ -102,6 +129,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_next_sp),
 		cmocka_unit_test(test_same_address_other_code),
+		cmocka_unit_test(test_many_addresses),
 	};
 
 	return cmocka_run_group_tests_name("disasm", tests, NULL, NULL);
