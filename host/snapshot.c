@@ -10,12 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* file:line of return addresses, kept for the session. */
-#define SRC_SLOTS 8192
+/* Frames' names and file:line by address (a return address's or a
+ * pc's), kept for the session: a step trace names the same ones over and
+ * over. */
+#define TEXT_SLOTS 8192
 
-struct src {
-	uint64_t addr;
-	char *text;
+struct frame_text {
+	uint64_t addr, offset;    /* offset: the kernel's KASLR offset when named */
+	bool ret;                 /* named as a return address */
+	char *name, *src;         /* NULL: the slot is empty */
 };
 
 struct snapshot_ctx {
@@ -25,7 +28,7 @@ struct snapshot_ctx {
 	struct cfi *cfi;
 	enum snapshot_unwind_mode mode;
 	struct snapshot_agreement agreement;
-	struct src src[SRC_SLOTS];
+	struct frame_text texts[TEXT_SLOTS];
 };
 
 int snapshot_ctx_new(struct snapshot_ctx **out, struct symtab *syms, struct memcache *mc, struct disasm *dis,
@@ -48,8 +51,10 @@ void snapshot_ctx_free(struct snapshot_ctx *c)
 {
 	if (!c)
 		return;
-	for (size_t i = 0; i < SRC_SLOTS; i++)
-		free(c->src[i].text);
+	for (size_t i = 0; i < TEXT_SLOTS; i++) {
+		free(c->texts[i].name);
+		free(c->texts[i].src);
+	}
 	free(c);
 }
 
@@ -75,19 +80,45 @@ void snapshot_free(struct snapshot *sn)
 	free(sn);
 }
 
-static const char *src_of(struct snapshot_ctx *c, uint64_t addr)
+/* The name and file:line of the kernel's frame at @pc (@ret: a return
+ * address, named after the call before it); NULL without memory. */
+static const struct frame_text *text_of(struct snapshot_ctx *c, uint64_t pc, bool ret)
 {
-	struct src *s = &c->src[(size_t)((addr * 0x9E3779B97F4A7C15ull) >> 40) % SRC_SLOTS];
+	struct frame_text *t = &c->texts[(size_t)((pc * 0x9E3779B97F4A7C15ull) >> 40) % TEXT_SLOTS];
 	struct sym_srcloc loc[1];
+	char name[sizeof(((struct snapshot *)0)->names[0])];
 
-	if (s->addr == addr && s->text)
-		return s->text;
-	free(s->text);
-	s->text = NULL;
-	s->addr = addr;
-	if (sym_srclocs(c->syms, addr, loc, 1) > 0 && asprintf(&s->text, "%s:%d", loc[0].file, loc[0].line) < 0)
-		s->text = NULL;
-	return s->text ? s->text : "";
+	if (t->name && t->addr == pc && t->ret == ret && t->offset == sym_offset(c->syms))
+		return t;
+	free(t->name);
+	free(t->src);
+	*t = (struct frame_text){ .addr = pc, .offset = sym_offset(c->syms), .ret = ret };
+	if (ret)
+		sym_format_return(c->syms, pc, name, sizeof(name));
+	else
+		sym_format(c->syms, pc, name, sizeof(name));
+	/* A return address points after the call: its line is the call's at
+	 * address - 1 (decode_stacktrace.sh and gdb do the same). */
+	if (sym_srclocs(c->syms, ret ? pc - 1 : pc, loc, 1) > 0) {
+		if (asprintf(&t->src, "%s:%d", loc[0].file, loc[0].line) < 0)
+			t->src = NULL;
+	} else {
+		t->src = strdup("");
+	}
+	if (t->src && !(t->name = strdup(name))) {
+		free(t->src);
+		t->src = NULL;
+	}
+	return t->name ? t : NULL;
+}
+
+/* @text into @out (@len bytes), cut to fit. */
+static void copy_text(char *out, size_t len, const char *text)
+{
+	size_t n = strnlen(text, len - 1);
+
+	memcpy(out, text, n);
+	out[n] = '\0';
 }
 
 enum unwind_entry snapshot_frame_state(struct snapshot_ctx *c, uint64_t pc)
@@ -167,21 +198,18 @@ void snapshot_unwind(struct snapshot_ctx *c, struct snapshot *sn, const struct u
 /* Name frame @i, with its file:line. */
 static void symbolize_frame(struct snapshot_ctx *c, struct snapshot *sn, size_t i)
 {
-	/* A return address points after the call: its line is the call's at
-	 * address - 1 (decode_stacktrace.sh and gdb do the same). */
-	uint64_t a = i ? sn->pcs[i] - 1 : sn->pcs[i];
-
 	/* In a module: named from its own debug info, name and line. */
-	bool named = c->cfi && cfi_module_text(c->cfi, a) &&
+	bool named = c->cfi && cfi_module_text(c->cfi, i ? sn->pcs[i] - 1 : sn->pcs[i]) &&
 		     cfi_describe(c->cfi, sn->pcs[i], i > 0, sn->names[i], sizeof(sn->names[i]), sn->srcs[i],
 				  sizeof(sn->srcs[i]));
+	const struct frame_text *t = named ? NULL : text_of(c, sn->pcs[i], i > 0);
 
-	if (!named) {
-		if (i)
-			sym_format_return(c->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
-		else
-			sym_format(c->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
-		snprintf(sn->srcs[i], sizeof(sn->srcs[i]), "%s", src_of(c, a));
+	if (t) {
+		copy_text(sn->names[i], sizeof(sn->names[i]), t->name);
+		copy_text(sn->srcs[i], sizeof(sn->srcs[i]), t->src);
+	} else if (!named) { /* no memory to keep it: named, without its line */
+		(i ? sym_format_return : sym_format)(c->syms, sn->pcs[i], sn->names[i], sizeof(sn->names[i]));
+		sn->srcs[i][0] = '\0';
 	}
 	sn->bt[i] = (struct trace_frame){ sn->pcs[i], sn->names[i], sn->srcs[i] };
 }
