@@ -63,6 +63,10 @@ struct ctf_reader {
 	char vmlinux[4096];
 	char err[256];
 	const volatile sig_atomic_t *interrupted; /* NULL: never */
+	/* The last event's backtrace, whole: a step's bt_kept names how many
+	 * of its outermost frames come after the step's own. */
+	struct ctf_frame last_bt[CTF_MAX_FRAMES];
+	size_t last_nbt;
 };
 
 /* ---- the metadata -------------------------------------------------------- */
@@ -447,11 +451,11 @@ static void store(struct ctf_event *ev, const struct field_dec *fd, uint64_t u, 
 	else if (fd->kind == DEC_INT && !strcmp(fd->name, "vcpu"))
 		ev->vcpu = (uint32_t)u;
 	else if (strcmp(fd->name, "insn_len") && strcmp(fd->name, "stack_len") && strcmp(fd->name, "bt_len") &&
-		 strcmp(fd->name, "bt_reliable") && ev->nfields < CTF_MAX_FIELDS)
+		 strcmp(fd->name, "bt_reliable") && strcmp(fd->name, "bt_kept") && ev->nfields < CTF_MAX_FIELDS)
 		ev->fields[ev->nfields++] = (struct ctf_field){ fd->name, fd->kind == DEC_STRING, u, s };
 }
 
-static bool decode_fields(struct ctf_reader *r, const struct class_dec *c, struct ctf_event *ev)
+static bool decode_fields(struct ctf_reader *r, const struct class_dec *c, struct ctf_event *ev, uint64_t *kept)
 {
 	uint64_t vals[256] = { 0 };
 
@@ -484,6 +488,8 @@ static bool decode_fields(struct ctf_reader *r, const struct class_dec *c, struc
 		}
 		if (!ok)
 			return false;
+		if (fd->kind == DEC_INT && !strcmp(fd->name, "bt_kept"))
+			*kept = vals[i];
 		if (fd->kind == DEC_INT || fd->kind == DEC_STRING)
 			store(ev, fd, vals[i], s);
 	}
@@ -492,7 +498,7 @@ static bool decode_fields(struct ctf_reader *r, const struct class_dec *c, struc
 
 int ctf_next(struct ctf_reader *r, struct ctf_event *ev)
 {
-	uint64_t id, ts;
+	uint64_t id, ts, kept = 0;
 	const struct class_dec *c;
 
 	if (r->interrupted && *r->interrupted) {
@@ -518,8 +524,17 @@ int ctf_next(struct ctf_reader *r, struct ctf_event *ev)
 	ev->id = (uint32_t)id;
 	ev->name = c->name;
 	ev->ts_ns = ts;
-	if (!decode_fields(r, c, ev))
+	if (!decode_fields(r, c, ev, &kept))
 		return 0; /* cut inside the event */
+	if (kept > r->last_nbt) {
+		snprintf(r->err, sizeof(r->err), "event at byte %zu keeps %llu frames of the one before, which has %zu",
+			 r->last_start, (unsigned long long)kept, r->last_nbt);
+		return -EINVAL;
+	}
+	for (size_t i = r->last_nbt - kept; i < r->last_nbt && ev->nbt < CTF_MAX_FRAMES; i++)
+		ev->bt[ev->nbt++] = r->last_bt[i];
+	memcpy(r->last_bt, ev->bt, ev->nbt * sizeof(ev->bt[0]));
+	r->last_nbt = ev->nbt;
 	r->good_end = r->pos;
 	return 1;
 }

@@ -3,7 +3,9 @@
  * ctfread: read back a kstep trace, fast. It reads what trace.c writes (the
  * event layouts in the metadata, one stream of events) and nothing more:
  * babeltrace2 is the general CTF reader. A stream cut inside an event (a
- * kill at the wrong moment) ends at the last complete one.
+ * kill at the wrong moment) ends at the last complete one. A step's
+ * backtrace comes whole: the frames it wrote, then the bt_kept outermost
+ * frames of the event before.
  */
 #ifndef KSTEP_CTFREAD_H
 #define KSTEP_CTFREAD_H

@@ -27,6 +27,9 @@
 /* A batch is written at the latest this long after its first event. */
 #define BATCH_NS 100000000ull
 
+/* A backtrace this deep is written whole: deeper ones are not kept. */
+#define TRACE_KEPT_MAX 64
+
 struct trace {
 	int fd;
 	const struct trace_class *classes;
@@ -37,6 +40,11 @@ struct trace {
 	struct buf ev;            /* the events not written yet */
 	size_t batch;             /* bytes of them to write at once, 0: each */
 	uint64_t batch_ns;        /* when the first of them came */
+	/* The last event's frame addresses, when it was a step: the next
+	 * step of its vCPU writes only the frames it does not share. */
+	uint64_t last_bt[TRACE_KEPT_MAX];
+	uint32_t last_nbt, last_vcpu;
+	bool last_step;
 	char err[256];
 };
 
@@ -188,11 +196,11 @@ static int put_event(struct buf *b, const struct target_desc *desc, int id, cons
 	if (!err)
 		err = put_regs_struct(b, desc);
 	if (!err)
-		err = buf_puts(b, "\t\tuint32_t stack_len;\n\t\txint64_t stack[stack_len];\n"
-				  "\t\tuint32_t bt_len;\n"
-				  "\t\tstruct { xint64_t addr; string func; string src; } backtrace[bt_len];\n"
-				  "\t\tstring bt_end;\n\t\tuint8_t bt_reliable;\n"
-				  "\t};\n};\n\n");
+		err = buf_printf(b, "\t\tuint32_t stack_len;\n\t\txint64_t stack[stack_len];\n"
+				    "%s\t\tuint32_t bt_len;\n"
+				    "\t\tstruct { xint64_t addr; string func; string src; } backtrace[bt_len];\n"
+				    "\t\tstring bt_end;\n\t\tuint8_t bt_reliable;\n"
+				    "\t};\n};\n\n", id == TRACE_STEP ? "\t\tuint32_t bt_kept;\n" : "");
 	return err;
 }
 
@@ -276,6 +284,7 @@ static int put_str(struct buf *b, const char *s)
 int trace_encode(struct buf *b, const struct target_desc *desc, const struct trace_class *c,
 		 const struct trace_event *ev)
 {
+	uint32_t kept = ev->kind == TRACE_STEP && ev->bt_kept <= ev->bt_len ? ev->bt_kept : 0;
 	int err = 0;
 
 	/* Field order must match put_event exactly. */
@@ -301,8 +310,10 @@ int trace_encode(struct buf *b, const struct target_desc *desc, const struct tra
 	err = err ? err : buf_put_le(b, ev->stack_len, 4);
 	for (uint32_t i = 0; i < ev->stack_len && !err; i++)
 		err = buf_put_le(b, ev->stack[i], 8);
-	err = err ? err : buf_put_le(b, ev->bt_len, 4);
-	for (uint32_t i = 0; i < ev->bt_len && !err; i++) {
+	if (ev->kind == TRACE_STEP)
+		err = err ? err : buf_put_le(b, kept, 4);
+	err = err ? err : buf_put_le(b, ev->bt_len - kept, 4);
+	for (uint32_t i = 0; i < ev->bt_len - kept && !err; i++) {
 		err = buf_put_le(b, ev->bt[i].addr, 8);
 		err = err ? err : put_str(b, ev->bt[i].func);
 		err = err ? err : put_str(b, ev->bt[i].src && ev->bt[i].src[0] ? ev->bt[i].src : TRACE_NO_SOURCE);
@@ -582,9 +593,36 @@ static int trace_flush(struct trace *t)
 	return err;
 }
 
+/* How many outermost frames of step @ev the last event had too: at most
+ * all but the top one of either (a frame on top is named as a pc, below
+ * as a return address), so that the kept ones are named alike in both. */
+static uint32_t frames_kept(const struct trace *t, const struct trace_event *ev)
+{
+	uint32_t n = 0, most;
+
+	if (!t->last_step || ev->vcpu != t->last_vcpu || ev->bt_len > TRACE_KEPT_MAX || !ev->bt_len ||
+	    !t->last_nbt)
+		return 0;
+	most = (ev->bt_len < t->last_nbt ? ev->bt_len : t->last_nbt) - 1;
+	while (n < most && ev->bt[ev->bt_len - 1 - n].addr == t->last_bt[t->last_nbt - 1 - n])
+		n++;
+	return n;
+}
+
+/* Remember step @ev's frames for the next step. */
+static void keep_frames(struct trace *t, const struct trace_event *ev)
+{
+	t->last_step = ev->kind == TRACE_STEP && ev->bt_len <= TRACE_KEPT_MAX;
+	t->last_vcpu = ev->vcpu;
+	t->last_nbt = t->last_step ? ev->bt_len : 0;
+	for (uint32_t i = 0; i < t->last_nbt; i++)
+		t->last_bt[i] = ev->bt[i].addr;
+}
+
 int trace_write(struct trace *t, const struct trace_event *ev)
 {
 	const struct trace_class *c = NULL;
+	struct trace_event step;
 	size_t held = t->ev.len;
 	uint64_t now;
 	int err;
@@ -594,10 +632,16 @@ int trace_write(struct trace *t, const struct trace_event *ev)
 			return -EINVAL;
 		c = &t->classes[ev->class_id - TRACE_CLASS_BASE];
 	}
-	if ((err = trace_encode(&t->ev, t->desc, c, ev))) {
+	if (ev->kind == TRACE_STEP) {
+		step = *ev;
+		step.bt_kept = frames_kept(t, ev);
+	}
+	if ((err = trace_encode(&t->ev, t->desc, c, ev->kind == TRACE_STEP ? &step : ev))) {
 		t->ev.len = held;
+		t->last_step = false;
 		return err;
 	}
+	keep_frames(t, ev);
 	if (!t->batch)
 		return trace_flush(t);
 	now = trace_now_ns();

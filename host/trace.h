@@ -74,6 +74,9 @@ struct trace_event {
 	uint32_t stack_len;  /* in 8-byte words */
 	const struct trace_frame *bt;
 	uint32_t bt_len;
+	/* Steps: how many of bt's outermost frames the event before had
+	 * (trace_write counts them); they are not written again. */
+	uint32_t bt_kept;
 	const char *bt_end;      /* how the backtrace ended: unwind_end_name() */
 	uint8_t bt_reliable;     /* it reached a natural end (unwind_end_reliable) */
 	const char *insn;        /* step: disassembly */

@@ -218,6 +218,14 @@ def events(text):
         ev["stack0"] = int(sm.group(1), 16) if sm else None
         # Each frame whole: its address, name and file:line.
         ev["frames"] = re.findall(r'addr = (0x[0-9A-F]+), func = "([^"]*)", src = "([^"]*)"', line)
+        # A step names only the frames the event before did not have on
+        # top of its own outermost ones (bt_kept: how many follow).
+        km = re.search(r"bt_kept = (\d+)", line)
+        kept = int(km.group(1)) if km else 0
+        if kept:
+            assert out and kept <= len(out[-1]["frames"]), "bt_kept %d after %s" % (kept, out[-1:])
+            ev["bt"] += out[-1]["bt"][-kept:]
+            ev["frames"] += out[-1]["frames"][-kept:]
         bm = re.search(r'bt_end = "([^"]*)"', line)
         ev["bt_end"] = bm.group(1) if bm else None
         rm = re.search(r"rsp = (0x[0-9A-F]+)", line)

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ctfread.h"
 #include "trace.h"
 
 static struct target_reg regs[] = {
@@ -378,6 +379,99 @@ static void test_batched_events_are_the_events(void **state)
 	rm_rf(a), rm_rf(b), rm_rf(c);
 }
 
+/* A step writes only the frames the event before it did not have on top
+ * of its outermost ones (bt_kept), never the top one's and never after
+ * another kind of event or another vCPU's; ctfread gives every backtrace
+ * back whole, and refuses a step that keeps more than there was. */
+static void test_steps_keep_the_outer_frames(void **state)
+{
+	static const struct {
+		enum trace_kind kind;
+		uint32_t vcpu, n, kept;
+		uint64_t addr[4];
+	} evs[] = {
+		{ TRACE_STOP, 0, 3, 0, { 0xa0, 0xb0, 0xc0 } },
+		{ TRACE_STEP, 0, 3, 0, { 0xa1, 0xb0, 0xc0 } },       /* after a stop: whole */
+		{ TRACE_STEP, 0, 3, 2, { 0xa2, 0xb0, 0xc0 } },       /* went on in its function */
+		{ TRACE_STEP, 0, 4, 2, { 0xd0, 0xa7, 0xb0, 0xc0 } }, /* called */
+		{ TRACE_STEP, 0, 3, 2, { 0xa7, 0xb0, 0xc0 } },       /* returned: 0xa7 named anew */
+		{ TRACE_STEP, 1, 3, 0, { 0xa7, 0xb0, 0xc0 } },       /* another vCPU */
+		{ TRACE_STEP, 1, 1, 0, { 0xe0 } },
+	};
+	char dir[] = "/tmp/kstep-test-kept-XXXXXX", cmd[256], err[256];
+	static char out[65536];
+	uint8_t raw[38] = { 0 }, ib[1] = { 0x90 };
+	struct trace_frame bt[4];
+	char names[4][16], path[128];
+	struct ctf_reader *rd;
+	struct ctf_event got;
+	struct trace *t;
+	struct buf b = { 0 };
+	int dfd, fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
+	assert_int_equal(trace_open(&t, dfd, dir, &desc, &env, err, sizeof(err)), 0);
+	close(dfd);
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+		for (uint32_t k = 0; k < evs[i].n; k++) {
+			snprintf(names[k], sizeof(names[k]), "f%zu_%u", i, k);
+			bt[k] = (struct trace_frame){ evs[i].addr[k], names[k], "a.c:1" };
+		}
+		struct trace_event ev = { .kind = evs[i].kind, .seq = i, .vcpu = evs[i].vcpu, .pc = evs[i].addr[0],
+					  .probe = "step", .symbol = "f", .regs = raw, .bt = bt, .bt_len = evs[i].n,
+					  .bt_end = "stack-end", .insn = "nop", .insn_bytes = ib, .insn_len = 1 };
+		assert_int_equal(trace_write(t, &ev), 0);
+	}
+	assert_int_equal(trace_close(t), 0);
+
+	snprintf(cmd, sizeof(cmd), "babeltrace2 %s 2>&1", dir);
+	assert_int_equal(run(cmd, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "bt_kept = 2, bt_len = 1, backtrace = [ [0] = { addr = 0xA2"));
+
+	assert_int_equal(ctf_open(&rd, dir, err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+		assert_int_equal(ctf_next(rd, &got), 1);
+		assert_int_equal(got.nbt, evs[i].n);
+		for (uint32_t k = 0; k < evs[i].n; k++) {
+			/* A kept frame is named as the event that wrote it named it. */
+			size_t from = i;
+			uint32_t at = k;
+			char want[16];
+
+			while (at >= evs[from].n - evs[from].kept) {
+				at = at - evs[from].n + evs[from - 1].n;
+				from--;
+			}
+			snprintf(want, sizeof(want), "f%zu_%u", from, at);
+			assert_int_equal(got.bt[k].addr, evs[i].addr[k]);
+			assert_string_equal(got.bt[k].func, want);
+		}
+	}
+	assert_int_equal(ctf_next(rd, &got), 0);
+	ctf_close(rd);
+
+	/* A step that keeps 3 frames after a stop that had 1: not a trace. */
+	bt[0] = (struct trace_frame){ 0xa0, "f", "a.c:1" };
+	struct trace_event bad = { .kind = TRACE_STEP, .pc = 0xa0, .probe = "step", .symbol = "f", .regs = raw,
+				   .bt = bt, .bt_len = 3, .bt_kept = 3, .bt_end = "x", .insn = "nop",
+				   .insn_bytes = ib, .insn_len = 1 };
+	assert_int_equal(trace_encode(&b, &desc, NULL, &bad), 0);
+	snprintf(path, sizeof(path), "%s/stream_0", dir);
+	assert_true((fd = open(path, O_WRONLY | O_APPEND)) >= 0);
+	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+	close(fd);
+	buf_free(&b);
+	assert_int_equal(ctf_open(&rd, dir, err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+		assert_int_equal(ctf_next(rd, &got), 1);
+	assert_int_equal(ctf_next(rd, &got), -EINVAL);
+	assert_non_null(strstr(ctf_error(rd), "keeps 3 frames of the one before, which has 1"));
+	ctf_close(rd);
+	rm_rf(dir);
+}
+
 /* -o DIR: private, never through a symlink, never someone's files mixed
  * with ours, an old kstep trace replaced only with --force. */
 static void test_trace_directory_rules(void **state)
@@ -471,6 +565,7 @@ int main(void)
 		cmocka_unit_test(test_trace_directory_findings),
 		cmocka_unit_test(test_replay_traces_repeat_byte_for_byte),
 		cmocka_unit_test(test_batched_events_are_the_events),
+		cmocka_unit_test(test_steps_keep_the_outer_frames),
 	};
 
 	return cmocka_run_group_tests_name("trace", tests, NULL, NULL);
