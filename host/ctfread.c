@@ -31,6 +31,8 @@ enum decode {
 	DEC_BLOB,        /* size bytes, skipped (the register block) */
 	DEC_SEQ,         /* count from field @len_field, elements of size bytes */
 	DEC_BACKTRACE,   /* count from @len_field: { addr, func, src } */
+	DEC_MORE,        /* a step's registers from fs_base on: count 0 (the step
+			  * before's) or 1 from @len_field, size bytes */
 };
 
 struct field_dec {
@@ -53,6 +55,8 @@ struct class_dec {
 	size_t n;
 	struct reg_dec *regs;   /* the register block's members */
 	size_t nregs;
+	unsigned int regs_size, hot_size; /* the whole block's, regs's (before regs_more) */
+	bool has_more;
 };
 
 struct ctf_reader {
@@ -67,6 +71,12 @@ struct ctf_reader {
 	 * of its outermost frames come after the step's own. */
 	struct ctf_frame last_bt[CTF_MAX_FRAMES];
 	size_t last_nbt;
+	/* The register block of a class with regs_more, put together: its
+	 * second part is the step before's where a step did not write it. */
+	uint8_t *block;
+	size_t block_cap;
+	bool more_valid;
+	bool bad;                /* decode_fields found an event that is not one (err) */
 };
 
 /* ---- the metadata -------------------------------------------------------- */
@@ -144,13 +154,15 @@ static int parse_field(struct class_dec *c, const char *line)
 
 /* The register struct: one blob of all its members' sizes, and where
  * each member is in it. */
+/* A register struct: "regs" (the whole block, or a step's first part)
+ * or "regs_more" (a step's second part, after regs_more_len). */
 static int parse_regs(struct class_dec *c, char **save)
 {
 	struct field_dec fd = { .kind = DEC_BLOB, .len_field = -1 };
+	unsigned int base = c->regs_size;
 	char *line;
 
-	snprintf(fd.name, sizeof(fd.name), "regs");
-	while ((line = strtok_r(NULL, "\n", save)) && !strstr(line, "} regs;")) {
+	while ((line = strtok_r(NULL, "\n", save)) && !strstr(line, "} regs")) {
 		char type[32], name[32] = "";
 		bool sig;
 		unsigned int n = 1;
@@ -162,16 +174,28 @@ static int parse_regs(struct class_dec *c, char **save)
 		size = type_size(type, &sig);
 		/* The block's size stays below MAX_BLOB_BYTES, so no offset wraps. */
 		if (size <= 0 || n > MAX_BLOB_BYTES / (unsigned int)size ||
-		    (unsigned int)size * n > MAX_BLOB_BYTES - fd.size ||
+		    (unsigned int)size * n > MAX_BLOB_BYTES - base - fd.size ||
 		    !(tmp = realloc(c->regs, (c->nregs + 1) * sizeof(*tmp))))
 			return -EINVAL;
 		c->regs = tmp;
 		snprintf(tmp[c->nregs].name, sizeof(tmp[c->nregs].name), "%s", name);
-		tmp[c->nregs].offset = fd.size;
+		tmp[c->nregs].offset = base + fd.size;
 		tmp[c->nregs++].size = (unsigned int)size * n;
 		fd.size += (unsigned int)size * n;
 	}
-	return line ? add_field(c, &fd) : -EINVAL;
+	if (line && strstr(line, "} regs;") && !base) {
+		snprintf(fd.name, sizeof(fd.name), "regs");
+		c->hot_size = fd.size;
+	} else if (line && strstr(line, "} regs_more[regs_more_len];") && base && !c->has_more &&
+		   (fd.len_field = find_field(c, "regs_more_len")) >= 0) {
+		snprintf(fd.name, sizeof(fd.name), "regs_more");
+		fd.kind = DEC_MORE;
+		c->has_more = true;
+	} else {
+		return -EINVAL;
+	}
+	c->regs_size = base + fd.size;
+	return add_field(c, &fd);
 }
 
 static int parse_event(struct ctf_reader *r, char **save)
@@ -310,6 +334,7 @@ void ctf_close(struct ctf_reader *r)
 			free(r->classes[i]->regs);
 			free(r->classes[i]);
 		}
+	free(r->block);
 	free(r);
 }
 
@@ -455,6 +480,46 @@ static void store(struct ctf_event *ev, const struct field_dec *fd, uint64_t u, 
 		ev->fields[ev->nfields++] = (struct ctf_field){ fd->name, fd->kind == DEC_STRING, u, s };
 }
 
+/* A class with regs_more: its registers go into r->block, this event's
+ * first part now (@size bytes at the read position). */
+static bool whole_block(struct ctf_reader *r, const struct class_dec *c, struct ctf_event *ev, unsigned int size)
+{
+	if (r->block_cap < c->regs_size) {
+		uint8_t *block = realloc(r->block, c->regs_size);
+
+		if (!block)
+			return false;
+		r->block = block;
+		r->block_cap = c->regs_size;
+		r->more_valid = false;
+	}
+	if (size > r->size - r->pos)
+		return false;
+	memcpy(r->block, r->map + r->pos, size);
+	ev->regs = r->block;
+	ev->regs_len = c->regs_size;
+	return true;
+}
+
+/* The second part: @n (0 or 1) times @size bytes; none, the last ones. */
+static bool more_regs(struct ctf_reader *r, const struct class_dec *c, uint64_t n, unsigned int size)
+{
+	if (n > 1 || (!n && !r->more_valid)) {
+		snprintf(r->err, sizeof(r->err), "event at byte %zu has %llu parts of registers after its first%s",
+			 r->last_start, (unsigned long long)n, n ? "" : ", and no event before it had one");
+		r->bad = true;
+		return false;
+	}
+	if (!n)
+		return true;
+	if (size > r->size - r->pos)
+		return false;
+	memcpy(r->block + c->hot_size, r->map + r->pos, size);
+	r->pos += size;
+	r->more_valid = true;
+	return true;
+}
+
 static bool decode_fields(struct ctf_reader *r, const struct class_dec *c, struct ctf_event *ev, uint64_t *kept)
 {
 	uint64_t vals[256] = { 0 };
@@ -472,11 +537,17 @@ static bool decode_fields(struct ctf_reader *r, const struct class_dec *c, struc
 			ok = get_str(r, &s);
 			break;
 		case DEC_BLOB:
-			if (!strcmp(fd->name, "regs")) {
+			ok = true;
+			if (!strcmp(fd->name, "regs") && c->has_more)
+				ok = whole_block(r, c, ev, fd->size);
+			else if (!strcmp(fd->name, "regs")) {
 				ev->regs = r->map + r->pos;
 				ev->regs_len = fd->size;
 			}
-			ok = skip(r, fd->size);
+			ok = ok && skip(r, fd->size);
+			break;
+		case DEC_MORE:
+			ok = more_regs(r, c, vals[fd->len_field], fd->size);
 			break;
 		case DEC_SEQ:
 			ok = vals[fd->len_field] <= (r->size - r->pos) / (fd->size ? fd->size : 1) &&
@@ -524,8 +595,11 @@ int ctf_next(struct ctf_reader *r, struct ctf_event *ev)
 	ev->id = (uint32_t)id;
 	ev->name = c->name;
 	ev->ts_ns = ts;
+	r->bad = false;
 	if (!decode_fields(r, c, ev, &kept))
-		return 0; /* cut inside the event */
+		return r->bad ? -EINVAL : 0; /* not an event, or cut inside one */
+	if (!c->has_more)
+		r->more_valid = false;
 	if (kept > r->last_nbt) {
 		snprintf(r->err, sizeof(r->err), "event at byte %zu keeps %llu frames of the one before, which has %zu",
 			 r->last_start, (unsigned long long)kept, r->last_nbt);

@@ -5,7 +5,8 @@
  * babeltrace2 is the general CTF reader. A stream cut inside an event (a
  * kill at the wrong moment) ends at the last complete one. A step's
  * backtrace comes whole: the frames it wrote, then the bt_kept outermost
- * frames of the event before.
+ * frames of the event before; and its registers too: those from fs_base
+ * on are the step before's where it wrote none (regs_more_len 0).
  */
 #ifndef KSTEP_CTFREAD_H
 #define KSTEP_CTFREAD_H

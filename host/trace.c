@@ -45,6 +45,7 @@ struct trace {
 	uint64_t last_bt[TRACE_KEPT_MAX];
 	uint32_t last_nbt, last_vcpu;
 	bool last_step;
+	uint8_t *last_regs;       /* that step's registers (g_size bytes) */
 	char err[256];
 };
 
@@ -130,26 +131,52 @@ static int reg_ident(const char *name, char **done, size_t n, char **out)
 	return 0;
 }
 
-static int put_regs_struct(struct buf *b, const struct target_desc *desc)
+/* Where a step's registers split: the general ones, rip, eflags and the
+ * segment selectors come first in every step; from fs_base on (bases,
+ * control registers, x87, SSE), they come only when they changed since
+ * the step before. The index of fs_base, 0: no split (no such register). */
+static size_t regs_split(const struct target_desc *desc)
+{
+	for (size_t i = 1; i < desc->nregs; i++)
+		if (desc->regs[i].name[0] == 'f' && !strcmp(desc->regs[i].name, "fs_base"))
+			return i;
+	return 0;
+}
+
+/* Registers @from..@to of @desc as a struct, closed with @tail. */
+static int put_regs_struct(struct buf *b, const struct target_desc *desc, size_t from, size_t to, const char *tail)
 {
 	char **idents = calloc(desc->nregs ? desc->nregs : 1, sizeof(*idents));
 	int err = idents ? buf_puts(b, "\t\tstruct {\n") : -ENOMEM;
 
-	for (size_t i = 0; i < desc->nregs && !err; i++) {
+	for (size_t i = 0; i < to && !err; i++) {
 		const struct target_reg *r = &desc->regs[i];
 		/* Up to 64 bits an integer; wider ones (st0, xmm0) as bytes. */
 		bool integer = r->bitsize == 64 || r->bitsize == 32 || r->bitsize == 16 || r->bitsize == 8;
 
 		err = reg_ident(r->name, idents, i, &idents[i]);
-		if (!err && integer)
+		if (!err && i >= from && integer)
 			err = buf_printf(b, "\t\t\txint%u_t %s;\n", r->bitsize, idents[i]);
-		else if (!err)
+		else if (!err && i >= from)
 			err = buf_printf(b, "\t\t\txint8_t %s[%u];\n", idents[i], r->bitsize / 8);
 	}
 	for (size_t i = 0; idents && i < desc->nregs; i++)
 		free(idents[i]);
 	free(idents);
-	return err ? err : buf_puts(b, "\t\t} regs;\n");
+	return err ? err : buf_printf(b, "\t\t} %s;\n", tail);
+}
+
+/* A class's registers: all in one struct, or for steps split in two. */
+static int put_regs(struct buf *b, const struct target_desc *desc, bool step)
+{
+	size_t split = step ? regs_split(desc) : 0;
+	int err;
+
+	if (!split)
+		return put_regs_struct(b, desc, 0, desc->nregs, "regs");
+	err = put_regs_struct(b, desc, 0, split, "regs");
+	err = err ? err : buf_puts(b, "\t\tuint8_t regs_more_len;\n");
+	return err ? err : put_regs_struct(b, desc, split, desc->nregs, "regs_more[regs_more_len]");
 }
 
 bool trace_field_reserved(const char *name)
@@ -194,7 +221,7 @@ static int put_event(struct buf *b, const struct target_desc *desc, int id, cons
 		err = put_class_fields(b, c);
 
 	if (!err)
-		err = put_regs_struct(b, desc);
+		err = put_regs(b, desc, id == TRACE_STEP);
 	if (!err)
 		err = buf_printf(b, "\t\tuint32_t stack_len;\n\t\txint64_t stack[stack_len];\n"
 				    "%s\t\tuint32_t bt_len;\n"
@@ -281,6 +308,20 @@ static int put_str(struct buf *b, const char *s)
 	return buf_append(b, s ? s : "", strlen(s ? s : "") + 1);
 }
 
+/* The raw register block, already little-endian in regnum order: whole,
+ * or a step's in two parts, the second only when not kept. */
+static int put_regs_block(struct buf *b, const struct target_desc *desc, const struct trace_event *ev)
+{
+	size_t split = ev->kind == TRACE_STEP ? regs_split(desc) : 0, off = split ? desc->regs[split].offset : 0;
+	int err;
+
+	if (!split)
+		return buf_append(b, ev->regs, desc->g_size);
+	err = buf_append(b, ev->regs, off);
+	err = err ? err : buf_put_le(b, !ev->regs_kept, 1);
+	return err || ev->regs_kept ? err : buf_append(b, ev->regs + off, desc->g_size - off);
+}
+
 int trace_encode(struct buf *b, const struct target_desc *desc, const struct trace_class *c,
 		 const struct trace_event *ev)
 {
@@ -305,8 +346,7 @@ int trace_encode(struct buf *b, const struct target_desc *desc, const struct tra
 	for (size_t i = 0; c && i < c->nfields && !err; i++)
 		err = c->fields[i].type == TRACE_FIELD_STRING ? put_str(b, ev->values[i].str)
 							       : buf_put_le(b, ev->values[i].u, 8);
-	/* The raw register block is already little-endian in regnum order. */
-	err = err ? err : buf_append(b, ev->regs, desc->g_size);
+	err = err ? err : put_regs_block(b, desc, ev);
 	err = err ? err : buf_put_le(b, ev->stack_len, 4);
 	for (uint32_t i = 0; i < ev->stack_len && !err; i++)
 		err = buf_put_le(b, ev->stack[i], 8);
@@ -609,7 +649,16 @@ static uint32_t frames_kept(const struct trace *t, const struct trace_event *ev)
 	return n;
 }
 
-/* Remember step @ev's frames for the next step. */
+/* Are step @ev's registers from fs_base on those of the step before? */
+static bool registers_kept(const struct trace *t, const struct trace_event *ev)
+{
+	size_t split = regs_split(t->desc), off = split ? t->desc->regs[split].offset : 0;
+
+	return split && t->last_step && ev->vcpu == t->last_vcpu && t->last_regs &&
+	       !memcmp(ev->regs + off, t->last_regs + off, t->g_size - off);
+}
+
+/* Remember step @ev's frames and registers for the next step. */
 static void keep_frames(struct trace *t, const struct trace_event *ev)
 {
 	t->last_step = ev->kind == TRACE_STEP && ev->bt_len <= TRACE_KEPT_MAX;
@@ -617,6 +666,10 @@ static void keep_frames(struct trace *t, const struct trace_event *ev)
 	t->last_nbt = t->last_step ? ev->bt_len : 0;
 	for (uint32_t i = 0; i < t->last_nbt; i++)
 		t->last_bt[i] = ev->bt[i].addr;
+	if (t->last_step && (t->last_regs || (t->last_regs = malloc(t->g_size))))
+		memcpy(t->last_regs, ev->regs, t->g_size);
+	else
+		t->last_step = false;
 }
 
 int trace_write(struct trace *t, const struct trace_event *ev)
@@ -635,6 +688,7 @@ int trace_write(struct trace *t, const struct trace_event *ev)
 	if (ev->kind == TRACE_STEP) {
 		step = *ev;
 		step.bt_kept = frames_kept(t, ev);
+		step.regs_kept = registers_kept(t, ev);
 	}
 	if ((err = trace_encode(&t->ev, t->desc, c, ev->kind == TRACE_STEP ? &step : ev))) {
 		t->ev.len = held;
@@ -677,6 +731,7 @@ int trace_close(struct trace *t)
 	if (t->fd >= 0 && close(t->fd) && !err)
 		err = -errno;
 	buf_free(&t->ev);
+	free(t->last_regs);
 	free(t);
 	return err;
 }

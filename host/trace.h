@@ -77,6 +77,9 @@ struct trace_event {
 	/* Steps: how many of bt's outermost frames the event before had
 	 * (trace_write counts them); they are not written again. */
 	uint32_t bt_kept;
+	/* Steps: the registers from fs_base on are the step before's, and
+	 * are not written again (trace_write sees to it). */
+	bool regs_kept;
 	const char *bt_end;      /* how the backtrace ended: unwind_end_name() */
 	uint8_t bt_reliable;     /* it reached a natural end (unwind_end_reliable) */
 	const char *insn;        /* step: disassembly */

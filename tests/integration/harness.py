@@ -230,8 +230,16 @@ def events(text):
         ev["bt_end"] = bm.group(1) if bm else None
         rm = re.search(r"rsp = (0x[0-9A-F]+)", line)
         ev["rsp"] = int(rm.group(1), 16) if rm else None
-        regs = re.search(r"regs = \{ (.*?) \}, stack_len", line)
+        regs = re.search(r"regs = \{ (.*?) \}, (?:regs_more_len = (\d+), regs_more = \[ (.*?)\], )?stack_len", line)
         ev["regs"] = {k: int(v, 16) for k, v in re.findall(r"(\w+) = (0x[0-9A-F]+)", regs.group(1))} if regs else {}
+        # A step's registers from fs_base on, when they changed; else the
+        # step before's.
+        if regs and regs.group(2) == "0":
+            assert out and "more" in out[-1], "regs_more_len = 0 with no step before"
+            ev["more"] = out[-1]["more"]
+        elif regs and regs.group(2):
+            ev["more"] = {k: int(v, 16) for k, v in re.findall(r"(\w+) = (0x[0-9A-F]+)", regs.group(3))}
+        ev["regs"].update(ev.get("more", {}))
         out.append(ev)
     return out
 

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -472,6 +473,103 @@ static void test_steps_keep_the_outer_frames(void **state)
 	rm_rf(dir);
 }
 
+/* A step writes its registers from fs_base on only when they changed
+ * since the step before of its vCPU (regs_more_len 1, else 0); ctfread
+ * gives every block back whole, and refuses a step that keeps them with
+ * no step before it. */
+static void test_steps_keep_unchanged_registers(void **state)
+{
+	static struct target_reg split_regs[] = {
+		{ "rax", 64, 0, 0, true }, { "rip", 64, 1, 8, true },
+		{ "fs_base", 64, 2, 16, true }, { "xmm0", 128, 3, 24, true },
+	};
+	static const struct target_desc split_desc = { "i386:x86-64", split_regs, 4, 40 };
+	static const struct {
+		enum trace_kind kind;
+		uint32_t vcpu;
+		uint64_t rax, fs_base;
+		bool written;            /* fs_base and xmm0 in the stream */
+	} evs[] = {
+		{ TRACE_STOP, 0, 1, 0x100, true },
+		{ TRACE_STEP, 0, 2, 0x100, true },  /* after a stop */
+		{ TRACE_STEP, 0, 3, 0x100, false }, /* unchanged */
+		{ TRACE_STEP, 0, 4, 0x200, true },  /* changed */
+		{ TRACE_STEP, 1, 5, 0x200, true },  /* another vCPU */
+		{ TRACE_STEP, 1, 6, 0x200, false },
+	};
+	char dir[] = "/tmp/kstep-test-regs-XXXXXX", cmd[256], err[256], path[128];
+	static char out[65536];
+	uint8_t raw[40] = { 0 }, ib[1] = { 0x90 };
+	struct trace_frame bt[1] = { { 0xffffffff81000000ull, "f", "a.c:1" } };
+	struct ctf_reader *rd;
+	struct ctf_event got;
+	struct trace *t;
+	struct buf b = { 0 };
+	uint64_t v;
+	int dfd, fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
+	assert_int_equal(trace_open(&t, dfd, dir, &split_desc, &env, err, sizeof(err)), 0);
+	close(dfd);
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+		memcpy(raw, &evs[i].rax, 8);
+		memcpy(raw + 16, &evs[i].fs_base, 8);
+		struct trace_event ev = { .kind = evs[i].kind, .seq = i, .vcpu = evs[i].vcpu, .pc = 0xffffffff81000000ull,
+					  .probe = "step", .symbol = "f", .regs = raw, .bt = bt, .bt_len = 1,
+					  .bt_end = "stack-end", .insn = "nop", .insn_bytes = ib, .insn_len = 1 };
+		assert_int_equal(trace_write(t, &ev), 0);
+	}
+	assert_int_equal(trace_close(t), 0);
+
+	snprintf(cmd, sizeof(cmd), "babeltrace2 %s 2>&1", dir);
+	assert_int_equal(run(cmd, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "regs = { rax = 0x3, rip = 0x0 }, regs_more_len = 0, regs_more = [ ]"));
+	assert_non_null(strstr(out, "regs = { rax = 0x4, rip = 0x0 }, regs_more_len = 1, regs_more = [ [0] = { "
+				    "fs_base = 0x200"));
+	for (size_t i = 1; i < sizeof(evs) / sizeof(evs[0]); i++) {
+		char want[96];
+
+		snprintf(want, sizeof(want), "rax = 0x%" PRIx64 ", rip = 0x0 }, regs_more_len = %d", evs[i].rax,
+			 evs[i].written);
+		assert_non_null(strstr(out, want));
+	}
+
+	assert_int_equal(ctf_open(&rd, dir, err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+		assert_int_equal(ctf_next(rd, &got), 1);
+		assert_int_equal(got.regs_len, 40);
+		assert_int_equal(ctf_reg(rd, &got, "rax", &v), 0);
+		assert_int_equal(v, evs[i].rax);
+		assert_int_equal(ctf_reg(rd, &got, "fs_base", &v), 0);
+		assert_int_equal(v, evs[i].fs_base);
+	}
+	assert_int_equal(ctf_next(rd, &got), 0);
+	ctf_close(rd);
+
+	/* A step that keeps the registers of a stop: not a trace. */
+	struct trace_event stop = { .kind = TRACE_STOP, .pc = 1, .probe = "p", .symbol = "f", .regs = raw, .bt = bt,
+				    .bt_len = 1, .bt_end = "x" };
+	struct trace_event bad = { .kind = TRACE_STEP, .pc = 1, .probe = "step", .symbol = "f", .regs = raw,
+				   .bt = bt, .bt_len = 1, .regs_kept = true, .bt_end = "x", .insn = "nop",
+				   .insn_bytes = ib, .insn_len = 1 };
+	assert_int_equal(trace_encode(&b, &split_desc, NULL, &stop), 0);
+	assert_int_equal(trace_encode(&b, &split_desc, NULL, &bad), 0);
+	snprintf(path, sizeof(path), "%s/stream_0", dir);
+	assert_true((fd = open(path, O_WRONLY | O_APPEND)) >= 0);
+	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+	close(fd);
+	buf_free(&b);
+	assert_int_equal(ctf_open(&rd, dir, err, sizeof(err)), 0);
+	for (size_t i = 0; i <= sizeof(evs) / sizeof(evs[0]); i++)
+		assert_int_equal(ctf_next(rd, &got), 1);
+	assert_int_equal(ctf_next(rd, &got), -EINVAL);
+	assert_non_null(strstr(ctf_error(rd), "no event before it had one"));
+	ctf_close(rd);
+	rm_rf(dir);
+}
+
 /* -o DIR: private, never through a symlink, never someone's files mixed
  * with ours, an old kstep trace replaced only with --force. */
 static void test_trace_directory_rules(void **state)
@@ -566,6 +664,7 @@ int main(void)
 		cmocka_unit_test(test_replay_traces_repeat_byte_for_byte),
 		cmocka_unit_test(test_batched_events_are_the_events),
 		cmocka_unit_test(test_steps_keep_the_outer_frames),
+		cmocka_unit_test(test_steps_keep_unchanged_registers),
 	};
 
 	return cmocka_run_group_tests_name("trace", tests, NULL, NULL);
