@@ -14,11 +14,13 @@
 
 static char dir[PATH_MAX];
 
-/* The metadata once: two registers, and a class with fields of each type. */
+/* The metadata once: three registers (a step's split at fs_base: its
+ * regs_more), and a class with fields of each type. */
 static int setup(void)
 {
-	static struct target_reg regs[2] = { { "rip", 64, 0, 0, true }, { "st0", 80, 1, 8, true } };
-	static const struct target_desc desc = { "i386:x86-64", regs, 2, 18 };
+	static struct target_reg regs[3] = { { "rip", 64, 0, 0, true }, { "fs_base", 64, 1, 8, true },
+					     { "st0", 80, 2, 16, true } };
+	static const struct target_desc desc = { "i386:x86-64", regs, 3, 26 };
 	static const struct trace_field fields[] = { { "len", TRACE_FIELD_U64 }, { "d", TRACE_FIELD_S64 },
 						     { "dev", TRACE_FIELD_STRING } };
 	static const struct trace_class cls = { "kstep:stop:x", fields, 3 };
