@@ -380,6 +380,66 @@ static void test_batched_events_are_the_events(void **state)
 	rm_rf(a), rm_rf(b), rm_rf(c);
 }
 
+/* An event of @kind on @vcpu with registers @raw and @n frames @bt. */
+static void write_event(struct trace *t, enum trace_kind kind, uint32_t vcpu, const uint8_t *raw,
+			const struct trace_frame *bt, uint32_t n)
+{
+	static const uint8_t nop = 0x90;
+	struct trace_event ev = { .kind = kind, .vcpu = vcpu, .pc = bt[0].addr, .probe = "step", .symbol = "f",
+				  .regs = raw, .bt = bt, .bt_len = n, .bt_end = "stack-end", .insn = "nop",
+				  .insn_bytes = &nop, .insn_len = 1 };
+
+	assert_int_equal(trace_write(t, &ev), 0);
+}
+
+/* Close @t and print it with babeltrace2 into @out. */
+static void read_back(struct trace *t, const char *dir, char *out, size_t len)
+{
+	char cmd[256];
+
+	assert_int_equal(trace_close(t), 0);
+	snprintf(cmd, sizeof(cmd), "babeltrace2 %s 2>&1", dir);
+	assert_int_equal(run(cmd, out, len), 0);
+}
+
+/* A new trace in a new directory made from the template @dir. */
+static struct trace *new_trace(char *dir, const struct target_desc *d)
+{
+	struct trace *t;
+	char err[256];
+	int dfd;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
+	assert_int_equal(trace_open(&t, dfd, dir, d, &env, err, sizeof(err)), 0);
+	close(dfd);
+	return t;
+}
+
+/* @bytes (events from trace_encode) appended to @dir's stream: the first
+ * @good events read, then one that is not an event, for @why. The
+ * trace is removed. */
+static void assert_refused_after(const char *dir, struct buf *bytes, size_t good, const char *why)
+{
+	struct ctf_reader *rd;
+	struct ctf_event got;
+	char path[128], err[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/stream_0", dir);
+	assert_true((fd = open(path, O_WRONLY | O_APPEND)) >= 0);
+	assert_int_equal(write(fd, bytes->data, bytes->len), (ssize_t)bytes->len);
+	close(fd);
+	buf_free(bytes);
+	assert_int_equal(ctf_open(&rd, dir, err, sizeof(err)), 0);
+	for (size_t i = 0; i < good; i++)
+		assert_int_equal(ctf_next(rd, &got), 1);
+	assert_int_equal(ctf_next(rd, &got), -EINVAL);
+	assert_non_null(strstr(ctf_error(rd), why));
+	ctf_close(rd);
+	rm_rf(dir);
+}
+
 /* A step writes only the frames the event before it did not have on top
  * of its outermost ones (bt_kept), never the top one's and never after
  * another kind of event or another vCPU's; ctfread gives every backtrace
@@ -399,36 +459,26 @@ static void test_steps_keep_the_outer_frames(void **state)
 		{ TRACE_STEP, 1, 3, 0, { 0xa7, 0xb0, 0xc0 } },       /* another vCPU */
 		{ TRACE_STEP, 1, 1, 0, { 0xe0 } },
 	};
-	char dir[] = "/tmp/kstep-test-kept-XXXXXX", cmd[256], err[256];
+	char dir[] = "/tmp/kstep-test-kept-XXXXXX", err[256];
 	static char out[65536];
 	uint8_t raw[38] = { 0 }, ib[1] = { 0x90 };
 	struct trace_frame bt[4];
-	char names[4][16], path[128];
+	char names[4][16];
 	struct ctf_reader *rd;
 	struct ctf_event got;
 	struct trace *t;
 	struct buf b = { 0 };
-	int dfd, fd;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
-	assert_int_equal(trace_open(&t, dfd, dir, &desc, &env, err, sizeof(err)), 0);
-	close(dfd);
+	t = new_trace(dir, &desc);
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
 		for (uint32_t k = 0; k < evs[i].n; k++) {
 			snprintf(names[k], sizeof(names[k]), "f%zu_%u", i, k);
 			bt[k] = (struct trace_frame){ evs[i].addr[k], names[k], "a.c:1" };
 		}
-		struct trace_event ev = { .kind = evs[i].kind, .seq = i, .vcpu = evs[i].vcpu, .pc = evs[i].addr[0],
-					  .probe = "step", .symbol = "f", .regs = raw, .bt = bt, .bt_len = evs[i].n,
-					  .bt_end = "stack-end", .insn = "nop", .insn_bytes = ib, .insn_len = 1 };
-		assert_int_equal(trace_write(t, &ev), 0);
+		write_event(t, evs[i].kind, evs[i].vcpu, raw, bt, evs[i].n);
 	}
-	assert_int_equal(trace_close(t), 0);
-
-	snprintf(cmd, sizeof(cmd), "babeltrace2 %s 2>&1", dir);
-	assert_int_equal(run(cmd, out, sizeof(out)), 0);
+	read_back(t, dir, out, sizeof(out));
 	assert_non_null(strstr(out, "bt_kept = 2, bt_len = 1, backtrace = [ [0] = { addr = 0xA2"));
 
 	assert_int_equal(ctf_open(&rd, dir, err, sizeof(err)), 0);
@@ -459,18 +509,7 @@ static void test_steps_keep_the_outer_frames(void **state)
 				   .bt = bt, .bt_len = 3, .bt_kept = 3, .bt_end = "x", .insn = "nop",
 				   .insn_bytes = ib, .insn_len = 1 };
 	assert_int_equal(trace_encode(&b, &desc, NULL, &bad), 0);
-	snprintf(path, sizeof(path), "%s/stream_0", dir);
-	assert_true((fd = open(path, O_WRONLY | O_APPEND)) >= 0);
-	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
-	close(fd);
-	buf_free(&b);
-	assert_int_equal(ctf_open(&rd, dir, err, sizeof(err)), 0);
-	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
-		assert_int_equal(ctf_next(rd, &got), 1);
-	assert_int_equal(ctf_next(rd, &got), -EINVAL);
-	assert_non_null(strstr(ctf_error(rd), "keeps 3 frames of the one before, which has 1"));
-	ctf_close(rd);
-	rm_rf(dir);
+	assert_refused_after(dir, &b, sizeof(evs) / sizeof(evs[0]), "keeps 3 frames of the one before, which has 1");
 }
 
 /* A step writes its registers from fs_base on only when they changed
@@ -497,7 +536,7 @@ static void test_steps_keep_unchanged_registers(void **state)
 		{ TRACE_STEP, 1, 5, 0x200, true },  /* another vCPU */
 		{ TRACE_STEP, 1, 6, 0x200, false },
 	};
-	char dir[] = "/tmp/kstep-test-regs-XXXXXX", cmd[256], err[256], path[128];
+	char dir[] = "/tmp/kstep-test-regs-XXXXXX", err[256];
 	static char out[65536];
 	uint8_t raw[40] = { 0 }, ib[1] = { 0x90 };
 	struct trace_frame bt[1] = { { 0xffffffff81000000ull, "f", "a.c:1" } };
@@ -506,25 +545,15 @@ static void test_steps_keep_unchanged_registers(void **state)
 	struct trace *t;
 	struct buf b = { 0 };
 	uint64_t v;
-	int dfd, fd;
 
 	(void)state;
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
-	assert_int_equal(trace_open(&t, dfd, dir, &split_desc, &env, err, sizeof(err)), 0);
-	close(dfd);
+	t = new_trace(dir, &split_desc);
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
 		memcpy(raw, &evs[i].rax, 8);
 		memcpy(raw + 16, &evs[i].fs_base, 8);
-		struct trace_event ev = { .kind = evs[i].kind, .seq = i, .vcpu = evs[i].vcpu, .pc = 0xffffffff81000000ull,
-					  .probe = "step", .symbol = "f", .regs = raw, .bt = bt, .bt_len = 1,
-					  .bt_end = "stack-end", .insn = "nop", .insn_bytes = ib, .insn_len = 1 };
-		assert_int_equal(trace_write(t, &ev), 0);
+		write_event(t, evs[i].kind, evs[i].vcpu, raw, bt, 1);
 	}
-	assert_int_equal(trace_close(t), 0);
-
-	snprintf(cmd, sizeof(cmd), "babeltrace2 %s 2>&1", dir);
-	assert_int_equal(run(cmd, out, sizeof(out)), 0);
+	read_back(t, dir, out, sizeof(out));
 	assert_non_null(strstr(out, "regs = { rax = 0x3, rip = 0x0 }, regs_more_len = 0, regs_more = [ ]"));
 	assert_non_null(strstr(out, "regs = { rax = 0x4, rip = 0x0 }, regs_more_len = 1, regs_more = [ [0] = { "
 				    "fs_base = 0x200"));
@@ -556,18 +585,7 @@ static void test_steps_keep_unchanged_registers(void **state)
 				   .insn_bytes = ib, .insn_len = 1 };
 	assert_int_equal(trace_encode(&b, &split_desc, NULL, &stop), 0);
 	assert_int_equal(trace_encode(&b, &split_desc, NULL, &bad), 0);
-	snprintf(path, sizeof(path), "%s/stream_0", dir);
-	assert_true((fd = open(path, O_WRONLY | O_APPEND)) >= 0);
-	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
-	close(fd);
-	buf_free(&b);
-	assert_int_equal(ctf_open(&rd, dir, err, sizeof(err)), 0);
-	for (size_t i = 0; i <= sizeof(evs) / sizeof(evs[0]); i++)
-		assert_int_equal(ctf_next(rd, &got), 1);
-	assert_int_equal(ctf_next(rd, &got), -EINVAL);
-	assert_non_null(strstr(ctf_error(rd), "no event before it had one"));
-	ctf_close(rd);
-	rm_rf(dir);
+	assert_refused_after(dir, &b, sizeof(evs) / sizeof(evs[0]) + 1, "no event before it had one");
 }
 
 /* -o DIR: private, never through a symlink, never someone's files mixed
