@@ -4,6 +4,7 @@
  * instruction: calls, returns, branches, frame setup, memory operands.
  */
 #include "disasm.h"
+#include "hash.h"
 
 #include <capstone/capstone.h>
 #include <errno.h>
@@ -74,7 +75,7 @@ void disasm_close(struct disasm *d)
  * slot when that holds these bytes, else decoded there. */
 static bool decode(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
 {
-	struct decoded *s = &d->slots[(addr * 0x9e3779b97f4a7c15ull) >> 51];
+	struct decoded *s = &d->slots[hash_slot(addr, DECODED_SLOTS)];
 	const uint8_t *p = code;
 	size_t n = len;
 	uint64_t a = addr;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "symbols.h"
 #include "kerr.h"
 
@@ -111,7 +112,7 @@ static void lookup(struct inlines *in, uint64_t addr, struct chain *c)
 
 size_t inlines_at(struct inlines *in, uint64_t addr, const char *const **names)
 {
-	size_t slot = (size_t)((addr * 0x9E3779B97F4A7C15ull) >> 40) % CACHE_SLOTS;
+	size_t slot = hash_slot(addr, CACHE_SLOTS);
 	struct chain *c = NULL;
 
 	if (!in->placed)

@@ -6,6 +6,7 @@
 #include "memcache.h"
 
 #include "../plugin/channel.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -100,7 +101,7 @@ void memcache_free(struct memcache *mc)
 
 static size_t slot(uint64_t addr, size_t n)
 {
-	return (size_t)((addr >> 6) * 0x9E3779B97F4A7C15ull >> 40) % n;
+	return hash_slot(addr >> 6, n);
 }
 
 void memcache_clear_lines(struct memcache *mc)

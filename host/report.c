@@ -184,7 +184,7 @@ static const char *function_of(struct report *r, const char *symbol)
 
 static size_t live_slot(const struct report *r, uint64_t skb)
 {
-	size_t i = (size_t)((skb >> 6) * 0x9E3779B97F4A7C15ull >> 40) % LIVE_SLOTS;
+	size_t i = hash_slot(skb >> 6, LIVE_SLOTS);
 
 	while (r->live[i].skb && r->live[i].skb != skb)
 		i = (i + 1) % LIVE_SLOTS;

@@ -4,6 +4,7 @@
  * (see snapshot.h).
  */
 #include "snapshot.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -84,7 +85,7 @@ void snapshot_free(struct snapshot *sn)
  * address, named after the call before it); NULL without memory. */
 static const struct frame_text *text_of(struct snapshot_ctx *c, uint64_t pc, bool ret)
 {
-	struct frame_text *t = &c->texts[(size_t)((pc * 0x9E3779B97F4A7C15ull) >> 40) % TEXT_SLOTS];
+	struct frame_text *t = &c->texts[hash_slot(pc, TEXT_SLOTS)];
 	struct sym_srcloc loc[1];
 	char name[sizeof(((struct snapshot *)0)->names[0])];
 
