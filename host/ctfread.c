@@ -152,10 +152,9 @@ static int parse_field(struct class_dec *c, const char *line)
 	return size < 0 ? -EINVAL : add_field(c, &fd);
 }
 
-/* The register struct: one blob of all its members' sizes, and where
- * each member is in it. */
-/* A register struct: "regs" (the whole block, or a step's first part)
- * or "regs_more" (a step's second part, after regs_more_len). */
+/* A register struct: one blob of all its members' sizes, and where each
+ * member is in the whole block. "regs" is the whole block or a step's
+ * first part; "regs_more" a step's second part, after regs_more_len. */
 static int parse_regs(struct class_dec *c, char **save)
 {
 	struct field_dec fd = { .kind = DEC_BLOB, .len_field = -1 };

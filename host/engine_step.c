@@ -251,7 +251,7 @@ static void hold_frames(struct engine *e, struct step_run *r, uint64_t pc, size_
 		r->held_flow = STEP_FRAMES_SAME;
 	else if (flow == DISASM_FLOW_CALL && sn->nbt < SNAPSHOT_FRAMES - 1)
 		r->held_flow = STEP_FRAMES_CALLED;
-	else if (flow == DISASM_FLOW_RET && sn->nbt >= 2 && sn->end != UNWIND_END_MAX)
+	else if (flow == DISASM_FLOW_RET && sn->end != UNWIND_END_MAX)
 		r->held_flow = STEP_FRAMES_RETURNED;
 	r->held_pc = pc;
 	r->held_next = pc + ilen;

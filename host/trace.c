@@ -143,6 +143,14 @@ static size_t regs_split(const struct target_desc *desc)
 	return 0;
 }
 
+/* The byte offset of that split in the register block, 0: none. */
+static size_t regs_more_offset(const struct target_desc *desc)
+{
+	size_t split = regs_split(desc);
+
+	return split ? desc->regs[split].offset : 0;
+}
+
 /* Registers @from..@to of @desc as a struct, closed with @tail. */
 static int put_regs_struct(struct buf *b, const struct target_desc *desc, size_t from, size_t to, const char *tail)
 {
@@ -312,10 +320,10 @@ static int put_str(struct buf *b, const char *s)
  * or a step's in two parts, the second only when not kept. */
 static int put_regs_block(struct buf *b, const struct target_desc *desc, const struct trace_event *ev)
 {
-	size_t split = ev->kind == TRACE_STEP ? regs_split(desc) : 0, off = split ? desc->regs[split].offset : 0;
+	size_t off = ev->kind == TRACE_STEP ? regs_more_offset(desc) : 0;
 	int err;
 
-	if (!split)
+	if (!off)
 		return buf_append(b, ev->regs, desc->g_size);
 	err = buf_append(b, ev->regs, off);
 	err = err ? err : buf_put_le(b, !ev->regs_kept, 1);
@@ -652,14 +660,14 @@ static uint32_t frames_kept(const struct trace *t, const struct trace_event *ev)
 /* Are step @ev's registers from fs_base on those of the step before? */
 static bool registers_kept(const struct trace *t, const struct trace_event *ev)
 {
-	size_t split = regs_split(t->desc), off = split ? t->desc->regs[split].offset : 0;
+	size_t off = regs_more_offset(t->desc);
 
-	return split && t->last_step && ev->vcpu == t->last_vcpu && t->last_regs &&
+	return off && t->last_step && ev->vcpu == t->last_vcpu && t->last_regs &&
 	       !memcmp(ev->regs + off, t->last_regs + off, t->g_size - off);
 }
 
 /* Remember step @ev's frames and registers for the next step. */
-static void keep_frames(struct trace *t, const struct trace_event *ev)
+static void keep_step(struct trace *t, const struct trace_event *ev)
 {
 	t->last_step = ev->kind == TRACE_STEP && ev->bt_len <= TRACE_KEPT_MAX;
 	t->last_vcpu = ev->vcpu;
@@ -695,7 +703,7 @@ int trace_write(struct trace *t, const struct trace_event *ev)
 		t->last_step = false;
 		return err;
 	}
-	keep_frames(t, ev);
+	keep_step(t, ev);
 	if (!t->batch)
 		return trace_flush(t);
 	now = trace_now_ns();
