@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "ctfread.h"
-#include "hash.h"
 #include "kerr.h"
 
 /* One step, pointing into its trace's mapping (kept open). */
@@ -120,7 +119,7 @@ static bool rejoin(const struct side *a, const struct side *b, size_t d, size_t 
 	if (!(h = calloc(slots, sizeof(*h))))
 		return false;
 	for (size_t j = d; j < b->n; j++) {
-		size_t k = hash_slot(b->v[j].pc, slots);
+		size_t k = (size_t)(b->v[j].pc * 0x9E3779B97F4A7C15ull >> 20) & (slots - 1);
 
 		while (h[k].pc && h[k].pc != b->v[j].pc)
 			k = (k + 1) & (slots - 1);
@@ -128,7 +127,7 @@ static bool rejoin(const struct side *a, const struct side *b, size_t d, size_t 
 			h[k] = (typeof(*h)){ b->v[j].pc, j };
 	}
 	for (size_t i = d; i < a->n && i - d < best; i++) {
-		size_t k = hash_slot(a->v[i].pc, slots);
+		size_t k = (size_t)(a->v[i].pc * 0x9E3779B97F4A7C15ull >> 20) & (slots - 1);
 
 		while (h[k].pc && h[k].pc != a->v[i].pc)
 			k = (k + 1) & (slots - 1);

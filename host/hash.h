@@ -27,7 +27,7 @@ static inline uint64_t hash_fnv1a(uint64_t h, const void *data, size_t len)
  * spread addresses that differ only in their low ones. */
 static inline size_t hash_slot(uint64_t key, size_t n)
 {
-	return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) % n;
+	return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 40) % n;
 }
 
 #endif
