@@ -292,10 +292,17 @@ bool disasm_next_sp(struct disasm *d, const uint8_t *code, size_t len, uint64_t 
 	if (!decode(d, code, len, addr))
 		return false;
 	x = &d->insn->detail->x86;
-	if (x->prefix[2] == X86_PREFIX_OPSIZE)
-		return false; /* 16-bit pushes and pops */
 	src = x->op_count > 0 ? &x->operands[0] : NULL;
 	dst = x->op_count > 1 ? &x->operands[1] : NULL; /* AT&T: source first */
+	switch (d->insn->id) {
+	case X86_INS_PUSH: case X86_INS_PUSHFQ: case X86_INS_CALL: case X86_INS_POP: case X86_INS_POPFQ:
+	case X86_INS_RET:
+		if (x->prefix[2] == X86_PREFIX_OPSIZE)
+			return false; /* 16-bit pushes and pops */
+		break;
+	default:
+		break;
+	}
 	switch (d->insn->id) {
 	case X86_INS_PUSH: case X86_INS_PUSHFQ: case X86_INS_CALL:
 		*next = sp - 8;
@@ -325,9 +332,9 @@ bool disasm_next_sp(struct disasm *d, const uint8_t *code, size_t len, uint64_t 
 			*next = sp & (uint64_t)src->imm;
 		else if (d->insn->id == X86_INS_MOV && is_reg(src, X86_REG_RBP))
 			*next = rbp;
-		else if (d->insn->id == X86_INS_LEA && src->type == X86_OP_MEM && src->mem.base == X86_REG_RSP &&
-			 src->mem.index == X86_REG_INVALID)
-			*next = sp + (uint64_t)src->mem.disp;
+		else if (d->insn->id == X86_INS_LEA && src->type == X86_OP_MEM && src->mem.index == X86_REG_INVALID &&
+			 (src->mem.base == X86_REG_RSP || src->mem.base == X86_REG_RBP))
+			*next = (src->mem.base == X86_REG_RSP ? sp : rbp) + (uint64_t)src->mem.disp;
 		else
 			return false;
 		return true;

@@ -42,13 +42,15 @@ static void test_next_sp(void **state)
 		{ { 0x48, 0x81, 0xc4, 0x00, 0x01, 0, 0 }, 7, FROM_SP, 0x100 }, /* add $0x100,%rsp */
 		{ { 0x48, 0x8d, 0x64, 0x24, 0x08 }, 5, FROM_SP, 8 },           /* lea 0x8(%rsp),%rsp */
 		{ { 0x48, 0x89, 0xec }, 3, FROM_BP, 0 },                       /* mov %rbp,%rsp */
+		{ { 0x48, 0x8d, 0x65, 0xf0 }, 4, FROM_BP, -0x10 },             /* lea -0x10(%rbp),%rsp */
 		{ { 0x48, 0x83, 0xe4, 0xf0 }, 4, MASKED, 0 },                  /* and $-16,%rsp */
 		{ { 0x48, 0x89, 0xf8 }, 3, FROM_SP, 0 },                       /* mov %rdi,%rax */
 		{ { 0x48, 0x89, 0x44, 0x24, 0x08 }, 5, FROM_SP, 0 },           /* mov %rax,0x8(%rsp) */
 		{ { 0xeb, 0x00 }, 2, FROM_SP, 0 },                             /* jmp */
+		{ { 0x66, 0x85, 0xc0 }, 3, FROM_SP, 0 },                       /* test %ax,%ax */
+		{ { 0x66, 0x89, 0x03 }, 3, FROM_SP, 0 },                       /* mov %ax,(%rbx) */
 		{ { 0x5c }, 1, UNKNOWN, 0 },                                   /* pop %rsp */
 		{ { 0x48, 0x89, 0xc4 }, 3, UNKNOWN, 0 },                       /* mov %rax,%rsp */
-		{ { 0x48, 0x8d, 0x65, 0xf0 }, 4, UNKNOWN, 0 },                 /* lea -0x10(%rbp),%rsp */
 		{ { 0x48, 0x94 }, 2, UNKNOWN, 0 },                             /* xchg %rax,%rsp */
 		{ { 0x66, 0x50 }, 2, UNKNOWN, 0 },                             /* push %ax */
 		{ { 0xcc }, 1, UNKNOWN, 0 },                                   /* int3 */
