@@ -37,6 +37,9 @@ bool cfi_describe(struct cfi *c, uint64_t addr, bool is_return, char *name, size
 /* The name of the module function at @addr (stable until the modules
  * change), NULL outside modules. */
 const char *cfi_function(struct cfi *c, uint64_t addr);
+/* Has the code at @addr call frame information (the assembly that has
+ * none is walked past by frame pointers)? */
+bool cfi_covers(struct cfi *c, uint64_t addr);
 /* A function of @module where it runs; -ENOENT if not (yet) known. */
 int cfi_lookup(struct cfi *c, const char *module, const char *symbol, uint64_t *addr);
 /* KASLR: the kernel runs @offset above its link address. */

@@ -134,6 +134,11 @@ const struct snapshot_agreement *engine_unwind_agreement(const struct engine *e)
 	return snapshot_agreement(e->snap);
 }
 
+const struct snapshot_agreement *engine_carried_agreement(const struct engine *e)
+{
+	return snapshot_carried_agreement(e->snap);
+}
+
 uint64_t engine_pc(const struct engine *e)
 {
 	return e->regs ? engine_reg(e, e->pc_idx) : 0;
@@ -312,7 +317,7 @@ void engine_take(struct engine *e, struct snapshot *sn, enum unwind_entry entry)
 	uint64_t dwarf[CFI_NREGS];
 
 	engine_dwarf_regs(e, dwarf);
-	snapshot_unwind(e->snap, sn, &ur, dwarf, entry);
+	snapshot_unwind(e->snap, sn, &ur, dwarf, entry, false);
 	snapshot_symbolize(e->snap, sn);
 }
 

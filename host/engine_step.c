@@ -238,8 +238,8 @@ static enum step_frames frames_held(struct engine *e, const struct step_run *r, 
  * one's frames follow from its own? Only when the walk got past the top
  * frame: a walk that ended there (entry code from user space) ended on
  * what that frame's registers held, which the next instruction changes.
- * A call needs room for one more frame; a return, the frame above and,
- * if the chain was cut at SNAPSHOT_FRAMES, the one that was cut off. */
+ * A return needs the frame above and, if the chain was cut at
+ * SNAPSHOT_FRAMES, the one the walk found beneath the cut. */
 static void hold_frames(struct engine *e, struct step_run *r, uint64_t pc, size_t ilen, enum disasm_flow flow)
 {
 	const struct snapshot *sn = r->sn;
@@ -249,9 +249,9 @@ static void hold_frames(struct engine *e, struct step_run *r, uint64_t pc, size_
 		return;
 	if (flow == DISASM_FLOW_OTHER)
 		r->held_flow = STEP_FRAMES_SAME;
-	else if (flow == DISASM_FLOW_CALL && sn->nbt < SNAPSHOT_FRAMES - 1)
+	else if (flow == DISASM_FLOW_CALL)
 		r->held_flow = STEP_FRAMES_CALLED;
-	else if (flow == DISASM_FLOW_RET && sn->end != UNWIND_END_MAX)
+	else if (flow == DISASM_FLOW_RET && snapshot_knows_beneath(sn))
 		r->held_flow = STEP_FRAMES_RETURNED;
 	r->held_pc = pc;
 	r->held_next = pc + ilen;
@@ -278,15 +278,17 @@ static int analyse(struct engine *e, struct step_run *r, uint64_t pc, uint64_t s
 			err = kerr_set(e->err, sizeof(e->err), -EFAULT, "cannot read code at 0x%" PRIx64, pc);
 			break;
 		}
-		r->frames = frames_held(e, r, pc, sp);
-		if (r->frames == STEP_FRAMES_UNWOUND)
-			snapshot_unwind(e->snap, r->sn, &ur, dwarf, snapshot_frame_state(e->snap, pc));
+		/* Before the walk, whose reads beneath the recorded frames
+		 * may miss what the plugin did not bring. */
 		if (r->until_return && !memcache_missed(e->mc) && disasm_is_return(e->dis, insn, 16, pc)) {
 			uint64_t to;
 
 			/* The ret back to the caller? Then the next is the last. */
 			r->returning = !memcache_read(e->mc, sp, &to, 8) && to == r->ret_addr && sp >= r->entry_sp;
 		}
+		r->frames = frames_held(e, r, pc, sp);
+		if (r->frames == STEP_FRAMES_UNWOUND)
+			snapshot_unwind(e->snap, r->sn, &ur, dwarf, snapshot_frame_state(e->snap, pc), e->chan != NULL);
 		if (!memcache_missed(e->mc) || !offline || e->chan)
 			break;
 		if ((err = engine_wait_stop(e, &st, HALT_TIMEOUT_MS)))
@@ -295,6 +297,18 @@ static int analyse(struct engine *e, struct step_run *r, uint64_t pc, uint64_t s
 	}
 	memcache_set_offline(e->mc, e->chan != NULL);
 	return err;
+}
+
+/* --unwind check: the frames carried over against a fresh walk, on the
+ * memory the step brought (offline, as its own walk would be). */
+static void check_carried(struct engine *e, struct step_run *r)
+{
+	uint64_t dwarf[CFI_NREGS];
+
+	engine_dwarf_regs(e, dwarf);
+	memcache_set_offline(e->mc, true);
+	snapshot_check_carried(e->snap, r->sn, dwarf);
+	memcache_set_offline(e->mc, e->chan != NULL);
 }
 
 /* --max-depth: how deep the instruction at @pc leaves the stepping, and
@@ -365,6 +379,8 @@ static int record(struct engine *e, struct step_run *r, struct engine_result *re
 		snapshot_returned(e->snap, r->sn);
 	else
 		snapshot_symbolize(e->snap, r->sn);
+	if (r->frames != STEP_FRAMES_UNWOUND && e->o.unwind == SNAPSHOT_UNWIND_CHECK)
+		check_carried(e, r);
 	if (e->o.guest_clock && !e->chan) /* the plugin's steps: no clock to start from (0) */
 		e->guest_ns = r->guest_ns0 + (res->steps << e->o.icount_shift);
 	if ((err = engine_write_event(e, r->sn, TRACE_STEP, 0, r->over_entry ? TRACE_STEPPED_OVER : TRACE_STEP_PROBE, 0, NULL, text,

@@ -28,7 +28,7 @@ struct snapshot_ctx {
 	struct disasm *dis;
 	struct cfi *cfi;
 	enum snapshot_unwind_mode mode;
-	struct snapshot_agreement agreement;
+	struct snapshot_agreement agreement, carried;
 	struct frame_text texts[TEXT_SLOTS];
 };
 
@@ -158,19 +158,29 @@ static int is_text(void *ctx, uint64_t addr)
 	return sym_in_text(c->syms, addr) || (c->cfi && cfi_module_text(c->cfi, addr));
 }
 
-void snapshot_unwind(struct snapshot_ctx *c, struct snapshot *sn, const struct unwind_regs *regs,
-		     const uint64_t dwarf[CFI_NREGS], enum unwind_entry entry)
+/* What the backtrace records of the walk: its first SNAPSHOT_FRAMES. */
+static void record_walk(struct snapshot *sn)
 {
+	sn->nbt = sn->nwalked < SNAPSHOT_FRAMES ? sn->nwalked : SNAPSHOT_FRAMES;
+	sn->end = sn->nwalked < SNAPSHOT_FRAMES ? sn->walk_end : UNWIND_END_MAX;
+}
+
+void snapshot_unwind(struct snapshot_ctx *c, struct snapshot *sn, const struct unwind_regs *regs,
+		     const uint64_t dwarf[CFI_NREGS], enum unwind_entry entry, bool beneath)
+{
+	size_t walk = beneath ? SNAPSHOT_WALK : SNAPSHOT_FRAMES;
 	uint64_t fp_pcs[SNAPSHOT_FRAMES];
 	enum unwind_end fp_end;
 	size_t fp_n;
 
 	if (c->mode == SNAPSHOT_UNWIND_FP) {
-		sn->nbt = unwind_fp(regs, entry, sn->pcs, SNAPSHOT_FRAMES, read_mem, is_text, c, &sn->end);
+		sn->nwalked = unwind_fp(regs, entry, sn->pcs, SNAPSHOT_FRAMES, read_mem, is_text, c, &sn->walk_end);
+		record_walk(sn);
 		sn->unwinder = "fp";
 		return;
 	}
-	sn->nbt = cfi_unwind(c->cfi, dwarf, sn->pcs, SNAPSHOT_FRAMES, read_mem, read_code, is_text, c, &sn->end);
+	sn->nwalked = cfi_unwind(c->cfi, dwarf, sn->pcs, walk, read_mem, read_code, is_text, c, &sn->walk_end);
+	record_walk(sn);
 	sn->unwinder = "cfi";
 	if (c->mode == SNAPSHOT_UNWIND_CHECK) {
 		fp_n = unwind_fp(regs, entry, fp_pcs, SNAPSHOT_FRAMES, read_mem, is_text, c, &fp_end);
@@ -190,8 +200,9 @@ void snapshot_unwind(struct snapshot_ctx *c, struct snapshot *sn, const struct u
 	fp_n = unwind_fp(regs, entry, fp_pcs, SNAPSHOT_FRAMES, read_mem, is_text, c, &fp_end);
 	if (fp_n > sn->nbt && !memcmp(fp_pcs, sn->pcs, sn->nbt * sizeof(*fp_pcs))) {
 		memcpy(sn->pcs, fp_pcs, fp_n * sizeof(*fp_pcs));
-		sn->nbt = fp_n;
-		sn->end = fp_end;
+		sn->nwalked = fp_n;
+		sn->walk_end = fp_end;
+		record_walk(sn);
 		sn->unwinder = "cfi+fp";
 	}
 }
@@ -227,22 +238,39 @@ void snapshot_move_top(struct snapshot_ctx *c, struct snapshot *sn, uint64_t pc)
 	symbolize_frame(c, sn, 0);
 }
 
-/* Frames @from.. moved to @to.. (names and lines with them). */
-static void move_frames(struct snapshot *sn, size_t to, size_t from)
+/* The walk's frames @from.. moved to @to.. (the recorded ones' names and
+ * lines with them), as many as it holds; a frame beneath the recorded
+ * ones that moves up into them is named. */
+static void move_frames(struct snapshot_ctx *c, struct snapshot *sn, size_t to, size_t from)
 {
-	size_t n = sn->nbt - from;
+	size_t n = sn->nwalked - from, named = sn->nbt - from;
 
+	if (to + n > SNAPSHOT_WALK) {
+		n = SNAPSHOT_WALK - to;
+		sn->walk_end = UNWIND_END_MAX; /* its deepest frame fell off */
+	}
+	if (to + named > SNAPSHOT_FRAMES)
+		named = SNAPSHOT_FRAMES - to;
 	memmove(&sn->pcs[to], &sn->pcs[from], n * sizeof(sn->pcs[0]));
-	memmove(sn->names[to], sn->names[from], n * sizeof(sn->names[0]));
-	memmove(sn->srcs[to], sn->srcs[from], n * sizeof(sn->srcs[0]));
-	sn->nbt = to + n;
+	memmove(sn->names[to], sn->names[from], named * sizeof(sn->names[0]));
+	memmove(sn->srcs[to], sn->srcs[from], named * sizeof(sn->srcs[0]));
+	sn->nwalked = to + n;
+	record_walk(sn);
 	for (size_t i = 0; i < sn->nbt; i++)
-		sn->bt[i] = (struct trace_frame){ sn->pcs[i], sn->names[i], sn->srcs[i] };
+		if (i < to + named)
+			sn->bt[i] = (struct trace_frame){ sn->pcs[i], sn->names[i], sn->srcs[i] };
+		else
+			symbolize_frame(c, sn, i);
+}
+
+bool snapshot_knows_beneath(const struct snapshot *sn)
+{
+	return sn->nwalked > sn->nbt || sn->end != UNWIND_END_MAX;
 }
 
 void snapshot_called(struct snapshot_ctx *c, struct snapshot *sn, uint64_t pc, uint64_t ret)
 {
-	move_frames(sn, 1, 0);
+	move_frames(c, sn, 1, 0);
 	sn->pcs[0] = pc;
 	sn->pcs[1] = ret;
 	symbolize_frame(c, sn, 0);
@@ -251,13 +279,39 @@ void snapshot_called(struct snapshot_ctx *c, struct snapshot *sn, uint64_t pc, u
 
 void snapshot_returned(struct snapshot_ctx *c, struct snapshot *sn)
 {
-	move_frames(sn, 0, 1);
+	move_frames(c, sn, 0, 1);
 	symbolize_frame(c, sn, 0);
 }
 
 const struct snapshot_agreement *snapshot_agreement(const struct snapshot_ctx *c)
 {
 	return &c->agreement;
+}
+
+void snapshot_check_carried(struct snapshot_ctx *c, const struct snapshot *sn, const uint64_t dwarf[CFI_NREGS])
+{
+	uint64_t pcs[SNAPSHOT_FRAMES];
+	enum unwind_end end;
+	size_t n;
+
+	/* Where a frame has no CFI, a walk guesses from rbp (and misses a
+	 * leaf function's caller): the steps' frames are not checked there. */
+	for (size_t i = 0; i < sn->nbt; i++)
+		if (!cfi_covers(c->cfi, i ? sn->pcs[i] - 1 : sn->pcs[i]))
+			return;
+	n = cfi_unwind(c->cfi, dwarf, pcs, SNAPSHOT_FRAMES, read_mem, read_code, is_text, c, &end);
+	if (memcache_missed(c->mc))
+		return; /* the walk needed memory the step did not bring */
+	c->carried.compared++;
+	if (n == sn->nbt && end == sn->end && !memcmp(pcs, sn->pcs, n * sizeof(*pcs)))
+		c->carried.agreed++;
+	else if (!c->carried.first_pc)
+		c->carried.first_pc = sn->pcs[0];
+}
+
+const struct snapshot_agreement *snapshot_carried_agreement(const struct snapshot_ctx *c)
+{
+	return &c->carried;
 }
 
 size_t snapshot_stack(struct snapshot_ctx *c, struct snapshot *sn, size_t words)

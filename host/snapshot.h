@@ -9,6 +9,7 @@
 #ifndef KSTEP_SNAPSHOT_H
 #define KSTEP_SNAPSHOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,17 +20,22 @@
 #include "trace.h"
 #include "unwind.h"
 
-/* Frames recorded per backtrace. */
+/* Frames recorded per backtrace, and frames a step's walk may go on
+ * beneath them, not recorded: a return out of a backtrace cut at
+ * SNAPSHOT_FRAMES takes the next one from there, not from a new walk. */
 #define SNAPSHOT_FRAMES 32
+#define SNAPSHOT_WALK 64
 
 struct snapshot {
-	uint64_t pcs[SNAPSHOT_FRAMES];
+	uint64_t pcs[SNAPSHOT_WALK];
 	char names[SNAPSHOT_FRAMES][96];
 	char srcs[SNAPSHOT_FRAMES][256]; /* copies: a cache slot may be reused within one backtrace */
 	struct trace_frame bt[SNAPSHOT_FRAMES];
 	uint64_t *stack;                 /* the window's words, memcache_window_max / 8 */
 	size_t nbt;
 	enum unwind_end end;             /* how the backtrace ended */
+	size_t nwalked;                  /* pcs unwound: nbt, and beneath them */
+	enum unwind_end walk_end;        /* how the walk of nwalked ended */
 	const char *unwinder;            /* "cfi", "fp" or "cfi+fp" */
 };
 
@@ -60,21 +66,31 @@ void snapshot_free(struct snapshot *sn);
 /* Where the function at @pc is in building its frame (reads its code). */
 enum unwind_entry snapshot_frame_state(struct snapshot_ctx *c, uint64_t pc);
 /* The frame chain from these registers (@dwarf: all of them in DWARF
- * order, for CFI; @entry: the frame state, for the frame-pointer walk). */
+ * order, for CFI; @entry: the frame state, for the frame-pointer walk);
+ * @beneath: a CFI walk goes on past SNAPSHOT_FRAMES to SNAPSHOT_WALK. */
 void snapshot_unwind(struct snapshot_ctx *c, struct snapshot *sn, const struct unwind_regs *regs,
-		     const uint64_t dwarf[CFI_NREGS], enum unwind_entry entry);
+		     const uint64_t dwarf[CFI_NREGS], enum unwind_entry entry, bool beneath);
 /* Names and lines of the frames (vmlinux only). */
 void snapshot_symbolize(struct snapshot_ctx *c, struct snapshot *sn);
 /* The same frames (unwound and named), under a new innermost one at @pc:
  * the function went on from pcs[0] without a call, a return or a stack
  * switch, so its callers are those it had (needs nbt >= 1). */
 void snapshot_move_top(struct snapshot_ctx *c, struct snapshot *sn, uint64_t pc);
-/* The frames after a call from pcs[0] to @pc, which pushed @ret (needs
- * nbt < SNAPSHOT_FRAMES), and after a return to pcs[1] (nbt >= 2): the
- * frames above stay as they were unwound and named. */
+/* The frames after a call from pcs[0] to @pc, which pushed @ret, and
+ * after a return to pcs[1] (nbt >= 2, and snapshot_knows_beneath): the
+ * frames above stay as they were unwound and named; a backtrace cut at
+ * SNAPSHOT_FRAMES moves on the walk beneath it. */
 void snapshot_called(struct snapshot_ctx *c, struct snapshot *sn, uint64_t pc, uint64_t ret);
 void snapshot_returned(struct snapshot_ctx *c, struct snapshot *sn);
+/* Whether the backtrace's end is known one frame further down: it was
+ * not cut, or the walk went on beneath it. */
+bool snapshot_knows_beneath(const struct snapshot *sn);
 const struct snapshot_agreement *snapshot_agreement(const struct snapshot_ctx *c);
+/* --unwind check, at a step whose frames were carried over from the step
+ * before (snapshot_move_top, _called, _returned): does a CFI walk from its
+ * registers (@dwarf) give the same backtrace? Counted apart. */
+void snapshot_check_carried(struct snapshot_ctx *c, const struct snapshot *sn, const uint64_t dwarf[CFI_NREGS]);
+const struct snapshot_agreement *snapshot_carried_agreement(const struct snapshot_ctx *c);
 /* Up to @words stack words from the window into sn->stack; how many. */
 size_t snapshot_stack(struct snapshot_ctx *c, struct snapshot *sn, size_t words);
 

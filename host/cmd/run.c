@@ -379,20 +379,27 @@ int session_conclude(struct session *s, const struct engine_result *res, int sta
 	}
 }
 
+/* --unwind check's count (@what agreed on @a's backtraces), if any. */
+static void print_agreement(struct session *s, const struct snapshot_agreement *a, const char *what)
+{
+	char where[128] = "";
+
+	if (!a->compared)
+		return;
+	if (a->first_pc)
+		sym_format(s->syms, a->first_pc, where, sizeof(where));
+	fprintf(stdout, "%s agreed on %" PRIu64 " of %" PRIu64 " backtraces%s%s\n", what, a->agreed, a->compared,
+		a->first_pc ? "; first difference at " : "", where);
+}
+
 /* How the recorded backtraces ended: whole, or cut short and why. */
 void session_print_bt_ends(struct session *s, const struct engine_result *res)
 {
-	const struct snapshot_agreement *a = engine_unwind_agreement(s->engine);
 	uint64_t whole = 0, cut = 0;
 
-	if (a->compared) {
-		char where[128] = "";
-
-		if (a->first_pc)
-			sym_format(s->syms, a->first_pc, where, sizeof(where));
-		fprintf(stdout, "unwinders: cfi and frame pointers agreed on %" PRIu64 " of %" PRIu64 " backtraces%s%s\n",
-			a->agreed, a->compared, a->first_pc ? "; first difference at " : "", where);
-	}
+	print_agreement(s, engine_unwind_agreement(s->engine), "unwinders: cfi and frame pointers");
+	print_agreement(s, engine_carried_agreement(s->engine),
+			"carried-over frames: the steps' frames and a fresh cfi walk");
 	for (int i = 0; i < UNWIND_NENDS; i++)
 		*(unwind_end_reliable(i) ? &whole : &cut) += res->bt_ends[i];
 	if (!whole && !cut)

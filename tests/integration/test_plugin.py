@@ -267,7 +267,8 @@ def test_plugin_steps_a_whole_net_rx_action_on_rx_tcp():
     segments come from the 10th on) stepped to its return through the
     plugin: every instruction from its first to the ret back to its caller,
     read by report's call tree; with --max-depth 1 the calls below it run
-    whole, their first instruction recorded and marked."""
+    whole, their first instruction recorded and marked; with --unwind check
+    the frames each step carries over agree with a fresh walk."""
     env = qemu10()
     base = tempfile.mkdtemp(prefix="kstep-plstep-")
     try:
@@ -306,5 +307,15 @@ def test_plugin_steps_a_whole_net_rx_action_on_rx_tcp():
         assert over and all(depth(e) == 2 for e in over), [(e["symbol"], e["bt"][:3]) for e in over][:3]
         inside = [e for e in evs[:-1] if e["probe"] == "step"]  # the last is back in the caller
         assert all(depth(e) <= 1 for e in inside), [(e["symbol"], e["bt"][:3]) for e in inside if depth(e) > 1][:3]
+        # A step's frames follow from the step before's, past a call or a
+        # return, also out of a backtrace cut at 32 frames (the walk went
+        # on beneath it): --unwind check walks afresh at each such step.
+        p = kstep("step", "--engine", "plugin", "--unwind", "check", "--at", "net_rx_action", "--hits", "20",
+                  "--count", "100000", "-w", "rx-tcp", "-o", os.path.join(base, "check"), "-q", env=env, timeout=600)
+        assert p.returncode == 0, p.stderr[-600:]
+        m = re.search(r"carried-over frames: .* agreed on (\d+) of (\d+) backtraces(.*)", p.stdout)
+        assert m and m.group(1) == m.group(2) and int(m.group(2)) > 50000, p.stdout[-600:]
+        cut = re.search(r"depth-limit (\d+)", p.stdout)
+        assert cut and int(cut.group(1)) > 10000, p.stdout[-400:]
     finally:
         shutil.rmtree(base)
