@@ -475,7 +475,8 @@ static void store(struct ctf_event *ev, const struct field_dec *fd, uint64_t u, 
 	else if (fd->kind == DEC_INT && !strcmp(fd->name, "vcpu"))
 		ev->vcpu = (uint32_t)u;
 	else if (strcmp(fd->name, "insn_len") && strcmp(fd->name, "stack_len") && strcmp(fd->name, "bt_len") &&
-		 strcmp(fd->name, "bt_reliable") && strcmp(fd->name, "bt_kept") && ev->nfields < CTF_MAX_FIELDS)
+		 strcmp(fd->name, "bt_reliable") && strcmp(fd->name, "bt_kept") && strcmp(fd->name, "stack_kept") &&
+		 ev->nfields < CTF_MAX_FIELDS)
 		ev->fields[ev->nfields++] = (struct ctf_field){ fd->name, fd->kind == DEC_STRING, u, s };
 }
 

@@ -46,6 +46,8 @@ struct trace {
 	uint32_t last_nbt, last_vcpu;
 	bool last_step;
 	uint8_t *last_regs;       /* that step's registers (g_size bytes) */
+	uint64_t *last_stack;     /* and stack words (last_stack_len; room for stack_cap) */
+	uint32_t last_stack_len, stack_cap;
 	char err[256];
 };
 
@@ -231,11 +233,12 @@ static int put_event(struct buf *b, const struct target_desc *desc, int id, cons
 	if (!err)
 		err = put_regs(b, desc, id == TRACE_STEP);
 	if (!err)
-		err = buf_printf(b, "\t\tuint32_t stack_len;\n\t\txint64_t stack[stack_len];\n"
+		err = buf_printf(b, "%s\t\tuint32_t stack_len;\n\t\txint64_t stack[stack_len];\n"
 				    "%s\t\tuint32_t bt_len;\n"
 				    "\t\tstruct { xint64_t addr; string func; string src; } backtrace[bt_len];\n"
 				    "\t\tstring bt_end;\n\t\tuint8_t bt_reliable;\n"
-				    "\t};\n};\n\n", id == TRACE_STEP ? "\t\tuint32_t bt_kept;\n" : "");
+				    "\t};\n};\n\n", id == TRACE_STEP ? "\t\tuint8_t stack_kept;\n" : "",
+				 id == TRACE_STEP ? "\t\tuint32_t bt_kept;\n" : "");
 	return err;
 }
 
@@ -334,6 +337,7 @@ int trace_encode(struct buf *b, const struct target_desc *desc, const struct tra
 		 const struct trace_event *ev)
 {
 	uint32_t kept = ev->kind == TRACE_STEP && ev->bt_kept <= ev->bt_len ? ev->bt_kept : 0;
+	uint32_t stack_len = ev->kind == TRACE_STEP && ev->stack_kept ? 0 : ev->stack_len;
 	int err = 0;
 
 	/* Field order must match put_event exactly. */
@@ -355,8 +359,10 @@ int trace_encode(struct buf *b, const struct target_desc *desc, const struct tra
 		err = c->fields[i].type == TRACE_FIELD_STRING ? put_str(b, ev->values[i].str)
 							       : buf_put_le(b, ev->values[i].u, 8);
 	err = err ? err : put_regs_block(b, desc, ev);
-	err = err ? err : buf_put_le(b, ev->stack_len, 4);
-	for (uint32_t i = 0; i < ev->stack_len && !err; i++)
+	if (ev->kind == TRACE_STEP)
+		err = err ? err : buf_put_le(b, ev->stack_kept, 1);
+	err = err ? err : buf_put_le(b, stack_len, 4);
+	for (uint32_t i = 0; i < stack_len && !err; i++)
 		err = buf_put_le(b, ev->stack[i], 8);
 	if (ev->kind == TRACE_STEP)
 		err = err ? err : buf_put_le(b, kept, 4);
@@ -666,7 +672,28 @@ static bool registers_kept(const struct trace *t, const struct trace_event *ev)
 	       !memcmp(ev->regs + off, t->last_regs + off, t->g_size - off);
 }
 
-/* Remember step @ev's frames and registers for the next step. */
+/* Are step @ev's stack words those of the step before? */
+static bool stack_kept(const struct trace *t, const struct trace_event *ev)
+{
+	return t->last_step && ev->vcpu == t->last_vcpu && ev->stack_len == t->last_stack_len &&
+	       !memcmp(ev->stack, t->last_stack, ev->stack_len * sizeof(*ev->stack));
+}
+
+/* Room for @n stack words in t->last_stack. */
+static bool stack_room(struct trace *t, uint32_t n)
+{
+	uint64_t *words;
+
+	if (n <= t->stack_cap)
+		return true;
+	if (!(words = realloc(t->last_stack, n * sizeof(*words))))
+		return false;
+	t->last_stack = words;
+	t->stack_cap = n;
+	return true;
+}
+
+/* Remember step @ev's frames, registers and stack for the next step. */
 static void keep_step(struct trace *t, const struct trace_event *ev)
 {
 	t->last_step = ev->kind == TRACE_STEP && ev->bt_len <= TRACE_KEPT_MAX;
@@ -674,10 +701,13 @@ static void keep_step(struct trace *t, const struct trace_event *ev)
 	t->last_nbt = t->last_step ? ev->bt_len : 0;
 	for (uint32_t i = 0; i < t->last_nbt; i++)
 		t->last_bt[i] = ev->bt[i].addr;
-	if (t->last_step && (t->last_regs || (t->last_regs = malloc(t->g_size))))
+	if (t->last_step && (t->last_regs || (t->last_regs = malloc(t->g_size))) && stack_room(t, ev->stack_len)) {
 		memcpy(t->last_regs, ev->regs, t->g_size);
-	else
+		memcpy(t->last_stack, ev->stack, ev->stack_len * sizeof(*ev->stack));
+		t->last_stack_len = ev->stack_len;
+	} else {
 		t->last_step = false;
+	}
 }
 
 int trace_write(struct trace *t, const struct trace_event *ev)
@@ -697,6 +727,7 @@ int trace_write(struct trace *t, const struct trace_event *ev)
 		step = *ev;
 		step.bt_kept = frames_kept(t, ev);
 		step.regs_kept = registers_kept(t, ev);
+		step.stack_kept = stack_kept(t, ev);
 	}
 	if ((err = trace_encode(&t->ev, t->desc, c, ev->kind == TRACE_STEP ? &step : ev))) {
 		t->ev.len = held;
@@ -740,6 +771,7 @@ int trace_close(struct trace *t)
 		err = -errno;
 	buf_free(&t->ev);
 	free(t->last_regs);
+	free(t->last_stack);
 	free(t);
 	return err;
 }

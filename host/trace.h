@@ -80,6 +80,9 @@ struct trace_event {
 	/* Steps: the registers from fs_base on are the step before's, and
 	 * are not written again (trace_write sees to it). */
 	bool regs_kept;
+	/* Steps: the stack words are the step before's (stack_len of them),
+	 * and are not written again (trace_write sees to it). */
+	bool stack_kept;
 	const char *bt_end;      /* how the backtrace ended: unwind_end_name() */
 	uint8_t bt_reliable;     /* it reached a natural end (unwind_end_reliable) */
 	const char *insn;        /* step: disassembly */

@@ -216,6 +216,10 @@ def events(text):
         ev["stack_len"] = int(lm.group(1)) if lm else None
         sm = re.search(r"stack = \[ \[0\] = (0x[0-9A-F]+)", line)
         ev["stack0"] = int(sm.group(1), 16) if sm else None
+        # A step whose stack words are the step before's does not write them.
+        if re.search(r"stack_kept = 1,", line):
+            assert out and ev["stack_len"] == 0, "stack_kept after %s" % out[-1:]
+            ev["stack_len"], ev["stack0"] = out[-1]["stack_len"], out[-1]["stack0"]
         # Each frame whole: its address, name and file:line.
         ev["frames"] = re.findall(r'addr = (0x[0-9A-F]+), func = "([^"]*)", src = "([^"]*)"', line)
         # A step names only the frames the event before did not have on

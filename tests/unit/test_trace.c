@@ -512,6 +512,66 @@ static void test_steps_keep_the_outer_frames(void **state)
 	assert_refused_after(dir, &b, sizeof(evs) / sizeof(evs[0]), "keeps 3 frames of the one before, which has 1");
 }
 
+/* A step writes its stack words only when they are not the step before's
+ * (same vCPU): stack_kept says they are. */
+static void test_steps_keep_an_unchanged_stack(void **state)
+{
+	static const uint8_t nop = 0x90;
+	static const struct {
+		enum trace_kind kind;
+		uint32_t vcpu, len;
+		uint64_t top;
+		bool written;
+	} evs[] = {
+		{ TRACE_STOP, 0, 2, 0x10, true },
+		{ TRACE_STEP, 0, 2, 0x10, true },  /* after a stop */
+		{ TRACE_STEP, 0, 2, 0x10, false }, /* unchanged */
+		{ TRACE_STEP, 0, 2, 0x20, true },  /* a word changed */
+		{ TRACE_STEP, 0, 1, 0x20, true },  /* fewer words */
+		{ TRACE_STEP, 1, 1, 0x20, true },  /* another vCPU */
+		{ TRACE_STEP, 1, 1, 0x20, false },
+	};
+	char dir[] = "/tmp/kstep-test-stack-XXXXXX", err[256], want[96];
+	static char out[65536];
+	uint8_t raw[8 * 17] = { 0 };
+	struct trace_frame bt[1] = { { 0xffffffff81000000ull, "f", "a.c:1" } };
+	struct ctf_reader *rd;
+	struct ctf_event got;
+	struct trace *t;
+	const char *at;
+
+	(void)state;
+	t = new_trace(dir, &desc);
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+		uint64_t stack[2] = { evs[i].top, 0x99 };
+		struct trace_event ev = { .kind = evs[i].kind, .vcpu = evs[i].vcpu, .pc = bt[0].addr, .probe = "step",
+					  .symbol = "f", .regs = raw, .stack = stack, .stack_len = evs[i].len, .bt = bt,
+					  .bt_len = 1, .bt_end = "stack-end", .insn = "nop", .insn_bytes = &nop,
+					  .insn_len = 1 };
+
+		assert_int_equal(trace_write(t, &ev), 0);
+	}
+	read_back(t, dir, out, sizeof(out));
+	at = strchr(out, '\n'); /* past the stop, which has no stack_kept */
+	assert_non_null(at);
+	for (size_t i = 1; i < sizeof(evs) / sizeof(evs[0]); i++) {
+		if (evs[i].written)
+			snprintf(want, sizeof(want), "stack_kept = 0, stack_len = %u, stack = [ [0] = 0x%" PRIX64,
+				 evs[i].len, evs[i].top);
+		else
+			snprintf(want, sizeof(want), "stack_kept = 1, stack_len = 0, stack = [ ]");
+		assert_non_null(at = strstr(at, want));
+		at += strlen(want);
+	}
+	assert_int_equal(ctf_open(&rd, dir, err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+		assert_int_equal(ctf_next(rd, &got), 1);
+		assert_null(ctf_field(&got, "stack_kept"));
+	}
+	assert_int_equal(ctf_next(rd, &got), 0);
+	ctf_close(rd);
+}
+
 /* A step writes its registers from fs_base on only when they changed
  * since the step before of its vCPU (regs_more_len 1, else 0); ctfread
  * gives every block back whole, and refuses a step that keeps them with
@@ -683,6 +743,7 @@ int main(void)
 		cmocka_unit_test(test_batched_events_are_the_events),
 		cmocka_unit_test(test_steps_keep_the_outer_frames),
 		cmocka_unit_test(test_steps_keep_unchanged_registers),
+		cmocka_unit_test(test_steps_keep_an_unchanged_stack),
 	};
 
 	return cmocka_run_group_tests_name("trace", tests, NULL, NULL);
