@@ -198,6 +198,12 @@ def field_value(text):
     return int(text, 16) if "0x" in text else int(text)
 
 
+# A step's registers: the first part, then regs_more (its length and the
+# part, when written), before the stack words.
+REGS = re.compile(r"regs = \{ (.*?) \}, (?:regs_more_len = (\d+), regs_more = \[ (.*?)\], )?"
+                  r"(?:stack_kept = \d, )?stack_len")
+
+
 def events(text):
     """Parse babeltrace2's text output into a list of dicts."""
     out = []
@@ -234,7 +240,7 @@ def events(text):
         ev["bt_end"] = bm.group(1) if bm else None
         rm = re.search(r"rsp = (0x[0-9A-F]+)", line)
         ev["rsp"] = int(rm.group(1), 16) if rm else None
-        regs = re.search(r"regs = \{ (.*?) \}, (?:regs_more_len = (\d+), regs_more = \[ (.*?)\], )?stack_len", line)
+        regs = REGS.search(line)
         ev["regs"] = {k: int(v, 16) for k, v in re.findall(r"(\w+) = (0x[0-9A-F]+)", regs.group(1))} if regs else {}
         # A step's registers from fs_base on, when they changed; else the
         # step before's.
