@@ -297,8 +297,12 @@ static int workload_ending(struct session *s, int rc, bool failed, const char *h
 		say_info("the guest finished its workload (%s)", how);
 		return EXIT_DONE;
 	}
-	say_error("the guest's workload %s failed with rc %d (%s; console: %s/guest/serial.log)", s->g->workload, rc, how,
-	          s->g->out);
+	if (rc == 0) /* the workload did its part; QEMU did not end as it should */
+		say_error("the guest's workload %s finished, but %s (console: %s/guest/serial.log)", s->g->workload, how,
+		          s->g->out);
+	else
+		say_error("the guest's workload %s failed with rc %d (%s; console: %s/guest/serial.log)", s->g->workload,
+		          rc, how, s->g->out);
 	return EXIT_WORKLOAD_FAILED;
 }
 
@@ -329,9 +333,12 @@ static int guest_ending(struct session *s, int status)
 		return EXIT_QEMU_ENDED;
 	}
 	if (workload_done(s, &rc)) {
-		char how[32];
+		char how[64];
 
-		snprintf(how, sizeof(how), "QEMU exit %d", status);
+		if (status < 0) /* still running: session_finish_guest waited 30 s */
+			snprintf(how, sizeof(how), "its QEMU had not exited 30 s after it");
+		else
+			snprintf(how, sizeof(how), "QEMU exit %d", status);
 		return workload_ending(s, rc, status != 0, how);
 	}
 	if (status == 1) {
