@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "warm.h"
+
 /* The live counter is redrawn at most this often. */
 #define POLL_MS 200
 
@@ -88,6 +90,7 @@ static void engine_fini(struct engine *e)
 	free(e->bp);
 	free(e->holds);
 	free(e->prof);
+	warm_free(e->warm);
 	memset(e, 0, sizeof(*e));
 }
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "plugin_chan.h"
+#include "warm.h"
 
 /* How long a wait on the plugin lasts before the gdbstub is looked at. */
 #define PLUGIN_POLL_MS 2
@@ -30,6 +31,8 @@
 #define PLUGIN_GONE_S 5.0
 /* A SYNC is answered at once, unless the guest is dying. */
 #define PLUGIN_SYNC_MS 10000
+/* Line tables read ahead at a time while nothing comes. */
+#define WARM_SLICE_MS 10
 
 static int read_code(void *ctx, uint64_t addr, void *out, size_t len)
 {
@@ -379,6 +382,16 @@ static enum engine_end limit_reached(struct engine *e, const struct engine_resul
 	return res->end;
 }
 
+/* Nothing came: before a step run's first instruction, read line tables
+ * ahead for a while (warm.h). */
+static void warm_while_waiting(struct engine *e, const struct engine_result *res)
+{
+	if (e->warm && (res->steps || !warm_some(e->warm, WARM_SLICE_MS))) {
+		warm_free(e->warm);
+		e->warm = NULL;
+	}
+}
+
 int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct snapshot *sn,
 				 struct target_stop *st, struct engine_result *res)
 {
@@ -414,6 +427,7 @@ int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct 
 		if (!err && st->kind == TARGET_STOP_OUTPUT)
 			continue;
 		if (err == -ETIMEDOUT || err == -EINTR) {
+			warm_while_waiting(e, res);
 			engine_progress(e, e->step ? res->steps : res->stops, e->step ? "steps" : "hits", NULL, false);
 			continue;
 		}
@@ -434,6 +448,7 @@ int engine_plugin_step(struct engine *e, const struct probe *at, uint64_t hits, 
 	struct probe_set none = { 0 };
 	int err = engine_plugin_start(e);
 
+	e->warm = warm_new(e->syms, e->dis, at->addr);
 	/* No probes, but where the IRQ stack's pointer is kept. */
 	if (!err)
 		err = engine_plugin_place(e, &none, NULL, res);

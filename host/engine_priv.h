@@ -82,6 +82,7 @@ struct engine {
 	struct chan *chan;
 	uint32_t hit_vcpu;
 	struct step_run *step;        /* the plugin's steps go to this run, NULL: none */
+	struct warm *warm;            /* line tables read ahead until its first step */
 	char err[512];
 };
 

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * warm: while kstep waits for a step run's first instruction, it reads
+ * ahead the line tables of the code the run is likely to step through:
+ * the function it starts in, the functions that one calls or jumps to
+ * directly, theirs, and so on, breadth first. libdw reads a compilation
+ * unit's line table whole the first time an address of it is named (1 to
+ * 3 ms); read during the run, that was a third of a short one's time.
+ */
+#ifndef KSTEP_WARM_H
+#define KSTEP_WARM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "disasm.h"
+#include "symbols.h"
+
+struct warm;
+
+/* From the function at @at; NULL when out of memory (nothing is warmed). */
+struct warm *warm_new(struct symtab *syms, struct disasm *dis, uint64_t at);
+/* Warm functions for about @budget_ms; false once there are none left. */
+bool warm_some(struct warm *w, int budget_ms);
+/* Is the function at @addr (its first byte) in the queue, warmed or not? */
+bool warm_queued(const struct warm *w, uint64_t addr);
+void warm_free(struct warm *w);
+
+#endif
