@@ -68,6 +68,8 @@ struct step_run {
 	 * IRQ stack, and where an interrupt being passed by returns to. */
 	uint8_t *stack, *linked;
 	uint64_t stack_lo, stack_hi, link;
+	uint8_t *regs;            /* the last STEP's whole register block ... */
+	bool regs_whole;          /* ... once one came */
 	uint32_t link_len;
 	uint64_t irq_pc, irq_sp;
 	bool in_call;             /* running a call beyond --max-depth whole */
@@ -656,12 +658,31 @@ static int record_step(struct engine *e, struct step_run *r, const struct chan_h
 	return err;
 }
 
-int engine_step_take(struct engine *e, const struct chan_hit_view *v, struct engine_result *res)
+/* The STEP's whole register block into r->regs, @v to show it: a STEP
+ * that carries its head only (CHAN_HIT_REGS_HEAD) has the rest of the
+ * block of the STEP before. */
+static int whole_registers(struct engine *e, struct step_run *r, struct chan_hit_view *v)
+{
+	if (v->h.flags & CHAN_HIT_REGS_HEAD && !r->regs_whole)
+		return kerr_set(e->err, sizeof(e->err), -EPROTO,
+				"the plugin sent a STEP with part of its registers, and no STEP before it");
+	memcpy(r->regs, v->regs, v->h.regs_len);
+	r->regs_whole = true;
+	v->regs = r->regs;
+	v->h.regs_len = (uint32_t)target_desc(e->t)->g_size;
+	return 0;
+}
+
+int engine_step_take(struct engine *e, const struct chan_hit_view *step, struct engine_result *res)
 {
 	struct step_run *r = e->step;
+	struct chan_hit_view whole = *step, *v = &whole;
+	int err;
 
 	if (!r || res->end != ENGINE_END_NONE)
 		return 0; /* past the end: the guest is being halted */
+	if ((err = whole_registers(e, r, v)))
+		return err;
 	keep_stack(r, v);
 	if (passed_by(e, r, v->h.pc, v->h.sp, res))
 		return 0;
@@ -677,7 +698,8 @@ static int plugin_steps(struct engine *e, struct step_run *r, struct engine_resu
 
 	r->stack = malloc(CHAN_MAX_WINDOW);
 	r->linked = malloc(CHAN_MAX_WINDOW);
-	if (!r->stack || !r->linked)
+	r->regs = malloc(target_desc(e->t)->g_size);
+	if (!r->stack || !r->linked || !r->regs)
 		err = kerr_set(e->err, sizeof(e->err), -ENOMEM, "out of memory");
 	else {
 		e->step = r;
@@ -693,6 +715,7 @@ static int plugin_steps(struct engine *e, struct step_run *r, struct engine_resu
 			       r->at_spec);
 	free(r->stack);
 	free(r->linked);
+	free(r->regs);
 	return err;
 }
 

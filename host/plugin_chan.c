@@ -257,7 +257,10 @@ int chan_parse_hit(const struct chan_msg *m, size_t regs_len, struct chan_hit_vi
 	if ((m->type != CHAN_HIT && m->type != CHAN_STEP) || m->len < sizeof(v->h))
 		return -EPROTO;
 	memcpy(&v->h, m->body, sizeof(v->h));
-	if (v->h.regs_len != regs_len || v->h.win_len > CHAN_MAX_WINDOW || v->h.link_len > CHAN_MAX_WINDOW ||
+	/* A STEP may carry the head of its registers only (channel.h). */
+	if ((v->h.flags & CHAN_HIT_REGS_HEAD && m->type == CHAN_STEP ? v->h.regs_len > regs_len
+								     : v->h.regs_len != regs_len) ||
+	    v->h.win_len > CHAN_MAX_WINDOW || v->h.link_len > CHAN_MAX_WINDOW ||
 	    m->len != sizeof(v->h) + (size_t)v->h.regs_len + v->h.win_len + v->h.link_len + v->h.caps_len)
 		return -EPROTO;
 	v->regs = m->body + sizeof(v->h);

@@ -131,6 +131,10 @@ struct chan_hit {
  * the steps before it on this stack: the rest of the stack is as the last
  * STEP with this flag (and the ones after it) left it. */
 #define CHAN_HIT_WHOLE_STACK 1u
+/* A STEP's regs_len bytes are the head of the register block, up to its
+ * last byte that differs from the STEP before's block; the rest is that
+ * block's. The first STEP of a run carries the whole block. */
+#define CHAN_HIT_REGS_HEAD 2u
 
 /* STEP_AT: the instruction, which of its hits starts stepping (from 1),
  * and the stack bytes a STEP carries from rsp; at 0: stepping off. */

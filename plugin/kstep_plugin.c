@@ -396,8 +396,18 @@ static struct {
 	uint64_t low;                 /* the lowest rsp sent on that stack */
 	qemu_plugin_u64 stepping;     /* 1 in the stepping vCPU's slot */
 	bool cold_kept;               /* the last STEP's instruction was gprs_only */
-	uint8_t last_regs[CHAN_MAX_REGS * 64]; /* the last STEP's register block */
+	bool sent;                    /* a STEP of this run went out, with ... */
+	uint8_t last_regs[CHAN_MAX_REGS * 64]; /* ... this register block */
 } S = { .vcpu = -1 };
+
+/* The head of STEP register block @regs (@len bytes) that differs from
+ * the last STEP's: only it is sent (CHAN_HIT_REGS_HEAD). Under table_lock. */
+static uint32_t regs_head(const uint8_t *regs, uint32_t len)
+{
+	while (len && regs[len - 1] == S.last_regs[len - 1])
+		len--;
+	return len;
+}
 
 /* An instruction as translated, for its STEPs: kstep decodes the code
  * the guest runs (patched as the kernel booted), not vmlinux's. */
@@ -538,6 +548,7 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 	const struct probe *probe;
 	struct chan_hit hit = { .vcpu = vcpu, .pc = pc };
 	uint64_t gs_base = 0, tos = 0;
+	uint32_t regs_flag = 0, head = 0;
 
 	if (!buf) {
 		buf = g_byte_array_new();
@@ -563,6 +574,11 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 		memcpy(&gs_base, regs + P.slots[P.gs_slot].offset, 8);
 	if (type == CHAN_STEP) {
 		hit.win_len = step_window(hit.sp);
+		if (S.sent) {
+			regs_flag = CHAN_HIT_REGS_HEAD;
+			head = regs_head(regs, hit.regs_len);
+		}
+		S.sent = true;
 		memcpy(S.last_regs, regs, hit.regs_len);
 		S.cold_kept = si->gprs_only;
 	}
@@ -596,6 +612,10 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 		pthread_mutex_unlock(&P.table_lock);
 	}
 	hit.caps_len = (uint32_t)caps.len;
+	if (regs_flag) { /* sent from here on: the head only */
+		hit.regs_len = head;
+		hit.flags |= regs_flag;
+	}
 
 	pthread_mutex_lock(&P.out_lock);
 	if (!P.dead)
@@ -618,7 +638,7 @@ static void on_step_at(unsigned int vcpu, void *udata)
 	if (S.vcpu < 0 && S.at && ++S.seen == S.hits) {
 		S.vcpu = (int)vcpu;
 		S.region = UINT64_MAX;
-		S.cold_kept = false;
+		S.cold_kept = S.sent = false;
 		qemu_plugin_u64_set(S.stepping, vcpu, 1);
 	}
 	pthread_mutex_unlock(&P.table_lock);
@@ -739,7 +759,7 @@ static void set_regs(const uint8_t *body, uint32_t len)
 		return;
 	pthread_mutex_lock(&P.table_lock);
 	P.regs_missing = 0;
-	S.cold_kept = false;
+	S.cold_kept = S.sent = false;
 	P.sp_slot = P.gs_slot = P.pc_slot = -1;
 	for (uint32_t i = 0; i < n; i++) {
 		struct chan_reg r;

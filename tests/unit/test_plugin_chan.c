@@ -125,6 +125,38 @@ static void step_is_checked_as_a_hit(void **state)
 	assert_int_equal(chan_parse_hit(&m, REGS, &v), -EPROTO);
 }
 
+/* A STEP may carry the head of its register block (CHAN_HIT_REGS_HEAD),
+ * never more than the block; a HIT carries it whole, flag or not. */
+static void step_may_carry_the_head_of_its_registers(void **state)
+{
+	static const uint32_t head = CHAN_HIT_REGS_HEAD;
+	struct pair *p = *state;
+	uint8_t buf[512];
+	struct chan_hit_view v;
+	struct chan_msg m;
+	const struct {
+		uint32_t type;
+		size_t block;
+		int ret;
+	} cases[] = {
+		{ CHAN_STEP, REGS + 8, 0 },       /* the head: 8 bytes short */
+		{ CHAN_STEP, REGS, 0 },           /* all of it differed */
+		{ CHAN_STEP, REGS - 8, -EPROTO }, /* more than the block */
+		{ CHAN_HIT, REGS + 8, -EPROTO },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len = make_typed(buf, cases[i].type, 32, 0);
+
+		memcpy(buf + sizeof(struct chan_header) + offsetof(struct chan_hit, flags), &head, sizeof(head));
+		assert_int_equal(write(p->peer, buf, len), (ssize_t)len);
+		assert_int_equal(chan_next(p->c, &m, 100), 1);
+		assert_int_equal(chan_parse_hit(&m, cases[i].block, &v), cases[i].ret);
+		if (!cases[i].ret)
+			assert_int_equal(v.window[0], REGS); /* the window after the head */
+	}
+}
+
 static void oversized_message_ends_the_channel(void **state)
 {
 	struct pair *p = *state;
@@ -181,6 +213,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(hit_in_pieces, setup, teardown),
 		cmocka_unit_test_setup_teardown(hit_whose_lengths_lie, setup, teardown),
 		cmocka_unit_test_setup_teardown(step_is_checked_as_a_hit, setup, teardown),
+		cmocka_unit_test_setup_teardown(step_may_carry_the_head_of_its_registers, setup, teardown),
 		cmocka_unit_test_setup_teardown(oversized_message_ends_the_channel, setup, teardown),
 		cmocka_unit_test_setup_teardown(synced_and_the_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(gone_says_why, setup, teardown),
