@@ -206,8 +206,12 @@ grep -qx 'CONFIG_FW_CFG_SYSFS_CMDLINE=y' "$images/kernel.config" 2>/dev/null &&
 # kgdb on the second serial port, waiting for its debugger before init runs;
 # kernel text left writable (rodata=off): with STRICT_KERNEL_RWX, kgdb cannot
 # take out a software breakpoint it put in before the text became read-only,
-# and the CPU traps on it for ever (Documentation/dev-tools/kgdb.rst).
-[ ${#kgdb_serial[@]} -gt 0 ] && append+=" kgdboc=ttyS1,115200 kgdbwait rodata=off"
+# and the CPU traps on it for ever (Documentation/dev-tools/kgdb.rst). At
+# reboot, kgdb keeps its debugger (debug_core.kgdbreboot=-1): by default it
+# says "exited" (W) and stops listening with the breakpoints still in, and
+# a probe hit in the shutdown that follows (a packet still coming in) then
+# waits for a debugger that has gone, and QEMU never ends.
+[ ${#kgdb_serial[@]} -gt 0 ] && append+=" kgdboc=ttyS1,115200 kgdbwait rodata=off debug_core.kgdbreboot=-1"
 # A panic ends QEMU with status 1, or (HALT=1: a debugger is attached)
 # pauses it so the dying kernel can be read; PANIC=exit|pause overrides.
 panic=${PANIC:-$([ "$halt" = 1 ] && echo pause || echo exit)}
