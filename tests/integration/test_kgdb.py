@@ -38,7 +38,8 @@ def test_gdb_attaches_over_kgdb_and_kstep_names_a_kernel_not_in_it():
         # gdb detached: the kernel runs on, out of the debugger.
         wait_for(lambda: "KSTEP-READY" in open(g["log"]).read(), 60, "the boot after gdb detached")
         t0 = time.monotonic()
-        p = kstep("trace", "--attach", line, "-o", tempfile.mkdtemp(prefix="kstep-kgdb-"), timeout=120)
+        with tempfile.TemporaryDirectory(prefix="kstep-kgdb-") as d:
+            p = kstep("trace", "--attach", line, "-o", d, timeout=120)
         assert p.returncode == 1 and "the kernel is not in the debugger" in p.stderr, p.stderr[-600:]
         assert len(p.stderr.strip().splitlines()) <= 2 and time.monotonic() - t0 < 30, p.stderr
 
@@ -84,8 +85,9 @@ def test_a_field_kgdb_cannot_fetch_is_refused():
     # kgdb sends no per-CPU base: $comm would only ever read as a fault.
     with kgdb_guest("rx-icmp", 2) as (g, proc):
         line = waiting(g, proc)
-        p = kstep("trace", "--attach", line, "-p", "none", "--break", "icmp_rcv c=$comm len=skb->len",
-                  "-o", tempfile.mkdtemp(prefix="kstep-kgdb-"), "-q", timeout=120)
+        with tempfile.TemporaryDirectory(prefix="kstep-kgdb-") as d:
+            p = kstep("trace", "--attach", line, "-p", "none", "--break", "icmp_rcv c=$comm len=skb->len",
+                      "-o", d, "-q", timeout=120)
         assert p.returncode == 1, (p.returncode, p.stderr[-600:])
         assert "field 'c' reads per-CPU data" in p.stderr and "kgdb" in p.stderr, p.stderr
         assert len(p.stderr.strip().splitlines()) == 1, p.stderr
