@@ -288,35 +288,28 @@ bool disasm_next_sp(struct disasm *d, const uint8_t *code, size_t len, uint64_t 
 	uint8_t nread, nwritten;
 	const cs_x86_op *src, *dst;
 	cs_x86 *x;
+	bool words; /* 16-bit operands: pushes and pops move rsp by 2, not known here */
 
 	if (!decode(d, code, len, addr))
 		return false;
 	x = &d->insn->detail->x86;
+	words = x->prefix[2] == X86_PREFIX_OPSIZE;
 	src = x->op_count > 0 ? &x->operands[0] : NULL;
 	dst = x->op_count > 1 ? &x->operands[1] : NULL; /* AT&T: source first */
 	switch (d->insn->id) {
-	case X86_INS_PUSH: case X86_INS_PUSHFQ: case X86_INS_CALL: case X86_INS_POP: case X86_INS_POPFQ:
-	case X86_INS_RET:
-		if (x->prefix[2] == X86_PREFIX_OPSIZE)
-			return false; /* 16-bit pushes and pops */
-		break;
-	default:
-		break;
-	}
-	switch (d->insn->id) {
 	case X86_INS_PUSH: case X86_INS_PUSHFQ: case X86_INS_CALL:
 		*next = sp - 8;
-		return true;
+		return !words;
 	case X86_INS_POP:
 		if (src && is_reg(src, X86_REG_RSP))
 			return false;
 		/* fall through */
 	case X86_INS_POPFQ:
 		*next = sp + 8;
-		return true;
+		return !words;
 	case X86_INS_RET:
 		*next = sp + 8 + (src && src->type == X86_OP_IMM ? (uint64_t)src->imm : 0);
-		return true;
+		return !words;
 	case X86_INS_LEAVE:
 		*next = rbp + 8;
 		return true;
