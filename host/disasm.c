@@ -312,7 +312,7 @@ bool disasm_next_sp(struct disasm *d, const uint8_t *code, size_t len, uint64_t 
 		return !words;
 	case X86_INS_LEAVE:
 		*next = rbp + 8;
-		return true;
+		return !words;
 	default:
 		break;
 	}

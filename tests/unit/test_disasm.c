@@ -53,6 +53,7 @@ static void test_next_sp(void **state)
 		{ { 0x48, 0x89, 0xc4 }, 3, UNKNOWN, 0 },                       /* mov %rax,%rsp */
 		{ { 0x48, 0x94 }, 2, UNKNOWN, 0 },                             /* xchg %rax,%rsp */
 		{ { 0x66, 0x50 }, 2, UNKNOWN, 0 },                             /* push %ax */
+		{ { 0x66, 0xc9 }, 2, UNKNOWN, 0 },                             /* leave (16-bit: pops 2 bytes) */
 		{ { 0xcc }, 1, UNKNOWN, 0 },                                   /* int3 */
 		{ { 0x48, 0xcf }, 2, UNKNOWN, 0 },                             /* iretq */
 		{ { 0xff, 0xff }, 2, UNKNOWN, 0 },                             /* (bad) */
