@@ -17,6 +17,9 @@
 
 #include "session.h"
 
+/* How long a guest that ended by itself is given for its QEMU to exit. */
+#define GUEST_EXIT_WAIT_S 30
+
 int session_open_trace(struct session *s, const char *command)
 {
 	char err[512], banner[256] = "", clock[96] = "";
@@ -197,7 +200,7 @@ int session_finish_guest(struct session *s, const struct engine_result *res)
 	/* A guest that ended by itself leaves QEMU to finish on its own: on a
 	 * loaded machine that has taken more than 5 s (a kgdb run, whose line
 	 * closes as the guest powers off, before QEMU is done). */
-	qemu_wait_exit(s->qemu, res->end == ENGINE_END_GUEST_EXITED ? 30000 : 5000, &status);
+	qemu_wait_exit(s->qemu, res->end == ENGINE_END_GUEST_EXITED ? GUEST_EXIT_WAIT_S * 1000 : 5000, &status);
 	return status;
 }
 
@@ -335,8 +338,8 @@ static int guest_ending(struct session *s, int status)
 	if (workload_done(s, &rc)) {
 		char how[64];
 
-		if (status < 0) /* still running: session_finish_guest waited 30 s */
-			snprintf(how, sizeof(how), "its QEMU had not exited 30 s after it");
+		if (status < 0) /* still running after session_finish_guest's wait */
+			snprintf(how, sizeof(how), "its QEMU had not exited %d s after it", GUEST_EXIT_WAIT_S);
 		else
 			snprintf(how, sizeof(how), "QEMU exit %d", status);
 		return workload_ending(s, rc, status != 0, how);
