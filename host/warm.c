@@ -10,9 +10,9 @@
 #include "warm.h"
 
 #include <stdlib.h>
-#include <time.h>
 
 #include "hash.h"
+#include "trace.h"
 
 /* Functions warmed at most, and the code of each looked at. */
 #define WARM_FUNCTIONS 2048
@@ -90,19 +90,11 @@ struct warm *warm_new(struct symtab *syms, struct disasm *dis, uint64_t at)
 	return w;
 }
 
-static double ms_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 bool warm_some(struct warm *w, int budget_ms)
 {
-	double end = ms_now() + budget_ms;
+	uint64_t end = trace_now_ns() + (uint64_t)budget_ms * 1000000;
 
-	while (w->next < w->n && ms_now() < end) {
+	while (w->next < w->n && trace_now_ns() < end) {
 		const struct sym *s = sym_lookup_addr(w->syms, w->queue[w->next++]);
 
 		if (s)
