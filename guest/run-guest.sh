@@ -2,7 +2,8 @@
 # Boot the kstep guest under QEMU with its gdbstub on a private endpoint.
 #
 # Settings come from the environment (the Makefile passes its variables):
-#   WORKLOAD=shell|rx-icmp|rx-udp|rx-tcp|tx-tcp|rx-drop|rx-drops|oops   COUNT=N (workload size)
+#   WORKLOAD=shell|rx-icmp|rx-udp|rx-udp-flood|rx-tcp|tx-tcp|rx-drop|rx-drops|oops
+#   COUNT=N (workload size)
 #   HALT=1 (start halted, -S)   ACCEL=auto|kvm|tcg   SMP=N   MEM=MiB
 #   WORKLOAD_CPU=N (run the workload on the guest's CPU N)
 #   PANIC=exit|pause (what a kernel panic does to QEMU; default pause with HALT=1)

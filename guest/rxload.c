@@ -6,6 +6,9 @@
  *   rxload tcp-recv HOST PORT   connect, read to EOF, print the byte count
  *   rxload tcp-loop BYTES       stream BYTES over 127.0.0.1 to ourselves
  *   rxload udp-loop COUNT       send COUNT datagrams over 127.0.0.1 to ourselves
+ *   rxload udp-flood COUNT      the same with 64-byte datagrams, sent and read
+ *                               FLOOD_BATCH at a time (sendmmsg, recvmmsg):
+ *                               as many packets a second as the guest can make
  *   rxload tcp-send HOST PORT BYTES
  *                               send BYTES, close our side, print what the
  *                               peer says it got (a byte count)
@@ -19,6 +22,7 @@
  *                               100 bytes there with a wrong UDP checksum (raw IP),
  *                               then read: the kernel drops each as it checks it
  */
+#define _GNU_SOURCE /* sendmmsg, recvmmsg */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -138,6 +142,47 @@ static int udp_loop(int count)
 			got++;
 	}
 	printf("rxload: udp-loop received %d of %d datagrams\n", got, count);
+	return got == count ? 0 : 1;
+}
+
+#define FLOOD_BATCH 32
+
+static int udp_flood(int count)
+{
+	struct sockaddr_in sa;
+	struct timeval tv = { .tv_sec = 2 };
+	char bufs[FLOOD_BATCH][64] = { { 0 } };
+	struct iovec iov[FLOOD_BATCH];
+	struct mmsghdr msgs[FLOOD_BATCH];
+	int rfd = loopback_socket(SOCK_DGRAM, &sa), sfd = socket(AF_INET, SOCK_DGRAM, 0);
+	int rcvbuf = 4 << 20, got = 0;
+
+	if (rfd < 0 || sfd < 0)
+		return fail("socket");
+	setsockopt(rfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	setsockopt(rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	for (int sent = 0; sent < count;) {
+		int batch = count - sent < FLOOD_BATCH ? count - sent : FLOOD_BATCH, n;
+
+		memset(msgs, 0, sizeof(msgs));
+		for (int i = 0; i < batch; i++) {
+			iov[i] = (struct iovec){ .iov_base = bufs[i], .iov_len = sizeof(bufs[i]) };
+			msgs[i].msg_hdr = (struct msghdr){ .msg_name = &sa, .msg_namelen = sizeof(sa),
+							   .msg_iov = &iov[i], .msg_iovlen = 1 };
+		}
+		n = sendmmsg(sfd, msgs, batch, 0);
+		if (n <= 0)
+			return fail("sendmmsg");
+		sent += n;
+		for (int i = 0; i < n; i++)
+			msgs[i].msg_hdr.msg_name = NULL;
+		while (got < sent && (n = recvmmsg(rfd, msgs, sent - got < FLOOD_BATCH ? sent - got : FLOOD_BATCH,
+						  MSG_WAITFORONE, NULL)) > 0)
+			got += n;
+		if (got < sent)
+			break;
+	}
+	printf("rxload: udp-flood received %d of %d datagrams\n", got, count);
 	return got == count ? 0 : 1;
 }
 
@@ -276,6 +321,8 @@ int main(int argc, char **argv)
 		return tcp_loop(atoll(argv[2]));
 	if (argc == 3 && !strcmp(argv[1], "udp-loop"))
 		return udp_loop(atoi(argv[2]));
+	if (argc == 3 && !strcmp(argv[1], "udp-flood"))
+		return udp_flood(atoi(argv[2]));
 	fprintf(stderr, "usage: rxload tcp-recv HOST PORT | tcp-loop BYTES | udp-loop COUNT | "
 			"tcp-send HOST PORT BYTES | udp-drop COUNT PORT | udp-full COUNT PORT | "
 			"udp-badsum COUNT PORT\n");

@@ -20,7 +20,8 @@
 
 const char guest_help[] =
 	"Guest options:\n"
-	"  -w, --workload NAME    shell, rx-icmp, rx-udp, rx-tcp, tx-tcp, rx-drop, rx-drops, oops\n"
+	"  -w, --workload NAME    shell, rx-icmp, rx-udp, rx-udp-flood, rx-tcp, tx-tcp, rx-drop,\n"
+	"                         rx-drops, oops\n"
 	"                         (default rx-icmp)\n"
 	"  -n, --size N           workload size (pings, datagrams, bytes)\n"
 	"  -a, --accel MODE       auto (KVM if the guest boots under it, else TCG), kvm, tcg\n"
