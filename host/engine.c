@@ -305,7 +305,11 @@ int engine_write_event(struct engine *e, struct snapshot *sn, enum trace_kind ki
 		.insn_bytes = ibytes,
 		.insn_len = ilen,
 	};
-	int err = trace_write(e->trace, &ev);
+	int err;
+
+	if (kind == TRACE_STOP && !e->first_stop_ns)
+		e->first_stop_ns = trace_now_ns();
+	err = trace_write(e->trace, &ev);
 
 	if (!err && e->bt_ends)
 		e->bt_ends[sn->end]++;

@@ -88,6 +88,7 @@ struct engine_result {
 	uint64_t null_steps;         /* steps the stub reported without executing */
 	uint64_t stepped_over;       /* calls run whole under --max-depth */
 	double seconds;
+	double since_first_stop;     /* of those, from the first stop on (the guest at its workload) */
 	double own_seconds;          /* of those, kstep's own (snapshot and resume) */
 	double module_seconds;       /* kstep's at the module loader (reading the module list) */
 	uint64_t bt_ends[UNWIND_NENDS]; /* backtraces recorded, by how they ended */

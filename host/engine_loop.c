@@ -213,6 +213,7 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 	if (snapshot_new(&sn, e->mc))
 		return kerr_set(e->err, sizeof(e->err), -ENOMEM, "out of memory");
 	e->t0_ns = trace_now_ns();
+	e->first_stop_ns = 0;
 	err = e->chan ? engine_plugin_start(e) : 0;
 	if (!err)
 		err = e->chan ? engine_plugin_place(e, ps, sn, res) : engine_place_probes(e, ps);
@@ -264,6 +265,7 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 	res->own_seconds = (double)own_ns / 1e9;
 	res->module_seconds = (double)module_ns / 1e9;
 	res->seconds = engine_since(e);
+	res->since_first_stop = e->first_stop_ns ? (double)(trace_now_ns() - e->first_stop_ns) / 1e9 : 0;
 	engine_progress(e, res->stops, "stops", NULL, true);
 	snapshot_free(sn);
 	return err;

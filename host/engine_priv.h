@@ -68,6 +68,7 @@ struct engine {
 	struct engine_fn_steps *prof; /* steps per function */
 	size_t nprof, last_prof;
 	uint64_t t0_ns, last_progress_ns;
+	uint64_t first_stop_ns;        /* when the first stop was written (trace_now_ns), 0: none yet */
 	/* The instruction being stepped writes no memory and keeps rsp: the
 	 * next snapshot can reuse this stack window as it is. */
 	bool stack_kept;

@@ -83,8 +83,11 @@ static void print_summary(struct session *s, struct probe_set *ps, const struct 
 {
 	char notes[96];
 
-	fprintf(stdout, "kstep: %" PRIu64 " stops in %.1f s (%.0f/s): %s\n", res->stops, res->seconds,
-		res->seconds > 0 ? (double)res->stops / res->seconds : 0.0, session_end_str(res->end));
+	fprintf(stdout, "kstep: %" PRIu64 " stops in %.1f s (%.0f/s", res->stops, res->seconds,
+		res->seconds > 0 ? (double)res->stops / res->seconds : 0.0);
+	if (res->stops > 1 && res->since_first_stop > 0)
+		fprintf(stdout, "; %.0f/s from the first stop", (double)(res->stops - 1) / res->since_first_stop);
+	fprintf(stdout, "): %s\n", session_end_str(res->end));
 	if (s->plugin[0])
 		fprintf(stdout, "kstep: the plugin reported %" PRIu64 " hits, kstep read %" PRIu64 "; a vCPU waited for kstep "
 				"%" PRIu64 " times (%.3f s)%s\n", res->plugin_reported, res->plugin_hits, res->plugin_waits,
