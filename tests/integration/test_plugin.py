@@ -73,14 +73,16 @@ def test_plugin_hits_are_the_breakpoint_engines_events():
 
 @test
 def test_plugin_waits_for_a_slow_kstep_and_loses_nothing():
-    """kstep stopped (SIGSTOP) for two seconds in a UDP flood: the plugin's
-    socket fills, the vCPU waits for kstep, and once kstep reads again
-    every hit is an event."""
+    """kstep stopped (SIGSTOP) for two seconds in a UDP flood (rx-udp-flood:
+    the guest's full packet rate, with fields fetched): the plugin's socket
+    fills, the vCPU waits for kstep, and once kstep reads again every hit
+    is an event, with its fields."""
     env = dict(os.environ, **qemu10())
     d = tempfile.mkdtemp(prefix="kstep-plugin-")
     try:
-        proc = subprocess.Popen([KSTEP, "trace", "--engine", "plugin", "-p", "none", "--break", "udp_rcv",
-                                 "-w", "rx-udp", "-n", "20000", "-o", d, "-q"], env=env, stdout=subprocess.PIPE,
+        proc = subprocess.Popen([KSTEP, "trace", "--engine", "plugin", "-p", "none", "--break",
+                                 "ip_rcv len=skb->len name=skb->dev->name", "-w", "rx-udp-flood", "-n", "20000",
+                                 "-o", d, "-q"], env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, start_new_session=True)
         deadline = time.monotonic() + 120
         while file_size(os.path.join(d, "stream_0")) < (1 << 20) and time.monotonic() < deadline:
@@ -94,6 +96,10 @@ def test_plugin_waits_for_a_slow_kstep_and_loses_nothing():
         evs = events(babeltrace(d))
         assert waits > 0, out[-400:]
         assert reported == read == len(evs) >= 20000, (reported, read, len(evs))
+        # 64-byte datagrams over loopback: 92 bytes at ip_rcv, 20 of them IP's, 8 UDP's.
+        flood = [e for e in evs if e["args"].get("len") == 92 and e["args"].get("name") == "lo"]
+        assert len(flood) >= 20000, (len(flood), evs[0]["args"])
+        assert re.search(r"\d+ stops in [\d.]+ s \(\d+/s; \d+/s from the first stop\)", out), out[-400:]
     finally:
         shutil.rmtree(d)
 
