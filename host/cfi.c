@@ -6,6 +6,7 @@
  */
 #include "cfi.h"
 
+#include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,35 @@ struct cfi_mod {
 };
 
 #define FUNCTION_CACHE 4096
+#define RULE_CACHE 4096
+
+/* How a frame's caller gets a register back, as the frame's CFI row says. */
+enum rule_kind {
+	RULE_SAME,     /* unchanged */
+	RULE_UNDEF,    /* lost (call-clobbered) */
+	RULE_AT,       /* saved in memory at base + off */
+	RULE_VAL,      /* base + off itself (rsp) */
+};
+
+#define BASE_CFA 0xff    /* a rule's base: the CFA, or a register of the frame */
+
+/* One CFI row, kept when it is of the simple kind compilers write: the
+ * CFA a register plus an offset (or the word there, where a function
+ * realigns its stack), each register one of enum rule_kind.
+ * libdwfl looks the row up again at every frame of every walk, and on a
+ * vmlinux without .eh_frame first scans every section for one each time
+ * (dwfl_module_eh_cfi does not remember that there is none); this cache
+ * is what makes a walk cheap. Other rows go to libdwfl's own walk. */
+struct cfi_rule {
+	uint64_t at;             /* the address looked up; 0: empty slot */
+	enum { ROW_SIMPLE, ROW_NONE, ROW_OTHER } row; /* ROW_NONE: no CFI there */
+	uint8_t cfa_reg;
+	bool cfa_deref;
+	int32_t cfa_off;
+	uint8_t kind[CFI_NREGS];
+	uint8_t base[CFI_NREGS];  /* BASE_CFA or a register */
+	int32_t off[CFI_NREGS];
+};
 
 struct cfi {
 	char *path;
@@ -61,6 +91,8 @@ struct cfi {
 		const char *fn;  /* NULL: in no function */
 		GElf_Off off;
 	} functions[FUNCTION_CACHE];
+	struct cfi_rule rules[RULE_CACHE];
+	bool rules_off;          /* libdwfl's walk alone (cfi_unwind_libdwfl) */
 };
 
 /* DWARF register numbers (x86-64 psABI) and the instruction that ends the
@@ -69,6 +101,7 @@ struct cfi {
  * returns to a "popq %rsp" with rsp at the top of the IRQ stack, where the
  * task stack's rsp is saved: the compiler's CFI for the caller knows
  * nothing of the switch, so the walk restarts there with that rsp. */
+#define DWARF_RBP 6
 #define DWARF_RSP 7
 #define DWARF_RIP 16
 #define POP_RSP 0x5c
@@ -246,6 +279,7 @@ static int open_dwfl(struct cfi *c)
 		return -ENOMEM;
 	dwfl_report_begin(c->dwfl);
 	memset(c->functions, 0, sizeof(c->functions)); /* names in the old Dwfl */
+	memset(c->rules, 0, sizeof(c->rules));         /* rows at the old addresses */
 	c->vmlinux = (struct cfi_mod){ .c = c };
 	c->vmlinux.mod = report(c, &c->vmlinux, "kernel", c->lo + c->offset, c->hi + c->offset);
 	for (size_t i = 0; i < c->nmods; i++)
@@ -413,21 +447,46 @@ int cfi_relocate(struct cfi *c, uint64_t offset)
 	return open_dwfl(c);
 }
 
-/* Does the caller frame @state (at return address @pc) return to a
- * "popq %rsp" of call_on_stack()? Then c->resume is its state with the
- * saved rsp, and the walk goes on from there. */
-static bool returns_onto_saved_stack(struct cfi *c, Dwfl_Frame *state, uint64_t pc)
+/* A frame's registers: libdwfl's (@state), or the rule walk's (@v, those
+ * in @known). */
+struct frame_regs {
+	Dwfl_Frame *state;
+	const uint64_t *v;
+	uint32_t known;
+};
+
+#define ALL_REGS ((1u << CFI_NREGS) - 1)
+
+static bool frame_reg(const struct frame_regs *f, unsigned int r, uint64_t *out)
 {
-	Dwarf_Word v, tos;
+	Dwarf_Word w;
+
+	if (f->state) {
+		if (dwfl_frame_reg(f->state, r, &w))
+			return false;
+		*out = w;
+		return true;
+	}
+	if (!(f->known >> r & 1))
+		return false;
+	*out = f->v[r];
+	return true;
+}
+
+/* Does the caller frame @f (at return address @pc) return to a "popq
+ * %rsp" of call_on_stack()? Then c->resume is its state with the saved
+ * rsp, and the walk goes on from there. */
+static bool returns_onto_saved_stack(struct cfi *c, const struct frame_regs *f, uint64_t pc)
+{
+	uint64_t v, tos, saved;
 	uint8_t op;
-	uint64_t saved;
 
 	if (c->switches >= MAX_STACK_SWITCHES || c->read_code(c->ctx, pc, &op, 1) || op != POP_RSP ||
-	    dwfl_frame_reg(state, DWARF_RSP, &tos) || c->read(c->ctx, tos, &saved, sizeof(saved)) || saved & 7 ||
+	    !frame_reg(f, DWARF_RSP, &tos) || c->read(c->ctx, tos, &saved, sizeof(saved)) || saved & 7 ||
 	    saved < 0xffff800000000000ull) /* a kernel stack address */
 		return false;
 	for (unsigned int r = 0; r < CFI_NREGS; r++)
-		c->resume[r] = dwfl_frame_reg(state, r, &v) ? 0 : v;
+		c->resume[r] = frame_reg(f, r, &v) ? v : 0;
 	c->resume[DWARF_RSP] = saved;
 	c->resume[DWARF_RIP] = pc;
 	c->switches++;
@@ -459,13 +518,12 @@ static bool in_asm_entry(struct cfi *c, uint64_t pc)
 	return fn && !strncmp(fn, "asm_", 4);
 }
 
-static bool returns_to_interrupted(struct cfi *c, Dwfl_Frame *state, uint64_t pc)
+static bool returns_to_interrupted(struct cfi *c, const struct frame_regs *f, uint64_t pc)
 {
-	uint64_t regs[PT_REGS_WORDS];
-	Dwarf_Word sp;
+	uint64_t regs[PT_REGS_WORDS], sp;
 
-	if (!in_asm_entry(c, pc) || c->switches >= MAX_STACK_SWITCHES ||
-	    dwfl_frame_reg(state, DWARF_RSP, &sp) || c->read(c->ctx, sp, regs, sizeof(regs)))
+	if (!in_asm_entry(c, pc) || c->switches >= MAX_STACK_SWITCHES || !frame_reg(f, DWARF_RSP, &sp) ||
+	    c->read(c->ctx, sp, regs, sizeof(regs)))
 		return false;
 	if (regs[PT_REGS_CS] & 3) {
 		c->reached_end = true; /* from user space */
@@ -482,18 +540,20 @@ static bool returns_to_interrupted(struct cfi *c, Dwfl_Frame *state, uint64_t pc
 	return true;
 }
 
-static int frame_cb(Dwfl_Frame *state, void *arg)
+/* The frame at @pc, with registers @f: recorded (or not), and whether the
+ * walk goes on (DWARF_CB_OK) or stops here (DWARF_CB_ABORT; c->switched:
+ * to go on from c->resume). */
+static int take_frame(struct cfi *c, uint64_t pc, const struct frame_regs *f)
 {
-	struct cfi *c = arg;
-	Dwarf_Addr pc;
-
-	if (!dwfl_frame_pc(state, &pc, NULL))
-		return DWARF_CB_ABORT;
 	if (!pc) {
 		/* Past the last frame (libdwfl's own frame-pointer fallback
 		 * reads the 0 that ends a chain): the stack's end. */
 		c->reached_end = true;
 		return DWARF_CB_ABORT;
+	}
+	if (c->switched && !c->record_first) { /* a restarted walk: its first frame is recorded */
+		c->switched = false;
+		return DWARF_CB_OK;
 	}
 	if (c->n && !c->is_text(c->ctx, pc)) {
 		/* Where CFI ends (assembly), libdwfl follows rbp on its own:
@@ -501,42 +561,232 @@ static int frame_cb(Dwfl_Frame *state, void *arg)
 		c->left_text = true;
 		return DWARF_CB_ABORT;
 	}
-	if (c->switched && !c->record_first) { /* a restarted walk: its first frame is recorded */
-		c->switched = false;
-		return DWARF_CB_OK;
-	}
 	c->switched = c->record_first = false;
 	c->pcs[c->n++] = pc;
-	if (dwfl_frame_reg(state, DWARF_RSP, &c->last_sp))
+	if (!frame_reg(f, DWARF_RSP, &c->last_sp))
 		c->last_sp = 0;
 	if (c->n >= c->max)
 		return DWARF_CB_ABORT;
-	if (c->n > 1 && (returns_onto_saved_stack(c, state, pc) || returns_to_interrupted(c, state, pc)))
+	if (c->n > 1 && (returns_onto_saved_stack(c, f, pc) || returns_to_interrupted(c, f, pc)))
 		return DWARF_CB_ABORT;
 	return DWARF_CB_OK;
+}
+
+static int frame_cb(Dwfl_Frame *state, void *arg)
+{
+	struct frame_regs f = { .state = state };
+	Dwarf_Addr pc;
+
+	if (!dwfl_frame_pc(state, &pc, NULL))
+		return DWARF_CB_ABORT;
+	return take_frame(arg, pc, &f);
+}
+
+/* A register plus an offset (DW_OP_bregN, DW_OP_bregx), as a base. */
+static bool register_plus(const Dwarf_Op *op, uint8_t *reg, int32_t *off)
+{
+	uint64_t r = op->atom == DW_OP_bregx ? op->number : (uint64_t)(op->atom - DW_OP_breg0);
+	Dwarf_Word o = op->atom == DW_OP_bregx ? op->number2 : op->number;
+
+	if ((op->atom != DW_OP_bregx && (op->atom < DW_OP_breg0 || op->atom > DW_OP_breg31)) || r >= CFI_NREGS ||
+	    (int64_t)(int32_t)o != (int64_t)o)
+		return false;
+	*reg = (uint8_t)r;
+	*off = (int32_t)o;
+	return true;
+}
+
+/* One register's rule in @r from libdw's description of it (the CFA
+ * first, then DW_OP_plus_uconst, or an expression's DW_OP_bregN); false if
+ * it is not one of the simple kinds. */
+static bool simple_register(Dwarf_Frame *frame, int regno, struct cfi_rule *r)
+{
+	Dwarf_Op mem[3], *ops;
+	size_t nops, i = 1;
+
+	if (dwarf_frame_register(frame, regno, mem, &ops, &nops))
+		return false;
+	r->off[regno] = 0;
+	r->base[regno] = BASE_CFA;
+	if (!nops) {
+		r->kind[regno] = ops ? RULE_UNDEF : RULE_SAME;
+		return !ops || ops == mem;
+	}
+	if (ops[0].atom != DW_OP_call_frame_cfa)
+		return false;
+	if (i < nops && ops[i].atom == DW_OP_plus_uconst) {
+		r->off[regno] = (int32_t)ops[i].number;
+		if ((uint64_t)(int64_t)r->off[regno] != ops[i].number)
+			return false;
+		i++;
+	} else if (i < nops && register_plus(&ops[i], &r->base[regno], &r->off[regno])) {
+		i++;
+	}
+	r->kind[regno] = RULE_AT;
+	if (i < nops && ops[i].atom == DW_OP_stack_value) {
+		r->kind[regno] = RULE_VAL;
+		i++;
+	}
+	return i == nops;
+}
+
+/* The row for code at @at, as libdwfl would find it: .eh_frame first,
+ * then .debug_frame, of the module there. */
+static void read_rule(struct cfi *c, uint64_t at, struct cfi_rule *r)
+{
+	Dwfl_Module *mod = dwfl_addrmodule(c->dwfl, at);
+	Dwarf_Frame *frame = NULL;
+	Dwarf_Addr bias = 0, start, end;
+	Dwarf_Op *cfa;
+	size_t ncfa;
+	bool signal;
+	Dwarf_CFI *cfi = mod ? dwfl_module_eh_cfi(mod, &bias) : NULL;
+
+	r->at = at;
+	r->row = ROW_NONE;
+	if (!cfi || dwarf_cfi_addrframe(cfi, at - bias, &frame)) {
+		cfi = mod ? dwfl_module_dwarf_cfi(mod, &bias) : NULL;
+		if (!cfi || dwarf_cfi_addrframe(cfi, at - bias, &frame))
+			return;
+	}
+	r->row = ROW_OTHER;
+	if (dwarf_frame_info(frame, &start, &end, &signal) == DWARF_RIP && !signal &&
+	    !dwarf_frame_cfa(frame, &cfa, &ncfa) && (ncfa == 1 || (ncfa == 2 && cfa[1].atom == DW_OP_deref)) &&
+	    register_plus(&cfa[0], &r->cfa_reg, &r->cfa_off)) {
+		r->cfa_deref = ncfa == 2;
+		r->row = ROW_SIMPLE;
+		for (int i = 0; i < CFI_NREGS && r->row == ROW_SIMPLE; i++)
+			if (!simple_register(frame, i, r))
+				r->row = ROW_OTHER;
+	}
+	free(frame);
+}
+
+static const struct cfi_rule *rule_at(struct cfi *c, uint64_t at)
+{
+	struct cfi_rule *r = &c->rules[(at ^ at >> 12) % RULE_CACHE];
+
+	if (r->at != at)
+		read_rule(c, at, r);
+	return r;
+}
+
+/* The caller's registers, from the callee's @v and @known by rule @r
+ * whose CFA is @cfa, as libdwfl's handle_cfi gives them (a register it
+ * cannot read, or whose base is lost, is lost). */
+static void apply_rule(struct cfi *c, const struct cfi_rule *r, uint64_t cfa, uint64_t v[CFI_NREGS],
+		       uint32_t *known)
+{
+	uint64_t out[CFI_NREGS];
+	uint32_t now = 0;
+
+	for (int i = 0; i < CFI_NREGS; i++) {
+		uint8_t b = r->base[i];
+		uint64_t at = (b == BASE_CFA ? cfa : v[b]) + (uint64_t)(int64_t)r->off[i];
+
+		if (r->kind[i] >= RULE_AT && b != BASE_CFA && !(*known >> b & 1))
+			continue;
+		switch (r->kind[i]) {
+		case RULE_SAME:
+			out[i] = v[i];
+			now |= *known & 1u << i;
+			break;
+		case RULE_UNDEF:
+			break;
+		case RULE_AT:
+			if (c->read(c->ctx, at, &out[i], sizeof(out[i])))
+				c->read_failed = true;
+			else
+				now |= 1u << i;
+			break;
+		case RULE_VAL:
+			out[i] = at;
+			now |= 1u << i;
+			break;
+		}
+	}
+	memcpy(v, out, sizeof(out));
+	*known = now;
+}
+
+/* How walk_rules ended, beyond dwfl_getthread_frames's own 0 (the stack's
+ * end) and DWARF_CB_ABORT (take_frame stopped it). */
+#define WALK_HANDED_OVER 2  /* code without CFI: libdwfl goes on from c->resume */
+#define WALK_REDO 3         /* a row it does not take: libdwfl walks it all */
+
+/* The walk through cached rows, from @regs. */
+static int walk_rules(struct cfi *c, const uint64_t regs[CFI_NREGS])
+{
+	uint64_t v[CFI_NREGS];
+	struct frame_regs f = { .v = v, .known = ALL_REGS };
+	bool activation = true; /* the pc is where it stands, not a return address */
+
+	memcpy(v, regs, sizeof(v));
+	for (;;) {
+		const struct cfi_rule *r;
+		uint64_t at, cfa;
+
+		if (take_frame(c, v[DWARF_RIP], &f) != DWARF_CB_OK) {
+			if (!c->switched || c->n >= c->max)
+				return DWARF_CB_ABORT;
+			memcpy(v, c->resume, sizeof(v)); /* onto the other stack */
+			f.known = ALL_REGS;
+			activation = true;
+			continue;
+		}
+		at = activation ? v[DWARF_RIP] : v[DWARF_RIP] - 1;
+		r = rule_at(c, at);
+		if (r->row == ROW_NONE && f.known >> DWARF_RBP & 1) {
+			/* libdwfl's frame-pointer step, from this frame,
+			 * which its restarted walk skips (c->switched). */
+			memcpy(c->resume, v, sizeof(v));
+			c->resume[DWARF_RIP] = at;
+			c->switched = true;
+			return WALK_HANDED_OVER;
+		}
+		if (r->row != ROW_SIMPLE || !(f.known >> r->cfa_reg & 1))
+			return WALK_REDO;
+		cfa = v[r->cfa_reg] + (uint64_t)(int64_t)r->cfa_off;
+		if (r->cfa_deref && c->read(c->ctx, cfa, &cfa, sizeof(cfa)))
+			return WALK_REDO; /* as libdwfl finds it, from the start */
+		apply_rule(c, r, cfa, v, &f.known);
+		if (!(f.known >> DWARF_RIP & 1) || !v[DWARF_RIP])
+			return 0; /* no return address: libdwfl's end of the stack */
+		activation = false;
+	}
+}
+
+static void start_walk(struct cfi *c, const uint64_t regs[CFI_NREGS])
+{
+	c->regs = regs;
+	c->n = 0;
+	c->read_failed = false;
+	c->reached_end = false;
+	c->left_text = false;
+	c->switched = c->record_first = false;
+	c->switches = 0;
 }
 
 size_t cfi_unwind(struct cfi *c, const uint64_t regs[CFI_NREGS], uint64_t *pcs, size_t max,
 		  unwind_read_fn read, unwind_read_fn read_code, unwind_text_fn is_text, void *ctx,
 		  enum unwind_end *end)
 {
-	int ret;
+	int ret = DWARF_CB_ABORT;
 
-	c->regs = regs;
 	c->read = read;
 	c->read_code = read_code;
 	c->is_text = is_text;
 	c->ctx = ctx;
 	c->pcs = pcs;
-	c->n = 0;
 	c->max = max;
-	c->read_failed = false;
-	c->reached_end = false;
-	c->left_text = false;
-	c->switched = c->record_first = false;
-	c->switches = 0;
-	ret = max ? dwfl_getthread_frames(c->dwfl, 1, frame_cb, c) : DWARF_CB_ABORT;
-	while (c->switched && c->n < max) { /* from the IRQ stack onto the task's */
+	start_walk(c, regs);
+	if (max && !c->rules_off)
+		ret = walk_rules(c, regs);
+	if (max && (c->rules_off || ret == WALK_REDO)) {
+		start_walk(c, regs);
+		ret = dwfl_getthread_frames(c->dwfl, 1, frame_cb, c);
+	}
+	while (c->switched && c->n < max) { /* from the IRQ stack onto the task's, or handed over */
 		c->regs = c->resume;
 		ret = dwfl_getthread_frames(c->dwfl, 1, frame_cb, c);
 	}
@@ -555,4 +805,16 @@ size_t cfi_unwind(struct cfi *c, const uint64_t regs[CFI_NREGS], uint64_t *pcs, 
 	else
 		*end = UNWIND_END_NOCFI;
 	return c->n;
+}
+
+size_t cfi_unwind_libdwfl(struct cfi *c, const uint64_t regs[CFI_NREGS], uint64_t *pcs, size_t max,
+			  unwind_read_fn read, unwind_read_fn read_code, unwind_text_fn is_text, void *ctx,
+			  enum unwind_end *end)
+{
+	size_t n;
+
+	c->rules_off = true;
+	n = cfi_unwind(c, regs, pcs, max, read, read_code, is_text, ctx, end);
+	c->rules_off = false;
+	return n;
 }

@@ -57,5 +57,11 @@ int cfi_relocate(struct cfi *c, uint64_t offset);
 size_t cfi_unwind(struct cfi *c, const uint64_t regs[CFI_NREGS], uint64_t *pcs, size_t max,
 		  unwind_read_fn read, unwind_read_fn read_code, unwind_text_fn is_text, void *ctx,
 		  enum unwind_end *end);
+/* The same walk by libdwfl's unwinder alone, every row looked up afresh
+ * (cfi_unwind keeps the simple rows it met): what --unwind check compares
+ * cfi_unwind's walks with. */
+size_t cfi_unwind_libdwfl(struct cfi *c, const uint64_t regs[CFI_NREGS], uint64_t *pcs, size_t max,
+			  unwind_read_fn read, unwind_read_fn read_code, unwind_text_fn is_text, void *ctx,
+			  enum unwind_end *end);
 
 #endif

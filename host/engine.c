@@ -142,6 +142,11 @@ const struct snapshot_agreement *engine_carried_agreement(const struct engine *e
 	return snapshot_carried_agreement(e->snap);
 }
 
+const struct snapshot_agreement *engine_rows_agreement(const struct engine *e)
+{
+	return snapshot_rows_agreement(e->snap);
+}
+
 uint64_t engine_pc(const struct engine *e)
 {
 	return e->regs ? engine_reg(e, e->pc_idx) : 0;

@@ -148,6 +148,9 @@ const struct snapshot_agreement *engine_unwind_agreement(const struct engine *e)
 /* --unwind check, plugin steps: frames carried over from the step before
  * against a fresh walk (snapshot_check_carried). */
 const struct snapshot_agreement *engine_carried_agreement(const struct engine *e);
+/* --unwind check: CFI walks through kstep's cached rows against libdwfl's
+ * own (snapshot_rows_agreement). */
+const struct snapshot_agreement *engine_rows_agreement(const struct engine *e);
 /* The pc of the last registers read. */
 uint64_t engine_pc(const struct engine *e);
 /* Compare the guest's linux_banner with vmlinux's; -ESTALE on mismatch. */

@@ -28,7 +28,7 @@ struct snapshot_ctx {
 	struct disasm *dis;
 	struct cfi *cfi;
 	enum snapshot_unwind_mode mode;
-	struct snapshot_agreement agreement, carried;
+	struct snapshot_agreement agreement, carried, rows;
 	struct frame_text texts[TEXT_SLOTS];
 };
 
@@ -165,6 +165,22 @@ static void record_walk(struct snapshot *sn)
 	sn->end = sn->nwalked < SNAPSHOT_FRAMES ? sn->walk_end : UNWIND_END_MAX;
 }
 
+/* --unwind check: the walk by cached CFI rows against libdwfl's own. */
+static void check_rows(struct snapshot_ctx *c, const struct snapshot *sn, const uint64_t dwarf[CFI_NREGS], size_t walk)
+{
+	uint64_t pcs[SNAPSHOT_WALK];
+	enum unwind_end end;
+	size_t n = cfi_unwind_libdwfl(c->cfi, dwarf, pcs, walk, read_mem, read_code, is_text, c, &end);
+
+	if (memcache_missed(c->mc))
+		return;
+	c->rows.compared++;
+	if (n == sn->nwalked && end == sn->walk_end && !memcmp(pcs, sn->pcs, n * sizeof(*pcs)))
+		c->rows.agreed++;
+	else if (!c->rows.first_pc)
+		c->rows.first_pc = sn->pcs[0];
+}
+
 void snapshot_unwind(struct snapshot_ctx *c, struct snapshot *sn, const struct unwind_regs *regs,
 		     const uint64_t dwarf[CFI_NREGS], enum unwind_entry entry, bool beneath)
 {
@@ -183,6 +199,7 @@ void snapshot_unwind(struct snapshot_ctx *c, struct snapshot *sn, const struct u
 	record_walk(sn);
 	sn->unwinder = "cfi";
 	if (c->mode == SNAPSHOT_UNWIND_CHECK) {
+		check_rows(c, sn, dwarf, walk);
 		fp_n = unwind_fp(regs, entry, fp_pcs, SNAPSHOT_FRAMES, read_mem, is_text, c, &fp_end);
 		if (memcache_missed(c->mc))
 			return; /* a step's cache missed: it is redone once the guest stopped */
@@ -312,6 +329,11 @@ void snapshot_check_carried(struct snapshot_ctx *c, const struct snapshot *sn, c
 const struct snapshot_agreement *snapshot_carried_agreement(const struct snapshot_ctx *c)
 {
 	return &c->carried;
+}
+
+const struct snapshot_agreement *snapshot_rows_agreement(const struct snapshot_ctx *c)
+{
+	return &c->rows;
 }
 
 size_t snapshot_stack(struct snapshot_ctx *c, struct snapshot *sn, size_t words)

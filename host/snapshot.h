@@ -91,6 +91,9 @@ const struct snapshot_agreement *snapshot_agreement(const struct snapshot_ctx *c
  * registers (@dwarf) give the same backtrace? Counted apart. */
 void snapshot_check_carried(struct snapshot_ctx *c, const struct snapshot *sn, const uint64_t dwarf[CFI_NREGS]);
 const struct snapshot_agreement *snapshot_carried_agreement(const struct snapshot_ctx *c);
+/* --unwind check: every CFI walk (cfi_unwind, through the rows it keeps)
+ * against libdwfl's own walk from the same registers (cfi_unwind_libdwfl). */
+const struct snapshot_agreement *snapshot_rows_agreement(const struct snapshot_ctx *c);
 /* Up to @words stack words from the window into sn->stack; how many. */
 size_t snapshot_stack(struct snapshot_ctx *c, struct snapshot *sn, size_t words);
 

@@ -410,6 +410,7 @@ void session_print_bt_ends(struct session *s, const struct engine_result *res)
 	print_agreement(s, engine_unwind_agreement(s->engine), "unwinders: cfi and frame pointers");
 	print_agreement(s, engine_carried_agreement(s->engine),
 			"carried-over frames: the steps' frames and a fresh cfi walk");
+	print_agreement(s, engine_rows_agreement(s->engine), "cfi walks: kstep's cached rows and libdwfl's own");
 	for (int i = 0; i < UNWIND_NENDS; i++)
 		*(unwind_end_reliable(i) ? &whole : &cut) += res->bt_ends[i];
 	if (!whole && !cut)

@@ -124,10 +124,13 @@ def test_foreign_vmlinux_on_a_kaslr_guest_is_named():
         shutil.rmtree(d)
 
 
-def unwinders_agreed(p):
-    m = re.search(r"unwinders: cfi and frame pointers agreed on (\d+) of (\d+) backtraces", p.stdout)
+def unwinders_agreed(p, which="unwinders: cfi and frame pointers"):
+    m = re.search(re.escape(which) + r" agreed on (\d+) of (\d+) backtraces", p.stdout)
     assert m, p.stdout[-800:] + p.stderr[-400:]
     return int(m.group(1)), int(m.group(2))
+
+
+ROWS = "cfi walks: kstep's cached rows and libdwfl's own"
 
 
 @test
@@ -139,6 +142,9 @@ def test_cfi_and_frame_pointers_agree_on_this_kernel():
         p = kstep("trace", "--unwind", "check", "--workload", "rx-tcp", "--max-stops", "150", "-o", d, "-q")
         assert p.returncode == 0, p.stderr[-600:]
         agreed, compared = unwinders_agreed(p)
+        assert compared == 150 and agreed == compared, p.stdout
+        # The walk through kstep's cached CFI rows is libdwfl's, frame for frame.
+        agreed, compared = unwinders_agreed(p, ROWS)
         assert compared == 150 and agreed == compared, p.stdout
         # Each event says how its backtrace ended; the summary counts them.
         text = babeltrace(d)
@@ -212,8 +218,11 @@ def test_distro_kernel_trace():
     release = open(os.path.join(DISTRO, "release")).read().split()[0]
     assert "CONFIG_UNWINDER_ORC=y" in open("/boot/config-" + release).read()
     p, evs = traced("trace", "--images", DISTRO, "--nic", "virtio", "--kaslr", "--workload", "rx-icmp", "--size",
-                    "3")
+                    "3", "--unwind", "check")
     assert p.returncode == 0, p.stderr[-800:]
+    # KASLR, modules, the IRQ stack: kstep's cached CFI rows walk as libdwfl does.
+    agreed, compared = unwinders_agreed(p, ROWS)
+    assert compared == len(evs) > 0 and agreed == compared, p.stdout
     offset, how = offset_of(p)
     assert offset and how.startswith("found from linux_banner"), p.stderr
     # The NIC's poll function is in virtio_net.ko: probed once the module

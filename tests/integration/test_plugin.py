@@ -323,5 +323,8 @@ def test_plugin_steps_a_whole_net_rx_action_on_rx_tcp():
         assert m and m.group(1) == m.group(2) and int(m.group(2)) > 50000, p.stdout[-600:]
         cut = re.search(r"depth-limit (\d+)", p.stdout)
         assert cut and int(cut.group(1)) > 10000, p.stdout[-400:]
+        m = re.search(r"cfi walks: kstep's cached rows and libdwfl's own agreed on (\d+) of (\d+) backtraces",
+                      p.stdout)
+        assert m and m.group(1) == m.group(2) and int(m.group(2)) > 100, p.stdout[-600:]
     finally:
         shutil.rmtree(base)

@@ -1,15 +1,20 @@
 // SPDX-License-Identifier: MIT
 /* Unit tests of the CFI unwinder over synthetic stacks, with the project's
  * own vmlinux for its call frame information (images/vmlinux, or $IMAGES):
- * each way a backtrace can end, at the link address and KASLR-moved. */
+ * each way a backtrace can end, at the link address and KASLR-moved, and
+ * the walk through kstep's cached rows against libdwfl's own. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cfi.h"
 #include "symbols.h"
@@ -23,6 +28,7 @@
 static uint64_t mem[64];            /* 512 bytes of stack at STACK */
 static struct symtab *syms;
 static struct cfi *cfi;
+static char vmlinux[4096];
 
 static int rd(void *ctx, uint64_t addr, void *out, size_t len)
 {
@@ -46,6 +52,7 @@ static int setup(void **state)
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/vmlinux", images ? images : PROJECT_IMAGES);
+	snprintf(vmlinux, sizeof(vmlinux), "%s", path);
 	if (sym_open(&syms, path, err, sizeof(err)) || cfi_new(&cfi, path, err, sizeof(err))) {
 		fprintf(stderr, "test_cfi: %s (build it with make images)\n", err);
 		return -1;
@@ -69,6 +76,20 @@ static uint64_t at(const char *name)
 	return s->addr;
 }
 
+/* cfi_unwind's walk, which must be libdwfl's own frame for frame. */
+static size_t unwind(const uint64_t regs[CFI_NREGS], uint64_t *pcs, size_t max, enum unwind_end *end)
+{
+	uint64_t theirs[8];
+	enum unwind_end their_end;
+	size_t n = cfi_unwind(cfi, regs, pcs, max, rd, rd, text, NULL, end);
+
+	assert_true(max <= 8);
+	assert_int_equal(cfi_unwind_libdwfl(cfi, regs, theirs, max, rd, rd, text, NULL, &their_end), n);
+	assert_memory_equal(theirs, pcs, n * sizeof(*pcs));
+	assert_int_equal(their_end, *end);
+	return n;
+}
+
 /* At a function's first instruction the return address is at [rsp]. */
 static size_t unwind_from_entry(const char *fn, uint64_t ra, uint64_t *pcs, size_t max, enum unwind_end *end)
 {
@@ -79,7 +100,7 @@ static size_t unwind_from_entry(const char *fn, uint64_t ra, uint64_t *pcs, size
 	regs[RSP] = STACK + 8 * 8;
 	regs[RBP] = STACK + 8 * 40; /* a caller's frame record: 0, 0 */
 	mem[8] = ra;
-	return cfi_unwind(cfi, regs, pcs, max, rd, rd, text, NULL, end);
+	return unwind(regs, pcs, max, end);
 }
 
 static void test_end_reasons(void **state)
@@ -118,9 +139,63 @@ static void test_unreadable_stack(void **state)
 	(void)state;
 	regs[RIP] = at("icmp_rcv");
 	regs[RSP] = 0xffffc900000f0000ull; /* nothing readable there */
-	n = cfi_unwind(cfi, regs, pcs, 8, rd, rd, text, NULL, &end);
+	n = unwind(regs, pcs, 8, &end);
 	assert_int_equal(n, 1);
 	assert_int_equal(end, UNWIND_END_BADPTR);
+}
+
+/* The first address in @fn whose CFA is the word at rbp + *off (a function
+ * that realigns its stack keeps its CFA there), 0 if none. */
+static uint64_t cfa_in_memory(const char *fn, int64_t *off)
+{
+	int fd = open(vmlinux, O_RDONLY);
+	Dwarf *dw = fd >= 0 ? dwarf_begin(fd, DWARF_C_READ) : NULL;
+	Dwarf_CFI *dcfi = dw ? dwarf_getcfi(dw) : NULL;
+	uint64_t found = 0;
+
+	for (uint64_t a = at(fn); dcfi && !found && a < at(fn) + 0x400; a++) {
+		Dwarf_Frame *frame;
+		Dwarf_Op *ops;
+		size_t nops;
+
+		if (dwarf_cfi_addrframe(dcfi, a, &frame))
+			continue;
+		if (!dwarf_frame_cfa(frame, &ops, &nops) && nops == 2 && ops[0].atom == DW_OP_breg6 &&
+		    ops[1].atom == DW_OP_deref) {
+			found = a;
+			*off = (int64_t)ops[0].number;
+		}
+		free(frame);
+	}
+	if (dw)
+		dwarf_end(dw);
+	if (fd >= 0)
+		close(fd);
+	return found;
+}
+
+/* udp_sendmsg aligns its stack: its CFA is a word its frame saved, its
+ * registers are saved relative to rbp. The cached rows walk it as
+ * libdwfl does, to the caller the saved CFA leads to. */
+static void test_realigned_frame(void **state)
+{
+	uint64_t regs[CFI_NREGS] = { 0 }, pcs[8], ret = at("inet_sendmsg") + 0x30;
+	enum unwind_end end;
+	int64_t off = 0;
+	size_t n;
+
+	(void)state;
+	regs[RIP] = cfa_in_memory("udp_sendmsg", &off);
+	assert_true(regs[RIP] != 0 && off < 0 && off > -256);
+	memset(mem, 0, sizeof(mem));
+	regs[RBP] = STACK + 8 * 32;
+	regs[RSP] = STACK + 8 * 8;
+	mem[32 + off / 8] = STACK + 8 * 48; /* the CFA, where the return address is beneath */
+	mem[47] = ret;
+	mem[32] = STACK + 8 * 56;           /* the caller's rbp: a frame record 0, 0 */
+	n = unwind(regs, pcs, 8, &end);
+	assert_true(n >= 2);
+	assert_int_equal(pcs[1], ret);
 }
 
 /* KASLR: the same walk 0x1800000 higher. */
@@ -148,6 +223,7 @@ int main(void)
 		cmocka_unit_test(test_end_reasons),
 		cmocka_unit_test(test_unreadable_stack),
 		cmocka_unit_test(test_relocated),
+		cmocka_unit_test(test_realigned_frame),
 	};
 
 	return cmocka_run_group_tests_name("cfi", tests, setup, teardown);
