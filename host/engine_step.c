@@ -260,17 +260,25 @@ static void hold_frames(struct engine *e, struct step_run *r, uint64_t pc, size_
 	r->held_sp = e->next_sp;
 }
 
+/* A fresh walk of the stack at @pc (the registers read in the walk's own
+ * orders only then: most plugin steps carry their frames over). */
+static void unwind(struct engine *e, struct step_run *r, uint64_t pc)
+{
+	struct unwind_regs ur = engine_unwind_regs(e);
+	uint64_t dwarf[CFI_NREGS];
+
+	engine_dwarf_regs(e, dwarf);
+	snapshot_unwind(e->snap, r->sn, &ur, dwarf, snapshot_frame_state(e->snap, pc), e->chan != NULL);
+}
+
 /* The instruction's code, its backtrace and whether it returns to the
  * caller, from the caches while the next step runs (*stopped false); on a
  * miss, once the guest has stopped. */
 static int analyse(struct engine *e, struct step_run *r, uint64_t pc, uint64_t sp, uint8_t insn[16], bool *stopped)
 {
-	struct unwind_regs ur = engine_unwind_regs(e);
-	uint64_t dwarf[CFI_NREGS];
 	struct target_stop st;
 	int err = 0;
 
-	engine_dwarf_regs(e, dwarf);
 	/* Through the plugin, what the caches lack is not there to read. */
 	for (bool offline = !*stopped || e->chan;; offline = false) {
 		memcache_set_offline(e->mc, offline);
@@ -290,7 +298,7 @@ static int analyse(struct engine *e, struct step_run *r, uint64_t pc, uint64_t s
 		}
 		r->frames = frames_held(e, r, pc, sp);
 		if (r->frames == STEP_FRAMES_UNWOUND)
-			snapshot_unwind(e->snap, r->sn, &ur, dwarf, snapshot_frame_state(e->snap, pc), e->chan != NULL);
+			unwind(e, r, pc);
 		if (!memcache_missed(e->mc) || !offline || e->chan)
 			break;
 		if ((err = engine_wait_stop(e, &st, HALT_TIMEOUT_MS)))
