@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Helpers for the integration tests: they boot the real guest under TCG."""
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -70,6 +71,14 @@ def run(cmd, timeout=300, env=None, input=None, check=False):
 
 def kstep(*args, timeout=300, **kw):
     return run([KSTEP, *args], timeout=timeout, **kw)
+
+
+def kstep_together(*argvs, timeout=300, **kw):
+    """kstep with each of @argvs, two at a time (a replay runs on one core:
+    this machine has two; give each --pin off, or both QEMUs are pinned to
+    the same one): their CompletedProcesses, in order."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(lambda a: kstep(*a, timeout=timeout, **kw), argvs))
 
 
 def file_size(path):

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import KSTEP, TREE, babeltrace, events, file_size, kstep, run, test
+from harness import KSTEP, TREE, babeltrace, events, file_size, kstep, kstep_together, run, test
 from test_qemu10 import qemu10
 
 PLUGIN_RE = r"the plugin reported (\d+) hits, kstep read (\d+); a vCPU waited for kstep (\d+) times"
@@ -221,15 +221,18 @@ def test_plugin_steps_are_the_gdbstub_steps_on_a_replay():
         p = kstep("record", "--engine", "plugin", "--workload", "rx-icmp", "--size", "2", "-o", rec, "--force", "-q",
                   env=env, timeout=300)
         assert p.returncode == 0, p.stderr[-600:]
-        runs = {}
-        for engine in ("plugin", "rsp"):
-            d = os.path.join(rec, engine)
-            p = kstep("step", "--engine", engine, "--at", "net_rx_action", "--count", "5000", "--replay", rec,
-                      "-o", d, "-q", env=env, timeout=600)
+        # Four replays, two at a time: the windows from net_rx_action and
+        # from entry_SYSCALL_64, each by both engines.
+        windows = [(at, count, engine, os.path.join(rec, at + "-" + engine))
+                   for at, count in (("net_rx_action", "5000"), ("entry_SYSCALL_64", "1000"))
+                   for engine in ("plugin", "rsp")]
+        done = kstep_together(*[("step", "--engine", engine, "--at", at, "--count", count, "--replay", rec, "-o", d,
+                                 "--pin", "off", "-q") for at, count, engine, d in windows], env=env, timeout=600)
+        for (at, count, engine, d), p in zip(windows, done):
             assert p.returncode == 0, p.stderr[-600:]
             m = re.search(STEP_RE, p.stdout)
-            assert m and m.group(1) == "5000" and "--count" in m.group(4), p.stdout[-400:]
-            runs[engine] = steps_of(d)
+            assert m and m.group(1) == count and "--count" in m.group(4), p.stdout[-400:]
+        runs = {engine: steps_of(d) for at, count, engine, d in windows if at == "net_rx_action"}
         mine, theirs = runs["plugin"], runs["rsp"]
         assert len(mine) == len(theirs) == 5000, (len(mine), len(theirs))
         # The two differ only in where an interrupt comes in: the plugin
@@ -250,13 +253,7 @@ def test_plugin_steps_are_the_gdbstub_steps_on_a_replay():
         # instruction or at a block's start (it keeps them otherwise), and
         # the entry code's one-frame walks end on what its registers hold.
         # No interrupt comes in here: the windows are equal throughout.
-        runs = {}
-        for engine in ("plugin", "rsp"):
-            d = os.path.join(rec, "syscall-" + engine)
-            p = kstep("step", "--engine", engine, "--at", "entry_SYSCALL_64", "--count", "1000", "--replay", rec,
-                      "-o", d, "-q", env=env, timeout=600)
-            assert p.returncode == 0, p.stderr[-600:]
-            runs[engine] = steps_of(d)
+        runs = {engine: steps_of(d) for at, count, engine, d in windows if at == "entry_SYSCALL_64"}
         mine, theirs = runs["plugin"], runs["rsp"]
         assert len(mine) == 1000 and mine == theirs, \
             next(([i, [k for k in range(len(a)) if a[k] != b[k]]] for i, (a, b) in enumerate(zip(mine, theirs))
