@@ -66,6 +66,7 @@ const uint8_t *engine_plugin_show(struct engine *e, const struct chan_hit_view *
 
 	e->regs = v->regs;
 	e->hit_vcpu = v->h.vcpu + 1;
+	e->guest_ns = v->h.icount << e->o.icount_shift; /* the plugin's count, under -icount (else 0) */
 	memcache_clear_lines(e->mc);
 	memcache_show_window(e->mc, v->h.sp, stack, stack_len);
 	if (link_len)
@@ -99,7 +100,6 @@ static int take_hit(struct engine *e, struct probe_set *ps, const struct chan_ms
 	p = probes_find(ps, v.h.pc);
 	if (!p || res->end != ENGINE_END_NONE)
 		return 0; /* taken out since, or past --max-stops */
-	e->guest_ns = 0;
 	regs = engine_plugin_show(e, &v, v.window, v.h.win_len, v.h.link, v.linked, v.h.link_len);
 	err = engine_record_stop(e, p, sn, res);
 	engine_plugin_unshow(e, v.h.sp, regs);

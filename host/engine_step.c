@@ -391,7 +391,7 @@ static int record(struct engine *e, struct step_run *r, struct engine_result *re
 		snapshot_symbolize(e->snap, r->sn);
 	if (r->frames != STEP_FRAMES_UNWOUND && e->o.unwind == SNAPSHOT_UNWIND_CHECK)
 		check_carried(e, r);
-	if (e->o.guest_clock && !e->chan) /* the plugin's steps: no clock to start from (0) */
+	if (e->o.guest_clock && !e->chan) /* a plugin's STEP brought its own */
 		e->guest_ns = r->guest_ns0 + (res->steps << e->o.icount_shift);
 	if ((err = engine_write_event(e, r->sn, TRACE_STEP, 0, r->over_entry ? TRACE_STEPPED_OVER : TRACE_STEP_PROBE, 0, NULL, text,
 				      insn, (uint8_t)(ilen ? ilen : 1))))

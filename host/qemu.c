@@ -494,8 +494,9 @@ char *qemu_unix_server(const char *path)
  * the keeper points at the log kstep created): two QMP sockets of kstep's
  * own besides the user's (QEMU serves one client a socket), the keeper's
  * for events and one for the guest's clock. */
-static int add_own_args(char ***argv, const struct qemu *q, const char *plugin)
+static int add_own_args(char ***argv, const struct qemu *q, const struct qemu_opts *o)
 {
+	const char *plugin = o->plugin;
 	char *own[10] = { strdup("-monitor"), strdup("none"), strdup("-qmp"), NULL, strdup("-qmp"), NULL };
 	size_t n = 0, nown = plugin ? 10 : 6;
 	char **full;
@@ -505,7 +506,9 @@ static int add_own_args(char ***argv, const struct qemu *q, const char *plugin)
 	own[5] = qemu_unix_server(q->clock);
 	if (plugin) {
 		own[6] = strdup("-plugin");
-		own[7] = qemu_option("file=", plugin, ",sock=", q->plugin_sock, "", NULL);
+		/* Under -icount the plugin counts instructions: the guest's clock. */
+		own[7] = qemu_option("file=", plugin, ",sock=", q->plugin_sock, o->icount || o->rr ? ",icount=on" : "",
+				     NULL);
 		own[8] = strdup("-d"); /* what the plugin says (qemu_plugin_outs) goes to */
 		own[9] = strdup("plugin"); /* QEMU's stderr: the console log */
 	}
@@ -561,7 +564,7 @@ int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t 
 		if ((ret = chan_listen(&q->chan, q->plugin_sock, err, errlen)))
 			goto fail;
 	}
-	if ((ret = add_own_args(&argv, q, o->plugin)))
+	if ((ret = add_own_args(&argv, q, o)))
 		goto fail;
 	if (pipe2(ctl, O_CLOEXEC) || pipe2(status, O_CLOEXEC)) {
 		ret = -errno;

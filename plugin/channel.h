@@ -31,7 +31,7 @@
 
 #include <stdint.h>
 
-#define CHAN_PROTOCOL 4
+#define CHAN_PROTOCOL 5
 #define CHAN_MAX_BODY (1u << 20)
 #define CHAN_REG_NAME 24
 #define CHAN_MAX_REGS 256
@@ -122,6 +122,10 @@ struct chan_hit {
 	uint32_t link_len;
 	uint64_t pc, sp, link;
 	uint64_t seq;             /* the plugin's hit count, from 1 */
+	/* With the plugin's icount=on: instructions the vCPUs ran before this
+	 * one, counted as each starts (one that faults and runs again counts
+	 * each time); 0 without. */
+	uint64_t icount;
 	uint32_t caps_len;
 	uint32_t flags;           /* CHAN_HIT_* */
 };

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * kstep_plugin: kstep's QEMU TCG plugin. Loaded by QEMU as
- *   -plugin file=kstep-plugin.so,sock=PATH
+ *   -plugin file=kstep-plugin.so,sock=PATH[,icount=on]
  * it connects to kstep's socket at PATH and, at every instruction kstep
  * named a probe, copies the registers (in the gdbstub's 'g' layout) and
  * the stack window from rsp into a HIT message, without stopping the
@@ -9,7 +9,10 @@
  * that hit on, through a conditional callback on every instruction that
  * only that vCPU's scoreboard slot turns on. Messages are buffered and
  * written in batches; when kstep falls behind, the vCPU waits for it
- * (counted, never dropped). The wire format
+ * (counted, never dropped). With icount=on it counts each vCPU's
+ * instructions (an inline add on every one) and gives the count at each
+ * HIT and STEP: the guest's clock, where QEMU runs with -icount. The wire
+ * format
  * is plugin/channel.h; plugin API version 4 (QEMU 9.2) is needed for
  * guest memory reads, and QEMU refuses the plugin below it.
  */
@@ -76,6 +79,8 @@ static struct {
 	uint32_t regs_len, regs_missing;
 	int sp_slot, gs_slot, pc_slot; /* rsp's, gs_base's and rip's slots, -1: not given */
 	uint64_t irq_stack_ptr;       /* chan_probes' */
+	bool count;                   /* icount=on: ... */
+	qemu_plugin_u64 icount;       /* ... each vCPU's instructions so far */
 } P = { .fd = -1, .out_lock = PTHREAD_MUTEX_INITIALIZER, .table_lock = PTHREAD_MUTEX_INITIALIZER, .sp_slot = -1,
 	.gs_slot = -1, .pc_slot = -1 };
 
@@ -546,7 +551,7 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 	static __thread GByteArray *buf, *link_buf, *scratch;
 	static __thread struct captures caps;
 	const struct probe *probe;
-	struct chan_hit hit = { .vcpu = vcpu, .pc = pc };
+	struct chan_hit hit = { .vcpu = vcpu, .pc = pc, .icount = P.count ? qemu_plugin_u64_get(P.icount, vcpu) : 0 };
 	uint64_t gs_base = 0, tos = 0;
 	uint32_t regs_flag = 0, head = 0;
 
@@ -651,27 +656,38 @@ static void on_step(unsigned int vcpu, void *udata)
 	report(vcpu, si->pc, CHAN_STEP, si);
 }
 
+/* The callbacks for instruction @i of its block: a probe's, --at's and a
+ * step's. Under table_lock. */
+static void instrument(struct qemu_plugin_insn *insn, size_t i)
+{
+	uint64_t pc = qemu_plugin_insn_vaddr(insn);
+	struct step_insn *si;
+
+	if (find_probe(pc))
+		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_probe, QEMU_PLUGIN_CB_R_REGS, (void *)(uintptr_t)pc);
+	if (!S.at || !(si = new_step_insn(insn)))
+		return;
+	si->tb_first = i == 0;
+	if (pc == S.at)
+		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_step_at, QEMU_PLUGIN_CB_NO_REGS, NULL);
+	qemu_plugin_register_vcpu_insn_exec_cond_cb(insn, on_step, QEMU_PLUGIN_CB_R_REGS, QEMU_PLUGIN_COND_NE,
+						    S.stepping, 0, si);
+}
+
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
 	size_t n = qemu_plugin_tb_n_insns(tb);
 
 	(void)id;
 	pthread_mutex_lock(&P.table_lock);
-	for (size_t i = 0; (P.nprobes || S.at) && i < n; i++) {
+	for (size_t i = 0; (P.nprobes || S.at || P.count) && i < n; i++) {
 		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
-		uint64_t pc = qemu_plugin_insn_vaddr(insn);
-		struct step_insn *si;
 
-		if (find_probe(pc))
-			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_probe, QEMU_PLUGIN_CB_R_REGS,
-							       (void *)(uintptr_t)pc);
-		if (!S.at || !(si = new_step_insn(insn)))
-			continue;
-		si->tb_first = i == 0;
-		if (pc == S.at)
-			qemu_plugin_register_vcpu_insn_exec_cb(insn, on_step_at, QEMU_PLUGIN_CB_NO_REGS, NULL);
-		qemu_plugin_register_vcpu_insn_exec_cond_cb(insn, on_step, QEMU_PLUGIN_CB_R_REGS, QEMU_PLUGIN_COND_NE,
-							    S.stepping, 0, si);
+		instrument(insn, i);
+		/* After the callbacks (QEMU runs an instruction's in the order
+		 * they were registered): a HIT's count leaves its own out. */
+		if (P.count)
+			qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64, P.icount, 1);
 	}
 	pthread_mutex_unlock(&P.table_lock);
 }
@@ -906,6 +922,8 @@ KSTEP_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info
 	for (int i = 0; i < argc; i++)
 		if (!strncmp(argv[i], "sock=", 5))
 			sock = argv[i] + 5;
+		else if (!strcmp(argv[i], "icount=on"))
+			P.count = true;
 	if (!sock || !info->system_emulation) {
 		qemu_plugin_outs("kstep-plugin: wants sock=PATH (kstep's socket) and a system emulator\n");
 		return -1;
@@ -928,6 +946,8 @@ KSTEP_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info
 	pthread_detach(thread);
 	/* A scoreboard of one uint64_t a vCPU (QEMU's header does this in a macro). */
 	S.stepping = (qemu_plugin_u64){ .score = qemu_plugin_scoreboard_new(sizeof(uint64_t)), .offset = 0 };
+	if (P.count)
+		P.icount = (qemu_plugin_u64){ .score = qemu_plugin_scoreboard_new(sizeof(uint64_t)), .offset = 0 };
 	qemu_plugin_register_vcpu_init_cb(id, on_vcpu_init);
 	qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);
 	qemu_plugin_register_vcpu_idle_cb(id, on_idle);

@@ -22,7 +22,7 @@
 
 int session_open_trace(struct session *s, const char *command)
 {
-	char err[512], banner[256] = "", clock[96] = "";
+	char err[512], banner[256] = "", clock[160] = "";
 	const struct sym *b = sym_lookup_name(s->syms, "linux_banner");
 	struct trace_env env = { .unwinder = s->g->unwind, .vmlinux = s->g->vmlinux, .banner = banner,
 				 .command = command, .guest_clock = clock,
@@ -30,7 +30,10 @@ int session_open_trace(struct session *s, const char *command)
 				 .replay_id = s->g->replay ? s->g->rec.id : NULL };
 	int ret;
 
-	if (s->g->eng.guest_clock)
+	if (s->g->eng.guest_clock && s->plugin[0])
+		snprintf(clock, sizeof(clock), "kstep's plugin's instruction count, %u ns an instruction (one that faults "
+			 "counts each time it runs)", 1u << s->g->eng.icount_shift);
+	else if (s->g->eng.guest_clock)
 		snprintf(clock, sizeof(clock), "QEMU icount, %u ns an instruction, stopped while kstep holds the guest",
 			 1u << s->g->eng.icount_shift);
 	env.classes = s->classes;

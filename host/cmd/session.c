@@ -102,18 +102,19 @@ static int guest_icount(void *ctx, uint64_t *icount)
 }
 
 /* Guest time: QEMU counts the guest's instructions (-icount); kstep asks at
- * every stop over a QMP connection of its own. */
+ * every stop over a QMP connection of its own (kstep's plugin counts them
+ * itself, and gives the count with each HIT). */
 static void open_guest_clock(struct session *s)
 {
 	char err[256];
 
+	s->g->eng.icount_shift = QEMU_ICOUNT_SHIFT;
 	if (qmp_open(&s->clock, qemu_clock_socket(s->qemu), err, sizeof(err))) {
 		say_info("no guest time in this trace: %s", err);
 		return;
 	}
 	s->g->eng.guest_clock = guest_icount;
 	s->g->eng.clock_ctx = s->clock;
-	s->g->eng.icount_shift = QEMU_ICOUNT_SHIFT;
 }
 
 /* The guest the options describe, for QEMU or for libvirt. */

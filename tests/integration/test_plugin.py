@@ -291,6 +291,11 @@ def test_plugin_steps_a_whole_net_rx_action_on_rx_tcp():
             (evs[-2]["symbol"], evs[-1]["symbol"], evs[0]["bt"][:2])
         # Each instruction's pc is its own (TCG updates rip once a block).
         assert all(e["regs"]["rip"] == e["pc"] for e in evs)
+        # Guest time, from the plugin's instruction count: 8 ns a step, more
+        # where an interrupt came in (passed by, as single steps hold it off).
+        gaps = [b["guest_ns"] - a["guest_ns"] for a, b in zip(evs, evs[1:])]
+        assert evs[0]["guest_ns"] > 10 ** 9 and all(g >= 8 and g % 8 == 0 for g in gaps), sorted(set(gaps))[:5]
+        assert gaps.count(8) > 0.99 * len(gaps), sorted(set(gaps))[-5:]
         assert len({e["pc"] for e in evs}) > 200 and any(e["symbol"].startswith("tcp_v4_rcv") for e in evs)
         p = kstep("report", d, timeout=120)
         assert p.returncode == 0 and "net_rx_action" in p.stdout, p.stderr[-400:]

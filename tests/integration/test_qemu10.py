@@ -101,6 +101,13 @@ def test_qemu10_record_replays_with_probes():
             mine, theirs = [seen(e) for e in plugin], [seen(e) for e in evs]
             assert len(mine) >= 20 and mine == theirs, \
                 (len(mine), len(theirs), [(a[1], b[1]) for a, b in zip(mine, theirs) if a != b][:3])
+            # Guest time: QEMU's instruction count at each stop, and the
+            # plugin's own count, which also counts each try of an
+            # instruction that faults and runs again: ahead by those alone
+            # (hundreds in a billion), more of them as the run goes on.
+            ahead = [(b["guest_ns"] - a["guest_ns"]) // 8 for a, b in zip(evs, plugin)]
+            assert evs[0]["guest_ns"] > 10 ** 9 and all(0 <= n < 10000 for n in ahead) and ahead == sorted(ahead), \
+                ahead
             # The packets' headers were read, not left empty on both sides.
             assert any(e["args"].get("proto") == "icmp" and e["args"].get("saddr") for e in plugin), plugin[:1]
         finally:
