@@ -49,7 +49,7 @@ const char *engine_plugin_refuses(const struct probe_set *ps, char *why, size_t 
 {
 	for (size_t i = 0; i < ps->n; i++) {
 		const struct probe *p = &ps->v[i];
-		const char *what = p->oops ? "the oops catch" : p->on_return ? "%return" : NULL;
+		const char *what = p->oops ? "the oops catch" : NULL;
 
 		if (what) {
 			snprintf(why, len, "%s %s: not through the plugin yet", p->spec, what);
@@ -98,10 +98,16 @@ static int take_hit(struct engine *e, struct probe_set *ps, const struct chan_ms
 		return kerr_set(e->err, sizeof(e->err), -EPROTO, "the plugin sent a HIT that is not one (%u bytes)", m->len);
 	res->plugin_hits++;
 	p = probes_find(ps, v.h.pc);
-	if (!p || res->end != ENGINE_END_NONE)
+	if ((!p && !(v.h.flags & CHAN_HIT_RETURN)) || res->end != ENGINE_END_NONE)
 		return 0; /* taken out since, or past --max-stops */
 	regs = engine_plugin_show(e, &v, v.window, v.h.win_len, v.h.link, v.linked, v.h.link_len);
-	err = engine_record_stop(e, p, sn, res);
+	if (v.h.flags & CHAN_HIT_RETURN) { /* a %return probe's call came back */
+		engine_take(e, sn, snapshot_frame_state(e->snap, v.h.pc));
+		err = engine_returns_at(e, v.h.pc, sn, res);
+		if (!err && engine_at_max_stops(e, res))
+			res->end = ENGINE_END_MAX_STOPS;
+	} else
+		err = engine_record_stop(e, p, sn, res);
 	engine_plugin_unshow(e, v.h.sp, regs);
 	return err;
 }
@@ -304,6 +310,12 @@ static int probe_program(const struct engine *e, const struct probe *p, struct c
 		err = add_expr(e, p->args[i], ops, n, max);
 	for (size_t i = 0; !err && i < nown; i++)
 		err = add_expr(e, own[i], ops, n, max);
+	/* %return: the plugin watches for the call's return, and reads its
+	 * fields there. */
+	if (!err && p->on_return)
+		err = emit(ops, n, max, &OP(CHAN_OP_AT_RETURN, 0), 1);
+	for (size_t i = 0; !err && p->on_return && i < p->nret_args; i++)
+		err = add_expr(e, p->ret_args[i], ops, n, max);
 	return err;
 }
 

@@ -134,13 +134,14 @@ static int expect_return(struct engine *e, struct probe *p)
 
 		memmove(&e->calls[0], &e->calls[1], (e->ncalls - 1) * sizeof(e->calls[0]));
 		e->ncalls--;
-		if ((err = engine_release(e, old)))
+		if (!e->chan && (err = engine_release(e, old)))
 			return err;
 	}
 	c = &e->calls[e->ncalls++];
 	*c = (struct pending_call){ .ret = ret, .sp = sp + 8, .guest_ns = e->guest_ns, .host_ns = trace_now_ns(),
 				    .p = p };
-	return engine_hold(e, ret);
+	/* Through the plugin, it watches for the return (CHAN_OP_AT_RETURN). */
+	return e->chan ? 0 : engine_hold(e, ret);
 }
 
 int engine_probe_hit(struct engine *e, struct probe *p, const struct probe_hit *h, struct snapshot *sn,
@@ -199,7 +200,7 @@ int engine_returns_at(struct engine *e, uint64_t pc, struct snapshot *sn, struct
 		/* Above the call's frame: it is gone without returning here. */
 		if (c.sp == sp)
 			err = record_return(e, &c, sn, res);
-		if (!err)
+		if (!err && !e->chan)
 			err = engine_release(e, pc);
 	}
 	return err;

@@ -21,7 +21,8 @@
  *                            that hit it (sent while the guest is stopped,
  *                            as PROBES is); answered by SYNCED
  *   plugin -> kstep  HIT     a probe's instruction is about to execute:
- *                            vCPU, pc, registers, stack window
+ *                            vCPU, pc, registers, stack window; or a
+ *                            probed call returned (CHAN_OP_AT_RETURN)
  *   plugin -> kstep  STEP    one stepped instruction, laid out as a HIT
  *   plugin -> kstep  SYNCED  hits so far, and how often a vCPU waited
  *                            for kstep to read (nothing is ever dropped)
@@ -88,6 +89,12 @@ enum chan_op_kind {
 	CHAN_OP_READ,             /* capture @imm bytes (1..CHAN_MAX_CAPTURE) at v; the expression ends */
 	CHAN_OP_STRING,           /* capture up to @imm bytes at v, not past its page; ends */
 	CHAN_OP_END,              /* the expression ends (its value was a register or constant) */
+	/* The steps after this one run at the function's return, not at the
+	 * hit: the plugin keeps the return address at the hit's rsp and,
+	 * when that vCPU next starts a block there with rsp 8 above the
+	 * hit's, sends a HIT there (CHAN_HIT_RETURN); a frame left some
+	 * other way (rsp above that) is forgotten. */
+	CHAN_OP_AT_RETURN,
 };
 #define CHAN_MAX_OPS 4096     /* steps in one PROBES, all probes together */
 #define CHAN_MAX_CAPTURE 256  /* bytes one step captures at most */
@@ -139,6 +146,9 @@ struct chan_hit {
  * last byte that differs from the STEP before's block; the rest is that
  * block's. The first STEP of a run carries the whole block. */
 #define CHAN_HIT_REGS_HEAD 2u
+/* A HIT at a return address, where a probe with CHAN_OP_AT_RETURN in its
+ * program returned to: its captures are the steps after that op. */
+#define CHAN_HIT_RETURN 4u
 
 /* STEP_AT: the instruction, which of its hits starts stepping (from 1),
  * and the stack bytes a STEP carries from rsp; at 0: stepping off. */

@@ -51,7 +51,16 @@ struct probe {
 	uint64_t addr;
 	const struct chan_op *ops; /* into P.ops */
 	uint32_t nops;
+	uint32_t at_return;        /* its CHAN_OP_AT_RETURN's index, nops: none */
 };
+
+/* A probed call whose return a vCPU watches for (CHAN_OP_AT_RETURN). */
+struct pending_return {
+	uint64_t ret, sp;          /* the return address, and rsp once there */
+	uint32_t first, nops;      /* the program to run there: P.ops[first..] */
+};
+#define PENDING_RETURNS 32     /* a vCPU's calls in flight; the oldest goes */
+#define MAX_VCPUS 64
 
 struct qemu_reg {
 	struct qemu_plugin_register *handle;
@@ -81,6 +90,10 @@ static struct {
 	uint64_t irq_stack_ptr;       /* chan_probes' */
 	bool count;                   /* icount=on: ... */
 	qemu_plugin_u64 icount;       /* ... each vCPU's instructions so far */
+	bool watch_returns;           /* a probe has CHAN_OP_AT_RETURN */
+	struct pending_return pending[MAX_VCPUS][PENDING_RETURNS];
+	uint32_t npending[MAX_VCPUS];
+	qemu_plugin_u64 watching;     /* npending, where blocks' callbacks see it */
 } P = { .fd = -1, .out_lock = PTHREAD_MUTEX_INITIALIZER, .table_lock = PTHREAD_MUTEX_INITIALIZER, .sp_slot = -1,
 	.gs_slot = -1, .pc_slot = -1 };
 
@@ -285,17 +298,17 @@ static uint32_t on_page(uint64_t addr, int64_t want)
 	return want <= 0 ? 0 : (uint64_t)want < rest ? (uint32_t)want : (uint32_t)rest;
 }
 
-/* Run @p's program against the registers in @regs (the vCPU's memory
- * read as it stands); an expression whose load fails is skipped to its
- * end, as farg_eval's would fault there. Under table_lock. */
-static void run_program(const struct probe *p, const uint8_t *regs, uint64_t gs_base, struct captures *c,
-			GByteArray *buf)
+/* Run the @nops steps at @ops against the registers in @regs (the vCPU's
+ * memory read as it stands); an expression whose load fails is skipped to
+ * its end, as farg_eval's would fault there. Under table_lock. */
+static void run_ops(const struct chan_op *ops, uint32_t nops, const uint8_t *regs, uint64_t gs_base,
+		    struct captures *c, GByteArray *buf)
 {
 	uint64_t v = 0, kept = 0;
 	bool failed = false;
 
-	for (uint32_t i = 0; i < p->nops; i++) {
-		const struct chan_op *op = &p->ops[i];
+	for (uint32_t i = 0; i < nops; i++) {
+		const struct chan_op *op = &ops[i];
 		bool ends = op->kind == CHAN_OP_READ || op->kind == CHAN_OP_STRING || op->kind == CHAN_OP_END;
 
 		if (!failed) {
@@ -543,14 +556,53 @@ static void capture_code(struct captures *c, const struct step_insn *si)
 	c->len = sizeof(cap) + si->len;
 }
 
+/* At a hit of probe @p with CHAN_OP_AT_RETURN, on @vcpu with rsp @sp (its
+ * window in @window, @win_len bytes): watch for the call's return. Under
+ * table_lock. */
+static void watch_return(unsigned int vcpu, const struct probe *p, uint64_t sp, const GByteArray *window,
+			 uint32_t win_len)
+{
+	struct pending_return *v;
+	uint64_t ret;
+
+	if (vcpu >= MAX_VCPUS || win_len < 8)
+		return; /* no return address to wait at */
+	v = P.pending[vcpu];
+	memcpy(&ret, window->data, 8);
+	if (P.npending[vcpu] == PENDING_RETURNS) /* the oldest ended some other way */
+		memmove(&v[0], &v[1], --P.npending[vcpu] * sizeof(*v));
+	v[P.npending[vcpu]++] = (struct pending_return){ ret, sp + 8, (uint32_t)(p->ops - P.ops) + p->at_return + 1,
+							 p->nops - p->at_return - 1 };
+	qemu_plugin_u64_set(P.watching, vcpu, P.npending[vcpu]);
+}
+
+/* A HIT's captures: its probe's program up to CHAN_OP_AT_RETURN, or at a
+ * return (@back) the program's rest. Under table_lock. */
+static void run_program(unsigned int vcpu, struct chan_hit *hit, const struct pending_return *back,
+			const uint8_t *regs, uint64_t gs_base, const GByteArray *window, struct captures *caps,
+			GByteArray *scratch)
+{
+	const struct probe *probe;
+
+	if (back) {
+		run_ops(P.ops + back->first, back->nops, regs, gs_base, caps, scratch);
+		hit->flags |= CHAN_HIT_RETURN;
+	} else if ((probe = find_probe(hit->pc))) {
+		run_ops(probe->ops, probe->at_return, regs, gs_base, caps, scratch);
+		if (probe->at_return < probe->nops)
+			watch_return(vcpu, probe, hit->sp, window, hit->win_len);
+	}
+}
+
 /* The registers and stack of the instruction at @pc, about to execute on
  * @vcpu, into the batch: for a HIT with what the probe's program
- * captures, for a STEP (@si) with the instruction's bytes. */
-static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct step_insn *si)
+ * captures (or, at a return, @back's), for a STEP (@si) with the
+ * instruction's bytes. */
+static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct step_insn *si,
+		   const struct pending_return *back)
 {
 	static __thread GByteArray *buf, *link_buf, *scratch;
 	static __thread struct captures caps;
-	const struct probe *probe;
 	struct chan_hit hit = { .vcpu = vcpu, .pc = pc, .icount = P.count ? qemu_plugin_u64_get(P.icount, vcpu) : 0 };
 	uint64_t gs_base = 0, tos = 0;
 	uint32_t regs_flag = 0, head = 0;
@@ -612,8 +664,7 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 		capture_code(&caps, si);
 	if (type == CHAN_HIT) {
 		pthread_mutex_lock(&P.table_lock);
-		if ((probe = find_probe(hit.pc)))
-			run_program(probe, regs, gs_base, &caps, scratch);
+		run_program(vcpu, &hit, back, regs, gs_base, buf, &caps, scratch);
 		pthread_mutex_unlock(&P.table_lock);
 	}
 	hit.caps_len = (uint32_t)caps.len;
@@ -630,7 +681,39 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 
 static void on_probe(unsigned int vcpu, void *udata)
 {
-	report(vcpu, (uint64_t)(uintptr_t)udata, CHAN_HIT, NULL);
+	report(vcpu, (uint64_t)(uintptr_t)udata, CHAN_HIT, NULL, NULL);
+}
+
+/* A block starts at @udata on @vcpu, which watches for returns: one of
+ * them, if rsp is where that call's return leaves it. */
+static void on_block(unsigned int vcpu, void *udata)
+{
+	static __thread GByteArray *buf;
+	uint64_t pc = (uint64_t)(uintptr_t)udata, sp = 0;
+	struct pending_return back = { 0 }, *v;
+	bool found = false;
+
+	if (!buf)
+		buf = g_byte_array_new();
+	pthread_mutex_lock(&P.table_lock);
+	v = vcpu < MAX_VCPUS ? P.pending[vcpu] : NULL;
+	if (v && P.sp_slot >= 0 && P.slots[P.sp_slot].handle) {
+		g_byte_array_set_size(buf, 0);
+		if (qemu_plugin_read_register(P.slots[P.sp_slot].handle, buf) >= 8)
+			memcpy(&sp, buf->data, 8);
+	}
+	for (uint32_t i = v ? P.npending[vcpu] : 0; i-- > 0 && !found;) {
+		/* The same stack, and the call's frame or one above it. */
+		if (v[i].ret != pc || (v[i].sp - 1) / KSTACK_ALIGN != sp / KSTACK_ALIGN || v[i].sp > sp)
+			continue;
+		back = v[i];
+		found = true;
+		memmove(&v[i], &v[i + 1], (--P.npending[vcpu] - i) * sizeof(*v));
+		qemu_plugin_u64_set(P.watching, vcpu, P.npending[vcpu]);
+	}
+	pthread_mutex_unlock(&P.table_lock);
+	if (found && back.sp == sp)
+		report(vcpu, pc, CHAN_HIT, NULL, &back);
 }
 
 /* At --at's instruction: the hit that starts stepping turns its vCPU's
@@ -653,7 +736,7 @@ static void on_step(unsigned int vcpu, void *udata)
 {
 	const struct step_insn *si = udata;
 
-	report(vcpu, si->pc, CHAN_STEP, si);
+	report(vcpu, si->pc, CHAN_STEP, si, NULL);
 }
 
 /* The callbacks for instruction @i of its block: a probe's, --at's and a
@@ -663,6 +746,10 @@ static void instrument(struct qemu_plugin_insn *insn, size_t i)
 	uint64_t pc = qemu_plugin_insn_vaddr(insn);
 	struct step_insn *si;
 
+	/* A return lands where a block starts (a ret jumps there). */
+	if (i == 0 && P.watch_returns)
+		qemu_plugin_register_vcpu_insn_exec_cond_cb(insn, on_block, QEMU_PLUGIN_CB_R_REGS, QEMU_PLUGIN_COND_NE,
+							    P.watching, 0, (void *)(uintptr_t)pc);
 	if (find_probe(pc))
 		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_probe, QEMU_PLUGIN_CB_R_REGS, (void *)(uintptr_t)pc);
 	if (!S.at || !(si = new_step_insn(insn)))
@@ -809,6 +896,7 @@ static void set_probes(const uint8_t *body, uint32_t len)
 	struct probe *probes;
 	struct chan_op *ops;
 	size_t off, nops = 0;
+	bool watch = false;
 
 	if (len < sizeof(cp))
 		return;
@@ -828,6 +916,11 @@ static void set_probes(const uint8_t *body, uint32_t len)
 		memcpy(ops + nops, body + off + 4, (size_t)n * sizeof(*ops));
 		probes[i].ops = ops + nops;
 		probes[i].nops = n;
+		probes[i].at_return = n;
+		for (uint32_t k = 0; k < n; k++)
+			if (ops[nops + k].kind == CHAN_OP_AT_RETURN && probes[i].at_return == n)
+				probes[i].at_return = k;
+		watch |= probes[i].at_return < n;
 		nops += n;
 		off += 4 + (size_t)n * sizeof(*ops);
 	}
@@ -842,6 +935,14 @@ static void set_probes(const uint8_t *body, uint32_t len)
 	P.nprobes = cp.n;
 	P.window = cp.window;
 	P.irq_stack_ptr = cp.irq_stack_ptr;
+	/* Sent while the guest stands (its blocks are translated anew): the
+	 * returns watched for are the old programs'. */
+	P.watch_returns = watch;
+	for (unsigned int v = 0; v < MAX_VCPUS; v++)
+		if (P.npending[v]) {
+			P.npending[v] = 0;
+			qemu_plugin_u64_set(P.watching, v, 0);
+		}
 	pthread_mutex_unlock(&P.table_lock);
 	return;
 bad:
@@ -939,15 +1040,17 @@ KSTEP_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info
 	append_locked(CHAN_HELLO, &hello, sizeof(hello));
 	flush_locked();
 	pthread_mutex_unlock(&P.out_lock);
+	/* Scoreboards of one uint64_t a vCPU each (QEMU's header does this in a macro),
+	 * before the control thread can touch them. */
+	S.stepping = (qemu_plugin_u64){ .score = qemu_plugin_scoreboard_new(sizeof(uint64_t)), .offset = 0 };
+	if (P.count)
+		P.icount = (qemu_plugin_u64){ .score = qemu_plugin_scoreboard_new(sizeof(uint64_t)), .offset = 0 };
+	P.watching = (qemu_plugin_u64){ .score = qemu_plugin_scoreboard_new(sizeof(uint64_t)), .offset = 0 };
 	if (pthread_create(&thread, NULL, control, NULL)) {
 		qemu_plugin_outs("kstep-plugin: cannot start its control thread\n");
 		return -1;
 	}
 	pthread_detach(thread);
-	/* A scoreboard of one uint64_t a vCPU (QEMU's header does this in a macro). */
-	S.stepping = (qemu_plugin_u64){ .score = qemu_plugin_scoreboard_new(sizeof(uint64_t)), .offset = 0 };
-	if (P.count)
-		P.icount = (qemu_plugin_u64){ .score = qemu_plugin_scoreboard_new(sizeof(uint64_t)), .offset = 0 };
 	qemu_plugin_register_vcpu_init_cb(id, on_vcpu_init);
 	qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);
 	qemu_plugin_register_vcpu_idle_cb(id, on_idle);
