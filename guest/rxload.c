@@ -28,6 +28,7 @@
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/udp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,18 +123,30 @@ static int tcp_loop(long long bytes)
 	return got == bytes ? 0 : 1;
 }
 
+/* A receiving socket on 127.0.0.1 (@sa: its address; a 4 MiB buffer,
+ * reads that give up after 2 s) and one to send from; false if not. */
+static bool udp_pair(struct sockaddr_in *sa, int *rfd, int *sfd)
+{
+	struct timeval tv = { .tv_sec = 2 };
+	int rcvbuf = 4 << 20;
+
+	*rfd = loopback_socket(SOCK_DGRAM, sa);
+	*sfd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (*rfd < 0 || *sfd < 0)
+		return false;
+	setsockopt(*rfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	setsockopt(*rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return true;
+}
+
 static int udp_loop(int count)
 {
 	struct sockaddr_in sa;
-	struct timeval tv = { .tv_sec = 2 };
 	char buf[1400] = { 0 };
-	int rfd = loopback_socket(SOCK_DGRAM, &sa), sfd = socket(AF_INET, SOCK_DGRAM, 0);
-	int rcvbuf = 4 << 20, got = 0;
+	int rfd, sfd, got = 0;
 
-	if (rfd < 0 || sfd < 0)
+	if (!udp_pair(&sa, &rfd, &sfd))
 		return fail("socket");
-	setsockopt(rfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-	setsockopt(rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	for (int i = 0; i < count; i++) {
 		if (sendto(sfd, buf, sizeof(buf), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 			return fail("sendto");
@@ -150,17 +163,13 @@ static int udp_loop(int count)
 static int udp_flood(int count)
 {
 	struct sockaddr_in sa;
-	struct timeval tv = { .tv_sec = 2 };
 	char bufs[FLOOD_BATCH][64] = { { 0 } };
 	struct iovec iov[FLOOD_BATCH];
 	struct mmsghdr msgs[FLOOD_BATCH];
-	int rfd = loopback_socket(SOCK_DGRAM, &sa), sfd = socket(AF_INET, SOCK_DGRAM, 0);
-	int rcvbuf = 4 << 20, got = 0;
+	int rfd, sfd, got = 0;
 
-	if (rfd < 0 || sfd < 0)
+	if (!udp_pair(&sa, &rfd, &sfd))
 		return fail("socket");
-	setsockopt(rfd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-	setsockopt(rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	for (int sent = 0; sent < count;) {
 		int batch = count - sent < FLOOD_BATCH ? count - sent : FLOOD_BATCH, n;
 
