@@ -370,22 +370,6 @@ const char *cfi_function(struct cfi *c, uint64_t addr)
 	return m && m->mod ? function_at(c, m, addr, &off) : NULL;
 }
 
-bool cfi_covers(struct cfi *c, uint64_t addr)
-{
-	const struct cfi_mod *m = module_at(c, addr);
-	Dwfl_Module *mod = m ? m->mod : c->vmlinux.mod;
-	Dwarf_Addr bias = 0;
-	Dwarf_CFI *cfi = mod ? dwfl_module_dwarf_cfi(mod, &bias) : NULL;
-	Dwarf_Frame *frame = NULL;
-	bool covered;
-
-	if (!cfi)
-		cfi = mod ? dwfl_module_eh_cfi(mod, &bias) : NULL;
-	covered = cfi && !dwarf_cfi_addrframe(cfi, addr - bias, &frame);
-	free(frame);
-	return covered;
-}
-
 int cfi_lookup(struct cfi *c, const char *module, const char *symbol, uint64_t *addr)
 {
 	for (size_t i = 0; i < c->nmods; i++) {
@@ -669,6 +653,12 @@ static const struct cfi_rule *rule_at(struct cfi *c, uint64_t at)
 	if (r->at != at)
 		read_rule(c, at, r);
 	return r;
+}
+
+/* Whether the walk finds a CFI row at @addr: the cached row's lookup. */
+bool cfi_covers(struct cfi *c, uint64_t addr)
+{
+	return rule_at(c, addr)->row != ROW_NONE;
 }
 
 /* The caller's registers, from the callee's @v and @known by rule @r
