@@ -160,17 +160,6 @@ int engine_record_stop(struct engine *e, struct probe *p, struct snapshot *sn, s
 	return 0;
 }
 
-/* Calls returning here: a snapshot for their events, only when one is due. */
-static int returns_at(struct engine *e, uint64_t pc, struct snapshot *sn, struct engine_result *res)
-{
-	for (size_t i = 0; i < e->ncalls; i++)
-		if (e->calls[i].ret == pc) {
-			engine_take(e, sn, snapshot_frame_state(e->snap, pc));
-			return engine_returns_at(e, pc, sn, res);
-		}
-	return 0;
-}
-
 /* A stop at the module loader: read the modules, place the probes that now
  * have an address. */
 static int module_loaded(struct engine *e, struct probe_set *ps, struct snapshot *sn, struct engine_result *res)
@@ -240,7 +229,7 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 			break;
 		pc = engine_reg(e, e->pc_idx);
 		engine_update_guest_clock(e);
-		if (e->ncalls && (err = returns_at(e, pc, sn, res)))
+		if ((err = engine_returns_at(e, pc, sn, res)))
 			break;
 		if (engine_at_max_stops(e, res)) {
 			res->end = ENGINE_END_MAX_STOPS;

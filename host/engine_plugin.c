@@ -102,7 +102,6 @@ static int take_hit(struct engine *e, struct probe_set *ps, const struct chan_ms
 		return 0; /* taken out since, or past --max-stops */
 	regs = engine_plugin_show(e, &v, v.window, v.h.win_len, v.h.link, v.linked, v.h.link_len);
 	if (v.h.flags & CHAN_HIT_RETURN) { /* a %return probe's call came back */
-		engine_take(e, sn, snapshot_frame_state(e->snap, v.h.pc));
 		err = engine_returns_at(e, v.h.pc, sn, res);
 		if (!err && engine_at_max_stops(e, res))
 			res->end = ENGINE_END_MAX_STOPS;

@@ -190,7 +190,8 @@ bool engine_probe_matches(struct engine *e, const struct probe *p, const struct 
  * event (snapshot @sn taken). 1: recorded, 0: not (a bare %return). */
 int engine_probe_hit(struct engine *e, struct probe *p, const struct probe_hit *h, struct snapshot *sn,
 		     struct engine_result *res);
-/* A stop at @pc: the returns of the calls waiting there. */
+/* A stop at @pc: the returns of the calls waiting there, with a snapshot
+ * taken into @sn only when one is. */
 int engine_returns_at(struct engine *e, uint64_t pc, struct snapshot *sn, struct engine_result *res);
 
 #endif

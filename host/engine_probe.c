@@ -180,12 +180,24 @@ static int record_return(struct engine *e, const struct pending_call *c, struct 
 	return engine_write_event(e, sn, TRACE_STOP, c->p->ret_class_id, c->p->stage, 0, tv, NULL, NULL, 0);
 }
 
+/* Whether a call waits for its return at @pc. */
+static bool call_returns_to(const struct engine *e, uint64_t pc)
+{
+	for (size_t i = 0; i < e->ncalls; i++)
+		if (e->calls[i].ret == pc)
+			return true;
+	return false;
+}
+
 int engine_returns_at(struct engine *e, uint64_t pc, struct snapshot *sn, struct engine_result *res)
 {
 	uint64_t sp = engine_reg(e, e->sp_idx), stack = sp & ~(uint64_t)(KSTACK_ALIGN - 1);
 	size_t i = 0;
 	int err = 0;
 
+	if (!call_returns_to(e, pc))
+		return 0;
+	engine_take(e, sn, snapshot_frame_state(e->snap, pc)); /* for the returns' events */
 	while (i < e->ncalls && !err) {
 		struct pending_call c = e->calls[i];
 
