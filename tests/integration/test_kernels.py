@@ -337,9 +337,11 @@ def test_distro_attached_from_reset_follows_modules_and_irq_stacks():
         names = [f.split("+")[0] for f in e["bt"]]
         assert any(f.startswith("virtnet_poll") and "[virtio_net]" in f for f in e["bt"]), e["bt"]
         assert "net_rx_action" in names and e["bt_end"] == "stack-end", (names, e["bt_end"])
-        # The stack's bottom: a syscall's entry, a kernel thread's start, or
-        # an interrupt's entry when it came from user space.
-        assert names[-1].startswith(("entry_SYSCALL_64", "ret_from_fork", "asm_")), names
+        # The stack's bottom: a syscall's entry, a kernel thread's start, an
+        # interrupt's entry when it came from user space, or the boot CPU's
+        # idle task (start_kernel's caller) when the interrupt woke it from
+        # idle (CI once saw it, interrupted in finish_task_switch).
+        assert names[-1].startswith(("entry_SYSCALL_64", "ret_from_fork", "asm_", "secondary_startup_64")), names
     # Softirqs run on the IRQ stack from do_softirq (call_on_stack): past
     # it, the task that raised them (a ping's sendto, here).
     crossed = [[f.split("+")[0] for f in e["bt"]] for e in icmp]
