@@ -21,12 +21,26 @@
  * for the whole run. */
 #define DECODED_SLOTS 8192
 
+/* Where rsp goes after an instruction (disasm_next_sp's answer): nowhere
+ * foreseeable, unchanged, plus an offset, masked, or rbp plus an offset. */
+enum sp_rule { SP_UNKNOWN, SP_SAME, SP_ADD, SP_AND, SP_RBP_PLUS };
+
+/* What a step asks of every instruction it records, worked out once. */
+struct facts {
+	bool known;               /* false until first asked for */
+	enum disasm_flow flow;
+	bool keeps_stack;
+	enum sp_rule sp_rule;
+	uint64_t sp_imm;
+};
+
 struct decoded {
 	cs_insn *insn;            /* NULL until the slot is first used */
 	uint64_t addr;
 	uint8_t bytes[16];        /* what it was decoded from */
 	bool valid;
 	char text[CS_MNEMONIC_SIZE + sizeof(((cs_insn *)0)->op_str) + 1]; /* "" until asked for */
+	struct facts facts;
 };
 
 struct disasm {
@@ -91,6 +105,7 @@ static bool decode(struct disasm *d, const uint8_t *code, size_t len, uint64_t a
 		s->addr = addr;
 		memcpy(s->bytes, code, s->insn->size);
 		s->text[0] = '\0';
+		s->facts.known = false;
 	}
 	return s->valid;
 }
@@ -108,7 +123,12 @@ size_t disasm_one(struct disasm *d, const uint8_t *code, size_t len, uint64_t ad
 		snprintf(t, sizeof(d->last->text), "%s %s", d->insn->mnemonic, d->insn->op_str);
 	else if (!t[0])
 		snprintf(t, sizeof(d->last->text), "%s", d->insn->mnemonic);
-	snprintf(text, textlen, "%s", t);
+	if (textlen) { /* at every step: a copy, not a format */
+		size_t n = strnlen(t, textlen - 1);
+
+		memcpy(text, t, n);
+		text[n] = '\0';
+	}
 	return d->insn->size;
 }
 
@@ -142,39 +162,40 @@ static bool in_group(struct disasm *d, uint8_t group)
 
 bool disasm_is_return(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
 {
-	return decode(d, code, len, addr) && (in_group(d, CS_GRP_RET) || in_group(d, CS_GRP_IRET));
+	enum disasm_flow flow = disasm_flow(d, code, len, addr);
+
+	return flow == DISASM_FLOW_RET || flow == DISASM_FLOW_IRET;
 }
 
-enum disasm_flow disasm_flow(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
+static enum disasm_flow flow_of(struct disasm *d)
 {
-	if (!decode(d, code, len, addr))
-		return DISASM_FLOW_OTHER;
 	return in_group(d, CS_GRP_CALL) ? DISASM_FLOW_CALL
 	       : in_group(d, CS_GRP_RET) ? DISASM_FLOW_RET
 	       : in_group(d, CS_GRP_IRET) ? DISASM_FLOW_IRET : DISASM_FLOW_OTHER;
 }
 
-bool disasm_keeps_stack(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
+static bool writes_rsp(const cs_regs written, uint8_t nwritten)
+{
+	for (int i = 0; i < nwritten; i++)
+		if (written[i] == X86_REG_RSP || written[i] == X86_REG_ESP || written[i] == X86_REG_SP)
+			return true;
+	return false;
+}
+
+static bool keeps_stack(struct disasm *d)
 {
 	cs_regs read, written;
 	uint8_t nread, nwritten;
-	cs_x86 *x;
+	cs_x86 *x = &d->insn->detail->x86;
 
-	if (!decode(d, code, len, addr))
-		return false;
 	/* Calls, interrupts and string instructions write memory implicitly. */
-	if (in_group(d, CS_GRP_CALL) || in_group(d, CS_GRP_INT) || in_group(d, CS_GRP_IRET) ||
-	    d->insn->detail->x86.prefix[0])
+	if (in_group(d, CS_GRP_CALL) || in_group(d, CS_GRP_INT) || in_group(d, CS_GRP_IRET) || x->prefix[0])
 		return false;
-	x = &d->insn->detail->x86;
 	for (int i = 0; i < x->op_count; i++)
 		if (x->operands[i].type == X86_OP_MEM && (x->operands[i].access & CS_AC_WRITE))
 			return false;
-	if (cs_regs_access(d->handle, d->insn, read, &nread, written, &nwritten))
+	if (cs_regs_access(d->handle, d->insn, read, &nread, written, &nwritten) || writes_rsp(written, nwritten))
 		return false;
-	for (int i = 0; i < nwritten; i++)
-		if (written[i] == X86_REG_RSP || written[i] == X86_REG_ESP || written[i] == X86_REG_SP)
-			return false;
 	/* Implicit stack writers not caught above (push, enter, ...). */
 	switch (d->insn->id) {
 	case X86_INS_PUSH: case X86_INS_PUSHFQ: case X86_INS_PUSHAL: case X86_INS_ENTER:
@@ -185,6 +206,104 @@ bool disasm_keeps_stack(struct disasm *d, const uint8_t *code, size_t len, uint6
 	default:
 		return true;
 	}
+}
+
+static bool is_reg(const cs_x86_op *op, x86_reg reg)
+{
+	return op->type == X86_OP_REG && op->reg == reg;
+}
+
+/* An instruction whose destination is rsp: how it sets it. */
+static enum sp_rule sp_set_rule(struct disasm *d, const cs_x86_op *src, uint64_t *imm)
+{
+	switch (d->insn->id) {
+	case X86_INS_ADD: case X86_INS_SUB: case X86_INS_AND:
+		if (src->type != X86_OP_IMM)
+			return SP_UNKNOWN;
+		*imm = d->insn->id == X86_INS_SUB ? -(uint64_t)src->imm : (uint64_t)src->imm;
+		return d->insn->id == X86_INS_AND ? SP_AND : SP_ADD;
+	case X86_INS_MOV:
+		*imm = 0;
+		return is_reg(src, X86_REG_RBP) ? SP_RBP_PLUS : SP_UNKNOWN;
+	case X86_INS_LEA:
+		if (src->type != X86_OP_MEM || src->mem.index != X86_REG_INVALID ||
+		    (src->mem.base != X86_REG_RSP && src->mem.base != X86_REG_RBP))
+			return SP_UNKNOWN;
+		*imm = (uint64_t)src->mem.disp;
+		return src->mem.base == X86_REG_RSP ? SP_ADD : SP_RBP_PLUS;
+	default:
+		return SP_UNKNOWN;
+	}
+}
+
+/* How the instruction moves rsp, for disasm_next_sp. */
+static enum sp_rule sp_rule_of(struct disasm *d, uint64_t *imm)
+{
+	cs_regs read, written;
+	uint8_t nread, nwritten;
+	const cs_x86 *x = &d->insn->detail->x86;
+	const cs_x86_op *src = x->op_count > 0 ? &x->operands[0] : NULL;
+	const cs_x86_op *dst = x->op_count > 1 ? &x->operands[1] : NULL; /* AT&T: source first */
+	bool words = x->prefix[2] == X86_PREFIX_OPSIZE; /* 16-bit pushes and pops move rsp by 2 */
+
+	switch (d->insn->id) {
+	case X86_INS_PUSH: case X86_INS_PUSHFQ: case X86_INS_CALL:
+		*imm = -8ull;
+		return words ? SP_UNKNOWN : SP_ADD;
+	case X86_INS_POP:
+		if (src && is_reg(src, X86_REG_RSP))
+			return SP_UNKNOWN;
+		/* fall through */
+	case X86_INS_POPFQ:
+		*imm = 8;
+		return words ? SP_UNKNOWN : SP_ADD;
+	case X86_INS_RET:
+		*imm = 8 + (src && src->type == X86_OP_IMM ? (uint64_t)src->imm : 0);
+		return words ? SP_UNKNOWN : SP_ADD;
+	case X86_INS_LEAVE:
+		*imm = 8;
+		return words ? SP_UNKNOWN : SP_RBP_PLUS;
+	default:
+		break;
+	}
+	if (dst && is_reg(dst, X86_REG_RSP))
+		return sp_set_rule(d, src, imm);
+	/* Anything else that touches rsp, or may leave the function's flow. */
+	if (in_group(d, CS_GRP_INT) || in_group(d, CS_GRP_IRET) || d->insn->id == X86_INS_ENTER ||
+	    cs_regs_access(d->handle, d->insn, read, &nread, written, &nwritten) || writes_rsp(written, nwritten))
+		return SP_UNKNOWN;
+	return SP_SAME;
+}
+
+/* The decoded instruction's facts, worked out at its first step. */
+static const struct facts *facts(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
+{
+	struct facts *f;
+
+	if (!decode(d, code, len, addr))
+		return NULL;
+	f = &d->last->facts;
+	if (!f->known) {
+		f->flow = flow_of(d);
+		f->keeps_stack = keeps_stack(d);
+		f->sp_rule = sp_rule_of(d, &f->sp_imm);
+		f->known = true;
+	}
+	return f;
+}
+
+enum disasm_flow disasm_flow(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
+{
+	const struct facts *f = facts(d, code, len, addr);
+
+	return f ? f->flow : DISASM_FLOW_OTHER;
+}
+
+bool disasm_keeps_stack(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
+{
+	const struct facts *f = facts(d, code, len, addr);
+
+	return f && f->keeps_stack;
 }
 
 size_t disasm_branch(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, enum disasm_branch *kind,
@@ -276,71 +395,27 @@ bool disasm_writes_reg(struct disasm *d, const uint8_t *code, size_t len, uint64
 	return false;
 }
 
-static bool is_reg(const cs_x86_op *op, x86_reg reg)
-{
-	return op->type == X86_OP_REG && op->reg == reg;
-}
-
 bool disasm_next_sp(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, uint64_t sp, uint64_t rbp,
 		    uint64_t *next)
 {
-	cs_regs read, written;
-	uint8_t nread, nwritten;
-	const cs_x86_op *src, *dst;
-	cs_x86 *x;
-	bool words; /* 16-bit operands: pushes and pops move rsp by 2, not known here */
+	const struct facts *f = facts(d, code, len, addr);
 
-	if (!decode(d, code, len, addr))
-		return false;
-	x = &d->insn->detail->x86;
-	words = x->prefix[2] == X86_PREFIX_OPSIZE;
-	src = x->op_count > 0 ? &x->operands[0] : NULL;
-	dst = x->op_count > 1 ? &x->operands[1] : NULL; /* AT&T: source first */
-	switch (d->insn->id) {
-	case X86_INS_PUSH: case X86_INS_PUSHFQ: case X86_INS_CALL:
-		*next = sp - 8;
-		return !words;
-	case X86_INS_POP:
-		if (src && is_reg(src, X86_REG_RSP))
-			return false;
-		/* fall through */
-	case X86_INS_POPFQ:
-		*next = sp + 8;
-		return !words;
-	case X86_INS_RET:
-		*next = sp + 8 + (src && src->type == X86_OP_IMM ? (uint64_t)src->imm : 0);
-		return !words;
-	case X86_INS_LEAVE:
-		*next = rbp + 8;
-		return !words;
-	default:
-		break;
-	}
-	if (dst && is_reg(dst, X86_REG_RSP)) {
-		if (d->insn->id == X86_INS_ADD && src->type == X86_OP_IMM)
-			*next = sp + (uint64_t)src->imm;
-		else if (d->insn->id == X86_INS_SUB && src->type == X86_OP_IMM)
-			*next = sp - (uint64_t)src->imm;
-		else if (d->insn->id == X86_INS_AND && src->type == X86_OP_IMM)
-			*next = sp & (uint64_t)src->imm;
-		else if (d->insn->id == X86_INS_MOV && is_reg(src, X86_REG_RBP))
-			*next = rbp;
-		else if (d->insn->id == X86_INS_LEA && src->type == X86_OP_MEM && src->mem.index == X86_REG_INVALID &&
-			 (src->mem.base == X86_REG_RSP || src->mem.base == X86_REG_RBP))
-			*next = (src->mem.base == X86_REG_RSP ? sp : rbp) + (uint64_t)src->mem.disp;
-		else
-			return false;
+	switch (f ? f->sp_rule : SP_UNKNOWN) {
+	case SP_SAME:
+		*next = sp;
 		return true;
-	}
-	/* Anything else that touches rsp, or may leave the function's flow. */
-	if (in_group(d, CS_GRP_INT) || in_group(d, CS_GRP_IRET) || d->insn->id == X86_INS_ENTER ||
-	    cs_regs_access(d->handle, d->insn, read, &nread, written, &nwritten))
+	case SP_ADD:
+		*next = sp + f->sp_imm;
+		return true;
+	case SP_AND:
+		*next = sp & f->sp_imm;
+		return true;
+	case SP_RBP_PLUS:
+		*next = rbp + f->sp_imm;
+		return true;
+	default:
 		return false;
-	for (int i = 0; i < nwritten; i++)
-		if (written[i] == X86_REG_RSP || written[i] == X86_REG_ESP || written[i] == X86_REG_SP)
-			return false;
-	*next = sp;
-	return true;
+	}
 }
 
 enum unwind_entry disasm_frame_state(struct disasm *d, const uint8_t *func_code, size_t len,

@@ -340,7 +340,7 @@ double engine_since(const struct engine *e)
 
 void engine_progress(struct engine *e, uint64_t n, const char *what, const char *last, bool final)
 {
-	uint64_t now = trace_now_ns();
+	uint64_t now = trace_coarse_ns();
 	char line[256];
 	double s;
 

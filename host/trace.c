@@ -59,6 +59,14 @@ uint64_t trace_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t trace_coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void uuid_str(const uint8_t u[16], char out[37])
 {
 	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
@@ -737,7 +745,7 @@ int trace_write(struct trace *t, const struct trace_event *ev)
 	keep_step(t, ev);
 	if (!t->batch)
 		return trace_flush(t);
-	now = trace_now_ns();
+	now = trace_coarse_ns();
 	if (!held)
 		t->batch_ns = now;
 	if (t->ev.len >= t->batch || now - t->batch_ns >= BATCH_NS)

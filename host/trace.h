@@ -143,7 +143,10 @@ int trace_batch(struct trace *t, size_t bytes);
 int trace_set_desc(struct trace *t, const struct target_desc *desc);
 /* Close; the trace stays valid whatever happened before. */
 int trace_close(struct trace *t);
+/* CLOCK_MONOTONIC in nanoseconds; the coarse one (to a few ms, and
+ * cheaper to read) for deciding when to flush or show progress. */
 uint64_t trace_now_ns(void);
+uint64_t trace_coarse_ns(void);
 
 /* Generate the TSDL metadata text into @out (socket- and file-free, for tests). */
 int trace_metadata(struct buf *out, const struct target_desc *desc, const struct trace_env *env,
