@@ -382,6 +382,64 @@ bool disasm_sets_flags(struct disasm *d, const uint8_t *code, size_t len, uint64
 	return true;
 }
 
+/* The 64-bit general registers, in disasm_gprs_written's bit order. */
+static const char *const gpr_names[DISASM_NGPRS] = {
+	"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+};
+
+const char *disasm_gpr_name(unsigned int i)
+{
+	return i < DISASM_NGPRS ? gpr_names[i] : NULL;
+}
+
+/* Instructions whose register writes Capstone 4 lists in full. Not all
+ * are: it leaves out cmpxchg's rax, xlat's al, enter's rsp and rbp, and
+ * cli's and sti's flags. */
+static bool writes_listed(struct disasm *d)
+{
+	switch (d->insn->id) {
+	case X86_INS_MOV: case X86_INS_MOVABS: case X86_INS_MOVZX: case X86_INS_MOVSX: case X86_INS_MOVSXD:
+	case X86_INS_LEA: case X86_INS_ADD: case X86_INS_SUB: case X86_INS_AND: case X86_INS_OR: case X86_INS_XOR:
+	case X86_INS_ADC: case X86_INS_SBB: case X86_INS_INC: case X86_INS_DEC: case X86_INS_NEG: case X86_INS_NOT:
+	case X86_INS_SHL: case X86_INS_SAL: case X86_INS_SHR: case X86_INS_SAR: case X86_INS_ROL: case X86_INS_ROR:
+	case X86_INS_TEST: case X86_INS_CMP: case X86_INS_PUSH: case X86_INS_POP: case X86_INS_LEAVE:
+	case X86_INS_XCHG: case X86_INS_XADD: case X86_INS_BSWAP: case X86_INS_IMUL: case X86_INS_MUL:
+	case X86_INS_BT: case X86_INS_BTS: case X86_INS_BTR: case X86_INS_BTC: case X86_INS_NOP: case X86_INS_PAUSE:
+	case X86_INS_ENDBR64: case X86_INS_CDQE: case X86_INS_CQO: case X86_INS_CDQ: case X86_INS_CWDE:
+		return true;
+	default:
+		/* Jumps, calls, returns, cmovcc and setcc. */
+		return ((in_group(d, CS_GRP_JUMP) || in_group(d, CS_GRP_CALL) || in_group(d, CS_GRP_RET)) &&
+			!in_group(d, CS_GRP_IRET) && d->insn->id != X86_INS_LJMP && d->insn->id != X86_INS_LCALL) ||
+		       !strncmp(d->insn->mnemonic, "cmov", 4) || !strncmp(d->insn->mnemonic, "set", 3);
+	}
+}
+
+bool disasm_gprs_written(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, uint16_t *gprs,
+			 bool *flags)
+{
+	const uint64_t tests = X86_EFLAGS_TEST_OF | X86_EFLAGS_TEST_SF | X86_EFLAGS_TEST_ZF | X86_EFLAGS_TEST_PF |
+			       X86_EFLAGS_TEST_CF | X86_EFLAGS_TEST_NT | X86_EFLAGS_TEST_DF | X86_EFLAGS_TEST_RF |
+			       X86_EFLAGS_TEST_IF | X86_EFLAGS_TEST_TF | X86_EFLAGS_TEST_AF;
+	cs_regs read, written;
+	uint8_t nread, nwritten;
+
+	if (!decode(d, code, len, addr) || !writes_listed(d) ||
+	    cs_regs_access(d->handle, d->insn, read, &nread, written, &nwritten))
+		return false;
+	*gprs = 0;
+	*flags = (d->insn->detail->x86.eflags & ~tests) != 0;
+	for (int i = 0; i < nwritten; i++) {
+		const char *name = reg64(d, written[i]);
+
+		*flags |= written[i] == X86_REG_EFLAGS;
+		for (unsigned int k = 0; k < DISASM_NGPRS; k++)
+			if (!strcmp(name, gpr_names[k]))
+				*gprs |= (uint16_t)(1u << k);
+	}
+	return true;
+}
+
 bool disasm_writes_reg(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, const char *reg)
 {
 	cs_regs read, written;

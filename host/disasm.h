@@ -54,6 +54,16 @@ bool disasm_sets_flags(struct disasm *d, const uint8_t *code, size_t len, uint64
 /* Does the instruction write register @reg (a 64-bit name; any part of it)? */
 bool disasm_writes_reg(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, const char *reg);
 
+/* The general registers an instruction writes, for reading only those
+ * after it: bit i of @gprs for disasm_gpr_name(i) ("rax", "rbx", "rcx",
+ * "rdx", "rsi", "rdi", "rbp", "rsp", "r8" to "r15"; a write to %eax or
+ * %al is one to rax), and whether it changes eflags. False when Capstone
+ * cannot be trusted to list them all for this instruction (only the
+ * common integer ones are taken), or it does not decode. */
+#define DISASM_NGPRS 16
+bool disasm_gprs_written(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, uint16_t *gprs,
+			 bool *flags);
+const char *disasm_gpr_name(unsigned int i);
 /* True if the instruction writes no memory and leaves rsp alone: after it
  * the stack (with interrupts masked and other vCPUs held) is unchanged. */
 bool disasm_keeps_stack(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr);

@@ -7,14 +7,16 @@
  * the stack window from rsp into a HIT message, without stopping the
  * guest; for kstep step, every instruction of the vCPU that hit --at from
  * that hit on, through a conditional callback on every instruction that
- * only that vCPU's scoreboard slot turns on. Messages are buffered and
- * written in batches; when kstep falls behind, the vCPU waits for it
- * (counted, never dropped). With icount=on it counts each vCPU's
- * instructions (an inline add on every one) and gives the count at each
- * HIT and STEP: the guest's clock, where QEMU runs with -icount. The wire
- * format
- * is plugin/channel.h; plugin API version 4 (QEMU 9.2) is needed for
- * guest memory reads, and QEMU refuses the plugin below it.
+ * only that vCPU's scoreboard slot turns on; a STEP reads only the
+ * registers the instruction before it wrote (host/disasm.c, Capstone, at
+ * translation), and sends only the head of its block that changed.
+ * Messages are buffered and written in batches; when kstep falls behind,
+ * the vCPU waits for it (counted, never dropped). With icount=on it
+ * counts each vCPU's instructions (an inline add on every one) and gives
+ * the count at each HIT and STEP: the guest's clock, where QEMU runs with
+ * -icount. The wire format is plugin/channel.h; plugin API version 4
+ * (QEMU 9.2) is needed for guest memory reads, and QEMU refuses the
+ * plugin below it.
  */
 #include <errno.h>
 #include <poll.h>
@@ -28,6 +30,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "disasm.h"
 #include "qemu_api.h"
 
 KSTEP_PLUGIN_EXPORT int qemu_plugin_version = KSTEP_PLUGIN_API;
@@ -37,6 +40,7 @@ KSTEP_PLUGIN_EXPORT int qemu_plugin_version = KSTEP_PLUGIN_API;
 #define FLUSH_AGE_NS (20 * 1000000ull)
 #define SNDBUF_BYTES (4 << 20)
 #define KSTACK_ALIGN 16384u
+#define EFLAGS_RF (1u << 16)
 /* Kernel addresses on x86-64, and the most of a linked stack taken. */
 #define KERNEL_HALF 0xffff800000000000ull
 #define LINK_MAX 8192u
@@ -45,6 +49,7 @@ struct reg_slot {
 	struct qemu_plugin_register *handle; /* NULL: QEMU has no such register, left 0 */
 	uint32_t offset, size;
 	bool cold;                    /* one that integer code leaves alone (gprs_only) */
+	int gpr;                      /* which general register (disasm_gpr_name), -1: none */
 };
 
 struct probe {
@@ -87,6 +92,8 @@ static struct {
 	size_t nslots;
 	uint32_t regs_len, regs_missing;
 	int sp_slot, gs_slot, pc_slot; /* rsp's, gs_base's and rip's slots, -1: not given */
+	int bp_slot, flags_slot;      /* rbp's and eflags' */
+	struct disasm *dis;           /* what a step's instruction writes; NULL: read them all */
 	uint64_t irq_stack_ptr;       /* chan_probes' */
 	bool count;                   /* icount=on: ... */
 	qemu_plugin_u64 icount;       /* ... each vCPU's instructions so far */
@@ -95,7 +102,7 @@ static struct {
 	uint32_t npending[MAX_VCPUS];
 	qemu_plugin_u64 watching;     /* npending, where blocks' callbacks see it */
 } P = { .fd = -1, .out_lock = PTHREAD_MUTEX_INITIALIZER, .table_lock = PTHREAD_MUTEX_INITIALIZER, .sp_slot = -1,
-	.gs_slot = -1, .pc_slot = -1 };
+	.gs_slot = -1, .pc_slot = -1, .bp_slot = -1, .flags_slot = -1 };
 
 static uint64_t now_ns(void)
 {
@@ -205,17 +212,39 @@ static void send_synced(void)
 
 /* ---- at a probe: registers and stack into a HIT ---- */
 
-/* The registers into @block; with @hot_only, only those not cold (the
- * caller has the cold ones). rip is never read: TCG brings it up to date
- * at a block's start only, and the caller writes the instruction's own
- * address there. */
-static void read_regs(uint8_t *block, GByteArray *buf, bool hot_only)
+/* Which registers to read into a block; the caller has the others. */
+enum reads {
+	READ_ALL,
+	READ_HOT,       /* those not cold */
+	READ_WRITTEN,   /* of those, the general registers named and rsp; eflags if named; cr8 */
+};
+
+/* Is slot @i one of @which (with @gprs, @flags for READ_WRITTEN)? */
+static bool wanted(size_t i, enum reads which, uint16_t gprs, bool flags)
+{
+	const struct reg_slot *s = &P.slots[i];
+
+	if (which == READ_ALL)
+		return true;
+	if (s->cold)
+		return false;
+	if (which == READ_HOT)
+		return true;
+	if (s->gpr >= 0)
+		return (gprs >> s->gpr) & 1 || (int)i == P.sp_slot;
+	return (int)i != P.flags_slot || flags;
+}
+
+/* The registers @which into @block. rip is never read: TCG brings it up
+ * to date at a block's start only, and the caller writes the
+ * instruction's own address there. */
+static void read_regs(uint8_t *block, GByteArray *buf, enum reads which, uint16_t gprs, bool flags)
 {
 	for (size_t i = 0; i < P.nslots; i++) {
 		const struct reg_slot *s = &P.slots[i];
 		int n;
 
-		if (!s->handle || (int)i == P.pc_slot || (hot_only && s->cold))
+		if (!s->handle || (int)i == P.pc_slot || !wanted(i, which, gprs, flags))
 			continue;
 		g_byte_array_set_size(buf, 0);
 		n = qemu_plugin_read_register(s->handle, buf);
@@ -413,15 +442,16 @@ static struct {
 	uint64_t region;              /* its stack's 16 KiB region at the last STEP */
 	uint64_t low;                 /* the lowest rsp sent on that stack */
 	qemu_plugin_u64 stepping;     /* 1 in the stepping vCPU's slot */
-	bool cold_kept;               /* the last STEP's instruction was gprs_only */
-	bool sent;                    /* a STEP of this run went out, with ... */
-	uint8_t last_regs[CHAN_MAX_REGS * 64]; /* ... this register block */
+	const struct step_insn *prev; /* the last STEP's instruction, NULL: none yet, ... */
+	uint8_t last_regs[CHAN_MAX_REGS * 64]; /* ... and its register block */
 } S = { .vcpu = -1 };
 
 /* The head of STEP register block @regs (@len bytes) that differs from
  * the last STEP's: only it is sent (CHAN_HIT_REGS_HEAD). Under table_lock. */
 static uint32_t regs_head(const uint8_t *regs, uint32_t len)
 {
+	while (len >= 8 && !memcmp(regs + len - 8, S.last_regs + len - 8, 8))
+		len -= 8;
 	while (len && regs[len - 1] == S.last_regs[len - 1])
 		len--;
 	return len;
@@ -435,6 +465,9 @@ struct step_insn {
 	uint8_t bytes[16];
 	bool tb_first;                /* its block's first: where interrupts and exceptions land */
 	bool gprs_only;
+	bool listed;                  /* Capstone lists what it writes: ... */
+	bool flags;                   /* ... eflags, and */
+	uint16_t gprs;                /* these general registers (disasm_gprs_written) */
 };
 #define STEP_INSNS_CHUNK 4096
 
@@ -519,6 +552,8 @@ static struct step_insn *new_step_insn(const struct qemu_plugin_insn *insn)
 	si->pc = qemu_plugin_insn_vaddr(insn);
 	si->len = (uint32_t)qemu_plugin_insn_data(insn, si->bytes, sizeof(si->bytes));
 	si->gprs_only = gprs_only(si->bytes, si->len);
+	si->listed = si->gprs_only && P.dis &&
+		     disasm_gprs_written(P.dis, si->bytes, si->len, si->pc, &si->gprs, &si->flags);
 	si->tb_first = false;
 	return si;
 }
@@ -594,6 +629,64 @@ static void run_program(unsigned int vcpu, struct chan_hit *hit, const struct pe
 	}
 }
 
+/* The 8-byte register in slot @slot of @block. */
+static uint64_t slot_u64(const uint8_t *block, int slot)
+{
+	uint64_t v;
+
+	memcpy(&v, block + P.slots[slot].offset, 8);
+	return v;
+}
+
+/* Did the last STEP's instruction run to its end, and nothing after it
+ * before this one? An interrupt's or exception's entry moves rsp where
+ * the instruction's own effect does not (it pushes a frame, or switches
+ * stacks), so rsp in @regs where the last one leaves it says so. Under
+ * table_lock. */
+static bool ran_on(const uint8_t *regs)
+{
+	const struct step_insn *prev = S.prev;
+	uint64_t want;
+
+	return P.dis && P.sp_slot >= 0 && P.bp_slot >= 0 &&
+	       disasm_next_sp(P.dis, prev->bytes, prev->len, prev->pc, slot_u64(S.last_regs, P.sp_slot),
+			      slot_u64(S.last_regs, P.bp_slot), &want) &&
+	       want == slot_u64(regs, P.sp_slot);
+}
+
+/* eflags' RF is cleared as an instruction completes; TCG clears it at a
+ * block's end only (as a single step, the gdbstub's steps show it so). */
+static void clear_resume_flag(uint8_t *eflags)
+{
+	eflags[2] &= (uint8_t)~(EFLAGS_RF >> 16);
+}
+
+/* A STEP's registers into @regs (@len bytes). After an instruction of
+ * only integer code, the cold ones are the last STEP's, and of the rest
+ * only those it writes are read when Capstone lists them (about 4
+ * registers instead of 18). That holds if nothing came between the two
+ * instructions: within a block nothing can; at a block's start, where
+ * interrupts and exceptions land, rsp tells (ran_on). Under table_lock. */
+static void step_regs(uint8_t *regs, uint32_t len, const struct step_insn *si, GByteArray *buf)
+{
+	const struct step_insn *prev = S.prev;
+
+	if (!prev || !prev->gprs_only) {
+		memset(regs, 0, len); /* what QEMU does not have stays 0 */
+		read_regs(regs, buf, READ_ALL, 0, false);
+		return;
+	}
+	memcpy(regs, S.last_regs, len);
+	if (prev->listed)
+		read_regs(regs, buf, READ_WRITTEN, prev->gprs, prev->flags);
+	else
+		read_regs(regs, buf, READ_HOT, 0, false);
+	if (si->tb_first && !ran_on(regs))
+		read_regs(regs, buf, READ_ALL, 0, false);
+	else if (P.flags_slot >= 0)
+		clear_resume_flag(regs + P.slots[P.flags_slot].offset);
+}
+
 /* The registers and stack of the instruction at @pc, about to execute on
  * @vcpu, into the batch: for a HIT with what the probe's program
  * captures (or, at a return, @back's), for a STEP (@si) with the
@@ -616,12 +709,11 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 	hit.regs_len = P.regs_len;
 	uint8_t regs[hit.regs_len ? hit.regs_len : 1];
 
-	memset(regs, 0, sizeof(regs));
-	if (type == CHAN_STEP && S.cold_kept && !si->tb_first) {
-		memcpy(regs, S.last_regs, hit.regs_len);
-		read_regs(regs, buf, true);
+	if (type == CHAN_STEP) {
+		step_regs(regs, hit.regs_len, si, buf);
 	} else {
-		read_regs(regs, buf, false);
+		memset(regs, 0, sizeof(regs));
+		read_regs(regs, buf, READ_ALL, 0, false);
 	}
 	if (P.pc_slot >= 0)
 		memcpy(regs + P.slots[P.pc_slot].offset, &pc, 8);
@@ -631,13 +723,12 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 		memcpy(&gs_base, regs + P.slots[P.gs_slot].offset, 8);
 	if (type == CHAN_STEP) {
 		hit.win_len = step_window(hit.sp);
-		if (S.sent) {
+		if (S.prev) {
 			regs_flag = CHAN_HIT_REGS_HEAD;
 			head = regs_head(regs, hit.regs_len);
 		}
-		S.sent = true;
+		S.prev = si;
 		memcpy(S.last_regs, regs, hit.regs_len);
-		S.cold_kept = si->gprs_only;
 	}
 	if (!hit.win_len) {
 		/* To the stack's end: the IRQ stack's top slot, or a task
@@ -726,7 +817,7 @@ static void on_step_at(unsigned int vcpu, void *udata)
 	if (S.vcpu < 0 && S.at && ++S.seen == S.hits) {
 		S.vcpu = (int)vcpu;
 		S.region = UINT64_MAX;
-		S.cold_kept = S.sent = false;
+		S.prev = NULL;
 		qemu_plugin_u64_set(S.stepping, vcpu, 1);
 	}
 	pthread_mutex_unlock(&P.table_lock);
@@ -862,8 +953,8 @@ static void set_regs(const uint8_t *body, uint32_t len)
 		return;
 	pthread_mutex_lock(&P.table_lock);
 	P.regs_missing = 0;
-	S.cold_kept = S.sent = false;
-	P.sp_slot = P.gs_slot = P.pc_slot = -1;
+	S.prev = NULL;
+	P.sp_slot = P.gs_slot = P.pc_slot = P.bp_slot = P.flags_slot = -1;
 	for (uint32_t i = 0; i < n; i++) {
 		struct chan_reg r;
 
@@ -875,6 +966,14 @@ static void set_regs(const uint8_t *body, uint32_t len)
 				P.slots[i].handle = P.qregs[k].handle;
 		P.regs_missing += !P.slots[i].handle;
 		P.slots[i].cold = !is_hot_register(r.name);
+		P.slots[i].gpr = -1;
+		for (unsigned int k = 0; r.size == 8 && disasm_gpr_name(k); k++)
+			if (!strcmp(r.name, disasm_gpr_name(k)))
+				P.slots[i].gpr = (int)k;
+		if (!strcmp(r.name, "rbp") && P.slots[i].size == 8)
+			P.bp_slot = (int)i;
+		if (!strcmp(r.name, "eflags"))
+			P.flags_slot = (int)i;
 		if (!strcmp(r.name, "rsp") && P.slots[i].size == 8)
 			P.sp_slot = (int)i;
 		if (!strcmp(r.name, "gs_base") && P.slots[i].size == 8)
@@ -1051,6 +1150,8 @@ KSTEP_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info
 		return -1;
 	}
 	pthread_detach(thread);
+	if (disasm_open(&P.dis))
+		P.dis = NULL; /* steps then read all their registers */
 	qemu_plugin_register_vcpu_init_cb(id, on_vcpu_init);
 	qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);
 	qemu_plugin_register_vcpu_idle_cb(id, on_idle);

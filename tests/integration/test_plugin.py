@@ -24,6 +24,16 @@ def plugin_counts(stdout):
     return tuple(int(x) for x in m.groups())
 
 
+def build_plugin(out, *defines):
+    """kstep's plugin built as host/Makefile builds it, with @defines (a
+    test's variant of it)."""
+    flags = run(["pkg-config", "--cflags", "--libs", "glib-2.0", "capstone"]).stdout.split()
+    p = run(["cc", "-std=gnu11", "-D_GNU_SOURCE", "-O2", "-fPIC", "-shared", "-fvisibility=hidden", *defines,
+             "-I", os.path.join(TREE, "host"), os.path.join(TREE, "plugin", "kstep_plugin.c"),
+             os.path.join(TREE, "host", "disasm.c"), "-o", out, *flags, "-lpthread"], timeout=120)
+    assert p.returncode == 0, p.stderr
+
+
 @test
 def test_plugin_hits_are_the_breakpoint_engines_events():
     """The same probes on the same workload, each engine: the plugin's
@@ -171,11 +181,7 @@ def test_what_the_plugin_cannot_serve_is_refused_or_left_to_the_gdbstub():
         assert p.returncode == 2 and "a filter on --at: not through the plugin yet" in p.stderr, p.stderr
         # A plugin built for API 1: QEMU refuses it at load, and says why.
         old = os.path.join(out, "old.so")
-        cflags = run(["pkg-config", "--cflags", "--libs", "glib-2.0"]).stdout.split()
-        p = run(["cc", "-std=gnu11", "-D_GNU_SOURCE", "-O2", "-fPIC", "-shared", "-fvisibility=hidden",
-                 "-DKSTEP_PLUGIN_API=1", os.path.join(TREE, "plugin", "kstep_plugin.c"), "-o", old, *cflags,
-                 "-lpthread"], timeout=120)
-        assert p.returncode == 0, p.stderr
+        build_plugin(old, "-DKSTEP_PLUGIN_API=1")
         p = kstep("trace", "--engine", "plugin", "-p", "none", "--break", "icmp_rcv", "-o", out + "/e",
                   env=dict(qemu10(), KSTEP_PLUGIN=old), timeout=120)
         assert p.returncode == 1 and "plugin requires API version 1" in p.stderr, p.stderr[-600:]
@@ -183,10 +189,7 @@ def test_what_the_plugin_cannot_serve_is_refused_or_left_to_the_gdbstub():
         # after 3 hits) says so before it goes: kstep fails at once with its
         # reason, even though the guest would finish; the trace keeps those 3.
         failing = os.path.join(out, "failing.so")
-        p = run(["cc", "-std=gnu11", "-D_GNU_SOURCE", "-O2", "-fPIC", "-shared", "-fvisibility=hidden",
-                 "-DKSTEP_PLUGIN_FAIL_AFTER=3", os.path.join(TREE, "plugin", "kstep_plugin.c"), "-o", failing,
-                 *cflags, "-lpthread"], timeout=120)
-        assert p.returncode == 0, p.stderr
+        build_plugin(failing, "-DKSTEP_PLUGIN_FAIL_AFTER=3")
         p = kstep("trace", "--engine", "plugin", "-p", "none", "--break", "icmp_rcv", "-w", "rx-icmp", "-n", "8",
                   "-o", out + "/f", env=dict(qemu10(), KSTEP_PLUGIN=failing), timeout=300)
         assert p.returncode == 1 and "plugin gave up after 3 hits (out of memory) while the guest ran on" \

@@ -127,12 +127,66 @@ static void test_many_addresses(void **state)
 	disasm_close(d);
 }
 
+/* The registers an instruction writes, for the plugin's steps that read
+ * only those: implicit ones included, parts of a register counted as the
+ * whole, and no answer where Capstone's list is known to fall short. */
+static void test_gprs_written(void **state)
+{
+	enum { RAX = 1 << 0, RBX = 1 << 1, RCX = 1 << 2, RDX = 1 << 3, RSI = 1 << 4, RDI = 1 << 5, RBP = 1 << 6,
+	       RSP = 1 << 7, R8 = 1 << 8 };
+	static const struct {
+		uint8_t code[8];
+		size_t len;
+		bool listed, flags;
+		uint16_t gprs;
+	} cases[] = {
+		{ { 0x89, 0xd8 }, 2, true, false, RAX },                        /* mov %ebx,%eax */
+		{ { 0x88, 0xdc }, 2, true, false, RAX },                        /* mov %bl,%ah */
+		{ { 0x41, 0x89, 0xd8 }, 3, true, false, R8 },                   /* mov %ebx,%r8d */
+		{ { 0x48, 0x01, 0xd8 }, 3, true, true, RAX },                   /* add %rbx,%rax */
+		{ { 0x48, 0x85, 0xc0 }, 3, true, true, 0 },                     /* test %rax,%rax */
+		{ { 0x53 }, 1, true, false, RSP },                              /* push %rbx */
+		{ { 0x5b }, 1, true, false, RSP | RBX },                        /* pop %rbx */
+		{ { 0xc9 }, 1, true, false, RSP | RBP },                        /* leave */
+		{ { 0xe8, 0, 0, 0, 0 }, 5, true, false, RSP },                  /* call rel32 */
+		{ { 0xc3 }, 1, true, false, RSP },                              /* ret */
+		{ { 0x74, 0x05 }, 2, true, false, 0 },                          /* je */
+		{ { 0x48, 0xf7, 0xe1 }, 3, true, true, RAX | RDX },             /* mul %rcx */
+		{ { 0x48, 0x0f, 0x45, 0xc3 }, 4, true, false, RAX },            /* cmovne %rbx,%rax */
+		{ { 0x48, 0x0f, 0xc1, 0x07 }, 4, true, true, RAX },             /* xadd %rax,(%rdi) */
+		{ { 0xf0, 0x48, 0x0f, 0xb1, 0x37 }, 5, false, false, 0 },       /* lock cmpxchg: rax left out */
+		{ { 0xd7 }, 1, false, false, 0 },                               /* xlat: al left out */
+		{ { 0xc8, 8, 0, 0 }, 4, false, false, 0 },                      /* enter: rsp, rbp left out */
+		{ { 0xfa }, 1, false, false, 0 },                               /* cli: flags left out */
+		{ { 0x0f, 0xa2 }, 2, false, false, 0 },                         /* cpuid: not taken */
+		{ { 0xf3, 0xa4 }, 2, false, false, 0 },                         /* rep movsb: not taken */
+	};
+	struct disasm *d;
+
+	(void)state;
+	assert_int_equal(disasm_open(&d), 0);
+	assert_string_equal(disasm_gpr_name(7), "rsp");
+	assert_null(disasm_gpr_name(DISASM_NGPRS));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint16_t gprs = 0xffff;
+		bool flags = !cases[i].flags;
+
+		assert_int_equal(disasm_gprs_written(d, cases[i].code, cases[i].len, PC, &gprs, &flags), cases[i].listed);
+		if (!cases[i].listed)
+			continue;
+		if (gprs != cases[i].gprs || flags != cases[i].flags)
+			fail_msg("case %zu: gprs %#x flags %d, want %#x %d", i, gprs, flags, cases[i].gprs, cases[i].flags);
+	}
+	disasm_close(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_next_sp),
 		cmocka_unit_test(test_same_address_other_code),
 		cmocka_unit_test(test_many_addresses),
+		cmocka_unit_test(test_gprs_written),
 	};
 
 	return cmocka_run_group_tests_name("disasm", tests, NULL, NULL);
