@@ -15,32 +15,40 @@
 /* A frame is set up within the first few instructions (endbr64, push, mov). */
 #define PROLOGUE_INSNS 6
 
-/* Instructions decoded, remembered by address: a step trace runs the
- * same loops and functions over and over, and the questions asked of
- * one instruction (its text, flow, stack, memory operands) decode it once
- * for the whole run. */
+/* Instructions decoded, remembered by address, with Capstone's detail
+ * (about 1.7 KB each): the questions asked of one instruction (its memory
+ * operands, branch, flags) decode it once while it stays. */
 #define DECODED_SLOTS 8192
+
+/* What a step asks of every instruction it records (text, flow, stack),
+ * remembered for far more of them, in 128 bytes each: a million steps
+ * of the receive path run through some 50,000 instructions, over and
+ * over, and each one missed cost a decode. */
+#define KNOWN_SLOTS (1u << 17)
+#define KNOWN_TEXT 86
 
 /* Where rsp goes after an instruction (disasm_next_sp's answer): nowhere
  * foreseeable, unchanged, plus an offset, masked, or rbp plus an offset. */
 enum sp_rule { SP_UNKNOWN, SP_SAME, SP_ADD, SP_AND, SP_RBP_PLUS };
-
-/* What a step asks of every instruction it records, worked out once. */
-struct facts {
-	bool known;               /* false until first asked for */
-	enum disasm_flow flow;
-	bool keeps_stack;
-	enum sp_rule sp_rule;
-	uint64_t sp_imm;
-};
 
 struct decoded {
 	cs_insn *insn;            /* NULL until the slot is first used */
 	uint64_t addr;
 	uint8_t bytes[16];        /* what it was decoded from */
 	bool valid;
-	char text[CS_MNEMONIC_SIZE + sizeof(((cs_insn *)0)->op_str) + 1]; /* "" until asked for */
-	struct facts facts;
+};
+
+struct known {
+	uint64_t addr;
+	uint64_t sp_imm;
+	uint8_t bytes[15];        /* what it was decoded from */
+	uint8_t size;             /* 0: the slot is empty */
+	uint8_t flow;             /* enum disasm_flow */
+	uint8_t sp_rule;          /* enum sp_rule */
+	bool keeps_stack;
+	bool long_text;           /* more than KNOWN_TEXT (AVX-512 forms with masks come to
+				   * about 75): decoded again when asked */
+	char text[KNOWN_TEXT];
 };
 
 struct disasm {
@@ -48,6 +56,7 @@ struct disasm {
 	struct decoded *last;     /* the one decode() answered for */
 	cs_insn *insn;            /* last's instruction */
 	cs_insn *prologue;        /* disasm_frame_state's own */
+	struct known *known;      /* KNOWN_SLOTS of them */
 	struct decoded slots[DECODED_SLOTS];
 };
 
@@ -55,9 +64,12 @@ int disasm_open(struct disasm **out)
 {
 	struct disasm *d = calloc(1, sizeof(*d));
 
-	if (!d)
+	if (!d || !(d->known = calloc(KNOWN_SLOTS, sizeof(*d->known)))) {
+		free(d);
 		return -ENOMEM;
+	}
 	if (cs_open(CS_ARCH_X86, CS_MODE_64, &d->handle) != CS_ERR_OK) {
+		free(d->known);
 		free(d);
 		return -ENOTSUP;
 	}
@@ -66,6 +78,7 @@ int disasm_open(struct disasm **out)
 	d->prologue = cs_malloc(d->handle);
 	if (!d->prologue) {
 		cs_close(&d->handle);
+		free(d->known);
 		free(d);
 		return -ENOMEM;
 	}
@@ -82,6 +95,7 @@ void disasm_close(struct disasm *d)
 			cs_free(d->slots[i].insn, 1);
 	cs_free(d->prologue, 1);
 	cs_close(&d->handle);
+	free(d->known);
 	free(d);
 }
 
@@ -104,32 +118,18 @@ static bool decode(struct disasm *d, const uint8_t *code, size_t len, uint64_t a
 	if (s->valid) {
 		s->addr = addr;
 		memcpy(s->bytes, code, s->insn->size);
-		s->text[0] = '\0';
-		s->facts.known = false;
 	}
 	return s->valid;
 }
 
-size_t disasm_one(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, char *text, size_t textlen)
+/* "mnemonic operands" of the decoded instruction into @text; false when
+ * it was cut to fit. */
+static bool format_text(struct disasm *d, char *text, size_t len)
 {
-	char *t;
+	int n = d->insn->op_str[0] ? snprintf(text, len, "%s %s", d->insn->mnemonic, d->insn->op_str)
+				   : snprintf(text, len, "%s", d->insn->mnemonic);
 
-	if (!decode(d, code, len, addr)) {
-		snprintf(text, textlen, "(bad)");
-		return 0;
-	}
-	t = d->last->text;
-	if (!t[0] && d->insn->op_str[0])
-		snprintf(t, sizeof(d->last->text), "%s %s", d->insn->mnemonic, d->insn->op_str);
-	else if (!t[0])
-		snprintf(t, sizeof(d->last->text), "%s", d->insn->mnemonic);
-	if (textlen) { /* at every step: a copy, not a format */
-		size_t n = strnlen(t, textlen - 1);
-
-		memcpy(text, t, n);
-		text[n] = '\0';
-	}
-	return d->insn->size;
+	return n >= 0 && (size_t)n < len;
 }
 
 bool disasm_mem_operand(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, struct disasm_mem *m)
@@ -275,35 +275,58 @@ static enum sp_rule sp_rule_of(struct disasm *d, uint64_t *imm)
 	return SP_SAME;
 }
 
-/* The decoded instruction's facts, worked out at its first step. */
-static const struct facts *facts(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
+/* The instruction's facts and text: from its slot when that holds these
+ * bytes, else worked out there. NULL when it does not decode. */
+static const struct known *known(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
 {
-	struct facts *f;
+	struct known *k = &d->known[hash_slot(addr, KNOWN_SLOTS)];
 
-	if (!decode(d, code, len, addr))
+	if (k->size && k->addr == addr && len >= k->size && !memcmp(code, k->bytes, k->size))
+		return k;
+	k->size = 0;
+	if (!decode(d, code, len, addr) || d->insn->size > sizeof(k->bytes))
 		return NULL;
-	f = &d->last->facts;
-	if (!f->known) {
-		f->flow = flow_of(d);
-		f->keeps_stack = keeps_stack(d);
-		f->sp_rule = sp_rule_of(d, &f->sp_imm);
-		f->known = true;
+	k->addr = addr;
+	memcpy(k->bytes, code, d->insn->size);
+	k->flow = (uint8_t)flow_of(d);
+	k->keeps_stack = keeps_stack(d);
+	k->sp_rule = (uint8_t)sp_rule_of(d, &k->sp_imm);
+	k->long_text = !format_text(d, k->text, sizeof(k->text));
+	k->size = (uint8_t)d->insn->size;
+	return k;
+}
+
+size_t disasm_one(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, char *text, size_t textlen)
+{
+	const struct known *k = known(d, code, len, addr);
+	size_t n;
+
+	if (!k) {
+		snprintf(text, textlen, "(bad)");
+		return 0;
 	}
-	return f;
+	if (k->long_text && decode(d, code, len, addr)) {
+		format_text(d, text, textlen);
+	} else if (textlen) { /* at every step: a copy, not a format */
+		n = strnlen(k->text, textlen - 1);
+		memcpy(text, k->text, n);
+		text[n] = '\0';
+	}
+	return k->size;
 }
 
 enum disasm_flow disasm_flow(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
 {
-	const struct facts *f = facts(d, code, len, addr);
+	const struct known *k = known(d, code, len, addr);
 
-	return f ? f->flow : DISASM_FLOW_OTHER;
+	return k ? (enum disasm_flow)k->flow : DISASM_FLOW_OTHER;
 }
 
 bool disasm_keeps_stack(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
 {
-	const struct facts *f = facts(d, code, len, addr);
+	const struct known *k = known(d, code, len, addr);
 
-	return f && f->keeps_stack;
+	return k && k->keeps_stack;
 }
 
 size_t disasm_branch(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, enum disasm_branch *kind,
@@ -456,20 +479,20 @@ bool disasm_writes_reg(struct disasm *d, const uint8_t *code, size_t len, uint64
 bool disasm_next_sp(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, uint64_t sp, uint64_t rbp,
 		    uint64_t *next)
 {
-	const struct facts *f = facts(d, code, len, addr);
+	const struct known *k = known(d, code, len, addr);
 
-	switch (f ? f->sp_rule : SP_UNKNOWN) {
+	switch (k ? k->sp_rule : SP_UNKNOWN) {
 	case SP_SAME:
 		*next = sp;
 		return true;
 	case SP_ADD:
-		*next = sp + f->sp_imm;
+		*next = sp + k->sp_imm;
 		return true;
 	case SP_AND:
-		*next = sp & f->sp_imm;
+		*next = sp & k->sp_imm;
 		return true;
 	case SP_RBP_PLUS:
-		*next = rbp + f->sp_imm;
+		*next = rbp + k->sp_imm;
 		return true;
 	default:
 		return false;
