@@ -13,8 +13,8 @@
 
 /* Frames' names and file:line by address (a return address's or a
  * pc's), kept for the session: a step trace names the same ones over and
- * over. */
-#define TEXT_SLOTS 8192
+ * over (a million steps of the receive path, some 50,000 pcs). */
+#define TEXT_SLOTS (1u << 17)
 
 struct frame_text {
 	uint64_t addr, offset;    /* offset: the kernel's KASLR offset when named */

@@ -156,7 +156,8 @@ int sym_open(struct symtab **out, const char *path, char *err, size_t errlen)
 		return -ENOMEM;
 	s->fd = -1;
 	s->path = strdup(path);
-	if (!s->path) {
+	s->memo = calloc(1, sizeof(*s->memo));
+	if (!s->path || !s->memo) {
 		ret = -ENOMEM;
 		goto fail;
 	}
@@ -200,6 +201,7 @@ void sym_close(struct symtab *s)
 	free(s->by_name);
 	free(s->strings);
 	free(s->path);
+	free(s->memo);
 	free(s);
 }
 
@@ -208,6 +210,8 @@ const struct sym *sym_lookup_addr(const struct symtab *s, uint64_t addr)
 	size_t lo = 0, hi = s->nsyms;
 	const struct sym *best;
 
+	if (s->memo->sym && addr >= s->memo->lo && addr < s->memo->hi)
+		return s->memo->sym;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
@@ -229,12 +233,19 @@ const struct sym *sym_lookup_addr(const struct symtab *s, uint64_t addr)
 		if (!next || next->addr > addr)
 			return addr - best->addr < 0x1000 && !best->func ? best : NULL;
 	}
+	/* The same answer up to the next symbol, or the end of this one. */
+	*s->memo = (struct sym_memo){ .lo = best->addr, .sym = best,
+				      .hi = lo < s->nsyms ? s->syms[lo].addr : UINT64_MAX };
+	if (best->size && best->addr + best->size < s->memo->hi)
+		s->memo->hi = best->addr + best->size;
 	return best;
 }
 
 void sym_relocate(struct symtab *s, uint64_t offset)
 {
 	uint64_t delta = offset - s->offset; /* modulo 2^64: may move down again */
+
+	s->memo->sym = NULL;
 
 	for (size_t i = 0; i < s->nsyms; i++)
 		s->syms[i].addr += delta;

@@ -27,6 +27,14 @@ struct symtab {
 	Dwfl *dwfl;              /* opened on first use */
 	Dwfl_Module *mod;
 	bool dwfl_failed;
+	struct sym_memo *memo;   /* sym_lookup_addr's last answer; NULL: none kept */
+};
+
+/* Addresses [lo, hi) all look up to @sym: a step trace asks about the
+ * same function many times in a row. */
+struct sym_memo {
+	uint64_t lo, hi;
+	const struct sym *sym;
 };
 
 /* The vmlinux reported to an offline Dwfl on first use; NULL: no DWARF. */

@@ -39,6 +39,35 @@ static void test_names_and_addresses(void **state)
 	assert_null(sym_lookup_name(syms, "kstep_no_such_function"));
 }
 
+/* The answer for an address does not depend on what was looked up just
+ * before (sym_lookup_addr keeps its last range): over entry code with
+ * labels inside it, and across a function's end into the padding after. */
+static void test_lookups_in_any_order(void **state)
+{
+	const struct sym *entry = sym_lookup_name(syms, "entry_SYSCALL_64"), *rcv = sym_lookup_name(syms, "ip_rcv");
+	const struct sym *far = sym_lookup_name(syms, "start_kernel");
+	uint64_t from[2], n = 0x300;
+	const struct sym *fresh[0x300];
+
+	(void)state;
+	assert_non_null(entry);
+	assert_non_null(rcv);
+	assert_non_null(far);
+	from[0] = entry->addr;
+	from[1] = rcv->addr + rcv->size - 0x100;
+	for (int r = 0; r < 2; r++) {
+		for (uint64_t i = 0; i < n; i++) {
+			sym_lookup_addr(syms, far->addr); /* another range kept */
+			fresh[i] = sym_lookup_addr(syms, from[r] + i);
+		}
+		for (uint64_t i = 0; i < n; i++)
+			assert_ptr_equal(sym_lookup_addr(syms, from[r] + i), fresh[i]);
+		for (uint64_t i = n; i-- > 0;)
+			assert_ptr_equal(sym_lookup_addr(syms, from[r] + i), fresh[i]);
+	}
+	assert_ptr_not_equal(fresh[0x2ff], sym_lookup_addr(syms, rcv->addr)); /* past ip_rcv's end */
+}
+
 /* NAME, NAME+OFF and 0xADDR specs; unknown names and bad offsets refused. */
 static void test_specs(void **state)
 {
@@ -69,6 +98,7 @@ static void test_relocation(void **state)
 
 	(void)state;
 	assert_int_equal(sym_resolve(syms, "ip_rcv", &before), 0);
+	assert_string_equal(sym_lookup_addr(syms, before)->name, "ip_rcv");
 	sym_relocate(syms, off);
 	assert_int_equal(sym_offset(syms), off);
 	assert_int_equal(sym_resolve(syms, "ip_rcv", &after), 0);
@@ -157,10 +187,11 @@ static void test_open_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_names_and_addresses), cmocka_unit_test(test_specs),
-		cmocka_unit_test(test_relocation),          cmocka_unit_test(test_source_lines),
-		cmocka_unit_test(test_struct_layouts),      cmocka_unit_test(test_skb_parameter),
-		cmocka_unit_test(test_bzimage_check),       cmocka_unit_test(test_open_errors),
+		cmocka_unit_test(test_names_and_addresses), cmocka_unit_test(test_lookups_in_any_order),
+		cmocka_unit_test(test_specs),               cmocka_unit_test(test_relocation),
+		cmocka_unit_test(test_source_lines),        cmocka_unit_test(test_struct_layouts),
+		cmocka_unit_test(test_skb_parameter),       cmocka_unit_test(test_bzimage_check),
+		cmocka_unit_test(test_open_errors),
 	};
 
 	return cmocka_run_group_tests_name("symbols", tests, open_vmlinux, close_vmlinux);
