@@ -4,7 +4,6 @@
  */
 #include "buf.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,7 +31,7 @@ int buf_reserve(struct buf *b, size_t extra)
 	return 0;
 }
 
-int buf_append(struct buf *b, const void *data, size_t len)
+int buf_append_grown(struct buf *b, const void *data, size_t len)
 {
 	int err = buf_reserve(b, len);
 
@@ -72,13 +71,6 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 	va_end(ap);
 	b->len += (size_t)n;
 	return 0;
-}
-
-int buf_put_le(struct buf *b, uint64_t value, size_t len)
-{
-	uint64_t le = htole64(value); /* its low @len bytes come first */
-
-	return buf_append(b, &le, len < 8 ? len : 8);
 }
 
 void buf_reset(struct buf *b)

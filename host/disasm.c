@@ -296,6 +296,14 @@ static const struct known *known(struct disasm *d, const uint8_t *code, size_t l
 	return k;
 }
 
+void disasm_prefetch(const struct disasm *d, uint64_t addr)
+{
+	const struct known *k = &d->known[hash_slot(addr, KNOWN_SLOTS)];
+
+	__builtin_prefetch(k);
+	__builtin_prefetch((const char *)k + sizeof(*k) - 1);
+}
+
 size_t disasm_one(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, char *text, size_t textlen)
 {
 	const struct known *k = known(d, code, len, addr);

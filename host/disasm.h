@@ -29,6 +29,9 @@ struct disasm_mem {
 /* False if it has none (or does not decode). */
 bool disasm_mem_operand(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, struct disasm_mem *m);
 
+/* The instruction at @addr is asked about next: its slot into the CPU's
+ * cache meanwhile. */
+void disasm_prefetch(const struct disasm *d, uint64_t addr);
 /* True if the instruction at @code is a return (ret/iret/sysret). */
 bool disasm_is_return(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr);
 

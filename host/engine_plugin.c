@@ -116,9 +116,15 @@ static int take_step(struct engine *e, const struct chan_msg *m, struct engine_r
 {
 	struct chan_hit_view v;
 
+	uint64_t next;
+
 	if (chan_parse_hit(m, target_desc(e->t)->g_size, &v))
 		return kerr_set(e->err, sizeof(e->err), -EPROTO, "the plugin sent a STEP that is not one (%u bytes)", m->len);
 	res->plugin_hits++;
+	if (chan_peek_pc(e->chan, &next)) { /* what the next STEP asks for: fetched while this one is recorded */
+		disasm_prefetch(e->dis, next);
+		snapshot_prefetch(e->snap, next);
+	}
 	return engine_step_take(e, &v, res);
 }
 

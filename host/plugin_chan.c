@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,20 @@ static int take(struct chan *c, struct chan_msg *m)
 	*m = (struct chan_msg){ h.type, c->in + c->start + sizeof(h), h.len };
 	c->start += sizeof(h) + h.len;
 	return 1;
+}
+
+bool chan_peek_pc(const struct chan *c, uint64_t *pc)
+{
+	struct chan_header h;
+
+	if (c->end - c->start < sizeof(h))
+		return false;
+	memcpy(&h, c->in + c->start, sizeof(h));
+	if ((h.type != CHAN_HIT && h.type != CHAN_STEP) || h.len < sizeof(struct chan_hit) ||
+	    c->end - c->start < sizeof(h) + sizeof(struct chan_hit))
+		return false;
+	memcpy(pc, c->in + c->start + sizeof(h) + offsetof(struct chan_hit, pc), sizeof(*pc));
+	return true;
 }
 
 int chan_next(struct chan *c, struct chan_msg *m, int timeout_ms)

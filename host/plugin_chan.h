@@ -41,6 +41,9 @@ int chan_accept(struct chan *c, int timeout_ms, struct chan_hello *hello, char *
  * none came, or -errno (-ECONNRESET: the plugin went away, -EPROTO: a
  * message that is not one). */
 int chan_next(struct chan *c, struct chan_msg *m, int timeout_ms);
+/* The pc of the HIT or STEP after the one chan_next gave, if its head
+ * has come already (for caches to fetch what it will ask for). */
+bool chan_peek_pc(const struct chan *c, uint64_t *pc);
 int chan_send(struct chan *c, uint32_t type, const void *body, size_t len);
 /* REGS: the gdbstub's register block, for the plugin to fill the same way. */
 int chan_send_regs(struct chan *c, const struct target_desc *d);

@@ -113,6 +113,11 @@ static const struct frame_text *text_of(struct snapshot_ctx *c, uint64_t pc, boo
 	return t->name ? t : NULL;
 }
 
+void snapshot_prefetch(const struct snapshot_ctx *c, uint64_t pc)
+{
+	__builtin_prefetch(&c->texts[hash_slot(pc, TEXT_SLOTS)]);
+}
+
 /* @text into @out (@len bytes), cut to fit. */
 static void copy_text(char *out, size_t len, const char *text)
 {

@@ -63,6 +63,8 @@ void snapshot_ctx_free(struct snapshot_ctx *c);
 int snapshot_new(struct snapshot **out, const struct memcache *mc);
 void snapshot_free(struct snapshot *sn);
 
+/* A frame at @pc is named next: its slot into the CPU's cache meanwhile. */
+void snapshot_prefetch(const struct snapshot_ctx *c, uint64_t pc);
 /* Where the function at @pc is in building its frame (reads its code). */
 enum unwind_entry snapshot_frame_state(struct snapshot_ctx *c, uint64_t pc);
 /* The frame chain from these registers (@dwarf: all of them in DWARF

@@ -37,6 +37,7 @@ struct trace {
 	size_t size;      /* bytes of complete events (and the header) in stream_0 */
 	const struct target_desc *desc;
 	size_t nregs, g_size;     /* its layout, which the metadata describes */
+	size_t more_off;          /* regs_more_offset(desc) */
 	struct buf ev;            /* the events not written yet */
 	size_t batch;             /* bytes of them to write at once, 0: each */
 	uint64_t batch_ns;        /* when the first of them came */
@@ -329,9 +330,10 @@ static int put_str(struct buf *b, const char *s)
 
 /* The raw register block, already little-endian in regnum order: whole,
  * or a step's in two parts, the second only when not kept. */
-static int put_regs_block(struct buf *b, const struct target_desc *desc, const struct trace_event *ev)
+static int put_regs_block(struct buf *b, const struct target_desc *desc, size_t more_off,
+			  const struct trace_event *ev)
 {
-	size_t off = ev->kind == TRACE_STEP ? regs_more_offset(desc) : 0;
+	size_t off = ev->kind == TRACE_STEP ? more_off : 0;
 	int err;
 
 	if (!off)
@@ -341,8 +343,9 @@ static int put_regs_block(struct buf *b, const struct target_desc *desc, const s
 	return err || ev->regs_kept ? err : buf_append(b, ev->regs + off, desc->g_size - off);
 }
 
-int trace_encode(struct buf *b, const struct target_desc *desc, const struct trace_class *c,
-		 const struct trace_event *ev)
+/* trace_encode, with @desc's regs_more_offset worked out before. */
+static int encode(struct buf *b, const struct target_desc *desc, size_t more_off, const struct trace_class *c,
+		  const struct trace_event *ev)
 {
 	uint32_t kept = ev->kind == TRACE_STEP && ev->bt_kept <= ev->bt_len ? ev->bt_kept : 0;
 	uint32_t stack_len = ev->kind == TRACE_STEP && ev->stack_kept ? 0 : ev->stack_len;
@@ -366,7 +369,7 @@ int trace_encode(struct buf *b, const struct target_desc *desc, const struct tra
 	for (size_t i = 0; c && i < c->nfields && !err; i++)
 		err = c->fields[i].type == TRACE_FIELD_STRING ? put_str(b, ev->values[i].str)
 							       : buf_put_le(b, ev->values[i].u, 8);
-	err = err ? err : put_regs_block(b, desc, ev);
+	err = err ? err : put_regs_block(b, desc, more_off, ev);
 	if (ev->kind == TRACE_STEP)
 		err = err ? err : buf_put_le(b, ev->stack_kept, 1);
 	err = err ? err : buf_put_le(b, stack_len, 4);
@@ -383,6 +386,12 @@ int trace_encode(struct buf *b, const struct target_desc *desc, const struct tra
 	err = err ? err : put_str(b, ev->bt_end);
 	err = err ? err : buf_put_le(b, ev->bt_reliable, 1);
 	return err;
+}
+
+int trace_encode(struct buf *b, const struct target_desc *desc, const struct trace_class *c,
+		 const struct trace_event *ev)
+{
+	return encode(b, desc, regs_more_offset(desc), c, ev);
 }
 
 static int write_all(int fd, const void *data, size_t len)
@@ -583,6 +592,7 @@ int trace_open(struct trace **out, int dfd, const char *dir, const struct target
 		return -ENOMEM;
 	t->fd = -1;
 	t->desc = desc;
+	t->more_off = regs_more_offset(desc);
 	t->nregs = desc->nregs;
 	t->g_size = desc->g_size;
 	t->classes = env ? env->classes : NULL;
@@ -674,7 +684,7 @@ static uint32_t frames_kept(const struct trace *t, const struct trace_event *ev)
 /* Are step @ev's registers from fs_base on those of the step before? */
 static bool registers_kept(const struct trace *t, const struct trace_event *ev)
 {
-	size_t off = regs_more_offset(t->desc);
+	size_t off = t->more_off;
 
 	return off && t->last_step && ev->vcpu == t->last_vcpu && t->last_regs &&
 	       !memcmp(ev->regs + off, t->last_regs + off, t->g_size - off);
@@ -737,7 +747,7 @@ int trace_write(struct trace *t, const struct trace_event *ev)
 		step.regs_kept = registers_kept(t, ev);
 		step.stack_kept = stack_kept(t, ev);
 	}
-	if ((err = trace_encode(&t->ev, t->desc, c, ev->kind == TRACE_STEP ? &step : ev))) {
+	if ((err = encode(&t->ev, t->desc, t->more_off, c, ev->kind == TRACE_STEP ? &step : ev))) {
 		t->ev.len = held;
 		t->last_step = false;
 		return err;
@@ -764,6 +774,7 @@ int trace_set_desc(struct trace *t, const struct target_desc *desc)
 	if (desc->nregs != t->nregs || desc->g_size != t->g_size)
 		return -EPROTO;
 	t->desc = desc;
+	t->more_off = regs_more_offset(desc);
 	return 0;
 }
 

@@ -100,6 +100,38 @@ static void hit_whose_lengths_lie(void **state)
 	assert_int_equal(chan_parse_hit(&m, REGS + 8, &v), -EPROTO);
 }
 
+/* The next STEP's pc, before it is taken: once its head has come, and
+ * not for a message of another kind. */
+static void next_pc_is_seen_ahead(void **state)
+{
+	struct pair *p = *state;
+	uint8_t buf[1024];
+	size_t len = make_typed(buf, CHAN_STEP, 32, 0), half;
+	struct chan_msg m;
+	uint64_t pc = 0;
+
+	half = len + sizeof(struct chan_header) + offsetof(struct chan_hit, pc) + 4; /* into the second's pc */
+	len += make_typed(buf + len, CHAN_STEP, 32, 0);
+	assert_int_equal(write(p->peer, buf, half), (ssize_t)half);
+	assert_int_equal(chan_next(p->c, &m, 100), 1);
+	assert_false(chan_peek_pc(p->c, &pc));
+	assert_int_equal(write(p->peer, buf + half, len - half), (ssize_t)(len - half));
+	assert_int_equal(chan_next(p->c, &m, 100), 1);
+	assert_false(chan_peek_pc(p->c, &pc)); /* nothing after it */
+	/* Two whole ones, the second at another pc; then a SYNCED. */
+	len = make_typed(buf, CHAN_STEP, 32, 0);
+	half = len;
+	len += make_typed(buf + len, CHAN_STEP, 32, 0);
+	memcpy(buf + half + sizeof(struct chan_header) + offsetof(struct chan_hit, pc), &(uint64_t){ 0x1234 }, 8);
+	len += make_typed(buf + len, CHAN_SYNCED, 32, 0);
+	assert_int_equal(write(p->peer, buf, len), (ssize_t)len);
+	assert_int_equal(chan_next(p->c, &m, 100), 1);
+	assert_true(chan_peek_pc(p->c, &pc));
+	assert_int_equal(pc, 0x1234);
+	assert_int_equal(chan_next(p->c, &m, 100), 1);
+	assert_false(chan_peek_pc(p->c, &pc)); /* a SYNCED is next */
+}
+
 /* A STEP is parsed as a HIT is, lengths checked the same; a SYNCED is
  * not taken for either. */
 static void step_is_checked_as_a_hit(void **state)
@@ -213,6 +245,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(hit_in_pieces, setup, teardown),
 		cmocka_unit_test_setup_teardown(hit_whose_lengths_lie, setup, teardown),
 		cmocka_unit_test_setup_teardown(step_is_checked_as_a_hit, setup, teardown),
+		cmocka_unit_test_setup_teardown(next_pc_is_seen_ahead, setup, teardown),
 		cmocka_unit_test_setup_teardown(step_may_carry_the_head_of_its_registers, setup, teardown),
 		cmocka_unit_test_setup_teardown(oversized_message_ends_the_channel, setup, teardown),
 		cmocka_unit_test_setup_teardown(synced_and_the_end, setup, teardown),
