@@ -84,6 +84,23 @@ void engine_plugin_unshow(struct engine *e, uint64_t sp, const uint8_t *regs)
 	e->hit_vcpu = 0;
 }
 
+/* A HIT at --at that asks (CHAN_HIT_ASKS): its vCPU waits for the answer,
+ * whether the steps start there (its filter keeps it, and it is the
+ * --hits-th hit kept). */
+static int answer_hit(struct engine *e, const struct probe *p, const struct chan_hit_view *v,
+		      const struct engine_result *res)
+{
+	const uint8_t *regs = engine_plugin_show(e, v, v->window, v->h.win_len, v->h.link, v->linked, v->h.link_len);
+	struct chan_step_verdict sv = { .seq = v->h.seq };
+	int err;
+
+	sv.step = p && res->end == ENGINE_END_NONE && engine_step_starts_at(e, p);
+	engine_plugin_unshow(e, v->h.sp, regs);
+	if ((err = chan_send(e->chan, CHAN_STEP_VERDICT, &sv, sizeof(sv))))
+		return kerr_set(e->err, sizeof(e->err), err, "writing to the plugin: %s", strerror(-err));
+	return 0;
+}
+
 /* One HIT: the registers and window it carries are the state a stop's
  * snapshot is taken from. */
 static int take_hit(struct engine *e, struct probe_set *ps, const struct chan_msg *m, struct snapshot *sn,
@@ -98,6 +115,8 @@ static int take_hit(struct engine *e, struct probe_set *ps, const struct chan_ms
 		return kerr_set(e->err, sizeof(e->err), -EPROTO, "the plugin sent a HIT that is not one (%u bytes)", m->len);
 	res->plugin_hits++;
 	p = probes_find(ps, v.h.pc);
+	if (v.h.flags & CHAN_HIT_ASKS)
+		return answer_hit(e, p, &v, res);
 	if ((!p && !(v.h.flags & CHAN_HIT_RETURN)) || res->end != ENGINE_END_NONE)
 		return 0; /* taken out since, or past --max-stops */
 	regs = engine_plugin_show(e, &v, v.window, v.h.win_len, v.h.link, v.linked, v.h.link_len);
@@ -461,24 +480,27 @@ int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct 
 int engine_plugin_step(struct engine *e, const struct probe *at, uint64_t hits, uint32_t window,
 		       struct engine_result *res)
 {
-	const struct chan_step_at sa = { .at = at->addr, .hits = hits, .window = window };
-	struct probe_set none = { 0 };
+	/* With a filter, --at is a probe whose hits ask kstep; else none, but
+	 * where the IRQ stack's pointer is kept. */
+	bool ask = at->filter || e->o.pcap;
+	const struct chan_step_at sa = { .at = at->addr, .hits = hits, .window = window, .flags = ask ? CHAN_STEP_ASK : 0 };
+	struct probe_set none = { 0 }, asking = { .v = (struct probe *)at, .n = 1 }; /* only looked up */
+	struct probe_set *ps = ask ? &asking : &none;
 	int err = engine_plugin_start(e);
 
 	e->warm = warm_new(e->syms, e->dis, at->addr);
-	/* No probes, but where the IRQ stack's pointer is kept. */
 	if (!err)
-		err = engine_plugin_place(e, &none, NULL, res);
+		err = engine_plugin_place(e, ps, NULL, res);
 	if (!err && (err = chan_send(e->chan, CHAN_STEP_AT, &sa, sizeof(sa))))
 		err = kerr_set(e->err, sizeof(e->err), err, "writing to the plugin: %s", strerror(-err));
 	if (!err)
-		err = until_synced(e, &none, NULL, res);
+		err = until_synced(e, ps, NULL, res);
 	/* A stop that is none of kstep's (there are no breakpoints): on. */
 	while (!err && res->end == ENGINE_END_NONE) {
 		struct target_stop st;
 
 		if (!(err = engine_resume(e, 0)))
-			err = engine_plugin_run_until_stop(e, &none, NULL, &st, res);
+			err = engine_plugin_run_until_stop(e, ps, NULL, &st, res);
 	}
 	return err;
 }

@@ -142,11 +142,15 @@ int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct 
 				 struct target_stop *st, struct engine_result *res);
 /* Everything the plugin holds, read (the guest stopped). */
 int engine_plugin_sync(struct engine *e, struct probe_set *ps, struct snapshot *sn, struct engine_result *res);
-/* engine_step through the plugin: from hit @hits of @at on, every
+/* engine_step through the plugin: from hit @hits of @at on (of those
+ * its filters keep: each hit waits for engine_step_starts_at), every
  * instruction of that vCPU, with @window stack bytes, goes to
  * engine_step_take until it sets res->end (or the guest ends). */
 int engine_plugin_step(struct engine *e, const struct probe *at, uint64_t hits, uint32_t window,
 		       struct engine_result *res);
+/* A hit of --at @p through the plugin, its state shown: do the steps
+ * start here (its filters keep it, and it is the --hits-th kept)? */
+bool engine_step_starts_at(struct engine *e, const struct probe *p);
 struct chan_hit_view;
 /* A HIT's or STEP's registers, its stack (@stack, from its rsp), the stack
  * linked to it and its captures as the engine's state, read offline (the

@@ -49,6 +49,7 @@ enum step_frames { STEP_FRAMES_UNWOUND, STEP_FRAMES_SAME, STEP_FRAMES_CALLED, ST
 struct step_run {
 	const char *at_spec;
 	uint64_t at, hits, count;
+	uint64_t kept;             /* through the plugin: hits of --at its filters kept */
 	bool until_return;
 	bool at_entry;            /* @at is a function's first instruction */
 	struct snapshot *sn;
@@ -144,6 +145,13 @@ static bool hit_kept(struct engine *e, const struct probe *p)
 		return true;
 	engine_probe_fetch(e, p, engine_skb_at(e, p), &h);
 	return engine_probe_matches(e, p, &h);
+}
+
+bool engine_step_starts_at(struct engine *e, const struct probe *p)
+{
+	struct step_run *r = e->step;
+
+	return r && hit_kept(e, p) && ++r->kept == r->hits;
 }
 
 /* Run to the hits-th hit of the breakpoint at @at. */

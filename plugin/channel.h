@@ -32,7 +32,7 @@
 
 #include <stdint.h>
 
-#define CHAN_PROTOCOL 5
+#define CHAN_PROTOCOL 6
 #define CHAN_MAX_BODY (1u << 20)
 #define CHAN_REG_NAME 24
 #define CHAN_MAX_REGS 256
@@ -50,6 +50,7 @@ enum chan_type {
 	CHAN_GONE = 7,            /* plugin -> kstep: it gives up, and why; nothing follows */
 	CHAN_STEP_AT = 8,
 	CHAN_STEP = 9,
+	CHAN_STEP_VERDICT = 10,   /* kstep -> plugin: on a HIT that asks (CHAN_HIT_ASKS) */
 };
 
 struct chan_header {
@@ -149,13 +150,28 @@ struct chan_hit {
 /* A HIT at a return address, where a probe with CHAN_OP_AT_RETURN in its
  * program returned to: its captures are the steps after that op. */
 #define CHAN_HIT_RETURN 4u
+/* A HIT at STEP_AT's instruction with CHAN_STEP_ASK: its vCPU waits for
+ * kstep's STEP_VERDICT on it. */
+#define CHAN_HIT_ASKS 8u
 
 /* STEP_AT: the instruction, which of its hits starts stepping (from 1),
- * and the stack bytes a STEP carries from rsp; at 0: stepping off. */
+ * and the stack bytes a STEP carries from rsp; at 0: stepping off. With
+ * CHAN_STEP_ASK in @flags, hits are not counted: each is a probe's HIT
+ * (it is one of PROBES) that asks, and kstep's verdict on it (its filter)
+ * says whether stepping starts there. */
 struct chan_step_at {
 	uint64_t at;
 	uint64_t hits;
 	uint32_t window;
+	uint32_t flags;
+};
+#define CHAN_STEP_ASK 1u
+
+/* STEP_VERDICT: on the HIT of sequence number @seq, step from it (1) or
+ * let its vCPU go on (0). */
+struct chan_step_verdict {
+	uint64_t seq;
+	uint32_t step;
 	uint32_t pad;
 };
 

@@ -438,6 +438,7 @@ static void append_hit_locked(uint32_t type, struct chan_hit *hit, const uint8_t
 static struct {
 	uint64_t at, hits, seen;      /* chan_step_at's; seen: hits of @at so far */
 	uint32_t window;
+	bool ask;                     /* CHAN_STEP_ASK: kstep says which hit (verdicts below) */
 	int vcpu;                     /* the vCPU stepping, -1: none (yet) */
 	uint64_t region;              /* its stack's 16 KiB region at the last STEP */
 	uint64_t low;                 /* the lowest rsp sent on that stack */
@@ -445,6 +446,15 @@ static struct {
 	const struct step_insn *prev; /* the last STEP's instruction, NULL: none yet, ... */
 	uint8_t last_regs[CHAN_MAX_REGS * 64]; /* ... and its register block */
 } S = { .vcpu = -1 };
+
+/* Hits of --at that ask kstep (CHAN_HIT_ASKS), one a vCPU at a time. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t came;          /* a verdict came, or kstep went */
+	uint64_t asked[MAX_VCPUS];    /* the HIT's seq a vCPU waits on, 0: none */
+	int answer[MAX_VCPUS];        /* its verdict: 1 step, 0 not, -1 none yet */
+	bool gone;                    /* kstep's side of the channel closed */
+} V = { .lock = PTHREAD_MUTEX_INITIALIZER, .came = PTHREAD_COND_INITIALIZER };
 
 /* The head of STEP register block @regs (@len bytes) that differs from
  * the last STEP's: only it is sent (CHAN_HIT_REGS_HEAD). Under table_lock. */
@@ -699,6 +709,7 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 	struct chan_hit hit = { .vcpu = vcpu, .pc = pc, .icount = P.count ? qemu_plugin_u64_get(P.icount, vcpu) : 0 };
 	uint64_t gs_base = 0, tos = 0;
 	uint32_t regs_flag = 0, head = 0;
+	bool asks;
 
 	if (!buf) {
 		buf = g_byte_array_new();
@@ -706,6 +717,7 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 		scratch = g_byte_array_new();
 	}
 	pthread_mutex_lock(&P.table_lock);
+	asks = type == CHAN_HIT && !back && S.ask && S.vcpu < 0 && pc == S.at && vcpu < MAX_VCPUS;
 	hit.regs_len = P.regs_len;
 	uint8_t regs[hit.regs_len ? hit.regs_len : 1];
 
@@ -763,10 +775,20 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 		hit.regs_len = head;
 		hit.flags |= regs_flag;
 	}
+	if (asks)
+		hit.flags |= CHAN_HIT_ASKS;
 
 	pthread_mutex_lock(&P.out_lock);
+	if (asks) { /* before the HIT can go (append may send it): its seq */
+		pthread_mutex_lock(&V.lock);
+		V.asked[vcpu] = P.dead ? 0 : P.hits + 1;
+		V.answer[vcpu] = -1;
+		pthread_mutex_unlock(&V.lock);
+	}
 	if (!P.dead)
 		append_hit_locked(type, &hit, regs, buf, link_buf, &caps);
+	if (asks) /* sent now: the vCPU waits for the answer (on_step_at) */
+		flush_locked();
 	pthread_mutex_unlock(&P.out_lock);
 }
 
@@ -807,14 +829,55 @@ static void on_block(unsigned int vcpu, void *udata)
 		report(vcpu, pc, CHAN_HIT, NULL, &back);
 }
 
+/* kstep's verdict on the HIT @vcpu just sent at --at, if it asked
+ * (CHAN_STEP_ASK): the vCPU waits for it. False: no stepping from here
+ * (the answer, or no HIT that asks, or kstep gone). */
+static bool verdict(unsigned int vcpu)
+{
+	bool step;
+
+	if (vcpu >= MAX_VCPUS)
+		return false;
+	pthread_mutex_lock(&V.lock);
+	while (V.asked[vcpu] && V.answer[vcpu] < 0 && !V.gone)
+		pthread_cond_wait(&V.came, &V.lock);
+	step = V.asked[vcpu] && V.answer[vcpu] == 1;
+	V.asked[vcpu] = 0;
+	pthread_mutex_unlock(&V.lock);
+	return step;
+}
+
+/* STEP_VERDICT (channel.h): to the vCPU waiting on that HIT. */
+static void set_verdict(const uint8_t *body, uint32_t len)
+{
+	struct chan_step_verdict sv;
+
+	if (len != sizeof(sv))
+		return;
+	memcpy(&sv, body, sizeof(sv));
+	pthread_mutex_lock(&V.lock);
+	for (unsigned int v = 0; v < MAX_VCPUS; v++)
+		if (V.asked[v] && V.asked[v] == sv.seq)
+			V.answer[v] = sv.step == 1;
+	pthread_cond_broadcast(&V.came);
+	pthread_mutex_unlock(&V.lock);
+}
+
 /* At --at's instruction: the hit that starts stepping turns its vCPU's
  * slot on, and every instruction's conditional callback reports it from
  * this one on (it is registered after this callback). */
 static void on_step_at(unsigned int vcpu, void *udata)
 {
+	bool start;
+
 	(void)udata;
 	pthread_mutex_lock(&P.table_lock);
-	if (S.vcpu < 0 && S.at && ++S.seen == S.hits) {
+	start = S.vcpu < 0 && S.at && !S.ask && ++S.seen == S.hits;
+	pthread_mutex_unlock(&P.table_lock);
+	if (!start && !verdict(vcpu))
+		return;
+	pthread_mutex_lock(&P.table_lock);
+	if (S.vcpu < 0 && S.at) {
 		S.vcpu = (int)vcpu;
 		S.region = UINT64_MAX;
 		S.prev = NULL;
@@ -1064,6 +1127,7 @@ static void set_step_at(const uint8_t *body, uint32_t len)
 		qemu_plugin_u64_set(S.stepping, (unsigned int)S.vcpu, 0);
 	S.at = sa.at;
 	S.hits = sa.hits ? sa.hits : 1;
+	S.ask = sa.flags & CHAN_STEP_ASK;
 	S.window = sa.window;
 	S.seen = 0;
 	S.vcpu = -1;
@@ -1086,10 +1150,16 @@ static void *control(void *arg)
 			set_probes(body, h.len);
 		else if (h.type == CHAN_STEP_AT)
 			set_step_at(body, h.len);
+		else if (h.type == CHAN_STEP_VERDICT)
+			set_verdict(body, h.len);
 		if (h.type == CHAN_REGS || h.type == CHAN_PROBES || h.type == CHAN_SYNC || h.type == CHAN_STEP_AT)
 			send_synced();
 	}
 	free(body);
+	pthread_mutex_lock(&V.lock); /* no verdict comes any more */
+	V.gone = true;
+	pthread_cond_broadcast(&V.came);
+	pthread_mutex_unlock(&V.lock);
 	return NULL;
 }
 

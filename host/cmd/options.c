@@ -74,7 +74,7 @@ const char guest_help[] =
 	"      --engine MODE      auto (kstep's QEMU plugin where it serves the run, else\n"
 	"                         the gdbstub, saying why), rsp (the gdbstub), plugin\n"
 	"                         (QEMU 9.2 or later, TCG; trace, step and record; not\n"
-	"                         yet: the oops catch, a filter on step's --at)\n"
+	"                         yet: the oops catch, step --backwards)\n"
 	"      --wire             print every RSP packet (=> sent, <= received)\n"
 	"  -q, --quiet            no live counter\n"
 	"\nExit status: 0 done as asked, 1 failed, 2 bad usage, 3 the workload failed,\n"

@@ -163,11 +163,7 @@ static void step_check(const struct step_args *a, const struct guest_opts *g)
 /* Why the plugin cannot step this run (NULL: it can). */
 static const char *step_plugin_refuses(const struct step_args *a)
 {
-	if (a->backwards)
-		return "--backwards steps a replay through the gdbstub";
-	if (a->filter || a->g->eng.pcap)
-		return "a filter on --at: not through the plugin yet";
-	return NULL;
+	return a->backwards ? "--backwards steps a replay through the gdbstub" : NULL;
 }
 
 /* The command line read into @g, @a and @atp; false: --help was printed. */

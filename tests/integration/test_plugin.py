@@ -175,10 +175,6 @@ def test_what_the_plugin_cannot_serve_is_refused_or_left_to_the_gdbstub():
         p = kstep("why", "--engine", "plugin", "--at", "icmp_rcv", "--replay", out, "--addr", "skb->len",
                   "-o", out + "/d", timeout=60)
         assert p.returncode == 2 and "serves kstep trace, step and record so far" in p.stderr, p.stderr
-        # A step the plugin cannot take: a filter on --at.
-        p = kstep("step", "--engine", "plugin", "--at", "icmp_rcv", "--filter", "skb->len > 1", "--count", "5",
-                  "-o", out + "/h", env=qemu10(), timeout=60)
-        assert p.returncode == 2 and "a filter on --at: not through the plugin yet" in p.stderr, p.stderr
         # A plugin built for API 1: QEMU refuses it at load, and says why.
         old = os.path.join(out, "old.so")
         build_plugin(old, "-DKSTEP_PLUGIN_API=1")
@@ -201,6 +197,36 @@ def test_what_the_plugin_cannot_serve_is_refused_or_left_to_the_gdbstub():
 
 
 STEP_RE = r"kstep: (\d+) instructions in ([\d.]+) s \((\d+)/s\): (.*)"
+
+
+@test
+def test_plugin_step_filter_starts_at_the_first_matching_hit():
+    """Issue 26: step --filter and --pcap-filter through the plugin. Each
+    hit of --at asks kstep, which reads its fields (or packet) from the HIT
+    and answers while the vCPU waits: the first udp_rcv hits are TFTP's
+    (over the NIC), and the steps start at the first of more than 1000
+    bytes, over loopback, as test_step_filter_steps_the_first_matching_hit
+    has it through the gdbstub."""
+    d = tempfile.mkdtemp(prefix="kstep-plugin-")
+    try:
+        p = kstep("step", "--engine", "plugin", "--workload", "rx-udp", "--size", "3", "--at", "udp_rcv",
+                  "--filter", "skb->len > 1000", "--count", "3", "-o", d, env=qemu10(), timeout=300)
+        # --engine plugin named: a run it cannot serve is refused, not left to the gdbstub.
+        assert p.returncode == 0 and "3 instructions in" in p.stdout, p.stderr[-600:]
+        evs = events(babeltrace(d))
+        # The same with --pcap-filter: the packet's bytes come in the HIT.
+        p = kstep("step", "--engine", "plugin", "--workload", "rx-udp", "--size", "3", "--at", "ip_rcv",
+                  "--pcap-filter", "udp and greater 1000", "--count", "3", "-o", d + "/pcap", env=qemu10(),
+                  timeout=300)
+        assert p.returncode == 0 and "3 instructions in" in p.stdout, p.stderr[-600:]
+        pcap = events(babeltrace(d + "/pcap"))
+    finally:
+        shutil.rmtree(d)
+    assert len(evs) == 3 and evs[0]["symbol"] == "udp_rcv", [e["symbol"] for e in evs]
+    assert pcap[0]["symbol"] == "ip_rcv", pcap[0]["symbol"]
+    for first in evs[0], pcap[0]:
+        bt = " ".join(first["bt"])
+        assert "process_backlog" in bt and "e1000" not in bt, bt
 
 
 def steps_of(d):
@@ -298,6 +324,10 @@ def test_plugin_steps_are_the_gdbstub_steps_on_a_replay():
                   if a != b), len(theirs))
         gs = {dict(s[3])["gs_base"] for s in mine}
         assert len(gs) == 2 and 0 in gs, "a window with swapgs in it"
+        # The step the plugin cannot take: back from --at.
+        p = kstep("step", "--engine", "plugin", "--at", "icmp_rcv", "--backwards", "5", "--replay", rec,
+                  "-o", os.path.join(rec, "back"), env=env, timeout=60)
+        assert p.returncode == 2 and "--backwards steps a replay through the gdbstub" in p.stderr, p.stderr
     finally:
         shutil.rmtree(rec)
 
