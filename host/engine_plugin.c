@@ -134,7 +134,6 @@ static int take_hit(struct engine *e, struct probe_set *ps, const struct chan_ms
 static int take_step(struct engine *e, const struct chan_msg *m, struct engine_result *res)
 {
 	struct chan_hit_view v;
-
 	uint64_t next;
 
 	if (chan_parse_hit(m, target_desc(e->t)->g_size, &v))

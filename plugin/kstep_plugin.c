@@ -639,6 +639,13 @@ static void run_program(unsigned int vcpu, struct chan_hit *hit, const struct pe
 	}
 }
 
+/* Every register into @regs (@len bytes); what QEMU does not have is 0. */
+static void read_whole(uint8_t *regs, uint32_t len, GByteArray *buf)
+{
+	memset(regs, 0, len);
+	read_regs(regs, buf, READ_ALL, 0, false);
+}
+
 /* The 8-byte register in slot @slot of @block. */
 static uint64_t slot_u64(const uint8_t *block, int slot)
 {
@@ -682,8 +689,7 @@ static void step_regs(uint8_t *regs, uint32_t len, const struct step_insn *si, G
 	const struct step_insn *prev = S.prev;
 
 	if (!prev || !prev->gprs_only) {
-		memset(regs, 0, len); /* what QEMU does not have stays 0 */
-		read_regs(regs, buf, READ_ALL, 0, false);
+		read_whole(regs, len, buf);
 		return;
 	}
 	memcpy(regs, S.last_regs, len);
@@ -721,12 +727,10 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 	hit.regs_len = P.regs_len;
 	uint8_t regs[hit.regs_len ? hit.regs_len : 1];
 
-	if (type == CHAN_STEP) {
+	if (type == CHAN_STEP)
 		step_regs(regs, hit.regs_len, si, buf);
-	} else {
-		memset(regs, 0, sizeof(regs));
-		read_regs(regs, buf, READ_ALL, 0, false);
-	}
+	else
+		read_whole(regs, hit.regs_len, buf);
 	if (P.pc_slot >= 0)
 		memcpy(regs + P.slots[P.pc_slot].offset, &pc, 8);
 	if (P.sp_slot >= 0)
@@ -775,11 +779,10 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 		hit.regs_len = head;
 		hit.flags |= regs_flag;
 	}
-	if (asks)
-		hit.flags |= CHAN_HIT_ASKS;
 
 	pthread_mutex_lock(&P.out_lock);
 	if (asks) { /* before the HIT can go (append may send it): its seq */
+		hit.flags |= CHAN_HIT_ASKS;
 		pthread_mutex_lock(&V.lock);
 		V.asked[vcpu] = P.dead ? 0 : P.hits + 1;
 		V.answer[vcpu] = -1;
@@ -868,13 +871,16 @@ static void set_verdict(const uint8_t *body, uint32_t len)
  * this one on (it is registered after this callback). */
 static void on_step_at(unsigned int vcpu, void *udata)
 {
-	bool start;
+	bool start, ask;
 
 	(void)udata;
 	pthread_mutex_lock(&P.table_lock);
+	ask = S.vcpu < 0 && S.at && S.ask;
 	start = S.vcpu < 0 && S.at && !S.ask && ++S.seen == S.hits;
 	pthread_mutex_unlock(&P.table_lock);
-	if (!start && !verdict(vcpu))
+	if (ask)
+		start = verdict(vcpu);
+	if (!start)
 		return;
 	pthread_mutex_lock(&P.table_lock);
 	if (S.vcpu < 0 && S.at) {
