@@ -26,6 +26,13 @@ struct cfi_mod {
 	struct cfi *c;
 	const struct kmod *km;   /* NULL: vmlinux */
 	Dwfl_Module *mod;
+	/* Its .eh_frame and .debug_frame, each looked up once: libdwfl looks
+	 * again at every call while there is none, through every section. */
+	struct mod_frames {
+		bool looked;
+		Dwarf_CFI *cfi;   /* NULL: none */
+		Dwarf_Addr bias;
+	} eh, debug;
 };
 
 #define FUNCTION_CACHE 4096
@@ -62,6 +69,7 @@ struct cfi_rule {
 struct cfi {
 	char *path;
 	Dwfl *dwfl;
+	bool attached;           /* dwfl whole: reported, the thread attached */
 	struct cfi_mod vmlinux;
 	struct cfi_mod *mods;    /* the guest's modules with debug info */
 	size_t nmods;
@@ -268,17 +276,14 @@ static void find_entry_text(struct cfi *c)
 		c->entry_lo = c->entry_hi = 0; /* not found: every address is asked about */
 }
 
-/* A Dwfl with vmlinux at lo + offset, the modules where they run and the
- * one thread attached. */
-static int open_dwfl(struct cfi *c)
+/* vmlinux at lo + offset and the modules where they run, reported to
+ * c->dwfl. libdwfl keeps a module reported again where it was with what
+ * it has read of it (the frames' index, the sorted symbols): a module
+ * loaded in the guest does not make vmlinux's be read again. */
+static int report_all(struct cfi *c)
 {
-	if (c->dwfl)
-		dwfl_end(c->dwfl);
-	c->dwfl = dwfl_begin(&callbacks);
-	if (!c->dwfl)
-		return -ENOMEM;
 	dwfl_report_begin(c->dwfl);
-	memset(c->functions, 0, sizeof(c->functions)); /* names in the old Dwfl */
+	memset(c->functions, 0, sizeof(c->functions)); /* names in modules that may be gone */
 	memset(c->rules, 0, sizeof(c->rules));         /* rows at the old addresses */
 	c->vmlinux = (struct cfi_mod){ .c = c };
 	c->vmlinux.mod = report(c, &c->vmlinux, "kernel", c->lo + c->offset, c->hi + c->offset);
@@ -286,8 +291,25 @@ static int open_dwfl(struct cfi *c)
 		c->mods[i].mod = report(c, &c->mods[i], c->mods[i].km->name, c->mods[i].km->base,
 					c->mods[i].km->base + c->mods[i].km->size);
 	dwfl_report_end(c->dwfl, NULL, NULL);
-	if (!c->vmlinux.mod || !dwfl_attach_state(c->dwfl, NULL, 1, &thread_callbacks, c))
+	return c->vmlinux.mod ? 0 : -EINVAL;
+}
+
+/* A new Dwfl, everything reported and the one thread attached. */
+static int open_dwfl(struct cfi *c)
+{
+	int err;
+
+	if (c->dwfl)
+		dwfl_end(c->dwfl);
+	c->attached = false;
+	c->dwfl = dwfl_begin(&callbacks);
+	if (!c->dwfl)
+		return -ENOMEM;
+	if ((err = report_all(c)))
+		return err;
+	if (!dwfl_attach_state(c->dwfl, NULL, 1, &thread_callbacks, c))
 		return -EINVAL;
+	c->attached = true;
 	find_entry_text(c);
 	return 0;
 }
@@ -305,7 +327,7 @@ int cfi_set_modules(struct cfi *c, const struct kmod *mods, size_t n)
 	free(c->mods);
 	c->mods = v;
 	c->nmods = k;
-	return open_dwfl(c);
+	return c->attached ? report_all(c) : open_dwfl(c);
 }
 
 static const struct cfi_mod *module_at(const struct cfi *c, uint64_t addr)
@@ -614,22 +636,40 @@ static bool simple_register(Dwarf_Frame *frame, int regno, struct cfi_rule *r)
 	return i == nops;
 }
 
+/* @m's .eh_frame (@eh) or .debug_frame, looked up the first time. */
+static Dwarf_CFI *frames_of(struct cfi_mod *m, bool eh, Dwarf_Addr *bias)
+{
+	struct mod_frames *f = eh ? &m->eh : &m->debug;
+
+	if (!f->looked) {
+		f->cfi = eh ? dwfl_module_eh_cfi(m->mod, &f->bias) : dwfl_module_dwarf_cfi(m->mod, &f->bias);
+		f->looked = true;
+	}
+	*bias = f->bias;
+	return f->cfi;
+}
+
 /* The row for code at @at, as libdwfl would find it: .eh_frame first,
  * then .debug_frame, of the module there. */
 static void read_rule(struct cfi *c, uint64_t at, struct cfi_rule *r)
 {
 	Dwfl_Module *mod = dwfl_addrmodule(c->dwfl, at);
+	struct cfi_mod *m = NULL;
 	Dwarf_Frame *frame = NULL;
 	Dwarf_Addr bias = 0, start, end;
 	Dwarf_Op *cfa;
 	size_t ncfa;
 	bool signal;
-	Dwarf_CFI *cfi = mod ? dwfl_module_eh_cfi(mod, &bias) : NULL;
+	Dwarf_CFI *cfi;
+	void **userdata;
 
 	r->at = at;
 	r->row = ROW_NONE;
+	if (!mod || !dwfl_module_info(mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL) || !(m = *userdata))
+		return;
+	cfi = frames_of(m, true, &bias);
 	if (!cfi || dwarf_cfi_addrframe(cfi, at - bias, &frame)) {
-		cfi = mod ? dwfl_module_dwarf_cfi(mod, &bias) : NULL;
+		cfi = frames_of(m, false, &bias);
 		if (!cfi || dwarf_cfi_addrframe(cfi, at - bias, &frame))
 			return;
 	}
@@ -653,6 +693,18 @@ static const struct cfi_rule *rule_at(struct cfi *c, uint64_t at)
 	if (r->at != at)
 		read_rule(c, at, r);
 	return r;
+}
+
+void cfi_warm(struct cfi *c)
+{
+	struct cfi_rule scratch;
+	GElf_Off off;
+
+	/* The entry code has none: the lookup reads to the end. */
+	if (c->entry_lo && c->vmlinux.mod) {
+		read_rule(c, c->entry_lo, &scratch);
+		function_at(c, &c->vmlinux, c->entry_lo, &off); /* and libdwfl sorts its symbols */
+	}
 }
 
 /* Whether the walk finds a CFI row at @addr: the cached row's lookup. */

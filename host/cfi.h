@@ -40,6 +40,11 @@ const char *cfi_function(struct cfi *c, uint64_t addr);
 /* Has the code at @addr call frame information (the assembly that has
  * none is walked past by frame pointers)? */
 bool cfi_covers(struct cfi *c, uint64_t addr);
+/* Index all of vmlinux's call frame information now, and read its
+ * symbol table into libdwfl. libdw indexes the frames only as far as a
+ * lookup needs, so the first walks paid for it: 10 to 15 ms at a step
+ * run's first instruction, whose stack goes down to the idle task. */
+void cfi_warm(struct cfi *c);
 /* A function of @module where it runs; -ENOENT if not (yet) known. */
 int cfi_lookup(struct cfi *c, const char *module, const char *symbol, uint64_t *addr);
 /* KASLR: the kernel runs @offset above its link address. */
