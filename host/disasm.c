@@ -4,6 +4,7 @@
  * instruction: calls, returns, branches, frame setup, memory operands.
  */
 #include "disasm.h"
+#include "bigmem.h"
 #include "hash.h"
 
 #include <capstone/capstone.h>
@@ -64,12 +65,12 @@ int disasm_open(struct disasm **out)
 {
 	struct disasm *d = calloc(1, sizeof(*d));
 
-	if (!d || !(d->known = calloc(KNOWN_SLOTS, sizeof(*d->known)))) {
+	if (!d || !(d->known = bigmem_alloc(KNOWN_SLOTS * sizeof(*d->known)))) {
 		free(d);
 		return -ENOMEM;
 	}
 	if (cs_open(CS_ARCH_X86, CS_MODE_64, &d->handle) != CS_ERR_OK) {
-		free(d->known);
+		bigmem_free(d->known, KNOWN_SLOTS * sizeof(*d->known));
 		free(d);
 		return -ENOTSUP;
 	}
@@ -78,7 +79,7 @@ int disasm_open(struct disasm **out)
 	d->prologue = cs_malloc(d->handle);
 	if (!d->prologue) {
 		cs_close(&d->handle);
-		free(d->known);
+		bigmem_free(d->known, KNOWN_SLOTS * sizeof(*d->known));
 		free(d);
 		return -ENOMEM;
 	}
@@ -95,8 +96,13 @@ void disasm_close(struct disasm *d)
 			cs_free(d->slots[i].insn, 1);
 	cs_free(d->prologue, 1);
 	cs_close(&d->handle);
-	free(d->known);
+	bigmem_free(d->known, KNOWN_SLOTS * sizeof(*d->known));
 	free(d);
+}
+
+void disasm_populate(struct disasm *d)
+{
+	bigmem_populate(d->known, KNOWN_SLOTS * sizeof(*d->known));
 }
 
 /* The instruction in @code (@len bytes) at @addr into d->insn: from its
@@ -294,6 +300,11 @@ static const struct known *known(struct disasm *d, const uint8_t *code, size_t l
 	k->long_text = !format_text(d, k->text, sizeof(k->text));
 	k->size = (uint8_t)d->insn->size;
 	return k;
+}
+
+bool disasm_warm(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
+{
+	return !d->known[hash_slot(addr, KNOWN_SLOTS)].size && known(d, code, len, addr);
 }
 
 void disasm_prefetch(const struct disasm *d, uint64_t addr)

@@ -14,6 +14,13 @@ struct disasm;
 
 int disasm_open(struct disasm **out);
 void disasm_close(struct disasm *d);
+/* Fault the table of decoded instructions in now (bigmem.h): before a
+ * step run, not at its first instructions. */
+void disasm_populate(struct disasm *d);
+/* Decode the instruction at @addr ahead of a step run, into its table
+ * slot if that is empty (warm.h: what is nearer the start came first);
+ * false when the slot was taken or it does not decode. */
+bool disasm_warm(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr);
 
 /* Decode one instruction at @addr from @code. Returns its length (0: invalid)
  * and writes "mnemonic operands" into @text. */

@@ -487,7 +487,10 @@ int engine_plugin_step(struct engine *e, const struct probe *at, uint64_t hits, 
 	struct probe_set *ps = ask ? &asking : &none;
 	int err = engine_plugin_start(e);
 
-	e->warm = warm_new(e->syms, e->dis, at->addr);
+	/* The step caches' pages faulted in now, not at the first steps. */
+	disasm_populate(e->dis);
+	snapshot_ctx_populate(e->snap);
+	e->warm = warm_new(e->syms, e->dis, e->snap, e->o.cfi, at->addr);
 	if (!err)
 		err = engine_plugin_place(e, ps, NULL, res);
 	if (!err && (err = chan_send(e->chan, CHAN_STEP_AT, &sa, sizeof(sa))))

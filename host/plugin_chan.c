@@ -4,6 +4,7 @@
  * apart defensively (see plugin_chan.h).
  */
 #include "plugin_chan.h"
+#include "bigmem.h"
 #include "kerr.h"
 
 #include <errno.h>
@@ -34,10 +35,13 @@ static struct chan *chan_alloc(int fd)
 {
 	struct chan *c = calloc(1, sizeof(*c));
 
-	if (!c || !(c->in = malloc(CHAN_BUF))) {
+	if (!c || !(c->in = bigmem_alloc(CHAN_BUF))) {
 		free(c);
 		return NULL;
 	}
+	/* Written at once: recv's copy did not fault it in a page at a time
+	 * while the guest waited for kstep. */
+	bigmem_populate(c->in, CHAN_BUF);
 	c->listen_fd = -1;
 	c->fd = fd;
 	return c;
@@ -82,7 +86,7 @@ void chan_free(struct chan *c)
 		close(c->listen_fd);
 	if (c->fd >= 0)
 		close(c->fd);
-	free(c->in);
+	bigmem_free(c->in, CHAN_BUF);
 	free(c);
 }
 

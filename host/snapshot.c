@@ -4,6 +4,7 @@
  * (see snapshot.h).
  */
 #include "snapshot.h"
+#include "bigmem.h"
 #include "hash.h"
 
 #include <errno.h>
@@ -29,7 +30,7 @@ struct snapshot_ctx {
 	struct cfi *cfi;
 	enum snapshot_unwind_mode mode;
 	struct snapshot_agreement agreement, carried, rows;
-	struct frame_text texts[TEXT_SLOTS];
+	struct frame_text *texts; /* TEXT_SLOTS of them (bigmem.h) */
 };
 
 int snapshot_ctx_new(struct snapshot_ctx **out, struct symtab *syms, struct memcache *mc, struct disasm *dis,
@@ -37,8 +38,10 @@ int snapshot_ctx_new(struct snapshot_ctx **out, struct symtab *syms, struct memc
 {
 	struct snapshot_ctx *c = calloc(1, sizeof(*c));
 
-	if (!c)
+	if (!c || !(c->texts = bigmem_alloc(TEXT_SLOTS * sizeof(*c->texts)))) {
+		free(c);
 		return -ENOMEM;
+	}
 	c->syms = syms;
 	c->mc = mc;
 	c->dis = dis;
@@ -56,7 +59,13 @@ void snapshot_ctx_free(struct snapshot_ctx *c)
 		free(c->texts[i].name);
 		free(c->texts[i].src);
 	}
+	bigmem_free(c->texts, TEXT_SLOTS * sizeof(*c->texts));
 	free(c);
+}
+
+void snapshot_ctx_populate(struct snapshot_ctx *c)
+{
+	bigmem_populate(c->texts, TEXT_SLOTS * sizeof(*c->texts));
 }
 
 int snapshot_new(struct snapshot **out, const struct memcache *mc)
@@ -111,6 +120,12 @@ static const struct frame_text *text_of(struct snapshot_ctx *c, uint64_t pc, boo
 		t->src = NULL;
 	}
 	return t->name ? t : NULL;
+}
+
+void snapshot_warm(struct snapshot_ctx *c, uint64_t pc)
+{
+	if (!c->texts[hash_slot(pc, TEXT_SLOTS)].name)
+		text_of(c, pc, false);
 }
 
 void snapshot_prefetch(const struct snapshot_ctx *c, uint64_t pc)

@@ -60,6 +60,11 @@ struct snapshot_ctx;
 int snapshot_ctx_new(struct snapshot_ctx **out, struct symtab *syms, struct memcache *mc, struct disasm *dis,
 		     struct cfi *cfi, enum snapshot_unwind_mode mode);
 void snapshot_ctx_free(struct snapshot_ctx *c);
+/* Fault the table of frame names in now (bigmem.h), before a step run. */
+void snapshot_ctx_populate(struct snapshot_ctx *c);
+/* Name the instruction at @pc ahead of a step run, into its table slot if
+ * that is empty (warm.h). */
+void snapshot_warm(struct snapshot_ctx *c, uint64_t pc);
 int snapshot_new(struct snapshot **out, const struct memcache *mc);
 void snapshot_free(struct snapshot *sn);
 

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * warm: line tables read ahead of a step run (see warm.h). Each function
- * in the queue is named with its file:line, which makes libdw read its
- * unit's line table, and its direct calls and jumps to other functions
- * join the queue. The code comes from vmlinux, not the guest: a call the
+ * warm: what a step run looks up, worked out ahead of it (see warm.h).
+ * Each function in the queue is named with its file:line, which makes
+ * libdw read its unit's line table; each of its instructions is decoded
+ * and named into the step caches; and its direct calls and jumps to
+ * other functions join the queue. The code comes from vmlinux, not the guest: a call the
  * kernel patched at boot is followed where vmlinux has it, which is good
  * enough to guess with.
  */
@@ -22,6 +23,8 @@
 struct warm {
 	struct symtab *syms;
 	struct disasm *dis;
+	struct snapshot_ctx *snap;      /* names each instruction; NULL: none */
+	struct cfi *cfi;                /* indexed in the first slice; NULL: none, or done */
 	uint64_t queue[WARM_FUNCTIONS]; /* function addresses, breadth first */
 	size_t n, next;
 	uint64_t seen[WARM_SLOTS];      /* the queue's addresses, 0: empty slot */
@@ -54,7 +57,8 @@ bool warm_queued(const struct warm *w, uint64_t addr)
 	return addr && w->seen[seen_slot(w, addr)] == addr;
 }
 
-/* Name @s with its line, and queue the functions it calls or jumps to. */
+/* Name @s with its line, decode and name each of its instructions, and
+ * queue the functions it calls or jumps to. */
 static void warm_function(struct warm *w, const struct sym *s)
 {
 	uint8_t *code = w->code;
@@ -71,13 +75,17 @@ static void warm_function(struct warm *w, const struct sym *s)
 
 		if (!(ilen = disasm_branch(w->dis, code + off, len - off, s->addr + off, &kind, &target)))
 			break;
+		disasm_warm(w->dis, code + off, len - off, s->addr + off);
+		if (w->snap)
+			snapshot_warm(w->snap, s->addr + off);
 		if ((kind == DISASM_CALL || kind == DISASM_JUMP) && (t = sym_lookup_addr(w->syms, target)) &&
 		    t->func && t->addr != s->addr)
 			enqueue(w, t->addr);
 	}
 }
 
-struct warm *warm_new(struct symtab *syms, struct disasm *dis, uint64_t at)
+struct warm *warm_new(struct symtab *syms, struct disasm *dis, struct snapshot_ctx *snap, struct cfi *cfi,
+		      uint64_t at)
 {
 	struct warm *w = calloc(1, sizeof(*w));
 	const struct sym *s = sym_lookup_addr(syms, at);
@@ -86,6 +94,8 @@ struct warm *warm_new(struct symtab *syms, struct disasm *dis, uint64_t at)
 		return NULL;
 	w->syms = syms;
 	w->dis = dis;
+	w->snap = snap;
+	w->cfi = cfi;
 	enqueue(w, s ? s->addr : at);
 	return w;
 }
@@ -94,6 +104,10 @@ bool warm_some(struct warm *w, int budget_ms)
 {
 	uint64_t end = trace_now_ns() + (uint64_t)budget_ms * 1000000;
 
+	if (w->cfi) {
+		cfi_warm(w->cfi);
+		w->cfi = NULL;
+	}
 	while (w->next < w->n && trace_now_ns() < end) {
 		const struct sym *s = sym_lookup_addr(w->syms, w->queue[w->next++]);
 

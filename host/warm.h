@@ -6,6 +6,11 @@
  * directly, theirs, and so on, breadth first. libdw reads a compilation
  * unit's line table whole the first time an address of it is named (1 to
  * 3 ms); read during the run, that was a third of a short one's time.
+ * Each of their instructions is decoded and named into the step caches'
+ * empty slots: what is nearer the start is warmed first and keeps its
+ * slot. The first slice also has libdw index all of the call frame
+ * information (cfi_warm), which the first step's walk down the stack used
+ * to pay for.
  */
 #ifndef KSTEP_WARM_H
 #define KSTEP_WARM_H
@@ -13,13 +18,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cfi.h"
 #include "disasm.h"
+#include "snapshot.h"
 #include "symbols.h"
 
 struct warm;
 
 /* From the function at @at; NULL when out of memory (nothing is warmed). */
-struct warm *warm_new(struct symtab *syms, struct disasm *dis, uint64_t at);
+struct warm *warm_new(struct symtab *syms, struct disasm *dis, struct snapshot_ctx *snap, struct cfi *cfi,
+		      uint64_t at);
 /* Warm functions for about @budget_ms; false once there are none left. */
 bool warm_some(struct warm *w, int budget_ms);
 /* Is the function at @addr (its first byte) in the queue, warmed or not? */

@@ -1128,6 +1128,8 @@ static void set_step_at(const uint8_t *body, uint32_t len)
 	memcpy(&sa, body, sizeof(sa));
 	if (sa.window > CHAN_MAX_WINDOW)
 		return;
+	if (sa.at && P.dis) /* the code the steps reach is translated anew */
+		disasm_populate(P.dis);
 	pthread_mutex_lock(&P.table_lock);
 	if (S.vcpu >= 0)
 		qemu_plugin_u64_set(S.stepping, (unsigned int)S.vcpu, 0);

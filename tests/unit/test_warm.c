@@ -27,7 +27,7 @@ static void test_direct_calls_breadth_first(void **state)
 
 	(void)state;
 	assert_int_equal(disasm_open(&dis), 0);
-	assert_non_null(w = warm_new(syms, dis, addr_of("ip_local_deliver") + 4));
+	assert_non_null(w = warm_new(syms, dis, NULL, NULL, addr_of("ip_local_deliver") + 4));
 	assert_true(warm_queued(w, addr_of("ip_local_deliver"))); /* the function, from inside it */
 	assert_false(warm_queued(w, addr_of("ip_protocol_deliver_rcu")));
 	assert_true(warm_some(w, 0)); /* no time: nothing warmed, the function still to do */
