@@ -104,6 +104,25 @@ static void test_same_address_other_code(void **state)
 	disasm_close(d);
 }
 
+/* A warmed instruction takes an empty slot only; a step then asking with
+ * other bytes there (code patched at boot) has them decoded afresh. */
+static void test_warm_fills_empty_slots_only(void **state)
+{
+	static const uint8_t call[5] = { 0xe8, 0, 0, 0, 0 }, nop[5] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
+	struct disasm *d;
+	char text[64];
+
+	(void)state;
+	assert_int_equal(disasm_open(&d), 0);
+	assert_true(disasm_warm(d, nop, sizeof(nop), PC));
+	assert_false(disasm_warm(d, call, sizeof(call), PC)); /* taken: left as it is */
+	assert_int_equal(disasm_one(d, nop, sizeof(nop), PC, text, sizeof(text)), 5);
+	assert_string_equal(text, "nopl (%rax, %rax)");
+	assert_int_equal(disasm_flow(d, call, sizeof(call), PC), DISASM_FLOW_CALL);
+	assert_false(disasm_warm(d, call, 4, PC + 8)); /* cut short: not an instruction */
+	disasm_close(d);
+}
+
 /* Decoded instructions are remembered by address, far more than fit:
  * each address still answers for its own code, in any order. */
 static void test_many_addresses(void **state)
@@ -185,6 +204,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_next_sp),
 		cmocka_unit_test(test_same_address_other_code),
+		cmocka_unit_test(test_warm_fills_empty_slots_only),
 		cmocka_unit_test(test_many_addresses),
 		cmocka_unit_test(test_gprs_written),
 	};
