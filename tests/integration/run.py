@@ -29,6 +29,24 @@ import test_packets  # noqa: E402,F401  issue 25: pcap filters, pcapng
 import test_lines  # noqa: E402,F401  issue 24: lines, inlines, locals
 
 
+def leftover_qemus(before):
+    """QEMUs started since @before (pids) that are still running 10 s on,
+    killed: a test must not leave one behind (a frozen guest it was
+    handed, a keeper that never ended it), or the next tests share the
+    machine with it."""
+    deadline = time.monotonic() + 10
+    left = set(harness.qemu_pids("")) - before
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = set(harness.qemu_pids("")) - before
+    for pid in left:
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+    return sorted(left)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-k", default="", help="run the tests whose name contains this")
@@ -39,8 +57,11 @@ def main():
         if args.k not in name:
             continue
         t0 = time.monotonic()
+        before = set(harness.qemu_pids(""))
         try:
             fn()
+            left = leftover_qemus(before)
+            assert not left, "left QEMU running (pids %s)" % left
         except harness.Skip as e:
             skipped += 1
             print("skip %s: %s" % (name, e), flush=True)

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import tempfile
 
-from harness import IMAGES, KSTEP, Skip, babeltrace, events, kstep, test
+from harness import IMAGES, KSTEP, Skip, babeltrace, events, kstep, qemu_pids, test
 
 QEMU10 = os.path.join(IMAGES, "qemu", "bin", "qemu-system-x86_64")
 
@@ -56,7 +56,10 @@ def test_qemu10_oops_catch():
     try:
         assert p.returncode == 4, (p.returncode, p.stderr[-600:])
         assert "lkdtm" in p.stderr + p.stdout, p.stderr[-600:]
+        assert qemu_pids(d), "the caught oops leaves its guest frozen, QEMU running"
     finally:
+        for pid in qemu_pids(d):  # kstep left it for a debugger: end it
+            os.kill(pid, 9)
         shutil.rmtree(d)
 
 
