@@ -165,8 +165,6 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
  * served this way (engine_plugin_serves). NULL: breakpoints again. */
 struct chan;
 void engine_use_plugin(struct engine *e, struct chan *chan);
-/* Why the plugin cannot serve @ps (written into @why), NULL: it can. */
-const char *engine_plugin_refuses(const struct probe_set *ps, char *why, size_t len);
 /* Single-step from the @hits-th hit of probe @at (0: from where the guest
  * stands): @count instructions (0: no limit) and/or until the function
  * returns to its caller (and/or engine_step_until's address). */

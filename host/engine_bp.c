@@ -154,12 +154,12 @@ int engine_forget_range(struct engine *e, struct probe_set *ps, uint64_t lo, uin
 	return err;
 }
 
-int engine_place_probes(struct engine *e, struct probe_set *ps)
+int engine_place_probes(struct engine *e, struct probe_set *ps, bool oops_only)
 {
 	int err = 0;
 
 	for (size_t i = 0; i < ps->n && !err; i++)
-		if (ps->v[i].addr && !placed(e, ps->v[i].addr))
+		if (ps->v[i].addr && (ps->v[i].oops || !oops_only) && !placed(e, ps->v[i].addr))
 			err = engine_place(e, ps->v[i].addr);
 	return err;
 }

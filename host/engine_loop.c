@@ -106,6 +106,12 @@ static int finish_report(struct engine *e, struct probe *p, struct snapshot *sn,
 
 	if ((err = engine_clear_breakpoints(e)))
 		return err;
+	if (e->chan) { /* the plugin's probes taken off: the kernel dies alone */
+		struct probe_set none = { 0 };
+
+		if ((err = engine_plugin_place(e, &none, sn, res)))
+			return err;
+	}
 	if (!end || !sym_in_text(e->syms, end) || (err = engine_place(e, end)))
 		return err;
 	if ((err = target_continue(e->t)))
@@ -169,7 +175,7 @@ static int module_loaded(struct engine *e, struct probe_set *ps, struct snapshot
 	res->module_loads++;
 	if (err)
 		return err;
-	return e->chan ? engine_plugin_place(e, ps, sn, res) : engine_place_probes(e, ps);
+	return e->chan ? engine_plugin_place(e, ps, sn, res) : engine_place_probes(e, ps, false);
 }
 
 /* A stop at free_module(mod): the module is still in memory. */
@@ -205,7 +211,7 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 	e->first_stop_ns = 0;
 	err = e->chan ? engine_plugin_start(e) : 0;
 	if (!err)
-		err = e->chan ? engine_plugin_place(e, ps, sn, res) : engine_place_probes(e, ps);
+		err = e->chan ? engine_plugin_place(e, ps, sn, res) : engine_place_probes(e, ps, false);
 	if (!err && e->o.module_loader)
 		err = engine_place(e, e->o.module_loader);
 	if (!err && e->o.module_unloader)

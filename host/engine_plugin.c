@@ -45,20 +45,6 @@ void engine_use_plugin(struct engine *e, struct chan *chan)
 	memcache_set_code_source(e->mc, chan ? read_code : NULL, e->syms);
 }
 
-const char *engine_plugin_refuses(const struct probe_set *ps, char *why, size_t len)
-{
-	for (size_t i = 0; i < ps->n; i++) {
-		const struct probe *p = &ps->v[i];
-		const char *what = p->oops ? "the oops catch" : NULL;
-
-		if (what) {
-			snprintf(why, len, "%s %s: not through the plugin yet", p->spec, what);
-			return why;
-		}
-	}
-	return NULL;
-}
-
 const uint8_t *engine_plugin_show(struct engine *e, const struct chan_hit_view *v, const uint8_t *stack,
 				  size_t stack_len, uint64_t link, const uint8_t *linked, size_t link_len)
 {
@@ -357,7 +343,7 @@ int engine_plugin_place(struct engine *e, struct probe_set *ps, struct snapshot 
 	for (size_t i = 0; !err && i < ps->n; i++) {
 		size_t first = nops;
 
-		if (!ps->v[i].addr)
+		if (!ps->v[i].addr || ps->v[i].oops)
 			continue;
 		err = probe_program(e, &ps->v[i], ops, &nops, CHAN_MAX_OPS);
 		probes[n++] = (struct chan_probe_prog){ ps->v[i].addr, ops + first, (uint32_t)(nops - first) };
@@ -369,6 +355,9 @@ int engine_plugin_place(struct engine *e, struct probe_set *ps, struct snapshot 
 		err = kerr_set(e->err, sizeof(e->err), err, "writing to the plugin: %s", strerror(-err));
 	free(probes);
 	free(ops);
+	/* The oops catch stops the guest where it is dying: a breakpoint. */
+	if (!err)
+		err = engine_place_probes(e, ps, true);
 	return err ? err : until_synced(e, ps, sn, res);
 }
 
@@ -472,7 +461,11 @@ int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct 
 				res->end = ENGINE_END_GUEST_EXITED;
 			return err;
 		}
-		return err ? engine_target_fail(e, err) : 0;
+		if (err)
+			return engine_target_fail(e, err);
+		/* A breakpoint's stop (the module loader, an oops probe): what
+		 * the plugin reported before it comes first. */
+		return engine_plugin_sync(e, ps, sn, res);
 	}
 }
 

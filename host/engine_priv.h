@@ -164,8 +164,9 @@ int engine_step_take(struct engine *e, const struct chan_hit_view *v, struct eng
 
 /* engine_bp.c */
 int engine_place(struct engine *e, uint64_t addr);
-/* Place every probe of @ps that has an address and no breakpoint yet. */
-int engine_place_probes(struct engine *e, struct probe_set *ps);
+/* Place every probe of @ps (@oops_only: every oops probe, which the plugin
+ * engine leaves to the gdbstub) that has an address and no breakpoint yet. */
+int engine_place_probes(struct engine *e, struct probe_set *ps, bool oops_only);
 /* Resume from where the guest stopped: past our breakpoint if it sits there. */
 int engine_resume(struct engine *e, uint64_t pc);
 /* A breakpoint at @addr for as long as it is held (counted); one that was

@@ -52,8 +52,7 @@ int session_open_trace(struct session *s, const char *command)
 	return ret;
 }
 
-static bool plugin_refused(struct session *s, const struct probe_set *ps, const char *refusal, char *why,
-			   size_t len)
+static bool plugin_refused(struct session *s, const char *refusal, char *why, size_t len)
 {
 	const struct guest_opts *g = s->g;
 
@@ -63,7 +62,7 @@ static bool plugin_refused(struct session *s, const struct probe_set *ps, const 
 		snprintf(why, len, "the plugin runs in kstep's own QEMU: not with --attach, --domain, --libvirt or --kgdb");
 	else if (!strcmp(g->accel, "kvm"))
 		snprintf(why, len, "plugins run under TCG, not --accel kvm");
-	else if (!qemu_plugin_capable(why, len) || engine_plugin_refuses(ps, why, len))
+	else if (!qemu_plugin_capable(why, len))
 		return true;
 	else if (qemu_plugin_path(s->plugin, sizeof(s->plugin)))
 		snprintf(why, len, "kstep's plugin (kstep-plugin.so) is not built: make host");
@@ -75,7 +74,7 @@ static bool plugin_refused(struct session *s, const struct probe_set *ps, const 
 /* --engine: the plugin where it serves the run, else the gdbstub, saying
  * why (not for a guest kstep did not start); a run the plugin cannot
  * serve is refused under --engine plugin (exit 2). */
-int session_choose_engine(struct session *s, const struct probe_set *ps, const char *refusal)
+int session_choose_engine(struct session *s, const char *refusal)
 {
 	char why[512];
 
@@ -85,7 +84,7 @@ int session_choose_engine(struct session *s, const struct probe_set *ps, const c
 	/* A guest of the user's: its gdbstub, without a word. */
 	if (!strcmp(s->g->engine, "auto") && guest_is_users(s->g))
 		return 0;
-	if (!plugin_refused(s, ps, refusal, why, sizeof(why)))
+	if (!plugin_refused(s, refusal, why, sizeof(why)))
 		return 0;
 	s->plugin[0] = '\0';
 	if (!strcmp(s->g->engine, "plugin")) {

@@ -61,10 +61,10 @@ int session_record(struct qemu_opts *qo, const char *dir, void (*progress)(const
 
 /* The trace directory's metadata written and the trace handed to the engine. */
 int session_open_trace(struct session *s, const char *command);
-/* --engine: the plugin where it serves @ps's run, else the gdbstub (saying
+/* --engine: the plugin where it serves the run, else the gdbstub (saying
  * why under auto); -EINVAL when --engine plugin cannot serve it. @refusal:
  * the command's own reason the plugin cannot serve this run, NULL: none. */
-int session_choose_engine(struct session *s, const struct probe_set *ps, const char *refusal);
+int session_choose_engine(struct session *s, const char *refusal);
 /* The output directory: private, never someone else's, --force to replace. */
 int session_prepare_out(struct session *s);
 /* The workload's rc from the last "KSTEP-WORKLOAD-DONE NAME RC" in @text

@@ -271,7 +271,7 @@ int cmd_step(int argc, char **argv)
 	    (a.until && places_until(&s, &atp, a.until, &until_addr)))
 		goto fail;
 	s.ps = &atp;
-	if (session_choose_engine(&s, &atp, step_plugin_refuses(&a))) {
+	if (session_choose_engine(&s, step_plugin_refuses(&a))) {
 		probes_free(&atp);
 		session_end(&s);
 		return EXIT_USAGE;

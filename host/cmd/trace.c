@@ -404,7 +404,7 @@ int cmd_trace(int argc, char **argv)
 	    places_check_pcap(&s, &ps))
 		goto fail;
 	s.ps = &ps; /* probes in modules get their addresses as modules come */
-	if (session_choose_engine(&s, &ps, NULL)) {
+	if (session_choose_engine(&s, NULL)) {
 		probes_free(&ps);
 		session_end(&s);
 		return EXIT_USAGE;

@@ -52,15 +52,28 @@ def test_qemu10_trace_and_step():
 
 @test
 def test_qemu10_oops_catch():
-    p, d = traced("trace", "--workload", "oops-lkdtm")
-    try:
-        assert p.returncode == 4, (p.returncode, p.stderr[-600:])
-        assert "lkdtm" in p.stderr + p.stdout, p.stderr[-600:]
-        assert qemu_pids(d), "the caught oops leaves its guest frozen, QEMU running"
-    finally:
-        for pid in qemu_pids(d):  # kstep left it for a debugger: end it
-            os.kill(pid, 9)
-        shutil.rmtree(d)
+    """The oops catch through each engine: the plugin serves the probes and
+    leaves the oops probes to a gdbstub breakpoint, which freezes the dying
+    guest where the gdbstub engine does, after the plugin's hits."""
+    caught = {}
+    for engine in ("plugin", "rsp"):
+        p, d = traced("trace", "--engine", engine, "--workload", "oops-lkdtm")
+        try:
+            assert p.returncode == 4, (engine, p.returncode, p.stderr[-600:])
+            assert "OOPS caught at __warn" in p.stderr and "lkdtm_WARNING" in p.stderr, p.stderr[-800:]
+            assert ("with kstep's QEMU plugin" in p.stderr) == (engine == "plugin"), p.stderr[:400]
+            assert qemu_pids(d), "the caught oops leaves its guest frozen, QEMU running"
+            evs = events(babeltrace(d))
+            assert [e["probe"] for e in evs[-2:]] == ["oops", "oops-end"], [e["probe"] for e in evs[-4:]]
+            times = [e["guest_ns"] for e in evs]  # the plugin's hits before the oops: written first
+            assert times == sorted(times) and times[0] > 0, times
+            assert len(evs) > 10, len(evs)  # the receive path's stops came before it
+            caught[engine] = [(e["symbol"], e["bt"]) for e in evs[-2:]]
+        finally:
+            for pid in qemu_pids(d):  # kstep left it for a debugger: end it
+                os.kill(pid, 9)
+            shutil.rmtree(d)
+    assert caught["plugin"] == caught["rsp"], caught
 
 
 @test
