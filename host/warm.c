@@ -4,9 +4,10 @@
  * Each function in the queue is named with its file:line, which makes
  * libdw read its unit's line table; each of its instructions is decoded
  * and named into the step caches; and its direct calls and jumps to
- * other functions join the queue. The code comes from vmlinux, not the guest: a call the
- * kernel patched at boot is followed where vmlinux has it, which is good
- * enough to guess with.
+ * other functions join the queue. The code comes from vmlinux, not the
+ * guest: a call the kernel patched at boot is followed where vmlinux has
+ * it, which is good enough to guess with (and a step that finds other
+ * bytes there decodes them afresh).
  */
 #include "warm.h"
 
