@@ -51,6 +51,7 @@ struct known {
 				   * about 75): decoded again when asked */
 	char text[KNOWN_TEXT];
 };
+#define KNOWN_BYTES (KNOWN_SLOTS * sizeof(struct known))
 
 struct disasm {
 	csh handle;
@@ -65,12 +66,12 @@ int disasm_open(struct disasm **out)
 {
 	struct disasm *d = calloc(1, sizeof(*d));
 
-	if (!d || !(d->known = bigmem_alloc(KNOWN_SLOTS * sizeof(*d->known)))) {
+	if (!d || !(d->known = bigmem_alloc(KNOWN_BYTES))) {
 		free(d);
 		return -ENOMEM;
 	}
 	if (cs_open(CS_ARCH_X86, CS_MODE_64, &d->handle) != CS_ERR_OK) {
-		bigmem_free(d->known, KNOWN_SLOTS * sizeof(*d->known));
+		bigmem_free(d->known, KNOWN_BYTES);
 		free(d);
 		return -ENOTSUP;
 	}
@@ -79,7 +80,7 @@ int disasm_open(struct disasm **out)
 	d->prologue = cs_malloc(d->handle);
 	if (!d->prologue) {
 		cs_close(&d->handle);
-		bigmem_free(d->known, KNOWN_SLOTS * sizeof(*d->known));
+		bigmem_free(d->known, KNOWN_BYTES);
 		free(d);
 		return -ENOMEM;
 	}
@@ -96,13 +97,13 @@ void disasm_close(struct disasm *d)
 			cs_free(d->slots[i].insn, 1);
 	cs_free(d->prologue, 1);
 	cs_close(&d->handle);
-	bigmem_free(d->known, KNOWN_SLOTS * sizeof(*d->known));
+	bigmem_free(d->known, KNOWN_BYTES);
 	free(d);
 }
 
 void disasm_populate(struct disasm *d)
 {
-	bigmem_populate(d->known, KNOWN_SLOTS * sizeof(*d->known));
+	bigmem_populate(d->known, KNOWN_BYTES);
 }
 
 /* The instruction in @code (@len bytes) at @addr into d->insn: from its

@@ -22,6 +22,7 @@ struct frame_text {
 	bool ret;                 /* named as a return address */
 	char *name, *src;         /* NULL: the slot is empty */
 };
+#define TEXT_BYTES (TEXT_SLOTS * sizeof(struct frame_text))
 
 struct snapshot_ctx {
 	struct symtab *syms;
@@ -38,7 +39,7 @@ int snapshot_ctx_new(struct snapshot_ctx **out, struct symtab *syms, struct memc
 {
 	struct snapshot_ctx *c = calloc(1, sizeof(*c));
 
-	if (!c || !(c->texts = bigmem_alloc(TEXT_SLOTS * sizeof(*c->texts)))) {
+	if (!c || !(c->texts = bigmem_alloc(TEXT_BYTES))) {
 		free(c);
 		return -ENOMEM;
 	}
@@ -59,13 +60,13 @@ void snapshot_ctx_free(struct snapshot_ctx *c)
 		free(c->texts[i].name);
 		free(c->texts[i].src);
 	}
-	bigmem_free(c->texts, TEXT_SLOTS * sizeof(*c->texts));
+	bigmem_free(c->texts, TEXT_BYTES);
 	free(c);
 }
 
 void snapshot_ctx_populate(struct snapshot_ctx *c)
 {
-	bigmem_populate(c->texts, TEXT_SLOTS * sizeof(*c->texts));
+	bigmem_populate(c->texts, TEXT_BYTES);
 }
 
 int snapshot_new(struct snapshot **out, const struct memcache *mc)

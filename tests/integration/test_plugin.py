@@ -28,9 +28,9 @@ def build_plugin(out, *defines):
     """kstep's plugin built as host/Makefile builds it, with @defines (a
     test's variant of it)."""
     flags = run(["pkg-config", "--cflags", "--libs", "glib-2.0", "capstone"]).stdout.split()
+    srcs = run(["make", "-s", "-C", os.path.join(TREE, "host"), "print-plugin-srcs"]).stdout.split()
     p = run(["cc", "-std=gnu11", "-D_GNU_SOURCE", "-O2", "-fPIC", "-shared", "-fvisibility=hidden", *defines,
-             "-I", os.path.join(TREE, "host"), os.path.join(TREE, "plugin", "kstep_plugin.c"),
-             os.path.join(TREE, "host", "disasm.c"), os.path.join(TREE, "host", "bigmem.c"), "-o", out, *flags, "-lpthread"], timeout=120)
+             "-I", os.path.join(TREE, "host"), *srcs, "-o", out, *flags, "-lpthread"], timeout=120)
     assert p.returncode == 0, p.stderr
 
 
