@@ -81,6 +81,10 @@ struct sym_srcloc {
  * With @max 1 only the line table is consulted (fast); the function is then
  * the outermost one containing @addr. */
 int sym_srclocs(struct symtab *s, uint64_t addr, struct sym_srcloc *out, int max);
+/* Have libdw read the line table of vmlinux's compilation unit after
+ * @unit (NULL: the first), as a lookup of an address in it would, ahead
+ * of such lookups. Returns that unit, NULL after the last. */
+void *sym_read_unit_lines(struct symtab *s, void *unit);
 
 /* Which argument of the function at @func_addr is a struct sk_buff (0-based),
  * and how many pointer levels (1: sk_buff *, 2: sk_buff **). For a struct

@@ -115,6 +115,18 @@ static int concrete_scopes(Dwarf_Die *cudie, Dwarf_Addr pc, Dwarf_Die **scopes)
 	return n;
 }
 
+void *sym_read_unit_lines(struct symtab *s, void *unit)
+{
+	Dwfl_Module *mod = sym_dwfl_module(s);
+	Dwarf_Addr bias;
+	Dwarf_Die *cu = mod ? dwfl_module_nextcu(mod, unit, &bias) : NULL;
+	size_t lines;
+
+	if (cu) /* the table dwfl_module_getsrc reads: the unit's own */
+		dwfl_getsrclines(cu, &lines);
+	return cu;
+}
+
 int sym_srclocs(struct symtab *s, uint64_t addr, struct sym_srcloc *out, int max)
 {
 	Dwfl_Module *mod = sym_dwfl_module(s);

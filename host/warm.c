@@ -4,7 +4,8 @@
  * Each function in the queue is named with its file:line, which makes
  * libdw read its unit's line table; each of its instructions is decoded
  * and named into the step caches; and its direct calls and jumps to
- * other functions join the queue. The code comes from vmlinux, not the
+ * other functions join the queue. After the queue, the remaining units'
+ * line tables, one at a time. The code comes from vmlinux, not the
  * guest: a call the kernel patched at boot is followed where vmlinux has
  * it, which is good enough to guess with (and a step that finds other
  * bytes there decodes them afresh).
@@ -29,6 +30,8 @@ struct warm {
 	uint64_t queue[WARM_FUNCTIONS]; /* function addresses, breadth first */
 	size_t n, next;
 	uint64_t seen[WARM_SLOTS];      /* the queue's addresses, 0: empty slot */
+	void *unit;                     /* the last unit whose lines were read */
+	bool units_done;
 	uint8_t code[WARM_CODE_MAX];
 };
 
@@ -115,7 +118,11 @@ bool warm_some(struct warm *w, int budget_ms)
 		if (s)
 			warm_function(w, s);
 	}
-	return w->next < w->n;
+	/* Then every unit's lines: the callers a first step names, and
+	 * what the run reaches through pointers. */
+	while (w->next == w->n && !w->units_done && trace_now_ns() < end)
+		w->units_done = !(w->unit = sym_read_unit_lines(w->syms, w->unit));
+	return w->next < w->n || !w->units_done;
 }
 
 void warm_free(struct warm *w)

@@ -10,7 +10,10 @@
  * empty slots: what is nearer the start is warmed first and keeps its
  * slot. The first slice also has libdw index all of the call frame
  * information (cfi_warm), which the first step's walk down the stack used
- * to pay for.
+ * to pay for. Once the queue is done, every other unit's line table is
+ * read too (0.4 s for this project's vmlinux, 1.2 s for Debian's): the
+ * callers the first step's backtrace names (its file:line half of that
+ * step's time before), and what the run reaches only through pointers.
  */
 #ifndef KSTEP_WARM_H
 #define KSTEP_WARM_H
