@@ -25,6 +25,8 @@
 #define CTF_MAGIC 0xC1FC1FC1u
 
 /* A batch is written at the latest this long after its first event. */
+/* Room past a batch's size for the event that fills it. */
+#define BATCH_EVENT_MAX (64 * 1024)
 #define BATCH_NS 100000000ull
 
 /* A backtrace this deep is written whole: deeper ones are not kept. */
@@ -767,8 +769,17 @@ int trace_write(struct trace *t, const struct trace_event *ev)
 
 int trace_batch(struct trace *t, size_t bytes)
 {
+	int err;
+
 	t->batch = bytes;
-	return bytes || !t->ev.len ? 0 : trace_flush(t);
+	if (!bytes)
+		return t->ev.len ? trace_flush(t) : 0;
+	/* The batch's memory faulted in now, not a page at a time while the
+	 * first batch grows into it (the last event may go past @bytes). */
+	if ((err = buf_reserve(&t->ev, bytes + BATCH_EVENT_MAX)))
+		return err;
+	memset(t->ev.data + t->ev.len, 0, t->ev.cap - t->ev.len);
+	return 0;
 }
 
 int trace_set_desc(struct trace *t, const struct target_desc *desc)
