@@ -13,6 +13,7 @@
 #include "filter.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,8 @@
 #include "plugin_chan.h"
 #include "warm.h"
 
-/* How long a wait on the plugin lasts before the gdbstub is looked at. */
+/* How long a wait for the plugin or the gdbstub lasts before kstep looks
+ * at its limits (and, before a step run's start, warms ahead). */
 #define PLUGIN_POLL_MS 2
 /* Messages read before the gdbstub is looked at again. */
 #define PLUGIN_BATCH 4096
@@ -368,6 +370,23 @@ int engine_plugin_start(struct engine *e)
 	return err ? kerr_set(e->err, sizeof(e->err), err, "writing to the plugin: %s", strerror(-err)) : 0;
 }
 
+/* Wait up to @timeout_ms for the gdbstub or the plugin to send, in one
+ * poll: a wait on either alone let the other's bytes sit (a stop reply
+ * behind a wait on the plugin, a batch behind a wait on the gdbstub).
+ * Whether the gdbstub has sent; @plugin_open false leaves the plugin's
+ * closed socket out. */
+static bool wait_either(struct engine *e, bool plugin_open, int timeout_ms)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = target_poll_fd(e->t), .events = POLLIN },
+		{ .fd = plugin_open ? chan_poll_fd(e->chan) : -1, .events = POLLIN },
+	};
+
+	if (pfd[0].fd < 0)
+		return true; /* read already, not yet parsed */
+	return poll(pfd, 2, timeout_ms) > 0 && pfd[0].revents;
+}
+
 /* ^C, --duration or --max-stops while the guest runs: stop it at the
  * gdbstub, reading the plugin meanwhile (a vCPU waiting for kstep to read
  * cannot stop), then everything it still holds. */
@@ -380,13 +399,13 @@ static int halt(struct engine *e, struct probe_set *ps, struct snapshot *sn, str
 		struct target_stop st;
 		struct chan_msg m;
 		bool synced = false;
-		int n = chan_next(e->chan, &m, PLUGIN_POLL_MS);
+		int n = chan_next(e->chan, &m, 0);
 
 		if (n > 0 && (err = take_message(e, ps, &m, sn, res, &synced)))
 			return err;
 		if (n > 0)
 			continue;
-		err = target_wait(e->t, &st, 1);
+		err = wait_either(e, n != -ECONNRESET, PLUGIN_POLL_MS) ? target_wait(e->t, &st, 1) : -ETIMEDOUT;
 		if (!err && st.kind == TARGET_STOP_OUTPUT)
 			continue;
 		if (!err)
@@ -429,7 +448,7 @@ int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct 
 		if ((res->end = limit_reached(e, res)) != ENGINE_END_NONE)
 			return halt(e, ps, sn, res);
 		for (int i = 0; i < PLUGIN_BATCH && res->end == ENGINE_END_NONE; i++) {
-			n = chan_next(e->chan, &m, i ? 0 : PLUGIN_POLL_MS);
+			n = chan_next(e->chan, &m, 0);
 			if (n <= 0)
 				break;
 			if ((err = take_message(e, ps, &m, sn, res, &synced)))
@@ -446,12 +465,17 @@ int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct 
 		if (gone_at && engine_since(e) - gone_at > PLUGIN_GONE_S)
 			return kerr_set(e->err, sizeof(e->err), -EPIPE, "kstep's QEMU plugin stopped reporting while the guest ran on "
 						      "(its reason is in guest/serial.log)");
-		/* A gdbstub's wait of 0 ms does not look at the socket: 1 ms does. */
-		err = target_wait(e->t, st, gone_at ? 200 : 1);
+		/* Past a whole batch, only a look at the gdbstub. A gdbstub's
+		 * wait of 0 ms does not look at the socket: 1 ms does. */
+		if (wait_either(e, !gone_at, n > 0 ? 0 : gone_at ? 200 : PLUGIN_POLL_MS))
+			err = target_wait(e->t, st, 1);
+		else
+			err = -ETIMEDOUT;
 		if (!err && st->kind == TARGET_STOP_OUTPUT)
 			continue;
 		if (err == -ETIMEDOUT || err == -EINTR) {
-			warm_while_waiting(e, res);
+			if (n <= 0)
+				warm_while_waiting(e, res);
 			engine_progress(e, e->step ? res->steps : res->stops, e->step ? "steps" : "hits", NULL, false);
 			continue;
 		}

@@ -152,6 +152,11 @@ bool chan_peek_pc(const struct chan *c, uint64_t *pc)
 	return true;
 }
 
+int chan_poll_fd(const struct chan *c)
+{
+	return c->fd;
+}
+
 int chan_next(struct chan *c, struct chan_msg *m, int timeout_ms)
 {
 	for (;;) {

@@ -41,6 +41,9 @@ int chan_accept(struct chan *c, int timeout_ms, struct chan_hello *hello, char *
  * none came, or -errno (-ECONNRESET: the plugin went away, -EPROTO: a
  * message that is not one). */
 int chan_next(struct chan *c, struct chan_msg *m, int timeout_ms);
+/* The socket to poll for the plugin's next bytes (chan_next(..., 0)
+ * takes what has come). */
+int chan_poll_fd(const struct chan *c);
 /* The pc of the HIT or STEP after the one chan_next gave, if its head
  * has come already (for caches to fetch what it will ask for). */
 bool chan_peek_pc(const struct chan *c, uint64_t *pc);

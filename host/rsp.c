@@ -675,6 +675,11 @@ int rsp_wait(struct rsp_conn *c, const char **payload, size_t *len, int timeout_
 	return err;
 }
 
+int rsp_poll_fd(const struct rsp_conn *c)
+{
+	return c->in_off < c->in_len ? -1 : c->fd;
+}
+
 int rsp_request(struct rsp_conn *c, const char *req, const char **reply, size_t *len, int timeout_ms)
 {
 	int err = rsp_queue(c, req, strlen(req));

@@ -109,6 +109,9 @@ int rsp_send_raw(struct rsp_conn *c, const void *data, size_t len);
 int rsp_recv(struct rsp_conn *c, const char **payload, size_t *len, int timeout_ms);
 /* rsp_recv for a running target's stop: the interrupt flag ends the wait. */
 int rsp_wait(struct rsp_conn *c, const char **payload, size_t *len, int timeout_ms);
+/* The socket to poll for what the stub sends next; -1 when bytes read
+ * already are still to be parsed (no poll needed). */
+int rsp_poll_fd(const struct rsp_conn *c);
 /*
  * Do not ack the next packet received. Only for QEMU (system mode), which
  * abandons a reply's pending ack when the next '$' arrives: a late '+' would

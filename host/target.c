@@ -790,6 +790,11 @@ int target_wait(struct target *t, struct target_stop *st, int timeout_ms)
 	return 0;
 }
 
+int target_poll_fd(const struct target *t)
+{
+	return rsp_poll_fd(t->rsp);
+}
+
 int target_interrupt(struct target *t)
 {
 	int err = rsp_send_raw(t->rsp, "\x03", 1);

@@ -128,6 +128,8 @@ int target_continue_with(struct target *t, const struct target_write *w, size_t 
 int target_step(struct target *t, int thread);
 /* Wait for a stop reply; 'O' output is handed to the caller too. */
 int target_wait(struct target *t, struct target_stop *st, int timeout_ms);
+/* rsp_poll_fd of the target's connection. */
+int target_poll_fd(const struct target *t);
 /* Send ^C; the stop arrives through target_wait. */
 int target_interrupt(struct target *t);
 /* Detach (QEMU resumes the guest) and hand the connection back. */
