@@ -2,7 +2,7 @@
 """Issue 14: record once (kstep record: QEMU's record mode), replay exactly
 (trace|step --replay), step backwards (--backwards) and find the last write
 to a location (kstep why). One rx-tcp recording serves every test; the
-replays run two at a time (--pin off: each QEMU on a CPU of its own)."""
+replays run two or three at a time (--pin off: no QEMU tied to a CPU)."""
 import os
 import re
 import shutil
@@ -60,7 +60,9 @@ def shared(evs, pcs):
 def test_two_replays_are_identical_and_probes_do_not_perturb():
     rx_full = ["trace", "-p", "rx-full", "-b", "tcp_v4_rcv", "-b", "ip_rcv_core", "-b", "tcp_rcv_established"]
     three = ["trace", "-p", "none", "-b", "tcp_v4_rcv", "-b", "ip_rcv_core", "-b", "tcp_rcv_established"]
-    (p1, a), (p2, b) = replays(rx_full, rx_full)
+    # All three at once: a replay keeps a core busy, and the third alone
+    # would leave the other idle for a whole replay.
+    (p1, a), (p2, b), (p3, c) = replays(rx_full, rx_full, three)
     for name in ("stream_0", "metadata"):
         assert open(os.path.join(a, name), "rb").read() == open(os.path.join(b, name), "rb").read(), name
     # The guest printed what it printed when recorded, kernel timestamps too.
@@ -72,7 +74,6 @@ def test_two_replays_are_identical_and_probes_do_not_perturb():
     # Event timestamps are the guest's clock, which the stops do not move.
     assert all(e["guest_ns"] > 0 for e in evs)
     assert 'replay = "' in open(os.path.join(a, "metadata")).read()
-    ((p3, c),) = replays(three)
     small = events(babeltrace(c))
     pcs = {e["pc"] for e in small}
     assert {e["symbol"].split(".")[0] for e in small} <= {"tcp_v4_rcv", "ip_rcv_core", "tcp_rcv_established"}
@@ -105,8 +106,16 @@ def test_backwards_ends_right_before_the_point():
 
 
 @test
-def test_why_names_the_last_store_to_a_field():
-    ((p, d),) = replays(["why", "--at", "tcp_v4_rcv", "--addr", "skb->len"])
+def test_why_names_a_store_follows_a_register_and_an_oops_address():
+    """Three questions, one replay each, all at once: a field's last store
+    before a point, the register that carried an argument, and the
+    address an oops read through."""
+    # The LKDTM oops (ACCESS_NULL): its RIP from the recorded console.
+    console = open(os.path.join(recording("oops-lkdtm"), "serial.log"), errors="replace").read()
+    rip = re.search(r"BUG: kernel NULL pointer dereference.*?RIP: 0010:(\w+\+0x[0-9a-f]+)/", console, re.S).group(1)
+    (p, d), (pr, dr), (po, do) = replays(["why", "--at", "tcp_v4_rcv", "--addr", "skb->len"],
+                                         ["why", "--at", "tcp_v4_rcv", "--addr", "%rdi"],
+                                         [":oops-lkdtm", "why", "--at", rip, "--operand"])
     out = p.stdout_text
     m = re.search(r"at instruction (\d+): (\S+)\s+(.*)\n\s+it left (0x[0-9a-f]+); at the point it holds (0x[0-9a-f]+)",
                   out)
@@ -121,16 +130,6 @@ def test_why_names_the_last_store_to_a_field():
     assert len(writes) == n and writes[-1]["symbol"].startswith("ip_local_deliver"), (len(writes), n)
     # The recorded stop is right after the store (where the watchpoint fires).
     assert "ip_local_deliver" in writes[-1]["bt"][0]
-    shutil.rmtree(d)
-
-
-@test
-def test_why_follows_a_register_and_an_oops_address():
-    # The LKDTM oops (ACCESS_NULL): its RIP from the recorded console.
-    console = open(os.path.join(recording("oops-lkdtm"), "serial.log"), errors="replace").read()
-    rip = re.search(r"BUG: kernel NULL pointer dereference.*?RIP: 0010:(\w+\+0x[0-9a-f]+)/", console, re.S).group(1)
-    (pr, dr), (po, do) = replays(["why", "--at", "tcp_v4_rcv", "--addr", "%rdi"],
-                                 [":oops-lkdtm", "why", "--at", rip, "--operand"])
     # tcp_v4_rcv's skb came in %rdi, set by its caller right before the call.
     m = re.search(r"at instruction \d+: (\S+)\s+(mov\S* %\w+, %rdi)\n\s+it left (0x[0-9a-f]+); at the point it "
                   r"holds (0x[0-9a-f]+)", pr.stdout_text)
@@ -138,8 +137,8 @@ def test_why_follows_a_register_and_an_oops_address():
     # ACCESS_NULL reads through a NULL the compiler put into the instruction.
     assert re.search(r"the address of mov\S* 0, %\w+ at " + re.escape(rip) +
                      r" is a constant of the instruction itself \(0x0\)", po.stdout_text), po.stdout_text
-    shutil.rmtree(dr)
-    shutil.rmtree(do)
+    for x in (d, dr, do):
+        shutil.rmtree(x)
 
 
 @test
