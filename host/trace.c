@@ -25,9 +25,9 @@
 #define CTF_MAGIC 0xC1FC1FC1u
 
 /* A batch is written at the latest this long after its first event. */
+#define BATCH_NS 100000000ull
 /* Room past a batch's size for the event that fills it. */
 #define BATCH_EVENT_MAX (64 * 1024)
-#define BATCH_NS 100000000ull
 
 /* A backtrace this deep is written whole: deeper ones are not kept. */
 #define TRACE_KEPT_MAX 64
