@@ -265,6 +265,24 @@ static void test_conn_frames_and_acks(void **state)
 	expect_sent(s->stub, "+$g#67");
 }
 
+/* Two stop replies in one read: after the first is taken, the second is
+ * in the connection's buffer, and a poll of the socket would miss it. */
+static void test_poll_fd_only_when_nothing_is_buffered(void **state)
+{
+	struct stub_conn *s = *state;
+	const char *reply;
+	size_t len;
+
+	assert_true(rsp_poll_fd(s->c) >= 0);
+	assert_int_equal(write(s->stub, "$S05#b8$T05#b9", 14), 14);
+	assert_int_equal(rsp_wait(s->c, &reply, &len, 1000), 0);
+	assert_memory_equal(reply, "S05", 3);
+	assert_int_equal(rsp_poll_fd(s->c), -1);
+	assert_int_equal(rsp_wait(s->c, &reply, &len, 1000), 0);
+	assert_memory_equal(reply, "T05", 3);
+	assert_true(rsp_poll_fd(s->c) >= 0);
+}
+
 static void test_conn_nak_retransmits(void **state)
 {
 	struct stub_conn *s = *state;
@@ -466,6 +484,7 @@ int main(void)
 		cmocka_unit_test(test_oversized),
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test_setup_teardown(test_conn_frames_and_acks, conn_setup, conn_teardown),
+		cmocka_unit_test_setup_teardown(test_poll_fd_only_when_nothing_is_buffered, conn_setup, conn_teardown),
 		cmocka_unit_test_setup_teardown(test_conn_nak_retransmits, conn_setup, conn_teardown),
 		cmocka_unit_test_setup_teardown(test_conn_bad_checksum_naks, conn_setup, conn_teardown),
 		cmocka_unit_test_setup_teardown(test_conn_reset_and_timeout, conn_setup, conn_teardown),
