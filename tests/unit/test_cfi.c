@@ -14,11 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cfi.h"
 #include "symbols.h"
+#include "trace.h"
 
 #define STACK 0xffffc90000010000ull
 #define USER_RA 0x401000ull
@@ -104,33 +104,24 @@ static size_t unwind_from_entry(const char *fn, uint64_t ra, uint64_t *pcs, size
 	return unwind(regs, pcs, max, end);
 }
 
-static double ms_since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
-}
-
 /* cfi_warm indexes all of vmlinux's frames; a change in the modules
  * (none here) keeps that index, and the walks are the same. */
 static void test_warm_kept_across_modules(void **state)
 {
 	uint64_t before[8], after[8], ret = at("ip_protocol_deliver_rcu") + 0x30;
 	enum unwind_end end;
-	struct timespec t0;
-	double first, again;
+	uint64_t t0, first, again;
 	size_t n;
 
 	(void)state;
 	n = unwind_from_entry("icmp_rcv", ret, before, 8, &end);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = trace_now_ns();
 	cfi_warm(cfi);
-	first = ms_since(&t0);
+	first = trace_now_ns() - t0;
 	assert_int_equal(cfi_set_modules(cfi, NULL, 0), 0);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = trace_now_ns();
 	cfi_warm(cfi);
-	again = ms_since(&t0);
+	again = trace_now_ns() - t0;
 	assert_true(again * 4 < first);
 	assert_int_equal(unwind_from_entry("icmp_rcv", ret, after, 8, &end), n);
 	assert_memory_equal(before, after, n * sizeof(*before));

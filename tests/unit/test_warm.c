@@ -7,10 +7,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
 #include <cmocka.h>
 
+#include "trace.h"
 #include "vmlinux.h"
 #include "warm.h"
 
@@ -44,22 +44,14 @@ static void test_direct_calls_breadth_first(void **state)
 	disasm_close(dis);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000 + (uint64_t)t.tv_nsec;
-}
-
 /* How long naming the line of @name + 8 takes in @s. */
 static uint64_t line_lookup_ns(struct symtab *s, const char *name)
 {
 	struct sym_srcloc loc;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = trace_now_ns();
 
 	assert_int_equal(sym_srclocs(s, addr_of(name) + 8, &loc, 1), 1);
-	return now_ns() - t0;
+	return trace_now_ns() - t0;
 }
 
 static void test_every_unit_lines_read_after_the_queue(void **state)
