@@ -16,13 +16,12 @@
 #include "ctfread.h"
 #include "kerr.h"
 
-/* One step, pointing into its trace's mapping (kept open). */
+/* One step, its strings pointing into its trace's mapping (kept open).
+ * Not its registers: a class with regs_more has them in a block the reader
+ * reuses for every event (regs_at reads one step's again). */
 struct step {
 	uint64_t pc;
-	uint32_t id;
 	const char *symbol, *insn, *src;
-	const uint8_t *regs;
-	size_t regs_len;
 };
 
 struct side {
@@ -53,8 +52,7 @@ static int load(struct side *s, const volatile sig_atomic_t *interrupted, char *
 			}
 			s->v = tmp;
 		}
-		s->v[s->n++] = (struct step){ ev->pc, ev->id, ev->symbol, ev->insn, ev->nbt ? ev->bt[0].src : "",
-					      ev->regs, ev->regs_len };
+		s->v[s->n++] = (struct step){ ev->pc, ev->symbol, ev->insn, ev->nbt ? ev->bt[0].src : "" };
 	}
 	if (ret < 0 && s->rd)
 		snprintf(err, errlen, "%s: %s", s->dir, ret == -ENOMEM ? "out of memory" : ctf_error(s->rd));
@@ -64,6 +62,31 @@ static int load(struct side *s, const volatile sig_atomic_t *interrupted, char *
 		ret = -EINVAL;
 	}
 	return ret;
+}
+
+/* Step @i of @s read again, into @ev, its registers copied to *@regs (the
+ * caller frees it): the reader's pointers last only to its next event. */
+static int regs_at(const struct side *s, size_t i, struct ctf_event *ev, uint8_t **regs)
+{
+	struct ctf_reader *rd;
+	char err[256];
+	size_t n = 0;
+	int ret = ctf_open(&rd, s->dir, err, sizeof(err));
+
+	*regs = NULL;
+	while (!ret && (ret = ctf_next(rd, ev)) > 0) {
+		ret = 0;
+		if (strcmp(ev->name, "kstep:step") || n++ < i)
+			continue;
+		if (!ev->regs || !(*regs = malloc(ev->regs_len)))
+			ret = -ENOMEM;
+		else
+			memcpy(*regs, ev->regs, ev->regs_len);
+		ev->regs = *regs;
+		break;
+	}
+	ctf_close(rd);
+	return ret ? ret : *regs ? 0 : -ENOENT;
 }
 
 /* Does the instruction text name register @reg ("%rax"; eflags for a
@@ -78,22 +101,18 @@ static bool names_reg(const char *insn, const char *reg)
 	return strstr(insn, pat) != NULL;
 }
 
-/* What decided the branch at step @i: the registers it and the instruction
- * before it (the compare, as a rule) read, where the two runs differ. */
-static void print_deciding(const struct side *a, const struct side *b, size_t i, FILE *out)
+/* Where @ea and @eb (step @i of each run) differ in a register that
+ * instruction or @before reads: printed; the others counted. */
+static void print_regs_read(const struct side *a, const struct side *b, const struct ctf_event *ea,
+			    const struct ctf_event *eb, size_t i, const char *before, FILE *out)
 {
-	struct ctf_event ea = { .id = a->v[i].id, .regs = a->v[i].regs, .regs_len = a->v[i].regs_len };
-	struct ctf_event eb = { .id = b->v[i].id, .regs = b->v[i].regs, .regs_len = b->v[i].regs_len };
-	const char *name, *before = i ? a->v[i - 1].insn : "";
+	const char *name;
 	int shown = 0, others = 0;
 
-	if (i)
-		fprintf(out, "  after  %016" PRIx64 " %s  %s\n", a->v[i - 1].pc, a->v[i - 1].symbol, before);
-	fprintf(out, "  values that decided it:");
-	for (size_t k = 0; (name = ctf_reg_name(a->rd, ea.id, k)); k++) {
+	for (size_t k = 0; (name = ctf_reg_name(a->rd, ea->id, k)); k++) {
 		uint64_t x, y;
 
-		if (!*name || !strcmp(name, "rip") || ctf_reg(a->rd, &ea, name, &x) || ctf_reg(b->rd, &eb, name, &y) ||
+		if (!*name || !strcmp(name, "rip") || ctf_reg(a->rd, ea, name, &x) || ctf_reg(b->rd, eb, name, &y) ||
 		    x == y)
 			continue;
 		if (!names_reg(a->v[i].insn, name) && !names_reg(before, name)) {
@@ -104,6 +123,27 @@ static void print_deciding(const struct side *a, const struct side *b, size_t i,
 	}
 	fprintf(out, "%s (%d other registers differ)\n", shown ? "" : " no register it reads differs (memory did)",
 		others);
+}
+
+/* What decided the branch at step @i: the registers it and the instruction
+ * before it (the compare, as a rule) read, where the two runs differ. */
+static void print_deciding(const struct side *a, const struct side *b, size_t i, FILE *out)
+{
+	struct ctf_event *ea = malloc(sizeof(*ea)), *eb = malloc(sizeof(*eb));
+	const char *before = i ? a->v[i - 1].insn : "";
+	uint8_t *ra = NULL, *rb = NULL;
+
+	if (i)
+		fprintf(out, "  after  %016" PRIx64 " %s  %s\n", a->v[i - 1].pc, a->v[i - 1].symbol, before);
+	fprintf(out, "  values that decided it:");
+	if (ea && eb && !regs_at(a, i, ea, &ra) && !regs_at(b, i, eb, &rb))
+		print_regs_read(a, b, ea, eb, i, before, out);
+	else
+		fprintf(out, " unknown (the registers of step %zu could not be read again)\n", i + 1);
+	free(ra);
+	free(rb);
+	free(ea);
+	free(eb);
 }
 
 /* The first place both paths reach again after @d: the least steps taken
