@@ -66,6 +66,13 @@ struct cfi_rule {
 	int32_t off[CFI_NREGS];
 };
 
+/* A symbol of vmlinux's entry text: where it starts and ends (end == addr:
+ * no size), and whether it is an asm_* entry. */
+struct entry_sym {
+	uint64_t addr, end;
+	bool asm_entry;
+};
+
 struct cfi {
 	char *path;
 	Dwfl *dwfl;
@@ -91,6 +98,8 @@ struct cfi {
 	bool record_first;       /* ... whose first frame is a new one (an interrupted pc) */
 	int switches;
 	uint64_t entry_lo, entry_hi; /* vmlinux's .entry.text: the asm_* entries */
+	struct entry_sym *entry_syms; /* its symbols by address (libdwfl's lookup */
+	size_t nentry_syms;           /* scans the whole table: ~0.5 ms each) */
 	/* Functions by address, vmlinux's and the modules': libdwfl finds each
 	 * by a scan of the symbol table, and backtraces ask about the same
 	 * addresses again and again (a step trace at every instruction). */
@@ -255,7 +264,45 @@ static Dwfl_Module *report(struct cfi *c, struct cfi_mod *m, const char *name, u
 	return mod;
 }
 
-/* Where vmlinux's entry code runs (0, 0: not found). */
+static int by_entry_addr(const void *a, const void *b)
+{
+	const struct entry_sym *x = a, *y = b;
+
+	return (x->addr > y->addr) - (x->addr < y->addr);
+}
+
+/* The symbols between entry_lo and entry_hi, sorted. Left empty when
+ * memory runs out: cfi_in_asm_entry then asks libdwfl. */
+static void index_entry_text(struct cfi *c)
+{
+	int n = dwfl_module_getsymtab(c->vmlinux.mod);
+	GElf_Addr value;
+	GElf_Sym sym;
+
+	free(c->entry_syms);
+	c->entry_syms = NULL;
+	c->nentry_syms = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		size_t k = 0;
+
+		for (int i = 0; i < n; i++) {
+			const char *name = dwfl_module_getsym_info(c->vmlinux.mod, i, &sym, &value, NULL, NULL, NULL);
+
+			if (!name || !*name || value < c->entry_lo || value >= c->entry_hi)
+				continue;
+			if (pass)
+				c->entry_syms[k] = (struct entry_sym){ value, value + sym.st_size, !strncmp(name, "asm_", 4) };
+			k++;
+		}
+		if (pass)
+			c->nentry_syms = k;
+		else if (!k || !(c->entry_syms = calloc(k, sizeof(*c->entry_syms))))
+			return;
+	}
+	qsort(c->entry_syms, c->nentry_syms, sizeof(*c->entry_syms), by_entry_addr);
+}
+
+/* Where vmlinux's entry code runs (0, 0: not found), and its symbols. */
 static void find_entry_text(struct cfi *c)
 {
 	int n = dwfl_module_getsymtab(c->vmlinux.mod);
@@ -274,6 +321,7 @@ static void find_entry_text(struct cfi *c)
 	}
 	if (c->entry_hi <= c->entry_lo)
 		c->entry_lo = c->entry_hi = 0; /* not found: every address is asked about */
+	index_entry_text(c);
 }
 
 /* vmlinux at lo + offset and the modules where they run, reported to
@@ -440,6 +488,7 @@ void cfi_free(struct cfi *c)
 		return;
 	if (c->dwfl)
 		dwfl_end(c->dwfl);
+	free(c->entry_syms);
 	free(c->mods);
 	free(c->path);
 	free(c);
@@ -505,12 +554,40 @@ static const int pt_regs_slot[CFI_NREGS] = { 10, 12, 11, 5, 13, 14, PT_REGS_BP, 
 					     8,  7,  6,  3, 2,  1,  0,  PT_REGS_IP };
 #define KERNEL_CS 0x10
 
+/* Whether the symbol that names @pc of the entry text is an asm_* entry:
+ * as libdwfl picks it, the nearest sized symbol that covers @pc, else the
+ * nearest one without a size before it (a label: nested_nmi inside
+ * asm_exc_nmi is asm_exc_nmi's). */
+static bool entry_sym_is_asm(const struct cfi *c, uint64_t pc)
+{
+	const struct entry_sym *label = NULL;
+	size_t lo = 0, hi = c->nentry_syms;
+
+	while (lo < hi) { /* the first symbol past pc */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (c->entry_syms[mid].addr <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	while (lo--) {
+		const struct entry_sym *e = &c->entry_syms[lo];
+
+		if (e->end != e->addr && pc < e->end)
+			return e->asm_entry;
+		if (e->end == e->addr && !label)
+			label = e;
+	}
+	return label && label->asm_entry;
+}
+
 /* An interrupt or exception entry (asm_common_interrupt, asm_sysvec_*,
  * asm_exc_*) calls its C handler with rsp at the pt_regs it pushed, and
  * has no CFI of its own: past it, the walk goes on from the interrupted
  * context those registers hold when that was kernel code; from user
  * space, the stack ends there. */
-static bool in_asm_entry(struct cfi *c, uint64_t pc)
+bool cfi_in_asm_entry(struct cfi *c, uint64_t pc)
 {
 	const struct cfi_mod *m = module_at(c, pc);
 	const char *fn;
@@ -518,6 +595,8 @@ static bool in_asm_entry(struct cfi *c, uint64_t pc)
 
 	if (c->entry_hi && (pc < c->entry_lo || pc >= c->entry_hi))
 		return false;
+	if (c->nentry_syms)
+		return entry_sym_is_asm(c, pc);
 	if (!m)
 		m = &c->vmlinux;
 	fn = m->mod ? function_at(c, m, pc, &off) : NULL;
@@ -528,7 +607,7 @@ static bool returns_to_interrupted(struct cfi *c, const struct frame_regs *f, ui
 {
 	uint64_t regs[PT_REGS_WORDS], sp;
 
-	if (!in_asm_entry(c, pc) || c->switches >= MAX_STACK_SWITCHES || !frame_reg(f, DWARF_RSP, &sp) ||
+	if (!cfi_in_asm_entry(c, pc) || c->switches >= MAX_STACK_SWITCHES || !frame_reg(f, DWARF_RSP, &sp) ||
 	    c->read(c->ctx, sp, regs, sizeof(regs)))
 		return false;
 	if (regs[PT_REGS_CS] & 3) {

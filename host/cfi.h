@@ -37,6 +37,9 @@ bool cfi_describe(struct cfi *c, uint64_t addr, bool is_return, char *name, size
 /* The name of the module function at @addr (stable until the modules
  * change), NULL outside modules. */
 const char *cfi_function(struct cfi *c, uint64_t addr);
+/* Is @pc in one of vmlinux's asm_* entries (an interrupt's or exception's
+ * code before its C handler)? Its symbol as libdwfl would name it. */
+bool cfi_in_asm_entry(struct cfi *c, uint64_t pc);
 /* Has the code at @addr call frame information (the assembly that has
  * none is walked past by frame pointers)? */
 bool cfi_covers(struct cfi *c, uint64_t addr);

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* Unit tests of the CFI unwinder over synthetic stacks, with the project's
  * own vmlinux for its call frame information (images/vmlinux, or $IMAGES):
- * each way a backtrace can end, at the link address and KASLR-moved, and
- * the walk through kstep's cached rows against libdwfl's own. */
+ * each way a backtrace can end, at the link address and KASLR-moved, the
+ * walk through kstep's cached rows against libdwfl's own, and the entry
+ * code's asm_* entries as libdwfl names them. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,6 +11,8 @@
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,6 +244,49 @@ static void test_relocated(void **state)
 	assert_int_equal(cfi_relocate(cfi, 0), 0);
 }
 
+/* Every address of the entry text is an asm_* entry exactly where
+ * libdwfl's name for it says so (a label inside one, nested_nmi in
+ * asm_exc_nmi, is the entry's), at the link address and KASLR-moved. */
+static void test_asm_entries_named_as_libdwfl_names_them(void **state)
+{
+	static const Dwfl_Callbacks offline = {
+		.find_debuginfo = dwfl_standard_find_debuginfo,
+		.section_address = dwfl_offline_section_address,
+	};
+	const uint64_t moved = 0x1800000;
+	Dwfl *dwfl = dwfl_begin(&offline);
+	Dwfl_Module *mod = dwfl ? dwfl_report_offline(dwfl, "vmlinux", vmlinux, -1) : NULL;
+	uint64_t lo = at("__entry_text_start"), hi = at("__entry_text_end");
+	size_t entries = 0;
+
+	(void)state;
+	assert_non_null(mod);
+	assert_int_equal(dwfl_report_end(dwfl, NULL, NULL), 0);
+	assert_true(hi > lo);
+	for (uint64_t pc = lo; pc < hi; pc++) {
+		GElf_Off off;
+		GElf_Sym sym;
+		const char *fn = dwfl_module_addrinfo(mod, pc, &off, &sym, NULL, NULL, NULL);
+		bool theirs = fn && !strncmp(fn, "asm_", 4);
+
+		if (cfi_in_asm_entry(cfi, pc) != theirs)
+			fail_msg("0x%" PRIx64 ", %s+0x%" PRIx64 ": cfi_in_asm_entry says %d", pc, fn ? fn : "?",
+				 (uint64_t)off, !theirs);
+		entries += theirs;
+	}
+	assert_true(entries > 1000);
+	assert_false(cfi_in_asm_entry(cfi, lo - 1));
+	assert_false(cfi_in_asm_entry(cfi, hi));
+	sym_relocate(syms, moved);
+	assert_int_equal(cfi_relocate(cfi, moved), 0);
+	assert_true(cfi_in_asm_entry(cfi, at("asm_common_interrupt") + 0x10));
+	assert_true(cfi_in_asm_entry(cfi, at("nested_nmi")));
+	assert_false(cfi_in_asm_entry(cfi, at("asm_common_interrupt") + 0x10 - moved));
+	sym_relocate(syms, 0);
+	assert_int_equal(cfi_relocate(cfi, 0), 0);
+	dwfl_end(dwfl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -249,6 +295,7 @@ int main(void)
 		cmocka_unit_test(test_unreadable_stack),
 		cmocka_unit_test(test_relocated),
 		cmocka_unit_test(test_realigned_frame),
+		cmocka_unit_test(test_asm_entries_named_as_libdwfl_names_them),
 	};
 
 	return cmocka_run_group_tests_name("cfi", tests, setup, teardown);
