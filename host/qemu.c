@@ -351,6 +351,100 @@ static void __attribute__((noreturn)) keeper(int ctl, int status_fd, char **argv
 	}
 }
 
+static void free_keeper_argv(char **v)
+{
+	if (!v)
+		return;
+	for (int i = 0; i < 6; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* An open pipe end named by @arg, a decimal descriptor number. */
+static bool pipe_fd(const char *arg, int *fd)
+{
+	struct stat st;
+	char *end;
+	long v = strtol(arg, &end, 10);
+
+	if (*end || end == arg || v < 0 || v > INT_MAX || fstat((int)v, &st) || !S_ISFIFO(st.st_mode))
+		return false;
+	*fd = (int)v;
+	return true;
+}
+
+int qemu_keeper_main(int argc, char **argv)
+{
+	int ctl, status, serial;
+	char *end;
+
+	serial = argc >= 5 ? (int)strtol(argv[2], &end, 10) : -1;
+	if (argc < 5 || !pipe_fd(argv[0], &ctl) || !pipe_fd(argv[1], &status) || *end || end == argv[2]) {
+		fprintf(stderr, "kstep: %s is kstep's own (it runs QEMU for a session); not a command\n", QEMU_KEEPER_ARG);
+		return 2;
+	}
+	/* Not QEMU's: the keeper's alone, as in kstep they were (QEMU gets
+	 * the console as its stdout and stderr). */
+	fcntl(ctl, F_SETFD, FD_CLOEXEC);
+	fcntl(status, F_SETFD, FD_CLOEXEC);
+	if (serial >= 0)
+		fcntl(serial, F_SETFD, FD_CLOEXEC);
+	signal(SIGTERM, SIG_IGN); /* as kstep's handler left it: a flag no one reads */
+	keeper(ctl, status, argv + 4, serial, argv[3]);
+}
+
+/* A decimal descriptor number as an argument; NULL when out of memory. */
+static char *fd_arg(int fd)
+{
+	char *v = malloc(16);
+
+	if (v)
+		snprintf(v, 16, "%d", fd);
+	return v;
+}
+
+/* kstep __keeper CTL STATUS SERIAL EVENTS QEMU-ARGV..., made before the
+ * fork (no allocation in the child); NULL when out of memory. */
+static char **keeper_argv(int ctl, int status, int serial, const char *events, char **qemu_argv)
+{
+	size_t n = 0;
+	char **v;
+
+	while (qemu_argv[n])
+		n++;
+	if (!(v = calloc(n + 7, sizeof(*v))))
+		return NULL;
+	v[0] = strdup("kstep");
+	v[1] = strdup(QEMU_KEEPER_ARG);
+	v[2] = fd_arg(ctl);
+	v[3] = fd_arg(status);
+	v[4] = fd_arg(serial);
+	v[5] = strdup(events);
+	for (size_t i = 0; i < n; i++)
+		v[6 + i] = qemu_argv[i]; /* borrowed: freed with qemu_argv */
+	for (int i = 0; i < 6; i++)
+		if (!v[i]) {
+			free_keeper_argv(v);
+			return NULL;
+		}
+	return v;
+}
+
+/* The keeper in a fresh image of kstep's binary: a forked kstep that ran
+ * on would share every page with kstep for the whole session, and each
+ * first write kstep made to one (a cache filled in a step window) would
+ * copy it, 15-50 us a page here. Returns only when it cannot exec. */
+static void exec_keeper(const int fds[3], char **kargv)
+{
+	for (int i = 0; i < 3; i++)
+		if (fds[i] >= 0)
+			fcntl(fds[i], F_SETFD, 0);
+	execv("/proc/self/exe", kargv);
+	for (int i = 0; i < 3; i++)
+		if (fds[i] >= 0)
+			fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+}
+
 /* What the QEMU in use ($QEMU, else qemu-system-x86_64) prints on its
  * stdout for @arg1 @arg2 (NULL: none), NUL-terminated in @out. -errno
  * when it could not be run. */
@@ -534,7 +628,7 @@ int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t 
 {
 	struct qemu *q = calloc(1, sizeof(*q));
 	const char *base = getenv("XDG_RUNTIME_DIR");
-	char tmpl[PATH_MAX], **argv = NULL;
+	char tmpl[PATH_MAX], **argv = NULL, **kargv = NULL;
 	int ctl[2] = { -1, -1 }, status[2] = { -1, -1 }, ret;
 
 	if (!q)
@@ -570,6 +664,10 @@ int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t 
 		ret = -errno;
 		goto fail;
 	}
+	if (!(kargv = keeper_argv(ctl[0], status[1], o->serial_fd, q->events, argv))) {
+		ret = -ENOMEM;
+		goto fail;
+	}
 	q->keeper = fork();
 	if (q->keeper < 0) {
 		ret = -errno;
@@ -578,8 +676,10 @@ int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t 
 	if (q->keeper == 0) {
 		close(ctl[1]);
 		close(status[0]);
-		keeper(ctl[0], status[1], argv, o->serial_fd, q->events);
+		exec_keeper((int[3]){ ctl[0], status[1], o->serial_fd }, kargv);
+		keeper(ctl[0], status[1], argv, o->serial_fd, q->events); /* no /proc: as a fork */
 	}
+	free_keeper_argv(kargv);
 	close(ctl[0]);
 	close(status[1]);
 	q->ctl = ctl[1];
@@ -590,6 +690,7 @@ int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t 
 	*out = q;
 	return 0;
 fail:
+	free_keeper_argv(kargv);
 	if (argv) {
 		for (size_t i = 0; argv[i]; i++)
 			free(argv[i]);

@@ -42,6 +42,11 @@ struct qemu_opts {
 
 struct qemu;
 
+/* kstep's hidden first argument that makes it QEMU's keeper: qemu_launch
+ * runs kstep QEMU_KEEPER_ARG ... from its own binary, and main hands the
+ * arguments after it to qemu_keeper_main (exit 2 for any it did not make). */
+#define QEMU_KEEPER_ARG "__keeper"
+int qemu_keeper_main(int argc, char **argv);
 int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t errlen);
 /* Whether the QEMU in use ($QEMU, else qemu-system-x86_64) can switch off
  * e1000's interrupt mitigation and autonegotiation timers (-device

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "qemu.h"
 
 #define KSTEP_VERSION "1.0"
 
@@ -122,6 +123,8 @@ int main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_signal };
 	const struct command *cmd;
 
+	if (argc > 1 && !strcmp(argv[1], QEMU_KEEPER_ARG))
+		return qemu_keeper_main(argc - 2, argv + 2);
 	say_init();
 	/* No SA_RESTART: a blocked poll() must return so that kstep can stop
 	 * the guest and close the trace cleanly. */

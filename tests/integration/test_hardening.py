@@ -269,6 +269,11 @@ def test_qemu_does_not_outlive_kstep_and_its_keeper():
         qemu = qemu_pids(out)[0]
         keeper = int(open("/proc/%d/stat" % qemu).read().rsplit(")", 1)[1].split()[1])
         assert keeper != p.pid and keeper != 1
+        # A fresh image of kstep's binary, not a fork of kstep that shares
+        # its pages (each first write kstep makes to one would copy it).
+        # (A fork would have kstep's command line.)
+        cmdline = open("/proc/%d/cmdline" % keeper, "rb").read().split(b"\0")
+        assert cmdline[:2] == [b"kstep", b"__keeper"], cmdline[:6]
         os.kill(p.pid, signal.SIGKILL)
         os.kill(keeper, signal.SIGKILL)
         p.wait(10)
@@ -279,6 +284,13 @@ def test_qemu_does_not_outlive_kstep_and_its_keeper():
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(rundir, ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)
+
+
+@test
+def test_the_keeper_argument_by_hand_is_refused():
+    for args in (["__keeper"], ["__keeper", "99", "98", "-1", "/x", "true"]):
+        p = kstep(*args)
+        assert p.returncode == 2 and "__keeper is kstep's own" in p.stderr, (args, p.returncode, p.stderr)
 
 
 @test
