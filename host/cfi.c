@@ -276,28 +276,31 @@ static int by_entry_addr(const void *a, const void *b)
 static void index_entry_text(struct cfi *c)
 {
 	int n = dwfl_module_getsymtab(c->vmlinux.mod);
+	size_t cap = 0;
 	GElf_Addr value;
 	GElf_Sym sym;
 
 	free(c->entry_syms);
 	c->entry_syms = NULL;
 	c->nentry_syms = 0;
-	for (int pass = 0; pass < 2; pass++) {
-		size_t k = 0;
+	for (int i = 0; i < n; i++) {
+		const char *name = dwfl_module_getsym_info(c->vmlinux.mod, i, &sym, &value, NULL, NULL, NULL);
 
-		for (int i = 0; i < n; i++) {
-			const char *name = dwfl_module_getsym_info(c->vmlinux.mod, i, &sym, &value, NULL, NULL, NULL);
+		if (!name || !*name || value < c->entry_lo || value >= c->entry_hi)
+			continue;
+		if (c->nentry_syms == cap) {
+			struct entry_sym *v = realloc(c->entry_syms, (cap = cap ? 2 * cap : 64) * sizeof(*v));
 
-			if (!name || !*name || value < c->entry_lo || value >= c->entry_hi)
-				continue;
-			if (pass)
-				c->entry_syms[k] = (struct entry_sym){ value, value + sym.st_size, !strncmp(name, "asm_", 4) };
-			k++;
+			if (!v) {
+				free(c->entry_syms);
+				c->entry_syms = NULL;
+				c->nentry_syms = 0;
+				return;
+			}
+			c->entry_syms = v;
 		}
-		if (pass)
-			c->nentry_syms = k;
-		else if (!k || !(c->entry_syms = calloc(k, sizeof(*c->entry_syms))))
-			return;
+		c->entry_syms[c->nentry_syms++] =
+			(struct entry_sym){ value, value + sym.st_size, !strncmp(name, "asm_", 4) };
 	}
 	qsort(c->entry_syms, c->nentry_syms, sizeof(*c->entry_syms), by_entry_addr);
 }
@@ -777,13 +780,10 @@ static const struct cfi_rule *rule_at(struct cfi *c, uint64_t at)
 void cfi_warm(struct cfi *c)
 {
 	struct cfi_rule scratch;
-	GElf_Off off;
 
 	/* The entry code has none: the lookup reads to the end. */
-	if (c->entry_lo && c->vmlinux.mod) {
+	if (c->entry_lo && c->vmlinux.mod)
 		read_rule(c, c->entry_lo, &scratch);
-		function_at(c, &c->vmlinux, c->entry_lo, &off); /* and libdwfl sorts its symbols */
-	}
 }
 
 /* Whether the walk finds a CFI row at @addr: the cached row's lookup. */
