@@ -351,35 +351,45 @@ static void __attribute__((noreturn)) keeper(int ctl, int status_fd, char **argv
 	}
 }
 
+/* kstep __keeper's own arguments (it, CTL, STATUS, CONSOLE, EVENTS), after
+ * the program name; QEMU's command line follows them. */
+#define KEEPER_OWN_ARGS 6
+
 static void free_keeper_argv(char **v)
 {
 	if (!v)
 		return;
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < KEEPER_OWN_ARGS; i++)
 		free(v[i]);
 	free(v);
 }
 
-/* An open pipe end named by @arg, a decimal descriptor number. */
-static bool pipe_fd(const char *arg, int *fd)
+/* A descriptor number (-1: none) in @arg, decimal. */
+static bool fd_number(const char *arg, int *fd)
 {
-	struct stat st;
 	char *end;
 	long v = strtol(arg, &end, 10);
 
-	if (*end || end == arg || v < 0 || v > INT_MAX || fstat((int)v, &st) || !S_ISFIFO(st.st_mode))
+	if (*end || end == arg || v < -1 || v > INT_MAX)
 		return false;
 	*fd = (int)v;
 	return true;
 }
 
+/* An open pipe end named by @arg. */
+static bool pipe_fd(const char *arg, int *fd)
+{
+	struct stat st;
+
+	return fd_number(arg, fd) && *fd >= 0 && !fstat(*fd, &st) && S_ISFIFO(st.st_mode);
+}
+
 int qemu_keeper_main(int argc, char **argv)
 {
 	int ctl, status, serial;
-	char *end;
 
-	serial = argc >= 5 ? (int)strtol(argv[2], &end, 10) : -1;
-	if (argc < 5 || !pipe_fd(argv[0], &ctl) || !pipe_fd(argv[1], &status) || *end || end == argv[2]) {
+	if (argc < KEEPER_OWN_ARGS - 1 || !pipe_fd(argv[0], &ctl) || !pipe_fd(argv[1], &status) ||
+	    !fd_number(argv[2], &serial)) {
 		fprintf(stderr, "kstep: %s is kstep's own (it runs QEMU for a session); not a command\n", QEMU_KEEPER_ARG);
 		return 2;
 	}
@@ -412,7 +422,7 @@ static char **keeper_argv(int ctl, int status, int serial, const char *events, c
 
 	while (qemu_argv[n])
 		n++;
-	if (!(v = calloc(n + 7, sizeof(*v))))
+	if (!(v = calloc(KEEPER_OWN_ARGS + n + 1, sizeof(*v))))
 		return NULL;
 	v[0] = strdup("kstep");
 	v[1] = strdup(QEMU_KEEPER_ARG);
@@ -421,8 +431,8 @@ static char **keeper_argv(int ctl, int status, int serial, const char *events, c
 	v[4] = fd_arg(serial);
 	v[5] = strdup(events);
 	for (size_t i = 0; i < n; i++)
-		v[6 + i] = qemu_argv[i]; /* borrowed: freed with qemu_argv */
-	for (int i = 0; i < 6; i++)
+		v[KEEPER_OWN_ARGS + i] = qemu_argv[i]; /* borrowed: freed with qemu_argv */
+	for (int i = 0; i < KEEPER_OWN_ARGS; i++)
 		if (!v[i]) {
 			free_keeper_argv(v);
 			return NULL;
