@@ -687,7 +687,7 @@ int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t 
 		close(ctl[1]);
 		close(status[0]);
 		exec_keeper((int[3]){ ctl[0], status[1], o->serial_fd }, kargv);
-		keeper(ctl[0], status[1], argv, o->serial_fd, q->events); /* no /proc: as a fork */
+		keeper(ctl[0], status[1], argv, o->serial_fd, q->events); /* the exec failed: as a fork */
 	}
 	free_keeper_argv(kargv);
 	close(ctl[0]);
