@@ -493,13 +493,16 @@ int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct 
 	}
 }
 
-int engine_plugin_step(struct engine *e, const struct probe *at, uint64_t hits, uint32_t window,
+int engine_plugin_step(struct engine *e, const struct probe *at, uint64_t hits, uint32_t window, bool until_return,
 		       struct engine_result *res)
 {
 	/* With a filter, --at is a probe whose hits ask kstep; else none, but
 	 * where the IRQ stack's pointer is kept. */
 	bool ask = at->filter || e->o.pcap;
-	const struct chan_step_at sa = { .at = at->addr, .hits = hits, .window = window, .flags = ask ? CHAN_STEP_ASK : 0 };
+	const struct chan_step_at sa = {
+		.at = at->addr, .hits = hits, .window = window,
+		.flags = (ask ? CHAN_STEP_ASK : 0) | (until_return ? CHAN_STEP_UNTIL_RETURN : 0),
+	};
 	struct probe_set none = { 0 }, asking = { .v = (struct probe *)at, .n = 1 }; /* only looked up */
 	struct probe_set *ps = ask ? &asking : &none;
 	int err = engine_plugin_start(e);

@@ -145,8 +145,10 @@ int engine_plugin_sync(struct engine *e, struct probe_set *ps, struct snapshot *
 /* engine_step through the plugin: from hit @hits of @at on (of those
  * its filters keep: each hit waits for engine_step_starts_at), every
  * instruction of that vCPU, with @window stack bytes, goes to
- * engine_step_take until it sets res->end (or the guest ends). */
-int engine_plugin_step(struct engine *e, const struct probe *at, uint64_t hits, uint32_t window,
+ * engine_step_take until it sets res->end (or the guest ends);
+ * @until_return: the plugin sends the step where @at's call returns at
+ * once. */
+int engine_plugin_step(struct engine *e, const struct probe *at, uint64_t hits, uint32_t window, bool until_return,
 		       struct engine_result *res);
 /* A hit of --at @p through the plugin, its state shown: do the steps
  * start here (its filters keep it, and it is the --hits-th kept)? */

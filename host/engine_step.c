@@ -721,7 +721,7 @@ static int plugin_steps(struct engine *e, struct step_run *r, struct engine_resu
 		e->step = r;
 		/* A hundred thousand events a second: written in batches. */
 		err = trace_batch(e->trace, STEP_BATCH);
-		err = err ? err : engine_plugin_step(e, r->probe, r->hits, (uint32_t)r->want, res);
+		err = err ? err : engine_plugin_step(e, r->probe, r->hits, (uint32_t)r->want, r->until_return, res);
 		e->step = NULL;
 		if ((flushed = trace_batch(e->trace, 0)) && !err)
 			err = kerr_set(e->err, sizeof(e->err), flushed, "writing the trace: %s", strerror(-flushed));

@@ -166,6 +166,10 @@ struct chan_step_at {
 	uint32_t flags;
 };
 #define CHAN_STEP_ASK 1u
+/* With CHAN_STEP_UNTIL_RETURN, kstep ends the steps where @at's call
+ * returns (--until-return; @at is a function's entry): the STEP there is
+ * sent at once, not with its batch. */
+#define CHAN_STEP_UNTIL_RETURN 2u
 
 /* STEP_VERDICT: on the HIT of sequence number @seq, step from it (1) or
  * let its vCPU go on (0). */

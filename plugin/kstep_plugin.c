@@ -10,8 +10,9 @@
  * only that vCPU's scoreboard slot turns on; a STEP reads only the
  * registers the instruction before it wrote (host/disasm.c, Capstone, at
  * translation), and sends only the head of its block that changed.
- * Messages are buffered and written in batches; when kstep falls behind,
- * the vCPU waits for it (counted, never dropped). With icount=on it
+ * Messages are buffered and written in batches (a step window's first
+ * STEP and the one where its call returns go at once); when kstep falls
+ * behind, the vCPU waits for it (counted, never dropped). With icount=on it
  * counts each vCPU's instructions (an inline add on every one) and gives
  * the count at each HIT and STEP: the guest's clock, where QEMU runs with
  * -icount. The wire format is plugin/channel.h; plugin API version 4
@@ -445,6 +446,8 @@ static struct {
 	qemu_plugin_u64 stepping;     /* 1 in the stepping vCPU's slot */
 	const struct step_insn *prev; /* the last STEP's instruction, NULL: none yet, ... */
 	uint8_t last_regs[CHAN_MAX_REGS * 64]; /* ... and its register block */
+	bool until_return;            /* CHAN_STEP_UNTIL_RETURN: ... */
+	uint64_t ret, entry_sp;       /* ... the return address and rsp at the first STEP */
 } S = { .vcpu = -1 };
 
 /* Hits of --at that ask kstep (CHAN_HIT_ASKS), one a vCPU at a time. */
@@ -703,6 +706,15 @@ static void step_regs(uint8_t *regs, uint32_t len, const struct step_insn *si, G
 		clear_resume_flag(regs + P.slots[P.flags_slot].offset);
 }
 
+/* Has the STEP at @pc, @sp come back to --at's caller (kstep step
+ * --until-return ends there)? Its own stack, above the entry's frame.
+ * Under table_lock. */
+static bool returned(uint64_t pc, uint64_t sp)
+{
+	return S.until_return && S.ret && pc == S.ret && sp > S.entry_sp &&
+	       (sp - 1) / KSTACK_ALIGN == S.entry_sp / KSTACK_ALIGN;
+}
+
 /* The registers and stack of the instruction at @pc, about to execute on
  * @vcpu, into the batch: for a HIT with what the probe's program
  * captures (or, at a return, @back's), for a STEP (@si) with the
@@ -715,7 +727,7 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 	struct chan_hit hit = { .vcpu = vcpu, .pc = pc, .icount = P.count ? qemu_plugin_u64_get(P.icount, vcpu) : 0 };
 	uint64_t gs_base = 0, tos = 0;
 	uint32_t regs_flag = 0, head = 0;
-	bool asks;
+	bool asks, first = false, urgent = false;
 
 	if (!buf) {
 		buf = g_byte_array_new();
@@ -743,6 +755,13 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 			regs_flag = CHAN_HIT_REGS_HEAD;
 			head = regs_head(regs, hit.regs_len);
 		}
+		/* The window's first and last STEPs go out at once: kstep
+		 * starts on the first while the next come, and ends on the
+		 * last without waiting for a batch to fill. */
+		first = !S.prev;
+		urgent = first || returned(pc, hit.sp);
+		if (first)
+			S.entry_sp = hit.sp;
 		S.prev = si;
 		memcpy(S.last_regs, regs, hit.regs_len);
 	}
@@ -764,6 +783,11 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 		hit.flags = 0;
 		if (hit.win_len && !read_guest(hit.sp, hit.win_len, buf))
 			hit.win_len = 0;
+	}
+	if (first && hit.win_len >= 8) { /* at --at's entry: the return address on top */
+		pthread_mutex_lock(&P.table_lock);
+		memcpy(&S.ret, buf->data, 8);
+		pthread_mutex_unlock(&P.table_lock);
 	}
 	read_link(&hit, tos, buf, link_buf);
 	caps.len = 0;
@@ -790,7 +814,7 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 	}
 	if (!P.dead)
 		append_hit_locked(type, &hit, regs, buf, link_buf, &caps);
-	if (asks) /* sent now: the vCPU waits for the answer (on_step_at) */
+	if (asks || urgent) /* sent now: the vCPU waits for the answer (on_step_at), or kstep does */
 		flush_locked();
 	pthread_mutex_unlock(&P.out_lock);
 }
@@ -1136,6 +1160,8 @@ static void set_step_at(const uint8_t *body, uint32_t len)
 	S.at = sa.at;
 	S.hits = sa.hits ? sa.hits : 1;
 	S.ask = sa.flags & CHAN_STEP_ASK;
+	S.until_return = sa.flags & CHAN_STEP_UNTIL_RETURN;
+	S.ret = 0;
 	S.window = sa.window;
 	S.seen = 0;
 	S.vcpu = -1;
