@@ -187,7 +187,7 @@ allowed_cpus() { # the CPUs we may run on, one a line
 cmd=("$qemu")
 qemu_cpus=
 if [ "$pin" = auto ] && command -v taskset >/dev/null; then
-	mapfile -t cpus < <(allowed_cpus)
+	mapfile -t cpus <<<"$(allowed_cpus)" # not <(...): that needs /dev/fd, gone without /proc
 	if [ "${#cpus[@]}" -gt "$smp" ]; then
 		qemu_cpus=$(IFS=,; echo "${cpus[*]: -$smp}")
 		cmd=(taskset -c "$qemu_cpus" "$qemu")

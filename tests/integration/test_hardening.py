@@ -15,8 +15,8 @@ import tempfile
 import threading
 import time
 
-from harness import (KSTEP, RUN_GUEST, TREE, babeltrace, events, free_port, halt_reason, kstep, qemu_pids, qmp, run,
-                     test, wait_for)
+from harness import (KSTEP, RUN_GUEST, TREE, Skip, babeltrace, events, free_port, halt_reason, kstep, qemu_pids, qmp,
+                     need, run, test, wait_for)
 
 OTHER_USER = "kstep-other"
 
@@ -283,6 +283,26 @@ def test_qemu_does_not_outlive_kstep_and_its_keeper():
         for pid in qemu_pids(out):
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(rundir, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+
+
+@test
+def test_a_host_without_proc_still_traces():
+    """A container or chroot may have no /proc. The run directory's check
+    read stat's answer through a process substitution, which needs
+    /dev/fd, and kstep stopped with 'rundir.sh: /dev/fd/63: No such file
+    or directory'; and the keeper, exec'd as /proc/self/exe, must run in
+    the forked child instead. A private mount namespace without /proc."""
+    need("unshare")
+    if os.geteuid() != 0:
+        raise Skip("unmounting /proc in a namespace needs root")
+    out = tempfile.mkdtemp(prefix="kstep-noproc-")
+    try:
+        p = run(["unshare", "-m", "sh", "-c", 'umount -l /proc && test ! -e /proc/self && exec "$@"', "sh",
+                 KSTEP, "trace", "-p", "rx", "-w", "rx-icmp", "--max-stops", "3", "-q", "--force", "-o", out])
+        assert p.returncode == 0, p.stderr[-600:]
+        assert len(events(babeltrace(out))) == 3
+    finally:
         shutil.rmtree(out, ignore_errors=True)
 
 
