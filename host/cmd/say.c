@@ -30,7 +30,8 @@ const char *say_alarm_off(void)
 }
 
 /* The one writer: prefix, message, and @tail ("\n" or more). */
-static void say(enum say_kind kind, const char *tail, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 3, 0), nonnull(3))) say(enum say_kind kind, const char *tail,
+								 const char *fmt, va_list ap)
 {
 	const char *on = kind == SAY_ERROR ? say_alarm_on() : color ? "\033[1;36m" : "";
 
