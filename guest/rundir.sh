@@ -20,11 +20,7 @@ private_rundir() {
 		echo "$dir is not a directory of yours (a symlink or a file): refusing it; remove it or set KSTEP_RUNDIR"
 		return 1
 	fi
-	# A plain substitution: a process substitution needs /dev/fd, which
-	# is not there without /proc.
-	mode=$(stat -c '%u %a' "$dir") || return 1
-	owner=${mode% *}
-	mode=${mode#* }
+	read -r owner mode <<<"$(stat -c '%u %a' "$dir")" # not <(...): that needs /dev/fd, gone without /proc
 	if [ "$owner" != "$(id -u)" ]; then
 		echo "$dir belongs to uid $owner, not to you: refusing it (someone else may have prepared it); set KSTEP_RUNDIR"
 		return 1
