@@ -209,7 +209,7 @@ int engine_trace(struct engine *e, struct probe_set *ps, struct engine_result *r
 		return kerr_set(e->err, sizeof(e->err), -ENOMEM, "out of memory");
 	e->t0_ns = trace_now_ns();
 	e->first_stop_ns = 0;
-	err = e->chan ? engine_plugin_start(e) : 0;
+	err = e->chan ? engine_plugin_start(e, res) : 0;
 	if (!err)
 		err = e->chan ? engine_plugin_place(e, ps, sn, res) : engine_place_probes(e, ps, false);
 	if (!err && e->o.module_loader)

@@ -363,11 +363,17 @@ int engine_plugin_place(struct engine *e, struct probe_set *ps, struct snapshot 
 	return err ? err : until_synced(e, ps, sn, res);
 }
 
-int engine_plugin_start(struct engine *e)
+int engine_plugin_start(struct engine *e, struct engine_result *res)
 {
+	struct probe_set none = { 0 };
 	int err = chan_send_regs(e->chan, target_desc(e->t));
 
-	return err ? kerr_set(e->err, sizeof(e->err), err, "writing to the plugin: %s", strerror(-err)) : 0;
+	/* Its SYNCED read here: else the next wait takes it for the answer
+	 * to what comes after (PROBES, STEP_AT), and the guest runs on
+	 * before the plugin has read that. */
+	if (err)
+		return kerr_set(e->err, sizeof(e->err), err, "writing to the plugin: %s", strerror(-err));
+	return until_synced(e, &none, NULL, res);
 }
 
 /* Wait up to @timeout_ms for the gdbstub or the plugin to send, in one
@@ -505,7 +511,7 @@ int engine_plugin_step(struct engine *e, const struct probe *at, uint64_t hits, 
 	};
 	struct probe_set none = { 0 }, asking = { .v = (struct probe *)at, .n = 1 }; /* only looked up */
 	struct probe_set *ps = ask ? &asking : &none;
-	int err = engine_plugin_start(e);
+	int err = engine_plugin_start(e, res);
 
 	/* The step caches' pages faulted in now, not at the first steps. */
 	disasm_populate(e->dis);

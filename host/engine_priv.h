@@ -132,8 +132,8 @@ int engine_run_until_stop(struct engine *e, struct target_stop *st, enum engine_
 int engine_record_stop(struct engine *e, struct probe *p, struct snapshot *sn, struct engine_result *res);
 
 /* engine_plugin.c: the plugin's side of engine_trace. */
-/* The register layout, once. */
-int engine_plugin_start(struct engine *e);
+/* The register layout, once, and the plugin's word that it has it. */
+int engine_plugin_start(struct engine *e, struct engine_result *res);
 /* The probes with an address to the plugin; the hits it sent before. */
 int engine_plugin_place(struct engine *e, struct probe_set *ps, struct snapshot *sn, struct engine_result *res);
 /* Wait for a gdbstub stop, taking the plugin's hits meanwhile; halts the
