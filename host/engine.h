@@ -196,6 +196,11 @@ uint64_t engine_icount(const struct engine *e);
 /* Continue until the guest stops by itself (a QMP replay-break), ends or
  * ^C (res->end). */
 int engine_run_on(struct engine *e, struct engine_result *res);
+/* Single steps through the gdbstub until the guest has run @icount
+ * instructions (not past them). Each is a debug stop, after which QEMU
+ * translates its code anew (7.2 to 10.1): the plugin's step callbacks go
+ * into code that ran before it was told to step. */
+int engine_single_step_to(struct engine *e, uint64_t icount);
 /* Where @expr's value lies in memory at the current stop (farg_location),
  * and what it holds there. */
 int engine_location(struct engine *e, const struct farg *expr, uint64_t *addr, size_t *len, uint64_t *value);

@@ -504,10 +504,12 @@ int engine_plugin_step(struct engine *e, const struct probe *at, uint64_t hits, 
 {
 	/* With a filter, --at is a probe whose hits ask kstep; else none, but
 	 * where the IRQ stack's pointer is kept. */
-	bool ask = at->filter || e->o.pcap;
+	bool ask = hits && (at->filter || e->o.pcap);
+	int thread = target_current_thread(e->t);
+	/* From here: the stopped vCPU's index (gdbstub threads count from 1). */
 	const struct chan_step_at sa = {
-		.at = at->addr, .hits = hits, .window = window,
-		.flags = (ask ? CHAN_STEP_ASK : 0) | (until_return ? CHAN_STEP_UNTIL_RETURN : 0),
+		.at = hits ? at->addr : 0, .hits = hits ? hits : (uint64_t)(thread > 0 ? thread - 1 : 0), .window = window,
+		.flags = (ask ? CHAN_STEP_ASK : 0) | (until_return ? CHAN_STEP_UNTIL_RETURN : 0) | (hits ? 0 : CHAN_STEP_NOW),
 	};
 	struct probe_set none = { 0 }, asking = { .v = (struct probe *)at, .n = 1 }; /* only looked up */
 	struct probe_set *ps = ask ? &asking : &none;

@@ -143,11 +143,13 @@ int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct 
 /* Everything the plugin holds, read (the guest stopped). */
 int engine_plugin_sync(struct engine *e, struct probe_set *ps, struct snapshot *sn, struct engine_result *res);
 /* engine_step through the plugin: from hit @hits of @at on (of those
- * its filters keep: each hit waits for engine_step_starts_at), every
- * instruction of that vCPU, with @window stack bytes, goes to
- * engine_step_take until it sets res->end (or the guest ends);
- * @until_return: the plugin sends the step where @at's call returns at
- * once. */
+ * its filters keep: each hit waits for engine_step_starts_at), or with
+ * @hits 0 from the stopped vCPU's next instruction on (a replay stopped
+ * short of the hit, after a debug stop: QEMU translates its code anew,
+ * now with the plugin's step callbacks), every instruction of that vCPU,
+ * with @window stack bytes, goes to engine_step_take until it sets
+ * res->end (or the guest ends); @until_return: the plugin sends the step
+ * where @at's call returns at once. */
 int engine_plugin_step(struct engine *e, const struct probe *at, uint64_t hits, uint32_t window, bool until_return,
 		       struct engine_result *res);
 /* A hit of --at @p through the plugin, its state shown: do the steps

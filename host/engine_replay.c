@@ -134,6 +134,37 @@ static int record_snapshot(struct engine *e, struct snapshot *sn, struct engine_
 	return 0;
 }
 
+int engine_single_step_to(struct engine *e, uint64_t icount)
+{
+	/* An interrupt's entry is a step that runs no instruction: a few more
+	 * steps than instructions, never many. */
+	uint64_t left = icount - engine_icount(e) + 16;
+	int err;
+
+	engine_clear_err(e);
+	if (engine_icount(e) < icount && (err = target_set_sstep(e->t, TARGET_SSTEP_ENABLE)))
+		return engine_target_fail(e, err);
+	while (engine_icount(e) < icount) {
+		struct target_stop st;
+
+		if (!left--)
+			return kerr_set(e->err, sizeof(e->err), -EIO, "single steps did not reach instruction %" PRIu64
+					" of the replay", icount);
+		if ((err = target_step(e->t, target_current_thread(e->t))) ||
+		    (err = engine_wait_stop(e, &st, HALT_TIMEOUT_MS)))
+			return err == -ECONNRESET ? kerr_set(e->err, sizeof(e->err), err, "the guest ended before the point")
+						  : engine_target_fail(e, err);
+		if (st.kind != TARGET_STOP_SIGNAL)
+			return kerr_set(e->err, sizeof(e->err), -ECONNRESET, "the guest ended before the point");
+		if ((err = at_stop(e)))
+			return err;
+	}
+	if (engine_icount(e) != icount)
+		return kerr_set(e->err, sizeof(e->err), -EIO, "the replay stepped to instruction %" PRIu64 ", not %" PRIu64
+				": it diverged from the recording", engine_icount(e), icount);
+	return 0;
+}
+
 int engine_last_reg_write(struct engine *e, const char *reg, uint64_t until_icount, struct engine_write *w,
 			  struct engine_result *res)
 {

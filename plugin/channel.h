@@ -170,6 +170,10 @@ struct chan_step_at {
  * returns (--until-return; @at is a function's entry): the STEP there is
  * sent at once, not with its batch. */
 #define CHAN_STEP_UNTIL_RETURN 2u
+/* With CHAN_STEP_NOW, @at is 0 and @hits is not a count but the index of
+ * the vCPU that steps, from its next instruction on: a replay kstep
+ * stopped just before the window (kstep step --backwards). */
+#define CHAN_STEP_NOW 4u
 
 /* STEP_VERDICT: on the HIT of sequence number @seq, step from it (1) or
  * let its vCPU go on (0). */

@@ -6,7 +6,8 @@
  * named a probe, copies the registers (in the gdbstub's 'g' layout) and
  * the stack window from rsp into a HIT message, without stopping the
  * guest; for kstep step, every instruction of the vCPU that hit --at from
- * that hit on, through a conditional callback on every instruction that
+ * that hit on (or, for --backwards, of the vCPU a replay stopped short of
+ * the hit, from there), through a conditional callback on every instruction that
  * only that vCPU's scoreboard slot turns on; a STEP reads only the
  * registers the instruction before it wrote (host/disasm.c, Capstone, at
  * translation), and sends only the head of its block that changed.
@@ -438,6 +439,7 @@ static void append_hit_locked(uint32_t type, struct chan_hit *hit, const uint8_t
 
 static struct {
 	uint64_t at, hits, seen;      /* chan_step_at's; seen: hits of @at so far */
+	bool now;                     /* CHAN_STEP_NOW: no @at, a vCPU steps from here */
 	uint32_t window;
 	bool ask;                     /* CHAN_STEP_ASK: kstep says which hit (verdicts below) */
 	int vcpu;                     /* the vCPU stepping, -1: none (yet) */
@@ -890,6 +892,15 @@ static void set_verdict(const uint8_t *body, uint32_t len)
 	pthread_mutex_unlock(&V.lock);
 }
 
+/* @vcpu's STEPs from its next instruction on. Under table_lock. */
+static void start_stepping_locked(unsigned int vcpu)
+{
+	S.vcpu = (int)vcpu;
+	S.region = UINT64_MAX;
+	S.prev = NULL;
+	qemu_plugin_u64_set(S.stepping, vcpu, 1);
+}
+
 /* At --at's instruction: the hit that starts stepping turns its vCPU's
  * slot on, and every instruction's conditional callback reports it from
  * this one on (it is registered after this callback). */
@@ -907,12 +918,8 @@ static void on_step_at(unsigned int vcpu, void *udata)
 	if (!start)
 		return;
 	pthread_mutex_lock(&P.table_lock);
-	if (S.vcpu < 0 && S.at) {
-		S.vcpu = (int)vcpu;
-		S.region = UINT64_MAX;
-		S.prev = NULL;
-		qemu_plugin_u64_set(S.stepping, vcpu, 1);
-	}
+	if (S.vcpu < 0 && S.at)
+		start_stepping_locked(vcpu);
 	pthread_mutex_unlock(&P.table_lock);
 }
 
@@ -936,7 +943,7 @@ static void instrument(struct qemu_plugin_insn *insn, size_t i)
 							    P.watching, 0, (void *)(uintptr_t)pc);
 	if (find_probe(pc))
 		qemu_plugin_register_vcpu_insn_exec_cb(insn, on_probe, QEMU_PLUGIN_CB_R_REGS, (void *)(uintptr_t)pc);
-	if (!S.at || !(si = new_step_insn(insn)))
+	if (!(S.at || S.now) || !(si = new_step_insn(insn)))
 		return;
 	si->tb_first = i == 0;
 	if (pc == S.at)
@@ -951,7 +958,7 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 
 	(void)id;
 	pthread_mutex_lock(&P.table_lock);
-	for (size_t i = 0; (P.nprobes || S.at || P.count) && i < n; i++) {
+	for (size_t i = 0; (P.nprobes || S.at || S.now || P.count) && i < n; i++) {
 		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
 
 		instrument(insn, i);
@@ -1150,14 +1157,15 @@ static void set_step_at(const uint8_t *body, uint32_t len)
 	if (len != sizeof(sa))
 		return;
 	memcpy(&sa, body, sizeof(sa));
-	if (sa.window > CHAN_MAX_WINDOW)
+	if (sa.window > CHAN_MAX_WINDOW || ((sa.flags & CHAN_STEP_NOW) && (sa.at || sa.hits >= MAX_VCPUS)))
 		return;
-	if (sa.at && P.dis) /* the code the steps reach is translated anew */
+	if ((sa.at || (sa.flags & CHAN_STEP_NOW)) && P.dis) /* the code the steps reach is translated anew */
 		disasm_populate(P.dis);
 	pthread_mutex_lock(&P.table_lock);
 	if (S.vcpu >= 0)
 		qemu_plugin_u64_set(S.stepping, (unsigned int)S.vcpu, 0);
 	S.at = sa.at;
+	S.now = sa.flags & CHAN_STEP_NOW;
 	S.hits = sa.hits ? sa.hits : 1;
 	S.ask = sa.flags & CHAN_STEP_ASK;
 	S.until_return = sa.flags & CHAN_STEP_UNTIL_RETURN;
@@ -1165,6 +1173,8 @@ static void set_step_at(const uint8_t *body, uint32_t len)
 	S.window = sa.window;
 	S.seen = 0;
 	S.vcpu = -1;
+	if (S.now)
+		start_stepping_locked((unsigned int)sa.hits);
 	pthread_mutex_unlock(&P.table_lock);
 }
 

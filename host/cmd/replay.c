@@ -35,6 +35,8 @@ int replay_run_again(struct session *s)
 	}
 	if ((ret = engine_new(&s->engine, s->target, s->syms, s->trace, &s->g->eng, err, sizeof(err))))
 		say_error("%s", err);
+	else if (s->plugin[0])
+		engine_use_plugin(s->engine, qemu_plugin_chan(s->qemu));
 	return ret;
 }
 

@@ -42,7 +42,10 @@ static void step_usage(FILE *f)
 		   "      --backwards N      (with --replay) the N instructions before the hit instead:\n"
 		   "                         one replay finds it, a second stops N instructions short\n"
 		   "                         and steps them; the trace reads forward and ends at the\n"
-		   "                         instruction before the hit's\n"
+		   "                         instruction before the hit's (through the plugin: it\n"
+		   "                         stops one instruction sooner and single-steps that one,\n"
+		   "                         so that QEMU translates its code anew with the plugin's\n"
+		   "                         step callbacks)\n"
 		   "\n%s",
 		   guest_help);
 }
@@ -66,29 +69,35 @@ static void print_profile(struct engine *e)
 }
 
 /* --backwards N: the N instructions before the hit, found in one replay
- * and stepped through in a second one that stops N instructions short. */
+ * and stepped through in a second one that stops N instructions short.
+ * The plugin steps only code QEMU translated after it was told to: that
+ * replay stops one instruction earlier and single-steps it, a debug stop
+ * after which QEMU translates all code anew. */
 static int step_backwards(struct session *s, const struct probe *at, uint64_t hits, uint64_t n,
 			  struct engine_result *res)
 {
-	uint64_t point, end;
+	uint64_t point, end, early = s->plugin[0] ? 1 : 0;
 	int ret;
 
 	if ((ret = replay_find_point(s, at, hits, &point, res)))
 		return ret;
 	say_info("hit %" PRIu64 " of %s after %" PRIu64 " instructions; replay 2: from instruction %" PRIu64
 	         ", %" PRIu64 " steps", hits, at->spec, point, point > n ? point - n : 0, n);
-	if (point < n) {
+	if (point < n + early) {
 		say_error("--backwards %" PRIu64 ": only %" PRIu64 " instructions come before that hit", n, point);
 		return -ERANGE;
 	}
-	if ((ret = replay_run_to(s, point - n, res)))
+	if ((ret = replay_run_to(s, point - n - early, res)))
 		return ret;
-	if ((ret = engine_step(s->engine, at, 0, n, false, res))) {
+	if ((early && (ret = engine_single_step_to(s->engine, point - n))) ||
+	    (ret = engine_step(s->engine, at, 0, n, false, res))) {
 		say_error("%s", engine_errmsg(s->engine));
 		return ret;
 	}
-	/* The last step recorded stands before the hit's instruction. */
-	if (res->end == ENGINE_END_COUNT && !qmp_icount(s->clock, &end) && end != point - 1)
+	/* The last step recorded stands before the hit's instruction. (The
+	 * plugin's steps are the instructions themselves, the guest running
+	 * on past them: QEMU's count is not theirs.) */
+	if (!early && res->end == ENGINE_END_COUNT && !qmp_icount(s->clock, &end) && end != point - 1)
 		say_info("the steps ended at instruction %" PRIu64 ", not %" PRIu64 ": %" PRIu64 " of them entered an "
 		         "interrupt, which runs no instruction", end, point - 1, point - 1 - end);
 	return 0;
@@ -158,12 +167,6 @@ static void step_check(const struct step_args *a, const struct guest_opts *g)
 			       "--until-return or --max-depth");
 	if (!a->count && !a->until_return && !a->until && !a->backwards)
 		say_usage("step ", "say how far to step: --count N, --until SPEC, --until-return or --backwards N");
-}
-
-/* Why the plugin cannot step this run (NULL: it can). */
-static const char *step_plugin_refuses(const struct step_args *a)
-{
-	return a->backwards ? "--backwards steps a replay through the gdbstub" : NULL;
 }
 
 /* The command line read into @g, @a and @atp; false: --help was printed. */
@@ -271,7 +274,7 @@ int cmd_step(int argc, char **argv)
 	    (a.until && places_until(&s, &atp, a.until, &until_addr)))
 		goto fail;
 	s.ps = &atp;
-	if (session_choose_engine(&s, step_plugin_refuses(&a))) {
+	if (session_choose_engine(&s, NULL)) {
 		probes_free(&atp);
 		session_end(&s);
 		return EXIT_USAGE;
