@@ -7,10 +7,11 @@
  * the stack window from rsp into a HIT message, without stopping the
  * guest; for kstep step, every instruction of the vCPU that hit --at from
  * that hit on (or, for --backwards, of the vCPU a replay stopped short of
- * the hit, from there), through a conditional callback on every instruction that
- * only that vCPU's scoreboard slot turns on; a STEP reads only the
- * registers the instruction before it wrote (host/disasm.c, Capstone, at
- * translation), and sends only the head of its block that changed.
+ * the hit, from there), through a conditional callback on every
+ * instruction that only that vCPU's scoreboard slot turns on; a STEP
+ * reads only the registers the instruction before it wrote
+ * (host/disasm.c, Capstone, at translation), and sends only the head of
+ * its block that changed.
  * Messages are buffered and written in batches (a step window's first
  * STEP and the one where its call returns go at once); when kstep falls
  * behind, the vCPU waits for it (counted, never dropped). With icount=on it
