@@ -181,14 +181,24 @@ static int until_synced(struct engine *e, struct probe_set *ps, struct snapshot 
 	return 0;
 }
 
+/* A message kstep sent while the guest is stopped (@err: how its write
+ * went), and the plugin's SYNCED for it: each one is waited for, or the
+ * next wait would take it for the answer to what comes after, and the
+ * guest would run on before the plugin had read that. */
+static int until_answered(struct engine *e, int err, struct probe_set *ps, struct snapshot *sn,
+			  struct engine_result *res)
+{
+	if (err)
+		return kerr_set(e->err, sizeof(e->err), err, "writing to the plugin: %s", strerror(-err));
+	return until_synced(e, ps, sn, res);
+}
+
 int engine_plugin_sync(struct engine *e, struct probe_set *ps, struct snapshot *sn, struct engine_result *res)
 {
 	int err = chan_send(e->chan, CHAN_SYNC, NULL, 0);
 
 	/* Gone already (QEMU ending): what it sent before is still to read. */
-	if (err && err != -ECONNRESET)
-		return kerr_set(e->err, sizeof(e->err), err, "writing to the plugin: %s", strerror(-err));
-	return until_synced(e, ps, sn, res);
+	return until_answered(e, err == -ECONNRESET ? 0 : err, ps, sn, res);
 }
 
 /* x86-64 Linux keeps each CPU's IRQ stack pointer in the per-CPU
@@ -366,14 +376,8 @@ int engine_plugin_place(struct engine *e, struct probe_set *ps, struct snapshot 
 int engine_plugin_start(struct engine *e, struct engine_result *res)
 {
 	struct probe_set none = { 0 };
-	int err = chan_send_regs(e->chan, target_desc(e->t));
 
-	/* Its SYNCED read here: else the next wait takes it for the answer
-	 * to what comes after (PROBES, STEP_AT), and the guest runs on
-	 * before the plugin has read that. */
-	if (err)
-		return kerr_set(e->err, sizeof(e->err), err, "writing to the plugin: %s", strerror(-err));
-	return until_synced(e, &none, NULL, res);
+	return until_answered(e, chan_send_regs(e->chan, target_desc(e->t)), &none, NULL, res);
 }
 
 /* Wait up to @timeout_ms for the gdbstub or the plugin to send, in one
@@ -521,10 +525,8 @@ int engine_plugin_step(struct engine *e, const struct probe *at, uint64_t hits, 
 	e->warm = warm_new(e->syms, e->dis, e->snap, e->o.cfi, at->addr);
 	if (!err)
 		err = engine_plugin_place(e, ps, NULL, res);
-	if (!err && (err = chan_send(e->chan, CHAN_STEP_AT, &sa, sizeof(sa))))
-		err = kerr_set(e->err, sizeof(e->err), err, "writing to the plugin: %s", strerror(-err));
 	if (!err)
-		err = until_synced(e, ps, NULL, res);
+		err = until_answered(e, chan_send(e->chan, CHAN_STEP_AT, &sa, sizeof(sa)), ps, NULL, res);
 	/* A stop that is none of kstep's (there are no breakpoints): on. */
 	while (!err && res->end == ENGINE_END_NONE) {
 		struct target_stop st;

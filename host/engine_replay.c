@@ -134,6 +134,23 @@ static int record_snapshot(struct engine *e, struct snapshot *sn, struct engine_
 	return 0;
 }
 
+/* One single step of the replay, its state read after it; @ended: the
+ * guest ended instead (no error). */
+static int single_step(struct engine *e, bool *ended)
+{
+	struct target_stop st;
+	int err;
+
+	*ended = false;
+	if ((err = target_step(e->t, target_current_thread(e->t))) || (err = engine_wait_stop(e, &st, HALT_TIMEOUT_MS)))
+		return engine_target_fail(e, err);
+	if (st.kind != TARGET_STOP_SIGNAL) {
+		*ended = true;
+		return 0;
+	}
+	return at_stop(e);
+}
+
 int engine_single_step_to(struct engine *e, uint64_t icount)
 {
 	/* An interrupt's entry is a step that runs no instruction: a few more
@@ -145,18 +162,14 @@ int engine_single_step_to(struct engine *e, uint64_t icount)
 	if (engine_icount(e) < icount && (err = target_set_sstep(e->t, TARGET_SSTEP_ENABLE)))
 		return engine_target_fail(e, err);
 	while (engine_icount(e) < icount) {
-		struct target_stop st;
+		bool ended;
 
 		if (!left--)
 			return kerr_set(e->err, sizeof(e->err), -EIO, "single steps did not reach instruction %" PRIu64
 					" of the replay", icount);
-		if ((err = target_step(e->t, target_current_thread(e->t))) ||
-		    (err = engine_wait_stop(e, &st, HALT_TIMEOUT_MS)))
-			return err == -ECONNRESET ? kerr_set(e->err, sizeof(e->err), err, "the guest ended before the point")
-						  : engine_target_fail(e, err);
-		if (st.kind != TARGET_STOP_SIGNAL)
+		if ((err = single_step(e, &ended)) == -ECONNRESET || (!err && ended))
 			return kerr_set(e->err, sizeof(e->err), -ECONNRESET, "the guest ended before the point");
-		if ((err = at_stop(e)))
+		if (err)
 			return err;
 	}
 	if (engine_icount(e) != icount)
@@ -186,19 +199,14 @@ int engine_last_reg_write(struct engine *e, const char *reg, uint64_t until_icou
 	prev = engine_reg(e, idx);
 	prev_pc = engine_reg(e, e->pc_idx);
 	while (!err && engine_icount(e) < until_icount) {
-		struct target_stop st;
+		bool ended;
 
-		if ((err = target_step(e->t, target_current_thread(e->t))) ||
-		    (err = engine_wait_stop(e, &st, HALT_TIMEOUT_MS))) {
-			err = engine_target_fail(e, err);
+		if ((err = single_step(e, &ended)))
 			break;
-		}
-		if (st.kind != TARGET_STOP_SIGNAL) {
+		if (ended) {
 			res->end = ENGINE_END_GUEST_EXITED;
 			break;
 		}
-		if ((err = at_stop(e)))
-			break;
 		res->steps++;
 		if (engine_reg(e, idx) != prev) {
 			describe(e, prev_pc, w);

@@ -275,9 +275,9 @@ def outside_interrupts(steps):
 def test_plugin_steps_are_the_gdbstub_steps_on_a_replay():
     """A 5,000-instruction window from net_rx_action of one recording,
     1,000 from a system call's entry, and 100 back from a call, stepped by
-    each engine: the same
-    instructions with the same registers, stack words and backtraces. The gdbstub single-steps; the plugin
-    reports every instruction of that vCPU while the guest runs on."""
+    each engine: the same instructions with the same registers, stack words
+    and backtraces. The gdbstub single-steps; the plugin reports every
+    instruction of that vCPU while the guest runs on."""
     env = qemu10()
     rec = tempfile.mkdtemp(prefix="kstep-plstep-")
     try:
