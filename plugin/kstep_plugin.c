@@ -438,6 +438,19 @@ static void append_hit_locked(uint32_t type, struct chan_hit *hit, const uint8_t
 
 /* ---- kstep step: every instruction of one vCPU from a hit on ---- */
 
+/* An instruction as translated, for its STEPs: kstep decodes the code
+ * the guest runs (patched as the kernel booted), not vmlinux's. */
+struct step_insn {
+	uint64_t pc;
+	uint32_t len;
+	uint8_t bytes[16];
+	bool tb_first;                /* its block's first: where interrupts and exceptions land */
+	bool gprs_only;
+	bool listed;                  /* Capstone lists what it writes: ... */
+	bool flags;                   /* ... eflags, and */
+	uint16_t gprs;                /* these general registers (disasm_gprs_written) */
+};
+
 static struct {
 	uint64_t at, hits, seen;      /* chan_step_at's; seen: hits of @at so far */
 	bool now;                     /* CHAN_STEP_NOW: no @at, a vCPU steps from here */
@@ -449,6 +462,7 @@ static struct {
 	qemu_plugin_u64 stepping;     /* 1 in the stepping vCPU's slot */
 	const struct step_insn *prev; /* the last STEP's instruction, NULL: none yet, ... */
 	uint8_t last_regs[CHAN_MAX_REGS * 64]; /* ... and its register block */
+	struct step_insn prev_kept;   /* prev's copy once a flush freed its chunk (on_flush) */
 	bool until_return;            /* CHAN_STEP_UNTIL_RETURN: ... */
 	uint64_t ret, entry_sp;       /* ... the return address and rsp at the first STEP */
 } S = { .vcpu = -1 };
@@ -473,19 +487,15 @@ static uint32_t regs_head(const uint8_t *regs, uint32_t len)
 	return len;
 }
 
-/* An instruction as translated, for its STEPs: kstep decodes the code
- * the guest runs (patched as the kernel booted), not vmlinux's. */
-struct step_insn {
-	uint64_t pc;
-	uint32_t len;
-	uint8_t bytes[16];
-	bool tb_first;                /* its block's first: where interrupts and exceptions land */
-	bool gprs_only;
-	bool listed;                  /* Capstone lists what it writes: ... */
-	bool flags;                   /* ... eflags, and */
-	uint16_t gprs;                /* these general registers (disasm_gprs_written) */
-};
 #define STEP_INSNS_CHUNK 4096
+
+/* The step_insns of the blocks translated since the last flush of
+ * QEMU's translated code, newest chunk first. Under table_lock. */
+static struct step_insn_chunk {
+	struct step_insn_chunk *next;
+	size_t used;
+	struct step_insn insns[STEP_INSNS_CHUNK];
+} *step_insns;
 
 /* One-byte opcodes that change only general registers, rip, eflags and
  * memory (far, segment, x87, I/O, interrupt and halt forms are out). */
@@ -551,20 +561,22 @@ static bool gprs_only(const uint8_t *b, size_t len)
 	return i + 1 < len && two_byte_gprs_only(b[i + 1], i + 2 < len ? b[i + 2] : 0xff);
 }
 
-/* A new step_insn for @insn (they live as long as QEMU), under
- * table_lock; NULL when out of memory. */
+/* A new step_insn for @insn (it lives until QEMU flushes its translated
+ * code, on_flush), under table_lock; NULL when out of memory. */
 static struct step_insn *new_step_insn(const struct qemu_plugin_insn *insn)
 {
-	static struct step_insn *chunk;
-	static size_t used = STEP_INSNS_CHUNK;
 	struct step_insn *si;
 
-	if (used == STEP_INSNS_CHUNK) {
-		if (!(chunk = malloc(STEP_INSNS_CHUNK * sizeof(*chunk))))
+	if (!step_insns || step_insns->used == STEP_INSNS_CHUNK) {
+		struct step_insn_chunk *chunk = malloc(sizeof(*chunk));
+
+		if (!chunk)
 			return NULL;
-		used = 0;
+		chunk->next = step_insns;
+		chunk->used = 0;
+		step_insns = chunk;
 	}
-	si = &chunk[used++];
+	si = &step_insns->insns[step_insns->used++];
 	si->pc = qemu_plugin_insn_vaddr(insn);
 	si->len = (uint32_t)qemu_plugin_insn_data(insn, si->bytes, sizeof(si->bytes));
 	si->gprs_only = gprs_only(si->bytes, si->len);
@@ -971,6 +983,27 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 	pthread_mutex_unlock(&P.table_lock);
 }
 
+/* QEMU threw away every translated block, and with them the callbacks
+ * that point at step_insns: free them all. QEMU calls this with no vCPU
+ * running (an exclusive section), so none is inside a callback. The last
+ * STEP's instruction is kept as a copy: the next STEP compares with it. */
+static void on_flush(qemu_plugin_id_t id)
+{
+	(void)id;
+	pthread_mutex_lock(&P.table_lock);
+	if (S.prev) {
+		S.prev_kept = *S.prev;
+		S.prev = &S.prev_kept;
+	}
+	while (step_insns) {
+		struct step_insn_chunk *next = step_insns->next;
+
+		free(step_insns);
+		step_insns = next;
+	}
+	pthread_mutex_unlock(&P.table_lock);
+}
+
 static void on_idle(qemu_plugin_id_t id, unsigned int vcpu)
 {
 	(void)id;
@@ -1270,6 +1303,7 @@ KSTEP_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info
 	qemu_plugin_register_vcpu_init_cb(id, on_vcpu_init);
 	qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);
 	qemu_plugin_register_vcpu_idle_cb(id, on_idle);
+	qemu_plugin_register_flush_cb(id, on_flush);
 	qemu_plugin_register_atexit_cb(id, on_qemu_exit, NULL);
 	return 0;
 }

@@ -6,6 +6,7 @@ behind (the vCPU waits, and the waits are counted), and what the plugin
 cannot serve is refused with the reason, or left to the gdbstub with it."""
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -340,6 +341,53 @@ def test_plugin_steps_are_the_gdbstub_steps_on_a_replay():
                   if mine[i] != theirs[i]), (len(mine), len(theirs)))
         last = events(babeltrace(backs["plugin"]))[-1]
         assert last["insn"].startswith("call"), last["insn"]
+    finally:
+        shutil.rmtree(rec)
+
+
+SMALL_CACHE_QEMU = """#!/bin/sh
+# %s with a 1 MiB translation cache (-accel tcg,tb-size=1): it fills and
+# is flushed again and again.
+n=$#
+prev=
+for a; do
+	[ "$prev" = -accel ] && [ "$a" = tcg ] && a=tcg,tb-size=1
+	prev=$a
+	set -- "$@" "$a"
+done
+shift $n
+exec %s "$@"
+"""
+
+
+@test
+def test_plugin_steps_go_on_across_flushes_of_translated_code():
+    """QEMU throws its translated code away when its cache is full (and at
+    each gdbstub stop up to 10.1); the plugin then frees what it kept for
+    each instruction translated (on_flush), and keeps a copy of the last
+    step's. With a 1 MiB cache (flushed once within this window, 16 times
+    in this replay), the 20,000 instructions from the 5th call of
+    kmem_cache_create are those a full-size cache gives."""
+    env = qemu10()
+    rec = tempfile.mkdtemp(prefix="kstep-plflush-")
+    try:
+        p = kstep("record", "--engine", "plugin", "--workload", "rx-icmp", "--size", "2", "-o", rec, "--force", "-q",
+                  env=env, timeout=300)
+        assert p.returncode == 0, p.stderr[-600:]
+        small = os.path.join(rec, "qemu-small-cache")
+        with open(small, "w") as f:
+            f.write(SMALL_CACHE_QEMU % (env["QEMU"], shlex.quote(env["QEMU"])))
+        os.chmod(small, 0o755)
+        runs = {}
+        for name, qemu in (("full", env["QEMU"]), ("small", small)):
+            d = os.path.join(rec, name)
+            p = kstep("step", "--engine", "plugin", "--at", "kmem_cache_create", "--hits", "5", "--count", "20000",
+                      "--replay", rec, "-o", d, "--pin", "off", "-q", env=dict(env, QEMU=qemu), timeout=300)
+            assert p.returncode == 0 and "20000 instructions in" in p.stdout, p.stderr[-600:]
+            runs[name] = steps_of(d)
+        mine, theirs = runs["small"], runs["full"]
+        assert len(mine) == 20000 and mine == theirs, \
+            next((i for i in range(min(len(mine), len(theirs))) if mine[i] != theirs[i]), (len(mine), len(theirs)))
     finally:
         shutil.rmtree(rec)
 
