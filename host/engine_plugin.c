@@ -154,7 +154,7 @@ static int take_message(struct engine *e, struct probe_set *ps, const struct cha
 	res->plugin_waits = s.waits;
 	res->plugin_wait_seconds = (double)s.wait_ns / 1e9;
 	res->plugin_regs_missing = s.regs_missing;
-	*synced = true;
+	*synced = chan_synced_is_last(e->chan, &s);
 	return 0;
 }
 

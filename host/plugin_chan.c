@@ -28,6 +28,7 @@ struct chan {
 	int listen_fd, fd;
 	uint8_t *in;              /* CHAN_BUF bytes */
 	size_t start, end;        /* unread bytes: in[start, end) */
+	uint32_t asked;           /* messages sent that SYNCED answers (chan_answered) */
 };
 
 /* A channel on @fd (-1: none yet), not listening; NULL without memory. */
@@ -200,6 +201,7 @@ int chan_send(struct chan *c, uint32_t type, const void *body, size_t len)
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
 	size_t total = sizeof(h) + len;
 
+	c->asked += chan_answered(type);
 	while (total) {
 		ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
 
@@ -311,6 +313,11 @@ int chan_parse_synced(const struct chan_msg *m, struct chan_synced *s)
 		return -EPROTO;
 	memcpy(s, m->body, sizeof(*s));
 	return 0;
+}
+
+bool chan_synced_is_last(const struct chan *c, const struct chan_synced *s)
+{
+	return s->answered == c->asked;
 }
 
 int chan_parse_gone(const struct chan_msg *m, struct chan_gone *g)

@@ -62,6 +62,9 @@ int chan_send_probes(struct chan *c, const struct chan_probe_prog *probes, size_
  * block is not @regs_len bytes. */
 int chan_parse_hit(const struct chan_msg *m, size_t regs_len, struct chan_hit_view *v);
 int chan_parse_synced(const struct chan_msg *m, struct chan_synced *s);
+/* Whether @s answers the last message sent that the plugin answers (an
+ * earlier one's answer is not the one waited for). */
+bool chan_synced_is_last(const struct chan *c, const struct chan_synced *s);
 /* The plugin's last message when it gives up: why, after how many HITs. */
 int chan_parse_gone(const struct chan_msg *m, struct chan_gone *g);
 

@@ -25,14 +25,18 @@
  *                            probed call returned (CHAN_OP_AT_RETURN)
  *   plugin -> kstep  STEP    one stepped instruction, laid out as a HIT
  *   plugin -> kstep  SYNCED  hits so far, and how often a vCPU waited
- *                            for kstep to read (nothing is ever dropped)
+ *                            for kstep to read (nothing is ever dropped);
+ *                            also how many messages it has answered, so
+ *                            that kstep takes no SYNCED for the answer to
+ *                            a later message (and as QEMU exits)
  */
 #ifndef KSTEP_CHANNEL_H
 #define KSTEP_CHANNEL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
-#define CHAN_PROTOCOL 6
+#define CHAN_PROTOCOL 7
 #define CHAN_MAX_BODY (1u << 20)
 #define CHAN_REG_NAME 24
 #define CHAN_MAX_REGS 256
@@ -194,8 +198,14 @@ struct chan_synced {
 	uint64_t waits;           /* times a vCPU waited for kstep to read */
 	uint64_t wait_ns;         /* for how long, all together */
 	uint32_t regs_missing;    /* registers of REGS the plugin cannot read */
-	uint32_t pad;
+	uint32_t answered;        /* REGS, PROBES, SYNC and STEP_AT read so far */
 };
+
+/* Whether the plugin answers a message of @type with SYNCED. */
+static inline bool chan_answered(uint32_t type)
+{
+	return type == CHAN_REGS || type == CHAN_PROBES || type == CHAN_SYNC || type == CHAN_STEP_AT;
+}
 
 enum chan_gone_reason {
 	CHAN_GONE_NOMEM = 1,      /* no memory for the next HIT */

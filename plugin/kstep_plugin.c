@@ -83,6 +83,7 @@ static struct {
 	size_t out_len, out_cap;
 	uint64_t last_flush_ns;
 	uint64_t hits, waits, wait_ns;
+	uint32_t answered;            /* chan_synced's */
 
 	pthread_mutex_t table_lock;   /* probes, window, registers */
 	struct probe *probes;         /* sorted by address */
@@ -201,13 +202,15 @@ static void append_locked(uint32_t type, const void *body, size_t len)
 	memcpy(p + sizeof(h), body, len);
 }
 
-static void send_synced(void)
+/* SYNCED: the answer to a message kstep sent (@answer), or the last word. */
+static void send_synced(bool answer)
 {
 	struct chan_synced s;
 
 	pthread_mutex_lock(&P.out_lock);
+	P.answered += answer;
 	s = (struct chan_synced){ .hits = P.hits, .waits = P.waits, .wait_ns = P.wait_ns,
-				  .regs_missing = P.regs_missing };
+				  .regs_missing = P.regs_missing, .answered = P.answered };
 	append_locked(CHAN_SYNCED, &s, sizeof(s));
 	flush_locked();
 	pthread_mutex_unlock(&P.out_lock);
@@ -1018,7 +1021,7 @@ static void on_qemu_exit(qemu_plugin_id_t id, void *udata)
 {
 	(void)id;
 	(void)udata;
-	send_synced();
+	send_synced(false);
 }
 
 /* The registers QEMU offers, read once in the first vCPU's context. */
@@ -1230,8 +1233,8 @@ static void *control(void *arg)
 			set_step_at(body, h.len);
 		else if (h.type == CHAN_STEP_VERDICT)
 			set_verdict(body, h.len);
-		if (h.type == CHAN_REGS || h.type == CHAN_PROBES || h.type == CHAN_SYNC || h.type == CHAN_STEP_AT)
-			send_synced();
+		if (chan_answered(h.type))
+			send_synced(true);
 	}
 	free(body);
 	pthread_mutex_lock(&V.lock); /* no verdict comes any more */

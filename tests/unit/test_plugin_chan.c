@@ -216,6 +216,27 @@ static void synced_and_the_end(void **state)
 	assert_int_equal(chan_next(p->c, &m, 100), -ECONNRESET);
 }
 
+/* A SYNCED answers the last message sent that the plugin answers only
+ * when it counts that one: an earlier message's answer, read late, is
+ * not it. A STEP_VERDICT is not answered, and not counted. */
+static void synced_answers_the_last_message_only(void **state)
+{
+	struct pair *p = *state;
+	struct chan_synced early = { .answered = 1 }, last = { .answered = 2 };
+	struct chan_step_at at = { 0 };
+	struct chan_step_verdict verdict = { 0 };
+	uint8_t sink[64];
+
+	assert_int_equal(chan_send(p->c, CHAN_SYNC, NULL, 0), 0);
+	assert_true(chan_synced_is_last(p->c, &early));
+	assert_int_equal(chan_send(p->c, CHAN_STEP_AT, &at, sizeof(at)), 0);
+	assert_false(chan_synced_is_last(p->c, &early));
+	assert_true(chan_synced_is_last(p->c, &last));
+	assert_int_equal(chan_send(p->c, CHAN_STEP_VERDICT, &verdict, sizeof(verdict)), 0);
+	assert_true(chan_synced_is_last(p->c, &last));
+	assert_true(read(p->peer, sink, sizeof(sink)) > 0);
+}
+
 /* The plugin's last word when it gives up: why, and after how many HITs;
  * a GONE of another length is refused, as is a SYNCED taken for one. */
 static void gone_says_why(void **state)
@@ -249,6 +270,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(step_may_carry_the_head_of_its_registers, setup, teardown),
 		cmocka_unit_test_setup_teardown(oversized_message_ends_the_channel, setup, teardown),
 		cmocka_unit_test_setup_teardown(synced_and_the_end, setup, teardown),
+		cmocka_unit_test_setup_teardown(synced_answers_the_last_message_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(gone_says_why, setup, teardown),
 	};
 
