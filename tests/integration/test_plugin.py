@@ -242,6 +242,19 @@ def steps_of(d):
     return [seen(e) for e in events(babeltrace(d))]
 
 
+def recorded_rx_icmp(prefix):
+    """A QEMU 10 recording of rx-icmp, made through the plugin, in a new
+    directory named from @prefix: QEMU 10's environment and the directory."""
+    env = qemu10()
+    rec = tempfile.mkdtemp(prefix=prefix)
+    p = kstep("record", "--engine", "plugin", "--workload", "rx-icmp", "--size", "2", "-o", rec, "--force", "-q",
+              env=env, timeout=300)
+    if p.returncode:
+        shutil.rmtree(rec)
+    assert p.returncode == 0, p.stderr[-600:]
+    return env, rec
+
+
 def is_irq_entry(step):
     """An external interrupt's first instruction (steps_of's tuple)."""
     where = step[7][0]
@@ -279,12 +292,8 @@ def test_plugin_steps_are_the_gdbstub_steps_on_a_replay():
     each engine: the same instructions with the same registers, stack words
     and backtraces. The gdbstub single-steps; the plugin reports every
     instruction of that vCPU while the guest runs on."""
-    env = qemu10()
-    rec = tempfile.mkdtemp(prefix="kstep-plstep-")
+    env, rec = recorded_rx_icmp("kstep-plstep-")
     try:
-        p = kstep("record", "--engine", "plugin", "--workload", "rx-icmp", "--size", "2", "-o", rec, "--force", "-q",
-                  env=env, timeout=300)
-        assert p.returncode == 0, p.stderr[-600:]
         # Four replays, two at a time: the windows from net_rx_action and
         # from entry_SYSCALL_64, each by both engines.
         windows = [(at, count, engine, os.path.join(rec, at + "-" + engine))
@@ -368,12 +377,8 @@ def test_plugin_steps_go_on_across_flushes_of_translated_code():
     step's. With a 1 MiB cache (flushed once within this window, 16 times
     in this replay), the 20,000 instructions from the 5th call of
     kmem_cache_create are those a full-size cache gives."""
-    env = qemu10()
-    rec = tempfile.mkdtemp(prefix="kstep-plflush-")
+    env, rec = recorded_rx_icmp("kstep-plflush-")
     try:
-        p = kstep("record", "--engine", "plugin", "--workload", "rx-icmp", "--size", "2", "-o", rec, "--force", "-q",
-                  env=env, timeout=300)
-        assert p.returncode == 0, p.stderr[-600:]
         small = os.path.join(rec, "qemu-small-cache")
         with open(small, "w") as f:
             f.write(SMALL_CACHE_QEMU % (env["QEMU"], shlex.quote(env["QEMU"])))
