@@ -88,8 +88,11 @@ def test_qemu10_record_replays_with_probes():
                   timeout=300)
         assert p.returncode == 0, p.stderr[-600:]
         assert "recording with --nic virtio" in p.stderr, p.stderr[-400:]
-        # The system's QEMU 7.2 does not replay what QEMU 10 recorded: refused at once.
-        p = kstep("trace", "--replay", rec, "-o", os.path.join(rec, "t"), timeout=60)
+        # The system's QEMU 7.2, named, does not replay what QEMU 10
+        # recorded: refused at once (with none named, images/qemu's is
+        # taken: test_record_with_the_plugin_engine_and_trace_its_replay_through_it).
+        p = kstep("trace", "--replay", rec, "-o", os.path.join(rec, "t"), env={"QEMU": "qemu-system-x86_64"},
+                  timeout=60)
         assert p.returncode == 1 and "recorded with QEMU 10." in p.stderr, p.stderr[-400:]
         # Side by side: the rx set through breakpoints, and two of its
         # functions through the plugin (issue 26's equivalence on a recording).
@@ -138,15 +141,18 @@ def test_record_with_the_plugin_engine_and_trace_its_replay_through_it():
     """kstep record --engine plugin, with no QEMU named and the system's too
     old for the plugin, records with images/qemu's QEMU 10 and says so; a
     replay through the plugin (--engine plugin takes that QEMU before the
-    recording's version is checked) sees the rx set's hits."""
+    recording's version is checked) sees the rx set's hits; a replay on the
+    gdbstub, no QEMU named either, takes that QEMU as the recording's."""
     qemu10()
+    old_system = "QEMU 7." in subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
+                                             text=True).stdout
     env = {"QEMU": ""}  # none named
     rec = tempfile.mkdtemp(prefix="kstep-q10plrec-")
     try:
         p = kstep("record", "--engine", "plugin", "--workload", "rx-icmp", "--size", "2", "-o", rec, "--force",
                   env=env, timeout=300)
         assert p.returncode == 0, p.stderr[-600:]
-        if "QEMU 7." in subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout:
+        if old_system:
             assert "--engine plugin: QEMU " + QEMU10 in p.stderr, p.stderr[-400:]
         assert "qemu=10." in open(os.path.join(rec, "recording")).read()
         p = kstep("trace", "--engine", "plugin", "-p", "rx", "--replay", rec, "-o", os.path.join(rec, "t"), "-q",
@@ -155,6 +161,13 @@ def test_record_with_the_plugin_engine_and_trace_its_replay_through_it():
         evs = events(babeltrace(os.path.join(rec, "t")))
         assert [e for e in evs if e["symbol"].startswith("icmp_rcv")], [e["symbol"] for e in evs][:10]
         assert re.search(r"the plugin reported (\d+) hits, kstep read \1;", p.stdout + p.stderr), p.stderr[-400:]
+        p = kstep("trace", "--engine", "rsp", "-p", "none", "--break", "kmem_cache_create", "--max-stops", "2",
+                  "--replay", rec, "-o", os.path.join(rec, "r"), env=env, timeout=300)
+        assert p.returncode == 0 and "reached --max-stops" in p.stdout, p.stderr[-600:]
+        if old_system:
+            assert re.search(r"--replay: QEMU %s, the version \(10\.\d+\) that recorded it" % re.escape(QEMU10),
+                             p.stderr), p.stderr[-400:]
+        assert [e["symbol"] for e in events(babeltrace(os.path.join(rec, "r")))] == ["kmem_cache_create"] * 2
     finally:
         shutil.rmtree(rec)
 
