@@ -25,10 +25,11 @@
  *                            probed call returned (CHAN_OP_AT_RETURN)
  *   plugin -> kstep  STEP    one stepped instruction, laid out as a HIT
  *   plugin -> kstep  SYNCED  hits so far, and how often a vCPU waited
- *                            for kstep to read (nothing is ever dropped);
- *                            also how many messages it has answered, so
- *                            that kstep takes no SYNCED for the answer to
- *                            a later message (and as QEMU exits)
+ *                            for kstep to read (nothing is ever dropped),
+ *                            and how many of kstep's messages it has
+ *                            answered: kstep waits for the one that
+ *                            counts its last message; one more comes as
+ *                            QEMU exits
  */
 #ifndef KSTEP_CHANNEL_H
 #define KSTEP_CHANNEL_H
