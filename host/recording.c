@@ -261,24 +261,46 @@ int recording_check(const struct recording *r, const char *dir, const char *imag
 	return 0;
 }
 
-int recording_check_qemu(const struct recording *r, const char *dir, char *err, size_t errlen)
+int recording_qemu_version(char *out, size_t len)
+{
+	int major, minor, ret = qemu_version(&major, &minor);
+
+	if (!ret)
+		snprintf(out, len, "%d.%d", major, minor);
+	return ret;
+}
+
+/* With QEMU unset: @alt, if it is @r's version (QEMU set to it). */
+static bool take_alt_qemu(const struct recording *r, const char *alt)
+{
+	char theirs[32];
+
+	if (!alt || (getenv("QEMU") && *getenv("QEMU")) || access(alt, X_OK))
+		return false;
+	setenv("QEMU", alt, 1);
+	if (!recording_qemu_version(theirs, sizeof(theirs)) && !strcmp(theirs, r->qemu))
+		return true;
+	unsetenv("QEMU");
+	return false;
+}
+
+int recording_check_qemu(const struct recording *r, const char *dir, const char *alt, char *err, size_t errlen)
 {
 	const char *qemu = getenv("QEMU") && *getenv("QEMU") ? getenv("QEMU") : "qemu-system-x86_64";
 	char now[32];
-	int major, minor;
 
 	if (!r->qemu[0])
 		return 0; /* made before recordings named their QEMU */
-	if (qemu_version(&major, &minor)) {
+	if (recording_qemu_version(now, sizeof(now))) {
 		snprintf(err, errlen, "--replay %s: cannot run %s to see its version (recorded with QEMU %s)", dir, qemu,
 			 r->qemu);
 		return -ENOENT;
 	}
-	snprintf(now, sizeof(now), "%d.%d", major, minor);
-	if (strcmp(now, r->qemu)) {
-		snprintf(err, errlen, "--replay %s: recorded with QEMU %s, and %s is QEMU %s: a replay follows only the "
-			 "QEMU that recorded it; give that one as QEMU=PATH", dir, r->qemu, qemu, now);
-		return -ESTALE;
-	}
-	return 0;
+	if (!strcmp(now, r->qemu))
+		return 0;
+	if (take_alt_qemu(r, alt))
+		return 1;
+	snprintf(err, errlen, "--replay %s: recorded with QEMU %s, and %s is QEMU %s: a replay follows only the "
+		 "QEMU that recorded it; give that one as QEMU=PATH", dir, r->qemu, qemu, now);
+	return -ESTALE;
 }

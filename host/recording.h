@@ -42,10 +42,16 @@ int recording_read(const char *dir, struct recording *r, char *err, size_t errle
 /* The recording is complete and @images are the ones it ran; else
  * -ESTALE / -EINVAL with the reason. */
 int recording_check(const struct recording *r, const char *dir, const char *images, char *err, size_t errlen);
+/* The version of the QEMU in use ($QEMU, else the system's) as a
+ * recording names it (major.minor); -errno when it cannot be run. */
+int recording_qemu_version(char *out, size_t len);
 /* The QEMU in use is the version that recorded @r (a replay follows only
- * the QEMU that recorded it); else -ESTALE with the reason. The recording
- * never says which binary to run: that would run what its author chose. */
-int recording_check_qemu(const struct recording *r, const char *dir, char *err, size_t errlen);
+ * the QEMU that recorded it): 0. With QEMU unset and the system's another
+ * version, @alt (the QEMU make qemu put beside the images; NULL: none),
+ * when it is the recorded one: QEMU is set to it, and 1. Else -ESTALE
+ * with the reason. The recording never says which binary to run: that
+ * would run what its author chose. */
+int recording_check_qemu(const struct recording *r, const char *dir, const char *alt, char *err, size_t errlen);
 /* QEMU's replay log in @dir, opened for QEMU to inherit (not close-on-exec):
  * QEMU is given /dev/fd/N, never a name, so that no directory name can
  * redirect what it reads or writes. @create: a new 0600 file for a

@@ -308,35 +308,10 @@ void guest_defaults(struct guest_opts *g)
 	g->replay_log = -1;
 }
 
-/* Whether the QEMU in use ($QEMU, or the system's) is @version (major.minor). */
-static bool qemu_is(const char *version)
+/* The QEMU (10) make qemu puts beside the images. */
+static void images_qemu(const struct guest_opts *g, char *path, size_t len)
 {
-	char now[32];
-	int major, minor;
-
-	if (qemu_version(&major, &minor))
-		return false;
-	snprintf(now, sizeof(now), "%d.%d", major, minor);
-	return !strcmp(now, version);
-}
-
-/* --replay with no QEMU named, of a recording the system's QEMU did not
- * make: the QEMU make qemu put beside the images, if it is the version
- * that made it (a replay follows only that one). */
-static void replay_qemu(const struct guest_opts *g)
-{
-	char path[PATH_MAX + 32];
-
-	if ((getenv("QEMU") && *getenv("QEMU")) || !g->rec.qemu[0])
-		return;
-	snprintf(path, sizeof(path), "%s/qemu/bin/qemu-system-x86_64", g->images);
-	if (access(path, X_OK) || qemu_is(g->rec.qemu))
-		return;
-	setenv("QEMU", path, 1);
-	if (!qemu_is(g->rec.qemu))
-		unsetenv("QEMU"); /* recording_check_qemu says the system's is not it */
-	else if (!g->quiet)
-		say_info("--replay: QEMU %s, the version (%s) that recorded it", path, g->rec.qemu);
+	snprintf(path, len, "%s/qemu/bin/qemu-system-x86_64", g->images);
 }
 
 /* --replay DIR: the guest as the recording started it; a recording that
@@ -344,16 +319,18 @@ static void replay_qemu(const struct guest_opts *g)
  * ends kstep here. */
 static void load_replay(struct guest_opts *g)
 {
-	char err[PATH_MAX + 256];
-	bool bad = recording_read(g->replay, &g->rec, err, sizeof(err)) ||
-		   recording_check(&g->rec, g->replay, g->images, err, sizeof(err));
+	char err[PATH_MAX + 256], alt[PATH_MAX + 32];
+	int ret;
 
-	if (!bad)
-		replay_qemu(g);
-	if (bad || recording_check_qemu(&g->rec, g->replay, err, sizeof(err))) {
+	images_qemu(g, alt, sizeof(alt));
+	if (recording_read(g->replay, &g->rec, err, sizeof(err)) ||
+	    recording_check(&g->rec, g->replay, g->images, err, sizeof(err)) ||
+	    (ret = recording_check_qemu(&g->rec, g->replay, alt, err, sizeof(err))) < 0) {
 		say_error("%s", err);
 		exit(EXIT_FAILED);
 	}
+	if (ret && !g->quiet) /* the recording's version is make qemu's, not the system's */
+		say_info("--replay: QEMU %s, the version (%s) that recorded it", alt, g->rec.qemu);
 	g->workload = g->rec.workload;
 	g->count = g->rec.size[0] ? g->rec.size : NULL;
 	g->nic = g->rec.nic;
@@ -433,7 +410,7 @@ static void plugin_qemu(const struct guest_opts *g)
 
 	if (getenv("QEMU") && *getenv("QEMU"))
 		return;
-	snprintf(path, sizeof(path), "%s/qemu/bin/qemu-system-x86_64", g->images);
+	images_qemu(g, path, sizeof(path));
 	if (access(path, X_OK) || qemu_plugin_capable(why, sizeof(why))) /* the file first: no QEMU run for nothing */
 		return;
 	setenv("QEMU", path, 1);

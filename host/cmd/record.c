@@ -102,7 +102,6 @@ static int record_run(struct qemu_opts *qo, const char *dir, bool force, void (*
 {
 	char err[PATH_MAX + 128];
 	struct recording r;
-	int major, minor;
 
 	if (recording_prepare_dir(dir, force, err, sizeof(err)) || recording_init(&r, qo->images, err, sizeof(err))) {
 		say_error("%s", err);
@@ -113,12 +112,11 @@ static int record_run(struct qemu_opts *qo, const char *dir, bool force, void (*
 	snprintf(r.nic, sizeof(r.nic), "%s", qo->nic);
 	snprintf(r.mem, sizeof(r.mem), "%s", qo->mem ? qo->mem : "");
 	r.kaslr = qo->kaslr;
-	if (qemu_version(&major, &minor)) {
+	if (recording_qemu_version(r.qemu, sizeof(r.qemu))) {
 		say_error("cannot run %s to see its version",
 			getenv("QEMU") && *getenv("QEMU") ? getenv("QEMU") : "qemu-system-x86_64");
 		return EXIT_FAILED;
 	}
-	snprintf(r.qemu, sizeof(r.qemu), "%d.%d", major, minor);
 	say_info("recording workload %s (TCG, one vCPU, no breakpoints) into %s", qo->workload, dir);
 	return record(qo, &r, dir, progress, stop);
 }
