@@ -182,9 +182,9 @@ static int until_synced(struct engine *e, struct probe_set *ps, struct snapshot 
 }
 
 /* A message kstep sent while the guest is stopped (@err: how its write
- * went), and the plugin's SYNCED for it: each one is waited for, or the
- * next wait would take it for the answer to what comes after, and the
- * guest would run on before the plugin had read that. */
+ * went), and the plugin's SYNCED for it (the one that counts it,
+ * chan_synced_is_last): the guest goes on only once the plugin has read
+ * the message. */
 static int until_answered(struct engine *e, int err, struct probe_set *ps, struct snapshot *sn,
 			  struct engine_result *res)
 {
