@@ -94,6 +94,16 @@ def test_qemu10_record_replays_with_probes():
         p = kstep("trace", "--replay", rec, "-o", os.path.join(rec, "t"), env={"QEMU": "qemu-system-x86_64"},
                   timeout=60)
         assert p.returncode == 1 and "recorded with QEMU 10." in p.stderr, p.stderr[-400:]
+        # None named, and no make qemu beside the images (a first run): the
+        # same refusal, naming the system's QEMU.
+        bare = os.path.join(rec, "images")
+        os.mkdir(bare)
+        for name in ("bzImage", "initramfs.cpio.gz", "vmlinux"):
+            os.symlink(os.path.join(IMAGES, name), os.path.join(bare, name))
+        p = kstep("trace", "--replay", rec, "--images", bare, "-o", os.path.join(rec, "t"), env={"QEMU": ""},
+                  timeout=60)
+        assert p.returncode == 1 and re.search(r"recorded with QEMU 10\.\d+, and qemu-system-x86_64 is QEMU",
+                                               p.stderr), p.stderr[-400:]
         # Side by side: the rx set through breakpoints, and two of its
         # functions through the plugin (issue 26's equivalence on a recording).
         runs = []
