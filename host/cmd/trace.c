@@ -164,26 +164,36 @@ static int add_set(struct session *s, struct probe_set *ps, const char *probes)
 	return ret;
 }
 
+struct trace_args {
+	struct guest_opts *g;
+	struct probe_set *ps;
+	const char *probes;   /* --probes SET|FILE, NULL: rx + oops */
+	const char *breaks[64];
+	struct probe_filter filters[64];
+	size_t nbreaks, nfilters;
+	size_t nset;          /* probes from --probes (or rx + oops), before the --breaks' */
+};
+
 /* Every probe resolved before anything boots, so a typo fails at once:
  * the builtin sets (or a probe file), then each --break, each with the
  * filters that follow it; then the trace's event classes. Names vmlinux
  * lacks are looked for in its modules' debug info (ps->moddir). */
-static int resolve_probes(struct session *s, struct probe_set *ps, const char *probes, const char *const *breaks,
-			  size_t nbreaks, const struct probe_filter *filters, size_t nfilters)
+static int resolve_probes(struct session *s, struct probe_set *ps, struct trace_args *a)
 {
 	char err[768];
 	int ret;
 
-	if ((ret = add_set(s, ps, probes)) || (ret = apply_filters(s, ps, 0, filters, nfilters, -1)))
+	if ((ret = add_set(s, ps, a->probes)) || (ret = apply_filters(s, ps, 0, a->filters, a->nfilters, -1)))
 		return ret;
-	for (size_t i = 0; i < nbreaks; i++) {
+	a->nset = ps->n;
+	for (size_t i = 0; i < a->nbreaks; i++) {
 		size_t first = ps->n;
 
-		if ((ret = probes_add_spec(ps, breaks[i], NULL, s->syms, err, sizeof(err)))) {
+		if ((ret = probes_add_spec(ps, a->breaks[i], NULL, s->syms, err, sizeof(err)))) {
 			say_error("%s", err);
 			return ret;
 		}
-		if ((ret = apply_filters(s, ps, first, filters, nfilters, (int)i)))
+		if ((ret = apply_filters(s, ps, first, a->filters, a->nfilters, (int)i)))
 			return ret;
 	}
 	if (!ps->n && !s->g->replay) { /* a replay with none just runs (its pace, make bench) */
@@ -261,14 +271,6 @@ static void say_oops(struct session *s, const struct engine_result *res)
 }
 
 /* What kstep trace's own options ask for (the guest's are in guest_opts). */
-struct trace_args {
-	struct guest_opts *g;
-	struct probe_set *ps;
-	const char *probes;   /* --probes SET|FILE, NULL: rx + oops */
-	const char *breaks[64];
-	struct probe_filter filters[64];
-	size_t nbreaks, nfilters;
-};
 
 /* One of trace's own options (@c, @arg) into @ctx, a struct trace_args. */
 static void trace_opt(int c, const char *arg, void *ctx)
@@ -339,27 +341,31 @@ static bool trace_parse(int argc, char **argv, struct guest_opts *g, struct trac
 	return true;
 }
 
-/* The line that says what is being traced, and where. */
-static void say_tracing(const struct session *s, const struct probe_set *ps)
+/* The line that says what is being traced, and where: where a set and
+ * --break probes are both traced, how many came from each. */
+static void say_tracing(const struct session *s, const struct probe_set *ps, const struct trace_args *a)
 {
 	const struct guest_opts *g = s->g;
+	char what[256];
+	int n = snprintf(what, sizeof(what), "%zu probes", ps->n);
 
+	if (a->nset && ps->n > a->nset)
+		snprintf(what + n, sizeof(what) - (size_t)n, " (%zu of %s, %zu from --break)", a->nset,
+			 a->probes ? a->probes : "rx,oops", ps->n - a->nset);
 	if (s->lv)
-		say_info("tracing %zu probes on libvirt domain '%s' (%s); Ctrl-C ends it", ps->n, lv_name(s->lv),
-			 lv_uri(s->lv));
+		say_info("tracing %s on libvirt domain '%s' (%s); Ctrl-C ends it", what, lv_name(s->lv), lv_uri(s->lv));
 	else if (g->attach)
-		say_info("tracing %zu probes on the guest at %s; Ctrl-C ends it", ps->n, g->attach);
+		say_info("tracing %s on the guest at %s; Ctrl-C ends it", what, g->attach);
 	else if (g->replay)
-		say_info("tracing %zu probes on a replay of %s (workload %s); Ctrl-C ends it", ps->n, g->replay,
-			 g->workload);
+		say_info("tracing %s on a replay of %s (workload %s); Ctrl-C ends it", what, g->replay, g->workload);
 	else
-		say_info("tracing %zu probes on a %s guest (workload %s)%s; Ctrl-C ends it", ps->n, s->accel,
-			 g->workload, s->plugin[0] ? " with kstep's QEMU plugin" : "");
+		say_info("tracing %s on a %s guest (workload %s)%s; Ctrl-C ends it", what, s->accel, g->workload,
+			 s->plugin[0] ? " with kstep's QEMU plugin" : "");
 }
 
 /* The run once the guest is at start_kernel and the trace open: kstep's
  * exit status (the trace is kept whichever way it ended). */
-static int trace_run(struct session *s, struct probe_set *ps)
+static int trace_run(struct session *s, struct probe_set *ps, const struct trace_args *a)
 {
 	struct engine_result res = { 0 };
 	int ret, status;
@@ -367,7 +373,7 @@ static int trace_run(struct session *s, struct probe_set *ps)
 	if (s->plugin[0])
 		engine_use_plugin(s->engine, qemu_plugin_chan(s->qemu));
 	probes_relocate(ps, sym_offset(s->syms));
-	say_tracing(s, ps);
+	say_tracing(s, ps, a);
 	ret = engine_trace(s->engine, ps, &res);
 	if (ret)
 		say_error("%s", engine_errmsg(s->engine));
@@ -400,7 +406,7 @@ int cmd_trace(int argc, char **argv)
 	if (session_start(&s, &g))
 		return EXIT_FAILED;
 	probes_set_paths(&ps, s.syms, g.vmlinux, g.moddir, g.srcdir);
-	if (resolve_probes(&s, &ps, a.probes, a.breaks, a.nbreaks, a.filters, a.nfilters) ||
+	if (resolve_probes(&s, &ps, &a) ||
 	    places_check_pcap(&s, &ps))
 		goto fail;
 	s.ps = &ps; /* probes in modules get their addresses as modules come */
@@ -412,7 +418,7 @@ int cmd_trace(int argc, char **argv)
 	if (session_prepare_out(&s) || session_boot(&s) || places_check_kgdb_fields(&s, &ps) ||
 	    session_open_trace(&s, "trace"))
 		goto fail;
-	ret = trace_run(&s, &ps);
+	ret = trace_run(&s, &ps, &a);
 	probes_free(&ps);
 	if (session_end(&s) && ret == EXIT_DONE)
 		ret = EXIT_FAILED; /* the domain was not handed back as found */
