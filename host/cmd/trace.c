@@ -164,6 +164,7 @@ static int add_set(struct session *s, struct probe_set *ps, const char *probes)
 	return ret;
 }
 
+/* What kstep trace's own options ask for (the guest's are in guest_opts). */
 struct trace_args {
 	struct guest_opts *g;
 	struct probe_set *ps;
@@ -269,8 +270,6 @@ static void say_oops(struct session *s, const struct engine_result *res)
 		         s->g->attach + (!strncmp(s->g->attach, "serial:", 7) ? 7 : !strncmp(s->g->attach, "unix:", 5) ? 5 : 0));
 	say_info("in gdb, 'monitor quit' ends the frozen QEMU");
 }
-
-/* What kstep trace's own options ask for (the guest's are in guest_opts). */
 
 /* One of trace's own options (@c, @arg) into @ctx, a struct trace_args. */
 static void trace_opt(int c, const char *arg, void *ctx)
