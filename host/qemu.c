@@ -455,12 +455,24 @@ static void exec_keeper(const int fds[3], char **kargv)
 			fcntl(fds[i], F_SETFD, FD_CLOEXEC);
 }
 
+bool qemu_named(void)
+{
+	const char *named = getenv("QEMU");
+
+	return named && *named;
+}
+
+const char *qemu_in_use(void)
+{
+	return qemu_named() ? getenv("QEMU") : "qemu-system-x86_64";
+}
+
 /* What the QEMU in use ($QEMU, else qemu-system-x86_64) prints on its
  * stdout for @arg1 @arg2 (NULL: none), NUL-terminated in @out. -errno
  * when it could not be run. */
 static int qemu_query(const char *arg1, const char *arg2, struct buf *out)
 {
-	const char *qemu = getenv("QEMU") && *getenv("QEMU") ? getenv("QEMU") : "qemu-system-x86_64";
+	const char *qemu = qemu_in_use();
 	char chunk[4096];
 	int pipefd[2], st = 0;
 	ssize_t r;
@@ -525,8 +537,7 @@ bool qemu_plugin_capable(char *why, size_t len)
 	int major, minor;
 
 	if (qemu_version(&major, &minor)) {
-		snprintf(why, len, "cannot tell the version of %s", getenv("QEMU") && *getenv("QEMU") ? getenv("QEMU")
-											 : "qemu-system-x86_64");
+		snprintf(why, len, "cannot tell the version of %s", qemu_in_use());
 		return false;
 	}
 	if (major * 100 + minor < 902) {

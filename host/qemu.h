@@ -53,6 +53,10 @@ int qemu_launch(struct qemu **out, const struct qemu_opts *o, char *err, size_t 
  * e1000,help lists them; QEMU 10 has neither). Without that, a replay with
  * breakpoints stalls at e1000_clean_rx_irq: a recording wants virtio. */
 bool qemu_e1000_replays(void);
+/* Whether $QEMU names a QEMU to use (else the system's is in use). */
+bool qemu_named(void);
+/* The QEMU in use: $QEMU when it names one, else qemu-system-x86_64. */
+const char *qemu_in_use(void);
 /* The version of the QEMU in use ($QEMU, else qemu-system-x86_64):
  * -ENOENT when it cannot be run. */
 int qemu_version(int *major, int *minor);

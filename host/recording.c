@@ -275,7 +275,7 @@ static bool take_alt_qemu(const struct recording *r, const char *alt)
 {
 	char theirs[32];
 
-	if (!alt || (getenv("QEMU") && *getenv("QEMU")) || access(alt, X_OK))
+	if (!alt || qemu_named() || access(alt, X_OK))
 		return false;
 	setenv("QEMU", alt, 1);
 	if (!recording_qemu_version(theirs, sizeof(theirs)) && !strcmp(theirs, r->qemu))
@@ -286,7 +286,7 @@ static bool take_alt_qemu(const struct recording *r, const char *alt)
 
 int recording_check_qemu(const struct recording *r, const char *dir, const char *alt, char *err, size_t errlen)
 {
-	const char *qemu = getenv("QEMU") && *getenv("QEMU") ? getenv("QEMU") : "qemu-system-x86_64";
+	const char *qemu = qemu_in_use();
 	char now[32];
 
 	if (!r->qemu[0])

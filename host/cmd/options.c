@@ -408,7 +408,7 @@ static void plugin_qemu(const struct guest_opts *g)
 {
 	char path[PATH_MAX + 32], why[256];
 
-	if (getenv("QEMU") && *getenv("QEMU"))
+	if (qemu_named())
 		return;
 	images_qemu(g, path, sizeof(path));
 	if (access(path, X_OK) || qemu_plugin_capable(why, sizeof(why))) /* the file first: no QEMU run for nothing */

@@ -113,8 +113,7 @@ static int record_run(struct qemu_opts *qo, const char *dir, bool force, void (*
 	snprintf(r.mem, sizeof(r.mem), "%s", qo->mem ? qo->mem : "");
 	r.kaslr = qo->kaslr;
 	if (recording_qemu_version(r.qemu, sizeof(r.qemu))) {
-		say_error("cannot run %s to see its version",
-			getenv("QEMU") && *getenv("QEMU") ? getenv("QEMU") : "qemu-system-x86_64");
+		say_error("cannot run %s to see its version", qemu_in_use());
 		return EXIT_FAILED;
 	}
 	say_info("recording workload %s (TCG, one vCPU, no breakpoints) into %s", qo->workload, dir);
