@@ -28,6 +28,7 @@
 
 struct engine_opts {
 	size_t stack_bytes;          /* recorded stack window (--stack-bytes) */
+	size_t max_stack;            /* frames a backtrace records (--max-stack), 0: SNAPSHOT_FRAMES */
 	uint64_t max_stops;          /* 0: no limit */
 	double duration;             /* seconds, 0: no limit */
 	bool step_irqs;              /* let interrupts and timers in while stepping */

@@ -249,7 +249,7 @@ static enum step_frames frames_held(struct engine *e, const struct step_run *r, 
  * frame: a walk that ended there (entry code from user space) ended on
  * what that frame's registers held, which the next instruction changes.
  * A return needs the frame above and, if the chain was cut at
- * SNAPSHOT_FRAMES, the one the walk found beneath the cut. */
+ * --max-stack, the one the walk found beneath the cut. */
 static void hold_frames(struct engine *e, struct step_run *r, uint64_t pc, size_t ilen, enum disasm_flow flow)
 {
 	const struct snapshot *sn = r->sn;

@@ -30,12 +30,13 @@ struct snapshot_ctx {
 	struct disasm *dis;
 	struct cfi *cfi;
 	enum snapshot_unwind_mode mode;
+	size_t frames;            /* a backtrace records at most */
 	struct snapshot_agreement agreement, carried, rows;
 	struct frame_text *texts; /* TEXT_SLOTS of them (bigmem.h) */
 };
 
 int snapshot_ctx_new(struct snapshot_ctx **out, struct symtab *syms, struct memcache *mc, struct disasm *dis,
-		     struct cfi *cfi, enum snapshot_unwind_mode mode)
+		     struct cfi *cfi, enum snapshot_unwind_mode mode, size_t frames)
 {
 	struct snapshot_ctx *c = calloc(1, sizeof(*c));
 
@@ -48,6 +49,7 @@ int snapshot_ctx_new(struct snapshot_ctx **out, struct symtab *syms, struct memc
 	c->dis = dis;
 	c->cfi = cfi;
 	c->mode = cfi ? mode : SNAPSHOT_UNWIND_FP;
+	c->frames = frames && frames < SNAPSHOT_FRAMES ? frames : SNAPSHOT_FRAMES;
 	*out = c;
 	return 0;
 }
@@ -179,11 +181,11 @@ static int is_text(void *ctx, uint64_t addr)
 	return sym_in_text(c->syms, addr) || (c->cfi && cfi_module_text(c->cfi, addr));
 }
 
-/* What the backtrace records of the walk: its first SNAPSHOT_FRAMES. */
-static void record_walk(struct snapshot *sn)
+/* What the backtrace records of the walk: its first c->frames. */
+static void record_walk(const struct snapshot_ctx *c, struct snapshot *sn)
 {
-	sn->nbt = sn->nwalked < SNAPSHOT_FRAMES ? sn->nwalked : SNAPSHOT_FRAMES;
-	sn->end = sn->nwalked < SNAPSHOT_FRAMES ? sn->walk_end : UNWIND_END_MAX;
+	sn->nbt = sn->nwalked < c->frames ? sn->nwalked : c->frames;
+	sn->end = sn->nwalked < c->frames ? sn->walk_end : UNWIND_END_MAX;
 }
 
 /* --unwind check: the walk by cached CFI rows against libdwfl's own. */
@@ -205,23 +207,23 @@ static void check_rows(struct snapshot_ctx *c, const struct snapshot *sn, const 
 void snapshot_unwind(struct snapshot_ctx *c, struct snapshot *sn, const struct unwind_regs *regs,
 		     const uint64_t dwarf[CFI_NREGS], enum unwind_entry entry, bool beneath)
 {
-	size_t walk = beneath ? SNAPSHOT_WALK : SNAPSHOT_FRAMES;
+	size_t walk = beneath ? SNAPSHOT_WALK : c->frames;
 	uint64_t fp_pcs[SNAPSHOT_FRAMES];
 	enum unwind_end fp_end;
 	size_t fp_n;
 
 	if (c->mode == SNAPSHOT_UNWIND_FP) {
-		sn->nwalked = unwind_fp(regs, entry, sn->pcs, SNAPSHOT_FRAMES, read_mem, is_text, c, &sn->walk_end);
-		record_walk(sn);
+		sn->nwalked = unwind_fp(regs, entry, sn->pcs, c->frames, read_mem, is_text, c, &sn->walk_end);
+		record_walk(c, sn);
 		sn->unwinder = "fp";
 		return;
 	}
 	sn->nwalked = cfi_unwind(c->cfi, dwarf, sn->pcs, walk, read_mem, read_code, is_text, c, &sn->walk_end);
-	record_walk(sn);
+	record_walk(c, sn);
 	sn->unwinder = "cfi";
 	if (c->mode == SNAPSHOT_UNWIND_CHECK) {
 		check_rows(c, sn, dwarf, walk);
-		fp_n = unwind_fp(regs, entry, fp_pcs, SNAPSHOT_FRAMES, read_mem, is_text, c, &fp_end);
+		fp_n = unwind_fp(regs, entry, fp_pcs, c->frames, read_mem, is_text, c, &fp_end);
 		if (memcache_missed(c->mc))
 			return; /* a step's cache missed: it is redone once the guest stopped */
 		c->agreement.compared++;
@@ -235,12 +237,12 @@ void snapshot_unwind(struct snapshot_ctx *c, struct snapshot *sn, const struct u
 		return;
 	/* CFI stopped (assembly has none): a frame-pointer chain that agrees
 	 * with every frame CFI found and goes further carries it on. */
-	fp_n = unwind_fp(regs, entry, fp_pcs, SNAPSHOT_FRAMES, read_mem, is_text, c, &fp_end);
+	fp_n = unwind_fp(regs, entry, fp_pcs, c->frames, read_mem, is_text, c, &fp_end);
 	if (fp_n > sn->nbt && !memcmp(fp_pcs, sn->pcs, sn->nbt * sizeof(*fp_pcs))) {
 		memcpy(sn->pcs, fp_pcs, fp_n * sizeof(*fp_pcs));
 		sn->nwalked = fp_n;
 		sn->walk_end = fp_end;
-		record_walk(sn);
+		record_walk(c, sn);
 		sn->unwinder = "cfi+fp";
 	}
 }
@@ -287,13 +289,13 @@ static void move_frames(struct snapshot_ctx *c, struct snapshot *sn, size_t to, 
 		n = SNAPSHOT_WALK - to;
 		sn->walk_end = UNWIND_END_MAX; /* its deepest frame fell off */
 	}
-	if (to + named > SNAPSHOT_FRAMES)
-		named = SNAPSHOT_FRAMES - to;
+	if (to + named > c->frames)
+		named = c->frames - to;
 	memmove(&sn->pcs[to], &sn->pcs[from], n * sizeof(sn->pcs[0]));
 	memmove(sn->names[to], sn->names[from], named * sizeof(sn->names[0]));
 	memmove(sn->srcs[to], sn->srcs[from], named * sizeof(sn->srcs[0]));
 	sn->nwalked = to + n;
-	record_walk(sn);
+	record_walk(c, sn);
 	for (size_t i = 0; i < sn->nbt; i++)
 		if (i < to + named)
 			sn->bt[i] = (struct trace_frame){ sn->pcs[i], sn->names[i], sn->srcs[i] };
@@ -337,7 +339,7 @@ void snapshot_check_carried(struct snapshot_ctx *c, const struct snapshot *sn, c
 	for (size_t i = 0; i < sn->nbt; i++)
 		if (!cfi_covers(c->cfi, i ? sn->pcs[i] - 1 : sn->pcs[i]))
 			return;
-	n = cfi_unwind(c->cfi, dwarf, pcs, SNAPSHOT_FRAMES, read_mem, read_code, is_text, c, &end);
+	n = cfi_unwind(c->cfi, dwarf, pcs, c->frames, read_mem, read_code, is_text, c, &end);
 	if (memcache_missed(c->mc))
 		return; /* the walk needed memory the step did not bring */
 	c->carried.compared++;

@@ -20,11 +20,12 @@
 #include "trace.h"
 #include "unwind.h"
 
-/* Frames recorded per backtrace, and frames a step's walk may go on
- * beneath them, not recorded: a return out of a backtrace cut at
- * SNAPSHOT_FRAMES takes the next one from there, not from a new walk. */
-#define SNAPSHOT_FRAMES 32
-#define SNAPSHOT_WALK 64
+/* Frames a backtrace records at most (--max-stack; a syscall's TCP receive
+ * through softirq and GRO is about 40 deep), and frames a step's walk may
+ * go on beneath them, not recorded: a return out of a backtrace cut at
+ * --max-stack takes the next one from there, not from a new walk. */
+#define SNAPSHOT_FRAMES 64
+#define SNAPSHOT_WALK 128
 
 struct snapshot {
 	uint64_t pcs[SNAPSHOT_WALK];
@@ -56,9 +57,10 @@ struct snapshot_agreement {
  * of file:line by address. */
 struct snapshot_ctx;
 
-/* @cfi may be NULL (frame pointers only); the context does not own it. */
+/* @cfi may be NULL (frame pointers only); the context does not own it.
+ * Backtraces record @frames at most (1 to SNAPSHOT_FRAMES). */
 int snapshot_ctx_new(struct snapshot_ctx **out, struct symtab *syms, struct memcache *mc, struct disasm *dis,
-		     struct cfi *cfi, enum snapshot_unwind_mode mode);
+		     struct cfi *cfi, enum snapshot_unwind_mode mode, size_t frames);
 void snapshot_ctx_free(struct snapshot_ctx *c);
 /* Fault the table of frame names in now (bigmem.h), before a step run. */
 void snapshot_ctx_populate(struct snapshot_ctx *c);
@@ -74,7 +76,7 @@ void snapshot_prefetch(const struct snapshot_ctx *c, uint64_t pc);
 enum unwind_entry snapshot_frame_state(struct snapshot_ctx *c, uint64_t pc);
 /* The frame chain from these registers (@dwarf: all of them in DWARF
  * order, for CFI; @entry: the frame state, for the frame-pointer walk);
- * @beneath: a CFI walk goes on past SNAPSHOT_FRAMES to SNAPSHOT_WALK. */
+ * @beneath: a CFI walk goes on past the recorded frames to SNAPSHOT_WALK. */
 void snapshot_unwind(struct snapshot_ctx *c, struct snapshot *sn, const struct unwind_regs *regs,
 		     const uint64_t dwarf[CFI_NREGS], enum unwind_entry entry, bool beneath);
 /* Names and lines of the frames (vmlinux only). */
@@ -86,7 +88,7 @@ void snapshot_move_top(struct snapshot_ctx *c, struct snapshot *sn, uint64_t pc)
 /* The frames after a call from pcs[0] to @pc, which pushed @ret, and
  * after a return to pcs[1] (nbt >= 2, and snapshot_knows_beneath): the
  * frames above stay as they were unwound and named; a backtrace cut at
- * SNAPSHOT_FRAMES moves on the walk beneath it. */
+ * its most frames moves on the walk beneath it. */
 void snapshot_called(struct snapshot_ctx *c, struct snapshot *sn, uint64_t pc, uint64_t ret);
 void snapshot_returned(struct snapshot_ctx *c, struct snapshot *sn);
 /* Whether the backtrace's end is known one frame further down: it was

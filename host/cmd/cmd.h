@@ -84,7 +84,8 @@ struct guest_opts {
 
 /* Long options without a letter. */
 enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB, OPT_REPLAY, OPT_BACKWARDS, OPT_OPERAND, OPT_WINDOW,
-       OPT_KERNEL_TREE, OPT_ENGINE, OPT_PCAP_FILTER, OPT_DROP, OPT_SNAPLEN, OPT_ALL, OPT_SOURCE };
+       OPT_KERNEL_TREE, OPT_ENGINE, OPT_PCAP_FILTER, OPT_DROP, OPT_SNAPLEN, OPT_ALL, OPT_SOURCE,
+       OPT_MAX_STACK };
 
 /* Options every guest command takes. */
 #define GUEST_LONGOPTS                                                                          \
@@ -101,6 +102,7 @@ enum { OPT_LIBVIRT = 0x100, OPT_DOMAIN, OPT_STUB_PATH, OPT_KGDB, OPT_REPLAY, OPT
 	{ "kgdb", no_argument, NULL, OPT_KGDB }, { "replay", required_argument, NULL, OPT_REPLAY },  \
 	{ "output", required_argument, NULL, 'o' }, { "force", no_argument, NULL, 'F' },          \
 	{ "stack-bytes", required_argument, NULL, 'B' }, { "step-irqs", no_argument, NULL, 'i' }, \
+	{ "max-stack", required_argument, NULL, OPT_MAX_STACK },                                  \
 	{ "wire", no_argument, NULL, 'W' }, { "keep-guest", no_argument, NULL, 'K' },             \
 	{ "engine", required_argument, NULL, OPT_ENGINE },                                        \
 	{ "source", required_argument, NULL, OPT_SOURCE },                                        \

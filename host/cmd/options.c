@@ -64,6 +64,8 @@ const char guest_help[] =
 	"  -o, --output DIR       trace directory (default trace.out; private, 0700)\n"
 	"      --force            replace the kstep trace already in DIR\n"
 	"      --stack-bytes N    stack bytes recorded from rsp at each snapshot (default 256)\n"
+	"      --max-stack N      frames a backtrace records, 1 to 64 (default 64); a\n"
+	"                         deeper one ends in depth-limit\n"
 	"      --unwind MODE      backtraces from: auto (the debug info's call frame\n"
 	"                         information, carried on by frame pointers where it has\n"
 	"                         none and they agree), cfi, fp (frame pointers only),\n"
@@ -242,6 +244,11 @@ static bool run_opt(const char *cmd, struct guest_opts *g, int c, const char *ar
 		if (g->eng.stack_bytes > ENGINE_STACK_BYTES_MAX || g->eng.stack_bytes % 8)
 			say_usage(cmd, "--stack-bytes must be a multiple of 8 up to %d, not '%s'", ENGINE_STACK_BYTES_MAX,
 				  arg);
+		return true;
+	case OPT_MAX_STACK:
+		g->eng.max_stack = guest_parse_u64(cmd, "--max-stack", arg, 1);
+		if (g->eng.max_stack > SNAPSHOT_FRAMES)
+			say_usage(cmd, "--max-stack must be 1 to %d, not '%s'", SNAPSHOT_FRAMES, arg);
 		return true;
 	case 'i':
 		g->eng.step_irqs = true;

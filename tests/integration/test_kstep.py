@@ -93,8 +93,12 @@ def test_trace_udp_and_tcp_stages():
     probes = tempfile.NamedTemporaryFile("w", suffix=".probes", delete=False)
     probes.write("# transport only\ntcp_v4_rcv tcp\nip_rcv ip\n")
     probes.close()
-    p, evs, _ = recorded("trace", "--workload", "rx-tcp", "--probes", probes.name, "--max-stops", "40")
+    p, evs, _ = recorded("trace", "--workload", "rx-tcp", "--probes", probes.name, "--max-stops", "40",
+                         "--max-stack", "3")
     assert {e["probe"] for e in evs} <= {"tcp", "ip"}, "probes from the file only"
+    # --max-stack 3: no backtrace records more, and the deeper ones say so.
+    assert max(len(e["bt"]) for e in evs) == 3 and all(e["bt_end"] == "depth-limit" for e in evs if len(e["bt"]) == 3)
+    assert "depth-limit" in p.stdout, p.stdout[-400:]
     assert any(e["symbol"] == "tcp_v4_rcv" and e["skb"] for e in evs), "tcp_v4_rcv never hit"
     os.unlink(probes.name)
 
@@ -274,6 +278,8 @@ def test_bad_arguments_and_help():
                        (["trace", "--accel", "xen"], "--accel must be auto, kvm or tcg"),
                        (["step", "--pin", "yes"], "--pin must be auto or off"),
                        (["trace", "--stack-bytes", "7"], "--stack-bytes"),
+                       (["trace", "--max-stack", "0"], "--max-stack wants a whole number above 0"),
+                       (["step", "--max-stack", "65"], "--max-stack must be 1 to 64, not '65'"),
                        (["step", "--count", "5"], "--at SPEC is required"),
                        (["step", "--at", "icmp_rcv"], "--count N, --until SPEC, --until-return or --backwards N"),
                        (["report"], "report wants one trace directory"),

@@ -422,6 +422,11 @@ def test_plugin_steps_a_whole_net_rx_action_on_rx_tcp():
                                                                                           evs[-2]["insn"])
         assert evs[-2]["symbol"].startswith("net_rx_action") and evs[-1]["symbol"] == evs[0]["bt"][1], \
             (evs[-2]["symbol"], evs[-1]["symbol"], evs[0]["bt"][:2])
+        # The stack beneath is a read syscall's TCP receive, softirq and GRO,
+        # deeper than 32 frames and within the 64 a backtrace records.
+        cuts = re.search(r"backtraces: .*", p.stdout)
+        assert cuts and "depth-limit" not in cuts.group(0), p.stdout[-400:]
+        assert max(len(e["bt"]) for e in evs) > 32 and all(e["bt_end"] != "depth-limit" for e in evs)
         # Each instruction's pc is its own (TCG updates rip once a block).
         assert all(e["regs"]["rip"] == e["pc"] for e in evs)
         # Guest time, from the plugin's instruction count: 8 ns a step, more
@@ -449,9 +454,10 @@ def test_plugin_steps_a_whole_net_rx_action_on_rx_tcp():
         inside = [e for e in evs[:-1] if e["probe"] == "step"]  # the last is back in the caller
         assert all(depth(e) <= 1 for e in inside), [(e["symbol"], e["bt"][:3]) for e in inside if depth(e) > 1][:3]
         # A step's frames follow from the step before's, past a call or a
-        # return, also out of a backtrace cut at 32 frames (the walk went
-        # on beneath it): --unwind check walks afresh at each such step.
-        p = kstep("step", "--engine", "plugin", "--unwind", "check", "--at", "net_rx_action", "--hits", "20",
+        # return, also out of a backtrace cut at --max-stack 16 (the walk
+        # went on beneath it): --unwind check walks afresh at each such step.
+        p = kstep("step", "--engine", "plugin", "--unwind", "check", "--max-stack", "16", "--at", "net_rx_action",
+                  "--hits", "20",
                   "--count", "100000", "-w", "rx-tcp", "-o", os.path.join(base, "check"), "-q", env=env, timeout=600)
         assert p.returncode == 0, p.stderr[-600:]
         m = re.search(r"carried-over frames: .* agreed on (\d+) of (\d+) backtraces(.*)", p.stdout)
