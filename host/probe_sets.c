@@ -184,10 +184,38 @@ static const struct {
 	SET("syscalls", syscalls_set), SET("oops", oops_set),
 };
 
-int probes_add_set(struct probe_set *ps, const char *name, const char *nic, struct symtab *syms)
+#define NSETS (sizeof(sets) / sizeof(sets[0]))
+
+/* The set the @len bytes at @name name: its index in sets[], NSETS for
+ * "none", -1 for no set. */
+static int set_named(const char *name, size_t len)
 {
-	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
-		if (!strcmp(name, sets[i].name))
-			return add_builtin(ps, sets[i].set, sets[i].n, nic, syms);
-	return !strcmp(name, "none") ? 0 : -ENOENT;
+	for (size_t i = 0; i < NSETS; i++)
+		if (strlen(sets[i].name) == len && !strncmp(name, sets[i].name, len))
+			return (int)i;
+	return len == 4 && !strncmp(name, "none", 4) ? (int)NSETS : -1;
+}
+
+int probes_add_set(struct probe_set *ps, const char *names, const char *nic, struct symtab *syms)
+{
+	const char *p;
+	size_t len;
+	int i, ret;
+
+	/* Every name first: a list with one that is no set adds nothing. */
+	for (p = names;; p += len + 1) {
+		len = strcspn(p, ",");
+		if (set_named(p, len) < 0)
+			return -ENOENT;
+		if (!p[len])
+			break;
+	}
+	for (p = names;; p += len + 1) {
+		len = strcspn(p, ",");
+		i = set_named(p, len);
+		if (i < (int)NSETS && (ret = add_builtin(ps, sets[i].set, sets[i].n, nic, syms)))
+			return ret;
+		if (!p[len])
+			return 0;
+	}
 }

@@ -77,9 +77,10 @@ extern const char probes_real_drop[];
  * the tree @vmlinux was built from (when make images recorded it). */
 void probes_set_paths(struct probe_set *ps, struct symtab *syms, const char *vmlinux, const char *moddir,
 		      const char *srcdir);
-/* Add builtin set @name (see above). @nic picks the driver stage. -ENOENT
- * for an unknown set name. */
-int probes_add_set(struct probe_set *ps, const char *name, const char *nic, struct symtab *syms);
+/* Add builtin set @names (see above), or each set of a comma-separated
+ * list of them ("rx,oops"). @nic picks the driver stage. -ENOENT, and
+ * nothing added, for a name that is no set. */
+int probes_add_set(struct probe_set *ps, const char *names, const char *nic, struct symtab *syms);
 /* The names of the builtin sets, for messages. */
 extern const char probes_set_names[];
 /* --filter @text on the probes from index @first on: on each whose fields

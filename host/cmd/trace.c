@@ -21,10 +21,11 @@ static void trace_usage(FILE *f)
 	fprintf(f, "Usage: kstep trace [OPTIONS]\n"
 		   "Boot the guest (or attach), stop at each probe, write a snapshot of every stop.\n\n"
 		   "Probe options:\n"
-		   "  -p, --probes SET|FILE  replace the probe set: rx (receive path), rx-full\n"
+		   "  -p, --probes SET[,SET...]|FILE\n"
+		   "                         replace the probe sets: rx (receive path), rx-full\n"
 		   "                         (NIC interrupt to recvfrom), tx, drops, syscalls,\n"
 		   "                         oops, none, or a file of 'SPEC [STAGE]' / 'set NAME'\n"
-		   "                         lines (default: rx + oops)\n"
+		   "                         lines (default: rx,oops)\n"
 		   "  -b, --break 'SPEC [FETCHARG...]'\n"
 		   "                         add a probe. SPEC: [p:EVENT ]NAME[+OFF], 0xADDR,\n"
 		   "                         MODULE:NAME, or NAME%%return (r:EVENT NAME) for the\n"
@@ -149,11 +150,6 @@ static int add_set(struct session *s, struct probe_set *ps, const char *probes)
 	char err[512];
 	int ret;
 
-	if (!probes) {
-		if ((ret = probes_add_set(ps, "rx", nic, s->syms)) || (ret = probes_add_set(ps, "oops", nic, s->syms)))
-			say_error("cannot set up the probe sets: %s", strerror(-ret));
-		return ret;
-	}
 	if ((ret = probes_add_set(ps, probes, nic, s->syms)) == -ENOENT) {
 		if ((ret = probes_load_file(ps, probes, nic, s->syms, err, sizeof(err))))
 			say_error("%s%s%s%s", err, ret == -ENOENT ? " (nor is it a probe set: have " : "",
@@ -168,11 +164,11 @@ static int add_set(struct session *s, struct probe_set *ps, const char *probes)
 struct trace_args {
 	struct guest_opts *g;
 	struct probe_set *ps;
-	const char *probes;   /* --probes SET|FILE, NULL: rx + oops */
+	const char *probes;   /* --probes SET[,SET...]|FILE */
 	const char *breaks[64];
 	struct probe_filter filters[64];
 	size_t nbreaks, nfilters;
-	size_t nset;          /* probes from --probes (or rx + oops), before the --breaks' */
+	size_t nset;          /* probes from --probes, before the --breaks' */
 };
 
 /* Every probe resolved before anything boots, so a typo fails at once:
@@ -334,6 +330,7 @@ static bool trace_parse(int argc, char **argv, struct guest_opts *g, struct trac
 	guest_defaults(g);
 	a->g = g;
 	a->ps = ps;
+	a->probes = "rx,oops";
 	if (!guest_getopt(argc, argv, &cl, g, a))
 		return false;
 	guest_finish_defaults(g);
@@ -350,7 +347,7 @@ static void say_tracing(const struct session *s, const struct probe_set *ps, con
 
 	if (a->nset && ps->n > a->nset)
 		snprintf(what + n, sizeof(what) - (size_t)n, " (%zu of %s, %zu from --break)", a->nset,
-			 a->probes ? a->probes : "rx,oops", ps->n - a->nset);
+			 a->probes, ps->n - a->nset);
 	if (s->lv)
 		say_info("tracing %s on libvirt domain '%s' (%s); Ctrl-C ends it", what, lv_name(s->lv), lv_uri(s->lv));
 	else if (g->attach)

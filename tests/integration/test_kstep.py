@@ -233,15 +233,20 @@ def test_killed_qemu_leaves_a_readable_trace():
 
 @test
 def test_the_tracing_line_says_which_probes_came_from_the_set_and_which_from_break():
-    """A --break adds to the set (rx and oops unless -p says otherwise):
-    the line that starts the run counts each."""
-    d = outdir()
-    p = kstep("trace", "-p", "drops", "--break", "icmp_rcv", "-w", "rx-icmp", "-n", "1", "--max-stops", "2",
-              "-o", d)
-    shutil.rmtree(d)
-    assert p.returncode == 0, p.stderr[-600:]
-    m = re.search(r"tracing (\d+) probes \((\d+) of drops, 1 from --break\) on ", p.stderr)
-    assert m and int(m.group(1)) == int(m.group(2)) + 1, p.stderr[-600:]
+    """A --break adds to the sets (rx,oops unless -p says otherwise): the
+    line that starts the run counts each. -p takes a list of sets."""
+    counts = {}
+    for sets in ("drops", "drops,oops"):
+        d = outdir()
+        p = kstep("trace", "-p", sets, "--break", "icmp_rcv", "-w", "rx-icmp", "-n", "1", "--max-stops", "2",
+                  "-o", d)
+        shutil.rmtree(d)
+        assert p.returncode == 0, p.stderr[-600:]
+        m = re.search(r"tracing (\d+) probes \((\d+) of %s, 1 from --break\) on " % sets, p.stderr)
+        assert m and int(m.group(1)) == int(m.group(2)) + 1, p.stderr[-600:]
+        counts[sets] = int(m.group(2))
+    # oops_begin, __warn and panic come with the oops set.
+    assert counts["drops,oops"] == counts["drops"] + 3, counts
 
 
 @test

@@ -57,16 +57,39 @@ static void test_rx_set(void **state)
 }
 
 /* "none" adds nothing; an unknown name is -ENOENT for the caller to
- * try as a file. */
+ * try as a file; a list adds each of its sets, or, if one is no set,
+ * nothing. */
 static void test_set_names(void **state)
 {
 	struct probe_set ps;
+	size_t rx, oops;
 
 	(void)state;
 	new_set(&ps);
 	assert_int_equal(probes_add_set(&ps, "none", NULL, syms), 0);
 	assert_int_equal(ps.n, 0);
 	assert_int_equal(probes_add_set(&ps, "kstep-no-such-set", NULL, syms), -ENOENT);
+	assert_int_equal(probes_add_set(&ps, "rx", "e1000", syms), 0);
+	rx = ps.n;
+	assert_int_equal(probes_add_set(&ps, "oops", "e1000", syms), 0);
+	oops = ps.n - rx;
+	assert_true(rx > 0 && oops > 0);
+	probes_free(&ps);
+	new_set(&ps);
+	assert_int_equal(probes_add_set(&ps, "rx,oops", "e1000", syms), 0);
+	assert_int_equal(ps.n, rx + oops);
+	probes_free(&ps);
+	new_set(&ps);
+	assert_int_equal(probes_add_set(&ps, "rx,none,oops", "e1000", syms), 0);
+	assert_int_equal(ps.n, rx + oops);
+	probes_free(&ps);
+	new_set(&ps);
+	for (size_t i = 0; i < 4; i++) {
+		static const char *const bad[] = { "rx,kstep-no-such-set", "rx,", ",oops", "rx,,oops" };
+
+		assert_int_equal(probes_add_set(&ps, bad[i], "e1000", syms), -ENOENT);
+		assert_int_equal(ps.n, 0);
+	}
 	probes_free(&ps);
 }
 
