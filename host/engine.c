@@ -75,7 +75,8 @@ static int engine_init(struct engine *e, struct target *t, struct symtab *syms, 
 	if (disasm_open(&e->dis))
 		return kerr_set(err, errlen, -ENOMEM, "cannot start the disassembler (Capstone)");
 	if (memcache_new(&e->mc, t, window_max) ||
-	    snapshot_ctx_new(&e->snap, syms, e->mc, e->dis, o->cfi, o->unwind, o->max_stack) || !(e->raw = malloc(window_max)))
+	    snapshot_ctx_new(&e->snap, syms, e->mc, e->dis, o->cfi, o->unwind, o->max_stack) ||
+	    !(e->raw = malloc(window_max)))
 		return kerr_set(err, errlen, -ENOMEM, "out of memory");
 	return 0;
 }
