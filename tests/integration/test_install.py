@@ -67,6 +67,8 @@ def test_bash_completion():
         assert "--max-stops" in complete("kstep trace --max", env)
         assert "--backwards" in complete("kstep step --back", env)
         assert complete("kstep trace -p rx-", env)[:1] == ["rx-full"]
+        assert complete("kstep trace -p drops,o", env) == ["drops,oops"]
+        assert set(complete("kstep trace -p oops,rx", env)) == {"oops,rx", "oops,rx-full"}
         assert set(complete("kstep trace --workload rx-", env)) >= {"rx-icmp", "rx-tcp", "rx-drop"}
         syms = complete("kstep trace --break tcp_v4_r", env)
         assert "tcp_v4_rcv" in syms, syms
