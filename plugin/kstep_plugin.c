@@ -191,6 +191,18 @@ static uint8_t *reserve_locked(size_t len)
 	return P.out + P.out_len - len;
 }
 
+/* The batch's memory faulted in while the guest is stopped, not a page
+ * at a time by the vCPU as a window's first batch grows into it. */
+static void touch_batch(void)
+{
+	pthread_mutex_lock(&P.out_lock);
+	if (reserve_locked(FLUSH_BYTES * 2)) {
+		P.out_len -= FLUSH_BYTES * 2;
+		memset(P.out + P.out_len, 0, P.out_cap - P.out_len);
+	}
+	pthread_mutex_unlock(&P.out_lock);
+}
+
 static void append_locked(uint32_t type, const void *body, size_t len)
 {
 	struct chan_header h = { type, (uint32_t)len };
@@ -1196,8 +1208,11 @@ static void set_step_at(const uint8_t *body, uint32_t len)
 	memcpy(&sa, body, sizeof(sa));
 	if (sa.window > CHAN_MAX_WINDOW || ((sa.flags & CHAN_STEP_NOW) && (sa.at || sa.hits >= MAX_VCPUS)))
 		return;
-	if ((sa.at || (sa.flags & CHAN_STEP_NOW)) && P.dis) /* the code the steps reach is translated anew */
-		disasm_populate(P.dis);
+	if (sa.at || (sa.flags & CHAN_STEP_NOW)) {
+		if (P.dis) /* the code the steps reach is translated anew */
+			disasm_populate(P.dis);
+		touch_batch();
+	}
 	pthread_mutex_lock(&P.table_lock);
 	if (S.vcpu >= 0)
 		qemu_plugin_u64_set(S.stepping, (unsigned int)S.vcpu, 0);
