@@ -114,8 +114,6 @@ static const struct builtin oops_set[] = {
 	{ "oops", "panic", NULL, NULL, NULL, NULL, NULL },
 };
 
-const char probes_set_names[] = "rx, rx-full, tx, drops, syscalls, oops, none";
-
 static int skip(struct probe_set *ps, const char *func)
 {
 	char **tmp = realloc(ps->skipped, (ps->nskipped + 1) * sizeof(*tmp));
@@ -185,6 +183,20 @@ static const struct {
 };
 
 #define NSETS (sizeof(sets) / sizeof(sets[0]))
+
+const char *probes_set_names(void)
+{
+	static char names[128];
+
+	if (!names[0]) {
+		size_t off = 0;
+
+		for (size_t i = 0; i < NSETS; i++)
+			off += (size_t)snprintf(names + off, sizeof(names) - off, "%s, ", sets[i].name);
+		snprintf(names + off, sizeof(names) - off, "none");
+	}
+	return names;
+}
 
 /* The set the @len bytes at @name name: its index in sets[], NSETS for
  * "none", -1 for no set. */

@@ -505,7 +505,7 @@ int probes_load_file(struct probe_set *ps, const char *path, const char *nic, st
 			ret = b ? probes_add_set(ps, b, nic, syms) : -EINVAL;
 			if (ret)
 				snprintf(err, errlen, "%s:%d: unknown probe set '%s' (have %s)", path, lineno,
-					 b ? b : "", probes_set_names);
+					 b ? b : "", probes_set_names());
 		} else {
 			char msg[384];
 			/* "SPEC STAGE", or a probe with fetch arguments */

@@ -81,8 +81,8 @@ void probes_set_paths(struct probe_set *ps, struct symtab *syms, const char *vml
  * list of them ("rx,oops"). @nic picks the driver stage. -ENOENT, and
  * nothing added, for a name that is no set. */
 int probes_add_set(struct probe_set *ps, const char *names, const char *nic, struct symtab *syms);
-/* The names of the builtin sets, for messages. */
-extern const char probes_set_names[];
+/* The names of the builtin sets, for messages: "rx, rx-full, ..., none". */
+const char *probes_set_names(void);
 /* --filter @text on the probes from index @first on: on each whose fields
  * or DWARF it compiles against. -EINVAL with the reason if on none. */
 int probes_set_filter(struct probe_set *ps, size_t first, const char *text, struct symtab *syms, char *err,

@@ -153,7 +153,7 @@ static int add_set(struct session *s, struct probe_set *ps, const char *probes)
 	if ((ret = probes_add_set(ps, probes, nic, s->syms)) == -ENOENT) {
 		if ((ret = probes_load_file(ps, probes, nic, s->syms, err, sizeof(err))))
 			say_error("%s%s%s%s", err, ret == -ENOENT ? " (nor is it a probe set: have " : "",
-			          ret == -ENOENT ? probes_set_names : "", ret == -ENOENT ? ")" : "");
+			          ret == -ENOENT ? probes_set_names() : "", ret == -ENOENT ? ")" : "");
 	} else if (ret) {
 		say_error("cannot set up the probe set %s: %s", probes, strerror(-ret));
 	}

@@ -69,6 +69,11 @@ def test_bash_completion():
         assert complete("kstep trace -p rx-", env)[:1] == ["rx-full"]
         assert complete("kstep trace -p drops,o", env) == ["drops,oops"]
         assert set(complete("kstep trace -p oops,rx", env)) == {"oops,rx", "oops,rx-full"}
+        # The sets it offers are kstep's own, as kstep names them.
+        p = run([KSTEP, "trace", "-p", "no-such-set"], timeout=60)
+        m = re.search(r"a probe set: have ([^)]+)\)", p.stderr)
+        assert p.returncode == 1 and m, p.stderr
+        assert set(complete("kstep trace -p drops,", env)) == {"drops," + n for n in m.group(1).split(", ")}
         assert set(complete("kstep trace --workload rx-", env)) >= {"rx-icmp", "rx-tcp", "rx-drop"}
         syms = complete("kstep trace --break tcp_v4_r", env)
         assert "tcp_v4_rcv" in syms, syms
