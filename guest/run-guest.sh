@@ -24,6 +24,9 @@
 #   (interrupts, clocks, the network through filter-replay, the console) to
 #   PATH; replay runs the same guest from it, instruction for instruction
 #   (kstep record and --replay use this; the other settings must match)
+#   APIC_TIMER=0|1: the guest's local APIC timer (default 0 under ICOUNT=1
+#   or RR, whose boot it slows, else 1; a recording made with it replays
+#   with it)
 #   PRINT_ARGS=1: print QEMU's command line NUL-separated and exit (kstep uses
 #   this so the command line is defined once): the console on stdio, then
 #   with KGDB=1 the kgdb line; kstep adds its own QMP sockets.
@@ -213,6 +216,14 @@ grep -qx 'CONFIG_FW_CFG_SYSFS_CMDLINE=y' "$images/kernel.config" 2>/dev/null &&
 # a probe hit in the shutdown that follows (a packet still coming in) then
 # waits for a debugger that has gone, and QEMU never ends.
 [ ${#kgdb_serial[@]} -gt 0 ] && append+=" kgdboc=ttyS1,115200 kgdbwait rodata=off debug_core.kgdbreboot=-1"
+# Under -icount (ICOUNT=1, RR), no local APIC timer (APIC_TIMER=0): its
+# calibration spins on cpu_relax() for 100 ms of guest time, and TCG leaves
+# its loop at every pause; recorded, each of those 3 million exits is a
+# checkpoint that a replay hands between the vCPU and the main loop (50 of
+# an rx-tcp replay's 53 s). The one CPU takes its ticks from the HPET.
+apic_timer=${APIC_TIMER:-$({ [ -n "${RR:-}" ] || [ "${ICOUNT:-0}" = 1 ]; } && echo 0 || echo 1)}
+[[ "$apic_timer" =~ ^[01]$ ]] || die "APIC_TIMER must be 0 or 1, not '$apic_timer'"
+[ "$apic_timer" = 0 ] && append+=" noapictimer"
 # A panic ends QEMU with status 1, or (HALT=1: a debugger is attached)
 # pauses it so the dying kernel can be read; PANIC=exit|pause overrides.
 panic=${PANIC:-$([ "$halt" = 1 ] && echo pause || echo exit)}

@@ -100,6 +100,7 @@ static void guest_env(const struct qemu_opts *o, const char *rundir)
 	o->workload_cpu ? setenv("WORKLOAD_CPU", o->workload_cpu, 1) : unsetenv("WORKLOAD_CPU");
 	setenv("KASLR", o->kaslr ? "1" : "0", 1);
 	o->rr ? setenv("RR", o->rr, 1) : unsetenv("RR");
+	o->apic_timer ? setenv("APIC_TIMER", "1", 1) : unsetenv("APIC_TIMER");
 	if (o->rr) {
 		char log[32];
 

@@ -27,6 +27,7 @@ struct qemu_opts {
 	const char *workload_cpu; /* the guest CPU the workload runs on, NULL: any */
 	bool kaslr;              /* let the kernel randomize its base (no nokaslr) */
 	bool icount;             /* TCG: count instructions as the guest's clock */
+	bool apic_timer;         /* the local APIC timer under icount too (APIC_TIMER in run-guest.sh) */
 	bool kgdb;               /* kgdb on ttyS1 (qemu_kgdb_socket), waiting at boot; not halted */
 	const char *rr;          /* "record" or "replay" (QEMU's record/replay, implies icount), NULL: neither */
 	int rr_fd;               /* the replay log it writes or reads, inherited as /dev/fd/N

@@ -118,8 +118,9 @@ int recording_init(struct recording *r, const char *images, char *err, size_t er
 static uint64_t settings_hash(const struct recording *r)
 {
 	char text[512];
-	int n = snprintf(text, sizeof(text), "%s\n%s\n%s\n%s\n%s\n%d\n%s\n%s%s%s", r->id, r->workload, r->size, r->nic,
-			 r->mem, r->kaslr, r->bzimage, r->initramfs, r->qemu[0] ? "\n" : "", r->qemu);
+	int n = snprintf(text, sizeof(text), "%s\n%s\n%s\n%s\n%s\n%d\n%s\n%s%s%s%s%s", r->id, r->workload, r->size,
+			 r->nic, r->mem, r->kaslr, r->bzimage, r->initramfs, r->qemu[0] ? "\n" : "", r->qemu,
+			 r->apic_timer[0] ? "\napic_timer=" : "", r->apic_timer);
 
 	return hash_fnv1a(HASH_FNV1A_START, text, n > 0 ? (size_t)n : 0);
 }
@@ -131,10 +132,10 @@ int recording_write(const char *dir, const struct recording *r, char *err, size_
 
 	snprintf(text, sizeof(text),
 		 RECORDING_MAGIC "\nid=%s\nstate=%s\nworkload=%s\nsize=%s\nnic=%s\nmem=%s\nkaslr=%d\n"
-		 "bzImage=%s\ninitramfs=%s\nqemu=%s\nseconds=%.3f\nlog_bytes=%" PRIu64 "\nqemu_status=%d\n"
-		 "settings=%016" PRIx64 "\n",
+		 "bzImage=%s\ninitramfs=%s\nqemu=%s\napic_timer=%s\nseconds=%.3f\nlog_bytes=%" PRIu64
+		 "\nqemu_status=%d\nsettings=%016" PRIx64 "\n",
 		 r->id, r->state, r->workload, r->size, r->nic, r->mem, r->kaslr, r->bzimage, r->initramfs, r->qemu,
-		 r->seconds, r->log_bytes, r->qemu_status, settings_hash(r));
+		 r->apic_timer, r->seconds, r->log_bytes, r->qemu_status, settings_hash(r));
 	ret = files_replace(dir, RECORDING_FILE, text);
 	if (ret)
 		snprintf(err, errlen, "cannot write %s/%s: %s", dir, RECORDING_FILE, strerror(-ret));
@@ -152,7 +153,7 @@ static void set_field(struct recording *r, const char *key, const char *v)
 		{ "workload", r->workload, sizeof(r->workload) }, { "size", r->size, sizeof(r->size) },
 		{ "nic", r->nic, sizeof(r->nic) },         { "mem", r->mem, sizeof(r->mem) },
 		{ "bzImage", r->bzimage, sizeof(r->bzimage) }, { "initramfs", r->initramfs, sizeof(r->initramfs) },
-		{ "qemu", r->qemu, sizeof(r->qemu) },
+		{ "qemu", r->qemu, sizeof(r->qemu) },     { "apic_timer", r->apic_timer, sizeof(r->apic_timer) },
 	};
 
 	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
@@ -202,6 +203,9 @@ int recording_read(const char *dir, struct recording *r, char *err, size_t errle
 	fclose(f);
 	if (!r->id[0] || !r->workload[0])
 		return kerr_set(err, errlen, -EINVAL, "--replay %s: %s lacks its id or workload", dir, path);
+	if (r->apic_timer[0] && strcmp(r->apic_timer, "0"))
+		return kerr_set(err, errlen, -EINVAL, "--replay %s: %s has apic_timer=%s: a newer kstep made it, or it "
+				"was edited (only 0 is known)", dir, path, r->apic_timer);
 	if (r->settings != settings_hash(r)) {
 		snprintf(err, errlen, "--replay %s: %s was edited (its settings do not match its check), or an "
 			 "older kstep made it: a replay would not follow the recorded run; record it again", dir, path);

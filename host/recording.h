@@ -25,6 +25,7 @@ struct recording {
 	bool kaslr;
 	char bzimage[64], initramfs[64]; /* identities: SIZE-HASH of the file */
 	char qemu[16];                /* the version of the QEMU that recorded it, "MAJOR.MINOR" */
+	char apic_timer[4];           /* "0": recorded without the guest's APIC timer; "": with it (older kstep) */
 	double seconds;               /* from QEMU's start to its end */
 	uint64_t log_bytes;
 	int qemu_status;              /* QEMU's exit status at the end */

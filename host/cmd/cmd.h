@@ -63,6 +63,7 @@ struct guest_opts {
 	bool wire, keep, force;
 	bool nic_given;              /* --nic was on the command line */
 	bool kaslr;                  /* boot our guest with KASLR on */
+	bool apic_timer;             /* with the APIC timer under icount: a recording made with it */
 	const char *unwind;          /* auto, cfi, fp */
 	const char *moddir;          /* --modules: modules' debug info, NULL: the release's */
 	const char *srcdir;          /* --source: the kernel's source, NULL: the tree vmlinux came from */

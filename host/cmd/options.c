@@ -343,6 +343,7 @@ static void load_replay(struct guest_opts *g)
 	g->nic = g->rec.nic;
 	g->mem = g->rec.mem[0] ? g->rec.mem : NULL;
 	g->kaslr = g->rec.kaslr;
+	g->apic_timer = !g->rec.apic_timer[0]; /* recorded before kstep switched it off */
 	g->accel = "tcg";
 	g->smp = NULL;
 	g->eng.replay = true;

@@ -112,6 +112,7 @@ static int record_run(struct qemu_opts *qo, const char *dir, bool force, void (*
 	snprintf(r.nic, sizeof(r.nic), "%s", qo->nic);
 	snprintf(r.mem, sizeof(r.mem), "%s", qo->mem ? qo->mem : "");
 	r.kaslr = qo->kaslr;
+	snprintf(r.apic_timer, sizeof(r.apic_timer), "0"); /* run-guest.sh's default under RR */
 	if (recording_qemu_version(r.qemu, sizeof(r.qemu))) {
 		say_error("cannot run %s to see its version", qemu_in_use());
 		return EXIT_FAILED;

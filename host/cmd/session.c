@@ -123,7 +123,7 @@ struct qemu_opts session_qemu_opts(const struct guest_opts *g, const char *accel
 	return (struct qemu_opts){
 		.tree = g->tree, .images = g->images, .workload = g->workload, .count = g->count, .accel = accel,
 		.smp = g->smp, .mem = g->mem, .pin = g->pin, .nic = g->nic, .serial_fd = serial_fd,
-		.workload_cpu = g->workload_cpu, .kaslr = g->kaslr, .kgdb = g->kgdb,
+		.workload_cpu = g->workload_cpu, .kaslr = g->kaslr, .kgdb = g->kgdb, .apic_timer = g->apic_timer,
 	};
 }
 

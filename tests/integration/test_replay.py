@@ -232,31 +232,48 @@ def fnv1a(data):
     return h
 
 
+def edited_recording(base, name, edit):
+    """A copy of rx-icmp's recording in @base/@name, its settings edited by
+    @edit (a dict of them to a dict) and their check made right."""
+    rec = os.path.join(base, name)
+    shutil.copytree(recording("rx-icmp"), rec)
+    path = os.path.join(rec, "recording")
+    lines = open(path).read().splitlines()
+    info = edit(dict(line.split("=", 1) for line in lines[1:]))
+    check = "\n".join([info["id"], info["workload"], info["size"], info["nic"], info["mem"], info["kaslr"],
+                       info["bzImage"], info["initramfs"], info["qemu"]] +
+                      (["apic_timer=" + info["apic_timer"]] if info.get("apic_timer") else []))
+    info["settings"] = "%016x" % fnv1a(check.encode())
+    open(path, "w").write("\n".join([lines[0]] + ["%s=%s" % kv for kv in info.items()]) + "\n")
+    return rec
+
+
 @test
 def test_an_edited_recording_is_refused_or_said_to_diverge():
     """Issue 22: an edited `workload` once made a replay hang 300 s in
     silence. An edit is refused at once (the settings' check); one made
     with the check recomputed replays another run than the log's, and the
-    engine ends it when the instruction count stops moving."""
+    engine ends it when the instruction count stops moving. A recording
+    without apic_timer (an older kstep's) replays with the guest's APIC
+    timer, as such a one was made: this one was made without, and its
+    replay diverges where the timer is calibrated."""
     base = tempfile.mkdtemp(prefix="kstep-edited-")
     try:
         rec = os.path.join(base, "rec")
         shutil.copytree(recording("rx-icmp"), rec)
         path = os.path.join(rec, "recording")
-        lines = open(path).read().splitlines()
-        info = dict(line.split("=", 1) for line in lines[1:])
-        edited = [line.replace("workload=rx-icmp", "workload=rx-udp") for line in lines]
-        open(path, "w").write("\n".join(edited) + "\n")
+        text = open(path).read()
+        open(path, "w").write(text.replace("workload=rx-icmp", "workload=rx-udp"))
         p = kstep("trace", "--replay", rec, "-q", "-o", os.path.join(base, "t1"), timeout=60)
         assert p.returncode == 1 and "was edited" in p.stderr, p.stderr[-400:]
-        info["workload"] = "rx-udp"
-        check = "\n".join([info["id"], info["workload"], info["size"], info["nic"], info["mem"], info["kaslr"],
-                           info["bzImage"], info["initramfs"], info["qemu"]])
-        edited = [l if not l.startswith("settings=") else "settings=%016x" % fnv1a(check.encode()) for l in edited]
-        open(path, "w").write("\n".join(edited) + "\n")
-        p = kstep("trace", "--replay", rec, "-q", "-o", os.path.join(base, "t2"), timeout=240)
-        assert p.returncode != 0, "a replay of another workload than the recorded one ended as a success"
-        assert "no progress" in p.stderr or "diverge" in p.stderr or "did not reach" in p.stderr, p.stderr[-600:]
+        other = edited_recording(base, "other", lambda i: dict(i, workload="rx-udp"))
+        older = edited_recording(base, "older", lambda i: {k: v for k, v in i.items() if k != "apic_timer"})
+        runs = [(subprocess.Popen([KSTEP, "trace", "--replay", r, "-q", "-o", os.path.join(base, "t" + r[-5:])],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), r) for r in (other, older)]
+        for p, r in runs:
+            _, err = p.communicate(timeout=240)
+            assert p.returncode != 0, "a replay of another run than the recorded one ended as a success: " + r
+            assert "no progress" in err or "diverge" in err or "did not reach" in err, err[-600:]
     finally:
         shutil.rmtree(base)
 

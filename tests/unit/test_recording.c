@@ -95,6 +95,70 @@ static void test_written_recording_reads_back_and_checks(void **state)
 	rm_rf(rec);
 }
 
+/* The recording's file as text, and back. */
+static void get(const char *dir, char *text, size_t len)
+{
+	char path[600];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/recording", dir);
+	assert_non_null(f = fopen(path, "r"));
+	n = fread(text, 1, len - 1, f);
+	fclose(f);
+	text[n] = '\0';
+}
+
+static void drop_line(char *text, const char *line)
+{
+	char *at = strstr(text, line);
+
+	assert_non_null(at);
+	memmove(at, at + strlen(line), strlen(at + strlen(line)) + 1);
+}
+
+/* A recording says it was made without the guest's APIC timer
+ * (apic_timer=0); an older kstep's has no such line, and reads as one made
+ * with it. The line is part of the check; no other value is taken. */
+static void test_apic_timer_of_new_and_older_recordings(void **state)
+{
+	char images[] = "/tmp/kstep-test-img-XXXXXX", rec[] = "/tmp/kstep-test-rec-XXXXXX", err[512], text[2048];
+	struct recording r, back;
+
+	(void)state;
+	assert_non_null(mkdtemp(images));
+	assert_non_null(mkdtemp(rec));
+	put(images, "bzImage", "kernel");
+	put(images, "initramfs.cpio.gz", "initramfs");
+	assert_int_equal(recording_init(&r, images, err, sizeof(err)), 0);
+	snprintf(r.workload, sizeof(r.workload), "rx-tcp");
+	snprintf(r.apic_timer, sizeof(r.apic_timer), "0");
+	assert_int_equal(recording_write(rec, &r, err, sizeof(err)), 0);
+	assert_int_equal(recording_read(rec, &back, err, sizeof(err)), 0);
+	assert_string_equal(back.apic_timer, "0");
+	/* The line taken out: edited. */
+	get(rec, text, sizeof(text));
+	drop_line(text, "apic_timer=0\n");
+	put(rec, "recording", text);
+	assert_int_equal(recording_read(rec, &back, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "was edited"));
+	/* As an older kstep wrote it: no line at all. */
+	r.apic_timer[0] = '\0';
+	assert_int_equal(recording_write(rec, &r, err, sizeof(err)), 0);
+	get(rec, text, sizeof(text));
+	drop_line(text, "apic_timer=\n");
+	put(rec, "recording", text);
+	assert_int_equal(recording_read(rec, &back, err, sizeof(err)), 0);
+	assert_string_equal(back.apic_timer, "");
+	/* A value no kstep writes. */
+	snprintf(r.apic_timer, sizeof(r.apic_timer), "1");
+	assert_int_equal(recording_write(rec, &r, err, sizeof(err)), 0);
+	assert_int_equal(recording_read(rec, &back, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "apic_timer=1"));
+	rm_rf(images);
+	rm_rf(rec);
+}
+
 static void test_not_a_recording(void **state)
 {
 	char dir[] = "/tmp/kstep-test-notrec-XXXXXX", err[512];
@@ -141,6 +205,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_written_recording_reads_back_and_checks),
+		cmocka_unit_test(test_apic_timer_of_new_and_older_recordings),
 		cmocka_unit_test(test_not_a_recording),
 		cmocka_unit_test(test_recording_directory_rules),
 	};
