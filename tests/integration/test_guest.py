@@ -184,6 +184,26 @@ def test_bad_input_fails_at_once():
 
 
 @test
+def test_no_apic_timer_under_icount():
+    """Under ICOUNT=1 or RR the kernel boots with noapictimer: its APIC
+    timer's calibration spins on pause for 200 ms of guest time, and in a
+    recording every turn is a checkpoint its replay waits on. APIC_TIMER=1
+    keeps the timer (a recording an older kstep made with it); without
+    icount nothing changes."""
+    def kernel_args(**env):
+        p = boot("rx-icmp", timeout=20, PRINT_ARGS="1", **env)
+        assert p.returncode == 0, p.stderr
+        args = p.stdout.split("\0")
+        return args[args.index("-append") + 1].split()
+    assert "noapictimer" in kernel_args(ICOUNT="1")
+    assert "noapictimer" in kernel_args(RR="replay", RR_LOG="/dev/null")
+    assert "noapictimer" not in kernel_args(ICOUNT="1", APIC_TIMER="1")
+    assert "noapictimer" not in kernel_args()
+    p = boot("rx-icmp", timeout=20, ICOUNT="1", APIC_TIMER="off")
+    assert p.returncode == 2 and "APIC_TIMER must be 0 or 1, not 'off'" in p.stderr, p.stderr
+
+
+@test
 def test_qemu_runs_on_cpus_of_its_own():
     """PIN=auto: every QEMU thread on the last SMP CPUs (when more remain),
     the rest left for the debugger; PIN=off and SMP=all: anywhere."""
