@@ -36,19 +36,50 @@ static void rm_rf(const char *dir)
 	assert_int_equal(system(cmd), 0);
 }
 
-static void test_written_recording_reads_back_and_checks(void **state)
+/* The recording's file as text, and back. */
+static void get(const char *dir, char *text, size_t len)
 {
-	char images[] = "/tmp/kstep-test-img-XXXXXX", rec[] = "/tmp/kstep-test-rec-XXXXXX", err[512];
-	struct recording r, back;
+	char path[600];
+	FILE *f;
+	size_t n;
 
-	(void)state;
+	snprintf(path, sizeof(path), "%s/recording", dir);
+	assert_non_null(f = fopen(path, "r"));
+	n = fread(text, 1, len - 1, f);
+	fclose(f);
+	text[n] = '\0';
+}
+
+static void drop_line(char *text, const char *line)
+{
+	char *at = strstr(text, line);
+
+	assert_non_null(at);
+	memmove(at, at + strlen(line), strlen(at + strlen(line)) + 1);
+}
+
+/* Images of one byte each in @images and an empty recording directory
+ * @rec (both mkdtemp templates), @r begun for rx-tcp. */
+static void fresh(char *images, char *rec, struct recording *r)
+{
+	char err[512];
+
 	assert_non_null(mkdtemp(images));
 	assert_non_null(mkdtemp(rec));
 	put(images, "bzImage", "kernel");
 	put(images, "initramfs.cpio.gz", "initramfs");
-	assert_int_equal(recording_init(&r, images, err, sizeof(err)), 0);
+	assert_int_equal(recording_init(r, images, err, sizeof(err)), 0);
+	snprintf(r->workload, sizeof(r->workload), "rx-tcp");
+}
+
+static void test_written_recording_reads_back_and_checks(void **state)
+{
+	char images[] = "/tmp/kstep-test-img-XXXXXX", rec[] = "/tmp/kstep-test-rec-XXXXXX", err[512], text[2048];
+	struct recording r, back;
+
+	(void)state;
+	fresh(images, rec, &r);
 	assert_int_equal(strlen(r.id), 32);
-	snprintf(r.workload, sizeof(r.workload), "rx-tcp");
 	snprintf(r.size, sizeof(r.size), "1000");
 	snprintf(r.nic, sizeof(r.nic), "e1000");
 	snprintf(r.state, sizeof(r.state), "complete");
@@ -75,46 +106,14 @@ static void test_written_recording_reads_back_and_checks(void **state)
 
 	/* An edited setting (issue 22: workload, kaslr): refused at once, not a
 	 * replay that hangs or never reaches start_kernel. */
-	{
-		char path[600], text[2048];
-		FILE *f;
-		size_t n;
-
-		snprintf(path, sizeof(path), "%s/recording", rec);
-		assert_non_null(f = fopen(path, "r"));
-		n = fread(text, 1, sizeof(text) - 1, f);
-		fclose(f);
-		text[n] = '\0';
-		assert_non_null(strstr(text, "kaslr=1"));
-		strstr(text, "kaslr=1")[6] = '0';
-		put(rec, "recording", text);
-	}
+	get(rec, text, sizeof(text));
+	assert_non_null(strstr(text, "kaslr=1"));
+	strstr(text, "kaslr=1")[6] = '0';
+	put(rec, "recording", text);
 	assert_int_equal(recording_read(rec, &back, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "was edited"));
 	rm_rf(images);
 	rm_rf(rec);
-}
-
-/* The recording's file as text, and back. */
-static void get(const char *dir, char *text, size_t len)
-{
-	char path[600];
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "%s/recording", dir);
-	assert_non_null(f = fopen(path, "r"));
-	n = fread(text, 1, len - 1, f);
-	fclose(f);
-	text[n] = '\0';
-}
-
-static void drop_line(char *text, const char *line)
-{
-	char *at = strstr(text, line);
-
-	assert_non_null(at);
-	memmove(at, at + strlen(line), strlen(at + strlen(line)) + 1);
 }
 
 /* A recording says it was made without the guest's APIC timer
@@ -126,12 +125,7 @@ static void test_apic_timer_of_new_and_older_recordings(void **state)
 	struct recording r, back;
 
 	(void)state;
-	assert_non_null(mkdtemp(images));
-	assert_non_null(mkdtemp(rec));
-	put(images, "bzImage", "kernel");
-	put(images, "initramfs.cpio.gz", "initramfs");
-	assert_int_equal(recording_init(&r, images, err, sizeof(err)), 0);
-	snprintf(r.workload, sizeof(r.workload), "rx-tcp");
+	fresh(images, rec, &r);
 	snprintf(r.apic_timer, sizeof(r.apic_timer), "0");
 	assert_int_equal(recording_write(rec, &r, err, sizeof(err)), 0);
 	assert_int_equal(recording_read(rec, &back, err, sizeof(err)), 0);
