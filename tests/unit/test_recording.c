@@ -36,7 +36,7 @@ static void rm_rf(const char *dir)
 	assert_int_equal(system(cmd), 0);
 }
 
-/* The recording's file as text, and back. */
+/* The text of @dir's recording file. */
 static void get(const char *dir, char *text, size_t len)
 {
 	char path[600];
@@ -58,7 +58,7 @@ static void drop_line(char *text, const char *line)
 	memmove(at, at + strlen(line), strlen(at + strlen(line)) + 1);
 }
 
-/* Images of one byte each in @images and an empty recording directory
+/* Two small images in @images and an empty recording directory
  * @rec (both mkdtemp templates), @r begun for rx-tcp. */
 static void fresh(char *images, char *rec, struct recording *r)
 {
