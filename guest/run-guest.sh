@@ -217,7 +217,7 @@ grep -qx 'CONFIG_FW_CFG_SYSFS_CMDLINE=y' "$images/kernel.config" 2>/dev/null &&
 # waits for a debugger that has gone, and QEMU never ends.
 [ ${#kgdb_serial[@]} -gt 0 ] && append+=" kgdboc=ttyS1,115200 kgdbwait rodata=off debug_core.kgdbreboot=-1"
 # Under -icount (ICOUNT=1, RR), no local APIC timer (APIC_TIMER=0): its
-# calibration spins on cpu_relax() for 100 ms of guest time, and TCG leaves
+# calibration spins on cpu_relax() for 2 x 100 ms of guest time, and TCG leaves
 # its loop at every pause; recorded, each of those 3 million exits is a
 # checkpoint that a replay hands between the vCPU and the main loop (50 of
 # an rx-tcp replay's 53 s). The one CPU takes its ticks from the HPET.
