@@ -173,7 +173,7 @@ struct chan_step_at {
 #define CHAN_STEP_ASK 1u
 /* With CHAN_STEP_UNTIL_RETURN, kstep ends the steps where @at's call
  * returns (--until-return; @at is a function's entry): the STEP there is
- * sent at once, not with its batch. */
+ * sent at once, not with its batch, and is the window's last. */
 #define CHAN_STEP_UNTIL_RETURN 2u
 /* With CHAN_STEP_NOW, @at is 0 and @hits is not a count but the index of
  * the vCPU that steps, from its next instruction on: a replay kstep

@@ -757,7 +757,7 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 	struct chan_hit hit = { .vcpu = vcpu, .pc = pc, .icount = P.count ? qemu_plugin_u64_get(P.icount, vcpu) : 0 };
 	uint64_t gs_base = 0, tos = 0;
 	uint32_t regs_flag = 0, head = 0;
-	bool asks, first = false, urgent = false;
+	bool asks, first = false, last = false, urgent = false;
 
 	if (!buf) {
 		buf = g_byte_array_new();
@@ -789,9 +789,12 @@ static void report(unsigned int vcpu, uint64_t pc, uint32_t type, const struct s
 		 * starts on the first while the next come, and ends on the
 		 * last without waiting for a batch to fill. */
 		first = !S.prev;
-		urgent = first || returned(pc, hit.sp);
+		last = returned(pc, hit.sp);
+		urgent = first || last;
 		if (first)
 			S.entry_sp = hit.sp;
+		if (last) /* kstep ends here: the vCPU runs on unwatched */
+			qemu_plugin_u64_set(S.stepping, vcpu, 0);
 		S.prev = si;
 		memcpy(S.last_regs, regs, hit.regs_len);
 	}

@@ -226,6 +226,10 @@ static void step_summary(struct session *s, const struct engine_result *res, int
 {
 	fprintf(stdout, "kstep: %" PRIu64 " instructions in %.2f s (%.0f/s): %s\n", res->steps, res->seconds,
 		res->seconds > 0 ? (double)res->steps / res->seconds : 0.0, session_end_str(res->end));
+	if (s->plugin[0])
+		fprintf(stdout, "kstep: the plugin sent %" PRIu64 " steps and hits, kstep read %" PRIu64 "; a vCPU waited for kstep "
+				"%" PRIu64 " times (%.3f s)\n", res->plugin_reported, res->plugin_hits, res->plugin_waits,
+			res->plugin_wait_seconds);
 	if (res->null_steps)
 		fprintf(stdout, "kstep: the stub reported %" PRIu64 " steps that executed nothing; "
 				"they were stepped again and not recorded\n", res->null_steps);

@@ -417,6 +417,9 @@ def test_plugin_steps_a_whole_net_rx_action_on_rx_tcp():
         evs = events(babeltrace(d))
         n = int(m.group(1))
         assert n == len(evs) > 1000, (n, len(evs))
+        # The plugin stops at the return: it sent what kstep wrote, no more.
+        sent = re.search(r"the plugin sent (\d+) steps and hits, kstep read (\d+); a vCPU waited", p.stdout)
+        assert sent and int(sent.group(1)) == int(sent.group(2)) == n, (sent and sent.groups(), n)
         # From its first instruction to its ret, and the caller's next one.
         assert evs[0]["symbol"] == "net_rx_action" and evs[-2]["insn"].startswith("ret"), (evs[0]["symbol"],
                                                                                           evs[-2]["insn"])
