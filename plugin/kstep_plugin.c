@@ -12,9 +12,10 @@
  * reads only the registers the instruction before it wrote
  * (host/disasm.c, Capstone, at translation), and sends only the head of
  * its block that changed.
- * Messages are buffered and written in batches (a step window's first
- * STEP and the one where its call returns go at once); when kstep falls
- * behind, the vCPU waits for it (counted, never dropped). With icount=on it
+ * Messages are buffered and written in batches by a thread of their own
+ * (a step window's first STEP and the one where its call returns go at
+ * once); when kstep falls behind, the vCPU waits for it (counted, never
+ * dropped). With icount=on it
  * counts each vCPU's instructions (an inline add on every one) and gives
  * the count at each HIT and STEP: the guest's clock, where QEMU runs with
  * -icount. The wire format is plugin/channel.h; plugin API version 4
@@ -138,34 +139,103 @@ static const struct probe *find_probe(uint64_t pc)
 	return P.nprobes ? bsearch(&key, P.probes, P.nprobes, sizeof(*P.probes), cmp_probe) : NULL;
 }
 
-/* ---- output: batches, written whole; a full socket makes the vCPU wait ---- */
+/* ---- output: batches, written whole by a thread of their own ---- */
 
-/* Under out_lock. */
+/* The batch on its way to kstep: the vCPU hands a full one over and
+ * fills the next meanwhile; when kstep falls behind, the sender waits on
+ * the socket and the vCPU on the sender. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t moved;         /* a batch handed over, or one sent */
+	uint8_t *buf;
+	size_t len, cap;              /* len 0: nothing to send */
+	bool failed;                  /* the socket failed: kstep is gone */
+} W = { .lock = PTHREAD_MUTEX_INITIALIZER, .moved = PTHREAD_COND_INITIALIZER };
+
+static bool send_all(const uint8_t *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = send(P.fd, buf, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			say("kstep-plugin: kstep's socket failed (%s); reporting stops\n", n ? strerror(errno) : "closed");
+			return false;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static void *sender(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&W.lock);
+	for (;;) {
+		bool ok;
+
+		while (!W.len)
+			pthread_cond_wait(&W.moved, &W.lock);
+		pthread_mutex_unlock(&W.lock);
+		ok = !W.failed && send_all(W.buf, W.len); /* W.buf is the sender's until len is 0 */
+		pthread_mutex_lock(&W.lock);
+		W.failed |= !ok;
+		W.len = 0;
+		pthread_cond_broadcast(&W.moved);
+	}
+	return NULL;
+}
+
+/* Until the sender has sent what it was given, under W.lock; counted
+ * as a wait for kstep when it had not. */
+static void sent_locked(void)
+{
+	uint64_t t0;
+
+	if (!W.len)
+		return;
+	t0 = now_ns();
+	P.waits++;
+	while (W.len)
+		pthread_cond_wait(&W.moved, &W.lock);
+	P.wait_ns += now_ns() - t0;
+}
+
+/* The batch to the sender, under out_lock; it holds the one before
+ * until that is sent. */
 static void flush_locked(void)
 {
-	size_t done = 0;
+	pthread_mutex_lock(&W.lock);
+	if (P.out_len && !P.dead) {
+		uint8_t *out = P.out;
+		size_t cap = P.out_cap;
 
-	while (!P.dead && done < P.out_len) {
-		ssize_t n = send(P.fd, P.out + done, P.out_len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (n > 0) {
-			done += (size_t)n;
-		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			struct pollfd pfd = { .fd = P.fd, .events = POLLOUT };
-			uint64_t t0 = now_ns();
-
-			P.waits++;
-			poll(&pfd, 1, -1);
-			P.wait_ns += now_ns() - t0;
-		} else if (n < 0 && errno == EINTR) {
-			continue;
-		} else {
-			P.dead = true;
-			say("kstep-plugin: kstep's socket failed (%s); reporting stops\n", strerror(errno));
-		}
+		sent_locked();
+		P.out = W.buf;
+		P.out_cap = W.cap;
+		W.buf = out;
+		W.cap = cap;
+		W.len = P.out_len;
+		pthread_cond_broadcast(&W.moved);
 	}
+	P.dead |= W.failed;
+	pthread_mutex_unlock(&W.lock);
 	P.out_len = 0;
 	P.last_flush_ns = now_ns();
+}
+
+/* The batch sent, under out_lock: before QEMU exits, or a message
+ * written past the sender. */
+static void flush_sent_locked(void)
+{
+	flush_locked();
+	pthread_mutex_lock(&W.lock);
+	while (W.len)
+		pthread_cond_wait(&W.moved, &W.lock);
+	P.dead |= W.failed;
+	pthread_mutex_unlock(&W.lock);
 }
 
 /* Room for @len more bytes in the batch, under out_lock. */
@@ -191,15 +261,32 @@ static uint8_t *reserve_locked(size_t len)
 	return P.out + P.out_len - len;
 }
 
-/* The batch's memory faulted in while the guest is stopped, not a page
- * at a time by the vCPU as a window's first batch grows into it. */
+/* @buf (@cap bytes, @used of them taken) grown to two batches, and the
+ * rest of it touched. */
+static void fault_in(uint8_t **buf, size_t *cap, size_t used)
+{
+	if (*cap < used + FLUSH_BYTES * 2) {
+		uint8_t *grown = realloc(*buf, used + FLUSH_BYTES * 2);
+
+		if (!grown)
+			return;
+		*buf = grown;
+		*cap = used + FLUSH_BYTES * 2;
+	}
+	memset(*buf + used, 0, *cap - used);
+}
+
+/* Both batches' memory faulted in while the guest is stopped, not a page
+ * at a time by the vCPU as a window's first batches grow into them. */
 static void touch_batch(void)
 {
 	pthread_mutex_lock(&P.out_lock);
-	if (reserve_locked(FLUSH_BYTES * 2)) {
-		P.out_len -= FLUSH_BYTES * 2;
-		memset(P.out + P.out_len, 0, P.out_cap - P.out_len);
-	}
+	fault_in(&P.out, &P.out_cap, P.out_len);
+	pthread_mutex_lock(&W.lock);
+	while (W.len)
+		pthread_cond_wait(&W.moved, &W.lock);
+	fault_in(&W.buf, &W.cap, 0);
+	pthread_mutex_unlock(&W.lock);
 	pthread_mutex_unlock(&P.out_lock);
 }
 
@@ -224,7 +311,10 @@ static void send_synced(bool answer)
 	s = (struct chan_synced){ .hits = P.hits, .waits = P.waits, .wait_ns = P.wait_ns,
 				  .regs_missing = P.regs_missing, .answered = P.answered };
 	append_locked(CHAN_SYNCED, &s, sizeof(s));
-	flush_locked();
+	if (answer)
+		flush_locked();
+	else /* QEMU exits once this returns */
+		flush_sent_locked();
 	pthread_mutex_unlock(&P.out_lock);
 }
 
@@ -411,7 +501,7 @@ static void give_up_locked(uint32_t reason)
 		struct chan_gone g;
 	} msg = { { CHAN_GONE, sizeof(struct chan_gone) }, { reason, (uint32_t)P.hits } };
 
-	flush_locked();
+	flush_sent_locked();
 	if (!P.dead && send(P.fd, &msg, sizeof(msg), MSG_NOSIGNAL) < 0)
 		say("kstep-plugin: kstep's socket failed (%s)\n", strerror(errno));
 	P.dead = true;
@@ -1302,6 +1392,11 @@ KSTEP_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info
 		say("kstep-plugin: cannot connect to kstep at %s\n", sock);
 		return -1;
 	}
+	if (pthread_create(&thread, NULL, sender, NULL)) {
+		qemu_plugin_outs("kstep-plugin: cannot start its sending thread\n");
+		return -1;
+	}
+	pthread_detach(thread);
 	hello = (struct chan_hello){ CHAN_PROTOCOL, (uint32_t)info->version.cur, (uint32_t)info->version.min,
 				     (uint32_t)info->system.smp_vcpus };
 	pthread_mutex_lock(&P.out_lock);
