@@ -189,6 +189,15 @@ static bool writes_rsp(const cs_regs written, uint8_t nwritten)
 	return false;
 }
 
+/* Does the decoded instruction write memory one of its operands names? */
+static bool stores_to_operand(const cs_x86 *x)
+{
+	for (int i = 0; i < x->op_count; i++)
+		if (x->operands[i].type == X86_OP_MEM && (x->operands[i].access & CS_AC_WRITE))
+			return true;
+	return false;
+}
+
 static bool keeps_stack(struct disasm *d)
 {
 	cs_regs read, written;
@@ -198,9 +207,8 @@ static bool keeps_stack(struct disasm *d)
 	/* Calls, interrupts and string instructions write memory implicitly. */
 	if (in_group(d, CS_GRP_CALL) || in_group(d, CS_GRP_INT) || in_group(d, CS_GRP_IRET) || x->prefix[0])
 		return false;
-	for (int i = 0; i < x->op_count; i++)
-		if (x->operands[i].type == X86_OP_MEM && (x->operands[i].access & CS_AC_WRITE))
-			return false;
+	if (stores_to_operand(x))
+		return false;
 	if (cs_regs_access(d->handle, d->insn, read, &nread, written, &nwritten) || writes_rsp(written, nwritten))
 		return false;
 	/* Implicit stack writers not caught above (push, enter, ...). */
@@ -481,6 +489,11 @@ bool disasm_gprs_written(struct disasm *d, const uint8_t *code, size_t len, uint
 				*gprs |= (uint16_t)(1u << k);
 	}
 	return true;
+}
+
+bool disasm_writes_memory(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr)
+{
+	return !decode(d, code, len, addr) || stores_to_operand(&d->insn->detail->x86);
 }
 
 bool disasm_writes_reg(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, const char *reg)

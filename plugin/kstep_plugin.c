@@ -320,15 +320,22 @@ static void send_synced(bool answer)
 
 /* ---- at a probe: registers and stack into a HIT ---- */
 
+/* What an instruction writes (disasm_gprs_written, disasm_writes_memory). */
+struct writes {
+	uint16_t gprs;                /* these general registers */
+	bool flags;                   /* eflags */
+	bool stores;                  /* memory, through an operand */
+};
+
 /* Which registers to read into a block; the caller has the others. */
 enum reads {
 	READ_ALL,
 	READ_HOT,       /* those not cold */
-	READ_WRITTEN,   /* of those, the general registers named and rsp; eflags if named; cr8 */
+	READ_WRITTEN,   /* of those, the general registers named; eflags if named; cr8 after a store */
 };
 
-/* Is slot @i one of @which (with @gprs, @flags for READ_WRITTEN)? */
-static bool wanted(size_t i, enum reads which, uint16_t gprs, bool flags)
+/* Is slot @i one of @which (with what @w says for READ_WRITTEN)? */
+static bool wanted(size_t i, enum reads which, const struct writes *w)
 {
 	const struct reg_slot *s = &P.slots[i];
 
@@ -339,20 +346,21 @@ static bool wanted(size_t i, enum reads which, uint16_t gprs, bool flags)
 	if (which == READ_HOT)
 		return true;
 	if (s->gpr >= 0)
-		return (gprs >> s->gpr) & 1 || (int)i == P.sp_slot;
-	return (int)i != P.flags_slot || flags;
+		return (w->gprs >> s->gpr) & 1;
+	/* cr8 (the TPR) changes with a store to the local APIC's page */
+	return (int)i == P.flags_slot ? w->flags : w->stores;
 }
 
 /* The registers @which into @block. rip is never read: TCG brings it up
  * to date at a block's start only, and the caller writes the
  * instruction's own address there. */
-static void read_regs(uint8_t *block, GByteArray *buf, enum reads which, uint16_t gprs, bool flags)
+static void read_regs(uint8_t *block, GByteArray *buf, enum reads which, const struct writes *w)
 {
 	for (size_t i = 0; i < P.nslots; i++) {
 		const struct reg_slot *s = &P.slots[i];
 		int n;
 
-		if (!s->handle || (int)i == P.pc_slot || !wanted(i, which, gprs, flags))
+		if (!s->handle || (int)i == P.pc_slot || !wanted(i, which, w))
 			continue;
 		g_byte_array_set_size(buf, 0);
 		n = qemu_plugin_read_register(s->handle, buf);
@@ -551,9 +559,8 @@ struct step_insn {
 	uint8_t bytes[16];
 	bool tb_first;                /* its block's first: where interrupts and exceptions land */
 	bool gprs_only;
-	bool listed;                  /* Capstone lists what it writes: ... */
-	bool flags;                   /* ... eflags, and */
-	uint16_t gprs;                /* these general registers (disasm_gprs_written) */
+	bool listed;                  /* Capstone lists what it writes: */
+	struct writes w;
 };
 
 static struct {
@@ -686,7 +693,8 @@ static struct step_insn *new_step_insn(const struct qemu_plugin_insn *insn)
 	si->len = (uint32_t)qemu_plugin_insn_data(insn, si->bytes, sizeof(si->bytes));
 	si->gprs_only = gprs_only(si->bytes, si->len);
 	si->listed = si->gprs_only && P.dis &&
-		     disasm_gprs_written(P.dis, si->bytes, si->len, si->pc, &si->gprs, &si->flags);
+		     disasm_gprs_written(P.dis, si->bytes, si->len, si->pc, &si->w.gprs, &si->w.flags);
+	si->w.stores = si->listed && disasm_writes_memory(P.dis, si->bytes, si->len, si->pc);
 	si->tb_first = false;
 	return si;
 }
@@ -766,7 +774,7 @@ static void run_program(unsigned int vcpu, struct chan_hit *hit, const struct pe
 static void read_whole(uint8_t *regs, uint32_t len, GByteArray *buf)
 {
 	memset(regs, 0, len);
-	read_regs(regs, buf, READ_ALL, 0, false);
+	read_regs(regs, buf, READ_ALL, NULL);
 }
 
 /* The 8-byte register in slot @slot of @block. */
@@ -803,25 +811,26 @@ static void clear_resume_flag(uint8_t *eflags)
 
 /* A STEP's registers into @regs (@len bytes). After an instruction of
  * only integer code, the cold ones are the last STEP's, and of the rest
- * only those it writes are read when Capstone lists them (about 4
+ * only those it writes are read when Capstone lists them (about 2
  * registers instead of 18). That holds if nothing came between the two
  * instructions: within a block nothing can; at a block's start, where
  * interrupts and exceptions land, rsp tells (ran_on). Under table_lock. */
 static void step_regs(uint8_t *regs, uint32_t len, const struct step_insn *si, GByteArray *buf)
 {
 	const struct step_insn *prev = S.prev;
+	struct writes w;
 
 	if (!prev || !prev->gprs_only) {
 		read_whole(regs, len, buf);
 		return;
 	}
 	memcpy(regs, S.last_regs, len);
-	if (prev->listed)
-		read_regs(regs, buf, READ_WRITTEN, prev->gprs, prev->flags);
-	else
-		read_regs(regs, buf, READ_HOT, 0, false);
+	w = prev->w;
+	if (si->tb_first && P.sp_slot >= 0 && P.slots[P.sp_slot].gpr >= 0) /* for ran_on */
+		w.gprs |= (uint16_t)(1u << P.slots[P.sp_slot].gpr);
+	read_regs(regs, buf, prev->listed ? READ_WRITTEN : READ_HOT, &w);
 	if (si->tb_first && !ran_on(regs))
-		read_regs(regs, buf, READ_ALL, 0, false);
+		read_regs(regs, buf, READ_ALL, NULL);
 	else if (P.flags_slot >= 0)
 		clear_resume_flag(regs + P.slots[P.flags_slot].offset);
 }

@@ -199,6 +199,35 @@ static void test_gprs_written(void **state)
 	disasm_close(d);
 }
 
+/* Stores through an operand count, loads and a push's or a call's own
+ * stack slot do not, and what does not decode is taken as a store. */
+static void test_writes_memory(void **state)
+{
+	static const struct {
+		uint8_t code[8];
+		size_t len;
+		bool stores;
+	} cases[] = {
+		{ { 0x89, 0x03 }, 2, true },                                   /* mov %eax,(%rbx) */
+		{ { 0x48, 0x89, 0x44, 0x24, 0x08 }, 5, true },                 /* mov %rax,0x8(%rsp) */
+		{ { 0x01, 0x03 }, 2, true },                                   /* add %eax,(%rbx) */
+		{ { 0xf0, 0x0f, 0xab, 0x03 }, 4, true },                       /* lock bts %eax,(%rbx) */
+		{ { 0x8b, 0x03 }, 2, false },                                  /* mov (%rbx),%eax */
+		{ { 0x3b, 0x03 }, 2, false },                                  /* cmp (%rbx),%eax */
+		{ { 0x55 }, 1, false },                                        /* push %rbp */
+		{ { 0xe8, 0, 0, 0, 0 }, 5, false },                            /* call */
+		{ { 0x48, 0x89 }, 2, true },                                   /* a mov cut short */
+	};
+	struct disasm *d;
+
+	(void)state;
+	assert_int_equal(disasm_open(&d), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (disasm_writes_memory(d, cases[i].code, cases[i].len, PC) != cases[i].stores)
+			fail_msg("case %zu: stores %d, want %d", i, !cases[i].stores, cases[i].stores);
+	disasm_close(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -207,6 +236,7 @@ int main(void)
 		cmocka_unit_test(test_warm_fills_empty_slots_only),
 		cmocka_unit_test(test_many_addresses),
 		cmocka_unit_test(test_gprs_written),
+		cmocka_unit_test(test_writes_memory),
 	};
 
 	return cmocka_run_group_tests_name("disasm", tests, NULL, NULL);
