@@ -73,12 +73,11 @@ bool disasm_writes_reg(struct disasm *d, const uint8_t *code, size_t len, uint64
 #define DISASM_NGPRS 16
 bool disasm_gprs_written(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr, uint16_t *gprs,
 			 bool *flags);
-
+const char *disasm_gpr_name(unsigned int i);
 /* Whether the instruction writes memory that one of its operands names
  * (a push's or a call's stack slot is none); true when it does not
  * decode. */
 bool disasm_writes_memory(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr);
-const char *disasm_gpr_name(unsigned int i);
 /* True if the instruction writes no memory and leaves rsp alone: after it
  * the stack (with interrupts masked and other vCPUs held) is unchanged. */
 bool disasm_keeps_stack(struct disasm *d, const uint8_t *code, size_t len, uint64_t addr);
