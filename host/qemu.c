@@ -263,6 +263,20 @@ static void stop_child(pid_t pid)
 	waitpid(pid, &st, 0);
 }
 
+/* QEMU's private directory @dir and the sockets in it. */
+static void remove_dir(const char *dir)
+{
+	static const char *const names[] = { "gdb.sock",   "qmp.sock", "events.sock", "clock.sock",
+					     "plugin.sock", "kgdb.sock", "args.err" };
+	char path[PATH_MAX + 16];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
 /* The keeper: runs QEMU, reports its exit, stops it when kstep goes away
  * unless told to keep it. QEMU dies with the keeper (PR_SET_PDEATHSIG), so
  * killing kstep and the keeper together cannot orphan it; a kept QEMU keeps
@@ -329,6 +343,8 @@ static void __attribute__((noreturn)) keeper(int ctl, int status_fd, char **argv
 
 		if (waitpid(pid, &st, WNOHANG) == pid) {
 			keeper_events(&events, &events_gone, events_path, end.reason, sizeof(end.reason));
+			if (kept) /* kstep left it to QEMU: its sockets went with QEMU */
+				remove_dir(dirname(strdupa(events_path)));
 			end.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 			_exit(write(status_fd, &end, sizeof(end)) == sizeof(end) ? 0 : 1);
 		}
@@ -844,18 +860,6 @@ void qemu_keep(struct qemu *q)
 {
 	if (q->ctl >= 0 && write(q->ctl, "K", 1) == 1)
 		q->kept = true;
-}
-
-static void remove_dir(const char *dir)
-{
-	static const char *const names[] = { "gdb.sock", "qmp.sock", "events.sock", "clock.sock", "args.err" };
-	char path[PATH_MAX + 16];
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		unlink(path);
-	}
-	rmdir(dir);
 }
 
 void qemu_free(struct qemu *q)

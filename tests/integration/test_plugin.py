@@ -39,9 +39,12 @@ def build_plugin(out, *defines):
 def test_plugin_hits_are_the_breakpoint_engines_events():
     """The same probes on the same workload, each engine: the plugin's
     events carry the probe's pc in rip, the skb in rdi, the stack words
-    from rsp, and backtraces that start as the breakpoint engine's do."""
-    env = qemu10()
+    from rsp, and backtraces that start as the breakpoint engine's do.
+    Each leaves nothing in its runtime directory (its sockets go)."""
     base = tempfile.mkdtemp(prefix="kstep-plugin-")
+    rundir = os.path.join(base, "run")
+    os.mkdir(rundir, 0o700)
+    env = dict(qemu10(), XDG_RUNTIME_DIR=rundir)
     try:
         runs = {}
         for engine in ("plugin", "rsp"):
@@ -52,6 +55,8 @@ def test_plugin_hits_are_the_breakpoint_engines_events():
                       "-w", "rx-icmp", "-n", "3", "-o", d, "-q", env=env, timeout=300)
             assert p.returncode == 0, p.stderr[-600:]
             runs[engine] = (p, events(babeltrace(d)))
+            left = [os.path.relpath(os.path.join(r, f), rundir) for r, ds, fs in os.walk(rundir) for f in ds + fs]
+            assert not left, (engine, left)
         p, evs = runs["plugin"]
         reported, read, _ = plugin_counts(p.stdout)
         filtered = int(re.search(r"(\d+) hits did not match their --filter", p.stdout).group(1))
