@@ -3,6 +3,7 @@
 """Integration tests against the real guest under TCG.
    run.py [-k SUBSTRING]    ends with 'integration: N passed, N failed'"""
 import argparse
+import glob
 import os
 import sys
 import time
@@ -47,6 +48,13 @@ def leftover_qemus(before):
     return sorted(left)
 
 
+def kstep_dirs():
+    """kstep's private QEMU directories (qemu.c: kstep-UID-XXXXXX in
+    XDG_RUNTIME_DIR or /tmp): kstep removes its own as it ends."""
+    bases = {"/tmp", os.environ.get("XDG_RUNTIME_DIR") or "/tmp"}
+    return {d for b in bases for d in glob.glob(os.path.join(b, "kstep-%d-??????" % os.getuid()))}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-k", default="", help="run the tests whose name contains this")
@@ -57,11 +65,13 @@ def main():
         if args.k not in name:
             continue
         t0 = time.monotonic()
-        before = set(harness.qemu_pids(""))
+        before, dirs = set(harness.qemu_pids("")), kstep_dirs()
         try:
             fn()
             left = leftover_qemus(before)
             assert not left, "left QEMU running (pids %s)" % left
+            left = sorted(kstep_dirs() - dirs)
+            assert not left, "kstep left its private directories: %s" % left
         except harness.Skip as e:
             skipped += 1
             print("skip %s: %s" % (name, e), flush=True)
