@@ -604,6 +604,7 @@ static void test_steps_keep_an_unchanged_stack(void **state)
 	}
 	assert_int_equal(ctf_next(rd, &got), 0);
 	ctf_close(rd);
+	rm_rf(dir);
 }
 
 /* A step writes its registers from fs_base on only when they changed
