@@ -95,6 +95,8 @@ static struct {
 	size_t nqregs;
 	struct reg_slot slots[CHAN_MAX_REGS];
 	size_t nslots;
+	uint32_t hot[CHAN_MAX_REGS];  /* the slots a STEP may read after integer code ... */
+	size_t nhot;                  /* ... (not cold, QEMU has them, not rip) */
 	uint32_t regs_len, regs_missing;
 	int sp_slot, gs_slot, pc_slot; /* rsp's, gs_base's and rip's slots, -1: not given */
 	int bp_slot, flags_slot;      /* rbp's and eflags' */
@@ -359,7 +361,10 @@ static bool wanted(size_t i, enum reads which, const struct writes *w)
  * instruction's own address there. */
 static void read_regs(uint8_t *block, GByteArray *buf, enum reads which, const struct writes *w)
 {
-	for (size_t i = 0; i < P.nslots; i++) {
+	size_t count = which == READ_ALL ? P.nslots : P.nhot;
+
+	for (size_t k = 0; k < count; k++) {
+		size_t i = which == READ_ALL ? k : P.hot[k];
 		const struct reg_slot *s = &P.slots[i];
 		int n;
 
@@ -797,12 +802,17 @@ static uint64_t slot_u64(const uint8_t *block, int slot)
 static bool ran_on(const uint8_t *regs)
 {
 	const struct step_insn *prev = S.prev;
-	uint64_t want;
+	uint64_t sp, want;
 
-	return P.dis && P.sp_slot >= 0 && P.bp_slot >= 0 &&
-	       disasm_next_sp(P.dis, prev->bytes, prev->len, prev->pc, slot_u64(S.last_regs, P.sp_slot),
-			      slot_u64(S.last_regs, P.bp_slot), &want) &&
-	       want == slot_u64(regs, P.sp_slot);
+	if (P.sp_slot < 0 || P.slots[P.sp_slot].gpr < 0)
+		return false;
+	sp = slot_u64(S.last_regs, P.sp_slot);
+	if (prev->listed && !((prev->w.gprs >> P.slots[P.sp_slot].gpr) & 1))
+		want = sp; /* Capstone lists no write to rsp (a jump, most often) */
+	else if (!P.dis || P.bp_slot < 0 ||
+		 !disasm_next_sp(P.dis, prev->bytes, prev->len, prev->pc, sp, slot_u64(S.last_regs, P.bp_slot), &want))
+		return false;
+	return want == slot_u64(regs, P.sp_slot);
 }
 
 /* eflags' RF is cleared as an instruction completes; TCG clears it at a
@@ -1238,6 +1248,10 @@ static void set_regs(const uint8_t *body, uint32_t len)
 	}
 	P.nslots = n;
 	P.regs_len = off;
+	P.nhot = 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (!P.slots[i].cold && P.slots[i].handle && (int)i != P.pc_slot)
+			P.hot[P.nhot++] = i;
 	pthread_mutex_unlock(&P.table_lock);
 }
 
