@@ -477,3 +477,30 @@ def test_plugin_steps_a_whole_net_rx_action_on_rx_tcp():
         assert m and m.group(1) == m.group(2) and int(m.group(2)) > 100, p.stdout[-600:]
     finally:
         shutil.rmtree(base)
+
+
+@test
+def test_plugin_steps_carry_what_an_exception_entry_set():
+    """A page fault between two STEPs (rxload's first read() copies into
+    stack pages it has not touched yet): the STEP at asm_exc_page_fault
+    carries the registers the entry set, cr2 the address that faulted,
+    which the copy's STEP before it has in rdi. After integer code the
+    plugin reads only what the instruction wrote; at a block's start rsp
+    tells it that an entry came between (ran_on), and it reads them all.
+    With a plugin whose ran_on always says no entry came, cr2 here is the
+    fault before's."""
+    d = tempfile.mkdtemp(prefix="kstep-plfault-")
+    try:
+        p = kstep("step", "--engine", "plugin", "--at", "tcp_recvmsg", "--until-return", "-w", "rx-tcp", "-o", d,
+                  "-q", env=qemu10(), timeout=600)
+        assert p.returncode == 0, p.stderr[-600:]
+        evs = events(babeltrace(d))
+        faults = [(a, b) for a, b in zip(evs, evs[1:])
+                  if b["symbol"] == "asm_exc_page_fault" and a["insn"].startswith("rep movs")]
+        assert faults, sorted({e["symbol"] for e in evs if e["symbol"].startswith("asm_")})
+        for before, entry in faults:
+            assert entry["regs"]["cr2"] == before["regs"]["rdi"], \
+                (hex(entry["regs"]["cr2"]), hex(before["regs"]["rdi"]), hex(before["regs"]["cr2"]))
+            assert not entry["regs"]["eflags"] & 0x200  # an interrupt gate clears IF
+    finally:
+        shutil.rmtree(d)
