@@ -100,6 +100,7 @@ static struct {
 	uint32_t regs_len, regs_missing;
 	int sp_slot, gs_slot, pc_slot; /* rsp's, gs_base's and rip's slots, -1: not given */
 	int bp_slot, flags_slot;      /* rbp's and eflags' */
+	uint16_t sp_bit;              /* rsp's bit in struct writes' gprs, 0: not given */
 	struct disasm *dis;           /* what a step's instruction writes; NULL: read them all */
 	uint64_t irq_stack_ptr;       /* chan_probes' */
 	bool count;                   /* icount=on: ... */
@@ -804,10 +805,10 @@ static bool ran_on(const uint8_t *regs)
 	const struct step_insn *prev = S.prev;
 	uint64_t sp, want;
 
-	if (P.sp_slot < 0 || P.slots[P.sp_slot].gpr < 0)
+	if (!P.sp_bit)
 		return false;
 	sp = slot_u64(S.last_regs, P.sp_slot);
-	if (prev->listed && !((prev->w.gprs >> P.slots[P.sp_slot].gpr) & 1))
+	if (prev->listed && !(prev->w.gprs & P.sp_bit))
 		want = sp; /* Capstone lists no write to rsp (a jump, most often) */
 	else if (!P.dis || P.bp_slot < 0 ||
 		 !disasm_next_sp(P.dis, prev->bytes, prev->len, prev->pc, sp, slot_u64(S.last_regs, P.bp_slot), &want))
@@ -839,8 +840,8 @@ static void step_regs(uint8_t *regs, uint32_t len, const struct step_insn *si, G
 	}
 	memcpy(regs, S.last_regs, len);
 	w = prev->w;
-	if (si->tb_first && P.sp_slot >= 0 && P.slots[P.sp_slot].gpr >= 0) /* for ran_on */
-		w.gprs |= (uint16_t)(1u << P.slots[P.sp_slot].gpr);
+	if (si->tb_first) /* for ran_on */
+		w.gprs |= P.sp_bit;
 	read_regs(regs, buf, prev->listed ? READ_WRITTEN : READ_HOT, &w);
 	if (si->tb_first && !ran_on(regs))
 		read_regs(regs, buf, READ_ALL, NULL);
@@ -1248,6 +1249,8 @@ static void set_regs(const uint8_t *body, uint32_t len)
 	}
 	P.nslots = n;
 	P.regs_len = off;
+	P.sp_bit =
+		P.sp_slot >= 0 && P.slots[P.sp_slot].gpr >= 0 ? (uint16_t)(1u << P.slots[P.sp_slot].gpr) : 0;
 	P.nhot = 0;
 	for (uint32_t i = 0; i < n; i++)
 		if (!P.slots[i].cold && P.slots[i].handle && (int)i != P.pc_slot)
