@@ -334,6 +334,23 @@ void engine_take(struct engine *e, struct snapshot *sn, enum unwind_entry entry)
 	snapshot_symbolize(e->snap, sn);
 }
 
+void engine_warm_start(struct engine *e, uint64_t at)
+{
+	/* The step caches' pages faulted in now, not at the first steps. */
+	disasm_populate(e->dis);
+	snapshot_ctx_populate(e->snap);
+	warm_free(e->warm);
+	e->warm = warm_new(e->syms, e->dis, e->snap, e->o.cfi, at);
+}
+
+void engine_warm_some(struct engine *e, bool stepping)
+{
+	if (e->warm && (stepping || !warm_some(e->warm, WARM_SLICE_MS))) {
+		warm_free(e->warm);
+		e->warm = NULL;
+	}
+}
+
 double engine_since(const struct engine *e)
 {
 	return (double)(trace_now_ns() - e->t0_ns) / 1e9;

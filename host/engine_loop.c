@@ -57,12 +57,14 @@ int engine_run_until_stop(struct engine *e, struct target_stop *st, enum engine_
 			*end = ENGINE_END_DURATION;
 			return engine_halt(e);
 		}
-		err = target_wait(e->t, st, POLL_MS);
+		/* Before a step run, a look every slice of reading ahead. */
+		err = target_wait(e->t, st, e->warm ? 1 : POLL_MS);
 		if (!err && st->kind == TARGET_STOP_OUTPUT)
 			continue;
 		if (err == -ETIMEDOUT || err == -EINTR) {
+			engine_warm_some(e, false);
 			engine_progress(e, e->seq, "stops", NULL, false);
-			if (replay_stalled(e))
+			if (!e->warm && replay_stalled(e))
 				return kerr_set(e->err, sizeof(e->err), -ETIMEDOUT, "the replay made no progress for %.0f s: it no longer "
 							     "follows its recording (edited settings, other images, "
 							     "another QEMU than the one that recorded it, or an e1000 NIC "

@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "plugin_chan.h"
-#include "warm.h"
 
 /* How long a wait for the plugin or the gdbstub lasts before kstep looks
  * at its limits (and, before a step run's start, warms ahead). */
@@ -33,8 +32,6 @@
 #define PLUGIN_GONE_S 5.0
 /* A SYNC is answered at once, unless the guest is dying. */
 #define PLUGIN_SYNC_MS 10000
-/* Line tables read ahead at a time while nothing comes. */
-#define WARM_SLICE_MS 10
 
 static int read_code(void *ctx, uint64_t addr, void *out, size_t len)
 {
@@ -435,16 +432,6 @@ static enum engine_end limit_reached(struct engine *e, const struct engine_resul
 	return res->end;
 }
 
-/* Nothing came: before a step run's first instruction, read line tables
- * ahead for a while (warm.h). */
-static void warm_while_waiting(struct engine *e, const struct engine_result *res)
-{
-	if (e->warm && (res->steps || !warm_some(e->warm, WARM_SLICE_MS))) {
-		warm_free(e->warm);
-		e->warm = NULL;
-	}
-}
-
 int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct snapshot *sn,
 				 struct target_stop *st, struct engine_result *res)
 {
@@ -485,7 +472,7 @@ int engine_plugin_run_until_stop(struct engine *e, struct probe_set *ps, struct 
 			continue;
 		if (err == -ETIMEDOUT || err == -EINTR) {
 			if (n <= 0)
-				warm_while_waiting(e, res);
+				engine_warm_some(e, res->steps);
 			engine_progress(e, e->step ? res->steps : res->stops, e->step ? "steps" : "hits", NULL, false);
 			continue;
 		}
@@ -519,10 +506,7 @@ int engine_plugin_step(struct engine *e, const struct probe *at, uint64_t hits, 
 	struct probe_set *ps = ask ? &asking : &none;
 	int err = engine_plugin_start(e, res);
 
-	/* The step caches' pages faulted in now, not at the first steps. */
-	disasm_populate(e->dis);
-	snapshot_ctx_populate(e->snap);
-	e->warm = warm_new(e->syms, e->dis, e->snap, e->o.cfi, at->addr);
+	engine_warm_start(e, at->addr);
 	if (!err)
 		err = engine_plugin_place(e, ps, NULL, res);
 	if (!err)

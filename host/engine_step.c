@@ -760,8 +760,13 @@ int engine_step(struct engine *e, const struct probe *at, uint64_t hits, uint64_
 		err = plugin_steps(e, &r, res);
 		goto out;
 	}
-	if (hits && ((err = run_to_hit(e, &r, res)) || res->end != ENGINE_END_NONE))
-		goto out;
+	if (hits) {
+		engine_warm_start(e, r.at);
+		err = run_to_hit(e, &r, res);
+		engine_warm_some(e, true); /* what is not read ahead by now waits */
+		if (err || res->end != ENGINE_END_NONE)
+			goto out;
+	}
 	if ((err = start_stepping(e, &r)))
 		goto out;
 	e->t0_ns = trace_now_ns();
