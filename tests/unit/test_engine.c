@@ -27,6 +27,7 @@
 #include "vmlinux.h"
 #include "target.h"
 #include "trace.h"
+#include "scratch.h"
 
 /* rax..r15 and rip (64 bits), eflags and the segments (32), fs_base and
  * gs_base (64), in the order of the 'g' reply. */
@@ -121,7 +122,7 @@ struct rig {
 	struct target *t;
 	struct probe_set ps;
 	struct trace *trace;
-	char dir[64];
+	char dir[SCRATCH_MAX];
 	volatile sig_atomic_t stop;
 	struct engine_opts o;
 };
@@ -146,7 +147,7 @@ static void rig_up(struct rig *r, struct guest *g)
 	assert_int_equal(probes_trace_classes(&r->ps, &classes, &nclasses, err, sizeof(err)), 0);
 	env.classes = classes;
 	env.nclasses = nclasses;
-	snprintf(r->dir, sizeof(r->dir), "/tmp/kstep-test-engine-XXXXXX");
+	scratch(r->dir, sizeof(r->dir), "kstep-test-engine");
 	assert_non_null(mkdtemp(r->dir));
 	assert_int_equal(trace_prepare_dir(r->dir, true, &dfd, err, sizeof(err)), 0);
 	assert_int_equal(trace_open(&r->trace, dfd, r->dir, target_desc(r->t), &env, err, sizeof(err)), 0);

@@ -17,6 +17,7 @@
 
 #include "inlindex.h"
 #include "symbols.h"
+#include "scratch.h"
 
 #define NAME "ip_local_deliver_finish"
 
@@ -34,7 +35,7 @@ static int setup(void **state)
 		fprintf(stderr, "test_inlindex: %s has no symbols or build ID (run make images)\n", path);
 		return -1;
 	}
-	snprintf(root, sizeof(root), "/tmp/kstep-inlindex-XXXXXX");
+	scratch(root, sizeof(root), "kstep-inlindex");
 	if (!mkdtemp(root))
 		return -1;
 	setenv("XDG_CACHE_HOME", root, 1);

@@ -17,6 +17,7 @@
 
 #include "perfetto.h"
 #include "perfetto.pb-c.h"
+#include "scratch.h"
 
 static struct ctf_event return_at(const char *fn, uint64_t end, uint64_t duration)
 {
@@ -61,14 +62,15 @@ static void crossing_calls_are_left_out_and_packets_flow(void **state)
 		stop_at("ip_rcv+0x0", 120, 1, 0),
 		stop_at("udp_rcv.constprop.0", 180, 2, 1),
 	};
-	char path[] = "/tmp/kstep-perfetto-XXXXXX", err[256];
+	char path[SCRATCH_MAX], err[256];
 	struct perfetto *p;
 	struct report *r;
 	uint64_t left_out;
 	Perfetto__Protos__Trace *t;
-	int begins = 0, ends = 0, instants = 0, flows = 0, ending = 0, fd = mkstemp(path);
+	int begins = 0, ends = 0, instants = 0, flows = 0, ending = 0, fd;
 
 	(void)state;
+	fd = mkstemp(scratch(path, sizeof(path), "kstep-perfetto"));
 	assert_true(fd >= 0);
 	close(fd);
 	unlink(path);

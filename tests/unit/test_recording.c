@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "recording.h"
+#include "scratch.h"
 
 static void put(const char *dir, const char *name, const char *text)
 {
@@ -74,10 +75,12 @@ static void fresh(char *images, char *rec, struct recording *r)
 
 static void test_written_recording_reads_back_and_checks(void **state)
 {
-	char images[] = "/tmp/kstep-test-img-XXXXXX", rec[] = "/tmp/kstep-test-rec-XXXXXX", err[512], text[2048];
+	char images[SCRATCH_MAX], rec[SCRATCH_MAX], err[512], text[2048];
 	struct recording r, back;
 
 	(void)state;
+	scratch(images, sizeof(images), "kstep-test-img");
+	scratch(rec, sizeof(rec), "kstep-test-rec");
 	fresh(images, rec, &r);
 	assert_int_equal(strlen(r.id), 32);
 	snprintf(r.size, sizeof(r.size), "1000");
@@ -121,10 +124,12 @@ static void test_written_recording_reads_back_and_checks(void **state)
  * with it. The line is part of the check; no other value is taken. */
 static void test_apic_timer_of_new_and_older_recordings(void **state)
 {
-	char images[] = "/tmp/kstep-test-img-XXXXXX", rec[] = "/tmp/kstep-test-rec-XXXXXX", err[512], text[2048];
+	char images[SCRATCH_MAX], rec[SCRATCH_MAX], err[512], text[2048];
 	struct recording r, back;
 
 	(void)state;
+	scratch(images, sizeof(images), "kstep-test-img");
+	scratch(rec, sizeof(rec), "kstep-test-rec");
 	fresh(images, rec, &r);
 	snprintf(r.apic_timer, sizeof(r.apic_timer), "0");
 	assert_int_equal(recording_write(rec, &r, err, sizeof(err)), 0);
@@ -155,10 +160,11 @@ static void test_apic_timer_of_new_and_older_recordings(void **state)
 
 static void test_not_a_recording(void **state)
 {
-	char dir[] = "/tmp/kstep-test-notrec-XXXXXX", err[512];
+	char dir[SCRATCH_MAX], err[512];
 	struct recording r;
 
 	(void)state;
+	scratch(dir, sizeof(dir), "kstep-test-notrec");
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(recording_read(dir, &r, err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "not a kstep recording"));
@@ -171,10 +177,11 @@ static void test_not_a_recording(void **state)
  * directory with anything else in it, or a link, never used. */
 static void test_recording_directory_rules(void **state)
 {
-	char base[] = "/tmp/kstep-test-recdir-XXXXXX", dir[128], link[128], err[512];
+	char base[SCRATCH_MAX], dir[SCRATCH_MAX + 16], link[SCRATCH_MAX + 32], err[512];
 	struct stat st;
 
 	(void)state;
+	scratch(base, sizeof(base), "kstep-test-recdir");
 	assert_non_null(mkdtemp(base));
 	snprintf(dir, sizeof(dir), "%s/new", base);
 	assert_int_equal(recording_prepare_dir(dir, false, err, sizeof(err)), 0);

@@ -18,6 +18,7 @@
 #include "files.h"
 #include "report.h"
 #include "trace.h"
+#include "scratch.h"
 
 static struct ctf_event stop(uint64_t skb, const char *stage, const char *fn, uint64_t ns)
 {
@@ -129,13 +130,14 @@ static void test_read_back(void **state)
 				  .vcpu = 1, .pc = 0x10, .probe = "udp", .symbol = "udp_rcv", .skb = 0xabc,
 				  .values = vals, .regs = raw, .stack = stack, .stack_len = 2, .bt = bt, .bt_len = 2,
 				  .bt_end = "stack-end" };
-	char dir[] = "/tmp/kstep-test-read-XXXXXX", err[256], path[128];
+	char dir[SCRATCH_MAX], err[256], path[128];
 	struct ctf_reader *rd;
 	struct ctf_event got;
 	struct trace *t;
 	int dfd;
 
 	(void)state;
+	scratch(dir, sizeof(dir), "kstep-test-read");
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
 	assert_int_equal(trace_open(&t, dfd, dir, &desc, &env, err, sizeof(err)), 0);
@@ -244,14 +246,14 @@ static void test_crafted_metadata(void **state)
 	uint64_t stack[1] = { 1 }, v;
 	struct trace_event ev = { .kind = TRACE_STOP, .seq = 1, .pc = 0x10, .probe = "udp", .symbol = "udp_rcv",
 				  .regs = raw, .stack = stack, .stack_len = 1, .bt_end = "" };
-	char dir[] = "/tmp/kstep-test-craft-XXXXXX", err[256], cmd[128];
+	char dir[SCRATCH_MAX], err[256], cmd[128];
 	struct ctf_reader *rd;
 	struct report *rep;
 	struct ctf_event got;
 
 	(void)state;
 	for (int round = 0; round < 3; round++) {
-		snprintf(dir, sizeof(dir), "/tmp/kstep-test-craft-XXXXXX");
+		scratch(dir, sizeof(dir), "kstep-test-craft");
 		one_event_trace(dir, &desc, &ev);
 		if (round == 0) { /* ctf_reg once read 4 GiB past the map */
 			edit_metadata(dir, "xint64_t rax;", "uint8_t pad[4294967292]; xint64_t rax;", false);
@@ -331,7 +333,7 @@ static void test_fifos_and_interrupts(void **state)
 	uint64_t stack[1] = { 1 };
 	struct trace_event ev = { .kind = TRACE_STOP, .seq = 1, .pc = 0x10, .probe = "udp", .symbol = "udp_rcv",
 				  .regs = raw, .stack = stack, .stack_len = 1, .bt_end = "" };
-	char dir[] = "/tmp/kstep-test-fifo-XXXXXX", err[256], path[128], cmd[128];
+	char dir[SCRATCH_MAX], err[256], path[128], cmd[128];
 	volatile sig_atomic_t stop = 1;
 	struct report_opts o = { .interrupted = &stop };
 	struct ctf_reader *rd;
@@ -339,6 +341,7 @@ static void test_fifos_and_interrupts(void **state)
 	struct report *rep;
 
 	(void)state;
+	scratch(dir, sizeof(dir), "kstep-test-fifo");
 	one_event_trace(dir, &desc, &ev);
 	assert_int_equal(report_read_dir(&rep, dir, &o, err, sizeof(err)), -EINTR);
 	assert_int_equal(ctf_open(&rd, dir, err, sizeof(err)), 0);

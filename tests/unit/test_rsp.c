@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "rsp.h"
+#include "scratch.h"
 
 /* Feed @s in pieces of @step bytes; collect events and the last packet. */
 struct fed {
@@ -447,16 +448,17 @@ static void test_conn_noise_times_out_on_time(void **state)
  * refused, and must be tried again rather than reported. */
 static void test_connect_waits_for_listen(void **state)
 {
-	char dir[] = "/tmp/kstep-test-rsp-XXXXXX", path[64], err[256];
+	char dir[SCRATCH_MAX], err[256];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = sa.sun_path;
 	struct rsp_conn *c = NULL;
 	int fd, st;
 	pid_t pid;
 
 	(void)state;
+	scratch(dir, sizeof(dir), "kstep-test-rsp");
 	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/gdb.sock", dir);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/gdb.sock", dir);
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(rsp_connect(&c, path, err, sizeof(err)), -ECONNREFUSED);

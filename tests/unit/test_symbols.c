@@ -17,6 +17,7 @@
 
 #include "symbols.h"
 #include "vmlinux.h"
+#include "scratch.h"
 
 static char err[1024];
 
@@ -155,10 +156,11 @@ static void test_skb_parameter(void **state)
  * bzImage is named as such, and a missing one by its path. */
 static void test_bzimage_check(void **state)
 {
-	char bz[PATH_MAX], fake[] = "/tmp/kstep-test-bzimage-XXXXXX";
+	char bz[PATH_MAX], fake[SCRATCH_MAX];
 	int fd;
 
 	(void)state;
+	scratch(fake, sizeof(fake), "kstep-test-bzimage");
 	snprintf(bz, sizeof(bz), "%.*s/bzImage", (int)(strrchr(vmlinux, '/') - vmlinux), vmlinux); /* beside it */
 	assert_int_equal(sym_check_bzimage(syms, bz, err, sizeof(err)), 0);
 	fd = mkstemp(fake);

@@ -23,6 +23,7 @@
 
 #include "ctfread.h"
 #include "trace.h"
+#include "scratch.h"
 
 static struct target_reg regs[] = {
 	{ "rax", 64, 0, 0, true }, { "eflags", 32, 1, 8, true },
@@ -95,7 +96,7 @@ static int run(const char *cmd, char *out, size_t len)
 
 static void test_babeltrace_reads_it(void **state)
 {
-	char dir[] = "/tmp/kstep-test-trace-XXXXXX", cmd[256], path[128];
+	char dir[SCRATCH_MAX], cmd[256], path[128];
 	static char out[65536];
 	uint8_t raw[38], ib[3] = { 0x48, 0x89, 0xe5 };
 	uint64_t stack[2] = { 0x10, 0x20 };
@@ -108,6 +109,7 @@ static void test_babeltrace_reads_it(void **state)
 	int dfd;
 
 	(void)state;
+	scratch(dir, sizeof(dir), "kstep-test-trace");
 	assert_non_null(mkdtemp(dir));
 	memset(raw, 0, sizeof(raw));
 	raw[0] = 0x42;
@@ -155,7 +157,7 @@ static void test_babeltrace_reads_it(void **state)
  * and an event of a class the trace does not have is refused. */
 static void test_probe_class_fields(void **state)
 {
-	char dir[] = "/tmp/kstep-test-class-XXXXXX", cmd[256], err[256];
+	char dir[SCRATCH_MAX], cmd[256], err[256];
 	static char out[65536];
 	static uint8_t raw[38];
 	uint64_t stack[1] = { 1 };
@@ -172,6 +174,7 @@ static void test_probe_class_fields(void **state)
 	struct trace *t;
 	int dfd;
 
+	scratch(dir, sizeof(dir), "kstep-test-class");
 	(void)state;
 	cenv.classes = &cls;
 	cenv.nclasses = 1;
@@ -254,13 +257,14 @@ static void test_register_names_unique_and_not_keywords(void **state)
 		{ "1st", 32, 3, 20, true }, { "struct", 16, 4, 24, true },
 	};
 	struct target_desc d = { "i386:x86-64", odd, 5, 26 };
-	char dir[] = "/tmp/kstep-test-names-XXXXXX", cmd[256];
+	char dir[SCRATCH_MAX], cmd[256];
 	static char out[65536];
 	struct buf b = { 0 };
 	uint8_t uuid[16] = { 0 };
 	const char *m;
 
 	(void)state;
+	scratch(dir, sizeof(dir), "kstep-test-names");
 	assert_int_equal(trace_metadata(&b, &d, &env, uuid, 0, 0), 0);
 	m = buf_cstr(&b);
 	assert_non_null(strstr(m, "xint64_t r_1;"));
@@ -282,7 +286,7 @@ static void test_register_names_unique_and_not_keywords(void **state)
  * trace reads up to the last complete one. */
 static void test_full_disk_keeps_complete_events(void **state)
 {
-	char dir[] = "/tmp/kstep-test-full-XXXXXX", cmd[256], err[256], path[128];
+	char dir[SCRATCH_MAX], cmd[256], err[256], path[128];
 	static char out[1 << 20];
 	static uint8_t raw[38];
 	uint64_t stack[32] = { 0 };
@@ -294,6 +298,7 @@ static void test_full_disk_keeps_complete_events(void **state)
 	pid_t pid;
 
 	(void)state;
+	scratch(dir, sizeof(dir), "kstep-test-full");
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(pipe(fds), 0);
 	pid = fork();
@@ -344,11 +349,14 @@ static bool same_file(const char *a_dir, const char *b_dir, const char *name)
 static void test_replay_traces_repeat_byte_for_byte(void **state)
 {
 	struct trace_env replay = env, other = env;
-	char a[] = "/tmp/kstep-test-rpa-XXXXXX", b[] = "/tmp/kstep-test-rpb-XXXXXX";
-	char c[] = "/tmp/kstep-test-rpc-XXXXXX", l1[] = "/tmp/kstep-test-rpl-XXXXXX";
-	char l2[] = "/tmp/kstep-test-rpm-XXXXXX";
+	char a[SCRATCH_MAX], b[SCRATCH_MAX], c[SCRATCH_MAX], l1[SCRATCH_MAX], l2[SCRATCH_MAX];
 
 	(void)state;
+	scratch(a, sizeof(a), "kstep-test-rpa");
+	scratch(b, sizeof(b), "kstep-test-rpb");
+	scratch(c, sizeof(c), "kstep-test-rpc");
+	scratch(l1, sizeof(l1), "kstep-test-rpl");
+	scratch(l2, sizeof(l2), "kstep-test-rpm");
 	replay.replay_id = "0123456789abcdef0123456789abcdef";
 	other.replay_id = "fedcba9876543210fedcba9876543210";
 	write_trace_env(a, &desc, &replay, 3);
@@ -367,10 +375,12 @@ static void test_replay_traces_repeat_byte_for_byte(void **state)
 static void test_batched_events_are_the_events(void **state)
 {
 	struct trace_env replay = env;
-	char a[] = "/tmp/kstep-test-bta-XXXXXX", b[] = "/tmp/kstep-test-btb-XXXXXX";
-	char c[] = "/tmp/kstep-test-btc-XXXXXX";
+	char a[SCRATCH_MAX], b[SCRATCH_MAX], c[SCRATCH_MAX];
 
 	(void)state;
+	scratch(a, sizeof(a), "kstep-test-bta");
+	scratch(b, sizeof(b), "kstep-test-btb");
+	scratch(c, sizeof(c), "kstep-test-btc");
 	replay.replay_id = "0123456789abcdef0123456789abcdef"; /* the same uuid in each */
 	write_trace_env(a, &desc, &replay, 5);
 	write_trace_batched(b, &desc, &replay, 5, 1 << 20, true);
@@ -389,13 +399,14 @@ static void test_a_batch_faults_no_page_as_it_fills(void **state)
 	uint64_t stack[1] = { 1 };
 	struct trace_event ev = { .kind = TRACE_STOP, .ts_ns = 1, .pc = 0x1000, .probe = "p", .symbol = "f",
 				  .regs = raw, .stack = stack, .stack_len = 1, .bt_end = "" };
-	char dir[] = "/tmp/kstep-test-bfa-XXXXXX", err[256];
+	char dir[SCRATCH_MAX], err[256];
 	struct rusage before, after;
 	struct trace *t;
 	struct stat st;
 	int dfd;
 
 	(void)state;
+	scratch(dir, sizeof(dir), "kstep-test-bfa");
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
 	assert_int_equal(trace_open(&t, dfd, dir, &desc, &env, err, sizeof(err)), 0);
@@ -493,7 +504,7 @@ static void test_steps_keep_the_outer_frames(void **state)
 		{ TRACE_STEP, 1, 3, 0, { 0xa7, 0xb0, 0xc0 } },       /* another vCPU */
 		{ TRACE_STEP, 1, 1, 0, { 0xe0 } },
 	};
-	char dir[] = "/tmp/kstep-test-kept-XXXXXX", err[256];
+	char dir[SCRATCH_MAX], err[256];
 	static char out[65536];
 	uint8_t raw[38] = { 0 }, ib[1] = { 0x90 };
 	struct trace_frame bt[4];
@@ -504,6 +515,7 @@ static void test_steps_keep_the_outer_frames(void **state)
 	struct buf b = { 0 };
 
 	(void)state;
+	scratch(dir, sizeof(dir), "kstep-test-kept");
 	t = new_trace(dir, &desc);
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
 		for (uint32_t k = 0; k < evs[i].n; k++) {
@@ -565,7 +577,7 @@ static void test_steps_keep_an_unchanged_stack(void **state)
 		{ TRACE_STEP, 1, 1, 0x20, true },  /* another vCPU */
 		{ TRACE_STEP, 1, 1, 0x20, false },
 	};
-	char dir[] = "/tmp/kstep-test-stack-XXXXXX", err[256], want[96];
+	char dir[SCRATCH_MAX], err[256], want[96];
 	static char out[65536];
 	uint8_t raw[8 * 17] = { 0 };
 	struct trace_frame bt[1] = { { 0xffffffff81000000ull, "f", "a.c:1" } };
@@ -575,6 +587,7 @@ static void test_steps_keep_an_unchanged_stack(void **state)
 	const char *at;
 
 	(void)state;
+	scratch(dir, sizeof(dir), "kstep-test-stack");
 	t = new_trace(dir, &desc);
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
 		uint64_t stack[2] = { evs[i].top, 0x99 };
@@ -631,7 +644,7 @@ static void test_steps_keep_unchanged_registers(void **state)
 		{ TRACE_STEP, 1, 5, 0x200, true },  /* another vCPU */
 		{ TRACE_STEP, 1, 6, 0x200, false },
 	};
-	char dir[] = "/tmp/kstep-test-regs-XXXXXX", err[256];
+	char dir[SCRATCH_MAX], err[256];
 	static char out[65536];
 	uint8_t raw[40] = { 0 }, ib[1] = { 0x90 };
 	struct trace_frame bt[1] = { { 0xffffffff81000000ull, "f", "a.c:1" } };
@@ -642,6 +655,7 @@ static void test_steps_keep_unchanged_registers(void **state)
 	uint64_t v;
 
 	(void)state;
+	scratch(dir, sizeof(dir), "kstep-test-regs");
 	t = new_trace(dir, &split_desc);
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
 		memcpy(raw, &evs[i].rax, 8);
@@ -687,11 +701,12 @@ static void test_steps_keep_unchanged_registers(void **state)
  * with ours, an old kstep trace replaced only with --force. */
 static void test_trace_directory_rules(void **state)
 {
-	char base[] = "/tmp/kstep-test-dir-XXXXXX", dir[128], link[128], err[512];
+	char base[SCRATCH_MAX], dir[SCRATCH_MAX + 16], link[SCRATCH_MAX + 32], err[512];
 	struct stat st;
 	int dfd, fd;
 
 	(void)state;
+	scratch(base, sizeof(base), "kstep-test-dir");
 	assert_non_null(mkdtemp(base));
 	snprintf(dir, sizeof(dir), "%s/new", base);
 	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
@@ -707,7 +722,7 @@ static void test_trace_directory_rules(void **state)
 
 	/* An old kstep trace: replaced only with --force. Not empty and
 	 * not a trace: refused even with --force. */
-	write_trace(strcpy(dir, "/tmp/kstep-test-old-XXXXXX"), &desc, 1);
+	write_trace(scratch(dir, sizeof(dir), "kstep-test-old"), &desc, 1);
 	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), -EEXIST);
 	assert_non_null(strstr(err, "pass --force"));
 	assert_int_equal(trace_prepare_dir(dir, true, &dfd, err, sizeof(err)), 0);
@@ -728,11 +743,12 @@ static void test_trace_directory_rules(void **state)
  * early left (guest/serial.log alone) does not block --force. */
 static void test_trace_directory_findings(void **state)
 {
-	char dir[] = "/tmp/kstep-test-dir2-XXXXXX", path[128], err[512];
+	char dir[SCRATCH_MAX], path[128], err[512];
 	struct stat st;
 	int dfd, fd;
 
 	(void)state;
+	scratch(dir, sizeof(dir), "kstep-test-dir2");
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(chmod(dir, 0777), 0);
 	assert_int_equal(trace_prepare_dir(dir, false, &dfd, err, sizeof(err)), 0);
@@ -741,7 +757,7 @@ static void test_trace_directory_findings(void **state)
 	close(dfd);
 	rm_rf(dir);
 
-	write_trace(strcpy(dir, "/tmp/kstep-test-dir2-XXXXXX"), &desc, 1);
+	write_trace(scratch(dir, sizeof(dir), "kstep-test-dir2"), &desc, 1);
 	snprintf(path, sizeof(path), "%s/guest/notes.txt", dir);
 	assert_true((fd = open(path, O_CREAT | O_WRONLY, 0600)) >= 0);
 	close(fd);
@@ -750,7 +766,7 @@ static void test_trace_directory_findings(void **state)
 	assert_int_equal(access(path, F_OK), 0);
 	rm_rf(dir);
 
-	assert_non_null(mkdtemp(strcpy(dir, "/tmp/kstep-test-dir2-XXXXXX")));
+	assert_non_null(mkdtemp(scratch(dir, sizeof(dir), "kstep-test-dir2")));
 	snprintf(path, sizeof(path), "%s/guest", dir);
 	assert_int_equal(mkdir(path, 0700), 0);
 	snprintf(path, sizeof(path), "%s/guest/serial.log", dir);
