@@ -334,6 +334,9 @@ void engine_take(struct engine *e, struct snapshot *sn, enum unwind_entry entry)
 	snapshot_symbolize(e->snap, sn);
 }
 
+/* Line tables read ahead at a time while nothing comes. */
+#define WARM_SLICE_MS 10
+
 void engine_warm_start(struct engine *e, uint64_t at)
 {
 	/* The step caches' pages faulted in now, not at the first steps. */

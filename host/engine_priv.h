@@ -103,7 +103,6 @@ uint64_t engine_reg(const struct engine *e, int idx);
 /* Before a step run's first instruction, while the guest runs to it:
  * warm.h's reading ahead from @at, a slice at a time, until the steps
  * begin (@stepping) or nothing is left. */
-#define WARM_SLICE_MS 10
 void engine_warm_start(struct engine *e, uint64_t at);
 void engine_warm_some(struct engine *e, bool stepping);
 double engine_since(const struct engine *e);
