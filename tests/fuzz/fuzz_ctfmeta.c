@@ -11,6 +11,7 @@
 
 #include "ctfread.h"
 #include "report.h"
+#include "../scratch.h"
 
 static char dir[PATH_MAX];
 
@@ -22,8 +23,7 @@ static int setup(void)
 	char path[PATH_MAX + 16];
 	FILE *f;
 
-	snprintf(dir, sizeof(dir), "%s/kstep-fuzz-ctfmeta-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (!mkdtemp(dir))
+	if (!mkdtemp(scratch(dir, sizeof(dir), "kstep-fuzz-ctfmeta")))
 		return -1;
 	snprintf(path, sizeof(path), "%s/stream_0", dir);
 	if (!(f = fopen(path, "w")))

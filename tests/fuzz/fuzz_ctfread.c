@@ -11,6 +11,7 @@
 
 #include "report.h"
 #include "trace.h"
+#include "../scratch.h"
 
 static char dir[PATH_MAX];
 
@@ -32,8 +33,7 @@ static int setup(void)
 
 	/* A directory of our own (mkdtemp: 0700, never one someone made
 	 * first): files are written inside it by name. */
-	snprintf(dir, sizeof(dir), "%s/kstep-fuzz-ctfread-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (!mkdtemp(dir))
+	if (!mkdtemp(scratch(dir, sizeof(dir), "kstep-fuzz-ctfread")))
 		return -1;
 	snprintf(path, sizeof(path), "%s/metadata", dir);
 	if (trace_metadata(&b, &desc, &env, uuid, 0, 0) || !(f = fopen(path, "w")))

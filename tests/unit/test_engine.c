@@ -27,7 +27,7 @@
 #include "vmlinux.h"
 #include "target.h"
 #include "trace.h"
-#include "scratch.h"
+#include "../scratch.h"
 
 /* rax..r15 and rip (64 bits), eflags and the segments (32), fs_base and
  * gs_base (64), in the order of the 'g' reply. */

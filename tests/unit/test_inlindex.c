@@ -17,7 +17,7 @@
 
 #include "inlindex.h"
 #include "symbols.h"
-#include "scratch.h"
+#include "../scratch.h"
 
 #define NAME "ip_local_deliver_finish"
 

@@ -17,7 +17,7 @@
 
 #include "perfetto.h"
 #include "perfetto.pb-c.h"
-#include "scratch.h"
+#include "../scratch.h"
 
 static struct ctf_event return_at(const char *fn, uint64_t end, uint64_t duration)
 {

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "recording.h"
-#include "scratch.h"
+#include "../scratch.h"
 
 static void put(const char *dir, const char *name, const char *text)
 {

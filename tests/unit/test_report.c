@@ -18,7 +18,7 @@
 #include "files.h"
 #include "report.h"
 #include "trace.h"
-#include "scratch.h"
+#include "../scratch.h"
 
 static struct ctf_event stop(uint64_t skb, const char *stage, const char *fn, uint64_t ns)
 {

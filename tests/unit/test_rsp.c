@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "rsp.h"
-#include "scratch.h"
+#include "../scratch.h"
 
 /* Feed @s in pieces of @step bytes; collect events and the last packet. */
 struct fed {

@@ -17,7 +17,7 @@
 
 #include "symbols.h"
 #include "vmlinux.h"
-#include "scratch.h"
+#include "../scratch.h"
 
 static char err[1024];
 

@@ -23,7 +23,7 @@
 
 #include "ctfread.h"
 #include "trace.h"
-#include "scratch.h"
+#include "../scratch.h"
 
 static struct target_reg regs[] = {
 	{ "rax", 64, 0, 0, true }, { "eflags", 32, 1, 8, true },
@@ -174,8 +174,8 @@ static void test_probe_class_fields(void **state)
 	struct trace *t;
 	int dfd;
 
-	scratch(dir, sizeof(dir), "kstep-test-class");
 	(void)state;
+	scratch(dir, sizeof(dir), "kstep-test-class");
 	cenv.classes = &cls;
 	cenv.nclasses = 1;
 	assert_non_null(mkdtemp(dir));

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * scratch: where a unit test makes its files and directories. Under
- * $TMPDIR, which tests/run-all points at a directory of its own (removed
- * after the run, kept and named when a test failed), else under /tmp.
+ * scratch: where a unit test or a fuzz target makes its files and
+ * directories. Under $TMPDIR, which tests/run-all points at a directory
+ * of its own (removed after the run, kept and named when a test failed),
+ * else under /tmp.
  */
 #ifndef KSTEP_TEST_SCRATCH_H
 #define KSTEP_TEST_SCRATCH_H
@@ -21,7 +22,7 @@ static inline char *scratch(char *buf, size_t size, const char *name)
 	int n = snprintf(buf, size, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", name);
 
 	if (n < 0 || (size_t)n >= size || n >= SCRATCH_MAX) {
-		fprintf(stderr, "unit tests: TMPDIR (%s) is too long for a scratch name of %d bytes at most\n", tmp,
+		fprintf(stderr, "tests: TMPDIR (%s) is too long for a scratch name of %d bytes at most\n", tmp,
 			SCRATCH_MAX - 1);
 		exit(1);
 	}
