@@ -340,42 +340,44 @@ enum reads {
 	READ_WRITTEN,   /* of those, the general registers named; eflags if named; cr8 after a store */
 };
 
-/* Is slot @i one of @which (with what @w says for READ_WRITTEN)? */
-static bool wanted(size_t i, enum reads which, const struct writes *w)
+/* Did the instruction that @w describes change hot slot @i? */
+static bool written(size_t i, const struct writes *w)
 {
 	const struct reg_slot *s = &P.slots[i];
 
-	if (which == READ_ALL)
-		return true;
-	if (s->cold)
-		return false;
-	if (which == READ_HOT)
-		return true;
 	if (s->gpr >= 0)
 		return (w->gprs >> s->gpr) & 1;
 	/* cr8 (the TPR) changes with a store to the local APIC's page */
 	return (int)i == P.flags_slot ? w->flags : w->stores;
 }
 
+/* Slot @i's register into @block. */
+static void read_slot(uint8_t *block, GByteArray *buf, size_t i)
+{
+	const struct reg_slot *s = &P.slots[i];
+	int n;
+
+	g_byte_array_set_size(buf, 0);
+	n = qemu_plugin_read_register(s->handle, buf);
+	if (n > 0)
+		memcpy(block + s->offset, buf->data, (size_t)n < s->size ? (size_t)n : s->size);
+}
+
 /* The registers @which into @block. rip is never read: TCG brings it up
  * to date at a block's start only, and the caller writes the
- * instruction's own address there. */
+ * instruction's own address there. P.hot lists the hot slots QEMU has,
+ * rip left out. */
 static void read_regs(uint8_t *block, GByteArray *buf, enum reads which, const struct writes *w)
 {
-	size_t count = which == READ_ALL ? P.nslots : P.nhot;
-
-	for (size_t k = 0; k < count; k++) {
-		size_t i = which == READ_ALL ? k : P.hot[k];
-		const struct reg_slot *s = &P.slots[i];
-		int n;
-
-		if (!s->handle || (int)i == P.pc_slot || !wanted(i, which, w))
-			continue;
-		g_byte_array_set_size(buf, 0);
-		n = qemu_plugin_read_register(s->handle, buf);
-		if (n > 0)
-			memcpy(block + s->offset, buf->data, (size_t)n < s->size ? (size_t)n : s->size);
+	if (which == READ_ALL) {
+		for (size_t i = 0; i < P.nslots; i++)
+			if (P.slots[i].handle && (int)i != P.pc_slot)
+				read_slot(block, buf, i);
+		return;
 	}
+	for (size_t k = 0; k < P.nhot; k++)
+		if (which == READ_HOT || written(P.hot[k], w))
+			read_slot(block, buf, P.hot[k]);
 }
 
 /* @len bytes of the vCPU's memory at @addr into @buf, all or nothing. */
