@@ -490,8 +490,8 @@ def test_plugin_steps_carry_what_an_exception_entry_set():
     With a plugin whose ran_on always says no entry came, cr2 here is the
     fault before's. The window is 150,000 instructions from the first
     read, not that read alone: the first read mostly takes 64 KiB and
-    faults, but about one boot in eight it takes one segment, onto stack
-    pages already touched before it, and the read after it faults."""
+    faults, but about one boot in six it takes one segment, which may land
+    on stack pages already touched before it; the read after it faults."""
     d = tempfile.mkdtemp(prefix="kstep-plfault-")
     try:
         p = kstep("step", "--engine", "plugin", "--at", "tcp_recvmsg", "--count", "150000", "-w", "rx-tcp", "-o", d,
