@@ -351,6 +351,14 @@ static bool written(size_t i, const struct writes *w)
 	return (int)i == P.flags_slot ? w->flags : w->stores;
 }
 
+/* Is slot @i read at all? QEMU must have it, and rip never is: TCG
+ * brings it up to date at a block's start only, and the caller writes the
+ * instruction's own address there. */
+static bool readable(size_t i)
+{
+	return P.slots[i].handle && (int)i != P.pc_slot;
+}
+
 /* Slot @i's register into @block. */
 static void read_slot(uint8_t *block, GByteArray *buf, size_t i)
 {
@@ -363,15 +371,13 @@ static void read_slot(uint8_t *block, GByteArray *buf, size_t i)
 		memcpy(block + s->offset, buf->data, (size_t)n < s->size ? (size_t)n : s->size);
 }
 
-/* The registers @which into @block. rip is never read: TCG brings it up
- * to date at a block's start only, and the caller writes the
- * instruction's own address there. P.hot lists the hot slots QEMU has,
- * rip left out. */
+/* The registers @which into @block. P.hot lists the readable slots that
+ * are hot. */
 static void read_regs(uint8_t *block, GByteArray *buf, enum reads which, const struct writes *w)
 {
 	if (which == READ_ALL) {
 		for (size_t i = 0; i < P.nslots; i++)
-			if (P.slots[i].handle && (int)i != P.pc_slot)
+			if (readable(i))
 				read_slot(block, buf, i);
 		return;
 	}
@@ -1255,7 +1261,7 @@ static void set_regs(const uint8_t *body, uint32_t len)
 		P.sp_slot >= 0 && P.slots[P.sp_slot].gpr >= 0 ? (uint16_t)(1u << P.slots[P.sp_slot].gpr) : 0;
 	P.nhot = 0;
 	for (uint32_t i = 0; i < n; i++)
-		if (!P.slots[i].cold && P.slots[i].handle && (int)i != P.pc_slot)
+		if (!P.slots[i].cold && readable(i))
 			P.hot[P.nhot++] = i;
 	pthread_mutex_unlock(&P.table_lock);
 }
