@@ -191,6 +191,9 @@ void sym_close(struct symtab *s)
 {
 	if (!s)
 		return;
+	if (s->entries)
+		free(s->entries->v);
+	free(s->entries);
 	if (s->dwfl)
 		dwfl_end(s->dwfl);
 	if (s->elf)

@@ -454,20 +454,93 @@ int sym_cfa(struct symtab *s, uint64_t addr, int *reg, int64_t *off)
 	return ret;
 }
 
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct sym_entry *x = a, *y = b;
+
+	return x->pc < y->pc ? -1 : x->pc > y->pc;
+}
+
+/* @die's range starting at @pc, onto @e (@cap entries allocated). */
+static bool entries_add(struct sym_entries *e, size_t *cap, Dwarf_Addr pc, const Dwarf_Die *die)
+{
+	struct sym_entry *v;
+
+	if (e->n == *cap) {
+		if (!(v = realloc(e->v, (*cap ? 2 * *cap : 256) * sizeof(*v))))
+			return false;
+		*cap = *cap ? 2 * *cap : 256;
+		e->v = v;
+	}
+	e->v[e->n++] = (struct sym_entry){ pc, *die };
+	return true;
+}
+
+/* @cudie's functions (its top-level subprograms with code) by where each
+ * of their address ranges starts (a function's entry, and where its
+ * .cold part begins), into s->entries unless they are there already;
+ * false without memory. */
+static bool read_entries(struct symtab *s, Dwarf_Die *cudie)
+{
+	struct sym_entries *e = s->entries;
+	Dwarf_Die child;
+	size_t cap = 0;
+
+	if (e && e->unit == dwarf_dieoffset(cudie))
+		return true;
+	if (!e && !(e = s->entries = calloc(1, sizeof(*e))))
+		return false;
+	free(e->v);
+	*e = (struct sym_entries){ 0 };
+	for (int r = dwarf_child(cudie, &child); !r; r = dwarf_siblingof(&child, &child)) {
+		Dwarf_Addr base, start, end;
+		ptrdiff_t off = 0;
+
+		if (dwarf_tag(&child) != DW_TAG_subprogram)
+			continue;
+		while ((off = dwarf_ranges(&child, off, &base, &start, &end)) > 0)
+			if (!entries_add(e, &cap, start, &child)) {
+				free(e->v);
+				*e = (struct sym_entries){ 0 };
+				return false;
+			}
+	}
+	qsort(e->v, e->n, sizeof(*e->v), entry_cmp);
+	e->unit = dwarf_dieoffset(cudie);
+	return true;
+}
+
+/* The function of @cudie one of whose ranges starts at @pc (a DWARF
+ * address); false when none starts there, or without memory. */
+static bool function_at_entry(struct symtab *s, Dwarf_Die *cudie, Dwarf_Addr pc, Dwarf_Die *out)
+{
+	struct sym_entry key = { .pc = pc }, *hit;
+
+	if (!read_entries(s, cudie))
+		return false;
+	hit = bsearch(&key, s->entries->v, s->entries->n, sizeof(key), entry_cmp);
+	if (hit)
+		*out = hit->die;
+	return hit;
+}
+
 bool sym_dwarf_function(struct symtab *s, uint64_t addr, Dwarf_Die *out, uint64_t *dwarf_pc)
 {
 	Dwfl_Module *mod = sym_dwfl_module(s);
 	Dwarf_Addr bias = 0, link = addr - s->offset;
 	Dwarf_Die *cudie = mod ? dwfl_module_addrdie(mod, link, &bias) : NULL, *scopes = NULL;
-	int n = cudie ? concrete_scopes(cudie, link - bias, &scopes) : 0;
 	bool found = false;
+	int n;
 
+	*dwarf_pc = link - bias;
+	if (cudie && function_at_entry(s, cudie, link - bias, out))
+		return true;
+	n = cudie ? concrete_scopes(cudie, link - bias, &scopes) : 0;
 	for (int i = 0; i < n && !found; i++)
 		if (dwarf_tag(&scopes[i]) == DW_TAG_subprogram) {
 			*out = scopes[i];
 			found = true;
 		}
 	free(scopes);
-	*dwarf_pc = link - bias;
 	return found;
 }

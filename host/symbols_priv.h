@@ -28,6 +28,16 @@ struct symtab {
 	Dwfl_Module *mod;
 	bool dwfl_failed;
 	struct sym_memo *memo;   /* sym_lookup_addr's last answer; NULL: none kept */
+	struct sym_entries *entries; /* sym_dwarf_function's last unit; NULL: none read */
+};
+
+/* The functions of one unit by entry address: a line walk asks for the
+ * function at each entry of a unit, and finding it through the unit's
+ * scopes walks the whole unit each time. */
+struct sym_entries {
+	Dwarf_Off unit;          /* the unit's DIE offset */
+	struct sym_entry { Dwarf_Addr pc; Dwarf_Die die; } *v; /* sorted by pc */
+	size_t n;
 };
 
 /* Addresses [lo, hi) all look up to @sym: a step trace asks about the
