@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* Unit tests of the symbol table (symbols, symbols_dwarf) against the
  * project's own vmlinux (images/vmlinux, or $IMAGES): names and addresses
- * both ways, specs, KASLR's offset, source lines, struct layouts, the
- * skb parameter, the bzImage check, and the errors of each. */
+ * both ways, specs, KASLR's offset, source lines, the function at an
+ * address, struct layouts, the skb parameter, the bzImage check, and the
+ * errors of each. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -126,6 +127,28 @@ static void test_source_lines(void **state)
 	assert_string_equal(loc[n - 1].function, "ip_rcv");
 }
 
+/* The function holding an address: at an entry (from the unit's table),
+ * inside one (through the unit's scopes), and again after another unit
+ * was asked about; nothing outside the DWARF's code. */
+static void test_function_of_an_address(void **state)
+{
+	const char *names[] = { "ip_rcv", "tcp_v4_rcv", "ip_rcv" };
+	Dwarf_Die die;
+	uint64_t pc;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const struct sym *s = sym_lookup_name(syms, names[i]);
+
+		assert_non_null(s);
+		assert_true(sym_dwarf_function(syms, s->addr, &die, &pc));
+		assert_string_equal(dwarf_diename(&die), names[i]);
+		assert_true(sym_dwarf_function(syms, s->addr + s->size / 2, &die, &pc));
+		assert_string_equal(dwarf_diename(&die), names[i]);
+	}
+	assert_false(sym_dwarf_function(syms, 0xffffffff00000000ull, &die, &pc));
+}
+
 /* struct sk_buff's layout from the DWARF; what it lacks is refused. */
 static void test_struct_layouts(void **state)
 {
@@ -191,7 +214,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names_and_addresses), cmocka_unit_test(test_lookups_in_any_order),
 		cmocka_unit_test(test_specs),               cmocka_unit_test(test_relocation),
-		cmocka_unit_test(test_source_lines),        cmocka_unit_test(test_struct_layouts),
+		cmocka_unit_test(test_source_lines),        cmocka_unit_test(test_function_of_an_address),
+		cmocka_unit_test(test_struct_layouts),
 		cmocka_unit_test(test_skb_parameter),       cmocka_unit_test(test_bzimage_check),
 		cmocka_unit_test(test_open_errors),
 	};
