@@ -461,16 +461,17 @@ static int entry_cmp(const void *a, const void *b)
 	return x->pc < y->pc ? -1 : x->pc > y->pc;
 }
 
-/* @die's range starting at @pc, onto @e (@cap entries allocated). */
-static bool entries_add(struct sym_entries *e, size_t *cap, Dwarf_Addr pc, const Dwarf_Die *die)
+/* @die's range starting at @pc, onto @e; false without memory. */
+static bool entries_add(struct sym_entries *e, Dwarf_Addr pc, const Dwarf_Die *die)
 {
-	struct sym_entry *v;
+	if (e->n == e->cap) {
+		size_t cap = e->cap ? 2 * e->cap : 256;
+		struct sym_entry *v = realloc(e->v, cap * sizeof(*v));
 
-	if (e->n == *cap) {
-		if (!(v = realloc(e->v, (*cap ? 2 * *cap : 256) * sizeof(*v))))
+		if (!v)
 			return false;
-		*cap = *cap ? 2 * *cap : 256;
 		e->v = v;
+		e->cap = cap;
 	}
 	e->v[e->n++] = (struct sym_entry){ pc, *die };
 	return true;
@@ -479,19 +480,19 @@ static bool entries_add(struct sym_entries *e, size_t *cap, Dwarf_Addr pc, const
 /* @cudie's functions (its top-level subprograms with code) by where each
  * of their address ranges starts (a function's entry, and where its
  * .cold part begins), into s->entries unless they are there already;
- * false without memory. */
+ * false without memory (the table is then empty, and read again next
+ * time). */
 static bool read_entries(struct symtab *s, Dwarf_Die *cudie)
 {
 	struct sym_entries *e = s->entries;
 	Dwarf_Die child;
-	size_t cap = 0;
 
 	if (e && e->unit == dwarf_dieoffset(cudie))
 		return true;
 	if (!e && !(e = s->entries = calloc(1, sizeof(*e))))
 		return false;
-	free(e->v);
-	*e = (struct sym_entries){ 0 };
+	e->n = 0;
+	e->unit = 0;
 	for (int r = dwarf_child(cudie, &child); !r; r = dwarf_siblingof(&child, &child)) {
 		Dwarf_Addr base, start, end;
 		ptrdiff_t off = 0;
@@ -499,9 +500,8 @@ static bool read_entries(struct symtab *s, Dwarf_Die *cudie)
 		if (dwarf_tag(&child) != DW_TAG_subprogram)
 			continue;
 		while ((off = dwarf_ranges(&child, off, &base, &start, &end)) > 0)
-			if (!entries_add(e, &cap, start, &child)) {
-				free(e->v);
-				*e = (struct sym_entries){ 0 };
+			if (!entries_add(e, start, &child)) {
+				e->n = 0;
 				return false;
 			}
 	}

@@ -35,9 +35,9 @@ struct symtab {
  * function at each entry of a unit, and finding it through the unit's
  * scopes walks the whole unit each time. */
 struct sym_entries {
-	Dwarf_Off unit;          /* the unit's DIE offset */
+	Dwarf_Off unit;          /* the unit's DIE offset, 0: none read whole */
 	struct sym_entry { Dwarf_Addr pc; Dwarf_Die die; } *v; /* sorted by pc */
-	size_t n;
+	size_t n, cap;           /* cap: v's room, kept from unit to unit */
 };
 
 /* Addresses [lo, hi) all look up to @sym: a step trace asks about the
