@@ -104,7 +104,7 @@ fuzz: deps
 	$(Q)$(MAKE) -s -C tests/fuzz BUILD=$(BUILD) run
 
 ## bench       kstep vs gdb vs raw RSP, and kstep oops vs decode_stacktrace.sh
-bench: images host
+bench: images host distro qemu
 	$(Q)$(MAKE) -s -C bench BUILD=$(BUILD)
 	$(Q)bench/run
 

@@ -167,6 +167,19 @@ def test_make_deps_on_a_machine_with_nothing_installed():
 
 
 @test
+def test_make_bench_builds_what_it_measures():
+    """make bench on a fresh clone: bench/run also times Debian's kernel
+    (images/distro) and the plugin on QEMU 10 (images/qemu), so both are
+    built before it runs, not found missing ten minutes in."""
+    p = run(["make", "-n", "-C", TREE, "bench"], timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    order = [next((i for i, l in enumerate(lines) if what in l), None)
+             for what in ("guest/build-kernel.sh", "guest/build-distro.sh", "guest/build-qemu.sh", "bench/run")]
+    assert None not in order and order[-1] == max(order), "make bench runs: %s" % p.stdout
+
+
+@test
 def test_every_tool_the_tests_use_comes_from_make_deps():
     """No test passes because of something installed by hand: each command
     the tests run belongs to a package make deps installs, or to one every
