@@ -6,10 +6,10 @@
  *
  *   -plugin file=plugin-ceiling.so,entry=ADDR,insn=none|read -d plugin
  *
- * From the first time the vCPU runs the instruction at ADDR (a function's
- * entry) to the first block that starts at the return address then on the
- * stack, it counts the instructions (an inline add on each) and times the
- * window. insn=read adds what any step trace has to do at each instruction:
+ * For a guest of one vCPU. From the first time it runs the instruction at
+ * ADDR (a function's entry) to the first block that starts at the return
+ * address then on the stack, it counts the instructions (an inline add on
+ * each) and times the window. insn=read adds what any step trace has to do at each instruction:
  * a callback that reads rsp and rax and 256 bytes of the stack. Prints one
  * line, "window INSTRUCTIONS NANOSECONDS", through QEMU's plugin log.
  */
