@@ -54,12 +54,11 @@ static uint64_t read_u64(struct qemu_plugin_register *reg)
 	return v;
 }
 
-static uint64_t read_stack(uint64_t addr, size_t len)
+/* @len (8 or more) bytes of guest memory at @addr into C.bytes. */
+static bool read_memory(uint64_t addr, size_t len)
 {
 	g_byte_array_set_size(C.bytes, 0);
-	if (!qemu_plugin_read_memory_vaddr(addr, C.bytes, len) || C.bytes->len < 8)
-		return 0;
-	return C.bytes->data[0] | (uint64_t)C.bytes->data[C.bytes->len - 1] << 56;
+	return qemu_plugin_read_memory_vaddr(addr, C.bytes, len) && C.bytes->len >= 8;
 }
 
 static void on_entry(unsigned int vcpu, void *unused)
@@ -71,8 +70,7 @@ static void on_entry(unsigned int vcpu, void *unused)
 		return;
 	C.started = true;
 	sp = read_u64(C.rsp);
-	g_byte_array_set_size(C.bytes, 0);
-	if (!qemu_plugin_read_memory_vaddr(sp, C.bytes, 8) || C.bytes->len < 8) {
+	if (!read_memory(sp, 8)) {
 		qemu_plugin_outs("window unreadable return address\n");
 		return;
 	}
@@ -102,7 +100,9 @@ static void on_insn(unsigned int vcpu, void *unused)
 
 	(void)vcpu;
 	(void)unused;
-	C.sink += read_u64(C.rax) + read_stack(sp, STACK_BYTES);
+	C.sink += read_u64(C.rax);
+	if (read_memory(sp, STACK_BYTES))
+		C.sink += C.bytes->data[C.bytes->len - 1];
 }
 
 static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
